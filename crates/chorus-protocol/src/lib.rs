@@ -1,0 +1,149 @@
+//! Wire types shared by the server, the Rust client and the load-test harness.
+//!
+//! Everything here is plain data with serde derives: the JSON the client signaling
+//! WebSocket carries ([`signal`]), the bodies of the control API ([`control`]) and
+//! the claims of a user access token ([`token`]). `docs/signaling.md` and the
+//! OpenAPI document describe the same shapes for people.
+
+pub mod control;
+pub mod signal;
+pub mod token;
+
+use serde::{Deserialize, Serialize};
+
+/// What a published track carries. A client sends at most one of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackSource {
+    Microphone,
+    Camera,
+    ScreenShare,
+}
+
+impl TrackSource {
+    pub const ALL: [TrackSource; 3] = [Self::Microphone, Self::Camera, Self::ScreenShare];
+
+    pub fn kind(self) -> MediaKind {
+        match self {
+            TrackSource::Microphone => MediaKind::Audio,
+            TrackSource::Camera | TrackSource::ScreenShare => MediaKind::Video,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackSource::Microphone => "microphone",
+            TrackSource::Camera => "camera",
+            TrackSource::ScreenShare => "screen_share",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// What a participant may do in a room. Carried in the token and changeable
+/// through the control API while the participant is in the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Grants {
+    /// May publish tracks at all.
+    pub can_publish: bool,
+    /// Which sources it may publish; empty means every source.
+    pub can_publish_sources: Vec<TrackSource>,
+    /// May receive the media of others.
+    pub can_subscribe: bool,
+    /// May send data messages.
+    pub can_publish_data: bool,
+}
+
+impl Default for Grants {
+    fn default() -> Self {
+        Self {
+            can_publish: true,
+            can_publish_sources: Vec::new(),
+            can_subscribe: true,
+            can_publish_data: true,
+        }
+    }
+}
+
+impl Grants {
+    pub fn subscribe_only() -> Self {
+        Self {
+            can_publish: false,
+            can_publish_data: false,
+            ..Self::default()
+        }
+    }
+
+    pub fn may_publish(&self, source: TrackSource) -> bool {
+        self.can_publish
+            && (self.can_publish_sources.is_empty() || self.can_publish_sources.contains(&source))
+    }
+}
+
+/// Lifecycle of a participant as the server sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParticipantState {
+    /// Signaling is up, media transport not yet connected.
+    Connecting,
+    /// ICE and DTLS are up on every transport the participant uses.
+    Connected,
+    /// Media transport lost; the participant is about to be removed.
+    Disconnected,
+}
+
+/// Why a participant left a room. Sent to the others and to the participant itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// The client sent `leave`.
+    ClientLeft,
+    /// The signaling connection closed without `leave`.
+    SignalingClosed,
+    /// ICE/DTLS timed out: the client vanished without saying goodbye.
+    ConnectionLost,
+    /// Removed through the control API.
+    RemovedByServer,
+    /// The same identity joined again; the older session is replaced.
+    DuplicateIdentity,
+    /// The room was deleted through the control API.
+    RoomDeleted,
+    /// The room stopped because of an internal error.
+    RoomFailed,
+    /// The server is shutting down.
+    ServerShutdown,
+}
+
+/// Public description of a published track.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    /// Server-assigned track id (`TR_…`). On a subscriber connection the track
+    /// arrives in a media stream whose id equals this value.
+    pub track_id: String,
+    pub participant_id: String,
+    pub source: TrackSource,
+    pub kind: MediaKind,
+    pub muted: bool,
+}
+
+/// Public description of a participant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    /// Server-assigned session id (`PA_…`), unique per join.
+    pub participant_id: String,
+    /// Stable identity from the token.
+    pub identity: String,
+    pub name: String,
+    pub state: ParticipantState,
+    pub grants: Grants,
+    pub tracks: Vec<TrackInfo>,
+    /// Unix time of the join, in milliseconds.
+    pub joined_at_ms: u64,
+}

@@ -1,0 +1,147 @@
+//! Client signaling: JSON text frames on the WebSocket `/v1/rtc`.
+//!
+//! Every frame is one object with a `type` field. A participant uses two peer
+//! connections: on the **publisher** connection the client offers and the server
+//! answers; on the **subscriber** connection the server offers and the client
+//! answers. Each connection has exactly one offerer, so offers never collide.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Grants, LeaveReason, ParticipantInfo, ParticipantState, TrackInfo, TrackSource};
+
+/// Which of the participant's two peer connections a message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerTarget {
+    Publisher,
+    Subscriber,
+}
+
+/// An ICE candidate as `RTCIceCandidateInit` spells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IceCandidate {
+    pub candidate: String,
+    #[serde(rename = "sdpMid", default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    #[serde(
+        rename = "sdpMLineIndex",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sdp_mline_index: Option<u16>,
+    #[serde(
+        rename = "usernameFragment",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub username_fragment: Option<String>,
+}
+
+/// Client → server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// First message after the socket opens. Identity, room and grants come from the token.
+    Join {},
+    /// SDP offer for the publisher connection.
+    Offer { target: PeerTarget, sdp: String },
+    /// SDP answer to the server's offer on the subscriber connection.
+    Answer { target: PeerTarget, sdp: String },
+    /// Trickled ICE candidate; `candidate` null/absent means end of candidates.
+    Candidate {
+        target: PeerTarget,
+        #[serde(default)]
+        candidate: Option<IceCandidate>,
+    },
+    /// Announce a track before adding it to the publisher connection.
+    /// `cid` is the id of the client's `MediaStreamTrack` (the msid track id in its SDP).
+    Publish {
+        cid: String,
+        source: TrackSource,
+        #[serde(default)]
+        muted: bool,
+    },
+    /// Stop publishing a track.
+    Unpublish { track_id: String },
+    /// Mute or unmute one of the client's own tracks.
+    Mute { track_id: String, muted: bool },
+    /// Leave the room; the server answers with `left` and closes the socket.
+    Leave {},
+    /// Keepalive; the server answers with `pong`.
+    Ping {
+        #[serde(default)]
+        ts: u64,
+    },
+}
+
+/// Server → client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Answer to `join`.
+    Joined {
+        room: String,
+        participant: ParticipantInfo,
+        /// Everyone else already in the room, with their tracks.
+        participants: Vec<ParticipantInfo>,
+    },
+    Offer {
+        target: PeerTarget,
+        sdp: String,
+    },
+    Answer {
+        target: PeerTarget,
+        sdp: String,
+    },
+    Candidate {
+        target: PeerTarget,
+        candidate: Option<IceCandidate>,
+    },
+    /// Answer to `publish`: the server-assigned id of the track announced as `cid`.
+    PublishAccepted {
+        cid: String,
+        track: TrackInfo,
+    },
+    ParticipantJoined {
+        participant: ParticipantInfo,
+    },
+    ParticipantLeft {
+        participant_id: String,
+        identity: String,
+        reason: LeaveReason,
+    },
+    ParticipantState {
+        participant_id: String,
+        state: ParticipantState,
+    },
+    /// A track of another participant (or the client's own, echoed) was published.
+    TrackPublished {
+        track: TrackInfo,
+    },
+    TrackUnpublished {
+        participant_id: String,
+        track_id: String,
+    },
+    TrackMuted {
+        participant_id: String,
+        track_id: String,
+        muted: bool,
+    },
+    /// The client's own grants changed (control API).
+    PermissionsChanged {
+        grants: Grants,
+    },
+    /// The client is out of the room; the socket closes after this frame.
+    Left {
+        reason: LeaveReason,
+    },
+    Pong {
+        ts: u64,
+    },
+    /// A request failed (`code` is stable, see docs/signaling.md). Fatal errors are
+    /// followed by the socket closing.
+    Error {
+        code: String,
+        message: String,
+    },
+}

@@ -1,0 +1,72 @@
+//! One error enum per operation family, each with a stable `code()` for the wire.
+
+use thiserror::Error;
+
+/// Errors of room and participant management (control API operations).
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum RoomError {
+    #[error("room '{0}' does not exist")]
+    RoomNotFound(String),
+    #[error("room '{0}' already exists")]
+    RoomExists(String),
+    #[error("invalid room name: {0}")]
+    InvalidRoomName(String),
+    #[error("max_participants must be between 1 and {ceiling}, got {got}")]
+    InvalidMaxParticipants { got: u32, ceiling: u32 },
+    #[error("no participant '{0}' in this room")]
+    ParticipantNotFound(String),
+    #[error("participant has no track '{0}'")]
+    TrackNotFound(String),
+    #[error("room is closed")]
+    RoomClosed,
+    #[error("the server is busy; try again")]
+    Busy,
+    #[error("too many rooms (limit {0})")]
+    TooManyRooms(usize),
+}
+
+impl RoomError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RoomError::RoomNotFound(_) => "room_not_found",
+            RoomError::RoomExists(_) => "room_exists",
+            RoomError::InvalidRoomName(_) => "invalid_room_name",
+            RoomError::InvalidMaxParticipants { .. } => "invalid_max_participants",
+            RoomError::ParticipantNotFound(_) => "participant_not_found",
+            RoomError::TrackNotFound(_) => "track_not_found",
+            RoomError::RoomClosed => "room_closed",
+            RoomError::Busy => "busy",
+            RoomError::TooManyRooms(_) => "too_many_rooms",
+        }
+    }
+}
+
+/// Errors of joining a room.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum JoinError {
+    #[error("room '{0}' does not exist")]
+    RoomNotFound(String),
+    #[error("room is full ({0} participants)")]
+    RoomFull(u32),
+    #[error("room is closed")]
+    RoomClosed,
+    #[error("invalid room name: {0}")]
+    InvalidRoomName(String),
+    #[error("too many rooms (limit {0})")]
+    TooManyRooms(usize),
+    #[error("media transport failed: {0}")]
+    Transport(String),
+}
+
+impl JoinError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            JoinError::RoomNotFound(_) => "room_not_found",
+            JoinError::RoomFull(_) => "room_full",
+            JoinError::RoomClosed => "room_closed",
+            JoinError::InvalidRoomName(_) => "invalid_room_name",
+            JoinError::TooManyRooms(_) => "too_many_rooms",
+            JoinError::Transport(_) => "transport_error",
+        }
+    }
+}
