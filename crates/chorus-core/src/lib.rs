@@ -1,1 +1,14 @@
+//! The sans-I/O media core: plain data and decisions, no sockets, no tasks, no clock.
+//! Every function that needs time takes it as an argument, so the same code runs
+//! under a real clock in the server and a simulated one in tests.
 
+pub mod codec;
+pub mod forward;
+pub mod ids;
+pub mod keyframe;
+pub mod seq;
+
+pub use forward::{Forwarder, Translation};
+pub use ids::{ConnId, ParticipantId, TrackId};
+pub use keyframe::KeyframeThrottle;
+pub use seq::{ExtSeq, ExtTimestamp, SeqUnwrapper, TimestampUnwrapper};

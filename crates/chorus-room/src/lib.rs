@@ -2,17 +2,23 @@
 //! peer connections); everything else talks to it through bounded channels.
 //! The [`RoomRegistry`] routes room names to those tasks.
 
+mod command;
 mod error;
+mod peer;
+mod registry;
+mod room;
 
 use std::net::SocketAddr;
 
 pub use error::{JoinError, RoomError};
 
-use chorus_protocol::control::{CreateRoomRequest, RoomInfo};
+pub use registry::RoomRegistry;
+
 use chorus_protocol::signal::{ClientMessage, ServerMessage};
-use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
+use chorus_protocol::{Grants, LeaveReason};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+
+use command::{ParticipantKey, RoomCommand};
 
 /// Settings of the media plane and of rooms.
 #[derive(Debug, Clone)]
@@ -49,11 +55,10 @@ impl Default for RoomConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot bind media socket {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Media(#[from] chorus_transport::MediaPlaneError),
+    #[error(transparent)]
+    Peer(#[from] chorus_transport::PeerError),
 }
 
 /// Who joins, as the verified token says.
@@ -62,81 +67,6 @@ pub struct JoinRequest {
     pub identity: String,
     pub name: String,
     pub grants: Grants,
-}
-
-/// Routes room names to room actors. Cheap to clone.
-#[derive(Clone)]
-pub struct RoomRegistry {}
-
-impl RoomRegistry {
-    /// Binds the media socket, starts the media workers. Rooms stop when `shutdown` fires.
-    pub fn start(config: RoomConfig, shutdown: CancellationToken) -> Result<Self, StartError> {
-        let _ = (config, shutdown);
-        todo!()
-    }
-
-    /// The UDP address media flows through.
-    pub fn media_addr(&self) -> SocketAddr {
-        todo!()
-    }
-
-    pub async fn create_room(&self, req: CreateRoomRequest) -> Result<RoomInfo, RoomError> {
-        let _ = req;
-        todo!()
-    }
-    pub async fn list_rooms(&self) -> Vec<RoomInfo> {
-        todo!()
-    }
-    pub async fn room_info(&self, room: &str) -> Result<RoomInfo, RoomError> {
-        let _ = room;
-        todo!()
-    }
-    /// Removes everyone (reason `room_deleted`) and closes the room.
-    pub async fn delete_room(&self, room: &str) -> Result<(), RoomError> {
-        let _ = room;
-        todo!()
-    }
-    pub async fn list_participants(&self, room: &str) -> Result<Vec<ParticipantInfo>, RoomError> {
-        let _ = room;
-        todo!()
-    }
-    pub async fn participant(&self, room: &str, identity: &str) -> Result<ParticipantInfo, RoomError> {
-        let _ = (room, identity);
-        todo!()
-    }
-    /// The participant receives `left` with reason `removed_by_server`.
-    pub async fn remove_participant(&self, room: &str, identity: &str) -> Result<(), RoomError> {
-        let _ = (room, identity);
-        todo!()
-    }
-    pub async fn mute_track(
-        &self,
-        room: &str,
-        identity: &str,
-        track_id: &str,
-        muted: bool,
-    ) -> Result<TrackInfo, RoomError> {
-        let _ = (room, identity, track_id, muted);
-        todo!()
-    }
-    pub async fn update_permissions(
-        &self,
-        room: &str,
-        identity: &str,
-        grants: Grants,
-    ) -> Result<ParticipantInfo, RoomError> {
-        let _ = (room, identity, grants);
-        todo!()
-    }
-    /// Admits a participant. The first event of the session is `joined`.
-    pub async fn join(&self, room: &str, who: JoinRequest) -> Result<Session, JoinError> {
-        let _ = (room, who);
-        todo!()
-    }
-    /// Tells every participant `left{server_shutdown}` and waits for the rooms to end.
-    pub async fn shutdown(&self) {
-        todo!()
-    }
 }
 
 /// One participant's link to its room actor.
@@ -149,20 +79,36 @@ pub struct Session {
 
 /// Sends the client's messages to the room. Cheap to clone.
 #[derive(Clone)]
-pub struct SessionHandle {}
+pub struct SessionHandle {
+    participant: ParticipantKey,
+    participant_id: String,
+    room: mpsc::Sender<RoomCommand>,
+}
 
 impl SessionHandle {
     pub fn participant_id(&self) -> &str {
-        todo!()
+        &self.participant_id
     }
+
     /// Errors when the room is gone.
     pub async fn send(&self, msg: ClientMessage) -> Result<(), RoomError> {
-        let _ = msg;
-        todo!()
+        self.room
+            .send(RoomCommand::Signal {
+                participant: self.participant,
+                msg,
+            })
+            .await
+            .map_err(|_| RoomError::RoomClosed)
     }
+
     /// The signaling connection ended; `reason` is usually `signaling_closed`.
     pub async fn close(&self, reason: LeaveReason) {
-        let _ = reason;
-        todo!()
+        let _ = self
+            .room
+            .send(RoomCommand::Close {
+                participant: self.participant,
+                reason,
+            })
+            .await;
     }
 }

@@ -1,1 +1,18 @@
+//! The WebRTC transport of Chorus: one UDP port for every participant.
+//!
+//! Media I/O threads (one per core by default) each own a socket bound with
+//! `SO_REUSEPORT` to the same address. A datagram from an unknown address must be
+//! a STUN binding request: its USERNAME names the server-side ICE ufrag, which
+//! names a peer connection; from then on the remote address alone routes it.
+//! Datagrams go to the inbox of the actor that owns the connection (a room).
+//! The peer connections are webrtc-rs `rtc` sans-I/O objects that their owner
+//! drives with time passed in; [`PeerFactory`] builds them as ICE-lite servers.
 
+mod demux;
+mod peer;
+mod socket;
+pub mod stun;
+
+pub use demux::{Datagram, Demux, Route};
+pub use peer::{OPUS_PT, PeerError, PeerFactory, ServerPeer, VP8_PT, codecs};
+pub use socket::{MediaCounters, MediaPlane, MediaPlaneConfig, MediaPlaneError};

@@ -1,0 +1,206 @@
+//! Per-subscriber rewriting of a forwarded stream, as decisions (values) that the
+//! caller applies to the packet.
+//!
+//! Each subscriber sees one continuous stream per track even when the source
+//! changes (a publisher reconnects, or later a simulcast layer switch): the
+//! forwarder keeps an offset so that output sequence numbers continue from the
+//! last one sent, with gaps from loss preserved.
+
+use crate::seq::{ExtSeq, ExtTimestamp};
+
+/// What to do with one packet for one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Translation {
+    /// Send with these header values.
+    Forward {
+        seq: u16,
+        timestamp: u32,
+        marker: bool,
+    },
+    /// Do not send; the reason is named, not an error.
+    Drop(DropReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Older than the switch point of the current source.
+    BeforeSwitch,
+    /// Waiting for a keyframe before starting or switching.
+    AwaitingKeyframe,
+}
+
+/// Rewrites (extended) sequence numbers and timestamps of one forwarded track for one subscriber.
+#[derive(Debug, Clone, Default)]
+pub struct Forwarder {
+    state: Option<Offsets>,
+    /// Highest output values sent, so that a new source continues after them.
+    last_out: Option<(u64, u64)>,
+    /// Set by [`Forwarder::switch_source`]: the next packet starts a new mapping.
+    resync: bool,
+    /// Video must start on a keyframe; audio need not.
+    needs_keyframe: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Offsets {
+    seq: u64,
+    ts: u64,
+    /// First input sequence of the current source: anything older is dropped.
+    first_in: u64,
+}
+
+/// Output timestamps of a new source start this far after the last sent (one 90 kHz frame at 30 fps).
+const TS_GAP_ON_SWITCH: u64 = 3000;
+
+impl Forwarder {
+    /// A forwarder for video: nothing goes out before the first keyframe.
+    pub fn video() -> Self {
+        Self {
+            needs_keyframe: true,
+            ..Self::default()
+        }
+    }
+
+    /// A forwarder for audio: every packet goes out.
+    pub fn audio() -> Self {
+        Self::default()
+    }
+
+    /// The next packet comes from a different stream; map it to continue the output.
+    pub fn switch_source(&mut self, is_video: bool) {
+        self.resync = true;
+        self.needs_keyframe = is_video;
+    }
+
+    pub fn translate(
+        &mut self,
+        seq: ExtSeq,
+        ts: ExtTimestamp,
+        marker: bool,
+        keyframe: bool,
+    ) -> Translation {
+        if self.needs_keyframe {
+            if !keyframe {
+                return Translation::Drop(DropReason::AwaitingKeyframe);
+            }
+            self.needs_keyframe = false;
+        }
+        if self.resync || self.state.is_none() {
+            self.resync = false;
+            let (seq_off, ts_off) = match self.last_out {
+                // Continue right after the last packet sent.
+                Some((s, t)) => (
+                    (s + 1).wrapping_sub(seq.0),
+                    (t + TS_GAP_ON_SWITCH).wrapping_sub(ts.0),
+                ),
+                None => (0, 0),
+            };
+            self.state = Some(Offsets {
+                seq: seq_off,
+                ts: ts_off,
+                first_in: seq.0,
+            });
+        }
+        let o = self.state.expect("set above");
+        if seq.0 < o.first_in {
+            return Translation::Drop(DropReason::BeforeSwitch);
+        }
+        let out_seq = seq.0.wrapping_add(o.seq);
+        let out_ts = ts.0.wrapping_add(o.ts);
+        match &mut self.last_out {
+            Some((s, t)) => {
+                *s = (*s).max(out_seq);
+                *t = (*t).max(out_ts);
+            }
+            None => self.last_out = Some((out_seq, out_ts)),
+        }
+        Translation::Forward {
+            seq: out_seq as u16,
+            timestamp: out_ts as u32,
+            marker,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fwd(f: &mut Forwarder, seq: u64, ts: u64, key: bool) -> Translation {
+        f.translate(ExtSeq(seq), ExtTimestamp(ts), false, key)
+    }
+
+    fn out(seq: u16, timestamp: u32) -> Translation {
+        Translation::Forward {
+            seq,
+            timestamp,
+            marker: false,
+        }
+    }
+
+    #[test]
+    fn audio_passes_through_unchanged() {
+        let mut f = Forwarder::audio();
+        let cases = [
+            (100, 960, out(100, 960)),
+            (101, 1920, out(101, 1920)),
+            (103, 3840, out(103, 3840)),
+        ];
+        for (seq, ts, want) in cases {
+            assert_eq!(fwd(&mut f, seq, ts, false), want);
+        }
+    }
+
+    #[test]
+    fn video_waits_for_keyframe() {
+        let mut f = Forwarder::video();
+        let cases = [
+            (
+                10,
+                0,
+                false,
+                Translation::Drop(DropReason::AwaitingKeyframe),
+            ),
+            (
+                11,
+                0,
+                false,
+                Translation::Drop(DropReason::AwaitingKeyframe),
+            ),
+            (12, 3000, true, out(12, 3000)),
+            (13, 3000, false, out(13, 3000)),
+        ];
+        for (seq, ts, key, want) in cases {
+            assert_eq!(fwd(&mut f, seq, ts, key), want, "seq {seq}");
+        }
+    }
+
+    #[test]
+    fn switch_continues_output_without_gap() {
+        let mut f = Forwarder::audio();
+        assert_eq!(fwd(&mut f, 500, 10_000, false), out(500, 10_000));
+        assert_eq!(fwd(&mut f, 501, 10_960, false), out(501, 10_960));
+        f.switch_source(false);
+        // The new source has unrelated numbers; the output continues at 502.
+        assert_eq!(fwd(&mut f, 9000, 777, false), out(502, 10_960 + 3000));
+        assert_eq!(
+            fwd(&mut f, 9001, 1737, false),
+            out(503, 10_960 + 3000 + 960)
+        );
+        // A late packet from before the switch point is dropped.
+        assert_eq!(
+            fwd(&mut f, 8999, 0, false),
+            Translation::Drop(DropReason::BeforeSwitch)
+        );
+    }
+
+    #[test]
+    fn output_wraps_on_the_wire() {
+        let mut f = Forwarder::audio();
+        assert_eq!(
+            fwd(&mut f, 65_535, u32::MAX as u64, false),
+            out(65_535, u32::MAX)
+        );
+        assert_eq!(fwd(&mut f, 65_536, u32::MAX as u64 + 1, false), out(0, 0));
+    }
+}

@@ -1,0 +1,347 @@
+//! Room names → room actors, and the one media plane they all share.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chorus_protocol::control::{CreateRoomRequest, MAX_PARTICIPANTS_CEILING, RoomInfo};
+use chorus_protocol::{Grants, ParticipantInfo, TrackInfo};
+use chorus_transport::{MediaPlane, MediaPlaneConfig, PeerFactory};
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::command::RoomCommand;
+use crate::room::{Room, RoomParams};
+use crate::{JoinError, JoinRequest, RoomConfig, RoomError, Session, StartError};
+
+/// Commands queued for one room before callers wait.
+const COMMANDS_PER_ROOM: usize = 1024;
+/// A room that does not answer a control request within this time is reported busy.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_ROOM_NAME: usize = 64;
+
+#[derive(Clone)]
+struct RoomHandle {
+    commands: mpsc::Sender<RoomCommand>,
+    generation: u64,
+}
+
+struct Inner {
+    rooms: DashMap<String, RoomHandle>,
+    config: RoomConfig,
+    media: MediaPlane,
+    peers: PeerFactory,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    generation: AtomicU64,
+}
+
+/// Routes room names to room actors. Cheap to clone.
+#[derive(Clone)]
+pub struct RoomRegistry {
+    inner: Arc<Inner>,
+}
+
+fn valid_room_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_ROOM_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+impl RoomRegistry {
+    /// Binds the media socket, starts the media workers. Rooms stop when `shutdown` fires.
+    pub fn start(config: RoomConfig, shutdown: CancellationToken) -> Result<Self, StartError> {
+        let media = MediaPlane::start(MediaPlaneConfig {
+            bind: config.media_bind,
+            workers: config.media_workers,
+        })?;
+        let mut announce = media.local_addr();
+        if let Some(ip) = config.media_announce {
+            announce.set_ip(ip);
+        }
+        let peers = PeerFactory::new(announce)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                rooms: DashMap::new(),
+                config,
+                media,
+                peers,
+                shutdown,
+                tasks: TaskTracker::new(),
+                generation: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The UDP address media flows through.
+    pub fn media_addr(&self) -> std::net::SocketAddr {
+        self.inner.media.local_addr()
+    }
+
+    /// Counters of the media I/O threads.
+    pub fn media_counters(&self) -> &chorus_transport::MediaCounters {
+        self.inner.media.counters()
+    }
+
+    /// Starts a room actor and a supervisor that unregisters it when it ends, panics included.
+    fn spawn_room(&self, name: &str, max_participants: u32) -> RoomHandle {
+        let inner = &self.inner;
+        let (tx, rx) = mpsc::channel(COMMANDS_PER_ROOM);
+        let generation = inner.generation.fetch_add(1, Ordering::Relaxed);
+        let params = RoomParams {
+            name: name.to_owned(),
+            max_participants,
+            empty_timeout: inner.config.empty_room_timeout,
+            media: inner.media.clone(),
+            peers: inner.peers.clone(),
+            commands: tx.clone(),
+        };
+        let actor = tokio::spawn(Room::run(params, rx, inner.shutdown.child_token()));
+        let registry = Arc::downgrade(inner);
+        let room_name = name.to_owned();
+        inner.tasks.spawn(async move {
+            if let Err(e) = actor.await
+                && e.is_panic()
+            {
+                // The room's channels drop with it: its clients see their event
+                // stream end without `left` and are told the room failed.
+                tracing::error!(room = %room_name, "room failed: {e}");
+            }
+            if let Some(inner) = registry.upgrade() {
+                inner
+                    .rooms
+                    .remove_if(&room_name, |_, h| h.generation == generation);
+            }
+        });
+        RoomHandle {
+            commands: tx,
+            generation,
+        }
+    }
+
+    fn check_capacity(&self) -> Result<(), usize> {
+        let max = self.inner.config.max_rooms;
+        if self.inner.rooms.len() >= max {
+            return Err(max);
+        }
+        Ok(())
+    }
+
+    pub async fn create_room(&self, req: CreateRoomRequest) -> Result<RoomInfo, RoomError> {
+        if !valid_room_name(&req.name) {
+            return Err(RoomError::InvalidRoomName(req.name));
+        }
+        let max = req
+            .max_participants
+            .unwrap_or(self.inner.config.default_max_participants);
+        if max == 0 || max > MAX_PARTICIPANTS_CEILING {
+            return Err(RoomError::InvalidMaxParticipants {
+                got: max,
+                ceiling: MAX_PARTICIPANTS_CEILING,
+            });
+        }
+        self.check_capacity().map_err(RoomError::TooManyRooms)?;
+        match self.inner.rooms.entry(req.name.clone()) {
+            Entry::Occupied(_) => return Err(RoomError::RoomExists(req.name)),
+            Entry::Vacant(v) => {
+                v.insert(self.spawn_room(&req.name, max));
+            }
+        }
+        self.room_info(&req.name).await
+    }
+
+    pub async fn list_rooms(&self) -> Vec<RoomInfo> {
+        let names: Vec<String> = self.inner.rooms.iter().map(|e| e.key().clone()).collect();
+        let mut rooms = Vec::with_capacity(names.len());
+        for name in names {
+            if let Ok(info) = self.room_info(&name).await {
+                rooms.push(info);
+            }
+        }
+        rooms.sort_by(|a, b| a.name.cmp(&b.name));
+        rooms
+    }
+
+    fn handle(&self, room: &str) -> Result<RoomHandle, RoomError> {
+        self.inner
+            .rooms
+            .get(room)
+            .map(|h| h.clone())
+            .ok_or_else(|| RoomError::RoomNotFound(room.to_owned()))
+    }
+
+    /// Sends a request to a room and waits for its answer.
+    async fn call<T>(
+        &self,
+        room: &str,
+        make: impl FnOnce(oneshot::Sender<T>) -> RoomCommand,
+    ) -> Result<T, RoomError> {
+        let handle = self.handle(room)?;
+        let (tx, rx) = oneshot::channel();
+        let exchange = async {
+            handle
+                .commands
+                .send(make(tx))
+                .await
+                .map_err(|_| RoomError::RoomClosed)?;
+            rx.await.map_err(|_| RoomError::RoomClosed)
+        };
+        tokio::time::timeout(CALL_TIMEOUT, exchange)
+            .await
+            .map_err(|_| RoomError::Busy)?
+    }
+
+    pub async fn room_info(&self, room: &str) -> Result<RoomInfo, RoomError> {
+        self.call(room, |reply| RoomCommand::Info { reply }).await
+    }
+
+    /// Removes everyone (reason `room_deleted`) and closes the room.
+    pub async fn delete_room(&self, room: &str) -> Result<(), RoomError> {
+        self.call(room, |reply| RoomCommand::Delete { reply })
+            .await?;
+        self.inner.rooms.remove(room);
+        Ok(())
+    }
+
+    pub async fn list_participants(&self, room: &str) -> Result<Vec<ParticipantInfo>, RoomError> {
+        self.call(room, |reply| RoomCommand::Participants { reply })
+            .await
+    }
+
+    pub async fn participant(
+        &self,
+        room: &str,
+        identity: &str,
+    ) -> Result<ParticipantInfo, RoomError> {
+        let identity = identity.to_owned();
+        self.call(room, |reply| RoomCommand::Participant { identity, reply })
+            .await?
+    }
+
+    /// The participant receives `left` with reason `removed_by_server`.
+    pub async fn remove_participant(&self, room: &str, identity: &str) -> Result<(), RoomError> {
+        let identity = identity.to_owned();
+        self.call(room, |reply| RoomCommand::Remove { identity, reply })
+            .await?
+    }
+
+    pub async fn mute_track(
+        &self,
+        room: &str,
+        identity: &str,
+        track_id: &str,
+        muted: bool,
+    ) -> Result<TrackInfo, RoomError> {
+        let (identity, track_id) = (identity.to_owned(), track_id.to_owned());
+        self.call(room, |reply| RoomCommand::MuteTrack {
+            identity,
+            track_id,
+            muted,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn update_permissions(
+        &self,
+        room: &str,
+        identity: &str,
+        grants: Grants,
+    ) -> Result<ParticipantInfo, RoomError> {
+        let identity = identity.to_owned();
+        self.call(room, |reply| RoomCommand::UpdatePermissions {
+            identity,
+            grants,
+            reply,
+        })
+        .await?
+    }
+
+    /// Admits a participant. The first event of the session is `joined`.
+    pub async fn join(&self, room: &str, who: JoinRequest) -> Result<Session, JoinError> {
+        if !valid_room_name(room) {
+            return Err(JoinError::InvalidRoomName(room.to_owned()));
+        }
+        // A room may close (empty timeout) between lookup and join: try once more.
+        for _ in 0..2 {
+            let handle = match self.inner.rooms.get(room).map(|h| h.clone()) {
+                Some(h) => h,
+                None if self.inner.config.auto_create_rooms => {
+                    self.check_capacity().map_err(JoinError::TooManyRooms)?;
+                    self.inner
+                        .rooms
+                        .entry(room.to_owned())
+                        .or_insert_with(|| {
+                            self.spawn_room(room, self.inner.config.default_max_participants)
+                        })
+                        .clone()
+                }
+                None => return Err(JoinError::RoomNotFound(room.to_owned())),
+            };
+            let (tx, rx) = oneshot::channel();
+            let req = RoomCommand::Join {
+                req: who.clone(),
+                reply: tx,
+            };
+            if handle.commands.send(req).await.is_err() {
+                self.inner
+                    .rooms
+                    .remove_if(room, |_, h| h.generation == handle.generation);
+                continue;
+            }
+            match rx.await {
+                Ok(result) => return result,
+                Err(_) => continue,
+            }
+        }
+        Err(JoinError::RoomClosed)
+    }
+
+    /// Makes a room panic, to prove that the others keep running.
+    #[cfg(feature = "fault-injection")]
+    pub async fn inject_panic(&self, room: &str) -> Result<(), RoomError> {
+        let handle = self.handle(room)?;
+        handle
+            .commands
+            .send(RoomCommand::Panic)
+            .await
+            .map_err(|_| RoomError::RoomClosed)
+    }
+
+    /// Tells every participant `left{server_shutdown}` and waits for the rooms to end.
+    /// The rooms stop when the shutdown token given to [`RoomRegistry::start`] fires.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        let media = self.inner.media.clone();
+        let _ = tokio::task::spawn_blocking(move || media.stop()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_room_name;
+
+    #[test]
+    fn room_names() {
+        let cases = [
+            ("demo", true),
+            ("team-42_a.b", true),
+            ("", false),
+            ("has space", false),
+            ("slash/room", false),
+            ("ünïcode", false),
+            (&"x".repeat(64), true),
+            (&"x".repeat(65), false),
+        ];
+        for (name, want) in cases {
+            assert_eq!(valid_room_name(name), want, "{name:?}");
+        }
+    }
+}

@@ -1,0 +1,1254 @@
+//! The room actor: one task owns everything about one room.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chorus_core::codec::vp8_is_keyframe;
+use chorus_core::{
+    ConnId, Forwarder, KeyframeThrottle, ParticipantId, SeqUnwrapper, TimestampUnwrapper, TrackId,
+    Translation,
+};
+use chorus_protocol::control::RoomInfo;
+use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage};
+use chorus_protocol::{
+    Grants, LeaveReason, MediaKind, ParticipantInfo, ParticipantState, TrackInfo, TrackSource,
+};
+use chorus_transport::{Datagram, MediaPlane, OPUS_PT, PeerFactory, Route, VP8_PT, codecs};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::command::{ParticipantKey, RoomCommand};
+use crate::peer::{DownTrack, Peer, PeerOutput, UpstreamBinding};
+use crate::{JoinError, JoinRequest, RoomError, Session, SessionHandle};
+
+/// Frames queued for one client before it counts as stuck and is dropped.
+const EVENTS_PER_PARTICIPANT: usize = 512;
+/// Datagrams taken from the inbox per wake-up.
+const INBOX_BATCH: usize = 64;
+/// Longest client-chosen track id (`cid`) we keep.
+const MAX_CID_LEN: usize = 128;
+
+/// Connection ids are unique across rooms: routes of all rooms share one table.
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) struct RoomParams {
+    pub name: String,
+    pub max_participants: u32,
+    pub empty_timeout: Duration,
+    pub media: MediaPlane,
+    pub peers: PeerFactory,
+    pub commands: mpsc::Sender<RoomCommand>,
+}
+
+struct Participant {
+    id: ParticipantId,
+    identity: String,
+    name: String,
+    grants: Grants,
+    state: ParticipantState,
+    joined_at_ms: u64,
+    events: mpsc::Sender<ServerMessage>,
+    publisher: Option<Peer>,
+    subscriber: Option<Peer>,
+}
+
+struct PublishedTrack {
+    id: TrackId,
+    owner: ParticipantKey,
+    owner_id: ParticipantId,
+    cid: String,
+    source: TrackSource,
+    muted: bool,
+    /// Muted through the control API: the client cannot unmute it.
+    muted_by_server: bool,
+    /// Set once the publisher's SDP carries the track; then others are told and subscribed.
+    upstream: Option<UpstreamBinding>,
+    seq: SeqUnwrapper,
+    ts: TimestampUnwrapper,
+    keyframes: KeyframeThrottle,
+    subscribers: Vec<ParticipantKey>,
+}
+
+impl PublishedTrack {
+    fn kind(&self) -> MediaKind {
+        self.source.kind()
+    }
+
+    fn info(&self) -> TrackInfo {
+        TrackInfo {
+            track_id: self.id.to_string(),
+            participant_id: self.owner_id.to_string(),
+            source: self.source,
+            kind: self.kind(),
+            muted: self.muted,
+        }
+    }
+}
+
+pub(crate) struct Room {
+    name: String,
+    max_participants: u32,
+    created_at_ms: u64,
+    empty_timeout: Duration,
+    media: MediaPlane,
+    peers: PeerFactory,
+    commands: mpsc::WeakSender<RoomCommand>,
+    inbox: mpsc::Sender<Datagram>,
+    participants: HashMap<ParticipantKey, Participant>,
+    identities: HashMap<String, ParticipantKey>,
+    tracks: HashMap<TrackId, PublishedTrack>,
+    conns: HashMap<ConnId, (ParticipantKey, PeerTarget)>,
+    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    /// Connections with output to send at the end of this turn.
+    dirty: Vec<ConnId>,
+    next_key: u64,
+    empty_since: Option<Instant>,
+    /// Participants to remove at the end of this turn (e.g. their event queue overflowed).
+    doomed: Vec<(ParticipantKey, LeaveReason)>,
+    closing: bool,
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Room {
+    /// Runs the room until it is deleted, stays empty too long, or the server shuts down.
+    pub(crate) async fn run(
+        params: RoomParams,
+        mut commands: mpsc::Receiver<RoomCommand>,
+        shutdown: CancellationToken,
+    ) {
+        let (inbox, mut inbox_rx) = mpsc::channel(4096);
+        let mut room = Room {
+            name: params.name,
+            max_participants: params.max_participants,
+            created_at_ms: unix_ms(),
+            empty_timeout: params.empty_timeout,
+            media: params.media,
+            peers: params.peers,
+            commands: params.commands.downgrade(),
+            inbox,
+            participants: HashMap::new(),
+            identities: HashMap::new(),
+            tracks: HashMap::new(),
+            conns: HashMap::new(),
+            timers: BinaryHeap::new(),
+            dirty: Vec::new(),
+            next_key: 1,
+            empty_since: Some(Instant::now()),
+            doomed: Vec::new(),
+            closing: false,
+        };
+        drop(params.commands);
+        tracing::info!(room = %room.name, "room open");
+        let mut batch = Vec::with_capacity(INBOX_BATCH);
+        while !room.closing {
+            let deadline = room.next_deadline();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    room.close_all(LeaveReason::ServerShutdown, Instant::now());
+                    break;
+                }
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => room.handle_command(cmd, Instant::now()),
+                    None => break,
+                },
+                n = inbox_rx.recv_many(&mut batch, INBOX_BATCH) => {
+                    if n == 0 { break; }
+                    let now = Instant::now();
+                    for dg in batch.drain(..) {
+                        room.handle_datagram(dg, now);
+                    }
+                }
+                _ = sleep_until(deadline) => room.handle_timers(Instant::now()),
+            }
+            room.finish_turn(Instant::now());
+        }
+        tracing::info!(room = %room.name, "room closed");
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let timer = self.timers.peek().map(|Reverse((t, _))| *t);
+        let empty = self.empty_since.map(|t| t + self.empty_timeout);
+        match (timer, empty) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// End of every turn: removals, outgoing packets, timers, the empty-room clock.
+    fn finish_turn(&mut self, now: Instant) {
+        while let Some((key, reason)) = self.doomed.pop() {
+            self.remove_participant(key, reason, now);
+        }
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for conn in dirty.drain(..) {
+            let Some(&(key, target)) = self.conns.get(&conn) else {
+                continue;
+            };
+            let media = self.media.clone();
+            let Some(peer) = self.peer_mut(key, target) else {
+                continue;
+            };
+            if let Some(next) = peer.flush(&media)
+                && peer.scheduled != Some(next)
+            {
+                peer.scheduled = Some(next);
+                self.timers.push(Reverse((next, conn)));
+            }
+        }
+        self.dirty = dirty;
+        if self.participants.is_empty() {
+            let since = *self.empty_since.get_or_insert(now);
+            if now.duration_since(since) >= self.empty_timeout {
+                tracing::info!(room = %self.name, "closing empty room");
+                self.closing = true;
+            }
+        } else {
+            self.empty_since = None;
+        }
+    }
+
+    // ----- commands -----
+
+    fn handle_command(&mut self, cmd: RoomCommand, now: Instant) {
+        match cmd {
+            RoomCommand::Join { req, reply } => {
+                let _ = reply.send(self.join(req, now));
+            }
+            RoomCommand::Signal { participant, msg } => self.handle_signal(participant, msg, now),
+            RoomCommand::Close {
+                participant,
+                reason,
+            } => self.remove_participant(participant, reason, now),
+            RoomCommand::Info { reply } => {
+                let _ = reply.send(self.info());
+            }
+            RoomCommand::Participants { reply } => {
+                let list = self
+                    .participants
+                    .keys()
+                    .map(|k| self.participant_info(*k))
+                    .collect();
+                let _ = reply.send(list);
+            }
+            RoomCommand::Participant { identity, reply } => {
+                let _ = reply.send(self.key_of(&identity).map(|k| self.participant_info(k)));
+            }
+            RoomCommand::Remove { identity, reply } => {
+                let result = self.key_of(&identity).map(|k| {
+                    self.remove_participant(k, LeaveReason::RemovedByServer, now);
+                });
+                let _ = reply.send(result);
+            }
+            RoomCommand::MuteTrack {
+                identity,
+                track_id,
+                muted,
+                reply,
+            } => {
+                let result = self.key_of(&identity).and_then(|k| {
+                    let id = self
+                        .owned_track(k, &track_id)
+                        .ok_or_else(|| RoomError::TrackNotFound(track_id.clone()))?;
+                    Ok(self.set_muted(&id, muted, true))
+                });
+                let _ = reply.send(result);
+            }
+            RoomCommand::UpdatePermissions {
+                identity,
+                grants,
+                reply,
+            } => {
+                let result = self
+                    .key_of(&identity)
+                    .map(|k| self.update_permissions(k, grants, now));
+                let _ = reply.send(result);
+            }
+            RoomCommand::Delete { reply } => {
+                self.close_all(LeaveReason::RoomDeleted, now);
+                self.closing = true;
+                let _ = reply.send(());
+            }
+            #[cfg(feature = "fault-injection")]
+            RoomCommand::Panic => panic!("fault injection: room {} panics on request", self.name),
+        }
+    }
+
+    fn key_of(&self, identity: &str) -> Result<ParticipantKey, RoomError> {
+        self.identities
+            .get(identity)
+            .copied()
+            .ok_or_else(|| RoomError::ParticipantNotFound(identity.to_owned()))
+    }
+
+    fn owned_track(&self, owner: ParticipantKey, track_id: &str) -> Option<TrackId> {
+        self.tracks
+            .values()
+            .find(|t| t.owner == owner && t.id.as_str() == track_id)
+            .map(|t| t.id.clone())
+    }
+
+    fn info(&self) -> RoomInfo {
+        RoomInfo {
+            name: self.name.clone(),
+            max_participants: self.max_participants,
+            num_participants: self.participants.len() as u32,
+            num_tracks: self
+                .tracks
+                .values()
+                .filter(|t| t.upstream.is_some())
+                .count() as u32,
+            created_at_ms: self.created_at_ms,
+        }
+    }
+
+    fn participant_info(&self, key: ParticipantKey) -> ParticipantInfo {
+        let p = &self.participants[&key];
+        let mut tracks: Vec<TrackInfo> = self
+            .tracks
+            .values()
+            .filter(|t| t.owner == key && t.upstream.is_some())
+            .map(PublishedTrack::info)
+            .collect();
+        tracks.sort_by(|a, b| a.track_id.cmp(&b.track_id));
+        ParticipantInfo {
+            participant_id: p.id.to_string(),
+            identity: p.identity.clone(),
+            name: p.name.clone(),
+            state: p.state,
+            grants: p.grants.clone(),
+            tracks,
+            joined_at_ms: p.joined_at_ms,
+        }
+    }
+
+    fn join(&mut self, req: JoinRequest, now: Instant) -> Result<Session, JoinError> {
+        if self.closing {
+            return Err(JoinError::RoomClosed);
+        }
+        if let Some(old) = self.identities.get(&req.identity).copied() {
+            self.remove_participant(old, LeaveReason::DuplicateIdentity, now);
+        }
+        if self.participants.len() as u32 >= self.max_participants {
+            return Err(JoinError::RoomFull(self.max_participants));
+        }
+        let commands = self.commands.upgrade().ok_or(JoinError::RoomClosed)?;
+        let key = ParticipantKey(self.next_key);
+        self.next_key += 1;
+        let id = ParticipantId::from_random(rand::random());
+        let (events, events_rx) = mpsc::channel(EVENTS_PER_PARTICIPANT);
+        let can_subscribe = req.grants.can_subscribe;
+        self.participants.insert(
+            key,
+            Participant {
+                id: id.clone(),
+                identity: req.identity.clone(),
+                name: req.name,
+                grants: req.grants,
+                state: ParticipantState::Connecting,
+                joined_at_ms: unix_ms(),
+                events,
+                publisher: None,
+                subscriber: None,
+            },
+        );
+        self.identities.insert(req.identity, key);
+        let me = self.participant_info(key);
+        let others: Vec<ParticipantInfo> = self
+            .participants
+            .keys()
+            .filter(|k| **k != key)
+            .map(|k| self.participant_info(*k))
+            .collect();
+        self.send_to(
+            key,
+            ServerMessage::Joined {
+                room: self.name.clone(),
+                participant: me.clone(),
+                participants: others,
+            },
+        );
+        self.broadcast_except(key, ServerMessage::ParticipantJoined { participant: me });
+        if can_subscribe {
+            self.subscribe_to_all(key, now);
+        }
+        tracing::info!(room = %self.name, participant = %id, "participant joined");
+        Ok(Session {
+            events: events_rx,
+            handle: SessionHandle {
+                participant: key,
+                participant_id: id.to_string(),
+                room: commands,
+            },
+        })
+    }
+
+    fn handle_signal(&mut self, key: ParticipantKey, msg: ClientMessage, now: Instant) {
+        if !self.participants.contains_key(&key) {
+            return;
+        }
+        let result = match msg {
+            ClientMessage::Join {} => Err(("already_joined", "this session already joined".into())),
+            ClientMessage::Offer { target, sdp } => self.handle_offer(key, target, sdp, now),
+            ClientMessage::Answer { target, sdp } => self.handle_answer(key, target, sdp, now),
+            ClientMessage::Candidate { target, candidate } => {
+                if let Some(c) = candidate {
+                    let peer = self.peer_mut(key, target);
+                    if let Some(peer) = peer {
+                        // ICE-lite: the server never checks the client's candidates, so a bad
+                        // one (mDNS, TCP) is harmless; keep them for rtc's bookkeeping.
+                        let _ = peer.pc.add_remote_candidate(RTCIceCandidateInit {
+                            candidate: c.candidate,
+                            sdp_mid: c.sdp_mid,
+                            sdp_mline_index: c.sdp_mline_index,
+                            username_fragment: c.username_fragment,
+                            url: None,
+                        });
+                    }
+                }
+                Ok(())
+            }
+            ClientMessage::Publish { cid, source, muted } => self.publish(key, cid, source, muted),
+            ClientMessage::Unpublish { track_id } => match self.owned_track(key, &track_id) {
+                Some(id) => {
+                    self.unpublish(&id, now);
+                    Ok(())
+                }
+                None => Err(("track_not_found", format!("you have no track '{track_id}'"))),
+            },
+            ClientMessage::Mute { track_id, muted } => match self.owned_track(key, &track_id) {
+                Some(id) if !muted && self.tracks[&id].muted_by_server => Err((
+                    "muted_by_server",
+                    "the server muted this track; only the server can unmute it".into(),
+                )),
+                Some(id) => {
+                    self.set_muted(&id, muted, false);
+                    Ok(())
+                }
+                None => Err(("track_not_found", format!("you have no track '{track_id}'"))),
+            },
+            ClientMessage::Leave {} => {
+                self.remove_participant(key, LeaveReason::ClientLeft, now);
+                Ok(())
+            }
+            ClientMessage::Ping { ts } => {
+                self.send_to(key, ServerMessage::Pong { ts });
+                Ok(())
+            }
+        };
+        if let Err((code, message)) = result {
+            self.send_to(
+                key,
+                ServerMessage::Error {
+                    code: code.to_owned(),
+                    message,
+                },
+            );
+        }
+    }
+
+    fn peer_mut(&mut self, key: ParticipantKey, target: PeerTarget) -> Option<&mut Peer> {
+        let p = self.participants.get_mut(&key)?;
+        match target {
+            PeerTarget::Publisher => p.publisher.as_mut(),
+            PeerTarget::Subscriber => p.subscriber.as_mut(),
+        }
+    }
+
+    /// Creates a connection for `key` and routes its ufrag here.
+    fn new_peer(
+        &mut self,
+        key: ParticipantKey,
+        target: PeerTarget,
+        now: Instant,
+    ) -> Result<Peer, String> {
+        let built = self.peers.build(now).map_err(|e| e.to_string())?;
+        let conn = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
+        self.media.demux().add_ufrag(
+            built.ufrag.clone(),
+            Route {
+                conn,
+                inbox: self.inbox.clone(),
+            },
+        );
+        self.conns.insert(conn, (key, target));
+        Ok(Peer::new(conn, built.pc, built.ufrag))
+    }
+
+    fn handle_offer(
+        &mut self,
+        key: ParticipantKey,
+        target: PeerTarget,
+        sdp: String,
+        now: Instant,
+    ) -> Result<(), (&'static str, String)> {
+        if target != PeerTarget::Publisher {
+            return Err((
+                "bad_target",
+                "the server offers on the subscriber connection; answer it".into(),
+            ));
+        }
+        if !self.participants[&key].grants.can_publish {
+            return Err((
+                "permission_denied",
+                "you may not publish in this room".into(),
+            ));
+        }
+        if self.participants[&key].publisher.is_none() {
+            let peer = self
+                .new_peer(key, PeerTarget::Publisher, now)
+                .map_err(|e| ("transport_error", e))?;
+            self.participants.get_mut(&key).expect("checked").publisher = Some(peer);
+        }
+        let peer = self
+            .participants
+            .get_mut(&key)
+            .expect("checked")
+            .publisher
+            .as_mut()
+            .expect("set");
+        let offer = RTCSessionDescription::offer(sdp).map_err(|e| ("bad_sdp", e.to_string()))?;
+        peer.pc
+            .set_remote_description(now, offer)
+            .map_err(|e| ("bad_sdp", e.to_string()))?;
+        let answer = peer
+            .pc
+            .create_answer(None)
+            .map_err(|e| ("bad_sdp", e.to_string()))?;
+        peer.pc
+            .set_local_description(now, answer)
+            .map_err(|e| ("bad_sdp", e.to_string()))?;
+        let sdp = peer
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .unwrap_or_default();
+        self.send_to(
+            key,
+            ServerMessage::Answer {
+                target: PeerTarget::Publisher,
+                sdp,
+            },
+        );
+        self.drain_peer(key, PeerTarget::Publisher, now);
+        Ok(())
+    }
+
+    fn handle_answer(
+        &mut self,
+        key: ParticipantKey,
+        target: PeerTarget,
+        sdp: String,
+        now: Instant,
+    ) -> Result<(), (&'static str, String)> {
+        if target != PeerTarget::Subscriber {
+            return Err((
+                "bad_target",
+                "answers go to the subscriber connection".into(),
+            ));
+        }
+        let Some(peer) = self.peer_mut(key, PeerTarget::Subscriber) else {
+            return Err(("no_offer", "no offer is waiting for an answer".into()));
+        };
+        if !peer.offer_in_flight {
+            return Err(("no_offer", "no offer is waiting for an answer".into()));
+        }
+        let answer = RTCSessionDescription::answer(sdp).map_err(|e| ("bad_sdp", e.to_string()))?;
+        peer.pc
+            .set_remote_description(now, answer)
+            .map_err(|e| ("bad_sdp", e.to_string()))?;
+        peer.offer_in_flight = false;
+        if peer.needs_offer {
+            self.negotiate(key, now);
+        }
+        self.drain_peer(key, PeerTarget::Subscriber, now);
+        Ok(())
+    }
+
+    fn publish(
+        &mut self,
+        key: ParticipantKey,
+        cid: String,
+        source: TrackSource,
+        muted: bool,
+    ) -> Result<(), (&'static str, String)> {
+        let p = &self.participants[&key];
+        if !p.grants.may_publish(source) {
+            return Err((
+                "permission_denied",
+                format!("you may not publish {}", source.as_str()),
+            ));
+        }
+        if cid.is_empty() || cid.len() > MAX_CID_LEN {
+            return Err((
+                "bad_message",
+                format!("cid must be 1..={MAX_CID_LEN} bytes"),
+            ));
+        }
+        if self
+            .tracks
+            .values()
+            .any(|t| t.owner == key && t.source == source)
+        {
+            return Err((
+                "source_already_published",
+                format!(
+                    "you already publish {}; unpublish it first",
+                    source.as_str()
+                ),
+            ));
+        }
+        let id = TrackId::from_random(rand::random());
+        let track = PublishedTrack {
+            id: id.clone(),
+            owner: key,
+            owner_id: p.id.clone(),
+            cid: cid.clone(),
+            source,
+            muted,
+            muted_by_server: false,
+            upstream: None,
+            seq: SeqUnwrapper::default(),
+            ts: TimestampUnwrapper::default(),
+            keyframes: KeyframeThrottle::default(),
+            subscribers: Vec::new(),
+        };
+        let info = track.info();
+        self.tracks.insert(id, track);
+        self.send_to(key, ServerMessage::PublishAccepted { cid, track: info });
+        Ok(())
+    }
+
+    fn set_muted(&mut self, id: &TrackId, muted: bool, by_server: bool) -> TrackInfo {
+        let track = self.tracks.get_mut(id).expect("caller checked");
+        track.muted = muted;
+        if by_server {
+            track.muted_by_server = muted;
+        }
+        let info = track.info();
+        if track.upstream.is_some() {
+            self.broadcast(ServerMessage::TrackMuted {
+                participant_id: info.participant_id.clone(),
+                track_id: info.track_id.clone(),
+                muted,
+            });
+        }
+        info
+    }
+
+    fn update_permissions(
+        &mut self,
+        key: ParticipantKey,
+        grants: Grants,
+        now: Instant,
+    ) -> ParticipantInfo {
+        let p = self.participants.get_mut(&key).expect("caller checked");
+        let could_subscribe = p.grants.can_subscribe;
+        p.grants = grants.clone();
+        let revoked: Vec<TrackId> = self
+            .tracks
+            .values()
+            .filter(|t| t.owner == key && !grants.may_publish(t.source))
+            .map(|t| t.id.clone())
+            .collect();
+        for id in revoked {
+            self.unpublish(&id, now);
+        }
+        match (could_subscribe, grants.can_subscribe) {
+            (false, true) => self.subscribe_to_all(key, now),
+            (true, false) => {
+                let subscribed: Vec<TrackId> = self
+                    .tracks
+                    .values()
+                    .filter(|t| t.subscribers.contains(&key))
+                    .map(|t| t.id.clone())
+                    .collect();
+                for id in subscribed {
+                    self.unsubscribe(key, &id, now);
+                }
+            }
+            _ => {}
+        }
+        self.send_to(key, ServerMessage::PermissionsChanged { grants });
+        self.participant_info(key)
+    }
+
+    // ----- subscriptions -----
+
+    fn subscribe_to_all(&mut self, key: ParticipantKey, now: Instant) {
+        let ids: Vec<TrackId> = self
+            .tracks
+            .values()
+            .filter(|t| t.owner != key && t.upstream.is_some())
+            .map(|t| t.id.clone())
+            .collect();
+        for id in ids {
+            self.subscribe(key, &id, now);
+        }
+    }
+
+    fn subscribe(&mut self, key: ParticipantKey, id: &TrackId, now: Instant) {
+        let Some(track) = self.tracks.get(id) else {
+            return;
+        };
+        let kind = track.kind();
+        let label = track.source.as_str().to_owned();
+        if self.participants[&key].subscriber.is_none() {
+            match self.new_peer(key, PeerTarget::Subscriber, now) {
+                Ok(peer) => {
+                    self.participants.get_mut(&key).expect("exists").subscriber = Some(peer)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot create subscriber connection");
+                    return;
+                }
+            }
+        }
+        let peer = self
+            .participants
+            .get_mut(&key)
+            .expect("exists")
+            .subscriber
+            .as_mut()
+            .expect("set");
+        if peer.downtracks.contains_key(id) {
+            return;
+        }
+        let (codec_kind, payload_type, forwarder) = match kind {
+            MediaKind::Audio => (RtpCodecKind::Audio, OPUS_PT, Forwarder::audio()),
+            MediaKind::Video => (RtpCodecKind::Video, VP8_PT, Forwarder::video()),
+        };
+        let codec = codecs()
+            .into_iter()
+            .find(|(_, k)| *k == codec_kind)
+            .map(|(c, _)| c.rtp_codec)
+            .expect("one codec per kind");
+        let ssrc: u32 = rand::random();
+        // The stream id is the track id: that is how the client maps what arrives.
+        let output = MediaStreamTrack::new(
+            id.to_string(),
+            id.to_string(),
+            label,
+            codec_kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec,
+                ..Default::default()
+            }],
+        );
+        let sender = match peer.pc.add_track(output) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot add track to subscriber connection");
+                return;
+            }
+        };
+        peer.downtracks.insert(
+            id.clone(),
+            DownTrack {
+                sender,
+                ssrc,
+                payload_type,
+                forwarder,
+            },
+        );
+        self.tracks
+            .get_mut(id)
+            .expect("exists")
+            .subscribers
+            .push(key);
+        self.negotiate(key, now);
+    }
+
+    fn unsubscribe(&mut self, key: ParticipantKey, id: &TrackId, now: Instant) {
+        if let Some(t) = self.tracks.get_mut(id) {
+            t.subscribers.retain(|k| *k != key);
+        }
+        let Some(peer) = self.peer_mut(key, PeerTarget::Subscriber) else {
+            return;
+        };
+        if let Some(dt) = peer.downtracks.remove(id) {
+            let _ = peer.pc.remove_track(dt.sender);
+            self.negotiate(key, now);
+        }
+    }
+
+    /// Offers on the subscriber connection, or notes that another offer is due.
+    fn negotiate(&mut self, key: ParticipantKey, now: Instant) {
+        let Some(peer) = self.peer_mut(key, PeerTarget::Subscriber) else {
+            return;
+        };
+        if peer.offer_in_flight {
+            peer.needs_offer = true;
+            return;
+        }
+        peer.needs_offer = false;
+        let offer = match peer.pc.create_offer(None) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create subscriber offer");
+                return;
+            }
+        };
+        if let Err(e) = peer.pc.set_local_description(now, offer) {
+            tracing::warn!(error = %e, "cannot apply subscriber offer");
+            return;
+        }
+        let sdp = peer
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .unwrap_or_default();
+        peer.offer_in_flight = true;
+        let conn = peer.conn;
+        if peer.mark_dirty() {
+            self.dirty.push(conn);
+        }
+        self.send_to(
+            key,
+            ServerMessage::Offer {
+                target: PeerTarget::Subscriber,
+                sdp,
+            },
+        );
+    }
+
+    // ----- tracks -----
+
+    /// The publisher's SDP now carries the track: tell everyone and subscribe them.
+    fn announce(&mut self, id: &TrackId, binding: UpstreamBinding, now: Instant) {
+        let track = self.tracks.get_mut(id).expect("caller checked");
+        track.upstream = Some(binding);
+        let owner = track.owner;
+        let info = track.info();
+        self.broadcast(ServerMessage::TrackPublished { track: info });
+        let subscribers: Vec<ParticipantKey> = self
+            .participants
+            .iter()
+            .filter(|(k, p)| **k != owner && p.grants.can_subscribe)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in subscribers {
+            self.subscribe(k, id, now);
+        }
+    }
+
+    fn unpublish(&mut self, id: &TrackId, now: Instant) {
+        let Some(track) = self.tracks.remove(id) else {
+            return;
+        };
+        for k in &track.subscribers {
+            if let Some(peer) = self.peer_mut(*k, PeerTarget::Subscriber)
+                && let Some(dt) = peer.downtracks.remove(id)
+            {
+                let _ = peer.pc.remove_track(dt.sender);
+                self.negotiate(*k, now);
+            }
+        }
+        if let Some(publisher) = self.peer_mut(track.owner, PeerTarget::Publisher) {
+            publisher.uptracks.retain(|_, t| t != id);
+        }
+        if track.upstream.is_some() {
+            self.broadcast(ServerMessage::TrackUnpublished {
+                participant_id: track.owner_id.to_string(),
+                track_id: id.to_string(),
+            });
+        }
+    }
+
+    fn request_keyframe(&mut self, id: &TrackId, now: Instant) {
+        let Some(track) = self.tracks.get_mut(id) else {
+            return;
+        };
+        let Some(UpstreamBinding {
+            receiver,
+            media_ssrc: Some(media_ssrc),
+        }) = track.upstream
+        else {
+            return;
+        };
+        if track.kind() != MediaKind::Video || !track.keyframes.should_send(now) {
+            return;
+        }
+        let owner = track.owner;
+        let Some(peer) = self.peer_mut(owner, PeerTarget::Publisher) else {
+            return;
+        };
+        if let Some(mut r) = peer.pc.rtp_receiver(receiver) {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            };
+            let _ = r.write_rtcp(now, vec![Box::new(pli)]);
+            let conn = peer.conn;
+            if peer.mark_dirty() {
+                self.dirty.push(conn);
+            }
+        }
+    }
+
+    // ----- media -----
+
+    fn handle_datagram(&mut self, dg: Datagram, now: Instant) {
+        let Some(&(key, target)) = self.conns.get(&dg.conn) else {
+            return;
+        };
+        let local = self.media.local_addr();
+        let Some(peer) = self.peer_mut(key, target) else {
+            return;
+        };
+        peer.handle_datagram(local, dg.from, dg.at.min(now), dg.data);
+        self.drain_peer(key, target, now);
+    }
+
+    fn handle_timers(&mut self, now: Instant) {
+        while let Some(Reverse((t, conn))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(&(key, target)) = self.conns.get(&conn) else {
+                continue;
+            };
+            let Some(peer) = self.peer_mut(key, target) else {
+                continue;
+            };
+            if peer.scheduled != Some(t) {
+                continue; // superseded by a later deadline
+            }
+            peer.scheduled = None;
+            peer.handle_timeout(now);
+            self.drain_peer(key, target, now);
+        }
+    }
+
+    fn drain_peer(&mut self, key: ParticipantKey, target: PeerTarget, now: Instant) {
+        let mut out = PeerOutput::default();
+        match self.peer_mut(key, target) {
+            Some(peer) => {
+                peer.drain(&mut out);
+                let conn = peer.conn;
+                if peer.mark_dirty() {
+                    self.dirty.push(conn);
+                }
+            }
+            None => return,
+        }
+        for ev in out.events {
+            self.handle_peer_event(key, target, ev, now);
+        }
+        for msg in out.messages {
+            match (target, msg) {
+                (PeerTarget::Publisher, RTCMessage::RtpPacket(track, packet)) => {
+                    self.forward(key, &track, packet, now)
+                }
+                (PeerTarget::Subscriber, RTCMessage::RtcpPacket(track, packets)) => {
+                    let wants_keyframe = packets.iter().any(|p| {
+                        let any = p.as_any();
+                        any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+                    });
+                    if wants_keyframe && let Ok(id) = self.track_id_of(&track) {
+                        self.request_keyframe(&id, now);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn track_id_of(&self, s: &str) -> Result<TrackId, ()> {
+        self.tracks
+            .keys()
+            .find(|k| k.as_str() == s)
+            .cloned()
+            .ok_or(())
+    }
+
+    fn handle_peer_event(
+        &mut self,
+        key: ParticipantKey,
+        target: PeerTarget,
+        ev: RTCPeerConnectionEvent,
+        now: Instant,
+    ) {
+        match ev {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                self.on_connection_state(key, target, state)
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init))
+                if target == PeerTarget::Publisher =>
+            {
+                self.on_upstream_track(key, init.track_id, init.receiver_id, now)
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connection_state(
+        &mut self,
+        key: ParticipantKey,
+        target: PeerTarget,
+        state: RTCPeerConnectionState,
+    ) {
+        tracing::debug!(room = %self.name, ?target, %state, "connection state");
+        match state {
+            RTCPeerConnectionState::Connected => {
+                if let Some(peer) = self.peer_mut(key, target) {
+                    peer.connected = true;
+                }
+                self.set_state(key, ParticipantState::Connected);
+            }
+            RTCPeerConnectionState::Disconnected => {
+                if let Some(peer) = self.peer_mut(key, target) {
+                    peer.connected = false;
+                }
+                self.set_state(key, ParticipantState::Disconnected);
+            }
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                self.doomed.push((key, LeaveReason::ConnectionLost));
+            }
+            _ => {}
+        }
+    }
+
+    fn set_state(&mut self, key: ParticipantKey, state: ParticipantState) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        if p.state == state {
+            return;
+        }
+        p.state = state;
+        let participant_id = p.id.to_string();
+        self.broadcast(ServerMessage::ParticipantState {
+            participant_id,
+            state,
+        });
+    }
+
+    /// A track appeared in a publisher's SDP: bind it to what the client announced.
+    fn on_upstream_track(
+        &mut self,
+        key: ParticipantKey,
+        rtc_track: String,
+        receiver: rtc::rtp_transceiver::RTCRtpReceiverId,
+        now: Instant,
+    ) {
+        let Some(peer) = self.peer_mut(key, PeerTarget::Publisher) else {
+            return;
+        };
+        if peer.uptracks.contains_key(&rtc_track) {
+            return;
+        }
+        let kind = peer.pc.rtp_receiver(receiver).map(|r| r.track().kind());
+        let pending = |t: &&PublishedTrack| t.owner == key && t.upstream.is_none();
+        // Match by the client's track id; else by kind, for clients whose msid differs.
+        let id = self
+            .tracks
+            .values()
+            .filter(pending)
+            .find(|t| t.cid == rtc_track)
+            .or_else(|| {
+                self.tracks.values().filter(pending).find(|t| {
+                    Some(match t.kind() {
+                        MediaKind::Audio => RtpCodecKind::Audio,
+                        MediaKind::Video => RtpCodecKind::Video,
+                    }) == kind
+                })
+            })
+            .map(|t| t.id.clone());
+        let Some(id) = id else {
+            tracing::debug!(room = %self.name, track = %rtc_track, "unannounced track ignored");
+            return;
+        };
+        let peer = self.peer_mut(key, PeerTarget::Publisher).expect("checked");
+        peer.uptracks.insert(rtc_track, id.clone());
+        self.announce(
+            &id,
+            UpstreamBinding {
+                receiver,
+                media_ssrc: None,
+            },
+            now,
+        );
+    }
+
+    /// One packet from a publisher to every subscriber of its track.
+    fn forward(
+        &mut self,
+        key: ParticipantKey,
+        rtc_track: &str,
+        mut packet: rtc::rtp::Packet,
+        now: Instant,
+    ) {
+        let Some(id) = self
+            .participants
+            .get(&key)
+            .and_then(|p| p.publisher.as_ref())
+            .and_then(|peer| peer.uptracks.get(rtc_track))
+            .cloned()
+        else {
+            return;
+        };
+        let Some(track) = self.tracks.get_mut(&id) else {
+            return;
+        };
+        if let Some(b) = track.upstream.as_mut() {
+            b.media_ssrc.get_or_insert(packet.header.ssrc);
+        }
+        let seq = track.seq.unwrap(packet.header.sequence_number);
+        let ts = track.ts.unwrap(packet.header.timestamp);
+        if track.muted {
+            return;
+        }
+        let keyframe = track.kind() == MediaKind::Video && vp8_is_keyframe(&packet.payload);
+        // Extension ids are per connection; the publisher's mean nothing downstream.
+        packet.header.extension = false;
+        packet.header.extension_profile = 0;
+        packet.header.extensions.clear();
+        let mut wants_keyframe = false;
+        for sub in &track.subscribers {
+            let Some(peer) = self
+                .participants
+                .get_mut(sub)
+                .and_then(|p| p.subscriber.as_mut())
+            else {
+                continue;
+            };
+            if !peer.connected {
+                continue;
+            }
+            let Some(dt) = peer.downtracks.get_mut(&id) else {
+                continue;
+            };
+            match dt
+                .forwarder
+                .translate(seq, ts, packet.header.marker, keyframe)
+            {
+                Translation::Forward {
+                    seq,
+                    timestamp,
+                    marker,
+                } => {
+                    let mut out = packet.clone();
+                    out.header.ssrc = dt.ssrc;
+                    out.header.payload_type = dt.payload_type;
+                    out.header.sequence_number = seq;
+                    out.header.timestamp = timestamp;
+                    out.header.marker = marker;
+                    if let Some(mut sender) = peer.pc.rtp_sender(dt.sender) {
+                        let _ = sender.write_rtp(now, out);
+                        if peer.mark_dirty() {
+                            self.dirty.push(peer.conn);
+                        }
+                    }
+                }
+                Translation::Drop(chorus_core::forward::DropReason::AwaitingKeyframe) => {
+                    wants_keyframe = true;
+                }
+                Translation::Drop(_) => {}
+            }
+        }
+        if wants_keyframe {
+            self.request_keyframe(&id, now);
+        }
+    }
+
+    // ----- participants -----
+
+    fn remove_participant(&mut self, key: ParticipantKey, reason: LeaveReason, now: Instant) {
+        let Some(mut p) = self.participants.remove(&key) else {
+            return;
+        };
+        self.identities.remove(&p.identity);
+        let owned: Vec<TrackId> = self
+            .tracks
+            .values()
+            .filter(|t| t.owner == key)
+            .map(|t| t.id.clone())
+            .collect();
+        for mut peer in [p.publisher.take(), p.subscriber.take()]
+            .into_iter()
+            .flatten()
+        {
+            peer.close(&self.media, self.media.demux());
+            self.conns.remove(&peer.conn);
+        }
+        for id in owned {
+            self.unpublish(&id, now);
+        }
+        for t in self.tracks.values_mut() {
+            t.subscribers.retain(|k| *k != key);
+        }
+        if reason != LeaveReason::SignalingClosed {
+            let _ = p.events.try_send(ServerMessage::Left { reason });
+        }
+        let participant_id = p.id.to_string();
+        self.broadcast(ServerMessage::ParticipantLeft {
+            participant_id: participant_id.clone(),
+            identity: p.identity,
+            reason,
+        });
+        tracing::info!(room = %self.name, participant = %participant_id, ?reason, "participant left");
+    }
+
+    fn close_all(&mut self, reason: LeaveReason, now: Instant) {
+        let keys: Vec<ParticipantKey> = self.participants.keys().copied().collect();
+        for k in keys {
+            self.remove_participant(k, reason, now);
+        }
+    }
+
+    fn send_to(&mut self, key: ParticipantKey, msg: ServerMessage) {
+        if let Some(p) = self.participants.get(&key)
+            && p.events.try_send(msg).is_err()
+        {
+            // Full: the client does not read; closed: it is gone. Either way it leaves.
+            self.doomed.push((key, LeaveReason::SignalingClosed));
+        }
+    }
+
+    fn broadcast(&mut self, msg: ServerMessage) {
+        for (k, p) in &self.participants {
+            if p.events.try_send(msg.clone()).is_err() {
+                self.doomed.push((*k, LeaveReason::SignalingClosed));
+            }
+        }
+    }
+
+    fn broadcast_except(&mut self, except: ParticipantKey, msg: ServerMessage) {
+        for (k, p) in &self.participants {
+            if *k != except && p.events.try_send(msg.clone()).is_err() {
+                self.doomed.push((*k, LeaveReason::SignalingClosed));
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,173 @@
+//! Server-side peer connections: ICE-lite, one shared DTLS certificate, one host
+//! candidate on the shared media port, Opus and VP8.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rtc::crypto::{self, SignatureScheme};
+use rtc::interceptor::Registry;
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum PeerError {
+    #[error("cannot create DTLS certificate: {0}")]
+    Certificate(String),
+    #[error("cannot build peer connection: {0}")]
+    Build(String),
+}
+
+/// A peer connection built for the server side, with the ufrag that routes to it.
+pub struct ServerPeer {
+    pub pc: RTCPeerConnection,
+    pub ufrag: String,
+}
+
+/// Payload types the server offers. Answers from clients keep them.
+pub const OPUS_PT: u8 = 111;
+pub const VP8_PT: u8 = 96;
+
+/// Builds server peer connections. One certificate serves all of them: a fresh
+/// ECDSA key per connection would cost a millisecond of CPU per join.
+#[derive(Clone)]
+pub struct PeerFactory {
+    certificate: RTCCertificate,
+    announce: SocketAddr,
+    ice_disconnected: Duration,
+    ice_failed: Duration,
+}
+
+impl PeerFactory {
+    /// `announce` is the address put in the host candidate (the media port).
+    pub fn new(announce: SocketAddr) -> Result<Self, PeerError> {
+        let provider =
+            crypto::default_provider().map_err(|e| PeerError::Certificate(e.to_string()))?;
+        let params = CertificateParams::new(vec!["chorus".to_owned()])
+            .map_err(|e| PeerError::Certificate(e.to_string()))?;
+        let certificate =
+            RTCCertificate::generate(provider.crypto(), SignatureScheme::EcdsaP256Sha256, params)
+                .map_err(|e| PeerError::Certificate(e.to_string()))?;
+        Ok(Self {
+            certificate,
+            announce,
+            ice_disconnected: Duration::from_secs(4),
+            ice_failed: Duration::from_secs(6),
+        })
+    }
+
+    /// How long without packets until ICE calls the connection disconnected, then failed.
+    pub fn with_ice_timeouts(mut self, disconnected: Duration, failed: Duration) -> Self {
+        self.ice_disconnected = disconnected;
+        self.ice_failed = failed;
+        self
+    }
+
+    pub fn announce(&self) -> SocketAddr {
+        self.announce
+    }
+
+    pub fn build(&self, now: Instant) -> Result<ServerPeer, PeerError> {
+        let err = |e: rtc::shared::error::Error| PeerError::Build(e.to_string());
+        let ufrag = random_token(16);
+        let pwd = random_token(32);
+        let setting_engine = SettingEngineBuilder::new()
+            .with_lite(true)
+            .with_ice_credentials(ufrag.clone(), pwd)
+            .with_ice_timeouts(
+                Some(self.ice_disconnected),
+                Some(self.ice_failed),
+                Some(Duration::from_secs(2)),
+            )
+            .build();
+        let mut media_engine = MediaEngine::default();
+        for (params, kind) in codecs() {
+            media_engine.register_codec(params, kind).map_err(err)?;
+        }
+        let registry =
+            register_default_interceptors(Registry::new(), &mut media_engine).map_err(err)?;
+        let config = RTCConfigurationBuilder::new()
+            .with_certificates(vec![self.certificate.clone()])
+            .build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(config)
+            .with_setting_engine(setting_engine)
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .map_err(err)?;
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: self.announce.ip().to_string(),
+                port: self.announce.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .map_err(err)?;
+        let init = RTCIceCandidate::from(&candidate).to_json().map_err(err)?;
+        pc.add_local_candidate(init).map_err(err)?;
+        Ok(ServerPeer { pc, ufrag })
+    }
+}
+
+fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
+    RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    }
+}
+
+/// The codecs Chorus forwards: one audio, one video, so every subscriber can take every track.
+pub fn codecs() -> [(RTCRtpCodecParameters, RtpCodecKind); 2] {
+    [
+        (
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_OPUS.to_owned(),
+                    clock_rate: 48000,
+                    channels: 2,
+                    sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+                    rtcp_feedback: vec![],
+                },
+                payload_type: OPUS_PT,
+            },
+            RtpCodecKind::Audio,
+        ),
+        (
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_VP8.to_owned(),
+                    clock_rate: 90000,
+                    channels: 0,
+                    sdp_fmtp_line: String::new(),
+                    rtcp_feedback: vec![feedback("ccm", "fir"), feedback("nack", "pli")],
+                },
+                payload_type: VP8_PT,
+            },
+            RtpCodecKind::Video,
+        ),
+    ]
+}
+
+fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
