@@ -35,8 +35,12 @@ pub struct RoomConfig {
     pub default_max_participants: u32,
     /// Most rooms the server holds at once.
     pub max_rooms: usize,
-    /// A room nobody is in for this long is closed (auto-created rooms only).
+    /// A room nobody is in for this long is closed.
     pub empty_room_timeout: std::time::Duration,
+    /// Silence on a media connection before its participant shows as disconnected.
+    pub ice_disconnected_timeout: std::time::Duration,
+    /// Further silence before the participant is removed (reason `connection_lost`).
+    pub ice_failed_timeout: std::time::Duration,
 }
 
 impl Default for RoomConfig {
@@ -49,6 +53,8 @@ impl Default for RoomConfig {
             default_max_participants: chorus_protocol::control::MAX_PARTICIPANTS_CEILING,
             max_rooms: 1000,
             empty_room_timeout: std::time::Duration::from_secs(300),
+            ice_disconnected_timeout: std::time::Duration::from_secs(5),
+            ice_failed_timeout: std::time::Duration::from_secs(5),
         }
     }
 }

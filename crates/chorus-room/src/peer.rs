@@ -44,6 +44,19 @@ pub(crate) struct DownTrack {
     pub ssrc: u32,
     pub payload_type: u8,
     pub forwarder: Forwarder,
+    pub negotiation: Negotiation,
+}
+
+/// Where a subscriber's track stands in offer/answer. Packets sent before the client
+/// has the track in its SDP would be dropped by it, the first keyframe with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Negotiation {
+    /// Added; the next offer will carry it.
+    Pending,
+    /// In the offer that is out.
+    Offered,
+    /// The client's answer included it: forward.
+    Live,
 }
 
 /// Where a publisher's track arrives.
@@ -114,6 +127,26 @@ impl Peer {
     /// Notes that output may be waiting; true if the room must list it for flushing.
     pub fn mark_dirty(&mut self) -> bool {
         !std::mem::replace(&mut self.dirty, true)
+    }
+
+    /// An offer carrying every pending track went out.
+    pub fn offer_sent(&mut self) {
+        self.offer_in_flight = true;
+        for dt in self.downtracks.values_mut() {
+            if dt.negotiation == Negotiation::Pending {
+                dt.negotiation = Negotiation::Offered;
+            }
+        }
+    }
+
+    /// The client answered the offer that was out.
+    pub fn answer_applied(&mut self) {
+        self.offer_in_flight = false;
+        for dt in self.downtracks.values_mut() {
+            if dt.negotiation == Negotiation::Offered {
+                dt.negotiation = Negotiation::Live;
+            }
+        }
     }
 
     /// Takes the events and messages the connection produced.

@@ -64,7 +64,8 @@ impl RoomRegistry {
         if let Some(ip) = config.media_announce {
             announce.set_ip(ip);
         }
-        let peers = PeerFactory::new(announce)?;
+        let peers = PeerFactory::new(announce)?
+            .with_ice_timeouts(config.ice_disconnected_timeout, config.ice_failed_timeout);
         Ok(Self {
             inner: Arc::new(Inner {
                 rooms: DashMap::new(),

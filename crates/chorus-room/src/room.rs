@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::command::{ParticipantKey, RoomCommand};
-use crate::peer::{DownTrack, Peer, PeerOutput, UpstreamBinding};
+use crate::peer::{DownTrack, Negotiation, Peer, PeerOutput, UpstreamBinding};
 use crate::{JoinError, JoinRequest, RoomError, Session, SessionHandle};
 
 /// Frames queued for one client before it counts as stuck and is dropped.
@@ -525,6 +525,7 @@ impl Room {
             .publisher
             .as_mut()
             .expect("set");
+        tracing::trace!(%sdp, "publisher offer");
         let offer = RTCSessionDescription::offer(sdp).map_err(|e| ("bad_sdp", e.to_string()))?;
         peer.pc
             .set_remote_description(now, offer)
@@ -541,6 +542,7 @@ impl Room {
             .local_description()
             .map(|d| d.sdp)
             .unwrap_or_default();
+        tracing::trace!(%sdp, "publisher answer");
         self.send_to(
             key,
             ServerMessage::Answer {
@@ -571,11 +573,12 @@ impl Room {
         if !peer.offer_in_flight {
             return Err(("no_offer", "no offer is waiting for an answer".into()));
         }
+        tracing::trace!(%sdp, "subscriber answer");
         let answer = RTCSessionDescription::answer(sdp).map_err(|e| ("bad_sdp", e.to_string()))?;
         peer.pc
             .set_remote_description(now, answer)
             .map_err(|e| ("bad_sdp", e.to_string()))?;
-        peer.offer_in_flight = false;
+        peer.answer_applied();
         if peer.needs_offer {
             self.negotiate(key, now);
         }
@@ -771,6 +774,7 @@ impl Room {
                 ssrc,
                 payload_type,
                 forwarder,
+                negotiation: Negotiation::Pending,
             },
         );
         self.tracks
@@ -820,7 +824,8 @@ impl Room {
             .local_description()
             .map(|d| d.sdp)
             .unwrap_or_default();
-        peer.offer_in_flight = true;
+        peer.offer_sent();
+        tracing::trace!(%sdp, "subscriber offer");
         let conn = peer.conn;
         if peer.mark_dirty() {
             self.dirty.push(conn);
@@ -900,7 +905,8 @@ impl Room {
                 sender_ssrc: 0,
                 media_ssrc,
             };
-            let _ = r.write_rtcp(now, vec![Box::new(pli)]);
+            let res = r.write_rtcp(now, vec![Box::new(pli)]);
+            tracing::debug!(track = %id, media_ssrc, ok = res.is_ok(), "keyframe requested from publisher");
             let conn = peer.conn;
             if peer.mark_dirty() {
                 self.dirty.push(conn);
@@ -963,13 +969,19 @@ impl Room {
                 (PeerTarget::Publisher, RTCMessage::RtpPacket(track, packet)) => {
                     self.forward(key, &track, packet, now)
                 }
-                (PeerTarget::Subscriber, RTCMessage::RtcpPacket(track, packets)) => {
-                    let wants_keyframe = packets.iter().any(|p| {
+                (PeerTarget::Subscriber, RTCMessage::RtcpPacket(_, packets)) => {
+                    // rtc tags a compound packet by its first SSRC only; a PLI after an RR
+                    // would be misattributed, so look at each request's own media SSRC.
+                    for p in &packets {
+                        tracing::trace!(packet = ?p, "subscriber rtcp");
                         let any = p.as_any();
-                        any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
-                    });
-                    if wants_keyframe && let Ok(id) = self.track_id_of(&track) {
-                        self.request_keyframe(&id, now);
+                        if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                            self.keyframe_requested(key, pli.media_ssrc, now);
+                        } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                            for entry in &fir.fir {
+                                self.keyframe_requested(key, entry.ssrc, now);
+                            }
+                        }
                     }
                 }
                 _ => {}
@@ -977,12 +989,17 @@ impl Room {
         }
     }
 
-    fn track_id_of(&self, s: &str) -> Result<TrackId, ()> {
-        self.tracks
-            .keys()
-            .find(|k| k.as_str() == s)
-            .cloned()
-            .ok_or(())
+    /// A subscriber asked for a keyframe of the stream it receives as `ssrc`.
+    fn keyframe_requested(&mut self, key: ParticipantKey, ssrc: u32, now: Instant) {
+        let id = self.peer_mut(key, PeerTarget::Subscriber).and_then(|peer| {
+            peer.downtracks
+                .iter()
+                .find(|(_, dt)| dt.ssrc == ssrc)
+                .map(|(id, _)| id.clone())
+        });
+        if let Some(id) = id {
+            self.request_keyframe(&id, now);
+        }
     }
 
     fn handle_peer_event(
@@ -1114,8 +1131,16 @@ impl Room {
         let Some(track) = self.tracks.get_mut(&id) else {
             return;
         };
-        if let Some(b) = track.upstream.as_mut() {
-            b.media_ssrc.get_or_insert(packet.header.ssrc);
+        if let Some(b) = track.upstream.as_mut()
+            && b.media_ssrc.is_none()
+        {
+            b.media_ssrc = Some(packet.header.ssrc);
+            tracing::debug!(
+                track = %track.id,
+                ssrc = packet.header.ssrc,
+                payload_type = packet.header.payload_type,
+                "first packet of published track"
+            );
         }
         let seq = track.seq.unwrap(packet.header.sequence_number);
         let ts = track.ts.unwrap(packet.header.timestamp);
@@ -1142,6 +1167,9 @@ impl Room {
             let Some(dt) = peer.downtracks.get_mut(&id) else {
                 continue;
             };
+            if dt.negotiation != Negotiation::Live {
+                continue;
+            }
             match dt
                 .forwarder
                 .translate(seq, ts, packet.header.marker, keyframe)
@@ -1151,6 +1179,9 @@ impl Room {
                     timestamp,
                     marker,
                 } => {
+                    if keyframe {
+                        tracing::debug!(track = %id, seq, "keyframe packet forwarded");
+                    }
                     let mut out = packet.clone();
                     out.header.ssrc = dt.ssrc;
                     out.header.payload_type = dt.payload_type;

@@ -10,9 +10,11 @@
 
 mod demux;
 mod peer;
+mod rtcp;
 mod socket;
 pub mod stun;
 
 pub use demux::{Datagram, Demux, Route};
 pub use peer::{OPUS_PT, PeerError, PeerFactory, ServerPeer, VP8_PT, codecs};
+pub use rtcp::with_rtcp_to_application;
 pub use socket::{MediaCounters, MediaPlane, MediaPlaneConfig, MediaPlaneError};

@@ -95,8 +95,11 @@ impl PeerFactory {
         for (params, kind) in codecs() {
             media_engine.register_codec(params, kind).map_err(err)?;
         }
-        let registry =
-            register_default_interceptors(Registry::new(), &mut media_engine).map_err(err)?;
+        let registry = register_default_interceptors(
+            crate::with_rtcp_to_application(Registry::new()),
+            &mut media_engine,
+        )
+        .map_err(err)?;
         let config = RTCConfigurationBuilder::new()
             .with_certificates(vec![self.certificate.clone()])
             .build();

@@ -1,0 +1,178 @@
+//! The demo page: `GET /` and `GET /demo.js`, and, only when the demo is
+//! enabled, `POST /demo/token`, which hands anyone a full-grant token for a
+//! random identity. Development only: it lets anybody who reaches the server in.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chorus_protocol::Grants;
+use chorus_protocol::control::TokenResponse;
+use rand::Rng;
+use serde::Deserialize;
+
+use crate::control::{check_name, mint_error};
+use crate::error::{ApiError, JsonBody};
+use crate::token::NewToken;
+use crate::{ApiState, unix_now};
+
+const INDEX_HTML: &str = include_str!("../static/index.html");
+const DEMO_JS: &str = include_str!("../static/demo.js");
+
+/// Lifetime of a demo token, in seconds.
+const DEMO_TTL_SECS: u64 = 4 * 3600;
+
+/// Longest display name the demo accepts, in characters.
+const MAX_DEMO_NAME_CHARS: usize = 64;
+
+pub fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/demo.js", get(script))
+        .route("/demo/token", post(token))
+}
+
+async fn index() -> Html<&'static str> {
+    Html(INDEX_HTML)
+}
+
+async fn script() -> Response {
+    let mut response = DEMO_JS.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    response
+}
+
+#[derive(Debug, Deserialize)]
+struct DemoTokenRequest {
+    room: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+async fn token(
+    State(state): State<ApiState>,
+    body: Result<JsonBody<DemoTokenRequest>, ApiError>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let config = state.config();
+    if !config.demo_enabled {
+        return Err(ApiError::not_found());
+    }
+    let JsonBody(req) = body?;
+    check_name("room", &req.room)?;
+    let identity = format!("guest-{:08x}", rand::rng().random::<u32>());
+    let name = req
+        .name
+        .map(|n| {
+            n.trim()
+                .chars()
+                .take(MAX_DEMO_NAME_CHARS)
+                .collect::<String>()
+        })
+        .filter(|n| !n.is_empty() && !n.chars().any(char::is_control))
+        .unwrap_or_else(|| identity.clone());
+    let grant = NewToken {
+        room: req.room,
+        identity,
+        name,
+        grants: Grants::default(),
+        ttl_secs: DEMO_TTL_SECS,
+    };
+    let token = config
+        .keys
+        .mint(config.keys.primary(), grant, unix_now())
+        .map_err(mint_error)?;
+    Ok(Json(TokenResponse {
+        token,
+        url: config.signaling_url(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use serde_json::json;
+    use tokio_util::sync::CancellationToken;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::testing::{self, FakeRooms, body_json};
+
+    fn demo_request(body: serde_json::Value) -> Request<Body> {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/demo/token")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn demo_token_has_full_grants_for_a_random_identity() {
+        let app = testing::app(FakeRooms::default());
+        let response = app
+            .clone()
+            .oneshot(demo_request(json!({"room": "lobby", "name": "Ann"})))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = body_json(response).await;
+        assert_eq!(body["url"], "ws://127.0.0.1:7880/v1/rtc");
+        let claims = testing::keys()
+            .verify(body["token"].as_str().unwrap(), unix_now())
+            .unwrap();
+        assert_eq!(claims.iss, "devkey");
+        assert_eq!(claims.room, "lobby");
+        assert_eq!(claims.name, "Ann");
+        assert!(claims.sub.starts_with("guest-"));
+        assert_eq!(claims.grants, Grants::default());
+
+        let response = app
+            .oneshot(demo_request(json!({"room": ""})))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn demo_token_is_404_when_disabled() {
+        let config = crate::ApiConfig {
+            demo_enabled: false,
+            ..testing::config()
+        };
+        let state = ApiState::with_rooms(
+            Arc::new(FakeRooms::default()),
+            config,
+            CancellationToken::new(),
+        );
+        let response = crate::router(state)
+            .oneshot(demo_request(json!({"room": "lobby"})))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body_json(response).await["error"]["code"], "not_found");
+    }
+
+    #[tokio::test]
+    async fn static_files_have_their_content_types() {
+        let app = testing::app(FakeRooms::default());
+        for (uri, content_type) in [
+            ("/", "text/html; charset=utf-8"),
+            ("/demo.js", "text/javascript; charset=utf-8"),
+        ] {
+            let response = app
+                .clone()
+                .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{uri}");
+            assert_eq!(response.headers()[header::CONTENT_TYPE], content_type);
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The OpenAPI 3.0 document of the control API, served at `GET /v1/openapi.json`
+//! without authentication.
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::ApiState;
+
+/// The document, as written in `openapi.json`.
+pub const DOCUMENT: &str = include_str!("../openapi.json");
+
+pub fn router() -> Router<ApiState> {
+    Router::new().route("/v1/openapi.json", get(document))
+}
+
+async fn document() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], DOCUMENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::control::routes;
+    use crate::testing::{self, FakeRooms};
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use chorus_protocol::control::{
+        CreateRoomRequest, CreateTokenRequest, ErrorBody, ErrorDetail, MuteTrackRequest,
+        ParticipantList, RoomList, TokenResponse, UpdatePermissionsRequest,
+    };
+    use chorus_protocol::{Grants, TrackSource};
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    fn doc() -> Value {
+        serde_json::from_str(DOCUMENT).expect("openapi.json parses")
+    }
+
+    const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
+
+    #[test]
+    fn documents_exactly_the_served_routes() {
+        let doc = doc();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.0"));
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in METHODS {
+                if item.get(method).is_some() {
+                    documented.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        let served: BTreeSet<_> = routes()
+            .iter()
+            .map(|r| (r.method.as_str().to_owned(), r.path.to_owned()))
+            .collect();
+        assert_eq!(documented, served);
+    }
+
+    #[test]
+    fn every_operation_is_secured_and_lists_its_errors() {
+        let doc = doc();
+        assert_eq!(
+            doc["components"]["securitySchemes"]["basicAuth"]["scheme"],
+            "basic"
+        );
+        assert!(doc["security"][0]["basicAuth"].is_array());
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in METHODS {
+                let Some(op) = item.get(method) else { continue };
+                let responses = op["responses"].as_object().unwrap();
+                assert!(responses.contains_key("401"), "{method} {path}: no 401");
+                assert!(
+                    responses.keys().any(|k| k.starts_with('2')),
+                    "{method} {path}: no success"
+                );
+                assert!(op["operationId"].is_string(), "{method} {path}");
+            }
+        }
+    }
+
+    /// Every `$ref` points at a schema or response that exists.
+    #[test]
+    fn references_resolve() {
+        fn walk(value: &Value, doc: &Value) {
+            match value {
+                Value::Object(map) => {
+                    if let Some(Value::String(r)) = map.get("$ref") {
+                        let pointer = r.strip_prefix('#').expect("local reference");
+                        assert!(doc.pointer(pointer).is_some(), "dangling {r}");
+                    }
+                    map.values().for_each(|v| walk(v, doc));
+                }
+                Value::Array(items) => items.iter().for_each(|v| walk(v, doc)),
+                _ => {}
+            }
+        }
+        let doc = doc();
+        walk(&doc, &doc);
+    }
+
+    /// The schemas name every field the wire types serialize, and require the
+    /// ones that are not optional.
+    #[test]
+    fn schemas_match_the_wire_types() {
+        let doc = doc();
+        let participant = testing::participant("alice", Grants::default());
+        let samples: Vec<(&str, Value)> = vec![
+            (
+                "CreateRoomRequest",
+                serde_json::to_value(CreateRoomRequest {
+                    name: "r".into(),
+                    max_participants: Some(3),
+                })
+                .unwrap(),
+            ),
+            (
+                "RoomInfo",
+                serde_json::to_value(testing::room_info("r")).unwrap(),
+            ),
+            (
+                "RoomList",
+                serde_json::to_value(RoomList { rooms: vec![] }).unwrap(),
+            ),
+            (
+                "ParticipantInfo",
+                serde_json::to_value(&participant).unwrap(),
+            ),
+            (
+                "ParticipantList",
+                serde_json::to_value(ParticipantList {
+                    participants: vec![],
+                })
+                .unwrap(),
+            ),
+            (
+                "TrackInfo",
+                serde_json::to_value(testing::track("TR_1", true)).unwrap(),
+            ),
+            (
+                "Grants",
+                serde_json::to_value(Grants {
+                    can_publish_sources: vec![TrackSource::Camera],
+                    ..Grants::default()
+                })
+                .unwrap(),
+            ),
+            (
+                "MuteTrackRequest",
+                serde_json::to_value(MuteTrackRequest { muted: true }).unwrap(),
+            ),
+            (
+                "UpdatePermissionsRequest",
+                serde_json::to_value(UpdatePermissionsRequest {
+                    grants: Grants::default(),
+                })
+                .unwrap(),
+            ),
+            (
+                "CreateTokenRequest",
+                serde_json::to_value(CreateTokenRequest {
+                    room: "r".into(),
+                    identity: "i".into(),
+                    name: Some("n".into()),
+                    ttl_secs: Some(60),
+                    grants: Some(Grants::default()),
+                })
+                .unwrap(),
+            ),
+            (
+                "TokenResponse",
+                serde_json::to_value(TokenResponse {
+                    token: "t".into(),
+                    url: "u".into(),
+                })
+                .unwrap(),
+            ),
+            (
+                "ErrorBody",
+                serde_json::to_value(ErrorBody {
+                    error: ErrorDetail {
+                        code: "c".into(),
+                        message: "m".into(),
+                    },
+                })
+                .unwrap(),
+            ),
+        ];
+        for (name, sample) in samples {
+            let schema = &doc["components"]["schemas"][name];
+            let properties = schema["properties"]
+                .as_object()
+                .unwrap_or_else(|| panic!("schema {name} has no properties"));
+            let fields = sample.as_object().unwrap();
+            let field_names: BTreeSet<_> = fields.keys().collect();
+            let documented: BTreeSet<_> = properties.keys().collect();
+            assert_eq!(field_names, documented, "fields of {name}");
+            for required in schema["required"].as_array().into_iter().flatten() {
+                let required = required.as_str().unwrap();
+                assert!(fields.contains_key(required), "{name}.{required}");
+            }
+        }
+        let enums = [
+            ("TrackSource", vec!["microphone", "camera", "screen_share"]),
+            ("MediaKind", vec!["audio", "video"]),
+            (
+                "ParticipantState",
+                vec!["connecting", "connected", "disconnected"],
+            ),
+        ];
+        for (name, values) in enums {
+            let documented: Vec<&str> = doc["components"]["schemas"][name]["enum"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            assert_eq!(documented, values, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn served_without_credentials() {
+        let app = testing::app(FakeRooms::default());
+        let response = app
+            .oneshot(
+                Request::builder()
+                    .method(Method::GET)
+                    .uri("/v1/openapi.json")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = testing::body_json(response).await;
+        assert_eq!(body, doc());
+    }
+}

@@ -1,0 +1,331 @@
+//! The signaling socket end to end: a real HTTP server on an ephemeral port,
+//! a WebSocket client, and a fake room the test plays.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chorus_protocol::Grants;
+use chorus_protocol::signal::{ClientMessage, ServerMessage};
+use chorus_protocol::token::AccessClaims;
+use chorus_protocol::{LeaveReason, TrackSource};
+use chorus_room::JoinError;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::*;
+use crate::testing::{self, FakeRooms, FakeSession, LinkEvent};
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn quick_limits() -> Limits {
+    Limits {
+        join_timeout: Duration::from_millis(300),
+        admit_timeout: Duration::from_secs(2),
+        send_timeout: Duration::from_secs(2),
+    }
+}
+
+async fn serve(rooms: FakeRooms) -> SocketAddr {
+    let state = testing::state(rooms).with_limits(quick_limits());
+    let app = crate::router(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn claims(room: &str) -> AccessClaims {
+    let now = unix_now();
+    AccessClaims {
+        iss: "devkey".into(),
+        sub: "alice".into(),
+        name: "Alice".into(),
+        room: room.into(),
+        exp: now + 600,
+        nbf: now,
+        grants: Grants::subscribe_only(),
+    }
+}
+
+fn token(claims: &AccessClaims) -> String {
+    testing::keys().sign(claims).unwrap()
+}
+
+async fn connect(addr: SocketAddr, query: &str) -> Client {
+    let url = format!("ws://{addr}/v1/rtc?{query}");
+    let (client, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    client
+}
+
+async fn send(client: &mut Client, msg: &ClientMessage) {
+    let json = serde_json::to_string(msg).unwrap();
+    client.send(WsMessage::text(json)).await.unwrap();
+}
+
+/// The next frame: a server message, or the close code.
+#[derive(Debug, PartialEq)]
+enum Frame {
+    Msg(ServerMessage),
+    Close(u16),
+    /// The connection ended without a close frame.
+    Dropped,
+}
+
+async fn next(client: &mut Client) -> Frame {
+    loop {
+        let msg = tokio::time::timeout(WAIT, client.next())
+            .await
+            .expect("a frame in time");
+        match msg {
+            Some(Ok(WsMessage::Text(text))) => {
+                return Frame::Msg(serde_json::from_str(&text).unwrap());
+            }
+            Some(Ok(WsMessage::Close(frame))) => {
+                // Sends the queued close reply, so the server need not linger.
+                let _ = client.flush().await;
+                return Frame::Close(frame.map(|f| u16::from(f.code)).unwrap_or(1005));
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Frame::Dropped,
+        }
+    }
+}
+
+async fn expect_error(client: &mut Client, code: &str) {
+    match next(client).await {
+        Frame::Msg(ServerMessage::Error { code: got, .. }) => assert_eq!(got, code),
+        other => panic!("expected error {code}, got {other:?}"),
+    }
+}
+
+async fn expect_refusal(client: &mut Client, code: &str, close: u16) {
+    expect_error(client, code).await;
+    assert_eq!(next(client).await, Frame::Close(close));
+}
+
+async fn joined_room() -> (Client, FakeSession) {
+    let (joined_tx, mut joined_rx) = mpsc::unbounded_channel();
+    let addr = serve(FakeRooms {
+        joined: Some(joined_tx),
+        ..FakeRooms::default()
+    })
+    .await;
+    let token = token(&claims("standup"));
+    let mut client = connect(addr, &format!("access_token={token}&room=standup")).await;
+    send(&mut client, &ClientMessage::Join {}).await;
+    let session = tokio::time::timeout(WAIT, joined_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    (client, session)
+}
+
+async fn next_link_event(session: &mut FakeSession) -> Option<LinkEvent> {
+    tokio::time::timeout(WAIT, session.link.recv())
+        .await
+        .expect("a link event in time")
+}
+
+#[tokio::test]
+async fn token_refusals_close_with_4401() {
+    let addr = serve(FakeRooms::default()).await;
+    let expired = AccessClaims {
+        exp: unix_now() - 1,
+        ..claims("standup")
+    };
+    let early = AccessClaims {
+        nbf: unix_now() + 3600,
+        ..claims("standup")
+    };
+    let stranger = AccessClaims {
+        iss: "nokey".into(),
+        ..claims("standup")
+    };
+    let cases = [
+        (String::new(), "token_missing"),
+        ("access_token=".to_owned(), "token_missing"),
+        ("access_token=garbage".to_owned(), "token_malformed"),
+        (format!("access_token={}", token(&expired)), "token_expired"),
+        (
+            format!("access_token={}", token(&early)),
+            "token_not_yet_valid",
+        ),
+        (
+            format!(
+                "access_token={}",
+                testing::keys()
+                    .with("nokey", crate::ApiSecret::new("x"))
+                    .sign(&stranger)
+                    .unwrap()
+            ),
+            "token_unknown_key",
+        ),
+        (
+            format!("access_token={}x", token(&claims("standup"))),
+            "token_invalid_signature",
+        ),
+        (
+            format!("access_token={}&room=other", token(&claims("standup"))),
+            "token_wrong_room",
+        ),
+    ];
+    for (query, code) in cases {
+        let mut client = connect(addr, &query).await;
+        expect_refusal(&mut client, code, close_code::UNAUTHORIZED).await;
+    }
+}
+
+#[tokio::test]
+async fn no_join_in_time_closes_with_4408() {
+    let addr = serve(FakeRooms::default()).await;
+    let token = token(&claims("standup"));
+    let mut client = connect(addr, &format!("access_token={token}")).await;
+    // Before join: pings are answered, other messages are errors, the clock runs.
+    send(&mut client, &ClientMessage::Ping { ts: 7 }).await;
+    assert_eq!(
+        next(&mut client).await,
+        Frame::Msg(ServerMessage::Pong { ts: 7 })
+    );
+    send(&mut client, &ClientMessage::Leave {}).await;
+    expect_error(&mut client, "not_joined").await;
+    expect_refusal(&mut client, "join_timeout", close_code::JOIN_TIMEOUT).await;
+}
+
+#[tokio::test]
+async fn join_refused_by_the_room_closes_with_4403() {
+    let addr = serve(FakeRooms {
+        join_error: Some(JoinError::RoomFull(350)),
+        ..FakeRooms::default()
+    })
+    .await;
+    let token = token(&claims("standup"));
+    let mut client = connect(addr, &format!("access_token={token}")).await;
+    send(&mut client, &ClientMessage::Join {}).await;
+    expect_refusal(&mut client, "room_full", close_code::JOIN_REFUSED).await;
+}
+
+#[tokio::test]
+async fn session_carries_frames_both_ways_until_left() {
+    let (mut client, mut session) = joined_room().await;
+    assert_eq!(session.room, "standup");
+    assert_eq!(session.who.identity, "alice");
+    assert_eq!(session.who.name, "Alice");
+    assert_eq!(session.who.grants, Grants::subscribe_only());
+
+    let pong = ServerMessage::Pong { ts: 1 };
+    session.events.send(pong.clone()).await.unwrap();
+    assert_eq!(next(&mut client).await, Frame::Msg(pong));
+
+    // A malformed frame is answered and the session goes on.
+    client.send(WsMessage::text("{\"type\":")).await.unwrap();
+    expect_error(&mut client, "bad_message").await;
+    client
+        .send(WsMessage::text("{\"type\":\"dance\"}"))
+        .await
+        .unwrap();
+    expect_error(&mut client, "bad_message").await;
+    client.send(WsMessage::binary(vec![1, 2, 3])).await.unwrap();
+    expect_error(&mut client, "bad_message").await;
+
+    let publish = ClientMessage::Publish {
+        cid: "mic".into(),
+        source: TrackSource::Microphone,
+        muted: false,
+    };
+    send(&mut client, &publish).await;
+    assert_eq!(
+        next_link_event(&mut session).await,
+        Some(LinkEvent::Sent(publish))
+    );
+
+    send(&mut client, &ClientMessage::Leave {}).await;
+    assert_eq!(
+        next_link_event(&mut session).await,
+        Some(LinkEvent::Sent(ClientMessage::Leave {}))
+    );
+    let left = ServerMessage::Left {
+        reason: LeaveReason::ClientLeft,
+    };
+    session.events.send(left.clone()).await.unwrap();
+    assert_eq!(next(&mut client).await, Frame::Msg(left));
+    assert_eq!(next(&mut client).await, Frame::Close(close_code::NORMAL));
+    // The room already knows: no signaling_closed after a leave.
+    assert_eq!(next_link_event(&mut session).await, None);
+}
+
+#[tokio::test]
+async fn removed_by_the_room_closes_normally() {
+    let (mut client, mut session) = joined_room().await;
+    let left = ServerMessage::Left {
+        reason: LeaveReason::RemovedByServer,
+    };
+    session.events.send(left.clone()).await.unwrap();
+    assert_eq!(next(&mut client).await, Frame::Msg(left));
+    assert_eq!(next(&mut client).await, Frame::Close(close_code::NORMAL));
+    assert_eq!(next_link_event(&mut session).await, None);
+}
+
+#[tokio::test]
+async fn socket_closed_without_leave_tells_the_room() {
+    let (mut client, mut session) = joined_room().await;
+    client.close(None).await.unwrap();
+    assert_eq!(
+        next_link_event(&mut session).await,
+        Some(LinkEvent::Closed(LeaveReason::SignalingClosed))
+    );
+}
+
+#[tokio::test]
+async fn socket_dropped_without_leave_tells_the_room() {
+    let (client, mut session) = joined_room().await;
+    drop(client);
+    assert_eq!(
+        next_link_event(&mut session).await,
+        Some(LinkEvent::Closed(LeaveReason::SignalingClosed))
+    );
+}
+
+#[tokio::test]
+async fn room_vanishing_is_room_closed_4500() {
+    let (mut client, session) = joined_room().await;
+    drop(session.events);
+    expect_refusal(&mut client, "room_closed", close_code::ROOM_FAILED).await;
+}
+
+#[tokio::test]
+async fn oversized_frame_closes_with_1009() {
+    let (mut client, mut session) = joined_room().await;
+    let huge = format!(
+        "{{\"type\":\"offer\",\"target\":\"publisher\",\"sdp\":\"{}\"}}",
+        "a".repeat(MAX_CLIENT_FRAME)
+    );
+    client.send(WsMessage::text(huge)).await.unwrap();
+    expect_refusal(&mut client, "message_too_large", close_code::TOO_BIG).await;
+    assert_eq!(
+        next_link_event(&mut session).await,
+        Some(LinkEvent::Closed(LeaveReason::SignalingClosed))
+    );
+}
+
+#[tokio::test]
+async fn plain_http_get_is_a_json_error() {
+    let addr = serve(FakeRooms::default()).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /v1/rtc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 4"), "{response}");
+    assert!(
+        response.contains("\"code\":\"invalid_request\""),
+        "{response}"
+    );
+}

@@ -1,0 +1,250 @@
+//! Test helpers: a scripted [`Rooms`] fake and request builders.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, header};
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chorus_protocol::control::{CreateRoomRequest, RoomInfo};
+use chorus_protocol::signal::{ClientMessage, ServerMessage};
+use chorus_protocol::{
+    Grants, LeaveReason, MediaKind, ParticipantInfo, ParticipantState, TrackInfo, TrackSource,
+};
+use chorus_room::{JoinError, JoinRequest, RoomError};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::rooms::{BoxFuture, JoinedSession, Rooms, SessionLink};
+use crate::{ApiConfig, ApiSecret, ApiState, Keys};
+
+pub const SECRET: &str = "devsecret-for-tests-0123456789abcdef";
+pub const OTHER_SECRET: &str = "othersecret-for-tests-0123456789abcdef";
+
+pub fn keys() -> Keys {
+    Keys::new("devkey", ApiSecret::new(SECRET)).with("otherkey", ApiSecret::new(OTHER_SECRET))
+}
+
+pub fn config() -> ApiConfig {
+    ApiConfig {
+        keys: keys(),
+        demo_enabled: true,
+        public_url: "http://127.0.0.1:7880".into(),
+    }
+}
+
+pub fn state(rooms: FakeRooms) -> ApiState {
+    ApiState::with_rooms(Arc::new(rooms), config(), CancellationToken::new())
+}
+
+pub fn app(rooms: FakeRooms) -> Router {
+    crate::router(state(rooms))
+}
+
+pub fn basic(key: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{key}:{secret}")))
+}
+
+pub fn auth() -> String {
+    basic("devkey", SECRET)
+}
+
+pub fn request(method: Method, uri: &str, body: Option<serde_json::Value>) -> Request<Body> {
+    request_as("devkey", SECRET, method, uri, body)
+}
+
+pub fn request_as(
+    key: &str,
+    secret: &str,
+    method: Method,
+    uri: &str,
+    body: Option<serde_json::Value>,
+) -> Request<Body> {
+    let builder = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, basic(key, secret));
+    match body {
+        Some(body) => builder
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+        None => builder.body(Body::empty()).unwrap(),
+    }
+}
+
+pub async fn body_json(response: Response) -> serde_json::Value {
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "body is not JSON ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    })
+}
+
+/// What the signaling side did to a fake session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkEvent {
+    Sent(ClientMessage),
+    Closed(LeaveReason),
+}
+
+/// A session the fake admitted; the test plays the room through it.
+pub struct FakeSession {
+    pub room: String,
+    pub who: JoinRequest,
+    /// Frames for the client.
+    pub events: mpsc::Sender<ServerMessage>,
+    /// What the client side sent to the room.
+    pub link: mpsc::UnboundedReceiver<LinkEvent>,
+}
+
+/// Rooms that answer with canned values, or with `fail_with`.
+#[derive(Default)]
+pub struct FakeRooms {
+    /// Every control operation fails with this.
+    pub fail_with: Option<RoomError>,
+    /// `join` fails with this.
+    pub join_error: Option<JoinError>,
+    /// Admitted sessions are handed to the test here.
+    pub joined: Option<mpsc::UnboundedSender<FakeSession>>,
+}
+
+struct FakeLink(mpsc::UnboundedSender<LinkEvent>);
+
+impl SessionLink for FakeLink {
+    fn send(&self, msg: ClientMessage) -> BoxFuture<'_, Result<(), RoomError>> {
+        let sent = self.0.send(LinkEvent::Sent(msg));
+        Box::pin(async move { sent.map_err(|_| RoomError::RoomClosed) })
+    }
+    fn close(&self, reason: LeaveReason) -> BoxFuture<'_, ()> {
+        let _ = self.0.send(LinkEvent::Closed(reason));
+        Box::pin(async {})
+    }
+}
+
+pub fn room_info(name: &str) -> RoomInfo {
+    RoomInfo {
+        name: name.into(),
+        max_participants: 350,
+        num_participants: 1,
+        num_tracks: 1,
+        created_at_ms: 1_700_000_000_000,
+    }
+}
+
+pub fn track(track_id: &str, muted: bool) -> TrackInfo {
+    TrackInfo {
+        track_id: track_id.into(),
+        participant_id: "PA_1".into(),
+        source: TrackSource::Microphone,
+        kind: MediaKind::Audio,
+        muted,
+    }
+}
+
+pub fn participant(identity: &str, grants: Grants) -> ParticipantInfo {
+    ParticipantInfo {
+        participant_id: "PA_1".into(),
+        identity: identity.into(),
+        name: identity.into(),
+        state: ParticipantState::Connected,
+        grants,
+        tracks: vec![track("TR_1", false)],
+        joined_at_ms: 1_700_000_000_000,
+    }
+}
+
+impl FakeRooms {
+    fn answer<T: Send + 'static>(&self, value: T) -> BoxFuture<'_, Result<T, RoomError>> {
+        let result = match &self.fail_with {
+            Some(e) => Err(e.clone()),
+            None => Ok(value),
+        };
+        Box::pin(async move { result })
+    }
+}
+
+impl Rooms for FakeRooms {
+    fn create_room(&self, req: CreateRoomRequest) -> BoxFuture<'_, Result<RoomInfo, RoomError>> {
+        let mut info = room_info(&req.name);
+        info.max_participants = req.max_participants.unwrap_or(350);
+        self.answer(info)
+    }
+    fn list_rooms(&self) -> BoxFuture<'_, Vec<RoomInfo>> {
+        Box::pin(async { vec![room_info("fake")] })
+    }
+    fn room_info<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<RoomInfo, RoomError>> {
+        self.answer(room_info(room))
+    }
+    fn delete_room<'a>(&'a self, _room: &'a str) -> BoxFuture<'a, Result<(), RoomError>> {
+        self.answer(())
+    }
+    fn list_participants<'a>(
+        &'a self,
+        _room: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ParticipantInfo>, RoomError>> {
+        self.answer(vec![participant("alice", Grants::default())])
+    }
+    fn participant<'a>(
+        &'a self,
+        _room: &'a str,
+        identity: &'a str,
+    ) -> BoxFuture<'a, Result<ParticipantInfo, RoomError>> {
+        self.answer(participant(identity, Grants::default()))
+    }
+    fn remove_participant<'a>(
+        &'a self,
+        _room: &'a str,
+        _identity: &'a str,
+    ) -> BoxFuture<'a, Result<(), RoomError>> {
+        self.answer(())
+    }
+    fn mute_track<'a>(
+        &'a self,
+        _room: &'a str,
+        _identity: &'a str,
+        track_id: &'a str,
+        muted: bool,
+    ) -> BoxFuture<'a, Result<TrackInfo, RoomError>> {
+        self.answer(track(track_id, muted))
+    }
+    fn update_permissions<'a>(
+        &'a self,
+        _room: &'a str,
+        identity: &'a str,
+        grants: Grants,
+    ) -> BoxFuture<'a, Result<ParticipantInfo, RoomError>> {
+        self.answer(participant(identity, grants))
+    }
+    fn join<'a>(
+        &'a self,
+        room: &'a str,
+        who: JoinRequest,
+    ) -> BoxFuture<'a, Result<JoinedSession, JoinError>> {
+        let result = match (&self.join_error, &self.joined) {
+            (Some(e), _) => Err(e.clone()),
+            (None, Some(joined)) => {
+                let (events_tx, events_rx) = mpsc::channel(16);
+                let (link_tx, link_rx) = mpsc::unbounded_channel();
+                let _ = joined.send(FakeSession {
+                    room: room.to_owned(),
+                    who,
+                    events: events_tx,
+                    link: link_rx,
+                });
+                Ok(JoinedSession {
+                    events: events_rx,
+                    link: Box::new(FakeLink(link_tx)),
+                })
+            }
+            (None, None) => Err(JoinError::RoomClosed),
+        };
+        Box::pin(async move { result })
+    }
+}

@@ -1,0 +1,1009 @@
+// Chorus demo client: plain WebRTC + WebSocket, no libraries.
+//
+// Protocol (docs/signaling.md): one WebSocket to /v1/rtc?access_token=JWT and two
+// RTCPeerConnections per participant. On the *publisher* connection this page offers
+// and the server answers; on the *subscriber* connection the server offers (again
+// whenever remote tracks come or go) and this page answers. Each connection has
+// one offerer, so offers never collide; we still run every SDP step of a
+// connection through a promise chain so that they never interleave.
+//
+// Mute semantics used here: muting sets `track.enabled = false` (the browser sends
+// silence / black frames, no renegotiation) and tells the server `mute{track_id}` so
+// the others see the state. Camera off works the same way.
+//
+// State for tests and debugging lives on `window.chorus`.
+'use strict';
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+
+  const JOIN_TIMEOUT_MS = 10000;
+  const REPLY_TIMEOUT_MS = 10000;
+  const PING_INTERVAL_MS = 15000;
+
+  const CLOSE_CODES = {
+    1000: 'closed normally',
+    1001: 'server going away',
+    1006: 'connection lost',
+    1009: 'message too big',
+    4401: 'access token refused',
+    4403: 'join refused',
+    4500: 'the room failed',
+  };
+
+  const LEAVE_REASONS = {
+    client_left: 'you left the room',
+    signaling_closed: 'the signaling connection closed',
+    connection_lost: 'the media connection was lost',
+    removed_by_server: 'you were removed from the room',
+    duplicate_identity: 'you joined the room again from somewhere else',
+    room_deleted: 'the room was deleted',
+    room_failed: 'the room failed',
+    server_shutdown: 'the server is shutting down',
+  };
+
+  const ERROR_TEXT = {
+    token_missing: 'No access token was sent.',
+    token_malformed: 'The access token is malformed.',
+    token_unknown_key: 'The access token was signed with an unknown API key.',
+    token_invalid_signature: 'The access token signature is invalid.',
+    token_expired: 'The access token has expired.',
+    token_not_yet_valid: 'The access token is not valid yet.',
+    token_wrong_room: 'The access token is for another room.',
+    room_full: 'The room is full.',
+    room_not_found: 'The room does not exist.',
+    room_closed: 'The room was closed.',
+    invalid_room_name: 'Invalid room name.',
+    too_many_rooms: 'The server has too many rooms.',
+  };
+
+  const chorus = {
+    /** idle | joining | joined | leaving | left | failed */
+    state: 'idle',
+    room: null,
+    participantId: null,
+    identity: null,
+    /** Own ParticipantInfo as the server last described it. */
+    self: null,
+    /** participant_id -> ParticipantInfo of everyone else in the room. */
+    roster: new Map(),
+    /** track_id -> { trackId, kind, mid, receiver, track, stream } for media on the subscriber connection. */
+    remoteTracks: new Map(),
+    /** source -> { track, trackId, muted } for own published tracks. */
+    localTracks: {},
+    localStream: null,
+    pubPc: null,
+    subPc: null,
+    ws: null,
+    /** Every server frame (parsed), oldest first, with `at` (ms since page load). */
+    events: [],
+    /** Errors shown to the user: { code, message, at }. */
+    errors: [],
+    leftReason: null,
+    closeCode: null,
+    closeReasonText: '',
+    lastRttMs: null,
+  };
+  window.chorus = chorus;
+
+  // One object per join; callbacks of an older session check `s !== session` and stop.
+  let session = null;
+
+  // ---------------------------------------------------------------- logging / errors
+
+  function log(...parts) {
+    const line = parts.map((p) => (typeof p === 'string' ? p : JSON.stringify(p))).join(' ');
+    const el = $('log-lines');
+    if (el) {
+      const div = document.createElement('div');
+      div.textContent = `${(performance.now() / 1000).toFixed(2)} ${line}`;
+      el.appendChild(div);
+      while (el.childNodes.length > 500) el.removeChild(el.firstChild);
+    }
+    console.log('[chorus]', line);
+  }
+
+  function redact(msg) {
+    if (msg && typeof msg.sdp === 'string') return { ...msg, sdp: `<${msg.sdp.length} bytes>` };
+    return msg;
+  }
+
+  function showError(text, code) {
+    chorus.errors.push({ code: code || null, message: text, at: performance.now() });
+    const el = $('error');
+    el.textContent = text;
+    el.classList.add('shown');
+    log('ERROR', text);
+  }
+
+  function clearError() {
+    const el = $('error');
+    el.textContent = '';
+    el.classList.remove('shown');
+  }
+
+  function setStatus(text) {
+    $('status').textContent = text;
+  }
+
+  function describeError(code, message) {
+    const known = ERROR_TEXT[code];
+    return `${known || message || code}${known && message ? ` (${message})` : ''} [${code}]`;
+  }
+
+  // ---------------------------------------------------------------- signaling
+
+  function send(msg) {
+    const s = session;
+    if (!s || !s.ws || s.ws.readyState !== WebSocket.OPEN) return false;
+    s.ws.send(JSON.stringify(msg));
+    if (msg.type !== 'ping' && msg.type !== 'candidate') log('→', redact(msg));
+    return true;
+  }
+
+  /** Resolves with the first server frame matching `pred`; rejects after `ms` or when the session ends. */
+  function waitFor(s, pred, ms, what) {
+    return new Promise((resolve, reject) => {
+      const w = {
+        pred,
+        resolve: (m) => { clearTimeout(w.timer); resolve(m); },
+        reject: (e) => { clearTimeout(w.timer); reject(e); },
+      };
+      w.timer = setTimeout(() => {
+        s.waiters.delete(w);
+        reject(new Error(`timed out after ${ms} ms waiting for ${what}`));
+      }, ms);
+      s.waiters.add(w);
+    });
+  }
+
+  function onServerMessage(s, data) {
+    let m;
+    try {
+      m = JSON.parse(data);
+    } catch (e) {
+      log('bad frame', String(data).slice(0, 200));
+      return;
+    }
+    m.at = performance.now();
+    chorus.events.push(m);
+    if (chorus.events.length > 5000) chorus.events.splice(0, 1000);
+    if (m.type !== 'candidate' && m.type !== 'pong') log('←', redact(m));
+
+    for (const w of [...s.waiters]) {
+      if (w.pred(m)) {
+        s.waiters.delete(w);
+        w.resolve(m);
+      }
+    }
+
+    switch (m.type) {
+      case 'joined': onJoined(s, m); break;
+      case 'offer':
+        if (m.target === 'subscriber') onSubscriberOffer(s, m.sdp);
+        else log('unexpected offer for', m.target);
+        break;
+      case 'answer':
+        // Publisher answers are consumed by the waiter in negotiatePublisher().
+        if (m.target !== 'publisher') log('unexpected answer for', m.target);
+        break;
+      case 'candidate': onRemoteCandidate(s, m.target, m.candidate); break;
+      case 'publish_accepted': break; // consumed by the waiter in publishTrack()
+      case 'participant_joined':
+        if (m.participant.participant_id !== chorus.participantId) {
+          chorus.roster.set(m.participant.participant_id, m.participant);
+        }
+        break;
+      case 'participant_left': {
+        const p = chorus.roster.get(m.participant_id);
+        chorus.roster.delete(m.participant_id);
+        log(`${p ? p.name || p.identity : m.identity} left: ${m.reason}`);
+        break;
+      }
+      case 'participant_state': {
+        const p = m.participant_id === chorus.participantId ? chorus.self : chorus.roster.get(m.participant_id);
+        if (p) p.state = m.state;
+        break;
+      }
+      case 'track_published': upsertTrack(m.track); break;
+      case 'track_unpublished': removeTrack(m.participant_id, m.track_id); break;
+      case 'track_muted': onTrackMuted(m); break;
+      case 'permissions_changed':
+        if (chorus.self) chorus.self.grants = m.grants;
+        log('permissions changed', m.grants);
+        break;
+      case 'left':
+        chorus.leftReason = m.reason;
+        if (m.reason !== 'client_left') showError(`You are out of the room: ${LEAVE_REASONS[m.reason] || m.reason}.`, m.reason);
+        break;
+      case 'pong':
+        if (m.ts) chorus.lastRttMs = Date.now() - m.ts;
+        break;
+      case 'error':
+        showError(describeError(m.code, m.message), m.code);
+        break;
+      default:
+        log('unknown frame type', m.type);
+    }
+    render();
+  }
+
+  function onJoined(s, m) {
+    chorus.room = m.room;
+    chorus.self = m.participant;
+    chorus.participantId = m.participant.participant_id;
+    chorus.identity = m.participant.identity;
+    chorus.roster.clear();
+    for (const p of m.participants || []) chorus.roster.set(p.participant_id, p);
+    chorus.state = 'joined';
+    s.joined = true;
+    setStatus(`in room “${m.room}” as ${m.participant.name || m.participant.identity}`);
+  }
+
+  function ownerOf(participantId) {
+    if (participantId === chorus.participantId) return chorus.self;
+    return chorus.roster.get(participantId) || null;
+  }
+
+  function upsertTrack(track) {
+    const p = ownerOf(track.participant_id);
+    if (!p) {
+      log('track_published for unknown participant', track.participant_id);
+      return;
+    }
+    p.tracks = p.tracks || [];
+    const i = p.tracks.findIndex((t) => t.track_id === track.track_id);
+    if (i >= 0) p.tracks[i] = track;
+    else p.tracks.push(track);
+  }
+
+  function removeTrack(participantId, trackId) {
+    const p = ownerOf(participantId);
+    if (p && p.tracks) p.tracks = p.tracks.filter((t) => t.track_id !== trackId);
+    if (participantId === chorus.participantId) {
+      // The server took one of our tracks away (e.g. permissions changed).
+      for (const [source, lt] of Object.entries(chorus.localTracks)) {
+        if (lt.trackId === trackId) {
+          log(`server unpublished our ${source}`);
+          lt.trackId = null;
+        }
+      }
+    }
+  }
+
+  function onTrackMuted(m) {
+    const p = ownerOf(m.participant_id);
+    const t = p && p.tracks && p.tracks.find((x) => x.track_id === m.track_id);
+    if (t) t.muted = m.muted;
+    if (m.participant_id === chorus.participantId) {
+      // Muted (or unmuted) by the server: follow it locally.
+      for (const lt of Object.values(chorus.localTracks)) {
+        if (lt.trackId === m.track_id) {
+          lt.muted = m.muted;
+          lt.track.enabled = !m.muted;
+        }
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- ICE candidates
+
+  function candidateInit(c) {
+    const init = { candidate: c.candidate || '' };
+    if (c.sdpMid !== undefined && c.sdpMid !== null) init.sdpMid = c.sdpMid;
+    if (c.sdpMLineIndex !== undefined && c.sdpMLineIndex !== null) init.sdpMLineIndex = c.sdpMLineIndex;
+    if (init.sdpMid === undefined && init.sdpMLineIndex === undefined) init.sdpMLineIndex = 0;
+    if (c.usernameFragment) init.usernameFragment = c.usernameFragment;
+    return init;
+  }
+
+  async function addRemoteCandidate(pc, cand) {
+    try {
+      if (cand) await pc.addIceCandidate(candidateInit(cand));
+      else await pc.addIceCandidate(); // end of candidates
+    } catch (e) {
+      if (cand) log('addIceCandidate failed', e.message, cand.candidate);
+    }
+  }
+
+  function onRemoteCandidate(s, target, cand) {
+    const pc = target === 'publisher' ? s.pubPc : target === 'subscriber' ? s.subPc : null;
+    if (!pc) return;
+    // Until the remote description is set the candidate cannot be applied: queue it.
+    if (!pc.remoteDescription || s.applying[target]) s.remoteCandidates[target].push(cand);
+    else addRemoteCandidate(pc, cand);
+  }
+
+  async function flushRemoteCandidates(s, target) {
+    const pc = target === 'publisher' ? s.pubPc : s.subPc;
+    const queued = s.remoteCandidates[target].splice(0);
+    for (const c of queued) await addRemoteCandidate(pc, c);
+  }
+
+  function onLocalCandidate(s, target, cand) {
+    if (s !== session) return;
+    const json = cand ? cand.toJSON() : null;
+    if (json && !json.candidate) return; // Chrome's empty end-of-generation marker
+    // Candidates may only follow the SDP they belong to.
+    if (!s.localSent[target]) s.localCandidates[target].push(json);
+    else send({ type: 'candidate', target, candidate: json });
+  }
+
+  function flushLocalCandidates(s, target) {
+    s.localSent[target] = true;
+    for (const c of s.localCandidates[target].splice(0)) send({ type: 'candidate', target, candidate: c });
+  }
+
+  // ---------------------------------------------------------------- peer connections
+
+  function newPc(s, target) {
+    const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    pc.onicecandidate = (e) => onLocalCandidate(s, target, e.candidate);
+    pc.onconnectionstatechange = () => {
+      if (s !== session) return;
+      log(`${target} connection: ${pc.connectionState}`);
+      if (pc.connectionState === 'failed' && s.joined && !s.leaving) {
+        showError(`The ${target} media connection failed (ICE/DTLS). Media may not flow.`, 'pc_failed');
+      }
+      render();
+    };
+    return pc;
+  }
+
+  /** Chained so that no two SDP operations of one connection interleave. */
+  function enqueue(s, target, job) {
+    const p = s.chain[target].then(() => (s === session ? job() : undefined));
+    s.chain[target] = p.catch((e) => {
+      if (s !== session || s.leaving) return;
+      showError(`Negotiation on the ${target} connection failed: ${e.message}`, 'negotiation_failed');
+    });
+    return p;
+  }
+
+  function negotiatePublisher(s) {
+    // Coalesce: if a negotiation is already queued and has not started, it will pick up this change.
+    if (s.pubQueued) return s.pubQueued;
+    s.pubQueued = enqueue(s, 'publisher', async () => {
+      s.pubQueued = null;
+      const pc = s.pubPc;
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      const answer = waitFor(
+        s,
+        (m) => (m.type === 'answer' && m.target === 'publisher') || m.type === 'error',
+        REPLY_TIMEOUT_MS,
+        'the publisher answer',
+      );
+      send({ type: 'offer', target: 'publisher', sdp: pc.localDescription.sdp });
+      flushLocalCandidates(s, 'publisher');
+      const m = await answer;
+      if (m.type === 'error') throw new Error(`the server refused the offer: ${describeError(m.code, m.message)}`);
+      s.applying.publisher = true;
+      try {
+        await pc.setRemoteDescription({ type: 'answer', sdp: m.sdp });
+      } finally {
+        s.applying.publisher = false;
+      }
+      await flushRemoteCandidates(s, 'publisher');
+    });
+    return s.pubQueued;
+  }
+
+  function onSubscriberOffer(s, sdp) {
+    enqueue(s, 'subscriber', async () => {
+      const pc = s.subPc;
+      s.applying.subscriber = true;
+      try {
+        await pc.setRemoteDescription({ type: 'offer', sdp });
+      } finally {
+        s.applying.subscriber = false;
+      }
+      syncRemoteTracks(s, sdp);
+      await flushRemoteCandidates(s, 'subscriber');
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+      send({ type: 'answer', target: 'subscriber', sdp: pc.localDescription.sdp });
+      flushLocalCandidates(s, 'subscriber');
+      render();
+    });
+  }
+
+  /** mid -> { kind, port, direction, stream } from an SDP. */
+  function parseSections(sdp) {
+    const out = new Map();
+    const sections = sdp.split(/\r?\nm=/).slice(1);
+    for (const sec of sections) {
+      const lines = sec.split(/\r?\n/);
+      const [kind, port] = lines[0].split(' ');
+      const info = { kind, port: parseInt(port, 10), direction: 'sendrecv', stream: null };
+      let mid = null;
+      for (const line of lines) {
+        if (line.startsWith('a=mid:')) mid = line.slice(6).trim();
+        else if (line.startsWith('a=msid:')) {
+          const id = line.slice(7).trim().split(' ')[0];
+          if (id && id !== '-') info.stream = id;
+        } else if (!info.stream && /^a=ssrc:\d+ msid:/.test(line)) {
+          info.stream = line.split('msid:')[1].trim().split(' ')[0];
+        } else if (/^a=(sendrecv|sendonly|recvonly|inactive)$/.test(line)) {
+          info.direction = line.slice(2);
+        }
+      }
+      if (mid !== null) out.set(mid, info);
+    }
+    return out;
+  }
+
+  /**
+   * Rebuilds chorus.remoteTracks from the server's offer: every m-section the server
+   * sends on carries one track in a stream whose id is the server's track_id.
+   */
+  function syncRemoteTracks(s, sdp) {
+    const sections = parseSections(sdp);
+    const seen = new Set();
+    for (const tr of s.subPc.getTransceivers()) {
+      if (!tr.mid || !tr.receiver || !tr.receiver.track) continue;
+      const info = sections.get(tr.mid);
+      if (!info || info.port === 0) continue;
+      if (info.direction !== 'sendonly' && info.direction !== 'sendrecv') continue;
+      const trackId = info.stream || s.midStream.get(tr.mid);
+      if (!trackId) continue;
+      seen.add(trackId);
+      const track = tr.receiver.track;
+      const cur = chorus.remoteTracks.get(trackId);
+      if (!cur || cur.track !== track) {
+        chorus.remoteTracks.set(trackId, {
+          trackId,
+          kind: track.kind,
+          mid: tr.mid,
+          receiver: tr.receiver,
+          track,
+          stream: new MediaStream([track]),
+        });
+      }
+    }
+    for (const id of [...chorus.remoteTracks.keys()]) {
+      if (!seen.has(id)) chorus.remoteTracks.delete(id);
+    }
+  }
+
+  // ---------------------------------------------------------------- publishing
+
+  async function publishTrack(s, track, source) {
+    const reply = waitFor(
+      s,
+      (m) => (m.type === 'publish_accepted' && m.cid === track.id) || m.type === 'error',
+      REPLY_TIMEOUT_MS,
+      `publish_accepted for the ${source}`,
+    );
+    send({ type: 'publish', cid: track.id, source, muted: !track.enabled });
+    const m = await reply;
+    if (m.type === 'error') throw new Error(`the server refused the ${source}: ${describeError(m.code, m.message)}`);
+    chorus.localTracks[source] = { track, trackId: m.track.track_id, muted: !track.enabled };
+    upsertTrack(m.track);
+    s.pubPc.addTransceiver(track, { direction: 'sendonly', streams: [chorus.localStream] });
+    if (track.kind === 'video') preferCodec(s.pubPc, track, 'video/VP8');
+    if (track.kind === 'audio') preferCodec(s.pubPc, track, 'audio/opus');
+  }
+
+  function preferCodec(pc, track, mime) {
+    try {
+      const tr = pc.getTransceivers().find((t) => t.sender && t.sender.track === track);
+      // Chrome checks preferences against the receiver capabilities.
+      const caps = RTCRtpReceiver.getCapabilities(track.kind);
+      if (!tr || !caps || !tr.setCodecPreferences) return;
+      const want = mime.toLowerCase();
+      const first = caps.codecs.filter((c) => c.mimeType.toLowerCase() === want);
+      const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase() !== want);
+      if (first.length) tr.setCodecPreferences([...first, ...rest]);
+    } catch (e) {
+      log('setCodecPreferences failed', e.message);
+    }
+  }
+
+  async function setMuted(source, muted) {
+    const lt = chorus.localTracks[source];
+    if (!lt) return;
+    lt.muted = muted;
+    lt.track.enabled = !muted;
+    if (lt.trackId) send({ type: 'mute', track_id: lt.trackId, muted });
+    const t = chorus.self && chorus.self.tracks && chorus.self.tracks.find((x) => x.track_id === lt.trackId);
+    if (t) t.muted = muted;
+    render();
+  }
+
+  // ---------------------------------------------------------------- join / leave
+
+  async function fetchToken(room, name) {
+    let res;
+    try {
+      res = await fetch('/demo/token', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ room, name }),
+      });
+    } catch (e) {
+      throw new Error(`cannot reach the server for a token: ${e.message}`);
+    }
+    const text = await res.text();
+    let body = null;
+    try { body = JSON.parse(text); } catch (e) { /* not JSON */ }
+    if (!res.ok) {
+      const err = body && body.error;
+      throw new Error(err ? describeError(err.code, err.message) : `token request failed: HTTP ${res.status} ${text.slice(0, 200)}`);
+    }
+    if (!body || !body.token) throw new Error('token response has no token');
+    return body;
+  }
+
+  /**
+   * The server that served this page also serves the signaling socket, so connect to
+   * this page's origin (the server's `url` may name an address this browser cannot
+   * reach, e.g. 127.0.0.1 seen from another machine); keep the path it gives.
+   */
+  function signalingUrl(url, token) {
+    let path = '/v1/rtc';
+    try {
+      if (url) path = new URL(url, location.href).pathname;
+    } catch (e) { /* keep the default */ }
+    const u = new URL(path, location.href);
+    u.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    u.search = '';
+    u.hash = '';
+    u.searchParams.set('access_token', token);
+    return u.toString();
+  }
+
+  async function getMedia() {
+    try {
+      return await navigator.mediaDevices.getUserMedia({
+        audio: true,
+        video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
+      });
+    } catch (e) {
+      showError(`Camera/microphone unavailable (${e.name}: ${e.message}). Joining without sending media.`, 'media_unavailable');
+      return new MediaStream();
+    }
+  }
+
+  async function join(room, name) {
+    if (session) throw new Error('already in a room');
+    clearError();
+    const s = {
+      ws: null,
+      pubPc: null,
+      subPc: null,
+      joined: false,
+      leaving: false,
+      waiters: new Set(),
+      chain: { publisher: Promise.resolve(), subscriber: Promise.resolve() },
+      applying: { publisher: false, subscriber: false },
+      remoteCandidates: { publisher: [], subscriber: [] },
+      localCandidates: { publisher: [], subscriber: [] },
+      localSent: { publisher: false, subscriber: false },
+      midStream: new Map(),
+      pubQueued: null,
+      pingTimer: null,
+      closed: null,
+    };
+    session = s;
+    Object.assign(chorus, {
+      state: 'joining', room, participantId: null, identity: null, self: null,
+      leftReason: null, closeCode: null, localTracks: {}, events: [], errors: [],
+    });
+    chorus.roster.clear();
+    chorus.remoteTracks.clear();
+    $('join').disabled = true;
+    setStatus('getting camera and microphone…');
+    render();
+
+    try {
+      const [stream, tok] = await Promise.all([getMedia(), fetchToken(room, name)]);
+      if (s !== session) { stream.getTracks().forEach((t) => t.stop()); return; }
+      chorus.localStream = stream;
+      $('local-video').srcObject = stream;
+
+      s.pubPc = chorus.pubPc = newPc(s, 'publisher');
+      s.subPc = chorus.subPc = newPc(s, 'subscriber');
+      s.subPc.ontrack = (e) => {
+        if (e.streams && e.streams[0] && e.transceiver && e.transceiver.mid) s.midStream.set(e.transceiver.mid, e.streams[0].id);
+      };
+
+      setStatus('connecting…');
+      const ws = new WebSocket(signalingUrl(tok.url, tok.token));
+      s.ws = chorus.ws = ws;
+      s.closed = new Promise((resolve) => {
+        ws.onclose = (e) => { onClose(s, e); resolve(); };
+      });
+      ws.onmessage = (e) => { if (s === session) onServerMessage(s, e.data); };
+      await new Promise((resolve, reject) => {
+        ws.onopen = resolve;
+        ws.onerror = () => reject(new Error('cannot open the signaling WebSocket'));
+        s.closed.then(() => reject(new Error(closeText(chorus.closeCode, chorus.closeReasonText))));
+      });
+      ws.onerror = null;
+
+      const joined = waitFor(s, (m) => m.type === 'joined' || m.type === 'error', JOIN_TIMEOUT_MS, 'joined');
+      send({ type: 'join' });
+      const j = await Promise.race([
+        joined,
+        s.closed.then(() => { throw new Error(closeText(chorus.closeCode, chorus.closeReasonText)); }),
+      ]);
+      if (j.type === 'error') throw new Error(describeError(j.code, j.message));
+
+      s.pingTimer = setInterval(() => send({ type: 'ping', ts: Date.now() }), PING_INTERVAL_MS);
+      render();
+
+      // Publish what we have: announce each track, then add it and negotiate once.
+      const grants = (chorus.self && chorus.self.grants) || {};
+      const allowed = (src) => grants.can_publish !== false &&
+        (!grants.can_publish_sources || grants.can_publish_sources.length === 0 || grants.can_publish_sources.includes(src));
+      const mic = stream.getAudioTracks()[0];
+      const cam = stream.getVideoTracks()[0];
+      const toPublish = [];
+      if (mic && allowed('microphone')) toPublish.push([mic, 'microphone']);
+      if (cam && allowed('camera')) toPublish.push([cam, 'camera']);
+      for (const [track, source] of toPublish) {
+        try {
+          await publishTrack(s, track, source);
+        } catch (e) {
+          if (s !== session) return;
+          showError(`Could not publish: ${e.message}`, 'publish_failed');
+        }
+      }
+      if (toPublish.length === 0) log('nothing to publish (no devices or no permission)');
+      // A failed negotiation is reported by enqueue(); stay in the room to receive.
+      if (Object.keys(chorus.localTracks).length) await negotiatePublisher(s).catch(() => {});
+      render();
+    } catch (e) {
+      if (s === session) {
+        const last = [...chorus.events].reverse().find((m) => m.type === 'error');
+        const detail = last && !e.message.includes(last.code) ? ` — ${describeError(last.code, last.message)}` : '';
+        showError(`Could not join: ${e.message}${detail}`, last ? last.code : 'join_failed');
+        teardown(s, 'failed');
+      }
+    }
+  }
+
+  function closeText(code, reason) {
+    if (code == null) return 'the signaling connection closed';
+    const what = CLOSE_CODES[code] || 'closed';
+    return `signaling closed: ${what} (code ${code}${reason ? `, ${reason}` : ''})`;
+  }
+
+  function onClose(s, e) {
+    if (s !== session) return;
+    chorus.closeCode = e.code;
+    chorus.closeReasonText = e.reason || '';
+    log(`socket closed: code ${e.code} ${e.reason || ''}`);
+    for (const w of [...s.waiters]) w.reject(new Error(closeText(e.code, e.reason)));
+    s.waiters.clear();
+    if (!s.joined) return; // join() reports it
+    if (s.leaving) return; // leave() tears down
+    if (!chorus.leftReason) {
+      const last = [...chorus.events].reverse().find((m) => m.type === 'error');
+      const detail = last ? ` — ${describeError(last.code, last.message)}` : '';
+      showError(`Disconnected from the room: ${closeText(e.code, e.reason)}${detail}`, e.code === 4500 ? 'room_closed' : 'disconnected');
+    }
+    teardown(s, chorus.leftReason ? 'left' : 'failed');
+  }
+
+  async function leave() {
+    const s = session;
+    if (!s || s.leaving) return;
+    s.leaving = true;
+    chorus.state = 'leaving';
+    render();
+    if (s.ws && s.ws.readyState === WebSocket.OPEN) {
+      const left = waitFor(s, (m) => m.type === 'left', 3000, 'left').catch(() => null);
+      send({ type: 'leave' });
+      await Promise.race([left, s.closed, new Promise((r) => setTimeout(r, 3000))]);
+    }
+    teardown(s, 'left');
+  }
+
+  function teardown(s, finalState) {
+    if (s !== session) return;
+    session = null;
+    clearInterval(s.pingTimer);
+    for (const w of [...s.waiters]) w.reject(new Error('session ended'));
+    s.waiters.clear();
+    if (s.ws && (s.ws.readyState === WebSocket.OPEN || s.ws.readyState === WebSocket.CONNECTING)) {
+      try { s.ws.close(1000, 'bye'); } catch (e) { /* ignore */ }
+    }
+    for (const pc of [s.pubPc, s.subPc]) if (pc) pc.close();
+    if (chorus.localStream) chorus.localStream.getTracks().forEach((t) => t.stop());
+    $('local-video').srcObject = null;
+    chorus.localStream = null;
+    chorus.localTracks = {};
+    chorus.roster.clear();
+    chorus.remoteTracks.clear();
+    chorus.pubPc = chorus.subPc = chorus.ws = null;
+    chorus.state = finalState;
+    $('join').disabled = false;
+    setStatus(finalState === 'left' ? 'left the room' : 'not connected');
+    render();
+  }
+
+  // ---------------------------------------------------------------- stats (for tests and the UI)
+
+  /**
+   * Inbound media per remote participant, from the subscriber connection:
+   * { byParticipant: { [participant_id]: { audio, video } }, unmapped: { audio, video } }
+   * where audio = { packetsReceived, totalSamplesReceived, bytesReceived, tracks } and
+   * video = { packetsReceived, framesDecoded, framesReceived, frameWidth, frameHeight, bytesReceived, tracks }.
+   * Tracks whose stream id is not an announced track_id (e.g. a mixed audio stream) go to `unmapped`.
+   */
+  async function inboundStats() {
+    const owner = new Map();
+    for (const p of chorus.roster.values()) for (const t of p.tracks || []) owner.set(t.track_id, p.participant_id);
+    const out = { byParticipant: {}, unmapped: {} };
+    for (const rt of chorus.remoteTracks.values()) {
+      let report;
+      try { report = await rt.receiver.getStats(); } catch (e) { continue; }
+      const pid = owner.get(rt.trackId);
+      const bucket = pid ? (out.byParticipant[pid] = out.byParticipant[pid] || {}) : out.unmapped;
+      for (const st of report.values()) {
+        if (st.type !== 'inbound-rtp') continue;
+        const kind = st.kind || st.mediaType || rt.kind;
+        const acc = bucket[kind] = bucket[kind] || { packetsReceived: 0, bytesReceived: 0, tracks: [] };
+        acc.tracks.push(rt.trackId);
+        acc.packetsReceived += st.packetsReceived || 0;
+        acc.bytesReceived += st.bytesReceived || 0;
+        if (kind === 'video') {
+          acc.framesDecoded = (acc.framesDecoded || 0) + (st.framesDecoded || 0);
+          acc.framesReceived = (acc.framesReceived || 0) + (st.framesReceived || 0);
+          acc.frameWidth = Math.max(acc.frameWidth || 0, st.frameWidth || 0);
+          acc.frameHeight = Math.max(acc.frameHeight || 0, st.frameHeight || 0);
+          for (const k of ['keyFramesDecoded', 'nackCount', 'pliCount', 'firCount', 'packetsLost']) {
+            acc[k] = (acc[k] || 0) + (st[k] || 0);
+          }
+          acc.codec = codecOf(report, st) || acc.codec;
+        } else {
+          acc.totalSamplesReceived = (acc.totalSamplesReceived || 0) + (st.totalSamplesReceived || 0);
+          acc.codec = codecOf(report, st) || acc.codec;
+        }
+      }
+    }
+    return out;
+  }
+
+  function codecOf(report, st) {
+    const c = st.codecId && report.get(st.codecId);
+    return c ? c.mimeType : undefined;
+  }
+
+  /** A plain-JSON picture of the page for tests. */
+  function snapshot() {
+    return {
+      state: chorus.state,
+      room: chorus.room,
+      participantId: chorus.participantId,
+      identity: chorus.identity,
+      leftReason: chorus.leftReason,
+      closeCode: chorus.closeCode,
+      roster: [...chorus.roster.values()].map((p) => ({
+        participant_id: p.participant_id, identity: p.identity, name: p.name, state: p.state,
+        tracks: (p.tracks || []).map((t) => ({ track_id: t.track_id, source: t.source, muted: t.muted })),
+      })),
+      remoteTracks: [...chorus.remoteTracks.values()].map((r) => ({ trackId: r.trackId, kind: r.kind, mid: r.mid, readyState: r.track.readyState })),
+      localTracks: Object.fromEntries(Object.entries(chorus.localTracks).map(([k, v]) => [k, { trackId: v.trackId, muted: v.muted }])),
+      pub: chorus.pubPc ? { signaling: chorus.pubPc.signalingState, connection: chorus.pubPc.connectionState } : null,
+      sub: chorus.subPc ? { signaling: chorus.subPc.signalingState, connection: chorus.subPc.connectionState } : null,
+      errors: chorus.errors.map((e) => `${e.code}: ${e.message}`),
+      eventTypes: chorus.events.map((m) => m.type),
+    };
+  }
+
+  Object.assign(chorus, { join, leave, setMuted, inboundStats, snapshot, parseSections });
+
+  // ---------------------------------------------------------------- rendering
+
+  let renderQueued = false;
+  function render() {
+    if (renderQueued) return;
+    renderQueued = true;
+    queueMicrotask(() => {
+      renderQueued = false;
+      renderNow();
+    });
+  }
+
+  function trackOf(p, source) {
+    return (p.tracks || []).find((t) => t.source === source) || null;
+  }
+
+  function badge(el, track, onText, offText, noneText) {
+    el.textContent = !track ? noneText : track.muted ? offText : onText;
+    el.classList.toggle('off', !track || track.muted);
+  }
+
+  function renderNow() {
+    const inCall = !!session && chorus.state !== 'joining';
+    $('call').classList.toggle('shown', inCall || chorus.state === 'leaving');
+    $('join-form').style.display = session ? 'none' : '';
+    document.body.dataset.state = chorus.state;
+
+    // Own tile and buttons.
+    const self = chorus.self;
+    $('self-name').textContent = self ? `${self.name || self.identity} (you)` : '';
+    const mic = chorus.localTracks.microphone;
+    const cam = chorus.localTracks.camera;
+    const micBtn = $('mic');
+    micBtn.disabled = !mic;
+    micBtn.textContent = mic && mic.muted ? 'Unmute mic' : 'Mute mic';
+    micBtn.setAttribute('aria-pressed', String(!!(mic && mic.muted)));
+    const camBtn = $('cam');
+    camBtn.disabled = !cam;
+    camBtn.textContent = cam && cam.muted ? 'Camera on' : 'Camera off';
+    camBtn.setAttribute('aria-pressed', String(!!(cam && cam.muted)));
+    $('leave').disabled = !session || session.leaving;
+    const selfTile = $('self-tile');
+    const selfMic = selfTile.querySelector('[data-testid="self-mic-state"]');
+    const selfCam = selfTile.querySelector('[data-testid="self-cam-state"]');
+    badge(selfMic, mic ? { muted: mic.muted } : null, 'mic on', 'mic muted', 'no mic');
+    badge(selfCam, cam ? { muted: cam.muted } : null, 'cam on', 'cam off', 'no cam');
+    selfTile.classList.toggle('no-video', !cam || cam.muted);
+    if (self) {
+      selfTile.dataset.participantId = self.participant_id;
+      selfTile.dataset.state = self.state || '';
+    }
+
+    // Roster.
+    const roster = $('roster');
+    roster.textContent = '';
+    const people = [...chorus.roster.values()].sort((a, b) => (a.joined_at_ms || 0) - (b.joined_at_ms || 0));
+    if (self) people.unshift(self);
+    for (const p of people) {
+      const li = document.createElement('li');
+      li.dataset.participantId = p.participant_id;
+      li.dataset.testid = 'roster-item';
+      if (p === self) li.dataset.self = 'true';
+      const name = document.createElement('span');
+      name.textContent = `${p.name || p.identity}${p === self ? ' (you)' : ''}`;
+      const st = document.createElement('span');
+      st.className = 'state';
+      const m = trackOf(p, 'microphone');
+      st.textContent = `${p.state || ''}${m && m.muted ? ' · muted' : ''}`;
+      li.append(name, st);
+      roster.appendChild(li);
+    }
+    $('roster-count').textContent = String(people.length);
+
+    // Remote tiles.
+    const stage = $('stage');
+    const existing = new Map();
+    for (const el of stage.querySelectorAll('.tile.remote')) existing.set(el.dataset.participantId, el);
+    for (const p of chorus.roster.values()) {
+      let tile = existing.get(p.participant_id);
+      existing.delete(p.participant_id);
+      if (!tile) {
+        tile = createTile(p);
+        stage.appendChild(tile);
+      }
+      updateTile(tile, p);
+    }
+    for (const el of existing.values()) {
+      for (const media of el.querySelectorAll('video, audio')) media.srcObject = null;
+      el.remove();
+    }
+
+    // Audio that belongs to no announced track (e.g. a mixed room stream) still has to play.
+    const owned = new Set();
+    for (const p of chorus.roster.values()) for (const t of p.tracks || []) owned.add(t.track_id);
+    let box = $('room-audio');
+    if (!box) {
+      box = document.createElement('div');
+      box.id = 'room-audio';
+      box.dataset.testid = 'room-audio';
+      box.hidden = true;
+      document.body.appendChild(box);
+    }
+    const want = [...chorus.remoteTracks.values()].filter((r) => r.kind === 'audio' && !owned.has(r.trackId));
+    syncMedia(box, 'audio', want, () => null);
+  }
+
+  function createTile(p) {
+    const tile = document.createElement('div');
+    tile.className = 'tile remote no-video';
+    tile.dataset.participantId = p.participant_id;
+    tile.dataset.testid = 'remote-tile';
+    tile.innerHTML = '<div class="placeholder"></div>' +
+      '<div class="label"><span class="name" data-testid="tile-name"></span>' +
+      '<span class="badge" data-testid="mic-state"></span>' +
+      '<span class="badge" data-testid="cam-state"></span>' +
+      '<span class="badge" data-testid="participant-state"></span></div>';
+    return tile;
+  }
+
+  function updateTile(tile, p) {
+    const label = p.name || p.identity || p.participant_id;
+    tile.querySelector('[data-testid="tile-name"]').textContent = label;
+    tile.querySelector('.placeholder').textContent = (label[0] || '?').toUpperCase();
+    tile.dataset.state = p.state || '';
+    const mic = trackOf(p, 'microphone');
+    const cam = trackOf(p, 'camera');
+    badge(tile.querySelector('[data-testid="mic-state"]'), mic, 'mic on', 'mic muted', 'no mic');
+    badge(tile.querySelector('[data-testid="cam-state"]'), cam, 'cam on', 'cam off', 'no cam');
+    tile.dataset.micMuted = String(!mic || !!mic.muted);
+    tile.dataset.camMuted = String(!cam || !!cam.muted);
+    const ps = tile.querySelector('[data-testid="participant-state"]');
+    ps.textContent = p.state && p.state !== 'connected' ? p.state : '';
+    ps.style.display = ps.textContent ? '' : 'none';
+
+    const media = [];
+    for (const t of p.tracks || []) {
+      const rt = chorus.remoteTracks.get(t.track_id);
+      if (rt) media.push(Object.assign({}, rt, { source: t.source }));
+    }
+    const videos = media.filter((m) => m.kind === 'video');
+    const audios = media.filter((m) => m.kind === 'audio');
+    syncMedia(tile, 'video', videos, (m) => (m.source === 'screen_share' ? 'screen' : 'camera'));
+    syncMedia(tile, 'audio', audios, () => null);
+    const camVideo = videos.find((m) => m.source === 'camera');
+    tile.classList.toggle('no-video', !camVideo || (cam && cam.muted));
+  }
+
+  /** Keeps one <video>/<audio> element per wanted track inside `parent`. */
+  function syncMedia(parent, tag, wanted, classOf) {
+    const have = new Map();
+    for (const el of parent.querySelectorAll(`:scope > ${tag}[data-track-id]`)) have.set(el.dataset.trackId, el);
+    for (const m of wanted) {
+      let el = have.get(m.trackId);
+      have.delete(m.trackId);
+      if (!el) {
+        el = document.createElement(tag);
+        el.dataset.trackId = m.trackId;
+        el.dataset.testid = tag === 'video' ? 'remote-video' : 'remote-audio';
+        el.autoplay = true;
+        if (tag === 'video') {
+          el.muted = true; // audio plays through the <audio> elements
+          el.playsInline = true;
+        }
+        const cls = classOf(m);
+        if (cls) el.className = cls;
+        if (tag === 'video') parent.insertBefore(el, parent.firstChild);
+        else parent.appendChild(el);
+      }
+      if (el.srcObject !== m.stream) {
+        el.srcObject = m.stream;
+        const p = el.play();
+        if (p && p.catch) p.catch((e) => log(`cannot play ${tag}: ${e.message}`));
+      }
+    }
+    for (const el of have.values()) {
+      el.srcObject = null;
+      el.remove();
+    }
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  $('join-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const room = $('room').value.trim();
+    const name = $('name').value.trim();
+    if (!room || !name) {
+      showError('Enter a room and your name.', 'form');
+      return;
+    }
+    if (session) return;
+    join(room, name).catch((err) => showError(`Could not join: ${err.message}`, 'join_failed'));
+  });
+  $('mic').addEventListener('click', () => {
+    const lt = chorus.localTracks.microphone;
+    if (lt) setMuted('microphone', !lt.muted);
+  });
+  $('cam').addEventListener('click', () => {
+    const lt = chorus.localTracks.camera;
+    if (lt) setMuted('camera', !lt.muted);
+  });
+  $('leave').addEventListener('click', () => leave());
+  window.addEventListener('pagehide', () => {
+    if (session) send({ type: 'leave' });
+  });
+
+  const params = new URLSearchParams(location.search);
+  if (params.get('room')) $('room').value = params.get('room');
+  if (params.get('name')) $('name').value = params.get('name');
+  render();
+})();

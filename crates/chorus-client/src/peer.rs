@@ -1,0 +1,422 @@
+//! One WebRTC peer connection (the `rtc` sans-I/O core) and the UDP socket it speaks through.
+//!
+//! [`Peer`] turns the core's events and reads into [`PeerOutput`] values and sends its
+//! writes; the [`crate::Engine`] decides what to do with them.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use chorus_protocol::signal::{IceCandidate, PeerTarget};
+use chorus_protocol::{MediaKind, TrackSource};
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::{RTCIceGatheringState, RTCPeerConnectionState};
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::sansio::Protocol;
+use rtc::sdp::extmap::AUDIO_LEVEL_URI;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::{rtcp, rtp};
+use tokio::net::UdpSocket;
+use tracing::{debug, trace};
+
+use crate::ClientError;
+use crate::media::StreamParams;
+
+/// Largest datagram read from the socket.
+const RECV_BUFFER: usize = 2048;
+
+/// What a peer connection produced, as a value for the engine to act on.
+#[derive(Debug)]
+pub(crate) enum PeerOutput {
+    /// A local candidate to trickle; `None` marks the end of candidates.
+    Candidate(Option<IceCandidate>),
+    StateChanged(RTCPeerConnectionState),
+    /// The first RTP packet of a remote track arrived.
+    TrackOpened {
+        /// The msid track id, which tags the track's RTP packets.
+        track_id: String,
+        /// The msid stream id: the server's track id.
+        stream_id: String,
+        receiver: RTCRtpReceiverId,
+        ssrc: u32,
+        kind: MediaKind,
+    },
+    Rtp {
+        track_id: String,
+        packet: rtp::Packet,
+    },
+    Rtcp(Vec<Box<dyn rtcp::Packet>>),
+}
+
+pub(crate) struct Peer {
+    target: PeerTarget,
+    pc: RTCPeerConnection,
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    recv_buffer: Vec<u8>,
+    host_candidate_added: bool,
+    state: RTCPeerConnectionState,
+}
+
+impl Peer {
+    pub(crate) async fn bind(target: PeerTarget, ip: IpAddr) -> Result<Self, ClientError> {
+        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+        let local_addr = socket.local_addr()?;
+        Ok(Self {
+            target,
+            pc: build_peer_connection(Instant::now())?,
+            socket,
+            local_addr,
+            recv_buffer: vec![0; RECV_BUFFER],
+            host_candidate_added: false,
+            state: RTCPeerConnectionState::New,
+        })
+    }
+
+    pub(crate) fn state(&self) -> RTCPeerConnectionState {
+        self.state
+    }
+
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Offer (publisher connection). Carries the host candidate, which is also trickled.
+    pub(crate) fn create_offer(&mut self, now: Instant) -> Result<String, ClientError> {
+        self.add_host_candidate()?;
+        let offer = self.pc.create_offer(None)?;
+        self.pc.set_local_description(now, offer)?;
+        self.local_sdp()
+    }
+
+    pub(crate) fn accept_answer(&mut self, now: Instant, sdp: &str) -> Result<(), ClientError> {
+        let answer = RTCSessionDescription::answer(sdp.to_owned())?;
+        self.pc.set_remote_description(now, answer)?;
+        Ok(())
+    }
+
+    /// Answer (subscriber connection).
+    pub(crate) fn accept_offer(&mut self, now: Instant, sdp: &str) -> Result<String, ClientError> {
+        let offer = RTCSessionDescription::offer(sdp.to_owned())?;
+        self.pc.set_remote_description(now, offer)?;
+        self.add_host_candidate()?;
+        let answer = self.pc.create_answer(None)?;
+        self.pc.set_local_description(now, answer)?;
+        self.local_sdp()
+    }
+
+    pub(crate) fn add_remote_candidate(
+        &mut self,
+        candidate: &IceCandidate,
+    ) -> Result<(), ClientError> {
+        self.pc.add_remote_candidate(RTCIceCandidateInit {
+            candidate: candidate.candidate.clone(),
+            sdp_mid: candidate.sdp_mid.clone(),
+            sdp_mline_index: candidate.sdp_mline_index,
+            username_fragment: candidate.username_fragment.clone(),
+            url: None,
+        })?;
+        Ok(())
+    }
+
+    fn local_sdp(&self) -> Result<String, ClientError> {
+        self.pc
+            .local_description()
+            .map(|description| description.sdp)
+            .ok_or(ClientError::Rtc(
+                rtc::shared::error::Error::ErrPeerConnLocalDescriptionNil,
+            ))
+    }
+
+    /// The core gathers nothing itself: the socket's address is the one host candidate,
+    /// followed by the end-of-candidates marker.
+    fn add_host_candidate(&mut self) -> Result<(), ClientError> {
+        if self.host_candidate_added {
+            return Ok(());
+        }
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: self.local_addr.ip().to_string(),
+                port: self.local_addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()?;
+        self.pc
+            .add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+        self.pc
+            .add_local_candidate(RTCIceCandidateInit::default())?;
+        self.host_candidate_added = true;
+        Ok(())
+    }
+
+    /// Adds a send track; `stream_id`/`track_id` become the msid of its m-line.
+    pub(crate) fn add_track(
+        &mut self,
+        stream_id: &str,
+        track_id: &str,
+        source: TrackSource,
+        ssrc: u32,
+    ) -> Result<RTCRtpSenderId, ClientError> {
+        let (kind, codec) = match source.kind() {
+            MediaKind::Audio => (RtpCodecKind::Audio, opus_codec().rtp_codec),
+            MediaKind::Video => (RtpCodecKind::Video, vp8_codec().rtp_codec),
+        };
+        let track = MediaStreamTrack::new(
+            stream_id.to_owned(),
+            track_id.to_owned(),
+            source.as_str().to_owned(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec,
+                ..Default::default()
+            }],
+        );
+        Ok(self.pc.add_track(track)?)
+    }
+
+    pub(crate) fn remove_track(&mut self, sender: RTCRtpSenderId) -> Result<(), ClientError> {
+        Ok(self.pc.remove_track(sender)?)
+    }
+
+    /// Negotiated payload type and header extension ids of a sender, once answered.
+    pub(crate) fn stream_params(
+        &mut self,
+        sender: RTCRtpSenderId,
+        ssrc: u32,
+        kind: MediaKind,
+    ) -> Option<StreamParams> {
+        let mime = match kind {
+            MediaKind::Audio => MIME_TYPE_OPUS,
+            MediaKind::Video => MIME_TYPE_VP8,
+        };
+        let mut rtp_sender = self.pc.rtp_sender(sender)?;
+        let parameters = &rtp_sender.get_parameters().rtp_parameters;
+        let payload_type = parameters
+            .codecs
+            .iter()
+            .find(|codec| codec.rtp_codec.mime_type.eq_ignore_ascii_case(mime))?
+            .payload_type;
+        let audio_level_ext = parameters
+            .header_extensions
+            .iter()
+            .find(|ext| ext.uri == AUDIO_LEVEL_URI && kind == MediaKind::Audio)
+            .and_then(|ext| u8::try_from(ext.id).ok());
+        Some(StreamParams {
+            ssrc,
+            payload_type,
+            audio_level_ext,
+        })
+    }
+
+    pub(crate) fn write_rtp(
+        &mut self,
+        now: Instant,
+        sender: RTCRtpSenderId,
+        packet: rtp::Packet,
+    ) -> Result<(), ClientError> {
+        let mut rtp_sender = self
+            .pc
+            .rtp_sender(sender)
+            .ok_or(rtc::shared::error::Error::ErrRTPSenderNotExisted)?;
+        Ok(rtp_sender.write_rtp(now, packet)?)
+    }
+
+    pub(crate) fn write_pli(
+        &mut self,
+        now: Instant,
+        receiver: RTCRtpReceiverId,
+        media_ssrc: u32,
+    ) -> Result<(), ClientError> {
+        let mut rtp_receiver = self
+            .pc
+            .rtp_receiver(receiver)
+            .ok_or(rtc::shared::error::Error::ErrRTPReceiverNotExisted)?;
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc,
+        };
+        Ok(rtp_receiver.write_rtcp(now, vec![Box::new(pli)])?)
+    }
+
+    /// Next datagram; cancel-safe. Feed it to [`Peer::handle_received`].
+    pub(crate) async fn recv(&mut self) -> io::Result<(usize, SocketAddr)> {
+        self.socket.recv_from(&mut self.recv_buffer).await
+    }
+
+    pub(crate) fn handle_received(&mut self, now: Instant, len: usize, from: SocketAddr) {
+        let Some(datagram) = self.recv_buffer.get(..len) else {
+            return;
+        };
+        let input = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.local_addr,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(datagram),
+        };
+        if let Err(err) = self.pc.handle_read(input) {
+            debug!(target = ?self.target, %from, %err, "datagram rejected");
+        }
+    }
+
+    pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
+        self.pc.poll_timeout()
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if self.pc.poll_timeout().is_some_and(|at| at <= now)
+            && let Err(err) = self.pc.handle_timeout(now)
+        {
+            debug!(target = ?self.target, %err, "timeout handling failed");
+        }
+    }
+
+    /// Next output of the connection: events first, then received media and RTCP.
+    pub(crate) fn poll_output(&mut self) -> Option<PeerOutput> {
+        while let Some(event) = self.pc.poll_event() {
+            if let Some(output) = self.on_event(event) {
+                return Some(output);
+            }
+        }
+        while let Some(message) = self.pc.poll_read() {
+            match message.message {
+                RTCMessage::RtpPacket(track_id, packet) => {
+                    return Some(PeerOutput::Rtp { track_id, packet });
+                }
+                RTCMessage::RtcpPacket(_, packets) => return Some(PeerOutput::Rtcp(packets)),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn on_event(&mut self, event: RTCPeerConnectionEvent) -> Option<PeerOutput> {
+        match event {
+            RTCPeerConnectionEvent::OnIceCandidateEvent(event) => {
+                let init = event.candidate.to_json().ok()?;
+                Some(PeerOutput::Candidate(Some(IceCandidate {
+                    candidate: init.candidate,
+                    sdp_mid: None,
+                    sdp_mline_index: Some(0),
+                    username_fragment: None,
+                })))
+            }
+            RTCPeerConnectionEvent::OnIceGatheringStateChangeEvent(
+                RTCIceGatheringState::Complete,
+            ) => Some(PeerOutput::Candidate(None)),
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                debug!(target = ?self.target, %state, "peer connection state");
+                self.state = state;
+                Some(PeerOutput::StateChanged(state))
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                let kind = match self.pc.rtp_receiver(init.receiver_id)?.track().kind() {
+                    RtpCodecKind::Audio => MediaKind::Audio,
+                    RtpCodecKind::Video => MediaKind::Video,
+                    _ => return None,
+                };
+                Some(PeerOutput::TrackOpened {
+                    stream_id: init.stream_ids.into_iter().next().unwrap_or_default(),
+                    track_id: init.track_id,
+                    receiver: init.receiver_id,
+                    ssrc: init.ssrc,
+                    kind,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Sends everything the connection wants to send. A full socket buffer drops the
+    /// datagram, as the network would.
+    pub(crate) fn flush(&mut self) {
+        while let Some(datagram) = self.pc.poll_write() {
+            let to = datagram.transport.peer_addr;
+            if let Err(err) = self.socket.try_send_to(&datagram.message, to) {
+                trace!(target = ?self.target, %to, %err, "datagram not sent");
+            }
+        }
+    }
+}
+
+fn opus_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: 111,
+    }
+}
+
+fn vp8_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_VP8.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![RTCPFeedback {
+                typ: "ccm".to_owned(),
+                parameter: "fir".to_owned(),
+            }],
+        },
+        payload_type: 96,
+    }
+}
+
+/// Opus + VP8 only (the payloads are synthetic, so nothing else could be sent), the
+/// RFC 6464 audio level extension, the default interceptors (NACK, RTCP reports, TWCC
+/// feedback) and `chorus_transport::with_rtcp_to_application`.
+fn build_peer_connection(now: Instant) -> Result<RTCPeerConnection, ClientError> {
+    let mut media_engine = MediaEngine::default();
+    media_engine.register_codec(opus_codec(), RtpCodecKind::Audio)?;
+    media_engine.register_codec(vp8_codec(), RtpCodecKind::Video)?;
+    media_engine.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: AUDIO_LEVEL_URI.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        None,
+    )?;
+    let registry = chorus_transport::with_rtcp_to_application(Registry::new());
+    let registry = register_default_interceptors(registry, &mut media_engine)?;
+    Ok(RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .build(now)?)
+}

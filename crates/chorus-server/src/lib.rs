@@ -1,0 +1,139 @@
+//! The Chorus server: configuration, and [`run`], which starts the HTTP side
+//! and the rooms and stops them when the shutdown token fires. The `chorus`
+//! binary is a thin command line over this ([`cli`]); integration tests start
+//! whole servers in-process with [`run`] on ephemeral ports.
+
+pub mod cli;
+pub mod config;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use chorus_api::ApiState;
+use chorus_room::RoomRegistry;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+pub use config::Config;
+
+/// Longest a shutdown may take, from the token firing to everything stopped.
+pub const SHUTDOWN_CAP: Duration = Duration::from_secs(10);
+
+/// A started server.
+pub struct RunningServer {
+    /// Where the HTTP server listens (the real port when 0 was asked for).
+    pub http_addr: SocketAddr,
+    /// Where media flows (UDP).
+    pub media_addr: SocketAddr,
+    /// Base URL handed to clients, e.g. `http://127.0.0.1:7880`.
+    pub public_url: String,
+    /// Cancelled when the server is stopping, whoever asked.
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Asks the server to stop (as the token given to [`run`] would).
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+    }
+
+    /// Waits until the server has stopped: HTTP closed, rooms ended, sessions
+    /// said goodbye, or [`SHUTDOWN_CAP`] passed.
+    pub async fn stopped(self) {
+        if let Err(e) = self.task.await {
+            error!("server task failed: {e}");
+        }
+    }
+
+    /// The signaling WebSocket URL.
+    pub fn signaling_url(&self) -> String {
+        let base = self.public_url.replacen("http", "ws", 1);
+        format!("{base}/v1/rtc")
+    }
+}
+
+/// Binds HTTP, starts the rooms and the media plane, and serves until
+/// `shutdown` fires (or the HTTP server fails).
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
+    config.validate()?;
+    let listener = TcpListener::bind(config.http.bind)
+        .await
+        .with_context(|| format!("cannot bind HTTP on {}", config.http.bind))?;
+    let http_addr = listener.local_addr()?;
+    let public_url = config.public_url_for(http_addr);
+    let stop = shutdown.child_token();
+    let registry = RoomRegistry::start(config.room_config(), stop.clone())
+        .with_context(|| format!("cannot start media on {}", config.media.bind))?;
+    let media_addr = registry.media_addr();
+    let state = ApiState::new(
+        registry.clone(),
+        config.api_config(public_url.clone()),
+        stop.clone(),
+    );
+    let sessions = state.sessions().clone();
+    let app = chorus_api::router(state);
+    let task = tokio::spawn(supervise(listener, app, registry, sessions, stop.clone()));
+    info!(%http_addr, %media_addr, "chorus is up");
+    Ok(RunningServer {
+        http_addr,
+        media_addr,
+        public_url,
+        stop,
+        task,
+    })
+}
+
+/// Serves until `stop`, then stops HTTP and the rooms together and waits for
+/// the signaling sessions to send their last frames, all within [`SHUTDOWN_CAP`].
+async fn supervise(
+    listener: TcpListener,
+    app: axum::Router,
+    registry: RoomRegistry,
+    sessions: TaskTracker,
+    stop: CancellationToken,
+) {
+    let graceful = stop.clone().cancelled_owned();
+    let mut http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await
+    });
+    let http_ended_early = tokio::select! {
+        _ = stop.cancelled() => false,
+        result = &mut http => {
+            match result {
+                Ok(Ok(())) => error!("the HTTP server stopped by itself; shutting down"),
+                Ok(Err(e)) => error!("the HTTP server failed: {e}; shutting down"),
+                Err(e) => error!("the HTTP server task failed: {e}; shutting down"),
+            }
+            stop.cancel();
+            true
+        }
+    };
+    info!("shutting down");
+    let abort_http = http.abort_handle();
+    let drain = async {
+        let http = async {
+            if !http_ended_early {
+                let _ = http.await;
+            }
+        };
+        tokio::join!(http, registry.shutdown());
+        sessions.close();
+        sessions.wait().await;
+    };
+    if tokio::time::timeout(SHUTDOWN_CAP, drain).await.is_err() {
+        warn!(
+            "shutdown took longer than {} s; stopping anyway",
+            SHUTDOWN_CAP.as_secs()
+        );
+        abort_http.abort();
+    } else {
+        info!("stopped");
+    }
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Browser end-to-end test: builds the server, starts it inside a private network
+# namespace that has only loopback, runs tests/browser/e2e.js against it (three headless
+# Chromium pages through the demo page), stops the server and exits with the test's code.
+#
+#   CHORUS_BIN=path   use this server binary instead of building target/debug/chorus
+#   CHORUS_ARGS="..." extra arguments for the server
+#   CHORUS_PORT=7880  HTTP port the server listens on (the test uses http://127.0.0.1:$CHORUS_PORT)
+#   E2E_ARTIFACTS=dir where screenshots and logs go on failure (default: a temp dir)
+#   CHORUS_STUB=1     test the page against tests/browser/stub (a Node+Chromium stand-in
+#                     for the server) instead of the real server; no cargo needed
+#
+# Needs root (or unprivileged user namespaces) for `unshare -n`, and scripts/setup.sh done.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PORT="${CHORUS_PORT:-7880}"
+
+if [ "${CHORUS_IN_NETNS:-0}" != 1 ]; then
+  if [ "${CHORUS_STUB:-0}" = 1 ]; then
+    CHORUS_BIN="$ROOT/tests/browser/stub/stub-server.js"
+  elif [ -z "${CHORUS_BIN:-}" ]; then
+    echo "[browser-test] building chorus-server (debug)" >&2
+    cargo build -p chorus-server
+    CHORUS_BIN="$ROOT/target/debug/chorus"
+  fi
+  if [ "${CHORUS_STUB:-0}" != 1 ] && [ ! -x "$CHORUS_BIN" ]; then
+    echo "[browser-test] no server binary at $CHORUS_BIN" >&2
+    exit 1
+  fi
+  if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
+    echo "[browser-test] tests/browser/node_modules missing: run scripts/setup.sh" >&2
+    exit 1
+  fi
+  # Re-run this script inside a new network namespace (only `lo`), so every packet
+  # stays on 127.0.0.1 and ICE sees no other interface.
+  unshare_cmd=(unshare -n)
+  if [ "$(id -u)" -ne 0 ]; then unshare_cmd=(unshare -r -n); fi
+  exec "${unshare_cmd[@]}" env CHORUS_IN_NETNS=1 CHORUS_BIN="$CHORUS_BIN" CHORUS_STUB="${CHORUS_STUB:-0}" bash "$ROOT/scripts/browser-test.sh" "$@"
+fi
+
+# ---- inside the namespace
+ip link set lo up
+
+LOG="$(mktemp "${TMPDIR:-/tmp}/chorus-server.XXXXXX.log")"
+echo "[browser-test] starting $CHORUS_BIN ${CHORUS_ARGS:-} (log: $LOG)" >&2
+if [ "${CHORUS_STUB:-0}" = 1 ]; then
+  PORT="$PORT" node "$CHORUS_BIN" >"$LOG" 2>&1 &
+else
+  # shellcheck disable=SC2086
+  RUST_LOG="${RUST_LOG:-info}" "$CHORUS_BIN" ${CHORUS_ARGS:-} >"$LOG" 2>&1 &
+fi
+SERVER_PID=$!
+
+stop_server() {
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+      echo "[browser-test] server did not stop within 5 s of SIGTERM; killing it" >&2
+      kill -KILL "$SERVER_PID" 2>/dev/null || true
+    fi
+  fi
+  wait "$SERVER_PID" 2>/dev/null || true
+}
+trap stop_server EXIT
+
+print_log() {
+  echo "----- server log ($LOG), last 300 lines -----" >&2
+  tail -n 300 "$LOG" >&2 || true
+  echo "----- end of server log -----" >&2
+}
+
+# Wait (bounded) until the server serves the demo page.
+ready=0
+for _ in $(seq 1 150); do
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "[browser-test] the server exited during startup" >&2
+    print_log
+    exit 1
+  fi
+  if node -e "fetch('http://127.0.0.1:$PORT/').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))" 2>/dev/null; then
+    ready=1
+    break
+  fi
+  sleep 0.2
+done
+if [ "$ready" != 1 ]; then
+  echo "[browser-test] the server did not answer http://127.0.0.1:$PORT/ within 30 s" >&2
+  print_log
+  exit 1
+fi
+
+rc=0
+CHORUS_URL="http://127.0.0.1:$PORT" timeout --kill-after=10 150 node tests/browser/e2e.js || rc=$?
+if [ "$rc" -ne 0 ]; then
+  [ "$rc" -eq 124 ] && echo "[browser-test] e2e.js exceeded 150 s" >&2
+  print_log
+fi
+stop_server
+trap - EXIT
+if [ "$rc" -eq 0 ] && [ -n "${CHORUS_E2E_SHOW_LOG:-}" ]; then print_log; fi
+if [ "$rc" -eq 0 ]; then rm -f "$LOG"; else echo "[browser-test] server log kept at $LOG" >&2; fi
+echo "[browser-test] $([ "$rc" -eq 0 ] && echo PASS || echo "FAIL (exit $rc)")" >&2
+exit "$rc"

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Installs what building and testing Chorus needs, and only what is missing.
+# Idempotent; needs root (or passwordless sudo) when something has to be installed.
+#
+#   scripts/setup.sh            everything: build deps, Chromium, Node, test packages
+#   scripts/setup.sh --server   only what building and running the server needs
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MODE="${1:-all}"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+fi
+
+have_pkg() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+missing=()
+want() { have_pkg "$1" || missing+=("$1"); }
+
+# Building the server (opus links libopus; some crates build C with cmake).
+want pkg-config
+want cmake
+want build-essential
+want libopus-dev
+
+if [ "$MODE" != "--server" ]; then
+  # Browser end-to-end test: Debian's Chromium, unshare/ip for a private network namespace.
+  want chromium
+  want iproute2
+  command -v unshare >/dev/null 2>&1 || want util-linux
+  if ! command -v node >/dev/null 2>&1; then
+    want nodejs
+    want npm
+  elif ! command -v npm >/dev/null 2>&1; then
+    want npm
+  fi
+fi
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "missing packages ${missing[*]} and no apt-get; install them by hand"
+    exit 1
+  fi
+  if [ "$(id -u)" -ne 0 ] && [ -z "$SUDO" ]; then
+    log "missing packages ${missing[*]}; run this script as root"
+    exit 1
+  fi
+  log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  log "system packages present"
+fi
+
+if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
+  log "cargo not found: install Rust (https://rustup.rs) first"
+  exit 1
+fi
+
+if [ "$MODE" != "--server" ]; then
+  BT="$ROOT/tests/browser"
+  if [ ! -d "$BT/node_modules/playwright-core" ]; then
+    log "installing browser test packages in tests/browser"
+    # Never let Playwright download a browser: the test drives /usr/bin/chromium.
+    export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+    if [ -f "$BT/package-lock.json" ]; then
+      (cd "$BT" && npm ci --no-audit --no-fund)
+    else
+      (cd "$BT" && npm install --no-audit --no-fund)
+    fi
+  else
+    log "browser test packages present"
+  fi
+fi
+log "done"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, then format check, clippy, unit and
+# integration tests, and the browser end-to-end test.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "setup"
+scripts/setup.sh
+
+# Let cargo use every core.
+unset CARGO_BUILD_JOBS
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace
+
+step "browser end-to-end test"
+scripts/browser-test.sh
+
+step "all tests passed"

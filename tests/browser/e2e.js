@@ -1,0 +1,323 @@
+#!/usr/bin/env node
+// Browser end-to-end test of Chorus through its demo page.
+//
+// One headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core), three
+// pages join one fresh room through the form on the demo page. Each page must decode
+// video and receive audio from the other two; one mutes and unmutes (the others' tiles
+// follow); then one page leaves and the others must see it go (roster, tile,
+// participant_left event) while the remaining two keep decoding each other.
+//
+//   CHORUS_URL   server base URL (default http://127.0.0.1:7880)
+//   CHROMIUM     browser binary (default /usr/bin/chromium)
+//   E2E_ARTIFACTS directory for screenshots and logs on failure (default: a new temp dir);
+//                when set, screenshots of the call are saved there on success too
+//
+// Exit code 0 on success, 1 on failure. Run the server and this script inside a private
+// network namespace with only loopback (scripts/browser-test.sh does that).
+'use strict';
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { chromium } = require('playwright-core');
+
+const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
+const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
+const WHOLE_TEST_MS = 110_000;
+const NAMES = ['Alice', 'Bob', 'Carol'];
+
+const t0 = Date.now();
+const pages = []; // { name, page, console: [], participantId }
+let context = null;
+let userDataDir = null;
+
+function elapsed() {
+  return `${((Date.now() - t0) / 1000).toFixed(1)}s`;
+}
+function info(...a) {
+  console.log(`[e2e ${elapsed()}]`, ...a);
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+class TestFailure extends Error {}
+function fail(msg) {
+  throw new TestFailure(msg);
+}
+
+/** Polls `fn` until it returns a truthy value; fails with `what()` after `ms`. */
+async function until(what, ms, fn, intervalMs = 250) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      if (e instanceof TestFailure) throw e;
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      const detail = last instanceof Error ? `: ${last.message}` : '';
+      fail(`timed out after ${ms} ms: ${typeof what === 'function' ? what() : what}${detail}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
+const stats = (p) => p.page.evaluate(() => window.chorus.inboundStats());
+
+async function main() {
+  // ---------------------------------------------------------------- server reachable?
+  await until(`server at ${BASE} answers GET /`, 10_000, async () => {
+    const res = await fetch(`${BASE}/`);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const body = await res.text();
+    if (!body.includes('join-form')) throw new Error('GET / is not the demo page');
+    return true;
+  });
+
+  // ---------------------------------------------------------------- browser
+  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-e2e-profile-'));
+  info(`launching ${EXE}`);
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: EXE,
+    headless: true,
+    timeout: 30_000,
+    permissions: ['camera', 'microphone'],
+    viewport: { width: 1000, height: 700 },
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
+      // Three pages share one renderer budget: keep background pages running at full speed.
+      '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+      '--disable-backgrounding-occluded-windows',
+    ],
+  });
+  context.setDefaultTimeout(15_000);
+
+  const room = `e2e-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
+  info(`room ${room}`);
+
+  // ---------------------------------------------------------------- join through the UI
+  for (const name of NAMES) {
+    const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
+    const p = { name, page, console: [], participantId: null };
+    pages.push(p);
+    page.on('console', (m) => {
+      p.console.push(`${m.type()}: ${m.text()}`);
+      if (p.console.length > 2000) p.console.splice(0, 500);
+    });
+    page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
+    await page.goto(`${BASE}/`, { waitUntil: 'load', timeout: 15_000 });
+    await page.fill('#room', room);
+    await page.fill('#name', name);
+    await page.click('#join');
+    const s = await until(() => `${name} reaches state "joined"`, 20_000, async () => {
+      const s = await snap(p);
+      if (s && (s.state === 'failed' || s.errors.length)) fail(`${name} could not join: ${s.errors.join(' | ') || s.state}`);
+      return s && s.state === 'joined' && s.participantId ? s : null;
+    });
+    p.participantId = s.participantId;
+    info(`${name} joined as ${s.participantId}`);
+  }
+
+  // ---------------------------------------------------------------- everyone sees everyone
+  for (const p of pages) {
+    const others = pages.filter((o) => o !== p);
+    await until(() => `${p.name} lists ${others.map((o) => o.name).join(' and ')} in its roster with a tile each`, 15_000, async () => {
+      const s = await snap(p);
+      const ids = new Set(s.roster.map((r) => r.participant_id));
+      if (!others.every((o) => ids.has(o.participantId))) return false;
+      for (const o of others) {
+        const tile = await p.page.$(`.tile[data-participant-id="${o.participantId}"]`);
+        if (!tile) return false;
+        const label = await tile.$eval('[data-testid="tile-name"]', (el) => el.textContent);
+        if (label !== o.name) fail(`${p.name}'s tile for ${o.name} is labelled "${label}"`);
+      }
+      const items = await p.page.$$eval('#roster li', (els) => els.map((e) => e.dataset.participantId));
+      return others.every((o) => items.includes(o.participantId)) && items.includes(p.participantId);
+    });
+  }
+  info('rosters complete');
+
+  // ---------------------------------------------------------------- media flows
+  for (const p of pages) {
+    const others = pages.filter((o) => o !== p);
+    await until(() => `${p.name} decodes video from ${others.map((o) => o.name).join(' and ')} ` +
+        `(last stats: ${JSON.stringify(p.lastStats || null)}; page: ${JSON.stringify(p.lastSnap || null)})`, 30_000, async () => {
+      p.lastSnap = await snap(p);
+      const st = await stats(p);
+      p.lastStats = st;
+      return others.every((o) => ((st.byParticipant[o.participantId] || {}).video || {}).framesDecoded > 0);
+    }, 500);
+  }
+  info('first frames decoded everywhere');
+
+  const MEASURE_MS = 3000;
+  const before = await Promise.all(pages.map(stats));
+  await sleep(MEASURE_MS);
+  const after = await Promise.all(pages.map(stats));
+  let audioMixed = false;
+  pages.forEach((p, i) => {
+    for (const o of pages.filter((x) => x !== p)) {
+      const b = before[i].byParticipant[o.participantId] || {};
+      const a = after[i].byParticipant[o.participantId] || {};
+      const vb = b.video || {};
+      const va = a.video || {};
+      const frames = (va.framesDecoded || 0) - (vb.framesDecoded || 0);
+      const fps = frames / (MEASURE_MS / 1000);
+      info(`${p.name} <- ${o.name}: video ${fps.toFixed(1)} fps decoded, ${va.frameWidth}x${va.frameHeight} ${va.codec || ''}`);
+      if (frames < 5) fail(`${p.name} decoded only ${frames} video frames from ${o.name} in ${MEASURE_MS} ms (stats before ${JSON.stringify(vb)}, after ${JSON.stringify(va)})`);
+
+      // Audio: one track per remote participant, or (when the server mixes) one unmapped mixed track.
+      let ab = b.audio;
+      let aa = a.audio;
+      let label = `from ${o.name}`;
+      if (!aa) {
+        ab = before[i].unmapped.audio;
+        aa = after[i].unmapped.audio;
+        label = 'in the mixed audio stream';
+        audioMixed = true;
+      }
+      if (!aa) fail(`${p.name} has no audio track from ${o.name} and no mixed audio track (stats: ${JSON.stringify(after[i])})`);
+      ab = ab || {};
+      const pkts = (aa.packetsReceived || 0) - (ab.packetsReceived || 0);
+      const samples = (aa.totalSamplesReceived || 0) - (ab.totalSamplesReceived || 0);
+      info(`${p.name} <- ${o.name}: audio ${pkts} packets, ${samples} samples ${label} ${aa.codec || ''}`);
+      if (pkts <= 0) fail(`${p.name} received no audio packets ${label} in ${MEASURE_MS} ms (before ${JSON.stringify(ab)}, after ${JSON.stringify(aa)})`);
+      if (samples <= 0) fail(`${p.name} receives audio packets ${label} but decodes no samples (is it attached to an <audio> element?)`);
+    }
+  });
+  if (audioMixed) info('audio arrives as a mixed stream');
+
+  // The tiles really show it: every remote <video> has a size.
+  for (const p of pages) {
+    for (const o of pages.filter((x) => x !== p)) {
+      await until(() => `${p.name}'s tile for ${o.name} shows a playing video`, 5_000, () =>
+        p.page.$eval(`.tile[data-participant-id="${o.participantId}"]`, (tile) => {
+          const v = tile.querySelector('video[data-track-id]');
+          return !!v && v.videoWidth > 0 && !v.paused;
+        }));
+    }
+  }
+  info('all tiles play video');
+  if (process.env.E2E_ARTIFACTS) {
+    fs.mkdirSync(process.env.E2E_ARTIFACTS, { recursive: true });
+    for (const p of pages) await p.page.screenshot({ path: path.join(process.env.E2E_ARTIFACTS, `${p.name}-in-call.png`) });
+  }
+
+  // ---------------------------------------------------------------- mute shows on the others' tiles
+  {
+    const [m, ...watchers] = pages;
+    const tileAttr = (w, attr) => w.page.$eval(`.tile[data-participant-id="${m.participantId}"]`, (t, a) => t.dataset[a], attr);
+    info(`${m.name} mutes the mic and turns the camera off`);
+    await m.page.click('#mic');
+    await m.page.click('#cam');
+    for (const w of watchers) {
+      await until(() => `${w.name} sees ${m.name}'s mic muted and camera off (track_muted)`, 10_000, async () =>
+        (await tileAttr(w, 'micMuted')) === 'true' && (await tileAttr(w, 'camMuted')) === 'true');
+    }
+    await m.page.click('#mic');
+    await m.page.click('#cam');
+    const frames = async (w) => (((await stats(w)).byParticipant[m.participantId] || {}).video || {}).framesDecoded || 0;
+    const unmutedAt = await Promise.all(watchers.map(frames));
+    for (const w of watchers) {
+      await until(() => `${w.name} sees ${m.name}'s mic and camera back on`, 10_000, async () =>
+        (await tileAttr(w, 'micMuted')) === 'false' && (await tileAttr(w, 'camMuted')) === 'false');
+    }
+    for (const [i, w] of watchers.entries()) {
+      await until(() => `${w.name} decodes ${m.name}'s video again after the camera is back on`, 10_000,
+        async () => (await frames(w)) >= unmutedAt[i] + 10, 500);
+    }
+    info('mute and unmute seen by the others, video resumed');
+  }
+
+  // ---------------------------------------------------------------- one leaves
+  const [a, b, c] = pages;
+  info(`${c.name} clicks leave`);
+  await c.page.click('#leave');
+  await until(() => `${c.name}'s page returns to the join form after leaving`, 10_000, async () => {
+    const s = await snap(c);
+    return s.state === 'left' && (await c.page.isVisible('#join-form'));
+  });
+  for (const p of [a, b]) {
+    await until(() => `${p.name} sees ${c.name} leave (roster, tile, participant_left)`, 10_000, async () => {
+      const s = await snap(p);
+      if (s.roster.some((r) => r.participant_id === c.participantId)) return false;
+      if (await p.page.$(`.tile[data-participant-id="${c.participantId}"]`)) return false;
+      if (await p.page.$(`#roster li[data-participant-id="${c.participantId}"]`)) return false;
+      const left = await p.page.evaluate((pid) => window.chorus.events.find((m) => m.type === 'participant_left' && m.participant_id === pid) || null, c.participantId);
+      if (!left) return false;
+      if (left.reason !== 'client_left') fail(`${p.name} got participant_left for ${c.name} with reason "${left.reason}", expected "client_left"`);
+      return true;
+    });
+  }
+  info(`${a.name} and ${b.name} saw ${c.name} leave`);
+
+  // The two left keep receiving each other after the server renegotiated.
+  const s0 = await Promise.all([a, b].map(stats));
+  await sleep(2000);
+  const s1 = await Promise.all([a, b].map(stats));
+  [[a, b], [b, a]].forEach(([p, o], i) => {
+    const f0 = ((s0[i].byParticipant[o.participantId] || {}).video || {}).framesDecoded || 0;
+    const f1 = ((s1[i].byParticipant[o.participantId] || {}).video || {}).framesDecoded || 0;
+    if (f1 - f0 < 3) fail(`after ${c.name} left, ${p.name} decoded only ${f1 - f0} frames from ${o.name} in 2 s`);
+  });
+  info('remaining pair still decoding');
+
+  for (const p of pages) {
+    const errs = p.console.filter((l) => l.startsWith('PAGEERROR'));
+    if (errs.length) fail(`${p.name}'s page threw: ${errs.join(' | ')}`);
+  }
+}
+
+async function dumpArtifacts(err) {
+  const dir = process.env.E2E_ARTIFACTS || fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-e2e-'));
+  fs.mkdirSync(dir, { recursive: true });
+  for (const p of pages) {
+    try {
+      await p.page.screenshot({ path: path.join(dir, `${p.name}.png`), timeout: 5000 });
+    } catch (e) { /* page may be gone */ }
+    let s = null;
+    let events = null;
+    try {
+      s = await snap(p);
+      events = await p.page.evaluate(() => window.chorus.events);
+    } catch (e) { /* ignore */ }
+    fs.writeFileSync(path.join(dir, `${p.name}.console.log`), p.console.join('\n'));
+    fs.writeFileSync(path.join(dir, `${p.name}.state.json`), JSON.stringify({ snapshot: s, events }, null, 2));
+    console.error(`---- ${p.name} (${p.participantId || 'not joined'}) state: ${JSON.stringify(s)}`);
+    console.error(`---- ${p.name} console (last 40 lines):\n${p.console.slice(-40).join('\n')}`);
+  }
+  console.error(`FAIL: ${err instanceof TestFailure ? err.message : err.stack || err}`);
+  console.error(`screenshots and logs in ${dir}`);
+}
+
+async function cleanup() {
+  if (context) {
+    try {
+      await Promise.race([context.close(), sleep(10_000)]);
+    } catch (e) { /* ignore */ }
+  }
+  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+}
+
+(async () => {
+  let code = 0;
+  const watchdog = new Promise((_, reject) => {
+    const t = setTimeout(() => reject(new TestFailure(`the whole test took longer than ${WHOLE_TEST_MS / 1000} s`)), WHOLE_TEST_MS);
+    t.unref();
+  });
+  try {
+    await Promise.race([main(), watchdog]);
+    info('PASS');
+  } catch (err) {
+    code = 1;
+    await Promise.race([dumpArtifacts(err), sleep(15_000)]);
+  }
+  await cleanup();
+  process.exit(code);
+})();
