@@ -104,6 +104,6 @@ fi
 stop_server
 trap - EXIT
 if [ "$rc" -eq 0 ] && [ -n "${CHORUS_E2E_SHOW_LOG:-}" ]; then print_log; fi
-if [ "$rc" -eq 0 ]; then rm -f "$LOG"; else echo "[browser-test] server log kept at $LOG" >&2; fi
+if [ "$rc" -eq 0 ] && [ -z "${CHORUS_KEEP_LOG:-}" ]; then rm -f "$LOG"; else echo "[browser-test] server log kept at $LOG" >&2; fi
 echo "[browser-test] $([ "$rc" -eq 0 ] && echo PASS || echo "FAIL (exit $rc)")" >&2
 exit "$rc"

@@ -145,10 +145,14 @@ impl Default for DemoSection {
     }
 }
 
+/// Chorus at info; the WebRTC stack only when something is wrong (it logs every state change at info).
+pub const DEFAULT_LOG_FILTER: &str =
+    "info,rtc=warn,rtc_ice=warn,rtc_dtls=error,rtc_sctp=warn,rtc_srtp=warn,rtc_interceptor=warn";
+
 impl Default for LogSection {
     fn default() -> Self {
         Self {
-            filter: "info".into(),
+            filter: DEFAULT_LOG_FILTER.into(),
         }
     }
 }
@@ -469,7 +473,7 @@ mod tests {
         assert_eq!(config.api.secret, DEV_API_SECRET);
         assert!(config.demo.enabled);
         assert!(config.uses_dev_secret());
-        assert_eq!(config.log.filter, "info");
+        assert_eq!(config.log.filter, DEFAULT_LOG_FILTER);
         let rooms = config.room_config();
         let defaults = RoomConfig::default();
         assert_eq!(rooms.max_rooms, defaults.max_rooms);
