@@ -230,7 +230,7 @@ async fn create_token(
 
 /// Checks a token request and fills in its defaults.
 fn new_token(req: CreateTokenRequest) -> Result<NewToken, ApiError> {
-    check_name("room", &req.room)?;
+    check_room(&req.room)?;
     check_name("identity", &req.identity)?;
     let ttl_secs = req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
     if ttl_secs == 0 || ttl_secs > MAX_TTL_SECS {
@@ -245,6 +245,16 @@ fn new_token(req: CreateTokenRequest) -> Result<NewToken, ApiError> {
         grants: req.grants.unwrap_or_default(),
         ttl_secs,
     })
+}
+
+/// Rooms follow the registry's naming rule, so a token is never minted for a room no one can join.
+pub(crate) fn check_room(value: &str) -> Result<(), ApiError> {
+    if !chorus_room::valid_room_name(value) {
+        return Err(ApiError::invalid_request(
+            "room must be 1 to 64 bytes of A-Z a-z 0-9 - _ .".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn check_name(what: &str, value: &str) -> Result<(), ApiError> {
@@ -419,7 +429,7 @@ mod tests {
                 .oneshot(req.body(Body::from(body)).unwrap())
                 .await
                 .unwrap();
-            assert!(response.status().is_client_error(), "{name}");
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{name}");
             let body = body_json(response).await;
             assert_eq!(body["error"]["code"], "invalid_request", "{name}");
         }
@@ -506,6 +516,7 @@ mod tests {
             json!({"room": "standup", "identity": "alice", "ttl_secs": 0}),
             json!({"room": "standup", "identity": "alice", "ttl_secs": 86401}),
             json!({"room": "", "identity": "alice"}),
+            json!({"room": "bad name/x", "identity": "alice"}), // nobody could join it
             json!({"room": "standup", "identity": ""}),
             json!({"room": "standup", "identity": "a\nb"}),
         ] {

@@ -12,7 +12,7 @@ use chorus_protocol::control::TokenResponse;
 use rand::Rng;
 use serde::Deserialize;
 
-use crate::control::{check_name, mint_error};
+use crate::control::{check_room, mint_error};
 use crate::error::{ApiError, JsonBody};
 use crate::token::NewToken;
 use crate::{ApiState, unix_now};
@@ -62,7 +62,7 @@ async fn token(
         return Err(ApiError::not_found());
     }
     let JsonBody(req) = body?;
-    check_name("room", &req.room)?;
+    check_room(&req.room)?;
     let identity = format!("guest-{:08x}", rand::rng().random::<u32>());
     let name = req
         .name

@@ -99,11 +99,11 @@ where
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
-    let status = rejection.status();
-    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        "payload_too_large"
+    // One status for every malformed body (axum would say 415 or 422), as the OpenAPI document says.
+    let (status, code) = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
     } else {
-        "invalid_request"
+        (StatusCode::BAD_REQUEST, "invalid_request")
     };
     ApiError::new(status, code, rejection.body_text())
 }

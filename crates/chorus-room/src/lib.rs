@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 
 pub use error::{JoinError, RoomError};
 
-pub use registry::RoomRegistry;
+pub use registry::{RoomRegistry, valid_room_name};
 
 use chorus_protocol::signal::{ClientMessage, ServerMessage};
 use chorus_protocol::{Grants, LeaveReason};
@@ -61,6 +61,10 @@ impl Default for RoomConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error(
+        "media bind address {0} is a wildcard: set the address to announce to clients (media.announce)"
+    )]
+    NoAnnounceAddress(SocketAddr),
     #[error(transparent)]
     Media(#[from] chorus_transport::MediaPlaneError),
     #[error(transparent)]

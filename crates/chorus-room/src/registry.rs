@@ -45,7 +45,8 @@ pub struct RoomRegistry {
     inner: Arc<Inner>,
 }
 
-fn valid_room_name(name: &str) -> bool {
+/// Room names: 1 to 64 bytes of `A-Z a-z 0-9 - _ .`.
+pub fn valid_room_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_ROOM_NAME
         && name
@@ -56,6 +57,9 @@ fn valid_room_name(name: &str) -> bool {
 impl RoomRegistry {
     /// Binds the media socket, starts the media workers. Rooms stop when `shutdown` fires.
     pub fn start(config: RoomConfig, shutdown: CancellationToken) -> Result<Self, StartError> {
+        if config.media_bind.ip().is_unspecified() && config.media_announce.is_none() {
+            return Err(StartError::NoAnnounceAddress(config.media_bind));
+        }
         let media = MediaPlane::start(MediaPlaneConfig {
             bind: config.media_bind,
             workers: config.media_workers,
@@ -327,7 +331,20 @@ impl RoomRegistry {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_room_name;
+    use super::*;
+
+    #[test]
+    fn wildcard_bind_needs_an_announce_address() {
+        let config = RoomConfig {
+            media_bind: "0.0.0.0:0".parse().unwrap(),
+            ..RoomConfig::default()
+        };
+        let err = RoomRegistry::start(config, CancellationToken::new()).err();
+        assert!(
+            matches!(err, Some(StartError::NoAnnounceAddress(_))),
+            "{err:?}"
+        );
+    }
 
     #[test]
     fn room_names() {

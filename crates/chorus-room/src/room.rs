@@ -973,7 +973,6 @@ impl Room {
                     // rtc tags a compound packet by its first SSRC only; a PLI after an RR
                     // would be misattributed, so look at each request's own media SSRC.
                     for p in &packets {
-                        tracing::trace!(packet = ?p, "subscriber rtcp");
                         let any = p.as_any();
                         if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
                             self.keyframe_requested(key, pli.media_ssrc, now);
@@ -1179,9 +1178,6 @@ impl Room {
                     timestamp,
                     marker,
                 } => {
-                    if keyframe {
-                        tracing::debug!(track = %id, seq, "keyframe packet forwarded");
-                    }
                     let mut out = packet.clone();
                     out.header.ssrc = dt.ssrc;
                     out.header.payload_type = dt.payload_type;
