@@ -11,7 +11,6 @@ use bytes::BytesMut;
 use chorus_protocol::signal::{IceCandidate, PeerTarget};
 use chorus_protocol::{MediaKind, TrackSource};
 use rtc::interceptor::Registry;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
@@ -26,10 +25,7 @@ use rtc::peer_connection::transport::{
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::sdp::extmap::AUDIO_LEVEL_URI;
@@ -180,23 +176,16 @@ impl Peer {
         source: TrackSource,
         ssrc: u32,
     ) -> Result<RTCRtpSenderId, ClientError> {
-        let (kind, codec) = match source.kind() {
-            MediaKind::Audio => (RtpCodecKind::Audio, opus_codec().rtp_codec),
-            MediaKind::Video => (RtpCodecKind::Video, vp8_codec().rtp_codec),
+        let kind = match source.kind() {
+            MediaKind::Audio => RtpCodecKind::Audio,
+            MediaKind::Video => RtpCodecKind::Video,
         };
-        let track = MediaStreamTrack::new(
+        let track = chorus_transport::sending_track(
             stream_id.to_owned(),
             track_id.to_owned(),
             source.as_str().to_owned(),
             kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec,
-                ..Default::default()
-            }],
+            ssrc,
         );
         Ok(self.pc.add_track(track)?)
     }
@@ -369,42 +358,13 @@ impl Peer {
     }
 }
 
-fn opus_codec() -> RTCRtpCodecParameters {
-    RTCRtpCodecParameters {
-        rtp_codec: RTCRtpCodec {
-            mime_type: MIME_TYPE_OPUS.to_owned(),
-            clock_rate: 48_000,
-            channels: 2,
-            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-            rtcp_feedback: vec![],
-        },
-        payload_type: 111,
-    }
-}
-
-fn vp8_codec() -> RTCRtpCodecParameters {
-    RTCRtpCodecParameters {
-        rtp_codec: RTCRtpCodec {
-            mime_type: MIME_TYPE_VP8.to_owned(),
-            clock_rate: 90_000,
-            channels: 0,
-            sdp_fmtp_line: String::new(),
-            rtcp_feedback: vec![RTCPFeedback {
-                typ: "ccm".to_owned(),
-                parameter: "fir".to_owned(),
-            }],
-        },
-        payload_type: 96,
-    }
-}
-
 /// Opus + VP8 only (the payloads are synthetic, so nothing else could be sent), the
 /// RFC 6464 audio level extension, the default interceptors (NACK, RTCP reports, TWCC
 /// feedback) and `chorus_transport::with_rtcp_to_application`.
 fn build_peer_connection(now: Instant) -> Result<RTCPeerConnection, ClientError> {
     let mut media_engine = MediaEngine::default();
-    media_engine.register_codec(opus_codec(), RtpCodecKind::Audio)?;
-    media_engine.register_codec(vp8_codec(), RtpCodecKind::Video)?;
+    media_engine.register_codec(chorus_transport::opus_codec(), RtpCodecKind::Audio)?;
+    media_engine.register_codec(chorus_transport::vp8_codec(), RtpCodecKind::Video)?;
     media_engine.register_header_extension(
         RTCRtpHeaderExtensionCapability {
             uri: AUDIO_LEVEL_URI.to_owned(),

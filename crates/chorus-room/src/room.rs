@@ -15,8 +15,7 @@ use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage};
 use chorus_protocol::{
     Grants, LeaveReason, MediaKind, ParticipantInfo, ParticipantState, TrackInfo, TrackSource,
 };
-use chorus_transport::{Datagram, MediaPlane, OPUS_PT, PeerFactory, Route, VP8_PT, codecs};
-use rtc::media_stream::MediaStreamTrack;
+use chorus_transport::{Datagram, MediaPlane, OPUS_PT, PeerFactory, Route, VP8_PT, sending_track};
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -24,9 +23,7 @@ use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -80,6 +77,15 @@ struct PublishedTrack {
     ts: TimestampUnwrapper,
     keyframes: KeyframeThrottle,
     subscribers: Vec<ParticipantKey>,
+}
+
+impl Participant {
+    fn peer_mut(&mut self, target: PeerTarget) -> Option<&mut Peer> {
+        match target {
+            PeerTarget::Publisher => self.publisher.as_mut(),
+            PeerTarget::Subscriber => self.subscriber.as_mut(),
+        }
+    }
 }
 
 impl PublishedTrack {
@@ -203,11 +209,14 @@ impl Room {
             let Some(&(key, target)) = self.conns.get(&conn) else {
                 continue;
             };
-            let media = self.media.clone();
-            let Some(peer) = self.peer_mut(key, target) else {
+            let Some(peer) = self
+                .participants
+                .get_mut(&key)
+                .and_then(|p| p.peer_mut(target))
+            else {
                 continue;
             };
-            if let Some(next) = peer.flush(&media)
+            if let Some(next) = peer.flush(&self.media)
                 && peer.scheduled != Some(next)
             {
                 peer.scheduled = Some(next);
@@ -466,11 +475,7 @@ impl Room {
     }
 
     fn peer_mut(&mut self, key: ParticipantKey, target: PeerTarget) -> Option<&mut Peer> {
-        let p = self.participants.get_mut(&key)?;
-        match target {
-            PeerTarget::Publisher => p.publisher.as_mut(),
-            PeerTarget::Subscriber => p.subscriber.as_mut(),
-        }
+        self.participants.get_mut(&key)?.peer_mut(target)
     }
 
     /// Creates a connection for `key` and routes its ufrag here.
@@ -739,27 +744,9 @@ impl Room {
             MediaKind::Audio => (RtpCodecKind::Audio, OPUS_PT, Forwarder::audio()),
             MediaKind::Video => (RtpCodecKind::Video, VP8_PT, Forwarder::video()),
         };
-        let codec = codecs()
-            .into_iter()
-            .find(|(_, k)| *k == codec_kind)
-            .map(|(c, _)| c.rtp_codec)
-            .expect("one codec per kind");
         let ssrc: u32 = rand::random();
         // The stream id is the track id: that is how the client maps what arrives.
-        let output = MediaStreamTrack::new(
-            id.to_string(),
-            id.to_string(),
-            label,
-            codec_kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec,
-                ..Default::default()
-            }],
-        );
+        let output = sending_track(id.to_string(), id.to_string(), label, codec_kind, ssrc);
         let sender = match peer.pc.add_track(output) {
             Ok(s) => s,
             Err(e) => {

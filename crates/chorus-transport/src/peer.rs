@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rtc::crypto::{self, SignatureScheme};
 use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -17,7 +18,8 @@ use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
 };
 use thiserror::Error;
 
@@ -135,36 +137,70 @@ fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
     }
 }
 
+/// Opus as Chorus negotiates it.
+pub fn opus_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: OPUS_PT,
+    }
+}
+
+/// VP8 as Chorus negotiates it, with keyframe requests.
+pub fn vp8_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_VP8.to_owned(),
+            clock_rate: 90000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![feedback("ccm", "fir"), feedback("nack", "pli")],
+        },
+        payload_type: VP8_PT,
+    }
+}
+
 /// The codecs Chorus forwards: one audio, one video, so every subscriber can take every track.
 pub fn codecs() -> [(RTCRtpCodecParameters, RtpCodecKind); 2] {
     [
-        (
-            RTCRtpCodecParameters {
-                rtp_codec: RTCRtpCodec {
-                    mime_type: MIME_TYPE_OPUS.to_owned(),
-                    clock_rate: 48000,
-                    channels: 2,
-                    sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-                    rtcp_feedback: vec![],
-                },
-                payload_type: OPUS_PT,
-            },
-            RtpCodecKind::Audio,
-        ),
-        (
-            RTCRtpCodecParameters {
-                rtp_codec: RTCRtpCodec {
-                    mime_type: MIME_TYPE_VP8.to_owned(),
-                    clock_rate: 90000,
-                    channels: 0,
-                    sdp_fmtp_line: String::new(),
-                    rtcp_feedback: vec![feedback("ccm", "fir"), feedback("nack", "pli")],
-                },
-                payload_type: VP8_PT,
-            },
-            RtpCodecKind::Video,
-        ),
+        (opus_codec(), RtpCodecKind::Audio),
+        (vp8_codec(), RtpCodecKind::Video),
     ]
+}
+
+/// A track to send on one SSRC with the codec of its kind; `stream_id` and
+/// `track_id` become the msid of its m-line.
+pub fn sending_track(
+    stream_id: String,
+    track_id: String,
+    label: String,
+    kind: RtpCodecKind,
+    ssrc: u32,
+) -> MediaStreamTrack {
+    let codec = match kind {
+        RtpCodecKind::Audio => opus_codec(),
+        _ => vp8_codec(),
+    }
+    .rtp_codec;
+    MediaStreamTrack::new(
+        stream_id,
+        track_id,
+        label,
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    )
 }
 
 fn random_token(len: usize) -> String {
