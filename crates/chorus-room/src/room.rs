@@ -15,9 +15,12 @@ use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage};
 use chorus_protocol::{
     Grants, LeaveReason, MediaKind, ParticipantInfo, ParticipantState, TrackInfo, TrackSource,
 };
-use chorus_transport::{Datagram, MediaPlane, OPUS_PT, PeerFactory, Route, VP8_PT, sending_track};
+use chorus_transport::{
+    Datagram, MediaPlane, OPUS_PT, PeerFactory, PeerRole, Route, VP8_PT, sending_track,
+};
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
-use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::sansio::Protocol;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
@@ -485,7 +488,11 @@ impl Room {
         target: PeerTarget,
         now: Instant,
     ) -> Result<Peer, String> {
-        let built = self.peers.build(now).map_err(|e| e.to_string())?;
+        let role = match target {
+            PeerTarget::Publisher => PeerRole::Publisher,
+            PeerTarget::Subscriber => PeerRole::Subscriber,
+        };
+        let built = self.peers.build(role, now).map_err(|e| e.to_string())?;
         let conn = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
         self.media.demux().add_ufrag(
             built.ufrag.clone(),
@@ -1171,11 +1178,14 @@ impl Room {
                     out.header.sequence_number = seq;
                     out.header.timestamp = timestamp;
                     out.header.marker = marker;
-                    if let Some(mut sender) = peer.pc.rtp_sender(dt.sender) {
-                        let _ = sender.write_rtp(now, out);
-                        if peer.mark_dirty() {
-                            self.dirty.push(peer.conn);
-                        }
+                    // Straight into the connection: `RTCRtpSender::write_rtp` would rebuild
+                    // the sender's parameters to validate what we just set ourselves.
+                    let msg = TaggedRTCMessage {
+                        now,
+                        message: RTCMessage::RtpPacket(id.to_string(), out),
+                    };
+                    if peer.pc.handle_write(msg).is_ok() && peer.mark_dirty() {
+                        self.dirty.push(peer.conn);
                     }
                 }
                 Translation::Drop(chorus_core::forward::DropReason::AwaitingKeyframe) => {

@@ -16,8 +16,8 @@ pub mod stun;
 
 pub use demux::{Datagram, Demux, Route};
 pub use peer::{
-    OPUS_PT, PeerError, PeerFactory, ServerPeer, VP8_PT, codecs, opus_codec, sending_track,
-    vp8_codec,
+    OPUS_PT, PeerError, PeerFactory, PeerRole, ServerPeer, VP8_PT, codecs, opus_codec,
+    sending_track, vp8_codec,
 };
 pub use rtcp::with_rtcp_to_application;
 pub use socket::{MediaCounters, MediaPlane, MediaPlaneConfig, MediaPlaneError};

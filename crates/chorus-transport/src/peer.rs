@@ -6,11 +6,16 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use rtc::crypto::{self, SignatureScheme};
-use rtc::interceptor::Registry;
+use rtc::interceptor::{
+    NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, Registry,
+    SenderReportBuilder, Slot,
+};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_simulcast_extension_headers, configure_twcc_receiver_only,
+};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
@@ -29,6 +34,15 @@ pub enum PeerError {
     Certificate(String),
     #[error("cannot build peer connection: {0}")]
     Build(String),
+}
+
+/// Which way media flows on a server connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRole {
+    /// The client sends media; the server receives, asks for retransmissions, reports reception.
+    Publisher,
+    /// The server sends media; it answers retransmission requests and sends sender reports.
+    Subscriber,
 }
 
 /// A peer connection built for the server side, with the ufrag that routes to it.
@@ -80,7 +94,7 @@ impl PeerFactory {
         self.announce
     }
 
-    pub fn build(&self, now: Instant) -> Result<ServerPeer, PeerError> {
+    pub fn build(&self, role: PeerRole, now: Instant) -> Result<ServerPeer, PeerError> {
         let err = |e: rtc::shared::error::Error| PeerError::Build(e.to_string());
         let ufrag = random_token(16);
         let pwd = random_token(32);
@@ -97,11 +111,21 @@ impl PeerFactory {
         for (params, kind) in codecs() {
             media_engine.register_codec(params, kind).map_err(err)?;
         }
-        let registry = register_default_interceptors(
-            crate::with_rtcp_to_application(Registry::new()),
-            &mut media_engine,
-        )
-        .map_err(err)?;
+        configure_simulcast_extension_headers(&mut media_engine).map_err(err)?;
+        // Each interceptor costs a move of every packet through its queue: keep only
+        // those for the direction this connection carries media in.
+        let registry = crate::with_rtcp_to_application(Registry::new());
+        let registry = match role {
+            PeerRole::Publisher => {
+                let registry = registry
+                    .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+                    .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());
+                configure_twcc_receiver_only(registry, &mut media_engine).map_err(err)?
+            }
+            PeerRole::Subscriber => registry
+                .with(Slot::NackResponder, NackResponderBuilder::new().build())
+                .with(Slot::SenderReport, SenderReportBuilder::new().build()),
+        };
         let config = RTCConfigurationBuilder::new()
             .with_certificates(vec![self.certificate.clone()])
             .build();
@@ -159,7 +183,11 @@ pub fn vp8_codec() -> RTCRtpCodecParameters {
             clock_rate: 90000,
             channels: 0,
             sdp_fmtp_line: String::new(),
-            rtcp_feedback: vec![feedback("ccm", "fir"), feedback("nack", "pli")],
+            rtcp_feedback: vec![
+                feedback("ccm", "fir"),
+                feedback("nack", "pli"),
+                feedback("nack", ""),
+            ],
         },
         payload_type: VP8_PT,
     }
