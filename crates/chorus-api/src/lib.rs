@@ -66,6 +66,10 @@ pub(crate) struct Limits {
     pub admit_timeout: Duration,
     /// How long one frame may take to reach the client, and one message the room.
     pub send_timeout: Duration,
+    /// Messages a client may send in a burst, and per second on average; beyond
+    /// that they are refused with `rate_limited`, so one client cannot flood its room.
+    pub message_burst: u32,
+    pub messages_per_second: u32,
 }
 
 impl Default for Limits {
@@ -74,6 +78,8 @@ impl Default for Limits {
             join_timeout: Duration::from_secs(10),
             admit_timeout: Duration::from_secs(10),
             send_timeout: Duration::from_secs(10),
+            message_burst: 100,
+            messages_per_second: 50,
         }
     }
 }

@@ -13,6 +13,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use chorus_core::TokenBucket;
 use chorus_protocol::LeaveReason;
 use chorus_protocol::signal::{ClientMessage, ServerMessage};
 use chorus_protocol::token::AccessClaims;
@@ -265,6 +266,7 @@ enum End {
 async fn pump(mut socket: WebSocket, session: JoinedSession, limits: Limits) {
     let JoinedSession { mut events, link } = session;
     let mut sent_leave = false;
+    let mut rate = TokenBucket::new(limits.message_burst, limits.messages_per_second);
     let end = loop {
         tokio::select! {
             event = events.recv() => {
@@ -301,6 +303,12 @@ async fn pump(mut socket: WebSocket, session: JoinedSession, limits: Limits) {
                 if text.len() > MAX_CLIENT_FRAME {
                     too_big(socket, limits).await;
                     break End::SocketGone;
+                }
+                if !rate.allow(std::time::Instant::now()) {
+                    if send_error(&mut socket, "rate_limited", "too many messages; this one was dropped", limits).await.is_err() {
+                        break End::SocketGone;
+                    }
+                    continue;
                 }
                 let msg = match serde_json::from_str::<ClientMessage>(&text) {
                     Ok(msg) => msg,

@@ -6,9 +6,11 @@ pub mod codec;
 pub mod forward;
 pub mod ids;
 pub mod keyframe;
+pub mod rate;
 pub mod seq;
 
 pub use forward::{Forwarder, Translation};
 pub use ids::{ConnId, ParticipantId, TrackId};
 pub use keyframe::KeyframeThrottle;
+pub use rate::TokenBucket;
 pub use seq::{ExtSeq, ExtTimestamp, SeqUnwrapper, TimestampUnwrapper};

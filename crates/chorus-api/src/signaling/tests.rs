@@ -27,11 +27,17 @@ fn quick_limits() -> Limits {
         join_timeout: Duration::from_millis(300),
         admit_timeout: Duration::from_secs(2),
         send_timeout: Duration::from_secs(2),
+        message_burst: 1000,
+        messages_per_second: 1000,
     }
 }
 
 async fn serve(rooms: FakeRooms) -> SocketAddr {
-    let state = testing::state(rooms).with_limits(quick_limits());
+    serve_with(rooms, quick_limits()).await
+}
+
+async fn serve_with(rooms: FakeRooms, limits: Limits) -> SocketAddr {
+    let state = testing::state(rooms).with_limits(limits);
     let app = crate::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -109,11 +115,18 @@ async fn expect_refusal(client: &mut Client, code: &str, close: u16) {
 }
 
 async fn joined_room() -> (Client, FakeSession) {
+    joined_room_with(quick_limits()).await
+}
+
+async fn joined_room_with(limits: Limits) -> (Client, FakeSession) {
     let (joined_tx, mut joined_rx) = mpsc::unbounded_channel();
-    let addr = serve(FakeRooms {
-        joined: Some(joined_tx),
-        ..FakeRooms::default()
-    })
+    let addr = serve_with(
+        FakeRooms {
+            joined: Some(joined_tx),
+            ..FakeRooms::default()
+        },
+        limits,
+    )
     .await;
     let token = token(&claims("standup"));
     let mut client = connect(addr, &format!("access_token={token}&room=standup")).await;
@@ -328,4 +341,31 @@ async fn plain_http_get_is_a_json_error() {
         response.contains("\"code\":\"invalid_request\""),
         "{response}"
     );
+}
+
+#[tokio::test]
+async fn a_flooding_client_is_rate_limited_and_stays_connected() {
+    // No refill: exactly `message_burst` messages reach the room, whatever the clock does.
+    let limits = Limits {
+        message_burst: 5,
+        messages_per_second: 0,
+        ..quick_limits()
+    };
+    let (mut client, mut session) = joined_room_with(limits).await;
+    for ts in 0..8 {
+        send(&mut client, &ClientMessage::Ping { ts }).await;
+    }
+    for ts in 0..5 {
+        assert_eq!(
+            next_link_event(&mut session).await,
+            Some(LinkEvent::Sent(ClientMessage::Ping { ts }))
+        );
+    }
+    for _ in 5..8 {
+        expect_error(&mut client, "rate_limited").await;
+    }
+    // The room saw nothing more, and the session is still up.
+    let pong = ServerMessage::Pong { ts: 9 };
+    session.events.send(pong.clone()).await.unwrap();
+    assert_eq!(next(&mut client).await, Frame::Msg(pong));
 }
