@@ -2,39 +2,16 @@
 //! B's subscriber connection, as the SFU would answer it, with signaling relayed in
 //! memory. Proves ICE, DTLS-SRTP, renegotiation, media, PLI and RTCP reports work.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use chorus_client::{
-    ClientMessage, ClientStats, Engine, MediaKind, MediaProfile, PeerConnectionState, PeerTarget,
-    ServerMessage, TrackSource,
+    ClientStats, Engine, MediaKind, MediaProfile, PeerConnectionState, TrackSource,
 };
 
 const LIMIT: Duration = Duration::from_secs(10);
-
-/// What one engine sent, as the other receives it: A's publisher offer is an offer on
-/// B's subscriber connection, B's answer an answer on A's publisher connection.
-fn relay(message: ClientMessage) -> Option<ServerMessage> {
-    let flip = |target| match target {
-        PeerTarget::Publisher => PeerTarget::Subscriber,
-        PeerTarget::Subscriber => PeerTarget::Publisher,
-    };
-    Some(match message {
-        ClientMessage::Offer { target, sdp } => ServerMessage::Offer {
-            target: flip(target),
-            sdp,
-        },
-        ClientMessage::Answer { target, sdp } => ServerMessage::Answer {
-            target: flip(target),
-            sdp,
-        },
-        ClientMessage::Candidate { target, candidate } => ServerMessage::Candidate {
-            target: flip(target),
-            candidate,
-        },
-        _ => return None,
-    })
-}
 
 struct Pair {
     a: Engine,
@@ -52,10 +29,10 @@ impl Pair {
 
     fn exchange_signals(&mut self) {
         let now = Instant::now();
-        while let Some(message) = self.a.poll_signal().and_then(relay) {
+        while let Some(message) = self.a.poll_signal().and_then(common::relay) {
             self.b.handle_signal(now, &message).unwrap();
         }
-        while let Some(message) = self.b.poll_signal().and_then(relay) {
+        while let Some(message) = self.b.poll_signal().and_then(common::relay) {
             self.a.handle_signal(now, &message).unwrap();
         }
     }

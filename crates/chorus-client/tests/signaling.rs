@@ -3,12 +3,14 @@
 //! (it answers the client's publisher offers and offers its own track to the client's
 //! subscriber connection, in a stream named by the server track id).
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use chorus_client::{
     Client, ClientConfig, ClientError, ClientMessage, ClientStats, Engine, LeaveReason,
-    MediaProfile, PeerTarget, ServerMessage, TrackInfo, TrackSource,
+    MediaProfile, ServerMessage, TrackInfo, TrackSource,
 };
 use chorus_protocol::{Grants, ParticipantInfo, ParticipantState};
 use futures_util::{SinkExt, StreamExt};
@@ -22,29 +24,6 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 const LIMIT: Duration = Duration::from_secs(10);
 const PARTICIPANT: &str = "PA_test";
 const SERVER_TRACK: &str = "TR_server_cam";
-
-/// The same message seen from the other side: publisher and subscriber swap.
-fn flip(message: ClientMessage) -> Option<ServerMessage> {
-    let flip = |target| match target {
-        PeerTarget::Publisher => PeerTarget::Subscriber,
-        PeerTarget::Subscriber => PeerTarget::Publisher,
-    };
-    Some(match message {
-        ClientMessage::Offer { target, sdp } => ServerMessage::Offer {
-            target: flip(target),
-            sdp,
-        },
-        ClientMessage::Answer { target, sdp } => ServerMessage::Answer {
-            target: flip(target),
-            sdp,
-        },
-        ClientMessage::Candidate { target, candidate } => ServerMessage::Candidate {
-            target: flip(target),
-            candidate,
-        },
-        _ => return None,
-    })
-}
 
 fn participant() -> ParticipantInfo {
     ParticipantInfo {
@@ -208,7 +187,7 @@ async fn serve(
                     }
                     ClientMessage::Ping { ts } => Some(ServerMessage::Pong { ts }),
                     signal => {
-                        if let Some(signal) = flip(signal) {
+                        if let Some(signal) = common::relay(signal) {
                             engine.handle_signal(Instant::now(), &signal).unwrap();
                         }
                         None
@@ -219,7 +198,7 @@ async fn serve(
                 }
             }
         }
-        while let Some(signal) = engine.poll_signal().and_then(flip) {
+        while let Some(signal) = engine.poll_signal().and_then(common::relay) {
             send(&mut ws, &signal).await;
         }
         stats.send_replace(engine.stats());
