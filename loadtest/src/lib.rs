@@ -1,18 +1,74 @@
-//! `chorus-loadtest fanout`: publishers send camera + microphone, subscribers receive
-//! everything; reports the server's CPU time per packet it forwarded.
+//! `chorus-loadtest`: real WebRTC participants (ICE, DTLS-SRTP, synthetic Opus and
+//! VP8) join a Chorus room, publish and receive, and the harness reports join times,
+//! time to first media, tracks received, loss, egress rate and the server's CPU and
+//! memory (read from `/proc/<pid>/stat` and `/proc/<pid>/status`).
 //!
-//! This is the first, simple harness: one process, real WebRTC clients (ICE,
-//! DTLS-SRTP) on loopback, server CPU read from `/proc/<pid>/stat`.
+//! One process drives every participant. A run has four phases, each bounded:
+//!
+//! 1. **join**: participants join at `--join-rate` per second (token minted through
+//!    the control API, `connect`, then `publish` of their tracks). Joins still
+//!    running `--join-timeout` seconds after the last one started are abandoned.
+//! 2. **media**: wait until every receiving participant gets packets on every track
+//!    the others published, or `--media-timeout` seconds.
+//! 3. **window**: `--seconds` of steady state; counters are read at both ends.
+//! 4. **report**: figures computed from the two snapshots and the join timings.
+//!
+//! Loss: the client counts packets per inbound track but not sequence gaps, so loss
+//! is computed from the counters over the window: for every (receiver, track) pair
+//! the receiver should get, the packets the track's publisher sent in the window
+//! are expected, and the packets the receiver counted on that track in the window
+//! are received. `loss = 1 - received / expected`, summed over all pairs. Packets in
+//! flight at the two snapshots make this exact only to a few packets per track, so
+//! a value slightly below zero is possible and means "no loss".
 
-use std::time::{Duration, Instant};
+use std::collections::{HashMap, HashSet};
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use base64::Engine as _;
-use chorus_client::{Client, ClientConfig, MediaProfile, TrackSource, connect};
+use chorus_client::{
+    Client, ClientConfig, ClientStats, MediaKind, MediaProfile, PeerConnectionState, TrackSource,
+    connect,
+};
 use chorus_protocol::Grants;
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+/// What kind of room the run builds.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// `--publishers` participants publish microphone and camera, `--subscribers`
+    /// subscribe-only participants receive them (1 + 20 by default).
+    Fanout,
+    /// 25 participants, all publish microphone and camera, all receive all.
+    #[value(name = "meeting-25")]
+    Meeting25,
+    /// 350 participants, all publish a microphone, 6 also a camera; everyone
+    /// receives the 6 videos and all audio.
+    #[value(name = "large-350")]
+    Large350,
+    /// 350 participants, all publish a microphone and receive all others.
+    #[value(name = "audio-350")]
+    Audio350,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Fanout => "fanout",
+            Scenario::Meeting25 => "meeting-25",
+            Scenario::Large350 => "large-350",
+            Scenario::Audio350 => "audio-350",
+        }
+    }
+}
 
 #[derive(clap::Parser, Debug, Clone)]
-#[command(about = "Measure Chorus: N subscribers receive P publishers' audio and video")]
+#[command(about = "Load Chorus with real WebRTC participants and measure it")]
 pub struct Args {
     /// HTTP base URL of the server.
     #[arg(long, default_value = "http://127.0.0.1:7880")]
@@ -21,28 +77,236 @@ pub struct Args {
     pub api_key: String,
     #[arg(long, default_value = "devsecret-change-me-0123456789abcdef")]
     pub api_secret: String,
-    /// Process id of the server, for its CPU time.
+    /// Process id of the server, for its CPU time and memory.
     #[arg(long)]
     pub server_pid: u32,
+    #[arg(long, value_enum, default_value_t = Scenario::Fanout)]
+    pub scenario: Scenario,
+    /// Participants in the room (overrides the scenario's count; for `fanout`
+    /// the subscribers are the participants beyond the publishers).
+    #[arg(long)]
+    pub participants: Option<usize>,
+    /// Participants that also publish a camera (for `fanout`: the publishers).
+    #[arg(long)]
+    pub video_publishers: Option<usize>,
+    /// `fanout`: publishers (microphone + camera).
     #[arg(long, default_value_t = 1)]
     pub publishers: usize,
+    /// `fanout`: subscribe-only participants.
     #[arg(long, default_value_t = 20)]
     pub subscribers: usize,
-    /// Measurement window after everyone receives media.
+    /// Measurement window once media flows, in seconds.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
-    #[arg(long, default_value = "loadtest")]
-    pub room: String,
+    /// Joins started per second.
+    #[arg(long, default_value_t = 20.0)]
+    pub join_rate: f64,
+    /// Joins still running this long after the last one started are given up.
+    #[arg(long, default_value_t = 30)]
+    pub join_timeout: u64,
+    /// Longest wait for every receiver to get every track before measuring anyway.
+    #[arg(long, default_value_t = 30)]
+    pub media_timeout: u64,
+    /// Video frames per second (default: 30 for `fanout`, 15 otherwise).
+    #[arg(long)]
+    pub video_fps: Option<u32>,
+    /// RTP packets per video delta frame (default: 4 × 1100 B for `fanout`, 2 × 1000 B otherwise).
+    #[arg(long)]
+    pub video_packets_per_frame: Option<usize>,
+    /// Room name (default: a fresh `loadtest-<scenario>-<time>`).
+    #[arg(long)]
+    pub room: Option<String>,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
-/// What one fan-out run measured.
-#[derive(Debug, Clone)]
+impl Args {
+    /// The defaults of the command line, for `url` and `server_pid`.
+    pub fn new(url: impl Into<String>, server_pid: u32, scenario: Scenario) -> Self {
+        use clap::Parser as _;
+        let mut args =
+            Self::parse_from(["chorus-loadtest", "--server-pid", &server_pid.to_string()]);
+        args.url = url.into();
+        args.scenario = scenario;
+        args
+    }
+
+    /// What every participant does, in join order.
+    pub fn plan(&self) -> Vec<Role> {
+        let publisher = Role {
+            mic: true,
+            camera: true,
+            subscribe: true,
+        };
+        match self.scenario {
+            Scenario::Fanout => {
+                let pubs = self.video_publishers.unwrap_or(self.publishers);
+                let subs = self
+                    .participants
+                    .map_or(self.subscribers, |n| n.saturating_sub(pubs));
+                let mut roles = vec![publisher; pubs];
+                roles.extend(std::iter::repeat_n(
+                    Role {
+                        mic: false,
+                        camera: false,
+                        subscribe: true,
+                    },
+                    subs,
+                ));
+                roles
+            }
+            Scenario::Meeting25 | Scenario::Large350 | Scenario::Audio350 => {
+                let (n, v) = match self.scenario {
+                    Scenario::Meeting25 => (25, None),
+                    Scenario::Large350 => (350, Some(6)),
+                    _ => (350, Some(0)),
+                };
+                let n = self.participants.unwrap_or(n);
+                let v = self.video_publishers.or(v).unwrap_or(n);
+                (0..n)
+                    .map(|i| Role {
+                        mic: true,
+                        camera: i < v,
+                        subscribe: true,
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn media_profile(&self) -> MediaProfile {
+        let (fps, per_frame, size) = match self.scenario {
+            // About 1 Mbit/s of video: 4 packets of 1100 bytes per frame at 30 fps.
+            Scenario::Fanout => (30, 4, 1100),
+            // About 240 kbit/s: a small simulcast layer, as in a large meeting.
+            _ => (15, 2, 1000),
+        };
+        MediaProfile {
+            video_fps: self.video_fps.unwrap_or(fps),
+            video_packets_per_frame: self.video_packets_per_frame.unwrap_or(per_frame),
+            video_packet_size: size,
+            ..MediaProfile::default()
+        }
+    }
+}
+
+/// What one participant does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Role {
+    pub mic: bool,
+    pub camera: bool,
+    /// Receives the tracks of the others (always true today; publish-less
+    /// participants get subscribe-only grants).
+    pub subscribe: bool,
+}
+
+/// p50 / p99 / max of a set of durations, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Percentiles {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Percentiles {
+    fn of(mut values: Vec<Duration>) -> Self {
+        values.sort();
+        let at = |q: f64| {
+            let i = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1;
+            values[i].as_secs_f64() * 1e3
+        };
+        if values.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: values.len(),
+            p50_ms: at(0.5),
+            p99_ms: at(0.99),
+            max_ms: at(1.0),
+        }
+    }
+}
+
+/// What one run measured. Packet and byte counts are RTP packets and RTP payload
+/// bytes as the clients count them.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
+    pub scenario: String,
+    pub room: String,
+    /// Participants planned.
+    pub participants: usize,
+    /// Of them, publishing anything.
+    pub publishers: usize,
+    /// Of them, publishing a camera.
+    pub video_publishers: usize,
+    /// Of them, receiving.
+    pub receivers: usize,
+    /// `connect` returned `joined`.
+    pub joined: usize,
+    pub join_failures: usize,
+    /// Joined, but at least one `publish` failed.
+    pub publish_failures: usize,
+    /// The first distinct error messages.
+    pub errors: Vec<String>,
+    /// From the first join started to the last one finished.
+    pub join_phase_secs: f64,
+    /// From starting `connect` to receiving `joined`.
+    pub join_time: Percentiles,
+    /// Per receiver, from `joined` to its first inbound RTP packet.
+    pub first_media: Percentiles,
+    /// Per receiver with every expected track, from `joined` to the first packet of
+    /// the last of them to arrive.
+    pub all_media: Percentiles,
+    /// Receivers that got no packet at all.
+    pub receivers_without_media: usize,
+    /// (receiver, track) pairs: every receiver × every track the others published.
+    pub tracks_expected: u64,
+    /// Of those pairs, the ones with at least one packet by the end of the window.
+    pub tracks_received: u64,
+    /// Receivers with every expected track when the window began.
+    pub receivers_complete: usize,
+    /// Publishers whose publisher connection was connected at the end of the window.
+    pub publisher_connections_up: usize,
+    /// Receivers whose subscriber connection was connected at the end of the window.
+    pub subscriber_connections_up: usize,
+    /// Waited after the join phase for media to reach everyone.
+    pub media_wait_secs: f64,
     pub window_secs: f64,
-    /// RTP packets the subscribers received in the window.
+    /// Packets the publishers sent in the window (server ingress).
+    pub ingress_packets: u64,
+    /// Packets the receivers got in the window (server egress).
     pub egress_packets: u64,
+    pub egress_bytes: u64,
+    pub egress_packets_per_sec: f64,
+    /// RTP payload bits per second received by all receivers.
+    pub egress_bitrate_bps: f64,
+    /// Sum over expected (receiver, track) pairs of the packets the publisher sent.
+    pub expected_packets: u64,
+    /// Sum over the same pairs of the packets the receiver got.
+    pub received_packets: u64,
+    /// `1 - received / expected`; see the crate documentation.
+    pub loss_ratio: f64,
+    /// The same, audio tracks only.
+    pub audio_loss_ratio: f64,
+    /// The same, video tracks only.
+    pub video_loss_ratio: f64,
     /// Server user+system CPU time in the window.
     pub server_cpu_micros: f64,
+    pub server_cpu_percent: f64,
+    pub cpu_per_egress_packet_micros: f64,
+    /// CPU of this process (all the clients) in the window, in % of one core.
+    pub harness_cpu_percent: f64,
+    /// Server VmRSS before the first join.
+    pub rss_before_kib: u64,
+    /// Server VmRSS once everyone joined and media flows (start of the window).
+    pub rss_after_kib: u64,
+    /// (after - before) / joined.
+    pub rss_per_participant_kib: f64,
 }
 
 impl Report {
@@ -53,34 +317,122 @@ impl Report {
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secs = self.window_secs;
-        writeln!(f, "window             {secs:.1} s")?;
+        let secs = self.window_secs.max(1e-9);
+        let ms = |p: &Percentiles| {
+            format!(
+                "p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  (n={})",
+                p.p50_ms, p.p99_ms, p.max_ms, p.count
+            )
+        };
         writeln!(
             f,
-            "egress packets     {} ({:.0}/s)",
-            self.egress_packets,
-            self.egress_packets as f64 / secs
+            "scenario             {} in room {} ({} participants, {} with camera, {} receiving)",
+            self.scenario, self.room, self.participants, self.video_publishers, self.receivers
         )?;
         writeln!(
             f,
-            "server CPU         {:.1}% of one core",
-            self.server_cpu_micros / secs / 1e4
+            "joined               {}/{} ({} failed, {} publish failures) in {:.1} s",
+            self.joined,
+            self.participants,
+            self.join_failures,
+            self.publish_failures,
+            self.join_phase_secs
+        )?;
+        writeln!(f, "join time            {}", ms(&self.join_time))?;
+        writeln!(
+            f,
+            "first media          {}, {} receivers without media",
+            ms(&self.first_media),
+            self.receivers_without_media
+        )?;
+        writeln!(f, "all tracks           {}", ms(&self.all_media))?;
+        writeln!(
+            f,
+            "tracks received      {}/{} pairs; {}/{} receivers complete after {:.1} s",
+            self.tracks_received,
+            self.tracks_expected,
+            self.receivers_complete,
+            self.receivers,
+            self.media_wait_secs
+        )?;
+        writeln!(
+            f,
+            "connections up       {}/{} publisher, {}/{} subscriber (end of window)",
+            self.publisher_connections_up,
+            self.publishers,
+            self.subscriber_connections_up,
+            self.receivers
+        )?;
+        writeln!(f, "window               {:.1} s", self.window_secs)?;
+        writeln!(
+            f,
+            "ingress packets      {} ({:.0}/s)",
+            self.ingress_packets,
+            self.ingress_packets as f64 / secs
+        )?;
+        writeln!(
+            f,
+            "egress packets       {} ({:.0}/s)",
+            self.egress_packets, self.egress_packets_per_sec
+        )?;
+        writeln!(
+            f,
+            "egress bitrate       {:.2} Mbit/s (RTP payload)",
+            self.egress_bitrate_bps / 1e6
+        )?;
+        writeln!(
+            f,
+            "loss                 {:.3} % ({} of {} expected packets received; audio {:.3} %, video {:.3} %)",
+            self.loss_ratio * 100.0,
+            self.received_packets,
+            self.expected_packets,
+            self.audio_loss_ratio * 100.0,
+            self.video_loss_ratio * 100.0
+        )?;
+        writeln!(
+            f,
+            "server CPU           {:.1}% of one core",
+            self.server_cpu_percent
+        )?;
+        writeln!(
+            f,
+            "harness CPU          {:.1}% of one core (all clients)",
+            self.harness_cpu_percent
+        )?;
+        writeln!(
+            f,
+            "CPU per egress pkt   {:.2} µs",
+            self.cpu_per_egress_packet_micros
         )?;
         write!(
             f,
-            "CPU per egress pkt {:.2} µs",
-            self.cpu_per_packet_micros()
-        )
+            "server RSS           {:.1} MiB before, {:.1} MiB after, {:.0} KiB per participant",
+            self.rss_before_kib as f64 / 1024.0,
+            self.rss_after_kib as f64 / 1024.0,
+            self.rss_per_participant_kib
+        )?;
+        for err in &self.errors {
+            write!(f, "\nerror                {err}")?;
+        }
+        Ok(())
     }
 }
 
-async fn token(args: &Args, identity: &str, grants: Grants) -> Result<String> {
-    let auth = base64::engine::general_purpose::STANDARD
-        .encode(format!("{}:{}", args.api_key, args.api_secret));
-    let body = serde_json::json!({ "room": args.room, "identity": identity, "grants": grants });
-    let resp: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/v1/tokens", args.url))
-        .header("authorization", format!("Basic {auth}"))
+/// Shared by the join tasks.
+struct Ctx {
+    url: String,
+    auth: String,
+    room: String,
+    media: MediaProfile,
+    http: reqwest::Client,
+}
+
+async fn token(ctx: &Ctx, identity: &str, grants: &Grants) -> Result<String> {
+    let body = serde_json::json!({ "room": ctx.room, "identity": identity, "grants": grants });
+    let resp: serde_json::Value = ctx
+        .http
+        .post(format!("{}/v1/tokens", ctx.url))
+        .header("authorization", format!("Basic {}", ctx.auth))
         .json(&body)
         .send()
         .await?
@@ -93,17 +445,59 @@ async fn token(args: &Args, identity: &str, grants: Grants) -> Result<String> {
         .context("no token in response")
 }
 
-async fn join(args: &Args, identity: &str, grants: Grants) -> Result<Client> {
-    let ws = args.url.replacen("http", "ws", 1);
-    let mut cfg = ClientConfig::new(ws, token(args, identity, grants).await?);
-    // About 1 Mbit/s of video at 30 fps: 4 packets of 1100 bytes per frame.
-    cfg.media = MediaProfile {
-        video_fps: 30,
-        video_packets_per_frame: 4,
-        video_packet_size: 1100,
-        ..MediaProfile::default()
+/// A participant that joined.
+struct Member {
+    index: usize,
+    client: Client,
+    joined_at: Instant,
+    /// Own track ids.
+    tracks: Vec<String>,
+    subscribe: bool,
+}
+
+struct JoinOutcome {
+    member: Member,
+    join_time: Duration,
+    publish_error: Option<String>,
+}
+
+async fn join_one(ctx: Arc<Ctx>, index: usize, role: Role) -> Result<JoinOutcome> {
+    let grants = if role.mic || role.camera {
+        Grants::default()
+    } else {
+        Grants::subscribe_only()
     };
-    Ok(connect(cfg).await?)
+    let token = token(&ctx, &format!("p{index:03}"), &grants)
+        .await
+        .context("token")?;
+    let mut cfg = ClientConfig::new(ctx.url.replacen("http", "ws", 1), token);
+    cfg.media = ctx.media.clone();
+    let started = Instant::now();
+    let client = connect(cfg).await.context("connect")?;
+    let joined_at = Instant::now();
+    let mut tracks = Vec::new();
+    let mut publish_error = None;
+    let sources = [
+        (role.mic, TrackSource::Microphone),
+        (role.camera, TrackSource::Camera),
+    ];
+    for (_, source) in sources.into_iter().filter(|(on, _)| *on) {
+        match client.publish(source).await {
+            Ok(track) => tracks.push(track.track_id),
+            Err(err) => publish_error = Some(format!("publish {source:?}: {err}")),
+        }
+    }
+    Ok(JoinOutcome {
+        member: Member {
+            index,
+            client,
+            joined_at,
+            tracks,
+            subscribe: role.subscribe,
+        },
+        join_time: joined_at - started,
+        publish_error,
+    })
 }
 
 /// utime + stime of a process, in microseconds.
@@ -116,59 +510,403 @@ fn cpu_micros(pid: u32) -> Result<u64> {
     Ok(ticks * 10_000)
 }
 
-fn received(clients: &[Client]) -> u64 {
-    clients
-        .iter()
-        .map(|c| c.stats().inbound.values().map(|t| t.packets).sum::<u64>())
-        .sum()
+/// VmRSS of a process, in KiB.
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("no VmRSS")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("bad VmRSS")?
+        .parse()?)
 }
 
-/// Joins everyone, waits until every subscriber receives every track, then measures.
-pub async fn run(args: &Args) -> Result<Report> {
-    let args = args.clone();
-    let mut publishers = Vec::new();
-    for i in 0..args.publishers {
-        let c = join(&args, &format!("pub-{i}"), Grants::default()).await?;
-        c.publish(TrackSource::Microphone).await?;
-        c.publish(TrackSource::Camera).await?;
-        publishers.push(c);
+/// Soft limit on open files of this process, if readable.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Progress shown on stderr while the run lasts.
+#[derive(Default)]
+struct Progress {
+    phase: AtomicU8,
+    joined: AtomicUsize,
+    failed: AtomicUsize,
+    complete: AtomicUsize,
+    done: AtomicBool,
+}
+
+const PHASES: [&str; 4] = ["joining", "waiting for media", "measuring", "done"];
+
+impl Progress {
+    fn set_phase(&self, phase: u8) {
+        self.phase.store(phase, Ordering::Relaxed);
     }
-    let mut subscribers = Vec::new();
-    let started = Instant::now();
-    for i in 0..args.subscribers {
-        subscribers.push(join(&args, &format!("sub-{i}"), Grants::subscribe_only()).await?);
+
+    /// Prints one line, rewritten in place on a terminal, every 5 s otherwise.
+    fn spawn(self: &Arc<Self>, total: usize, receivers: usize) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        let started = Instant::now();
+        let tty = std::io::stderr().is_terminal();
+        tokio::spawn(async move {
+            let mut tick = 0u64;
+            loop {
+                let done = me.done.load(Ordering::Relaxed);
+                let line = format!(
+                    "[{:5.1} s] {:<17} joined {}/{} ({} failed), complete media {}/{}",
+                    started.elapsed().as_secs_f64(),
+                    PHASES[me.phase.load(Ordering::Relaxed) as usize % PHASES.len()],
+                    me.joined.load(Ordering::Relaxed),
+                    total,
+                    me.failed.load(Ordering::Relaxed),
+                    me.complete.load(Ordering::Relaxed),
+                    receivers,
+                );
+                if tty {
+                    eprint!("\r{line}\x1b[K");
+                    if done {
+                        eprintln!();
+                    }
+                } else if done || tick == 0 {
+                    eprintln!("{line}");
+                }
+                if done {
+                    return;
+                }
+                tick = (tick + 1) % 10;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
     }
-    let join_secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "{} subscribers joined in {join_secs:.1} s",
-        args.subscribers
-    );
-    let expected_tracks = 2 * args.publishers;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while subscribers
-        .iter()
-        .any(|s| s.stats().inbound.values().filter(|t| t.packets > 0).count() < expected_tracks)
-    {
-        if Instant::now() > deadline {
-            bail!("not every subscriber receives every track after 60 s");
+}
+
+/// Counters of everyone at one moment.
+struct Snapshot {
+    stats: Vec<ClientStats>,
+}
+
+impl Snapshot {
+    fn take(members: &[Member]) -> Self {
+        Self {
+            stats: members.iter().map(|m| m.client.stats()).collect(),
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (cpu0, rx0, t0) = (
-        cpu_micros(args.server_pid)?,
-        received(&subscribers),
+
+    /// Receivers (by position in `members`) that have packets on every expected track.
+    fn complete(&self, expected: &[Vec<String>]) -> usize {
+        self.stats
+            .iter()
+            .zip(expected)
+            .filter(|(s, want)| {
+                !want.is_empty()
+                    && want
+                        .iter()
+                        .all(|t| s.inbound.get(t).is_some_and(|i| i.packets > 0))
+            })
+            .count()
+    }
+}
+
+struct JoinState<'a> {
+    report: &'a mut Report,
+    members: Vec<Member>,
+    join_times: Vec<Duration>,
+    seen: HashSet<String>,
+    progress: &'a Progress,
+}
+
+impl JoinState<'_> {
+    /// Keeps the first ten distinct error messages.
+    fn note(&mut self, err: String) {
+        if self.report.errors.len() < 10 && self.seen.insert(err.clone()) {
+            self.report.errors.push(err);
+        }
+    }
+
+    fn handle(&mut self, outcome: Result<Result<JoinOutcome>, tokio::task::JoinError>) {
+        match outcome {
+            Ok(Ok(o)) => {
+                self.progress.joined.fetch_add(1, Ordering::Relaxed);
+                self.join_times.push(o.join_time);
+                if let Some(err) = o.publish_error {
+                    self.report.publish_failures += 1;
+                    self.note(err);
+                }
+                self.members.push(o.member);
+            }
+            Ok(Err(err)) => {
+                self.progress.failed.fetch_add(1, Ordering::Relaxed);
+                self.report.join_failures += 1;
+                self.note(format!("{err:#}"));
+            }
+            Err(err) => {
+                self.progress.failed.fetch_add(1, Ordering::Relaxed);
+                self.report.join_failures += 1;
+                self.note(format!("join task: {err}"));
+            }
+        }
+    }
+}
+
+/// Joins everyone, waits until media reaches everyone, measures a window and reports.
+pub async fn run(args: &Args) -> Result<Report> {
+    let roles = args.plan();
+    let total = roles.len();
+    let receivers_planned = roles.iter().filter(|r| r.subscribe).count();
+    let room = args.room.clone().unwrap_or_else(|| {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        format!("loadtest-{}-{secs}", args.scenario.name())
+    });
+    if let Some(limit) = open_files_limit() {
+        let need = total as u64 * 4 + 64;
+        if limit < need {
+            eprintln!(
+                "warning: open file limit {limit} is below the ~{need} this run needs (ulimit -n)"
+            );
+        }
+    }
+    let ctx = Arc::new(Ctx {
+        url: args.url.trim_end_matches('/').to_owned(),
+        auth: base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", args.api_key, args.api_secret)),
+        room: room.clone(),
+        media: args.media_profile(),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?,
+    });
+    let progress = Arc::new(Progress::default());
+    let printer = (!args.quiet).then(|| progress.spawn(total, receivers_planned));
+    let result = run_phases(args, &roles, &room, ctx, &progress).await;
+    progress.set_phase(3);
+    progress.done.store(true, Ordering::Relaxed);
+    if let Some(printer) = printer {
+        let _ = printer.await;
+    }
+    result
+}
+
+async fn run_phases(
+    args: &Args,
+    roles: &[Role],
+    room: &str,
+    ctx: Arc<Ctx>,
+    progress: &Arc<Progress>,
+) -> Result<Report> {
+    let pid = args.server_pid;
+    let mut report = Report {
+        scenario: args.scenario.name().to_owned(),
+        room: room.to_owned(),
+        participants: roles.len(),
+        video_publishers: roles.iter().filter(|r| r.camera).count(),
+        publishers: roles.iter().filter(|r| r.mic || r.camera).count(),
+        receivers: roles.iter().filter(|r| r.subscribe).count(),
+        rss_before_kib: rss_kib(pid).context("server RSS")?,
+        ..Report::default()
+    };
+    let mut st = JoinState {
+        report: &mut report,
+        members: Vec::new(),
+        join_times: Vec::new(),
+        seen: HashSet::new(),
+        progress,
+    };
+
+    // Join phase: paced starts, one task per participant, one deadline for all.
+    progress.set_phase(0);
+    let rate = args.join_rate.max(0.01);
+    let started = Instant::now();
+    let mut set = JoinSet::new();
+    for (i, role) in roles.iter().enumerate() {
+        let at = started + Duration::from_secs_f64(i as f64 / rate);
+        // Collect finished joins while pacing.
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(at.into()) => break,
+                Some(outcome) = set.join_next() => st.handle(outcome),
+            }
+        }
+        set.spawn(join_one(ctx.clone(), i, *role));
+    }
+    let deadline = Instant::now() + Duration::from_secs(args.join_timeout);
+    while !set.is_empty() {
+        match tokio::time::timeout_at(deadline.into(), set.join_next()).await {
+            Ok(Some(outcome)) => st.handle(outcome),
+            Ok(None) => break,
+            Err(_) => {
+                let left = set.len();
+                set.abort_all();
+                st.report.join_failures += left;
+                progress.failed.fetch_add(left, Ordering::Relaxed);
+                st.note(format!(
+                    "{left} joins unfinished {} s after the last start",
+                    args.join_timeout
+                ));
+                break;
+            }
+        }
+    }
+    let JoinState {
+        mut members,
+        join_times,
+        ..
+    } = st;
+    drop(set);
+    report.join_phase_secs = started.elapsed().as_secs_f64();
+    report.joined = members.len();
+    report.join_time = Percentiles::of(join_times);
+    members.sort_by_key(|m| m.index);
+
+    // Who should receive what: every receiver, every track of the others.
+    let expected: Vec<Vec<String>> = members
+        .iter()
+        .map(|m| {
+            if !m.subscribe {
+                return Vec::new();
+            }
+            members
+                .iter()
+                .filter(|o| o.index != m.index)
+                .flat_map(|o| o.tracks.iter().cloned())
+                .collect()
+        })
+        .collect();
+    let track_owner: HashMap<String, usize> = members
+        .iter()
+        .enumerate()
+        .flat_map(|(pos, m)| m.tracks.iter().map(move |t| (t.clone(), pos)))
+        .collect();
+    let receivers_expecting = expected.iter().filter(|e| !e.is_empty()).count();
+
+    // Media phase.
+    progress.set_phase(1);
+    let media_started = Instant::now();
+    let media_deadline = media_started + Duration::from_secs(args.media_timeout);
+    loop {
+        let complete = Snapshot::take(&members).complete(&expected);
+        progress.complete.store(complete, Ordering::Relaxed);
+        if complete >= receivers_expecting || Instant::now() >= media_deadline {
+            report.receivers_complete = complete;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    report.media_wait_secs = media_started.elapsed().as_secs_f64();
+    // Let keyframe requests and bandwidth settle before measuring.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Window.
+    progress.set_phase(2);
+    report.rss_after_kib = rss_kib(pid).context("server RSS")?;
+    let own0 = cpu_micros(std::process::id()).unwrap_or(0);
+    let (cpu0, s0, t0) = (
+        cpu_micros(pid).context("server CPU")?,
+        Snapshot::take(&members),
         Instant::now(),
     );
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-    let (cpu1, rx1, t1) = (
-        cpu_micros(args.server_pid)?,
-        received(&subscribers),
+    let (cpu1, s1, t1) = (
+        cpu_micros(pid).context("server CPU")?,
+        Snapshot::take(&members),
         Instant::now(),
     );
-    Ok(Report {
-        window_secs: (t1 - t0).as_secs_f64(),
-        egress_packets: rx1 - rx0,
-        server_cpu_micros: (cpu1 - cpu0) as f64,
-    })
+    let own1 = cpu_micros(std::process::id()).unwrap_or(0);
+    progress.set_phase(3);
+    let joined_at: Vec<Instant> = members.iter().map(|m| m.joined_at).collect();
+    let tracks_of: Vec<usize> = members.iter().map(|m| m.tracks.len()).collect();
+    // Dropping a client closes its signaling connection; the server removes it.
+    drop(members);
+
+    let secs = (t1 - t0).as_secs_f64();
+    report.window_secs = secs;
+    report.server_cpu_micros = cpu1.saturating_sub(cpu0) as f64;
+    report.server_cpu_percent = report.server_cpu_micros / secs / 1e4;
+    report.harness_cpu_percent = own1.saturating_sub(own0) as f64 / secs / 1e4;
+    let inbound =
+        |s: &ClientStats, t: &str| s.inbound.get(t).map_or((0, 0), |i| (i.packets, i.bytes));
+    let outbound = |s: &ClientStats, t: &str| s.outbound.get(t).map_or(0, |o| o.packets);
+    for (a, b) in s0.stats.iter().zip(&s1.stats) {
+        for (track, now) in &b.inbound {
+            let (p, by) = inbound(a, track);
+            report.egress_packets += now.packets.saturating_sub(p);
+            report.egress_bytes += now.bytes.saturating_sub(by);
+        }
+        for (track, now) in &b.outbound {
+            report.ingress_packets += now.packets.saturating_sub(outbound(a, track));
+        }
+    }
+    let up = |p: &chorus_client::PeerStats| p.state == Some(PeerConnectionState::Connected);
+    for (pos, stats) in s1.stats.iter().enumerate() {
+        if tracks_of[pos] > 0 && up(&stats.publisher) {
+            report.publisher_connections_up += 1;
+        }
+        if !expected[pos].is_empty() && up(&stats.subscriber) {
+            report.subscriber_connections_up += 1;
+        }
+    }
+    let mut first_media = Vec::new();
+    let mut all_media = Vec::new();
+    // (expected, received) for audio, video.
+    let mut by_kind = [(0u64, 0u64); 2];
+    for (pos, want) in expected.iter().enumerate() {
+        let (a, b) = (&s0.stats[pos], &s1.stats[pos]);
+        for track in want {
+            report.tracks_expected += 1;
+            let owner = track_owner[track.as_str()];
+            let sent =
+                outbound(&s1.stats[owner], track).saturating_sub(outbound(&s0.stats[owner], track));
+            let got = inbound(b, track).0.saturating_sub(inbound(a, track).0);
+            report.expected_packets += sent;
+            report.received_packets += got;
+            let video = s1.stats[owner]
+                .outbound
+                .get(track.as_str())
+                .is_some_and(|o| o.kind == MediaKind::Video);
+            let k = usize::from(video);
+            by_kind[k].0 += sent;
+            by_kind[k].1 += got;
+            if inbound(b, track).0 > 0 {
+                report.tracks_received += 1;
+            }
+        }
+        if want.is_empty() {
+            continue;
+        }
+        let firsts: Option<Vec<Instant>> = want
+            .iter()
+            .map(|t| b.inbound.get(t).and_then(|i| i.first_packet_at))
+            .collect();
+        if let Some(last) = firsts.and_then(|f| f.into_iter().max()) {
+            all_media.push(last.saturating_duration_since(joined_at[pos]));
+        }
+        match b.inbound.values().filter_map(|i| i.first_packet_at).min() {
+            Some(first) => first_media.push(first.saturating_duration_since(joined_at[pos])),
+            None => report.receivers_without_media += 1,
+        }
+    }
+    report.first_media = Percentiles::of(first_media);
+    report.all_media = Percentiles::of(all_media);
+    let loss = |(expected, received): (u64, u64)| {
+        if expected == 0 {
+            0.0
+        } else {
+            1.0 - received as f64 / expected as f64
+        }
+    };
+    report.loss_ratio = loss((report.expected_packets, report.received_packets));
+    report.audio_loss_ratio = loss(by_kind[0]);
+    report.video_loss_ratio = loss(by_kind[1]);
+    report.egress_packets_per_sec = report.egress_packets as f64 / secs;
+    report.egress_bitrate_bps = report.egress_bytes as f64 * 8.0 / secs;
+    report.cpu_per_egress_packet_micros = report.cpu_per_packet_micros();
+    report.rss_per_participant_kib =
+        (report.rss_after_kib as f64 - report.rss_before_kib as f64) / report.joined.max(1) as f64;
+    Ok(report)
 }
