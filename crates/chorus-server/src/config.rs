@@ -145,9 +145,9 @@ impl Default for DemoSection {
     }
 }
 
-/// Chorus at info; the WebRTC stack only when something is wrong (it logs every state change at info).
-pub const DEFAULT_LOG_FILTER: &str =
-    "info,rtc=warn,rtc_ice=warn,rtc_dtls=error,rtc_sctp=warn,rtc_srtp=warn,rtc_interceptor=warn";
+/// Chorus at info; the WebRTC stack at error only: it logs every state change at info and
+/// every undecryptable or replayed packet at warn, which a misbehaving client could use to flood the log.
+pub const DEFAULT_LOG_FILTER: &str = "info,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_sctp=error,rtc_srtp=error,rtc_interceptor=error";
 
 impl Default for LogSection {
     fn default() -> Self {
