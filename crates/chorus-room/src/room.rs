@@ -123,6 +123,8 @@ pub(crate) struct Room {
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     /// Connections with output to send at the end of this turn.
     dirty: Vec<ConnId>,
+    /// Buffers for what a connection produced, kept between packets.
+    scratch: PeerOutput,
     next_key: u64,
     empty_since: Option<Instant>,
     /// Participants to remove at the end of this turn (e.g. their event queue overflowed).
@@ -159,6 +161,7 @@ impl Room {
             conns: HashMap::new(),
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
+            scratch: PeerOutput::default(),
             next_key: 1,
             empty_since: Some(Instant::now()),
             doomed: Vec::new(),
@@ -944,7 +947,8 @@ impl Room {
     }
 
     fn drain_peer(&mut self, key: ParticipantKey, target: PeerTarget, now: Instant) {
-        let mut out = PeerOutput::default();
+        // Reused across calls: one allocation per room, not one per incoming packet.
+        let mut out = std::mem::take(&mut self.scratch);
         match self.peer_mut(key, target) {
             Some(peer) => {
                 peer.drain(&mut out);
@@ -953,12 +957,15 @@ impl Room {
                     self.dirty.push(conn);
                 }
             }
-            None => return,
+            None => {
+                self.scratch = out;
+                return;
+            }
         }
-        for ev in out.events {
+        for ev in out.events.drain(..) {
             self.handle_peer_event(key, target, ev, now);
         }
-        for msg in out.messages {
+        for msg in out.messages.drain(..) {
             match (target, msg) {
                 (PeerTarget::Publisher, RTCMessage::RtpPacket(track, packet)) => {
                     self.forward(key, &track, packet, now)
@@ -980,6 +987,7 @@ impl Room {
                 _ => {}
             }
         }
+        self.scratch = out;
     }
 
     /// A subscriber asked for a keyframe of the stream it receives as `ssrc`.
@@ -1182,7 +1190,7 @@ impl Room {
                     // the sender's parameters to validate what we just set ourselves.
                     let msg = TaggedRTCMessage {
                         now,
-                        message: RTCMessage::RtpPacket(id.to_string(), out),
+                        message: RTCMessage::RtpPacket(id.as_str().to_owned(), out),
                     };
                     if peer.pc.handle_write(msg).is_ok() && peer.mark_dirty() {
                         self.dirty.push(peer.conn);
