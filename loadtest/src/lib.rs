@@ -13,15 +13,20 @@
 //! 3. **window**: `--seconds` of steady state; counters are read at both ends.
 //! 4. **report**: figures computed from the two snapshots and the join timings.
 //!
-//! Loss: the client counts packets per inbound track but not sequence gaps, so loss
-//! is computed from the counters over the window: for every (receiver, track) pair
-//! the receiver should get, the packets the track's publisher sent in the window
+//! Loss is computed from the counters over the window: for every (receiver, track)
+//! pair the receiver should get, the packets the track's publisher sent in the window
 //! are expected, and the packets the receiver counted on that track in the window
-//! are received. `loss = 1 - received / expected`, summed over all pairs. Packets in
+//! are received. The room's mixed audio track (`mix`, one per receiver) has no single
+//! publisher: its expected packets are the span of its sequence numbers (see
+//! [`measure`]). `loss = 1 - received / expected`, summed over all pairs. Packets in
 //! flight at the two snapshots make this exact only to a few packets per track, so
 //! a value slightly below zero is possible and means "no loss".
+//!
+//! Media content: the talkers (`--talkers`) send real Opus talk, the others Opus
+//! silence; every video packet carries its send time, so receivers measure the latency
+//! the server adds (plus the harness's own scheduling). See `README.md`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,12 +36,42 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use base64::Engine as _;
 use chorus_client::{
-    Client, ClientConfig, ClientStats, MediaKind, MediaProfile, PeerConnectionState, TrackSource,
-    connect,
+    AudioContent, Client, ClientConfig, ClientStats, MediaProfile, PeerConnectionState,
+    TalkPattern, TrackSource, VideoCodec, connect,
 };
 use chorus_protocol::Grants;
 use serde::Serialize;
 use tokio::task::JoinSet;
+
+pub mod janus;
+pub mod measure;
+pub mod plot;
+
+/// Video payload format of the cameras (`--codec`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecArg {
+    Vp8,
+    /// RFC 6184; Chorus forwards VP8 only today, so no camera video arrives.
+    H264,
+}
+
+/// How the talkers talk (`--talk-pattern`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TalkArg {
+    /// Turns of 1–4 s, pauses of 0.5–3 s.
+    Conversational,
+    /// Turns of 3–8 s, short breaths.
+    Monologue,
+    /// Interjections of 0.5–1.5 s every 5–15 s.
+    Occasional,
+}
+
+/// Which SFU the participants join.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Chorus,
+    Janus,
+}
 
 /// What kind of room the run builds.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +112,17 @@ pub struct Args {
     pub api_key: String,
     #[arg(long, default_value = "devsecret-change-me-0123456789abcdef")]
     pub api_secret: String,
-    /// Process id of the server, for its CPU time and memory.
-    #[arg(long)]
+    /// Process id of the server (Chorus, or Janus with `--target janus`), for its CPU
+    /// time and memory.
+    #[arg(long, visible_alias = "janus-pid")]
     pub server_pid: u32,
+    /// The SFU under load: Chorus at `--url`, or Janus's VideoRoom at `--janus-url`
+    /// (fanout only; see `janus.rs`).
+    #[arg(long, value_enum, default_value_t = Target::Chorus)]
+    pub target: Target,
+    /// Janus HTTP API, for `--target janus`.
+    #[arg(long, default_value = "http://127.0.0.1:8088/janus")]
+    pub janus_url: String,
     #[arg(long, value_enum, default_value_t = Scenario::Fanout)]
     pub scenario: Scenario,
     /// Participants in the room (overrides the scenario's count; for `fanout`
@@ -122,6 +165,26 @@ pub struct Args {
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Participants (the first N with a microphone) that talk: real Opus speech-like
+    /// audio; the others send Opus silence with level 127.
+    #[arg(long, default_value_t = 3)]
+    pub talkers: usize,
+    #[arg(long, value_enum, default_value_t = TalkArg::Conversational)]
+    pub talk_pattern: TalkArg,
+    /// Decode the received audio with Opus (about 20 µs per 20 ms per receiver) and
+    /// report how much of it was sound.
+    #[arg(long)]
+    pub decode_audio: bool,
+    /// Video payload format of the cameras.
+    #[arg(long, value_enum, default_value_t = CodecArg::Vp8)]
+    pub codec: CodecArg,
+    /// Cameras send three simulcast layers (q/h/f). Not negotiated by the server yet:
+    /// the run stops with an error.
+    #[arg(long)]
+    pub simulcast: bool,
+    /// Write a chart of the run (SVG) to this file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 impl Args {
@@ -185,10 +248,21 @@ impl Args {
             // About 240 kbit/s: a small simulcast layer, as in a large meeting.
             _ => (15, 2, 1000),
         };
+        let pattern = match self.talk_pattern {
+            TalkArg::Conversational => TalkPattern::Conversational,
+            TalkArg::Monologue => TalkPattern::Monologue,
+            TalkArg::Occasional => TalkPattern::Occasional,
+        };
         MediaProfile {
             video_fps: self.video_fps.unwrap_or(fps),
             video_packets_per_frame: self.video_packets_per_frame.unwrap_or(per_frame),
             video_packet_size: size,
+            video_codec: match self.codec {
+                CodecArg::Vp8 => VideoCodec::Vp8,
+                CodecArg::H264 => VideoCodec::H264,
+            },
+            audio: AudioContent::Talk(pattern),
+            decode_audio: self.decode_audio,
             ..MediaProfile::default()
         }
     }
@@ -299,6 +373,8 @@ pub struct Report {
     pub server_cpu_micros: f64,
     pub server_cpu_percent: f64,
     pub cpu_per_egress_packet_micros: f64,
+    /// Server CPU time over the packets it received (RTP from publishers) in the window.
+    pub cpu_per_ingress_packet_micros: f64,
     /// CPU of this process (all the clients) in the window, in % of one core.
     pub harness_cpu_percent: f64,
     /// Server VmRSS before the first join.
@@ -307,6 +383,24 @@ pub struct Report {
     pub rss_after_kib: u64,
     /// (after - before) / joined.
     pub rss_per_participant_kib: f64,
+    /// Participants sending real Opus talk (the others send silence).
+    pub talkers: usize,
+    /// Video payload format of the cameras.
+    pub video_codec: String,
+    /// Send-to-receive time of video packets in the window, from the stamps in their
+    /// payloads: what the server adds, plus the harness's own scheduling.
+    pub video_latency: Percentiles,
+    /// The same as a histogram: buckets about 3 % wide, empty ones left out.
+    pub latency_histogram: Vec<measure::LatencyBucket>,
+    /// With `--decode-audio`: mix frames decoded by all receivers in the window, of them
+    /// at -50 dBov or louder (sound, not silence), and packets the decoder refused.
+    pub audio_frames_decoded: u64,
+    pub audio_frames_loud: u64,
+    pub audio_decode_errors: u64,
+    /// About once a second over the whole run.
+    pub timeline: Vec<measure::TimelinePoint>,
+    /// Start of the window on the timeline's clock (seconds since the run started).
+    pub window_at_secs: f64,
 }
 
 impl Report {
@@ -401,8 +495,8 @@ impl std::fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "CPU per egress pkt   {:.2} µs",
-            self.cpu_per_egress_packet_micros
+            "CPU per egress pkt   {:.2} µs  (per ingress pkt {:.2} µs; both divide all server CPU)",
+            self.cpu_per_egress_packet_micros, self.cpu_per_ingress_packet_micros
         )?;
         write!(
             f,
@@ -411,6 +505,20 @@ impl std::fmt::Display for Report {
             self.rss_after_kib as f64 / 1024.0,
             self.rss_per_participant_kib
         )?;
+        write!(
+            f,
+            "\nvideo latency        {} ({}; includes harness scheduling)",
+            ms(&self.video_latency),
+            self.video_codec
+        )?;
+        write!(f, "\ntalkers              {}", self.talkers)?;
+        if self.audio_frames_decoded + self.audio_decode_errors > 0 {
+            write!(
+                f,
+                "\ndecoded audio        {} frames, {} with sound, {} refused",
+                self.audio_frames_decoded, self.audio_frames_loud, self.audio_decode_errors
+            )?;
+        }
         for err in &self.errors {
             write!(f, "\nerror                {err}")?;
         }
@@ -424,7 +532,18 @@ struct Ctx {
     auth: String,
     room: String,
     media: MediaProfile,
+    /// Participants below this index talk; the others are silent.
+    talkers: usize,
     http: reqwest::Client,
+}
+
+/// The media of participant `index`: `base`, silent unless it is one of the talkers.
+pub(crate) fn participant_media(base: &MediaProfile, talkers: usize, index: usize) -> MediaProfile {
+    let mut media = base.clone();
+    if index >= talkers {
+        media.audio = AudioContent::Silence;
+    }
+    media
 }
 
 async fn token(ctx: &Ctx, identity: &str, grants: &Grants) -> Result<String> {
@@ -445,10 +564,22 @@ async fn token(ctx: &Ctx, identity: &str, grants: &Grants) -> Result<String> {
         .context("no token in response")
 }
 
+/// A joined participant's counters: a Chorus [`Client`], or a Janus one (`janus.rs`).
+/// Dropping it leaves the room.
+trait Participant: Send {
+    fn stats(&self) -> ClientStats;
+}
+
+impl Participant for Client {
+    fn stats(&self) -> ClientStats {
+        Client::stats(self)
+    }
+}
+
 /// A participant that joined.
 struct Member {
     index: usize,
-    client: Client,
+    client: Box<dyn Participant>,
     joined_at: Instant,
     /// Own track ids.
     tracks: Vec<String>,
@@ -471,7 +602,7 @@ async fn join_one(ctx: Arc<Ctx>, index: usize, role: Role) -> Result<JoinOutcome
         .await
         .context("token")?;
     let mut cfg = ClientConfig::new(ctx.url.replacen("http", "ws", 1), token);
-    cfg.media = ctx.media.clone();
+    cfg.media = participant_media(&ctx.media, ctx.talkers, index);
     let started = Instant::now();
     let client = connect(cfg).await.context("connect")?;
     let joined_at = Instant::now();
@@ -490,7 +621,7 @@ async fn join_one(ctx: Arc<Ctx>, index: usize, role: Role) -> Result<JoinOutcome
     Ok(JoinOutcome {
         member: Member {
             index,
-            client,
+            client: Box::new(client),
             joined_at,
             tracks,
             subscribe: role.subscribe,
@@ -655,6 +786,20 @@ impl JoinState<'_> {
 
 /// Joins everyone, waits until media reaches everyone, measures a window and reports.
 pub async fn run(args: &Args) -> Result<Report> {
+    if args.simulcast {
+        anyhow::bail!(
+            "--simulcast: the server does not negotiate simulcast yet (the generator is \
+             chorus_client::media::SimulcastSource)"
+        );
+    }
+    if let Some(path) = &args.plot {
+        plot::check_path(path)?;
+    }
+    if args.codec == CodecArg::H264 && args.target == Target::Chorus {
+        eprintln!(
+            "warning: Chorus forwards VP8 only; with --codec h264 no camera video will arrive"
+        );
+    }
     let roles = args.plan();
     let total = roles.len();
     let receivers_planned = roles.iter().filter(|r| r.subscribe).count();
@@ -678,10 +823,18 @@ pub async fn run(args: &Args) -> Result<Report> {
             .encode(format!("{}:{}", args.api_key, args.api_secret)),
         room: room.clone(),
         media: args.media_profile(),
+        talkers: args.talkers,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?,
     });
+    // Encode the shared talk loop once, up front, rather than in the first talker's
+    // task while the others join.
+    if let (AudioContent::Talk(pattern), 1..) = (ctx.media.audio, args.talkers) {
+        tokio::task::spawn_blocking(move || chorus_client::talk::talk_loop(pattern))
+            .await?
+            .context("encoding the talk loop")?;
+    }
     let progress = Arc::new(Progress::default());
     let printer = (!args.quiet).then(|| progress.spawn(total, receivers_planned));
     let result = run_phases(args, &roles, &room, ctx, &progress).await;
@@ -689,6 +842,9 @@ pub async fn run(args: &Args) -> Result<Report> {
     progress.done.store(true, Ordering::Relaxed);
     if let Some(printer) = printer {
         let _ = printer.await;
+    }
+    if let (Ok(report), Some(path)) = (&result, &args.plot) {
+        plot::write_svg(report, path)?;
     }
     result
 }
@@ -709,14 +865,26 @@ async fn run_phases(
         publishers: roles.iter().filter(|r| r.mic || r.camera).count(),
         receivers: roles.iter().filter(|r| r.subscribe).count(),
         rss_before_kib: rss_kib(pid).context("server RSS")?,
+        talkers: roles.iter().take(args.talkers).filter(|r| r.mic).count(),
+        video_codec: format!("{:?}", args.codec).to_lowercase(),
         ..Report::default()
     };
+    // The Chorus server mixes audio; an SFU without mixing forwards every track.
+    let mixed_audio = args.target == Target::Chorus;
+    let mut timeline = measure::Timeline::new(Instant::now(), pid, mixed_audio);
     let mut st = JoinState {
         report: &mut report,
         members: Vec::new(),
         join_times: Vec::new(),
         seen: HashSet::new(),
         progress,
+    };
+
+    let janus = match args.target {
+        Target::Janus => {
+            Some(janus::JanusRoom::create(&args.janus_url, room, roles, ctx.media.clone()).await?)
+        }
+        Target::Chorus => None,
     };
 
     // Join phase: paced starts, one task per participant, one deadline for all.
@@ -732,14 +900,22 @@ async fn run_phases(
                 _ = tokio::time::sleep_until(at.into()) => break,
                 Some(outcome) = set.join_next() => st.handle(outcome),
             }
+            timeline.tick(&st.members, PHASES[0]);
         }
-        set.spawn(join_one(ctx.clone(), i, *role));
+        match &janus {
+            Some(janus) => set.spawn(janus.clone().join_one(i, *role)),
+            None => set.spawn(join_one(ctx.clone(), i, *role)),
+        };
     }
     let deadline = Instant::now() + Duration::from_secs(args.join_timeout);
     while !set.is_empty() {
-        match tokio::time::timeout_at(deadline.into(), set.join_next()).await {
+        timeline.tick(&st.members, PHASES[0]);
+        // Wake at least once a second for the timeline.
+        let wake = deadline.min(Instant::now() + Duration::from_secs(1));
+        match tokio::time::timeout_at(wake.into(), set.join_next()).await {
             Ok(Some(outcome)) => st.handle(outcome),
             Ok(None) => break,
+            Err(_) if Instant::now() < deadline => {}
             Err(_) => {
                 let left = set.len();
                 set.abort_all();
@@ -764,25 +940,10 @@ async fn run_phases(
     report.join_time = Percentiles::of(join_times);
     members.sort_by_key(|m| m.index);
 
-    // Who should receive what: every receiver, every track of the others.
-    let expected: Vec<Vec<String>> = members
-        .iter()
-        .map(|m| {
-            if !m.subscribe {
-                return Vec::new();
-            }
-            members
-                .iter()
-                .filter(|o| o.index != m.index)
-                .flat_map(|o| o.tracks.iter().cloned())
-                .collect()
-        })
-        .collect();
-    let track_owner: HashMap<String, usize> = members
-        .iter()
-        .enumerate()
-        .flat_map(|(pos, m)| m.tracks.iter().map(move |t| (t.clone(), pos)))
-        .collect();
+    // Who should receive what: every receiver, the video of the others and the room
+    // mix if any other publishes audio (see `measure`).
+    let (expected, track_owner) =
+        measure::expectations(&members, &Snapshot::take(&members).stats, mixed_audio);
     let receivers_expecting = expected.iter().filter(|e| !e.is_empty()).count();
 
     // Media phase.
@@ -796,6 +957,7 @@ async fn run_phases(
             report.receivers_complete = complete;
             break;
         }
+        timeline.tick(&members, PHASES[1]);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     report.media_wait_secs = media_started.elapsed().as_secs_f64();
@@ -811,7 +973,12 @@ async fn run_phases(
         Snapshot::take(&members),
         Instant::now(),
     );
-    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    let window_end = t0 + Duration::from_secs(args.seconds);
+    while Instant::now() < window_end {
+        let wake = window_end.min(Instant::now() + Duration::from_millis(250));
+        tokio::time::sleep_until(wake.into()).await;
+        timeline.tick(&members, PHASES[2]);
+    }
     let (cpu1, s1, t1) = (
         cpu_micros(pid).context("server CPU")?,
         Snapshot::take(&members),
@@ -859,19 +1026,16 @@ async fn run_phases(
         let (a, b) = (&s0.stats[pos], &s1.stats[pos]);
         for track in want {
             report.tracks_expected += 1;
-            let owner = track_owner[track.as_str()];
-            let sent =
-                outbound(&s1.stats[owner], track).saturating_sub(outbound(&s0.stats[owner], track));
-            let got = inbound(b, track).0.saturating_sub(inbound(a, track).0);
-            report.expected_packets += sent;
-            report.received_packets += got;
-            let video = s1.stats[owner]
-                .outbound
+            // The mix has no owner: its sequence numbers say what was sent.
+            let owner = track_owner
                 .get(track.as_str())
-                .is_some_and(|o| o.kind == MediaKind::Video);
-            let k = usize::from(video);
-            by_kind[k].0 += sent;
-            by_kind[k].1 += got;
+                .map(|&o| (&s0.stats[o], &s1.stats[o]));
+            let count = measure::pair_count(track, owner, (a, b));
+            report.expected_packets += count.sent;
+            report.received_packets += count.got;
+            let k = usize::from(count.video);
+            by_kind[k].0 += count.sent;
+            by_kind[k].1 += count.got;
             if inbound(b, track).0 > 0 {
                 report.tracks_received += 1;
             }
@@ -906,7 +1070,19 @@ async fn run_phases(
     report.egress_packets_per_sec = report.egress_packets as f64 / secs;
     report.egress_bitrate_bps = report.egress_bytes as f64 * 8.0 / secs;
     report.cpu_per_egress_packet_micros = report.cpu_per_packet_micros();
+    report.cpu_per_ingress_packet_micros =
+        report.server_cpu_micros / report.ingress_packets.max(1) as f64;
     report.rss_per_participant_kib =
         (report.rss_after_kib as f64 - report.rss_before_kib as f64) / report.joined.max(1) as f64;
+    let latency = measure::window_latency(&s0.stats, &s1.stats);
+    report.video_latency = measure::percentiles(&latency);
+    report.latency_histogram = measure::buckets(&latency);
+    (
+        report.audio_frames_decoded,
+        report.audio_frames_loud,
+        report.audio_decode_errors,
+    ) = measure::decoded_audio(&s0.stats, &s1.stats);
+    report.window_at_secs = (t0 - timeline.started).as_secs_f64();
+    report.timeline = timeline.points;
     Ok(report)
 }

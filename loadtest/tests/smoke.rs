@@ -2,7 +2,7 @@
 //! The CPU and RSS figures here count the clients too (same process); only that
 //! they are measured is checked, not their values.
 
-use chorus_loadtest::{Args, Scenario, run};
+use chorus_loadtest::{Args, Scenario, TalkArg, run};
 use chorus_server::config::{Config, DEV_API_KEY, DEV_API_SECRET};
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +26,11 @@ async fn meeting_smoke_run_everyone_receives_everyone() {
     args.join_timeout = 20;
     args.media_timeout = 20;
     args.quiet = true;
+    // Everyone talks nearly all the time, and listens to what the server mixed.
+    args.talk_pattern = TalkArg::Monologue;
+    args.decode_audio = true;
+    let plot = std::env::temp_dir().join(format!("chorus-smoke-{}.svg", std::process::id()));
+    args.plot = Some(plot.clone());
     let report = run(&args).await.expect("the harness runs to the end");
     println!("{report}");
 
@@ -35,8 +40,8 @@ async fn meeting_smoke_run_everyone_receives_everyone() {
     assert_eq!(report.join_failures + report.publish_failures, 0);
     assert_eq!(report.join_time.count, 3);
     assert!(report.join_time.p50_ms > 0.0 && report.join_time.p99_ms >= report.join_time.p50_ms);
-    // Each of 3 participants receives the other two's microphone and camera.
-    assert_eq!(report.tracks_expected, 3 * 2 * 2);
+    // Each of 3 participants receives the room's mixed audio and the other two cameras.
+    assert_eq!(report.tracks_expected, 3 * (1 + 2));
     assert_eq!(report.tracks_received, report.tracks_expected);
     assert_eq!(report.receivers_complete, 3);
     assert_eq!(report.publishers, 3);
@@ -46,7 +51,7 @@ async fn meeting_smoke_run_everyone_receives_everyone() {
     assert_eq!(report.all_media.count, 3);
     assert!(report.all_media.max_ms >= report.first_media.max_ms);
     assert_eq!(report.receivers_without_media, 0);
-    // 3 × 2 × (50 audio + 30 video packets/s) × 2 s = 960, with a wide margin.
+    // 3 × (50 mix + 2 × 30 video packets/s) × 2 s = 660, with a wide margin.
     assert!(report.window_secs >= 2.0);
     assert!(
         report.egress_packets > 300,
@@ -66,9 +71,32 @@ async fn meeting_smoke_run_everyone_receives_everyone() {
     assert!(report.cpu_per_egress_packet_micros.is_finite());
     assert!(report.rss_before_kib > 0 && report.rss_after_kib > 0);
     assert!(report.rss_per_participant_kib.is_finite());
+    // The mix carries sound, and the decoder took every packet.
+    assert_eq!(report.talkers, 3);
+    assert!(report.audio_frames_decoded > 50, "{report}");
+    assert!(report.audio_frames_loud > 0, "{report}");
+    assert_eq!(report.audio_decode_errors, 0);
+    // Every video packet's stamp was read: latency over the whole window, on loopback.
+    assert!(report.video_latency.count > 100, "{report}");
+    assert!(report.video_latency.p50_ms < 500.0, "{report}");
+    assert!(report.video_latency.max_ms >= report.video_latency.p99_ms);
+    let histogram: u64 = report.latency_histogram.iter().map(|b| b.count).sum();
+    assert_eq!(histogram, report.video_latency.count as u64);
+    // A point about every second, through the window.
+    assert!(report.timeline.iter().any(|p| p.phase == "measuring"));
+    assert!(
+        report
+            .timeline
+            .iter()
+            .any(|p| p.egress_packets_per_sec > 0.0)
+    );
+    let svg = std::fs::read_to_string(&plot).expect("the chart is written");
+    std::fs::remove_file(&plot).ok();
+    assert!(svg.contains("egress packets/s"));
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["scenario"], "meeting-25");
     assert_eq!(json["joined"], 3);
+    assert!(json["timeline"].as_array().is_some_and(|t| !t.is_empty()));
 
     shutdown.cancel();
     server.stopped().await;

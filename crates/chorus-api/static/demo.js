@@ -208,6 +208,10 @@
       case 'track_published': upsertTrack(m.track); break;
       case 'track_unpublished': removeTrack(m.participant_id, m.track_id); break;
       case 'track_muted': onTrackMuted(m); break;
+      case 'active_speakers':
+        chorus.speakers = new Set((m.speakers || []).map((x) => x.participant_id));
+        render();
+        break;
       case 'permissions_changed':
         if (chorus.self) chorus.self.grants = m.grants;
         log('permissions changed', m.grants);
@@ -789,6 +793,7 @@
       localTracks: Object.fromEntries(Object.entries(chorus.localTracks).map(([k, v]) => [k, { trackId: v.trackId, muted: v.muted }])),
       pub: chorus.pubPc ? { signaling: chorus.pubPc.signalingState, connection: chorus.pubPc.connectionState } : null,
       sub: chorus.subPc ? { signaling: chorus.subPc.signalingState, connection: chorus.subPc.connectionState } : null,
+      speakers: chorus.speakers ? [...chorus.speakers] : [],
       errors: chorus.errors.map((e) => `${e.code}: ${e.message}`),
       eventTypes: chorus.events.map((m) => m.type),
     };
@@ -920,6 +925,7 @@
     tile.querySelector('[data-testid="tile-name"]').textContent = label;
     tile.querySelector('.placeholder').textContent = (label[0] || '?').toUpperCase();
     tile.dataset.state = p.state || '';
+    tile.classList.toggle('speaking', !!(chorus.speakers && chorus.speakers.has(p.participant_id)));
     const mic = trackOf(p, 'microphone');
     const cam = trackOf(p, 'camera');
     badge(tile.querySelector('[data-testid="mic-state"]'), mic, 'mic on', 'mic muted', 'no mic');

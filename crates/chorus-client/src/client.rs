@@ -18,6 +18,7 @@ use crate::ClientError;
 use crate::engine::Engine;
 use crate::media::MediaProfile;
 use crate::stats::{ClientStats, SharedStats};
+use crate::talk::AudioContent;
 
 type WebSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -80,7 +81,7 @@ enum Command {
         track_id: String,
         reply: oneshot::Sender<Result<(), ClientError>>,
     },
-    SetAudioLevel(u8),
+    SetAudio(AudioContent),
     Leave {
         reply: oneshot::Sender<Result<LeaveReason, ClientError>>,
     },
@@ -294,10 +295,16 @@ impl Client {
         .await
     }
 
-    /// RFC 6464 level (-dBov, 127 = silence) of the microphone from now on.
+    /// The silence frame labelled with this RFC 6464 level (-dBov, 127 = silence) from
+    /// now on: see [`AudioContent::from_level`].
     pub async fn set_audio_level(&self, dbov: u8) -> Result<(), ClientError> {
+        self.set_audio(AudioContent::from_level(dbov)).await
+    }
+
+    /// What the microphone sends from now on (talk, a tone, silence).
+    pub async fn set_audio(&self, content: AudioContent) -> Result<(), ClientError> {
         self.commands
-            .send(Command::SetAudioLevel(dbov))
+            .send(Command::SetAudio(content))
             .await
             .map_err(|_| ClientError::Closed)
     }
@@ -473,8 +480,8 @@ impl Session {
                 let _ = reply.send(self.engine.request_keyframe(now, &track_id));
                 None
             }
-            Command::SetAudioLevel(dbov) => {
-                self.engine.set_audio_level(dbov);
+            Command::SetAudio(content) => {
+                self.engine.set_audio(content);
                 None
             }
             Command::Leave { reply } => {

@@ -23,9 +23,11 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use tracing::{debug, warn};
 
 use crate::ClientError;
-use crate::media::{MediaProfile, MediaSource, parse_vp8_frame_start};
+use crate::decode::AudioDecoder;
+use crate::media::{MediaProfile, MediaSource, VideoShape};
 use crate::peer::{Peer, PeerOutput};
 use crate::stats::{ClientStats, InboundTrackStats, OutboundTrackStats, PeerStats, SharedStats};
+use crate::talk::AudioContent;
 
 /// Longest sleep of [`Engine::step`] when nothing is scheduled.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
@@ -56,6 +58,8 @@ struct Subscription {
     receiver: RTCRtpReceiverId,
     ssrc: u32,
     kind: MediaKind,
+    /// Audio with `MediaProfile::decode_audio`.
+    decoder: Option<AudioDecoder>,
 }
 
 /// Offer/answer state of the publisher connection, where we are the only offerer.
@@ -88,8 +92,8 @@ impl Engine {
     /// a wildcard: it is advertised as the host candidate).
     pub async fn bind(bind_ip: IpAddr, profile: MediaProfile) -> Result<Self, ClientError> {
         Ok(Self {
-            publisher: Peer::bind(PeerTarget::Publisher, bind_ip).await?,
-            subscriber: Peer::bind(PeerTarget::Subscriber, bind_ip).await?,
+            publisher: Peer::bind(PeerTarget::Publisher, bind_ip, profile.video_codec).await?,
+            subscriber: Peer::bind(PeerTarget::Subscriber, bind_ip, profile.video_codec).await?,
             profile,
             publications: Vec::new(),
             subscriptions: HashMap::new(),
@@ -202,16 +206,22 @@ impl Engine {
         Ok(())
     }
 
-    /// RFC 6464 level (in -dBov, 127 = silence) sent with the microphone from now on.
-    pub fn set_audio_level(&mut self, dbov: u8) {
-        self.profile.audio_level_dbov = dbov;
+    /// What the microphone sends from now on.
+    pub fn set_audio(&mut self, content: AudioContent) {
+        self.profile.audio = content;
         for media in self
             .publications
             .iter_mut()
             .filter_map(|p| p.media.as_mut())
         {
-            media.set_audio_level(dbov);
+            media.set_audio(content);
         }
+    }
+
+    /// The silence frame labelled with this RFC 6464 level (in -dBov, 127 = silence)
+    /// from now on: see [`AudioContent::from_level`].
+    pub fn set_audio_level(&mut self, dbov: u8) {
+        self.set_audio(AudioContent::from_level(dbov));
     }
 
     /// Sends a PLI for a remote video track (by server track id).
@@ -393,10 +403,14 @@ impl Engine {
             .ok_or_else(|| {
                 ClientError::Protocol(format!("no codec negotiated for {}", publication.track_id))
             })?;
+        let video = |size| {
+            let shape = VideoShape::from_profile(&self.profile, size);
+            MediaSource::video(params, self.profile.video_codec, shape, now)
+        };
         publication.media = Some(match publication.source {
             TrackSource::Microphone => MediaSource::opus(params, &self.profile, now),
-            TrackSource::Camera => MediaSource::vp8(params, &self.profile, (640, 360), now),
-            TrackSource::ScreenShare => MediaSource::vp8(params, &self.profile, (1280, 720), now),
+            TrackSource::Camera => video((640, 360)),
+            TrackSource::ScreenShare => video((1280, 720)),
         });
         Ok(())
     }
@@ -472,6 +486,12 @@ impl Engine {
                     .entry(remote_id.clone())
                     .or_insert_with(|| InboundTrackStats::new(kind, ssrc))
                     .ssrc = ssrc;
+                let decoder = (kind == MediaKind::Audio && self.profile.decode_audio)
+                    .then(AudioDecoder::new)
+                    .and_then(|made| {
+                        made.inspect_err(|err| warn!(%err, "received audio not decoded"))
+                            .ok()
+                    });
                 self.subscriptions.insert(
                     track_id,
                     Subscription {
@@ -479,11 +499,12 @@ impl Engine {
                         receiver,
                         ssrc,
                         kind,
+                        decoder,
                     },
                 );
             }
             PeerOutput::Rtp { track_id, packet } => {
-                let Some(subscription) = self.subscriptions.get(&track_id) else {
+                let Some(subscription) = self.subscriptions.get_mut(&track_id) else {
                     debug!(%track_id, "rtp for an unknown track");
                     return;
                 };
@@ -491,14 +512,9 @@ impl Engine {
                 let Some(inbound) = stats.inbound.get_mut(&subscription.track_id) else {
                     return;
                 };
-                inbound.packets += 1;
-                inbound.bytes += packet.payload.len() as u64;
-                inbound.first_packet_at.get_or_insert(now);
-                inbound.last_packet_at = Some(now);
-                if subscription.kind == MediaKind::Video
-                    && parse_vp8_frame_start(&packet.payload).is_some_and(|frame| frame.keyframe)
-                {
-                    inbound.keyframes += 1;
+                inbound.on_rtp(now, &packet);
+                if let Some(decoder) = subscription.decoder.as_mut() {
+                    decoder.decode(&packet.payload, inbound.decoded.get_or_insert_default());
                 }
             }
             PeerOutput::Rtcp(packets) => self.on_rtcp(target, &packets),

@@ -2,7 +2,8 @@
 //!
 //! A [`Client`] joins a room over the signaling WebSocket (`/v1/rtc`) and speaks real
 //! WebRTC (ICE, DTLS-SRTP) on two peer connections driven by the sans-I/O `rtc` core:
-//! the **publisher** connection (we offer) carries synthetic Opus and VP8 media, the
+//! the **publisher** connection (we offer) carries real Opus talk ([`talk`]) and
+//! synthetic VP8 or H.264 video with send-time stamps ([`media`], [`latency`]), the
 //! **subscriber** connection (the server offers) receives the tracks of others, each in
 //! a media stream named by the server's track id.
 //!
@@ -11,18 +12,26 @@
 //! loopback test connects two clients without a server.
 
 mod client;
+mod decode;
 mod engine;
 mod error;
+pub mod h264;
+pub mod latency;
 pub mod media;
 mod peer;
+mod raw;
 mod stats;
+pub mod talk;
 
 pub use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage};
 pub use chorus_protocol::{LeaveReason, MediaKind, TrackInfo, TrackSource};
 pub use client::{Client, ClientConfig, connect};
 pub use engine::{Engine, NegotiationOutcome};
 pub use error::ClientError;
-pub use media::MediaProfile;
+pub use media::{MediaProfile, VideoCodec};
+pub use raw::StatsHandle;
 pub use stats::{
-    ClientStats, InboundTrackStats, OutboundTrackStats, PeerConnectionState, PeerStats,
+    ClientStats, DecodedAudio, InboundTrackStats, OutboundTrackStats, PeerConnectionState,
+    PeerStats,
 };
+pub use talk::{AudioContent, TalkPattern, tone_energy};

@@ -1,25 +1,51 @@
 //! Synthetic media: RTP packets that look like a real encoder's output to an SFU.
 //!
 //! Sans-I/O: a [`MediaSource`] is told the time and returns the packets of the frames
-//! due by then. Audio is a 20 ms Opus silence frame with an RFC 6464 audio level;
-//! video is VP8 with a full RFC 7741 payload descriptor (15-bit PictureID, TL0PICIDX,
-//! TID), a keyframe first and after every [`MediaSource::request_keyframe`].
+//! due by then.
+//!
+//! - Audio is real Opus (see [`crate::talk`]): talk spurts and silences or a tone,
+//!   encoded once per process and replayed by every client from its own offset, each
+//!   frame with the RFC 6464 level of its signal; or the 3-byte silence frame.
+//! - Video is VP8 (full RFC 7741 payload descriptor: 15-bit PictureID, TL0PICIDX, TID) or
+//!   H.264 (RFC 6184, see [`crate::h264`]), a keyframe first and after every
+//!   [`MediaSource::request_keyframe`]. Every video packet ends with a send-time stamp
+//!   ([`crate::latency`]) for the receiver's latency histogram.
+//! - [`SimulcastSource`] sends three such video streams (rid q/h/f) at once.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rtc::rtp;
+use tracing::warn;
+
+use crate::h264::{self, H264Frame};
+use crate::latency::{self, STAMP_LEN};
+use crate::talk::{self, AudioContent, OpusFrame, SILENT_DBOV};
 
 /// One 20 ms CELT-only fullband Opus frame that decodes to silence (TOC 0xF8).
 pub const OPUS_SILENCE_FRAME: [u8; 3] = [0xF8, 0xFF, 0xFE];
 
 const OPUS_FRAME: Duration = Duration::from_millis(20);
 const OPUS_SAMPLES_PER_FRAME: u32 = 960;
-const VP8_CLOCK_RATE: u32 = 90_000;
+const VIDEO_CLOCK_RATE: u32 = 90_000;
 /// Behind by more than this (task stalled, muted), frames are skipped, not burst out.
 const MAX_LAG: Duration = Duration::from_millis(200);
 /// Size of the payload descriptor written by [`vp8_descriptor`].
 const VP8_DESCRIPTOR_LEN: usize = 6;
+/// Frame tag and keyframe start code + size, in the first packet of a VP8 frame.
+const VP8_FRAME_HEADER_LEN: usize = 10;
+/// Smallest VP8 packet: descriptor, frame header, and the stamp after them.
+const VP8_MIN_PACKET: usize = VP8_DESCRIPTOR_LEN + VP8_FRAME_HEADER_LEN + STAMP_LEN;
+
+/// The video payload format a source produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VideoCodec {
+    #[default]
+    Vp8,
+    /// RFC 6184, packetization-mode 1, baseline profile (`42e01f`).
+    H264,
+}
 
 /// Shape of the synthetic media a client sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +58,12 @@ pub struct MediaProfile {
     pub video_packets_per_keyframe: usize,
     /// RTP payload bytes per video packet.
     pub video_packet_size: usize,
-    /// RFC 6464 level of the microphone, in -dBov (0 loudest, 127 silence).
-    pub audio_level_dbov: u8,
+    pub video_codec: VideoCodec,
+    /// What the microphone sends.
+    pub audio: AudioContent,
+    /// Decode received audio with Opus and count what it holds
+    /// ([`crate::InboundTrackStats::decoded`]). About 20 µs per 20 ms frame and track.
+    pub decode_audio: bool,
 }
 
 impl Default for MediaProfile {
@@ -43,7 +73,9 @@ impl Default for MediaProfile {
             video_packets_per_frame: 2,
             video_packets_per_keyframe: 6,
             video_packet_size: 1000,
-            audio_level_dbov: 30,
+            video_codec: VideoCodec::Vp8,
+            audio: AudioContent::default(),
+            decode_audio: true,
         }
     }
 }
@@ -64,47 +96,157 @@ pub struct Frame {
     pub keyframe: bool,
 }
 
+/// What the microphone replays.
 #[derive(Debug)]
-enum Codec {
-    Opus { level_dbov: u8 },
-    Vp8(Vp8Encoder),
+enum AudioSource {
+    /// A shared encoded loop and the next frame of it this client sends.
+    Clip {
+        frames: Arc<[OpusFrame]>,
+        next: usize,
+    },
+    /// The silence frame with this level.
+    Fixed { level_dbov: u8 },
 }
 
-/// Picture numbering and packet counts of the synthetic VP8 stream.
+impl AudioSource {
+    fn new(content: AudioContent) -> Self {
+        let clip = match content {
+            AudioContent::Talk(pattern) => talk::talk_loop(pattern),
+            AudioContent::Tone { hz } => talk::tone_loop(hz),
+            AudioContent::Silence => {
+                return AudioSource::Fixed {
+                    level_dbov: SILENT_DBOV,
+                };
+            }
+            AudioContent::Labelled(level) => {
+                return AudioSource::Fixed {
+                    level_dbov: level.min(SILENT_DBOV),
+                };
+            }
+        };
+        match clip {
+            // Each client starts somewhere else in the loop, so talkers do not align.
+            Ok(frames) if !frames.is_empty() => AudioSource::Clip {
+                next: rand::random_range(0..frames.len()),
+                frames,
+            },
+            Ok(_) => AudioSource::Fixed {
+                level_dbov: SILENT_DBOV,
+            },
+            Err(err) => {
+                warn!(%err, "cannot encode synthetic audio; sending silence");
+                AudioSource::Fixed {
+                    level_dbov: SILENT_DBOV,
+                }
+            }
+        }
+    }
+
+    /// Payload, level and V bit of the next frame.
+    fn next_frame(&mut self) -> (Bytes, u8, bool) {
+        match self {
+            AudioSource::Clip { frames, next } => {
+                let frame = &frames[*next % frames.len()];
+                *next = (*next + 1) % frames.len();
+                (frame.payload.clone(), frame.level_dbov, frame.voice)
+            }
+            AudioSource::Fixed { level_dbov } => (
+                Bytes::from_static(&OPUS_SILENCE_FRAME),
+                *level_dbov,
+                *level_dbov < SILENT_DBOV,
+            ),
+        }
+    }
+}
+
 #[derive(Debug)]
-struct Vp8Encoder {
+enum VideoFormat {
+    Vp8 { picture_id: u16, tl0_pic_idx: u8 },
+    H264,
+}
+
+/// Frame sizes and numbering of a synthetic video stream.
+#[derive(Debug)]
+struct VideoEncoder {
+    format: VideoFormat,
     width: u16,
     height: u16,
-    picture_id: u16,
-    tl0_pic_idx: u8,
     keyframe_due: bool,
-    packets_per_frame: usize,
-    packets_per_keyframe: usize,
-    packet_size: usize,
+    /// Coded bytes of a delta frame and of a keyframe.
+    delta_bytes: usize,
+    key_bytes: usize,
+    /// Largest RTP payload.
+    max_packet: usize,
 }
 
-impl Vp8Encoder {
-    /// The payloads of the next frame and whether it is a keyframe.
-    fn encode(&mut self) -> (Vec<Bytes>, bool) {
+impl VideoEncoder {
+    /// The payloads of the next frame, stamped with `now`, and whether it is a keyframe.
+    fn encode(&mut self, now: Instant) -> (Vec<Bytes>, bool) {
         let keyframe = std::mem::take(&mut self.keyframe_due);
-        let count = if keyframe {
-            self.packets_per_keyframe
+        let bytes = if keyframe {
+            self.key_bytes
         } else {
-            self.packets_per_frame
+            self.delta_bytes
         };
-        let frame = Vp8Frame {
-            picture_id: self.picture_id,
-            tl0_pic_idx: self.tl0_pic_idx,
-            keyframe,
-            width: self.width,
-            height: self.height,
+        let stamp = latency::stamp(now);
+        let payloads = match &mut self.format {
+            VideoFormat::Vp8 {
+                picture_id,
+                tl0_pic_idx,
+            } => {
+                let frame = Vp8Frame {
+                    picture_id: *picture_id,
+                    tl0_pic_idx: *tl0_pic_idx,
+                    keyframe,
+                    width: self.width,
+                    height: self.height,
+                };
+                *picture_id = (*picture_id + 1) & 0x7fff;
+                *tl0_pic_idx = tl0_pic_idx.wrapping_add(1);
+                // Equal packets, as many as the largest payload requires.
+                let count = bytes.div_ceil(self.max_packet).max(1);
+                let size = bytes.div_ceil(count).max(VP8_MIN_PACKET);
+                vp8_payloads(&frame, count, size, Some(&stamp))
+            }
+            VideoFormat::H264 => {
+                let frame = H264Frame {
+                    keyframe,
+                    width: self.width,
+                    height: self.height,
+                };
+                h264::h264_frame_payloads(&frame, bytes, self.max_packet, Some(&stamp))
+            }
         };
-        self.picture_id = (self.picture_id + 1) & 0x7fff;
-        self.tl0_pic_idx = self.tl0_pic_idx.wrapping_add(1);
-        (
-            vp8_frame_payloads(&frame, count, self.packet_size),
-            keyframe,
-        )
+        (payloads, keyframe)
+    }
+}
+
+/// Frame sizes of one video stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoShape {
+    pub width: u16,
+    pub height: u16,
+    pub fps: u32,
+    /// Coded bytes of a delta frame.
+    pub delta_bytes: usize,
+    /// Coded bytes of a keyframe.
+    pub key_bytes: usize,
+    /// Largest RTP payload.
+    pub max_packet: usize,
+}
+
+impl VideoShape {
+    /// The camera or screen share of a [`MediaProfile`]: its packet counts × packet size.
+    pub fn from_profile(profile: &MediaProfile, (width, height): (u16, u16)) -> Self {
+        let size = profile.video_packet_size.max(VP8_MIN_PACKET);
+        Self {
+            width,
+            height,
+            fps: profile.video_fps,
+            delta_bytes: profile.video_packets_per_frame.max(1) * size,
+            key_bytes: profile.video_packets_per_keyframe.max(1) * size,
+            max_packet: size,
+        }
     }
 }
 
@@ -118,42 +260,72 @@ pub struct MediaSource {
     clock_step: u32,
     next_frame_at: Instant,
     codec: Codec,
+    /// RFC 8852 RtpStreamId extension (id, rid) of a simulcast layer.
+    rid: Option<(u8, &'static str)>,
+}
+
+#[derive(Debug)]
+enum Codec {
+    Audio(AudioSource),
+    Video(VideoEncoder),
 }
 
 impl MediaSource {
+    /// The microphone: [`MediaProfile::audio`] every 20 ms.
     pub fn opus(params: StreamParams, profile: &MediaProfile, now: Instant) -> Self {
         Self::new(
             params,
             OPUS_FRAME,
             OPUS_SAMPLES_PER_FRAME,
             now,
-            Codec::Opus {
-                level_dbov: profile.audio_level_dbov.min(127),
-            },
+            Codec::Audio(AudioSource::new(profile.audio)),
         )
     }
 
+    /// A VP8 camera of the profile's frame rate and sizes.
     pub fn vp8(
         params: StreamParams,
         profile: &MediaProfile,
-        (width, height): (u16, u16),
+        size: (u16, u16),
         now: Instant,
     ) -> Self {
-        let fps = profile.video_fps.clamp(1, 120);
+        Self::video(
+            params,
+            VideoCodec::Vp8,
+            VideoShape::from_profile(profile, size),
+            now,
+        )
+    }
+
+    /// A video stream of `codec` and `shape`.
+    pub fn video(params: StreamParams, codec: VideoCodec, shape: VideoShape, now: Instant) -> Self {
+        let fps = shape.fps.clamp(1, 120);
+        let min_packet = match codec {
+            VideoCodec::Vp8 => VP8_MIN_PACKET,
+            VideoCodec::H264 => h264::MIN_PACKET,
+        };
+        let format = match codec {
+            VideoCodec::Vp8 => VideoFormat::Vp8 {
+                picture_id: rand::random::<u16>() & 0x7fff,
+                tl0_pic_idx: rand::random(),
+            },
+            VideoCodec::H264 => VideoFormat::H264,
+        };
+        // Fix the stamps' epoch before the first one is taken.
+        latency::epoch();
         Self::new(
             params,
             Duration::from_secs(1) / fps,
-            VP8_CLOCK_RATE / fps,
+            VIDEO_CLOCK_RATE / fps,
             now,
-            Codec::Vp8(Vp8Encoder {
-                width,
-                height,
-                picture_id: rand::random::<u16>() & 0x7fff,
-                tl0_pic_idx: rand::random(),
+            Codec::Video(VideoEncoder {
+                format,
+                width: shape.width,
+                height: shape.height,
                 keyframe_due: true,
-                packets_per_frame: profile.video_packets_per_frame.max(1),
-                packets_per_keyframe: profile.video_packets_per_keyframe.max(1),
-                packet_size: profile.video_packet_size.max(VP8_DESCRIPTOR_LEN + 10),
+                delta_bytes: shape.delta_bytes,
+                key_bytes: shape.key_bytes,
+                max_packet: shape.max_packet.max(min_packet),
             }),
         )
     }
@@ -173,6 +345,7 @@ impl MediaSource {
             clock_step,
             next_frame_at: now,
             codec,
+            rid: None,
         }
     }
 
@@ -195,7 +368,7 @@ impl MediaSource {
                 .wrapping_add(self.clock_step.wrapping_mul(skipped));
         }
         self.next_frame_at += self.frame_interval;
-        let frame = self.build_frame();
+        let frame = self.build_frame(now);
         self.timestamp = self.timestamp.wrapping_add(self.clock_step);
         Some(frame)
     }
@@ -210,19 +383,30 @@ impl MediaSource {
 
     /// Make the next video frame a keyframe (PLI/FIR received, unmute). No-op for audio.
     pub fn request_keyframe(&mut self) {
-        if let Codec::Vp8(encoder) = &mut self.codec {
+        if let Codec::Video(encoder) = &mut self.codec {
             encoder.keyframe_due = true;
         }
     }
 
-    pub fn set_audio_level(&mut self, dbov: u8) {
-        if let Codec::Opus { level_dbov } = &mut self.codec {
-            *level_dbov = dbov.min(127);
+    /// Sends `content` from the next frame on. No-op for video.
+    pub fn set_audio(&mut self, content: AudioContent) {
+        if let Codec::Audio(source) = &mut self.codec {
+            *source = AudioSource::new(content);
         }
     }
 
+    /// The silence frame labelled with `dbov` (127: silent) from now on.
+    pub fn set_audio_level(&mut self, dbov: u8) {
+        self.set_audio(AudioContent::from_level(dbov));
+    }
+
+    /// Tags every packet with an RFC 8852 RtpStreamId header extension.
+    pub(crate) fn set_rid(&mut self, ext_id: u8, rid: &'static str) {
+        self.rid = Some((ext_id, rid));
+    }
+
     fn header(&mut self, marker: bool) -> rtp::Header {
-        let header = rtp::Header {
+        let mut header = rtp::Header {
             version: 2,
             marker,
             payload_type: self.params.payload_type,
@@ -231,32 +415,29 @@ impl MediaSource {
             ssrc: self.params.ssrc,
             ..Default::default()
         };
+        if let Some((id, rid)) = self.rid {
+            add_extension(&mut header, id, Bytes::from_static(rid.as_bytes()));
+        }
         self.sequence_number = self.sequence_number.wrapping_add(1);
         header
     }
 
-    fn build_frame(&mut self) -> Frame {
+    fn build_frame(&mut self, now: Instant) -> Frame {
         let (payloads, keyframe) = match &mut self.codec {
-            Codec::Opus { level_dbov } => {
-                let level = *level_dbov;
+            Codec::Audio(source) => {
+                let (payload, level, voice) = source.next_frame();
                 let mut header = self.header(false);
                 if let Some(id) = self.params.audio_level_ext {
-                    // RFC 6464: the V bit is set while the level says someone is talking.
-                    let voice = if level < 127 { 0x80 } else { 0 };
-                    header.extension = true;
-                    header.extension_profile = rtp::header::EXTENSION_PROFILE_ONE_BYTE;
-                    header.extensions = vec![rtp::header::Extension {
-                        id,
-                        payload: Bytes::copy_from_slice(&[voice | level]),
-                    }];
+                    // RFC 6464: the V bit says the frame is speech, the level how loud.
+                    let byte = if voice { 0x80 } else { 0 } | level.min(SILENT_DBOV);
+                    add_extension(&mut header, id, Bytes::copy_from_slice(&[byte]));
                 }
-                let payload = Bytes::from_static(&OPUS_SILENCE_FRAME);
                 return Frame {
                     packets: vec![rtp::Packet { header, payload }],
                     keyframe: false,
                 };
             }
-            Codec::Vp8(encoder) => encoder.encode(),
+            Codec::Video(encoder) => encoder.encode(now),
         };
         let last = payloads.len().saturating_sub(1);
         let packets = payloads
@@ -268,6 +449,170 @@ impl MediaSource {
             })
             .collect();
         Frame { packets, keyframe }
+    }
+}
+
+fn add_extension(header: &mut rtp::Header, id: u8, payload: Bytes) {
+    header.extension = true;
+    header.extension_profile = rtp::header::EXTENSION_PROFILE_ONE_BYTE;
+    header
+        .extensions
+        .push(rtp::header::Extension { id, payload });
+}
+
+/// A simulcast layer's RFC 8851 rid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rid {
+    /// Quarter resolution.
+    Q,
+    /// Half resolution.
+    H,
+    /// Full resolution.
+    F,
+}
+
+impl Rid {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rid::Q => "q",
+            Rid::H => "h",
+            Rid::F => "f",
+        }
+    }
+}
+
+/// One layer of a simulcast camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimulcastLayer {
+    pub rid: Rid,
+    pub width: u16,
+    pub height: u16,
+    /// Average bitrate of the layer's RTP payloads between keyframes.
+    pub bitrate_bps: u32,
+}
+
+/// What a browser sends for a 720p camera: 180p / 360p / 720p at 150 / 500 / 1500 kbit/s.
+pub const SIMULCAST_LAYERS: [SimulcastLayer; 3] = [
+    SimulcastLayer {
+        rid: Rid::Q,
+        width: 320,
+        height: 180,
+        bitrate_bps: 150_000,
+    },
+    SimulcastLayer {
+        rid: Rid::H,
+        width: 640,
+        height: 360,
+        bitrate_bps: 500_000,
+    },
+    SimulcastLayer {
+        rid: Rid::F,
+        width: 1280,
+        height: 720,
+        bitrate_bps: 1_500_000,
+    },
+];
+
+/// A keyframe is this many delta frames' worth of bytes, as with a real encoder at
+/// moderate motion.
+const SIMULCAST_KEYFRAME_RATIO: usize = 4;
+/// Largest simulcast RTP payload (1200-byte packets, like libwebrtc).
+const SIMULCAST_MAX_PACKET: usize = 1200;
+
+/// Where a simulcast camera is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimulcastParams {
+    pub payload_type: u8,
+    /// One SSRC per layer, in the order of the layers.
+    pub ssrcs: [u32; 3],
+    /// Negotiated id of the RtpStreamId header extension; `None` sends no rid.
+    pub rid_ext: Option<u8>,
+}
+
+/// The frame of one layer.
+#[derive(Debug)]
+pub struct LayerFrame {
+    pub rid: Rid,
+    pub frame: Frame,
+}
+
+/// A simulcast camera: three independent streams (own SSRC, sequence numbers and
+/// keyframes) of one picture sequence, each packet tagged with its rid. The server does
+/// not negotiate simulcast yet; this is the sending side, ready for it.
+#[derive(Debug)]
+pub struct SimulcastSource {
+    layers: Vec<(SimulcastLayer, MediaSource)>,
+}
+
+impl SimulcastSource {
+    pub fn new(
+        params: SimulcastParams,
+        codec: VideoCodec,
+        layers: [SimulcastLayer; 3],
+        fps: u32,
+        now: Instant,
+    ) -> Self {
+        let fps = fps.clamp(1, 120);
+        let layers = layers
+            .into_iter()
+            .zip(params.ssrcs)
+            .map(|(layer, ssrc)| {
+                let delta_bytes = (layer.bitrate_bps / 8 / fps) as usize;
+                let shape = VideoShape {
+                    width: layer.width,
+                    height: layer.height,
+                    fps,
+                    delta_bytes,
+                    key_bytes: delta_bytes * SIMULCAST_KEYFRAME_RATIO,
+                    max_packet: SIMULCAST_MAX_PACKET,
+                };
+                let stream = StreamParams {
+                    ssrc,
+                    payload_type: params.payload_type,
+                    audio_level_ext: None,
+                };
+                let mut source = MediaSource::video(stream, codec, shape, now);
+                if let Some(id) = params.rid_ext {
+                    source.set_rid(id, layer.rid.as_str());
+                }
+                (layer, source)
+            })
+            .collect();
+        Self { layers }
+    }
+
+    /// When the next frame of any layer is due.
+    pub fn poll_timeout(&self) -> Instant {
+        self.layers
+            .iter()
+            .map(|(_, source)| source.poll_timeout())
+            .min()
+            .unwrap_or_else(Instant::now)
+    }
+
+    /// The next due frame of any layer; call until `None`.
+    pub fn poll_frame(&mut self, now: Instant) -> Option<LayerFrame> {
+        self.layers.iter_mut().find_map(|(layer, source)| {
+            source.poll_frame(now).map(|frame| LayerFrame {
+                rid: layer.rid,
+                frame,
+            })
+        })
+    }
+
+    /// Makes the next frame of the layer a keyframe (a PLI for its SSRC).
+    pub fn request_keyframe(&mut self, rid: Rid) {
+        for (layer, source) in &mut self.layers {
+            if layer.rid == rid {
+                source.request_keyframe();
+            }
+        }
+    }
+
+    pub fn skip_until(&mut self, now: Instant) {
+        for (_, source) in &mut self.layers {
+            source.skip_until(now);
+        }
     }
 }
 
@@ -297,6 +642,17 @@ fn vp8_descriptor(frame: &Vp8Frame, start: bool) -> [u8; VP8_DESCRIPTOR_LEN] {
 /// The RTP payloads of one VP8 frame split into `count` packets of `packet_size` bytes.
 /// The first carries the VP8 frame tag (and for a keyframe the start code and size).
 pub fn vp8_frame_payloads(frame: &Vp8Frame, count: usize, packet_size: usize) -> Vec<Bytes> {
+    vp8_payloads(frame, count, packet_size, None)
+}
+
+/// [`vp8_frame_payloads`] with `stamp` over the last bytes of every packet that has
+/// room for it after the headers.
+fn vp8_payloads(
+    frame: &Vp8Frame,
+    count: usize,
+    packet_size: usize,
+    stamp: Option<&[u8; STAMP_LEN]>,
+) -> Vec<Bytes> {
     (0..count.max(1))
         .map(|i| {
             let mut payload = BytesMut::with_capacity(packet_size);
@@ -313,7 +669,13 @@ pub fn vp8_frame_payloads(frame: &Vp8Frame, count: usize, packet_size: usize) ->
                 }
             }
             let filler = packet_size.saturating_sub(payload.len());
-            payload.put_bytes(0x55, filler);
+            match stamp {
+                Some(stamp) if filler >= STAMP_LEN => {
+                    payload.put_bytes(0x55, filler - STAMP_LEN);
+                    payload.put_slice(stamp);
+                }
+                _ => payload.put_bytes(0x55, filler),
+            }
             payload.freeze()
         })
         .collect()
@@ -489,16 +851,172 @@ mod tests {
     #[test]
     fn audio_carries_the_level_extension() {
         let t0 = Instant::now();
+        let cases = [
+            // (content, expected extension byte when it is fixed, silence frame payload)
+            (AudioContent::Silence, Some(127u8), true),
+            (AudioContent::Labelled(30), Some(0x80 | 30), true),
+            (AudioContent::Labelled(127), Some(127), true),
+            (AudioContent::Tone { hz: 440 }, Some(0x80 | 15), false),
+        ];
+        for (audio, expected, silence_payload) in cases {
+            let profile = MediaProfile {
+                audio,
+                ..MediaProfile::default()
+            };
+            let mut source = MediaSource::opus(params(), &profile, t0);
+            let frame = source.poll_frame(t0).expect("frame");
+            let packet = &frame.packets[0];
+            let level = packet.header.get_extension(3).expect("level extension");
+            assert_eq!(level.first().copied(), expected, "{audio:?}");
+            assert_eq!(packet.payload[..] == OPUS_SILENCE_FRAME, silence_payload);
+        }
+    }
+
+    #[test]
+    fn talk_replays_the_shared_loop_with_its_levels() {
+        let t0 = Instant::now();
         let mut source = MediaSource::opus(params(), &MediaProfile::default(), t0);
-        let frame = source.poll_frame(t0).expect("frame");
-        let header = &frame.packets[0].header;
-        assert_eq!(header.get_extension(3).as_deref(), Some(&[0x80 | 30][..]));
-        assert_eq!(&frame.packets[0].payload[..], &OPUS_SILENCE_FRAME);
+        let frames = talk::talk_loop(talk::TalkPattern::default()).unwrap();
+        let mut now = t0;
+        let mut sent = Vec::new();
+        for _ in 0..frames.len() {
+            let frame = source.poll_frame(now).expect("frame");
+            sent.push(frame.packets.into_iter().next().unwrap());
+            now = source.poll_timeout();
+        }
+        // Some offset into the loop, then every frame of it in order, wrapping around.
+        let n = frames.len();
+        let start = (0..n)
+            .find(|&i| (0..n).all(|k| frames[(i + k) % n].payload == sent[k].payload))
+            .expect("the sent frames are the loop");
+        for (k, packet) in sent.iter().enumerate() {
+            let frame = &frames[(start + k) % n];
+            let byte = packet.header.get_extension(3).unwrap()[0];
+            assert_eq!(byte & 0x7f, frame.level_dbov);
+            assert_eq!(byte & 0x80 != 0, frame.voice);
+        }
+        assert!(
+            sent.iter()
+                .any(|p| p.header.get_extension(3).unwrap()[0] & 0x80 != 0)
+        );
         source.set_audio_level(127);
-        let frame = source.poll_frame(source.poll_timeout()).expect("frame");
+        let frame = source.poll_frame(now).expect("frame");
         assert_eq!(
             frame.packets[0].header.get_extension(3).as_deref(),
             Some(&[127][..])
         );
+    }
+
+    #[test]
+    fn every_video_packet_carries_its_send_time() {
+        let t0 = Instant::now();
+        for codec in [VideoCodec::Vp8, VideoCodec::H264] {
+            let shape = VideoShape::from_profile(&MediaProfile::default(), (640, 360));
+            let mut source = MediaSource::video(params(), codec, shape, t0);
+            let key = source.poll_frame(t0).expect("keyframe");
+            let later = source.poll_timeout() + Duration::from_millis(3);
+            let delta = source.poll_frame(later).expect("delta");
+            for (frame, at) in [(key, t0), (delta, later)] {
+                for packet in &frame.packets {
+                    let stamped = crate::latency::read_stamp(&packet.payload);
+                    // H.264 parameter sets (the STAP-A) carry no filler to stamp.
+                    let parameter_sets = codec == VideoCodec::H264
+                        && h264::parse_h264_payload(&packet.payload)
+                            .is_some_and(|p| p.nal_type == h264::NAL_SPS);
+                    let expected = (!parameter_sets).then(|| {
+                        crate::latency::epoch()
+                            + Duration::from_micros(
+                                at.duration_since(crate::latency::epoch()).as_micros() as u64,
+                            )
+                    });
+                    assert_eq!(stamped, expected, "{codec:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn h264_source_starts_with_parameter_sets_and_an_idr() {
+        let t0 = Instant::now();
+        let shape = VideoShape::from_profile(&MediaProfile::default(), (640, 360));
+        let mut source = MediaSource::video(params(), VideoCodec::H264, shape, t0);
+        let key = source.poll_frame(t0).expect("keyframe");
+        assert!(key.keyframe);
+        let first = h264::parse_h264_payload(&key.packets[0].payload).unwrap();
+        assert_eq!((first.nal_type, first.keyframe), (h264::NAL_SPS, true));
+        assert_eq!(key.packets.iter().filter(|p| p.header.marker).count(), 1);
+        assert!(key.packets.last().unwrap().header.marker);
+        let delta = source.poll_frame(source.poll_timeout()).expect("delta");
+        assert!(!delta.keyframe);
+        for packet in &delta.packets {
+            let parsed = h264::parse_h264_payload(&packet.payload).unwrap();
+            assert_eq!((parsed.nal_type, parsed.keyframe), (h264::NAL_SLICE, false));
+            assert!(packet.payload.len() <= 1000);
+        }
+    }
+
+    #[test]
+    fn simulcast_layers_send_at_their_rates_and_key_on_request() {
+        let t0 = Instant::now();
+        let params = SimulcastParams {
+            payload_type: 96,
+            ssrcs: [11, 12, 13],
+            rid_ext: Some(4),
+        };
+        for (codec, fps) in [
+            (VideoCodec::Vp8, 30),
+            (VideoCodec::H264, 15),
+            (VideoCodec::Vp8, 15),
+        ] {
+            let mut source = SimulcastSource::new(params, codec, SIMULCAST_LAYERS, fps, t0);
+            let seconds = 10;
+            // Just short of the first frame of second 11 (intervals are rounded to ns).
+            let end = t0 + Duration::from_secs(seconds) - Duration::from_millis(1);
+            let mut bytes = [0u64; 3];
+            let mut frames = [0u64; 3];
+            let mut keyframes = [0u64; 3];
+            let mut now = t0;
+            let mut requested = false;
+            while now < end {
+                while let Some(LayerFrame { rid, frame }) = source.poll_frame(now) {
+                    let i = SIMULCAST_LAYERS.iter().position(|l| l.rid == rid).unwrap();
+                    frames[i] += 1;
+                    keyframes[i] += u64::from(frame.keyframe);
+                    for packet in &frame.packets {
+                        assert_eq!(packet.header.ssrc, params.ssrcs[i]);
+                        assert_eq!(
+                            packet.header.get_extension(4).as_deref(),
+                            Some(rid.as_str().as_bytes())
+                        );
+                        assert!(packet.payload.len() <= SIMULCAST_MAX_PACKET);
+                        bytes[i] += packet.payload.len() as u64;
+                    }
+                }
+                if !requested && now >= t0 + Duration::from_secs(5) {
+                    source.request_keyframe(Rid::H);
+                    requested = true;
+                }
+                now = source.poll_timeout();
+            }
+            for (i, layer) in SIMULCAST_LAYERS.iter().enumerate() {
+                assert_eq!(
+                    frames[i],
+                    seconds * u64::from(fps),
+                    "{codec:?} {:?}",
+                    layer.rid
+                );
+                let expected_keys = if layer.rid == Rid::H { 2 } else { 1 };
+                assert_eq!(keyframes[i], expected_keys, "{:?}", layer.rid);
+                // Each keyframe adds 3 delta frames' worth: allow that plus packet headers.
+                let rate = bytes[i] as f64 * 8.0 / seconds as f64;
+                let target = f64::from(layer.bitrate_bps);
+                let extra = 3.0 * expected_keys as f64 / (seconds as f64 * f64::from(fps));
+                assert!(
+                    rate >= target * 0.97 && rate <= target * (1.05 + extra),
+                    "{codec:?} {:?} at {fps} fps: {rate} bit/s for {target}",
+                    layer.rid
+                );
+            }
+        }
     }
 }

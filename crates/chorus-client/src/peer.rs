@@ -11,10 +11,11 @@ use bytes::BytesMut;
 use chorus_protocol::signal::{IceCandidate, PeerTarget};
 use chorus_protocol::{MediaKind, TrackSource};
 use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
@@ -25,6 +26,9 @@ use rtc::peer_connection::transport::{
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
@@ -35,7 +39,7 @@ use tokio::net::UdpSocket;
 use tracing::{debug, trace};
 
 use crate::ClientError;
-use crate::media::StreamParams;
+use crate::media::{StreamParams, VideoCodec};
 
 /// Largest datagram read from the socket.
 const RECV_BUFFER: usize = 2048;
@@ -71,15 +75,22 @@ pub(crate) struct Peer {
     recv_buffer: Vec<u8>,
     host_candidate_added: bool,
     state: RTCPeerConnectionState,
+    /// The video payload format this connection sends (publisher).
+    video_codec: VideoCodec,
 }
 
 impl Peer {
-    pub(crate) async fn bind(target: PeerTarget, ip: IpAddr) -> Result<Self, ClientError> {
+    pub(crate) async fn bind(
+        target: PeerTarget,
+        ip: IpAddr,
+        video_codec: VideoCodec,
+    ) -> Result<Self, ClientError> {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
         let local_addr = socket.local_addr()?;
         Ok(Self {
             target,
-            pc: build_peer_connection(Instant::now())?,
+            pc: build_peer_connection(Instant::now(), target, video_codec)?,
+            video_codec,
             socket,
             local_addr,
             recv_buffer: vec![0; RECV_BUFFER],
@@ -180,13 +191,29 @@ impl Peer {
             MediaKind::Audio => RtpCodecKind::Audio,
             MediaKind::Video => RtpCodecKind::Video,
         };
-        let track = chorus_transport::sending_track(
+        let (stream_id, track_id, label) = (
             stream_id.to_owned(),
             track_id.to_owned(),
             source.as_str().to_owned(),
-            kind,
-            ssrc,
         );
+        let track = if kind == RtpCodecKind::Video && self.video_codec == VideoCodec::H264 {
+            MediaStreamTrack::new(
+                stream_id,
+                track_id,
+                label,
+                kind,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: h264_codec().rtp_codec,
+                    ..Default::default()
+                }],
+            )
+        } else {
+            chorus_transport::sending_track(stream_id, track_id, label, kind, ssrc)
+        };
         Ok(self.pc.add_track(track)?)
     }
 
@@ -203,7 +230,10 @@ impl Peer {
     ) -> Option<StreamParams> {
         let mime = match kind {
             MediaKind::Audio => MIME_TYPE_OPUS,
-            MediaKind::Video => MIME_TYPE_VP8,
+            MediaKind::Video => match self.video_codec {
+                VideoCodec::Vp8 => MIME_TYPE_VP8,
+                VideoCodec::H264 => MIME_TYPE_H264,
+            },
         };
         let mut rtp_sender = self.pc.rtp_sender(sender)?;
         let parameters = &rtp_sender.get_parameters().rtp_parameters;
@@ -358,13 +388,37 @@ impl Peer {
     }
 }
 
-/// Opus + VP8 only (the payloads are synthetic, so nothing else could be sent), the
+/// Payload type of H.264 where Chorus's codec set has none (it negotiates VP8 only).
+const H264_PT: u8 = 102;
+
+/// Baseline H.264 in packetization mode 1, as the synthetic source produces it.
+fn h264_codec() -> RTCRtpCodecParameters {
+    let mut codec = chorus_transport::vp8_codec();
+    codec.rtp_codec.mime_type = MIME_TYPE_H264.to_owned();
+    codec.rtp_codec.sdp_fmtp_line =
+        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".to_owned();
+    codec.payload_type = H264_PT;
+    codec
+}
+
+/// Opus and the one video format the synthetic source sends (publisher; a server that
+/// does not take it leaves the video without a codec) or VP8 and H.264 (subscriber), the
 /// RFC 6464 audio level extension, the default interceptors (NACK, RTCP reports, TWCC
 /// feedback) and `chorus_transport::with_rtcp_to_application`.
-fn build_peer_connection(now: Instant) -> Result<RTCPeerConnection, ClientError> {
+fn build_peer_connection(
+    now: Instant,
+    target: PeerTarget,
+    video_codec: VideoCodec,
+) -> Result<RTCPeerConnection, ClientError> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_codec(chorus_transport::opus_codec(), RtpCodecKind::Audio)?;
-    media_engine.register_codec(chorus_transport::vp8_codec(), RtpCodecKind::Video)?;
+    let sends_h264 = target == PeerTarget::Publisher && video_codec == VideoCodec::H264;
+    if !sends_h264 {
+        media_engine.register_codec(chorus_transport::vp8_codec(), RtpCodecKind::Video)?;
+    }
+    if sends_h264 || target == PeerTarget::Subscriber {
+        media_engine.register_codec(h264_codec(), RtpCodecKind::Video)?;
+    }
     media_engine.register_header_extension(
         RTCRtpHeaderExtensionCapability {
             uri: AUDIO_LEVEL_URI.to_owned(),

@@ -1,10 +1,16 @@
 //! Counters a test reads through [`crate::Client::stats`] or [`crate::Engine::stats`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use chorus_protocol::MediaKind;
+use rtc::rtp;
+
+use crate::latency::{LatencyHistogram, read_stamp};
+use crate::media::parse_vp8_frame_start;
+use crate::talk::{SAMPLE_RATE, level_dbov};
 pub use rtc::peer_connection::state::RTCPeerConnectionState as PeerConnectionState;
 
 /// Snapshot of everything the client counted.
@@ -53,6 +59,14 @@ pub struct InboundTrackStats {
     pub keyframes: u64,
     /// PLIs this client sent for the track.
     pub plis_sent: u64,
+    /// Lowest and highest extended (64-bit) sequence number received; `None` before the
+    /// first packet. See [`InboundTrackStats::expected_packets`].
+    pub seq_range: Option<(u64, u64)>,
+    /// Receive time minus the send time stamped in the payload, per stamped packet
+    /// (synthetic video sent by a client of the same process).
+    pub latency: LatencyHistogram,
+    /// What Opus decoding found (audio tracks, when `MediaProfile::decode_audio`).
+    pub decoded: Option<DecodedAudio>,
 }
 
 impl InboundTrackStats {
@@ -66,7 +80,107 @@ impl InboundTrackStats {
             last_packet_at: None,
             keyframes: 0,
             plis_sent: 0,
+            seq_range: None,
+            latency: LatencyHistogram::default(),
+            decoded: None,
         }
+    }
+
+    /// Counts one received packet: totals, sequence range, VP8 keyframes, latency stamp.
+    pub(crate) fn on_rtp(&mut self, now: Instant, packet: &rtp::Packet) {
+        self.packets += 1;
+        self.bytes += packet.payload.len() as u64;
+        self.first_packet_at.get_or_insert(now);
+        self.last_packet_at = Some(now);
+        let seq = packet.header.sequence_number;
+        self.seq_range = Some(match self.seq_range {
+            // Start one cycle up, so a packet reordered before the first stays positive.
+            None => (1 << 16 | u64::from(seq), 1 << 16 | u64::from(seq)),
+            Some((low, high)) => {
+                let step = i64::from(seq.wrapping_sub(high as u16) as i16);
+                let extended = (high as i64 + step).max(0) as u64;
+                (low.min(extended), high.max(extended))
+            }
+        });
+        if self.kind == MediaKind::Video {
+            if parse_vp8_frame_start(&packet.payload).is_some_and(|frame| frame.keyframe) {
+                self.keyframes += 1;
+            }
+            if let Some(sent) = read_stamp(&packet.payload) {
+                self.latency.record(now.saturating_duration_since(sent));
+            }
+        }
+    }
+
+    /// Packets the sender numbered from the lowest to the highest sequence number
+    /// received: what should have arrived, whoever sent it (the server's mix has no
+    /// publisher to ask). `expected_packets - packets` is the loss, if nothing was
+    /// duplicated.
+    pub fn expected_packets(&self) -> u64 {
+        self.seq_range.map_or(0, |(low, high)| high - low + 1)
+    }
+}
+
+/// Decoded audio of one inbound track.
+#[derive(Clone, Default)]
+pub struct DecodedAudio {
+    /// Frames decoded.
+    pub frames: u64,
+    /// Packets the decoder refused.
+    pub errors: u64,
+    /// Frames at -50 dBov or louder: speech, not silence or comfort noise.
+    pub loud_frames: u64,
+    /// Sum of squared samples, full scale 1.0, and the number of samples.
+    pub energy: f64,
+    pub samples: u64,
+    /// The last second of decoded samples (48 kHz mono), oldest first.
+    pub recent: VecDeque<i16>,
+}
+
+/// Frames this loud or louder (in -dBov) count as [`DecodedAudio::loud_frames`].
+const LOUD_DBOV: u8 = 50;
+
+impl DecodedAudio {
+    pub(crate) fn push(&mut self, pcm: &[i16]) {
+        self.frames += 1;
+        if level_dbov(pcm) <= LOUD_DBOV {
+            self.loud_frames += 1;
+        }
+        self.energy += pcm
+            .iter()
+            .map(|s| (f64::from(*s) / 32768.0).powi(2))
+            .sum::<f64>();
+        self.samples += pcm.len() as u64;
+        let keep = SAMPLE_RATE as usize;
+        self.recent.extend(pcm.iter().rev().take(keep).rev());
+        let excess = self.recent.len().saturating_sub(keep);
+        self.recent.drain(..excess);
+    }
+
+    /// Mean level of everything decoded, in dBov (0 full scale, -inf silence).
+    pub fn mean_dbov(&self) -> f64 {
+        if self.samples == 0 {
+            return f64::NEG_INFINITY;
+        }
+        10.0 * (self.energy / self.samples as f64).log10()
+    }
+
+    /// [`DecodedAudio::recent`] as one slice, for [`crate::tone_energy`].
+    pub fn recent_pcm(&self) -> Vec<i16> {
+        self.recent.iter().copied().collect()
+    }
+}
+
+/// Counters and the mean level, not the samples.
+impl fmt::Debug for DecodedAudio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecodedAudio")
+            .field("frames", &self.frames)
+            .field("errors", &self.errors)
+            .field("loud_frames", &self.loud_frames)
+            .field("mean_dbov", &self.mean_dbov())
+            .field("recent_samples", &self.recent.len())
+            .finish()
     }
 }
 
@@ -114,5 +228,62 @@ impl SharedStats {
 
     pub(crate) fn snapshot(&self) -> ClientStats {
         self.lock().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn packet(seq: u16) -> rtp::Packet {
+        rtp::Packet {
+            header: rtp::Header {
+                sequence_number: seq,
+                ..Default::default()
+            },
+            payload: Bytes::from_static(&[0xf8, 0xff, 0xfe]),
+        }
+    }
+
+    #[test]
+    fn expected_packets_follow_sequence_numbers_across_wraps_and_reordering() {
+        let cases: [(&[u16], u64, u64); 6] = [
+            // (arrivals, expected, received)
+            (&[], 0, 0),
+            (&[7], 1, 1),
+            (&[1, 2, 3, 5], 5, 4),
+            (&[65534, 65535, 0, 1], 4, 4),
+            (&[65535, 2], 4, 2),
+            // Reordered before the first packet: still inside the range.
+            (&[10, 8, 11, 9], 4, 4),
+        ];
+        for (arrivals, expected, received) in cases {
+            let mut stats = InboundTrackStats::new(MediaKind::Audio, 1);
+            for seq in arrivals {
+                stats.on_rtp(Instant::now(), &packet(*seq));
+            }
+            assert_eq!(stats.expected_packets(), expected, "{arrivals:?}");
+            assert_eq!(stats.packets, received, "{arrivals:?}");
+        }
+    }
+
+    #[test]
+    fn decoded_audio_keeps_one_second_and_counts_loud_frames() {
+        let mut decoded = DecodedAudio::default();
+        for i in 0..60 {
+            let sample = if i % 2 == 0 { 3277 } else { 0 };
+            decoded.push(&[sample; 960]);
+        }
+        assert_eq!(decoded.frames, 60);
+        assert_eq!(decoded.loud_frames, 30);
+        assert_eq!(decoded.recent.len(), 48_000);
+        // Half the samples at -20 dBov: mean -23 dBov.
+        assert!(
+            (decoded.mean_dbov() + 23.0).abs() < 0.1,
+            "{}",
+            decoded.mean_dbov()
+        );
+        assert_eq!(DecodedAudio::default().mean_dbov(), f64::NEG_INFINITY);
     }
 }

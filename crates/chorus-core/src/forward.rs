@@ -30,7 +30,7 @@ pub enum DropReason {
 }
 
 /// Rewrites (extended) sequence numbers and timestamps of one forwarded track for one subscriber.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Forwarder {
     state: Option<Offsets>,
     /// Highest output values sent, so that a new source continues after them.
@@ -39,6 +39,8 @@ pub struct Forwarder {
     resync: bool,
     /// Video must start on a keyframe; audio need not.
     needs_keyframe: bool,
+    /// How far the first timestamp of a new source lands after the last one sent.
+    switch_gap: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -49,21 +51,30 @@ struct Offsets {
     first_in: u64,
 }
 
-/// Output timestamps of a new source start this far after the last sent (one 90 kHz frame at 30 fps).
-const TS_GAP_ON_SWITCH: u64 = 3000;
+/// Output timestamps of a new source start one frame after the last sent:
+/// 1/30 s at 90 kHz for video, 20 ms at 48 kHz for Opus.
+const VIDEO_SWITCH_GAP: u64 = 3000;
+const AUDIO_SWITCH_GAP: u64 = 960;
 
 impl Forwarder {
     /// A forwarder for video: nothing goes out before the first keyframe.
     pub fn video() -> Self {
         Self {
+            state: None,
+            last_out: None,
+            resync: false,
             needs_keyframe: true,
-            ..Self::default()
+            switch_gap: VIDEO_SWITCH_GAP,
         }
     }
 
     /// A forwarder for audio: every packet goes out.
     pub fn audio() -> Self {
-        Self::default()
+        Self {
+            needs_keyframe: false,
+            switch_gap: AUDIO_SWITCH_GAP,
+            ..Self::video()
+        }
     }
 
     /// The next packet comes from a different stream; map it to continue the output.
@@ -91,7 +102,7 @@ impl Forwarder {
                 // Continue right after the last packet sent.
                 Some((s, t)) => (
                     (s + 1).wrapping_sub(seq.0),
-                    (t + TS_GAP_ON_SWITCH).wrapping_sub(ts.0),
+                    (t + self.switch_gap).wrapping_sub(ts.0),
                 ),
                 None => (0, 0),
             };
@@ -181,12 +192,10 @@ mod tests {
         assert_eq!(fwd(&mut f, 500, 10_000, false), out(500, 10_000));
         assert_eq!(fwd(&mut f, 501, 10_960, false), out(501, 10_960));
         f.switch_source(false);
-        // The new source has unrelated numbers; the output continues at 502.
-        assert_eq!(fwd(&mut f, 9000, 777, false), out(502, 10_960 + 3000));
-        assert_eq!(
-            fwd(&mut f, 9001, 1737, false),
-            out(503, 10_960 + 3000 + 960)
-        );
+        // The new source has unrelated numbers; the output continues at 502, one
+        // 20 ms frame later, as if nothing had been lost.
+        assert_eq!(fwd(&mut f, 9000, 777, false), out(502, 10_960 + 960));
+        assert_eq!(fwd(&mut f, 9001, 1737, false), out(503, 10_960 + 1920));
         // A late packet from before the switch point is dropped.
         assert_eq!(
             fwd(&mut f, 8999, 0, false),

@@ -17,6 +17,11 @@ macro_rules! prefixed_id {
                 Self(format!("{}{}", $prefix, base32(bits)).into())
             }
 
+            /// An id the server gives a well-known thing (e.g. the room audio track).
+            pub fn named(name: &str) -> Self {
+                Self(name.into())
+            }
+
             pub fn as_str(&self) -> &str {
                 &self.0
             }

@@ -127,6 +127,11 @@ pub enum ServerMessage {
         track_id: String,
         muted: bool,
     },
+    /// Who is speaking now, loudest first; sent when the ordered set changes.
+    /// An empty list means nobody is speaking.
+    ActiveSpeakers {
+        speakers: Vec<ActiveSpeaker>,
+    },
     /// The client's own grants changed (control API).
     PermissionsChanged {
         grants: Grants,
@@ -144,4 +149,16 @@ pub enum ServerMessage {
         code: String,
         message: String,
     },
+}
+
+/// The id (and media stream id) of the one audio track every subscriber connection
+/// carries: the room's audio, mixed by the server (or relayed in a 1:1 call).
+pub const ROOM_AUDIO_TRACK: &str = "mix";
+
+/// One entry of [`ServerMessage::ActiveSpeakers`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveSpeaker {
+    pub participant_id: String,
+    /// Smoothed loudness, 0 (silence) to 1 (loudest).
+    pub level: f32,
 }

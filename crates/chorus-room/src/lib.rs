@@ -2,6 +2,7 @@
 //! peer connections); everything else talks to it through bounded channels.
 //! The [`RoomRegistry`] routes room names to those tasks.
 
+mod audio;
 mod command;
 mod error;
 mod peer;

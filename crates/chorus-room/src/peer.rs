@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use chorus_core::{ConnId, Forwarder, TrackId};
-use chorus_transport::{Demux, MediaPlane};
+use chorus_transport::{Demux, Egress, MediaPlane};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::RTCMessage;
@@ -65,6 +65,8 @@ pub(crate) struct UpstreamBinding {
     pub receiver: RTCRtpReceiverId,
     /// Learned from the first RTP packet.
     pub media_ssrc: Option<u32>,
+    /// Negotiated id of the RFC 6464 audio level header extension (audio only).
+    pub audio_level_ext: Option<u8>,
 }
 
 /// What came out of a connection after feeding it: handled by the room, which
@@ -159,10 +161,11 @@ impl Peer {
         }
     }
 
-    /// Sends what the connection has to send; returns its next deadline.
-    pub fn flush(&mut self, media: &MediaPlane) -> Option<Instant> {
+    /// Queues what the connection has to send in the turn's batch (sent at the end of
+    /// the turn); returns its next deadline.
+    pub fn flush(&mut self, egress: &mut Egress<'_>) -> Option<Instant> {
         while let Some(msg) = self.pc.poll_write() {
-            media.send(msg.transport.peer_addr, &msg.message);
+            egress.push(msg.transport.peer_addr, &msg.message);
         }
         self.dirty = false;
         self.pc.poll_timeout()
@@ -170,7 +173,10 @@ impl Peer {
 
     pub fn close(&mut self, media: &MediaPlane, demux: &Demux) {
         let _ = self.pc.close();
-        self.flush(media);
+        // Its own batch: a close can happen in the middle of a turn (the goodbye goes now).
+        let mut egress = media.egress();
+        self.flush(&mut egress);
+        egress.send();
         demux.remove_conn(&self.ufrag, self.conn, &self.addrs);
     }
 }

@@ -5,18 +5,23 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chorus_core::codec::vp8_is_keyframe;
+use chorus_core::forward::DropReason;
 use chorus_core::{
-    ConnId, Forwarder, KeyframeThrottle, ParticipantId, SeqUnwrapper, TimestampUnwrapper, TrackId,
-    Translation,
+    ConnId, ExtSeq, ExtTimestamp, Forwarder, KeyframeThrottle, ParticipantId, SeqUnwrapper,
+    TimestampUnwrapper, TrackId, Translation,
 };
 use chorus_protocol::control::RoomInfo;
-use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage};
+use chorus_protocol::signal::{
+    ActiveSpeaker, ClientMessage, PeerTarget, ROOM_AUDIO_TRACK, ServerMessage,
+};
 use chorus_protocol::{
     Grants, LeaveReason, MediaKind, ParticipantInfo, ParticipantState, TrackInfo, TrackSource,
 };
 use chorus_transport::{
-    Datagram, MediaPlane, OPUS_PT, PeerFactory, PeerRole, Route, VP8_PT, sending_track,
+    AUDIO_LEVEL_URI, Datagram, MediaPlane, OPUS_PT, PeerFactory, PeerRole, Route, VP8_PT,
+    sending_track,
 };
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
@@ -30,14 +35,48 @@ use rtc::sansio::Protocol;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::audio::{AudioFeed, AudioRoutes, FeedChange};
 use crate::command::{ParticipantKey, RoomCommand};
 use crate::peer::{DownTrack, Negotiation, Peer, PeerOutput, UpstreamBinding};
 use crate::{JoinError, JoinRequest, RoomError, Session, SessionHandle};
+use chorus_mixer::{Mixer, MixerConfig, SourceId, SpeakerConfig, SpeakerDetector};
 
 /// Frames queued for one client before it counts as stuck and is dropped.
 const EVENTS_PER_PARTICIPANT: usize = 512;
 /// Datagrams taken from the inbox per wake-up.
 const INBOX_BATCH: usize = 64;
+/// Longest a media datagram may wait in the inbox before it is dropped unprocessed.
+const MAX_MEDIA_QUEUEING: Duration = Duration::from_millis(200);
+/// Least time between two warnings of an overloaded room.
+const OVERLOAD_REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// Counts media dropped because the room fell behind, and says so now and then.
+#[derive(Debug, Default)]
+struct Overload {
+    stale: u64,
+    reported_at: Option<Instant>,
+}
+
+impl Overload {
+    fn stale(&mut self, now: Instant, room: &str) {
+        self.stale += 1;
+        if self
+            .reported_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= OVERLOAD_REPORT_EVERY)
+        {
+            self.reported_at = Some(now);
+            tracing::warn!(
+                room,
+                dropped_total = self.stale,
+                "room overloaded: media waited over {} ms and was dropped",
+                MAX_MEDIA_QUEUEING.as_millis()
+            );
+        }
+    }
+}
+
+/// How often the speaker detector is asked whether the active speakers changed.
+const SPEAKER_POLL: Duration = Duration::from_millis(100);
 /// Longest client-chosen track id (`cid`) we keep.
 const MAX_CID_LEN: usize = 128;
 
@@ -116,6 +155,8 @@ pub(crate) struct Room {
     peers: PeerFactory,
     commands: mpsc::WeakSender<RoomCommand>,
     inbox: mpsc::Sender<Datagram>,
+    /// STUN and DTLS of this room's connections: served before media.
+    control: mpsc::Sender<Datagram>,
     participants: HashMap<ParticipantKey, Participant>,
     identities: HashMap<String, ParticipantKey>,
     tracks: HashMap<TrackId, PublishedTrack>,
@@ -130,6 +171,19 @@ pub(crate) struct Room {
     /// Participants to remove at the end of this turn (e.g. their event queue overflowed).
     doomed: Vec<(ParticipantKey, LeaveReason)>,
     closing: bool,
+    /// Who hears what on their room-audio track.
+    audio: AudioRoutes,
+    overload: Overload,
+    /// Participants whose microphone is published, as the mixer and detector know them.
+    audio_sources: Vec<ParticipantKey>,
+    /// Created with the first microphone; `None` after `mixer_failed`.
+    mixer: Option<Mixer>,
+    mixer_failed: bool,
+    /// Drives `active_speakers` in every room, mixed or not.
+    speakers: SpeakerDetector,
+    next_speaker_poll: Option<Instant>,
+    /// The id of every listener's room-audio track ([`ROOM_AUDIO_TRACK`]).
+    room_audio: TrackId,
 }
 
 fn unix_ms() -> u64 {
@@ -146,6 +200,7 @@ impl Room {
         shutdown: CancellationToken,
     ) {
         let (inbox, mut inbox_rx) = mpsc::channel(4096);
+        let (control, mut control_rx) = mpsc::channel(1024);
         let mut room = Room {
             name: params.name,
             max_participants: params.max_participants,
@@ -155,6 +210,7 @@ impl Room {
             peers: params.peers,
             commands: params.commands.downgrade(),
             inbox,
+            control,
             participants: HashMap::new(),
             identities: HashMap::new(),
             tracks: HashMap::new(),
@@ -166,10 +222,19 @@ impl Room {
             empty_since: Some(Instant::now()),
             doomed: Vec::new(),
             closing: false,
+            audio: AudioRoutes::default(),
+            overload: Overload::default(),
+            audio_sources: Vec::new(),
+            mixer: None,
+            mixer_failed: false,
+            speakers: SpeakerDetector::new(SpeakerConfig::default()),
+            next_speaker_poll: None,
+            room_audio: TrackId::named(ROOM_AUDIO_TRACK),
         };
         drop(params.commands);
         tracing::info!(room = %room.name, "room open");
         let mut batch = Vec::with_capacity(INBOX_BATCH);
+        let mut control_batch = Vec::with_capacity(INBOX_BATCH);
         while !room.closing {
             let deadline = room.next_deadline();
             tokio::select! {
@@ -182,16 +247,36 @@ impl Room {
                     Some(cmd) => room.handle_command(cmd, Instant::now()),
                     None => break,
                 },
+                // Handshakes and keepalives first: under overload media waits (and
+                // drops at the inbox), connections stay up.
+                n = control_rx.recv_many(&mut control_batch, INBOX_BATCH) => {
+                    if n == 0 { break; }
+                    let now = Instant::now();
+                    for dg in control_batch.drain(..) {
+                        room.handle_datagram(dg, now);
+                    }
+                }
                 n = inbox_rx.recv_many(&mut batch, INBOX_BATCH) => {
                     if n == 0 { break; }
                     let now = Instant::now();
                     for dg in batch.drain(..) {
+                        // Media that waited this long is worth less than the time to
+                        // forward it: drop it and catch up (NACK and PLI repair).
+                        if now.saturating_duration_since(dg.at) > MAX_MEDIA_QUEUEING {
+                            room.overload.stale(now, &room.name);
+                            continue;
+                        }
                         room.handle_datagram(dg, now);
                     }
                 }
-                _ = sleep_until(deadline) => room.handle_timers(Instant::now()),
+                _ = sleep_until(deadline) => {}
             }
-            room.finish_turn(Instant::now());
+            // Every turn, not only when the sleep wins: under a steady stream of
+            // packets the inbox is always ready, and timers (ICE, DTLS, RTCP, the
+            // mixer) must not starve behind it.
+            let now = Instant::now();
+            room.handle_timers(now);
+            room.finish_turn(now);
         }
         tracing::info!(room = %room.name, "room closed");
     }
@@ -199,10 +284,15 @@ impl Room {
     fn next_deadline(&self) -> Option<Instant> {
         let timer = self.timers.peek().map(|Reverse((t, _))| *t);
         let empty = self.empty_since.map(|t| t + self.empty_timeout);
-        match (timer, empty) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let mix = self
+            .mixer
+            .as_ref()
+            .filter(|_| self.audio.mixing())
+            .and_then(Mixer::poll_timeout);
+        [timer, empty, mix, self.next_speaker_poll]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// End of every turn: removals, outgoing packets, timers, the empty-room clock.
@@ -211,6 +301,8 @@ impl Room {
             self.remove_participant(key, reason, now);
         }
         let mut dirty = std::mem::take(&mut self.dirty);
+        // Everything the turn produced leaves in one batch: GSO runs per destination.
+        let mut egress = self.media.egress();
         for conn in dirty.drain(..) {
             let Some(&(key, target)) = self.conns.get(&conn) else {
                 continue;
@@ -222,13 +314,14 @@ impl Room {
             else {
                 continue;
             };
-            if let Some(next) = peer.flush(&self.media)
+            if let Some(next) = peer.flush(&mut egress)
                 && peer.scheduled != Some(next)
             {
                 peer.scheduled = Some(next);
                 self.timers.push(Reverse((next, conn)));
             }
         }
+        egress.send();
         self.dirty = dirty;
         if self.participants.is_empty() {
             let since = *self.empty_since.get_or_insert(now);
@@ -502,6 +595,7 @@ impl Room {
             Route {
                 conn,
                 inbox: self.inbox.clone(),
+                control: self.control.clone(),
             },
         );
         self.conns.insert(conn, (key, target));
@@ -662,6 +756,14 @@ impl Room {
             track.muted_by_server = muted;
         }
         let info = track.info();
+        if track.kind() == MediaKind::Audio {
+            let source = SourceId(track.owner.0);
+            self.speakers.set_muted(source, muted);
+            if let Some(m) = self.mixer.as_mut() {
+                m.set_muted(source, muted);
+            }
+        }
+        let track = &self.tracks[id];
         if track.upstream.is_some() {
             self.broadcast(ServerMessage::TrackMuted {
                 participant_id: info.participant_id.clone(),
@@ -702,6 +804,7 @@ impl Room {
                 for id in subscribed {
                     self.unsubscribe(key, &id, now);
                 }
+                self.update_audio(now);
             }
             _ => {}
         }
@@ -715,28 +818,51 @@ impl Room {
         let ids: Vec<TrackId> = self
             .tracks
             .values()
-            .filter(|t| t.owner != key && t.upstream.is_some())
+            .filter(|t| t.owner != key && t.upstream.is_some() && t.kind() == MediaKind::Video)
             .map(|t| t.id.clone())
             .collect();
         for id in ids {
             self.subscribe(key, &id, now);
         }
+        self.update_audio(now);
     }
 
+    /// Subscribes to a video track (audio reaches everyone through the room audio).
     fn subscribe(&mut self, key: ParticipantKey, id: &TrackId, now: Instant) {
         let Some(track) = self.tracks.get(id) else {
             return;
         };
-        let kind = track.kind();
         let label = track.source.as_str().to_owned();
-        if self.participants[&key].subscriber.is_none() {
+        if self.add_downtrack(key, id, MediaKind::Video, label, now) {
+            self.tracks
+                .get_mut(id)
+                .expect("exists")
+                .subscribers
+                .push(key);
+        }
+    }
+
+    /// Adds a track to the participant's subscriber connection (created on first use)
+    /// and renegotiates; false if it could not be added or was there already.
+    fn add_downtrack(
+        &mut self,
+        key: ParticipantKey,
+        id: &TrackId,
+        kind: MediaKind,
+        label: String,
+        now: Instant,
+    ) -> bool {
+        let Some(p) = self.participants.get(&key) else {
+            return false;
+        };
+        if p.subscriber.is_none() {
             match self.new_peer(key, PeerTarget::Subscriber, now) {
                 Ok(peer) => {
                     self.participants.get_mut(&key).expect("exists").subscriber = Some(peer)
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot create subscriber connection");
-                    return;
+                    return false;
                 }
             }
         }
@@ -748,7 +874,7 @@ impl Room {
             .as_mut()
             .expect("set");
         if peer.downtracks.contains_key(id) {
-            return;
+            return false;
         }
         let (codec_kind, payload_type, forwarder) = match kind {
             MediaKind::Audio => (RtpCodecKind::Audio, OPUS_PT, Forwarder::audio()),
@@ -761,7 +887,7 @@ impl Room {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot add track to subscriber connection");
-                return;
+                return false;
             }
         };
         peer.downtracks.insert(
@@ -774,24 +900,212 @@ impl Room {
                 negotiation: Negotiation::Pending,
             },
         );
-        self.tracks
-            .get_mut(id)
-            .expect("exists")
-            .subscribers
-            .push(key);
         self.negotiate(key, now);
+        true
     }
 
     fn unsubscribe(&mut self, key: ParticipantKey, id: &TrackId, now: Instant) {
         if let Some(t) = self.tracks.get_mut(id) {
             t.subscribers.retain(|k| *k != key);
         }
+        self.remove_downtrack(key, id, now);
+    }
+
+    fn remove_downtrack(&mut self, key: ParticipantKey, id: &TrackId, now: Instant) {
         let Some(peer) = self.peer_mut(key, PeerTarget::Subscriber) else {
             return;
         };
         if let Some(dt) = peer.downtracks.remove(id) {
             let _ = peer.pc.remove_track(dt.sender);
             self.negotiate(key, now);
+        }
+    }
+
+    // ----- room audio -----
+
+    /// Re-decides who hears what after talkers or listeners changed.
+    fn update_audio(&mut self, now: Instant) {
+        let sources: Vec<(ParticipantKey, TrackId)> = self
+            .tracks
+            .values()
+            .filter(|t| t.kind() == MediaKind::Audio && t.upstream.is_some())
+            .map(|t| (t.owner, t.id.clone()))
+            .collect();
+        let listeners: Vec<ParticipantKey> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| p.grants.can_subscribe)
+            .map(|(k, _)| *k)
+            .collect();
+        for change in self.audio.update(listeners, &sources) {
+            self.apply_feed_change(change, now);
+        }
+        self.sync_mixer(&sources, now);
+    }
+
+    /// An audio packet from `talker`: for the speaker detector and, while anyone
+    /// hears the mix, the mixer.
+    fn hear(
+        &mut self,
+        talker: ParticipantKey,
+        seq: ExtSeq,
+        level: Option<u8>,
+        payload: &[u8],
+        now: Instant,
+    ) {
+        let id = SourceId(talker.0);
+        self.speakers.observe(id, level, now);
+        if self.audio.mixing()
+            && let Some(mixer) = self.mixer.as_mut()
+        {
+            mixer.push(id, seq.0, level, payload, now);
+        }
+    }
+
+    /// Keeps the mixer's and the speaker detector's sources in step with the
+    /// published microphones.
+    fn sync_mixer(&mut self, sources: &[(ParticipantKey, TrackId)], now: Instant) {
+        if !sources.is_empty() && self.next_speaker_poll.is_none() {
+            self.next_speaker_poll = Some(now + SPEAKER_POLL);
+        }
+        if self.mixer.is_none() && !sources.is_empty() && !self.mixer_failed {
+            match Mixer::new(MixerConfig::default()) {
+                Ok(m) => self.mixer = Some(m),
+                Err(e) => {
+                    // The room still relays 1:1 audio; only the mix is missing.
+                    tracing::error!(room = %self.name, error = %e, "cannot create the audio mixer");
+                    self.mixer_failed = true;
+                }
+            }
+        }
+        let now_sources: Vec<ParticipantKey> = sources.iter().map(|(k, _)| *k).collect();
+        for gone in self
+            .audio_sources
+            .iter()
+            .filter(|k| !now_sources.contains(k))
+        {
+            let id = SourceId(gone.0);
+            self.speakers.remove(id);
+            if let Some(m) = self.mixer.as_mut() {
+                m.remove_source(id);
+            }
+        }
+        for (key, track) in sources {
+            if self.audio_sources.contains(key) {
+                continue;
+            }
+            let id = SourceId(key.0);
+            let muted = self.tracks.get(track).is_some_and(|t| t.muted);
+            self.speakers.add(id);
+            self.speakers.set_muted(id, muted);
+            if let Some(m) = self.mixer.as_mut() {
+                m.add_source(id);
+                m.set_muted(id, muted);
+            }
+        }
+        self.audio_sources = now_sources;
+    }
+
+    /// Produces the mix frames due by `now` and sends each mix listener its own.
+    fn tick_mixer(&mut self, now: Instant) {
+        if !self.audio.mixing() {
+            return;
+        }
+        let Some(mixer) = self.mixer.as_mut() else {
+            return;
+        };
+        let listeners = self.audio.mix_listeners();
+        while mixer.poll_timeout().is_some_and(|t| t <= now) {
+            let Some(frame) = mixer.tick(now) else {
+                break;
+            };
+            let common_payload = frame.common();
+            if common_payload.is_empty() {
+                continue; // the encoder failed; counted by the mixer
+            }
+            let common = Bytes::copy_from_slice(common_payload);
+            // At most K listeners (the mixed talkers) get a payload of their own.
+            let mut own: Vec<(ParticipantKey, Bytes)> = Vec::new();
+            for l in listeners {
+                let payload = frame.payload_for(SourceId(l.0));
+                if !std::ptr::eq(payload, common_payload) {
+                    own.push((*l, Bytes::copy_from_slice(payload)));
+                }
+            }
+            let (seq, ts) = (ExtSeq(frame.seq), ExtTimestamp(frame.timestamp));
+            let header = rtc::rtp::header::Header {
+                version: 2,
+                ..Default::default()
+            };
+            fan_out(
+                &mut self.participants,
+                &mut self.dirty,
+                listeners,
+                &self.room_audio,
+                &header,
+                seq,
+                ts,
+                false,
+                now,
+                |l| {
+                    own.iter()
+                        .find(|(k, _)| *k == l)
+                        .map_or_else(|| common.clone(), |(_, b)| b.clone())
+                },
+            );
+        }
+    }
+
+    /// Tells everyone when who is speaking changed.
+    fn poll_speakers(&mut self, now: Instant) {
+        if self.next_speaker_poll.is_none_or(|t| t > now) {
+            return;
+        }
+        self.next_speaker_poll = (!self.audio_sources.is_empty()).then(|| now + SPEAKER_POLL);
+        let Some(change) = self.speakers.poll_change(now) else {
+            return;
+        };
+        let speakers = change
+            .iter()
+            .filter_map(|s| {
+                let p = self.participants.get(&ParticipantKey(s.id.0))?;
+                Some(ActiveSpeaker {
+                    participant_id: p.id.to_string(),
+                    level: s.loudness,
+                })
+            })
+            .collect();
+        self.broadcast(ServerMessage::ActiveSpeakers { speakers });
+    }
+
+    fn apply_feed_change(&mut self, change: FeedChange, now: Instant) {
+        let FeedChange { listener, from, to } = change;
+        if let AudioFeed::Relay(id) = &from
+            && let Some(t) = self.tracks.get_mut(id)
+        {
+            t.subscribers.retain(|k| *k != listener);
+        }
+        if let AudioFeed::Relay(id) = &to
+            && let Some(t) = self.tracks.get_mut(id)
+        {
+            t.subscribers.push(listener);
+        }
+        let room_audio = self.room_audio.clone();
+        match (from, to) {
+            (_, AudioFeed::Silent) => self.remove_downtrack(listener, &room_audio, now),
+            (AudioFeed::Silent, _) => {
+                let label = ROOM_AUDIO_TRACK.to_owned();
+                self.add_downtrack(listener, &room_audio, MediaKind::Audio, label, now);
+            }
+            // Same track, another source: the listener's numbering continues.
+            _ => {
+                if let Some(dt) = self
+                    .peer_mut(listener, PeerTarget::Subscriber)
+                    .and_then(|peer| peer.downtracks.get_mut(&room_audio))
+                {
+                    dt.forwarder.switch_source(false);
+                }
+            }
         }
     }
 
@@ -844,7 +1158,12 @@ impl Room {
         track.upstream = Some(binding);
         let owner = track.owner;
         let info = track.info();
+        let audio = track.kind() == MediaKind::Audio;
         self.broadcast(ServerMessage::TrackPublished { track: info });
+        if audio {
+            self.update_audio(now);
+            return;
+        }
         let subscribers: Vec<ParticipantKey> = self
             .participants
             .iter()
@@ -860,6 +1179,10 @@ impl Room {
         let Some(track) = self.tracks.remove(id) else {
             return;
         };
+        if track.kind() == MediaKind::Audio {
+            // Its listeners hear someone else, or nothing, on the same room-audio track.
+            self.update_audio(now);
+        }
         for k in &track.subscribers {
             if let Some(peer) = self.peer_mut(*k, PeerTarget::Subscriber)
                 && let Some(dt) = peer.downtracks.remove(id)
@@ -886,6 +1209,7 @@ impl Room {
         let Some(UpstreamBinding {
             receiver,
             media_ssrc: Some(media_ssrc),
+            ..
         }) = track.upstream
         else {
             return;
@@ -926,6 +1250,8 @@ impl Room {
     }
 
     fn handle_timers(&mut self, now: Instant) {
+        self.tick_mixer(now);
+        self.poll_speakers(now);
         while let Some(Reverse((t, conn))) = self.timers.peek().copied() {
             if t > now {
                 break;
@@ -1102,11 +1428,20 @@ impl Room {
         };
         let peer = self.peer_mut(key, PeerTarget::Publisher).expect("checked");
         peer.uptracks.insert(rtc_track, id.clone());
+        let audio_level_ext = peer.pc.rtp_receiver(receiver).and_then(|mut r| {
+            r.get_parameters()
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .find(|ext| ext.uri == AUDIO_LEVEL_URI)
+                .and_then(|ext| u8::try_from(ext.id).ok())
+        });
         self.announce(
             &id,
             UpstreamBinding {
                 receiver,
                 media_ssrc: None,
+                audio_level_ext,
             },
             now,
         );
@@ -1132,10 +1467,11 @@ impl Room {
         let Some(track) = self.tracks.get_mut(&id) else {
             return;
         };
-        if let Some(b) = track.upstream.as_mut()
-            && b.media_ssrc.is_none()
-        {
-            b.media_ssrc = Some(packet.header.ssrc);
+        let Some(binding) = track.upstream.as_mut() else {
+            return;
+        };
+        if binding.media_ssrc.is_none() {
+            binding.media_ssrc = Some(packet.header.ssrc);
             tracing::debug!(
                 track = %track.id,
                 ssrc = packet.header.ssrc,
@@ -1143,65 +1479,38 @@ impl Room {
                 "first packet of published track"
             );
         }
+        let level_ext = binding.audio_level_ext;
         let seq = track.seq.unwrap(packet.header.sequence_number);
         let ts = track.ts.unwrap(packet.header.timestamp);
         if track.muted {
             return;
         }
-        let keyframe = track.kind() == MediaKind::Video && vp8_is_keyframe(&packet.payload);
+        let audio = track.kind() == MediaKind::Audio;
+        let keyframe = !audio && vp8_is_keyframe(&packet.payload);
+        if audio {
+            let level = level_ext.and_then(|ext| audio_level(&packet, ext));
+            self.hear(key, seq, level, &packet.payload, now);
+        }
         // Extension ids are per connection; the publisher's mean nothing downstream.
         packet.header.extension = false;
         packet.header.extension_profile = 0;
         packet.header.extensions.clear();
-        let mut wants_keyframe = false;
-        for sub in &track.subscribers {
-            let Some(peer) = self
-                .participants
-                .get_mut(sub)
-                .and_then(|p| p.subscriber.as_mut())
-            else {
-                continue;
-            };
-            if !peer.connected {
-                continue;
-            }
-            let Some(dt) = peer.downtracks.get_mut(&id) else {
-                continue;
-            };
-            if dt.negotiation != Negotiation::Live {
-                continue;
-            }
-            match dt
-                .forwarder
-                .translate(seq, ts, packet.header.marker, keyframe)
-            {
-                Translation::Forward {
-                    seq,
-                    timestamp,
-                    marker,
-                } => {
-                    let mut out = packet.clone();
-                    out.header.ssrc = dt.ssrc;
-                    out.header.payload_type = dt.payload_type;
-                    out.header.sequence_number = seq;
-                    out.header.timestamp = timestamp;
-                    out.header.marker = marker;
-                    // Straight into the connection: `RTCRtpSender::write_rtp` would rebuild
-                    // the sender's parameters to validate what we just set ourselves.
-                    let msg = TaggedRTCMessage {
-                        now,
-                        message: RTCMessage::RtpPacket(id.as_str().to_owned(), out),
-                    };
-                    if peer.pc.handle_write(msg).is_ok() && peer.mark_dirty() {
-                        self.dirty.push(peer.conn);
-                    }
-                }
-                Translation::Drop(chorus_core::forward::DropReason::AwaitingKeyframe) => {
-                    wants_keyframe = true;
-                }
-                Translation::Drop(_) => {}
-            }
-        }
+        // Audio goes out on each listener's room-audio track (here: the relays).
+        let track = &self.tracks[&id];
+        let down = if audio { &self.room_audio } else { &id };
+        let payload = &packet.payload;
+        let wants_keyframe = fan_out(
+            &mut self.participants,
+            &mut self.dirty,
+            &track.subscribers,
+            down,
+            &packet.header,
+            seq,
+            ts,
+            keyframe,
+            now,
+            |_| payload.clone(),
+        );
         if wants_keyframe {
             self.request_keyframe(&id, now);
         }
@@ -1233,6 +1542,7 @@ impl Room {
         for t in self.tracks.values_mut() {
             t.subscribers.retain(|k| *k != key);
         }
+        self.update_audio(now);
         if reason != LeaveReason::SignalingClosed {
             let _ = p.events.try_send(ServerMessage::Left { reason });
         }
@@ -1276,6 +1586,78 @@ impl Room {
             }
         }
     }
+}
+
+/// Sends one packet on the `down` track of each listener, rewritten for each; returns
+/// whether any of them waits for a keyframe. A free function so that the caller can lend
+/// the listener list from another part of the room.
+#[allow(clippy::too_many_arguments)]
+fn fan_out(
+    participants: &mut HashMap<ParticipantKey, Participant>,
+    dirty: &mut Vec<ConnId>,
+    listeners: &[ParticipantKey],
+    down: &TrackId,
+    header: &rtc::rtp::header::Header,
+    seq: ExtSeq,
+    ts: ExtTimestamp,
+    keyframe: bool,
+    now: Instant,
+    payload_for: impl Fn(ParticipantKey) -> Bytes,
+) -> bool {
+    let mut wants_keyframe = false;
+    for listener in listeners {
+        let Some(peer) = participants
+            .get_mut(listener)
+            .and_then(|p| p.subscriber.as_mut())
+        else {
+            continue;
+        };
+        if !peer.connected {
+            continue;
+        }
+        let Some(dt) = peer.downtracks.get_mut(down) else {
+            continue;
+        };
+        if dt.negotiation != Negotiation::Live {
+            continue;
+        }
+        match dt.forwarder.translate(seq, ts, header.marker, keyframe) {
+            Translation::Forward {
+                seq,
+                timestamp,
+                marker,
+            } => {
+                let mut header = header.clone();
+                header.ssrc = dt.ssrc;
+                header.payload_type = dt.payload_type;
+                header.sequence_number = seq;
+                header.timestamp = timestamp;
+                header.marker = marker;
+                let out = rtc::rtp::Packet {
+                    header,
+                    payload: payload_for(*listener),
+                };
+                // Straight into the connection: `RTCRtpSender::write_rtp` would rebuild
+                // the sender's parameters to validate what we just set ourselves.
+                let msg = TaggedRTCMessage {
+                    now,
+                    message: RTCMessage::RtpPacket(down.as_str().to_owned(), out),
+                };
+                if peer.pc.handle_write(msg).is_ok() && peer.mark_dirty() {
+                    dirty.push(peer.conn);
+                }
+            }
+            Translation::Drop(DropReason::AwaitingKeyframe) => wants_keyframe = true,
+            Translation::Drop(_) => {}
+        }
+    }
+    wants_keyframe
+}
+
+/// The RFC 6464 level (-dBov, 0 loudest) a packet carries under extension `id`.
+fn audio_level(packet: &rtc::rtp::Packet, id: u8) -> Option<u8> {
+    let value = packet.header.get_extension(id)?;
+    value.first().map(|b| b & 0x7F)
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -116,6 +116,8 @@ async fn supervise(
         }
     };
     info!("shutting down");
+    // What the media plane saw over the server's life: drops show up here first.
+    info!(counters = ?registry.media_counters(), "media plane totals");
     let abort_http = http.abort_handle();
     let drain = async {
         let http = async {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use chorus_client::{LeaveReason, ServerMessage, TrackSource};
 use common::{
-    FLOWING, TestServer, contains, error_code, left, participant_left, refusal_code, track_muted,
-    track_unpublished,
+    FLOWING, TestServer, contains, error_code, left, participant_left, refusal_code, stream_of,
+    track_muted, track_unpublished,
 };
 use reqwest::Method;
 use serde_json::json;
@@ -71,7 +71,11 @@ async fn a_track_muted_by_the_server_stops_until_the_server_unmutes_it() {
     // nothing of the microphone while the camera keeps flowing.
     let silent_at = b.wait_track_silent(&mic, Duration::from_millis(500)).await;
     b.wait_more_packets(&[&cam], FLOWING).await;
-    assert_eq!(b.packets(&mic.track_id), silent_at, "muted packets arrived");
+    assert_eq!(
+        b.packets(stream_of(&mic)),
+        silent_at,
+        "muted packets arrived"
+    );
 
     // The owner cannot lift a server mute.
     let mark = a.mark();
@@ -79,7 +83,11 @@ async fn a_track_muted_by_the_server_stops_until_the_server_unmutes_it() {
     a.expect_since(mark, "error muted_by_server", error_code("muted_by_server"))
         .await;
     b.wait_more_packets(&[&cam], FLOWING).await;
-    assert_eq!(b.packets(&mic.track_id), silent_at, "muted packets arrived");
+    assert_eq!(
+        b.packets(stream_of(&mic)),
+        silent_at,
+        "muted packets arrived"
+    );
     assert!(
         !contains(b.log(), track_muted(&mic.track_id, false)),
         "{:#?}",

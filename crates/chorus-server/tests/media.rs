@@ -5,8 +5,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use chorus_client::{LeaveReason, MediaKind, ServerMessage, TrackSource};
+use chorus_client::{
+    AudioContent, LeaveReason, MediaKind, ServerMessage, TrackSource, tone_energy,
+};
 use chorus_protocol::ParticipantState;
+use chorus_protocol::signal::ROOM_AUDIO_TRACK;
 use common::{
     FLOWING, LIMIT, TestServer, contains, participant_joined, participant_left, position,
     track_published, track_unpublished,
@@ -35,7 +38,8 @@ async fn two_participants_receive_each_others_tracks() {
     .await;
     b.wait_receiving(&[&a_mic, &a_cam], FLOWING).await;
     let stats = b.stats();
-    assert_eq!(stats.inbound[&a_mic.track_id].kind, MediaKind::Audio);
+    // Alice's microphone reaches Bob on his one room-audio track.
+    assert_eq!(stats.inbound[ROOM_AUDIO_TRACK].kind, MediaKind::Audio);
     assert_eq!(stats.inbound[&a_cam.track_id].kind, MediaKind::Video);
     assert!(
         stats.inbound[&a_cam.track_id].keyframes >= 1,
@@ -89,14 +93,16 @@ async fn a_third_publisher_is_offered_to_everyone_and_receives_everyone() {
     a.wait_receiving(&[&b_mic, &b_cam], FLOWING).await;
     b.wait_receiving(&[&a_mic, &a_cam], FLOWING).await;
 
-    // Carol joins after both publish: she gets their four tracks on her first offer...
+    // Carol joins after both publish: she gets their two cameras and the room audio
+    // (now a mix of two talkers) on her first offer...
     let mut c = server.join("trio", "carol").await;
     let listed: usize = c.others_at_join().iter().map(|p| p.tracks.len()).sum();
     assert_eq!(listed, 4, "joined lists everyone's tracks");
     c.wait_receiving(&[&a_mic, &a_cam, &b_mic, &b_cam], FLOWING)
         .await;
     // ...and when she publishes, the server re-offers on Alice's and Bob's
-    // subscriber connections, which already carry two tracks each.
+    // subscriber connections for her camera; their room audio turns into the mix
+    // without a new track.
     let (c_mic, c_cam) = c.publish_mic_and_camera().await;
     a.wait_receiving(&[&c_mic, &c_cam], FLOWING).await;
     b.wait_receiving(&[&c_mic, &c_cam], FLOWING).await;
@@ -107,7 +113,17 @@ async fn a_third_publisher_is_offered_to_everyone_and_receives_everyone() {
         .await;
     for p in [&a, &b, &c] {
         let stats = p.stats();
-        assert_eq!(stats.inbound.len(), 4, "{}: {stats:#?}", p.identity);
+        // Two cameras and the room audio.
+        assert_eq!(stats.inbound.len(), 3, "{}: {stats:#?}", p.identity);
+        // Alice's and Bob's room audio went from relaying each other to the mix
+        // without a jump in sequence numbers (a jump would count as loss).
+        let audio = &stats.inbound[ROOM_AUDIO_TRACK];
+        let missing = audio.expected_packets().saturating_sub(audio.packets);
+        assert!(
+            missing <= 2,
+            "{}: {missing} packets missing: {audio:#?}",
+            p.identity
+        );
         assert_eq!(stats.negotiation_failures, 0, "{}: {stats:#?}", p.identity);
     }
     server.stop().await;
@@ -254,5 +270,66 @@ async fn rtcp_reports_flow_both_ways() {
         s.subscriber.sender_reports >= 1
     })
     .await;
+    server.stop().await;
+}
+
+/// Three talkers, each a tone: every listener hears the other two in its room audio and
+/// not itself (mix-minus-self), and everyone is told who speaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_room_audio_mixes_the_others_and_leaves_out_the_listener() {
+    let server = TestServer::start().await;
+    let tones = [("alice", 440.0), ("bob", 1100.0), ("carol", 2500.0)];
+    let mut people = Vec::new();
+    for (name, hz) in tones {
+        let mut p = server.join("chorus", name).await;
+        p.set_audio(AudioContent::Tone { hz: hz as u16 })
+            .await
+            .unwrap();
+        p.publish_ok(TrackSource::Microphone).await;
+        people.push(p);
+    }
+    // One second of mix after everyone publishes: 50 frames, all decoded.
+    for p in &people {
+        p.wait_stats("a second of decoded room audio", |s| {
+            s.inbound
+                .get(ROOM_AUDIO_TRACK)
+                .and_then(|t| t.decoded.as_ref())
+                .is_some_and(|d| d.loud_frames >= 50)
+        })
+        .await;
+    }
+    for (p, (me, my_hz)) in people.iter().zip(tones) {
+        let stats = p.stats();
+        let audio = &stats.inbound[ROOM_AUDIO_TRACK];
+        let decoded = audio.decoded.as_ref().expect("decoded");
+        assert_eq!(decoded.errors, 0, "{me}: every mixed packet decodes");
+        let pcm: Vec<i16> = decoded.recent.iter().copied().collect();
+        let own = tone_energy(&pcm, my_hz, 48_000);
+        for (other, hz) in tones.iter().filter(|(n, _)| *n != me) {
+            let heard = tone_energy(&pcm, *hz, 48_000);
+            // A -15 dBov tone has ≈ 0.03 of full-scale energy; its own tone must be
+            // absent, not merely quieter.
+            assert!(heard > 0.005, "{me} hears {other} ({hz} Hz): {heard}");
+            assert!(
+                heard > 100.0 * own,
+                "{me} hears itself: own {own} vs {other} {heard}"
+            );
+        }
+        // One audio track, nothing per talker.
+        assert_eq!(stats.inbound.len(), 1, "{me}: {stats:#?}");
+    }
+    // Everyone was announced as speaking at some point.
+    let ids: Vec<String> = people.iter().map(|p| p.id()).collect();
+    for p in &mut people {
+        p.until("all three in active_speakers", |log| {
+            ids.iter().all(|id| {
+                contains(log, |e| {
+                    matches!(e, ServerMessage::ActiveSpeakers { speakers }
+                        if speakers.iter().any(|s| s.participant_id == *id))
+                })
+            })
+        })
+        .await;
+    }
     server.stop().await;
 }

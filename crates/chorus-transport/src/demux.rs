@@ -20,11 +20,22 @@ pub struct Datagram {
     pub data: BytesMut,
 }
 
-/// Where a connection's datagrams go.
+/// Where a connection's datagrams go: handshakes and keepalives (STUN, DTLS) on their
+/// own small queue, so that an owner overloaded with media drops media, not the
+/// packets that keep its connections alive.
 #[derive(Debug, Clone)]
 pub struct Route {
     pub conn: ConnId,
+    /// RTP and RTCP.
     pub inbox: mpsc::Sender<Datagram>,
+    /// STUN and DTLS.
+    pub control: mpsc::Sender<Datagram>,
+}
+
+/// Whether a datagram keeps a connection alive rather than carrying media: STUN
+/// (first byte 0–3) or DTLS (20–63), by the demultiplexing rule of RFC 7983.
+pub fn is_control(data: &[u8]) -> bool {
+    matches!(data.first(), Some(0..=3 | 20..=63))
 }
 
 /// Routes by server ICE ufrag (first STUN request) and then by remote address.
@@ -80,7 +91,12 @@ impl Demux {
             }
         };
         let conn = route.conn;
-        match route.inbox.try_send(Datagram {
+        let queue = if is_control(&data) {
+            &route.control
+        } else {
+            &route.inbox
+        };
+        match queue.try_send(Datagram {
             conn,
             from,
             at,
@@ -93,6 +109,27 @@ impl Demux {
                 self.by_ufrag.retain(|_, r| r.conn != conn);
                 Delivery::OwnerGone
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_datagrams_by_first_byte() {
+        let cases: [(&[u8], bool); 7] = [
+            (&[0x00, 0x01], true),     // STUN binding request
+            (&[0x01, 0x01], true),     // STUN success response
+            (&[22, 0xfe, 0xfd], true), // DTLS handshake
+            (&[23, 0xfe, 0xfd], true), // DTLS application data
+            (&[0x80, 111], false),     // RTP
+            (&[0x81, 201], false),     // RTCP receiver report
+            (&[], false),
+        ];
+        for (data, want) in cases {
+            assert_eq!(is_control(data), want, "{data:?}");
         }
     }
 }

@@ -9,15 +9,17 @@
 //! drives with time passed in; [`PeerFactory`] builds them as ICE-lite servers.
 
 mod demux;
+mod egress;
 mod peer;
 mod rtcp;
 mod socket;
 pub mod stun;
 
 pub use demux::{Datagram, Demux, Route};
+pub use egress::SendReport;
 pub use peer::{
-    OPUS_PT, PeerError, PeerFactory, PeerRole, ServerPeer, VP8_PT, codecs, opus_codec,
-    sending_track, vp8_codec,
+    AUDIO_LEVEL_URI, OPUS_PT, PeerError, PeerFactory, PeerRole, ServerPeer, VP8_PT, codecs,
+    opus_codec, sending_track, vp8_codec,
 };
 pub use rtcp::with_rtcp_to_application;
-pub use socket::{MediaCounters, MediaPlane, MediaPlaneConfig, MediaPlaneError};
+pub use socket::{Egress, MediaCounters, MediaPlane, MediaPlaneConfig, MediaPlaneError};

@@ -24,8 +24,9 @@ use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCI
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
+pub use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -117,6 +118,16 @@ impl PeerFactory {
         let registry = crate::with_rtcp_to_application(Registry::new());
         let registry = match role {
             PeerRole::Publisher => {
+                // The room picks whom to mix from these levels without decoding anyone.
+                media_engine
+                    .register_header_extension(
+                        RTCRtpHeaderExtensionCapability {
+                            uri: AUDIO_LEVEL_URI.to_owned(),
+                        },
+                        RtpCodecKind::Audio,
+                        None,
+                    )
+                    .map_err(err)?;
                 let registry = registry
                     .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
                     .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use chorus_api::ApiState;
 use chorus_api::token::{Keys, NewToken};
 use chorus_client::{
-    Client, ClientConfig, ClientError, ClientStats, LeaveReason, ServerMessage, TrackInfo,
-    TrackSource,
+    Client, ClientConfig, ClientError, ClientStats, LeaveReason, MediaKind, ServerMessage,
+    TrackInfo, TrackSource,
 };
 use chorus_protocol::Grants;
+use chorus_protocol::signal::ROOM_AUDIO_TRACK;
 use chorus_room::RoomRegistry;
 use chorus_server::config::{DEV_API_KEY, DEV_API_SECRET};
 use chorus_server::{Config, RunningServer};
@@ -362,21 +363,21 @@ impl Participant {
     /// Waits until at least `n` packets of each track have arrived.
     pub async fn wait_receiving(&self, tracks: &[&TrackInfo], n: u64) {
         self.wait_stats(&format!("{n} packets on each of {}", ids(tracks)), |s| {
-            tracks.iter().all(|t| packets(s, &t.track_id) >= n)
+            tracks.iter().all(|t| packets(s, stream_of(t)) >= n)
         })
         .await;
     }
 
     /// Waits until `n` more packets of each track have arrived than now.
     pub async fn wait_more_packets(&self, tracks: &[&TrackInfo], n: u64) {
-        let before: Vec<u64> = tracks.iter().map(|t| self.packets(&t.track_id)).collect();
+        let before: Vec<u64> = tracks.iter().map(|t| self.packets(stream_of(t))).collect();
         self.wait_stats(
             &format!("{n} more packets on each of {}", ids(tracks)),
             |s| {
                 tracks
                     .iter()
                     .zip(&before)
-                    .all(|(t, b)| packets(s, &t.track_id) >= b + n)
+                    .all(|(t, b)| packets(s, stream_of(t)) >= b + n)
             },
         )
         .await;
@@ -386,11 +387,11 @@ impl Participant {
     /// and returns the count then.
     pub async fn wait_track_silent(&self, track: &TrackInfo, quiet: Duration) -> u64 {
         let deadline = Instant::now() + LIMIT;
-        let mut count = self.packets(&track.track_id);
+        let mut count = self.packets(stream_of(track));
         let mut since = Instant::now();
         loop {
             tokio::time::sleep(POLL).await;
-            let now = self.packets(&track.track_id);
+            let now = self.packets(stream_of(track));
             if now != count {
                 (count, since) = (now, Instant::now());
             } else if since.elapsed() >= quiet {
@@ -415,6 +416,15 @@ impl Participant {
 
     pub fn drop_signaling(self) {
         self.client.drop_signaling();
+    }
+}
+
+/// Where a listener receives `track`: video on its own track, a microphone on the
+/// listener's one room-audio track (relayed with one talker, mixed with more).
+pub fn stream_of(track: &TrackInfo) -> &str {
+    match track.kind {
+        MediaKind::Audio => ROOM_AUDIO_TRACK,
+        MediaKind::Video => &track.track_id,
     }
 }
 
