@@ -34,7 +34,6 @@ use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
@@ -100,19 +99,7 @@ fn client_pc(now: Instant, addr: SocketAddr) -> RTCPeerConnection {
         .with_interceptor_registry(registry)
         .build(now)
         .unwrap();
-    let candidate = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: addr.ip().to_string(),
-            port: addr.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .new_candidate_host()
-    .unwrap();
-    pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json().unwrap())
+    pc.add_local_candidate(chorus_transport::host_candidate(addr).unwrap())
         .unwrap();
     pc
 }
@@ -152,19 +139,7 @@ fn custom_server_pc(
         .with_interceptor_registry(registry)
         .build(now)
         .unwrap();
-    let candidate = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: SERVER.ip().to_string(),
-            port: SERVER.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .new_candidate_host()
-    .unwrap();
-    pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json().unwrap())
+    pc.add_local_candidate(chorus_transport::host_candidate(SERVER).unwrap())
         .unwrap();
     pc
 }

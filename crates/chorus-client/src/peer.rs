@@ -21,9 +21,7 @@ use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::{RTCIceGatheringState, RTCPeerConnectionState};
-use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
-};
+use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -160,19 +158,8 @@ impl Peer {
         if self.host_candidate_added {
             return Ok(());
         }
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: self.local_addr.ip().to_string(),
-                port: self.local_addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()?;
         self.pc
-            .add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+            .add_local_candidate(chorus_transport::host_candidate(self.local_addr)?)?;
         self.pc
             .add_local_candidate(RTCIceCandidateInit::default())?;
         self.host_candidate_added = true;

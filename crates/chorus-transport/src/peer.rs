@@ -20,7 +20,9 @@ use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
@@ -147,22 +149,26 @@ impl PeerFactory {
             .with_interceptor_registry(registry)
             .build(now)
             .map_err(err)?;
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: self.announce.ip().to_string(),
-                port: self.announce.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .map_err(err)?;
-        let init = RTCIceCandidate::from(&candidate).to_json().map_err(err)?;
-        pc.add_local_candidate(init).map_err(err)?;
+        pc.add_local_candidate(host_candidate(self.announce).map_err(err)?)
+            .map_err(err)?;
         Ok(ServerPeer { pc, ufrag })
     }
+}
+
+/// The one UDP host candidate at `addr`: what both ends here gather (no STUN, no TURN).
+pub fn host_candidate(addr: SocketAddr) -> rtc::shared::error::Result<RTCIceCandidateInit> {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()?;
+    RTCIceCandidate::from(&candidate).to_json()
 }
 
 fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
