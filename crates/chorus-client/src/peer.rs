@@ -11,7 +11,6 @@ use bytes::BytesMut;
 use chorus_protocol::signal::{IceCandidate, PeerTarget};
 use chorus_protocol::{MediaKind, TrackSource};
 use rtc::interceptor::Registry;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
@@ -25,9 +24,8 @@ use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::sdp::extmap::AUDIO_LEVEL_URI;
@@ -184,19 +182,13 @@ impl Peer {
             source.as_str().to_owned(),
         );
         let track = if kind == RtpCodecKind::Video && self.video_codec == VideoCodec::H264 {
-            MediaStreamTrack::new(
+            chorus_transport::sending_track_with_codec(
                 stream_id,
                 track_id,
                 label,
                 kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec: h264_codec().rtp_codec,
-                    ..Default::default()
-                }],
+                ssrc,
+                h264_codec().rtp_codec,
             )
         } else {
             chorus_transport::sending_track(stream_id, track_id, label, kind, ssrc)

@@ -19,7 +19,7 @@ pub use demux::{Datagram, Demux, Route};
 pub use egress::SendReport;
 pub use peer::{
     AUDIO_LEVEL_URI, OPUS_PT, PeerError, PeerFactory, PeerRole, ServerPeer, VP8_PT, codecs,
-    host_candidate, opus_codec, sending_track, vp8_codec,
+    host_candidate, opus_codec, sending_track, sending_track_with_codec, vp8_codec,
 };
 pub use rtcp::with_rtcp_to_application;
 pub use socket::{Egress, MediaCounters, MediaPlane, MediaPlaneConfig, MediaPlaneError};

@@ -232,6 +232,18 @@ pub fn sending_track(
         _ => vp8_codec(),
     }
     .rtp_codec;
+    sending_track_with_codec(stream_id, track_id, label, kind, ssrc, codec)
+}
+
+/// [`sending_track`] with a codec of the caller's choice (e.g. a client sending H.264).
+pub fn sending_track_with_codec(
+    stream_id: String,
+    track_id: String,
+    label: String,
+    kind: RtpCodecKind,
+    ssrc: u32,
+    codec: RTCRtpCodec,
+) -> MediaStreamTrack {
     MediaStreamTrack::new(
         stream_id,
         track_id,
