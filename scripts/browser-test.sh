@@ -3,6 +3,14 @@
 # namespace that has only loopback, runs tests/browser/e2e.js against it (three headless
 # Chromium pages through the demo page), stops the server and exits with the test's code.
 #
+#   scripts/browser-test.sh               the end-to-end test (tests/browser/e2e.js)
+#   scripts/browser-test.sh pair-switch   the ICE pair-switch test (tests/browser/pair-switch.js):
+#                                         the namespace also gets two interfaces with addresses
+#                                         of their own (eth1 10.200.0.2, wlan1 10.201.0.2) for the
+#                                         page that switches, a default route through lo (the
+#                                         plain page's only address is then 127.0.0.1) and an htb
+#                                         qdisc on lo whose class 1:20 drops what a filter sends it
+#
 #   CHORUS_BIN=path   use this server binary instead of building target/debug/chorus
 #   CHORUS_ARGS="..." extra arguments for the server
 #   CHORUS_PORT=7880  HTTP port the server listens on (the test uses http://127.0.0.1:$CHORUS_PORT)
@@ -16,6 +24,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PORT="${CHORUS_PORT:-7880}"
+TEST="${1:-e2e}"
+case "$TEST" in
+  e2e) TEST_JS=tests/browser/e2e.js; TEST_TIMEOUT=150 ;;
+  pair-switch) TEST_JS=tests/browser/pair-switch.js; TEST_TIMEOUT=110 ;;
+  *) echo "[browser-test] unknown test \"$TEST\" (e2e or pair-switch)" >&2; exit 2 ;;
+esac
 
 if [ "${CHORUS_IN_NETNS:-0}" != 1 ]; then
   if [ "${CHORUS_STUB:-0}" = 1 ]; then
@@ -42,6 +56,34 @@ fi
 
 # ---- inside the namespace
 ip link set lo up
+
+ETH_ADDR=10.200.0.2
+WLAN_ADDR=10.201.0.2
+PAIR_SWITCH_ADDRS="$ETH_ADDR $WLAN_ADDR"
+if [ "$TEST" = pair-switch ]; then
+  # Two interfaces with addresses of their own, like a laptop's Ethernet and Wi-Fi (Chromium
+  # reads the adapter type from the name). Each is one end of a veth pair whose other end
+  # has no IPv4 address; nothing is routed over them: the server (127.0.0.1) and these
+  # addresses are all local, so every packet still flows through lo and stays here.
+  for pair in "eth1 $ETH_ADDR" "wlan1 $WLAN_ADDR"; do
+    read -r dev addr <<<"$pair"
+    ip link add "$dev" type veth peer name "${dev}p"
+    ip addr add "$addr/24" dev "$dev"
+    ip link set "$dev" up
+    ip link set "${dev}p" up
+  done
+  # The plain page uses only the default route's address (Chromium's
+  # default_public_interface_only): make that 127.0.0.1. Nothing leaves: the namespace
+  # has no link to anywhere.
+  ip route add default dev lo src 127.0.0.1
+  # Everything to the switching page's addresses passes lo: an htb root whose default
+  # class passes all, and a class 1:20 whose queue holds nothing. The test sends the
+  # packets to one address there (tc filter ... flowid 1:20) to make Chromium switch.
+  tc qdisc add dev lo root handle 1: htb default 10 r2q 100000
+  tc class add dev lo parent 1: classid 1:10 htb rate 10gbit quantum 65536
+  tc class add dev lo parent 1: classid 1:20 htb rate 10gbit quantum 65536
+  tc qdisc add dev lo parent 1:20 handle 20: pfifo limit 0
+fi
 
 LOG="$(mktemp "${TMPDIR:-/tmp}/chorus-server.XXXXXX.log")"
 echo "[browser-test] starting $CHORUS_BIN ${CHORUS_ARGS:-} (log: $LOG)" >&2
@@ -96,14 +138,15 @@ if [ "$ready" != 1 ]; then
 fi
 
 rc=0
-CHORUS_URL="http://127.0.0.1:$PORT" timeout --kill-after=10 150 node tests/browser/e2e.js || rc=$?
+CHORUS_URL="http://127.0.0.1:$PORT" PAIR_SWITCH_ADDRS="$PAIR_SWITCH_ADDRS" PAIR_SWITCH_DEV=lo \
+  timeout --kill-after=10 "$TEST_TIMEOUT" node "$TEST_JS" || rc=$?
 if [ "$rc" -ne 0 ]; then
-  [ "$rc" -eq 124 ] && echo "[browser-test] e2e.js exceeded 150 s" >&2
+  [ "$rc" -eq 124 ] && echo "[browser-test] $TEST_JS exceeded $TEST_TIMEOUT s" >&2
   print_log
 fi
 stop_server
 trap - EXIT
 if [ "$rc" -eq 0 ] && [ -n "${CHORUS_E2E_SHOW_LOG:-}" ]; then print_log; fi
 if [ "$rc" -eq 0 ] && [ -z "${CHORUS_KEEP_LOG:-}" ]; then rm -f "$LOG"; else echo "[browser-test] server log kept at $LOG" >&2; fi
-echo "[browser-test] $([ "$rc" -eq 0 ] && echo PASS || echo "FAIL (exit $rc)")" >&2
+echo "[browser-test] $TEST: $([ "$rc" -eq 0 ] && echo PASS || echo "FAIL (exit $rc)")" >&2
 exit "$rc"

@@ -26,4 +26,7 @@ cargo test --workspace
 step "browser end-to-end test"
 scripts/browser-test.sh
 
+step "browser ICE pair-switch test"
+scripts/browser-test.sh pair-switch
+
 step "all tests passed"

@@ -7,6 +7,12 @@
 // one offerer, so offers never collide; we still run every SDP step of a
 // connection through a promise chain so that they never interleave.
 //
+// ICE: when a connection stays `disconnected` for 3 s or becomes `failed`, the page
+// restarts ICE on it (publisher: `restartIce()` and a new offer; subscriber: it asks the
+// server with `ice_restart`, and the server sends a new offer). The server can ask for a
+// publisher restart too (`ice_restart`), and says `media_unreachable` when a connection
+// carries nothing; the page shows that until the connection is connected again.
+//
 // Mute semantics used here: muting sets `track.enabled = false` (the browser sends
 // silence / black frames, no renegotiation) and tells the server `mute{track_id}` so
 // the others see the state. Camera off works the same way.
@@ -20,6 +26,13 @@
   const JOIN_TIMEOUT_MS = 10000;
   const REPLY_TIMEOUT_MS = 10000;
   const PING_INTERVAL_MS = 15000;
+  /** How long a connection may stay ICE `disconnected` before the page restarts ICE on it. */
+  const ICE_DISCONNECTED_RESTART_MS = 3000;
+  /** At most one ICE restart per connection this often. */
+  const ICE_RESTART_MIN_GAP_MS = 5000;
+  /** If a restart did not bring the connection back, try again after this long (doubling up to the max). */
+  const ICE_RESTART_RETRY_MS = 10000;
+  const ICE_RESTART_RETRY_MAX_MS = 30000;
 
   const CLOSE_CODES = {
     1000: 'closed normally',
@@ -83,6 +96,10 @@
     closeCode: null,
     closeReasonText: '',
     lastRttMs: null,
+    /** target -> { after_ms, hint, at } while the server says that connection carries no media. */
+    mediaUnreachable: {},
+    /** ICE restarts this page started: { target, reason, at }. */
+    iceRestarts: [],
   };
   window.chorus = chorus;
 
@@ -203,8 +220,16 @@
       case 'participant_state': {
         const p = m.participant_id === chorus.participantId ? chorus.self : chorus.roster.get(m.participant_id);
         if (p) p.state = m.state;
+        // The server hears us again: whatever it said was unreachable is not any more.
+        if (m.participant_id === chorus.participantId && m.state === 'connected') clearUnreachable(null);
         break;
       }
+      case 'ice_restart':
+        // The server heard nothing on that connection although signaling is alive.
+        if (m.target === 'publisher') requestIceRestart(s, 'publisher', 'the server asked for it', true);
+        else log(`the server restarts ICE on the ${m.target} connection`);
+        break;
+      case 'media_unreachable': onMediaUnreachable(m); break;
       case 'track_published': upsertTrack(m.track); break;
       case 'track_unpublished': removeTrack(m.participant_id, m.track_id); break;
       case 'track_muted': onTrackMuted(m); break;
@@ -346,12 +371,117 @@
     pc.onconnectionstatechange = () => {
       if (s !== session) return;
       log(`${target} connection: ${pc.connectionState}`);
+      const failedText = `The ${target} media connection failed (ICE/DTLS). Media may not flow.`;
+      if (pc.connectionState === 'connected') {
+        clearUnreachable(target);
+        // It came back (e.g. after an ICE restart): the failure shown for it is over.
+        if ($('error').textContent === failedText) clearError();
+      }
       if (pc.connectionState === 'failed' && s.joined && !s.leaving) {
-        showError(`The ${target} media connection failed (ICE/DTLS). Media may not flow.`, 'pc_failed');
+        showError(failedText, 'pc_failed');
+        requestIceRestart(s, target, 'connection failed');
       }
       render();
     };
+    pc.oniceconnectionstatechange = () => onIceState(s, target, pc);
     return pc;
+  }
+
+  // ---------------------------------------------------------------- ICE restarts
+
+  function pcOf(s, target) {
+    return target === 'publisher' ? s.pubPc : s.subPc;
+  }
+
+  function iceUp(pc) {
+    return pc.iceConnectionState === 'connected' || pc.iceConnectionState === 'completed';
+  }
+
+  /** Restarts ICE when a connection stays disconnected for a while or fails. */
+  function onIceState(s, target, pc) {
+    if (s !== session) return;
+    const st = pc.iceConnectionState;
+    log(`${target} ICE: ${st}`);
+    const w = s.ice[target];
+    if (st !== 'disconnected') {
+      clearTimeout(w.disconnectedTimer);
+      w.disconnectedTimer = null;
+    }
+    if (iceUp(pc)) {
+      clearTimeout(w.retryTimer);
+      w.retryTimer = null;
+      w.retryMs = ICE_RESTART_RETRY_MS;
+    } else if (st === 'failed') {
+      requestIceRestart(s, target, 'ICE failed');
+    } else if (st === 'disconnected' && !w.disconnectedTimer) {
+      w.disconnectedTimer = setTimeout(() => {
+        w.disconnectedTimer = null;
+        if (s === session && pc.iceConnectionState === 'disconnected') {
+          requestIceRestart(s, target, `ICE disconnected for ${ICE_DISCONNECTED_RESTART_MS / 1000} s`);
+        }
+      }, ICE_DISCONNECTED_RESTART_MS);
+    }
+    render();
+  }
+
+  /**
+   * Restarts ICE on one connection: the publisher with `restartIce()` and a new offer
+   * (through the publisher chain), the subscriber by asking the server, which answers
+   * with a new offer. At most one restart per ICE_RESTART_MIN_GAP_MS; while the
+   * connection stays down, it is tried again with a growing delay.
+   */
+  function requestIceRestart(s, target, reason, force) {
+    if (s !== session || !s.joined || s.leaving) return;
+    const pc = pcOf(s, target);
+    // Nothing negotiated yet on this connection: nothing to restart.
+    if (!pc || !pc.remoteDescription || pc.signalingState === 'closed') return;
+    const w = s.ice[target];
+    const now = performance.now();
+    const wait = w.lastAt === null ? 0 : w.lastAt + ICE_RESTART_MIN_GAP_MS - now;
+    if (wait > 0) {
+      // Too soon after the last one, whose follow-up (retryTimer) checks on it anyway;
+      // unless the server asked: then restart when the gap is over.
+      if (!force && w.retryTimer) return;
+      if (!w.deferTimer) {
+        w.deferTimer = setTimeout(() => {
+          w.deferTimer = null;
+          if (s === session && (force || !iceUp(pc))) requestIceRestart(s, target, reason, force);
+        }, wait);
+      }
+      return;
+    }
+    w.lastAt = now;
+    chorus.iceRestarts.push({ target, reason, at: now });
+    log(`restarting ICE on the ${target} connection: ${reason}`);
+    if (target === 'publisher') {
+      pc.restartIce();
+      negotiatePublisher(s, { iceRestart: true }).catch(() => {});
+    } else {
+      send({ type: 'ice_restart', target: 'subscriber' });
+    }
+    // If this does not bring it back, try again later.
+    clearTimeout(w.retryTimer);
+    w.retryTimer = setTimeout(() => {
+      w.retryTimer = null;
+      if (s !== session || iceUp(pc)) return;
+      w.retryMs = Math.min(w.retryMs * 2, ICE_RESTART_RETRY_MAX_MS);
+      requestIceRestart(s, target, `still ${pc.iceConnectionState} after an ICE restart`);
+    }, w.retryMs);
+  }
+
+  // ---------------------------------------------------------------- media unreachable
+
+  function onMediaUnreachable(m) {
+    chorus.mediaUnreachable[m.target] = { after_ms: m.after_ms, hint: m.hint || '', at: performance.now() };
+    render();
+  }
+
+  /** Clears the notice for `target`, or for every connection when `target` is null. */
+  function clearUnreachable(target) {
+    const had = Object.keys(chorus.mediaUnreachable).length;
+    if (target) delete chorus.mediaUnreachable[target];
+    else chorus.mediaUnreachable = {};
+    if (had !== Object.keys(chorus.mediaUnreachable).length) render();
   }
 
   /** Chained so that no two SDP operations of one connection interleave. */
@@ -364,13 +494,18 @@
     return p;
   }
 
-  function negotiatePublisher(s) {
+  function negotiatePublisher(s, opts) {
+    if (opts && opts.iceRestart) s.pubIceRestart = true;
     // Coalesce: if a negotiation is already queued and has not started, it will pick up this change.
     if (s.pubQueued) return s.pubQueued;
     s.pubQueued = enqueue(s, 'publisher', async () => {
       s.pubQueued = null;
+      const iceRestart = s.pubIceRestart;
+      s.pubIceRestart = false;
       const pc = s.pubPc;
-      const offer = await pc.createOffer();
+      const offer = await pc.createOffer(iceRestart ? { iceRestart: true } : undefined);
+      // Candidates gathered from here on belong to this offer: hold them until it is sent.
+      s.localSent.publisher = false;
       await pc.setLocalDescription(offer);
       const answer = waitFor(
         s,
@@ -405,6 +540,8 @@
       syncRemoteTracks(s, sdp);
       await flushRemoteCandidates(s, 'subscriber');
       const answer = await pc.createAnswer();
+      // After an ICE restart new candidates follow; they may only go out after the answer.
+      s.localSent.subscriber = false;
       await pc.setLocalDescription(answer);
       send({ type: 'answer', target: 'subscriber', sdp: pc.localDescription.sdp });
       flushLocalCandidates(s, 'subscriber');
@@ -586,6 +723,12 @@
       localSent: { publisher: false, subscriber: false },
       midStream: new Map(),
       pubQueued: null,
+      pubIceRestart: false,
+      /** Per connection: timers and bookkeeping of ICE restarts. */
+      ice: {
+        publisher: { disconnectedTimer: null, retryTimer: null, deferTimer: null, lastAt: null, retryMs: ICE_RESTART_RETRY_MS },
+        subscriber: { disconnectedTimer: null, retryTimer: null, deferTimer: null, lastAt: null, retryMs: ICE_RESTART_RETRY_MS },
+      },
       pingTimer: null,
       closed: null,
     };
@@ -593,6 +736,7 @@
     Object.assign(chorus, {
       state: 'joining', room, participantId: null, identity: null, self: null,
       leftReason: null, closeCode: null, localTracks: {}, events: [], errors: [],
+      mediaUnreachable: {}, iceRestarts: [],
     });
     chorus.roster.clear();
     chorus.remoteTracks.clear();
@@ -709,6 +853,12 @@
     if (s !== session) return;
     session = null;
     clearInterval(s.pingTimer);
+    for (const w of Object.values(s.ice)) {
+      clearTimeout(w.disconnectedTimer);
+      clearTimeout(w.retryTimer);
+      clearTimeout(w.deferTimer);
+    }
+    chorus.mediaUnreachable = {};
     for (const w of [...s.waiters]) w.reject(new Error('session ended'));
     s.waiters.clear();
     if (s.ws && (s.ws.readyState === WebSocket.OPEN || s.ws.readyState === WebSocket.CONNECTING)) {
@@ -771,6 +921,41 @@
     return out;
   }
 
+  /**
+   * The ICE transport of each connection: the selected candidate pair with its local and
+   * remote candidate, how often it changed, and every local candidate gathered.
+   * { publisher: { state, selectedPairId, changes, local: {address, port, type, id}, remote, localCandidates }, subscriber: ... }
+   */
+  async function transportStats() {
+    const out = {};
+    for (const [target, pc] of [['publisher', chorus.pubPc], ['subscriber', chorus.subPc]]) {
+      if (!pc) continue;
+      let report;
+      try { report = await pc.getStats(); } catch (e) { continue; }
+      let transport = null;
+      const localCandidates = [];
+      for (const st of report.values()) {
+        if (st.type === 'transport' && (!transport || st.selectedCandidatePairId)) transport = st;
+        if (st.type === 'local-candidate') localCandidates.push({ id: st.id, address: st.address, port: st.port, type: st.candidateType, protocol: st.protocol });
+      }
+      const cand = (id) => {
+        const c = id && report.get(id);
+        return c ? { id: c.id, address: c.address, port: c.port, type: c.candidateType } : null;
+      };
+      const pair = transport && transport.selectedCandidatePairId ? report.get(transport.selectedCandidatePairId) : null;
+      out[target] = {
+        ice: pc.iceConnectionState,
+        state: pc.connectionState,
+        selectedPairId: pair ? pair.id : null,
+        changes: transport ? transport.selectedCandidatePairChanges || 0 : 0,
+        local: pair ? cand(pair.localCandidateId) : null,
+        remote: pair ? cand(pair.remoteCandidateId) : null,
+        localCandidates,
+      };
+    }
+    return out;
+  }
+
   function codecOf(report, st) {
     const c = st.codecId && report.get(st.codecId);
     return c ? c.mimeType : undefined;
@@ -791,15 +976,17 @@
       })),
       remoteTracks: [...chorus.remoteTracks.values()].map((r) => ({ trackId: r.trackId, kind: r.kind, mid: r.mid, readyState: r.track.readyState })),
       localTracks: Object.fromEntries(Object.entries(chorus.localTracks).map(([k, v]) => [k, { trackId: v.trackId, muted: v.muted }])),
-      pub: chorus.pubPc ? { signaling: chorus.pubPc.signalingState, connection: chorus.pubPc.connectionState } : null,
-      sub: chorus.subPc ? { signaling: chorus.subPc.signalingState, connection: chorus.subPc.connectionState } : null,
+      pub: chorus.pubPc ? { signaling: chorus.pubPc.signalingState, connection: chorus.pubPc.connectionState, ice: chorus.pubPc.iceConnectionState } : null,
+      sub: chorus.subPc ? { signaling: chorus.subPc.signalingState, connection: chorus.subPc.connectionState, ice: chorus.subPc.iceConnectionState } : null,
+      mediaUnreachable: { ...chorus.mediaUnreachable },
+      iceRestarts: chorus.iceRestarts.map((r) => ({ ...r })),
       speakers: chorus.speakers ? [...chorus.speakers] : [],
       errors: chorus.errors.map((e) => `${e.code}: ${e.message}`),
       eventTypes: chorus.events.map((m) => m.type),
     };
   }
 
-  Object.assign(chorus, { join, leave, setMuted, inboundStats, snapshot, parseSections });
+  Object.assign(chorus, { join, leave, setMuted, inboundStats, transportStats, snapshot, parseSections });
 
   // ---------------------------------------------------------------- rendering
 
@@ -868,11 +1055,14 @@
       const st = document.createElement('span');
       st.className = 'state';
       const m = trackOf(p, 'microphone');
-      st.textContent = `${p.state || ''}${m && m.muted ? ' · muted' : ''}`;
+      const noMedia = p === self && Object.keys(chorus.mediaUnreachable).length > 0;
+      st.textContent = `${p.state || ''}${noMedia ? ' · no media' : ''}${m && m.muted ? ' · muted' : ''}`;
       li.append(name, st);
       roster.appendChild(li);
     }
     $('roster-count').textContent = String(people.length);
+
+    renderUnreachable();
 
     // Remote tiles.
     const stage = $('stage');
@@ -905,6 +1095,38 @@
     }
     const want = [...chorus.remoteTracks.values()].filter((r) => r.kind === 'audio' && !owned.has(r.trackId));
     syncMedia(box, 'audio', want, () => null);
+  }
+
+  const TARGET_TEXT = {
+    publisher: 'sending (publisher)',
+    subscriber: 'receiving (subscriber)',
+  };
+
+  /** The media-unreachable notice: one line per connection the server says carries nothing. */
+  function renderUnreachable() {
+    const box = $('media-notice');
+    if (!box) return;
+    const entries = session ? Object.entries(chorus.mediaUnreachable) : [];
+    box.classList.toggle('shown', entries.length > 0);
+    box.dataset.targets = entries.map(([t]) => t).join(' ');
+    const have = new Map();
+    for (const el of box.querySelectorAll('[data-target]')) have.set(el.dataset.target, el);
+    for (const [target, u] of entries) {
+      let el = have.get(target);
+      have.delete(target);
+      if (!el) {
+        el = document.createElement('div');
+        el.dataset.target = target;
+        box.appendChild(el);
+      }
+      const secs = Math.round((u.after_ms || 0) / 100) / 10;
+      let hint = (u.hint || '').trim();
+      if (hint) hint = ` ${hint[0].toUpperCase()}${hint.slice(1)}${/[.!?]$/.test(hint) ? '' : '.'}`;
+      const text = `Media cannot reach the server: nothing on the ${TARGET_TEXT[target] || target} connection ` +
+        `for ${secs} s.${hint} You are still in the room.`;
+      if (el.textContent !== text) el.textContent = text;
+    }
+    for (const el of have.values()) el.remove();
   }
 
   function createTile(p) {

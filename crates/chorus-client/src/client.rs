@@ -1,10 +1,10 @@
 //! The signaling half: a WebSocket to `/v1/rtc` and one task that owns the [`Engine`].
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use chorus_protocol::signal::{ClientMessage, ServerMessage};
+use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage};
 use chorus_protocol::{LeaveReason, ParticipantInfo, TrackInfo, TrackSource};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -15,7 +15,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, warn};
 
 use crate::ClientError;
-use crate::engine::Engine;
+use crate::engine::{Engine, KeyframeRequestForm};
 use crate::media::MediaProfile;
 use crate::stats::{ClientStats, SharedStats};
 use crate::talk::AudioContent;
@@ -79,12 +79,32 @@ enum Command {
     },
     RequestKeyframe {
         track_id: String,
+        form: KeyframeRequestForm,
         reply: oneshot::Sender<Result<(), ClientError>>,
     },
     SetAudio(AudioContent),
+    Path {
+        target: PeerTarget,
+        change: PathChange,
+        reply: oneshot::Sender<Result<SocketAddr, ClientError>>,
+    },
     Leave {
         reply: oneshot::Sender<Result<LeaveReason, ClientError>>,
     },
+}
+
+/// A change of one connection's network path, as real clients go through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathChange {
+    /// Open a second path (another local socket) and check it with the server: two
+    /// candidate pairs, the first still nominated.
+    Add,
+    /// Nominate the second path and send through it; the first keeps receiving.
+    Switch,
+    /// Close the path used before the switch (its interface went away).
+    DropPrevious,
+    /// The local address changed (the old socket is closed): restart ICE.
+    RestartIce,
 }
 
 /// How the handle ends the session abruptly. Dropping the handle without one is
@@ -286,9 +306,24 @@ impl Client {
 
     /// Sends a PLI for a subscribed remote video track (by server track id).
     pub async fn request_keyframe(&self, track_id: &str) -> Result<(), ClientError> {
+        self.request_keyframe_with(track_id, KeyframeRequestForm::Pli)
+            .await
+    }
+
+    /// Asks for a keyframe of a subscribed remote video track (by server track id) in
+    /// the RTCP `form` some client sends.
+    pub async fn request_keyframe_with(
+        &self,
+        track_id: &str,
+        form: KeyframeRequestForm,
+    ) -> Result<(), ClientError> {
         let track_id = track_id.to_owned();
         self.request(
-            |reply| Command::RequestKeyframe { track_id, reply },
+            |reply| Command::RequestKeyframe {
+                track_id,
+                form,
+                reply,
+            },
             PUBLISH_TIMEOUT,
             "keyframe request",
         )
@@ -307,6 +342,25 @@ impl Client {
             .send(Command::SetAudio(content))
             .await
             .map_err(|_| ClientError::Closed)
+    }
+
+    /// Changes the network path of one connection (see [`PathChange`]); returns the
+    /// local address now in use.
+    pub async fn change_path(
+        &self,
+        target: PeerTarget,
+        change: PathChange,
+    ) -> Result<SocketAddr, ClientError> {
+        self.request(
+            |reply| Command::Path {
+                target,
+                change,
+                reply,
+            },
+            PUBLISH_TIMEOUT,
+            "path change",
+        )
+        .await
     }
 
     /// Sends `leave` and waits for `left`.
@@ -476,12 +530,37 @@ impl Session {
                 let _ = reply.send(result);
                 message
             }
-            Command::RequestKeyframe { track_id, reply } => {
-                let _ = reply.send(self.engine.request_keyframe(now, &track_id));
+            Command::RequestKeyframe {
+                track_id,
+                form,
+                reply,
+            } => {
+                let result = self.engine.request_keyframe_with(now, &track_id, form);
+                let _ = reply.send(result);
                 None
             }
             Command::SetAudio(content) => {
                 self.engine.set_audio(content);
+                None
+            }
+            Command::Path {
+                target,
+                change,
+                reply,
+            } => {
+                let result = match change {
+                    PathChange::Add => self.engine.add_path(target).await,
+                    PathChange::Switch => self.engine.switch_path(target).await,
+                    PathChange::DropPrevious => self.engine.drop_previous_path(target),
+                    PathChange::RestartIce => self.engine.restart_ice(target).await,
+                };
+                let _ = reply.send(result);
+                // A restart queues an offer or an `ice_restart` request.
+                while let Some(message) = self.engine.poll_signal() {
+                    if send(&mut self.ws, &message).await.is_err() {
+                        return Next::Stop;
+                    }
+                }
                 None
             }
             Command::Leave { reply } => {

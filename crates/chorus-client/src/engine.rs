@@ -7,17 +7,21 @@
 //! engine's publisher connection to another engine's subscriber connection directly.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage};
 use chorus_protocol::{MediaKind, TrackSource};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtcp;
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::source_description::{
+    SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem,
+};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use tracing::{debug, warn};
@@ -60,6 +64,8 @@ struct Subscription {
     kind: MediaKind,
     /// Audio with `MediaProfile::decode_audio`.
     decoder: Option<AudioDecoder>,
+    /// Sequence number of our last FIR for the track (RFC 5104: one more per request).
+    fir_seq: u8,
 }
 
 /// Offer/answer state of the publisher connection, where we are the only offerer.
@@ -71,6 +77,8 @@ struct PublisherNegotiation {
     waiting: Vec<String>,
     /// Publications the offer in flight introduces.
     in_offer: Vec<String>,
+    /// The next offer restarts ICE.
+    ice_restart: bool,
 }
 
 /// Both peer connections of one participant and the media they carry.
@@ -92,8 +100,20 @@ impl Engine {
     /// a wildcard: it is advertised as the host candidate).
     pub async fn bind(bind_ip: IpAddr, profile: MediaProfile) -> Result<Self, ClientError> {
         Ok(Self {
-            publisher: Peer::bind(PeerTarget::Publisher, bind_ip, profile.video_codec).await?,
-            subscriber: Peer::bind(PeerTarget::Subscriber, bind_ip, profile.video_codec).await?,
+            publisher: Peer::bind(
+                PeerTarget::Publisher,
+                bind_ip,
+                profile.video_codec,
+                profile.keepalive,
+            )
+            .await?,
+            subscriber: Peer::bind(
+                PeerTarget::Subscriber,
+                bind_ip,
+                profile.video_codec,
+                profile.keepalive,
+            )
+            .await?,
             profile,
             publications: Vec::new(),
             subscriptions: HashMap::new(),
@@ -113,8 +133,44 @@ impl Engine {
     }
 
     /// Local UDP addresses of the publisher and subscriber connections.
-    pub fn local_addrs(&self) -> (std::net::SocketAddr, std::net::SocketAddr) {
+    pub fn local_addrs(&self) -> (SocketAddr, SocketAddr) {
         (self.publisher.local_addr(), self.subscriber.local_addr())
+    }
+
+    /// Opens a second path on `target` (a new socket, checked with the server, not
+    /// nominated): the client now has two candidate pairs. Returns its address.
+    pub async fn add_path(&mut self, target: PeerTarget) -> Result<SocketAddr, ClientError> {
+        self.peer_mut(target).add_path().await
+    }
+
+    /// Nominates the second path of `target` and sends through it from now on, as a
+    /// browser does when it switches pairs mid-call.
+    pub async fn switch_path(&mut self, target: PeerTarget) -> Result<SocketAddr, ClientError> {
+        let addr = self.peer_mut(target).switch_path().await?;
+        self.drive(Instant::now());
+        Ok(addr)
+    }
+
+    /// Closes the path `target` used before its last switch, as when that interface
+    /// goes away: from now on only the nominated path receives.
+    pub fn drop_previous_path(&mut self, target: PeerTarget) -> Result<SocketAddr, ClientError> {
+        self.peer_mut(target).drop_previous_path()
+    }
+
+    /// The client's address changed (a new socket; the old one is closed) and it
+    /// restarts ICE on `target`: a new offer with new credentials on the publisher
+    /// connection; on the subscriber connection it asks the server to offer one.
+    pub async fn restart_ice(&mut self, target: PeerTarget) -> Result<SocketAddr, ClientError> {
+        let addr = self.peer_mut(target).change_address().await?;
+        match target {
+            PeerTarget::Publisher => {
+                self.negotiation.ice_restart = true;
+                self.negotiation.needs_offer = true;
+                self.offer_if_needed(Instant::now());
+            }
+            PeerTarget::Subscriber => self.signals.push_back(ClientMessage::IceRestart { target }),
+        }
+        Ok(addr)
     }
 
     /// Next signaling message to send (offer, answer, candidate), in order.
@@ -226,14 +282,31 @@ impl Engine {
 
     /// Sends a PLI for a remote video track (by server track id).
     pub fn request_keyframe(&mut self, now: Instant, track_id: &str) -> Result<(), ClientError> {
+        self.request_keyframe_with(now, track_id, KeyframeRequestForm::Pli)
+    }
+
+    /// Asks for a keyframe of a remote video track (by server track id) in the RTCP
+    /// `form` some client sends.
+    pub fn request_keyframe_with(
+        &mut self,
+        now: Instant,
+        track_id: &str,
+        form: KeyframeRequestForm,
+    ) -> Result<(), ClientError> {
         let subscription = self
             .subscriptions
-            .values()
+            .values_mut()
             .find(|s| s.track_id == track_id && s.kind == MediaKind::Video)
             .ok_or_else(|| ClientError::UnknownTrack(track_id.to_owned()))?;
+        if form.is_fir() {
+            subscription.fir_seq = subscription.fir_seq.wrapping_add(1);
+        }
+        let packets = form.packets(subscription.ssrc, subscription.fir_seq);
         self.subscriber
-            .write_pli(now, subscription.receiver, subscription.ssrc)?;
-        if let Some(inbound) = self.stats.lock().inbound.get_mut(track_id) {
+            .write_rtcp(now, subscription.receiver, packets)?;
+        if !form.is_fir()
+            && let Some(inbound) = self.stats.lock().inbound.get_mut(track_id)
+        {
             inbound.plis_sent += 1;
         }
         self.drive(now);
@@ -351,7 +424,8 @@ impl Engine {
         }
         negotiation.needs_offer = false;
         let introduced = std::mem::take(&mut negotiation.waiting);
-        match self.publisher.create_offer(now) {
+        let ice_restart = std::mem::take(&mut negotiation.ice_restart);
+        match self.publisher.create_offer(now, ice_restart) {
             Ok(sdp) => {
                 negotiation.offer_in_flight = true;
                 negotiation.in_offer = introduced;
@@ -500,6 +574,7 @@ impl Engine {
                         ssrc,
                         kind,
                         decoder,
+                        fir_seq: 0,
                     },
                 );
             }
@@ -584,4 +659,66 @@ fn feedback_target<'a>(
         media.request_keyframe();
     }
     stats.outbound.get_mut(&publication.track_id)
+}
+
+/// The RTCP in which a subscriber asks for a keyframe, as different clients send it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyframeRequestForm {
+    /// A lone PLI (reduced-size RTCP, as browsers send it).
+    Pli,
+    /// A lone FIR.
+    Fir,
+    /// An RR without report blocks, an SDES with a CNAME, then a PLI: what GStreamer's
+    /// webrtcbin sends.
+    CompoundPli,
+    /// An RR without report blocks, an SDES with a CNAME, then a FIR.
+    CompoundFir,
+}
+
+impl KeyframeRequestForm {
+    /// Our SSRC as the sender of compound feedback: a receive-only endpoint has no
+    /// media SSRC of its own to report from.
+    const FEEDBACK_SSRC: u32 = 0xC40C_0001;
+
+    fn is_fir(self) -> bool {
+        matches!(self, Self::Fir | Self::CompoundFir)
+    }
+
+    /// The packets asking `media_ssrc` for a keyframe; `fir_seq` numbers a FIR.
+    fn packets(self, media_ssrc: u32, fir_seq: u8) -> Vec<Box<dyn rtcp::Packet>> {
+        let sender_ssrc = Self::FEEDBACK_SSRC;
+        let mut packets: Vec<Box<dyn rtcp::Packet>> = Vec::with_capacity(3);
+        if matches!(self, Self::CompoundPli | Self::CompoundFir) {
+            packets.push(Box::new(ReceiverReport {
+                ssrc: sender_ssrc,
+                ..Default::default()
+            }));
+            packets.push(Box::new(SourceDescription {
+                chunks: vec![SourceDescriptionChunk {
+                    source: sender_ssrc,
+                    items: vec![SourceDescriptionItem {
+                        sdes_type: SdesType::SdesCname,
+                        text: Bytes::from_static(b"chorus-client"),
+                    }],
+                }],
+            }));
+        }
+        if self.is_fir() {
+            packets.push(Box::new(FullIntraRequest {
+                sender_ssrc,
+                // RFC 5104: unused in a FIR, whose entries name the streams.
+                media_ssrc: 0,
+                fir: vec![FirEntry {
+                    ssrc: media_ssrc,
+                    sequence_number: fir_seq,
+                }],
+            }));
+        } else {
+            packets.push(Box::new(PictureLossIndication {
+                sender_ssrc,
+                media_ssrc,
+            }));
+        }
+        packets
+    }
 }

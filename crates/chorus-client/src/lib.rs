@@ -25,10 +25,11 @@ pub mod talk;
 
 pub use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage};
 pub use chorus_protocol::{LeaveReason, MediaKind, TrackInfo, TrackSource};
-pub use client::{Client, ClientConfig, connect};
-pub use engine::{Engine, NegotiationOutcome};
+pub use client::{Client, ClientConfig, PathChange, connect};
+pub use engine::{Engine, KeyframeRequestForm, NegotiationOutcome};
 pub use error::ClientError;
 pub use media::{MediaProfile, VideoCodec};
+pub use peer::Keepalive;
 pub use raw::StatsHandle;
 pub use stats::{
     ClientStats, DecodedAudio, InboundTrackStats, OutboundTrackStats, PeerConnectionState,

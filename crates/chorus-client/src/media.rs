@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::peer::Keepalive;
 use bytes::{BufMut, Bytes, BytesMut};
 use rtc::rtp;
 use tracing::warn;
@@ -64,6 +65,8 @@ pub struct MediaProfile {
     /// Decode received audio with Opus and count what it holds
     /// ([`crate::InboundTrackStats::decoded`]). About 20 µs per 20 ms frame and track.
     pub decode_audio: bool,
+    /// How the connections are kept alive once ICE is up.
+    pub keepalive: Keepalive,
 }
 
 impl Default for MediaProfile {
@@ -76,6 +79,7 @@ impl Default for MediaProfile {
             video_codec: VideoCodec::Vp8,
             audio: AudioContent::default(),
             decode_audio: true,
+            keepalive: Keepalive::default(),
         }
     }
 }

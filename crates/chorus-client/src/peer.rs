@@ -5,24 +5,24 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use chorus_protocol::signal::{IceCandidate, PeerTarget};
 use chorus_protocol::{MediaKind, TrackSource};
 use rtc::interceptor::Registry;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::{RTCConfigurationBuilder, RTCOfferOptions};
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::{RTCIceGatheringState, RTCPeerConnectionState};
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
@@ -36,6 +36,23 @@ use tracing::{debug, trace};
 
 use crate::ClientError;
 use crate::media::{StreamParams, VideoCodec};
+
+/// How a client keeps its connections alive once ICE is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keepalive {
+    /// Consent checks (authenticated binding requests) at this interval, as browsers
+    /// do: Chromium about every 2.5 s, Firefox every 4–6 s.
+    Consent(Duration),
+    /// Binding indications at this interval and no binding request after ICE is up,
+    /// as libnice (GStreamer's `webrtcbin`) does by default.
+    Indications(Duration),
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Self::Consent(Duration::from_secs(2))
+    }
+}
 
 /// Largest datagram read from the socket.
 const RECV_BUFFER: usize = 2048;
@@ -66,8 +83,20 @@ pub(crate) enum PeerOutput {
 pub(crate) struct Peer {
     target: PeerTarget,
     pc: RTCPeerConnection,
+    /// The path in use: sends and receives.
     socket: UdpSocket,
+    /// The path before a switch: still receives what was in flight.
+    previous: Option<UdpSocket>,
+    /// A second path, checked but not nominated ([`Peer::add_path`]).
+    spare: Option<UdpSocket>,
+    /// The address the connection's first socket had. rtc keeps seeing it whatever
+    /// socket carries the datagrams: a path change is invisible to it, as a NAT
+    /// rebinding is.
     local_addr: SocketAddr,
+    keepalive: Keepalive,
+    next_indication: Option<Instant>,
+    /// Where the connection sends (the server's media address), once it has sent.
+    server: Option<SocketAddr>,
     recv_buffer: Vec<u8>,
     host_candidate_added: bool,
     state: RTCPeerConnectionState,
@@ -80,15 +109,21 @@ impl Peer {
         target: PeerTarget,
         ip: IpAddr,
         video_codec: VideoCodec,
+        keepalive: Keepalive,
     ) -> Result<Self, ClientError> {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
         let local_addr = socket.local_addr()?;
         Ok(Self {
             target,
-            pc: build_peer_connection(Instant::now(), target, video_codec)?,
+            pc: build_peer_connection(Instant::now(), target, video_codec, keepalive)?,
             video_codec,
             socket,
+            previous: None,
+            spare: None,
             local_addr,
+            keepalive,
+            next_indication: None,
+            server: None,
             recv_buffer: vec![0; RECV_BUFFER],
             host_candidate_added: false,
             state: RTCPeerConnectionState::New,
@@ -104,9 +139,15 @@ impl Peer {
     }
 
     /// Offer (publisher connection). Carries the host candidate, which is also trickled.
-    pub(crate) fn create_offer(&mut self, now: Instant) -> Result<String, ClientError> {
+    /// With `ice_restart`, new ICE credentials.
+    pub(crate) fn create_offer(
+        &mut self,
+        now: Instant,
+        ice_restart: bool,
+    ) -> Result<String, ClientError> {
         self.add_host_candidate()?;
-        let offer = self.pc.create_offer(None)?;
+        let options = ice_restart.then_some(RTCOfferOptions { ice_restart: true });
+        let offer = self.pc.create_offer(options)?;
         self.pc.set_local_description(now, offer)?;
         self.local_sdp()
     }
@@ -246,26 +287,110 @@ impl Peer {
         Ok(rtp_sender.write_rtp(now, packet)?)
     }
 
-    pub(crate) fn write_pli(
+    /// Sends `packets` as one compound RTCP packet on a receiver's connection.
+    pub(crate) fn write_rtcp(
         &mut self,
         now: Instant,
         receiver: RTCRtpReceiverId,
-        media_ssrc: u32,
+        packets: Vec<Box<dyn rtcp::Packet>>,
     ) -> Result<(), ClientError> {
         let mut rtp_receiver = self
             .pc
             .rtp_receiver(receiver)
             .ok_or(rtc::shared::error::Error::ErrRTPReceiverNotExisted)?;
-        let pli = PictureLossIndication {
-            sender_ssrc: 0,
-            media_ssrc,
-        };
-        Ok(rtp_receiver.write_rtcp(now, vec![Box::new(pli)])?)
+        Ok(rtp_receiver.write_rtcp(now, packets)?)
     }
 
-    /// Next datagram; cancel-safe. Feed it to [`Peer::handle_received`].
+    /// Next datagram, from any of the connection's sockets; cancel-safe. Feed it to
+    /// [`Peer::handle_received`].
     pub(crate) async fn recv(&mut self) -> io::Result<(usize, SocketAddr)> {
-        self.socket.recv_from(&mut self.recv_buffer).await
+        async fn readable(socket: Option<&UdpSocket>) -> io::Result<&UdpSocket> {
+            match socket {
+                Some(s) => s.readable().await.map(|()| s),
+                None => std::future::pending().await,
+            }
+        }
+        loop {
+            let socket = tokio::select! {
+                s = readable(Some(&self.socket)) => s?,
+                s = readable(self.previous.as_ref()) => s?,
+                s = readable(self.spare.as_ref()) => s?,
+            };
+            match socket.try_recv_from(&mut self.recv_buffer) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                received => return received,
+            }
+        }
+    }
+
+    /// Opens a second path: a new socket on the same address, checked with the server
+    /// (an authenticated binding request without USE-CANDIDATE), not used yet. Returns
+    /// its address.
+    pub(crate) async fn add_path(&mut self) -> Result<SocketAddr, ClientError> {
+        let socket = UdpSocket::bind(SocketAddr::new(self.local_addr.ip(), 0)).await?;
+        let (request, server) = self.check(false)?;
+        socket.send_to(&request, server).await?;
+        let addr = socket.local_addr()?;
+        self.spare = Some(socket);
+        Ok(addr)
+    }
+
+    /// Nominates the path [`Peer::add_path`] opened and sends everything through it from
+    /// now on; the old path keeps receiving.
+    pub(crate) async fn switch_path(&mut self) -> Result<SocketAddr, ClientError> {
+        let spare = self
+            .spare
+            .take()
+            .ok_or_else(|| ClientError::Protocol("no second path to switch to".into()))?;
+        let (request, server) = self.check(true)?;
+        spare.send_to(&request, server).await?;
+        let addr = spare.local_addr()?;
+        self.previous = Some(std::mem::replace(&mut self.socket, spare));
+        Ok(addr)
+    }
+
+    /// Closes the path used before the last switch (its interface went away).
+    pub(crate) fn drop_previous_path(&mut self) -> Result<SocketAddr, ClientError> {
+        self.previous = None;
+        Ok(self.socket.local_addr()?)
+    }
+
+    /// Moves to a new socket and closes the old one, as when the client's network
+    /// changes; an ICE restart must follow for the server to accept the new address.
+    pub(crate) async fn change_address(&mut self) -> Result<SocketAddr, ClientError> {
+        let socket = UdpSocket::bind(SocketAddr::new(self.local_addr.ip(), 0)).await?;
+        let addr = socket.local_addr()?;
+        self.socket = socket;
+        self.previous = None;
+        self.spare = None;
+        Ok(addr)
+    }
+
+    /// A binding request to the server with the current credentials of both sides, as
+    /// a controlling agent checks (and nominates) a pair, and where it goes.
+    fn check(&self, nominate: bool) -> Result<(Vec<u8>, SocketAddr), ClientError> {
+        let credentials = |d: Option<&RTCSessionDescription>| {
+            d.and_then(|d| chorus_transport::IceCredentials::from_sdp(&d.sdp))
+        };
+        let (Some(local), Some(remote), Some(server)) = (
+            credentials(self.pc.local_description().as_ref()),
+            credentials(self.pc.remote_description()),
+            self.server,
+        ) else {
+            return Err(ClientError::Protocol(
+                "the connection is not negotiated and up yet".into(),
+            ));
+        };
+        let crypto = rtc::crypto::default_provider()
+            .map_err(|e| ClientError::Protocol(format!("no crypto provider: {e}")))?;
+        let request = chorus_transport::stun::binding_request(
+            &remote.ufrag,
+            &local.ufrag,
+            &remote.pwd,
+            nominate,
+            crypto.crypto(),
+        );
+        Ok((request, server))
     }
 
     pub(crate) fn handle_received(&mut self, now: Instant, len: usize, from: SocketAddr) {
@@ -288,7 +413,10 @@ impl Peer {
     }
 
     pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
-        self.pc.poll_timeout()
+        [self.pc.poll_timeout(), self.next_indication]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
@@ -296,6 +424,16 @@ impl Peer {
             && let Err(err) = self.pc.handle_timeout(now)
         {
             debug!(target = ?self.target, %err, "timeout handling failed");
+        }
+        if let (Keepalive::Indications(every), Some(server)) = (self.keepalive, self.server)
+            && self.state == RTCPeerConnectionState::Connected
+            && self.next_indication.is_none_or(|at| at <= now)
+        {
+            let indication = chorus_transport::stun::binding_indication();
+            if let Err(err) = self.socket.try_send_to(&indication, server) {
+                trace!(target = ?self.target, %err, "keepalive not sent");
+            }
+            self.next_indication = Some(now + every);
         }
     }
 
@@ -360,6 +498,7 @@ impl Peer {
     pub(crate) fn flush(&mut self) {
         while let Some(datagram) = self.pc.poll_write() {
             let to = datagram.transport.peer_addr;
+            self.server = Some(to);
             if let Err(err) = self.socket.try_send_to(&datagram.message, to) {
                 trace!(target = ?self.target, %to, %err, "datagram not sent");
             }
@@ -388,6 +527,7 @@ fn build_peer_connection(
     now: Instant,
     target: PeerTarget,
     video_codec: VideoCodec,
+    keepalive: Keepalive,
 ) -> Result<RTCPeerConnection, ClientError> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_codec(chorus_transport::opus_codec(), RtpCodecKind::Audio)?;
@@ -407,8 +547,20 @@ fn build_peer_connection(
     )?;
     let registry = chorus_transport::with_rtcp_to_application(Registry::new());
     let registry = register_default_interceptors(registry, &mut media_engine)?;
+    // The server judges liveness; this client's own ICE timers are off, so that a
+    // sparse keepalive does not make it give up on its side. The connection's agent
+    // sends consent checks only in `Keepalive::Consent`.
+    let off = Some(Duration::ZERO);
+    let consent = match keepalive {
+        Keepalive::Consent(every) => Some(every),
+        Keepalive::Indications(_) => off,
+    };
+    let setting_engine = SettingEngineBuilder::new()
+        .with_ice_timeouts(off, off, consent)
+        .build();
     Ok(RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(setting_engine)
         .with_media_engine(media_engine)
         .with_interceptor_registry(registry)
         .build(now)?)

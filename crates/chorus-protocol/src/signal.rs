@@ -67,6 +67,10 @@ pub enum ClientMessage {
     Mute { track_id: String, muted: bool },
     /// Leave the room; the server answers with `left` and closes the socket.
     Leave {},
+    /// Asks the server to restart ICE on the **subscriber** connection: it answers with
+    /// an `offer` carrying new ICE credentials. (The publisher connection is restarted by
+    /// the client itself: a new `offer` with new credentials, `iceRestart`.)
+    IceRestart { target: PeerTarget },
     /// Keepalive; the server answers with `pong`.
     Ping {
         #[serde(default)]
@@ -142,6 +146,22 @@ pub enum ServerMessage {
     },
     Pong {
         ts: u64,
+    },
+    /// The server heard nothing on the client's `target` connection for a while although
+    /// the signaling socket is alive: the client should restart ICE there (publisher: a
+    /// new offer with `iceRestart`; the server restarts the subscriber connection itself
+    /// with a new `offer`).
+    IceRestart {
+        target: PeerTarget,
+    },
+    /// The `target` connection did not come up (no ICE and DTLS) within `after_ms`, or
+    /// stopped carrying anything for that long: media cannot reach the server. `hint`
+    /// says what usually causes it. The session continues; the participant is removed
+    /// with `connection_lost` if nothing arrives before the removal timeout.
+    MediaUnreachable {
+        target: PeerTarget,
+        after_ms: u64,
+        hint: String,
     },
     /// A request failed (`code` is stable, see docs/signaling.md). Fatal errors are
     /// followed by the socket closing.

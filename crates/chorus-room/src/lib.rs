@@ -42,6 +42,9 @@ pub struct RoomConfig {
     pub ice_disconnected_timeout: std::time::Duration,
     /// Further silence before the participant is removed (reason `connection_lost`).
     pub ice_failed_timeout: std::time::Duration,
+    /// A media connection not up this long after its offer/answer (or ICE restart) is
+    /// reported to the client (`media_unreachable`).
+    pub ice_connect_timeout: std::time::Duration,
 }
 
 impl Default for RoomConfig {
@@ -55,7 +58,9 @@ impl Default for RoomConfig {
             max_rooms: 1000,
             empty_room_timeout: std::time::Duration::from_secs(300),
             ice_disconnected_timeout: std::time::Duration::from_secs(5),
-            ice_failed_timeout: std::time::Duration::from_secs(5),
+            // 30 s of silence in all: RFC 7675's consent expiry.
+            ice_failed_timeout: std::time::Duration::from_secs(25),
+            ice_connect_timeout: std::time::Duration::from_secs(10),
         }
     }
 }

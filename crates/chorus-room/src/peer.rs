@@ -1,5 +1,5 @@
-//! One participant's peer connection as its room drives it: the rtc object,
-//! its routes, its timer and what it carries.
+//! One participant's peer connection as its room drives it: the rtc object, its
+//! paths and liveness, its timer and what it carries.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,7 +7,10 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use chorus_core::{ConnId, Forwarder, TrackId};
-use chorus_transport::{Demux, Egress, MediaPlane};
+use chorus_transport::stun::looks_like_stun;
+use chorus_transport::{
+    Demux, Egress, IceCredentials, IceEvent, IceLite, MediaCounters, MediaPlane, StunCheck,
+};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::RTCMessage;
@@ -15,14 +18,13 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-/// Remote addresses remembered per connection (for route cleanup); ICE rarely uses more than one.
-const MAX_ADDRS: usize = 4;
-
 pub(crate) struct Peer {
     pub conn: ConnId,
     pub pc: RTCPeerConnection,
-    pub ufrag: String,
-    pub addrs: Vec<SocketAddr>,
+    /// Which client address media goes to, and whether the client is still there.
+    pub ice: IceLite,
+    /// The server ufrag routed to this connection (from its latest local description).
+    pub ufrag: Option<String>,
     pub connected: bool,
     /// The deadline this connection is filed under in the room's timer heap.
     pub scheduled: Option<Instant>,
@@ -32,6 +34,8 @@ pub(crate) struct Peer {
     pub offer_in_flight: bool,
     /// Subscriber side: tracks changed while an offer was out.
     pub needs_offer: bool,
+    /// Subscriber side: the next offer restarts ICE.
+    pub restart_ice: bool,
     /// Subscriber side: what this connection forwards, by published track.
     pub downtracks: HashMap<TrackId, DownTrack>,
     /// Publisher side: rtc's track id → the published track it carries.
@@ -75,34 +79,52 @@ pub(crate) struct UpstreamBinding {
 pub(crate) struct PeerOutput {
     pub events: Vec<RTCPeerConnectionEvent>,
     pub messages: Vec<RTCMessage>,
+    pub ice: Vec<IceEvent>,
 }
 
 impl Peer {
-    pub fn new(conn: ConnId, pc: RTCPeerConnection, ufrag: String) -> Self {
+    pub fn new(conn: ConnId, pc: RTCPeerConnection, ice: IceLite) -> Self {
         Self {
             conn,
             pc,
-            ufrag,
-            addrs: Vec::new(),
+            ice,
+            ufrag: None,
             connected: false,
             scheduled: None,
             dirty: false,
             offer_in_flight: false,
             needs_offer: false,
+            restart_ice: false,
             downtracks: HashMap::new(),
             uptracks: HashMap::new(),
         }
     }
 
+    /// Feeds one datagram. Binding requests are authenticated here first (the forged
+    /// and the stale are counted and go no further); anything the connection accepts
+    /// counts as a sign of life of the path it came on.
     pub fn handle_datagram(
         &mut self,
         local: SocketAddr,
         from: SocketAddr,
         at: Instant,
         data: BytesMut,
+        counters: &MediaCounters,
     ) {
-        if !self.addrs.contains(&from) && self.addrs.len() < MAX_ADDRS {
-            self.addrs.push(from);
+        let stun = looks_like_stun(&data);
+        if stun {
+            match self.ice.check_stun(from, &data, at) {
+                StunCheck::Request { .. } | StunCheck::NotRequest => {}
+                StunCheck::BadIntegrity => {
+                    counters
+                        .stun_bad_integrity
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+                // Stale credentials (an old ufrag after a restart) or garbage: rtc
+                // would refuse them too.
+                StunCheck::WrongUfrag | StunCheck::Malformed => return,
+            }
         }
         let msg = TaggedBytesMut {
             now: at,
@@ -115,8 +137,14 @@ impl Peer {
             message: data,
         };
         // Garbage, replays and packets for a closed session are the peer's problem, not ours.
-        if let Err(e) = self.pc.handle_read(msg) {
-            tracing::trace!(conn = self.conn.0, error = %e, "dropped incoming datagram");
+        match self.pc.handle_read(msg) {
+            // SRTP, SRTCP and DTLS that decrypted: authenticated. STUN requests were
+            // counted above; indications and responses prove nothing.
+            Ok(()) if !stun => self.ice.heard(from, at),
+            Ok(()) => {}
+            Err(e) => {
+                tracing::trace!(conn = self.conn.0, error = %e, "dropped incoming datagram")
+            }
         }
     }
 
@@ -124,6 +152,22 @@ impl Peer {
         if let Err(e) = self.pc.handle_timeout(now) {
             tracing::debug!(conn = self.conn.0, error = %e, "timeout handling failed");
         }
+        self.ice.handle_timeout(now);
+    }
+
+    /// Takes the ICE credentials of the local description just set: the first ones, or
+    /// new ones after an ICE restart. Returns the ufrag to stop routing, if any, and
+    /// whether routing changed.
+    pub fn sync_credentials(&mut self, now: Instant) -> Option<(Option<String>, String)> {
+        let sdp = self.pc.local_description()?.sdp;
+        let credentials = IceCredentials::from_sdp(&sdp)?;
+        let ufrag = credentials.ufrag.clone();
+        if self.ufrag.as_deref() == Some(ufrag.as_str()) {
+            return None;
+        }
+        self.ice.set_credentials(credentials, now);
+        let old = self.ufrag.replace(ufrag.clone());
+        Some((old, ufrag))
     }
 
     /// Notes that output may be waiting; true if the room must list it for flushing.
@@ -159,16 +203,29 @@ impl Peer {
         while let Some(msg) = self.pc.poll_read() {
             out.messages.push(msg.message);
         }
+        while let Some(ev) = self.ice.poll_event() {
+            out.ice.push(ev);
+        }
     }
 
     /// Queues what the connection has to send in the turn's batch (sent at the end of
     /// the turn); returns its next deadline.
     pub fn flush(&mut self, egress: &mut Egress<'_>) -> Option<Instant> {
+        // rtc keeps the first nominated pair; media goes where the client nominated
+        // last. STUN (answers to the client's checks) goes back where it came from.
+        let path = self.ice.destination();
         while let Some(msg) = self.pc.poll_write() {
-            egress.push(msg.transport.peer_addr, &msg.message);
+            let to = match path {
+                Some(path) if !looks_like_stun(&msg.message) => path,
+                _ => msg.transport.peer_addr,
+            };
+            egress.push(to, &msg.message);
         }
         self.dirty = false;
-        self.pc.poll_timeout()
+        [self.pc.poll_timeout(), self.ice.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn close(&mut self, media: &MediaPlane, demux: &Demux) {
@@ -177,6 +234,8 @@ impl Peer {
         let mut egress = media.egress();
         self.flush(&mut egress);
         egress.send();
-        demux.remove_conn(&self.ufrag, self.conn, &self.addrs);
+        if let Some(ufrag) = &self.ufrag {
+            demux.remove_conn(ufrag, self.conn, self.ice.routes());
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chorus_protocol::control::{CreateRoomRequest, MAX_PARTICIPANTS_CEILING, RoomInfo};
 use chorus_protocol::{Grants, ParticipantInfo, TrackInfo};
-use chorus_transport::{MediaPlane, MediaPlaneConfig, PeerFactory};
+use chorus_transport::{LivenessConfig, MediaPlane, MediaPlaneConfig, PeerFactory};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use tokio::sync::{mpsc, oneshot};
@@ -68,8 +68,14 @@ impl RoomRegistry {
         if let Some(ip) = config.media_announce {
             announce.set_ip(ip);
         }
-        let peers = PeerFactory::new(announce)?
-            .with_ice_timeouts(config.ice_disconnected_timeout, config.ice_failed_timeout);
+        let lost_after = config.ice_disconnected_timeout + config.ice_failed_timeout;
+        let peers = PeerFactory::new(announce)?.with_liveness(LivenessConfig {
+            disconnected_after: config.ice_disconnected_timeout,
+            lost_after,
+            connect_timeout: config.ice_connect_timeout,
+            // A path silent as long as a whole connection may be is as good as gone.
+            route_expiry: lost_after,
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 rooms: DashMap::new(),
@@ -91,6 +97,11 @@ impl RoomRegistry {
     /// Counters of the media I/O threads.
     pub fn media_counters(&self) -> &chorus_transport::MediaCounters {
         self.inner.media.counters()
+    }
+
+    /// What the server's connections did with inbound RTCP: delivered, or dropped why.
+    pub fn rtcp_counters(&self) -> &chorus_transport::RtcpCounters {
+        self.inner.peers.rtcp_counters()
     }
 
     /// Starts a room actor and a supervisor that unregisters it when it ends, panics included.

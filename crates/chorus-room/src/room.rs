@@ -20,9 +20,10 @@ use chorus_protocol::{
     Grants, LeaveReason, MediaKind, ParticipantInfo, ParticipantState, TrackInfo, TrackSource,
 };
 use chorus_transport::{
-    AUDIO_LEVEL_URI, Datagram, MediaPlane, OPUS_PT, PeerFactory, PeerRole, Route, VP8_PT,
-    sending_track,
+    AUDIO_LEVEL_URI, Datagram, IceEvent, LinkState, MediaPlane, OPUS_PT, PeerFactory, PeerRole,
+    Route, VP8_PT, sending_track,
 };
+use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -74,6 +75,10 @@ impl Overload {
         }
     }
 }
+
+/// What usually keeps a media connection from coming up, for `media_unreachable`.
+const UNREACHABLE_HINT: &str = "no ICE connectivity check and DTLS handshake completed: a \
+    firewall may block UDP to the server's media port, or the network needs a TURN relay";
 
 /// How often the speaker detector is asked whether the active speakers changed.
 const SPEAKER_POLL: Duration = Duration::from_millis(100);
@@ -557,6 +562,20 @@ impl Room {
                 self.remove_participant(key, LeaveReason::ClientLeft, now);
                 Ok(())
             }
+            ClientMessage::IceRestart { target } => match target {
+                PeerTarget::Subscriber if self.peer_mut(key, target).is_some() => {
+                    self.restart_ice(key, target, now);
+                    Ok(())
+                }
+                PeerTarget::Subscriber => Err((
+                    "no_connection",
+                    "there is no subscriber connection to restart".into(),
+                )),
+                PeerTarget::Publisher => Err((
+                    "bad_target",
+                    "restart the publisher connection with a new offer (iceRestart)".into(),
+                )),
+            },
             ClientMessage::Ping { ts } => {
                 self.send_to(key, ServerMessage::Pong { ts });
                 Ok(())
@@ -590,16 +609,36 @@ impl Room {
         };
         let built = self.peers.build(role, now).map_err(|e| e.to_string())?;
         let conn = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
-        self.media.demux().add_ufrag(
-            built.ufrag.clone(),
-            Route {
-                conn,
-                inbox: self.inbox.clone(),
-                control: self.control.clone(),
-            },
-        );
         self.conns.insert(conn, (key, target));
-        Ok(Peer::new(conn, built.pc, built.ufrag))
+        // Routed once its local description names its ufrag (`route_credentials`).
+        Ok(Peer::new(conn, built.pc, built.ice))
+    }
+
+    /// Routes the ufrag of the local description just set to its connection: the first
+    /// one, or a new one after an ICE restart (the old one stops routing; addresses the
+    /// client already proved stay until they expire).
+    fn route_credentials(&mut self, key: ParticipantKey, target: PeerTarget, now: Instant) {
+        let demux = self.media.demux();
+        let Some(peer) = self
+            .participants
+            .get_mut(&key)
+            .and_then(|p| p.peer_mut(target))
+        else {
+            return;
+        };
+        let Some((old, new)) = peer.sync_credentials(now) else {
+            return;
+        };
+        let route = Route {
+            conn: peer.conn,
+            inbox: self.inbox.clone(),
+            control: self.control.clone(),
+        };
+        demux.add_ufrag(new, route);
+        if let Some(old) = old {
+            demux.remove_ufrag(&old, peer.conn);
+            tracing::info!(room = %self.name, ?target, "ICE restarted");
+        }
     }
 
     fn handle_offer(
@@ -652,6 +691,7 @@ impl Room {
             .map(|d| d.sdp)
             .unwrap_or_default();
         tracing::trace!(%sdp, "publisher answer");
+        self.route_credentials(key, PeerTarget::Publisher, now);
         self.send_to(
             key,
             ServerMessage::Answer {
@@ -1119,7 +1159,9 @@ impl Room {
             return;
         }
         peer.needs_offer = false;
-        let offer = match peer.pc.create_offer(None) {
+        let restart = std::mem::take(&mut peer.restart_ice);
+        let options = restart.then_some(RTCOfferOptions { ice_restart: true });
+        let offer = match peer.pc.create_offer(options) {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot create subscriber offer");
@@ -1141,6 +1183,7 @@ impl Room {
         if peer.mark_dirty() {
             self.dirty.push(conn);
         }
+        self.route_credentials(key, PeerTarget::Subscriber, now);
         self.send_to(
             key,
             ServerMessage::Offer {
@@ -1242,10 +1285,15 @@ impl Room {
             return;
         };
         let local = self.media.local_addr();
-        let Some(peer) = self.peer_mut(key, target) else {
+        let counters = self.media.counters();
+        let Some(peer) = self
+            .participants
+            .get_mut(&key)
+            .and_then(|p| p.peer_mut(target))
+        else {
             return;
         };
-        peer.handle_datagram(local, dg.from, dg.at.min(now), dg.data);
+        peer.handle_datagram(local, dg.from, dg.at.min(now), dg.data, counters);
         self.drain_peer(key, target, now);
     }
 
@@ -1290,6 +1338,9 @@ impl Room {
         }
         for ev in out.events.drain(..) {
             self.handle_peer_event(key, target, ev, now);
+        }
+        for ev in out.ice.drain(..) {
+            self.on_ice_event(key, target, ev, now);
         }
         for msg in out.messages.drain(..) {
             match (target, msg) {
@@ -1338,7 +1389,7 @@ impl Room {
     ) {
         match ev {
             RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
-                self.on_connection_state(key, target, state)
+                self.on_connection_state(key, target, state, now)
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init))
                 if target == PeerTarget::Publisher =>
@@ -1349,31 +1400,116 @@ impl Room {
         }
     }
 
+    /// rtc's view of the connection: it says when ICE and DTLS are up, and when DTLS
+    /// failed. Silence is judged by the connection's `IceLite` ([`Room::on_ice_event`]):
+    /// rtc's own timers are off.
     fn on_connection_state(
         &mut self,
         key: ParticipantKey,
         target: PeerTarget,
         state: RTCPeerConnectionState,
+        now: Instant,
     ) {
         tracing::debug!(room = %self.name, ?target, %state, "connection state");
         match state {
             RTCPeerConnectionState::Connected => {
                 if let Some(peer) = self.peer_mut(key, target) {
                     peer.connected = true;
+                    peer.ice.connected(now);
                 }
-                self.set_state(key, ParticipantState::Connected);
-            }
-            RTCPeerConnectionState::Disconnected => {
-                if let Some(peer) = self.peer_mut(key, target) {
-                    peer.connected = false;
-                }
-                self.set_state(key, ParticipantState::Disconnected);
+                self.refresh_state(key);
             }
             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
                 self.doomed.push((key, LeaveReason::ConnectionLost));
             }
             _ => {}
         }
+    }
+
+    /// A decision of a connection's `IceLite`: routes, the path media takes, liveness.
+    fn on_ice_event(
+        &mut self,
+        key: ParticipantKey,
+        target: PeerTarget,
+        ev: IceEvent,
+        now: Instant,
+    ) {
+        let demux = self.media.demux();
+        let Some(peer) = self
+            .participants
+            .get_mut(&key)
+            .and_then(|p| p.peer_mut(target))
+        else {
+            return;
+        };
+        let conn = peer.conn;
+        match ev {
+            IceEvent::RouteConfirmed(addr) => {
+                if let Some(ufrag) = &peer.ufrag {
+                    demux.confirm_addr(addr, ufrag);
+                }
+            }
+            IceEvent::RouteExpired(addr) => demux.forget_addr(addr, conn),
+            IceEvent::Switched { from, to } => {
+                tracing::info!(room = %self.name, ?target, ?from, %to, "media path switched");
+            }
+            IceEvent::State(LinkState::Connecting) => {}
+            IceEvent::State(LinkState::Connected) => self.refresh_state(key),
+            IceEvent::State(LinkState::Disconnected) => {
+                tracing::info!(room = %self.name, ?target, "connection silent: asking for an ICE restart");
+                self.refresh_state(key);
+                self.restart_ice(key, target, now);
+            }
+            IceEvent::State(LinkState::Lost) => {
+                self.doomed.push((key, LeaveReason::ConnectionLost));
+            }
+            IceEvent::Unreachable { after } => {
+                tracing::info!(room = %self.name, ?target, "media connection did not come up");
+                self.send_to(
+                    key,
+                    ServerMessage::MediaUnreachable {
+                        target,
+                        after_ms: after.as_millis() as u64,
+                        hint: UNREACHABLE_HINT.to_owned(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Restarts ICE on a connection: the server offers anew on the subscriber
+    /// connection; the client re-offers on the publisher connection when asked.
+    fn restart_ice(&mut self, key: ParticipantKey, target: PeerTarget, now: Instant) {
+        match target {
+            PeerTarget::Publisher => self.send_to(key, ServerMessage::IceRestart { target }),
+            PeerTarget::Subscriber => {
+                if let Some(peer) = self.peer_mut(key, target) {
+                    peer.restart_ice = true;
+                    self.negotiate(key, now);
+                }
+            }
+        }
+    }
+
+    /// The participant is `disconnected` while any of its connections is, `connected`
+    /// once all that are up are live again.
+    fn refresh_state(&mut self, key: ParticipantKey) {
+        let Some(p) = self.participants.get(&key) else {
+            return;
+        };
+        let links: Vec<LinkState> = [&p.publisher, &p.subscriber]
+            .into_iter()
+            .flatten()
+            .map(|peer| peer.ice.state())
+            .collect();
+        let state = if links.contains(&LinkState::Disconnected) {
+            ParticipantState::Disconnected
+        } else if links.contains(&LinkState::Connected) {
+            ParticipantState::Connected
+        } else {
+            return;
+        };
+        self.set_state(key, state);
     }
 
     fn set_state(&mut self, key: ParticipantKey, state: ParticipantState) {

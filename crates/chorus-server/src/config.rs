@@ -55,6 +55,9 @@ pub struct MediaSection {
     pub ice_disconnected_timeout_ms: u64,
     /// Further silence before the participant is removed.
     pub ice_failed_timeout_ms: u64,
+    /// A media connection not up this long after its negotiation (or ICE restart) is
+    /// reported to the client as unreachable.
+    pub ice_connect_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +116,7 @@ impl Default for MediaSection {
             workers: rooms.media_workers,
             ice_disconnected_timeout_ms: millis(rooms.ice_disconnected_timeout),
             ice_failed_timeout_ms: millis(rooms.ice_failed_timeout),
+            ice_connect_timeout_ms: millis(rooms.ice_connect_timeout),
         }
     }
 }
@@ -318,6 +322,16 @@ impl Config {
         if self.rooms.max_rooms == 0 {
             bail!("rooms.max_rooms must be at least 1");
         }
+        let m = &self.media;
+        for (name, ms) in [
+            ("ice_disconnected_timeout_ms", m.ice_disconnected_timeout_ms),
+            ("ice_failed_timeout_ms", m.ice_failed_timeout_ms),
+            ("ice_connect_timeout_ms", m.ice_connect_timeout_ms),
+        ] {
+            if ms == 0 {
+                bail!("media.{name} must be at least 1");
+            }
+        }
         Ok(())
     }
 
@@ -338,6 +352,7 @@ impl Config {
             empty_room_timeout: Duration::from_secs(self.rooms.empty_timeout_secs),
             ice_disconnected_timeout: Duration::from_millis(self.media.ice_disconnected_timeout_ms),
             ice_failed_timeout: Duration::from_millis(self.media.ice_failed_timeout_ms),
+            ice_connect_timeout: Duration::from_millis(self.media.ice_connect_timeout_ms),
         }
     }
 

@@ -38,7 +38,10 @@ pub fn is_control(data: &[u8]) -> bool {
     matches!(data.first(), Some(0..=3 | 20..=63))
 }
 
-/// Routes by server ICE ufrag (first STUN request) and then by remote address.
+/// Routes binding requests by the server ICE ufrag their USERNAME names, everything else
+/// by remote address. Addresses are learned only when a connection's owner has
+/// authenticated a binding request from them ([`Demux::confirm_addr`]): a forged request
+/// can neither add a route nor take one from another connection.
 #[derive(Debug, Default)]
 pub struct Demux {
     by_ufrag: DashMap<String, Route>,
@@ -49,8 +52,10 @@ pub struct Demux {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
     Delivered,
-    /// Not STUN from a known ufrag and not from a known address.
-    Unroutable,
+    /// Not a binding request, from an address no connection has confirmed.
+    UnknownAddress,
+    /// A binding request whose USERNAME names no connection (a stale or wrong ufrag).
+    UnknownUfrag,
     /// The owner's inbox is full: it is overloaded, drop rather than queue.
     InboxFull,
     /// The owner is gone; its routes were removed.
@@ -62,33 +67,57 @@ impl Demux {
         self.by_ufrag.insert(ufrag, route);
     }
 
-    /// Removes every route to `conn`.
-    pub fn remove_conn(&self, ufrag: &str, conn: ConnId, addrs: &[SocketAddr]) {
+    /// Stops routing `ufrag` (a connection's credentials after an ICE restart).
+    pub fn remove_ufrag(&self, ufrag: &str, conn: ConnId) {
         self.by_ufrag.remove_if(ufrag, |_, r| r.conn == conn);
+    }
+
+    /// Routes `addr` to the connection `ufrag` names: its owner authenticated a binding
+    /// request from there. Takes the address over from another connection, if any (a
+    /// client that reused a port). False if the ufrag is unknown.
+    pub fn confirm_addr(&self, addr: SocketAddr, ufrag: &str) -> bool {
+        let Some(route) = self.by_ufrag.get(ufrag).map(|r| r.clone()) else {
+            return false;
+        };
+        self.by_addr.insert(addr, route);
+        true
+    }
+
+    /// Stops routing `addr` to `conn` (consent for that path expired).
+    pub fn forget_addr(&self, addr: SocketAddr, conn: ConnId) {
+        self.by_addr.remove_if(&addr, |_, r| r.conn == conn);
+    }
+
+    /// Removes every route to `conn`.
+    pub fn remove_conn(
+        &self,
+        ufrag: &str,
+        conn: ConnId,
+        addrs: impl IntoIterator<Item = SocketAddr>,
+    ) {
+        self.remove_ufrag(ufrag, conn);
         for a in addrs {
-            self.by_addr.remove_if(a, |_, r| r.conn == conn);
+            self.forget_addr(a, conn);
         }
     }
 
+    /// (ufrags, addresses) routed.
     pub fn routes(&self) -> (usize, usize) {
         (self.by_ufrag.len(), self.by_addr.len())
     }
 
     pub fn deliver(&self, from: SocketAddr, at: Instant, data: BytesMut) -> Delivery {
-        let route = match self.by_addr.get(&from) {
-            Some(r) => r.clone(),
-            None => {
-                let Some(ufrag) = stun::binding_request_local_ufrag(&data) else {
-                    return Delivery::Unroutable;
-                };
-                let Some(r) = self.by_ufrag.get(ufrag).map(|r| r.clone()) else {
-                    return Delivery::Unroutable;
-                };
-                // The ICE agent decides whether this address is valid; learning it
-                // here only saves the STUN parse for the next packets.
-                self.by_addr.insert(from, r.clone());
-                r
-            }
+        // A binding request goes where its ufrag says, wherever it comes from: that is
+        // how a client's new path (another interface, a new network) reaches its connection.
+        let route = match stun::binding_request_local_ufrag(&data) {
+            Some(ufrag) => match self.by_ufrag.get(ufrag) {
+                Some(r) => r.clone(),
+                None => return Delivery::UnknownUfrag,
+            },
+            None => match self.by_addr.get(&from) {
+                Some(r) => r.clone(),
+                None => return Delivery::UnknownAddress,
+            },
         };
         let conn = route.conn;
         let queue = if is_control(&data) {
@@ -105,7 +134,7 @@ impl Demux {
             Ok(()) => Delivery::Delivered,
             Err(TrySendError::Full(_)) => Delivery::InboxFull,
             Err(TrySendError::Closed(_)) => {
-                self.by_addr.remove_if(&from, |_, r| r.conn == conn);
+                self.by_addr.retain(|_, r| r.conn != conn);
                 self.by_ufrag.retain(|_, r| r.conn != conn);
                 Delivery::OwnerGone
             }
@@ -116,6 +145,153 @@ impl Demux {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stun::binding_request;
+
+    fn route(conn: u64) -> (Route, mpsc::Receiver<Datagram>, mpsc::Receiver<Datagram>) {
+        let (inbox, inbox_rx) = mpsc::channel(16);
+        let (control, control_rx) = mpsc::channel(16);
+        let route = Route {
+            conn: ConnId(conn),
+            inbox,
+            control,
+        };
+        (route, inbox_rx, control_rx)
+    }
+
+    fn request(ufrag: &str) -> BytesMut {
+        let crypto = rtc::crypto::default_provider().expect("ring");
+        BytesMut::from(
+            &binding_request(
+                ufrag,
+                "cli",
+                "pwd-pwd-pwd-pwd-pwd-pwd",
+                true,
+                crypto.crypto(),
+            )[..],
+        )
+    }
+
+    const RTP: &[u8] = &[0x80, 0x60, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// Route updates, step by step: (what happens, datagram from, data, expected delivery).
+    #[test]
+    fn route_updates() {
+        let demux = Demux::default();
+        let (a, mut a_in, mut a_ctl) = route(1);
+        let (b, mut b_in, mut b_ctl) = route(2);
+        demux.add_ufrag("ua".into(), a);
+        demux.add_ufrag("ub".into(), b);
+        let now = Instant::now();
+        let rtp = || BytesMut::from(RTP);
+        let got = |rx: &mut mpsc::Receiver<Datagram>| rx.try_recv().ok().map(|d| d.conn.0);
+        type Step<'a> = (&'a str, &'a dyn Fn(&Demux), SocketAddr, BytesMut, Delivery);
+        let nothing = |_: &Demux| {};
+        let confirm_a1 = |d: &Demux| assert!(d.confirm_addr(addr(1), "ua"));
+        let confirm_b1 = |d: &Demux| assert!(d.confirm_addr(addr(1), "ub"));
+        let forget_b1 = |d: &Demux| d.forget_addr(addr(1), ConnId(2));
+        let steps: Vec<Step> = vec![
+            (
+                "media before any check",
+                &nothing,
+                addr(1),
+                rtp(),
+                Delivery::UnknownAddress,
+            ),
+            (
+                "request: by ufrag",
+                &nothing,
+                addr(1),
+                request("ua"),
+                Delivery::Delivered,
+            ),
+            (
+                "unconfirmed: media still unknown",
+                &nothing,
+                addr(1),
+                rtp(),
+                Delivery::UnknownAddress,
+            ),
+            (
+                "confirmed: media routed",
+                &confirm_a1,
+                addr(1),
+                rtp(),
+                Delivery::Delivered,
+            ),
+            (
+                "unknown ufrag from a known address",
+                &nothing,
+                addr(1),
+                request("zz"),
+                Delivery::UnknownUfrag,
+            ),
+            (
+                "request for b from a's address goes to b",
+                &nothing,
+                addr(1),
+                request("ub"),
+                Delivery::Delivered,
+            ),
+            (
+                "b confirms: the address moves to b",
+                &confirm_b1,
+                addr(1),
+                rtp(),
+                Delivery::Delivered,
+            ),
+            (
+                "a cannot forget b's route",
+                &|d: &Demux| d.forget_addr(addr(1), ConnId(1)),
+                addr(1),
+                rtp(),
+                Delivery::Delivered,
+            ),
+            (
+                "b forgets it",
+                &forget_b1,
+                addr(1),
+                rtp(),
+                Delivery::UnknownAddress,
+            ),
+        ];
+        let expect_conn = [
+            None,
+            Some(1),
+            None,
+            Some(1),
+            None,
+            Some(2),
+            Some(2),
+            Some(2),
+            None,
+        ];
+        for ((name, action, from, data, want), conn) in steps.into_iter().zip(expect_conn) {
+            action(&demux);
+            assert_eq!(demux.deliver(from, now, data), want, "{name}");
+            let seen = [
+                got(&mut a_in),
+                got(&mut a_ctl),
+                got(&mut b_in),
+                got(&mut b_ctl),
+            ]
+            .into_iter()
+            .flatten()
+            .next();
+            assert_eq!(seen, conn, "{name}: delivered to");
+        }
+        assert!(
+            !demux.confirm_addr(addr(5), "zz"),
+            "unknown ufrag confirms nothing"
+        );
+        demux.remove_ufrag("ua", ConnId(2));
+        assert_eq!(demux.routes(), (2, 0), "only the owner removes its ufrag");
+        demux.remove_conn("ua", ConnId(1), [addr(1)]);
+        assert_eq!(demux.routes(), (1, 0));
+    }
 
     #[test]
     fn control_datagrams_by_first_byte() {

@@ -1,25 +1,30 @@
 //! The WebRTC transport of Chorus: one UDP port for every participant.
 //!
 //! Media I/O threads (one per core by default) each own a socket bound with
-//! `SO_REUSEPORT` to the same address. A datagram from an unknown address must be
-//! a STUN binding request: its USERNAME names the server-side ICE ufrag, which
-//! names a peer connection; from then on the remote address alone routes it.
-//! Datagrams go to the inbox of the actor that owns the connection (a room).
+//! `SO_REUSEPORT` to the same address. A STUN binding request is routed by the
+//! server-side ICE ufrag its USERNAME names, from any address; everything else by its
+//! remote address. Datagrams go to the inbox of the actor that owns the connection (a
+//! room), which authenticates binding requests and confirms the addresses they came
+//! from ([`IceLite`]): media then goes to the path the client nominated last.
 //! The peer connections are webrtc-rs `rtc` sans-I/O objects that their owner
 //! drives with time passed in; [`PeerFactory`] builds them as ICE-lite servers.
 
 mod demux;
 mod egress;
+pub mod ice;
 mod peer;
 mod rtcp;
 mod socket;
 pub mod stun;
 
-pub use demux::{Datagram, Demux, Route};
+pub use demux::{Datagram, Delivery, Demux, Route};
 pub use egress::SendReport;
+pub use ice::{IceCredentials, IceEvent, IceLite, LinkState, LivenessConfig, StunCheck};
 pub use peer::{
     AUDIO_LEVEL_URI, OPUS_PT, PeerError, PeerFactory, PeerRole, ServerPeer, VP8_PT, codecs,
     host_candidate, opus_codec, sending_track, sending_track_with_codec, vp8_codec,
 };
-pub use rtcp::with_rtcp_to_application;
+pub use rtcp::{
+    DropReason, RtcpCounters, with_counted_rtcp_to_application, with_rtcp_to_application,
+};
 pub use socket::{Egress, MediaCounters, MediaPlane, MediaPlaneConfig, MediaPlaneError};

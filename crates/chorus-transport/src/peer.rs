@@ -2,10 +2,10 @@
 //! candidate on the shared media port, Opus and VP8.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
-use rtc::crypto::{self, SignatureScheme};
+use rtc::crypto::{self, RTCCryptoProvider, SignatureScheme};
 use rtc::interceptor::{
     NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, Registry,
     SenderReportBuilder, Slot,
@@ -31,6 +31,9 @@ use rtc::rtp_transceiver::rtp_sender::{
 pub use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use thiserror::Error;
 
+use crate::RtcpCounters;
+use crate::ice::{IceLite, LivenessConfig};
+
 #[derive(Debug, Error)]
 pub enum PeerError {
     #[error("cannot create DTLS certificate: {0}")]
@@ -48,10 +51,11 @@ pub enum PeerRole {
     Subscriber,
 }
 
-/// A peer connection built for the server side, with the ufrag that routes to it.
+/// A peer connection built for the server side, with what follows its paths and
+/// liveness. Its ICE credentials are known once it has a local description.
 pub struct ServerPeer {
     pub pc: RTCPeerConnection,
-    pub ufrag: String,
+    pub ice: IceLite,
 }
 
 /// Payload types the server offers. Answers from clients keep them.
@@ -64,8 +68,11 @@ pub const VP8_PT: u8 = 96;
 pub struct PeerFactory {
     certificate: RTCCertificate,
     announce: SocketAddr,
-    ice_disconnected: Duration,
-    ice_failed: Duration,
+    liveness: LivenessConfig,
+    /// For checking the MESSAGE-INTEGRITY of binding requests.
+    crypto: Arc<dyn RTCCryptoProvider>,
+    /// Inbound RTCP delivered and dropped, over every connection built here.
+    rtcp_counters: Arc<RtcpCounters>,
 }
 
 impl PeerFactory {
@@ -81,15 +88,15 @@ impl PeerFactory {
         Ok(Self {
             certificate,
             announce,
-            ice_disconnected: Duration::from_secs(4),
-            ice_failed: Duration::from_secs(6),
+            liveness: LivenessConfig::default(),
+            crypto: provider.clone(),
+            rtcp_counters: Arc::default(),
         })
     }
 
-    /// How long without packets until ICE calls the connection disconnected, then failed.
-    pub fn with_ice_timeouts(mut self, disconnected: Duration, failed: Duration) -> Self {
-        self.ice_disconnected = disconnected;
-        self.ice_failed = failed;
+    /// How long silence may last before a connection is disconnected, lost, unreachable.
+    pub fn with_liveness(mut self, liveness: LivenessConfig) -> Self {
+        self.liveness = liveness;
         self
     }
 
@@ -97,18 +104,21 @@ impl PeerFactory {
         self.announce
     }
 
+    /// What the connections built here did with inbound RTCP.
+    pub fn rtcp_counters(&self) -> &Arc<RtcpCounters> {
+        &self.rtcp_counters
+    }
+
     pub fn build(&self, role: PeerRole, now: Instant) -> Result<ServerPeer, PeerError> {
         let err = |e: rtc::shared::error::Error| PeerError::Build(e.to_string());
-        let ufrag = random_token(16);
-        let pwd = random_token(32);
+        // No credentials of ours: rtc draws them, and draws new ones at an ICE restart.
+        // Its liveness timers are off (zero): they count STUN alone and would drop a
+        // client that switched paths; `IceLite` judges liveness instead. A lite agent
+        // sends no keepalives.
+        let off = Some(Duration::ZERO);
         let setting_engine = SettingEngineBuilder::new()
             .with_lite(true)
-            .with_ice_credentials(ufrag.clone(), pwd)
-            .with_ice_timeouts(
-                Some(self.ice_disconnected),
-                Some(self.ice_failed),
-                Some(Duration::from_secs(2)),
-            )
+            .with_ice_timeouts(off, off, off)
             .build();
         let mut media_engine = MediaEngine::default();
         for (params, kind) in codecs() {
@@ -117,7 +127,8 @@ impl PeerFactory {
         configure_simulcast_extension_headers(&mut media_engine).map_err(err)?;
         // Each interceptor costs a move of every packet through its queue: keep only
         // those for the direction this connection carries media in.
-        let registry = crate::with_rtcp_to_application(Registry::new());
+        let registry =
+            crate::with_counted_rtcp_to_application(Registry::new(), self.rtcp_counters.clone());
         let registry = match role {
             PeerRole::Publisher => {
                 // The room picks whom to mix from these levels without decoding anyone.
@@ -151,7 +162,10 @@ impl PeerFactory {
             .map_err(err)?;
         pc.add_local_candidate(host_candidate(self.announce).map_err(err)?)
             .map_err(err)?;
-        Ok(ServerPeer { pc, ufrag })
+        Ok(ServerPeer {
+            pc,
+            ice: IceLite::new(self.liveness, self.crypto.clone(), now),
+        })
     }
 }
 
@@ -258,12 +272,4 @@ pub fn sending_track_with_codec(
             ..Default::default()
         }],
     )
-}
-
-fn random_token(len: usize) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
 }

@@ -34,7 +34,15 @@ pub enum MediaPlaneError {
 #[derive(Debug, Default)]
 pub struct MediaCounters {
     pub received: AtomicU64,
-    pub unroutable: AtomicU64,
+    /// Not a binding request, from an address no connection confirmed (noise, or a
+    /// client whose path expired).
+    pub unroutable_unknown_addr: AtomicU64,
+    /// A binding request naming no connection's ufrag (stale credentials, a client of
+    /// another server).
+    pub unroutable_unknown_ufrag: AtomicU64,
+    /// A binding request for a connection that failed its MESSAGE-INTEGRITY check
+    /// (counted by the connection's owner).
+    pub stun_bad_integrity: AtomicU64,
     pub inbox_full: AtomicU64,
     /// Datagrams handed to the kernel.
     pub sent: AtomicU64,
@@ -257,7 +265,9 @@ impl MediaPlane {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         tracing::info!(
             received = get(&c.received),
-            unroutable = get(&c.unroutable),
+            unroutable_unknown_addr = get(&c.unroutable_unknown_addr),
+            unroutable_unknown_ufrag = get(&c.unroutable_unknown_ufrag),
+            stun_bad_integrity = get(&c.stun_bad_integrity),
             inbox_full = get(&c.inbox_full),
             sent = get(&c.sent),
             send_syscalls = get(&c.send_syscalls),
@@ -348,8 +358,11 @@ fn receive_loop(inner: &Inner, socket: UdpSocket) {
                 c.received.fetch_add(1, Ordering::Relaxed);
                 match inner.demux.deliver(from, Instant::now(), data) {
                     Delivery::Delivered | Delivery::OwnerGone => {}
-                    Delivery::Unroutable => {
-                        c.unroutable.fetch_add(1, Ordering::Relaxed);
+                    Delivery::UnknownAddress => {
+                        c.unroutable_unknown_addr.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Delivery::UnknownUfrag => {
+                        c.unroutable_unknown_ufrag.fetch_add(1, Ordering::Relaxed);
                     }
                     Delivery::InboxFull => {
                         c.inbox_full.fetch_add(1, Ordering::Relaxed);

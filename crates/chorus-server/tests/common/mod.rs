@@ -271,6 +271,17 @@ impl Participant {
         }
     }
 
+    /// Reads every event that arrives until none came for `quiet`.
+    pub async fn settle(&mut self, quiet: Duration) {
+        while !self.closed {
+            match self.client.next_event(quiet).await {
+                Ok(event) => self.log.push(event),
+                Err(ClientError::Closed) => self.closed = true,
+                Err(_) => return,
+            }
+        }
+    }
+
     /// The first event (ever) that matches.
     pub async fn expect(
         &mut self,
