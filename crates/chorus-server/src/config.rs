@@ -608,6 +608,29 @@ mod tests {
     }
 
     #[test]
+    fn zero_ice_timeouts_are_refused() {
+        type Set = fn(&mut Config);
+        let cases: [(&str, Set); 3] = [
+            ("ice_disconnected_timeout_ms", |c| {
+                c.media.ice_disconnected_timeout_ms = 0
+            }),
+            ("ice_failed_timeout_ms", |c| {
+                c.media.ice_failed_timeout_ms = 0
+            }),
+            ("ice_connect_timeout_ms", |c| {
+                c.media.ice_connect_timeout_ms = 0
+            }),
+        ];
+        Config::default().validate().unwrap();
+        for (name, set) in cases {
+            let mut config = Config::default();
+            set(&mut config);
+            let err = config.validate().unwrap_err();
+            assert!(format!("{err:#}").contains(name), "{name}: {err:#}");
+        }
+    }
+
+    #[test]
     fn printed_config_reads_back() {
         let mut config = Config::default();
         config.media.announce = "203.0.113.7".parse::<IpAddr>().ok();
