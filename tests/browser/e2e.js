@@ -37,32 +37,7 @@ function elapsed() {
 function info(...a) {
   console.log(`[e2e ${elapsed()}]`, ...a);
 }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-class TestFailure extends Error {}
-function fail(msg) {
-  throw new TestFailure(msg);
-}
-
-/** Polls `fn` until it returns a truthy value; fails with `what()` after `ms`. */
-async function until(what, ms, fn, intervalMs = 250) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      if (e instanceof TestFailure) throw e;
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      const detail = last instanceof Error ? `: ${last.message}` : '';
-      fail(`timed out after ${ms} ms: ${typeof what === 'function' ? what() : what}${detail}`);
-    }
-    await sleep(intervalMs);
-  }
-}
+const { sleep, TestFailure, fail, until, runTest } = require('./lib');
 
 const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
 const stats = (p) => p.page.evaluate(() => window.chorus.inboundStats());
@@ -305,19 +280,4 @@ async function cleanup() {
   if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
 }
 
-(async () => {
-  let code = 0;
-  const watchdog = new Promise((_, reject) => {
-    const t = setTimeout(() => reject(new TestFailure(`the whole test took longer than ${WHOLE_TEST_MS / 1000} s`)), WHOLE_TEST_MS);
-    t.unref();
-  });
-  try {
-    await Promise.race([main(), watchdog]);
-    info('PASS');
-  } catch (err) {
-    code = 1;
-    await Promise.race([dumpArtifacts(err), sleep(15_000)]);
-  }
-  await cleanup();
-  process.exit(code);
-})();
+runTest({ main, limitMs: WHOLE_TEST_MS, info, dumpArtifacts, cleanup });

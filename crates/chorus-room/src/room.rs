@@ -312,11 +312,7 @@ impl Room {
             let Some(&(key, target)) = self.conns.get(&conn) else {
                 continue;
             };
-            let Some(peer) = self
-                .participants
-                .get_mut(&key)
-                .and_then(|p| p.peer_mut(target))
-            else {
+            let Some(peer) = peer_of(&mut self.participants, key, target) else {
                 continue;
             };
             if let Some(next) = peer.flush(&mut egress)
@@ -593,7 +589,7 @@ impl Room {
     }
 
     fn peer_mut(&mut self, key: ParticipantKey, target: PeerTarget) -> Option<&mut Peer> {
-        self.participants.get_mut(&key)?.peer_mut(target)
+        peer_of(&mut self.participants, key, target)
     }
 
     /// Creates a connection for `key` and routes its ufrag here.
@@ -619,11 +615,7 @@ impl Room {
     /// client already proved stay until they expire).
     fn route_credentials(&mut self, key: ParticipantKey, target: PeerTarget, now: Instant) {
         let demux = self.media.demux();
-        let Some(peer) = self
-            .participants
-            .get_mut(&key)
-            .and_then(|p| p.peer_mut(target))
-        else {
+        let Some(peer) = peer_of(&mut self.participants, key, target) else {
             return;
         };
         let Some((old, new)) = peer.sync_credentials(now) else {
@@ -1286,11 +1278,7 @@ impl Room {
         };
         let local = self.media.local_addr();
         let counters = self.media.counters();
-        let Some(peer) = self
-            .participants
-            .get_mut(&key)
-            .and_then(|p| p.peer_mut(target))
-        else {
+        let Some(peer) = peer_of(&mut self.participants, key, target) else {
             return;
         };
         peer.handle_datagram(local, dg.from, dg.at.min(now), dg.data, counters);
@@ -1435,11 +1423,7 @@ impl Room {
         now: Instant,
     ) {
         let demux = self.media.demux();
-        let Some(peer) = self
-            .participants
-            .get_mut(&key)
-            .and_then(|p| p.peer_mut(target))
-        else {
+        let Some(peer) = peer_of(&mut self.participants, key, target) else {
             return;
         };
         let conn = peer.conn;
@@ -1722,6 +1706,16 @@ impl Room {
             }
         }
     }
+}
+
+/// One connection of a participant; a free function so that callers can hold other
+/// parts of the room (the media plane) at the same time.
+fn peer_of(
+    participants: &mut HashMap<ParticipantKey, Participant>,
+    key: ParticipantKey,
+    target: PeerTarget,
+) -> Option<&mut Peer> {
+    participants.get_mut(&key)?.peer_mut(target)
 }
 
 /// Sends one packet on the `down` track of each listener, rewritten for each; returns
