@@ -95,58 +95,22 @@ else
 fi
 SERVER_PID=$!
 
-stop_server() {
-  if kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-      kill -0 "$SERVER_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-      echo "[browser-test] server did not stop within 5 s of SIGTERM; killing it" >&2
-      kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
-  fi
-  wait "$SERVER_PID" 2>/dev/null || true
-}
-trap stop_server EXIT
-
-print_log() {
-  echo "----- server log ($LOG), last 300 lines -----" >&2
-  tail -n 300 "$LOG" >&2 || true
-  echo "----- end of server log -----" >&2
-}
-
-# Wait (bounded) until the server serves the demo page.
-ready=0
-for _ in $(seq 1 150); do
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    echo "[browser-test] the server exited during startup" >&2
-    print_log
-    exit 1
-  fi
-  if node -e "fetch('http://127.0.0.1:$PORT/').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))" 2>/dev/null; then
-    ready=1
-    break
-  fi
-  sleep 0.2
-done
-if [ "$ready" != 1 ]; then
-  echo "[browser-test] the server did not answer http://127.0.0.1:$PORT/ within 30 s" >&2
-  print_log
-  exit 1
-fi
+TAG="[browser-test]"
+# shellcheck source=lib/server.sh
+. "$ROOT/scripts/lib/server.sh"
+trap server_stop EXIT
+server_wait_ready "$PORT" || exit 1
 
 rc=0
 CHORUS_URL="http://127.0.0.1:$PORT" PAIR_SWITCH_ADDRS="$PAIR_SWITCH_ADDRS" PAIR_SWITCH_DEV=lo \
   timeout --kill-after=10 "$TEST_TIMEOUT" node "$TEST_JS" || rc=$?
 if [ "$rc" -ne 0 ]; then
   [ "$rc" -eq 124 ] && echo "[browser-test] $TEST_JS exceeded $TEST_TIMEOUT s" >&2
-  print_log
+  server_print_log
 fi
-stop_server
+server_stop
 trap - EXIT
-if [ "$rc" -eq 0 ] && [ -n "${CHORUS_E2E_SHOW_LOG:-}" ]; then print_log; fi
+if [ "$rc" -eq 0 ] && [ -n "${CHORUS_E2E_SHOW_LOG:-}" ]; then server_print_log; fi
 if [ "$rc" -eq 0 ] && [ -z "${CHORUS_KEEP_LOG:-}" ]; then rm -f "$LOG"; else echo "[browser-test] server log kept at $LOG" >&2; fi
 echo "[browser-test] $TEST: $([ "$rc" -eq 0 ] && echo PASS || echo "FAIL (exit $rc)")" >&2
 exit "$rc"

@@ -40,6 +40,17 @@ if [ "$MODE" != "--server" ]; then
   elif ! command -v npm >/dev/null 2>&1; then
     want npm
   fi
+  # Third-party interop test (tests/webrtcbin): GStreamer webrtcbin (libnice ICE) driven
+  # from Debian's /usr/bin/python3 through gi, signaling over python3-websockets.
+  want python3-gi
+  want python3-websockets
+  want gir1.2-gstreamer-1.0
+  want gir1.2-gst-plugins-base-1.0
+  want gir1.2-gst-plugins-bad-1.0
+  want gstreamer1.0-plugins-base
+  want gstreamer1.0-plugins-good
+  want gstreamer1.0-plugins-bad
+  want gstreamer1.0-nice
 fi
 
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -29,4 +29,7 @@ scripts/browser-test.sh
 step "browser ICE pair-switch test"
 scripts/browser-test.sh pair-switch
 
+step "GStreamer webrtcbin interop test"
+tests/webrtcbin/run.sh
+
 step "all tests passed"

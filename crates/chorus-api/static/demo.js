@@ -10,7 +10,7 @@
 // ICE: when a connection stays `disconnected` for 3 s or becomes `failed`, the page
 // restarts ICE on it (publisher: `restartIce()` and a new offer; subscriber: it asks the
 // server with `ice_restart`, and the server sends a new offer). The server can ask for a
-// publisher restart too (`ice_restart`), and says `media_unreachable` when a connection
+// restart of either connection too (`ice_restart`), and says `media_unreachable` when a connection
 // carries nothing; the page shows that until the connection is connected again.
 //
 // Mute semantics used here: muting sets `track.enabled = false` (the browser sends
@@ -226,8 +226,11 @@
       }
       case 'ice_restart':
         // The server heard nothing on that connection although signaling is alive.
-        if (m.target === 'publisher') requestIceRestart(s, 'publisher', 'the server asked for it', true);
-        else log(`the server restarts ICE on the ${m.target} connection`);
+        // Publisher: a new offer with new credentials; subscriber: `ice_restart` back,
+        // and the server sends one.
+        if (m.target === 'publisher' || m.target === 'subscriber') {
+          requestIceRestart(s, m.target, 'the server asked for it', true);
+        }
         break;
       case 'media_unreachable': onMediaUnreachable(m); break;
       case 'track_published': upsertTrack(m.track); break;

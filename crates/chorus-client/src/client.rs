@@ -105,6 +105,10 @@ pub enum PathChange {
     DropPrevious,
     /// The local address changed (the old socket is closed): restart ICE.
     RestartIce,
+    /// The connection's network goes down: nothing is sent or received.
+    Offline,
+    /// The network is back.
+    Online,
 }
 
 /// How the handle ends the session abruptly. Dropping the handle without one is
@@ -552,15 +556,15 @@ impl Session {
                     PathChange::Add => self.engine.add_path(target).await,
                     PathChange::Switch => self.engine.switch_path(target).await,
                     PathChange::DropPrevious => self.engine.drop_previous_path(target),
-                    PathChange::RestartIce => self.engine.restart_ice(target).await,
-                };
-                let _ = reply.send(result);
-                // A restart queues an offer or an `ice_restart` request.
-                while let Some(message) = self.engine.poll_signal() {
-                    if send(&mut self.ws, &message).await.is_err() {
-                        return Next::Stop;
+                    PathChange::RestartIce => self.engine.change_address(target).await,
+                    PathChange::Offline | PathChange::Online => {
+                        self.engine
+                            .set_offline(target, change == PathChange::Offline);
+                        Ok(self.engine.local_addrs().0)
                     }
-                }
+                };
+                // A restart queued an offer or an `ice_restart` request: sent by `flush`.
+                let _ = reply.send(result);
                 None
             }
             Command::Leave { reply } => {
@@ -627,6 +631,8 @@ impl Session {
                     let _ = reply.send(Ok(*reason));
                 }
             }
+            // The server heard nothing on that connection: restart ICE there.
+            ServerMessage::IceRestart { target } => self.engine.restart_ice(*target),
             _ => {}
         }
         if self.events.try_send(message).is_err() {

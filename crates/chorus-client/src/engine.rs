@@ -158,10 +158,17 @@ impl Engine {
     }
 
     /// The client's address changed (a new socket; the old one is closed) and it
-    /// restarts ICE on `target`: a new offer with new credentials on the publisher
-    /// connection; on the subscriber connection it asks the server to offer one.
-    pub async fn restart_ice(&mut self, target: PeerTarget) -> Result<SocketAddr, ClientError> {
+    /// restarts ICE on `target` ([`Engine::restart_ice`]).
+    pub async fn change_address(&mut self, target: PeerTarget) -> Result<SocketAddr, ClientError> {
         let addr = self.peer_mut(target).change_address().await?;
+        self.restart_ice(target);
+        Ok(addr)
+    }
+
+    /// Restarts ICE on `target`: a new offer with new credentials on the publisher
+    /// connection; on the subscriber connection it asks the server to offer one. What a
+    /// client does when the server sends `ice_restart`, or when its network changed.
+    pub fn restart_ice(&mut self, target: PeerTarget) {
         match target {
             PeerTarget::Publisher => {
                 self.negotiation.ice_restart = true;
@@ -170,7 +177,12 @@ impl Engine {
             }
             PeerTarget::Subscriber => self.signals.push_back(ClientMessage::IceRestart { target }),
         }
-        Ok(addr)
+    }
+
+    /// Cuts `target` off the network (nothing sent, nothing received) or reconnects it,
+    /// as an outage does.
+    pub fn set_offline(&mut self, target: PeerTarget, offline: bool) {
+        self.peer_mut(target).set_offline(offline);
     }
 
     /// Next signaling message to send (offer, answer, candidate), in order.

@@ -97,6 +97,8 @@ pub(crate) struct Peer {
     next_indication: Option<Instant>,
     /// Where the connection sends (the server's media address), once it has sent.
     server: Option<SocketAddr>,
+    /// Cut off the network: nothing goes out, what comes in is lost.
+    offline: bool,
     recv_buffer: Vec<u8>,
     host_candidate_added: bool,
     state: RTCPeerConnectionState,
@@ -124,6 +126,7 @@ impl Peer {
             keepalive,
             next_indication: None,
             server: None,
+            offline: false,
             recv_buffer: vec![0; RECV_BUFFER],
             host_candidate_added: false,
             state: RTCPeerConnectionState::New,
@@ -393,8 +396,12 @@ impl Peer {
         Ok((request, server))
     }
 
+    pub(crate) fn set_offline(&mut self, offline: bool) {
+        self.offline = offline;
+    }
+
     pub(crate) fn handle_received(&mut self, now: Instant, len: usize, from: SocketAddr) {
-        let Some(datagram) = self.recv_buffer.get(..len) else {
+        let Some(datagram) = self.recv_buffer.get(..len).filter(|_| !self.offline) else {
             return;
         };
         let input = TaggedBytesMut {
@@ -427,6 +434,7 @@ impl Peer {
         }
         if let (Keepalive::Indications(every), Some(server)) = (self.keepalive, self.server)
             && self.state == RTCPeerConnectionState::Connected
+            && !self.offline
             && self.next_indication.is_none_or(|at| at <= now)
         {
             let indication = chorus_transport::stun::binding_indication();
@@ -499,6 +507,9 @@ impl Peer {
         while let Some(datagram) = self.pc.poll_write() {
             let to = datagram.transport.peer_addr;
             self.server = Some(to);
+            if self.offline {
+                continue;
+            }
             if let Err(err) = self.socket.try_send_to(&datagram.message, to) {
                 trace!(target = ?self.target, %to, %err, "datagram not sent");
             }

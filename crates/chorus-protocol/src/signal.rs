@@ -149,8 +149,8 @@ pub enum ServerMessage {
     },
     /// The server heard nothing on the client's `target` connection for a while although
     /// the signaling socket is alive: the client should restart ICE there (publisher: a
-    /// new offer with `iceRestart`; the server restarts the subscriber connection itself
-    /// with a new `offer`).
+    /// new offer with `iceRestart`; subscriber: `ice_restart` back, and the server sends
+    /// an `offer` with new credentials).
     IceRestart {
         target: PeerTarget,
     },

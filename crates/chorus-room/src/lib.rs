@@ -57,9 +57,10 @@ impl Default for RoomConfig {
             default_max_participants: chorus_protocol::control::MAX_PARTICIPANTS_CEILING,
             max_rooms: 1000,
             empty_room_timeout: std::time::Duration::from_secs(300),
-            ice_disconnected_timeout: std::time::Duration::from_secs(5),
+            // RFC 3550 lets a client that only receives report as rarely as every 7.5 s.
+            ice_disconnected_timeout: std::time::Duration::from_secs(10),
             // 30 s of silence in all: RFC 7675's consent expiry.
-            ice_failed_timeout: std::time::Duration::from_secs(25),
+            ice_failed_timeout: std::time::Duration::from_secs(20),
             ice_connect_timeout: std::time::Duration::from_secs(10),
         }
     }

@@ -560,7 +560,7 @@ impl Room {
             }
             ClientMessage::IceRestart { target } => match target {
                 PeerTarget::Subscriber if self.peer_mut(key, target).is_some() => {
-                    self.restart_ice(key, target, now);
+                    self.restart_subscriber_ice(key, now);
                     Ok(())
                 }
                 PeerTarget::Subscriber => Err((
@@ -1328,7 +1328,7 @@ impl Room {
             self.handle_peer_event(key, target, ev, now);
         }
         for ev in out.ice.drain(..) {
-            self.on_ice_event(key, target, ev, now);
+            self.on_ice_event(key, target, ev);
         }
         for msg in out.messages.drain(..) {
             match (target, msg) {
@@ -1415,13 +1415,7 @@ impl Room {
     }
 
     /// A decision of a connection's `IceLite`: routes, the path media takes, liveness.
-    fn on_ice_event(
-        &mut self,
-        key: ParticipantKey,
-        target: PeerTarget,
-        ev: IceEvent,
-        now: Instant,
-    ) {
+    fn on_ice_event(&mut self, key: ParticipantKey, target: PeerTarget, ev: IceEvent) {
         let demux = self.media.demux();
         let Some(peer) = peer_of(&mut self.participants, key, target) else {
             return;
@@ -1442,7 +1436,10 @@ impl Room {
             IceEvent::State(LinkState::Disconnected) => {
                 tracing::info!(room = %self.name, ?target, "connection silent: asking for an ICE restart");
                 self.refresh_state(key);
-                self.restart_ice(key, target, now);
+                // Asked, not imposed: a client that cannot restart (libnice answers a
+                // restart offer with its old credentials and checks nothing) would lose
+                // a connection that may only be quiet.
+                self.send_to(key, ServerMessage::IceRestart { target });
             }
             IceEvent::State(LinkState::Lost) => {
                 self.doomed.push((key, LeaveReason::ConnectionLost));
@@ -1461,17 +1458,12 @@ impl Room {
         }
     }
 
-    /// Restarts ICE on a connection: the server offers anew on the subscriber
-    /// connection; the client re-offers on the publisher connection when asked.
-    fn restart_ice(&mut self, key: ParticipantKey, target: PeerTarget, now: Instant) {
-        match target {
-            PeerTarget::Publisher => self.send_to(key, ServerMessage::IceRestart { target }),
-            PeerTarget::Subscriber => {
-                if let Some(peer) = self.peer_mut(key, target) {
-                    peer.restart_ice = true;
-                    self.negotiate(key, now);
-                }
-            }
+    /// Restarts ICE on the subscriber connection at the client's request: the next
+    /// offer carries new credentials.
+    fn restart_subscriber_ice(&mut self, key: ParticipantKey, now: Instant) {
+        if let Some(peer) = self.peer_mut(key, PeerTarget::Subscriber) {
+            peer.restart_ice = true;
+            self.negotiate(key, now);
         }
     }
 

@@ -409,3 +409,72 @@ async fn a_connection_that_never_comes_up_is_reported() {
     }
     server.stop().await;
 }
+
+/// A client whose network goes down for a while: the server marks it `disconnected`,
+/// restarts ICE on both its connections (a new subscriber offer, `ice_restart` for the
+/// publisher, which the client answers with a new offer), and the call carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_restarts_ice_on_a_silent_connection() {
+    let mut config = test_config();
+    config.media.ice_disconnected_timeout_ms = 2_000;
+    config.media.ice_failed_timeout_ms = 20_000;
+    let server = TestServer::start_with(config).await;
+    let mut c = call(&server, "outage", Keepalive::default()).await;
+    let alice = c.alice.id();
+
+    for target in [PeerTarget::Publisher, PeerTarget::Subscriber] {
+        c.alice
+            .change_path(target, PathChange::Offline)
+            .await
+            .expect("offline");
+    }
+    // The subscriber connection (fewer packets) goes silent first, then the publisher:
+    // the server asks for a restart of the publisher once it is silent too.
+    c.alice
+        .until("the server's ice_restart for the publisher", |log| {
+            contains(log, |e| {
+                matches!(
+                    e,
+                    ServerMessage::IceRestart {
+                        target: PeerTarget::Publisher
+                    }
+                )
+            })
+        })
+        .await;
+    // The network is back just as the client restarts (checks lost while it is down
+    // would fail its new pairs for good).
+    for target in [PeerTarget::Publisher, PeerTarget::Subscriber] {
+        c.alice
+            .change_path(target, PathChange::Online)
+            .await
+            .expect("online");
+    }
+    c.bob
+        .until("alice disconnected", |log| went_disconnected(log, &alice))
+        .await;
+    let mark = c.bob.mark();
+    c.bob
+        .expect_since(mark, "alice connected again", |e| {
+            matches!(e, ServerMessage::ParticipantState { participant_id, state }
+                if *participant_id == alice && *state == ParticipantState::Connected)
+        })
+        .await;
+    c.bob.wait_more_packets(&[&c.a_cam], 3 * FLOWING).await;
+    c.alice.wait_more_packets(&[&c.b_cam], 3 * FLOWING).await;
+    drain_events(&mut c).await;
+    assert!(
+        !contains(c.alice.log(), |e| matches!(e, ServerMessage::Error { .. })),
+        "{:#?}",
+        c.alice.log()
+    );
+    assert!(
+        !contains(
+            c.bob.log(),
+            participant_left(&alice, LeaveReason::ConnectionLost)
+        ),
+        "{:#?}",
+        c.bob.log()
+    );
+    server.stop().await;
+}

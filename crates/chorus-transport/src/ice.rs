@@ -63,7 +63,7 @@ pub struct LivenessConfig {
 impl Default for LivenessConfig {
     fn default() -> Self {
         Self {
-            disconnected_after: Duration::from_secs(5),
+            disconnected_after: Duration::from_secs(10),
             lost_after: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             route_expiry: Duration::from_secs(30),
