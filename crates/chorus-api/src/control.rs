@@ -1,4 +1,5 @@
-//! The control API under `/v1`: rooms, participants, tracks, tokens. Callers
+//! The control API under `/v1`: rooms, participants, tracks, tokens, media
+//! counters. Callers
 //! authenticate with HTTP Basic `api_key:api_secret`.
 //!
 //! The routes are a table ([`routes`]) so the OpenAPI test can hold the
@@ -13,7 +14,7 @@ use axum::{Extension, Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chorus_protocol::control::{
-    CreateRoomRequest, CreateTokenRequest, MuteTrackRequest, ParticipantList, RoomList,
+    CreateRoomRequest, CreateTokenRequest, MediaStats, MuteTrackRequest, ParticipantList, RoomList,
     TokenResponse, UpdatePermissionsRequest,
 };
 
@@ -77,6 +78,7 @@ pub fn routes() -> Vec<Route> {
             update_permissions,
         ),
         route(Method::POST, "/v1/tokens", create_token),
+        route(Method::GET, "/v1/media", media_stats),
     ]
 }
 
@@ -226,6 +228,10 @@ async fn create_token(
         token,
         url: state.config().signaling_url(),
     }))
+}
+
+async fn media_stats(State(state): State<ApiState>) -> Json<MediaStats> {
+    Json(state.rooms().media_stats())
 }
 
 /// Checks a token request and fills in its defaults.
@@ -531,6 +537,36 @@ mod tests {
                 "invalid_request"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn media_counters_need_credentials_and_keep_every_field_apart() {
+        let app = testing::app(FakeRooms::default());
+        let anonymous = axum::http::Request::builder()
+            .uri("/v1/media")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(anonymous).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+        let response = app
+            .oneshot(request(Method::GET, "/v1/media", None))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        // The fake's counters are 1, 2, 3, ... in declaration order.
+        let want = json!({
+            "received": 1,
+            "unroutable": {"unknown_addr": 2, "unknown_ufrag": 3, "bad_integrity": 4},
+            "inbox_full": 5,
+            "sent": 6,
+            "send_dropped": 7,
+            "send_errors": 8,
+            "send_syscalls": 9,
+            "gso_datagrams": 10,
+            "rtcp": {"delivered": 11, "dropped": {"no_media_ssrc": 12, "unknown_ssrc": 13}},
+        });
+        assert_eq!(body_json(response).await, want);
     }
 
     #[test]

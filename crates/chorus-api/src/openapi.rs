@@ -180,6 +180,18 @@ mod tests {
                 .unwrap(),
             ),
             (
+                "MediaStats",
+                serde_json::to_value(testing::media_stats()).unwrap(),
+            ),
+            (
+                "UnroutableStats",
+                serde_json::to_value(testing::media_stats().unroutable).unwrap(),
+            ),
+            (
+                "RtcpStats",
+                serde_json::to_value(testing::media_stats().rtcp).unwrap(),
+            ),
+            (
                 "ErrorBody",
                 serde_json::to_value(ErrorBody {
                     error: ErrorDetail {

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use chorus_protocol::control::{CreateRoomRequest, RoomInfo};
+use chorus_protocol::control::{CreateRoomRequest, MediaStats, RoomInfo};
 use chorus_protocol::signal::{ClientMessage, ServerMessage};
 use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
 use chorus_room::{JoinError, JoinRequest, RoomError, RoomRegistry, SessionHandle};
@@ -51,6 +51,8 @@ pub trait Rooms: Send + Sync + 'static {
         room: &'a str,
         who: JoinRequest,
     ) -> BoxFuture<'a, Result<JoinedSession, JoinError>>;
+    /// The media plane's counters since start; atomics, so no need to wait.
+    fn media_stats(&self) -> MediaStats;
 }
 
 /// A participant admitted to a room: its event stream and its way back in.
@@ -141,5 +143,8 @@ impl Rooms for RoomRegistry {
                 link: Box::new(session.handle),
             })
         })
+    }
+    fn media_stats(&self) -> MediaStats {
+        RoomRegistry::media_stats(self)
     }
 }

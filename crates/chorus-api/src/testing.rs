@@ -8,7 +8,9 @@ use axum::http::{Method, Request, header};
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chorus_protocol::control::{CreateRoomRequest, RoomInfo};
+use chorus_protocol::control::{
+    CreateRoomRequest, MediaStats, RoomInfo, RtcpStats, UnroutableStats,
+};
 use chorus_protocol::signal::{ClientMessage, ServerMessage};
 use chorus_protocol::{
     Grants, LeaveReason, MediaKind, ParticipantInfo, ParticipantState, TrackInfo, TrackSource,
@@ -160,6 +162,33 @@ pub fn participant(identity: &str, grants: Grants) -> ParticipantInfo {
     }
 }
 
+/// Media counters with a different value in every field, so a test sees each one
+/// land where it belongs.
+pub fn media_stats() -> MediaStats {
+    MediaStats {
+        received: 1,
+        unroutable: UnroutableStats {
+            unknown_addr: 2,
+            unknown_ufrag: 3,
+            bad_integrity: 4,
+        },
+        inbox_full: 5,
+        sent: 6,
+        send_dropped: 7,
+        send_errors: 8,
+        send_syscalls: 9,
+        gso_datagrams: 10,
+        rtcp: RtcpStats {
+            delivered: 11,
+            dropped: [
+                ("no_media_ssrc".to_owned(), 12),
+                ("unknown_ssrc".to_owned(), 13),
+            ]
+            .into(),
+        },
+    }
+}
+
 impl FakeRooms {
     fn answer<T: Send + 'static>(&self, value: T) -> BoxFuture<'_, Result<T, RoomError>> {
         let result = match &self.fail_with {
@@ -246,5 +275,8 @@ impl Rooms for FakeRooms {
             (None, None) => Err(JoinError::RoomClosed),
         };
         Box::pin(async move { result })
+    }
+    fn media_stats(&self) -> MediaStats {
+        media_stats()
     }
 }

@@ -1,5 +1,7 @@
 //! Bodies of the control API (`/v1/...`, HTTP/JSON).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Grants, ParticipantInfo};
@@ -70,6 +72,49 @@ pub struct TokenResponse {
     pub token: String,
     /// WebSocket URL to open with the token.
     pub url: String,
+}
+
+/// What the media plane did since the server started (`GET /v1/media`). Every count
+/// only grows; compare two readings to see a rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MediaStats {
+    /// Datagrams read from the media port.
+    pub received: u64,
+    /// Received datagrams no connection would take, by cause.
+    pub unroutable: UnroutableStats,
+    /// Datagrams dropped because their room's inbox was full (the room is overloaded).
+    pub inbox_full: u64,
+    /// Datagrams handed to the kernel.
+    pub sent: u64,
+    /// Datagrams dropped because the socket buffer was full.
+    pub send_dropped: u64,
+    /// Datagrams the kernel refused for good.
+    pub send_errors: u64,
+    /// Send system calls; `sent / send_syscalls` is the batching.
+    pub send_syscalls: u64,
+    /// Datagrams that left inside a UDP GSO message.
+    pub gso_datagrams: u64,
+    pub rtcp: RtcpStats,
+}
+
+/// Unroutable datagrams by cause: each points at a different culprit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnroutableStats {
+    /// Not a binding request, from an address no connection confirmed.
+    pub unknown_addr: u64,
+    /// A binding request whose USERNAME names no connection.
+    pub unknown_ufrag: u64,
+    /// A binding request that failed its connection's MESSAGE-INTEGRITY check.
+    pub bad_integrity: u64,
+}
+
+/// Inbound RTCP packets (compounds taken apart) that reached their track, or not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RtcpStats {
+    pub delivered: u64,
+    /// Dropped packets by reason (`no_media_ssrc`, `unknown_ssrc`). A map, so that a
+    /// reason the server learns later appears without a new field.
+    pub dropped: BTreeMap<String, u64>,
 }
 
 /// Every error of the control API: `{"error": {"code": "...", "message": "..."}}`.

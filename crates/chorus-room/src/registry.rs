@@ -4,9 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chorus_protocol::control::{CreateRoomRequest, MAX_PARTICIPANTS_CEILING, RoomInfo};
+use chorus_protocol::control::{
+    CreateRoomRequest, MAX_PARTICIPANTS_CEILING, MediaStats, RoomInfo, RtcpStats, UnroutableStats,
+};
 use chorus_protocol::{Grants, ParticipantInfo, TrackInfo};
-use chorus_transport::{LivenessConfig, MediaPlane, MediaPlaneConfig, PeerFactory};
+use chorus_transport::{DropReason, LivenessConfig, MediaPlane, MediaPlaneConfig, PeerFactory};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use tokio::sync::{mpsc, oneshot};
@@ -102,6 +104,36 @@ impl RoomRegistry {
     /// What the server's connections did with inbound RTCP: delivered, or dropped why.
     pub fn rtcp_counters(&self) -> &chorus_transport::RtcpCounters {
         self.inner.peers.rtcp_counters()
+    }
+
+    /// A reading of [`Self::media_counters`] and [`Self::rtcp_counters`] for the
+    /// control API. The counters are read one by one, not as one snapshot.
+    pub fn media_stats(&self) -> MediaStats {
+        let c = self.media_counters();
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let rtcp = self.rtcp_counters();
+        MediaStats {
+            received: get(&c.received),
+            unroutable: UnroutableStats {
+                unknown_addr: get(&c.unroutable_unknown_addr),
+                unknown_ufrag: get(&c.unroutable_unknown_ufrag),
+                bad_integrity: get(&c.stun_bad_integrity),
+            },
+            inbox_full: get(&c.inbox_full),
+            sent: get(&c.sent),
+            send_dropped: get(&c.send_dropped),
+            send_errors: get(&c.send_errors),
+            send_syscalls: get(&c.send_syscalls),
+            gso_datagrams: get(&c.gso_datagrams),
+            rtcp: RtcpStats {
+                delivered: rtcp.delivered(),
+                // Every reason, zeros included, so a reader sees what can be dropped.
+                dropped: DropReason::ALL
+                    .into_iter()
+                    .map(|reason| (reason.as_str().to_owned(), rtcp.dropped(reason)))
+                    .collect(),
+            },
+        }
     }
 
     /// Starts a room actor and a supervisor that unregisters it when it ends, panics included.
@@ -355,6 +387,50 @@ mod tests {
             matches!(err, Some(StartError::NoAnnounceAddress(_))),
             "{err:?}"
         );
+    }
+
+    /// Each counter lands in its own field: distinct values in, the same values out.
+    #[tokio::test]
+    async fn media_stats_map_every_counter() {
+        let config = RoomConfig {
+            media_bind: "127.0.0.1:0".parse().unwrap(),
+            ..RoomConfig::default()
+        };
+        let registry = RoomRegistry::start(config, CancellationToken::new()).unwrap();
+        let c = registry.media_counters();
+        let counters = [
+            (&c.received, 1),
+            (&c.unroutable_unknown_addr, 2),
+            (&c.unroutable_unknown_ufrag, 3),
+            (&c.stun_bad_integrity, 4),
+            (&c.inbox_full, 5),
+            (&c.sent, 6),
+            (&c.send_dropped, 7),
+            (&c.send_errors, 8),
+            (&c.send_syscalls, 9),
+            (&c.gso_datagrams, 10),
+        ];
+        for (counter, n) in counters {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+        let stats = registry.media_stats();
+        let got = [
+            stats.received,
+            stats.unroutable.unknown_addr,
+            stats.unroutable.unknown_ufrag,
+            stats.unroutable.bad_integrity,
+            stats.inbox_full,
+            stats.sent,
+            stats.send_dropped,
+            stats.send_errors,
+            stats.send_syscalls,
+            stats.gso_datagrams,
+        ];
+        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(stats.rtcp.delivered, 0);
+        let reasons: Vec<&str> = stats.rtcp.dropped.keys().map(String::as_str).collect();
+        assert_eq!(reasons, ["no_media_ssrc", "unknown_ssrc"]);
+        registry.shutdown().await;
     }
 
     #[test]

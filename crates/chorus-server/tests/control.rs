@@ -1,17 +1,19 @@
 //! The control API acting on live sessions: remove, mute, permissions, room
-//! limits and deletion, as the clients experience them.
+//! limits and deletion, as the clients experience them; and the media counters
+//! it reports while media flows.
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chorus_client::{LeaveReason, ServerMessage, TrackSource};
 use common::{
-    FLOWING, TestServer, contains, error_code, left, participant_left, refusal_code, stream_of,
-    track_muted, track_unpublished,
+    FLOWING, LIMIT, TestServer, contains, error_code, left, participant_left, refusal_code,
+    stream_of, track_muted, track_unpublished,
 };
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
+use tokio::net::UdpSocket;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_participant() {
@@ -188,4 +190,43 @@ async fn deleting_a_room_ends_every_session() {
     let (status, body) = server.call(Method::GET, "/v1/rooms/doomed", None).await;
     assert_eq!(status, 404, "{body}");
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_counters_follow_the_traffic() {
+    let server = TestServer::start().await;
+    let mut a = server.join("counted", "alice").await;
+    let b = server.join("counted", "bob").await;
+    let (mic, cam) = a.publish_mic_and_camera().await;
+    b.wait_receiving(&[&mic, &cam], FLOWING).await;
+
+    let stats = media_stats(&server).await;
+    assert!(stats["received"].as_u64().unwrap() > 0, "{stats}");
+    assert!(stats["sent"].as_u64().unwrap() > 0, "{stats}");
+    let unknown_addr = |stats: &Value| stats["unroutable"]["unknown_addr"].as_u64().unwrap();
+    let before = unknown_addr(&stats);
+
+    // Not STUN, from an address no connection knows: noise.
+    let stranger = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    stranger
+        .send_to(b"\xffnot a media packet", server.media_addr)
+        .await
+        .unwrap();
+    // The I/O thread counts it when it gets to it.
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let stats = media_stats(&server).await;
+        if unknown_addr(&stats) > before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "garbage not counted: {stats}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await;
+}
+
+async fn media_stats(server: &TestServer) -> Value {
+    let (status, body) = server.call(Method::GET, "/v1/media", None).await;
+    assert_eq!(status, 200, "{body}");
+    body
 }

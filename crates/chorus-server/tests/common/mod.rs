@@ -7,6 +7,7 @@
 // Each test binary uses a part of these helpers.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -63,6 +64,8 @@ pub struct TestServer {
     pub http_url: String,
     /// `ws://127.0.0.1:PORT`, what [`ClientConfig`] wants.
     pub ws_url: String,
+    /// The UDP port media flows through.
+    pub media_addr: SocketAddr,
     pub keys: Keys,
     shutdown: CancellationToken,
     running: Option<RunningServer>,
@@ -82,6 +85,7 @@ impl TestServer {
         Self {
             http_url: server.public_url.clone(),
             ws_url: server.public_url.replacen("http", "ws", 1),
+            media_addr: server.media_addr,
             keys,
             shutdown,
             running: Some(server),
@@ -111,6 +115,7 @@ impl TestServer {
         });
         let server = Self {
             ws_url: http_url.replacen("http", "ws", 1),
+            media_addr: registry.media_addr(),
             http_url,
             keys: config.keys(),
             shutdown,
