@@ -1,34 +1,26 @@
-//! The signaling half: a WebSocket to `/v1/rtc` and one task that owns the [`Engine`].
+//! The public handle of a participant: [`connect`] joins a room and starts the session
+//! task; the [`Client`] it returns sends that task commands and receives its events.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage};
+use chorus_protocol::signal::{PeerTarget, ServerMessage};
 use chorus_protocol::{LeaveReason, ParticipantInfo, TrackInfo, TrackSource};
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{interval_at, sleep, timeout};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use tracing::{debug, warn};
+use tokio::time::timeout;
 
-use crate::ClientError;
-use crate::engine::{Engine, KeyframeRequestForm};
-use crate::media::MediaProfile;
+use crate::engine::Engine;
+use crate::error::ClientError;
+use crate::keyframe::KeyframeRequestForm;
+use crate::profile::MediaProfile;
+use crate::session::{Command, End, PathChange, Session};
+use crate::signaling::{CLOSE_TIMEOUT, Joined, join};
 use crate::stats::{ClientStats, SharedStats};
 use crate::talk::AudioContent;
-
-type WebSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-const PING_INTERVAL: Duration = Duration::from_secs(10);
-/// How long a killed client keeps its WebSocket open waiting for the server to give up.
-const KILLED_LINGER: Duration = Duration::from_secs(120);
 const COMMAND_QUEUE: usize = 64;
 const EVENT_QUEUE: usize = 1024;
 
@@ -63,61 +55,6 @@ impl ClientConfig {
     }
 }
 
-enum Command {
-    Publish {
-        source: TrackSource,
-        reply: oneshot::Sender<Result<TrackInfo, ClientError>>,
-    },
-    Unpublish {
-        track_id: String,
-        reply: oneshot::Sender<Result<(), ClientError>>,
-    },
-    Mute {
-        track_id: String,
-        muted: bool,
-        reply: oneshot::Sender<Result<(), ClientError>>,
-    },
-    RequestKeyframe {
-        track_id: String,
-        form: KeyframeRequestForm,
-        reply: oneshot::Sender<Result<(), ClientError>>,
-    },
-    SetAudio(AudioContent),
-    Path {
-        target: PeerTarget,
-        change: PathChange,
-        reply: oneshot::Sender<Result<SocketAddr, ClientError>>,
-    },
-    Leave {
-        reply: oneshot::Sender<Result<LeaveReason, ClientError>>,
-    },
-}
-
-/// A change of one connection's network path, as real clients go through them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathChange {
-    /// Open a second path (another local socket) and check it with the server: two
-    /// candidate pairs, the first still nominated.
-    Add,
-    /// Nominate the second path and send through it; the first keeps receiving.
-    Switch,
-    /// Close the path used before the switch (its interface went away).
-    DropPrevious,
-    /// The local address changed (the old socket is closed): restart ICE.
-    RestartIce,
-    /// The connection's network goes down: nothing is sent or received.
-    Offline,
-    /// The network is back.
-    Online,
-}
-
-/// How the handle ends the session abruptly. Dropping the handle without one is
-/// [`End::DropSignaling`].
-enum End {
-    Kill,
-    DropSignaling,
-}
-
 /// A participant connected to a Chorus room. Dropping it closes the signaling
 /// connection (like [`Client::drop_signaling`]) and ends its task.
 pub struct Client {
@@ -133,7 +70,7 @@ pub struct Client {
 /// Opens the WebSocket, sends `join` and waits for `joined`. A refusal (HTTP status,
 /// `error` frame or close frame instead of `joined`) is [`ClientError::Refused`].
 pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
-    let (mut ws, early, joined) = timeout(CONNECT_TIMEOUT, join(&config))
+    let (mut ws, early, joined) = timeout(CONNECT_TIMEOUT, join(config.signaling_url()))
         .await
         .map_err(|_| ClientError::Timeout("joined"))??;
     let Joined {
@@ -152,17 +89,7 @@ pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
     let (end, end_rx) = oneshot::channel();
     let (event_tx, events) = mpsc::channel(EVENT_QUEUE);
     let stats = engine.shared_stats();
-    let session = Session {
-        ws,
-        engine,
-        commands: command_rx,
-        end: end_rx,
-        events: event_tx,
-        stats: stats.clone(),
-        announced: VecDeque::new(),
-        negotiating: HashMap::new(),
-        leave: None,
-    };
+    let session = Session::new(ws, engine, command_rx, end_rx, event_tx, stats.clone());
     tokio::spawn(session.run(early));
     Ok(Client {
         room,
@@ -173,61 +100,6 @@ pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
         events,
         stats,
     })
-}
-
-/// The content of `joined`.
-struct Joined {
-    room: String,
-    participant: ParticipantInfo,
-    participants: Vec<ParticipantInfo>,
-}
-
-/// Connects and joins; returns the socket, messages that came before `joined`, and `joined`.
-async fn join(
-    config: &ClientConfig,
-) -> Result<(WebSocket, Vec<ServerMessage>, Joined), ClientError> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(config.signaling_url()).await?;
-    send(&mut ws, &ClientMessage::Join {}).await?;
-    let mut early = Vec::new();
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerMessage>(&text) {
-                Ok(ServerMessage::Joined {
-                    room,
-                    participant,
-                    participants,
-                }) => {
-                    let joined = Joined {
-                        room,
-                        participant,
-                        participants,
-                    };
-                    return Ok((ws, early, joined));
-                }
-                Ok(ServerMessage::Error { code, message }) => {
-                    return Err(ClientError::Refused { code, message });
-                }
-                Ok(other) => early.push(other),
-                Err(err) => warn!(%err, "unparsable server message"),
-            },
-            Some(Ok(Message::Close(Some(frame)))) => {
-                return Err(ClientError::Refused {
-                    code: format!("close_{}", u16::from(frame.code)),
-                    message: frame.reason.to_string(),
-                });
-            }
-            Some(Ok(Message::Close(None))) | None => return Err(ClientError::Closed),
-            Some(Ok(_)) => {}
-            Some(Err(err)) => return Err(err.into()),
-        }
-    }
-}
-
-async fn send(ws: &mut WebSocket, message: &ClientMessage) -> Result<(), ClientError> {
-    let text = serde_json::to_string(message)
-        .map_err(|err| ClientError::Protocol(format!("cannot encode message: {err}")))?;
-    ws.send(Message::text(text)).await?;
-    Ok(())
 }
 
 impl Client {
@@ -408,288 +280,4 @@ impl Client {
             }
         }
     }
-}
-
-/// A `publish` sent, waiting for `publish_accepted`.
-struct Announced {
-    cid: String,
-    source: TrackSource,
-    reply: oneshot::Sender<Result<TrackInfo, ClientError>>,
-}
-
-/// The client task: owns the WebSocket and the engine.
-struct Session {
-    ws: WebSocket,
-    engine: Engine,
-    commands: mpsc::Receiver<Command>,
-    end: oneshot::Receiver<End>,
-    events: mpsc::Sender<ServerMessage>,
-    stats: SharedStats,
-    announced: VecDeque<Announced>,
-    /// Accepted publications waiting for the publisher answer, by cid.
-    negotiating: HashMap<String, (TrackInfo, oneshot::Sender<Result<TrackInfo, ClientError>>)>,
-    leave: Option<oneshot::Sender<Result<LeaveReason, ClientError>>>,
-}
-
-/// What to do after a command or frame.
-enum Next {
-    Continue,
-    Stop,
-    Linger,
-}
-
-impl Session {
-    async fn run(mut self, early: Vec<ServerMessage>) {
-        for message in early {
-            self.on_server_message(message);
-        }
-        if self.flush().await.is_err() {
-            return;
-        }
-        let mut ping = interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
-        loop {
-            let next = tokio::select! {
-                biased;
-                end = &mut self.end => match end {
-                    Ok(End::Kill) => Next::Linger,
-                    Ok(End::DropSignaling) | Err(_) => Next::Stop,
-                },
-                command = self.commands.recv() => match command {
-                    Some(command) => self.on_command(command).await,
-                    None => Next::Stop,
-                },
-                _ = self.engine.step() => Next::Continue,
-                frame = self.ws.next() => self.on_frame(frame),
-                _ = ping.tick() => match send(&mut self.ws, &ping_message()).await {
-                    Ok(()) => Next::Continue,
-                    Err(_) => Next::Stop,
-                },
-            };
-            match next {
-                Next::Continue => {}
-                Next::Stop => {
-                    let _ = timeout(CLOSE_TIMEOUT, self.ws.close(None)).await;
-                    return;
-                }
-                Next::Linger => {
-                    let Session { ws, engine, .. } = self;
-                    drop(engine);
-                    linger(ws).await;
-                    return;
-                }
-            }
-            if self.flush().await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Answers publish requests whose negotiation finished and sends the engine's signals.
-    async fn flush(&mut self) -> Result<(), ClientError> {
-        while let Some((cid, outcome)) = self.engine.poll_negotiated() {
-            if let Some((track, reply)) = self.negotiating.remove(&cid) {
-                let _ = reply.send(outcome.map(|()| track));
-            }
-        }
-        while let Some(message) = self.engine.poll_signal() {
-            send(&mut self.ws, &message).await?;
-        }
-        Ok(())
-    }
-
-    async fn on_command(&mut self, command: Command) -> Next {
-        let now = Instant::now();
-        let message = match command {
-            Command::Publish { source, reply } => {
-                let cid = format!("{}-{:08x}", source.as_str(), rand::random::<u32>());
-                self.announced.push_back(Announced {
-                    cid: cid.clone(),
-                    source,
-                    reply,
-                });
-                let message = ClientMessage::Publish {
-                    cid,
-                    source,
-                    muted: false,
-                };
-                Some(message)
-            }
-            Command::Unpublish { track_id, reply } => {
-                let result = self.engine.unpublish(now, &track_id);
-                let message = result
-                    .is_ok()
-                    .then_some(ClientMessage::Unpublish { track_id });
-                let _ = reply.send(result);
-                message
-            }
-            Command::Mute {
-                track_id,
-                muted,
-                reply,
-            } => {
-                let result = self.engine.set_muted(&track_id, muted);
-                let message = result
-                    .is_ok()
-                    .then_some(ClientMessage::Mute { track_id, muted });
-                let _ = reply.send(result);
-                message
-            }
-            Command::RequestKeyframe {
-                track_id,
-                form,
-                reply,
-            } => {
-                let result = self.engine.request_keyframe_with(now, &track_id, form);
-                let _ = reply.send(result);
-                None
-            }
-            Command::SetAudio(content) => {
-                self.engine.set_audio(content);
-                None
-            }
-            Command::Path {
-                target,
-                change,
-                reply,
-            } => {
-                let result = match change {
-                    PathChange::Add => self.engine.add_path(target).await,
-                    PathChange::Switch => self.engine.switch_path(target).await,
-                    PathChange::DropPrevious => self.engine.drop_previous_path(target),
-                    PathChange::RestartIce => self.engine.change_address(target).await,
-                    PathChange::Offline | PathChange::Online => {
-                        self.engine
-                            .set_offline(target, change == PathChange::Offline);
-                        Ok(self.engine.local_addrs().0)
-                    }
-                };
-                // A restart queued an offer or an `ice_restart` request: sent by `flush`.
-                let _ = reply.send(result);
-                None
-            }
-            Command::Leave { reply } => {
-                self.leave = Some(reply);
-                Some(ClientMessage::Leave {})
-            }
-        };
-        match message {
-            Some(message) if send(&mut self.ws, &message).await.is_err() => Next::Stop,
-            _ => Next::Continue,
-        }
-    }
-
-    fn on_frame(
-        &mut self,
-        frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-    ) -> Next {
-        match frame {
-            Some(Ok(Message::Text(text))) => {
-                match serde_json::from_str::<ServerMessage>(&text) {
-                    Ok(message) => self.on_server_message(message),
-                    Err(err) => warn!(%err, "unparsable server message"),
-                }
-                Next::Continue
-            }
-            Some(Ok(Message::Close(_))) | None => {
-                debug!("signaling closed by server");
-                Next::Stop
-            }
-            Some(Err(err)) => {
-                debug!(%err, "signaling failed");
-                Next::Stop
-            }
-            Some(Ok(_)) => Next::Continue,
-        }
-    }
-
-    fn on_server_message(&mut self, message: ServerMessage) {
-        let now = Instant::now();
-        match &message {
-            ServerMessage::Offer { .. }
-            | ServerMessage::Answer { .. }
-            | ServerMessage::Candidate { .. } => {
-                if let Err(err) = self.engine.handle_signal(now, &message) {
-                    warn!(%err, "signal not applied");
-                }
-                return;
-            }
-            ServerMessage::Pong { .. } => return,
-            ServerMessage::PublishAccepted { cid, track } => {
-                self.on_publish_accepted(now, cid, track);
-            }
-            // Errors carry no request id: one fails the oldest pending publish.
-            ServerMessage::Error { code, message } => {
-                if let Some(announced) = self.announced.pop_front() {
-                    let _ = announced.reply.send(Err(ClientError::Refused {
-                        code: code.clone(),
-                        message: message.clone(),
-                    }));
-                }
-            }
-            ServerMessage::Left { reason } => {
-                if let Some(reply) = self.leave.take() {
-                    let _ = reply.send(Ok(*reason));
-                }
-            }
-            // The server heard nothing on that connection: restart ICE there.
-            ServerMessage::IceRestart { target } => self.engine.restart_ice(*target),
-            _ => {}
-        }
-        if self.events.try_send(message).is_err() {
-            self.stats.lock().events_dropped += 1;
-        }
-    }
-}
-
-impl Session {
-    /// Adds an announced track to the publisher connection; the reply waits for the answer.
-    fn on_publish_accepted(&mut self, now: Instant, cid: &str, track: &TrackInfo) {
-        let Some(at) = self.announced.iter().position(|a| a.cid == cid) else {
-            return;
-        };
-        let Some(announced) = self.announced.remove(at) else {
-            return;
-        };
-        match self
-            .engine
-            .publish(now, cid, &track.track_id, announced.source)
-        {
-            Ok(()) => {
-                self.negotiating
-                    .insert(cid.to_owned(), (track.clone(), announced.reply));
-            }
-            Err(err) => {
-                let _ = announced.reply.send(Err(err));
-            }
-        }
-    }
-}
-
-/// After a kill: keep the WebSocket open, answering nothing but its own keepalive.
-async fn linger(mut ws: WebSocket) {
-    let deadline = sleep(KILLED_LINGER);
-    tokio::pin!(deadline);
-    let mut ping = interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = &mut deadline => break,
-            frame = ws.next() => match frame {
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                Some(Ok(_)) => {}
-            },
-            _ = ping.tick() => {
-                if send(&mut ws, &ping_message()).await.is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    let _ = timeout(CLOSE_TIMEOUT, ws.close(None)).await;
-}
-
-fn ping_message() -> ClientMessage {
-    let ts = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64);
-    ClientMessage::Ping { ts }
 }

@@ -5,33 +5,32 @@
 //! ones to send out ([`Engine::poll_signal`]); whoever owns it carries them. The
 //! [`crate::Client`] carries them over the Chorus WebSocket; a test can connect one
 //! engine's publisher connection to another engine's subscriber connection directly.
+//!
+//! The engine's core is here: both connections and all the state they carry (every
+//! track's included), driving them ([`Engine::step`], [`Engine::drive`]), network paths
+//! and ICE restarts, and the signaling queues. What the engine does with our tracks is
+//! in `publish`, with the server's tracks in `subscribe`; both add methods to
+//! [`Engine`] and import from here, nothing here imports from them.
+
+mod publish;
+mod subscribe;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage};
 use chorus_protocol::{MediaKind, TrackSource};
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::rtcp;
-use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtcp::receiver_report::ReceiverReport;
-use rtc::rtcp::sender_report::SenderReport;
-use rtc::rtcp::source_description::{
-    SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem,
-};
-use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
-use tracing::{debug, warn};
+use tracing::debug;
 
-use crate::ClientError;
 use crate::decode::AudioDecoder;
-use crate::media::{MediaProfile, MediaSource, VideoShape};
+use crate::error::ClientError;
+use crate::media::MediaSource;
 use crate::peer::{Peer, PeerOutput};
-use crate::stats::{ClientStats, InboundTrackStats, OutboundTrackStats, PeerStats, SharedStats};
-use crate::talk::AudioContent;
+use crate::profile::MediaProfile;
+use crate::stats::{ClientStats, PeerStats, SharedStats};
 
 /// Longest sleep of [`Engine::step`] when nothing is scheduled.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
@@ -195,136 +194,6 @@ impl Engine {
         self.negotiated.pop_front()
     }
 
-    /// Adds a track to the publisher connection and renegotiates. `cid` becomes the msid
-    /// track id, `track_id` (the server's id) the msid stream id and the stats key.
-    /// Media starts once the answer is applied and the connection is up.
-    pub fn publish(
-        &mut self,
-        now: Instant,
-        cid: &str,
-        track_id: &str,
-        source: TrackSource,
-    ) -> Result<(), ClientError> {
-        if self
-            .publications
-            .iter()
-            .any(|p| p.cid == cid || p.track_id == track_id)
-        {
-            return Err(ClientError::Protocol(format!(
-                "track {track_id} ({cid}) is already published"
-            )));
-        }
-        let ssrc = rand::random::<u32>().max(1);
-        let sender = self.publisher.add_track(track_id, cid, source, ssrc)?;
-        self.publications.push(Publication {
-            cid: cid.to_owned(),
-            track_id: track_id.to_owned(),
-            source,
-            sender,
-            ssrc,
-            media: None,
-            muted: false,
-        });
-        self.stats.lock().outbound.insert(
-            track_id.to_owned(),
-            OutboundTrackStats::new(source.kind(), ssrc),
-        );
-        self.negotiation.waiting.push(cid.to_owned());
-        self.negotiation.needs_offer = true;
-        self.offer_if_needed(now);
-        self.drive(now);
-        Ok(())
-    }
-
-    /// Removes a track from the publisher connection and renegotiates.
-    pub fn unpublish(&mut self, now: Instant, track_id: &str) -> Result<(), ClientError> {
-        let index = self
-            .publications
-            .iter()
-            .position(|p| p.track_id == track_id)
-            .ok_or_else(|| ClientError::UnknownTrack(track_id.to_owned()))?;
-        let publication = self.publications.remove(index);
-        if let Some(at) = self
-            .negotiation
-            .waiting
-            .iter()
-            .position(|cid| *cid == publication.cid)
-        {
-            let cid = self.negotiation.waiting.remove(at);
-            self.negotiated.push_back((cid, Err(unpublished())));
-        }
-        self.publisher.remove_track(publication.sender)?;
-        self.negotiation.needs_offer = true;
-        self.offer_if_needed(now);
-        self.drive(now);
-        Ok(())
-    }
-
-    /// Stops (or resumes) sending a track's media. Video resumes with a keyframe.
-    pub fn set_muted(&mut self, track_id: &str, muted: bool) -> Result<(), ClientError> {
-        let publication = self
-            .publications
-            .iter_mut()
-            .find(|p| p.track_id == track_id)
-            .ok_or_else(|| ClientError::UnknownTrack(track_id.to_owned()))?;
-        publication.muted = muted;
-        if let (false, Some(media)) = (muted, publication.media.as_mut()) {
-            media.request_keyframe();
-        }
-        Ok(())
-    }
-
-    /// What the microphone sends from now on.
-    pub fn set_audio(&mut self, content: AudioContent) {
-        self.profile.audio = content;
-        for media in self
-            .publications
-            .iter_mut()
-            .filter_map(|p| p.media.as_mut())
-        {
-            media.set_audio(content);
-        }
-    }
-
-    /// The silence frame labelled with this RFC 6464 level (in -dBov, 127 = silence)
-    /// from now on: see [`AudioContent::from_level`].
-    pub fn set_audio_level(&mut self, dbov: u8) {
-        self.set_audio(AudioContent::from_level(dbov));
-    }
-
-    /// Sends a PLI for a remote video track (by server track id).
-    pub fn request_keyframe(&mut self, now: Instant, track_id: &str) -> Result<(), ClientError> {
-        self.request_keyframe_with(now, track_id, KeyframeRequestForm::Pli)
-    }
-
-    /// Asks for a keyframe of a remote video track (by server track id) in the RTCP
-    /// `form` some client sends.
-    pub fn request_keyframe_with(
-        &mut self,
-        now: Instant,
-        track_id: &str,
-        form: KeyframeRequestForm,
-    ) -> Result<(), ClientError> {
-        let subscription = self
-            .subscriptions
-            .values_mut()
-            .find(|s| s.track_id == track_id && s.kind == MediaKind::Video)
-            .ok_or_else(|| ClientError::UnknownTrack(track_id.to_owned()))?;
-        if form.is_fir() {
-            subscription.fir_seq = subscription.fir_seq.wrapping_add(1);
-        }
-        let packets = form.packets(subscription.ssrc, subscription.fir_seq);
-        self.subscriber
-            .write_rtcp(now, subscription.receiver, packets)?;
-        if !form.is_fir()
-            && let Some(inbound) = self.stats.lock().inbound.get_mut(track_id)
-        {
-            inbound.plis_sent += 1;
-        }
-        self.drive(now);
-        Ok(())
-    }
-
     /// Applies an offer, answer or candidate from the server; other messages are ignored.
     pub fn handle_signal(
         &mut self,
@@ -429,119 +298,6 @@ impl Engine {
         }
     }
 
-    fn offer_if_needed(&mut self, now: Instant) {
-        let negotiation = &mut self.negotiation;
-        if !negotiation.needs_offer || negotiation.offer_in_flight {
-            return;
-        }
-        negotiation.needs_offer = false;
-        let introduced = std::mem::take(&mut negotiation.waiting);
-        let ice_restart = std::mem::take(&mut negotiation.ice_restart);
-        match self.publisher.create_offer(now, ice_restart) {
-            Ok(sdp) => {
-                negotiation.offer_in_flight = true;
-                negotiation.in_offer = introduced;
-                self.signals.push_back(ClientMessage::Offer {
-                    target: PeerTarget::Publisher,
-                    sdp,
-                });
-            }
-            Err(err) => {
-                warn!(%err, "publisher offer failed");
-                for cid in introduced {
-                    let failure = ClientError::Protocol(format!("offer failed: {err}"));
-                    self.negotiated.push_back((cid, Err(failure)));
-                }
-            }
-        }
-    }
-
-    fn apply_publisher_answer(&mut self, now: Instant, sdp: &str) -> Result<(), ClientError> {
-        if !self.negotiation.offer_in_flight {
-            return Err(ClientError::Protocol(
-                "answer for the publisher connection without an offer".to_owned(),
-            ));
-        }
-        self.negotiation.offer_in_flight = false;
-        let introduced = std::mem::take(&mut self.negotiation.in_offer);
-        let applied = self.publisher.accept_answer(now, sdp);
-        for cid in introduced {
-            let outcome = match &applied {
-                Ok(()) => self.start_media(now, &cid),
-                Err(err) => Err(ClientError::Protocol(format!("answer rejected: {err}"))),
-            };
-            self.negotiated.push_back((cid, outcome));
-        }
-        self.offer_if_needed(now);
-        applied
-    }
-
-    fn start_media(&mut self, now: Instant, cid: &str) -> Result<(), ClientError> {
-        let publication = self
-            .publications
-            .iter_mut()
-            .find(|p| p.cid == cid)
-            .ok_or_else(unpublished)?;
-        let kind = publication.source.kind();
-        let params = self
-            .publisher
-            .stream_params(publication.sender, publication.ssrc, kind)
-            .ok_or_else(|| {
-                ClientError::Protocol(format!("no codec negotiated for {}", publication.track_id))
-            })?;
-        let video = |size| {
-            let shape = VideoShape::from_profile(&self.profile, size);
-            MediaSource::video(params, self.profile.video_codec, shape, now)
-        };
-        publication.media = Some(match publication.source {
-            TrackSource::Microphone => MediaSource::opus(params, &self.profile, now),
-            TrackSource::Camera => video((640, 360)),
-            TrackSource::ScreenShare => video((1280, 720)),
-        });
-        Ok(())
-    }
-
-    fn answer_subscriber_offer(&mut self, now: Instant, sdp: &str) -> Result<(), ClientError> {
-        let answer = self.subscriber.accept_offer(now, sdp)?;
-        self.signals.push_back(ClientMessage::Answer {
-            target: PeerTarget::Subscriber,
-            sdp: answer,
-        });
-        Ok(())
-    }
-
-    fn send_media(&mut self, now: Instant) {
-        if self.publisher.state() != RTCPeerConnectionState::Connected {
-            return;
-        }
-        for publication in &mut self.publications {
-            let Some(media) = publication.media.as_mut() else {
-                continue;
-            };
-            if publication.muted {
-                media.skip_until(now);
-                continue;
-            }
-            while let Some(frame) = media.poll_frame(now) {
-                let (mut packets, mut bytes) = (0, 0);
-                for packet in frame.packets {
-                    let size = packet.payload.len() as u64;
-                    match self.publisher.write_rtp(now, publication.sender, packet) {
-                        Ok(()) => (packets, bytes) = (packets + 1, bytes + size),
-                        Err(err) => debug!(track = %publication.track_id, %err, "rtp not sent"),
-                    }
-                }
-                let mut stats = self.stats.lock();
-                if let Some(outbound) = stats.outbound.get_mut(&publication.track_id) {
-                    outbound.packets += packets;
-                    outbound.bytes += bytes;
-                    outbound.frames += 1;
-                    outbound.keyframes += u64::from(frame.keyframe);
-                }
-            }
-        }
-    }
-
     fn on_output(&mut self, target: PeerTarget, now: Instant, output: PeerOutput) {
         match output {
             PeerOutput::Candidate(candidate) => {
@@ -558,179 +314,16 @@ impl Engine {
                 receiver,
                 ssrc,
                 kind,
-            } => {
-                // The server names the track by the stream it puts it in.
-                let remote_id = if stream_id.is_empty() {
-                    track_id.clone()
-                } else {
-                    stream_id
-                };
-                debug!(track = %remote_id, ssrc, ?kind, "remote track opened");
-                self.stats
-                    .lock()
-                    .inbound
-                    .entry(remote_id.clone())
-                    .or_insert_with(|| InboundTrackStats::new(kind, ssrc))
-                    .ssrc = ssrc;
-                let decoder = (kind == MediaKind::Audio && self.profile.decode_audio)
-                    .then(AudioDecoder::new)
-                    .and_then(|made| {
-                        made.inspect_err(|err| warn!(%err, "received audio not decoded"))
-                            .ok()
-                    });
-                self.subscriptions.insert(
-                    track_id,
-                    Subscription {
-                        track_id: remote_id,
-                        receiver,
-                        ssrc,
-                        kind,
-                        decoder,
-                        fir_seq: 0,
-                    },
-                );
-            }
-            PeerOutput::Rtp { track_id, packet } => {
-                let Some(subscription) = self.subscriptions.get_mut(&track_id) else {
-                    debug!(%track_id, "rtp for an unknown track");
-                    return;
-                };
-                let mut stats = self.stats.lock();
-                let Some(inbound) = stats.inbound.get_mut(&subscription.track_id) else {
-                    return;
-                };
-                inbound.on_rtp(now, &packet);
-                if let Some(decoder) = subscription.decoder.as_mut() {
-                    decoder.decode(&packet.payload, inbound.decoded.get_or_insert_default());
-                }
-            }
+            } => self.on_track_opened(track_id, stream_id, receiver, ssrc, kind),
+            PeerOutput::Rtp { track_id, packet } => self.on_rtp(now, track_id, packet),
             PeerOutput::Rtcp(packets) => self.on_rtcp(target, &packets),
         }
     }
-
-    /// Counts reports and feedback; a PLI or FIR for one of our tracks schedules a keyframe.
-    /// Feedback is matched by media SSRC, not by the track id the core tags the compound
-    /// packet with (that comes from its first packet only).
-    fn on_rtcp(&mut self, target: PeerTarget, packets: &[Box<dyn rtcp::Packet>]) {
-        let mut stats = self.stats.lock();
-        for packet in packets {
-            let packet = packet.as_any();
-            if packet.is::<SenderReport>() {
-                peer_stats(&mut stats, target).sender_reports += 1;
-            } else if packet.is::<ReceiverReport>() {
-                peer_stats(&mut stats, target).receiver_reports += 1;
-            } else if let Some(pli) = packet.downcast_ref::<PictureLossIndication>() {
-                peer_stats(&mut stats, target).plis += 1;
-                if let Some(outbound) =
-                    feedback_target(&mut self.publications, &mut stats, pli.media_ssrc, true)
-                {
-                    outbound.plis_received += 1;
-                }
-            } else if let Some(fir) = packet.downcast_ref::<FullIntraRequest>() {
-                for entry in &fir.fir {
-                    peer_stats(&mut stats, target).firs += 1;
-                    if let Some(outbound) =
-                        feedback_target(&mut self.publications, &mut stats, entry.ssrc, true)
-                    {
-                        outbound.firs_received += 1;
-                    }
-                }
-            } else if let Some(nack) = packet.downcast_ref::<TransportLayerNack>() {
-                peer_stats(&mut stats, target).nacks += 1;
-                if let Some(outbound) =
-                    feedback_target(&mut self.publications, &mut stats, nack.media_ssrc, false)
-                {
-                    outbound.nacks_received += 1;
-                }
-            }
-        }
-    }
-}
-
-fn unpublished() -> ClientError {
-    ClientError::Protocol("track was unpublished before negotiation finished".to_owned())
 }
 
 fn peer_stats(stats: &mut ClientStats, target: PeerTarget) -> &mut PeerStats {
     match target {
         PeerTarget::Publisher => &mut stats.publisher,
         PeerTarget::Subscriber => &mut stats.subscriber,
-    }
-}
-
-/// The outbound stats of the publication sending `ssrc`; with `keyframe`, its next
-/// video frame becomes a keyframe.
-fn feedback_target<'a>(
-    publications: &mut [Publication],
-    stats: &'a mut ClientStats,
-    ssrc: u32,
-    keyframe: bool,
-) -> Option<&'a mut OutboundTrackStats> {
-    let publication = publications.iter_mut().find(|p| p.ssrc == ssrc)?;
-    if let (true, Some(media)) = (keyframe, publication.media.as_mut()) {
-        media.request_keyframe();
-    }
-    stats.outbound.get_mut(&publication.track_id)
-}
-
-/// The RTCP in which a subscriber asks for a keyframe, as different clients send it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyframeRequestForm {
-    /// A lone PLI (reduced-size RTCP, as browsers send it).
-    Pli,
-    /// A lone FIR.
-    Fir,
-    /// An RR without report blocks, an SDES with a CNAME, then a PLI: what GStreamer's
-    /// webrtcbin sends.
-    CompoundPli,
-    /// An RR without report blocks, an SDES with a CNAME, then a FIR.
-    CompoundFir,
-}
-
-impl KeyframeRequestForm {
-    /// Our SSRC as the sender of compound feedback: a receive-only endpoint has no
-    /// media SSRC of its own to report from.
-    const FEEDBACK_SSRC: u32 = 0xC40C_0001;
-
-    fn is_fir(self) -> bool {
-        matches!(self, Self::Fir | Self::CompoundFir)
-    }
-
-    /// The packets asking `media_ssrc` for a keyframe; `fir_seq` numbers a FIR.
-    fn packets(self, media_ssrc: u32, fir_seq: u8) -> Vec<Box<dyn rtcp::Packet>> {
-        let sender_ssrc = Self::FEEDBACK_SSRC;
-        let mut packets: Vec<Box<dyn rtcp::Packet>> = Vec::with_capacity(3);
-        if matches!(self, Self::CompoundPli | Self::CompoundFir) {
-            packets.push(Box::new(ReceiverReport {
-                ssrc: sender_ssrc,
-                ..Default::default()
-            }));
-            packets.push(Box::new(SourceDescription {
-                chunks: vec![SourceDescriptionChunk {
-                    source: sender_ssrc,
-                    items: vec![SourceDescriptionItem {
-                        sdes_type: SdesType::SdesCname,
-                        text: Bytes::from_static(b"chorus-client"),
-                    }],
-                }],
-            }));
-        }
-        if self.is_fir() {
-            packets.push(Box::new(FullIntraRequest {
-                sender_ssrc,
-                // RFC 5104: unused in a FIR, whose entries name the streams.
-                media_ssrc: 0,
-                fir: vec![FirEntry {
-                    ssrc: media_ssrc,
-                    sequence_number: fir_seq,
-                }],
-            }));
-        } else {
-            packets.push(Box::new(PictureLossIndication {
-                sender_ssrc,
-                media_ssrc,
-            }));
-        }
-        packets
     }
 }

@@ -16,21 +16,27 @@ mod decode;
 mod engine;
 mod error;
 pub mod h264;
+mod keyframe;
 pub mod latency;
 pub mod media;
 mod peer;
+mod profile;
 mod raw;
+mod session;
+mod signaling;
 mod stats;
 pub mod talk;
+mod vp8;
 
 pub use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage};
 pub use chorus_protocol::{LeaveReason, MediaKind, TrackInfo, TrackSource};
-pub use client::{Client, ClientConfig, PathChange, connect};
-pub use engine::{Engine, KeyframeRequestForm, NegotiationOutcome};
+pub use client::{Client, ClientConfig, connect};
+pub use engine::{Engine, NegotiationOutcome};
 pub use error::ClientError;
-pub use media::{MediaProfile, VideoCodec};
-pub use peer::Keepalive;
+pub use keyframe::KeyframeRequestForm;
+pub use profile::{Keepalive, MediaProfile, VideoCodec};
 pub use raw::StatsHandle;
+pub use session::PathChange;
 pub use stats::{
     ClientStats, DecodedAudio, InboundTrackStats, OutboundTrackStats, PeerConnectionState,
     PeerStats,

@@ -34,25 +34,8 @@ use rtc::{rtcp, rtp};
 use tokio::net::UdpSocket;
 use tracing::{debug, trace};
 
-use crate::ClientError;
-use crate::media::{StreamParams, VideoCodec};
-
-/// How a client keeps its connections alive once ICE is up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keepalive {
-    /// Consent checks (authenticated binding requests) at this interval, as browsers
-    /// do: Chromium about every 2.5 s, Firefox every 4–6 s.
-    Consent(Duration),
-    /// Binding indications at this interval and no binding request after ICE is up,
-    /// as libnice (GStreamer's `webrtcbin`) does by default.
-    Indications(Duration),
-}
-
-impl Default for Keepalive {
-    fn default() -> Self {
-        Self::Consent(Duration::from_secs(2))
-    }
-}
+use crate::error::ClientError;
+use crate::profile::{Keepalive, StreamParams, VideoCodec};
 
 /// Largest datagram read from the socket.
 const RECV_BUFFER: usize = 2048;

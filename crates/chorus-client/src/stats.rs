@@ -9,8 +9,8 @@ use chorus_protocol::MediaKind;
 use rtc::rtp;
 
 use crate::latency::{LatencyHistogram, read_stamp};
-use crate::media::parse_vp8_frame_start;
 use crate::talk::{SAMPLE_RATE, level_dbov};
+use crate::vp8::parse_vp8_frame_start;
 pub use rtc::peer_connection::state::RTCPeerConnectionState as PeerConnectionState;
 
 /// Snapshot of everything the client counted.

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::socket::MediaCounters;
+use crate::counters::{MediaCounters, SendReport};
 
 /// What one GSO datagram may carry. The kernel refuses more than `UDP_MAX_SEGMENTS`
 /// segments (64 before Linux 6.9) and more than an IP datagram's payload.
@@ -94,30 +94,6 @@ struct Queued {
     to: SocketAddr,
     start: usize,
     len: usize,
-}
-
-/// What a batch send did, per datagram.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SendReport {
-    pub sent: u64,
-    /// The socket buffer was full (EAGAIN/ENOBUFS): dropped, as a congested link would.
-    pub dropped: u64,
-    /// Refused for another reason (unreachable, too large, …).
-    pub failed: u64,
-    /// `sendmmsg` calls made.
-    pub syscalls: u64,
-    /// Datagrams that left inside a GSO message.
-    pub gso_datagrams: u64,
-}
-
-impl SendReport {
-    pub(crate) fn merge(&mut self, other: &SendReport) {
-        self.sent += other.sent;
-        self.dropped += other.dropped;
-        self.failed += other.failed;
-        self.syscalls += other.syscalls;
-        self.gso_datagrams += other.gso_datagrams;
-    }
 }
 
 /// The reusable arena of one batch: payload bytes back to back, their destinations, and

@@ -9,6 +9,7 @@
 //! The peer connections are webrtc-rs `rtc` sans-I/O objects that their owner
 //! drives with time passed in; [`PeerFactory`] builds them as ICE-lite servers.
 
+mod counters;
 mod demux;
 mod egress;
 pub mod ice;
@@ -17,8 +18,8 @@ mod rtcp;
 mod socket;
 pub mod stun;
 
+pub use counters::{MediaCounters, SendReport};
 pub use demux::{Datagram, Delivery, Demux, Route};
-pub use egress::SendReport;
 pub use ice::{IceCredentials, IceEvent, IceLite, LinkState, LivenessConfig, StunCheck};
 pub use peer::{
     AUDIO_LEVEL_URI, OPUS_PT, PeerError, PeerFactory, PeerRole, ServerPeer, VP8_PT, codecs,
@@ -27,4 +28,4 @@ pub use peer::{
 pub use rtcp::{
     DropReason, RtcpCounters, with_counted_rtcp_to_application, with_rtcp_to_application,
 };
-pub use socket::{Egress, MediaCounters, MediaPlane, MediaPlaneConfig, MediaPlaneError};
+pub use socket::{Egress, MediaPlane, MediaPlaneConfig, MediaPlaneError};

@@ -11,8 +11,9 @@ use bytes::BytesMut;
 use socket2::{Domain, Protocol, Socket, Type};
 use thiserror::Error;
 
+use crate::counters::{MediaCounters, SendReport};
 use crate::demux::{Delivery, Demux};
-use crate::egress::{self, EgressBatch, MAX_QUEUED_BYTES, RawAddr, SendReport};
+use crate::egress::{self, EgressBatch, MAX_QUEUED_BYTES, RawAddr};
 
 #[derive(Debug, Clone)]
 pub struct MediaPlaneConfig {
@@ -28,47 +29,6 @@ pub enum MediaPlaneError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-}
-
-/// Counters of the I/O threads.
-#[derive(Debug, Default)]
-pub struct MediaCounters {
-    pub received: AtomicU64,
-    /// Not a binding request, from an address no connection confirmed (noise, or a
-    /// client whose path expired).
-    pub unroutable_unknown_addr: AtomicU64,
-    /// A binding request naming no connection's ufrag (stale credentials, a client of
-    /// another server).
-    pub unroutable_unknown_ufrag: AtomicU64,
-    /// A binding request for a connection that failed its MESSAGE-INTEGRITY check
-    /// (counted by the connection's owner).
-    pub stun_bad_integrity: AtomicU64,
-    pub inbox_full: AtomicU64,
-    /// Datagrams handed to the kernel.
-    pub sent: AtomicU64,
-    /// Datagrams refused for good (unreachable, too large, …).
-    pub send_errors: AtomicU64,
-    /// Datagrams dropped because the socket buffer was full: sends never wait.
-    pub send_dropped: AtomicU64,
-    /// Send system calls (`sendto`, `sendmmsg`): `sent / send_syscalls` is the batching.
-    pub send_syscalls: AtomicU64,
-    /// Datagrams that left inside a UDP GSO message.
-    pub gso_datagrams: AtomicU64,
-}
-
-impl MediaCounters {
-    pub(crate) fn add_send_report(&self, r: &SendReport) {
-        let add = |c: &AtomicU64, n: u64| {
-            if n > 0 {
-                c.fetch_add(n, Ordering::Relaxed);
-            }
-        };
-        add(&self.sent, r.sent);
-        add(&self.send_errors, r.failed);
-        add(&self.send_dropped, r.dropped);
-        add(&self.send_syscalls, r.syscalls);
-        add(&self.gso_datagrams, r.gso_datagrams);
-    }
 }
 
 struct Inner {

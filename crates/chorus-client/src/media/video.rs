@@ -1,0 +1,133 @@
+//! The synthetic video encoder: frame sizes, keyframes on request, and VP8 or H.264
+//! payloads with a send-time stamp in every packet ([`crate::latency`]).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::h264::{self, H264Frame};
+use crate::latency;
+use crate::profile::{MediaProfile, VideoCodec};
+use crate::vp8::{VP8_MIN_PACKET, Vp8Frame, vp8_payloads};
+
+pub(super) const VIDEO_CLOCK_RATE: u32 = 90_000;
+
+/// Frame sizes of one video stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoShape {
+    pub width: u16,
+    pub height: u16,
+    pub fps: u32,
+    /// Coded bytes of a delta frame.
+    pub delta_bytes: usize,
+    /// Coded bytes of a keyframe.
+    pub key_bytes: usize,
+    /// Largest RTP payload.
+    pub max_packet: usize,
+}
+
+impl VideoShape {
+    /// The camera or screen share of a [`MediaProfile`]: its packet counts × packet size.
+    pub fn from_profile(profile: &MediaProfile, (width, height): (u16, u16)) -> Self {
+        let size = profile.video_packet_size.max(VP8_MIN_PACKET);
+        Self {
+            width,
+            height,
+            fps: profile.video_fps,
+            delta_bytes: profile.video_packets_per_frame.max(1) * size,
+            key_bytes: profile.video_packets_per_keyframe.max(1) * size,
+            max_packet: size,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum VideoFormat {
+    Vp8 { picture_id: u16, tl0_pic_idx: u8 },
+    H264,
+}
+
+/// Frame sizes and numbering of a synthetic video stream.
+#[derive(Debug)]
+pub(super) struct VideoEncoder {
+    format: VideoFormat,
+    width: u16,
+    height: u16,
+    keyframe_due: bool,
+    /// Coded bytes of a delta frame and of a keyframe.
+    delta_bytes: usize,
+    key_bytes: usize,
+    /// Largest RTP payload.
+    max_packet: usize,
+}
+
+impl VideoEncoder {
+    /// A stream of `codec` and `shape` whose first frame is a keyframe.
+    pub(super) fn new(codec: VideoCodec, shape: VideoShape) -> Self {
+        let min_packet = match codec {
+            VideoCodec::Vp8 => VP8_MIN_PACKET,
+            VideoCodec::H264 => h264::MIN_PACKET,
+        };
+        let format = match codec {
+            VideoCodec::Vp8 => VideoFormat::Vp8 {
+                picture_id: rand::random::<u16>() & 0x7fff,
+                tl0_pic_idx: rand::random(),
+            },
+            VideoCodec::H264 => VideoFormat::H264,
+        };
+        VideoEncoder {
+            format,
+            width: shape.width,
+            height: shape.height,
+            keyframe_due: true,
+            delta_bytes: shape.delta_bytes,
+            key_bytes: shape.key_bytes,
+            max_packet: shape.max_packet.max(min_packet),
+        }
+    }
+
+    /// Makes the next frame a keyframe.
+    pub(super) fn request_keyframe(&mut self) {
+        self.keyframe_due = true;
+    }
+
+    /// The payloads of the next frame, stamped with `now`, and whether it is a keyframe.
+    pub(super) fn encode(&mut self, now: Instant) -> (Vec<Bytes>, bool) {
+        let keyframe = std::mem::take(&mut self.keyframe_due);
+        let bytes = if keyframe {
+            self.key_bytes
+        } else {
+            self.delta_bytes
+        };
+        let stamp = latency::stamp(now);
+        let payloads = match &mut self.format {
+            VideoFormat::Vp8 {
+                picture_id,
+                tl0_pic_idx,
+            } => {
+                let frame = Vp8Frame {
+                    picture_id: *picture_id,
+                    tl0_pic_idx: *tl0_pic_idx,
+                    keyframe,
+                    width: self.width,
+                    height: self.height,
+                };
+                *picture_id = (*picture_id + 1) & 0x7fff;
+                *tl0_pic_idx = tl0_pic_idx.wrapping_add(1);
+                // Equal packets, as many as the largest payload requires.
+                let count = bytes.div_ceil(self.max_packet).max(1);
+                let size = bytes.div_ceil(count).max(VP8_MIN_PACKET);
+                vp8_payloads(&frame, count, size, Some(&stamp))
+            }
+            VideoFormat::H264 => {
+                let frame = H264Frame {
+                    keyframe,
+                    width: self.width,
+                    height: self.height,
+                };
+                h264::h264_frame_payloads(&frame, bytes, self.max_packet, Some(&stamp))
+            }
+        };
+        (payloads, keyframe)
+    }
+}

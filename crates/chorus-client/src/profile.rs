@@ -1,0 +1,80 @@
+//! What a client sends and how: the media profile, the video codec, the keepalive, and
+//! the negotiated labels of one outgoing stream.
+//!
+//! The common vocabulary of the peer connections ([`crate::peer`]) and the synthetic
+//! media sources ([`crate::media`]); it imports neither.
+
+use std::time::Duration;
+
+use crate::talk::AudioContent;
+
+/// The video payload format a source produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VideoCodec {
+    #[default]
+    Vp8,
+    /// RFC 6184, packetization-mode 1, baseline profile (`42e01f`).
+    H264,
+}
+
+/// Shape of the synthetic media a client sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaProfile {
+    /// Video frames per second (camera and screen share).
+    pub video_fps: u32,
+    /// RTP packets per delta frame.
+    pub video_packets_per_frame: usize,
+    /// RTP packets per keyframe.
+    pub video_packets_per_keyframe: usize,
+    /// RTP payload bytes per video packet.
+    pub video_packet_size: usize,
+    pub video_codec: VideoCodec,
+    /// What the microphone sends.
+    pub audio: AudioContent,
+    /// Decode received audio with Opus and count what it holds
+    /// ([`crate::InboundTrackStats::decoded`]). About 20 µs per 20 ms frame and track.
+    pub decode_audio: bool,
+    /// How the connections are kept alive once ICE is up.
+    pub keepalive: Keepalive,
+}
+
+impl Default for MediaProfile {
+    fn default() -> Self {
+        Self {
+            video_fps: 15,
+            video_packets_per_frame: 2,
+            video_packets_per_keyframe: 6,
+            video_packet_size: 1000,
+            video_codec: VideoCodec::Vp8,
+            audio: AudioContent::default(),
+            decode_audio: true,
+            keepalive: Keepalive::default(),
+        }
+    }
+}
+
+/// How a client keeps its connections alive once ICE is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keepalive {
+    /// Consent checks (authenticated binding requests) at this interval, as browsers
+    /// do: Chromium about every 2.5 s, Firefox every 4–6 s.
+    Consent(Duration),
+    /// Binding indications at this interval and no binding request after ICE is up,
+    /// as libnice (GStreamer's `webrtcbin`) does by default.
+    Indications(Duration),
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Self::Consent(Duration::from_secs(2))
+    }
+}
+
+/// Where a synthetic stream is sent and how it is labelled on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamParams {
+    pub ssrc: u32,
+    pub payload_type: u8,
+    /// Negotiated id of the ssrc-audio-level header extension (audio only).
+    pub audio_level_ext: Option<u8>,
+}

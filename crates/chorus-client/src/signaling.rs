@@ -1,0 +1,75 @@
+//! The signaling WebSocket to `/v1/rtc`: opening it with the `join` handshake, and
+//! sending one message.
+
+use std::time::Duration;
+
+use chorus_protocol::ParticipantInfo;
+use chorus_protocol::signal::{ClientMessage, ServerMessage};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::warn;
+
+use crate::error::ClientError;
+
+pub(crate) type WebSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long closing the WebSocket may take.
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The content of `joined`.
+pub(crate) struct Joined {
+    pub(crate) room: String,
+    pub(crate) participant: ParticipantInfo,
+    pub(crate) participants: Vec<ParticipantInfo>,
+}
+
+/// Connects to `url` and joins; returns the socket, messages that came before `joined`,
+/// and `joined`.
+pub(crate) async fn join(
+    url: String,
+) -> Result<(WebSocket, Vec<ServerMessage>, Joined), ClientError> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    send(&mut ws, &ClientMessage::Join {}).await?;
+    let mut early = Vec::new();
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerMessage>(&text) {
+                Ok(ServerMessage::Joined {
+                    room,
+                    participant,
+                    participants,
+                }) => {
+                    let joined = Joined {
+                        room,
+                        participant,
+                        participants,
+                    };
+                    return Ok((ws, early, joined));
+                }
+                Ok(ServerMessage::Error { code, message }) => {
+                    return Err(ClientError::Refused { code, message });
+                }
+                Ok(other) => early.push(other),
+                Err(err) => warn!(%err, "unparsable server message"),
+            },
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return Err(ClientError::Refused {
+                    code: format!("close_{}", u16::from(frame.code)),
+                    message: frame.reason.to_string(),
+                });
+            }
+            Some(Ok(Message::Close(None))) | None => return Err(ClientError::Closed),
+            Some(Ok(_)) => {}
+            Some(Err(err)) => return Err(err.into()),
+        }
+    }
+}
+
+pub(crate) async fn send(ws: &mut WebSocket, message: &ClientMessage) -> Result<(), ClientError> {
+    let text = serde_json::to_string(message)
+        .map_err(|err| ClientError::Protocol(format!("cannot encode message: {err}")))?;
+    ws.send(Message::text(text)).await?;
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! From the settings to what the server is built from: the rooms'
+//! [`RoomConfig`], the API's keys and [`ApiConfig`], and the public URL.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use chorus_api::{ApiConfig, ApiSecret, Keys};
+use chorus_room::RoomConfig;
+
+use super::sections::Config;
+
+impl Config {
+    pub fn room_config(&self) -> RoomConfig {
+        RoomConfig {
+            media_bind: self.media.bind,
+            media_announce: self.media.announce,
+            media_workers: self.media.workers,
+            auto_create_rooms: self.rooms.auto_create,
+            default_max_participants: self.rooms.default_max_participants,
+            max_rooms: self.rooms.max_rooms,
+            empty_room_timeout: Duration::from_secs(self.rooms.empty_timeout_secs),
+            ice_disconnected_timeout: Duration::from_millis(self.media.ice_disconnected_timeout_ms),
+            ice_failed_timeout: Duration::from_millis(self.media.ice_failed_timeout_ms),
+            ice_connect_timeout: Duration::from_millis(self.media.ice_connect_timeout_ms),
+        }
+    }
+
+    pub fn keys(&self) -> Keys {
+        self.api.extra_keys.iter().fold(
+            Keys::new(
+                self.api.key.clone(),
+                ApiSecret::new(self.api.secret.clone()),
+            ),
+            |keys, (key, secret)| keys.with(key.clone(), ApiSecret::new(secret.clone())),
+        )
+    }
+
+    /// `public_url` is the configured one, or [`Config::public_url_for`] the bound address.
+    pub fn api_config(&self, public_url: String) -> ApiConfig {
+        ApiConfig {
+            keys: self.keys(),
+            demo_enabled: self.demo.enabled,
+            public_url,
+        }
+    }
+
+    /// The configured public URL, or one derived from the HTTP address
+    /// (an unspecified address becomes loopback).
+    pub fn public_url_for(&self, http_addr: SocketAddr) -> String {
+        if let Some(url) = &self.http.public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let mut addr = http_addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => IpAddr::from([127, 0, 0, 1]),
+                SocketAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            });
+        }
+        format!("http://{addr}")
+    }
+}

@@ -1,0 +1,183 @@
+//! What the settings are: the [`Config`] sections with their embedded defaults
+//! (the development setup), and the TOML form they are read from and printed as.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use chorus_room::RoomConfig;
+use serde::{Deserialize, Serialize};
+
+/// API key of the embedded development configuration.
+pub const DEV_API_KEY: &str = "devkey";
+/// API secret of the embedded development configuration. Public knowledge:
+/// the server refuses it on anything but a loopback address.
+pub const DEV_API_SECRET: &str = "devsecret-change-me-0123456789abcdef";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpSection,
+    pub media: MediaSection,
+    pub rooms: RoomsSection,
+    pub api: ApiSection,
+    pub demo: DemoSection,
+    pub log: LogSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSection {
+    /// Address of the HTTP server (control API, signaling, demo page). Port 0 picks one.
+    pub bind: SocketAddr,
+    /// Base URL clients reach the server at; derived from the bound address when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSection {
+    /// UDP address all media flows through (one port for every participant).
+    pub bind: SocketAddr,
+    /// Address announced in ICE candidates, when clients reach the server at another one (NAT).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub announce: Option<IpAddr>,
+    /// Media I/O threads; 0 means one per core.
+    pub workers: usize,
+    /// Silence on a media connection before its participant shows as disconnected.
+    pub ice_disconnected_timeout_ms: u64,
+    /// Further silence before the participant is removed.
+    pub ice_failed_timeout_ms: u64,
+    /// A media connection not up this long after its negotiation (or ICE restart) is
+    /// reported to the client as unreachable.
+    pub ice_connect_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoomsSection {
+    /// Create a room when someone joins one that does not exist.
+    pub auto_create: bool,
+    /// Participant limit of rooms created without one (at most 350).
+    pub default_max_participants: u32,
+    /// Most rooms the server holds at once.
+    pub max_rooms: usize,
+    /// A room nobody is in for this long is closed.
+    pub empty_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSection {
+    /// The primary API key: `chorus token create` and the demo sign with it.
+    pub key: String,
+    pub secret: String,
+    /// More keys the control API accepts and whose tokens verify (e.g. during rotation).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_keys: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoSection {
+    /// Serve `POST /demo/token`, which gives anyone a token. Development only.
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// `tracing` filter, e.g. `info` or `chorus_room=debug,info`.
+    pub filter: String,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 7880)),
+            public_url: None,
+        }
+    }
+}
+
+impl Default for MediaSection {
+    fn default() -> Self {
+        let rooms = RoomConfig::default();
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 7882)),
+            announce: None,
+            workers: rooms.media_workers,
+            ice_disconnected_timeout_ms: millis(rooms.ice_disconnected_timeout),
+            ice_failed_timeout_ms: millis(rooms.ice_failed_timeout),
+            ice_connect_timeout_ms: millis(rooms.ice_connect_timeout),
+        }
+    }
+}
+
+impl Default for RoomsSection {
+    fn default() -> Self {
+        let rooms = RoomConfig::default();
+        Self {
+            auto_create: rooms.auto_create_rooms,
+            default_max_participants: rooms.default_max_participants,
+            max_rooms: rooms.max_rooms,
+            empty_timeout_secs: rooms.empty_room_timeout.as_secs(),
+        }
+    }
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self {
+            key: DEV_API_KEY.into(),
+            secret: DEV_API_SECRET.into(),
+            extra_keys: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for DemoSection {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// Chorus at info; the WebRTC stack at error only: it logs every state change at info and
+/// every undecryptable or replayed packet at warn, which a misbehaving client could use to flood the log.
+pub const DEFAULT_LOG_FILTER: &str = "info,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_sctp=error,rtc_srtp=error,rtc_interceptor=error";
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            filter: DEFAULT_LOG_FILTER.into(),
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Config {
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        Ok(toml::to_string_pretty(self)?)
+    }
+
+    /// A copy fit for printing: secrets replaced.
+    pub fn redacted(&self) -> Self {
+        let mut config = self.clone();
+        let hide = |s: &mut String| {
+            if *s != DEV_API_SECRET {
+                *s = "<redacted>".into();
+            }
+        };
+        hide(&mut config.api.secret);
+        config.api.extra_keys.values_mut().for_each(hide);
+        config
+    }
+}

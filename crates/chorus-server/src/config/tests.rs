@@ -1,0 +1,254 @@
+//! Loading, checking and converting whole configurations, layer by layer.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use chorus_room::RoomConfig;
+
+use super::{Config, DEFAULT_LOG_FILTER, DEV_API_KEY, DEV_API_SECRET, Overrides, RoomsSection};
+
+const SECRET: &str = "file-secret-0123456789abcdef0123456789";
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| vars.get(name).cloned()
+}
+
+fn no_env() -> impl Fn(&str) -> Option<String> {
+    env(&[])
+}
+
+/// A file in the temp directory, removed on drop.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn write_file(text: &str) -> TempFile {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "chorus-config-test-{}-{}.toml",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let path = std::env::temp_dir().join(name);
+    std::fs::write(&path, text).unwrap();
+    TempFile(path)
+}
+
+#[test]
+fn embedded_defaults_are_the_dev_setup() {
+    let config = Config::load(None, &no_env(), &Overrides::default()).unwrap();
+    assert_eq!(config.http.bind, addr("127.0.0.1:7880"));
+    assert_eq!(config.media.bind, addr("127.0.0.1:7882"));
+    assert_eq!(config.api.key, DEV_API_KEY);
+    assert_eq!(config.api.secret, DEV_API_SECRET);
+    assert!(config.demo.enabled);
+    assert!(config.uses_dev_secret());
+    assert_eq!(config.log.filter, DEFAULT_LOG_FILTER);
+    let rooms = config.room_config();
+    let defaults = RoomConfig::default();
+    assert_eq!(rooms.max_rooms, defaults.max_rooms);
+    assert_eq!(rooms.empty_room_timeout, defaults.empty_room_timeout);
+    assert_eq!(rooms.ice_failed_timeout, defaults.ice_failed_timeout);
+}
+
+/// Each layer wins over the ones before it, setting by setting.
+#[test]
+fn precedence_defaults_file_env_flags() {
+    let file = write_file(&format!(
+        r#"
+        [http]
+        bind = "127.0.0.1:9000"
+        [media]
+        bind = "127.0.0.1:9002"
+        workers = 3
+        [api]
+        key = "filekey"
+        secret = "{SECRET}"
+        [demo]
+        enabled = false
+        [log]
+        filter = "warn"
+        "#
+    ));
+    let env = env(&[
+        ("CHORUS_MEDIA_BIND", "127.0.0.1:9102"),
+        ("CHORUS_MEDIA_WORKERS", "5"),
+        ("CHORUS_DEMO", "yes"),
+        ("CHORUS_LOG", "debug"),
+        ("RUST_LOG", "trace"),
+        ("CHORUS_HTTP_BIND", ""),
+    ]);
+    let flags = Overrides {
+        media_workers: Some(7),
+        log: Some("error".into()),
+        ..Overrides::default()
+    };
+    let config = Config::load(Some(file.path()), &env, &flags).unwrap();
+    // file only
+    assert_eq!(config.http.bind, addr("127.0.0.1:9000"));
+    assert_eq!(config.api.key, "filekey");
+    assert_eq!(config.api.secret, SECRET);
+    // default only
+    assert_eq!(config.rooms, RoomsSection::default());
+    // env over file
+    assert_eq!(config.media.bind, addr("127.0.0.1:9102"));
+    assert!(config.demo.enabled);
+    // flags over env over file
+    assert_eq!(config.media.workers, 7);
+    assert_eq!(config.log.filter, "error");
+    assert!(!config.uses_dev_secret());
+}
+
+#[test]
+fn log_filter_from_rust_log_when_chorus_log_is_unset() {
+    let config = Config::load(None, &env(&[("RUST_LOG", "trace")]), &Overrides::default()).unwrap();
+    assert_eq!(config.log.filter, "trace");
+}
+
+#[test]
+fn secrets_from_the_environment() {
+    let config = Config::load(
+        None,
+        &env(&[("CHORUS_API_KEY", "prod"), ("CHORUS_API_SECRET", SECRET)]),
+        &Overrides {
+            http_bind: Some(addr("0.0.0.0:7880")),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(config.api.key, "prod");
+    assert!(config.keys().check_secret("prod", SECRET));
+}
+
+/// A test case: name, environment, what the error must mention.
+type Refusal<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
+#[test]
+fn refusals() {
+    let cases: [Refusal; 6] = [
+        (
+            "dev secret on a public address",
+            &[("CHORUS_HTTP_BIND", "0.0.0.0:7880")],
+            "development API secret",
+        ),
+        (
+            "short secret",
+            &[("CHORUS_API_SECRET", "short")],
+            "at least 32",
+        ),
+        ("colon in key", &[("CHORUS_API_KEY", "a:b")], "without ':'"),
+        (
+            "bad address",
+            &[("CHORUS_MEDIA_BIND", "nowhere")],
+            "CHORUS_MEDIA_BIND",
+        ),
+        ("bad bool", &[("CHORUS_DEMO", "maybe")], "CHORUS_DEMO"),
+        ("bad url", &[("CHORUS_PUBLIC_URL", "ftp://x")], "public_url"),
+    ];
+    for (name, vars, want) in cases {
+        let err = Config::load(None, &env(vars), &Overrides::default()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains(want),
+            "{name}: {err:#} does not mention {want:?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_settings_are_refused() {
+    let file = write_file("[http]\nbnid = \"127.0.0.1:1\"\n");
+    let err = Config::load(Some(file.path()), &no_env(), &Overrides::default()).unwrap_err();
+    assert!(format!("{err:#}").contains("bnid"), "{err:#}");
+}
+
+#[test]
+fn zero_ice_timeouts_are_refused() {
+    type Set = fn(&mut Config);
+    let cases: [(&str, Set); 3] = [
+        ("ice_disconnected_timeout_ms", |c| {
+            c.media.ice_disconnected_timeout_ms = 0
+        }),
+        ("ice_failed_timeout_ms", |c| {
+            c.media.ice_failed_timeout_ms = 0
+        }),
+        ("ice_connect_timeout_ms", |c| {
+            c.media.ice_connect_timeout_ms = 0
+        }),
+    ];
+    Config::default().validate().unwrap();
+    for (name, set) in cases {
+        let mut config = Config::default();
+        set(&mut config);
+        let err = config.validate().unwrap_err();
+        assert!(format!("{err:#}").contains(name), "{name}: {err:#}");
+    }
+}
+
+#[test]
+fn printed_config_reads_back() {
+    let mut config = Config::default();
+    config.media.announce = "203.0.113.7".parse::<IpAddr>().ok();
+    config.http.public_url = Some("https://sfu.example.com".into());
+    config
+        .api
+        .extra_keys
+        .insert("old".into(), SECRET.to_owned());
+    let text = config.to_toml().unwrap();
+    assert_eq!(Config::from_toml(&text).unwrap(), config);
+    let redacted = config.redacted().to_toml().unwrap();
+    assert!(!redacted.contains(SECRET), "{redacted}");
+}
+
+#[test]
+fn sample_config_in_deploy_is_valid() {
+    // The sample leaves the secret to CHORUS_API_SECRET (systemd EnvironmentFile).
+    let text = include_str!("../../../../deploy/chorus.toml");
+    let mut config = Config::from_toml(text).unwrap();
+    assert!(
+        config.validate().is_err(),
+        "the sample must not run on the dev secret"
+    );
+    config
+        .apply_env(&env(&[("CHORUS_API_SECRET", SECRET)]))
+        .unwrap();
+    config.validate().unwrap();
+}
+
+#[test]
+fn public_url_derivation() {
+    let config = Config::default();
+    let cases = [
+        ("127.0.0.1:7880", "http://127.0.0.1:7880"),
+        ("0.0.0.0:8000", "http://127.0.0.1:8000"),
+        ("[::]:8000", "http://[::1]:8000"),
+    ];
+    for (addr, want) in cases {
+        assert_eq!(config.public_url_for(self::addr(addr)), want);
+    }
+    let mut config = Config::default();
+    config.http.public_url = Some("https://sfu.example.com/".into());
+    assert_eq!(
+        config.public_url_for(addr("0.0.0.0:1")),
+        "https://sfu.example.com"
+    );
+}

@@ -1,0 +1,71 @@
+//! What a loaded configuration must satisfy before a server runs on it: sound
+//! API keys, no published secret on a public address, settings in range.
+
+use anyhow::bail;
+use chorus_protocol::control::MAX_PARTICIPANTS_CEILING;
+
+use super::sections::{Config, DEV_API_SECRET};
+
+/// Shortest API secret accepted, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+impl Config {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        check_key(&self.api.key, &self.api.secret)?;
+        for (key, secret) in &self.api.extra_keys {
+            check_key(key, secret)?;
+        }
+        if self.uses_dev_secret() && !self.http.bind.ip().is_loopback() {
+            bail!(
+                "the development API secret is public: set api.secret (or CHORUS_API_SECRET) \
+                 before binding HTTP to {}",
+                self.http.bind
+            );
+        }
+        if let Some(url) = &self.http.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("http.public_url must start with http:// or https://, got {url:?}");
+        }
+        let max = self.rooms.default_max_participants;
+        if max == 0 || max > MAX_PARTICIPANTS_CEILING {
+            bail!(
+                "rooms.default_max_participants must be between 1 and {MAX_PARTICIPANTS_CEILING}, got {max}"
+            );
+        }
+        if self.rooms.max_rooms == 0 {
+            bail!("rooms.max_rooms must be at least 1");
+        }
+        let m = &self.media;
+        for (name, ms) in [
+            ("ice_disconnected_timeout_ms", m.ice_disconnected_timeout_ms),
+            ("ice_failed_timeout_ms", m.ice_failed_timeout_ms),
+            ("ice_connect_timeout_ms", m.ice_connect_timeout_ms),
+        ] {
+            if ms == 0 {
+                bail!("media.{name} must be at least 1");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the API secret is the published development one.
+    pub fn uses_dev_secret(&self) -> bool {
+        self.api.secret == DEV_API_SECRET
+            || self.api.extra_keys.values().any(|s| s == DEV_API_SECRET)
+    }
+}
+
+fn check_key(key: &str, secret: &str) -> anyhow::Result<()> {
+    if key.is_empty() || key.contains(':') || key.chars().any(|c| c.is_control()) {
+        bail!("API key {key:?} must be non-empty, without ':' or control characters");
+    }
+    if secret.len() < MIN_SECRET_BYTES {
+        bail!(
+            "the secret of API key {key:?} is {} bytes; use at least {MIN_SECRET_BYTES} \
+             (e.g. `openssl rand -hex 32`)",
+            secret.len()
+        );
+    }
+    Ok(())
+}
