@@ -37,20 +37,14 @@ function elapsed() {
 function info(...a) {
   console.log(`[e2e ${elapsed()}]`, ...a);
 }
-const { sleep, TestFailure, fail, until, runTest } = require('./lib');
+const { sleep, TestFailure, fail, until, runTest, demoPageServed } = require('./lib');
 
 const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
 const stats = (p) => p.page.evaluate(() => window.chorus.inboundStats());
 
 async function main() {
   // ---------------------------------------------------------------- server reachable?
-  await until(`server at ${BASE} answers GET /`, 10_000, async () => {
-    const res = await fetch(`${BASE}/`);
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const body = await res.text();
-    if (!body.includes('join-form')) throw new Error('GET / is not the demo page');
-    return true;
-  });
+  await demoPageServed(BASE);
 
   // ---------------------------------------------------------------- browser
   userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-e2e-profile-'));

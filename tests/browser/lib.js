@@ -29,6 +29,17 @@ async function until(what, ms, fn, intervalMs = 250) {
   }
 }
 
+/** Waits (10 s at most) until the server at `base` serves the demo page. */
+function demoPageServed(base) {
+  return until(`server at ${base} answers GET /`, 10_000, async () => {
+    const res = await fetch(`${base}/`);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const body = await res.text();
+    if (!body.includes('join-form')) throw new Error('GET / is not the demo page');
+    return true;
+  });
+}
+
 /**
  * Runs `main` under a watchdog of `limitMs`; on failure saves artifacts (bounded), then
  * cleans up and exits with the test's code.
@@ -55,4 +66,4 @@ function runTest({ main, limitMs, info, dumpArtifacts, cleanup }) {
   })();
 }
 
-module.exports = { sleep, TestFailure, fail, until, runTest };
+module.exports = { sleep, TestFailure, fail, until, runTest, demoPageServed };

@@ -78,7 +78,7 @@ function elapsed(at = Date.now()) {
 function info(...a) {
   console.log(`[pair-switch ${elapsed()}]`, ...a);
 }
-const { sleep, TestFailure, fail, until, runTest } = require('./lib');
+const { sleep, TestFailure, fail, until, runTest, demoPageServed } = require('./lib');
 
 const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
 const inbound = (p) => p.page.evaluate(() => window.chorus.inboundStats());
@@ -418,13 +418,7 @@ function judge(fromAt, toAt) {
 
 async function main() {
   checkNetwork();
-  await until(`server at ${BASE} answers GET /`, 10_000, async () => {
-    const res = await fetch(`${BASE}/`);
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const body = await res.text();
-    if (!body.includes('join-form')) throw new Error('GET / is not the demo page');
-    return true;
-  });
+  await demoPageServed(BASE);
 
   info(`launching two ${EXE}: Ann (interfaces ${ADDRS.join(' and ')}) and Bob (127.0.0.1 only)`);
   const [ann, bob] = await Promise.all([openPage('Ann', false), openPage('Bob', true)]);

@@ -23,9 +23,6 @@ pub(crate) struct Peer {
     pub pc: RTCPeerConnection,
     /// Which client address media goes to, and whether the client is still there.
     pub ice: IceLite,
-    /// The server ufrag routed to this connection (from its latest local description).
-    pub ufrag: Option<String>,
-    pub connected: bool,
     /// The deadline this connection is filed under in the room's timer heap.
     pub scheduled: Option<Instant>,
     /// Has output waiting in `poll_write`.
@@ -88,8 +85,6 @@ impl Peer {
             conn,
             pc,
             ice,
-            ufrag: None,
-            connected: false,
             scheduled: None,
             dirty: false,
             offer_in_flight: false,
@@ -161,13 +156,17 @@ impl Peer {
     pub fn sync_credentials(&mut self, now: Instant) -> Option<(Option<String>, String)> {
         let sdp = self.pc.local_description()?.sdp;
         let credentials = IceCredentials::from_sdp(&sdp)?;
-        let ufrag = credentials.ufrag.clone();
-        if self.ufrag.as_deref() == Some(ufrag.as_str()) {
+        if self.ice.credentials() == Some(&credentials) {
             return None;
         }
-        self.ice.set_credentials(credentials, now);
-        let old = self.ufrag.replace(ufrag.clone());
-        Some((old, ufrag))
+        let new = credentials.ufrag.clone();
+        let old = self.ice.set_credentials(credentials, now).map(|c| c.ufrag);
+        Some((old, new))
+    }
+
+    /// The server ufrag routed to this connection (of its latest local description).
+    pub fn ufrag(&self) -> Option<&str> {
+        self.ice.credentials().map(|c| c.ufrag.as_str())
     }
 
     /// Notes that output may be waiting; true if the room must list it for flushing.
@@ -234,7 +233,7 @@ impl Peer {
         let mut egress = media.egress();
         self.flush(&mut egress);
         egress.send();
-        if let Some(ufrag) = &self.ufrag {
+        if let Some(ufrag) = self.ufrag() {
             demux.remove_conn(ufrag, self.conn, self.ice.routes());
         }
     }

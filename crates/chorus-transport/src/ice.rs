@@ -194,6 +194,11 @@ impl IceLite {
         self.state
     }
 
+    /// ICE and DTLS came up once (they stay up across a restart).
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
     /// Addresses currently routed to this connection.
     pub fn routes(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.paths.iter().map(|p| p.addr)
@@ -224,8 +229,8 @@ impl IceLite {
         if !ours {
             return StunCheck::WrongUfrag;
         }
-        let key = credentials.pwd.clone();
-        if MessageIntegrity::check(&mut m, key.as_bytes(), self.crypto.crypto()).is_err() {
+        let key = credentials.pwd.as_bytes();
+        if MessageIntegrity::check(&mut m, key, self.crypto.crypto()).is_err() {
             return StunCheck::BadIntegrity;
         }
         let nominated = m.contains(ATTR_USE_CANDIDATE);

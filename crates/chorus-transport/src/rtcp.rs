@@ -118,6 +118,15 @@ fn classify(packet: &dyn rtcp::Packet, is_stream: impl Fn(u32) -> bool) -> Verdi
 /// asks its own stream for a keyframe, and rtc would attribute the whole FIR to its first
 /// entry's stream only (or drop it, were that one not ours).
 fn unbundle(compound: Vec<Box<dyn rtcp::Packet>>) -> Vec<Box<dyn rtcp::Packet>> {
+    let multi_fir = |p: &dyn rtcp::Packet| {
+        p.as_any()
+            .downcast_ref::<FullIntraRequest>()
+            .is_some_and(|fir| fir.fir.len() > 1)
+    };
+    // The usual compound has none: keep it as it is.
+    if !compound.iter().any(|p| multi_fir(p.as_ref())) {
+        return compound;
+    }
     let mut packets = Vec::with_capacity(compound.len());
     for packet in compound {
         match packet.as_any().downcast_ref::<FullIntraRequest>() {

@@ -64,11 +64,11 @@ impl Room {
             inbox: self.inbox.clone(),
             control: self.control.clone(),
         };
-        demux.add_ufrag(new, route);
-        if let Some(old) = old {
+        if let Some(old) = old.filter(|old| *old != new) {
             demux.remove_ufrag(&old, peer.conn);
             tracing::info!(room = %self.name, ?target, "ICE restarted");
         }
+        demux.add_ufrag(new, route);
     }
 
     /// rtc's view of the connection: it says when ICE and DTLS are up, and when DTLS
@@ -85,7 +85,6 @@ impl Room {
         match state {
             RTCPeerConnectionState::Connected => {
                 if let Some(peer) = self.peer_mut(key, target) {
-                    peer.connected = true;
                     peer.ice.connected(now);
                 }
                 self.refresh_state(key);
@@ -106,7 +105,7 @@ impl Room {
         let conn = peer.conn;
         match ev {
             IceEvent::RouteConfirmed(addr) => {
-                if let Some(ufrag) = &peer.ufrag {
+                if let Some(ufrag) = peer.ufrag() {
                     demux.confirm_addr(addr, ufrag);
                 }
             }
@@ -156,14 +155,15 @@ impl Room {
         let Some(p) = self.participants.get(&key) else {
             return;
         };
-        let links: Vec<LinkState> = [&p.publisher, &p.subscriber]
-            .into_iter()
-            .flatten()
-            .map(|peer| peer.ice.state())
-            .collect();
-        let state = if links.contains(&LinkState::Disconnected) {
+        let links = || {
+            [&p.publisher, &p.subscriber]
+                .into_iter()
+                .flatten()
+                .map(|peer| peer.ice.state())
+        };
+        let state = if links().any(|l| l == LinkState::Disconnected) {
             ParticipantState::Disconnected
-        } else if links.contains(&LinkState::Connected) {
+        } else if links().any(|l| l == LinkState::Connected) {
             ParticipantState::Connected
         } else {
             return;

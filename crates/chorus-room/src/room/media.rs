@@ -299,7 +299,7 @@ pub(super) fn fan_out(
         else {
             continue;
         };
-        if !peer.connected {
+        if !peer.ice.is_up() {
             continue;
         }
         let Some(dt) = peer.downtracks.get_mut(down) else {
