@@ -349,6 +349,7 @@ fn error_frame(code: &str, message: &str) -> ServerMessage {
     ServerMessage::Error {
         code: code.to_owned(),
         message: message.to_owned(),
+        request_id: None,
     }
 }
 

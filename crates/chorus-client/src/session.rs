@@ -313,7 +313,7 @@ impl Session {
                 self.on_publish_accepted(now, cid, track);
             }
             // Errors carry no request id: one fails the oldest pending publish.
-            ServerMessage::Error { code, message } => {
+            ServerMessage::Error { code, message, .. } => {
                 if let Some(announced) = self.announced.pop_front() {
                     let _ = announced.reply.send(Err(ClientError::Refused {
                         code: code.clone(),

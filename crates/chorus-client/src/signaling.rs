@@ -48,7 +48,7 @@ pub(crate) async fn join(
                     };
                     return Ok((ws, early, joined));
                 }
-                Ok(ServerMessage::Error { code, message }) => {
+                Ok(ServerMessage::Error { code, message, .. }) => {
                     return Err(ClientError::Refused { code, message });
                 }
                 Ok(other) => early.push(other),

@@ -159,6 +159,7 @@ async fn serve(
                         let error = ServerMessage::Error {
                             code: "unauthorized".to_owned(),
                             message: "token rejected".to_owned(),
+                            request_id: None,
                         };
                         send(&mut ws, &error).await;
                         let _ = ws.close(None).await;

@@ -168,7 +168,30 @@ pub enum ServerMessage {
     Error {
         code: String,
         message: String,
+        /// The `request_id` of the client frame this answers, when it carried one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
     },
+}
+
+/// One client frame as it arrives: the message, and an optional id of the client's
+/// choosing that the server echoes in the `error` answering it (so that a client with
+/// several requests in flight knows which one failed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientFrame {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(flatten)]
+    pub msg: ClientMessage,
+}
+
+impl From<ClientMessage> for ClientFrame {
+    fn from(msg: ClientMessage) -> Self {
+        Self {
+            request_id: None,
+            msg,
+        }
+    }
 }
 
 /// The id (and media stream id) of the one audio track every subscriber connection
@@ -181,4 +204,38 @@ pub struct ActiveSpeaker {
     pub participant_id: String,
     /// Smoothed loudness, 0 (silence) to 1 (loudest).
     pub level: f32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_carries_its_request_id_beside_the_message() {
+        let cases = [
+            (
+                r#"{"type":"mute","track_id":"t","muted":true,"request_id":"7"}"#,
+                Some("7"),
+            ),
+            (r#"{"type":"ping","ts":1}"#, None),
+        ];
+        for (json, want) in cases {
+            let frame: ClientFrame = serde_json::from_str(json).expect(json);
+            assert_eq!(frame.request_id.as_deref(), want, "{json}");
+        }
+        let frame: ClientFrame =
+            serde_json::from_str(r#"{"type":"leave","request_id":"x"}"#).unwrap();
+        assert_eq!(frame.msg, ClientMessage::Leave {});
+        let error = ServerMessage::Error {
+            code: "c".into(),
+            message: "m".into(),
+            request_id: None,
+        };
+        // No id asked, none echoed: old clients see the frame they always saw.
+        assert!(
+            !serde_json::to_string(&error)
+                .unwrap()
+                .contains("request_id")
+        );
+    }
 }

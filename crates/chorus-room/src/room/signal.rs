@@ -88,6 +88,7 @@ impl Room {
                 ServerMessage::Error {
                     code: code.to_owned(),
                     message,
+                    request_id: None,
                 },
             );
         }
