@@ -1,25 +1,39 @@
-//! Rooms as actors. One tokio task owns each room (participants, tracks, their
-//! peer connections); everything else talks to it through bounded channels.
-//! The [`RoomRegistry`] routes room names to those tasks.
+//! Rooms. Each room is a sans-I/O [`RoomCore`] (participants, tracks, connections,
+//! audio; time passed in, decisions out) run by a thin tokio task, its driver, that
+//! everything else talks to through bounded channels. The [`RoomRegistry`] routes room
+//! names to those tasks.
 
 mod audio;
 mod command;
+mod connections;
+mod core;
+mod driver;
 mod error;
+pub mod forward;
+pub mod io;
+mod mixing;
+mod negotiation;
+mod participants;
 mod peer;
 mod registry;
-mod room;
+pub mod signal_error;
+pub mod skips;
+mod timers;
+mod tracks;
 
 use std::net::SocketAddr;
 
+pub use crate::core::{CoreParams, RoomCore};
 pub use error::{JoinError, RoomError};
 
 pub use registry::{RoomRegistry, valid_room_name};
 
-use chorus_protocol::signal::{ClientMessage, ServerMessage};
+use chorus_protocol::signal::{ClientFrame, ServerMessage};
 use chorus_protocol::{Grants, LeaveReason};
 use tokio::sync::mpsc;
 
-use command::{ParticipantKey, RoomCommand};
+use command::RoomCommand;
+use io::ParticipantKey;
 
 /// Settings of the media plane and of rooms.
 #[derive(Debug, Clone)]
@@ -108,11 +122,11 @@ impl SessionHandle {
     }
 
     /// Errors when the room is gone.
-    pub async fn send(&self, msg: ClientMessage) -> Result<(), RoomError> {
+    pub async fn send(&self, frame: impl Into<ClientFrame>) -> Result<(), RoomError> {
         self.room
             .send(RoomCommand::Signal {
                 participant: self.participant,
-                msg,
+                frame: frame.into(),
             })
             .await
             .map_err(|_| RoomError::RoomClosed)

@@ -19,7 +19,7 @@ mod socket;
 pub mod stun;
 
 pub use counters::{MediaCounters, SendReport};
-pub use demux::{Datagram, Delivery, Demux, Route};
+pub use demux::{Datagram, Delivery, Demux, Route, is_control};
 pub use ice::{IceCredentials, IceEvent, IceLite, LinkState, LivenessConfig, StunCheck};
 pub use peer::{
     AUDIO_LEVEL_URI, OPUS_PT, PeerError, PeerFactory, PeerRole, ServerPeer, VP8_PT, codecs,
