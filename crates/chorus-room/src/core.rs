@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chorus_core::{ConnId, ParticipantId, TrackId};
-use chorus_protocol::control::RoomInfo;
+use chorus_protocol::control::{ForwardingStats, RoomInfo};
 use chorus_protocol::signal::{ROOM_AUDIO_TRACK, ServerMessage};
 use chorus_protocol::{LeaveReason, ParticipantInfo};
 use chorus_transport::PeerFactory;
@@ -257,6 +257,14 @@ impl RoomCore {
             num_participants: self.participants.len() as u32,
             num_tracks: self.tracks.published_count() as u32,
             created_at_ms: self.created_at_ms,
+            forwarding: ForwardingStats {
+                forwarded: self.skips.total_forwarded(),
+                skipped: self
+                    .skips
+                    .iter()
+                    .map(|(skip, n)| (skip.as_str().to_owned(), n))
+                    .collect(),
+            },
         }
     }
 
