@@ -138,6 +138,36 @@ fn a_reoffer_waits_for_the_answer_in_flight() {
 }
 
 #[test]
+fn a_republished_camera_reuses_the_subscribers_m_section() {
+    let mut sim = Sim::new(11);
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    let first = sim.publish_video(alice);
+    sim.run_for(ms(500));
+    sim.unpublish(alice, &first);
+    assert_eq!(
+        sim.count(
+            bob,
+            |m| matches!(m, ServerMessage::TrackUnpublished { track_id, .. }
+            if *track_id == first)
+        ),
+        1
+    );
+    let second = sim.publish_video(alice);
+    sim.run_for(ms(1000));
+    let offers = sim.offers(bob);
+    assert_eq!(offers.len(), 3, "the track, its removal, the new one");
+    assert!(!offers_track(offers[1], &first));
+    assert!(offers_track(offers[2], &second));
+    let m_lines = offers[2]
+        .lines()
+        .filter(|l| l.starts_with("m=video"))
+        .count();
+    assert_eq!(m_lines, 1, "the freed m-section is reused");
+    assert!(sim.rtp(bob, &second).len() > 30);
+}
+
+#[test]
 fn a_late_joiner_gets_one_offer_with_everything() {
     let mut sim = Sim::new(3);
     let alice = sim.join("alice");

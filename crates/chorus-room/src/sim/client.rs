@@ -149,6 +149,8 @@ pub(super) struct SimClient {
     held: VecDeque<String>,
     /// Publishing: announced (cid, source) waiting for `publish_accepted`.
     announced: Vec<(String, TrackSource)>,
+    /// Tracks announced so far (numbers cids and SSRCs).
+    tracks_made: u32,
     pub publications: Vec<Publication>,
     needs_offer: bool,
     offer_in_flight: bool,
@@ -178,6 +180,7 @@ impl SimClient {
             hold_answers: false,
             held: VecDeque::new(),
             announced: Vec::new(),
+            tracks_made: 0,
             publications: Vec::new(),
             needs_offer: false,
             offer_in_flight: false,
@@ -196,13 +199,36 @@ impl SimClient {
     }
 
     /// Announces a track; it is added and offered once the server accepts it.
-    pub fn announce(&mut self, cid: String, source: TrackSource) {
+    /// Announces a track; it is added and offered once the server accepts it. Returns
+    /// its `cid`.
+    pub fn announce(&mut self, source: TrackSource) -> String {
+        self.tracks_made += 1;
+        let cid = format!("{}-{}-{}", self.identity, source.as_str(), self.tracks_made);
         self.announced.push((cid.clone(), source));
         self.send(ClientMessage::Publish {
-            cid,
+            cid: cid.clone(),
             source,
             muted: false,
         });
+        cid
+    }
+
+    /// Stops sending a track, removes it from the publisher connection and offers
+    /// without it, as `chorus-client` unpublishes.
+    pub fn unpublish(&mut self, track_id: &str, now: Instant) {
+        let at = self
+            .publications
+            .iter()
+            .position(|p| p.track_id == track_id);
+        let publication = self
+            .publications
+            .remove(at.expect("a track of this client"));
+        self.send(ClientMessage::Unpublish {
+            track_id: track_id.to_owned(),
+        });
+        let _ = self.publisher.pc.remove_track(publication.sender);
+        self.needs_offer = true;
+        self.offer(now);
     }
 
     /// A frame from the server: recorded, and acted on as a client would.
@@ -256,7 +282,7 @@ impl SimClient {
             MediaKind::Audio => RtpCodecKind::Audio,
             MediaKind::Video => RtpCodecKind::Video,
         };
-        let ssrc = 0x5100_0000 + (self.index as u32) * 16 + source as u32;
+        let ssrc = 0x5100_0000 + (self.index as u32) * 256 + self.tracks_made;
         let track = sending_track(
             track_id.clone(),
             cid.clone(),

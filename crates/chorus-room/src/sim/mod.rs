@@ -135,8 +135,7 @@ impl Sim {
     }
 
     pub fn publish(&mut self, c: ClientId, source: TrackSource) -> String {
-        let cid = format!("{}-{}", self.clients[c.0].identity, source.as_str());
-        self.clients[c.0].announce(cid.clone(), source);
+        let cid = self.clients[c.0].announce(source);
         self.pump();
         let client = &self.clients[c.0];
         client
@@ -145,6 +144,12 @@ impl Sim {
             .find(|p| p.cid == cid)
             .map(|p| p.track_id.clone())
             .unwrap_or_else(|| panic!("{} could not publish {cid}", client.identity))
+    }
+
+    /// Unpublishes one of the client's tracks: `unpublish`, and an offer without it.
+    pub fn unpublish(&mut self, c: ClientId, track: &str) {
+        self.clients[c.0].unpublish(track, self.now);
+        self.pump();
     }
 
     /// Sends a message as the client's signaling would.
