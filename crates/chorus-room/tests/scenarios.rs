@@ -376,6 +376,21 @@ fn a_server_mute_stops_forwarding_and_holds() {
             if code == "muted_by_server" && id == "r1"));
     sim.run_for(ms(300));
     assert_eq!(sim.rtp(bob, &video).len(), forwarded, "still muted");
+
+    // The server unmutes: the video resumes at a keyframe the server asks for, numbered
+    // on from where the mute stopped it (muted packets were never sent: no loss).
+    let plis = sim.plis(alice).len();
+    sim.command(Command::MuteTrack {
+        identity: "alice".into(),
+        track_id: video.clone(),
+        muted: false,
+    });
+    assert_eq!(sim.plis(alice).len(), plis + 1, "a keyframe is requested");
+    sim.run_for(ms(300));
+    let got = sim.rtp(bob, &video);
+    assert!(got.len() > forwarded + 10);
+    assert!(got[forwarded].keyframe, "resumes at a keyframe");
+    assert_eq!(seq_jumps(got), []);
 }
 
 #[test]
