@@ -236,7 +236,7 @@ impl RoomCore {
                 identity,
                 track_id,
                 muted,
-            } => Reply::TrackMuted(self.server_mute(&identity, &track_id, muted)),
+            } => Reply::TrackMuted(self.server_mute(&identity, &track_id, muted, now)),
             Command::UpdatePermissions { identity, grants } => Reply::PermissionsChanged(
                 self.participants
                     .key_of(&identity)

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use chorus_protocol::LeaveReason;
 use chorus_protocol::signal::ServerMessage;
-use chorus_transport::{Datagram, MediaPlane, Route};
+use chorus_transport::{Datagram, Demux, MediaPlane, Route};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -243,25 +243,33 @@ impl Driver {
     }
 
     fn route(&self, change: RouteChange) {
-        let demux = self.media.demux();
-        match change {
-            RouteChange::AddUfrag { ufrag, conn } => demux.add_ufrag(
-                ufrag,
-                Route {
-                    conn,
-                    inbox: self.inbox.clone(),
-                    control: self.control.clone(),
-                },
-            ),
-            RouteChange::RemoveUfrag { ufrag, conn } => demux.remove_ufrag(&ufrag, conn),
-            RouteChange::ConfirmAddr { addr, ufrag } => {
-                demux.confirm_addr(addr, &ufrag);
-            }
-            RouteChange::ForgetAddr { addr, conn } => demux.forget_addr(addr, conn),
-            RouteChange::RemoveConn { ufrag, conn, addrs } => {
-                demux.remove_conn(&ufrag, conn, addrs)
-            }
+        apply_route(self.media.demux(), change, &self.inbox, &self.control);
+    }
+}
+
+/// Carries out a route change on the shared demultiplexer; new routes lead to the
+/// room's two inboxes (media, and STUN/DTLS).
+pub(crate) fn apply_route(
+    demux: &Demux,
+    change: RouteChange,
+    inbox: &mpsc::Sender<Datagram>,
+    control: &mpsc::Sender<Datagram>,
+) {
+    match change {
+        RouteChange::AddUfrag { ufrag, conn } => demux.add_ufrag(
+            ufrag,
+            Route {
+                conn,
+                inbox: inbox.clone(),
+                control: control.clone(),
+            },
+        ),
+        RouteChange::RemoveUfrag { ufrag, conn } => demux.remove_ufrag(&ufrag, conn),
+        RouteChange::ConfirmAddr { addr, ufrag } => {
+            demux.confirm_addr(addr, &ufrag);
         }
+        RouteChange::ForgetAddr { addr, conn } => demux.forget_addr(addr, conn),
+        RouteChange::RemoveConn { ufrag, conn, addrs } => demux.remove_conn(&ufrag, conn, addrs),
     }
 }
 

@@ -17,6 +17,8 @@ mod participants;
 mod peer;
 mod registry;
 pub mod signal_error;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod skips;
 mod timers;
 mod tracks;

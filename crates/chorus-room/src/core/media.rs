@@ -225,7 +225,7 @@ impl RoomCore {
 
     /// Asks the publisher of a video track for a keyframe, at most once per throttle
     /// interval however many subscribers ask.
-    fn request_keyframe(&mut self, id: &TrackId, now: Instant) {
+    pub(super) fn request_keyframe(&mut self, id: &TrackId, now: Instant) {
         let Some(track) = self.tracks.get_mut(id) else {
             return;
         };

@@ -44,10 +44,14 @@ impl RoomCore {
         id: &TrackId,
         muted: bool,
         by_server: bool,
+        now: Instant,
     ) -> Result<TrackInfo, SignalError> {
+        let was_muted = self.tracks.get(id).is_some_and(|t| t.muted);
         let change = self.tracks.set_muted(id, muted, by_server)?;
         if change.info.kind == MediaKind::Audio {
             self.audio.set_muted(change.owner, muted);
+        } else if was_muted && !muted {
+            self.resume_video(id, now);
         }
         if change.announce {
             self.send(
@@ -62,18 +66,35 @@ impl RoomCore {
         Ok(change.info)
     }
 
+    /// An unmuted video: each subscriber resumes at the next keyframe, which is asked
+    /// for, numbered on from the last packet it got (what the mute held back was never
+    /// sent: no loss for it to repair).
+    fn resume_video(&mut self, id: &TrackId, now: Instant) {
+        let Some(track) = self.tracks.get(id) else {
+            return;
+        };
+        for &conn in &track.subscribers {
+            let peer = self.conns.get_mut(conn);
+            if let Some(dt) = peer.and_then(|p| p.downtracks.get_mut(id)) {
+                dt.forwarder.switch_source(true);
+            }
+        }
+        self.request_keyframe(id, now);
+    }
+
     pub(super) fn server_mute(
         &mut self,
         identity: &str,
         track_id: &str,
         muted: bool,
+        now: Instant,
     ) -> Result<TrackInfo, RoomError> {
         let key = self.participants.key_of(identity)?;
         let id = self
             .tracks
             .owned(key, track_id)
             .ok_or_else(|| RoomError::TrackNotFound(track_id.to_owned()))?;
-        self.set_muted(&id, muted, true)
+        self.set_muted(&id, muted, true, now)
             .map_err(|_| RoomError::TrackNotFound(track_id.to_owned()))
     }
 

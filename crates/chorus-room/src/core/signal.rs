@@ -73,7 +73,7 @@ impl RoomCore {
                     .tracks
                     .owned(key, &track_id)
                     .ok_or(SignalError::TrackNotFound(track_id))?;
-                self.set_muted(&id, muted, false).map(|_| ())
+                self.set_muted(&id, muted, false, now).map(|_| ())
             }
             ClientMessage::Leave {} => {
                 self.remove_participant(key, LeaveReason::ClientLeft, now);

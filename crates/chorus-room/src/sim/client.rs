@@ -1,0 +1,461 @@
+//! A simulated client: its two `rtc` peer connections configured as `chorus-client`
+//! configures them, and what it does by itself (answer the server's offers, offer
+//! its tracks after `publish_accepted`, send their media, record what it receives).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use chorus_core::codec::vp8_is_keyframe;
+use chorus_protocol::signal::{ClientFrame, ClientMessage, PeerTarget, ServerMessage};
+use chorus_protocol::{MediaKind, TrackSource};
+use chorus_transport::{AUDIO_LEVEL_URI, sending_track};
+use rtc::interceptor::Registry;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use super::media::{Publication, Stream};
+use super::net::{Dir, Loss, SERVER};
+use crate::io::ParticipantKey;
+
+/// One RTP packet as a client received it (after SRTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpIn {
+    pub at: Instant,
+    pub ssrc: u32,
+    pub seq: u16,
+    pub ts: u32,
+    pub marker: bool,
+    pub payload_len: usize,
+    /// Video whose payload starts a VP8 keyframe.
+    pub keyframe: bool,
+}
+
+/// One of a client's two connections.
+pub(super) struct Pc {
+    pub pc: RTCPeerConnection,
+    pub addr: SocketAddr,
+    pub connected: bool,
+}
+
+impl Pc {
+    /// Opus and VP8, the RFC 6464 audio level extension, the default interceptors (NACK,
+    /// reports, TWCC), RTCP to the application, consent checks every 2 s and no ICE
+    /// timers of its own: as `chorus-client` builds its connections.
+    fn new(addr: SocketAddr, now: Instant) -> Self {
+        let mut media = MediaEngine::default();
+        media
+            .register_codec(chorus_transport::opus_codec(), RtpCodecKind::Audio)
+            .expect("opus");
+        media
+            .register_codec(chorus_transport::vp8_codec(), RtpCodecKind::Video)
+            .expect("vp8");
+        media
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: AUDIO_LEVEL_URI.to_owned(),
+                },
+                RtpCodecKind::Audio,
+                None,
+            )
+            .expect("audio level");
+        let registry = chorus_transport::with_rtcp_to_application(Registry::new());
+        let registry = register_default_interceptors(registry, &mut media).expect("interceptors");
+        let off = Some(Duration::ZERO);
+        let settings = SettingEngineBuilder::new()
+            .with_ice_timeouts(off, off, Some(Duration::from_secs(2)))
+            .build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_setting_engine(settings)
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .expect("client peer connection");
+        pc.add_local_candidate(chorus_transport::host_candidate(addr).expect("candidate"))
+            .expect("host candidate");
+        Self {
+            pc,
+            addr,
+            connected: false,
+        }
+    }
+
+    /// Feeds a datagram from the server.
+    pub fn receive(&mut self, data: BytesMut, now: Instant) {
+        let _ = self.pc.handle_read(TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.addr,
+                peer_addr: SERVER,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: data,
+        });
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if self.pc.poll_timeout().is_some_and(|at| at <= now) {
+            let _ = self.pc.handle_timeout(now);
+        }
+    }
+
+    fn sdp(&self) -> String {
+        self.pc
+            .local_description()
+            .map(|d| d.sdp)
+            .expect("local description just set")
+    }
+}
+
+/// A remote track on the subscriber connection, by rtc's track id.
+struct Remote {
+    /// The server's track id (the msid stream id).
+    track: String,
+    receiver: RTCRtpReceiverId,
+    ssrc: u32,
+    kind: MediaKind,
+}
+
+pub(super) struct SimClient {
+    index: usize,
+    pub identity: String,
+    pub key: ParticipantKey,
+    pub participant_id: String,
+    pub publisher: Pc,
+    pub subscriber: Pc,
+    /// Every frame the server sent it, in order.
+    pub frames: Vec<ServerMessage>,
+    /// Frames for the server.
+    pub outbox: VecDeque<ClientFrame>,
+    pub hold_answers: bool,
+    held: VecDeque<String>,
+    /// Publishing: announced (cid, source) waiting for `publish_accepted`.
+    announced: Vec<(String, TrackSource)>,
+    /// Tracks announced so far (numbers cids and SSRCs).
+    tracks_made: u32,
+    pub publications: Vec<Publication>,
+    needs_offer: bool,
+    offer_in_flight: bool,
+    remotes: HashMap<String, Remote>,
+    pub rtp: HashMap<String, Vec<RtpIn>>,
+    /// Keyframe requests (PLI, FIR) that reached the publisher connection.
+    pub plis: Vec<Instant>,
+    /// Cut off the network: nothing goes out, nothing comes in.
+    pub offline: bool,
+    /// The server closed its session.
+    pub departed: bool,
+    pub up: Loss,
+    pub down: Loss,
+}
+
+impl SimClient {
+    pub fn new(identity: &str, index: usize, seed: u64, now: Instant) -> Self {
+        Self {
+            index,
+            identity: identity.to_owned(),
+            key: ParticipantKey(u64::MAX),
+            participant_id: String::new(),
+            publisher: Pc::new(super::net::client_addr(index, 0), now),
+            subscriber: Pc::new(super::net::client_addr(index, 1), now),
+            frames: Vec::new(),
+            outbox: VecDeque::new(),
+            hold_answers: false,
+            held: VecDeque::new(),
+            announced: Vec::new(),
+            tracks_made: 0,
+            publications: Vec::new(),
+            needs_offer: false,
+            offer_in_flight: false,
+            remotes: HashMap::new(),
+            rtp: HashMap::new(),
+            plis: Vec::new(),
+            offline: false,
+            departed: false,
+            up: Loss::new(seed, index, Dir::Up),
+            down: Loss::new(seed, index, Dir::Down),
+        }
+    }
+
+    pub fn send(&mut self, msg: ClientMessage) {
+        self.outbox.push_back(msg.into());
+    }
+
+    /// Announces a track; it is added and offered once the server accepts it.
+    /// Announces a track; it is added and offered once the server accepts it. Returns
+    /// its `cid`.
+    pub fn announce(&mut self, source: TrackSource) -> String {
+        self.tracks_made += 1;
+        let cid = format!("{}-{}-{}", self.identity, source.as_str(), self.tracks_made);
+        self.announced.push((cid.clone(), source));
+        self.send(ClientMessage::Publish {
+            cid: cid.clone(),
+            source,
+            muted: false,
+        });
+        cid
+    }
+
+    /// Stops sending a track, removes it from the publisher connection and offers
+    /// without it, as `chorus-client` unpublishes.
+    pub fn unpublish(&mut self, track_id: &str, now: Instant) {
+        let at = self
+            .publications
+            .iter()
+            .position(|p| p.track_id == track_id);
+        let publication = self
+            .publications
+            .remove(at.expect("a track of this client"));
+        self.send(ClientMessage::Unpublish {
+            track_id: track_id.to_owned(),
+        });
+        let _ = self.publisher.pc.remove_track(publication.sender);
+        self.needs_offer = true;
+        self.offer(now);
+    }
+
+    /// A frame from the server: recorded, and acted on as a client would.
+    pub fn on_frame(&mut self, msg: ServerMessage, now: Instant) {
+        match &msg {
+            ServerMessage::Offer {
+                target: PeerTarget::Subscriber,
+                sdp,
+            } => {
+                self.held.push_back(sdp.clone());
+                if !self.hold_answers {
+                    self.answer_held(now);
+                }
+            }
+            ServerMessage::Answer {
+                target: PeerTarget::Publisher,
+                sdp,
+            } => self.apply_answer(sdp, now),
+            ServerMessage::PublishAccepted { cid, track } => {
+                if let Some(at) = self.announced.iter().position(|(c, _)| c == cid) {
+                    let (cid, source) = self.announced.remove(at);
+                    self.add_publication(cid, track.track_id.clone(), source);
+                    self.offer(now);
+                }
+            }
+            _ => {}
+        }
+        self.frames.push(msg);
+    }
+
+    /// Answers the offers it holds, in order.
+    pub fn answer_held(&mut self, now: Instant) {
+        while let Some(sdp) = self.held.pop_front() {
+            let pc = &mut self.subscriber.pc;
+            let offer = RTCSessionDescription::offer(sdp).expect("server offer parses");
+            pc.set_remote_description(now, offer)
+                .expect("server offer applies");
+            let answer = pc.create_answer(None).expect("answer");
+            pc.set_local_description(now, answer)
+                .expect("answer applies");
+            let sdp = self.subscriber.sdp();
+            self.send(ClientMessage::Answer {
+                target: PeerTarget::Subscriber,
+                sdp,
+            });
+        }
+    }
+
+    fn add_publication(&mut self, cid: String, track_id: String, source: TrackSource) {
+        let kind = match source.kind() {
+            MediaKind::Audio => RtpCodecKind::Audio,
+            MediaKind::Video => RtpCodecKind::Video,
+        };
+        let ssrc = 0x5100_0000 + (self.index as u32) * 256 + self.tracks_made;
+        let track = sending_track(
+            track_id.clone(),
+            cid.clone(),
+            source.as_str().to_owned(),
+            kind,
+            ssrc,
+        );
+        let sender = self.publisher.pc.add_track(track).expect("add track");
+        self.publications.push(Publication {
+            track_id,
+            cid,
+            source,
+            sender,
+            ssrc,
+            stream: None,
+            keyframe_due: true,
+            keyframes_sent: 0,
+        });
+        self.needs_offer = true;
+    }
+
+    fn offer(&mut self, now: Instant) {
+        if !self.needs_offer || self.offer_in_flight {
+            return;
+        }
+        let pc = &mut self.publisher.pc;
+        let offer = pc.create_offer(None).expect("publisher offer");
+        pc.set_local_description(now, offer).expect("offer applies");
+        let sdp = self.publisher.sdp();
+        self.needs_offer = false;
+        self.offer_in_flight = true;
+        self.send(ClientMessage::Offer {
+            target: PeerTarget::Publisher,
+            sdp,
+        });
+    }
+
+    fn apply_answer(&mut self, sdp: &str, now: Instant) {
+        self.offer_in_flight = false;
+        let answer = RTCSessionDescription::answer(sdp.to_owned()).expect("server answer parses");
+        self.publisher
+            .pc
+            .set_remote_description(now, answer)
+            .expect("server answer applies");
+        for p in self.publications.iter_mut().filter(|p| p.stream.is_none()) {
+            let Some(mut sender) = self.publisher.pc.rtp_sender(p.sender) else {
+                continue;
+            };
+            let params = &sender.get_parameters().rtp_parameters;
+            let mime = match p.source.kind() {
+                MediaKind::Audio => MIME_TYPE_OPUS,
+                MediaKind::Video => MIME_TYPE_VP8,
+            };
+            let Some(pt) = params
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+                .map(|c| c.payload_type)
+            else {
+                continue;
+            };
+            let level = params
+                .header_extensions
+                .iter()
+                .find(|e| e.uri == AUDIO_LEVEL_URI && p.source.kind() == MediaKind::Audio)
+                .and_then(|e| u8::try_from(e.id).ok());
+            p.stream = Some(Stream::new(pt, level, p.ssrc, now));
+        }
+        self.offer(now);
+    }
+
+    pub fn handle_timeouts(&mut self, now: Instant) {
+        self.publisher.handle_timeout(now);
+        self.subscriber.handle_timeout(now);
+    }
+
+    /// Writes the media due by `now` on the publisher connection, once it is up.
+    pub fn send_media(&mut self, now: Instant) {
+        if !self.publisher.connected || self.offline || self.departed {
+            return;
+        }
+        for p in &mut self.publications {
+            for packet in p.poll_packets(now) {
+                if let Some(mut sender) = self.publisher.pc.rtp_sender(p.sender) {
+                    let _ = sender.write_rtp(now, packet);
+                }
+            }
+        }
+    }
+
+    /// Takes what both connections produced: states, remote tracks, RTP, RTCP.
+    pub fn drain(&mut self, now: Instant) {
+        for publisher in [true, false] {
+            let pc = if publisher {
+                &mut self.publisher
+            } else {
+                &mut self.subscriber
+            };
+            while let Some(ev) = pc.pc.poll_event() {
+                match ev {
+                    RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                        pc.connected = state == RTCPeerConnectionState::Connected;
+                    }
+                    RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                        let kind = match pc.pc.rtp_receiver(init.receiver_id) {
+                            Some(r) if r.track().kind() == RtpCodecKind::Audio => MediaKind::Audio,
+                            _ => MediaKind::Video,
+                        };
+                        let track = init.stream_ids.first().cloned();
+                        let remote = Remote {
+                            track: track.unwrap_or_else(|| init.track_id.clone()),
+                            receiver: init.receiver_id,
+                            ssrc: init.ssrc,
+                            kind,
+                        };
+                        self.remotes.insert(init.track_id, remote);
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(msg) = pc.pc.poll_read() {
+                match msg.message {
+                    RTCMessage::RtpPacket(tag, packet) => {
+                        let remote = self.remotes.get(&tag);
+                        let video = remote.is_some_and(|r| r.kind == MediaKind::Video);
+                        let track = remote.map_or(tag, |r| r.track.clone());
+                        self.rtp.entry(track).or_default().push(RtpIn {
+                            at: now,
+                            ssrc: packet.header.ssrc,
+                            seq: packet.header.sequence_number,
+                            ts: packet.header.timestamp,
+                            marker: packet.header.marker,
+                            payload_len: packet.payload.len(),
+                            keyframe: video && vp8_is_keyframe(&packet.payload),
+                        });
+                    }
+                    RTCMessage::RtcpPacket(_, packets) if publisher => {
+                        for p in &packets {
+                            let any = p.as_any();
+                            let mut ssrcs = Vec::new();
+                            if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                                ssrcs.push(pli.media_ssrc);
+                            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                                ssrcs.extend(fir.fir.iter().map(|e| e.ssrc));
+                            }
+                            for ssrc in ssrcs {
+                                self.plis.push(now);
+                                for p in self.publications.iter_mut().filter(|p| p.ssrc == ssrc) {
+                                    p.keyframe_due = true;
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Sends a PLI for the server's track `track` on the subscriber connection; false
+    /// if no media of it arrived yet.
+    pub fn request_keyframe(&mut self, track: &str, now: Instant) -> bool {
+        let Some(remote) = self.remotes.values().find(|r| r.track == track) else {
+            return false;
+        };
+        let (receiver, ssrc) = (remote.receiver, remote.ssrc);
+        let Some(mut receiver) = self.subscriber.pc.rtp_receiver(receiver) else {
+            return false;
+        };
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: ssrc,
+        };
+        receiver.write_rtcp(now, vec![Box::new(pli)]).is_ok()
+    }
+}

@@ -1,0 +1,156 @@
+//! What simulated publishers send: VP8 frames at 30 fps (a keyframe first and on
+//! request), and real Opus 20 ms frames carrying an RFC 6464 audio level.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chorus_protocol::{MediaKind, TrackSource};
+use rtc::rtp;
+use rtc::rtp_transceiver::RTCRtpSenderId;
+
+/// Video frames per second.
+pub const VIDEO_FPS: u32 = 30;
+/// Packets of a VP8 keyframe and of any other frame, each this many bytes.
+pub const KEYFRAME_PACKETS: usize = 4;
+pub const DELTA_PACKETS: usize = 2;
+pub const VIDEO_PACKET_SIZE: usize = 1000;
+/// Every talker's level: loud speech (RFC 6464, -dBov).
+pub const TALK_DBOV: u8 = 20;
+
+const AUDIO_FRAME: Duration = Duration::from_millis(20);
+const OPUS_SAMPLES: usize = 960;
+/// Frames in the encoded tone loop all talkers replay.
+const OPUS_LOOP_FRAMES: usize = 25;
+
+/// One of a client's tracks on its publisher connection.
+pub(super) struct Publication {
+    /// The server's id (the msid stream id).
+    pub track_id: String,
+    /// Ours (the msid track id).
+    pub cid: String,
+    pub source: TrackSource,
+    pub sender: RTCRtpSenderId,
+    pub ssrc: u32,
+    /// Set once the answer says how to send.
+    pub stream: Option<Stream>,
+    /// The next video frame is a keyframe.
+    pub keyframe_due: bool,
+    pub keyframes_sent: u32,
+}
+
+/// A negotiated outgoing stream: its numbering and clock.
+pub(super) struct Stream {
+    pub payload_type: u8,
+    pub level_ext: Option<u8>,
+    seq: u16,
+    ts: u32,
+    next_at: Instant,
+    frames: usize,
+}
+
+impl Stream {
+    pub fn new(payload_type: u8, level_ext: Option<u8>, ssrc: u32, now: Instant) -> Self {
+        Self {
+            payload_type,
+            level_ext,
+            // Near the wrap, so that every scenario crosses it.
+            seq: 65_000u16.wrapping_add(ssrc as u16 % 500),
+            ts: ssrc.rotate_left(7),
+            next_at: now,
+            frames: 0,
+        }
+    }
+}
+
+impl Publication {
+    /// The packets of every frame due by `now`.
+    pub fn poll_packets(&mut self, now: Instant) -> Vec<rtp::Packet> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        while stream.next_at <= now {
+            let (payloads, clock, interval, level) = match self.source.kind() {
+                MediaKind::Audio => {
+                    let frames = opus_loop();
+                    let payload = frames[stream.frames % frames.len()].clone();
+                    (vec![payload], 960, AUDIO_FRAME, stream.level_ext)
+                }
+                MediaKind::Video => {
+                    let keyframe = std::mem::take(&mut self.keyframe_due) || stream.frames == 0;
+                    self.keyframes_sent += u32::from(keyframe);
+                    let interval = Duration::from_secs(1) / VIDEO_FPS;
+                    (vp8_frame(keyframe), 90_000 / VIDEO_FPS, interval, None)
+                }
+            };
+            let last = payloads.len() - 1;
+            for (i, payload) in payloads.into_iter().enumerate() {
+                let mut header = rtp::header::Header {
+                    version: 2,
+                    marker: i == last,
+                    payload_type: stream.payload_type,
+                    sequence_number: stream.seq,
+                    timestamp: stream.ts,
+                    ssrc: self.ssrc,
+                    ..Default::default()
+                };
+                if let Some(id) = level {
+                    // RFC 6464: V bit (speech) and the level.
+                    header.extension = true;
+                    header.extension_profile = rtp::header::EXTENSION_PROFILE_ONE_BYTE;
+                    header.extensions.push(rtp::header::Extension {
+                        id,
+                        payload: Bytes::copy_from_slice(&[0x80 | TALK_DBOV]),
+                    });
+                }
+                stream.seq = stream.seq.wrapping_add(1);
+                out.push(rtp::Packet { header, payload });
+            }
+            stream.ts = stream.ts.wrapping_add(clock);
+            stream.next_at += interval;
+            stream.frames += 1;
+        }
+        out
+    }
+}
+
+/// The payloads of one VP8 frame (RFC 7741): the first starts partition 0 and says
+/// whether the frame is a keyframe (`chorus_core::codec::vp8_is_keyframe` agrees).
+pub fn vp8_frame(keyframe: bool) -> Vec<Bytes> {
+    let count = if keyframe {
+        KEYFRAME_PACKETS
+    } else {
+        DELTA_PACKETS
+    };
+    (0..count)
+        .map(|i| {
+            let mut p = vec![0x5a; VIDEO_PACKET_SIZE];
+            p[0] = if i == 0 { 0x10 } else { 0x00 };
+            p[1] = if keyframe { 0x00 } else { 0x01 };
+            Bytes::from(p)
+        })
+        .collect()
+}
+
+/// Real Opus 20 ms frames of a 440 Hz tone, encoded once and replayed by every talker.
+pub fn opus_loop() -> &'static [Bytes] {
+    static LOOP: OnceLock<Vec<Bytes>> = OnceLock::new();
+    LOOP.get_or_init(|| {
+        let mut encoder = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)
+            .expect("opus encoder");
+        let mut out = [0u8; 1500];
+        (0..OPUS_LOOP_FRAMES)
+            .map(|f| {
+                let pcm: Vec<i16> = (0..OPUS_SAMPLES)
+                    .map(|i| {
+                        let t = (f * OPUS_SAMPLES + i) as f32 / 48_000.0;
+                        (8000.0 * (2.0 * std::f32::consts::PI * 440.0 * t).sin()) as i16
+                    })
+                    .collect();
+                let n = encoder.encode(&pcm, &mut out).expect("opus encode");
+                Bytes::copy_from_slice(&out[..n])
+            })
+            .collect()
+    })
+}

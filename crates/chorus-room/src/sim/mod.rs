@@ -1,0 +1,453 @@
+//! A whole room on a simulated clock: the real [`RoomCore`], fed the way the driver
+//! feeds it, with real `rtc` client peer connections connected to it in memory (ICE,
+//! DTLS, SRTP), time advanced by hand and seeded loss per client and direction. No
+//! sockets, no runtime, no sleeping.
+//!
+//! Datagrams from clients go through a real [`Demux`], routed by every
+//! [`Output::Route`] by the driver's own code; what it delivers goes into the core as
+//! [`Input::Datagram`]. Clients answer the server's offers (unless told to hold their
+//! answers), offer their tracks after `publish_accepted`, send media on every published
+//! track (VP8 at 30 fps, a keyframe first and on request; Opus every 20 ms with an audio
+//! level) and record every frame, RTP packet and keyframe request they get.
+//!
+//! ```
+//! use chorus_room::sim::{Sim, ms};
+//!
+//! let mut sim = Sim::new(1);
+//! let alice = sim.join("alice");
+//! let bob = sim.join("bob");
+//! let video = sim.publish_video(alice);
+//! sim.run_for(ms(500));
+//! assert!(sim.rtp(bob, &video).len() > 10);
+//! ```
+
+mod client;
+mod media;
+mod net;
+
+use std::time::{Duration, Instant};
+
+use chorus_protocol::signal::{ClientFrame, ClientMessage, PeerTarget, ServerMessage};
+use chorus_protocol::{Grants, TrackSource};
+use chorus_transport::{Datagram, Demux, PeerFactory};
+use rtc::sansio::Protocol;
+use tokio::sync::mpsc;
+
+pub use client::RtpIn;
+pub use media::{DELTA_PACKETS, KEYFRAME_PACKETS, TALK_DBOV, VIDEO_FPS, opus_loop, vp8_frame};
+pub use net::{Dir, SERVER};
+
+use crate::driver::apply_route;
+use crate::io::{Command, Input, Output, Reply};
+use crate::skips::Skips;
+use crate::{CoreParams, JoinRequest, RoomCore};
+use client::SimClient;
+
+/// How far the clock moves per step of [`Sim::run_for`].
+pub const STEP: Duration = Duration::from_millis(5);
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A client of the simulation, in the order they joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientId(pub usize);
+
+pub struct Sim {
+    core: RoomCore,
+    start: Instant,
+    now: Instant,
+    seed: u64,
+    demux: Demux,
+    /// The room's two inboxes, as the driver has them: STUN and DTLS, then media.
+    control: (mpsc::Sender<Datagram>, mpsc::Receiver<Datagram>),
+    inbox: (mpsc::Sender<Datagram>, mpsc::Receiver<Datagram>),
+    clients: Vec<SimClient>,
+}
+
+impl Sim {
+    /// An empty room; `seed` seeds the room's ids and every client's losses.
+    pub fn new(seed: u64) -> Self {
+        let now = Instant::now();
+        let peers = PeerFactory::new(SERVER).expect("peer factory");
+        let params = CoreParams {
+            name: "sim".to_owned(),
+            max_participants: 100,
+            empty_timeout: Duration::from_secs(300),
+            peers,
+            local_addr: SERVER,
+            seed,
+            first_conn_id: 1,
+            created_at_ms: 1_700_000_000_000,
+        };
+        Self {
+            core: RoomCore::new(params, now),
+            start: now,
+            now,
+            seed,
+            demux: Demux::default(),
+            control: mpsc::channel(1 << 16),
+            inbox: mpsc::channel(1 << 16),
+            clients: Vec::new(),
+        }
+    }
+
+    // --- acting ---
+
+    /// Joins with every grant.
+    pub fn join(&mut self, identity: &str) -> ClientId {
+        self.join_with(identity, Grants::default())
+    }
+
+    pub fn join_with(&mut self, identity: &str, grants: Grants) -> ClientId {
+        let id = ClientId(self.clients.len());
+        let mut client = SimClient::new(identity, id.0, self.seed, self.now);
+        let req = JoinRequest {
+            identity: identity.to_owned(),
+            name: identity.to_owned(),
+            grants,
+        };
+        match self
+            .core
+            .handle_input(Input::Command(Command::Join(req)), self.now)
+        {
+            Some(Reply::Joined(Ok(admitted))) => {
+                client.key = admitted.participant;
+                client.participant_id = admitted.participant_id.to_string();
+            }
+            other => panic!("{identity} could not join: {other:?}"),
+        }
+        self.clients.push(client);
+        self.pump();
+        id
+    }
+
+    /// Publishes a camera; media flows once the publisher connection is up. Returns the
+    /// server's track id.
+    pub fn publish_video(&mut self, c: ClientId) -> String {
+        self.publish(c, TrackSource::Camera)
+    }
+
+    /// Publishes a microphone (Opus with audio levels).
+    pub fn publish_audio(&mut self, c: ClientId) -> String {
+        self.publish(c, TrackSource::Microphone)
+    }
+
+    pub fn publish(&mut self, c: ClientId, source: TrackSource) -> String {
+        let cid = self.clients[c.0].announce(source);
+        self.pump();
+        let client = &self.clients[c.0];
+        client
+            .publications
+            .iter()
+            .find(|p| p.cid == cid)
+            .map(|p| p.track_id.clone())
+            .unwrap_or_else(|| panic!("{} could not publish {cid}", client.identity))
+    }
+
+    /// Unpublishes one of the client's tracks: `unpublish`, and an offer without it.
+    pub fn unpublish(&mut self, c: ClientId, track: &str) {
+        self.clients[c.0].unpublish(track, self.now);
+        self.pump();
+    }
+
+    /// Sends a message as the client's signaling would.
+    pub fn signal(&mut self, c: ClientId, msg: ClientMessage) {
+        self.signal_frame(c, msg.into());
+    }
+
+    /// Sends a message with a `request_id`.
+    pub fn request(&mut self, c: ClientId, request_id: &str, msg: ClientMessage) {
+        let frame = ClientFrame {
+            request_id: Some(request_id.to_owned()),
+            msg,
+        };
+        self.signal_frame(c, frame);
+    }
+
+    fn signal_frame(&mut self, c: ClientId, frame: ClientFrame) {
+        self.clients[c.0].outbox.push_back(frame);
+        self.pump();
+    }
+
+    /// `leave`.
+    pub fn leave(&mut self, c: ClientId) {
+        self.signal(c, ClientMessage::Leave {});
+    }
+
+    /// A control API command, carried out at once.
+    pub fn command(&mut self, cmd: Command) -> Reply {
+        let reply = self.core.handle_input(Input::Command(cmd), self.now);
+        self.pump();
+        reply.expect("commands are answered")
+    }
+
+    /// From now on the client keeps the server's offers unanswered.
+    pub fn hold_answers(&mut self, c: ClientId) {
+        self.clients[c.0].hold_answers = true;
+    }
+
+    /// Answers the held offers and stops holding.
+    pub fn release_answers(&mut self, c: ClientId) {
+        let client = &mut self.clients[c.0];
+        client.hold_answers = false;
+        client.answer_held(self.now);
+        self.pump();
+    }
+
+    /// The client's network goes away: nothing it sends arrives, nothing reaches it
+    /// (its signaling stays).
+    pub fn vanish(&mut self, c: ClientId) {
+        self.clients[c.0].offline = true;
+    }
+
+    /// Loses this share (0 to 1) of the client's datagrams going `dir`.
+    pub fn set_loss(&mut self, c: ClientId, dir: Dir, rate: f64) {
+        let client = &mut self.clients[c.0];
+        match dir {
+            Dir::Up => client.up.set_rate(rate),
+            Dir::Down => client.down.set_rate(rate),
+        }
+    }
+
+    /// Sends a PLI for `track` from the client's subscriber connection; false if no
+    /// media of it arrived there yet.
+    pub fn request_keyframe(&mut self, c: ClientId, track: &str) -> bool {
+        let sent = self.clients[c.0].request_keyframe(track, self.now);
+        self.pump();
+        sent
+    }
+
+    /// Advances the clock by `d` in steps of [`STEP`], moving datagrams both ways and
+    /// firing every timeout due.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now = (self.now + STEP).min(end);
+            self.tick();
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = self.now;
+        for client in &mut self.clients {
+            client.handle_timeouts(now);
+            client.send_media(now);
+        }
+        self.pump();
+        // As the driver: whatever is due runs (and may make more due at once).
+        for _ in 0..16 {
+            if self.core.poll_timeout().is_none_or(|t| t > now) {
+                break;
+            }
+            self.core.handle_input(Input::Timeout, now);
+            self.pump();
+        }
+    }
+
+    /// Moves everything that can move at this instant, until nothing does.
+    fn pump(&mut self) {
+        for round in 0.. {
+            assert!(round < 10_000, "the simulation does not settle");
+            let mut moved = false;
+            while let Some(out) = self.core.poll_output() {
+                moved = true;
+                self.apply(out);
+            }
+            for i in 0..self.clients.len() {
+                while let Some(frame) = self.clients[i].outbox.pop_front() {
+                    moved = true;
+                    let client = &self.clients[i];
+                    if !client.departed {
+                        let participant = client.key;
+                        let input = Input::Signal { participant, frame };
+                        self.core.handle_input(input, self.now);
+                    }
+                }
+                moved |= self.uplink(i);
+            }
+            moved |= self.deliver();
+            for client in &mut self.clients {
+                client.drain(self.now);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Datagrams of client `i` to the demultiplexer; true if any left.
+    fn uplink(&mut self, i: usize) -> bool {
+        let client = &mut self.clients[i];
+        let mut moved = false;
+        for pc in [&mut client.publisher, &mut client.subscriber] {
+            while let Some(msg) = pc.pc.poll_write() {
+                moved = true;
+                if client.offline || client.departed || client.up.drops() {
+                    continue;
+                }
+                // Undeliverable datagrams (no route) are lost, as on the real port.
+                let _ = self.demux.deliver(pc.addr, self.now, msg.message);
+            }
+        }
+        moved
+    }
+
+    /// What the demultiplexer delivered, into the core: handshakes first.
+    fn deliver(&mut self) -> bool {
+        let mut moved = false;
+        while let Ok(dg) = self
+            .control
+            .1
+            .try_recv()
+            .or_else(|_| self.inbox.1.try_recv())
+        {
+            moved = true;
+            self.core.handle_input(Input::Datagram(dg), self.now);
+        }
+        moved
+    }
+
+    fn apply(&mut self, out: Output) {
+        match out {
+            Output::Transmit { to, data } => {
+                let Some(client) = self
+                    .clients
+                    .iter_mut()
+                    .find(|c| c.publisher.addr == to || c.subscriber.addr == to)
+                else {
+                    return;
+                };
+                if client.offline || client.departed || client.down.drops() {
+                    return;
+                }
+                let pc = if client.publisher.addr == to {
+                    &mut client.publisher
+                } else {
+                    &mut client.subscriber
+                };
+                pc.receive(data, self.now);
+            }
+            Output::ToClient { to, msg } => {
+                for client in &mut self.clients {
+                    if !client.departed && to.includes(client.key) {
+                        client.on_frame(msg.clone(), self.now);
+                    }
+                }
+            }
+            Output::Departed(key) => {
+                if let Some(client) = self.clients.iter_mut().find(|c| c.key == key) {
+                    client.departed = true;
+                }
+            }
+            Output::Route(change) => {
+                apply_route(&self.demux, change, &self.inbox.0, &self.control.0)
+            }
+        }
+    }
+
+    // --- looking ---
+
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Simulated time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    pub fn core(&self) -> &RoomCore {
+        &self.core
+    }
+
+    pub fn skips(&self) -> &Skips {
+        self.core.skips()
+    }
+
+    pub fn demux(&self) -> &Demux {
+        &self.demux
+    }
+
+    pub fn identity(&self, c: ClientId) -> &str {
+        &self.clients[c.0].identity
+    }
+
+    /// The server's id of the client's session (`PA_…`).
+    pub fn participant_id(&self, c: ClientId) -> &str {
+        &self.clients[c.0].participant_id
+    }
+
+    /// Every frame the server sent the client, in order.
+    pub fn frames(&self, c: ClientId) -> &[ServerMessage] {
+        &self.clients[c.0].frames
+    }
+
+    /// How many of the client's frames match.
+    pub fn count(&self, c: ClientId, pred: impl Fn(&ServerMessage) -> bool) -> usize {
+        self.frames(c).iter().filter(|m| pred(m)).count()
+    }
+
+    /// The server's offers on the client's subscriber connection, in order.
+    pub fn offers(&self, c: ClientId) -> Vec<&str> {
+        self.frames(c)
+            .iter()
+            .filter_map(|m| match m {
+                ServerMessage::Offer {
+                    target: PeerTarget::Subscriber,
+                    sdp,
+                } => Some(sdp.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The RTP the client received on the server's track `track` (a track id, or
+    /// `mix` for the room audio), in order of arrival.
+    pub fn rtp(&self, c: ClientId, track: &str) -> &[RtpIn] {
+        self.clients[c.0].rtp.get(track).map_or(&[], Vec::as_slice)
+    }
+
+    /// When keyframe requests (PLI, FIR) reached the client's publisher connection.
+    pub fn plis(&self, c: ClientId) -> &[Instant] {
+        &self.clients[c.0].plis
+    }
+
+    /// Keyframes the client sent on its track `track`.
+    pub fn keyframes_sent(&self, c: ClientId, track: &str) -> u32 {
+        let client = &self.clients[c.0];
+        let p = client.publications.iter().find(|p| p.track_id == track);
+        p.map_or(0, |p| p.keyframes_sent)
+    }
+
+    /// Whether the client's (publisher, subscriber) connections are up, as it sees them.
+    pub fn connected(&self, c: ClientId) -> (bool, bool) {
+        let client = &self.clients[c.0];
+        (client.publisher.connected, client.subscriber.connected)
+    }
+
+    /// Whether the server closed the client's session.
+    pub fn departed(&self, c: ClientId) -> bool {
+        self.clients[c.0].departed
+    }
+
+    /// Datagrams lost so far on the client's `dir`.
+    pub fn dropped(&self, c: ClientId, dir: Dir) -> u64 {
+        let client = &self.clients[c.0];
+        match dir {
+            Dir::Up => client.up.dropped,
+            Dir::Down => client.down.dropped,
+        }
+    }
+}
+
+/// Places where `packets` do not follow one another by one sequence number (wrapping),
+/// as (previous, next).
+pub fn seq_jumps(packets: &[RtpIn]) -> Vec<(u16, u16)> {
+    packets
+        .windows(2)
+        .filter(|w| w[1].seq != w[0].seq.wrapping_add(1))
+        .map(|w| (w[0].seq, w[1].seq))
+        .collect()
+}
