@@ -6,7 +6,7 @@
 //! sums them, and encodes K+1 streams per 20 ms frame: the common mix that every other
 //! listener hears, and one mix-minus-self per mixed talker so no one hears themselves.
 //!
-//! Sans-I/O: no sockets, no tasks, no clock. The room actor feeds packets with
+//! Sans-I/O: no sockets, no tasks, no clock. The room core feeds packets with
 //! [`Mixer::push`], calls [`Mixer::tick`] when [`Mixer::poll_timeout`] says so, and sends
 //! [`MixedFrame::payload_for`] each listener.
 //!

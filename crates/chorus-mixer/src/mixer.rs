@@ -527,7 +527,7 @@ impl Mixer {
     }
 }
 
-// The room actor moves its mixer into a task.
+// The room core, with its mixer, moves into its driver's task.
 const _: fn() = || {
     fn send<T: Send>() {}
     send::<Mixer>();

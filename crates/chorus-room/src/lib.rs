@@ -102,7 +102,7 @@ pub struct JoinRequest {
     pub grants: Grants,
 }
 
-/// One participant's link to its room actor.
+/// One participant's link to its room's driver.
 pub struct Session {
     /// Frames for the client. `None` means the room is gone: if no `left` frame
     /// came before, the room failed and the client should get a `room_closed` error.

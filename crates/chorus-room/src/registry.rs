@@ -1,4 +1,4 @@
-//! Room names → room actors, and the one media plane they all share.
+//! Room names → room drivers, and the one media plane they all share.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,7 +42,7 @@ struct Inner {
     generation: AtomicU64,
 }
 
-/// Routes room names to room actors. Cheap to clone.
+/// Routes room names to room drivers. Cheap to clone.
 #[derive(Clone)]
 pub struct RoomRegistry {
     inner: Arc<Inner>,
@@ -143,7 +143,7 @@ impl RoomRegistry {
         }
     }
 
-    /// Starts a room actor and a supervisor that unregisters it when it ends, panics included.
+    /// Starts a room driver and a supervisor that unregisters it when it ends, panics included.
     fn spawn_room(&self, name: &str, max_participants: u32) -> RoomHandle {
         let inner = &self.inner;
         let (tx, rx) = mpsc::channel(COMMANDS_PER_ROOM);

@@ -1,4 +1,4 @@
-//! Routing of incoming datagrams to the actor that owns their peer connection.
+//! Routing of incoming datagrams to the room that owns their peer connection.
 
 use std::net::SocketAddr;
 use std::time::Instant;

@@ -3,9 +3,9 @@
 //! Media I/O threads (one per core by default) each own a socket bound with
 //! `SO_REUSEPORT` to the same address. A STUN binding request is routed by the
 //! server-side ICE ufrag its USERNAME names, from any address; everything else by its
-//! remote address. Datagrams go to the inbox of the actor that owns the connection (a
-//! room), which authenticates binding requests and confirms the addresses they came
-//! from ([`IceLite`]): media then goes to the path the client nominated last.
+//! remote address. Datagrams go to the inbox of the room that owns the connection,
+//! which authenticates binding requests and confirms the addresses they came from
+//! ([`IceLite`]): media then goes to the path the client nominated last.
 //! The peer connections are webrtc-rs `rtc` sans-I/O objects that their owner
 //! drives with time passed in; [`PeerFactory`] builds them as ICE-lite servers.
 
