@@ -89,7 +89,9 @@ impl RoomCore {
         let mut out = std::mem::take(&mut self.scratch);
         peer.drain(&mut out);
         let target = peer.target;
-        self.conns.mark_dirty(conn);
+        if peer.mark_dirty() {
+            self.conns.list_dirty(conn);
+        }
         for ev in out.events.drain(..) {
             self.handle_peer_event(conn, ev, now);
         }
