@@ -4,19 +4,22 @@
 
 mod audio;
 mod command;
-mod error;
 mod peer;
 mod registry;
 mod room;
+mod rooms;
 
 use std::net::SocketAddr;
 
-pub use error::{JoinError, RoomError};
+pub use chorus_room_api::{
+    BoxFuture, JoinError, JoinRequest, JoinedSession, RoomError, Rooms, SessionLink,
+    valid_room_name,
+};
 
-pub use registry::{RoomRegistry, valid_room_name};
+pub use registry::RoomRegistry;
 
-use chorus_protocol::signal::{ClientMessage, ServerMessage};
-use chorus_protocol::{Grants, LeaveReason};
+use chorus_protocol::LeaveReason;
+use chorus_protocol::signal::{ClientFrame, ServerMessage};
 use tokio::sync::mpsc;
 
 use command::{ParticipantKey, RoomCommand};
@@ -78,14 +81,6 @@ pub enum StartError {
     Peer(#[from] chorus_transport::PeerError),
 }
 
-/// Who joins, as the verified token says.
-#[derive(Debug, Clone)]
-pub struct JoinRequest {
-    pub identity: String,
-    pub name: String,
-    pub grants: Grants,
-}
-
 /// One participant's link to its room actor.
 pub struct Session {
     /// Frames for the client. `None` means the room is gone: if no `left` frame
@@ -108,11 +103,11 @@ impl SessionHandle {
     }
 
     /// Errors when the room is gone.
-    pub async fn send(&self, msg: ClientMessage) -> Result<(), RoomError> {
+    pub async fn send(&self, frame: ClientFrame) -> Result<(), RoomError> {
         self.room
             .send(RoomCommand::Signal {
                 participant: self.participant,
-                msg,
+                msg: frame.msg,
             })
             .await
             .map_err(|_| RoomError::RoomClosed)
