@@ -8,7 +8,7 @@ use chorus_protocol::control::{
     CreateRoomRequest, MAX_PARTICIPANTS_CEILING, MediaStats, RoomInfo, RtcpStats, UnroutableStats,
 };
 use chorus_protocol::{Grants, ParticipantInfo, TrackInfo};
-use chorus_transport::{DropReason, LivenessConfig, MediaPlane, MediaPlaneConfig, PeerFactory};
+use chorus_transport::{DropReason, MediaPlane, PeerFactory};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use tokio::sync::{mpsc, oneshot};
@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::command::RoomCommand;
 use crate::room::{Room, RoomParams};
-use crate::{JoinError, JoinRequest, RoomConfig, RoomError, Session, StartError, valid_room_name};
+use crate::{JoinError, JoinRequest, RoomConfig, RoomError, Session, valid_room_name};
 
 /// Commands queued for one room before callers wait.
 const COMMANDS_PER_ROOM: usize = 1024;
@@ -47,28 +47,16 @@ pub struct RoomRegistry {
 }
 
 impl RoomRegistry {
-    /// Binds the media socket, starts the media workers. Rooms stop when `shutdown` fires.
-    pub fn start(config: RoomConfig, shutdown: CancellationToken) -> Result<Self, StartError> {
-        if config.media_bind.ip().is_unspecified() && config.media_announce.is_none() {
-            return Err(StartError::NoAnnounceAddress(config.media_bind));
-        }
-        let media = MediaPlane::start(MediaPlaneConfig {
-            bind: config.media_bind,
-            workers: config.media_workers,
-        })?;
-        let mut announce = media.local_addr();
-        if let Some(ip) = config.media_announce {
-            announce.set_ip(ip);
-        }
-        let lost_after = config.ice_disconnected_timeout + config.ice_failed_timeout;
-        let peers = PeerFactory::new(announce)?.with_liveness(LivenessConfig {
-            disconnected_after: config.ice_disconnected_timeout,
-            lost_after,
-            connect_timeout: config.ice_connect_timeout,
-            // A path silent as long as a whole connection may be is as good as gone.
-            route_expiry: lost_after,
-        });
-        Ok(Self {
+    /// Rooms over a started media plane and the factory of their peer connections
+    /// (the server builds both). Rooms stop when `shutdown` fires; the media plane
+    /// stops at [`Self::shutdown`].
+    pub fn new(
+        config: RoomConfig,
+        media: MediaPlane,
+        peers: PeerFactory,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 rooms: DashMap::new(),
                 config,
@@ -78,7 +66,7 @@ impl RoomRegistry {
                 tasks: TaskTracker::new(),
                 generation: AtomicU64::new(1),
             }),
-        })
+        }
     }
 
     /// The UDP address media flows through.
@@ -352,7 +340,7 @@ impl RoomRegistry {
     }
 
     /// Tells every participant `left{server_shutdown}` and waits for the rooms to end.
-    /// The rooms stop when the shutdown token given to [`RoomRegistry::start`] fires.
+    /// The rooms stop when the shutdown token given to [`RoomRegistry::new`] fires.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
@@ -364,29 +352,25 @@ impl RoomRegistry {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use chorus_transport::MediaPlaneConfig;
 
-    #[test]
-    fn wildcard_bind_needs_an_announce_address() {
-        let config = RoomConfig {
-            media_bind: "0.0.0.0:0".parse().unwrap(),
-            ..RoomConfig::default()
-        };
-        let err = RoomRegistry::start(config, CancellationToken::new()).err();
-        assert!(
-            matches!(err, Some(StartError::NoAnnounceAddress(_))),
-            "{err:?}"
-        );
-    }
+    use super::*;
 
     /// Each counter lands in its own field: distinct values in, the same values out.
     #[tokio::test]
     async fn media_stats_map_every_counter() {
-        let config = RoomConfig {
-            media_bind: "127.0.0.1:0".parse().unwrap(),
-            ..RoomConfig::default()
-        };
-        let registry = RoomRegistry::start(config, CancellationToken::new()).unwrap();
+        let media = MediaPlane::start(MediaPlaneConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            workers: 1,
+        })
+        .unwrap();
+        let peers = PeerFactory::new(media.local_addr()).unwrap();
+        let registry = RoomRegistry::new(
+            RoomConfig::default(),
+            media,
+            peers,
+            CancellationToken::new(),
+        );
         let c = registry.media_counters();
         let counters = [
             (&c.received, 1),
