@@ -138,6 +138,10 @@ pub fn room_info(name: &str) -> RoomInfo {
         num_participants: 1,
         num_tracks: 1,
         created_at_ms: 1_700_000_000_000,
+        forwarding: chorus_protocol::control::ForwardingStats {
+            forwarded: 120,
+            skipped: [("muted".to_owned(), 3)].into(),
+        },
     }
 }
 

@@ -230,7 +230,8 @@ pub struct MixedFrame<'a> {
     pub timestamp: u64,
     /// RFC 6464 level of the common mix (-dBov, 127 = silence).
     pub level: u8,
-    /// The ordered active speaker set (loudest first) when it changed at this tick.
+    /// The active speaker set, in the detector's stable order (longest active first),
+    /// when it changed at this tick.
     pub speakers: Option<&'a [ActiveSpeaker]>,
     common: &'a [u8],
     talkers: &'a [Talker],
@@ -267,7 +268,7 @@ impl MixedFrame<'_> {
 pub struct Mixer {
     config: MixerConfig,
     detector: SpeakerDetector,
-    /// The mixed talkers, loudest first (the detector's order).
+    /// The mixed talkers, in the detector's order (longest active first).
     talkers: Vec<Talker>,
     mixed: Vec<SourceId>,
     /// Whether frames are being produced: a source exists and the clock started.
@@ -484,7 +485,7 @@ impl Mixer {
         })
     }
 
-    /// The sources currently mixed, loudest first.
+    /// The sources currently mixed, in the detector's order (longest active first).
     pub fn mixed(&self) -> &[SourceId] {
         &self.mixed
     }

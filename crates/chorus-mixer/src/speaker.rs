@@ -5,12 +5,21 @@
 //! - a *gate* with fast attack and slow release says whether the source is talking:
 //!   a new talker takes a free slot within a packet or two (its first word is not
 //!   clipped), and a pause must last about half a second before it drops out;
-//! - a *rank* average over a few hundred ms orders the talkers and decides who
-//!   replaces whom when all slots are taken.
+//! - a *rank* average over a few hundred ms decides who replaces whom when all slots
+//!   are taken.
 //!
 //! Hysteresis keeps the set from flapping: a challenger replaces the quietest selected
-//! talker only after being louder by `switch_margin_db` for `switch_hold`, and two
-//! selected talkers swap places only when one is louder by the same margin.
+//! talker only after being louder by `switch_margin_db` for `switch_hold`.
+//!
+//! **Order.** The selected talkers are kept in the order they entered the set, the
+//! earliest first; talkers who enter at the same poll are ordered loudest first (by
+//! rank, ties by id). A newcomer, a challenger who displaced someone, and a talker who
+//! comes back after dropping out are all added at the end; one who leaves takes nothing
+//! with it (the others keep their order). Loudness never reorders talkers who stay, so
+//! the order changes only when the set does, and [`SpeakerDetector::poll_change`]
+//! reports exactly the changes of the set: two people talking at about the same level,
+//! syllable by syllable louder and quieter, are reported once, not every time one
+//! overtakes the other.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -82,7 +91,8 @@ struct Challenge {
     since: Instant,
 }
 
-/// Chooses the top K talkers of a room, loudest first, with hysteresis.
+/// Chooses the top K talkers of a room with hysteresis, in the order they became active
+/// (see the module docs).
 #[derive(Debug)]
 pub struct SpeakerDetector {
     config: SpeakerConfig,
@@ -192,7 +202,8 @@ impl SpeakerDetector {
         true
     }
 
-    /// The selected speakers, loudest first, as of the last poll.
+    /// The selected speakers as of the last poll, in the order they became active
+    /// (earliest first).
     pub fn active(&self) -> &[SourceId] {
         &self.selected
     }
@@ -202,9 +213,10 @@ impl SpeakerDetector {
         self.tracks.get(&id).map(|t| t.rank / 127.0)
     }
 
-    /// Re-evaluates the selection at `now`. Returns the new ordered set (loudest
-    /// first) when it differs from the one last returned, so the caller can announce
-    /// it; `None` when nothing changed.
+    /// Re-evaluates the selection at `now`. Returns the new ordered set (in the order
+    /// the speakers became active, each with its loudness now) when the set differs
+    /// from the one last returned, so the caller can announce it; `None` when it did
+    /// not change. Loudness alone changing is no change.
     pub fn poll_change(&mut self, now: Instant) -> Option<Vec<ActiveSpeaker>> {
         self.update(now);
         if self.selected == self.reported {
@@ -259,12 +271,13 @@ impl SpeakerDetector {
         }
         candidates.sort_unstable_by(louder);
 
-        // Free slots are taken without a contest.
+        // Free slots are taken without a contest, loudest first, behind those already in.
         let taken = free.min(candidates.len());
         selected.extend(candidates.drain(..taken).map(|(id, _)| id));
 
         // All slots full: the loudest challenger must beat the quietest talker by the
-        // margin for the whole hold time.
+        // margin for the whole hold time. It then leaves and the challenger joins at the
+        // end, like any newcomer.
         let margin = self.config.switch_margin_db;
         let mut challenge = None;
         let victim = selected
@@ -284,7 +297,8 @@ impl SpeakerDetector {
                 _ => now,
             };
             if now.saturating_duration_since(since) >= self.config.switch_hold {
-                selected[victim_index] = challenger;
+                selected.remove(victim_index);
+                selected.push(challenger);
             } else {
                 challenge = Some(Challenge {
                     id: challenger,
@@ -294,16 +308,7 @@ impl SpeakerDetector {
         }
         self.challenge = challenge;
 
-        // Order loudest first, but overtake only by the margin so the dominant speaker
-        // does not flap between two people talking at about the same level.
-        for i in 1..selected.len() {
-            let mut j = i;
-            while j > 0 && self.rank_of(selected[j]) > self.rank_of(selected[j - 1]) + margin {
-                selected.swap(j, j - 1);
-                j -= 1;
-            }
-        }
-
+        // No reordering by loudness: who stays keeps its place (see the module docs).
         self.selected = selected;
         self.candidates = candidates;
     }
@@ -330,10 +335,12 @@ mod tests {
     }
 
     struct Outcome {
-        /// The final selection, loudest first.
+        /// The final selection, in the order the speakers became active.
         active: Vec<u64>,
         /// How many changes were reported.
         changes: usize,
+        /// Every reported selection, in order.
+        reports: Vec<Vec<u64>>,
         /// Every source selected at some point.
         ever: std::collections::BTreeSet<u64>,
     }
@@ -347,6 +354,7 @@ mod tests {
         }
         let mut now = t0;
         let mut changes = 0;
+        let mut reports: Vec<Vec<u64>> = Vec::new();
         let mut ever = std::collections::BTreeSet::new();
         for p in phases {
             for id in 1..=6 {
@@ -361,6 +369,16 @@ mod tests {
                 if let Some(set) = d.poll_change(now) {
                     changes += 1;
                     ever.extend(set.iter().map(|s| s.id.0));
+                    let ids: Vec<u64> = set.iter().map(|s| s.id.0).collect();
+                    // A report is a change of the set, never the same set reordered.
+                    if let Some(last) = reports.last() {
+                        let mut a = last.clone();
+                        let mut b = ids.clone();
+                        a.sort_unstable();
+                        b.sort_unstable();
+                        assert_ne!(a, b, "the same set re-reported: {last:?} then {ids:?}");
+                    }
+                    reports.push(ids);
                 }
                 now += PACKET_DURATION;
             }
@@ -368,17 +386,18 @@ mod tests {
         Outcome {
             active: d.active().iter().map(|s| s.0).collect(),
             changes,
+            reports,
             ever,
         }
     }
 
     #[test]
     fn selection_scenarios() {
-        // (name, phases, expected final selection loudest first, never selected)
+        // (name, phases, expected final selection in order, never selected)
         type Case = (&'static str, Vec<Phase>, Vec<u64>, &'static [u64]);
         let cases: Vec<Case> = vec![
             (
-                "the loudest three of five, loudest first",
+                "the loudest three of five; starting together, loudest first",
                 vec![phase(
                     1000,
                     &[
@@ -393,7 +412,7 @@ mod tests {
                 &[1, 5],
             ),
             (
-                "the loudest three of six, whatever their ids",
+                "the loudest three of six, whatever their ids; loudest first",
                 vec![phase(
                     1000,
                     &[
@@ -439,7 +458,8 @@ mod tests {
                         &[(1, Some(30)), (2, Some(30)), (3, Some(50)), (4, Some(5))],
                     ),
                 ],
-                vec![4, 1, 2],
+                // It joins at the end, however loud.
+                vec![1, 2, 4],
                 &[],
             ),
             (
@@ -478,8 +498,8 @@ mod tests {
                     phase(1000, &[(1, Some(30)), (2, Some(40))]),
                     phase(200, &[(1, Some(127)), (2, Some(40))]),
                 ],
-                // The order follows loudness; the slot stays.
-                vec![2, 1],
+                // The slot and the place stay.
+                vec![1, 2],
                 &[],
             ),
             (
@@ -530,6 +550,91 @@ mod tests {
             for id in never {
                 assert!(!out.ever.contains(id), "{name}: {id} was selected");
             }
+        }
+    }
+
+    /// Phases in which sources 1 and 2 talk at the same average level, taking turns
+    /// to be 30 dB louder every 200 ms (syllables): the smoothed loudness of each
+    /// overtakes the other's by more than the switch margin five times a second.
+    fn alternating_syllables(seconds: u64) -> Vec<Phase> {
+        let mut phases = Vec::new();
+        for _ in 0..seconds * 5 / 2 {
+            phases.push(phase(200, &[(1, Some(15)), (2, Some(45))]));
+            phases.push(phase(200, &[(1, Some(45)), (2, Some(15))]));
+        }
+        phases
+    }
+
+    #[test]
+    fn reported_only_when_the_set_changes_in_the_order_of_becoming_active() {
+        // (name, phases, every report in turn)
+        type Case = (&'static str, Vec<Phase>, Vec<Vec<u64>>);
+        let cases: Vec<Case> = vec![
+            (
+                "near-equal talkers alternating syllables: once, the first to talk first",
+                [phase(200, &[(1, Some(30))])]
+                    .into_iter()
+                    .chain(alternating_syllables(6))
+                    .collect(),
+                vec![vec![1], vec![1, 2]],
+            ),
+            (
+                "near-equal talkers starting together: once, the louder at the start first",
+                alternating_syllables(6),
+                vec![vec![1, 2]],
+            ),
+            (
+                "a later talker who is much louder keeps its place",
+                vec![
+                    phase(400, &[(1, Some(40))]),
+                    phase(3000, &[(1, Some(40)), (2, Some(10))]),
+                ],
+                vec![vec![1], vec![1, 2]],
+            ),
+            (
+                "the one who stops leaves, the others keep their order, a returner goes last",
+                vec![
+                    phase(300, &[(1, Some(30))]),
+                    phase(300, &[(1, Some(30)), (2, Some(30))]),
+                    phase(300, &[(1, Some(30)), (2, Some(30)), (3, Some(30))]),
+                    phase(1000, &[(1, Some(30)), (2, Some(127)), (3, Some(30))]),
+                    phase(600, &[(1, Some(30)), (2, Some(30)), (3, Some(30))]),
+                ],
+                vec![
+                    vec![1],
+                    vec![1, 2],
+                    vec![1, 2, 3],
+                    vec![1, 3],
+                    vec![1, 3, 2],
+                ],
+            ),
+            (
+                "a challenger who displaces the quietest joins at the end",
+                vec![
+                    phase(
+                        1000,
+                        &[(1, Some(30)), (2, Some(30)), (3, Some(50)), (4, Some(60))],
+                    ),
+                    phase(
+                        2000,
+                        &[(1, Some(30)), (2, Some(30)), (3, Some(50)), (4, Some(5))],
+                    ),
+                ],
+                vec![vec![1, 2, 3], vec![1, 2, 4]],
+            ),
+            (
+                "everyone falls silent: one empty report",
+                vec![
+                    phase(500, &[(1, Some(30)), (2, Some(30))]),
+                    phase(1500, &[(1, Some(127)), (2, Some(127))]),
+                ],
+                vec![vec![1, 2], vec![]],
+            ),
+        ];
+        for (name, phases, want) in cases {
+            let out = run(&phases);
+            assert_eq!(out.reports, want, "{name}");
+            assert_eq!(out.changes, want.len(), "{name}");
         }
     }
 

@@ -25,6 +25,19 @@ pub struct RoomInfo {
     pub num_tracks: u32,
     /// Unix time of creation, in milliseconds.
     pub created_at_ms: u64,
+    /// What the room did with media since it was created.
+    #[serde(default)]
+    pub forwarding: ForwardingStats,
+}
+
+/// Media a room forwarded, and what it did not forward, by reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardingStats {
+    /// Packets sent to subscribers (one per subscriber a packet reached).
+    pub forwarded: u64,
+    /// Packets (or copies for one subscriber) not sent, by reason; every reason is
+    /// listed, zeros included.
+    pub skipped: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

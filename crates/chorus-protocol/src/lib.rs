@@ -93,9 +93,11 @@ impl Grants {
 pub enum ParticipantState {
     /// Signaling is up, media transport not yet connected.
     Connecting,
-    /// ICE and DTLS are up on every transport the participant uses.
+    /// ICE and DTLS are up on at least one of the participant's connections, and none
+    /// of them has gone silent.
     Connected,
-    /// Media transport lost; the participant is about to be removed.
+    /// One of its connections went silent: it recovers if media resumes (e.g. after an
+    /// ICE restart), or is removed with `connection_lost`.
     Disconnected,
 }
 

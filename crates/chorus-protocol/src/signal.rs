@@ -131,7 +131,7 @@ pub enum ServerMessage {
         track_id: String,
         muted: bool,
     },
-    /// Who is speaking now, loudest first; sent when the ordered set changes.
+    /// Who is speaking now, longest active first; sent only when the set or that order changes.
     /// An empty list means nobody is speaking.
     ActiveSpeakers {
         speakers: Vec<ActiveSpeaker>,

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use chorus_core::TrackId;
 
-use crate::command::ParticipantKey;
+use crate::io::ParticipantKey;
 
 /// What one listener hears on its room-audio track.
 #[derive(Debug, Clone, PartialEq, Eq)]

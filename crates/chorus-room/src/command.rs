@@ -1,15 +1,12 @@
-//! Messages to a room actor. Every request that needs an answer carries a oneshot.
+//! Messages to a room's driver. Every request that needs an answer carries a oneshot.
 
 use chorus_protocol::control::RoomInfo;
-use chorus_protocol::signal::ClientMessage;
+use chorus_protocol::signal::ClientFrame;
 use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
 use tokio::sync::oneshot;
 
+use crate::io::ParticipantKey;
 use crate::{JoinError, JoinRequest, RoomError, Session};
-
-/// A participant inside its room; only meaningful to that room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct ParticipantKey(pub u64);
 
 pub(crate) type Reply<T> = oneshot::Sender<T>;
 
@@ -20,7 +17,7 @@ pub(crate) enum RoomCommand {
     },
     Signal {
         participant: ParticipantKey,
-        msg: ClientMessage,
+        frame: ClientFrame,
     },
     Close {
         participant: ParticipantKey,

@@ -1,18 +1,32 @@
-//! Rooms as actors. One tokio task owns each room (participants, tracks, their
-//! peer connections); everything else talks to it through bounded channels.
-//! The [`RoomRegistry`] routes room names to those tasks.
+//! Rooms. Each room is a sans-I/O [`RoomCore`] (participants, tracks, connections,
+//! audio; time passed in, decisions out) run by a thin tokio task, its driver, that
+//! everything else talks to through bounded channels. The [`RoomRegistry`] routes room
+//! names to those tasks.
 
 mod audio;
 mod command;
+mod connections;
+mod core;
+mod driver;
+pub mod forward;
+pub mod io;
+mod mixing;
+mod negotiation;
+mod participants;
 mod peer;
 mod registry;
-mod room;
 mod rooms;
+pub mod signal_error;
+pub mod skips;
+mod timers;
+mod tracks;
 
 pub use chorus_room_api::{
     BoxFuture, JoinError, JoinRequest, JoinedSession, RoomError, Rooms, SessionLink,
     valid_room_name,
 };
+
+pub use crate::core::{CoreParams, RoomCore};
 
 pub use registry::RoomRegistry;
 
@@ -20,7 +34,8 @@ use chorus_protocol::LeaveReason;
 use chorus_protocol::signal::{ClientFrame, ServerMessage};
 use tokio::sync::mpsc;
 
-use command::{ParticipantKey, RoomCommand};
+use command::RoomCommand;
+use io::ParticipantKey;
 
 /// Settings of rooms.
 #[derive(Debug, Clone)]
@@ -68,11 +83,11 @@ impl SessionHandle {
     }
 
     /// Errors when the room is gone.
-    pub async fn send(&self, frame: ClientFrame) -> Result<(), RoomError> {
+    pub async fn send(&self, frame: impl Into<ClientFrame>) -> Result<(), RoomError> {
         self.room
             .send(RoomCommand::Signal {
                 participant: self.participant,
-                msg: frame.msg,
+                frame: frame.into(),
             })
             .await
             .map_err(|_| RoomError::RoomClosed)

@@ -1,5 +1,6 @@
-//! One participant's peer connection as its room drives it: the rtc object, its
-//! paths and liveness, its timer and what it carries.
+//! One media connection of a participant, as the room drives it: the rtc object, its
+//! paths and liveness ([`IceLite`]), and what it carries (down tracks on a subscriber
+//! connection, with their offer/answer phase; up tracks on a publisher connection).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,32 +8,31 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use chorus_core::{ConnId, Forwarder, TrackId};
+use chorus_protocol::signal::PeerTarget;
 use chorus_transport::stun::looks_like_stun;
-use chorus_transport::{
-    Demux, Egress, IceCredentials, IceEvent, IceLite, MediaCounters, MediaPlane, StunCheck,
-};
+use chorus_transport::{IceCredentials, IceEvent, IceLite, StunCheck};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::RTCMessage;
-use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-pub(crate) struct Peer {
+use crate::io::ParticipantKey;
+use crate::negotiation::{Negotiation, TrackPhase};
+use crate::skips::Skip;
+
+pub struct Peer {
     pub conn: ConnId,
+    pub owner: ParticipantKey,
+    pub target: PeerTarget,
     pub pc: RTCPeerConnection,
     /// Which client address media goes to, and whether the client is still there.
     pub ice: IceLite,
-    /// The deadline this connection is filed under in the room's timer heap.
-    pub scheduled: Option<Instant>,
-    /// Has output waiting in `poll_write`.
+    /// Has output waiting in `poll_write`, and is listed for flushing.
     pub dirty: bool,
-    /// Subscriber side: an offer is out and not yet answered.
-    pub offer_in_flight: bool,
-    /// Subscriber side: tracks changed while an offer was out.
-    pub needs_offer: bool,
-    /// Subscriber side: the next offer restarts ICE.
-    pub restart_ice: bool,
+    /// Subscriber side: the server's offers.
+    pub negotiation: Negotiation,
     /// Subscriber side: what this connection forwards, by published track.
     pub downtracks: HashMap<TrackId, DownTrack>,
     /// Publisher side: rtc's track id → the published track it carries.
@@ -40,85 +40,62 @@ pub(crate) struct Peer {
 }
 
 /// One published track as forwarded to one subscriber.
-pub(crate) struct DownTrack {
+pub struct DownTrack {
     pub sender: RTCRtpSenderId,
     pub ssrc: u32,
     pub payload_type: u8,
     pub forwarder: Forwarder,
-    pub negotiation: Negotiation,
-}
-
-/// Where a subscriber's track stands in offer/answer. Packets sent before the client
-/// has the track in its SDP would be dropped by it, the first keyframe with them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Negotiation {
-    /// Added; the next offer will carry it.
-    Pending,
-    /// In the offer that is out.
-    Offered,
-    /// The client's answer included it: forward.
-    Live,
-}
-
-/// Where a publisher's track arrives.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct UpstreamBinding {
-    pub receiver: RTCRtpReceiverId,
-    /// Learned from the first RTP packet.
-    pub media_ssrc: Option<u32>,
-    /// Negotiated id of the RFC 6464 audio level header extension (audio only).
-    pub audio_level_ext: Option<u8>,
+    pub phase: TrackPhase,
 }
 
 /// What came out of a connection after feeding it: handled by the room, which
 /// may touch other participants, so they are collected first.
 #[derive(Default)]
-pub(crate) struct PeerOutput {
+pub struct PeerOutput {
     pub events: Vec<RTCPeerConnectionEvent>,
     pub messages: Vec<RTCMessage>,
     pub ice: Vec<IceEvent>,
 }
 
 impl Peer {
-    pub fn new(conn: ConnId, pc: RTCPeerConnection, ice: IceLite) -> Self {
+    pub fn new(
+        conn: ConnId,
+        owner: ParticipantKey,
+        target: PeerTarget,
+        pc: RTCPeerConnection,
+        ice: IceLite,
+    ) -> Self {
         Self {
             conn,
+            owner,
+            target,
             pc,
             ice,
-            scheduled: None,
             dirty: false,
-            offer_in_flight: false,
-            needs_offer: false,
-            restart_ice: false,
+            negotiation: Negotiation::default(),
             downtracks: HashMap::new(),
             uptracks: HashMap::new(),
         }
     }
 
     /// Feeds one datagram. Binding requests are authenticated here first (the forged
-    /// and the stale are counted and go no further); anything the connection accepts
-    /// counts as a sign of life of the path it came on.
+    /// and the stale go no further); anything the connection accepts counts as a sign
+    /// of life of the path it came on.
     pub fn handle_datagram(
         &mut self,
         local: SocketAddr,
         from: SocketAddr,
         at: Instant,
         data: BytesMut,
-        counters: &MediaCounters,
-    ) {
+    ) -> Result<(), Skip> {
         let stun = looks_like_stun(&data);
         if stun {
             match self.ice.check_stun(from, &data, at) {
                 StunCheck::Request { .. } | StunCheck::NotRequest => {}
-                StunCheck::BadIntegrity => {
-                    counters
-                        .stun_bad_integrity
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return;
-                }
+                StunCheck::BadIntegrity => return Err(Skip::StunBadIntegrity),
                 // Stale credentials (an old ufrag after a restart) or garbage: rtc
                 // would refuse them too.
-                StunCheck::WrongUfrag | StunCheck::Malformed => return,
+                StunCheck::WrongUfrag | StunCheck::Malformed => return Err(Skip::StunRejected),
             }
         }
         let msg = TaggedBytesMut {
@@ -141,6 +118,7 @@ impl Peer {
                 tracing::trace!(conn = self.conn.0, error = %e, "dropped incoming datagram")
             }
         }
+        Ok(())
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -151,8 +129,8 @@ impl Peer {
     }
 
     /// Takes the ICE credentials of the local description just set: the first ones, or
-    /// new ones after an ICE restart. Returns the ufrag to stop routing, if any, and
-    /// whether routing changed.
+    /// new ones after an ICE restart. Returns the ufrag no longer routed (if any) and
+    /// the one to route, when they changed.
     pub fn sync_credentials(&mut self, now: Instant) -> Option<(Option<String>, String)> {
         let sdp = self.pc.local_description()?.sdp;
         let credentials = IceCredentials::from_sdp(&sdp)?;
@@ -174,26 +152,6 @@ impl Peer {
         !std::mem::replace(&mut self.dirty, true)
     }
 
-    /// An offer carrying every pending track went out.
-    pub fn offer_sent(&mut self) {
-        self.offer_in_flight = true;
-        for dt in self.downtracks.values_mut() {
-            if dt.negotiation == Negotiation::Pending {
-                dt.negotiation = Negotiation::Offered;
-            }
-        }
-    }
-
-    /// The client answered the offer that was out.
-    pub fn answer_applied(&mut self) {
-        self.offer_in_flight = false;
-        for dt in self.downtracks.values_mut() {
-            if dt.negotiation == Negotiation::Offered {
-                dt.negotiation = Negotiation::Live;
-            }
-        }
-    }
-
     /// Takes the events and messages the connection produced.
     pub fn drain(&mut self, out: &mut PeerOutput) {
         while let Some(ev) = self.pc.poll_event() {
@@ -207,34 +165,23 @@ impl Peer {
         }
     }
 
-    /// Queues what the connection has to send in the turn's batch (sent at the end of
-    /// the turn); returns its next deadline.
-    pub fn flush(&mut self, egress: &mut Egress<'_>) -> Option<Instant> {
+    /// The next datagram the connection has to send, and where to.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
+        let msg = self.pc.poll_write()?;
         // rtc keeps the first nominated pair; media goes where the client nominated
         // last. STUN (answers to the client's checks) goes back where it came from.
-        let path = self.ice.destination();
-        while let Some(msg) = self.pc.poll_write() {
-            let to = match path {
-                Some(path) if !looks_like_stun(&msg.message) => path,
-                _ => msg.transport.peer_addr,
-            };
-            egress.push(to, &msg.message);
-        }
-        self.dirty = false;
+        let to = match self.ice.destination() {
+            Some(path) if !looks_like_stun(&msg.message) => path,
+            _ => msg.transport.peer_addr,
+        };
+        Some((to, msg.message))
+    }
+
+    /// The connection's next deadline (rtc's or its liveness).
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
         [self.pc.poll_timeout(), self.ice.poll_timeout()]
             .into_iter()
             .flatten()
             .min()
-    }
-
-    pub fn close(&mut self, media: &MediaPlane, demux: &Demux) {
-        let _ = self.pc.close();
-        // Its own batch: a close can happen in the middle of a turn (the goodbye goes now).
-        let mut egress = media.egress();
-        self.flush(&mut egress);
-        egress.send();
-        if let Some(ufrag) = self.ufrag() {
-            demux.remove_conn(ufrag, self.conn, self.ice.routes());
-        }
     }
 }

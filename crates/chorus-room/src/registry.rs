@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::command::RoomCommand;
-use crate::room::{Room, RoomParams};
+use crate::core::CoreParams;
+use crate::driver::{self, DriverParams};
 use crate::{JoinError, JoinRequest, RoomConfig, RoomError, Session, valid_room_name};
 
 /// Commands queued for one room before callers wait.
@@ -44,6 +45,12 @@ struct Inner {
 #[derive(Clone)]
 pub struct RoomRegistry {
     inner: Arc<Inner>,
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl RoomRegistry {
@@ -119,15 +126,22 @@ impl RoomRegistry {
         let inner = &self.inner;
         let (tx, rx) = mpsc::channel(COMMANDS_PER_ROOM);
         let generation = inner.generation.fetch_add(1, Ordering::Relaxed);
-        let params = RoomParams {
-            name: name.to_owned(),
-            max_participants,
-            empty_timeout: inner.config.empty_room_timeout,
+        let params = DriverParams {
+            core: CoreParams {
+                name: name.to_owned(),
+                max_participants,
+                empty_timeout: inner.config.empty_room_timeout,
+                peers: inner.peers.clone(),
+                local_addr: inner.media.local_addr(),
+                seed: rand::random(),
+                // Routes of all rooms share one table: each room its own id range.
+                first_conn_id: generation << 32,
+                created_at_ms: unix_ms(),
+            },
             media: inner.media.clone(),
-            peers: inner.peers.clone(),
             commands: tx.clone(),
         };
-        let actor = tokio::spawn(Room::run(params, rx, inner.shutdown.child_token()));
+        let actor = tokio::spawn(driver::run(params, rx, inner.shutdown.child_token()));
         let registry = Arc::downgrade(inner);
         let room_name = name.to_owned();
         inner.tasks.spawn(async move {

@@ -95,6 +95,15 @@ async fn a_track_muted_by_the_server_stops_until_the_server_unmutes_it() {
         "{:#?}",
         b.log()
     );
+    // The room counts what it forwarded and what it held back, and why.
+    let (status, room) = server.call(Method::GET, "/v1/rooms/mute", None).await;
+    assert_eq!(status, 200, "{room}");
+    let forwarding = &room["forwarding"];
+    assert!(forwarding["forwarded"].as_u64().unwrap() > 0, "{room}");
+    assert!(
+        forwarding["skipped"]["muted"].as_u64().unwrap() > 0,
+        "{room}"
+    );
 
     // The server can.
     let (status, body) = server

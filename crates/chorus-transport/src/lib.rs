@@ -24,7 +24,7 @@ pub use chorus_rtc_profile::{
     with_rtcp_to_application,
 };
 pub use counters::{MediaCounters, SendReport};
-pub use demux::{Datagram, Delivery, Demux, Route};
+pub use demux::{Datagram, Delivery, Demux, Route, is_control};
 pub use ice::{IceCredentials, IceEvent, IceLite, LinkState, LivenessConfig, StunCheck};
 pub use peer::{PeerError, PeerFactory, PeerRole, ServerPeer};
 pub use socket::{Egress, MediaPlane, MediaPlaneConfig, MediaPlaneError};

@@ -1,0 +1,358 @@
+//! The room core: everything about one room, without I/O. It takes [`Input`]s with the
+//! time, answers commands with a [`Reply`], and says what to do through
+//! [`RoomCore::poll_output`] and when to wake it through [`RoomCore::poll_timeout`].
+//!
+//! The state lives in parts that each own theirs: [`Participants`], [`Tracks`],
+//! [`Connections`] (each connection's negotiation and forwarders in its [`crate::peer::Peer`]),
+//! [`RoomAudio`] and the [`Skips`] counters. This coordinator applies their decisions;
+//! its child modules hold its handlers by concern: `signal` (client messages,
+//! offer/answer), `publish` (tracks in), `subscribe` (tracks out and the server's
+//! offers), `media` (datagrams, timers, forwarding, keyframe requests), `audio` (the
+//! room audio applied) and `links` (connections, routes, liveness).
+
+mod audio;
+mod links;
+mod media;
+mod publish;
+mod signal;
+mod subscribe;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use chorus_core::{ConnId, ParticipantId, TrackId};
+use chorus_protocol::control::{ForwardingStats, RoomInfo};
+use chorus_protocol::signal::{ROOM_AUDIO_TRACK, ServerMessage};
+use chorus_protocol::{LeaveReason, ParticipantInfo};
+use chorus_transport::PeerFactory;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::connections::Connections;
+use crate::io::{Admitted, Command, Input, Output, ParticipantKey, Recipients, Reply};
+use crate::mixing::RoomAudio;
+use crate::participants::Participants;
+use crate::peer::PeerOutput;
+use crate::skips::Skips;
+use crate::tracks::Tracks;
+use crate::{JoinError, JoinRequest, RoomError};
+
+/// What a room starts from. Everything random or clock-bound is handed in.
+#[derive(Clone)]
+pub struct CoreParams {
+    pub name: String,
+    pub max_participants: u32,
+    /// A room nobody is in for this long closes.
+    pub empty_timeout: Duration,
+    /// Builds the room's connections.
+    pub peers: PeerFactory,
+    /// The media port's address, as connections see it locally.
+    pub local_addr: SocketAddr,
+    /// Seeds the room's random ids and SSRCs.
+    pub seed: u64,
+    /// The room's connection ids start here (distinct per room).
+    pub first_conn_id: u64,
+    /// Wall-clock time of creation, in ms since the Unix epoch (for `joined_at_ms`).
+    pub created_at_ms: u64,
+}
+
+pub struct RoomCore {
+    name: String,
+    created_at_ms: u64,
+    created: Instant,
+    empty_timeout: Duration,
+    peers: PeerFactory,
+    local_addr: SocketAddr,
+    rng: StdRng,
+    participants: Participants,
+    tracks: Tracks,
+    conns: Connections,
+    audio: RoomAudio,
+    skips: Skips,
+    /// Frames and routes to hand out before transmits.
+    outputs: VecDeque<Output>,
+    /// The connection `poll_output` is taking datagrams from.
+    flushing: Option<ConnId>,
+    /// Buffers for what a connection produced, kept between packets.
+    scratch: PeerOutput,
+    /// Participants to remove when the current input is done (their link failed).
+    doomed: Vec<(ParticipantKey, LeaveReason)>,
+    /// Subscriber connections that may owe an offer when the current input is done.
+    offers_due: Vec<ConnId>,
+    empty_since: Option<Instant>,
+    closed: bool,
+    /// Every listener's room-audio track ([`ROOM_AUDIO_TRACK`]).
+    room_audio: TrackId,
+    overload: media::Overload,
+}
+
+impl RoomCore {
+    pub fn new(params: CoreParams, now: Instant) -> Self {
+        Self {
+            name: params.name,
+            created_at_ms: params.created_at_ms,
+            created: now,
+            empty_timeout: params.empty_timeout,
+            peers: params.peers,
+            local_addr: params.local_addr,
+            rng: StdRng::seed_from_u64(params.seed),
+            participants: Participants::new(params.max_participants),
+            tracks: Tracks::default(),
+            conns: Connections::new(params.first_conn_id),
+            audio: RoomAudio::default(),
+            skips: Skips::default(),
+            outputs: VecDeque::new(),
+            flushing: None,
+            scratch: PeerOutput::default(),
+            doomed: Vec::new(),
+            offers_due: Vec::new(),
+            empty_since: Some(now),
+            closed: false,
+            room_audio: TrackId::named(ROOM_AUDIO_TRACK),
+            overload: media::Overload::default(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The room was deleted, shut down, or stayed empty too long: drop it once its
+    /// output is drained.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Packets forwarded and not forwarded, by reason.
+    pub fn skips(&self) -> &Skips {
+        &self.skips
+    }
+
+    pub fn handle_input(&mut self, input: Input, now: Instant) -> Option<Reply> {
+        let reply = match input {
+            Input::Command(cmd) => Some(self.handle_command(cmd, now)),
+            Input::Signal { participant, frame } => {
+                self.handle_signal(participant, frame, now);
+                None
+            }
+            Input::ClientGone {
+                participant,
+                reason,
+            } => {
+                self.remove_participant(participant, reason, now);
+                None
+            }
+            Input::Datagram(dg) => {
+                self.handle_datagram(dg, now);
+                None
+            }
+            Input::Timeout => {
+                self.handle_timeout(now);
+                None
+            }
+            Input::Shutdown => {
+                self.close_all(LeaveReason::ServerShutdown, now);
+                self.closed = true;
+                None
+            }
+        };
+        self.settle(now);
+        reply
+    }
+
+    /// The next thing to do: frames and routes first, then datagrams to send.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        loop {
+            if let Some(out) = self.outputs.pop_front() {
+                return Some(out);
+            }
+            if let Some(conn) = self.flushing {
+                if let Some(peer) = self.conns.get_mut(conn) {
+                    if let Some((to, data)) = peer.poll_transmit() {
+                        return Some(Output::Transmit { to, data });
+                    }
+                    let next = peer.poll_timeout();
+                    self.conns.schedule(conn, next);
+                }
+                self.flushing = None;
+            }
+            self.flushing = Some(self.conns.pop_dirty()?);
+        }
+    }
+
+    /// When the room must next get [`Input::Timeout`].
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let empty = self.empty_since.map(|t| t + self.empty_timeout);
+        [self.conns.next_timeout(), self.audio.poll_timeout(), empty]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// After every input: removals, offers, the empty-room clock.
+    fn settle(&mut self, now: Instant) {
+        while let Some((key, reason)) = self.doomed.pop() {
+            self.remove_participant(key, reason, now);
+        }
+        let mut due = std::mem::take(&mut self.offers_due);
+        for conn in due.drain(..) {
+            self.send_offer(conn, now);
+        }
+        self.offers_due = due;
+        if !self.participants.is_empty() {
+            self.empty_since = None;
+            return;
+        }
+        let since = *self.empty_since.get_or_insert(now);
+        if !self.closed && now.duration_since(since) >= self.empty_timeout {
+            tracing::info!(room = %self.name, "closing empty room");
+            self.closed = true;
+        }
+    }
+
+    fn handle_command(&mut self, cmd: Command, now: Instant) -> Reply {
+        match cmd {
+            Command::Join(req) => Reply::Joined(self.join(req, now)),
+            Command::Info => Reply::Info(self.info()),
+            Command::Participants => Reply::Participants(
+                self.participants
+                    .keys()
+                    .into_iter()
+                    .filter_map(|k| self.participant_info(k))
+                    .collect(),
+            ),
+            Command::Participant { identity } => Reply::Participant(
+                self.participants
+                    .key_of(&identity)
+                    .and_then(|k| self.participant_info(k).ok_or(RoomError::RoomClosed)),
+            ),
+            Command::Remove { identity } => Reply::Removed(
+                self.participants
+                    .key_of(&identity)
+                    .map(|k| self.remove_participant(k, LeaveReason::RemovedByServer, now)),
+            ),
+            Command::MuteTrack {
+                identity,
+                track_id,
+                muted,
+            } => Reply::TrackMuted(self.server_mute(&identity, &track_id, muted)),
+            Command::UpdatePermissions { identity, grants } => Reply::PermissionsChanged(
+                self.participants
+                    .key_of(&identity)
+                    .map(|k| self.update_permissions(k, grants, now)),
+            ),
+            Command::Delete => {
+                self.close_all(LeaveReason::RoomDeleted, now);
+                self.closed = true;
+                Reply::Deleted
+            }
+        }
+    }
+
+    fn info(&self) -> RoomInfo {
+        RoomInfo {
+            name: self.name.clone(),
+            max_participants: self.participants.max(),
+            num_participants: self.participants.len() as u32,
+            num_tracks: self.tracks.published_count() as u32,
+            created_at_ms: self.created_at_ms,
+            forwarding: ForwardingStats {
+                forwarded: self.skips.total_forwarded(),
+                skipped: self
+                    .skips
+                    .iter()
+                    .map(|(skip, n)| (skip.as_str().to_owned(), n))
+                    .collect(),
+            },
+        }
+    }
+
+    fn participant_info(&self, key: ParticipantKey) -> Option<ParticipantInfo> {
+        let p = self.participants.get(key)?;
+        Some(p.info(self.tracks.infos_of(key)))
+    }
+
+    fn unix_ms(&self, now: Instant) -> u64 {
+        self.created_at_ms + now.saturating_duration_since(self.created).as_millis() as u64
+    }
+
+    fn join(&mut self, req: JoinRequest, now: Instant) -> Result<Admitted, JoinError> {
+        if self.closed {
+            return Err(JoinError::RoomClosed);
+        }
+        if let Some(old) = self.participants.find(&req.identity) {
+            self.remove_participant(old, LeaveReason::DuplicateIdentity, now);
+        }
+        let can_subscribe = req.grants.can_subscribe;
+        let id = ParticipantId::from_random(self.rng.random());
+        let key = self
+            .participants
+            .admit(req, id.clone(), self.unix_ms(now))?;
+        let me = self.participant_info(key).expect("just admitted");
+        let others = self
+            .participants
+            .keys()
+            .into_iter()
+            .filter(|k| *k != key)
+            .filter_map(|k| self.participant_info(k))
+            .collect();
+        self.send(
+            Recipients::One(key),
+            ServerMessage::Joined {
+                room: self.name.clone(),
+                participant: me.clone(),
+                participants: others,
+            },
+        );
+        self.send(
+            Recipients::AllExcept(key),
+            ServerMessage::ParticipantJoined { participant: me },
+        );
+        if can_subscribe {
+            self.subscribe_to_all(key, now);
+        }
+        tracing::info!(room = %self.name, participant = %id, "participant joined");
+        Ok(Admitted {
+            participant: key,
+            participant_id: id,
+        })
+    }
+
+    fn remove_participant(&mut self, key: ParticipantKey, reason: LeaveReason, now: Instant) {
+        let Some(p) = self.participants.remove(key) else {
+            return;
+        };
+        for conn in [p.publisher, p.subscriber].into_iter().flatten() {
+            self.close_conn(conn);
+        }
+        for id in self.tracks.of_owner(key, |_| true) {
+            self.unpublish(&id, now);
+        }
+        self.update_audio(now);
+        if reason != LeaveReason::SignalingClosed {
+            self.send(Recipients::One(key), ServerMessage::Left { reason });
+        }
+        self.outputs.push_back(Output::Departed(key));
+        let participant_id = p.id.to_string();
+        self.send(
+            Recipients::All,
+            ServerMessage::ParticipantLeft {
+                participant_id: participant_id.clone(),
+                identity: p.identity,
+                reason,
+            },
+        );
+        tracing::info!(room = %self.name, participant = %participant_id, ?reason, "participant left");
+    }
+
+    fn close_all(&mut self, reason: LeaveReason, now: Instant) {
+        for key in self.participants.keys() {
+            self.remove_participant(key, reason, now);
+        }
+    }
+
+    fn send(&mut self, to: Recipients, msg: ServerMessage) {
+        self.outputs.push_back(Output::ToClient { to, msg });
+    }
+}

@@ -1,0 +1,188 @@
+//! A participant's media connections as links: creating and closing them, routing
+//! their ICE credentials and confirmed addresses to this room (as [`RouteChange`]s for
+//! the shared demultiplexer), and acting on what rtc and each connection's `IceLite`
+//! decide about them (connected, silent, lost, unreachable). The participant's
+//! `connecting`/`connected`/`disconnected` state follows from its links here.
+
+use std::time::Instant;
+
+use chorus_core::ConnId;
+use chorus_protocol::LeaveReason;
+use chorus_protocol::signal::{PeerTarget, ServerMessage};
+use chorus_transport::{IceEvent, LinkState, PeerRole};
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::sansio::Protocol;
+
+use super::RoomCore;
+use crate::io::{Output, ParticipantKey, Recipients, RouteChange};
+use crate::participants::state_from_links;
+use crate::peer::Peer;
+
+/// What usually keeps a media connection from coming up, for `media_unreachable`.
+const UNREACHABLE_HINT: &str = "no ICE connectivity check and DTLS handshake completed: a \
+    firewall may block UDP to the server's media port, or the network needs a TURN relay";
+
+impl RoomCore {
+    /// Creates `key`'s connection for `target`. It is routed once its local
+    /// description names its ufrag ([`Self::route_credentials`]).
+    pub(super) fn new_peer(
+        &mut self,
+        key: ParticipantKey,
+        target: PeerTarget,
+        now: Instant,
+    ) -> Result<ConnId, String> {
+        let role = match target {
+            PeerTarget::Publisher => PeerRole::Publisher,
+            PeerTarget::Subscriber => PeerRole::Subscriber,
+        };
+        let built = self.peers.build(role, now).map_err(|e| e.to_string())?;
+        let conn = self.conns.next_id();
+        self.conns
+            .insert(Peer::new(conn, key, target, built.pc, built.ice));
+        let p = self.participants.get_mut(key).expect("caller checked");
+        match target {
+            PeerTarget::Publisher => p.publisher = Some(conn),
+            PeerTarget::Subscriber => p.subscriber = Some(conn),
+        }
+        // Flushed (and so scheduled) at the end of this input.
+        self.conns.mark_dirty(conn);
+        Ok(conn)
+    }
+
+    /// Closes a connection: its goodbye goes out, its routes go.
+    pub(super) fn close_conn(&mut self, conn: ConnId) {
+        let Some(mut peer) = self.conns.remove(conn) else {
+            return;
+        };
+        let _ = peer.pc.close();
+        while let Some((to, data)) = peer.poll_transmit() {
+            self.outputs.push_back(Output::Transmit { to, data });
+        }
+        if let Some(ufrag) = peer.ufrag() {
+            self.outputs
+                .push_back(Output::Route(RouteChange::RemoveConn {
+                    ufrag: ufrag.to_owned(),
+                    conn,
+                    addrs: peer.ice.routes().collect(),
+                }));
+        }
+        self.tracks.forget_subscriber(conn);
+    }
+
+    /// Routes the ufrag of the local description just set to its connection: the first
+    /// one, or a new one after an ICE restart (the old one stops routing; addresses the
+    /// client already proved stay until they expire).
+    pub(super) fn route_credentials(&mut self, conn: ConnId, now: Instant) {
+        let Some(peer) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let Some((old, new)) = peer.sync_credentials(now) else {
+            return;
+        };
+        if let Some(old) = old.filter(|old| *old != new) {
+            tracing::info!(room = %self.name, target = ?peer.target, "ICE restarted");
+            self.outputs
+                .push_back(Output::Route(RouteChange::RemoveUfrag { ufrag: old, conn }));
+        }
+        self.outputs
+            .push_back(Output::Route(RouteChange::AddUfrag { ufrag: new, conn }));
+    }
+
+    /// rtc's view of the connection: it says when ICE and DTLS are up, and when DTLS
+    /// failed. Silence is judged by the connection's `IceLite` ([`Self::on_ice_event`]):
+    /// rtc's own timers are off.
+    pub(super) fn on_connection_state(
+        &mut self,
+        conn: ConnId,
+        state: RTCPeerConnectionState,
+        now: Instant,
+    ) {
+        let Some(peer) = self.conns.get_mut(conn) else {
+            return;
+        };
+        tracing::debug!(room = %self.name, target = ?peer.target, %state, "connection state");
+        let owner = peer.owner;
+        match state {
+            RTCPeerConnectionState::Connected => {
+                peer.ice.connected(now);
+                self.refresh_state(owner);
+            }
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                self.doomed.push((owner, LeaveReason::ConnectionLost));
+            }
+            _ => {}
+        }
+    }
+
+    /// A decision of a connection's `IceLite`: routes, the path media takes, liveness.
+    pub(super) fn on_ice_event(&mut self, conn: ConnId, ev: IceEvent) {
+        let Some(peer) = self.conns.get(conn) else {
+            return;
+        };
+        let (owner, target) = (peer.owner, peer.target);
+        match ev {
+            IceEvent::RouteConfirmed(addr) => {
+                if let Some(ufrag) = peer.ufrag() {
+                    let ufrag = ufrag.to_owned();
+                    self.outputs
+                        .push_back(Output::Route(RouteChange::ConfirmAddr { addr, ufrag }));
+                }
+            }
+            IceEvent::RouteExpired(addr) => self
+                .outputs
+                .push_back(Output::Route(RouteChange::ForgetAddr { addr, conn })),
+            IceEvent::Switched { from, to } => {
+                tracing::info!(room = %self.name, ?target, ?from, %to, "media path switched");
+            }
+            IceEvent::State(LinkState::Connecting) => {}
+            IceEvent::State(LinkState::Connected) => self.refresh_state(owner),
+            IceEvent::State(LinkState::Disconnected) => {
+                tracing::info!(room = %self.name, ?target, "connection silent: asking for an ICE restart");
+                self.refresh_state(owner);
+                // Asked, not imposed: a client that cannot restart (libnice answers a
+                // restart offer with its old credentials and checks nothing) would lose
+                // a connection that may only be quiet.
+                self.send(Recipients::One(owner), ServerMessage::IceRestart { target });
+            }
+            IceEvent::State(LinkState::Lost) => {
+                self.doomed.push((owner, LeaveReason::ConnectionLost));
+            }
+            IceEvent::Unreachable { after } => {
+                tracing::info!(room = %self.name, ?target, "media connection did not come up");
+                self.send(
+                    Recipients::One(owner),
+                    ServerMessage::MediaUnreachable {
+                        target,
+                        after_ms: after.as_millis() as u64,
+                        hint: UNREACHABLE_HINT.to_owned(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn refresh_state(&mut self, key: ParticipantKey) {
+        let Some(p) = self.participants.get(key) else {
+            return;
+        };
+        let links = [p.publisher, p.subscriber]
+            .into_iter()
+            .flatten()
+            .filter_map(|c| self.conns.get(c))
+            .map(|peer| peer.ice.state());
+        let Some(state) = state_from_links(links) else {
+            return;
+        };
+        if self.participants.set_state(key, state).is_none() {
+            return;
+        }
+        let participant_id = self.participants.get(key).expect("set").id.to_string();
+        self.send(
+            Recipients::All,
+            ServerMessage::ParticipantState {
+                participant_id,
+                state,
+            },
+        );
+    }
+}

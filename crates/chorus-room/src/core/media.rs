@@ -1,0 +1,264 @@
+//! Media through the room: datagrams and timers into each connection, and what comes
+//! out of it drained (`drain_peer`): peer events, ICE decisions, RTP from publishers
+//! forwarded to every subscriber of its track, and keyframe requests from subscribers
+//! passed on to the publisher as PLI, throttled per track.
+
+use std::time::{Duration, Instant};
+
+use chorus_core::codec::vp8_is_keyframe;
+use chorus_core::{ConnId, TrackId};
+use chorus_protocol::MediaKind;
+use chorus_protocol::signal::PeerTarget;
+use chorus_transport::{Datagram, is_control};
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+
+use super::RoomCore;
+use crate::forward::{Packet, fan_out};
+use crate::skips::Skip;
+use crate::tracks::UpstreamBinding;
+
+/// Longest a media datagram may wait in the inbox before it is dropped unprocessed:
+/// media that waited this long is worth less than the time to forward it (NACK and
+/// PLI repair what is lost). Handshakes and keepalives are never dropped for it.
+pub const MAX_MEDIA_QUEUEING: Duration = Duration::from_millis(200);
+/// Least time between two warnings of an overloaded room.
+const OVERLOAD_REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// Says now and then that the room fell behind.
+#[derive(Debug, Default)]
+pub(super) struct Overload {
+    reported_at: Option<Instant>,
+}
+
+impl Overload {
+    fn report(&mut self, now: Instant, room: &str, dropped_total: u64) {
+        if self
+            .reported_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= OVERLOAD_REPORT_EVERY)
+        {
+            self.reported_at = Some(now);
+            tracing::warn!(
+                room,
+                dropped_total,
+                "room overloaded: media waited over {} ms and was dropped",
+                MAX_MEDIA_QUEUEING.as_millis()
+            );
+        }
+    }
+}
+
+impl RoomCore {
+    pub(super) fn handle_datagram(&mut self, dg: Datagram, now: Instant) {
+        if now.saturating_duration_since(dg.at) > MAX_MEDIA_QUEUEING && !is_control(&dg.data) {
+            self.skips.count(Skip::Stale);
+            let total = self.skips.get(Skip::Stale);
+            self.overload.report(now, &self.name, total);
+            return;
+        }
+        let Some(peer) = self.conns.get_mut(dg.conn) else {
+            self.skips.count(Skip::UnknownConnection);
+            return;
+        };
+        if let Err(skip) = peer.handle_datagram(self.local_addr, dg.from, dg.at.min(now), dg.data) {
+            self.skips.count(skip);
+            return;
+        }
+        self.drain_peer(dg.conn, now);
+    }
+
+    pub(super) fn handle_timeout(&mut self, now: Instant) {
+        self.tick_mixer(now);
+        self.poll_speakers(now);
+        while let Some(conn) = self.conns.pop_due(now) {
+            if let Some(peer) = self.conns.get_mut(conn) {
+                peer.handle_timeout(now);
+                self.drain_peer(conn, now);
+            }
+        }
+    }
+
+    /// Acts on everything `conn` produced, and lists it for flushing.
+    pub(super) fn drain_peer(&mut self, conn: ConnId, now: Instant) {
+        let Some(peer) = self.conns.get_mut(conn) else {
+            return;
+        };
+        // Reused across calls: one allocation per room, not one per incoming packet.
+        let mut out = std::mem::take(&mut self.scratch);
+        peer.drain(&mut out);
+        let target = peer.target;
+        self.conns.mark_dirty(conn);
+        for ev in out.events.drain(..) {
+            self.handle_peer_event(conn, ev, now);
+        }
+        for ev in out.ice.drain(..) {
+            self.on_ice_event(conn, ev);
+        }
+        for msg in out.messages.drain(..) {
+            match (target, msg) {
+                (PeerTarget::Publisher, RTCMessage::RtpPacket(track, packet)) => {
+                    self.forward(conn, &track, packet, now)
+                }
+                (PeerTarget::Subscriber, RTCMessage::RtcpPacket(_, packets)) => {
+                    // rtc tags a compound packet by its first SSRC only; a PLI after an RR
+                    // would be misattributed, so look at each request's own media SSRC.
+                    for p in &packets {
+                        let any = p.as_any();
+                        if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                            self.keyframe_requested(conn, pli.media_ssrc, now);
+                        } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                            for entry in &fir.fir {
+                                self.keyframe_requested(conn, entry.ssrc, now);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.scratch = out;
+    }
+
+    fn handle_peer_event(&mut self, conn: ConnId, ev: RTCPeerConnectionEvent, now: Instant) {
+        match ev {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                self.on_connection_state(conn, state, now)
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                let Some(peer) = self.conns.get(conn) else {
+                    return;
+                };
+                if peer.target == PeerTarget::Publisher {
+                    let owner = peer.owner;
+                    self.on_upstream_track(owner, init.track_id, init.receiver_id, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A subscriber asked for a keyframe of the stream it receives as `ssrc`.
+    fn keyframe_requested(&mut self, conn: ConnId, ssrc: u32, now: Instant) {
+        let id = self.conns.get(conn).and_then(|peer| {
+            peer.downtracks
+                .iter()
+                .find(|(_, dt)| dt.ssrc == ssrc)
+                .map(|(id, _)| id.clone())
+        });
+        if let Some(id) = id {
+            self.request_keyframe(&id, now);
+        }
+    }
+
+    /// One packet from a publisher to every subscriber of its track.
+    fn forward(
+        &mut self,
+        conn: ConnId,
+        sdp_track: &str,
+        mut packet: rtc::rtp::Packet,
+        now: Instant,
+    ) {
+        let id = self
+            .conns
+            .get(conn)
+            .and_then(|peer| peer.uptracks.get(sdp_track));
+        let Some(track) = id.and_then(|id| self.tracks.get_mut(id)) else {
+            self.skips.count(Skip::UnknownTrack);
+            return;
+        };
+        let Some(binding) = track.upstream.as_mut() else {
+            self.skips.count(Skip::UnknownTrack);
+            return;
+        };
+        if binding.media_ssrc.is_none() {
+            binding.media_ssrc = Some(packet.header.ssrc);
+            tracing::debug!(
+                track = %track.id,
+                ssrc = packet.header.ssrc,
+                payload_type = packet.header.payload_type,
+                "first packet of published track"
+            );
+        }
+        let level_ext = binding.audio_level_ext;
+        let seq = track.seq.unwrap(packet.header.sequence_number);
+        let ts = track.ts.unwrap(packet.header.timestamp);
+        if track.muted {
+            self.skips.count(Skip::Muted);
+            return;
+        }
+        let audio = track.kind() == MediaKind::Audio;
+        let keyframe = !audio && vp8_is_keyframe(&packet.payload);
+        if audio {
+            let level = level_ext.and_then(|ext| audio_level(&packet, ext));
+            self.audio
+                .hear(track.owner, seq, level, &packet.payload, now);
+        }
+        // Extension ids are per connection; the publisher's mean nothing downstream.
+        packet.header.extension = false;
+        packet.header.extension_profile = 0;
+        packet.header.extensions.clear();
+        // Audio goes out on each listener's room-audio track (here: the relays).
+        let down = if audio { &self.room_audio } else { &track.id };
+        let out = Packet {
+            header: &packet.header,
+            seq,
+            ts,
+            keyframe,
+        };
+        let payload = &packet.payload;
+        let wants_keyframe = fan_out(
+            &mut self.conns,
+            &mut self.skips,
+            &track.subscribers,
+            down,
+            &out,
+            now,
+            |_| payload.clone(),
+        );
+        if wants_keyframe {
+            let id = track.id.clone();
+            self.request_keyframe(&id, now);
+        }
+    }
+
+    /// Asks the publisher of a video track for a keyframe, at most once per throttle
+    /// interval however many subscribers ask.
+    fn request_keyframe(&mut self, id: &TrackId, now: Instant) {
+        let Some(track) = self.tracks.get_mut(id) else {
+            return;
+        };
+        let Some(UpstreamBinding {
+            receiver,
+            media_ssrc: Some(media_ssrc),
+            ..
+        }) = track.upstream
+        else {
+            return;
+        };
+        if track.kind() != MediaKind::Video || !track.keyframes.should_send(now) {
+            return;
+        }
+        let publisher = self.participants.get(track.owner).and_then(|p| p.publisher);
+        let Some(peer) = publisher.and_then(|c| self.conns.get_mut(c)) else {
+            return;
+        };
+        if let Some(mut r) = peer.pc.rtp_receiver(receiver) {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            };
+            let res = r.write_rtcp(now, vec![Box::new(pli)]);
+            tracing::debug!(track = %id, media_ssrc, ok = res.is_ok(), "keyframe requested from publisher");
+            let conn = peer.conn;
+            self.conns.mark_dirty(conn);
+        }
+    }
+}
+
+/// The RFC 6464 level (-dBov, 0 loudest) a packet carries under extension `id`.
+fn audio_level(packet: &rtc::rtp::Packet, id: u8) -> Option<u8> {
+    let value = packet.header.get_extension(id)?;
+    value.first().map(|b| b & 0x7F)
+}

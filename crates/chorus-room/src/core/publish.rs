@@ -1,0 +1,201 @@
+//! Tracks in: the client announces a track (`publish`), the publisher's SDP binds it
+//! (`on_upstream_track`), then everyone is told and subscribed; mute, unpublish, and
+//! the participant's grants changing.
+
+use std::time::Instant;
+
+use chorus_core::TrackId;
+use chorus_protocol::signal::ServerMessage;
+use chorus_protocol::{Grants, MediaKind, ParticipantInfo, TrackInfo, TrackSource};
+use chorus_transport::AUDIO_LEVEL_URI;
+use rand::Rng;
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+
+use super::RoomCore;
+use crate::RoomError;
+use crate::io::{ParticipantKey, Recipients};
+use crate::signal_error::SignalError;
+use crate::tracks::UpstreamBinding;
+
+impl RoomCore {
+    pub(super) fn publish(
+        &mut self,
+        key: ParticipantKey,
+        cid: String,
+        source: TrackSource,
+        muted: bool,
+    ) -> Result<(), SignalError> {
+        let p = self.participants.get(key).expect("caller checked");
+        let id = TrackId::from_random(self.rng.random());
+        let track = self
+            .tracks
+            .publish(key, &p.id, &p.grants, cid.clone(), source, muted, id)?;
+        self.send(
+            Recipients::One(key),
+            ServerMessage::PublishAccepted { cid, track },
+        );
+        Ok(())
+    }
+
+    /// Mutes or unmutes a track; everyone hears of it once the track is published.
+    pub(super) fn set_muted(
+        &mut self,
+        id: &TrackId,
+        muted: bool,
+        by_server: bool,
+    ) -> Result<TrackInfo, SignalError> {
+        let change = self.tracks.set_muted(id, muted, by_server)?;
+        if change.info.kind == MediaKind::Audio {
+            self.audio.set_muted(change.owner, muted);
+        }
+        if change.announce {
+            self.send(
+                Recipients::All,
+                ServerMessage::TrackMuted {
+                    participant_id: change.info.participant_id.clone(),
+                    track_id: change.info.track_id.clone(),
+                    muted,
+                },
+            );
+        }
+        Ok(change.info)
+    }
+
+    pub(super) fn server_mute(
+        &mut self,
+        identity: &str,
+        track_id: &str,
+        muted: bool,
+    ) -> Result<TrackInfo, RoomError> {
+        let key = self.participants.key_of(identity)?;
+        let id = self
+            .tracks
+            .owned(key, track_id)
+            .ok_or_else(|| RoomError::TrackNotFound(track_id.to_owned()))?;
+        self.set_muted(&id, muted, true)
+            .map_err(|_| RoomError::TrackNotFound(track_id.to_owned()))
+    }
+
+    pub(super) fn update_permissions(
+        &mut self,
+        key: ParticipantKey,
+        grants: Grants,
+        now: Instant,
+    ) -> ParticipantInfo {
+        let p = self.participants.get_mut(key).expect("caller checked");
+        let could_subscribe = p.grants.can_subscribe;
+        p.grants = grants.clone();
+        let subscriber = p.subscriber;
+        for id in self.tracks.of_owner(key, |t| !grants.may_publish(t.source)) {
+            self.unpublish(&id, now);
+        }
+        match (could_subscribe, grants.can_subscribe) {
+            (false, true) => self.subscribe_to_all(key, now),
+            (true, false) => {
+                if let Some(conn) = subscriber {
+                    for id in self.tracks.subscribed_by(conn) {
+                        self.tracks.remove_subscriber(&id, conn);
+                        self.remove_downtrack(conn, &id);
+                    }
+                }
+                self.update_audio(now);
+            }
+            _ => {}
+        }
+        self.send(
+            Recipients::One(key),
+            ServerMessage::PermissionsChanged { grants },
+        );
+        self.participant_info(key).expect("still in the room")
+    }
+
+    pub(super) fn unpublish(&mut self, id: &TrackId, now: Instant) {
+        let Some(track) = self.tracks.remove(id) else {
+            return;
+        };
+        if track.kind() == MediaKind::Audio {
+            // Its listeners hear someone else, or nothing, on the same room-audio track.
+            self.update_audio(now);
+        }
+        for conn in &track.subscribers {
+            self.remove_downtrack(*conn, id);
+        }
+        let publisher = self.participants.get(track.owner).and_then(|p| p.publisher);
+        if let Some(peer) = publisher.and_then(|c| self.conns.get_mut(c)) {
+            peer.uptracks.retain(|_, t| t != id);
+        }
+        if track.published() {
+            self.send(
+                Recipients::All,
+                ServerMessage::TrackUnpublished {
+                    participant_id: track.owner_id.to_string(),
+                    track_id: id.to_string(),
+                },
+            );
+        }
+    }
+
+    /// A track appeared in a publisher's SDP: bind it to what the client announced.
+    pub(super) fn on_upstream_track(
+        &mut self,
+        key: ParticipantKey,
+        sdp_track: String,
+        receiver: RTCRtpReceiverId,
+        now: Instant,
+    ) {
+        let conn = self.participants.get(key).and_then(|p| p.publisher);
+        let Some(peer) = conn.and_then(|c| self.conns.get_mut(c)) else {
+            return;
+        };
+        if peer.uptracks.contains_key(&sdp_track) {
+            return;
+        }
+        let kind = peer
+            .pc
+            .rtp_receiver(receiver)
+            .map(|r| match r.track().kind() {
+                RtpCodecKind::Audio => MediaKind::Audio,
+                _ => MediaKind::Video,
+            });
+        let Some(id) = self.tracks.match_unbound(key, &sdp_track, kind) else {
+            tracing::debug!(room = %self.name, track = %sdp_track, "unannounced track ignored");
+            return;
+        };
+        peer.uptracks.insert(sdp_track, id.clone());
+        let audio_level_ext = peer.pc.rtp_receiver(receiver).and_then(|mut r| {
+            r.get_parameters()
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .find(|ext| ext.uri == AUDIO_LEVEL_URI)
+                .and_then(|ext| u8::try_from(ext.id).ok())
+        });
+        let binding = UpstreamBinding {
+            receiver,
+            media_ssrc: None,
+            audio_level_ext,
+        };
+        self.announce(&id, binding, now);
+    }
+
+    /// The publisher's SDP now carries the track: tell everyone and subscribe them.
+    fn announce(&mut self, id: &TrackId, binding: UpstreamBinding, now: Instant) {
+        let track = self.tracks.get_mut(id).expect("caller checked");
+        track.upstream = Some(binding);
+        let (owner, info, kind) = (track.owner, track.info(), track.kind());
+        self.send(
+            Recipients::All,
+            ServerMessage::TrackPublished { track: info },
+        );
+        if kind == MediaKind::Audio {
+            self.update_audio(now);
+            return;
+        }
+        for k in self.participants.listeners() {
+            if k != owner {
+                self.subscribe(k, id, now);
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The client's signaling frames: each is dispatched here, and the offer/answer
+//! exchange lives here (the client offers on its publisher connection and answers the
+//! server's offers on its subscriber connection), as do remote ICE candidates and the
+//! client's requests to restart ICE. A failure goes back as an `error` frame carrying
+//! the frame's `request_id`.
+
+use std::time::Instant;
+
+use chorus_protocol::LeaveReason;
+use chorus_protocol::signal::{ClientFrame, ClientMessage, PeerTarget, ServerMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+
+use super::RoomCore;
+use crate::io::{ParticipantKey, Recipients};
+use crate::signal_error::SignalError;
+
+impl RoomCore {
+    pub(super) fn handle_signal(&mut self, key: ParticipantKey, frame: ClientFrame, now: Instant) {
+        if !self.participants.contains(key) {
+            return;
+        }
+        let ClientFrame { request_id, msg } = frame;
+        if let Err(e) = self.dispatch(key, msg, now) {
+            self.send(
+                Recipients::One(key),
+                ServerMessage::Error {
+                    code: e.code().to_owned(),
+                    message: e.to_string(),
+                    request_id,
+                },
+            );
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        key: ParticipantKey,
+        msg: ClientMessage,
+        now: Instant,
+    ) -> Result<(), SignalError> {
+        match msg {
+            ClientMessage::Join {} => Err(SignalError::AlreadyJoined),
+            ClientMessage::Offer { target, sdp } => self.handle_offer(key, target, sdp, now),
+            ClientMessage::Answer { target, sdp } => self.handle_answer(key, target, sdp, now),
+            ClientMessage::Candidate { target, candidate } => {
+                let conn = self.participants.get(key).and_then(|p| p.conn(target));
+                if let (Some(c), Some(peer)) = (candidate, conn.and_then(|c| self.conns.get_mut(c)))
+                {
+                    // ICE-lite: the server never checks the client's candidates, so a bad
+                    // one (mDNS, TCP) is harmless; keep them for rtc's bookkeeping.
+                    let _ = peer.pc.add_remote_candidate(RTCIceCandidateInit {
+                        candidate: c.candidate,
+                        sdp_mid: c.sdp_mid,
+                        sdp_mline_index: c.sdp_mline_index,
+                        username_fragment: c.username_fragment,
+                        url: None,
+                    });
+                }
+                Ok(())
+            }
+            ClientMessage::Publish { cid, source, muted } => self.publish(key, cid, source, muted),
+            ClientMessage::Unpublish { track_id } => {
+                let id = self
+                    .tracks
+                    .owned(key, &track_id)
+                    .ok_or(SignalError::TrackNotFound(track_id))?;
+                self.unpublish(&id, now);
+                Ok(())
+            }
+            ClientMessage::Mute { track_id, muted } => {
+                let id = self
+                    .tracks
+                    .owned(key, &track_id)
+                    .ok_or(SignalError::TrackNotFound(track_id))?;
+                self.set_muted(&id, muted, false).map(|_| ())
+            }
+            ClientMessage::Leave {} => {
+                self.remove_participant(key, LeaveReason::ClientLeft, now);
+                Ok(())
+            }
+            ClientMessage::IceRestart { target } => match target {
+                PeerTarget::Subscriber => {
+                    let conn = self.participants.get(key).and_then(|p| p.subscriber);
+                    let peer = conn.and_then(|c| self.conns.get_mut(c));
+                    let peer = peer.ok_or(SignalError::NoConnection)?;
+                    peer.negotiation.restart_ice();
+                    self.offers_due.push(peer.conn);
+                    Ok(())
+                }
+                PeerTarget::Publisher => Err(SignalError::BadTarget(
+                    "restart the publisher connection with a new offer (iceRestart)",
+                )),
+            },
+            ClientMessage::Ping { ts } => {
+                self.send(Recipients::One(key), ServerMessage::Pong { ts });
+                Ok(())
+            }
+        }
+    }
+
+    fn handle_offer(
+        &mut self,
+        key: ParticipantKey,
+        target: PeerTarget,
+        sdp: String,
+        now: Instant,
+    ) -> Result<(), SignalError> {
+        if target != PeerTarget::Publisher {
+            return Err(SignalError::BadTarget(
+                "the server offers on the subscriber connection; answer it",
+            ));
+        }
+        let p = self.participants.get(key).expect("caller checked");
+        if !p.grants.can_publish {
+            return Err(SignalError::PermissionDenied("publish in this room".into()));
+        }
+        let conn = match p.publisher {
+            Some(conn) => conn,
+            None => self
+                .new_peer(key, PeerTarget::Publisher, now)
+                .map_err(SignalError::Transport)?,
+        };
+        let peer = self
+            .conns
+            .get_mut(conn)
+            .expect("connection of a participant");
+        tracing::trace!(%sdp, "publisher offer");
+        let offer = RTCSessionDescription::offer(sdp).map_err(SignalError::bad_sdp)?;
+        peer.pc
+            .set_remote_description(now, offer)
+            .map_err(SignalError::bad_sdp)?;
+        let answer = peer.pc.create_answer(None).map_err(SignalError::bad_sdp)?;
+        peer.pc
+            .set_local_description(now, answer)
+            .map_err(SignalError::bad_sdp)?;
+        let sdp = peer
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .unwrap_or_default();
+        tracing::trace!(%sdp, "publisher answer");
+        self.route_credentials(conn, now);
+        self.send(
+            Recipients::One(key),
+            ServerMessage::Answer {
+                target: PeerTarget::Publisher,
+                sdp,
+            },
+        );
+        self.drain_peer(conn, now);
+        Ok(())
+    }
+
+    fn handle_answer(
+        &mut self,
+        key: ParticipantKey,
+        target: PeerTarget,
+        sdp: String,
+        now: Instant,
+    ) -> Result<(), SignalError> {
+        if target != PeerTarget::Subscriber {
+            return Err(SignalError::BadTarget(
+                "answers go to the subscriber connection",
+            ));
+        }
+        let conn = self.participants.get(key).and_then(|p| p.subscriber);
+        let peer = conn
+            .and_then(|c| self.conns.get_mut(c))
+            .ok_or(SignalError::NoOffer)?;
+        if !peer.negotiation.in_flight() {
+            return Err(SignalError::NoOffer);
+        }
+        tracing::trace!(%sdp, "subscriber answer");
+        let answer = RTCSessionDescription::answer(sdp).map_err(SignalError::bad_sdp)?;
+        peer.pc
+            .set_remote_description(now, answer)
+            .map_err(SignalError::bad_sdp)?;
+        let phases = peer.downtracks.values_mut().map(|dt| &mut dt.phase);
+        peer.negotiation
+            .answered(phases)
+            .map_err(|_| SignalError::NoOffer)?;
+        let conn = peer.conn;
+        // Changes made while the offer was out go in the next one.
+        self.offers_due.push(conn);
+        self.drain_peer(conn, now);
+        Ok(())
+    }
+}

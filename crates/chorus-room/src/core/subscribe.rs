@@ -1,0 +1,149 @@
+//! Tracks out: the down tracks on each participant's subscriber connection (created on
+//! first use) and the server's offers on it. Changes only mark the connection's
+//! negotiation; the offer goes out when the input is done ([`RoomCore::send_offer`]),
+//! so that everything one input changed (a join with many tracks) is one offer.
+//! Audio is not subscribed track by track: listeners get their room-audio track (`audio`).
+
+use std::time::Instant;
+
+use chorus_core::{ConnId, Forwarder, TrackId};
+use chorus_protocol::MediaKind;
+use chorus_protocol::signal::{PeerTarget, ServerMessage};
+use chorus_transport::{OPUS_PT, VP8_PT, sending_track};
+use rand::Rng;
+use rtc::peer_connection::configuration::RTCOfferOptions;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+
+use super::RoomCore;
+use crate::io::{ParticipantKey, Recipients};
+use crate::negotiation::TrackPhase;
+use crate::peer::DownTrack;
+
+impl RoomCore {
+    /// Every published video, and the room audio.
+    pub(super) fn subscribe_to_all(&mut self, key: ParticipantKey, now: Instant) {
+        for id in self.tracks.videos_for(key) {
+            self.subscribe(key, &id, now);
+        }
+        self.update_audio(now);
+    }
+
+    /// Subscribes to a video track.
+    pub(super) fn subscribe(&mut self, key: ParticipantKey, id: &TrackId, now: Instant) {
+        let Some(track) = self.tracks.get(id) else {
+            return;
+        };
+        let label = track.source.as_str().to_owned();
+        if let Some(conn) = self.add_downtrack(key, id, MediaKind::Video, label, now) {
+            self.tracks.add_subscriber(id, conn);
+        }
+    }
+
+    /// Adds a track to the participant's subscriber connection (created on first use);
+    /// the connection, unless the track could not be added or was there already.
+    pub(super) fn add_downtrack(
+        &mut self,
+        key: ParticipantKey,
+        id: &TrackId,
+        kind: MediaKind,
+        label: String,
+        now: Instant,
+    ) -> Option<ConnId> {
+        let p = self.participants.get(key)?;
+        let conn = match p.subscriber {
+            Some(conn) => conn,
+            None => match self.new_peer(key, PeerTarget::Subscriber, now) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot create subscriber connection");
+                    return None;
+                }
+            },
+        };
+        let ssrc: u32 = self.rng.random();
+        let peer = self.conns.get_mut(conn)?;
+        if peer.downtracks.contains_key(id) {
+            return None;
+        }
+        let (codec_kind, payload_type, forwarder) = match kind {
+            MediaKind::Audio => (RtpCodecKind::Audio, OPUS_PT, Forwarder::audio()),
+            MediaKind::Video => (RtpCodecKind::Video, VP8_PT, Forwarder::video()),
+        };
+        // The stream id is the track id: that is how the client maps what arrives.
+        let output = sending_track(id.to_string(), id.to_string(), label, codec_kind, ssrc);
+        let sender = match peer.pc.add_track(output) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot add track to subscriber connection");
+                return None;
+            }
+        };
+        peer.downtracks.insert(
+            id.clone(),
+            DownTrack {
+                sender,
+                ssrc,
+                payload_type,
+                forwarder,
+                phase: TrackPhase::Pending,
+            },
+        );
+        peer.negotiation.changed();
+        self.offers_due.push(conn);
+        Some(conn)
+    }
+
+    pub(super) fn remove_downtrack(&mut self, conn: ConnId, id: &TrackId) {
+        let Some(peer) = self.conns.get_mut(conn) else {
+            return;
+        };
+        if let Some(dt) = peer.downtracks.remove(id) {
+            let _ = peer.pc.remove_track(dt.sender);
+            peer.negotiation.changed();
+            self.offers_due.push(conn);
+        }
+    }
+
+    /// Offers on a subscriber connection if its negotiation says one is due now.
+    pub(super) fn send_offer(&mut self, conn: ConnId, now: Instant) {
+        let Some(peer) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let Some(plan) = peer.negotiation.poll_offer() else {
+            return;
+        };
+        let options = plan
+            .ice_restart
+            .then_some(RTCOfferOptions { ice_restart: true });
+        let sdp = match peer.pc.create_offer(options) {
+            Ok(offer) => match peer.pc.set_local_description(now, offer) {
+                Ok(()) => peer.pc.local_description().map(|d| d.sdp),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot apply subscriber offer");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create subscriber offer");
+                None
+            }
+        };
+        let Some(sdp) = sdp else {
+            peer.negotiation.offer_failed();
+            return;
+        };
+        let phases = peer.downtracks.values_mut().map(|dt| &mut dt.phase);
+        peer.negotiation.offer_sent(phases);
+        let owner = peer.owner;
+        tracing::trace!(%sdp, "subscriber offer");
+        self.conns.mark_dirty(conn);
+        self.route_credentials(conn, now);
+        self.send(
+            Recipients::One(owner),
+            ServerMessage::Offer {
+                target: PeerTarget::Subscriber,
+                sdp,
+            },
+        );
+    }
+}

@@ -1,0 +1,300 @@
+//! The tokio task around a [`RoomCore`]: it reads the room's command channel and its
+//! two datagram inboxes, feeds the core, and carries out what comes out (datagrams to
+//! the media plane's egress, frames to clients' event channels, routes to the shared
+//! demultiplexer). It decides nothing about the room.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use chorus_protocol::LeaveReason;
+use chorus_protocol::signal::ServerMessage;
+use chorus_transport::{Datagram, MediaPlane, Route};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::command::RoomCommand;
+use crate::core::{CoreParams, RoomCore};
+use crate::io::{Command, Input, Output, ParticipantKey, Recipients, Reply, RouteChange};
+use crate::skips::Skip;
+use crate::{JoinError, Session, SessionHandle};
+
+/// Frames queued for one client before it counts as stuck and is dropped.
+const EVENTS_PER_PARTICIPANT: usize = 512;
+/// Datagrams taken from an inbox per wake-up.
+const INBOX_BATCH: usize = 64;
+
+pub(crate) struct DriverParams {
+    pub core: CoreParams,
+    pub media: MediaPlane,
+    /// The room's own command channel, for the sessions it hands out.
+    pub commands: mpsc::Sender<RoomCommand>,
+}
+
+struct Driver {
+    core: RoomCore,
+    media: MediaPlane,
+    commands: mpsc::WeakSender<RoomCommand>,
+    clients: Clients,
+    inbox: mpsc::Sender<Datagram>,
+    /// STUN and DTLS of this room's connections: served before media.
+    control: mpsc::Sender<Datagram>,
+    /// Forged binding requests counted so far, to add to the media plane's counter.
+    bad_integrity: u64,
+}
+
+/// Runs the room until it is deleted, stays empty too long, or the server shuts down.
+pub(crate) async fn run(
+    params: DriverParams,
+    mut commands: mpsc::Receiver<RoomCommand>,
+    shutdown: CancellationToken,
+) {
+    let (inbox, mut inbox_rx) = mpsc::channel(4096);
+    let (control, mut control_rx) = mpsc::channel(1024);
+    let mut d = Driver {
+        core: RoomCore::new(params.core, Instant::now()),
+        media: params.media,
+        commands: params.commands.downgrade(),
+        clients: Clients::default(),
+        inbox,
+        control,
+        bad_integrity: 0,
+    };
+    drop(params.commands);
+    tracing::info!(room = %d.core.name(), "room open");
+    let mut batch = Vec::with_capacity(INBOX_BATCH);
+    let mut control_batch = Vec::with_capacity(INBOX_BATCH);
+    while !d.core.is_closed() {
+        let deadline = d.core.poll_timeout();
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => { d.input(Input::Shutdown); }
+            cmd = commands.recv() => match cmd {
+                Some(cmd) => d.command(cmd),
+                None => break,
+            },
+            // Handshakes and keepalives first: under overload media waits (and
+            // drops at the inbox), connections stay up.
+            n = control_rx.recv_many(&mut control_batch, INBOX_BATCH) => {
+                if n == 0 { break; }
+                for dg in control_batch.drain(..) {
+                    d.input(Input::Datagram(dg));
+                }
+            }
+            n = inbox_rx.recv_many(&mut batch, INBOX_BATCH) => {
+                if n == 0 { break; }
+                for dg in batch.drain(..) {
+                    d.input(Input::Datagram(dg));
+                }
+            }
+            _ = sleep_until(deadline) => {}
+        }
+        // Every turn, not only when the sleep wins: under a steady stream of packets
+        // the inbox is always ready, and timers (ICE, DTLS, RTCP, the mixer) must not
+        // starve behind it.
+        d.input(Input::Timeout);
+        d.flush();
+    }
+    tracing::info!(room = %d.core.name(), "room closed");
+}
+
+impl Driver {
+    fn input(&mut self, input: Input) -> Option<Reply> {
+        self.core.handle_input(input, Instant::now())
+    }
+
+    fn command(&mut self, cmd: RoomCommand) {
+        match cmd {
+            RoomCommand::Join { req, reply } => {
+                let _ = reply.send(self.join(req));
+            }
+            RoomCommand::Signal { participant, frame } => {
+                self.input(Input::Signal { participant, frame });
+            }
+            RoomCommand::Close {
+                participant,
+                reason,
+            } => {
+                self.input(Input::ClientGone {
+                    participant,
+                    reason,
+                });
+            }
+            RoomCommand::Info { reply } => {
+                if let Some(Reply::Info(info)) = self.call(Command::Info) {
+                    let _ = reply.send(info);
+                }
+            }
+            RoomCommand::Participants { reply } => {
+                if let Some(Reply::Participants(list)) = self.call(Command::Participants) {
+                    let _ = reply.send(list);
+                }
+            }
+            RoomCommand::Participant { identity, reply } => {
+                if let Some(Reply::Participant(r)) = self.call(Command::Participant { identity }) {
+                    let _ = reply.send(r);
+                }
+            }
+            RoomCommand::Remove { identity, reply } => {
+                if let Some(Reply::Removed(r)) = self.call(Command::Remove { identity }) {
+                    let _ = reply.send(r);
+                }
+            }
+            RoomCommand::MuteTrack {
+                identity,
+                track_id,
+                muted,
+                reply,
+            } => {
+                let cmd = Command::MuteTrack {
+                    identity,
+                    track_id,
+                    muted,
+                };
+                if let Some(Reply::TrackMuted(r)) = self.call(cmd) {
+                    let _ = reply.send(r);
+                }
+            }
+            RoomCommand::UpdatePermissions {
+                identity,
+                grants,
+                reply,
+            } => {
+                let cmd = Command::UpdatePermissions { identity, grants };
+                if let Some(Reply::PermissionsChanged(r)) = self.call(cmd) {
+                    let _ = reply.send(r);
+                }
+            }
+            RoomCommand::Delete { reply } => {
+                self.call(Command::Delete);
+                let _ = reply.send(());
+            }
+            #[cfg(feature = "fault-injection")]
+            RoomCommand::Panic => panic!(
+                "fault injection: room {} panics on request",
+                self.core.name()
+            ),
+        }
+    }
+
+    /// Runs a command and carries out its effects before the caller hears the answer
+    /// (a removed participant has its `left` frame before the API call returns).
+    fn call(&mut self, cmd: Command) -> Option<Reply> {
+        let reply = self.input(Input::Command(cmd));
+        self.flush();
+        reply
+    }
+
+    fn join(&mut self, req: crate::JoinRequest) -> Result<Session, JoinError> {
+        let commands = self.commands.upgrade().ok_or(JoinError::RoomClosed)?;
+        let admitted = match self.input(Input::Command(Command::Join(req))) {
+            Some(Reply::Joined(r)) => r?,
+            _ => return Err(JoinError::RoomClosed),
+        };
+        let (events, events_rx) = mpsc::channel(EVENTS_PER_PARTICIPANT);
+        self.clients.channels.insert(admitted.participant, events);
+        self.flush();
+        Ok(Session {
+            events: events_rx,
+            handle: SessionHandle {
+                participant: admitted.participant,
+                participant_id: admitted.participant_id.to_string(),
+                room: commands,
+            },
+        })
+    }
+
+    /// Carries out everything the core has to do, then lets clients that could not take
+    /// their frames go.
+    fn flush(&mut self) {
+        loop {
+            // Everything leaves in one batch: GSO runs per destination.
+            let mut egress = self.media.egress();
+            while let Some(out) = self.core.poll_output() {
+                match out {
+                    Output::Transmit { to, data } => egress.push(to, &data),
+                    Output::ToClient { to, msg } => self.clients.send(to, msg),
+                    Output::Departed(key) => {
+                        self.clients.channels.remove(&key);
+                    }
+                    Output::Route(change) => self.route(change),
+                }
+            }
+            egress.send();
+            let forged = self.core.skips().get(Skip::StunBadIntegrity);
+            if forged > self.bad_integrity {
+                self.media
+                    .counters()
+                    .stun_bad_integrity
+                    .fetch_add(forged - self.bad_integrity, Ordering::Relaxed);
+                self.bad_integrity = forged;
+            }
+            if self.clients.gone.is_empty() {
+                return;
+            }
+            for participant in std::mem::take(&mut self.clients.gone) {
+                let reason = LeaveReason::SignalingClosed;
+                self.input(Input::ClientGone {
+                    participant,
+                    reason,
+                });
+            }
+        }
+    }
+
+    fn route(&self, change: RouteChange) {
+        let demux = self.media.demux();
+        match change {
+            RouteChange::AddUfrag { ufrag, conn } => demux.add_ufrag(
+                ufrag,
+                Route {
+                    conn,
+                    inbox: self.inbox.clone(),
+                    control: self.control.clone(),
+                },
+            ),
+            RouteChange::RemoveUfrag { ufrag, conn } => demux.remove_ufrag(&ufrag, conn),
+            RouteChange::ConfirmAddr { addr, ufrag } => {
+                demux.confirm_addr(addr, &ufrag);
+            }
+            RouteChange::ForgetAddr { addr, conn } => demux.forget_addr(addr, conn),
+            RouteChange::RemoveConn { ufrag, conn, addrs } => {
+                demux.remove_conn(&ufrag, conn, addrs)
+            }
+        }
+    }
+}
+
+/// The participants' event channels.
+#[derive(Default)]
+struct Clients {
+    channels: HashMap<ParticipantKey, mpsc::Sender<ServerMessage>>,
+    /// Clients whose channel was full or closed: they leave.
+    gone: Vec<ParticipantKey>,
+}
+
+impl Clients {
+    fn send(&mut self, to: Recipients, msg: ServerMessage) {
+        // Full: the client does not read; closed: it is gone. Either way it leaves.
+        if let Recipients::One(key) = to {
+            if let Some(tx) = self.channels.get(&key)
+                && tx.try_send(msg).is_err()
+            {
+                self.gone.push(key);
+            }
+            return;
+        }
+        for (key, tx) in &self.channels {
+            if to.includes(*key) && tx.try_send(msg.clone()).is_err() {
+                self.gone.push(*key);
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}

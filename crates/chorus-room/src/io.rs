@@ -1,0 +1,135 @@
+//! The room core's face: what goes in ([`Input`], with the time), what comes out
+//! ([`Reply`] to a command, [`Output`] to poll). Nothing here does I/O.
+
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use chorus_core::{ConnId, ParticipantId};
+use chorus_protocol::control::RoomInfo;
+use chorus_protocol::signal::{ClientFrame, ServerMessage};
+use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
+use chorus_transport::Datagram;
+
+use crate::{JoinError, JoinRequest, RoomError};
+
+/// A participant inside its room; only meaningful to that room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParticipantKey(pub u64);
+
+/// Everything that can happen to a room.
+#[derive(Debug)]
+pub enum Input {
+    /// A request of the registry or the control API; answered by the returned [`Reply`].
+    Command(Command),
+    /// A frame from a participant's signaling connection.
+    Signal {
+        participant: ParticipantKey,
+        frame: ClientFrame,
+    },
+    /// A participant's signaling connection ended, or could not take its frames.
+    ClientGone {
+        participant: ParticipantKey,
+        reason: LeaveReason,
+    },
+    /// A datagram for one of the room's media connections.
+    Datagram(Datagram),
+    /// Time passed: whatever is due by `now` runs ([`crate::RoomCore::poll_timeout`]).
+    Timeout,
+    /// The server stops: everyone leaves with `server_shutdown`.
+    Shutdown,
+}
+
+/// Requests that need an answer.
+#[derive(Debug)]
+pub enum Command {
+    Join(JoinRequest),
+    Info,
+    Participants,
+    Participant {
+        identity: String,
+    },
+    Remove {
+        identity: String,
+    },
+    MuteTrack {
+        identity: String,
+        track_id: String,
+        muted: bool,
+    },
+    UpdatePermissions {
+        identity: String,
+        grants: Grants,
+    },
+    Delete,
+}
+
+/// The answer to a [`Command`], in the same order of variants.
+#[derive(Debug)]
+pub enum Reply {
+    Joined(Result<Admitted, JoinError>),
+    Info(RoomInfo),
+    Participants(Vec<ParticipantInfo>),
+    Participant(Result<ParticipantInfo, RoomError>),
+    Removed(Result<(), RoomError>),
+    TrackMuted(Result<TrackInfo, RoomError>),
+    PermissionsChanged(Result<ParticipantInfo, RoomError>),
+    Deleted,
+}
+
+/// A participant the room let in. Its frames come as [`Output::ToClient`]; the first
+/// one (`joined`) is already queued.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    pub participant: ParticipantKey,
+    pub participant_id: ParticipantId,
+}
+
+/// What the room wants done, in order.
+#[derive(Debug)]
+pub enum Output {
+    /// Send one datagram from the media port.
+    Transmit { to: SocketAddr, data: BytesMut },
+    /// Send a frame to participants' signaling connections.
+    ToClient { to: Recipients, msg: ServerMessage },
+    /// The participant is out of the room: close its event stream (after the frames
+    /// queued before this).
+    Departed(ParticipantKey),
+    /// Change how the shared demultiplexer routes datagrams to this room.
+    Route(RouteChange),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recipients {
+    One(ParticipantKey),
+    All,
+    AllExcept(ParticipantKey),
+}
+
+impl Recipients {
+    pub fn includes(self, key: ParticipantKey) -> bool {
+        match self {
+            Recipients::One(k) => k == key,
+            Recipients::All => true,
+            Recipients::AllExcept(k) => k != key,
+        }
+    }
+}
+
+/// The demultiplexer's routes to this room's connections (see `chorus_transport::Demux`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteChange {
+    /// Binding requests naming `ufrag` go to `conn`.
+    AddUfrag { ufrag: String, conn: ConnId },
+    /// `ufrag` no longer routes to `conn` (an ICE restart replaced it).
+    RemoveUfrag { ufrag: String, conn: ConnId },
+    /// The connection with `ufrag` authenticated a request from `addr`: route it there.
+    ConfirmAddr { addr: SocketAddr, ufrag: String },
+    /// `addr` was silent too long on `conn`.
+    ForgetAddr { addr: SocketAddr, conn: ConnId },
+    /// The connection closed: drop its ufrag and addresses.
+    RemoveConn {
+        ufrag: String,
+        conn: ConnId,
+        addrs: Vec<SocketAddr>,
+    },
+}

@@ -1,0 +1,114 @@
+//! Named reasons for every packet the room does not forward, and their counts.
+//! A reason is counted once per packet per subscriber it did not reach (or once per
+//! packet when the packet reached no one).
+
+/// Why a packet (or a copy for one subscriber) was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Skip {
+    /// A media datagram waited in the room's inbox too long: the room is behind.
+    Stale,
+    /// A datagram for a connection the room no longer has.
+    UnknownConnection,
+    /// A binding request whose MESSAGE-INTEGRITY did not verify.
+    StunBadIntegrity,
+    /// A binding request with an old or wrong ufrag, or not STUN at all.
+    StunRejected,
+    /// RTP of a track the publisher did not announce (or that was unpublished).
+    UnknownTrack,
+    /// The track is muted: nothing of it goes out.
+    Muted,
+    /// The subscriber's connection is not up yet (ICE and DTLS), or it went silent.
+    NotConnected,
+    /// The subscriber's SDP does not carry the track yet (offer pending or in flight).
+    NegotiationNotLive,
+    /// The subscriber's forwarder waits for a keyframe to start or switch.
+    AwaitingKeyframe,
+    /// Older than the point where the subscriber's forwarder switched source.
+    BeforeSwitch,
+    /// The connection refused the packet (closed, or no sender for it).
+    WriteFailed,
+}
+
+impl Skip {
+    pub const ALL: [Skip; 11] = [
+        Skip::Stale,
+        Skip::UnknownConnection,
+        Skip::StunBadIntegrity,
+        Skip::StunRejected,
+        Skip::UnknownTrack,
+        Skip::Muted,
+        Skip::NotConnected,
+        Skip::NegotiationNotLive,
+        Skip::AwaitingKeyframe,
+        Skip::BeforeSwitch,
+        Skip::WriteFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skip::Stale => "stale",
+            Skip::UnknownConnection => "unknown_connection",
+            Skip::StunBadIntegrity => "stun_bad_integrity",
+            Skip::StunRejected => "stun_rejected",
+            Skip::UnknownTrack => "unknown_track",
+            Skip::Muted => "muted",
+            Skip::NotConnected => "not_connected",
+            Skip::NegotiationNotLive => "negotiation_not_live",
+            Skip::AwaitingKeyframe => "awaiting_keyframe",
+            Skip::BeforeSwitch => "before_switch",
+            Skip::WriteFailed => "write_failed",
+        }
+    }
+}
+
+/// Packets forwarded and skipped, by reason.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Skips {
+    forwarded: u64,
+    counts: [u64; Skip::ALL.len()],
+}
+
+impl Skips {
+    pub fn count(&mut self, skip: Skip) {
+        self.counts[skip as usize] += 1;
+    }
+
+    pub fn forwarded(&mut self) {
+        self.forwarded += 1;
+    }
+
+    pub fn get(&self, skip: Skip) -> u64 {
+        self.counts[skip as usize]
+    }
+
+    /// Copies of packets sent to subscribers.
+    pub fn total_forwarded(&self) -> u64 {
+        self.forwarded
+    }
+
+    /// Every reason with its count, zeros included.
+    pub fn iter(&self) -> impl Iterator<Item = (Skip, u64)> + '_ {
+        Skip::ALL.into_iter().map(|s| (s, self.get(s)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_its_own_counter_and_name() {
+        let mut skips = Skips::default();
+        for (i, s) in Skip::ALL.into_iter().enumerate() {
+            assert_eq!(s as usize, i, "ALL is in declaration order");
+            for _ in 0..=i {
+                skips.count(s);
+            }
+        }
+        for (i, (s, n)) in skips.iter().enumerate() {
+            assert_eq!(n, i as u64 + 1, "{}", s.as_str());
+        }
+        let names: std::collections::HashSet<_> = Skip::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names.len(), Skip::ALL.len());
+    }
+}

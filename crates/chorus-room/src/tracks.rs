@@ -1,0 +1,291 @@
+//! Published tracks and who receives them. A track is announced by its publisher
+//! (`publish`), bound once the publisher's SDP carries it, and then forwarded to its
+//! subscribers: the subscriber connections of everyone else (video), or the listeners
+//! whose room audio relays it (a microphone in a 1:1 call). Each track also keeps what
+//! reading its stream needs (sequence and timestamp unwrapping) and its keyframe
+//! request throttle.
+
+use std::collections::HashMap;
+
+use chorus_core::{
+    ConnId, KeyframeThrottle, ParticipantId, SeqUnwrapper, TimestampUnwrapper, TrackId,
+};
+use chorus_protocol::{Grants, MediaKind, TrackInfo, TrackSource};
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+
+use crate::io::ParticipantKey;
+use crate::signal_error::SignalError;
+
+/// Longest client-chosen track id (`cid`) we keep.
+pub const MAX_CID_LEN: usize = 128;
+
+/// Where a publisher's track arrives.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamBinding {
+    pub receiver: RTCRtpReceiverId,
+    /// Learned from the first RTP packet.
+    pub media_ssrc: Option<u32>,
+    /// Negotiated id of the RFC 6464 audio level header extension (audio only).
+    pub audio_level_ext: Option<u8>,
+}
+
+#[derive(Debug)]
+pub struct PublishedTrack {
+    pub id: TrackId,
+    pub owner: ParticipantKey,
+    pub owner_id: ParticipantId,
+    pub cid: String,
+    pub source: TrackSource,
+    pub muted: bool,
+    /// Muted through the control API: the client cannot unmute it.
+    pub muted_by_server: bool,
+    /// Set once the publisher's SDP carries the track; then others are told and subscribed.
+    pub upstream: Option<UpstreamBinding>,
+    pub seq: SeqUnwrapper,
+    pub ts: TimestampUnwrapper,
+    pub keyframes: KeyframeThrottle,
+    /// Subscriber connections that receive this track.
+    pub subscribers: Vec<ConnId>,
+}
+
+impl PublishedTrack {
+    pub fn kind(&self) -> MediaKind {
+        self.source.kind()
+    }
+
+    pub fn published(&self) -> bool {
+        self.upstream.is_some()
+    }
+
+    pub fn info(&self) -> TrackInfo {
+        TrackInfo {
+            track_id: self.id.to_string(),
+            participant_id: self.owner_id.to_string(),
+            source: self.source,
+            kind: self.kind(),
+            muted: self.muted,
+        }
+    }
+}
+
+/// What a mute request changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MuteChange {
+    pub info: TrackInfo,
+    pub owner: ParticipantKey,
+    /// Others know the track: tell them.
+    pub announce: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Tracks {
+    by_id: HashMap<TrackId, PublishedTrack>,
+}
+
+impl Tracks {
+    /// Accepts `owner`'s announcement of a track (not forwarded until bound).
+    #[allow(clippy::too_many_arguments)]
+    pub fn publish(
+        &mut self,
+        owner: ParticipantKey,
+        owner_id: &ParticipantId,
+        grants: &Grants,
+        cid: String,
+        source: TrackSource,
+        muted: bool,
+        id: TrackId,
+    ) -> Result<TrackInfo, SignalError> {
+        if !grants.may_publish(source) {
+            return Err(SignalError::PermissionDenied(format!(
+                "publish {}",
+                source.as_str()
+            )));
+        }
+        if cid.is_empty() || cid.len() > MAX_CID_LEN {
+            return Err(SignalError::BadCid { max: MAX_CID_LEN });
+        }
+        if self
+            .by_id
+            .values()
+            .any(|t| t.owner == owner && t.source == source)
+        {
+            return Err(SignalError::SourceAlreadyPublished(source));
+        }
+        let track = PublishedTrack {
+            id: id.clone(),
+            owner,
+            owner_id: owner_id.clone(),
+            cid,
+            source,
+            muted,
+            muted_by_server: false,
+            upstream: None,
+            seq: SeqUnwrapper::default(),
+            ts: TimestampUnwrapper::default(),
+            keyframes: KeyframeThrottle::default(),
+            subscribers: Vec::new(),
+        };
+        let info = track.info();
+        self.by_id.insert(id, track);
+        Ok(info)
+    }
+
+    pub fn get(&self, id: &TrackId) -> Option<&PublishedTrack> {
+        self.by_id.get(id)
+    }
+
+    pub fn get_mut(&mut self, id: &TrackId) -> Option<&mut PublishedTrack> {
+        self.by_id.get_mut(id)
+    }
+
+    pub fn remove(&mut self, id: &TrackId) -> Option<PublishedTrack> {
+        self.by_id.remove(id)
+    }
+
+    /// The id of `owner`'s track named `track_id`.
+    pub fn owned(&self, owner: ParticipantKey, track_id: &str) -> Option<TrackId> {
+        self.by_id
+            .values()
+            .find(|t| t.owner == owner && t.id.as_str() == track_id)
+            .map(|t| t.id.clone())
+    }
+
+    /// Every track of `owner`, announced or bound, optionally only those `filter` keeps.
+    pub fn of_owner(
+        &self,
+        owner: ParticipantKey,
+        filter: impl Fn(&PublishedTrack) -> bool,
+    ) -> Vec<TrackId> {
+        let mut ids: Vec<TrackId> = self
+            .by_id
+            .values()
+            .filter(|t| t.owner == owner && filter(t))
+            .map(|t| t.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// What others see of `owner`'s tracks: the bound ones, by id.
+    pub fn infos_of(&self, owner: ParticipantKey) -> Vec<TrackInfo> {
+        let mut infos: Vec<TrackInfo> = self
+            .by_id
+            .values()
+            .filter(|t| t.owner == owner && t.published())
+            .map(PublishedTrack::info)
+            .collect();
+        infos.sort_by(|a, b| a.track_id.cmp(&b.track_id));
+        infos
+    }
+
+    pub fn published_count(&self) -> usize {
+        self.by_id.values().filter(|t| t.published()).count()
+    }
+
+    /// The announced, unbound track of `owner` that a new track in its SDP carries: the
+    /// one whose `cid` is the SDP's track id, else the first of the same kind (clients
+    /// whose msid differs).
+    pub fn match_unbound(
+        &self,
+        owner: ParticipantKey,
+        sdp_track_id: &str,
+        kind: Option<MediaKind>,
+    ) -> Option<TrackId> {
+        let mut unbound: Vec<&PublishedTrack> = self
+            .by_id
+            .values()
+            .filter(|t| t.owner == owner && !t.published())
+            .collect();
+        unbound.sort_by(|a, b| a.id.cmp(&b.id));
+        unbound
+            .iter()
+            .find(|t| t.cid == sdp_track_id)
+            .or_else(|| unbound.iter().find(|t| Some(t.kind()) == kind))
+            .map(|t| t.id.clone())
+    }
+
+    /// Bound microphones and their owners, by track id.
+    pub fn audio_sources(&self) -> Vec<(ParticipantKey, TrackId)> {
+        let mut sources: Vec<_> = self
+            .by_id
+            .values()
+            .filter(|t| t.kind() == MediaKind::Audio && t.published())
+            .map(|t| (t.owner, t.id.clone()))
+            .collect();
+        sources.sort_by(|a, b| a.1.cmp(&b.1));
+        sources
+    }
+
+    /// Bound videos someone other than `subscriber` publishes, by id.
+    pub fn videos_for(&self, subscriber: ParticipantKey) -> Vec<TrackId> {
+        let mut ids: Vec<_> = self
+            .by_id
+            .values()
+            .filter(|t| t.owner != subscriber && t.published() && t.kind() == MediaKind::Video)
+            .map(|t| t.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Tracks that `conn` receives.
+    pub fn subscribed_by(&self, conn: ConnId) -> Vec<TrackId> {
+        let mut ids: Vec<_> = self
+            .by_id
+            .values()
+            .filter(|t| t.subscribers.contains(&conn))
+            .map(|t| t.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    pub fn add_subscriber(&mut self, id: &TrackId, conn: ConnId) {
+        if let Some(t) = self.by_id.get_mut(id)
+            && !t.subscribers.contains(&conn)
+        {
+            t.subscribers.push(conn);
+        }
+    }
+
+    pub fn remove_subscriber(&mut self, id: &TrackId, conn: ConnId) {
+        if let Some(t) = self.by_id.get_mut(id) {
+            t.subscribers.retain(|c| *c != conn);
+        }
+    }
+
+    /// `conn` closed: it receives nothing any more.
+    pub fn forget_subscriber(&mut self, conn: ConnId) {
+        for t in self.by_id.values_mut() {
+            t.subscribers.retain(|c| *c != conn);
+        }
+    }
+
+    /// Mutes or unmutes; a client (`by_server` false) cannot unmute what the server muted.
+    pub fn set_muted(
+        &mut self,
+        id: &TrackId,
+        muted: bool,
+        by_server: bool,
+    ) -> Result<MuteChange, SignalError> {
+        let track = self
+            .by_id
+            .get_mut(id)
+            .ok_or_else(|| SignalError::TrackNotFound(id.to_string()))?;
+        if !by_server && !muted && track.muted_by_server {
+            return Err(SignalError::MutedByServer);
+        }
+        track.muted = muted;
+        if by_server {
+            track.muted_by_server = muted;
+        }
+        Ok(MuteChange {
+            info: track.info(),
+            owner: track.owner,
+            announce: track.published(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
