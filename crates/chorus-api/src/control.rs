@@ -255,10 +255,11 @@ fn new_token(req: CreateTokenRequest) -> Result<NewToken, ApiError> {
 
 /// Rooms follow the registry's naming rule, so a token is never minted for a room no one can join.
 pub(crate) fn check_room(value: &str) -> Result<(), ApiError> {
-    if !chorus_room::valid_room_name(value) {
-        return Err(ApiError::invalid_request(
-            "room must be 1 to 64 bytes of A-Z a-z 0-9 - _ .".to_owned(),
-        ));
+    if !chorus_room_api::valid_room_name(value) {
+        return Err(ApiError::invalid_request(format!(
+            "room must be 1 to {} bytes of A-Z a-z 0-9 - _ .",
+            chorus_room_api::MAX_ROOM_NAME
+        )));
     }
     Ok(())
 }
@@ -289,7 +290,7 @@ mod tests {
     use crate::testing::{self, FakeRooms, body_json, request};
     use axum::body::Body;
     use chorus_protocol::Grants;
-    use chorus_room::RoomError;
+    use chorus_room_api::RoomError;
     use serde_json::json;
     use tower::ServiceExt;
 

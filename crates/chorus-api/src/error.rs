@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use chorus_protocol::control::{ErrorBody, ErrorDetail};
-use chorus_room::{JoinError, RoomError};
+use chorus_room_api::{JoinError, RoomError};
 use serde::de::DeserializeOwned;
 
 /// An error answer: HTTP status, stable code, human message.

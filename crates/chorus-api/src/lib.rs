@@ -10,7 +10,6 @@ pub mod control;
 pub mod demo;
 pub mod error;
 pub mod openapi;
-pub mod rooms;
 pub mod signaling;
 pub mod token;
 
@@ -19,12 +18,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use chorus_room::RoomRegistry;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use chorus_room_api::Rooms;
 pub use error::ApiError;
-pub use rooms::Rooms;
 pub use token::{ApiSecret, Keys, TokenError};
 
 /// Largest request body the API reads.
@@ -101,8 +99,8 @@ struct Inner {
 impl ApiState {
     /// `shutdown` ends signaling sessions still waiting for their `join`; joined
     /// sessions end when their room says `left`.
-    pub fn new(registry: RoomRegistry, config: ApiConfig, shutdown: CancellationToken) -> Self {
-        Self::with_rooms(Arc::new(registry), config, shutdown)
+    pub fn new(rooms: impl Rooms, config: ApiConfig, shutdown: CancellationToken) -> Self {
+        Self::with_rooms(Arc::new(rooms), config, shutdown)
     }
 
     /// Like [`ApiState::new`] over any [`Rooms`] implementation (tests use fakes).

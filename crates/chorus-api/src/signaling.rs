@@ -3,7 +3,7 @@
 //! The token is checked before any room work. The upgrade always completes, so
 //! a refused client can read why: one `error` frame, then a close with a
 //! 4xxx code (see [`close_code`]). An admitted client sends `join`, receives
-//! `joined`, and from then on every text frame is a [`ClientMessage`] for the
+//! `joined`, and from then on every text frame is a [`ClientFrame`] for the
 //! room and every event of the room a [`ServerMessage`] frame for the client.
 
 use axum::Router;
@@ -15,15 +15,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chorus_core::TokenBucket;
 use chorus_protocol::LeaveReason;
-use chorus_protocol::signal::{ClientMessage, ServerMessage};
+use chorus_protocol::signal::{ClientFrame, ClientMessage, ServerMessage};
 use chorus_protocol::token::AccessClaims;
-use chorus_room::JoinRequest;
+use chorus_room_api::{JoinRequest, JoinedSession};
 use serde::Deserialize;
 use tokio::time::timeout;
 use tracing::{debug, info, warn};
 
 use crate::error::ApiError;
-use crate::rooms::JoinedSession;
 use crate::token::{Keys, TokenError, check_room};
 use crate::{ApiState, Limits, unix_now};
 
@@ -310,8 +309,8 @@ async fn pump(mut socket: WebSocket, session: JoinedSession, limits: Limits) {
                     }
                     continue;
                 }
-                let msg = match serde_json::from_str::<ClientMessage>(&text) {
-                    Ok(msg) => msg,
+                let frame = match serde_json::from_str::<ClientFrame>(&text) {
+                    Ok(frame) => frame,
                     Err(e) => {
                         if send_error(&mut socket, "bad_message", &e.to_string(), limits).await.is_err() {
                             break End::SocketGone;
@@ -319,8 +318,8 @@ async fn pump(mut socket: WebSocket, session: JoinedSession, limits: Limits) {
                         continue;
                     }
                 };
-                let leaving = matches!(msg, ClientMessage::Leave {});
-                let error = match timeout(limits.send_timeout, link.send(msg)).await {
+                let leaving = matches!(frame.msg, ClientMessage::Leave {});
+                let error = match timeout(limits.send_timeout, link.send(frame)).await {
                     Ok(Ok(())) => {
                         sent_leave |= leaving;
                         None

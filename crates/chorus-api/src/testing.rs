@@ -11,15 +11,16 @@ use base64::engine::general_purpose::STANDARD;
 use chorus_protocol::control::{
     CreateRoomRequest, MediaStats, RoomInfo, RtcpStats, UnroutableStats,
 };
-use chorus_protocol::signal::{ClientMessage, ServerMessage};
+use chorus_protocol::signal::{ClientFrame, ServerMessage};
 use chorus_protocol::{
     Grants, LeaveReason, MediaKind, ParticipantInfo, ParticipantState, TrackInfo, TrackSource,
 };
-use chorus_room::{JoinError, JoinRequest, RoomError};
+use chorus_room_api::{
+    BoxFuture, JoinError, JoinRequest, JoinedSession, RoomError, Rooms, SessionLink,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::rooms::{BoxFuture, JoinedSession, Rooms, SessionLink};
 use crate::{ApiConfig, ApiSecret, ApiState, Keys};
 
 pub const SECRET: &str = "devsecret-for-tests-0123456789abcdef";
@@ -92,7 +93,7 @@ pub async fn body_json(response: Response) -> serde_json::Value {
 /// What the signaling side did to a fake session.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LinkEvent {
-    Sent(ClientMessage),
+    Sent(ClientFrame),
     Closed(LeaveReason),
 }
 
@@ -120,8 +121,8 @@ pub struct FakeRooms {
 struct FakeLink(mpsc::UnboundedSender<LinkEvent>);
 
 impl SessionLink for FakeLink {
-    fn send(&self, msg: ClientMessage) -> BoxFuture<'_, Result<(), RoomError>> {
-        let sent = self.0.send(LinkEvent::Sent(msg));
+    fn send(&self, frame: ClientFrame) -> BoxFuture<'_, Result<(), RoomError>> {
+        let sent = self.0.send(LinkEvent::Sent(frame));
         Box::pin(async move { sent.map_err(|_| RoomError::RoomClosed) })
     }
     fn close(&self, reason: LeaveReason) -> BoxFuture<'_, ()> {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use chorus_protocol::signal::{IceCandidate, PeerTarget};
 use chorus_protocol::{MediaKind, TrackSource};
+use chorus_rtc_profile::AUDIO_LEVEL_URI;
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
@@ -28,7 +29,6 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
-use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use rtc::{rtcp, rtp};
 use tokio::net::UdpSocket;
@@ -184,7 +184,7 @@ impl Peer {
             return Ok(());
         }
         self.pc
-            .add_local_candidate(chorus_transport::host_candidate(self.local_addr)?)?;
+            .add_local_candidate(chorus_rtc_profile::host_candidate(self.local_addr)?)?;
         self.pc
             .add_local_candidate(RTCIceCandidateInit::default())?;
         self.host_candidate_added = true;
@@ -209,7 +209,7 @@ impl Peer {
             source.as_str().to_owned(),
         );
         let track = if kind == RtpCodecKind::Video && self.video_codec == VideoCodec::H264 {
-            chorus_transport::sending_track_with_codec(
+            chorus_rtc_profile::sending_track_with_codec(
                 stream_id,
                 track_id,
                 label,
@@ -218,7 +218,7 @@ impl Peer {
                 h264_codec().rtp_codec,
             )
         } else {
-            chorus_transport::sending_track(stream_id, track_id, label, kind, ssrc)
+            chorus_rtc_profile::sending_track(stream_id, track_id, label, kind, ssrc)
         };
         Ok(self.pc.add_track(track)?)
     }
@@ -356,7 +356,7 @@ impl Peer {
     /// a controlling agent checks (and nominates) a pair, and where it goes.
     fn check(&self, nominate: bool) -> Result<(Vec<u8>, SocketAddr), ClientError> {
         let credentials = |d: Option<&RTCSessionDescription>| {
-            d.and_then(|d| chorus_transport::IceCredentials::from_sdp(&d.sdp))
+            d.and_then(|d| chorus_rtc_profile::IceCredentials::from_sdp(&d.sdp))
         };
         let (Some(local), Some(remote), Some(server)) = (
             credentials(self.pc.local_description().as_ref()),
@@ -369,7 +369,7 @@ impl Peer {
         };
         let crypto = rtc::crypto::default_provider()
             .map_err(|e| ClientError::Protocol(format!("no crypto provider: {e}")))?;
-        let request = chorus_transport::stun::binding_request(
+        let request = chorus_rtc_profile::ice::binding_request(
             &remote.ufrag,
             &local.ufrag,
             &remote.pwd,
@@ -420,7 +420,7 @@ impl Peer {
             && !self.offline
             && self.next_indication.is_none_or(|at| at <= now)
         {
-            let indication = chorus_transport::stun::binding_indication();
+            let indication = chorus_rtc_profile::ice::binding_indication();
             if let Err(err) = self.socket.try_send_to(&indication, server) {
                 trace!(target = ?self.target, %err, "keepalive not sent");
             }
@@ -505,7 +505,7 @@ const H264_PT: u8 = 102;
 
 /// Baseline H.264 in packetization mode 1, as the synthetic source produces it.
 fn h264_codec() -> RTCRtpCodecParameters {
-    let mut codec = chorus_transport::vp8_codec();
+    let mut codec = chorus_rtc_profile::vp8_codec();
     codec.rtp_codec.mime_type = MIME_TYPE_H264.to_owned();
     codec.rtp_codec.sdp_fmtp_line =
         "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".to_owned();
@@ -516,7 +516,7 @@ fn h264_codec() -> RTCRtpCodecParameters {
 /// Opus and the one video format the synthetic source sends (publisher; a server that
 /// does not take it leaves the video without a codec) or VP8 and H.264 (subscriber), the
 /// RFC 6464 audio level extension, the default interceptors (NACK, RTCP reports, TWCC
-/// feedback) and `chorus_transport::with_rtcp_to_application`.
+/// feedback) and `chorus_rtc_profile::with_rtcp_to_application`.
 fn build_peer_connection(
     now: Instant,
     target: PeerTarget,
@@ -524,10 +524,10 @@ fn build_peer_connection(
     keepalive: Keepalive,
 ) -> Result<RTCPeerConnection, ClientError> {
     let mut media_engine = MediaEngine::default();
-    media_engine.register_codec(chorus_transport::opus_codec(), RtpCodecKind::Audio)?;
+    media_engine.register_codec(chorus_rtc_profile::opus_codec(), RtpCodecKind::Audio)?;
     let sends_h264 = target == PeerTarget::Publisher && video_codec == VideoCodec::H264;
     if !sends_h264 {
-        media_engine.register_codec(chorus_transport::vp8_codec(), RtpCodecKind::Video)?;
+        media_engine.register_codec(chorus_rtc_profile::vp8_codec(), RtpCodecKind::Video)?;
     }
     if sends_h264 || target == PeerTarget::Subscriber {
         media_engine.register_codec(h264_codec(), RtpCodecKind::Video)?;
@@ -539,7 +539,7 @@ fn build_peer_connection(
         RtpCodecKind::Audio,
         None,
     )?;
-    let registry = chorus_transport::with_rtcp_to_application(Registry::new());
+    let registry = chorus_rtc_profile::with_rtcp_to_application(Registry::new());
     let registry = register_default_interceptors(registry, &mut media_engine)?;
     // The server judges liveness; this client's own ICE timers are off, so that a
     // sparse keepalive does not make it give up on its side. The connection's agent

@@ -1,12 +1,14 @@
-//! Messages to a room's driver. Every request that needs an answer carries a oneshot.
+//! What travels to a room's driver: the commands of the registry, and the session
+//! handles through which each participant's signaling reaches its room. Every request
+//! that needs an answer carries a oneshot.
 
 use chorus_protocol::control::RoomInfo;
-use chorus_protocol::signal::ClientFrame;
+use chorus_protocol::signal::{ClientFrame, ServerMessage};
 use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
-use tokio::sync::oneshot;
+use chorus_room_api::{JoinError, JoinRequest, RoomError};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::io::ParticipantKey;
-use crate::{JoinError, JoinRequest, RoomError, Session};
 
 pub(crate) type Reply<T> = oneshot::Sender<T>;
 
@@ -53,4 +55,48 @@ pub(crate) enum RoomCommand {
     },
     #[cfg(feature = "fault-injection")]
     Panic,
+}
+
+/// One participant's link to its room's driver.
+pub struct Session {
+    /// Frames for the client. `None` means the room is gone: if no `left` frame
+    /// came before, the room failed and the client should get a `room_closed` error.
+    pub events: mpsc::Receiver<ServerMessage>,
+    pub handle: SessionHandle,
+}
+
+/// Sends the client's messages to the room. Cheap to clone.
+#[derive(Clone)]
+pub struct SessionHandle {
+    pub(crate) participant: ParticipantKey,
+    pub(crate) participant_id: String,
+    pub(crate) room: mpsc::Sender<RoomCommand>,
+}
+
+impl SessionHandle {
+    pub fn participant_id(&self) -> &str {
+        &self.participant_id
+    }
+
+    /// Errors when the room is gone.
+    pub async fn send(&self, frame: impl Into<ClientFrame>) -> Result<(), RoomError> {
+        self.room
+            .send(RoomCommand::Signal {
+                participant: self.participant,
+                frame: frame.into(),
+            })
+            .await
+            .map_err(|_| RoomError::RoomClosed)
+    }
+
+    /// The signaling connection ended; `reason` is usually `signaling_closed`.
+    pub async fn close(&self, reason: LeaveReason) {
+        let _ = self
+            .room
+            .send(RoomCommand::Close {
+                participant: self.participant,
+                reason,
+            })
+            .await;
+    }
 }

@@ -36,7 +36,7 @@ use crate::participants::Participants;
 use crate::peer::PeerOutput;
 use crate::skips::Skips;
 use crate::tracks::Tracks;
-use crate::{JoinError, JoinRequest, RoomError};
+use chorus_room_api::{JoinError, JoinRequest, RoomError};
 
 /// What a room starts from. Everything random or clock-bound is handed in.
 #[derive(Clone)]

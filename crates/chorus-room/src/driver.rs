@@ -14,10 +14,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::command::RoomCommand;
+use crate::command::{Session, SessionHandle};
 use crate::core::{CoreParams, RoomCore};
 use crate::io::{Command, Input, Output, ParticipantKey, Recipients, Reply, RouteChange};
 use crate::skips::Skip;
-use crate::{JoinError, Session, SessionHandle};
+use chorus_room_api::JoinError;
 
 /// Frames queued for one client before it counts as stuck and is dropped.
 const EVENTS_PER_PARTICIPANT: usize = 512;

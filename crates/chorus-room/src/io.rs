@@ -10,7 +10,7 @@ use chorus_protocol::signal::{ClientFrame, ServerMessage};
 use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
 use chorus_transport::Datagram;
 
-use crate::{JoinError, JoinRequest, RoomError};
+use chorus_room_api::{JoinError, JoinRequest, RoomError};
 
 /// A participant inside its room; only meaningful to that room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -10,7 +10,7 @@ use chorus_protocol::{Grants, ParticipantInfo, ParticipantState, TrackInfo};
 use chorus_transport::LinkState;
 
 use crate::io::ParticipantKey;
-use crate::{JoinError, JoinRequest, RoomError};
+use chorus_room_api::{JoinError, JoinRequest, RoomError};
 
 #[derive(Debug)]
 pub struct Participant {

@@ -8,7 +8,7 @@ use chorus_protocol::control::{
     CreateRoomRequest, MAX_PARTICIPANTS_CEILING, MediaStats, RoomInfo, RtcpStats, UnroutableStats,
 };
 use chorus_protocol::{Grants, ParticipantInfo, TrackInfo};
-use chorus_transport::{DropReason, LivenessConfig, MediaPlane, MediaPlaneConfig, PeerFactory};
+use chorus_transport::{DropReason, MediaPlane, PeerFactory};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use tokio::sync::{mpsc, oneshot};
@@ -18,13 +18,12 @@ use tokio_util::task::TaskTracker;
 use crate::command::RoomCommand;
 use crate::core::CoreParams;
 use crate::driver::{self, DriverParams};
-use crate::{JoinError, JoinRequest, RoomConfig, RoomError, Session, StartError};
+use crate::{JoinError, JoinRequest, RoomConfig, RoomError, Session, valid_room_name};
 
 /// Commands queued for one room before callers wait.
 const COMMANDS_PER_ROOM: usize = 1024;
 /// A room that does not answer a control request within this time is reported busy.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-const MAX_ROOM_NAME: usize = 64;
 
 #[derive(Clone)]
 struct RoomHandle {
@@ -54,38 +53,17 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Room names: 1 to 64 bytes of `A-Z a-z 0-9 - _ .`.
-pub fn valid_room_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_ROOM_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-}
-
 impl RoomRegistry {
-    /// Binds the media socket, starts the media workers. Rooms stop when `shutdown` fires.
-    pub fn start(config: RoomConfig, shutdown: CancellationToken) -> Result<Self, StartError> {
-        if config.media_bind.ip().is_unspecified() && config.media_announce.is_none() {
-            return Err(StartError::NoAnnounceAddress(config.media_bind));
-        }
-        let media = MediaPlane::start(MediaPlaneConfig {
-            bind: config.media_bind,
-            workers: config.media_workers,
-        })?;
-        let mut announce = media.local_addr();
-        if let Some(ip) = config.media_announce {
-            announce.set_ip(ip);
-        }
-        let lost_after = config.ice_disconnected_timeout + config.ice_failed_timeout;
-        let peers = PeerFactory::new(announce)?.with_liveness(LivenessConfig {
-            disconnected_after: config.ice_disconnected_timeout,
-            lost_after,
-            connect_timeout: config.ice_connect_timeout,
-            // A path silent as long as a whole connection may be is as good as gone.
-            route_expiry: lost_after,
-        });
-        Ok(Self {
+    /// Rooms over a started media plane and the factory of their peer connections
+    /// (the server builds both). Rooms stop when `shutdown` fires; the media plane
+    /// stops at [`Self::shutdown`].
+    pub fn new(
+        config: RoomConfig,
+        media: MediaPlane,
+        peers: PeerFactory,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 rooms: DashMap::new(),
                 config,
@@ -95,7 +73,7 @@ impl RoomRegistry {
                 tasks: TaskTracker::new(),
                 generation: AtomicU64::new(1),
             }),
-        })
+        }
     }
 
     /// The UDP address media flows through.
@@ -376,7 +354,7 @@ impl RoomRegistry {
     }
 
     /// Tells every participant `left{server_shutdown}` and waits for the rooms to end.
-    /// The rooms stop when the shutdown token given to [`RoomRegistry::start`] fires.
+    /// The rooms stop when the shutdown token given to [`RoomRegistry::new`] fires.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
@@ -388,29 +366,25 @@ impl RoomRegistry {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use chorus_transport::MediaPlaneConfig;
 
-    #[test]
-    fn wildcard_bind_needs_an_announce_address() {
-        let config = RoomConfig {
-            media_bind: "0.0.0.0:0".parse().unwrap(),
-            ..RoomConfig::default()
-        };
-        let err = RoomRegistry::start(config, CancellationToken::new()).err();
-        assert!(
-            matches!(err, Some(StartError::NoAnnounceAddress(_))),
-            "{err:?}"
-        );
-    }
+    use super::*;
 
     /// Each counter lands in its own field: distinct values in, the same values out.
     #[tokio::test]
     async fn media_stats_map_every_counter() {
-        let config = RoomConfig {
-            media_bind: "127.0.0.1:0".parse().unwrap(),
-            ..RoomConfig::default()
-        };
-        let registry = RoomRegistry::start(config, CancellationToken::new()).unwrap();
+        let media = MediaPlane::start(MediaPlaneConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            workers: 1,
+        })
+        .unwrap();
+        let peers = PeerFactory::new(media.local_addr()).unwrap();
+        let registry = RoomRegistry::new(
+            RoomConfig::default(),
+            media,
+            peers,
+            CancellationToken::new(),
+        );
         let c = registry.media_counters();
         let counters = [
             (&c.received, 1),
@@ -445,22 +419,5 @@ mod tests {
         let reasons: Vec<&str> = stats.rtcp.dropped.keys().map(String::as_str).collect();
         assert_eq!(reasons, ["no_media_ssrc", "unknown_ssrc"]);
         registry.shutdown().await;
-    }
-
-    #[test]
-    fn room_names() {
-        let cases = [
-            ("demo", true),
-            ("team-42_a.b", true),
-            ("", false),
-            ("has space", false),
-            ("slash/room", false),
-            ("ünïcode", false),
-            (&"x".repeat(64), true),
-            (&"x".repeat(65), false),
-        ];
-        for (name, want) in cases {
-            assert_eq!(valid_room_name(name), want, "{name:?}");
-        }
     }
 }

@@ -1,10 +1,12 @@
-//! The Chorus server: configuration, and [`run`], which starts the HTTP side
-//! and the rooms and stops them when the shutdown token fires. The `chorus`
+//! The Chorus server: configuration, and [`run`], which starts the HTTP side,
+//! the media plane ([`media`]) and the rooms over it, and stops them when the
+//! shutdown token fires. The `chorus`
 //! binary is a thin command line over this ([`cli`]); integration tests start
 //! whole servers in-process with [`run`] on ephemeral ports.
 
 pub mod cli;
 pub mod config;
+pub mod media;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -67,8 +69,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let http_addr = listener.local_addr()?;
     let public_url = config.public_url_for(http_addr);
     let stop = shutdown.child_token();
-    let registry = RoomRegistry::start(config.room_config(), stop.clone())
+    let media = media::start(&config.media_config())
         .with_context(|| format!("cannot start media on {}", config.media.bind))?;
+    let registry = RoomRegistry::new(config.room_config(), media.plane, media.peers, stop.clone());
     let media_addr = registry.media_addr();
     let state = ApiState::new(
         registry.clone(),

@@ -24,28 +24,7 @@ use rtc::stun::integrity::MessageIntegrity;
 use rtc::stun::message::{BINDING_REQUEST, Message};
 use rtc::stun::textattrs::TextAttribute;
 
-/// A connection's local ICE credentials, as its SDP carries them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IceCredentials {
-    pub ufrag: String,
-    pub pwd: String,
-}
-
-impl IceCredentials {
-    /// The first `a=ice-ufrag` and `a=ice-pwd` of an SDP (bundled: every section has the same).
-    pub fn from_sdp(sdp: &str) -> Option<Self> {
-        let attr = |name: &str| {
-            sdp.lines()
-                .find_map(|l| l.trim_end().strip_prefix(name))
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        };
-        Some(Self {
-            ufrag: attr("a=ice-ufrag:")?,
-            pwd: attr("a=ice-pwd:")?,
-        })
-    }
-}
+pub use chorus_rtc_profile::IceCredentials;
 
 /// How long silence may last; documented in docs/signaling.md and docs/configuration.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

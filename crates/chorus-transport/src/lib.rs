@@ -7,25 +7,24 @@
 //! which authenticates binding requests and confirms the addresses they came from
 //! ([`IceLite`]): media then goes to the path the client nominated last.
 //! The peer connections are webrtc-rs `rtc` sans-I/O objects that their owner
-//! drives with time passed in; [`PeerFactory`] builds them as ICE-lite servers.
+//! drives with time passed in; [`PeerFactory`] builds them as ICE-lite servers with
+//! the profile shared with clients (`chorus-rtc-profile`, re-exported here).
 
 mod counters;
 mod demux;
 mod egress;
 pub mod ice;
 mod peer;
-mod rtcp;
 mod socket;
 pub mod stun;
 
+pub use chorus_rtc_profile::{
+    AUDIO_LEVEL_URI, DropReason, OPUS_PT, RtcpCounters, VP8_PT, codecs, host_candidate, opus_codec,
+    sending_track, sending_track_with_codec, vp8_codec, with_counted_rtcp_to_application,
+    with_rtcp_to_application,
+};
 pub use counters::{MediaCounters, SendReport};
 pub use demux::{Datagram, Delivery, Demux, Route, is_control};
 pub use ice::{IceCredentials, IceEvent, IceLite, LinkState, LivenessConfig, StunCheck};
-pub use peer::{
-    AUDIO_LEVEL_URI, OPUS_PT, PeerError, PeerFactory, PeerRole, ServerPeer, VP8_PT, codecs,
-    host_candidate, opus_codec, sending_track, sending_track_with_codec, vp8_codec,
-};
-pub use rtcp::{
-    DropReason, RtcpCounters, with_counted_rtcp_to_application, with_rtcp_to_application,
-};
+pub use peer::{PeerError, PeerFactory, PeerRole, ServerPeer};
 pub use socket::{Egress, MediaPlane, MediaPlaneConfig, MediaPlaneError};

@@ -1,37 +1,29 @@
 //! Server-side peer connections: ICE-lite, one shared DTLS certificate, one host
-//! candidate on the shared media port, Opus and VP8.
+//! candidate on the shared media port, and `chorus-rtc-profile`'s codecs (Opus, VP8).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chorus_rtc_profile::{
+    AUDIO_LEVEL_URI, RtcpCounters, codecs, host_candidate, with_counted_rtcp_to_application,
+};
 use rtc::crypto::{self, RTCCryptoProvider, SignatureScheme};
 use rtc::interceptor::{
     NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, Registry,
     SenderReportBuilder, Slot,
 };
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
-use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
-};
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
-};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
-};
-pub use rtc::sdp::extmap::AUDIO_LEVEL_URI;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use thiserror::Error;
 
-use crate::RtcpCounters;
 use crate::ice::{IceLite, LivenessConfig};
 
 #[derive(Debug, Error)]
@@ -57,10 +49,6 @@ pub struct ServerPeer {
     pub pc: RTCPeerConnection,
     pub ice: IceLite,
 }
-
-/// Payload types the server offers. Answers from clients keep them.
-pub const OPUS_PT: u8 = 111;
-pub const VP8_PT: u8 = 96;
 
 /// Builds server peer connections. One certificate serves all of them: a fresh
 /// ECDSA key per connection would cost a millisecond of CPU per join.
@@ -128,7 +116,7 @@ impl PeerFactory {
         // Each interceptor costs a move of every packet through its queue: keep only
         // those for the direction this connection carries media in.
         let registry =
-            crate::with_counted_rtcp_to_application(Registry::new(), self.rtcp_counters.clone());
+            with_counted_rtcp_to_application(Registry::new(), self.rtcp_counters.clone());
         let registry = match role {
             PeerRole::Publisher => {
                 // The room picks whom to mix from these levels without decoding anyone.
@@ -167,109 +155,4 @@ impl PeerFactory {
             ice: IceLite::new(self.liveness, self.crypto.clone(), now),
         })
     }
-}
-
-/// The one UDP host candidate at `addr`: what both ends here gather (no STUN, no TURN).
-pub fn host_candidate(addr: SocketAddr) -> rtc::shared::error::Result<RTCIceCandidateInit> {
-    let candidate = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: addr.ip().to_string(),
-            port: addr.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .new_candidate_host()?;
-    RTCIceCandidate::from(&candidate).to_json()
-}
-
-fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
-    RTCPFeedback {
-        typ: typ.to_owned(),
-        parameter: parameter.to_owned(),
-    }
-}
-
-/// Opus as Chorus negotiates it.
-pub fn opus_codec() -> RTCRtpCodecParameters {
-    RTCRtpCodecParameters {
-        rtp_codec: RTCRtpCodec {
-            mime_type: MIME_TYPE_OPUS.to_owned(),
-            clock_rate: 48000,
-            channels: 2,
-            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-            rtcp_feedback: vec![],
-        },
-        payload_type: OPUS_PT,
-    }
-}
-
-/// VP8 as Chorus negotiates it, with keyframe requests.
-pub fn vp8_codec() -> RTCRtpCodecParameters {
-    RTCRtpCodecParameters {
-        rtp_codec: RTCRtpCodec {
-            mime_type: MIME_TYPE_VP8.to_owned(),
-            clock_rate: 90000,
-            channels: 0,
-            sdp_fmtp_line: String::new(),
-            rtcp_feedback: vec![
-                feedback("ccm", "fir"),
-                feedback("nack", "pli"),
-                feedback("nack", ""),
-            ],
-        },
-        payload_type: VP8_PT,
-    }
-}
-
-/// The codecs Chorus forwards: one audio, one video, so every subscriber can take every track.
-pub fn codecs() -> [(RTCRtpCodecParameters, RtpCodecKind); 2] {
-    [
-        (opus_codec(), RtpCodecKind::Audio),
-        (vp8_codec(), RtpCodecKind::Video),
-    ]
-}
-
-/// A track to send on one SSRC with the codec of its kind; `stream_id` and
-/// `track_id` become the msid of its m-line.
-pub fn sending_track(
-    stream_id: String,
-    track_id: String,
-    label: String,
-    kind: RtpCodecKind,
-    ssrc: u32,
-) -> MediaStreamTrack {
-    let codec = match kind {
-        RtpCodecKind::Audio => opus_codec(),
-        _ => vp8_codec(),
-    }
-    .rtp_codec;
-    sending_track_with_codec(stream_id, track_id, label, kind, ssrc, codec)
-}
-
-/// [`sending_track`] with a codec of the caller's choice (e.g. a client sending H.264).
-pub fn sending_track_with_codec(
-    stream_id: String,
-    track_id: String,
-    label: String,
-    kind: RtpCodecKind,
-    ssrc: u32,
-    codec: RTCRtpCodec,
-) -> MediaStreamTrack {
-    MediaStreamTrack::new(
-        stream_id,
-        track_id,
-        label,
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec,
-            ..Default::default()
-        }],
-    )
 }

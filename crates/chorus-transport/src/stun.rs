@@ -1,19 +1,8 @@
 //! Just enough STUN parsing to route a packet: is it a binding request, and what
-//! USERNAME does it carry. Never panics on any input. Plus the two messages a client
-//! sends to keep a path (for clients and tests).
+//! USERNAME does it carry. Never panics on any input. The two messages a client sends
+//! to keep a path (for clients and tests) are `chorus-rtc-profile`'s, re-exported here.
 
-use rtc::crypto::RTCCrypto;
-use rtc::ice::attributes::control::AttrControlling;
-use rtc::ice::attributes::priority::PriorityAttr;
-use rtc::ice::attributes::use_candidate::UseCandidateAttr;
-use rtc::stun::attributes::ATTR_USERNAME as USERNAME;
-use rtc::stun::fingerprint::FINGERPRINT;
-use rtc::stun::integrity::MessageIntegrity;
-use rtc::stun::message::{
-    BINDING_REQUEST as BINDING_REQUEST_TYPE, CLASS_INDICATION, METHOD_BINDING, Message,
-    MessageType, Setter, TransactionId,
-};
-use rtc::stun::textattrs::TextAttribute;
+pub use chorus_rtc_profile::ice::{binding_indication, binding_request};
 
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
 const BINDING_REQUEST: u16 = 0x0001;
@@ -48,50 +37,6 @@ pub fn binding_request_local_ufrag(buf: &[u8]) -> Option<&str> {
         at += 4 + len.div_ceil(4) * 4;
     }
     None
-}
-
-/// A binding request as a controlling agent sends it to `remote_ufrag`, authenticated
-/// with the remote password; with `nominate` it carries USE-CANDIDATE.
-pub fn binding_request(
-    remote_ufrag: &str,
-    local_ufrag: &str,
-    remote_pwd: &str,
-    nominate: bool,
-    crypto: &dyn RTCCrypto,
-) -> Vec<u8> {
-    let mut setters: Vec<Box<dyn Setter>> = vec![
-        Box::new(BINDING_REQUEST_TYPE),
-        Box::new(TransactionId::new()),
-        Box::new(TextAttribute::new(
-            USERNAME,
-            format!("{remote_ufrag}:{local_ufrag}"),
-        )),
-        Box::new(AttrControlling(rand::random())),
-        Box::new(PriorityAttr(0x6e00_1eff)),
-    ];
-    if nominate {
-        setters.push(Box::<UseCandidateAttr>::default());
-    }
-    setters.push(Box::new(
-        MessageIntegrity::new_short_term_integrity_with_provider(remote_pwd.to_owned(), crypto),
-    ));
-    setters.push(Box::new(FINGERPRINT));
-    let mut m = Message::new();
-    m.build(&setters)
-        .expect("the attributes of a binding request always encode");
-    m.raw
-}
-
-/// A binding indication: libnice's keepalive, neither authenticated nor answered.
-pub fn binding_indication() -> Vec<u8> {
-    let mut m = Message::new();
-    m.build(&[
-        Box::new(MessageType::new(METHOD_BINDING, CLASS_INDICATION)),
-        Box::new(TransactionId::new()),
-        Box::new(FINGERPRINT),
-    ])
-    .expect("a bare indication always encodes");
-    m.raw
 }
 
 #[cfg(test)]

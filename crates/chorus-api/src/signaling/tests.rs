@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chorus_protocol::Grants;
-use chorus_protocol::signal::{ClientMessage, ServerMessage};
+use chorus_protocol::signal::{ClientFrame, ClientMessage, ServerMessage};
 use chorus_protocol::token::AccessClaims;
 use chorus_protocol::{LeaveReason, TrackSource};
-use chorus_room::JoinError;
+use chorus_room_api::JoinError;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -253,13 +253,13 @@ async fn session_carries_frames_both_ways_until_left() {
     send(&mut client, &publish).await;
     assert_eq!(
         next_link_event(&mut session).await,
-        Some(LinkEvent::Sent(publish))
+        Some(LinkEvent::Sent(publish.into()))
     );
 
     send(&mut client, &ClientMessage::Leave {}).await;
     assert_eq!(
         next_link_event(&mut session).await,
-        Some(LinkEvent::Sent(ClientMessage::Leave {}))
+        Some(LinkEvent::Sent(ClientMessage::Leave {}.into()))
     );
     let left = ServerMessage::Left {
         reason: LeaveReason::ClientLeft,
@@ -269,6 +269,28 @@ async fn session_carries_frames_both_ways_until_left() {
     assert_eq!(next(&mut client).await, Frame::Close(close_code::NORMAL));
     // The room already knows: no signaling_closed after a leave.
     assert_eq!(next_link_event(&mut session).await, None);
+}
+
+#[tokio::test]
+async fn a_request_id_reaches_the_room_with_its_message() {
+    let (mut client, mut session) = joined_room().await;
+    client
+        .send(WsMessage::text(
+            r#"{"type":"mute","track_id":"TR_1","muted":true,"request_id":"r-7"}"#,
+        ))
+        .await
+        .unwrap();
+    let want = ClientFrame {
+        request_id: Some("r-7".into()),
+        msg: ClientMessage::Mute {
+            track_id: "TR_1".into(),
+            muted: true,
+        },
+    };
+    assert_eq!(
+        next_link_event(&mut session).await,
+        Some(LinkEvent::Sent(want))
+    );
 }
 
 #[tokio::test]
@@ -358,7 +380,7 @@ async fn a_flooding_client_is_rate_limited_and_stays_connected() {
     for ts in 0..5 {
         assert_eq!(
             next_link_event(&mut session).await,
-            Some(LinkEvent::Sent(ClientMessage::Ping { ts }))
+            Some(LinkEvent::Sent(ClientMessage::Ping { ts }.into()))
         );
     }
     for _ in 5..8 {

@@ -13,10 +13,10 @@ use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 use super::RoomCore;
-use crate::RoomError;
 use crate::io::{ParticipantKey, Recipients};
 use crate::signal_error::SignalError;
 use crate::tracks::UpstreamBinding;
+use chorus_room_api::RoomError;
 
 impl RoomCore {
     pub(super) fn publish(

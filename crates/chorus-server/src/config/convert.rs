@@ -1,5 +1,6 @@
-//! From the settings to what the server is built from: the rooms'
-//! [`RoomConfig`], the API's keys and [`ApiConfig`], and the public URL.
+//! From the settings to what the server is built from: the [`MediaConfig`] of
+//! the media plane, the rooms' [`RoomConfig`], the API's keys and [`ApiConfig`],
+//! and the public URL.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -7,21 +8,28 @@ use std::time::Duration;
 use chorus_api::{ApiConfig, ApiSecret, Keys};
 use chorus_room::RoomConfig;
 
+use crate::media::MediaConfig;
+
 use super::sections::Config;
 
 impl Config {
+    pub fn media_config(&self) -> MediaConfig {
+        MediaConfig {
+            bind: self.media.bind,
+            announce: self.media.announce,
+            workers: self.media.workers,
+            ice_disconnected_timeout: Duration::from_millis(self.media.ice_disconnected_timeout_ms),
+            ice_failed_timeout: Duration::from_millis(self.media.ice_failed_timeout_ms),
+            ice_connect_timeout: Duration::from_millis(self.media.ice_connect_timeout_ms),
+        }
+    }
+
     pub fn room_config(&self) -> RoomConfig {
         RoomConfig {
-            media_bind: self.media.bind,
-            media_announce: self.media.announce,
-            media_workers: self.media.workers,
             auto_create_rooms: self.rooms.auto_create,
             default_max_participants: self.rooms.default_max_participants,
             max_rooms: self.rooms.max_rooms,
             empty_room_timeout: Duration::from_secs(self.rooms.empty_timeout_secs),
-            ice_disconnected_timeout: Duration::from_millis(self.media.ice_disconnected_timeout_ms),
-            ice_failed_timeout: Duration::from_millis(self.media.ice_failed_timeout_ms),
-            ice_connect_timeout: Duration::from_millis(self.media.ice_connect_timeout_ms),
         }
     }
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 use chorus_room::RoomConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::media::MediaConfig;
+
 /// API key of the embedded development configuration.
 pub const DEV_API_KEY: &str = "devkey";
 /// API secret of the embedded development configuration. Public knowledge:
@@ -103,14 +105,14 @@ impl Default for HttpSection {
 
 impl Default for MediaSection {
     fn default() -> Self {
-        let rooms = RoomConfig::default();
+        let media = MediaConfig::default();
         Self {
-            bind: SocketAddr::from(([127, 0, 0, 1], 7882)),
-            announce: None,
-            workers: rooms.media_workers,
-            ice_disconnected_timeout_ms: millis(rooms.ice_disconnected_timeout),
-            ice_failed_timeout_ms: millis(rooms.ice_failed_timeout),
-            ice_connect_timeout_ms: millis(rooms.ice_connect_timeout),
+            bind: media.bind,
+            announce: media.announce,
+            workers: media.workers,
+            ice_disconnected_timeout_ms: millis(media.ice_disconnected_timeout),
+            ice_failed_timeout_ms: millis(media.ice_failed_timeout),
+            ice_connect_timeout_ms: millis(media.ice_connect_timeout),
         }
     }
 }

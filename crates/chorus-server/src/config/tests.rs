@@ -6,6 +6,8 @@ use std::path::Path;
 
 use chorus_room::RoomConfig;
 
+use crate::media::MediaConfig;
+
 use super::{Config, DEFAULT_LOG_FILTER, DEV_API_KEY, DEV_API_SECRET, Overrides, RoomsSection};
 
 const SECRET: &str = "file-secret-0123456789abcdef0123456789";
@@ -68,7 +70,10 @@ fn embedded_defaults_are_the_dev_setup() {
     let defaults = RoomConfig::default();
     assert_eq!(rooms.max_rooms, defaults.max_rooms);
     assert_eq!(rooms.empty_room_timeout, defaults.empty_room_timeout);
-    assert_eq!(rooms.ice_failed_timeout, defaults.ice_failed_timeout);
+    let media = config.media_config();
+    let defaults = MediaConfig::default();
+    assert_eq!(media.bind, defaults.bind);
+    assert_eq!(media.ice_failed_timeout, defaults.ice_failed_timeout);
 }
 
 /// Each layer wins over the ones before it, setting by setting.

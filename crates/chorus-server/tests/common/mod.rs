@@ -99,7 +99,13 @@ impl TestServer {
         let listener = TcpListener::bind(config.http.bind).await.unwrap();
         let http_url = config.public_url_for(listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let registry = RoomRegistry::start(config.room_config(), shutdown.clone()).unwrap();
+        let media = chorus_server::media::start(&config.media_config()).unwrap();
+        let registry = RoomRegistry::new(
+            config.room_config(),
+            media.plane,
+            media.peers,
+            shutdown.clone(),
+        );
         let state = ApiState::new(
             registry.clone(),
             config.api_config(http_url.clone()),

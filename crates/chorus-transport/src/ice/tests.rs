@@ -436,20 +436,3 @@ fn paths_are_bounded() {
         .count();
     assert_eq!(confirmed, 39);
 }
-
-#[test]
-fn credentials_from_sdp() {
-    let sdp = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:abcd\r\na=ice-pwd:secretsecretsecretsecret\r\na=ice-lite\r\n";
-    assert_eq!(
-        IceCredentials::from_sdp(sdp),
-        Some(IceCredentials {
-            ufrag: "abcd".into(),
-            pwd: "secretsecretsecretsecret".into()
-        })
-    );
-    assert_eq!(IceCredentials::from_sdp("v=0\r\na=ice-ufrag:x\r\n"), None);
-    assert_eq!(
-        IceCredentials::from_sdp("a=ice-ufrag:\r\na=ice-pwd:p\r\n"),
-        None
-    );
-}

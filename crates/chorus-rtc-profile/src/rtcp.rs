@@ -49,8 +49,8 @@ impl DropReason {
     }
 }
 
-/// Inbound RTCP packets delivered to the application and dropped, by reason. One per
-/// [`crate::PeerFactory`], shared by every connection it builds.
+/// Inbound RTCP packets delivered to the application and dropped, by reason. The server
+/// keeps one per peer factory, shared by every connection it builds.
 #[derive(Debug, Default)]
 pub struct RtcpCounters {
     delivered: AtomicU64,

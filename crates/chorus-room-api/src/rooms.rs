@@ -1,0 +1,80 @@
+//! What the HTTP layer needs from the rooms, as traits: `chorus-room`'s registry in
+//! the server, a scripted fake in tests (so routes and the signaling pump are tested
+//! without a media plane).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use chorus_protocol::control::{CreateRoomRequest, MediaStats, RoomInfo};
+use chorus_protocol::signal::{ClientFrame, ServerMessage};
+use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
+use tokio::sync::mpsc;
+
+use crate::{JoinError, RoomError};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Who joins, as the verified token says.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub identity: String,
+    pub name: String,
+    pub grants: Grants,
+}
+
+/// Room management and admission, as `chorus_room::RoomRegistry` offers them.
+pub trait Rooms: Send + Sync + 'static {
+    fn create_room(&self, req: CreateRoomRequest) -> BoxFuture<'_, Result<RoomInfo, RoomError>>;
+    fn list_rooms(&self) -> BoxFuture<'_, Vec<RoomInfo>>;
+    fn room_info<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<RoomInfo, RoomError>>;
+    fn delete_room<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<(), RoomError>>;
+    fn list_participants<'a>(
+        &'a self,
+        room: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ParticipantInfo>, RoomError>>;
+    fn participant<'a>(
+        &'a self,
+        room: &'a str,
+        identity: &'a str,
+    ) -> BoxFuture<'a, Result<ParticipantInfo, RoomError>>;
+    fn remove_participant<'a>(
+        &'a self,
+        room: &'a str,
+        identity: &'a str,
+    ) -> BoxFuture<'a, Result<(), RoomError>>;
+    fn mute_track<'a>(
+        &'a self,
+        room: &'a str,
+        identity: &'a str,
+        track_id: &'a str,
+        muted: bool,
+    ) -> BoxFuture<'a, Result<TrackInfo, RoomError>>;
+    fn update_permissions<'a>(
+        &'a self,
+        room: &'a str,
+        identity: &'a str,
+        grants: Grants,
+    ) -> BoxFuture<'a, Result<ParticipantInfo, RoomError>>;
+    fn join<'a>(
+        &'a self,
+        room: &'a str,
+        who: JoinRequest,
+    ) -> BoxFuture<'a, Result<JoinedSession, JoinError>>;
+    /// The media plane's counters since start; atomics, so no need to wait.
+    fn media_stats(&self) -> MediaStats;
+}
+
+/// A participant admitted to a room: its event stream and its way back in.
+pub struct JoinedSession {
+    /// Frames for the client; `None` means the room is gone.
+    pub events: mpsc::Receiver<ServerMessage>,
+    pub link: Box<dyn SessionLink>,
+}
+
+/// The client's side of a session, as `chorus_room::SessionHandle` offers it.
+pub trait SessionLink: Send + Sync + 'static {
+    /// One frame of the client's, with the `request_id` it may carry. Errors when
+    /// the room is gone.
+    fn send(&self, frame: ClientFrame) -> BoxFuture<'_, Result<(), RoomError>>;
+    fn close(&self, reason: LeaveReason) -> BoxFuture<'_, ()>;
+}

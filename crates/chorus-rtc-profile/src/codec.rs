@@ -1,0 +1,104 @@
+//! The codecs Chorus negotiates, their payload types and header extensions, and the
+//! tracks both ends send with them.
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+/// RFC 6464 client-to-mixer audio levels: the server picks whom to mix from them.
+pub use rtc::sdp::extmap::AUDIO_LEVEL_URI;
+
+/// Payload types the server offers. Answers from clients keep them.
+pub const OPUS_PT: u8 = 111;
+pub const VP8_PT: u8 = 96;
+
+fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
+    RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    }
+}
+
+/// Opus as Chorus negotiates it.
+pub fn opus_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: OPUS_PT,
+    }
+}
+
+/// VP8 as Chorus negotiates it, with keyframe requests.
+pub fn vp8_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_VP8.to_owned(),
+            clock_rate: 90000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![
+                feedback("ccm", "fir"),
+                feedback("nack", "pli"),
+                feedback("nack", ""),
+            ],
+        },
+        payload_type: VP8_PT,
+    }
+}
+
+/// The codecs Chorus forwards: one audio, one video, so every subscriber can take every track.
+pub fn codecs() -> [(RTCRtpCodecParameters, RtpCodecKind); 2] {
+    [
+        (opus_codec(), RtpCodecKind::Audio),
+        (vp8_codec(), RtpCodecKind::Video),
+    ]
+}
+
+/// A track to send on one SSRC with the codec of its kind; `stream_id` and
+/// `track_id` become the msid of its m-line.
+pub fn sending_track(
+    stream_id: String,
+    track_id: String,
+    label: String,
+    kind: RtpCodecKind,
+    ssrc: u32,
+) -> MediaStreamTrack {
+    let codec = match kind {
+        RtpCodecKind::Audio => opus_codec(),
+        _ => vp8_codec(),
+    }
+    .rtp_codec;
+    sending_track_with_codec(stream_id, track_id, label, kind, ssrc, codec)
+}
+
+/// [`sending_track`] with a codec of the caller's choice (e.g. a client sending H.264).
+pub fn sending_track_with_codec(
+    stream_id: String,
+    track_id: String,
+    label: String,
+    kind: RtpCodecKind,
+    ssrc: u32,
+    codec: RTCRtpCodec,
+) -> MediaStreamTrack {
+    MediaStreamTrack::new(
+        stream_id,
+        track_id,
+        label,
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    )
+}
