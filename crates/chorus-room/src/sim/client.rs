@@ -445,17 +445,53 @@ impl SimClient {
     /// Sends a PLI for the server's track `track` on the subscriber connection; false
     /// if no media of it arrived yet.
     pub fn request_keyframe(&mut self, track: &str, now: Instant) -> bool {
-        let Some(remote) = self.remotes.values().find(|r| r.track == track) else {
-            return false;
-        };
-        let (receiver, ssrc) = (remote.receiver, remote.ssrc);
-        let Some(mut receiver) = self.subscriber.pc.rtp_receiver(receiver) else {
+        let Some(ssrc) = self
+            .remotes
+            .values()
+            .find(|r| r.track == track)
+            .map(|r| r.ssrc)
+        else {
             return false;
         };
         let pli = PictureLossIndication {
             sender_ssrc: 0,
             media_ssrc: ssrc,
         };
-        receiver.write_rtcp(now, vec![Box::new(pli)]).is_ok()
+        self.send_rtcp(track, vec![Box::new(pli)], now)
+    }
+
+    /// Writes `packets` as one compound packet through the receiver of the server's
+    /// track `track` on the subscriber connection; false if no media of it arrived yet.
+    pub fn send_rtcp(
+        &mut self,
+        track: &str,
+        packets: Vec<Box<dyn rtc::rtcp::Packet>>,
+        now: Instant,
+    ) -> bool {
+        let Some(remote) = self.remotes.values().find(|r| r.track == track) else {
+            return false;
+        };
+        let Some(mut receiver) = self.subscriber.pc.rtp_receiver(remote.receiver) else {
+            return false;
+        };
+        receiver.write_rtcp(now, packets).is_ok()
+    }
+
+    /// Writes one extra packet of its video track `track` now (see
+    /// `Publication::extra_video_packet`); false if it has none to send yet.
+    pub fn send_extra_video(&mut self, track: &str, now: Instant) -> bool {
+        if !self.publisher.connected || self.offline || self.departed {
+            return false;
+        }
+        let Some(p) = self.publications.iter_mut().find(|p| p.track_id == track) else {
+            return false;
+        };
+        let Some(packet) = p.extra_video_packet() else {
+            return false;
+        };
+        let Some(mut sender) = self.publisher.pc.rtp_sender(p.sender) else {
+            return false;
+        };
+        sender.write_rtp(now, packet).is_ok()
     }
 }

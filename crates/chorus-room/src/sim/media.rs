@@ -86,32 +86,61 @@ impl Publication {
             };
             let last = payloads.len() - 1;
             for (i, payload) in payloads.into_iter().enumerate() {
-                let mut header = rtp::header::Header {
-                    version: 2,
-                    marker: i == last,
-                    payload_type: stream.payload_type,
-                    sequence_number: stream.seq,
-                    timestamp: stream.ts,
-                    ssrc: self.ssrc,
-                    ..Default::default()
-                };
-                if let Some(id) = level {
-                    // RFC 6464: V bit (speech) and the level.
-                    header.extension = true;
-                    header.extension_profile = rtp::header::EXTENSION_PROFILE_ONE_BYTE;
-                    header.extensions.push(rtp::header::Extension {
-                        id,
-                        payload: Bytes::copy_from_slice(&[0x80 | TALK_DBOV]),
-                    });
-                }
-                stream.seq = stream.seq.wrapping_add(1);
-                out.push(rtp::Packet { header, payload });
+                out.push(stream.packet(self.ssrc, i == last, level, payload));
             }
             stream.ts = stream.ts.wrapping_add(clock);
             stream.next_at += interval;
             stream.frames += 1;
         }
         out
+    }
+
+    /// One video packet more, whatever the frame clock says: a delta frame of one
+    /// packet, numbered on from the stream (a new sequence number and timestamp every
+    /// call). `None` for audio, and until the stream is negotiated or has sent its
+    /// first (key)frame.
+    pub fn extra_video_packet(&mut self) -> Option<rtp::Packet> {
+        let stream = self.stream.as_mut()?;
+        if self.source.kind() != MediaKind::Video || stream.frames == 0 {
+            return None;
+        }
+        let payload = vp8_frame(false).swap_remove(0);
+        let packet = stream.packet(self.ssrc, true, None, payload);
+        stream.ts = stream.ts.wrapping_add(90_000 / VIDEO_FPS);
+        stream.frames += 1;
+        Some(packet)
+    }
+}
+
+impl Stream {
+    /// The stream's next packet in the current frame.
+    fn packet(
+        &mut self,
+        ssrc: u32,
+        marker: bool,
+        level: Option<u8>,
+        payload: Bytes,
+    ) -> rtp::Packet {
+        let mut header = rtp::header::Header {
+            version: 2,
+            marker,
+            payload_type: self.payload_type,
+            sequence_number: self.seq,
+            timestamp: self.ts,
+            ssrc,
+            ..Default::default()
+        };
+        if let Some(id) = level {
+            // RFC 6464: V bit (speech) and the level.
+            header.extension = true;
+            header.extension_profile = rtp::header::EXTENSION_PROFILE_ONE_BYTE;
+            header.extensions.push(rtp::header::Extension {
+                id,
+                payload: Bytes::copy_from_slice(&[0x80 | TALK_DBOV]),
+            });
+        }
+        self.seq = self.seq.wrapping_add(1);
+        rtp::Packet { header, payload }
     }
 }
 
