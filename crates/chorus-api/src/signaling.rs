@@ -319,14 +319,20 @@ async fn pump(mut socket: WebSocket, session: JoinedSession, limits: Limits) {
                     }
                 };
                 let leaving = matches!(frame.msg, ClientMessage::Leave {});
+                let request_id = frame.request_id.clone();
                 let error = match timeout(limits.send_timeout, link.send(frame)).await {
                     Ok(Ok(())) => {
                         sent_leave |= leaving;
                         None
                     }
-                    Ok(Err(e)) => Some(error_frame(e.code(), &e.to_string())),
-                    Err(_) => Some(error_frame("busy", "the room is not keeping up; message dropped")),
+                    Ok(Err(e)) => Some((e.code(), e.to_string())),
+                    Err(_) => Some(("busy", "the room is not keeping up; message dropped".to_owned())),
                 };
+                let error = error.map(|(code, message)| ServerMessage::Error {
+                    code: code.to_owned(),
+                    message,
+                    request_id,
+                });
                 if let Some(error) = error
                     && send(&mut socket, &error, limits).await.is_err()
                 {

@@ -34,7 +34,7 @@ use crate::io::{Admitted, Command, Input, Output, ParticipantKey, Recipients, Re
 use crate::mixing::RoomAudio;
 use crate::participants::Participants;
 use crate::peer::PeerOutput;
-use crate::skips::Skips;
+use crate::skips::{Overload, Skips};
 use crate::tracks::Tracks;
 use chorus_room_api::{JoinError, JoinRequest, RoomError};
 
@@ -84,7 +84,7 @@ pub struct RoomCore {
     closed: bool,
     /// Every listener's room-audio track ([`ROOM_AUDIO_TRACK`]).
     room_audio: TrackId,
-    overload: media::Overload,
+    overload: Overload,
 }
 
 impl RoomCore {
@@ -110,7 +110,7 @@ impl RoomCore {
             empty_since: Some(now),
             closed: false,
             room_audio: TrackId::named(ROOM_AUDIO_TRACK),
-            overload: media::Overload::default(),
+            overload: Overload::default(),
         }
     }
 

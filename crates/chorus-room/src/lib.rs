@@ -30,30 +30,6 @@ pub use chorus_room_api::{
 
 pub use crate::core::{CoreParams, RoomCore};
 
-pub use registry::RoomRegistry;
+pub use registry::{RoomConfig, RoomRegistry};
 
 pub use command::{Session, SessionHandle};
-
-/// Settings of rooms.
-#[derive(Debug, Clone)]
-pub struct RoomConfig {
-    /// Create a room when someone joins one that does not exist.
-    pub auto_create_rooms: bool,
-    /// Default participant limit of a room (at most 350).
-    pub default_max_participants: u32,
-    /// Most rooms the server holds at once.
-    pub max_rooms: usize,
-    /// A room nobody is in for this long is closed.
-    pub empty_room_timeout: std::time::Duration,
-}
-
-impl Default for RoomConfig {
-    fn default() -> Self {
-        Self {
-            auto_create_rooms: true,
-            default_max_participants: chorus_protocol::control::MAX_PARTICIPANTS_CEILING,
-            max_rooms: 1000,
-            empty_room_timeout: std::time::Duration::from_secs(300),
-        }
-    }
-}

@@ -150,3 +150,62 @@ impl RoomAudio {
         self.speakers.poll_change(now)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::AudioFeed;
+
+    fn k(n: u64) -> ParticipantKey {
+        ParticipantKey(n)
+    }
+
+    #[test]
+    fn talkers_make_the_mix_and_the_speaker_poll() {
+        let t0 = Instant::now();
+        let mut audio = RoomAudio::default();
+        let (a, b, c) = (
+            TrackId::named("a"),
+            TrackId::named("b"),
+            TrackId::named("c"),
+        );
+        let listeners = vec![k(1), k(2), k(3)];
+        // (sources, listener 3's feed after, a mix frame due after 1 s?)
+        let cases = [
+            (vec![], None, false),
+            (
+                vec![(k(1), a.clone())],
+                Some(AudioFeed::Relay(a.clone())),
+                false,
+            ),
+            (
+                vec![(k(1), a.clone()), (k(2), b.clone()), (k(3), c.clone())],
+                Some(AudioFeed::Mix),
+                true,
+            ),
+            (
+                vec![(k(1), a.clone())],
+                Some(AudioFeed::Relay(a.clone())),
+                false,
+            ),
+        ];
+        for (i, (sources, want, mixing)) in cases.into_iter().enumerate() {
+            let changes = audio.update(listeners.clone(), &sources, |_| false, t0);
+            let got = changes
+                .iter()
+                .find(|ch| ch.listener == k(3))
+                .map(|ch| ch.to.clone());
+            assert_eq!(got, want, "case {i}");
+            // The speaker detector is polled once anyone talks.
+            assert_eq!(audio.poll_timeout().is_some(), i > 0, "case {i}");
+            // A packet starts the mixer's clock (an Opus frame of silence).
+            audio.hear(k(1), ExtSeq(i as u64), Some(30), &[0xf8, 0xff, 0xfe], t0);
+            let later = t0 + Duration::from_secs(1);
+            let frame = audio.next_frame(later).is_some();
+            assert_eq!(
+                frame, mixing,
+                "case {i}: mix frames only while someone hears the mix"
+            );
+        }
+    }
+}

@@ -5,10 +5,12 @@ use chorus_protocol::control::{CreateRoomRequest, MediaStats, RoomInfo};
 use chorus_protocol::signal::ClientFrame;
 use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
 
-use crate::{
-    BoxFuture, JoinError, JoinRequest, JoinedSession, RoomError, RoomRegistry, Rooms,
-    SessionHandle, SessionLink,
+use chorus_room_api::{
+    BoxFuture, JoinError, JoinRequest, JoinedSession, RoomError, Rooms, SessionLink,
 };
+
+use crate::command::SessionHandle;
+use crate::registry::RoomRegistry;
 
 impl SessionLink for SessionHandle {
     fn send(&self, frame: ClientFrame) -> BoxFuture<'_, Result<(), RoomError>> {

@@ -2,6 +2,13 @@
 //! A reason is counted once per packet per subscriber it did not reach (or once per
 //! packet when the packet reached no one).
 
+use std::time::{Duration, Instant};
+
+/// Longest a media datagram may wait in the inbox before it is dropped unprocessed:
+/// media that waited this long is worth less than the time to forward it (NACK and
+/// PLI repair what is lost). Handshakes and keepalives are never dropped for it.
+pub const MAX_MEDIA_QUEUEING: Duration = Duration::from_millis(200);
+
 /// Why a packet (or a copy for one subscriber) was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Skip {
@@ -89,6 +96,32 @@ impl Skips {
     /// Every reason with its count, zeros included.
     pub fn iter(&self) -> impl Iterator<Item = (Skip, u64)> + '_ {
         Skip::ALL.into_iter().map(|s| (s, self.get(s)))
+    }
+}
+
+/// Least time between two warnings of an overloaded room.
+const OVERLOAD_REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// Says now and then that the room fell behind.
+#[derive(Debug, Default)]
+pub struct Overload {
+    reported_at: Option<Instant>,
+}
+
+impl Overload {
+    pub fn report(&mut self, now: Instant, room: &str, dropped_total: u64) {
+        if self
+            .reported_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= OVERLOAD_REPORT_EVERY)
+        {
+            self.reported_at = Some(now);
+            tracing::warn!(
+                room,
+                dropped_total,
+                "room overloaded: media waited over {} ms and was dropped",
+                MAX_MEDIA_QUEUEING.as_millis()
+            );
+        }
     }
 }
 

@@ -294,6 +294,27 @@ async fn a_request_id_reaches_the_room_with_its_message() {
 }
 
 #[tokio::test]
+async fn an_error_from_the_link_echoes_the_request_id() {
+    let (mut client, session) = joined_room().await;
+    // The room's end of the link is gone: sending fails, the events stream stays.
+    drop(session.link);
+    client
+        .send(WsMessage::text(r#"{"type":"ping","request_id":"p-1"}"#))
+        .await
+        .unwrap();
+    match next(&mut client).await {
+        Frame::Msg(ServerMessage::Error {
+            code, request_id, ..
+        }) => {
+            assert_eq!(code, "room_closed");
+            assert_eq!(request_id.as_deref(), Some("p-1"));
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    drop(session.events);
+}
+
+#[tokio::test]
 async fn removed_by_the_room_closes_normally() {
     let (mut client, mut session) = joined_room().await;
     let left = ServerMessage::Left {

@@ -3,7 +3,7 @@
 //! forwarded to every subscriber of its track, and keyframe requests from subscribers
 //! passed on to the publisher as PLI, throttled per track.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chorus_core::codec::vp8_is_keyframe;
 use chorus_core::{ConnId, TrackId};
@@ -17,38 +17,8 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 
 use super::RoomCore;
 use crate::forward::{Packet, fan_out};
-use crate::skips::Skip;
+use crate::skips::{MAX_MEDIA_QUEUEING, Skip};
 use crate::tracks::UpstreamBinding;
-
-/// Longest a media datagram may wait in the inbox before it is dropped unprocessed:
-/// media that waited this long is worth less than the time to forward it (NACK and
-/// PLI repair what is lost). Handshakes and keepalives are never dropped for it.
-pub const MAX_MEDIA_QUEUEING: Duration = Duration::from_millis(200);
-/// Least time between two warnings of an overloaded room.
-const OVERLOAD_REPORT_EVERY: Duration = Duration::from_secs(5);
-
-/// Says now and then that the room fell behind.
-#[derive(Debug, Default)]
-pub(super) struct Overload {
-    reported_at: Option<Instant>,
-}
-
-impl Overload {
-    fn report(&mut self, now: Instant, room: &str, dropped_total: u64) {
-        if self
-            .reported_at
-            .is_none_or(|t| now.saturating_duration_since(t) >= OVERLOAD_REPORT_EVERY)
-        {
-            self.reported_at = Some(now);
-            tracing::warn!(
-                room,
-                dropped_total,
-                "room overloaded: media waited over {} ms and was dropped",
-                MAX_MEDIA_QUEUEING.as_millis()
-            );
-        }
-    }
-}
 
 impl RoomCore {
     pub(super) fn handle_datagram(&mut self, dg: Datagram, now: Instant) {

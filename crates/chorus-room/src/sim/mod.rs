@@ -57,10 +57,11 @@ pub use client::RtpIn;
 pub use media::{DELTA_PACKETS, KEYFRAME_PACKETS, TALK_DBOV, VIDEO_FPS, opus_loop, vp8_frame};
 pub use net::{Dir, SERVER};
 
+use crate::core::{CoreParams, RoomCore};
 use crate::driver::apply_route;
 use crate::io::{Command, Input, Output, Reply};
 use crate::skips::Skips;
-use crate::{CoreParams, JoinRequest, RoomCore};
+use chorus_room_api::JoinRequest;
 use client::SimClient;
 
 /// How far the clock moves per step of [`Sim::run_for`].
