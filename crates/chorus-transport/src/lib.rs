@@ -12,6 +12,7 @@
 
 mod counters;
 mod demux;
+pub mod dtls_srtp;
 mod egress;
 pub mod ice;
 mod peer;

@@ -1,0 +1,259 @@
+use std::time::Duration;
+
+use super::*;
+
+fn config(profiles: &[SrtpProfile]) -> DtlsSrtpConfig {
+    let mut c = DtlsSrtpConfig::generate().expect("certificate");
+    c.profiles = profiles.to_vec();
+    c
+}
+
+/// A client and a server that trust each other's certificates.
+fn pair(client: &DtlsSrtpConfig, server: &DtlsSrtpConfig, now: Instant) -> (DtlsSrtp, DtlsSrtp) {
+    let c = DtlsSrtp::new(
+        DtlsRole::Client,
+        client,
+        &server.fingerprint().unwrap(),
+        now,
+    )
+    .unwrap();
+    let s = DtlsSrtp::new(
+        DtlsRole::Server,
+        server,
+        &client.fingerprint().unwrap(),
+        now,
+    )
+    .unwrap();
+    (c, s)
+}
+
+/// Moves records both ways until neither has anything to send; the events each saw,
+/// or the first error. `drop_first` loses the client's first flight.
+fn run(
+    c: &mut DtlsSrtp,
+    s: &mut DtlsSrtp,
+    now: &mut Instant,
+    mut drop_first: bool,
+) -> Result<(Vec<DtlsEvent>, Vec<DtlsEvent>), DtlsError> {
+    let (mut ce, mut se) = (Vec::new(), Vec::new());
+    for _ in 0..50 {
+        let mut moved = false;
+        while let Some(d) = c.poll_transmit() {
+            moved = true;
+            if std::mem::take(&mut drop_first) {
+                continue;
+            }
+            se.extend(s.handle_datagram(d, *now)?);
+        }
+        while let Some(d) = s.poll_transmit() {
+            moved = true;
+            ce.extend(c.handle_datagram(d, *now)?);
+        }
+        if !moved {
+            if c.profile().is_some() && s.profile().is_some() {
+                break;
+            }
+            // Nothing in flight: let the retransmission timers run.
+            *now += Duration::from_secs(1);
+            c.handle_timeout(*now)?;
+            s.handle_timeout(*now)?;
+        }
+    }
+    Ok((ce, se))
+}
+
+fn rtp(seq: u16) -> Vec<u8> {
+    let mut p = vec![
+        0x80,
+        96,
+        (seq >> 8) as u8,
+        seq as u8,
+        0,
+        0,
+        0,
+        1,
+        0,
+        0,
+        0,
+        42,
+    ];
+    p.extend_from_slice(&[7u8; 100]);
+    p
+}
+
+/// A receiver report without report blocks.
+const RR: [u8; 8] = [0x80, 201, 0, 1, 0, 0, 0, 42];
+
+#[test]
+fn the_profile_is_the_first_of_the_client_list_the_server_supports() {
+    use SrtpProfile::*;
+    // (client's profiles, server's profiles, negotiated; None: the handshake fails)
+    let cases: [(&[SrtpProfile], &[SrtpProfile], Option<SrtpProfile>); 5] = [
+        (
+            &[AeadAes128Gcm, Aes128CmHmacSha1_80],
+            &[AeadAes128Gcm, Aes128CmHmacSha1_80],
+            Some(AeadAes128Gcm),
+        ),
+        (
+            &[Aes128CmHmacSha1_80],
+            &[AeadAes128Gcm, Aes128CmHmacSha1_80],
+            Some(Aes128CmHmacSha1_80),
+        ),
+        (
+            &[AeadAes128Gcm],
+            &[Aes128CmHmacSha1_80, AeadAes128Gcm],
+            Some(AeadAes128Gcm),
+        ),
+        // rtc-dtls's server takes the client's order, not its own (see docs/architecture.md).
+        (
+            &[Aes128CmHmacSha1_80, AeadAes128Gcm],
+            &[AeadAes128Gcm, Aes128CmHmacSha1_80],
+            Some(Aes128CmHmacSha1_80),
+        ),
+        (&[Aes128CmHmacSha1_80], &[AeadAes128Gcm], None),
+    ];
+    for (i, (client, server, want)) in cases.into_iter().enumerate() {
+        let mut now = Instant::now();
+        let (mut c, mut s) = pair(&config(client), &config(server), now);
+        let result = run(&mut c, &mut s, &mut now, false);
+        match want {
+            Some(p) => {
+                let (ce, se) = result.unwrap_or_else(|e| panic!("case {i}: {e}"));
+                assert_eq!(ce, vec![DtlsEvent::Established(p)], "case {i}");
+                assert_eq!(se, vec![DtlsEvent::Established(p)], "case {i}");
+            }
+            None => assert!(result.is_err() && s.profile().is_none(), "case {i}"),
+        }
+    }
+}
+
+#[test]
+fn media_is_keyed_both_ways_and_replays_are_refused() {
+    for profile in SrtpProfile::ALL {
+        let mut now = Instant::now();
+        let both = config(&[profile]);
+        let (mut c, mut s) = pair(&both, &both, now);
+        run(&mut c, &mut s, &mut now, false).unwrap();
+        for seq in [1u16, 2, 65535, 0] {
+            let sent = c.protect_rtp(&rtp(seq)).unwrap();
+            assert_ne!(
+                &sent[12..],
+                &rtp(seq)[12..],
+                "{profile:?}: the payload is encrypted"
+            );
+            assert_eq!(
+                &s.unprotect_rtp(&sent).unwrap()[..],
+                &rtp(seq)[..],
+                "{profile:?}"
+            );
+            let back = s.protect_rtp(&rtp(seq)).unwrap();
+            assert_eq!(
+                &c.unprotect_rtp(&back).unwrap()[..],
+                &rtp(seq)[..],
+                "{profile:?}"
+            );
+        }
+        let again = c.protect_rtp(&rtp(7)).unwrap();
+        s.unprotect_rtp(&again).unwrap();
+        assert!(
+            s.unprotect_rtp(&again).is_err(),
+            "{profile:?}: a replay is refused"
+        );
+        let rr = c.protect_rtcp(&RR).unwrap();
+        assert_eq!(&s.unprotect_rtcp(&rr).unwrap()[..], &RR[..], "{profile:?}");
+        // A packet protected for the other direction does not decrypt here.
+        let wrong_way = s.protect_rtp(&rtp(9)).unwrap();
+        assert!(s.unprotect_rtp(&wrong_way).is_err(), "{profile:?}");
+    }
+}
+
+#[test]
+fn a_certificate_that_does_not_match_the_fingerprint_is_refused() {
+    let now = Instant::now();
+    let (client, server, other) = (
+        config(&SrtpProfile::ALL),
+        config(&SrtpProfile::ALL),
+        config(&SrtpProfile::ALL),
+    );
+    let mut c = DtlsSrtp::new(
+        DtlsRole::Client,
+        &client,
+        &other.fingerprint().unwrap(),
+        now,
+    )
+    .unwrap();
+    let mut s = DtlsSrtp::new(
+        DtlsRole::Server,
+        &server,
+        &client.fingerprint().unwrap(),
+        now,
+    )
+    .unwrap();
+    let mut clock = now;
+    assert!(run(&mut c, &mut s, &mut clock, false).is_err());
+    assert_eq!(c.profile(), None);
+    assert!(matches!(
+        c.protect_rtp(&rtp(1)),
+        Err(DtlsError::NotEstablished)
+    ));
+}
+
+#[test]
+fn a_lost_flight_is_sent_again_on_the_timer() {
+    let mut now = Instant::now();
+    let both = config(&SrtpProfile::ALL);
+    let (mut c, mut s) = pair(&both, &both, now);
+    let start = now;
+    run(&mut c, &mut s, &mut now, true).unwrap();
+    assert_eq!(c.profile(), Some(SrtpProfile::AeadAes128Gcm));
+    assert!(now > start, "the handshake waited for a retransmission");
+}
+
+#[test]
+fn fingerprints_are_sha_256_only() {
+    assert_eq!(parse_fingerprint("sha-256 AB:cd").unwrap(), "ab:cd");
+    assert_eq!(parse_fingerprint("SHA-256  01:02 ").unwrap(), "01:02");
+    assert!(parse_fingerprint("sha-1 AB:CD").is_err());
+    assert!(parse_fingerprint("AB:CD").is_err());
+    let f = config(&SrtpProfile::ALL).fingerprint().unwrap();
+    assert!(
+        f.starts_with("sha-256 ") && f.len() == 8 + 32 * 3 - 1,
+        "{f}"
+    );
+}
+
+#[test]
+fn the_client_protects_with_the_client_write_key_of_rfc_5764() {
+    for profile in SrtpProfile::ALL {
+        let mut now = Instant::now();
+        let both = config(&[profile]);
+        let (mut c, mut s) = pair(&both, &both, now);
+        run(&mut c, &mut s, &mut now, false).unwrap();
+        // The layout written out here, independently of `export_keys`:
+        // client_write_key | server_write_key | client_write_salt | server_write_salt.
+        let p = profile.srtp();
+        let (k, n) = (p.key_len(), p.salt_len());
+        let state = c.endpoint.get_connection_state(ASSOCIATION).unwrap();
+        let m = state
+            .export_keying_material("EXTRACTOR-dtls_srtp", &[], 2 * (k + n))
+            .unwrap();
+        let m = m.as_ref();
+        let crypto = both.crypto.crypto();
+        let mut client_write =
+            Context::new(&m[..k], &m[2 * k..2 * k + n], p, None, None, crypto).unwrap();
+        let mut server_write =
+            Context::new(&m[k..2 * k], &m[2 * k + n..], p, None, None, crypto).unwrap();
+        let from_client = c.protect_rtp(&rtp(5)).unwrap();
+        assert_eq!(
+            &client_write.decrypt_rtp(&from_client).unwrap()[..],
+            &rtp(5)[..],
+            "{profile:?}"
+        );
+        let from_server = s.protect_rtp(&rtp(6)).unwrap();
+        assert_eq!(
+            &server_write.decrypt_rtp(&from_server).unwrap()[..],
+            &rtp(6)[..],
+            "{profile:?}"
+        );
+    }
+}
