@@ -20,9 +20,11 @@ use std::time::{Duration, Instant};
 
 use rtc::crypto::RTCCryptoProvider;
 use rtc::stun::attributes::{ATTR_USE_CANDIDATE, ATTR_USERNAME};
+use rtc::stun::fingerprint::FINGERPRINT;
 use rtc::stun::integrity::MessageIntegrity;
-use rtc::stun::message::{BINDING_REQUEST, Message};
+use rtc::stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Message, Setter};
 use rtc::stun::textattrs::TextAttribute;
+use rtc::stun::xoraddr::XorMappedAddress;
 
 pub use chorus_rtc_profile::IceCredentials;
 
@@ -181,6 +183,39 @@ impl IceLite {
     /// Addresses currently routed to this connection.
     pub fn routes(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.paths.iter().map(|p| p.addr)
+    }
+
+    /// The success response an ICE-lite agent sends to a binding request from `from`
+    /// (RFC 8445 §7.3): the request's transaction, the address it came from
+    /// (XOR-MAPPED-ADDRESS), signed with our password, with a FINGERPRINT. `None` unless
+    /// `request` is a binding request and the connection has credentials; authenticate it
+    /// first with [`Self::check_stun`].
+    pub fn binding_success(&self, request: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
+        let credentials = self.credentials.as_ref()?;
+        let mut req = Message {
+            raw: request.to_vec(),
+            ..Message::default()
+        };
+        req.decode().ok()?;
+        if req.typ != BINDING_REQUEST {
+            return None;
+        }
+        let setters: [Box<dyn Setter>; 5] = [
+            Box::new(req),
+            Box::new(BINDING_SUCCESS),
+            Box::new(XorMappedAddress {
+                ip: from.ip(),
+                port: from.port(),
+            }),
+            Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+                credentials.pwd.clone(),
+                self.crypto.crypto(),
+            )),
+            Box::new(FINGERPRINT),
+        ];
+        let mut m = Message::new();
+        m.build(&setters).ok()?;
+        Some(m.raw)
     }
 
     /// Verifies a STUN datagram from `from`; an authenticated binding request confirms

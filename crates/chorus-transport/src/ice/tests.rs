@@ -436,3 +436,38 @@ fn paths_are_bounded() {
         .count();
     assert_eq!(confirmed, 39);
 }
+
+#[test]
+fn a_binding_request_gets_a_signed_success_naming_its_source() {
+    use rtc::stun::fingerprint::FINGERPRINT;
+    use rtc::stun::message::{BINDING_SUCCESS, Getter};
+    use rtc::stun::xoraddr::XorMappedAddress;
+
+    let t0 = Instant::now();
+    let ice = ice(t0);
+    let req = request(true);
+    let from = addr(5000);
+    let raw = ice.binding_success(&req, from).expect("a response");
+    let mut res = Message {
+        raw,
+        ..Message::default()
+    };
+    res.decode().unwrap();
+    let mut sent = Message {
+        raw: req.clone(),
+        ..Message::default()
+    };
+    sent.decode().unwrap();
+    assert_eq!(res.typ, BINDING_SUCCESS);
+    assert_eq!(res.transaction_id, sent.transaction_id);
+    let mut mapped = XorMappedAddress::default();
+    mapped.get_from(&res).unwrap();
+    assert_eq!(SocketAddr::new(mapped.ip, mapped.port), from);
+    MessageIntegrity::check(&mut res, PWD.as_bytes(), crypto().crypto())
+        .expect("signed with the server's password");
+    FINGERPRINT.check(&res).expect("fingerprinted");
+    // Not a request, or no credentials yet: nothing to answer.
+    assert!(ice.binding_success(&binding_indication(), from).is_none());
+    let bare = IceLite::new(LivenessConfig::default(), crypto(), t0);
+    assert!(bare.binding_success(&req, from).is_none());
+}
