@@ -18,6 +18,7 @@ pub mod ice;
 mod peer;
 mod socket;
 pub mod stun;
+pub mod webrtc;
 
 pub use chorus_rtc_profile::{
     AUDIO_LEVEL_URI, DropReason, OPUS_PT, RtcpCounters, VP8_PT, codecs, host_candidate, opus_codec,

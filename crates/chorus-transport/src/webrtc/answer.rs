@@ -1,0 +1,172 @@
+//! The server's SDP answer to a client's offer on its publisher connection, written by
+//! Chorus rather than negotiated by a peer-connection stack: ICE-lite with one host
+//! candidate, the server as DTLS client (`a=setup:active`), one BUNDLE, and per offered
+//! m-section the one codec Chorus takes for its kind (Opus, VP8), receive-only; anything
+//! else is rejected (port 0).
+
+use std::io::Cursor;
+use std::net::SocketAddr;
+
+use rtc::sdp::description::common::Attribute;
+use rtc::sdp::description::media::{MediaDescription, RangedPort};
+use rtc::sdp::description::session::SessionDescription;
+use thiserror::Error;
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum OfferError {
+    #[error("the offer does not parse: {0}")]
+    Parse(String),
+    #[error("the offer has no sha-256 fingerprint")]
+    NoFingerprint,
+    #[error("the offer has no ICE credentials")]
+    NoCredentials,
+    #[error("the offer carries no audio or video Chorus can receive")]
+    NothingToReceive,
+}
+
+/// What the server needs from a client's offer.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    /// `sha-256 AB:CD:…`: the certificate the client's DTLS must present.
+    pub fingerprint: String,
+    pub ice_ufrag: String,
+    pub ice_pwd: String,
+    /// The accepted m-sections: (mid, kind, payload type).
+    pub media: Vec<(String, String, u8)>,
+    parsed: SessionDescription,
+}
+
+/// The server's side of the answer.
+#[derive(Debug, Clone)]
+pub struct Local<'a> {
+    pub ice_ufrag: &'a str,
+    pub ice_pwd: &'a str,
+    /// `sha-256 AB:CD:…`
+    pub fingerprint: &'a str,
+    /// The media port, as announced.
+    pub candidate: SocketAddr,
+    pub session_id: u64,
+}
+
+/// The codec Chorus takes for a kind of media.
+fn wanted(kind: &str) -> Option<&'static str> {
+    match kind {
+        "audio" => Some("opus"),
+        "video" => Some("vp8"),
+        _ => None,
+    }
+}
+
+fn value<'a>(attrs: &'a [Attribute], key: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|a| a.key == key)
+        .and_then(|a| a.value.as_deref())
+}
+
+impl Offer {
+    pub fn parse(sdp: &str) -> Result<Self, OfferError> {
+        let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
+            .map_err(|e| OfferError::Parse(e.to_string()))?;
+        let session = |key| value(&parsed.attributes, key);
+        let first = parsed.media_descriptions.first();
+        let media_attr = |key| first.and_then(|m| value(&m.attributes, key));
+        let fingerprint = session("fingerprint")
+            .or_else(|| media_attr("fingerprint"))
+            .filter(|f| f.to_ascii_lowercase().starts_with("sha-256 "))
+            .ok_or(OfferError::NoFingerprint)?
+            .to_owned();
+        let ice_ufrag = session("ice-ufrag").or_else(|| media_attr("ice-ufrag"));
+        let ice_pwd = session("ice-pwd").or_else(|| media_attr("ice-pwd"));
+        let (Some(ice_ufrag), Some(ice_pwd)) = (ice_ufrag, ice_pwd) else {
+            return Err(OfferError::NoCredentials);
+        };
+        let mut media = Vec::new();
+        for m in &parsed.media_descriptions {
+            let kind = m.media_name.media.clone();
+            let (Some(mid), Some(codec)) = (value(&m.attributes, "mid"), wanted(&kind)) else {
+                continue;
+            };
+            let pt = m
+                .attributes
+                .iter()
+                .filter(|a| a.key == "rtpmap")
+                .filter_map(|a| a.value.as_deref()?.split_once(' '))
+                .find(|(_, enc)| {
+                    enc.split('/')
+                        .next()
+                        .is_some_and(|name| name.eq_ignore_ascii_case(codec))
+                })
+                .and_then(|(pt, _)| pt.parse::<u8>().ok());
+            if let Some(pt) = pt {
+                media.push((mid.to_owned(), kind, pt));
+            }
+        }
+        if media.is_empty() {
+            return Err(OfferError::NothingToReceive);
+        }
+        Ok(Self {
+            fingerprint,
+            ice_ufrag: ice_ufrag.to_owned(),
+            ice_pwd: ice_pwd.to_owned(),
+            media,
+            parsed,
+        })
+    }
+
+    /// The answer: every offered m-section in order, the accepted ones receive-only
+    /// with their one codec, the rest rejected.
+    pub fn answer(&self, local: &Local<'_>) -> String {
+        let mids: Vec<&str> = self.media.iter().map(|(mid, _, _)| mid.as_str()).collect();
+        let mut answer = SessionDescription::new_jsep_session_description(false)
+            .with_property_attribute("ice-lite".to_owned())
+            .with_value_attribute("group".to_owned(), format!("BUNDLE {}", mids.join(" ")));
+        answer.origin.session_id = local.session_id;
+        answer.origin.session_version = 2;
+        let (alg, fp) = local
+            .fingerprint
+            .split_once(' ')
+            .unwrap_or(("sha-256", local.fingerprint));
+        let candidate = format!(
+            "1 1 udp 2130706431 {} {} typ host",
+            local.candidate.ip(),
+            local.candidate.port()
+        );
+        for offered in &self.parsed.media_descriptions {
+            let kind = offered.media_name.media.clone();
+            let mid = value(&offered.attributes, "mid").unwrap_or_default();
+            let accepted = self.media.iter().find(|(m, _, _)| m == mid);
+            let mut m = MediaDescription::new_jsep_media_description(kind, vec![]);
+            m = m.with_value_attribute("mid".to_owned(), mid.to_owned());
+            match accepted {
+                Some((_, kind, pt)) => {
+                    let (name, clock, channels) = if kind == "audio" {
+                        ("opus", 48_000, 2)
+                    } else {
+                        ("VP8", 90_000, 0)
+                    };
+                    m = m
+                        .with_codec(*pt, name.to_owned(), clock, channels, String::new())
+                        .with_ice_credentials(local.ice_ufrag.to_owned(), local.ice_pwd.to_owned())
+                        .with_fingerprint(alg.to_owned(), fp.to_owned())
+                        .with_value_attribute("setup".to_owned(), "active".to_owned())
+                        .with_property_attribute("rtcp-mux".to_owned())
+                        .with_property_attribute("rtcp-rsize".to_owned())
+                        .with_property_attribute("recvonly".to_owned())
+                        .with_candidate(candidate.clone())
+                        .with_property_attribute("end-of-candidates".to_owned());
+                }
+                None => {
+                    m.media_name.port = RangedPort {
+                        value: 0,
+                        range: None,
+                    };
+                    m.media_name.formats = offered.media_name.formats.clone();
+                    m = m.with_property_attribute("inactive".to_owned());
+                }
+            }
+            answer = answer.with_media(m);
+        }
+        answer.marshal()
+    }
+}

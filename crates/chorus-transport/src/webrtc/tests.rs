@@ -1,0 +1,271 @@
+//! The server side against `rtc`'s full peer connection as the client, in memory.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc::interceptor::Registry;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use super::*;
+use crate::{host_candidate, opus_codec, sending_track, vp8_codec};
+
+const SERVER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7882);
+const CLIENT: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2)),
+    5000,
+);
+const SSRC: u32 = 0x1234_5678;
+
+struct Call {
+    client: RTCPeerConnection,
+    sender: RTCRtpSenderId,
+    server: ServerConnection,
+    client_connected: bool,
+    now: Instant,
+    seq: u16,
+}
+
+/// The client as `chorus-client` builds it (Opus, VP8, the default interceptors), with
+/// `profiles` as its SRTP offer when given, publishing one microphone.
+fn call(profiles: Option<Vec<SrtpProtectionProfile>>) -> (Call, String) {
+    let now = Instant::now();
+    let mut media = MediaEngine::default();
+    media
+        .register_codec(opus_codec(), RtpCodecKind::Audio)
+        .unwrap();
+    media
+        .register_codec(vp8_codec(), RtpCodecKind::Video)
+        .unwrap();
+    let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
+    let mut settings = SettingEngineBuilder::new();
+    if let Some(p) = profiles {
+        settings = settings.with_srtp_protection_profiles(p);
+    }
+    let mut client = RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(settings.build())
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .build(now)
+        .unwrap();
+    client
+        .add_local_candidate(host_candidate(CLIENT).unwrap())
+        .unwrap();
+    let track = sending_track(
+        "mic".into(),
+        "stream".into(),
+        "microphone".into(),
+        RtpCodecKind::Audio,
+        SSRC,
+    );
+    let sender = client.add_track(track).unwrap();
+    let offer = client.create_offer(None).unwrap();
+    client.set_local_description(now, offer).unwrap();
+    let offer = client.local_description().unwrap().sdp;
+    let dtls = DtlsSrtpConfig::generate().unwrap();
+    let params = Accept {
+        dtls: &dtls,
+        liveness: LivenessConfig::default(),
+        crypto: rtc::crypto::default_provider().unwrap(),
+        candidate: SERVER,
+        credentials: IceCredentials {
+            ufrag: "srvufrag".into(),
+            pwd: "server-password-0123456789abcdef".into(),
+        },
+        session_id: 42,
+    };
+    let (server, answer) = ServerConnection::accept(&offer, params, now).unwrap();
+    client
+        .set_remote_description(now, RTCSessionDescription::answer(answer.clone()).unwrap())
+        .unwrap();
+    let call = Call {
+        client,
+        sender,
+        server,
+        client_connected: false,
+        now,
+        seq: 0,
+    };
+    (call, answer)
+}
+
+impl Call {
+    /// Moves every datagram both ways and runs due timers, `steps` times 5 ms.
+    fn run(&mut self, steps: usize) {
+        for _ in 0..steps {
+            for _ in 0..20 {
+                let mut moved = false;
+                while let Some(msg) = self.client.poll_write() {
+                    moved = true;
+                    assert_eq!(msg.transport.peer_addr, SERVER);
+                    let _ = self.server.handle_datagram(CLIENT, msg.message, self.now);
+                }
+                while let Some((to, data)) = self.server.poll_transmit() {
+                    moved = true;
+                    assert_eq!(to, CLIENT, "the server answers where the client is");
+                    let _ = self.client.handle_read(TaggedBytesMut {
+                        now: self.now,
+                        transport: TransportContext {
+                            local_addr: CLIENT,
+                            peer_addr: SERVER,
+                            ecn: None,
+                            transport_protocol: TransportProtocol::UDP,
+                        },
+                        message: data,
+                    });
+                }
+                while let Some(ev) = self.client.poll_event() {
+                    if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = ev {
+                        self.client_connected = s == RTCPeerConnectionState::Connected;
+                    }
+                }
+                while self.client.poll_read().is_some() {}
+                if !moved {
+                    break;
+                }
+            }
+            self.now += Duration::from_millis(5);
+            let _ = self.client.handle_timeout(self.now);
+            self.server.handle_timeout(self.now).unwrap();
+        }
+    }
+
+    fn connect(&mut self) {
+        for _ in 0..200 {
+            self.run(1);
+            if self.client_connected && self.server.profile().is_some() {
+                return;
+            }
+        }
+        panic!(
+            "no connection: client {}, server {:?}",
+            self.client_connected,
+            self.server.profile()
+        );
+    }
+
+    fn send_audio(&mut self, payload: &'static [u8]) {
+        self.seq = self.seq.wrapping_add(1);
+        let packet = rtc::rtp::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                payload_type: 111,
+                sequence_number: self.seq,
+                timestamp: u32::from(self.seq) * 960,
+                ssrc: SSRC,
+                ..Default::default()
+            },
+            payload: Bytes::from_static(payload),
+        };
+        let mut sender = self.client.rtp_sender(self.sender).unwrap();
+        sender.write_rtp(self.now, packet).unwrap();
+    }
+
+    fn received(&mut self) -> (Vec<BytesMut>, Vec<BytesMut>) {
+        let (mut rtp, mut rtcp) = (Vec::new(), Vec::new());
+        while let Some(r) = self.server.poll_received() {
+            match r {
+                Received::Rtp(p) => rtp.push(p),
+                Received::Rtcp(p) => rtcp.push(p),
+            }
+        }
+        (rtp, rtcp)
+    }
+}
+
+#[test]
+fn an_rtc_client_connects_and_its_media_decrypts_with_either_profile() {
+    // (the client's SRTP offer, the profile expected)
+    let cases = [
+        (None, SrtpProfile::AeadAes128Gcm),
+        (
+            Some(vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80]),
+            SrtpProfile::Aes128CmHmacSha1_80,
+        ),
+    ];
+    for (profiles, want) in cases {
+        let (mut call, _) = call(profiles);
+        call.connect();
+        assert_eq!(call.server.profile(), Some(want));
+        assert!(call.server.ice().is_up());
+        for _ in 0..10 {
+            call.send_audio(b"opus frame");
+            call.run(4);
+        }
+        let (rtp, _) = call.received();
+        assert_eq!(rtp.len(), 10, "{want:?}: every packet decrypted");
+        for p in &rtp {
+            assert_eq!(&p[p.len() - 10..], b"opus frame", "{want:?}");
+            assert_eq!(
+                u32::from_be_bytes(p[8..12].try_into().unwrap()),
+                SSRC,
+                "{want:?}"
+            );
+        }
+        // The client's sender reports come through SRTCP.
+        call.run(1200);
+        let (_, rtcp) = call.received();
+        assert!(
+            rtcp.iter().any(|p| p[1] == 200),
+            "{want:?}: a sender report arrived"
+        );
+    }
+}
+
+#[test]
+fn the_answer_is_ice_lite_dtls_client_receive_only() {
+    let (_, answer) = call(None);
+    let parsed =
+        Offer::parse(&answer).expect("the answer parses as SDP with one accepted m-section");
+    assert_eq!(
+        parsed.media,
+        vec![("0".to_owned(), "audio".to_owned(), 111)]
+    );
+    for line in [
+        "a=ice-lite",
+        "a=setup:active",
+        "a=recvonly",
+        "a=rtcp-mux",
+        "a=group:BUNDLE 0",
+        "a=ice-ufrag:srvufrag",
+        "a=candidate:1 1 udp 2130706431 127.0.0.1 7882 typ host",
+    ] {
+        assert!(answer.contains(line), "{line} missing:\n{answer}");
+    }
+}
+
+#[test]
+fn offers_without_what_the_server_needs_are_refused() {
+    let (_, answer) = call(None);
+    let without = |needle: &str| {
+        answer
+            .lines()
+            .filter(|l| !l.starts_with(needle))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+            + "\r\n"
+    };
+    let no_opus = answer.replace("opus/48000/2", "PCMU/8000");
+    let cases = [
+        (without("a=fingerprint"), OfferError::NoFingerprint),
+        (without("a=ice-pwd"), OfferError::NoCredentials),
+        (no_opus, OfferError::NothingToReceive),
+    ];
+    for (sdp, want) in cases {
+        assert_eq!(Offer::parse(&sdp).err(), Some(want.clone()), "{want:?}");
+    }
+    assert!(matches!(Offer::parse("not sdp"), Err(OfferError::Parse(_))));
+}
