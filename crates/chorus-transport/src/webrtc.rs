@@ -1,12 +1,13 @@
 //! Chorus's own server side of one WebRTC connection (issue 9), sans-I/O: the SDP answer
 //! it writes itself ([`answer`]), ICE-lite ([`IceLite`]: checks authenticated and answered
-//! here), DTLS-SRTP ([`DtlsSrtp`], the server as DTLS client), and RTP/RTCP unprotected
-//! on the way in. Datagrams are told apart by their first byte (RFC 7983).
+//! here), DTLS-SRTP ([`DtlsSrtp`]), RTP/RTCP unprotected on the way in and protected on
+//! the way out. On a publisher connection the server answers and is the DTLS client; on
+//! a subscriber connection it offers and takes the role the client's answer leaves it. Datagrams are told apart by their first byte (RFC 7983).
 //!
 //! Rooms do not use it yet: it is the base the media path will be moved onto, tested
 //! against `rtc`'s full `RTCPeerConnection` as the client.
 
-pub mod answer;
+pub mod sdp;
 #[cfg(test)]
 mod tests;
 
@@ -21,17 +22,23 @@ use thiserror::Error;
 
 use crate::dtls_srtp::{DtlsError, DtlsEvent, DtlsRole, DtlsSrtp, DtlsSrtpConfig, SrtpProfile};
 use crate::ice::{IceCredentials, IceLite, LivenessConfig, StunCheck};
-use answer::{Local, Offer, OfferError};
+use sdp::{Local, OutTrack, Remote, SdpError};
 
 #[derive(Debug, Error)]
 pub enum ConnectionError {
     #[error(transparent)]
-    Offer(#[from] OfferError),
+    Sdp(#[from] SdpError),
+    #[error("the answer's a=setup is {0:?}: the client must take a DTLS role")]
+    Setup(Option<String>),
+    #[error("no answer to the server's offer yet")]
+    NotNegotiated,
+    #[error("no path to the client yet")]
+    NoPath,
     #[error(transparent)]
     Dtls(#[from] DtlsError),
 }
 
-/// What the server side of a connection needs to answer an offer.
+/// What the server side of a connection is made with.
 pub struct Accept<'a> {
     pub dtls: &'a DtlsSrtpConfig,
     pub liveness: LivenessConfig,
@@ -65,38 +72,79 @@ pub enum Refused {
 
 pub struct ServerConnection {
     ice: IceLite,
-    dtls: DtlsSrtp,
+    /// Set once the roles are known: at once when answering, on the answer when offering.
+    dtls: Option<DtlsSrtp>,
+    /// Offering side: what the answer's DTLS association needs.
+    pending: Option<DtlsSrtpConfig>,
     transmits: VecDeque<(SocketAddr, BytesMut)>,
     received: VecDeque<Received>,
 }
 
 impl ServerConnection {
-    /// Answers a client's offer: the connection, and the SDP answer to send back.
+    /// Answers a client's offer (a publisher connection): the connection, and the SDP
+    /// answer to send back.
     pub fn accept(
         offer: &str,
         params: Accept<'_>,
         now: Instant,
     ) -> Result<(Self, String), ConnectionError> {
-        let offer = Offer::parse(offer)?;
+        let offer = Remote::parse(offer)?;
         let fingerprint = params.dtls.fingerprint()?;
-        let answer = offer.answer(&Local {
-            ice_ufrag: &params.credentials.ufrag,
-            ice_pwd: &params.credentials.pwd,
-            fingerprint: &fingerprint,
-            candidate: params.candidate,
-            session_id: params.session_id,
-        });
-        let mut ice = IceLite::new(params.liveness, params.crypto, now);
-        ice.set_credentials(params.credentials, now);
+        let answer = offer.answer(&local(&params, &fingerprint));
+        let mut conn = Self::new(&params, now);
         // `a=setup:active`: the server starts the handshake once it knows where to.
         let dtls = DtlsSrtp::new(DtlsRole::Client, params.dtls, &offer.fingerprint, now)?;
-        let conn = Self {
+        conn.dtls = Some(dtls);
+        Ok((conn, answer))
+    }
+
+    /// Offers `tracks` to a client (a subscriber connection): the connection, and the
+    /// SDP offer. DTLS starts when [`Self::apply_answer`] has the client's answer.
+    pub fn offer(
+        tracks: &[OutTrack],
+        params: Accept<'_>,
+        now: Instant,
+    ) -> Result<(Self, String), ConnectionError> {
+        let fingerprint = params.dtls.fingerprint()?;
+        let offer = sdp::offer(tracks, &local(&params, &fingerprint));
+        let mut conn = Self::new(&params, now);
+        conn.pending = Some(params.dtls.clone());
+        Ok((conn, offer))
+    }
+
+    /// The client's answer to [`Self::offer`]: its certificate, and the DTLS role it took.
+    pub fn apply_answer(&mut self, answer: &str, now: Instant) -> Result<(), ConnectionError> {
+        let answer = Remote::parse(answer)?;
+        let role = match answer.setup.as_deref() {
+            Some("active") => DtlsRole::Server,
+            Some("passive") => DtlsRole::Client,
+            other => return Err(ConnectionError::Setup(other.map(str::to_owned))),
+        };
+        let config = self.pending.take().ok_or(ConnectionError::NotNegotiated)?;
+        self.dtls = Some(DtlsSrtp::new(role, &config, &answer.fingerprint, now)?);
+        self.flush_dtls();
+        Ok(())
+    }
+
+    fn new(params: &Accept<'_>, now: Instant) -> Self {
+        let mut ice = IceLite::new(params.liveness, params.crypto.clone(), now);
+        ice.set_credentials(params.credentials.clone(), now);
+        Self {
             ice,
-            dtls,
+            dtls: None,
+            pending: None,
             transmits: VecDeque::new(),
             received: VecDeque::new(),
-        };
-        Ok((conn, answer))
+        }
+    }
+
+    /// Protects one RTP packet and queues it for the client's path.
+    pub fn send_rtp(&mut self, packet: &[u8]) -> Result<(), ConnectionError> {
+        let to = self.ice.destination().ok_or(ConnectionError::NoPath)?;
+        let dtls = self.dtls.as_mut().ok_or(ConnectionError::NotNegotiated)?;
+        let protected = dtls.protect_rtp(packet)?;
+        self.transmits.push_back((to, protected));
+        Ok(())
     }
 
     /// Feeds one datagram from `from`.
@@ -120,10 +168,8 @@ impl ServerConnection {
                 other => Err(Refused::Stun(other)),
             },
             Some(20..=63) => {
-                let event = self
-                    .dtls
-                    .handle_datagram(data, now)
-                    .map_err(|_| Refused::Dtls)?;
+                let dtls = self.dtls.as_mut().ok_or(Refused::Dtls)?;
+                let event = dtls.handle_datagram(data, now).map_err(|_| Refused::Dtls)?;
                 if let Some(DtlsEvent::Established(_)) = event {
                     self.ice.connected(now);
                 }
@@ -134,10 +180,11 @@ impl ServerConnection {
             Some(128..=191) => {
                 // RFC 5761: RTCP packet types 192–223 sit where RTP has marker + type.
                 let rtcp = data.get(1).is_some_and(|b| (192..=223).contains(b));
+                let dtls = self.dtls.as_mut().ok_or(Refused::Srtp)?;
                 let plain = if rtcp {
-                    self.dtls.unprotect_rtcp(&data).map(Received::Rtcp)
+                    dtls.unprotect_rtcp(&data).map(Received::Rtcp)
                 } else {
-                    self.dtls.unprotect_rtp(&data).map(Received::Rtp)
+                    dtls.unprotect_rtp(&data).map(Received::Rtp)
                 };
                 let plain = plain.map_err(|_| Refused::Srtp)?;
                 self.ice.heard(from, now);
@@ -150,26 +197,26 @@ impl ServerConnection {
 
     /// DTLS records go to the path the client nominated; before it nominated one, they wait.
     fn flush_dtls(&mut self) {
-        let Some(to) = self.ice.destination() else {
+        let (Some(to), Some(dtls)) = (self.ice.destination(), self.dtls.as_mut()) else {
             return;
         };
-        while let Some(record) = self.dtls.poll_transmit() {
+        while let Some(record) = dtls.poll_transmit() {
             self.transmits.push_back((to, record));
         }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ConnectionError> {
         self.ice.handle_timeout(now);
-        self.dtls.handle_timeout(now)?;
+        if let Some(dtls) = self.dtls.as_mut() {
+            dtls.handle_timeout(now)?;
+        }
         self.flush_dtls();
         Ok(())
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.ice.poll_timeout(), self.dtls.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        let dtls = self.dtls.as_ref().and_then(DtlsSrtp::poll_timeout);
+        [self.ice.poll_timeout(), dtls].into_iter().flatten().min()
     }
 
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
@@ -182,10 +229,20 @@ impl ServerConnection {
 
     /// The negotiated SRTP profile, once DTLS completed.
     pub fn profile(&self) -> Option<SrtpProfile> {
-        self.dtls.profile()
+        self.dtls.as_ref().and_then(DtlsSrtp::profile)
     }
 
     pub fn ice(&self) -> &IceLite {
         &self.ice
+    }
+}
+
+fn local<'a>(params: &'a Accept<'_>, fingerprint: &'a str) -> Local<'a> {
+    Local {
+        ice_ufrag: &params.credentials.ufrag,
+        ice_pwd: &params.credentials.pwd,
+        fingerprint,
+        candidate: params.candidate,
+        session_id: params.session_id,
     }
 }

@@ -10,6 +10,7 @@ use rtc::peer_connection::configuration::interceptor_registry::register_default_
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
@@ -31,7 +32,9 @@ const SSRC: u32 = 0x1234_5678;
 
 struct Call {
     client: RTCPeerConnection,
-    sender: RTCRtpSenderId,
+    sender: Option<RTCRtpSenderId>,
+    /// RTP the client received: (payload type, sequence number, payload).
+    client_rtp: Vec<(u8, u16, Bytes)>,
     server: ServerConnection,
     client_connected: bool,
     now: Instant,
@@ -39,9 +42,8 @@ struct Call {
 }
 
 /// The client as `chorus-client` builds it (Opus, VP8, the default interceptors), with
-/// `profiles` as its SRTP offer when given, publishing one microphone.
-fn call(profiles: Option<Vec<SrtpProtectionProfile>>) -> (Call, String) {
-    let now = Instant::now();
+/// `profiles` as its SRTP offer when given.
+fn client(profiles: Option<Vec<SrtpProtectionProfile>>, now: Instant) -> RTCPeerConnection {
     let mut media = MediaEngine::default();
     media
         .register_codec(opus_codec(), RtpCodecKind::Audio)
@@ -64,6 +66,27 @@ fn call(profiles: Option<Vec<SrtpProtectionProfile>>) -> (Call, String) {
     client
         .add_local_candidate(host_candidate(CLIENT).unwrap())
         .unwrap();
+    client
+}
+
+fn params(dtls: &DtlsSrtpConfig) -> Accept<'_> {
+    Accept {
+        dtls,
+        liveness: LivenessConfig::default(),
+        crypto: rtc::crypto::default_provider().unwrap(),
+        candidate: SERVER,
+        credentials: IceCredentials {
+            ufrag: "srvufrag".into(),
+            pwd: "server-password-0123456789abcdef".into(),
+        },
+        session_id: 42,
+    }
+}
+
+/// A client publishing one microphone, answered by the server.
+fn call(profiles: Option<Vec<SrtpProtectionProfile>>) -> (Call, String) {
+    let now = Instant::now();
+    let mut client = client(profiles, now);
     let track = sending_track(
         "mic".into(),
         "stream".into(),
@@ -76,24 +99,14 @@ fn call(profiles: Option<Vec<SrtpProtectionProfile>>) -> (Call, String) {
     client.set_local_description(now, offer).unwrap();
     let offer = client.local_description().unwrap().sdp;
     let dtls = DtlsSrtpConfig::generate().unwrap();
-    let params = Accept {
-        dtls: &dtls,
-        liveness: LivenessConfig::default(),
-        crypto: rtc::crypto::default_provider().unwrap(),
-        candidate: SERVER,
-        credentials: IceCredentials {
-            ufrag: "srvufrag".into(),
-            pwd: "server-password-0123456789abcdef".into(),
-        },
-        session_id: 42,
-    };
-    let (server, answer) = ServerConnection::accept(&offer, params, now).unwrap();
+    let (server, answer) = ServerConnection::accept(&offer, params(&dtls), now).unwrap();
     client
         .set_remote_description(now, RTCSessionDescription::answer(answer.clone()).unwrap())
         .unwrap();
     let call = Call {
         client,
-        sender,
+        sender: Some(sender),
+        client_rtp: Vec::new(),
         server,
         client_connected: false,
         now,
@@ -132,7 +145,13 @@ impl Call {
                         self.client_connected = s == RTCPeerConnectionState::Connected;
                     }
                 }
-                while self.client.poll_read().is_some() {}
+                while let Some(msg) = self.client.poll_read() {
+                    if let RTCMessage::RtpPacket(_, p) = msg.message {
+                        let h = &p.header;
+                        self.client_rtp
+                            .push((h.payload_type, h.sequence_number, p.payload));
+                    }
+                }
                 if !moved {
                     break;
                 }
@@ -170,7 +189,7 @@ impl Call {
             },
             payload: Bytes::from_static(payload),
         };
-        let mut sender = self.client.rtp_sender(self.sender).unwrap();
+        let mut sender = self.client.rtp_sender(self.sender.unwrap()).unwrap();
         sender.write_rtp(self.now, packet).unwrap();
     }
 
@@ -229,7 +248,7 @@ fn an_rtc_client_connects_and_its_media_decrypts_with_either_profile() {
 fn the_answer_is_ice_lite_dtls_client_receive_only() {
     let (_, answer) = call(None);
     let parsed =
-        Offer::parse(&answer).expect("the answer parses as SDP with one accepted m-section");
+        Remote::parse(&answer).expect("the answer parses as SDP with one accepted m-section");
     assert_eq!(
         parsed.media,
         vec![("0".to_owned(), "audio".to_owned(), 111)]
@@ -260,12 +279,64 @@ fn offers_without_what_the_server_needs_are_refused() {
     };
     let no_opus = answer.replace("opus/48000/2", "PCMU/8000");
     let cases = [
-        (without("a=fingerprint"), OfferError::NoFingerprint),
-        (without("a=ice-pwd"), OfferError::NoCredentials),
-        (no_opus, OfferError::NothingToReceive),
+        (without("a=fingerprint"), SdpError::NoFingerprint),
+        (without("a=ice-pwd"), SdpError::NoCredentials),
+        (no_opus, SdpError::NothingToReceive),
     ];
     for (sdp, want) in cases {
-        assert_eq!(Offer::parse(&sdp).err(), Some(want.clone()), "{want:?}");
+        assert_eq!(Remote::parse(&sdp).err(), Some(want.clone()), "{want:?}");
     }
-    assert!(matches!(Offer::parse("not sdp"), Err(OfferError::Parse(_))));
+    assert!(matches!(Remote::parse("not sdp"), Err(SdpError::Parse(_))));
+}
+
+#[test]
+fn the_server_offers_a_track_and_the_client_receives_it() {
+    let now = Instant::now();
+    let dtls = DtlsSrtpConfig::generate().unwrap();
+    let track = OutTrack {
+        mid: "0".into(),
+        kind: "audio".into(),
+        ssrc: 0xabcd_0001,
+        stream_id: "mix".into(),
+        track_id: "mix".into(),
+    };
+    let (server, offer) = ServerConnection::offer(&[track], params(&dtls), now).unwrap();
+    let mut client = client(None, now);
+    client
+        .set_remote_description(now, RTCSessionDescription::offer(offer).unwrap())
+        .unwrap();
+    let answer = client.create_answer(None).unwrap();
+    client.set_local_description(now, answer).unwrap();
+    let answer = client.local_description().unwrap().sdp;
+    let mut call = Call {
+        client,
+        sender: None,
+        client_rtp: Vec::new(),
+        server,
+        client_connected: false,
+        now,
+        seq: 0,
+    };
+    call.server.apply_answer(&answer, now).unwrap();
+    call.connect();
+    assert_eq!(call.server.profile(), Some(SrtpProfile::AeadAes128Gcm));
+    for seq in 1..=20u16 {
+        let mut rtp = vec![0x80, 111, (seq >> 8) as u8, seq as u8, 0, 0, 0, 0];
+        rtp.extend_from_slice(&0xabcd_0001u32.to_be_bytes());
+        rtp.extend_from_slice(b"mixed audio");
+        call.server.send_rtp(&rtp).unwrap();
+        call.run(4);
+    }
+    let got: Vec<u16> = call.client_rtp.iter().map(|(_, seq, _)| *seq).collect();
+    assert_eq!(got, (1..=20).collect::<Vec<_>>(), "every packet, in order");
+    assert!(
+        call.client_rtp
+            .iter()
+            .all(|(pt, _, p)| *pt == 111 && &p[..] == b"mixed audio")
+    );
+    // An answer the connection did not ask for is refused.
+    assert!(matches!(
+        call.server.apply_answer(&answer, call.now),
+        Err(ConnectionError::NotNegotiated)
+    ));
 }

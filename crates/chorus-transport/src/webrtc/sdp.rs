@@ -1,8 +1,9 @@
-//! The server's SDP answer to a client's offer on its publisher connection, written by
-//! Chorus rather than negotiated by a peer-connection stack: ICE-lite with one host
-//! candidate, the server as DTLS client (`a=setup:active`), one BUNDLE, and per offered
-//! m-section the one codec Chorus takes for its kind (Opus, VP8), receive-only; anything
-//! else is rejected (port 0).
+//! SDP as Chorus writes and reads it, rather than negotiated by a peer-connection stack.
+//! What the server needs from the client's description ([`Remote`]); the server's answer
+//! on a publisher connection (ICE-lite with one host candidate, the server as DTLS client,
+//! `a=setup:active`, one BUNDLE, per offered m-section the one codec Chorus takes for its
+//! kind, Opus or VP8, receive-only, anything else rejected); and the server's offer on a
+//! subscriber connection (one send-only m-section per track, `a=setup:actpass`).
 
 use std::io::Cursor;
 use std::net::SocketAddr;
@@ -13,26 +14,28 @@ use rtc::sdp::description::session::SessionDescription;
 use thiserror::Error;
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
-pub enum OfferError {
-    #[error("the offer does not parse: {0}")]
+pub enum SdpError {
+    #[error("the description does not parse: {0}")]
     Parse(String),
-    #[error("the offer has no sha-256 fingerprint")]
+    #[error("the description has no sha-256 fingerprint")]
     NoFingerprint,
-    #[error("the offer has no ICE credentials")]
+    #[error("the description has no ICE credentials")]
     NoCredentials,
-    #[error("the offer carries no audio or video Chorus can receive")]
+    #[error("the description carries no audio or video in a codec Chorus takes")]
     NothingToReceive,
 }
 
-/// What the server needs from a client's offer.
+/// What the server needs from a client's offer or answer.
 #[derive(Debug, Clone)]
-pub struct Offer {
+pub struct Remote {
     /// `sha-256 AB:CD:…`: the certificate the client's DTLS must present.
     pub fingerprint: String,
     pub ice_ufrag: String,
     pub ice_pwd: String,
     /// The accepted m-sections: (mid, kind, payload type).
     pub media: Vec<(String, String, u8)>,
+    /// `a=setup` of the first m-section (`active`, `passive`, `actpass`), if any.
+    pub setup: Option<String>,
     parsed: SessionDescription,
 }
 
@@ -64,22 +67,22 @@ fn value<'a>(attrs: &'a [Attribute], key: &str) -> Option<&'a str> {
         .and_then(|a| a.value.as_deref())
 }
 
-impl Offer {
-    pub fn parse(sdp: &str) -> Result<Self, OfferError> {
+impl Remote {
+    pub fn parse(sdp: &str) -> Result<Self, SdpError> {
         let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
-            .map_err(|e| OfferError::Parse(e.to_string()))?;
+            .map_err(|e| SdpError::Parse(e.to_string()))?;
         let session = |key| value(&parsed.attributes, key);
         let first = parsed.media_descriptions.first();
         let media_attr = |key| first.and_then(|m| value(&m.attributes, key));
         let fingerprint = session("fingerprint")
             .or_else(|| media_attr("fingerprint"))
             .filter(|f| f.to_ascii_lowercase().starts_with("sha-256 "))
-            .ok_or(OfferError::NoFingerprint)?
+            .ok_or(SdpError::NoFingerprint)?
             .to_owned();
         let ice_ufrag = session("ice-ufrag").or_else(|| media_attr("ice-ufrag"));
         let ice_pwd = session("ice-pwd").or_else(|| media_attr("ice-pwd"));
         let (Some(ice_ufrag), Some(ice_pwd)) = (ice_ufrag, ice_pwd) else {
-            return Err(OfferError::NoCredentials);
+            return Err(SdpError::NoCredentials);
         };
         let mut media = Vec::new();
         for m in &parsed.media_descriptions {
@@ -103,13 +106,14 @@ impl Offer {
             }
         }
         if media.is_empty() {
-            return Err(OfferError::NothingToReceive);
+            return Err(SdpError::NothingToReceive);
         }
         Ok(Self {
             fingerprint,
             ice_ufrag: ice_ufrag.to_owned(),
             ice_pwd: ice_pwd.to_owned(),
             media,
+            setup: media_attr("setup").map(str::to_owned),
             parsed,
         })
     }
@@ -127,11 +131,7 @@ impl Offer {
             .fingerprint
             .split_once(' ')
             .unwrap_or(("sha-256", local.fingerprint));
-        let candidate = format!(
-            "1 1 udp 2130706431 {} {} typ host",
-            local.candidate.ip(),
-            local.candidate.port()
-        );
+        let candidate = candidate_line(local.candidate);
         for offered in &self.parsed.media_descriptions {
             let kind = offered.media_name.media.clone();
             let mid = value(&offered.attributes, "mid").unwrap_or_default();
@@ -169,4 +169,61 @@ impl Offer {
         }
         answer.marshal()
     }
+}
+
+/// A track the server sends on a subscriber connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutTrack {
+    pub mid: String,
+    /// `audio` or `video`.
+    pub kind: String,
+    pub ssrc: u32,
+    /// The media stream id and track id the client sees (`a=msid`).
+    pub stream_id: String,
+    pub track_id: String,
+}
+
+/// The server's offer on a subscriber connection: one send-only m-section per track,
+/// Opus (111) or VP8 (96), `a=setup:actpass` (the client's answer picks the DTLS roles).
+pub fn offer(tracks: &[OutTrack], local: &Local<'_>) -> String {
+    let mids: Vec<&str> = tracks.iter().map(|t| t.mid.as_str()).collect();
+    let mut offer = SessionDescription::new_jsep_session_description(false)
+        .with_property_attribute("ice-lite".to_owned())
+        .with_value_attribute("group".to_owned(), format!("BUNDLE {}", mids.join(" ")));
+    offer.origin.session_id = local.session_id;
+    offer.origin.session_version = 2;
+    let (alg, fp) = local
+        .fingerprint
+        .split_once(' ')
+        .unwrap_or(("sha-256", local.fingerprint));
+    for t in tracks {
+        let (pt, name, clock, channels) = if t.kind == "audio" {
+            (111, "opus", 48_000, 2)
+        } else {
+            (96, "VP8", 90_000, 0)
+        };
+        let m = MediaDescription::new_jsep_media_description(t.kind.clone(), vec![])
+            .with_value_attribute("mid".to_owned(), t.mid.clone())
+            .with_codec(pt, name.to_owned(), clock, channels, String::new())
+            .with_ice_credentials(local.ice_ufrag.to_owned(), local.ice_pwd.to_owned())
+            .with_fingerprint(alg.to_owned(), fp.to_owned())
+            .with_value_attribute("setup".to_owned(), "actpass".to_owned())
+            .with_property_attribute("rtcp-mux".to_owned())
+            .with_property_attribute("rtcp-rsize".to_owned())
+            .with_property_attribute("sendonly".to_owned())
+            .with_value_attribute("msid".to_owned(), format!("{} {}", t.stream_id, t.track_id))
+            .with_value_attribute("ssrc".to_owned(), format!("{} cname:chorus", t.ssrc))
+            .with_value_attribute(
+                "ssrc".to_owned(),
+                format!("{} msid:{} {}", t.ssrc, t.stream_id, t.track_id),
+            )
+            .with_candidate(candidate_line(local.candidate))
+            .with_property_attribute("end-of-candidates".to_owned());
+        offer = offer.with_media(m);
+    }
+    offer.marshal()
+}
+
+fn candidate_line(addr: SocketAddr) -> String {
+    format!("1 1 udp 2130706431 {} {} typ host", addr.ip(), addr.port())
 }
