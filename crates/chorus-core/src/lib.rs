@@ -7,10 +7,12 @@ pub mod forward;
 pub mod ids;
 pub mod keyframe;
 pub mod rate;
+pub mod repair;
 pub mod seq;
 
 pub use forward::{Forwarder, Translation};
 pub use ids::{ConnId, ParticipantId, TrackId};
 pub use keyframe::KeyframeThrottle;
 pub use rate::TokenBucket;
+pub use repair::{NackMap, PacketHistory, Repair, Sent};
 pub use seq::{ExtSeq, ExtTimestamp, SeqUnwrapper, TimestampUnwrapper};

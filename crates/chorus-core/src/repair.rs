@@ -1,0 +1,222 @@
+//! Loss repair on the sending side: ONE packet history per published track, shared by
+//! every subscriber, and per subscriber a small map from the sequence numbers it was
+//! sent to what they carried. A NACK from a subscriber is answered by rebuilding exactly
+//! the packet it was sent the first time (same source packet, same header values):
+//! never different bytes under one SSRC and sequence number, which with AES-GCM would
+//! reuse a nonce. Memory grows with tracks, not with tracks × subscribers.
+
+use std::time::{Duration, Instant};
+
+use crate::seq::ExtSeq;
+
+/// The last packets of one published track, by extended sequence number.
+#[derive(Debug, Clone)]
+pub struct PacketHistory<P> {
+    slots: Vec<Option<(ExtSeq, P)>>,
+}
+
+impl<P> PacketHistory<P> {
+    /// Keeps the last `capacity` sequence numbers (rounded up to a power of two).
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1).next_power_of_two();
+        Self {
+            slots: (0..capacity).map(|_| None).collect(),
+        }
+    }
+
+    fn slot(&self, seq: ExtSeq) -> usize {
+        (seq.0 as usize) & (self.slots.len() - 1)
+    }
+
+    /// Stores a packet; it replaces whatever was `capacity` sequence numbers older.
+    pub fn insert(&mut self, seq: ExtSeq, packet: P) {
+        let i = self.slot(seq);
+        self.slots[i] = Some((seq, packet));
+    }
+
+    /// The packet sent as `seq`, if it is still kept.
+    pub fn get(&self, seq: ExtSeq) -> Option<&P> {
+        match &self.slots[self.slot(seq)] {
+            Some((s, p)) if *s == seq => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// What one subscriber was sent under one of its sequence numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// The source packet (in the published track's numbering).
+    pub source: ExtSeq,
+    pub timestamp: u32,
+    pub marker: bool,
+}
+
+/// How a NACKed sequence number is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repair {
+    /// Send again exactly what was sent: this source packet with these header values.
+    Resend { seq: u16, sent: Sent },
+    /// Resent a moment ago: another copy now would likely cross the first.
+    TooSoon,
+    /// Never sent under that number, or forgotten since.
+    Unknown,
+    /// The subscriber's map knows it, the track's history no longer has the packet.
+    Expired,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    seq: u16,
+    sent: Sent,
+    resent_at: Option<Instant>,
+}
+
+/// One subscriber's sent sequence numbers → what they carried, for the last `capacity`.
+#[derive(Debug, Clone)]
+pub struct NackMap {
+    slots: Vec<Option<Entry>>,
+    /// Least time between two copies of one packet.
+    resend_gap: Duration,
+}
+
+impl NackMap {
+    pub const DEFAULT_RESEND_GAP: Duration = Duration::from_millis(100);
+
+    pub fn new(capacity: usize, resend_gap: Duration) -> Self {
+        let capacity = capacity.clamp(1, 1 << 15).next_power_of_two();
+        Self {
+            slots: vec![None; capacity],
+            resend_gap,
+        }
+    }
+
+    fn slot(&self, seq: u16) -> usize {
+        usize::from(seq) & (self.slots.len() - 1)
+    }
+
+    /// Notes what went out as `seq`.
+    pub fn record(&mut self, seq: u16, sent: Sent) {
+        let i = self.slot(seq);
+        self.slots[i] = Some(Entry {
+            seq,
+            sent,
+            resent_at: None,
+        });
+    }
+
+    /// How to answer a NACK of `seq` at `now`, given the track's history.
+    pub fn repair<P>(&mut self, seq: u16, history: &PacketHistory<P>, now: Instant) -> Repair {
+        let gap = self.resend_gap;
+        let i = self.slot(seq);
+        let Some(entry) = self.slots[i].as_mut().filter(|e| e.seq == seq) else {
+            return Repair::Unknown;
+        };
+        if history.get(entry.sent.source).is_none() {
+            return Repair::Expired;
+        }
+        if entry
+            .resent_at
+            .is_some_and(|t| now.saturating_duration_since(t) < gap)
+        {
+            return Repair::TooSoon;
+        }
+        entry.resent_at = Some(now);
+        Repair::Resend {
+            seq,
+            sent: entry.sent,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(source: u64) -> Sent {
+        Sent {
+            source: ExtSeq(source),
+            timestamp: source as u32 * 3000,
+            marker: source % 4 == 0,
+        }
+    }
+
+    #[test]
+    fn the_history_keeps_the_last_packets_by_extended_number() {
+        let mut h = PacketHistory::new(3); // rounds up to 4
+        for s in 10..16u64 {
+            h.insert(ExtSeq(s), s * 100);
+        }
+        // (asked, kept?)
+        let cases = [
+            (11, None),
+            (12, Some(1200)),
+            (15, Some(1500)),
+            (16, None),
+            (65_548, None),
+        ];
+        for (seq, want) in cases {
+            assert_eq!(h.get(ExtSeq(seq)).copied(), want, "seq {seq}");
+        }
+    }
+
+    #[test]
+    fn a_nack_is_answered_with_what_was_sent_once_per_gap() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut history = PacketHistory::new(8);
+        for s in 100..108u64 {
+            history.insert(ExtSeq(s), ());
+        }
+        let mut map = NackMap::new(16, Duration::from_millis(100));
+        // The subscriber's numbering wraps while the source's does not.
+        map.record(65_535, sent(100));
+        map.record(0, sent(101));
+        map.record(1, sent(90)); // a source packet the history has dropped
+        // (nacked seq, at ms, answer)
+        let cases = [
+            (
+                65_535,
+                0,
+                Repair::Resend {
+                    seq: 65_535,
+                    sent: sent(100),
+                },
+            ),
+            (65_535, 50, Repair::TooSoon),
+            (
+                0,
+                50,
+                Repair::Resend {
+                    seq: 0,
+                    sent: sent(101),
+                },
+            ),
+            (
+                65_535,
+                100,
+                Repair::Resend {
+                    seq: 65_535,
+                    sent: sent(100),
+                },
+            ),
+            (1, 100, Repair::Expired),
+            (2, 100, Repair::Unknown),
+            // 16 slots: seq 16 shares slot 0 but is not what was sent as 0.
+            (16, 100, Repair::Unknown),
+        ];
+        for (i, (seq, at, want)) in cases.into_iter().enumerate() {
+            assert_eq!(map.repair(seq, &history, ms(at)), want, "case {i}");
+        }
+        // A newer packet in the same slot replaces the old entry.
+        map.record(16, sent(106));
+        assert_eq!(map.repair(0, &history, ms(500)), Repair::Unknown);
+        assert_eq!(
+            map.repair(16, &history, ms(500)),
+            Repair::Resend {
+                seq: 16,
+                sent: sent(106)
+            }
+        );
+    }
+}
