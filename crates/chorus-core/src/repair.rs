@@ -137,7 +137,7 @@ mod tests {
         Sent {
             source: ExtSeq(source),
             timestamp: source as u32 * 3000,
-            marker: source % 4 == 0,
+            marker: source.is_multiple_of(4),
         }
     }
 
