@@ -30,8 +30,10 @@ pub enum ConnectionError {
     Sdp(#[from] SdpError),
     #[error("the answer's a=setup is {0:?}: the client must take a DTLS role")]
     Setup(Option<String>),
-    #[error("no answer to the server's offer yet")]
+    #[error("no offer of the server is waiting for this answer")]
     NotNegotiated,
+    #[error("the client's certificate changed: a new connection is needed")]
+    FingerprintChanged,
     #[error("no path to the client yet")]
     NoPath,
     #[error(transparent)]
@@ -74,8 +76,17 @@ pub struct ServerConnection {
     ice: IceLite,
     /// Set once the roles are known: at once when answering, on the answer when offering.
     dtls: Option<DtlsSrtp>,
-    /// Offering side: what the answer's DTLS association needs.
+    /// Offering side, before the first answer: what its DTLS association needs.
     pending: Option<DtlsSrtpConfig>,
+    /// What the server's descriptions carry.
+    fingerprint: String,
+    candidate: SocketAddr,
+    session_id: u64,
+    version: u64,
+    /// The certificate the client announced first; it may not change on this connection.
+    remote_fingerprint: Option<String>,
+    /// An offer of the server is out.
+    offered: bool,
     transmits: VecDeque<(SocketAddr, BytesMut)>,
     received: VecDeque<Received>,
 }
@@ -88,13 +99,13 @@ impl ServerConnection {
         params: Accept<'_>,
         now: Instant,
     ) -> Result<(Self, String), ConnectionError> {
-        let offer = Remote::parse(offer)?;
-        let fingerprint = params.dtls.fingerprint()?;
-        let answer = offer.answer(&local(&params, &fingerprint));
-        let mut conn = Self::new(&params, now);
+        let parsed = Remote::parse(offer)?;
+        let mut conn = Self::new(&params, now)?;
         // `a=setup:active`: the server starts the handshake once it knows where to.
-        let dtls = DtlsSrtp::new(DtlsRole::Client, params.dtls, &offer.fingerprint, now)?;
+        let dtls = DtlsSrtp::new(DtlsRole::Client, params.dtls, &parsed.fingerprint, now)?;
         conn.dtls = Some(dtls);
+        conn.remote_fingerprint = Some(parsed.fingerprint.clone());
+        let answer = conn.describe(|local| parsed.answer(local));
         Ok((conn, answer))
     }
 
@@ -105,37 +116,108 @@ impl ServerConnection {
         params: Accept<'_>,
         now: Instant,
     ) -> Result<(Self, String), ConnectionError> {
-        let fingerprint = params.dtls.fingerprint()?;
-        let offer = sdp::offer(tracks, &local(&params, &fingerprint));
-        let mut conn = Self::new(&params, now);
+        let mut conn = Self::new(&params, now)?;
         conn.pending = Some(params.dtls.clone());
+        conn.offered = true;
+        let offer = conn.describe(|local| sdp::offer(tracks, local));
         Ok((conn, offer))
     }
 
-    /// The client's answer to [`Self::offer`]: its certificate, and the DTLS role it took.
+    /// The client's answer to the server's offer. The first one gives its certificate and
+    /// the DTLS role it took; later ones keep both.
     pub fn apply_answer(&mut self, answer: &str, now: Instant) -> Result<(), ConnectionError> {
+        if !self.offered {
+            return Err(ConnectionError::NotNegotiated);
+        }
         let answer = Remote::parse(answer)?;
-        let role = match answer.setup.as_deref() {
-            Some("active") => DtlsRole::Server,
-            Some("passive") => DtlsRole::Client,
-            other => return Err(ConnectionError::Setup(other.map(str::to_owned))),
-        };
-        let config = self.pending.take().ok_or(ConnectionError::NotNegotiated)?;
-        self.dtls = Some(DtlsSrtp::new(role, &config, &answer.fingerprint, now)?);
-        self.flush_dtls();
+        self.check_fingerprint(&answer.fingerprint)?;
+        self.offered = false;
+        if let Some(config) = self.pending.take() {
+            let role = match answer.setup.as_deref() {
+                Some("active") => DtlsRole::Server,
+                Some("passive") => DtlsRole::Client,
+                other => return Err(ConnectionError::Setup(other.map(str::to_owned))),
+            };
+            self.dtls = Some(DtlsSrtp::new(role, &config, &answer.fingerprint, now)?);
+            self.flush_dtls();
+        }
         Ok(())
     }
 
-    fn new(params: &Accept<'_>, now: Instant) -> Self {
+    /// A new offer on a subscriber connection (tracks added or stopped), on the same
+    /// DTLS association; with `restart`, under new ICE credentials.
+    pub fn reoffer(
+        &mut self,
+        tracks: &[OutTrack],
+        restart: Option<IceCredentials>,
+        now: Instant,
+    ) -> String {
+        if let Some(credentials) = restart {
+            self.ice.set_credentials(credentials, now);
+        }
+        self.offered = true;
+        self.describe(|local| sdp::offer(tracks, local))
+    }
+
+    /// A new offer from the client on a publisher connection (tracks added or removed,
+    /// or an ICE restart, for which the caller draws new credentials): the answer.
+    pub fn reanswer(
+        &mut self,
+        offer: &str,
+        restart: Option<IceCredentials>,
+        now: Instant,
+    ) -> Result<String, ConnectionError> {
+        let parsed = Remote::parse(offer)?;
+        self.check_fingerprint(&parsed.fingerprint)?;
+        if let Some(credentials) = restart {
+            self.ice.set_credentials(credentials, now);
+        }
+        Ok(self.describe(|local| parsed.answer(local)))
+    }
+
+    fn check_fingerprint(&mut self, fingerprint: &str) -> Result<(), ConnectionError> {
+        match &self.remote_fingerprint {
+            Some(known) if !known.eq_ignore_ascii_case(fingerprint) => {
+                Err(ConnectionError::FingerprintChanged)
+            }
+            Some(_) => Ok(()),
+            None => {
+                self.remote_fingerprint = Some(fingerprint.to_owned());
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes a description of the server's side, the next version of the session.
+    fn describe(&mut self, write: impl FnOnce(&Local<'_>) -> String) -> String {
+        self.version += 1;
+        let credentials = self.ice.credentials().expect("set at creation");
+        write(&Local {
+            ice_ufrag: &credentials.ufrag,
+            ice_pwd: &credentials.pwd,
+            fingerprint: &self.fingerprint,
+            candidate: self.candidate,
+            session_id: self.session_id,
+            version: self.version,
+        })
+    }
+
+    fn new(params: &Accept<'_>, now: Instant) -> Result<Self, ConnectionError> {
         let mut ice = IceLite::new(params.liveness, params.crypto.clone(), now);
         ice.set_credentials(params.credentials.clone(), now);
-        Self {
+        Ok(Self {
             ice,
             dtls: None,
             pending: None,
+            fingerprint: params.dtls.fingerprint()?,
+            candidate: params.candidate,
+            session_id: params.session_id,
+            version: 1,
+            remote_fingerprint: None,
+            offered: false,
             transmits: VecDeque::new(),
             received: VecDeque::new(),
-        }
+        })
     }
 
     /// Protects one RTP packet and queues it for the client's path.
@@ -234,15 +316,5 @@ impl ServerConnection {
 
     pub fn ice(&self) -> &IceLite {
         &self.ice
-    }
-}
-
-fn local<'a>(params: &'a Accept<'_>, fingerprint: &'a str) -> Local<'a> {
-    Local {
-        ice_ufrag: &params.credentials.ufrag,
-        ice_pwd: &params.credentials.pwd,
-        fingerprint,
-        candidate: params.candidate,
-        session_id: params.session_id,
     }
 }

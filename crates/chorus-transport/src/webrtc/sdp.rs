@@ -49,6 +49,8 @@ pub struct Local<'a> {
     /// The media port, as announced.
     pub candidate: SocketAddr,
     pub session_id: u64,
+    /// Goes up with every description of the session (`o=` line).
+    pub version: u64,
 }
 
 /// The codec Chorus takes for a kind of media.
@@ -126,7 +128,7 @@ impl Remote {
             .with_property_attribute("ice-lite".to_owned())
             .with_value_attribute("group".to_owned(), format!("BUNDLE {}", mids.join(" ")));
         answer.origin.session_id = local.session_id;
-        answer.origin.session_version = 2;
+        answer.origin.session_version = local.version;
         let (alg, fp) = local
             .fingerprint
             .split_once(' ')
@@ -181,17 +183,23 @@ pub struct OutTrack {
     /// The media stream id and track id the client sees (`a=msid`).
     pub stream_id: String,
     pub track_id: String,
+    /// The track was removed: its m-section stays (JSEP never removes one), rejected.
+    pub stopped: bool,
 }
 
 /// The server's offer on a subscriber connection: one send-only m-section per track,
 /// Opus (111) or VP8 (96), `a=setup:actpass` (the client's answer picks the DTLS roles).
 pub fn offer(tracks: &[OutTrack], local: &Local<'_>) -> String {
-    let mids: Vec<&str> = tracks.iter().map(|t| t.mid.as_str()).collect();
+    let mids: Vec<&str> = tracks
+        .iter()
+        .filter(|t| !t.stopped)
+        .map(|t| t.mid.as_str())
+        .collect();
     let mut offer = SessionDescription::new_jsep_session_description(false)
         .with_property_attribute("ice-lite".to_owned())
         .with_value_attribute("group".to_owned(), format!("BUNDLE {}", mids.join(" ")));
     offer.origin.session_id = local.session_id;
-    offer.origin.session_version = 2;
+    offer.origin.session_version = local.version;
     let (alg, fp) = local
         .fingerprint
         .split_once(' ')
@@ -204,7 +212,17 @@ pub fn offer(tracks: &[OutTrack], local: &Local<'_>) -> String {
         };
         let m = MediaDescription::new_jsep_media_description(t.kind.clone(), vec![])
             .with_value_attribute("mid".to_owned(), t.mid.clone())
-            .with_codec(pt, name.to_owned(), clock, channels, String::new())
+            .with_codec(pt, name.to_owned(), clock, channels, String::new());
+        if t.stopped {
+            let mut m = m.with_property_attribute("inactive".to_owned());
+            m.media_name.port = RangedPort {
+                value: 0,
+                range: None,
+            };
+            offer = offer.with_media(m);
+            continue;
+        }
+        let m = m
             .with_ice_credentials(local.ice_ufrag.to_owned(), local.ice_pwd.to_owned())
             .with_fingerprint(alg.to_owned(), fp.to_owned())
             .with_value_attribute("setup".to_owned(), "actpass".to_owned())

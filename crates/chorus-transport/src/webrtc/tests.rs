@@ -6,6 +6,7 @@ use bytes::Bytes;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -299,8 +300,9 @@ fn the_server_offers_a_track_and_the_client_receives_it() {
         ssrc: 0xabcd_0001,
         stream_id: "mix".into(),
         track_id: "mix".into(),
+        stopped: false,
     };
-    let (server, offer) = ServerConnection::offer(&[track], params(&dtls), now).unwrap();
+    let (server, offer) = ServerConnection::offer(&[track.clone()], params(&dtls), now).unwrap();
     let mut client = client(None, now);
     client
         .set_remote_description(now, RTCSessionDescription::offer(offer).unwrap())
@@ -339,4 +341,119 @@ fn the_server_offers_a_track_and_the_client_receives_it() {
         call.server.apply_answer(&answer, call.now),
         Err(ConnectionError::NotNegotiated)
     ));
+
+    // A camera is added and the audio stopped: one more offer, the same DTLS association.
+    let camera = OutTrack {
+        mid: "1".into(),
+        kind: "video".into(),
+        ssrc: 0xabcd_0002,
+        stream_id: "TR_cam".into(),
+        track_id: "TR_cam".into(),
+        stopped: false,
+    };
+    let stopped = OutTrack {
+        stopped: true,
+        ..track
+    };
+    let offer = call.server.reoffer(&[stopped, camera], None, call.now);
+    assert!(offer.contains("a=group:BUNDLE 1\r\n"), "{offer}");
+    let now = call.now;
+    call.client
+        .set_remote_description(now, RTCSessionDescription::offer(offer).unwrap())
+        .unwrap();
+    let answer = call.client.create_answer(None).unwrap();
+    call.client.set_local_description(now, answer).unwrap();
+    let answer = call.client.local_description().unwrap().sdp;
+    call.server.apply_answer(&answer, now).unwrap();
+    call.run(4);
+    call.client_rtp.clear();
+    for seq in 1..=5u16 {
+        let mut rtp = vec![0x80, 96, 0, seq as u8, 0, 0, 0, 0];
+        rtp.extend_from_slice(&0xabcd_0002u32.to_be_bytes());
+        rtp.extend_from_slice(&[0x10, 0, 0, 0]);
+        call.server.send_rtp(&rtp).unwrap();
+        call.run(4);
+    }
+    let video: Vec<u16> = call
+        .client_rtp
+        .iter()
+        .filter(|(pt, _, _)| *pt == 96)
+        .map(|(_, s, _)| *s)
+        .collect();
+    assert_eq!(
+        video,
+        vec![1, 2, 3, 4, 5],
+        "the added track plays on the same association"
+    );
+}
+
+#[test]
+fn a_publisher_restarts_ice_and_keeps_its_media() {
+    let (mut call, _) = call(None);
+    call.connect();
+    call.send_audio(b"before");
+    call.run(4);
+    assert_eq!(call.received().0.len(), 1);
+    let now = call.now;
+    let offer = call
+        .client
+        .create_offer(Some(RTCOfferOptions { ice_restart: true }))
+        .unwrap();
+    call.client.set_local_description(now, offer).unwrap();
+    let offer = call.client.local_description().unwrap().sdp;
+    let fresh = IceCredentials {
+        ufrag: "newufrag".into(),
+        pwd: "another-password-0123456789abcd".into(),
+    };
+    let answer = call.server.reanswer(&offer, Some(fresh), now).unwrap();
+    assert!(answer.contains("a=ice-ufrag:newufrag"), "{answer}");
+    call.client
+        .set_remote_description(now, RTCSessionDescription::answer(answer).unwrap())
+        .unwrap();
+    call.run(400);
+    assert_eq!(call.server.ice().credentials().unwrap().ufrag, "newufrag");
+    call.send_audio(b"after");
+    call.run(4);
+    let (rtp, _) = call.received();
+    assert!(
+        rtp.iter().any(|p| p.ends_with(b"after")),
+        "media after the restart"
+    );
+    // The old credentials no longer authenticate.
+    let crypto = rtc::crypto::default_provider().unwrap();
+    let stale = crate::stun::binding_request(
+        "srvufrag",
+        "cli",
+        "server-password-0123456789abcdef",
+        true,
+        crypto.crypto(),
+    );
+    assert_eq!(
+        call.server
+            .handle_datagram(CLIENT, BytesMut::from(&stale[..]), call.now),
+        Err(Refused::Stun(StunCheck::WrongUfrag))
+    );
+}
+
+#[test]
+fn a_new_certificate_on_the_same_connection_is_refused() {
+    let (mut first, _) = call(None);
+    let other = client(None, Instant::now());
+    let mut other = other;
+    let track = sending_track(
+        "mic".into(),
+        "s".into(),
+        "microphone".into(),
+        RtpCodecKind::Audio,
+        1,
+    );
+    other.add_track(track).unwrap();
+    let offer = other.create_offer(None).unwrap();
+    other.set_local_description(first.now, offer).unwrap();
+    let offer = other.local_description().unwrap().sdp;
+    assert!(matches!(
+        first.server.reanswer(&offer, None, first.now),
+        Err(ConnectionError::FingerprintChanged)
+    ));
+    first.connect();
 }
