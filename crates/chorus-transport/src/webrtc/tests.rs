@@ -302,7 +302,8 @@ fn the_server_offers_a_track_and_the_client_receives_it() {
         track_id: "mix".into(),
         stopped: false,
     };
-    let (server, offer) = ServerConnection::offer(&[track.clone()], params(&dtls), now).unwrap();
+    let (server, offer) =
+        ServerConnection::offer(std::slice::from_ref(&track), params(&dtls), now).unwrap();
     let mut client = client(None, now);
     client
         .set_remote_description(now, RTCSessionDescription::offer(offer).unwrap())
