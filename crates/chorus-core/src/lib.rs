@@ -9,6 +9,7 @@ pub mod keyframe;
 pub mod loss;
 pub mod rate;
 pub mod repair;
+pub mod reports;
 pub mod seq;
 
 pub use forward::{Forwarder, Translation};
@@ -17,4 +18,5 @@ pub use keyframe::KeyframeThrottle;
 pub use loss::{LossConfig, LossDetector};
 pub use rate::TokenBucket;
 pub use repair::{NackMap, PacketHistory, Repair, Sent};
+pub use reports::{ReceiverStats, ReportBlock, SenderInfo, SenderStats};
 pub use seq::{ExtSeq, ExtTimestamp, SeqUnwrapper, TimestampUnwrapper};
