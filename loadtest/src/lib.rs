@@ -13,14 +13,13 @@
 //! 3. **window**: `--seconds` of steady state; counters are read at both ends.
 //! 4. **report**: figures computed from the two snapshots and the join timings.
 //!
-//! Loss is computed from the counters over the window: for every (receiver, track)
-//! pair the receiver should get, the packets the track's publisher sent in the window
-//! are expected, and the packets the receiver counted on that track in the window
-//! are received. The room's mixed audio track (`mix`, one per receiver) has no single
-//! publisher: its expected packets are the span of its sequence numbers (see
-//! [`measure`]). `loss = 1 - received / expected`, summed over all pairs. Packets in
-//! flight at the two snapshots make this exact only to a few packets per track, so
-//! a value slightly below zero is possible and means "no loss".
+//! Loss is counted by sequence numbers over the window: for every (receiver, track)
+//! pair the receiver should get, the numbers above the highest it had at the start of
+//! the window up to the highest at the end are expected, and the distinct ones of them
+//! that arrived are received, so duplicates and retransmissions count once and loss is
+//! never negative. A published track of which the receiver got no new number in the
+//! window counts everything its publisher sent in it as lost (see [`measure`]).
+//! `loss = 1 - received / expected`, summed over all pairs.
 //!
 //! Media content: the talkers (`--talkers`) send real Opus talk, the others Opus
 //! silence; every video packet carries its send time, so receivers measure the latency
@@ -359,9 +358,11 @@ pub struct Report {
     pub egress_packets_per_sec: f64,
     /// RTP payload bits per second received by all receivers.
     pub egress_bitrate_bps: f64,
-    /// Sum over expected (receiver, track) pairs of the packets the publisher sent.
+    /// Sum over expected (receiver, track) pairs of the sequence numbers the receiver
+    /// saw numbered in the window (or, for a published track of which it saw none, the
+    /// packets the publisher sent); see [`measure::pair_count`].
     pub expected_packets: u64,
-    /// Sum over the same pairs of the packets the receiver got.
+    /// Of those, the distinct sequence numbers that arrived: duplicates count once.
     pub received_packets: u64,
     /// `1 - received / expected`; see the crate documentation.
     pub loss_ratio: f64,
@@ -871,7 +872,7 @@ async fn run_phases(
     };
     // The Chorus server mixes audio; an SFU without mixing forwards every track.
     let mixed_audio = args.target == Target::Chorus;
-    let mut timeline = measure::Timeline::new(Instant::now(), pid, mixed_audio);
+    let mut timeline = measure::Timeline::new(Instant::now(), pid);
     let mut st = JoinState {
         report: &mut report,
         members: Vec::new(),
@@ -986,6 +987,8 @@ async fn run_phases(
     );
     let own1 = cpu_micros(std::process::id()).unwrap_or(0);
     progress.set_phase(3);
+    let indices: Vec<usize> = members.iter().map(|m| m.index).collect();
+    timeline.finish(&indices, &s1.stats);
     let joined_at: Vec<Instant> = members.iter().map(|m| m.joined_at).collect();
     let tracks_of: Vec<usize> = members.iter().map(|m| m.tracks.len()).collect();
     // Dropping a client closes its signaling connection; the server removes it.
