@@ -376,8 +376,14 @@ pub struct Report {
     pub cpu_per_egress_packet_micros: f64,
     /// Server CPU time over the packets it received (RTP from publishers) in the window.
     pub cpu_per_ingress_packet_micros: f64,
-    /// CPU of this process (all the clients) in the window, in % of one core.
+    /// User + system CPU time of this process (all the clients) in the window.
+    pub harness_cpu_micros: f64,
+    /// The same in % of one core.
     pub harness_cpu_percent: f64,
+    /// Harness CPU time in the window over the RTP packets all its clients received in
+    /// it (`egress_packets`): what receiving a packet costs the harness, sending and
+    /// everything else included.
+    pub harness_cpu_per_received_packet_micros: f64,
     /// Server VmRSS before the first join.
     pub rss_before_kib: u64,
     /// Server VmRSS once everyone joined and media flows (start of the window).
@@ -406,7 +412,16 @@ pub struct Report {
 
 impl Report {
     pub fn cpu_per_packet_micros(&self) -> f64 {
-        self.server_cpu_micros / self.egress_packets.max(1) as f64
+        per_packet_micros(self.server_cpu_micros, self.egress_packets)
+    }
+}
+
+/// CPU time per packet, in µs; 0 without packets.
+fn per_packet_micros(cpu_micros: f64, packets: u64) -> f64 {
+    if packets == 0 {
+        0.0
+    } else {
+        cpu_micros / packets as f64
     }
 }
 
@@ -498,6 +513,11 @@ impl std::fmt::Display for Report {
             f,
             "CPU per egress pkt   {:.2} µs  (per ingress pkt {:.2} µs; both divide all server CPU)",
             self.cpu_per_egress_packet_micros, self.cpu_per_ingress_packet_micros
+        )?;
+        writeln!(
+            f,
+            "harness CPU per pkt  {:.2} µs per received packet (all harness CPU)",
+            self.harness_cpu_per_received_packet_micros
         )?;
         write!(
             f,
@@ -998,7 +1018,8 @@ async fn run_phases(
     report.window_secs = secs;
     report.server_cpu_micros = cpu1.saturating_sub(cpu0) as f64;
     report.server_cpu_percent = report.server_cpu_micros / secs / 1e4;
-    report.harness_cpu_percent = own1.saturating_sub(own0) as f64 / secs / 1e4;
+    report.harness_cpu_micros = own1.saturating_sub(own0) as f64;
+    report.harness_cpu_percent = report.harness_cpu_micros / secs / 1e4;
     let inbound =
         |s: &ClientStats, t: &str| s.inbound.get(t).map_or((0, 0), |i| (i.packets, i.bytes));
     let outbound = |s: &ClientStats, t: &str| s.outbound.get(t).map_or(0, |o| o.packets);
@@ -1075,6 +1096,8 @@ async fn run_phases(
     report.cpu_per_egress_packet_micros = report.cpu_per_packet_micros();
     report.cpu_per_ingress_packet_micros =
         report.server_cpu_micros / report.ingress_packets.max(1) as f64;
+    report.harness_cpu_per_received_packet_micros =
+        per_packet_micros(report.harness_cpu_micros, report.egress_packets);
     report.rss_per_participant_kib =
         (report.rss_after_kib as f64 - report.rss_before_kib as f64) / report.joined.max(1) as f64;
     let latency = measure::window_latency(&s0.stats, &s1.stats);
@@ -1088,4 +1111,31 @@ async fn run_phases(
     report.window_at_secs = (t0 - timeline.started).as_secs_f64();
     report.timeline = timeline.points;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn harness_cpu_per_received_packet() {
+        let report = Report {
+            window_secs: 10.0,
+            harness_cpu_micros: 3_000_000.0,
+            harness_cpu_percent: 30.0,
+            harness_cpu_per_received_packet_micros: per_packet_micros(3_000_000.0, 600_000),
+            server_cpu_micros: 1_200_000.0,
+            egress_packets: 600_000,
+            ..Report::default()
+        };
+        // 3 s of CPU over 600 000 packets: 5 µs each; the server's 1.2 s: 2 µs.
+        assert_eq!(report.harness_cpu_per_received_packet_micros, 5.0);
+        assert_eq!(report.cpu_per_packet_micros(), 2.0);
+        assert_eq!(per_packet_micros(3_000_000.0, 0), 0.0);
+        let text = report.to_string();
+        assert!(
+            text.contains("harness CPU per pkt  5.00 µs per received packet"),
+            "{text}"
+        );
+    }
 }

@@ -239,7 +239,10 @@ fn summary<DB: DrawingBackend>(
             "server CPU {:.1} %, {:.2} µs per egress packet",
             report.server_cpu_percent, report.cpu_per_egress_packet_micros
         ),
-        format!("harness CPU {:.1} %", report.harness_cpu_percent),
+        format!(
+            "harness CPU {:.1} %, {:.2} µs per received packet",
+            report.harness_cpu_percent, report.harness_cpu_per_received_packet_micros
+        ),
         format!(
             "talkers {}, video {}, latency p99 {:.1} ms",
             report.talkers, report.video_codec, report.video_latency.p99_ms
