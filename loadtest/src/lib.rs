@@ -13,14 +13,13 @@
 //! 3. **window**: `--seconds` of steady state; counters are read at both ends.
 //! 4. **report**: figures computed from the two snapshots and the join timings.
 //!
-//! Loss is computed from the counters over the window: for every (receiver, track)
-//! pair the receiver should get, the packets the track's publisher sent in the window
-//! are expected, and the packets the receiver counted on that track in the window
-//! are received. The room's mixed audio track (`mix`, one per receiver) has no single
-//! publisher: its expected packets are the span of its sequence numbers (see
-//! [`measure`]). `loss = 1 - received / expected`, summed over all pairs. Packets in
-//! flight at the two snapshots make this exact only to a few packets per track, so
-//! a value slightly below zero is possible and means "no loss".
+//! Loss is counted by sequence numbers over the window: for every (receiver, track)
+//! pair the receiver should get, the numbers above the highest it had at the start of
+//! the window up to the highest at the end are expected, and the distinct ones of them
+//! that arrived are received, so duplicates and retransmissions count once and loss is
+//! never negative. A published track of which the receiver got no new number in the
+//! window counts everything its publisher sent in it as lost (see [`measure`]).
+//! `loss = 1 - received / expected`, summed over all pairs.
 //!
 //! Media content: the talkers (`--talkers`) send real Opus talk, the others Opus
 //! silence; every video packet carries its send time, so receivers measure the latency
@@ -359,9 +358,11 @@ pub struct Report {
     pub egress_packets_per_sec: f64,
     /// RTP payload bits per second received by all receivers.
     pub egress_bitrate_bps: f64,
-    /// Sum over expected (receiver, track) pairs of the packets the publisher sent.
+    /// Sum over expected (receiver, track) pairs of the sequence numbers the receiver
+    /// saw numbered in the window (or, for a published track of which it saw none, the
+    /// packets the publisher sent); see [`measure::pair_count`].
     pub expected_packets: u64,
-    /// Sum over the same pairs of the packets the receiver got.
+    /// Of those, the distinct sequence numbers that arrived: duplicates count once.
     pub received_packets: u64,
     /// `1 - received / expected`; see the crate documentation.
     pub loss_ratio: f64,
@@ -375,8 +376,14 @@ pub struct Report {
     pub cpu_per_egress_packet_micros: f64,
     /// Server CPU time over the packets it received (RTP from publishers) in the window.
     pub cpu_per_ingress_packet_micros: f64,
-    /// CPU of this process (all the clients) in the window, in % of one core.
+    /// User + system CPU time of this process (all the clients) in the window.
+    pub harness_cpu_micros: f64,
+    /// The same in % of one core.
     pub harness_cpu_percent: f64,
+    /// Harness CPU time in the window over the RTP packets all its clients received in
+    /// it (`egress_packets`): what receiving a packet costs the harness, sending and
+    /// everything else included.
+    pub harness_cpu_per_received_packet_micros: f64,
     /// Server VmRSS before the first join.
     pub rss_before_kib: u64,
     /// Server VmRSS once everyone joined and media flows (start of the window).
@@ -405,7 +412,16 @@ pub struct Report {
 
 impl Report {
     pub fn cpu_per_packet_micros(&self) -> f64 {
-        self.server_cpu_micros / self.egress_packets.max(1) as f64
+        per_packet_micros(self.server_cpu_micros, self.egress_packets)
+    }
+}
+
+/// CPU time per packet, in µs; 0 without packets.
+fn per_packet_micros(cpu_micros: f64, packets: u64) -> f64 {
+    if packets == 0 {
+        0.0
+    } else {
+        cpu_micros / packets as f64
     }
 }
 
@@ -497,6 +513,11 @@ impl std::fmt::Display for Report {
             f,
             "CPU per egress pkt   {:.2} µs  (per ingress pkt {:.2} µs; both divide all server CPU)",
             self.cpu_per_egress_packet_micros, self.cpu_per_ingress_packet_micros
+        )?;
+        writeln!(
+            f,
+            "harness CPU per pkt  {:.2} µs per received packet (all harness CPU)",
+            self.harness_cpu_per_received_packet_micros
         )?;
         write!(
             f,
@@ -871,7 +892,7 @@ async fn run_phases(
     };
     // The Chorus server mixes audio; an SFU without mixing forwards every track.
     let mixed_audio = args.target == Target::Chorus;
-    let mut timeline = measure::Timeline::new(Instant::now(), pid, mixed_audio);
+    let mut timeline = measure::Timeline::new(Instant::now(), pid);
     let mut st = JoinState {
         report: &mut report,
         members: Vec::new(),
@@ -986,6 +1007,8 @@ async fn run_phases(
     );
     let own1 = cpu_micros(std::process::id()).unwrap_or(0);
     progress.set_phase(3);
+    let indices: Vec<usize> = members.iter().map(|m| m.index).collect();
+    timeline.finish(&indices, &s1.stats);
     let joined_at: Vec<Instant> = members.iter().map(|m| m.joined_at).collect();
     let tracks_of: Vec<usize> = members.iter().map(|m| m.tracks.len()).collect();
     // Dropping a client closes its signaling connection; the server removes it.
@@ -995,7 +1018,8 @@ async fn run_phases(
     report.window_secs = secs;
     report.server_cpu_micros = cpu1.saturating_sub(cpu0) as f64;
     report.server_cpu_percent = report.server_cpu_micros / secs / 1e4;
-    report.harness_cpu_percent = own1.saturating_sub(own0) as f64 / secs / 1e4;
+    report.harness_cpu_micros = own1.saturating_sub(own0) as f64;
+    report.harness_cpu_percent = report.harness_cpu_micros / secs / 1e4;
     let inbound =
         |s: &ClientStats, t: &str| s.inbound.get(t).map_or((0, 0), |i| (i.packets, i.bytes));
     let outbound = |s: &ClientStats, t: &str| s.outbound.get(t).map_or(0, |o| o.packets);
@@ -1072,6 +1096,8 @@ async fn run_phases(
     report.cpu_per_egress_packet_micros = report.cpu_per_packet_micros();
     report.cpu_per_ingress_packet_micros =
         report.server_cpu_micros / report.ingress_packets.max(1) as f64;
+    report.harness_cpu_per_received_packet_micros =
+        per_packet_micros(report.harness_cpu_micros, report.egress_packets);
     report.rss_per_participant_kib =
         (report.rss_after_kib as f64 - report.rss_before_kib as f64) / report.joined.max(1) as f64;
     let latency = measure::window_latency(&s0.stats, &s1.stats);
@@ -1085,4 +1111,31 @@ async fn run_phases(
     report.window_at_secs = (t0 - timeline.started).as_secs_f64();
     report.timeline = timeline.points;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn harness_cpu_per_received_packet() {
+        let report = Report {
+            window_secs: 10.0,
+            harness_cpu_micros: 3_000_000.0,
+            harness_cpu_percent: 30.0,
+            harness_cpu_per_received_packet_micros: per_packet_micros(3_000_000.0, 600_000),
+            server_cpu_micros: 1_200_000.0,
+            egress_packets: 600_000,
+            ..Report::default()
+        };
+        // 3 s of CPU over 600 000 packets: 5 µs each; the server's 1.2 s: 2 µs.
+        assert_eq!(report.harness_cpu_per_received_packet_micros, 5.0);
+        assert_eq!(report.cpu_per_packet_micros(), 2.0);
+        assert_eq!(per_packet_micros(3_000_000.0, 0), 0.0);
+        let text = report.to_string();
+        assert!(
+            text.contains("harness CPU per pkt  5.00 µs per received packet"),
+            "{text}"
+        );
+    }
 }

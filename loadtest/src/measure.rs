@@ -2,18 +2,22 @@
 //! give: per-pair packets sent and received, the latency histogram of the window, and a
 //! once-a-second timeline of the whole run.
 //!
-//! With Chorus every receiver gets **one** audio track, the room mix ([`MIX`]): it is
-//! the other side's packets relayed in a 1:1 call and the server's own Opus mix with
-//! three or more, so no publisher's counter says what was sent on it. Its loss comes
-//! from its sequence numbers instead (highest − lowest + 1 against packets received).
-//! Video (and, for an SFU without mixing, each participant's audio) is compared with
-//! the publisher's outbound counter as before.
+//! Loss is counted by the receiver's sequence numbers, which the SFU keeps continuous
+//! per receiver and track (it offsets the publisher's numbers; a gap is a packet lost
+//! on the way in or out). With Chorus every receiver gets **one** audio track, the room
+//! mix ([`MIX`]): the other side's packets relayed in a 1:1 call and the server's own
+//! Opus mix with three or more, so no publisher's counter says what was sent on it;
+//! its numbers do. A range of numbers (above the highest at one read, up to the
+//! highest at a later one) is what was sent; the distinct numbers of it in the
+//! receiver's set ([`chorus_client::SeqSet`]) are what arrived, so received never
+//! exceeds expected, whatever was duplicated or retransmitted. The timeline gives each
+//! second the numbers its sample first saw and counts their arrivals at the end.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chorus_client::latency::LatencyHistogram;
-use chorus_client::{ClientStats, MediaKind};
+use chorus_client::{ClientStats, InboundTrackStats, MediaKind};
 use serde::Serialize;
 
 use crate::{Member, Percentiles, Snapshot, cpu_micros};
@@ -73,41 +77,78 @@ pub(crate) fn expectations(
 /// Packets of one (receiver, track) pair between two snapshots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct PairCount {
-    /// What should have arrived: the publisher's sent packets, or for the mix the span
-    /// of its sequence numbers.
+    /// What should have arrived: the sequence numbers the receiver saw numbered in the
+    /// window, or, when it saw none, what the track's publisher sent.
     pub sent: u64,
+    /// Of them, the distinct sequence numbers that arrived (never more than `sent`).
     pub got: u64,
     pub video: bool,
 }
 
-/// `owner`: the publisher's (before, after) stats; `None` for the mix.
+/// The sequence numbers of one inbound track above `after` (`None`: from the lowest
+/// received) up to `through`, and how many of them arrived, each once:
+/// `(numbered, received)`, so never more received than numbered.
+pub(crate) fn numbered(
+    inbound: &InboundTrackStats,
+    after: Option<u64>,
+    through: u64,
+) -> (u64, u64) {
+    let Some((low, _)) = inbound.seq_range else {
+        return (0, 0);
+    };
+    let after = after.unwrap_or(low.saturating_sub(1));
+    (
+        through.saturating_sub(after),
+        inbound.received.count_between(after, through),
+    )
+}
+
+/// Highest extended sequence number of `track` received by `stats`.
+fn highest(stats: &ClientStats, track: &str) -> Option<u64> {
+    stats
+        .inbound
+        .get(track)
+        .and_then(|i| i.seq_range)
+        .map(|(_, high)| high)
+}
+
+/// `owner`: the publisher's (before, after) stats; `None` for the mix. Counted by the
+/// receiver's sequence numbers: the numbers above the highest at `r0` up to the highest
+/// at `r1` were sent; those of them in `r1`'s set arrived. A track with a publisher of
+/// which the receiver saw no new number counts what the publisher sent as lost.
 pub(crate) fn pair_count(
     track: &str,
     owner: Option<(&ClientStats, &ClientStats)>,
     (r0, r1): (&ClientStats, &ClientStats),
 ) -> PairCount {
-    let inbound = |s: &ClientStats| {
-        s.inbound
-            .get(track)
-            .map_or((0, 0), |i| (i.packets, i.expected_packets()))
+    let (numbered, got) = match (r1.inbound.get(track), highest(r1, track)) {
+        (Some(i), Some(high)) => numbered(i, highest(r0, track), high),
+        _ => (0, 0),
     };
-    let ((got0, span0), (got1, span1)) = (inbound(r0), inbound(r1));
-    let got = got1.saturating_sub(got0);
     match owner {
         None => PairCount {
-            sent: span1.saturating_sub(span0),
+            sent: numbered,
             got,
             video: false,
         },
         Some((o0, o1)) => {
             let sent = |s: &ClientStats| s.outbound.get(track).map_or(0, |o| o.packets);
-            PairCount {
-                sent: sent(o1).saturating_sub(sent(o0)),
-                got,
-                video: o1
-                    .outbound
-                    .get(track)
-                    .is_some_and(|o| o.kind == MediaKind::Video),
+            let video = o1
+                .outbound
+                .get(track)
+                .is_some_and(|o| o.kind == MediaKind::Video);
+            if numbered > 0 {
+                PairCount {
+                    sent: numbered,
+                    got,
+                    video,
+                }
+            } else {
+                PairCount {
+                    sent: sent(o1).saturating_sub(sent(o0)),
+                    got: 0,
+                    video,
+                }
             }
         }
     }
@@ -199,8 +240,10 @@ pub struct TimelinePoint {
     pub egress_packets_per_sec: f64,
     /// Server CPU in % of one core.
     pub server_cpu_percent: f64,
-    /// Loss over the pairs already flowing at the previous sample (a pair still starting
-    /// up would count its start as loss); `None` when no pair was.
+    /// Of the sequence numbers the receivers saw numbered in this second (above each
+    /// track's highest at the previous sample, up to its highest at this one), the share
+    /// that never arrived by the end of the window, in %; `None` when none were.
+    /// Filled in by [`Timeline::finish`].
     pub loss_percent: Option<f64>,
     /// p99 of the video latency since the previous sample; `None` without video.
     pub video_latency_p99_ms: Option<f64>,
@@ -210,8 +253,12 @@ pub struct TimelinePoint {
 pub(crate) struct Timeline {
     pub started: Instant,
     pid: u32,
-    mixed_audio: bool,
     last: Option<Sample>,
+    /// Samples taken; sample `k > 0` made point `k - 1`.
+    samples: usize,
+    /// Per (participant index, inbound track): (sample, highest extended sequence
+    /// number) whenever it grew.
+    highs: HashMap<(usize, String), Vec<(usize, u64)>>,
     pub points: Vec<TimelinePoint>,
 }
 
@@ -226,12 +273,13 @@ struct Sample {
 const PERIOD: Duration = Duration::from_secs(1);
 
 impl Timeline {
-    pub(crate) fn new(started: Instant, pid: u32, mixed_audio: bool) -> Self {
+    pub(crate) fn new(started: Instant, pid: u32) -> Self {
         Self {
             started,
             pid,
-            mixed_audio,
             last: None,
+            samples: 0,
+            highs: HashMap::new(),
             points: Vec::new(),
         }
     }
@@ -244,13 +292,38 @@ impl Timeline {
         }
         let current = Snapshot::take(members).stats;
         let cpu = cpu_micros(self.pid).ok();
+        let indices: Vec<usize> = members.iter().map(|m| m.index).collect();
+        self.sample(now, &indices, current, cpu, phase);
+    }
+
+    /// Records `current` (aligned with `indices`, the participants' indices) taken at
+    /// `now`, and a point for the time since the previous sample.
+    fn sample(
+        &mut self,
+        now: Instant,
+        indices: &[usize],
+        current: Vec<ClientStats>,
+        cpu: Option<u64>,
+        phase: &str,
+    ) {
+        for (&index, stats) in indices.iter().zip(&current) {
+            for (track, inbound) in &stats.inbound {
+                let Some((_, high)) = inbound.seq_range else {
+                    continue;
+                };
+                let seen = self.highs.entry((index, track.clone())).or_default();
+                if seen.last().is_none_or(|&(_, h)| h < high) {
+                    seen.push((self.samples, high));
+                }
+            }
+        }
         if let Some(last) = &self.last {
             let secs = (now - last.at).as_secs_f64().max(1e-6);
-            let egress: u64 = members
+            let egress: u64 = indices
                 .iter()
                 .zip(&current)
-                .map(|(m, s)| {
-                    let before = last.stats.get(&m.index);
+                .map(|(index, s)| {
+                    let before = last.stats.get(index);
                     s.inbound
                         .iter()
                         .map(|(track, i)| {
@@ -262,65 +335,229 @@ impl Timeline {
                         .sum::<u64>()
                 })
                 .sum();
-            let (sent, got) = self.interval_counts(members, &current, &last.stats);
             let empty = ClientStats::default();
-            let before: Vec<&ClientStats> = members
+            let before: Vec<&ClientStats> = indices
                 .iter()
-                .map(|m| last.stats.get(&m.index).unwrap_or(&empty))
+                .map(|index| last.stats.get(index).unwrap_or(&empty))
                 .collect();
             let latency = interval_latency(&before, &current);
             self.points.push(TimelinePoint {
                 t_secs: (now - self.started).as_secs_f64(),
                 phase: phase.to_owned(),
-                joined: members.len(),
+                joined: indices.len(),
                 egress_packets_per_sec: egress as f64 / secs,
                 server_cpu_percent: match (cpu, last.cpu) {
                     (Some(now), Some(then)) => now.saturating_sub(then) as f64 / secs / 1e4,
                     _ => 0.0,
                 },
-                loss_percent: (sent > 0).then(|| loss(sent, got) * 100.0),
+                loss_percent: None,
                 video_latency_p99_ms: (latency.count() > 0)
                     .then(|| latency.quantile(0.99).as_secs_f64() * 1e3),
             });
         }
-        let stats = members.iter().map(|m| m.index).zip(current).collect();
+        let stats = indices.iter().copied().zip(current).collect();
         self.last = Some(Sample {
             at: now,
             cpu,
             stats,
         });
+        self.samples += 1;
     }
 
-    /// (sent, got) over the pairs that had packets at the previous sample.
-    fn interval_counts(
-        &self,
-        members: &[Member],
-        current: &[ClientStats],
-        before: &HashMap<usize, ClientStats>,
-    ) -> (u64, u64) {
-        let (expected, owner) = expectations(members, current, self.mixed_audio);
-        let (mut sent, mut got) = (0, 0);
-        for (pos, want) in expected.iter().enumerate() {
-            let Some(r0) = before.get(&members[pos].index) else {
-                continue;
-            };
-            for track in want {
-                let flowing = r0.inbound.get(track).is_some_and(|i| i.packets > 0);
-                if !flowing {
+    /// Fills in every point's loss from the last counters (`stats`, aligned with
+    /// `indices`): each sequence number a receiver saw numbered belongs to the point
+    /// of the sample at which its track's highest number first reached it, and counts
+    /// as received if it arrived by then or later, once however often it arrived.
+    pub(crate) fn finish(&mut self, indices: &[usize], stats: &[ClientStats]) {
+        let mut counts = vec![(0u64, 0u64); self.points.len()];
+        for (&index, s) in indices.iter().zip(stats) {
+            for (track, inbound) in &s.inbound {
+                let Some(seen) = self.highs.get(&(index, track.clone())) else {
                     continue;
-                }
-                let owner = match owner.get(track) {
-                    Some(&o) => match before.get(&members[o].index) {
-                        Some(o0) => Some((o0, &current[o])),
-                        None => continue,
-                    },
-                    None => None,
                 };
-                let count = pair_count(track, owner, (r0, &current[pos]));
-                sent += count.sent;
-                got += count.got;
+                let mut after = None;
+                for &(sample, high) in seen {
+                    let (sent, got) = numbered(inbound, after, high);
+                    after = Some(high);
+                    // Sample 0 has no point: its numbers only set where the next start.
+                    if let Some(point) = sample.checked_sub(1).and_then(|p| counts.get_mut(p)) {
+                        point.0 += sent;
+                        point.1 += got;
+                    }
+                }
             }
         }
-        (sent, got)
+        for (point, (sent, got)) in self.points.iter_mut().zip(counts) {
+            point.loss_percent = (sent > 0).then(|| loss(sent, got) * 100.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chorus_client::{OutboundTrackStats, SeqSet};
+
+    use super::*;
+
+    /// An inbound track as the client counts it after `arrivals` (extended sequence
+    /// numbers, duplicates and reordering included).
+    fn inbound(kind: MediaKind, arrivals: &[u64]) -> InboundTrackStats {
+        let mut track = InboundTrackStats {
+            kind,
+            ssrc: 1,
+            packets: 0,
+            bytes: 0,
+            first_packet_at: None,
+            last_packet_at: None,
+            keyframes: 0,
+            plis_sent: 0,
+            seq_range: None,
+            received: SeqSet::default(),
+            latency: LatencyHistogram::default(),
+            decoded: None,
+        };
+        for &seq in arrivals {
+            track.packets += 1;
+            track.seq_range = Some(
+                track
+                    .seq_range
+                    .map_or((seq, seq), |(low, high)| (low.min(seq), high.max(seq))),
+            );
+            track.received.insert(seq);
+        }
+        track
+    }
+
+    fn receiver(track: &str, kind: MediaKind, arrivals: &[u64]) -> ClientStats {
+        let mut stats = ClientStats::default();
+        stats
+            .inbound
+            .insert(track.to_owned(), inbound(kind, arrivals));
+        stats
+    }
+
+    fn publisher(track: &str, sent: u64) -> ClientStats {
+        let mut stats = ClientStats::default();
+        let out = OutboundTrackStats {
+            kind: MediaKind::Video,
+            ssrc: 2,
+            packets: sent,
+            bytes: 0,
+            frames: 0,
+            keyframes: 0,
+            plis_received: 0,
+            firs_received: 0,
+            nacks_received: 0,
+        };
+        stats.outbound.insert(track.to_owned(), out);
+        stats
+    }
+
+    #[test]
+    fn seq_set_counts_each_number_once() {
+        let mut set = SeqSet::default();
+        assert_eq!(set.count_between(0, u64::MAX), 0);
+        for seq in [70_000, 70_001, 70_130, 69_990] {
+            assert!(set.insert(seq), "{seq}");
+        }
+        // A duplicate, and one reordered far below the first word.
+        assert!(!set.insert(70_001));
+        assert!(set.insert(69_800));
+        assert_eq!(set.len(), 5);
+        assert!(set.contains(69_800) && set.contains(70_130) && !set.contains(70_002));
+        assert_eq!(set.count_between(0, u64::MAX), 5);
+        assert_eq!(set.count_between(69_999, 70_001), 2);
+        assert_eq!(set.count_between(70_000, 70_129), 1);
+        assert_eq!(set.count_between(70_000, 70_130), 2);
+        assert_eq!(set.count_between(70_130, 80_000), 0);
+        assert_eq!(set.count_between(69_800, 69_800), 0);
+    }
+
+    /// Numbers 1..=100 of the mix, 50 per second. In second 1 arrive 1..=45 but 30
+    /// (lost) and 40; in second 2 arrive 40 (reordered), 46..=50 (sent in second 1),
+    /// a duplicate of 10, and 51..=100 but 77 (lost). By arrivals second 2 got 56
+    /// packets for 50 sent, so counting arrivals against the sender's count gave loss
+    /// of -12 %; by sequence numbers each second stays in 0..100 % and the lost numbers
+    /// of the seconds add up to the two really lost.
+    #[test]
+    fn per_second_loss_follows_sequence_numbers() {
+        let first: Vec<u64> = (1..=45).filter(|s| ![30, 40].contains(s)).collect();
+        let mut all = first.clone();
+        all.extend([40, 46, 47, 48, 49, 50, 10]);
+        all.extend((51..=100).filter(|&s| s != 77));
+        let t0 = Instant::now();
+        let mut timeline = Timeline::new(t0, 0);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let stats = |arrivals: &[u64]| vec![receiver(MIX, MediaKind::Audio, arrivals)];
+        timeline.sample(at(0), &[7], stats(&[]), None, "measuring");
+        timeline.sample(at(1), &[7], stats(&first), None, "measuring");
+        timeline.sample(at(2), &[7], stats(&all), None, "measuring");
+        timeline.finish(&[7], &stats(&all));
+
+        let points = &timeline.points;
+        assert_eq!(points.len(), 2);
+        // Arrivals: 43 in second 1, 56 (of which a duplicate) in second 2.
+        assert_eq!(points[0].egress_packets_per_sec, 43.0);
+        assert_eq!(points[1].egress_packets_per_sec, 56.0);
+        // Second 1: numbers 1..=45, 30 lost (40 came late but came).
+        let first_loss = points[0].loss_percent.unwrap();
+        assert!((first_loss - 100.0 / 45.0).abs() < 1e-9, "{first_loss}");
+        // Second 2: numbers 46..=100, 77 lost; the duplicate counts once.
+        let second_loss = points[1].loss_percent.unwrap();
+        assert!((second_loss - 100.0 / 55.0).abs() < 1e-9, "{second_loss}");
+        for p in points {
+            assert!((0.0..=100.0).contains(&p.loss_percent.unwrap()));
+        }
+        let lost = first_loss / 100.0 * 45.0 + second_loss / 100.0 * 55.0;
+        assert!((lost - 2.0).abs() < 1e-9, "{lost}");
+    }
+
+    #[test]
+    fn window_loss_counts_distinct_numbers_never_more_than_expected() {
+        let mut all: Vec<u64> = (1..=100).filter(|&s| s != 77).collect();
+        // Retransmissions of three numbers that had arrived.
+        all.extend([5, 6, 7]);
+        let (r0, r1) = (
+            receiver(MIX, MediaKind::Audio, &[]),
+            receiver(MIX, MediaKind::Audio, &all),
+        );
+        assert_eq!(r1.inbound[MIX].packets, 102);
+        let count = pair_count(MIX, None, (&r0, &r1));
+        assert_eq!((count.sent, count.got), (100, 99));
+        assert!((loss(count.sent, count.got) - 0.01).abs() < 1e-12);
+
+        // From a snapshot at 45 on: 46..=100, one reordered number below it (40) that
+        // arrives within the window belongs to before it.
+        let before: Vec<u64> = (1..=45).filter(|&s| s != 40).collect();
+        let mut after = before.clone();
+        after.push(40);
+        after.extend((46..=100).filter(|&s| s != 77));
+        after.push(60);
+        let count = pair_count(
+            MIX,
+            None,
+            (
+                &receiver(MIX, MediaKind::Audio, &before),
+                &receiver(MIX, MediaKind::Audio, &after),
+            ),
+        );
+        assert_eq!((count.sent, count.got), (55, 54));
+
+        // A published video track: by its numbers while they grow, what the publisher
+        // sent when none arrived in the window.
+        let cam = "cam";
+        let (o0, o1) = (publisher(cam, 1000), publisher(cam, 1120));
+        let flowing = (
+            receiver(cam, MediaKind::Video, &[1, 2, 3]),
+            receiver(cam, MediaKind::Video, &[1, 2, 3, 4, 5, 5, 7]),
+        );
+        let count = pair_count(cam, Some((&o0, &o1)), (&flowing.0, &flowing.1));
+        assert_eq!((count.sent, count.got, count.video), (4, 3, true));
+        let stalled = receiver(cam, MediaKind::Video, &[1, 2, 3]);
+        let count = pair_count(cam, Some((&o0, &o1)), (&stalled, &stalled));
+        assert_eq!((count.sent, count.got), (120, 0));
+        let never = ClientStats::default();
+        let count = pair_count(cam, Some((&o0, &o1)), (&never, &never));
+        assert_eq!((count.sent, count.got), (120, 0));
     }
 }

@@ -73,7 +73,12 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), PlotError> {
             |p| Some(p.joined as f64),
             GREEN,
         ),
-        ("loss", "%", |p| p.loss_percent, MAGENTA),
+        (
+            "loss of the numbers sent each second",
+            "%",
+            |p| p.loss_percent,
+            MAGENTA,
+        ),
         (
             "video latency p99, per second",
             "ms",
@@ -105,7 +110,7 @@ fn time_chart<DB: DrawingBackend>(
         .fold(0.0f64, f64::max)
         .max(1e-3)
         * 1.1;
-    // Loss between two snapshots can be slightly negative (packets in flight): show it.
+    // Every series is at least zero today; a negative value would still be shown.
     let bottom = points.iter().filter_map(value).fold(0.0f64, f64::min) * 1.1;
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 18))
@@ -234,7 +239,10 @@ fn summary<DB: DrawingBackend>(
             "server CPU {:.1} %, {:.2} µs per egress packet",
             report.server_cpu_percent, report.cpu_per_egress_packet_micros
         ),
-        format!("harness CPU {:.1} %", report.harness_cpu_percent),
+        format!(
+            "harness CPU {:.1} %, {:.2} µs per received packet",
+            report.harness_cpu_percent, report.harness_cpu_per_received_packet_micros
+        ),
         format!(
             "talkers {}, video {}, latency p99 {:.1} ms",
             report.talkers, report.video_codec, report.video_latency.p99_ms

@@ -67,7 +67,23 @@ async fn meeting_smoke_run_everyone_receives_everyone() {
         report.received_packets,
         report.expected_packets
     );
+    // Distinct sequence numbers: never more received than expected, never negative loss.
+    assert!(report.received_packets <= report.expected_packets);
+    assert!(report.loss_ratio >= 0.0);
+    assert!(
+        report
+            .timeline
+            .iter()
+            .filter_map(|p| p.loss_percent)
+            .all(|l| (0.0..=100.0).contains(&l)),
+        "{:?}",
+        report.timeline
+    );
     assert!(report.server_cpu_micros > 0.0);
+    assert!(
+        report.harness_cpu_per_received_packet_micros > 0.0,
+        "{report}"
+    );
     assert!(report.cpu_per_egress_packet_micros.is_finite());
     assert!(report.rss_before_kib > 0 && report.rss_after_kib > 0);
     assert!(report.rss_per_participant_kib.is_finite());

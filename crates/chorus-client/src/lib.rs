@@ -39,6 +39,6 @@ pub use raw::StatsHandle;
 pub use session::PathChange;
 pub use stats::{
     ClientStats, DecodedAudio, InboundTrackStats, OutboundTrackStats, PeerConnectionState,
-    PeerStats,
+    PeerStats, SeqSet,
 };
 pub use talk::{AudioContent, TalkPattern, tone_energy};

@@ -62,6 +62,9 @@ pub struct InboundTrackStats {
     /// Lowest and highest extended (64-bit) sequence number received; `None` before the
     /// first packet. See [`InboundTrackStats::expected_packets`].
     pub seq_range: Option<(u64, u64)>,
+    /// Every extended sequence number received, once: `received.len()` is `packets`
+    /// without duplicates (retransmissions, replays).
+    pub received: SeqSet,
     /// Receive time minus the send time stamped in the payload, per stamped packet
     /// (synthetic video sent by a client of the same process).
     pub latency: LatencyHistogram,
@@ -81,6 +84,7 @@ impl InboundTrackStats {
             keyframes: 0,
             plis_sent: 0,
             seq_range: None,
+            received: SeqSet::default(),
             latency: LatencyHistogram::default(),
             decoded: None,
         }
@@ -93,15 +97,18 @@ impl InboundTrackStats {
         self.first_packet_at.get_or_insert(now);
         self.last_packet_at = Some(now);
         let seq = packet.header.sequence_number;
-        self.seq_range = Some(match self.seq_range {
+        let extended = match self.seq_range {
             // Start one cycle up, so a packet reordered before the first stays positive.
-            None => (1 << 16 | u64::from(seq), 1 << 16 | u64::from(seq)),
-            Some((low, high)) => {
+            None => 1 << 16 | u64::from(seq),
+            Some((_, high)) => {
                 let step = i64::from(seq.wrapping_sub(high as u16) as i16);
-                let extended = (high as i64 + step).max(0) as u64;
-                (low.min(extended), high.max(extended))
+                (high as i64 + step).max(0) as u64
             }
-        });
+        };
+        self.seq_range = Some(self.seq_range.map_or((extended, extended), |(low, high)| {
+            (low.min(extended), high.max(extended))
+        }));
+        self.received.insert(extended);
         if self.kind == MediaKind::Video {
             if parse_vp8_frame_start(&packet.payload).is_some_and(|frame| frame.keyframe) {
                 self.keyframes += 1;
@@ -114,10 +121,87 @@ impl InboundTrackStats {
 
     /// Packets the sender numbered from the lowest to the highest sequence number
     /// received: what should have arrived, whoever sent it (the server's mix has no
-    /// publisher to ask). `expected_packets - packets` is the loss, if nothing was
-    /// duplicated.
+    /// publisher to ask). `expected_packets - received.len()` is the loss
+    /// (`packets` also counts duplicates).
     pub fn expected_packets(&self) -> u64 {
         self.seq_range.map_or(0, |(low, high)| high - low + 1)
+    }
+}
+
+/// A set of extended sequence numbers: one bit per number from the lowest inserted
+/// (rounded down to a multiple of 64), so a track costs a bit per packet numbered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeqSet {
+    /// The number of bit 0 of `words[0]`; a multiple of 64.
+    base: u64,
+    words: Vec<u64>,
+    len: u64,
+}
+
+impl SeqSet {
+    /// Adds `seq`; false if it was there already.
+    pub fn insert(&mut self, seq: u64) -> bool {
+        let aligned = seq & !63;
+        if self.words.is_empty() {
+            self.base = aligned;
+        } else if aligned < self.base {
+            let missing = ((self.base - aligned) / 64) as usize;
+            self.words.splice(0..0, std::iter::repeat_n(0, missing));
+            self.base = aligned;
+        }
+        let word = ((seq - self.base) / 64) as usize;
+        if word >= self.words.len() {
+            self.words.resize(word + 1, 0);
+        }
+        let bit = 1u64 << (seq % 64);
+        if self.words[word] & bit != 0 {
+            return false;
+        }
+        self.words[word] |= bit;
+        self.len += 1;
+        true
+    }
+
+    pub fn contains(&self, seq: u64) -> bool {
+        seq >= self.base
+            && self
+                .words
+                .get(((seq - self.base) / 64) as usize)
+                .is_some_and(|w| w & 1 << (seq % 64) != 0)
+    }
+
+    /// Distinct numbers in the set.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Numbers in the set that are above `after` and at most `through`.
+    pub fn count_between(&self, after: u64, through: u64) -> u64 {
+        if self.words.is_empty() {
+            return 0;
+        }
+        let end = self.base + self.words.len() as u64 * 64;
+        let (from, to) = (after.saturating_add(1).max(self.base), through.min(end - 1));
+        if from > to {
+            return 0;
+        }
+        let (first, last) = ((from - self.base) / 64, (to - self.base) / 64);
+        (first..=last)
+            .map(|w| {
+                let mut word = self.words[w as usize];
+                if w == first {
+                    word &= u64::MAX << (from % 64);
+                }
+                if w == last {
+                    word &= u64::MAX >> (63 - to % 64);
+                }
+                u64::from(word.count_ones())
+            })
+            .sum()
     }
 }
 
