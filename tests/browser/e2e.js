@@ -125,6 +125,20 @@ async function main() {
   }
   info('first frames decoded everywhere');
 
+  // What DTLS negotiated on each connection, as Chromium reports it (`getStats()`
+  // transport; Chromium names the profiles as rtc and the server log do). Chorus
+  // supports all four; which one wins is Chromium's order (docs/architecture.md,
+  // "SRTP profiles").
+  const SRTP_PROFILES = ['SRTP_AEAD_AES_128_GCM', 'SRTP_AEAD_AES_256_GCM', 'SRTP_AES128_CM_HMAC_SHA1_80', 'SRTP_AES128_CM_HMAC_SHA1_32'];
+  for (const p of pages) {
+    const t = await p.page.evaluate(() => window.chorus.transportStats());
+    for (const target of ['publisher', 'subscriber']) {
+      const c = t[target] || {};
+      info(`${p.name} ${target}: srtpCipher ${c.srtpCipher}, dtlsCipher ${c.dtlsCipher}, Chromium's DTLS role ${c.dtlsRole}`);
+      if (!SRTP_PROFILES.includes(c.srtpCipher)) fail(`${p.name}'s ${target} connection reports SRTP profile "${c.srtpCipher}", not one of ${SRTP_PROFILES.join(', ')}`);
+    }
+  }
+
   const MEASURE_MS = 3000;
   const before = await Promise.all(pages.map(stats));
   await sleep(MEASURE_MS);

@@ -123,6 +123,10 @@ mod tests {
                 serde_json::to_value(testing::room_info("r")).unwrap(),
             ),
             (
+                "ForwardingStats",
+                serde_json::to_value(testing::room_info("r").forwarding).unwrap(),
+            ),
+            (
                 "RoomList",
                 serde_json::to_value(RoomList { rooms: vec![] }).unwrap(),
             ),

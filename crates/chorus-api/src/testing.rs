@@ -141,6 +141,7 @@ pub fn room_info(name: &str) -> RoomInfo {
         forwarding: chorus_protocol::control::ForwardingStats {
             forwarded: 120,
             skipped: [("muted".to_owned(), 3)].into(),
+            srtp_profiles: [("SRTP_AEAD_AES_128_GCM".to_owned(), 2)].into(),
         },
     }
 }

@@ -925,9 +925,11 @@
   }
 
   /**
-   * The ICE transport of each connection: the selected candidate pair with its local and
-   * remote candidate, how often it changed, and every local candidate gathered.
-   * { publisher: { state, selectedPairId, changes, local: {address, port, type, id}, remote, localCandidates }, subscriber: ... }
+   * The transport of each connection: the selected candidate pair with its local and
+   * remote candidate, how often it changed, every local candidate gathered, and what DTLS
+   * negotiated (this page's DTLS role, the SRTP protection profile, the cipher suite).
+   * { publisher: { state, selectedPairId, changes, local: {address, port, type, id}, remote, localCandidates,
+   *   dtlsRole, srtpCipher, dtlsCipher }, subscriber: ... }
    */
   async function transportStats() {
     const out = {};
@@ -954,6 +956,9 @@
         local: pair ? cand(pair.localCandidateId) : null,
         remote: pair ? cand(pair.remoteCandidateId) : null,
         localCandidates,
+        dtlsRole: transport ? transport.dtlsRole || null : null,
+        srtpCipher: transport ? transport.srtpCipher || null : null,
+        dtlsCipher: transport ? transport.dtlsCipher || null : null,
       };
     }
     return out;

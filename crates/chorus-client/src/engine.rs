@@ -99,20 +99,8 @@ impl Engine {
     /// a wildcard: it is advertised as the host candidate).
     pub async fn bind(bind_ip: IpAddr, profile: MediaProfile) -> Result<Self, ClientError> {
         Ok(Self {
-            publisher: Peer::bind(
-                PeerTarget::Publisher,
-                bind_ip,
-                profile.video_codec,
-                profile.keepalive,
-            )
-            .await?,
-            subscriber: Peer::bind(
-                PeerTarget::Subscriber,
-                bind_ip,
-                profile.video_codec,
-                profile.keepalive,
-            )
-            .await?,
+            publisher: Peer::bind(PeerTarget::Publisher, bind_ip, &profile).await?,
+            subscriber: Peer::bind(PeerTarget::Subscriber, bind_ip, &profile).await?,
             profile,
             publications: Vec::new(),
             subscriptions: HashMap::new(),
@@ -305,8 +293,15 @@ impl Engine {
                     .push_back(ClientMessage::Candidate { target, candidate });
             }
             PeerOutput::StateChanged(state) => {
+                let srtp_profile = (state == RTCPeerConnectionState::Connected)
+                    .then(|| self.peer_mut(target).srtp_profile(now))
+                    .flatten();
                 let mut stats = self.stats.lock();
-                peer_stats(&mut stats, target).state = Some(state);
+                let peer = peer_stats(&mut stats, target);
+                peer.state = Some(state);
+                if srtp_profile.is_some() {
+                    peer.srtp_profile = srtp_profile;
+                }
             }
             PeerOutput::TrackOpened {
                 track_id,

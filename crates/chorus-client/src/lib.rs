@@ -36,6 +36,7 @@ pub use error::ClientError;
 pub use keyframe::KeyframeRequestForm;
 pub use profile::{Keepalive, MediaProfile, VideoCodec};
 pub use raw::StatsHandle;
+pub use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 pub use session::PathChange;
 pub use stats::{
     ClientStats, DecodedAudio, InboundTrackStats, OutboundTrackStats, PeerConnectionState,

@@ -22,7 +22,7 @@ use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::{RTCIceGatheringState, RTCPeerConnectionState};
-use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::peer_connection::transport::{RTCDtlsRole, RTCIceCandidateInit};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -30,12 +30,13 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::statistics::StatsSelector;
 use rtc::{rtcp, rtp};
 use tokio::net::UdpSocket;
 use tracing::{debug, trace};
 
 use crate::error::ClientError;
-use crate::profile::{Keepalive, StreamParams, VideoCodec};
+use crate::profile::{Keepalive, MediaProfile, StreamParams, VideoCodec};
 
 /// Largest datagram read from the socket.
 const RECV_BUFFER: usize = 2048;
@@ -93,20 +94,19 @@ impl Peer {
     pub(crate) async fn bind(
         target: PeerTarget,
         ip: IpAddr,
-        video_codec: VideoCodec,
-        keepalive: Keepalive,
+        profile: &MediaProfile,
     ) -> Result<Self, ClientError> {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
         let local_addr = socket.local_addr()?;
         Ok(Self {
             target,
-            pc: build_peer_connection(Instant::now(), target, video_codec, keepalive)?,
-            video_codec,
+            pc: build_peer_connection(Instant::now(), target, profile)?,
+            video_codec: profile.video_codec,
             socket,
             previous: None,
             spare: None,
             local_addr,
-            keepalive,
+            keepalive: profile.keepalive,
             next_indication: None,
             server: None,
             offline: false,
@@ -118,6 +118,16 @@ impl Peer {
 
     pub(crate) fn state(&self) -> RTCPeerConnectionState {
         self.state
+    }
+
+    /// The SRTP protection profile DTLS negotiated (rtc's transport stats); `None`
+    /// before the handshake completed.
+    pub(crate) fn srtp_profile(&mut self, now: Instant) -> Option<String> {
+        let report = self.pc.get_stats(now, StatsSelector::None);
+        report
+            .transport()
+            .map(|t| t.srtp_cipher.clone())
+            .filter(|profile| !profile.is_empty())
     }
 
     pub(crate) fn local_addr(&self) -> SocketAddr {
@@ -516,13 +526,14 @@ fn h264_codec() -> RTCRtpCodecParameters {
 /// Opus and the one video format the synthetic source sends (publisher; a server that
 /// does not take it leaves the video without a codec) or VP8 and H.264 (subscriber), the
 /// RFC 6464 audio level extension, the default interceptors (NACK, RTCP reports, TWCC
-/// feedback) and `chorus_rtc_profile::with_rtcp_to_application`.
+/// feedback), `chorus_rtc_profile::with_rtcp_to_application`, and the SRTP protection
+/// profiles and answering DTLS role of `profile`.
 fn build_peer_connection(
     now: Instant,
     target: PeerTarget,
-    video_codec: VideoCodec,
-    keepalive: Keepalive,
+    profile: &MediaProfile,
 ) -> Result<RTCPeerConnection, ClientError> {
+    let video_codec = profile.video_codec;
     let mut media_engine = MediaEngine::default();
     media_engine.register_codec(chorus_rtc_profile::opus_codec(), RtpCodecKind::Audio)?;
     let sends_h264 = target == PeerTarget::Publisher && video_codec == VideoCodec::H264;
@@ -545,13 +556,17 @@ fn build_peer_connection(
     // sparse keepalive does not make it give up on its side. The connection's agent
     // sends consent checks only in `Keepalive::Consent`.
     let off = Some(Duration::ZERO);
-    let consent = match keepalive {
+    let consent = match profile.keepalive {
         Keepalive::Consent(every) => Some(every),
         Keepalive::Indications(_) => off,
     };
-    let setting_engine = SettingEngineBuilder::new()
+    let mut setting_engine = SettingEngineBuilder::new()
         .with_ice_timeouts(off, off, consent)
-        .build();
+        .with_srtp_protection_profiles(profile.srtp_profiles.clone());
+    if profile.answer_setup_active {
+        setting_engine = setting_engine.with_answering_dtls_role(RTCDtlsRole::Client);
+    }
+    let setting_engine = setting_engine.build();
     Ok(RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_setting_engine(setting_engine)

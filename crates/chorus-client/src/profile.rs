@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+
 use crate::talk::AudioContent;
 
 /// The video payload format a source produces.
@@ -36,6 +38,15 @@ pub struct MediaProfile {
     pub decode_audio: bool,
     /// How the connections are kept alive once ICE is up.
     pub keepalive: Keepalive,
+    /// The SRTP protection profiles both connections offer in DTLS, most preferred
+    /// first. Empty is rtc's default: AEAD_AES_128_GCM, AEAD_AES_256_GCM,
+    /// AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32.
+    pub srtp_profiles: Vec<SrtpProtectionProfile>,
+    /// Answer the server's offers (subscriber connection) with `a=setup:active`, as
+    /// browsers and GStreamer's `webrtcbin` do: this client is then the DTLS client
+    /// and the server the DTLS server. Off, rtc answers an ICE-lite offerer with
+    /// `a=setup:passive` and the server is the DTLS client on both connections.
+    pub answer_setup_active: bool,
 }
 
 impl Default for MediaProfile {
@@ -49,6 +60,8 @@ impl Default for MediaProfile {
             audio: AudioContent::default(),
             decode_audio: true,
             keepalive: Keepalive::default(),
+            srtp_profiles: Vec::new(),
+            answer_setup_active: false,
         }
     }
 }

@@ -44,6 +44,10 @@ pub struct PeerStats {
     pub firs: u64,
     /// Generic NACKs received.
     pub nacks: u64,
+    /// The SRTP protection profile DTLS negotiated, as rtc names it
+    /// (`SRTP_AEAD_AES_128_GCM`, `SRTP_AES128_CM_HMAC_SHA1_80`); `None` before the
+    /// connection is first up.
+    pub srtp_profile: Option<String>,
 }
 
 #[derive(Debug, Clone)]

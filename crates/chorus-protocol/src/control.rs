@@ -38,6 +38,12 @@ pub struct ForwardingStats {
     /// Packets (or copies for one subscriber) not sent, by reason; every reason is
     /// listed, zeros included.
     pub skipped: BTreeMap<String, u64>,
+    /// Media connections whose DTLS handshake completed, by the SRTP protection
+    /// profile it negotiated (`SRTP_AEAD_AES_128_GCM`, `SRTP_AEAD_AES_256_GCM`,
+    /// `SRTP_AES128_CM_HMAC_SHA1_80`, `SRTP_AES128_CM_HMAC_SHA1_32`); only the
+    /// profiles seen are listed.
+    #[serde(default)]
+    pub srtp_profiles: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -17,7 +17,7 @@ mod publish;
 mod signal;
 mod subscribe;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -85,6 +85,8 @@ pub struct RoomCore {
     /// Every listener's room-audio track ([`ROOM_AUDIO_TRACK`]).
     room_audio: TrackId,
     overload: Overload,
+    /// Connections whose DTLS handshake completed, by negotiated SRTP profile.
+    srtp_profiles: BTreeMap<String, u64>,
 }
 
 impl RoomCore {
@@ -111,6 +113,7 @@ impl RoomCore {
             closed: false,
             room_audio: TrackId::named(ROOM_AUDIO_TRACK),
             overload: Overload::default(),
+            srtp_profiles: BTreeMap::new(),
         }
     }
 
@@ -264,6 +267,7 @@ impl RoomCore {
                     .iter()
                     .map(|(skip, n)| (skip.as_str().to_owned(), n))
                     .collect(),
+                srtp_profiles: self.srtp_profiles.clone(),
             },
         }
     }

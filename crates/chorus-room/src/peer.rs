@@ -37,6 +37,8 @@ pub struct Peer {
     pub downtracks: HashMap<TrackId, DownTrack>,
     /// Publisher side: rtc's track id → the published track it carries.
     pub uptracks: HashMap<String, TrackId>,
+    /// The SRTP protection profile its DTLS handshake negotiated, once it has.
+    pub srtp_profile: Option<String>,
 }
 
 /// One published track as forwarded to one subscriber.
@@ -75,6 +77,7 @@ impl Peer {
             negotiation: Negotiation::default(),
             downtracks: HashMap::new(),
             uptracks: HashMap::new(),
+            srtp_profile: None,
         }
     }
 

@@ -10,13 +10,34 @@ use chorus_core::ConnId;
 use chorus_protocol::LeaveReason;
 use chorus_protocol::signal::{PeerTarget, ServerMessage};
 use chorus_transport::{IceEvent, LinkState, PeerRole};
+use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::sansio::Protocol;
+use rtc::statistics::StatsSelector;
 
 use super::RoomCore;
 use crate::io::{Output, ParticipantKey, Recipients, RouteChange};
 use crate::participants::state_from_links;
 use crate::peer::Peer;
+
+/// The SRTP protection profile and the DTLS cipher suite a connection's handshake
+/// settled on, as rtc's transport stats name them (`SRTP_AEAD_AES_128_GCM`,
+/// `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`), and the server's DTLS role (`client`
+/// or `server`: which side's rule chose the profile). rtc fills them in before it
+/// reports the connection `Connected`; its stats are the only place it exposes them.
+fn negotiated_ciphers(pc: &mut RTCPeerConnection, now: Instant) -> (String, String, String) {
+    let report = pc.get_stats(now, StatsSelector::None);
+    let t = report.transport();
+    let named = |s: Option<String>| {
+        s.filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "unknown".to_owned())
+    };
+    (
+        named(t.map(|t| t.srtp_cipher.clone())),
+        named(t.map(|t| t.dtls_cipher.clone())),
+        named(t.map(|t| t.dtls_role.to_string())),
+    )
+}
 
 /// What usually keeps a media connection from coming up, for `media_unreachable`.
 const UNREACHABLE_HINT: &str = "no ICE connectivity check and DTLS handshake completed: a \
@@ -105,6 +126,21 @@ impl RoomCore {
         match state {
             RTCPeerConnectionState::Connected => {
                 peer.ice.connected(now);
+                if peer.srtp_profile.is_none() {
+                    let (srtp, dtls, role) = negotiated_ciphers(&mut peer.pc, now);
+                    let identity = self.participants.get(owner).map(|p| p.identity.as_str());
+                    tracing::info!(
+                        room = %self.name,
+                        identity = identity.unwrap_or_default(),
+                        target = ?peer.target,
+                        srtp_profile = %srtp,
+                        dtls_cipher = %dtls,
+                        dtls_role = %role,
+                        "connection up"
+                    );
+                    *self.srtp_profiles.entry(srtp.clone()).or_default() += 1;
+                    peer.srtp_profile = Some(srtp);
+                }
                 self.refresh_state(owner);
             }
             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
