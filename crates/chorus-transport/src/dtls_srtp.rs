@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType};
+use dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig};
 use dtls::crypto::Certificate;
 use dtls::endpoint::{Endpoint, EndpointEvent};
 use dtls::extension::extension_use_srtp::SrtpProtectionProfile;
@@ -170,6 +170,8 @@ pub enum DtlsEvent {
 pub struct DtlsSrtp {
     endpoint: Endpoint,
     crypto: Arc<dyn RTCCryptoProvider>,
+    /// Server side, until the client's hello: the configuration and the fingerprint.
+    server: Option<(DtlsSrtpConfig, String)>,
     keyed: Option<Keyed>,
     closed: bool,
     transmits: VecDeque<BytesMut>,
@@ -177,7 +179,8 @@ pub struct DtlsSrtp {
 
 impl DtlsSrtp {
     /// An association with a peer whose certificate must hash to `remote_fingerprint`
-    /// (`sha-256 AB:CD:…`, case-insensitive). A client starts its handshake now.
+    /// (`sha-256 AB:CD:…`, case-insensitive). A client starts its handshake now; a server
+    /// waits for the client's hello to pick the profile (see [`Self::handle_datagram`]).
     pub fn new(
         role: DtlsRole,
         config: &DtlsSrtpConfig,
@@ -185,57 +188,47 @@ impl DtlsSrtp {
         now: Instant,
     ) -> Result<Self, DtlsError> {
         let expected = parse_fingerprint(remote_fingerprint)?;
-        let crypto = config.crypto.clone();
-        let check_crypto = crypto.clone();
-        let verify = Arc::new(
-            move |certs: &[Vec<u8>], _: &[_]| -> rtc::shared::error::Result<()> {
-                let cert = certs
-                    .first()
-                    .ok_or(rtc::shared::error::Error::ErrNonCertificate)?;
-                match sha256_hex(&*check_crypto, cert) {
-                    Ok(got) if got == expected => Ok(()),
-                    _ => Err(rtc::shared::error::Error::ErrNoMatchingCertificateFingerprint),
-                }
-            },
-        );
-        let handshake = ConfigBuilder::default()
-            .with_crypto_provider(crypto.clone())
-            .with_certificates(vec![config.certificate.clone()])
-            .with_srtp_protection_profiles(config.profiles.iter().map(|p| p.dtls()).collect())
-            .with_client_auth(ClientAuthType::RequireAnyClientCert)
-            // Self-signed certificates: the fingerprint check above is the authentication.
-            .with_insecure_skip_verify(true)
-            .with_verify_peer_certificate(Some(verify))
-            .with_extended_master_secret(ExtendedMasterSecretType::Require)
-            .build(role == DtlsRole::Client, None)
-            .map_err(|e| DtlsError::Config(e.to_string()))?;
-        let handshake = Arc::new(handshake);
         let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
-        let mut this = match role {
-            DtlsRole::Server => Self::with_endpoint(
-                Endpoint::new(local, TransportProtocol::UDP, Some(handshake)),
-                crypto,
-            ),
+        let mut endpoint = Endpoint::new(local, TransportProtocol::UDP, None);
+        let server = match role {
             DtlsRole::Client => {
-                let mut endpoint = Endpoint::new(local, TransportProtocol::UDP, None);
+                let handshake = handshake(config, &config.profiles, &expected, true)?;
                 endpoint
                     .connect(now, ASSOCIATION, handshake, None)
                     .map_err(|e| DtlsError::Handshake(e.to_string()))?;
-                Self::with_endpoint(endpoint, crypto)
+                None
             }
+            DtlsRole::Server => Some((config.clone(), expected)),
+        };
+        let mut this = Self {
+            endpoint,
+            crypto: config.crypto.clone(),
+            server,
+            keyed: None,
+            closed: false,
+            transmits: VecDeque::new(),
         };
         this.collect();
         Ok(this)
     }
 
-    fn with_endpoint(endpoint: Endpoint, crypto: Arc<dyn RTCCryptoProvider>) -> Self {
-        Self {
-            endpoint,
-            crypto,
-            keyed: None,
-            closed: false,
-            transmits: VecDeque::new(),
-        }
+    /// As server, before the first record: the handshake that offers only the profile
+    /// Chorus prefers among those the client's hello lists. `rtc-dtls`'s server would take
+    /// the client's order, and browsers list AES-CM before GCM (Chromium does).
+    fn prepare_server(&mut self, record: &[u8]) -> Result<(), DtlsError> {
+        let Some((config, expected)) = self.server.take() else {
+            return Ok(());
+        };
+        let offered = client_hello_srtp_profiles(record).unwrap_or_default();
+        let chosen: Vec<SrtpProfile> = config
+            .profiles
+            .iter()
+            .copied()
+            .find(|p| offered.contains(&p.dtls()))
+            .map_or_else(|| config.profiles.clone(), |p| vec![p]);
+        let handshake = handshake(&config, &chosen, &expected, false)?;
+        self.endpoint.set_server_config(Some(handshake));
+        Ok(())
     }
 
     /// Feeds one DTLS datagram (first byte 20–63), from whichever address it came.
@@ -247,6 +240,7 @@ impl DtlsSrtp {
         if self.closed {
             return Ok(None);
         }
+        self.prepare_server(&data)?;
         let events = self.endpoint.read(now, ASSOCIATION, None, data);
         self.collect();
         let mut outcome = None;
@@ -369,6 +363,81 @@ impl DtlsSrtp {
             .decrypt_rtcp(packet)
             .map_err(|e| DtlsError::Srtp(e.to_string()))
     }
+}
+
+/// The handshake configuration of one association, offering `profiles`.
+fn handshake(
+    config: &DtlsSrtpConfig,
+    profiles: &[SrtpProfile],
+    expected_fingerprint: &str,
+    client: bool,
+) -> Result<Arc<HandshakeConfig>, DtlsError> {
+    let expected = expected_fingerprint.to_owned();
+    let check_crypto = config.crypto.clone();
+    let verify = Arc::new(
+        move |certs: &[Vec<u8>], _: &[_]| -> rtc::shared::error::Result<()> {
+            let cert = certs
+                .first()
+                .ok_or(rtc::shared::error::Error::ErrNonCertificate)?;
+            match sha256_hex(&*check_crypto, cert) {
+                Ok(got) if got == expected => Ok(()),
+                _ => Err(rtc::shared::error::Error::ErrNoMatchingCertificateFingerprint),
+            }
+        },
+    );
+    let handshake = ConfigBuilder::default()
+        .with_crypto_provider(config.crypto.clone())
+        .with_certificates(vec![config.certificate.clone()])
+        .with_srtp_protection_profiles(profiles.iter().map(|p| p.dtls()).collect())
+        .with_client_auth(ClientAuthType::RequireAnyClientCert)
+        // Self-signed certificates: the fingerprint check above is the authentication.
+        .with_insecure_skip_verify(true)
+        .with_verify_peer_certificate(Some(verify))
+        .with_extended_master_secret(ExtendedMasterSecretType::Require)
+        .build(client, None)
+        .map_err(|e| DtlsError::Config(e.to_string()))?;
+    Ok(Arc::new(handshake))
+}
+
+/// The SRTP profiles a DTLS record carrying a ClientHello offers (its `use_srtp`
+/// extension, RFC 5764 §4.1.1), in the client's order; `None` if the record is not an
+/// unfragmented ClientHello. Bounds-checked throughout: the bytes are the network's.
+fn client_hello_srtp_profiles(record: &[u8]) -> Option<Vec<SrtpProtectionProfile>> {
+    let u16_at = |b: &[u8], i: usize| Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]));
+    // Record header: type 22 (handshake), version, epoch, sequence, length.
+    if *record.first()? != 22 {
+        return None;
+    }
+    let len = usize::from(u16_at(record, 11)?);
+    let body = record.get(13..13 + len)?;
+    // Handshake header: type 1 (ClientHello), length, message seq, fragment offset 0.
+    if *body.first()? != 1 || body.get(6..9)? != [0, 0, 0] {
+        return None;
+    }
+    let frag = usize::from(u16_at(body, 10)?) | (usize::from(*body.get(9)?) << 16);
+    let hello = body.get(12..12 + frag)?;
+    let mut p = 2 + 32; // version, random
+    p += 1 + usize::from(*hello.get(p)?); // session id
+    p += 1 + usize::from(*hello.get(p)?); // cookie
+    p += 2 + usize::from(u16_at(hello, p)?); // cipher suites
+    p += 1 + usize::from(*hello.get(p)?); // compression methods
+    let end = p + 2 + usize::from(u16_at(hello, p)?);
+    p += 2;
+    while p + 4 <= end {
+        let (kind, len) = (u16_at(hello, p)?, usize::from(u16_at(hello, p + 2)?));
+        let data = hello.get(p + 4..p + 4 + len)?;
+        if kind == 0x000e {
+            let n = usize::from(u16_at(data, 0)?);
+            let list = data.get(2..2 + n)?;
+            return Some(
+                list.chunks_exact(2)
+                    .map(|c| SrtpProtectionProfile::from(u16::from_be_bytes([c[0], c[1]])))
+                    .collect(),
+            );
+        }
+        p += 4 + len;
+    }
+    Some(Vec::new())
 }
 
 /// `sha-256 AB:CD:…` → `ab:cd:…`; other hash functions are refused.

@@ -85,10 +85,10 @@ fn rtp(seq: u16) -> Vec<u8> {
 const RR: [u8; 8] = [0x80, 201, 0, 1, 0, 0, 0, 42];
 
 #[test]
-fn the_profile_is_the_first_of_the_client_list_the_server_supports() {
+fn the_server_picks_its_preferred_profile_among_those_the_client_offers() {
     use SrtpProfile::*;
     // (client's profiles, server's profiles, negotiated; None: the handshake fails)
-    let cases: [(&[SrtpProfile], &[SrtpProfile], Option<SrtpProfile>); 5] = [
+    let cases: [(&[SrtpProfile], &[SrtpProfile], Option<SrtpProfile>); 6] = [
         (
             &[AeadAes128Gcm, Aes128CmHmacSha1_80],
             &[AeadAes128Gcm, Aes128CmHmacSha1_80],
@@ -104,10 +104,15 @@ fn the_profile_is_the_first_of_the_client_list_the_server_supports() {
             &[Aes128CmHmacSha1_80, AeadAes128Gcm],
             Some(AeadAes128Gcm),
         ),
-        // rtc-dtls's server takes the client's order, not its own (see docs/architecture.md).
+        // The server's order wins (Chromium lists AES-CM first): GCM whenever offered.
         (
             &[Aes128CmHmacSha1_80, AeadAes128Gcm],
             &[AeadAes128Gcm, Aes128CmHmacSha1_80],
+            Some(AeadAes128Gcm),
+        ),
+        (
+            &[AeadAes128Gcm, Aes128CmHmacSha1_80],
+            &[Aes128CmHmacSha1_80, AeadAes128Gcm],
             Some(Aes128CmHmacSha1_80),
         ),
         (&[Aes128CmHmacSha1_80], &[AeadAes128Gcm], None),
@@ -256,4 +261,35 @@ fn the_client_protects_with_the_client_write_key_of_rfc_5764() {
             "{profile:?}"
         );
     }
+}
+
+#[test]
+fn a_client_hello_is_read_for_its_profiles_and_garbage_is_not() {
+    let now = Instant::now();
+    let mut client = config(&[SrtpProfile::Aes128CmHmacSha1_80, SrtpProfile::AeadAes128Gcm]);
+    client.profiles = vec![SrtpProfile::Aes128CmHmacSha1_80, SrtpProfile::AeadAes128Gcm];
+    let server = config(&SrtpProfile::ALL);
+    let mut c = DtlsSrtp::new(
+        DtlsRole::Client,
+        &client,
+        &server.fingerprint().unwrap(),
+        now,
+    )
+    .unwrap();
+    let hello = c.poll_transmit().expect("the client's first flight");
+    assert_eq!(
+        client_hello_srtp_profiles(&hello),
+        Some(vec![
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm
+        ])
+    );
+    // Every truncation of it, and other records, read as nothing, without a panic.
+    for n in 0..hello.len() {
+        assert_eq!(client_hello_srtp_profiles(&hello[..n]), None, "{n} bytes");
+    }
+    let mut not_hello = hello.to_vec();
+    not_hello[13] = 2;
+    assert_eq!(client_hello_srtp_profiles(&not_hello), None);
+    assert_eq!(client_hello_srtp_profiles(&[23, 254, 253]), None);
 }
