@@ -1,8 +1,9 @@
-//! Chorus's own server side of one WebRTC connection (issue 9), sans-I/O: the SDP answer
-//! it writes itself ([`answer`]), ICE-lite ([`IceLite`]: checks authenticated and answered
+//! Chorus's own server side of one WebRTC connection (issue 9), sans-I/O: the SDP it
+//! writes itself ([`sdp`]), ICE-lite ([`IceLite`]: checks authenticated and answered
 //! here), DTLS-SRTP ([`DtlsSrtp`]), RTP/RTCP unprotected on the way in and protected on
 //! the way out. On a publisher connection the server answers and is the DTLS client; on
-//! a subscriber connection it offers and takes the role the client's answer leaves it. Datagrams are told apart by their first byte (RFC 7983).
+//! a subscriber connection it offers and takes the role the client's answer leaves it.
+//! Datagrams are told apart by their first byte (RFC 7983).
 //!
 //! Rooms do not use it yet: it is the base the media path will be moved onto, tested
 //! against `rtc`'s full `RTCPeerConnection` as the client.
