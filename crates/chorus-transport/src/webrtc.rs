@@ -1,7 +1,7 @@
 //! Chorus's own server side of one WebRTC connection (issue 9), sans-I/O: the SDP it
 //! writes itself ([`sdp`]), ICE-lite ([`IceLite`]: checks authenticated and answered
 //! here), DTLS-SRTP ([`DtlsSrtp`]), RTP/RTCP unprotected on the way in and protected on
-//! the way out. On a publisher connection the server answers and is the DTLS client; on
+//! the way out. On a publisher connection the server answers and is the DTLS server; on
 //! a subscriber connection it offers and takes the role the client's answer leaves it.
 //! Datagrams are told apart by their first byte (RFC 7983).
 //!
@@ -88,6 +88,8 @@ pub struct ServerConnection {
     remote_fingerprint: Option<String>,
     /// An offer of the server is out.
     offered: bool,
+    /// The server's `a=setup` in its answers.
+    setup: &'static str,
     transmits: VecDeque<(SocketAddr, BytesMut)>,
     received: VecDeque<Received>,
 }
@@ -102,8 +104,18 @@ impl ServerConnection {
     ) -> Result<(Self, String), ConnectionError> {
         let parsed = Remote::parse(offer)?;
         let mut conn = Self::new(&params, now)?;
-        // `a=setup:active`: the server starts the handshake once it knows where to.
-        let dtls = DtlsSrtp::new(DtlsRole::Client, params.dtls, &parsed.fingerprint, now)?;
+        // The server takes the DTLS server role where it can (`a=setup:passive`): there
+        // it chooses the SRTP profile, GCM first. A client that offers `passive` makes it
+        // the client, which starts the handshake once it knows where to.
+        let role = match parsed.setup.as_deref() {
+            Some("passive") => DtlsRole::Client,
+            _ => DtlsRole::Server,
+        };
+        conn.setup = match role {
+            DtlsRole::Client => "active",
+            DtlsRole::Server => "passive",
+        };
+        let dtls = DtlsSrtp::new(role, params.dtls, &parsed.fingerprint, now)?;
         conn.dtls = Some(dtls);
         conn.remote_fingerprint = Some(parsed.fingerprint.clone());
         let answer = conn.describe(|local| parsed.answer(local));
@@ -200,6 +212,7 @@ impl ServerConnection {
             candidate: self.candidate,
             session_id: self.session_id,
             version: self.version,
+            setup: self.setup,
         })
     }
 
@@ -216,9 +229,19 @@ impl ServerConnection {
             version: 1,
             remote_fingerprint: None,
             offered: false,
+            setup: "passive",
             transmits: VecDeque::new(),
             received: VecDeque::new(),
         })
+    }
+
+    /// Protects one RTCP compound (reports, feedback) and queues it for the client's path.
+    pub fn send_rtcp(&mut self, compound: &[u8]) -> Result<(), ConnectionError> {
+        let to = self.ice.destination().ok_or(ConnectionError::NoPath)?;
+        let dtls = self.dtls.as_mut().ok_or(ConnectionError::NotNegotiated)?;
+        let protected = dtls.protect_rtcp(compound)?;
+        self.transmits.push_back((to, protected));
+        Ok(())
     }
 
     /// Protects one RTP packet and queues it for the client's path.

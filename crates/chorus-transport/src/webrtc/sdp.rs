@@ -1,7 +1,7 @@
 //! SDP as Chorus writes and reads it, rather than negotiated by a peer-connection stack.
 //! What the server needs from the client's description ([`Remote`]); the server's answer
-//! on a publisher connection (ICE-lite with one host candidate, the server as DTLS client,
-//! `a=setup:active`, one BUNDLE, per offered m-section the one codec Chorus takes for its
+//! on a publisher connection (ICE-lite with one host candidate, the server as DTLS server,
+//! `a=setup:passive`, unless the client insists on being it; one BUNDLE, per offered m-section the one codec Chorus takes for its
 //! kind, Opus or VP8, receive-only, anything else rejected); and the server's offer on a
 //! subscriber connection (one send-only m-section per track, `a=setup:actpass`).
 
@@ -51,6 +51,8 @@ pub struct Local<'a> {
     pub session_id: u64,
     /// Goes up with every description of the session (`o=` line).
     pub version: u64,
+    /// The server's `a=setup` in an answer (`passive` or `active`).
+    pub setup: &'a str,
 }
 
 /// The codec Chorus takes for a kind of media.
@@ -151,7 +153,7 @@ impl Remote {
                         .with_codec(*pt, name.to_owned(), clock, channels, String::new())
                         .with_ice_credentials(local.ice_ufrag.to_owned(), local.ice_pwd.to_owned())
                         .with_fingerprint(alg.to_owned(), fp.to_owned())
-                        .with_value_attribute("setup".to_owned(), "active".to_owned())
+                        .with_value_attribute("setup".to_owned(), local.setup.to_owned())
                         .with_property_attribute("rtcp-mux".to_owned())
                         .with_property_attribute("rtcp-rsize".to_owned())
                         .with_property_attribute("recvonly".to_owned())

@@ -36,6 +36,8 @@ struct Call {
     sender: Option<RTCRtpSenderId>,
     /// RTP the client received: (payload type, sequence number, payload).
     client_rtp: Vec<(u8, u16, Bytes)>,
+    /// RTCP packets the client received.
+    client_rtcp: usize,
     server: ServerConnection,
     client_connected: bool,
     now: Instant,
@@ -52,7 +54,8 @@ fn client(profiles: Option<Vec<SrtpProtectionProfile>>, now: Instant) -> RTCPeer
     media
         .register_codec(vp8_codec(), RtpCodecKind::Video)
         .unwrap();
-    let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
+    let registry = crate::with_rtcp_to_application(Registry::new());
+    let registry = register_default_interceptors(registry, &mut media).unwrap();
     let mut settings = SettingEngineBuilder::new();
     if let Some(p) = profiles {
         settings = settings.with_srtp_protection_profiles(p);
@@ -108,6 +111,7 @@ fn call(profiles: Option<Vec<SrtpProtectionProfile>>) -> (Call, String) {
         client,
         sender: Some(sender),
         client_rtp: Vec::new(),
+        client_rtcp: 0,
         server,
         client_connected: false,
         now,
@@ -215,6 +219,14 @@ fn an_rtc_client_connects_and_its_media_decrypts_with_either_profile() {
             Some(vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80]),
             SrtpProfile::Aes128CmHmacSha1_80,
         ),
+        // Ordered as Chromium orders them: the server, as DTLS server, still takes GCM.
+        (
+            Some(vec![
+                SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+                SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+            ]),
+            SrtpProfile::AeadAes128Gcm,
+        ),
     ];
     for (profiles, want) in cases {
         let (mut call, _) = call(profiles);
@@ -246,7 +258,7 @@ fn an_rtc_client_connects_and_its_media_decrypts_with_either_profile() {
 }
 
 #[test]
-fn the_answer_is_ice_lite_dtls_client_receive_only() {
+fn the_answer_is_ice_lite_dtls_server_receive_only() {
     let (_, answer) = call(None);
     let parsed =
         Remote::parse(&answer).expect("the answer parses as SDP with one accepted m-section");
@@ -256,7 +268,7 @@ fn the_answer_is_ice_lite_dtls_client_receive_only() {
     );
     for line in [
         "a=ice-lite",
-        "a=setup:active",
+        "a=setup:passive",
         "a=recvonly",
         "a=rtcp-mux",
         "a=group:BUNDLE 0",
@@ -315,6 +327,7 @@ fn the_server_offers_a_track_and_the_client_receives_it() {
         client,
         sender: None,
         client_rtp: Vec::new(),
+        client_rtcp: 0,
         server,
         client_connected: false,
         now,
