@@ -36,8 +36,8 @@ struct Call {
     sender: Option<RTCRtpSenderId>,
     /// RTP the client received: (payload type, sequence number, payload).
     client_rtp: Vec<(u8, u16, Bytes)>,
-    /// RTCP packets the client received.
-    client_rtcp: usize,
+    /// Whether the client accepted each SRTCP datagram the server sent.
+    client_srtcp: Vec<bool>,
     server: ServerConnection,
     client_connected: bool,
     now: Instant,
@@ -111,7 +111,7 @@ fn call(profiles: Option<Vec<SrtpProtectionProfile>>) -> (Call, String) {
         client,
         sender: Some(sender),
         client_rtp: Vec::new(),
-        client_rtcp: 0,
+        client_srtcp: Vec::new(),
         server,
         client_connected: false,
         now,
@@ -134,7 +134,8 @@ impl Call {
                 while let Some((to, data)) = self.server.poll_transmit() {
                     moved = true;
                     assert_eq!(to, CLIENT, "the server answers where the client is");
-                    let _ = self.client.handle_read(TaggedBytesMut {
+                    let first = data.get(1).copied();
+                    let res = self.client.handle_read(TaggedBytesMut {
                         now: self.now,
                         transport: TransportContext {
                             local_addr: CLIENT,
@@ -144,6 +145,10 @@ impl Call {
                         },
                         message: data,
                     });
+                    // SRTCP the client's SRTP layer accepted (decrypted and authenticated).
+                    if first.is_some_and(|b| (192..=223).contains(&b)) {
+                        self.client_srtcp.push(res.is_ok());
+                    }
                 }
                 while let Some(ev) = self.client.poll_event() {
                     if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = ev {
@@ -254,6 +259,12 @@ fn an_rtc_client_connects_and_its_media_decrypts_with_either_profile() {
             rtcp.iter().any(|p| p[1] == 200),
             "{want:?}: a sender report arrived"
         );
+        // And the server's feedback reaches the client's SRTCP: a PLI about its microphone.
+        let mut pli = vec![0x81, 206, 0, 2, 0, 0, 0, 1];
+        pli.extend_from_slice(&SSRC.to_be_bytes());
+        call.server.send_rtcp(&pli).unwrap();
+        call.run(2);
+        assert_eq!(call.client_srtcp, vec![true], "{want:?}: the PLI decrypted");
     }
 }
 
@@ -327,7 +338,7 @@ fn the_server_offers_a_track_and_the_client_receives_it() {
         client,
         sender: None,
         client_rtp: Vec::new(),
-        client_rtcp: 0,
+        client_srtcp: Vec::new(),
         server,
         client_connected: false,
         now,
