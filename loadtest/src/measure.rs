@@ -402,20 +402,7 @@ mod tests {
     /// An inbound track as the client counts it after `arrivals` (extended sequence
     /// numbers, duplicates and reordering included).
     fn inbound(kind: MediaKind, arrivals: &[u64]) -> InboundTrackStats {
-        let mut track = InboundTrackStats {
-            kind,
-            ssrc: 1,
-            packets: 0,
-            bytes: 0,
-            first_packet_at: None,
-            last_packet_at: None,
-            keyframes: 0,
-            plis_sent: 0,
-            seq_range: None,
-            received: SeqSet::default(),
-            latency: LatencyHistogram::default(),
-            decoded: None,
-        };
+        let mut track = InboundTrackStats::new(kind, 1);
         for &seq in arrivals {
             track.packets += 1;
             track.seq_range = Some(

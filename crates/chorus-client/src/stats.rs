@@ -77,7 +77,8 @@ pub struct InboundTrackStats {
 }
 
 impl InboundTrackStats {
-    pub(crate) fn new(kind: MediaKind, ssrc: u32) -> Self {
+    /// Nothing received yet.
+    pub fn new(kind: MediaKind, ssrc: u32) -> Self {
         Self {
             kind,
             ssrc,
@@ -287,7 +288,8 @@ pub struct OutboundTrackStats {
 }
 
 impl OutboundTrackStats {
-    pub(crate) fn new(kind: MediaKind, ssrc: u32) -> Self {
+    /// Nothing received yet.
+    pub fn new(kind: MediaKind, ssrc: u32) -> Self {
         Self {
             kind,
             ssrc,

@@ -125,16 +125,9 @@ impl Remote {
     /// The answer: every offered m-section in order, the accepted ones receive-only
     /// with their one codec, the rest rejected.
     pub fn answer(&self, local: &Local<'_>) -> String {
-        let mids: Vec<&str> = self.media.iter().map(|(mid, _, _)| mid.as_str()).collect();
-        let mut answer = SessionDescription::new_jsep_session_description(false)
-            .with_property_attribute("ice-lite".to_owned())
-            .with_value_attribute("group".to_owned(), format!("BUNDLE {}", mids.join(" ")));
-        answer.origin.session_id = local.session_id;
-        answer.origin.session_version = local.version;
-        let (alg, fp) = local
-            .fingerprint
-            .split_once(' ')
-            .unwrap_or(("sha-256", local.fingerprint));
+        let mids = self.media.iter().map(|(mid, _, _)| mid.as_str());
+        let mut answer = session(mids, local);
+        let (alg, fp) = fingerprint_parts(local);
         let candidate = candidate_line(local.candidate);
         for offered in &self.parsed.media_descriptions {
             let kind = offered.media_name.media.clone();
@@ -144,11 +137,7 @@ impl Remote {
             m = m.with_value_attribute("mid".to_owned(), mid.to_owned());
             match accepted {
                 Some((_, kind, pt)) => {
-                    let (name, clock, channels) = if kind == "audio" {
-                        ("opus", 48_000, 2)
-                    } else {
-                        ("VP8", 90_000, 0)
-                    };
+                    let (_, name, clock, channels) = codec(kind);
                     m = m
                         .with_codec(*pt, name.to_owned(), clock, channels, String::new())
                         .with_ice_credentials(local.ice_ufrag.to_owned(), local.ice_pwd.to_owned())
@@ -192,26 +181,11 @@ pub struct OutTrack {
 /// The server's offer on a subscriber connection: one send-only m-section per track,
 /// Opus (111) or VP8 (96), `a=setup:actpass` (the client's answer picks the DTLS roles).
 pub fn offer(tracks: &[OutTrack], local: &Local<'_>) -> String {
-    let mids: Vec<&str> = tracks
-        .iter()
-        .filter(|t| !t.stopped)
-        .map(|t| t.mid.as_str())
-        .collect();
-    let mut offer = SessionDescription::new_jsep_session_description(false)
-        .with_property_attribute("ice-lite".to_owned())
-        .with_value_attribute("group".to_owned(), format!("BUNDLE {}", mids.join(" ")));
-    offer.origin.session_id = local.session_id;
-    offer.origin.session_version = local.version;
-    let (alg, fp) = local
-        .fingerprint
-        .split_once(' ')
-        .unwrap_or(("sha-256", local.fingerprint));
+    let mids = tracks.iter().filter(|t| !t.stopped).map(|t| t.mid.as_str());
+    let mut offer = session(mids, local);
+    let (alg, fp) = fingerprint_parts(local);
     for t in tracks {
-        let (pt, name, clock, channels) = if t.kind == "audio" {
-            (111, "opus", 48_000, 2)
-        } else {
-            (96, "VP8", 90_000, 0)
-        };
+        let (pt, name, clock, channels) = codec(&t.kind);
         let m = MediaDescription::new_jsep_media_description(t.kind.clone(), vec![])
             .with_value_attribute("mid".to_owned(), t.mid.clone())
             .with_codec(pt, name.to_owned(), clock, channels, String::new());
@@ -242,6 +216,34 @@ pub fn offer(tracks: &[OutTrack], local: &Local<'_>) -> String {
         offer = offer.with_media(m);
     }
     offer.marshal()
+}
+
+/// The session level both descriptions share: ICE-lite, one BUNDLE of `mids`.
+fn session<'a>(mids: impl Iterator<Item = &'a str>, local: &Local<'_>) -> SessionDescription {
+    let mids: Vec<&str> = mids.collect();
+    let mut d = SessionDescription::new_jsep_session_description(false)
+        .with_property_attribute("ice-lite".to_owned())
+        .with_value_attribute("group".to_owned(), format!("BUNDLE {}", mids.join(" ")));
+    d.origin.session_id = local.session_id;
+    d.origin.session_version = local.version;
+    d
+}
+
+/// `sha-256 AB:…` as (algorithm, value).
+fn fingerprint_parts<'a>(local: &Local<'a>) -> (&'a str, &'a str) {
+    local
+        .fingerprint
+        .split_once(' ')
+        .unwrap_or(("sha-256", local.fingerprint))
+}
+
+/// The one codec Chorus sends and takes for a kind: (payload type, name, clock, channels).
+fn codec(kind: &str) -> (u8, &'static str, u32, u16) {
+    if kind == "audio" {
+        (111, "opus", 48_000, 2)
+    } else {
+        (96, "VP8", 90_000, 0)
+    }
 }
 
 fn candidate_line(addr: SocketAddr) -> String {
