@@ -198,11 +198,10 @@ impl RoomCore {
         while let Some((key, reason)) = self.doomed.pop() {
             self.remove_participant(key, reason, now);
         }
-        let mut due = std::mem::take(&mut self.offers_due);
-        for conn in due.drain(..) {
+        // Sending an offer never makes another due: this ends.
+        while let Some(conn) = self.offers_due.pop() {
             self.send_offer(conn, now);
         }
-        self.offers_due = due;
         if !self.participants.is_empty() {
             self.empty_since = None;
             return;

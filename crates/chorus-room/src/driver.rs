@@ -78,14 +78,17 @@ pub(crate) async fn run(
             // drops at the inbox), connections stay up.
             n = control_rx.recv_many(&mut control_batch, INBOX_BATCH) => {
                 if n == 0 { break; }
+                // One reading of the clock per batch, not per datagram.
+                let now = Instant::now();
                 for dg in control_batch.drain(..) {
-                    d.input(Input::Datagram(dg));
+                    d.core.handle_input(Input::Datagram(dg), now);
                 }
             }
             n = inbox_rx.recv_many(&mut batch, INBOX_BATCH) => {
                 if n == 0 { break; }
+                let now = Instant::now();
                 for dg in batch.drain(..) {
-                    d.input(Input::Datagram(dg));
+                    d.core.handle_input(Input::Datagram(dg), now);
                 }
             }
             _ = sleep_until(deadline) => {}

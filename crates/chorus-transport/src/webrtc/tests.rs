@@ -107,20 +107,28 @@ fn call(profiles: Option<Vec<SrtpProtectionProfile>>) -> (Call, String) {
     client
         .set_remote_description(now, RTCSessionDescription::answer(answer.clone()).unwrap())
         .unwrap();
-    let call = Call {
-        client,
-        sender: Some(sender),
-        client_rtp: Vec::new(),
-        client_srtcp: Vec::new(),
-        server,
-        client_connected: false,
-        now,
-        seq: 0,
-    };
-    (call, answer)
+    (Call::new(client, Some(sender), server, now), answer)
 }
 
 impl Call {
+    fn new(
+        client: RTCPeerConnection,
+        sender: Option<RTCRtpSenderId>,
+        server: ServerConnection,
+        now: Instant,
+    ) -> Self {
+        Self {
+            client,
+            sender,
+            client_rtp: Vec::new(),
+            client_srtcp: Vec::new(),
+            server,
+            client_connected: false,
+            now,
+            seq: 0,
+        }
+    }
+
     /// Moves every datagram both ways and runs due timers, `steps` times 5 ms.
     fn run(&mut self, steps: usize) {
         for _ in 0..steps {
@@ -334,16 +342,7 @@ fn the_server_offers_a_track_and_the_client_receives_it() {
     let answer = client.create_answer(None).unwrap();
     client.set_local_description(now, answer).unwrap();
     let answer = client.local_description().unwrap().sdp;
-    let mut call = Call {
-        client,
-        sender: None,
-        client_rtp: Vec::new(),
-        client_srtcp: Vec::new(),
-        server,
-        client_connected: false,
-        now,
-        seq: 0,
-    };
+    let mut call = Call::new(client, None, server, now);
     call.server.apply_answer(&answer, now).unwrap();
     call.connect();
     assert_eq!(call.server.profile(), Some(SrtpProfile::AeadAes128Gcm));
