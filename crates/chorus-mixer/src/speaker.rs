@@ -20,14 +20,18 @@
 //! reports exactly the changes of the set: two people talking at about the same level,
 //! syllable by syllable louder and quieter, are reported once, not every time one
 //! overtakes the other.
+//!
+//! One source's loudness tracking lives in `track`; this module selects and orders
+//! the active speakers.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::SourceId;
 
-/// Levels are assumed to describe 20 ms of audio each (one Opus packet).
-const PACKET_DURATION: Duration = Duration::from_millis(20);
+mod track;
+
+use track::{Smoothing, Track};
 
 /// How speakers are chosen.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,16 +78,6 @@ pub struct ActiveSpeaker {
     pub loudness: f32,
 }
 
-#[derive(Debug, Clone)]
-struct Track {
-    muted: bool,
-    last_seen: Option<Instant>,
-    /// Loudness above silence in dB (0..=127), fast attack, slow release.
-    gate: f32,
-    /// Loudness above silence in dB (0..=127), symmetric average.
-    rank: f32,
-}
-
 /// A source being considered to replace the quietest selected speaker.
 #[derive(Debug, Clone, Copy)]
 struct Challenge {
@@ -96,9 +90,7 @@ struct Challenge {
 #[derive(Debug)]
 pub struct SpeakerDetector {
     config: SpeakerConfig,
-    alpha_attack: f32,
-    alpha_release: f32,
-    alpha_rank: f32,
+    smoothing: Smoothing,
     /// Gate loudness above which a source is talking.
     talk_threshold: f32,
     tracks: HashMap<SourceId, Track>,
@@ -109,21 +101,10 @@ pub struct SpeakerDetector {
     candidates: Vec<(SourceId, f32)>,
 }
 
-/// Weight of one packet in an exponential average with time constant `tau`.
-fn alpha(tau: Duration) -> f32 {
-    if tau.is_zero() {
-        return 1.0;
-    }
-    let ratio = PACKET_DURATION.as_secs_f32() / tau.as_secs_f32();
-    1.0 - (-ratio).exp()
-}
-
 impl SpeakerDetector {
     pub fn new(config: SpeakerConfig) -> Self {
         Self {
-            alpha_attack: alpha(config.attack),
-            alpha_release: alpha(config.release),
-            alpha_rank: alpha(config.rank_window),
+            smoothing: Smoothing::new(config.attack, config.release, config.rank_window),
             talk_threshold: 127.0 - f32::from(config.silence_level.min(127)),
             tracks: HashMap::new(),
             selected: Vec::with_capacity(config.max_active),
@@ -149,12 +130,7 @@ impl SpeakerDetector {
 
     /// Starts tracking `id` (silent until its first level). Adding twice is harmless.
     pub fn add(&mut self, id: SourceId) {
-        self.tracks.entry(id).or_insert(Track {
-            muted: false,
-            last_seen: None,
-            gate: 0.0,
-            rank: 0.0,
-        });
+        self.tracks.entry(id).or_insert_with(Track::new);
     }
 
     /// Forgets `id`; if it was selected, the next poll reports the change.
@@ -169,7 +145,7 @@ impl SpeakerDetector {
     /// A muted source is never selected; a selected one leaves at the next poll.
     pub fn set_muted(&mut self, id: SourceId, muted: bool) {
         if let Some(t) = self.tracks.get_mut(&id) {
-            t.muted = muted;
+            t.set_muted(muted);
         }
     }
 
@@ -181,24 +157,7 @@ impl SpeakerDetector {
         let Some(t) = self.tracks.get_mut(&id) else {
             return false;
         };
-        // After a long gap, the old loudness says nothing about the present.
-        if t.last_seen
-            .is_some_and(|seen| now.saturating_duration_since(seen) > self.config.stale_after)
-        {
-            t.gate = 0.0;
-            t.rank = 0.0;
-        }
-        t.last_seen = Some(t.last_seen.map_or(now, |seen| seen.max(now)));
-        if let Some(level) = level {
-            let loud = 127.0 - f32::from(level.min(127));
-            let a = if loud > t.gate {
-                self.alpha_attack
-            } else {
-                self.alpha_release
-            };
-            t.gate += (loud - t.gate) * a;
-            t.rank += (loud - t.rank) * self.alpha_rank;
-        }
+        t.observe(level, now, self.config.stale_after, self.smoothing);
         true
     }
 
@@ -235,10 +194,7 @@ impl SpeakerDetector {
     }
 
     fn is_talking(&self, t: &Track, now: Instant) -> bool {
-        !t.muted
-            && t.last_seen
-                .is_some_and(|seen| now.saturating_duration_since(seen) <= self.config.stale_after)
-            && t.gate > self.talk_threshold
+        t.is_talking(now, self.config.stale_after, self.talk_threshold)
     }
 
     fn rank_of(&self, id: SourceId) -> f32 {
@@ -315,367 +271,4 @@ impl SpeakerDetector {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A stretch of time during which each listed source sends one packet per 20 ms
-    /// with the given level (`None`: sends nothing); unlisted sources send nothing.
-    struct Phase {
-        ms: u64,
-        levels: &'static [(u64, Option<u8>)],
-        muted: &'static [u64],
-    }
-
-    const fn phase(ms: u64, levels: &'static [(u64, Option<u8>)]) -> Phase {
-        Phase {
-            ms,
-            levels,
-            muted: &[],
-        }
-    }
-
-    struct Outcome {
-        /// The final selection, in the order the speakers became active.
-        active: Vec<u64>,
-        /// How many changes were reported.
-        changes: usize,
-        /// Every reported selection, in order.
-        reports: Vec<Vec<u64>>,
-        /// Every source selected at some point.
-        ever: std::collections::BTreeSet<u64>,
-    }
-
-    /// Runs the phases on a simulated clock, polling every 20 ms.
-    fn run(phases: &[Phase]) -> Outcome {
-        let t0 = Instant::now();
-        let mut d = SpeakerDetector::new(SpeakerConfig::default());
-        for id in 1..=6 {
-            d.add(SourceId(id));
-        }
-        let mut now = t0;
-        let mut changes = 0;
-        let mut reports: Vec<Vec<u64>> = Vec::new();
-        let mut ever = std::collections::BTreeSet::new();
-        for p in phases {
-            for id in 1..=6 {
-                d.set_muted(SourceId(id), p.muted.contains(&id));
-            }
-            for _ in 0..p.ms / 20 {
-                for &(id, level) in p.levels {
-                    if let Some(level) = level {
-                        d.observe(SourceId(id), Some(level), now);
-                    }
-                }
-                if let Some(set) = d.poll_change(now) {
-                    changes += 1;
-                    ever.extend(set.iter().map(|s| s.id.0));
-                    let ids: Vec<u64> = set.iter().map(|s| s.id.0).collect();
-                    // A report is a change of the set, never the same set reordered.
-                    if let Some(last) = reports.last() {
-                        let mut a = last.clone();
-                        let mut b = ids.clone();
-                        a.sort_unstable();
-                        b.sort_unstable();
-                        assert_ne!(a, b, "the same set re-reported: {last:?} then {ids:?}");
-                    }
-                    reports.push(ids);
-                }
-                now += PACKET_DURATION;
-            }
-        }
-        Outcome {
-            active: d.active().iter().map(|s| s.0).collect(),
-            changes,
-            reports,
-            ever,
-        }
-    }
-
-    #[test]
-    fn selection_scenarios() {
-        // (name, phases, expected final selection in order, never selected)
-        type Case = (&'static str, Vec<Phase>, Vec<u64>, &'static [u64]);
-        let cases: Vec<Case> = vec![
-            (
-                "the loudest three of five; starting together, loudest first",
-                vec![phase(
-                    1000,
-                    &[
-                        (1, Some(50)),
-                        (2, Some(20)),
-                        (3, Some(40)),
-                        (4, Some(30)),
-                        (5, Some(60)),
-                    ],
-                )],
-                vec![2, 4, 3],
-                &[1, 5],
-            ),
-            (
-                "the loudest three of six, whatever their ids; loudest first",
-                vec![phase(
-                    1000,
-                    &[
-                        (1, Some(40)),
-                        (2, Some(35)),
-                        (3, Some(30)),
-                        (4, Some(25)),
-                        (5, Some(20)),
-                        (6, Some(15)),
-                    ],
-                )],
-                vec![6, 5, 4],
-                &[1, 2, 3],
-            ),
-            (
-                "a briefly louder challenger does not displace",
-                vec![
-                    phase(
-                        1000,
-                        &[(1, Some(30)), (2, Some(30)), (3, Some(50)), (4, Some(60))],
-                    ),
-                    phase(
-                        160,
-                        &[(1, Some(30)), (2, Some(30)), (3, Some(50)), (4, Some(5))],
-                    ),
-                    phase(
-                        1000,
-                        &[(1, Some(30)), (2, Some(30)), (3, Some(50)), (4, Some(60))],
-                    ),
-                ],
-                vec![1, 2, 3],
-                &[4],
-            ),
-            (
-                "a sustained challenger displaces the quietest",
-                vec![
-                    phase(
-                        1000,
-                        &[(1, Some(30)), (2, Some(30)), (3, Some(50)), (4, Some(60))],
-                    ),
-                    phase(
-                        1000,
-                        &[(1, Some(30)), (2, Some(30)), (3, Some(50)), (4, Some(5))],
-                    ),
-                ],
-                // It joins at the end, however loud.
-                vec![1, 2, 4],
-                &[],
-            ),
-            (
-                "a challenger less than the margin louder never displaces",
-                vec![
-                    phase(
-                        1000,
-                        &[(1, Some(30)), (2, Some(30)), (3, Some(50)), (4, Some(60))],
-                    ),
-                    phase(
-                        2000,
-                        &[(1, Some(30)), (2, Some(30)), (3, Some(50)), (4, Some(46))],
-                    ),
-                ],
-                vec![1, 2, 3],
-                &[4],
-            ),
-            (
-                "silence drops a talker out and frees its slot",
-                vec![
-                    phase(
-                        1000,
-                        &[(1, Some(30)), (2, Some(30)), (3, Some(30)), (4, Some(60))],
-                    ),
-                    phase(
-                        1000,
-                        &[(1, Some(127)), (2, Some(30)), (3, Some(30)), (4, Some(60))],
-                    ),
-                ],
-                vec![2, 3, 4],
-                &[],
-            ),
-            (
-                "a short pause between words keeps the slot",
-                vec![
-                    phase(1000, &[(1, Some(30)), (2, Some(40))]),
-                    phase(200, &[(1, Some(127)), (2, Some(40))]),
-                ],
-                // The slot and the place stay.
-                vec![1, 2],
-                &[],
-            ),
-            (
-                "no packets for a while drops a talker out",
-                vec![
-                    phase(1000, &[(1, Some(30)), (2, Some(40))]),
-                    phase(600, &[(1, None), (2, Some(40))]),
-                ],
-                vec![2],
-                &[],
-            ),
-            (
-                "levels at the silence threshold are not talking",
-                vec![phase(
-                    1000,
-                    &[(1, Some(100)), (2, Some(110)), (3, Some(99))],
-                )],
-                vec![3],
-                &[1, 2],
-            ),
-            (
-                "muted is never selected, however loud",
-                vec![Phase {
-                    ms: 1000,
-                    levels: &[(1, Some(0)), (2, Some(30)), (3, Some(30)), (4, Some(30))],
-                    muted: &[1],
-                }],
-                vec![2, 3, 4],
-                &[1],
-            ),
-            (
-                "muting a selected talker drops it out",
-                vec![
-                    phase(1000, &[(1, Some(10)), (2, Some(30))]),
-                    Phase {
-                        ms: 40,
-                        levels: &[(1, Some(10)), (2, Some(30))],
-                        muted: &[1],
-                    },
-                ],
-                vec![2],
-                &[],
-            ),
-        ];
-        for (name, phases, want, never) in cases {
-            let out = run(&phases);
-            assert_eq!(out.active, want, "{name}");
-            for id in never {
-                assert!(!out.ever.contains(id), "{name}: {id} was selected");
-            }
-        }
-    }
-
-    /// Phases in which sources 1 and 2 talk at the same average level, taking turns
-    /// to be 30 dB louder every 200 ms (syllables): the smoothed loudness of each
-    /// overtakes the other's by more than the switch margin five times a second.
-    fn alternating_syllables(seconds: u64) -> Vec<Phase> {
-        let mut phases = Vec::new();
-        for _ in 0..seconds * 5 / 2 {
-            phases.push(phase(200, &[(1, Some(15)), (2, Some(45))]));
-            phases.push(phase(200, &[(1, Some(45)), (2, Some(15))]));
-        }
-        phases
-    }
-
-    #[test]
-    fn reported_only_when_the_set_changes_in_the_order_of_becoming_active() {
-        // (name, phases, every report in turn)
-        type Case = (&'static str, Vec<Phase>, Vec<Vec<u64>>);
-        let cases: Vec<Case> = vec![
-            (
-                "near-equal talkers alternating syllables: once, the first to talk first",
-                [phase(200, &[(1, Some(30))])]
-                    .into_iter()
-                    .chain(alternating_syllables(6))
-                    .collect(),
-                vec![vec![1], vec![1, 2]],
-            ),
-            (
-                "near-equal talkers starting together: once, the louder at the start first",
-                alternating_syllables(6),
-                vec![vec![1, 2]],
-            ),
-            (
-                "a later talker who is much louder keeps its place",
-                vec![
-                    phase(400, &[(1, Some(40))]),
-                    phase(3000, &[(1, Some(40)), (2, Some(10))]),
-                ],
-                vec![vec![1], vec![1, 2]],
-            ),
-            (
-                "the one who stops leaves, the others keep their order, a returner goes last",
-                vec![
-                    phase(300, &[(1, Some(30))]),
-                    phase(300, &[(1, Some(30)), (2, Some(30))]),
-                    phase(300, &[(1, Some(30)), (2, Some(30)), (3, Some(30))]),
-                    phase(1000, &[(1, Some(30)), (2, Some(127)), (3, Some(30))]),
-                    phase(600, &[(1, Some(30)), (2, Some(30)), (3, Some(30))]),
-                ],
-                vec![
-                    vec![1],
-                    vec![1, 2],
-                    vec![1, 2, 3],
-                    vec![1, 3],
-                    vec![1, 3, 2],
-                ],
-            ),
-            (
-                "a challenger who displaces the quietest joins at the end",
-                vec![
-                    phase(
-                        1000,
-                        &[(1, Some(30)), (2, Some(30)), (3, Some(50)), (4, Some(60))],
-                    ),
-                    phase(
-                        2000,
-                        &[(1, Some(30)), (2, Some(30)), (3, Some(50)), (4, Some(5))],
-                    ),
-                ],
-                vec![vec![1, 2, 3], vec![1, 2, 4]],
-            ),
-            (
-                "everyone falls silent: one empty report",
-                vec![
-                    phase(500, &[(1, Some(30)), (2, Some(30))]),
-                    phase(1500, &[(1, Some(127)), (2, Some(127))]),
-                ],
-                vec![vec![1, 2], vec![]],
-            ),
-        ];
-        for (name, phases, want) in cases {
-            let out = run(&phases);
-            assert_eq!(out.reports, want, "{name}");
-            assert_eq!(out.changes, want.len(), "{name}");
-        }
-    }
-
-    #[test]
-    fn order_does_not_flap_between_similar_talkers() {
-        // Source 2 wobbles 2 dB around source 1 every 40 ms: one report, no flapping.
-        let mut phases = vec![phase(500, &[(1, Some(30)), (2, Some(30))])];
-        for _ in 0..25 {
-            phases.push(phase(40, &[(1, Some(30)), (2, Some(28))]));
-            phases.push(phase(40, &[(1, Some(30)), (2, Some(32))]));
-        }
-        let out = run(&phases);
-        assert_eq!(out.active, vec![1, 2]);
-        assert_eq!(out.changes, 1);
-    }
-
-    #[test]
-    fn changes_are_reported_once_with_loudness() {
-        let t0 = Instant::now();
-        let mut d = SpeakerDetector::new(SpeakerConfig::default());
-        d.add(SourceId(7));
-        assert_eq!(d.poll_change(t0), None, "nobody talks: no change");
-        assert!(!d.observe(SourceId(8), Some(10), t0), "unknown source");
-        let mut now = t0;
-        let mut reports = Vec::new();
-        for _ in 0..150 {
-            d.observe(SourceId(7), Some(27), now);
-            if let Some(r) = d.poll_change(now) {
-                reports.push(r);
-            }
-            now += PACKET_DURATION;
-        }
-        assert_eq!(reports.len(), 1);
-        assert_eq!(reports[0].len(), 1);
-        assert_eq!(reports[0][0].id, SourceId(7));
-        // Rank converges on 127 - 27 = 100 dB above silence.
-        let loudness = d.loudness(SourceId(7)).unwrap();
-        assert!((loudness - 100.0 / 127.0).abs() < 0.02, "{loudness}");
-
-        d.remove(SourceId(7));
-        assert_eq!(d.poll_change(now), Some(vec![]), "removal is a change");
-        assert_eq!(d.poll_change(now), None);
-    }
-}
+mod tests;
