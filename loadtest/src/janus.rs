@@ -36,7 +36,8 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::{JoinOutcome, Member, Participant, Role};
+use crate::Role;
+use crate::member::{JoinOutcome, Member, Participant};
 
 /// Longest wait for a reply to a request (and for Janus to connect a handle).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -20,7 +20,9 @@ use chorus_client::latency::LatencyHistogram;
 use chorus_client::{ClientStats, InboundTrackStats, MediaKind};
 use serde::Serialize;
 
-use crate::{Member, Percentiles, Snapshot, cpu_micros};
+use crate::Percentiles;
+use crate::member::{Member, Snapshot};
+use crate::probe::cpu_micros;
 
 /// Inbound key of the room's mixed audio track on every subscriber connection.
 pub const MIX: &str = chorus_protocol::signal::ROOM_AUDIO_TRACK;

@@ -1,0 +1,304 @@
+//! What a run found (`Report`, `Percentiles`) and how it is printed.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::measure;
+
+/// p50 / p99 / max of a set of durations, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Percentiles {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Percentiles {
+    pub(crate) fn of(mut values: Vec<Duration>) -> Self {
+        values.sort();
+        let at = |q: f64| {
+            let i = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1;
+            values[i].as_secs_f64() * 1e3
+        };
+        if values.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: values.len(),
+            p50_ms: at(0.5),
+            p99_ms: at(0.99),
+            max_ms: at(1.0),
+        }
+    }
+}
+
+/// What one run measured. Packet and byte counts are RTP packets and RTP payload
+/// bytes as the clients count them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub room: String,
+    /// Participants planned.
+    pub participants: usize,
+    /// Of them, publishing anything.
+    pub publishers: usize,
+    /// Of them, publishing a camera.
+    pub video_publishers: usize,
+    /// Of them, receiving.
+    pub receivers: usize,
+    /// `connect` returned `joined`.
+    pub joined: usize,
+    pub join_failures: usize,
+    /// Joined, but at least one `publish` failed.
+    pub publish_failures: usize,
+    /// The first distinct error messages.
+    pub errors: Vec<String>,
+    /// From the first join started to the last one finished.
+    pub join_phase_secs: f64,
+    /// From starting `connect` to receiving `joined`.
+    pub join_time: Percentiles,
+    /// Per receiver, from `joined` to its first inbound RTP packet.
+    pub first_media: Percentiles,
+    /// Per receiver with every expected track, from `joined` to the first packet of
+    /// the last of them to arrive.
+    pub all_media: Percentiles,
+    /// Receivers that got no packet at all.
+    pub receivers_without_media: usize,
+    /// (receiver, track) pairs: every receiver × every track the others published.
+    pub tracks_expected: u64,
+    /// Of those pairs, the ones with at least one packet by the end of the window.
+    pub tracks_received: u64,
+    /// Receivers with every expected track when the window began.
+    pub receivers_complete: usize,
+    /// Publishers whose publisher connection was connected at the end of the window.
+    pub publisher_connections_up: usize,
+    /// Receivers whose subscriber connection was connected at the end of the window.
+    pub subscriber_connections_up: usize,
+    /// Waited after the join phase for media to reach everyone.
+    pub media_wait_secs: f64,
+    pub window_secs: f64,
+    /// Packets the publishers sent in the window (server ingress).
+    pub ingress_packets: u64,
+    /// Packets the receivers got in the window (server egress).
+    pub egress_packets: u64,
+    pub egress_bytes: u64,
+    pub egress_packets_per_sec: f64,
+    /// RTP payload bits per second received by all receivers.
+    pub egress_bitrate_bps: f64,
+    /// Sum over expected (receiver, track) pairs of the sequence numbers the receiver
+    /// saw numbered in the window (or, for a published track of which it saw none, the
+    /// packets the publisher sent); see [`measure::pair_count`].
+    pub expected_packets: u64,
+    /// Of those, the distinct sequence numbers that arrived: duplicates count once.
+    pub received_packets: u64,
+    /// `1 - received / expected`; see the crate documentation.
+    pub loss_ratio: f64,
+    /// The same, audio tracks only.
+    pub audio_loss_ratio: f64,
+    /// The same, video tracks only.
+    pub video_loss_ratio: f64,
+    /// Server user+system CPU time in the window.
+    pub server_cpu_micros: f64,
+    pub server_cpu_percent: f64,
+    pub cpu_per_egress_packet_micros: f64,
+    /// Server CPU time over the packets it received (RTP from publishers) in the window.
+    pub cpu_per_ingress_packet_micros: f64,
+    /// User + system CPU time of this process (all the clients) in the window.
+    pub harness_cpu_micros: f64,
+    /// The same in % of one core.
+    pub harness_cpu_percent: f64,
+    /// Harness CPU time in the window over the RTP packets all its clients received in
+    /// it (`egress_packets`): what receiving a packet costs the harness, sending and
+    /// everything else included.
+    pub harness_cpu_per_received_packet_micros: f64,
+    /// Server VmRSS before the first join.
+    pub rss_before_kib: u64,
+    /// Server VmRSS once everyone joined and media flows (start of the window).
+    pub rss_after_kib: u64,
+    /// (after - before) / joined.
+    pub rss_per_participant_kib: f64,
+    /// Participants sending real Opus talk (the others send silence).
+    pub talkers: usize,
+    /// Video payload format of the cameras.
+    pub video_codec: String,
+    /// Send-to-receive time of video packets in the window, from the stamps in their
+    /// payloads: what the server adds, plus the harness's own scheduling.
+    pub video_latency: Percentiles,
+    /// The same as a histogram: buckets about 3 % wide, empty ones left out.
+    pub latency_histogram: Vec<measure::LatencyBucket>,
+    /// With `--decode-audio`: mix frames decoded by all receivers in the window, of them
+    /// at -50 dBov or louder (sound, not silence), and packets the decoder refused.
+    pub audio_frames_decoded: u64,
+    pub audio_frames_loud: u64,
+    pub audio_decode_errors: u64,
+    /// About once a second over the whole run.
+    pub timeline: Vec<measure::TimelinePoint>,
+    /// Start of the window on the timeline's clock (seconds since the run started).
+    pub window_at_secs: f64,
+}
+
+impl Report {
+    pub fn cpu_per_packet_micros(&self) -> f64 {
+        per_packet_micros(self.server_cpu_micros, self.egress_packets)
+    }
+}
+
+/// CPU time per packet, in µs; 0 without packets.
+pub(crate) fn per_packet_micros(cpu_micros: f64, packets: u64) -> f64 {
+    if packets == 0 {
+        0.0
+    } else {
+        cpu_micros / packets as f64
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.window_secs.max(1e-9);
+        let ms = |p: &Percentiles| {
+            format!(
+                "p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  (n={})",
+                p.p50_ms, p.p99_ms, p.max_ms, p.count
+            )
+        };
+        writeln!(
+            f,
+            "scenario             {} in room {} ({} participants, {} with camera, {} receiving)",
+            self.scenario, self.room, self.participants, self.video_publishers, self.receivers
+        )?;
+        writeln!(
+            f,
+            "joined               {}/{} ({} failed, {} publish failures) in {:.1} s",
+            self.joined,
+            self.participants,
+            self.join_failures,
+            self.publish_failures,
+            self.join_phase_secs
+        )?;
+        writeln!(f, "join time            {}", ms(&self.join_time))?;
+        writeln!(
+            f,
+            "first media          {}, {} receivers without media",
+            ms(&self.first_media),
+            self.receivers_without_media
+        )?;
+        writeln!(f, "all tracks           {}", ms(&self.all_media))?;
+        writeln!(
+            f,
+            "tracks received      {}/{} pairs; {}/{} receivers complete after {:.1} s",
+            self.tracks_received,
+            self.tracks_expected,
+            self.receivers_complete,
+            self.receivers,
+            self.media_wait_secs
+        )?;
+        writeln!(
+            f,
+            "connections up       {}/{} publisher, {}/{} subscriber (end of window)",
+            self.publisher_connections_up,
+            self.publishers,
+            self.subscriber_connections_up,
+            self.receivers
+        )?;
+        writeln!(f, "window               {:.1} s", self.window_secs)?;
+        writeln!(
+            f,
+            "ingress packets      {} ({:.0}/s)",
+            self.ingress_packets,
+            self.ingress_packets as f64 / secs
+        )?;
+        writeln!(
+            f,
+            "egress packets       {} ({:.0}/s)",
+            self.egress_packets, self.egress_packets_per_sec
+        )?;
+        writeln!(
+            f,
+            "egress bitrate       {:.2} Mbit/s (RTP payload)",
+            self.egress_bitrate_bps / 1e6
+        )?;
+        writeln!(
+            f,
+            "loss                 {:.3} % ({} of {} expected packets received; audio {:.3} %, video {:.3} %)",
+            self.loss_ratio * 100.0,
+            self.received_packets,
+            self.expected_packets,
+            self.audio_loss_ratio * 100.0,
+            self.video_loss_ratio * 100.0
+        )?;
+        writeln!(
+            f,
+            "server CPU           {:.1}% of one core",
+            self.server_cpu_percent
+        )?;
+        writeln!(
+            f,
+            "harness CPU          {:.1}% of one core (all clients)",
+            self.harness_cpu_percent
+        )?;
+        writeln!(
+            f,
+            "CPU per egress pkt   {:.2} µs  (per ingress pkt {:.2} µs; both divide all server CPU)",
+            self.cpu_per_egress_packet_micros, self.cpu_per_ingress_packet_micros
+        )?;
+        writeln!(
+            f,
+            "harness CPU per pkt  {:.2} µs per received packet (all harness CPU)",
+            self.harness_cpu_per_received_packet_micros
+        )?;
+        write!(
+            f,
+            "server RSS           {:.1} MiB before, {:.1} MiB after, {:.0} KiB per participant",
+            self.rss_before_kib as f64 / 1024.0,
+            self.rss_after_kib as f64 / 1024.0,
+            self.rss_per_participant_kib
+        )?;
+        write!(
+            f,
+            "\nvideo latency        {} ({}; includes harness scheduling)",
+            ms(&self.video_latency),
+            self.video_codec
+        )?;
+        write!(f, "\ntalkers              {}", self.talkers)?;
+        if self.audio_frames_decoded + self.audio_decode_errors > 0 {
+            write!(
+                f,
+                "\ndecoded audio        {} frames, {} with sound, {} refused",
+                self.audio_frames_decoded, self.audio_frames_loud, self.audio_decode_errors
+            )?;
+        }
+        for err in &self.errors {
+            write!(f, "\nerror                {err}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn harness_cpu_per_received_packet() {
+        let report = Report {
+            window_secs: 10.0,
+            harness_cpu_micros: 3_000_000.0,
+            harness_cpu_percent: 30.0,
+            harness_cpu_per_received_packet_micros: per_packet_micros(3_000_000.0, 600_000),
+            server_cpu_micros: 1_200_000.0,
+            egress_packets: 600_000,
+            ..Report::default()
+        };
+        // 3 s of CPU over 600 000 packets: 5 µs each; the server's 1.2 s: 2 µs.
+        assert_eq!(report.harness_cpu_per_received_packet_micros, 5.0);
+        assert_eq!(report.cpu_per_packet_micros(), 2.0);
+        assert_eq!(per_packet_micros(3_000_000.0, 0), 0.0);
+        let text = report.to_string();
+        assert!(
+            text.contains("harness CPU per pkt  5.00 µs per received packet"),
+            "{text}"
+        );
+    }
+}
