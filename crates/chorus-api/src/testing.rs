@@ -140,6 +140,7 @@ pub fn room_info(name: &str) -> RoomInfo {
         created_at_ms: 1_700_000_000_000,
         forwarding: chorus_protocol::control::ForwardingStats {
             forwarded: 120,
+            resent: 4,
             skipped: [("muted".to_owned(), 3)].into(),
             srtp_profiles: [("SRTP_AEAD_AES_128_GCM".to_owned(), 2)].into(),
         },

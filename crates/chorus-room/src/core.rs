@@ -7,13 +7,14 @@
 //! [`RoomAudio`] and the [`Skips`] counters. This coordinator applies their decisions;
 //! its child modules hold its handlers by concern: `signal` (client messages,
 //! offer/answer), `publish` (tracks in), `subscribe` (tracks out and the server's
-//! offers), `media` (datagrams, timers, forwarding, keyframe requests), `audio` (the
+//! offers), `media` (datagrams, timers, forwarding, keyframe requests), `repair` (NACKs answered), `audio` (the
 //! room audio applied) and `links` (connections, routes, liveness).
 
 mod audio;
 mod links;
 mod media;
 mod publish;
+mod repair;
 mod signal;
 mod subscribe;
 
@@ -25,7 +26,7 @@ use chorus_core::{ConnId, ParticipantId, TrackId};
 use chorus_protocol::control::{ForwardingStats, RoomInfo};
 use chorus_protocol::signal::{ROOM_AUDIO_TRACK, ServerMessage};
 use chorus_protocol::{LeaveReason, ParticipantInfo};
-use chorus_transport::PeerFactory;
+use chorus_transport::{IceCredentials, PeerFactory};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -33,7 +34,7 @@ use crate::connections::Connections;
 use crate::io::{Admitted, Command, Input, Output, ParticipantKey, Recipients, Reply};
 use crate::mixing::RoomAudio;
 use crate::participants::Participants;
-use crate::peer::PeerOutput;
+use crate::peer::PeerEvent;
 use crate::skips::{Overload, Skips};
 use crate::tracks::Tracks;
 use chorus_room_api::{JoinError, JoinRequest, RoomError};
@@ -75,7 +76,7 @@ pub struct RoomCore {
     /// The connection `poll_output` is taking datagrams from.
     flushing: Option<ConnId>,
     /// Buffers for what a connection produced, kept between packets.
-    scratch: PeerOutput,
+    scratch: Vec<PeerEvent>,
     /// Participants to remove when the current input is done (their link failed).
     doomed: Vec<(ParticipantKey, LeaveReason)>,
     /// Subscriber connections that may owe an offer when the current input is done.
@@ -106,7 +107,7 @@ impl RoomCore {
             skips: Skips::default(),
             outputs: VecDeque::new(),
             flushing: None,
-            scratch: PeerOutput::default(),
+            scratch: Vec::new(),
             doomed: Vec::new(),
             offers_due: Vec::new(),
             empty_since: Some(now),
@@ -261,6 +262,7 @@ impl RoomCore {
             created_at_ms: self.created_at_ms,
             forwarding: ForwardingStats {
                 forwarded: self.skips.total_forwarded(),
+                resent: self.skips.total_resent(),
                 skipped: self
                     .skips
                     .iter()
@@ -357,5 +359,20 @@ impl RoomCore {
 
     fn send(&mut self, to: Recipients, msg: ServerMessage) {
         self.outputs.push_back(Output::ToClient { to, msg });
+    }
+}
+
+/// Fresh server ICE credentials (RFC 8839: a ufrag of at least 4 and a password of at
+/// least 22 characters from the ice-char set), drawn from the room's seeded generator.
+fn draw_credentials(rng: &mut StdRng) -> IceCredentials {
+    const ICE_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut draw = |n: usize| -> String {
+        (0..n)
+            .map(|_| char::from(ICE_CHARS[rng.random_range(0..ICE_CHARS.len())]))
+            .collect()
+    };
+    IceCredentials {
+        ufrag: draw(16),
+        pwd: draw(32),
     }
 }

@@ -7,10 +7,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use chorus_core::forward::DropReason;
-use chorus_core::{ConnId, ExtSeq, ExtTimestamp, TrackId, Translation};
-use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use chorus_core::{ConnId, ExtSeq, ExtTimestamp, Sent, TrackId, Translation};
 use rtc::rtp::header::Header;
-use rtc::sansio::Protocol;
 
 use crate::connections::Connections;
 use crate::io::ParticipantKey;
@@ -43,7 +41,7 @@ pub fn fan_out(
             skips.count(Skip::UnknownConnection);
             continue;
         };
-        if !peer.ice.is_up() {
+        if !peer.ice().is_up() {
             skips.count(Skip::NotConnected);
             continue;
         }
@@ -71,17 +69,19 @@ pub fn fan_out(
                 header.sequence_number = seq;
                 header.timestamp = timestamp;
                 header.marker = marker;
-                let out = rtc::rtp::Packet {
-                    header,
-                    payload: payload_for(peer.owner),
-                };
-                // Straight into the connection: `RTCRtpSender::write_rtp` would rebuild
-                // the sender's parameters to validate what we just set ourselves.
-                let msg = TaggedRTCMessage {
-                    now,
-                    message: RTCMessage::RtpPacket(down.as_str().to_owned(), out),
-                };
-                if peer.pc.handle_write(msg).is_ok() {
+                if let Some(sent) = dt.sent.as_mut() {
+                    let source = packet.seq;
+                    sent.record(
+                        seq,
+                        Sent {
+                            source,
+                            timestamp,
+                            marker,
+                        },
+                    );
+                }
+                let payload = payload_for(peer.owner);
+                if peer.send_rtp(down, header, payload, now) {
                     skips.forwarded();
                     if peer.mark_dirty() {
                         conns.list_dirty(conn);

@@ -1,78 +1,118 @@
-//! One media connection of a participant, as the room drives it: the rtc object, its
-//! paths and liveness ([`IceLite`]), and what it carries (down tracks on a subscriber
-//! connection, with their offer/answer phase; up tracks on a publisher connection).
+//! One media connection of a participant, as the room drives it, over either transport
+//! ([`Link`]): webrtc-rs `rtc`'s `RTCPeerConnection` ([`rtc_link`]) or Chorus's own
+//! `ServerConnection` ([`own_link`], issue 9, chosen by `media.transport`). The room
+//! sees one face: datagrams and timers in, [`PeerEvent`]s out, SDP exchanged, RTP sent.
+//! What it carries is kept here: down tracks on a subscriber connection, with their
+//! offer/answer phase; up tracks on a publisher connection.
+
+// mod own_link;
+mod rtc_link;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use bytes::BytesMut;
-use chorus_core::{ConnId, Forwarder, TrackId};
+use bytes::{Bytes, BytesMut};
+use chorus_core::{ConnId, Forwarder, NackMap, TrackId};
+use chorus_protocol::MediaKind;
 use chorus_protocol::signal::PeerTarget;
-use chorus_transport::stun::looks_like_stun;
-use chorus_transport::{IceCredentials, IceEvent, IceLite, StunCheck};
-use rtc::peer_connection::RTCPeerConnection;
-use rtc::peer_connection::event::RTCPeerConnectionEvent;
-use rtc::peer_connection::message::RTCMessage;
-use rtc::rtp_transceiver::RTCRtpSenderId;
-use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use chorus_transport::{IceCredentials, IceEvent, IceLite};
+use rtc::rtp::header::Header;
 
 use crate::io::ParticipantKey;
 use crate::negotiation::{Negotiation, TrackPhase};
 use crate::skips::Skip;
+pub use rtc_link::RtcLink;
 
 pub struct Peer {
     pub conn: ConnId,
     pub owner: ParticipantKey,
     pub target: PeerTarget,
-    pub pc: RTCPeerConnection,
-    /// Which client address media goes to, and whether the client is still there.
-    pub ice: IceLite,
-    /// Has output waiting in `poll_write`, and is listed for flushing.
+    link: Link,
+    /// The server ufrag the demultiplexer routes to this connection.
+    routed_ufrag: Option<String>,
+    /// Has output waiting, and is listed for flushing.
     pub dirty: bool,
     /// Subscriber side: the server's offers.
     pub negotiation: Negotiation,
     /// Subscriber side: what this connection forwards, by published track.
     pub downtracks: HashMap<TrackId, DownTrack>,
-    /// Publisher side: rtc's track id → the published track it carries.
+    /// Publisher side: the client's track (as its SDP names it) → the published track.
     pub uptracks: HashMap<String, TrackId>,
     /// The SRTP protection profile its DTLS handshake negotiated, once it has.
     pub srtp_profile: Option<String>,
 }
 
+/// The transport under a connection.
+pub enum Link {
+    Rtc(RtcLink),
+}
+
 /// One published track as forwarded to one subscriber.
 pub struct DownTrack {
-    pub sender: RTCRtpSenderId,
     pub ssrc: u32,
     pub payload_type: u8,
     pub forwarder: Forwarder,
     pub phase: TrackPhase,
+    /// What went out under each of its sequence numbers, to answer NACKs (own transport;
+    /// `rtc` keeps a history of its own).
+    pub sent: Option<NackMap>,
 }
 
-/// What came out of a connection after feeding it: handled by the room, which
-/// may touch other participants, so they are collected first.
-#[derive(Default)]
-pub struct PeerOutput {
-    pub events: Vec<RTCPeerConnectionEvent>,
-    pub messages: Vec<RTCMessage>,
-    pub ice: Vec<IceEvent>,
+/// What came out of a connection, in the room's terms.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// DTLS is up (and media can flow): what it negotiated, for the logs and stats.
+    Connected {
+        srtp_profile: String,
+        dtls_cipher: String,
+        dtls_role: String,
+    },
+    /// The connection failed for good (DTLS) or was closed.
+    Failed,
+    /// Publisher side: the client's description carries a track.
+    UpTrack {
+        sdp_track: String,
+        kind: Option<MediaKind>,
+        /// Negotiated id of the RFC 6464 audio level header extension (audio only).
+        audio_level_ext: Option<u8>,
+    },
+    /// Publisher side: media of one of its tracks.
+    Rtp {
+        sdp_track: String,
+        packet: rtc::rtp::Packet,
+    },
+    /// Subscriber side: the client asks for a keyframe of what it receives as `ssrc`.
+    KeyframeRequest {
+        ssrc: u32,
+    },
+    /// Subscriber side: the client lost these packets of what it receives as `ssrc`.
+    Nack {
+        ssrc: u32,
+        lost: Vec<u16>,
+    },
+    Ice(IceEvent),
+}
+
+/// Why an SDP step failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SdpFailed(pub String);
+
+impl SdpFailed {
+    fn of(e: impl std::fmt::Display) -> Self {
+        Self(e.to_string())
+    }
 }
 
 impl Peer {
-    pub fn new(
-        conn: ConnId,
-        owner: ParticipantKey,
-        target: PeerTarget,
-        pc: RTCPeerConnection,
-        ice: IceLite,
-    ) -> Self {
+    pub fn new(conn: ConnId, owner: ParticipantKey, target: PeerTarget, link: Link) -> Self {
         Self {
             conn,
             owner,
             target,
-            pc,
-            ice,
+            link,
+            routed_ufrag: None,
             dirty: false,
             negotiation: Negotiation::default(),
             downtracks: HashMap::new(),
@@ -81,9 +121,20 @@ impl Peer {
         }
     }
 
-    /// Feeds one datagram. Binding requests are authenticated here first (the forged
-    /// and the stale go no further); anything the connection accepts counts as a sign
-    /// of life of the path it came on.
+    /// Whether the room answers this connection's NACKs for a track of `kind` itself
+    /// (video on Chorus's own transport; `rtc` answers from a history of its own).
+    pub fn answers_nacks(&self, kind: MediaKind) -> bool {
+        kind == MediaKind::Video && !matches!(self.link, Link::Rtc(_))
+    }
+
+    /// Which client address media goes to, and whether the client is still there.
+    pub fn ice(&self) -> &IceLite {
+        match &self.link {
+            Link::Rtc(l) => l.ice(),
+        }
+    }
+
+    /// Feeds one datagram; a datagram refused on the way in is counted under its reason.
     pub fn handle_datagram(
         &mut self,
         local: SocketAddr,
@@ -91,100 +142,144 @@ impl Peer {
         at: Instant,
         data: BytesMut,
     ) -> Result<(), Skip> {
-        let stun = looks_like_stun(&data);
-        if stun {
-            match self.ice.check_stun(from, &data, at) {
-                StunCheck::Request { .. } | StunCheck::NotRequest => {}
-                StunCheck::BadIntegrity => return Err(Skip::StunBadIntegrity),
-                // Stale credentials (an old ufrag after a restart) or garbage: rtc
-                // would refuse them too.
-                StunCheck::WrongUfrag | StunCheck::Malformed => return Err(Skip::StunRejected),
-            }
+        match &mut self.link {
+            Link::Rtc(l) => l.handle_datagram(local, from, at, data),
         }
-        let msg = TaggedBytesMut {
-            now: at,
-            transport: TransportContext {
-                local_addr: local,
-                peer_addr: from,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            },
-            message: data,
-        };
-        // Garbage, replays and packets for a closed session are the peer's problem, not ours.
-        match self.pc.handle_read(msg) {
-            // SRTP, SRTCP and DTLS that decrypted: authenticated. STUN requests were
-            // counted above; indications and responses prove nothing.
-            Ok(()) if !stun => self.ice.heard(from, at),
-            Ok(()) => {}
-            Err(e) => {
-                tracing::trace!(conn = self.conn.0, error = %e, "dropped incoming datagram")
-            }
-        }
-        Ok(())
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Err(e) = self.pc.handle_timeout(now) {
-            tracing::debug!(conn = self.conn.0, error = %e, "timeout handling failed");
+        match &mut self.link {
+            Link::Rtc(l) => l.handle_timeout(now),
         }
-        self.ice.handle_timeout(now);
     }
 
-    /// Takes the ICE credentials of the local description just set: the first ones, or
-    /// new ones after an ICE restart. Returns the ufrag no longer routed (if any) and
-    /// the one to route, when they changed.
-    pub fn sync_credentials(&mut self, now: Instant) -> Option<(Option<String>, String)> {
-        let sdp = self.pc.local_description()?.sdp;
-        let credentials = IceCredentials::from_sdp(&sdp)?;
-        if self.ice.credentials() == Some(&credentials) {
-            return None;
-        }
-        let new = credentials.ufrag.clone();
-        let old = self.ice.set_credentials(credentials, now).map(|c| c.ufrag);
-        Some((old, new))
-    }
-
-    /// The server ufrag routed to this connection (of its latest local description).
-    pub fn ufrag(&self) -> Option<&str> {
-        self.ice.credentials().map(|c| c.ufrag.as_str())
-    }
-
-    /// Notes that output may be waiting; true if the room must list it for flushing.
-    pub fn mark_dirty(&mut self) -> bool {
-        !std::mem::replace(&mut self.dirty, true)
-    }
-
-    /// Takes the events and messages the connection produced.
-    pub fn drain(&mut self, out: &mut PeerOutput) {
-        while let Some(ev) = self.pc.poll_event() {
-            out.events.push(ev);
-        }
-        while let Some(msg) = self.pc.poll_read() {
-            out.messages.push(msg.message);
-        }
-        while let Some(ev) = self.ice.poll_event() {
-            out.ice.push(ev);
+    /// Takes what the connection produced.
+    pub fn drain(&mut self, now: Instant, out: &mut Vec<PeerEvent>) {
+        match &mut self.link {
+            Link::Rtc(l) => l.drain(self.target, now, out),
         }
     }
 
     /// The next datagram the connection has to send, and where to.
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
-        let msg = self.pc.poll_write()?;
-        // rtc keeps the first nominated pair; media goes where the client nominated
-        // last. STUN (answers to the client's checks) goes back where it came from.
-        let to = match self.ice.destination() {
-            Some(path) if !looks_like_stun(&msg.message) => path,
-            _ => msg.transport.peer_addr,
-        };
-        Some((to, msg.message))
+        match &mut self.link {
+            Link::Rtc(l) => l.poll_transmit(),
+        }
     }
 
-    /// The connection's next deadline (rtc's or its liveness).
+    /// The connection's next deadline.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        [self.pc.poll_timeout(), self.ice.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        match &mut self.link {
+            Link::Rtc(l) => l.poll_timeout(),
+        }
+    }
+
+    /// Publisher side: answers the client's offer. `fresh` gives new server credentials
+    /// when the offer restarts ICE (own transport; `rtc` draws its own).
+    pub fn answer(
+        &mut self,
+        offer: String,
+        fresh: impl FnOnce() -> IceCredentials,
+        now: Instant,
+    ) -> Result<String, SdpFailed> {
+        match &mut self.link {
+            Link::Rtc(l) => l.answer(offer, now),
+        }
+    }
+
+    /// Subscriber side: adds a track the next offer carries.
+    pub fn add_track(
+        &mut self,
+        id: &TrackId,
+        kind: MediaKind,
+        label: String,
+        ssrc: u32,
+    ) -> Result<(), SdpFailed> {
+        match &mut self.link {
+            Link::Rtc(l) => l.add_track(id, kind, label, ssrc),
+        }
+    }
+
+    /// Subscriber side: removes a track (its m-section is rejected in the next offer).
+    pub fn remove_track(&mut self, id: &TrackId) {
+        match &mut self.link {
+            Link::Rtc(l) => l.remove_track(id),
+        }
+    }
+
+    /// Subscriber side: the server's next offer.
+    pub fn offer(
+        &mut self,
+        ice_restart: Option<IceCredentials>,
+        now: Instant,
+    ) -> Result<String, SdpFailed> {
+        match &mut self.link {
+            Link::Rtc(l) => l.offer(ice_restart.is_some(), now),
+        }
+    }
+
+    /// Subscriber side: the client's answer to the offer that is out.
+    pub fn apply_answer(&mut self, answer: String, now: Instant) -> Result<(), SdpFailed> {
+        match &mut self.link {
+            Link::Rtc(l) => l.apply_answer(answer, now),
+        }
+    }
+
+    /// A trickled client candidate. ICE-lite never checks them: kept for `rtc`'s
+    /// bookkeeping only.
+    pub fn add_remote_candidate(&mut self, candidate: chorus_protocol::signal::IceCandidate) {
+        if let Link::Rtc(l) = &mut self.link {
+            l.add_remote_candidate(candidate);
+        }
+    }
+
+    /// Sends one RTP packet on the `down` track; false if the transport refused it.
+    pub fn send_rtp(
+        &mut self,
+        down: &TrackId,
+        header: Header,
+        payload: Bytes,
+        now: Instant,
+    ) -> bool {
+        match &mut self.link {
+            Link::Rtc(l) => l.send_rtp(down, header, payload, now),
+        }
+    }
+
+    /// Publisher side: asks for a keyframe of the client's `sdp_track`, sent as `media_ssrc`.
+    pub fn request_keyframe(&mut self, sdp_track: &str, media_ssrc: u32, now: Instant) -> bool {
+        match &mut self.link {
+            Link::Rtc(l) => l.request_keyframe(sdp_track, media_ssrc, now),
+        }
+    }
+
+    /// Says goodbye on the transport (what it sends is left for [`Self::poll_transmit`]).
+    pub fn close(&mut self) {
+        match &mut self.link {
+            Link::Rtc(l) => l.close(),
+        }
+    }
+
+    /// The ufrag of the server's latest description, when it differs from the one
+    /// routed: the ufrag no longer routed (if any) and the one to route.
+    pub fn sync_credentials(&mut self, now: Instant) -> Option<(Option<String>, String)> {
+        let current = match &mut self.link {
+            Link::Rtc(l) => l.sync_credentials(now)?,
+        };
+        if self.routed_ufrag.as_deref() == Some(current.as_str()) {
+            return None;
+        }
+        let old = self.routed_ufrag.replace(current.clone());
+        Some((old, current))
+    }
+
+    /// The server ufrag routed to this connection.
+    pub fn ufrag(&self) -> Option<&str> {
+        self.routed_ufrag.as_deref()
+    }
+
+    /// Notes that output may be waiting; true if the room must list it for flushing.
+    pub fn mark_dirty(&mut self) -> bool {
+        !std::mem::replace(&mut self.dirty, true)
     }
 }

@@ -34,10 +34,14 @@ pub enum Skip {
     BeforeSwitch,
     /// The connection refused the packet (closed, or no sender for it).
     WriteFailed,
+    /// A NACKed packet was resent a moment ago: another copy would likely cross it.
+    ResendTooSoon,
+    /// A NACKed packet is no longer in the track's history (or was never sent).
+    NotInHistory,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 11] = [
+    pub const ALL: [Skip; 13] = [
         Skip::Stale,
         Skip::UnknownConnection,
         Skip::StunBadIntegrity,
@@ -49,6 +53,8 @@ impl Skip {
         Skip::AwaitingKeyframe,
         Skip::BeforeSwitch,
         Skip::WriteFailed,
+        Skip::ResendTooSoon,
+        Skip::NotInHistory,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +70,8 @@ impl Skip {
             Skip::AwaitingKeyframe => "awaiting_keyframe",
             Skip::BeforeSwitch => "before_switch",
             Skip::WriteFailed => "write_failed",
+            Skip::ResendTooSoon => "resend_too_soon",
+            Skip::NotInHistory => "not_in_history",
         }
     }
 }
@@ -72,6 +80,7 @@ impl Skip {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Skips {
     forwarded: u64,
+    resent: u64,
     counts: [u64; Skip::ALL.len()],
 }
 
@@ -82,6 +91,16 @@ impl Skips {
 
     pub fn forwarded(&mut self) {
         self.forwarded += 1;
+    }
+
+    /// A packet NACKed by a subscriber was sent again.
+    pub fn resent(&mut self) {
+        self.resent += 1;
+    }
+
+    /// Packets sent again to subscribers that lost them.
+    pub fn total_resent(&self) -> u64 {
+        self.resent
     }
 
     pub fn get(&self, skip: Skip) -> u64 {

@@ -7,11 +7,13 @@
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
 use chorus_core::{
-    ConnId, KeyframeThrottle, ParticipantId, SeqUnwrapper, TimestampUnwrapper, TrackId,
+    ConnId, KeyframeThrottle, PacketHistory, ParticipantId, SeqUnwrapper, TimestampUnwrapper,
+    TrackId,
 };
 use chorus_protocol::{Grants, MediaKind, TrackInfo, TrackSource};
-use rtc::rtp_transceiver::RTCRtpReceiverId;
+use rtc::rtp::header::Header;
 
 use crate::io::ParticipantKey;
 use crate::signal_error::SignalError;
@@ -19,10 +21,19 @@ use crate::signal_error::SignalError;
 /// Longest client-chosen track id (`cid`) we keep.
 pub const MAX_CID_LEN: usize = 128;
 
+/// How many of a video track's last packets are kept to answer NACKs (about 1 s at
+/// 2.5 Mbit/s), and how many sequence numbers each subscriber remembers.
+pub const HISTORY_LEN: usize = 512;
+
+/// The last packets of a published video, as they arrived (extensions stripped), shared
+/// by all its subscribers.
+pub type History = PacketHistory<(Header, Bytes)>;
+
 /// Where a publisher's track arrives.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct UpstreamBinding {
-    pub receiver: RTCRtpReceiverId,
+    /// The client's name for the track in its SDP (what keyframe requests go to).
+    pub sdp_track: String,
     /// Learned from the first RTP packet.
     pub media_ssrc: Option<u32>,
     /// Negotiated id of the RFC 6464 audio level header extension (audio only).
@@ -46,6 +57,8 @@ pub struct PublishedTrack {
     pub keyframes: KeyframeThrottle,
     /// Subscriber connections that receive this track.
     pub subscribers: Vec<ConnId>,
+    /// Video only: what NACKs are answered from.
+    pub history: Option<History>,
 }
 
 impl PublishedTrack {
@@ -124,6 +137,7 @@ impl Tracks {
             ts: TimestampUnwrapper::default(),
             keyframes: KeyframeThrottle::default(),
             subscribers: Vec::new(),
+            history: (source.kind() == MediaKind::Video).then(|| History::new(HISTORY_LEN)),
         };
         let info = track.info();
         self.by_id.insert(id, track);

@@ -10,34 +10,11 @@ use chorus_core::ConnId;
 use chorus_protocol::LeaveReason;
 use chorus_protocol::signal::{PeerTarget, ServerMessage};
 use chorus_transport::{IceEvent, LinkState, PeerRole};
-use rtc::peer_connection::RTCPeerConnection;
-use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::sansio::Protocol;
-use rtc::statistics::StatsSelector;
 
 use super::RoomCore;
 use crate::io::{Output, ParticipantKey, Recipients, RouteChange};
 use crate::participants::state_from_links;
-use crate::peer::Peer;
-
-/// The SRTP protection profile and the DTLS cipher suite a connection's handshake
-/// settled on, as rtc's transport stats name them (`SRTP_AEAD_AES_128_GCM`,
-/// `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`), and the server's DTLS role (`client`
-/// or `server`: which side's rule chose the profile). rtc fills them in before it
-/// reports the connection `Connected`; its stats are the only place it exposes them.
-fn negotiated_ciphers(pc: &mut RTCPeerConnection, now: Instant) -> (String, String, String) {
-    let report = pc.get_stats(now, StatsSelector::None);
-    let t = report.transport();
-    let named = |s: Option<String>| {
-        s.filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "unknown".to_owned())
-    };
-    (
-        named(t.map(|t| t.srtp_cipher.clone())),
-        named(t.map(|t| t.dtls_cipher.clone())),
-        named(t.map(|t| t.dtls_role.to_string())),
-    )
-}
+use crate::peer::{Link, Peer, RtcLink};
 
 /// What usually keeps a media connection from coming up, for `media_unreachable`.
 const UNREACHABLE_HINT: &str = "no ICE connectivity check and DTLS handshake completed: a \
@@ -57,9 +34,9 @@ impl RoomCore {
             PeerTarget::Subscriber => PeerRole::Subscriber,
         };
         let built = self.peers.build(role, now).map_err(|e| e.to_string())?;
+        let link = Link::Rtc(RtcLink::new(built.pc, built.ice));
         let conn = self.conns.next_id();
-        self.conns
-            .insert(Peer::new(conn, key, target, built.pc, built.ice));
+        self.conns.insert(Peer::new(conn, key, target, link));
         let p = self.participants.get_mut(key).expect("caller checked");
         match target {
             PeerTarget::Publisher => p.publisher = Some(conn),
@@ -75,7 +52,7 @@ impl RoomCore {
         let Some(mut peer) = self.conns.remove(conn) else {
             return;
         };
-        let _ = peer.pc.close();
+        peer.close();
         while let Some((to, data)) = peer.poll_transmit() {
             self.outputs.push_back(Output::Transmit { to, data });
         }
@@ -84,7 +61,7 @@ impl RoomCore {
                 .push_back(Output::Route(RouteChange::RemoveConn {
                     ufrag: ufrag.to_owned(),
                     conn,
-                    addrs: peer.ice.routes().collect(),
+                    addrs: peer.ice().routes().collect(),
                 }));
         }
         self.tracks.forget_subscriber(conn);
@@ -109,45 +86,33 @@ impl RoomCore {
             .push_back(Output::Route(RouteChange::AddUfrag { ufrag: new, conn }));
     }
 
-    /// rtc's view of the connection: it says when ICE and DTLS are up, and when DTLS
-    /// failed. Silence is judged by the connection's `IceLite` ([`Self::on_ice_event`]):
-    /// rtc's own timers are off.
-    pub(super) fn on_connection_state(
+    /// The connection's DTLS came up (and with it SRTP): logged and counted once.
+    pub(super) fn on_connected(
         &mut self,
         conn: ConnId,
-        state: RTCPeerConnectionState,
-        now: Instant,
+        srtp_profile: String,
+        dtls_cipher: String,
+        dtls_role: String,
     ) {
         let Some(peer) = self.conns.get_mut(conn) else {
             return;
         };
-        tracing::debug!(room = %self.name, target = ?peer.target, %state, "connection state");
         let owner = peer.owner;
-        match state {
-            RTCPeerConnectionState::Connected => {
-                peer.ice.connected(now);
-                if peer.srtp_profile.is_none() {
-                    let (srtp, dtls, role) = negotiated_ciphers(&mut peer.pc, now);
-                    let identity = self.participants.get(owner).map(|p| p.identity.as_str());
-                    tracing::info!(
-                        room = %self.name,
-                        identity = identity.unwrap_or_default(),
-                        target = ?peer.target,
-                        srtp_profile = %srtp,
-                        dtls_cipher = %dtls,
-                        dtls_role = %role,
-                        "connection up"
-                    );
-                    *self.srtp_profiles.entry(srtp.clone()).or_default() += 1;
-                    peer.srtp_profile = Some(srtp);
-                }
-                self.refresh_state(owner);
-            }
-            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                self.doomed.push((owner, LeaveReason::ConnectionLost));
-            }
-            _ => {}
+        if peer.srtp_profile.is_none() {
+            let identity = self.participants.get(owner).map(|p| p.identity.as_str());
+            tracing::info!(
+                room = %self.name,
+                identity = identity.unwrap_or_default(),
+                target = ?peer.target,
+                %srtp_profile,
+                %dtls_cipher,
+                %dtls_role,
+                "connection up"
+            );
+            *self.srtp_profiles.entry(srtp_profile.clone()).or_default() += 1;
+            peer.srtp_profile = Some(srtp_profile);
         }
+        self.refresh_state(owner);
     }
 
     /// A decision of a connection's `IceLite`: routes, the path media takes, liveness.
@@ -205,7 +170,7 @@ impl RoomCore {
             .into_iter()
             .flatten()
             .filter_map(|c| self.conns.get(c))
-            .map(|peer| peer.ice.state());
+            .map(|peer| peer.ice().state());
         let Some(state) = state_from_links(links) else {
             return;
         };

@@ -7,16 +7,13 @@ use std::time::Instant;
 
 use chorus_core::codec::vp8_is_keyframe;
 use chorus_core::{ConnId, TrackId};
+use chorus_protocol::LeaveReason;
 use chorus_protocol::MediaKind;
-use chorus_protocol::signal::PeerTarget;
 use chorus_transport::{Datagram, is_control};
-use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
-use rtc::peer_connection::message::RTCMessage;
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 
 use super::RoomCore;
 use crate::forward::{Packet, fan_out};
+use crate::peer::PeerEvent;
 use crate::skips::{MAX_MEDIA_QUEUEING, Skip};
 use crate::tracks::UpstreamBinding;
 
@@ -57,58 +54,31 @@ impl RoomCore {
         };
         // Reused across calls: one allocation per room, not one per incoming packet.
         let mut out = std::mem::take(&mut self.scratch);
-        peer.drain(&mut out);
-        let target = peer.target;
+        peer.drain(now, &mut out);
+        let owner = peer.owner;
         if peer.mark_dirty() {
             self.conns.list_dirty(conn);
         }
-        for ev in out.events.drain(..) {
-            self.handle_peer_event(conn, ev, now);
-        }
-        for ev in out.ice.drain(..) {
-            self.on_ice_event(conn, ev);
-        }
-        for msg in out.messages.drain(..) {
-            match (target, msg) {
-                (PeerTarget::Publisher, RTCMessage::RtpPacket(track, packet)) => {
-                    self.forward(conn, &track, packet, now)
-                }
-                (PeerTarget::Subscriber, RTCMessage::RtcpPacket(_, packets)) => {
-                    // rtc tags a compound packet by its first SSRC only; a PLI after an RR
-                    // would be misattributed, so look at each request's own media SSRC.
-                    for p in &packets {
-                        let any = p.as_any();
-                        if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
-                            self.keyframe_requested(conn, pli.media_ssrc, now);
-                        } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
-                            for entry in &fir.fir {
-                                self.keyframe_requested(conn, entry.ssrc, now);
-                            }
-                        }
-                    }
-                }
-                _ => {}
+        for ev in out.drain(..) {
+            match ev {
+                PeerEvent::Connected {
+                    srtp_profile,
+                    dtls_cipher,
+                    dtls_role,
+                } => self.on_connected(conn, srtp_profile, dtls_cipher, dtls_role),
+                PeerEvent::Failed => self.doomed.push((owner, LeaveReason::ConnectionLost)),
+                PeerEvent::UpTrack {
+                    sdp_track,
+                    kind,
+                    audio_level_ext,
+                } => self.on_upstream_track(owner, sdp_track, kind, audio_level_ext, now),
+                PeerEvent::Rtp { sdp_track, packet } => self.forward(conn, &sdp_track, packet, now),
+                PeerEvent::KeyframeRequest { ssrc } => self.keyframe_requested(conn, ssrc, now),
+                PeerEvent::Nack { ssrc, lost } => self.repair(conn, ssrc, &lost, now),
+                PeerEvent::Ice(ev) => self.on_ice_event(conn, ev),
             }
         }
         self.scratch = out;
-    }
-
-    fn handle_peer_event(&mut self, conn: ConnId, ev: RTCPeerConnectionEvent, now: Instant) {
-        match ev {
-            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
-                self.on_connection_state(conn, state, now)
-            }
-            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                let Some(peer) = self.conns.get(conn) else {
-                    return;
-                };
-                if peer.target == PeerTarget::Publisher {
-                    let owner = peer.owner;
-                    self.on_upstream_track(owner, init.track_id, init.receiver_id, now);
-                }
-            }
-            _ => {}
-        }
     }
 
     /// A subscriber asked for a keyframe of the stream it receives as `ssrc`.
@@ -171,6 +141,9 @@ impl RoomCore {
         packet.header.extension = false;
         packet.header.extension_profile = 0;
         packet.header.extensions.clear();
+        if let Some(history) = track.history.as_mut() {
+            history.insert(seq, (packet.header.clone(), packet.payload.clone()));
+        }
         // Audio goes out on each listener's room-audio track (here: the relays).
         let down = if audio { &self.room_audio } else { &track.id };
         let out = Packet {
@@ -202,13 +175,14 @@ impl RoomCore {
             return;
         };
         let Some(UpstreamBinding {
-            receiver,
+            sdp_track,
             media_ssrc: Some(media_ssrc),
             ..
-        }) = track.upstream
+        }) = &track.upstream
         else {
             return;
         };
+        let media_ssrc = *media_ssrc;
         if track.kind() != MediaKind::Video || !track.keyframes.should_send(now) {
             return;
         }
@@ -216,16 +190,10 @@ impl RoomCore {
         let Some(peer) = publisher.and_then(|c| self.conns.get_mut(c)) else {
             return;
         };
-        if let Some(mut r) = peer.pc.rtp_receiver(receiver) {
-            let pli = PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc,
-            };
-            let res = r.write_rtcp(now, vec![Box::new(pli)]);
-            tracing::debug!(track = %id, media_ssrc, ok = res.is_ok(), "keyframe requested from publisher");
-            let conn = peer.conn;
-            self.conns.mark_dirty(conn);
-        }
+        let ok = peer.request_keyframe(sdp_track, media_ssrc, now);
+        tracing::debug!(track = %id, media_ssrc, ok, "keyframe requested from publisher");
+        let conn = peer.conn;
+        self.conns.mark_dirty(conn);
     }
 }
 

@@ -7,10 +7,7 @@ use std::time::Instant;
 use chorus_core::TrackId;
 use chorus_protocol::signal::ServerMessage;
 use chorus_protocol::{Grants, MediaKind, ParticipantInfo, TrackInfo, TrackSource};
-use chorus_transport::AUDIO_LEVEL_URI;
 use rand::Rng;
-use rtc::rtp_transceiver::RTCRtpReceiverId;
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 use super::RoomCore;
 use crate::io::{ParticipantKey, Recipients};
@@ -162,7 +159,8 @@ impl RoomCore {
         &mut self,
         key: ParticipantKey,
         sdp_track: String,
-        receiver: RTCRtpReceiverId,
+        kind: Option<MediaKind>,
+        audio_level_ext: Option<u8>,
         now: Instant,
     ) {
         let conn = self.participants.get(key).and_then(|p| p.publisher);
@@ -172,28 +170,13 @@ impl RoomCore {
         if peer.uptracks.contains_key(&sdp_track) {
             return;
         }
-        let kind = peer
-            .pc
-            .rtp_receiver(receiver)
-            .map(|r| match r.track().kind() {
-                RtpCodecKind::Audio => MediaKind::Audio,
-                _ => MediaKind::Video,
-            });
         let Some(id) = self.tracks.match_unbound(key, &sdp_track, kind) else {
             tracing::debug!(room = %self.name, track = %sdp_track, "unannounced track ignored");
             return;
         };
-        peer.uptracks.insert(sdp_track, id.clone());
-        let audio_level_ext = peer.pc.rtp_receiver(receiver).and_then(|mut r| {
-            r.get_parameters()
-                .rtp_parameters
-                .header_extensions
-                .iter()
-                .find(|ext| ext.uri == AUDIO_LEVEL_URI)
-                .and_then(|ext| u8::try_from(ext.id).ok())
-        });
+        peer.uptracks.insert(sdp_track.clone(), id.clone());
         let binding = UpstreamBinding {
-            receiver,
+            sdp_track,
             media_ssrc: None,
             audio_level_ext,
         };

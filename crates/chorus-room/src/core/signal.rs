@@ -8,10 +8,8 @@ use std::time::Instant;
 
 use chorus_protocol::LeaveReason;
 use chorus_protocol::signal::{ClientFrame, ClientMessage, PeerTarget, ServerMessage};
-use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::transport::RTCIceCandidateInit;
 
-use super::RoomCore;
+use super::{RoomCore, draw_credentials};
 use crate::io::{ParticipantKey, Recipients};
 use crate::signal_error::SignalError;
 
@@ -48,14 +46,8 @@ impl RoomCore {
                 if let (Some(c), Some(peer)) = (candidate, conn.and_then(|c| self.conns.get_mut(c)))
                 {
                     // ICE-lite: the server never checks the client's candidates, so a bad
-                    // one (mDNS, TCP) is harmless; keep them for rtc's bookkeeping.
-                    let _ = peer.pc.add_remote_candidate(RTCIceCandidateInit {
-                        candidate: c.candidate,
-                        sdp_mid: c.sdp_mid,
-                        sdp_mline_index: c.sdp_mline_index,
-                        username_fragment: c.username_fragment,
-                        url: None,
-                    });
+                    // one (mDNS, TCP) is harmless.
+                    peer.add_remote_candidate(c);
                 }
                 Ok(())
             }
@@ -126,19 +118,10 @@ impl RoomCore {
             .get_mut(conn)
             .expect("connection of a participant");
         tracing::trace!(%sdp, "publisher offer");
-        let offer = RTCSessionDescription::offer(sdp).map_err(SignalError::bad_sdp)?;
-        peer.pc
-            .set_remote_description(now, offer)
-            .map_err(SignalError::bad_sdp)?;
-        let answer = peer.pc.create_answer(None).map_err(SignalError::bad_sdp)?;
-        peer.pc
-            .set_local_description(now, answer)
-            .map_err(SignalError::bad_sdp)?;
+        let rng = &mut self.rng;
         let sdp = peer
-            .pc
-            .local_description()
-            .map(|d| d.sdp)
-            .unwrap_or_default();
+            .answer(sdp, || draw_credentials(rng), now)
+            .map_err(SignalError::bad_sdp)?;
         tracing::trace!(%sdp, "publisher answer");
         self.route_credentials(conn, now);
         self.send(
@@ -172,10 +155,7 @@ impl RoomCore {
             return Err(SignalError::NoOffer);
         }
         tracing::trace!(%sdp, "subscriber answer");
-        let answer = RTCSessionDescription::answer(sdp).map_err(SignalError::bad_sdp)?;
-        peer.pc
-            .set_remote_description(now, answer)
-            .map_err(SignalError::bad_sdp)?;
+        peer.apply_answer(sdp, now).map_err(SignalError::bad_sdp)?;
         let phases = peer.downtracks.values_mut().map(|dt| &mut dt.phase);
         peer.negotiation
             .answered(phases)

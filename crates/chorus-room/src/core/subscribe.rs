@@ -6,18 +6,17 @@
 
 use std::time::Instant;
 
-use chorus_core::{ConnId, Forwarder, TrackId};
+use chorus_core::{ConnId, Forwarder, NackMap, TrackId};
 use chorus_protocol::MediaKind;
 use chorus_protocol::signal::{PeerTarget, ServerMessage};
-use chorus_transport::{OPUS_PT, VP8_PT, sending_track};
+use chorus_transport::{OPUS_PT, VP8_PT};
 use rand::Rng;
-use rtc::peer_connection::configuration::RTCOfferOptions;
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
-use super::RoomCore;
+use super::{RoomCore, draw_credentials};
 use crate::io::{ParticipantKey, Recipients};
 use crate::negotiation::TrackPhase;
 use crate::peer::DownTrack;
+use crate::tracks::HISTORY_LEN;
 
 impl RoomCore {
     /// Every published video, and the room audio.
@@ -65,27 +64,25 @@ impl RoomCore {
         if peer.downtracks.contains_key(id) {
             return None;
         }
-        let (codec_kind, payload_type, forwarder) = match kind {
-            MediaKind::Audio => (RtpCodecKind::Audio, OPUS_PT, Forwarder::audio()),
-            MediaKind::Video => (RtpCodecKind::Video, VP8_PT, Forwarder::video()),
+        let sent = peer
+            .answers_nacks(kind)
+            .then(|| NackMap::new(HISTORY_LEN, NackMap::DEFAULT_RESEND_GAP));
+        let (payload_type, forwarder) = match kind {
+            MediaKind::Audio => (OPUS_PT, Forwarder::audio()),
+            MediaKind::Video => (VP8_PT, Forwarder::video()),
         };
-        // The stream id is the track id: that is how the client maps what arrives.
-        let output = sending_track(id.to_string(), id.to_string(), label, codec_kind, ssrc);
-        let sender = match peer.pc.add_track(output) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot add track to subscriber connection");
-                return None;
-            }
-        };
+        if let Err(e) = peer.add_track(id, kind, label, ssrc) {
+            tracing::warn!(error = %e, "cannot add track to subscriber connection");
+            return None;
+        }
         peer.downtracks.insert(
             id.clone(),
             DownTrack {
-                sender,
                 ssrc,
                 payload_type,
                 forwarder,
                 phase: TrackPhase::Pending,
+                sent,
             },
         );
         peer.negotiation.changed();
@@ -97,8 +94,8 @@ impl RoomCore {
         let Some(peer) = self.conns.get_mut(conn) else {
             return;
         };
-        if let Some(dt) = peer.downtracks.remove(id) {
-            let _ = peer.pc.remove_track(dt.sender);
+        if peer.downtracks.remove(id).is_some() {
+            peer.remove_track(id);
             peer.negotiation.changed();
             self.offers_due.push(conn);
         }
@@ -112,25 +109,14 @@ impl RoomCore {
         let Some(plan) = peer.negotiation.poll_offer() else {
             return;
         };
-        let options = plan
-            .ice_restart
-            .then_some(RTCOfferOptions { ice_restart: true });
-        let sdp = match peer.pc.create_offer(options) {
-            Ok(offer) => match peer.pc.set_local_description(now, offer) {
-                Ok(()) => peer.pc.local_description().map(|d| d.sdp),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot apply subscriber offer");
-                    None
-                }
-            },
+        let restart = plan.ice_restart.then(|| draw_credentials(&mut self.rng));
+        let sdp = match peer.offer(restart, now) {
+            Ok(sdp) => sdp,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot create subscriber offer");
-                None
+                tracing::warn!(error = %e, "cannot make subscriber offer");
+                peer.negotiation.offer_failed();
+                return;
             }
-        };
-        let Some(sdp) = sdp else {
-            peer.negotiation.offer_failed();
-            return;
         };
         let phases = peer.downtracks.values_mut().map(|dt| &mut dt.phase);
         peer.negotiation.offer_sent(phases);

@@ -10,7 +10,7 @@ fn owner_id() -> ParticipantId {
 
 fn bind(tracks: &mut Tracks, id: &TrackId) {
     tracks.get_mut(id).unwrap().upstream = Some(UpstreamBinding {
-        receiver: RTCRtpReceiverId::default(),
+        sdp_track: "t".into(),
         media_ssrc: None,
         audio_level_ext: None,
     });

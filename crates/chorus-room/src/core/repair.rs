@@ -1,0 +1,59 @@
+//! Loss repair toward subscribers on Chorus's own transport: a NACK is answered from
+//! the published track's one history, each lost packet rebuilt exactly as the
+//! subscriber's forwarder first sent it (same bytes under the same SSRC and sequence
+//! number: with AES-GCM anything else would reuse a nonce).
+
+use std::time::Instant;
+
+use chorus_core::{ConnId, Repair};
+
+use super::RoomCore;
+use crate::skips::Skip;
+
+impl RoomCore {
+    /// `conn`'s client lost `lost` of what it receives as `ssrc`.
+    pub(super) fn repair(&mut self, conn: ConnId, ssrc: u32, lost: &[u16], now: Instant) {
+        let Some(peer) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let Some((id, dt)) = peer.downtracks.iter_mut().find(|(_, dt)| dt.ssrc == ssrc) else {
+            return;
+        };
+        let (Some(sent), Some(history)) = (
+            dt.sent.as_mut(),
+            self.tracks.get(id).and_then(|t| t.history.as_ref()),
+        ) else {
+            return;
+        };
+        let mut resends = Vec::new();
+        for &seq in lost {
+            match sent.repair(seq, history, now) {
+                Repair::Resend { seq, sent } => {
+                    let Some((header, payload)) = history.get(sent.source) else {
+                        continue;
+                    };
+                    let mut header = header.clone();
+                    header.ssrc = dt.ssrc;
+                    header.payload_type = dt.payload_type;
+                    header.sequence_number = seq;
+                    header.timestamp = sent.timestamp;
+                    header.marker = sent.marker;
+                    resends.push((header, payload.clone()));
+                }
+                Repair::TooSoon => self.skips.count(Skip::ResendTooSoon),
+                Repair::Unknown | Repair::Expired => self.skips.count(Skip::NotInHistory),
+            }
+        }
+        let id = id.clone();
+        for (header, payload) in resends {
+            if peer.send_rtp(&id, header, payload, now) {
+                self.skips.resent();
+            } else {
+                self.skips.count(Skip::WriteFailed);
+            }
+        }
+        if peer.mark_dirty() {
+            self.conns.list_dirty(conn);
+        }
+    }
+}
