@@ -2,6 +2,7 @@
 //! hand-crafted bytes for the forms it does not produce.
 
 use bytes::Bytes;
+use chorus_core::reports::{ReportBlock, SenderInfo};
 use rtc::rtcp::Packet;
 use rtc::rtcp::goodbye::Goodbye;
 use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
@@ -341,6 +342,11 @@ fn hand_crafted_compounds() {
             "padding count of zero",
             bad_padding,
             Ok((vec![], parsed(0, 0, 1))),
+        ),
+        (
+            "BYE of no one, header only, then PLI",
+            cat(&[&raw(0, 203, &[]), &pli_bytes]),
+            Ok((vec![Feedback::Bye { ssrcs: vec![] }, pli()], read(2))),
         ),
         (
             "APP between two PLIs",
