@@ -16,6 +16,7 @@ pub mod dtls_srtp;
 mod egress;
 pub mod ice;
 mod peer;
+pub mod rtcp;
 mod socket;
 pub mod stun;
 pub mod webrtc;
