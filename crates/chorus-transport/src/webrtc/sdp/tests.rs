@@ -177,10 +177,18 @@ fn section<'a>(sdp: &'a str, mid: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no m-section {mid}:\n{sdp}"))
 }
 
+/// (client, its offer, mid, lines the answer's m-section has, lines it has not)
+type AnswerCase = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
 #[test]
 fn the_answer_echoes_the_extensions_and_feedback_chorus_uses() {
-    // (client, mid, lines the answer's m-section has, lines it has not)
-    let cases: [(&str, &str, &str, &[&str], &[&str]); 8] = [
+    let cases: [AnswerCase; 8] = [
         (
             "chromium",
             CHROMIUM,

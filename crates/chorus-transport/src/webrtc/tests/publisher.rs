@@ -297,11 +297,30 @@ fn a_certificate_other_than_the_announced_one_fails_the_connection() {
     });
     call.run(200);
     assert_eq!(call.server.profile(), None);
-    let failed: Vec<&ConnectionEvent> = call
+    let failed: Vec<&str> = call
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ConnectionEvent::Failed(why) => Some(why.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", call.events);
+    assert!(failed[0].contains("certificate"), "{failed:?}");
+    assert_eq!(call.connected_events(), 0);
+}
+
+#[test]
+fn a_client_that_closes_fails_the_connection_once() {
+    let (mut call, _, _) = call(None);
+    call.connect();
+    call.client.close().unwrap();
+    call.run(10);
+    let failed = call
         .events
         .iter()
         .filter(|e| matches!(e, ConnectionEvent::Failed(_)))
-        .collect();
-    assert_eq!(failed.len(), 1, "{:?}", call.events);
-    assert_eq!(call.connected_events(), 0);
+        .count();
+    assert_eq!(failed, 1, "{:?}", call.events);
+    assert_eq!(call.connected_events(), 1);
 }
