@@ -1,5 +1,5 @@
 //! Chorus's own server side of one WebRTC connection (issue 9), sans-I/O: the SDP it
-//! writes itself ([`sdp`], negotiated in [`negotiation`]), ICE-lite ([`IceLite`]: checks
+//! writes itself ([`sdp`], negotiated in `negotiation.rs`), ICE-lite ([`IceLite`]: checks
 //! authenticated and answered here), DTLS-SRTP ([`DtlsSrtp`]), RTP/RTCP unprotected on
 //! the way in and protected on the way out. On a publisher connection the server answers
 //! and is the DTLS server; on a subscriber connection it offers and takes the role the
