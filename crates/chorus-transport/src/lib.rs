@@ -31,3 +31,4 @@ pub use demux::{Datagram, Delivery, Demux, Route, is_control};
 pub use ice::{IceCredentials, IceEvent, IceLite, LinkState, LivenessConfig, StunCheck};
 pub use peer::{PeerError, PeerFactory, PeerRole, ServerPeer};
 pub use socket::{Egress, MediaPlane, MediaPlaneConfig, MediaPlaneError};
+pub use webrtc::{Accept, ConnectionError, ConnectionEvent, ServerConnection};

@@ -1,13 +1,15 @@
 //! Chorus's own server side of one WebRTC connection (issue 9), sans-I/O: the SDP it
-//! writes itself ([`sdp`]), ICE-lite ([`IceLite`]: checks authenticated and answered
-//! here), DTLS-SRTP ([`DtlsSrtp`]), RTP/RTCP unprotected on the way in and protected on
-//! the way out. On a publisher connection the server answers and is the DTLS server; on
-//! a subscriber connection it offers and takes the role the client's answer leaves it.
-//! Datagrams are told apart by their first byte (RFC 7983).
+//! writes itself ([`sdp`], negotiated in `negotiation.rs`), ICE-lite ([`IceLite`]: checks
+//! authenticated and answered here), DTLS-SRTP ([`DtlsSrtp`]), RTP/RTCP unprotected on
+//! the way in and protected on the way out. On a publisher connection the server answers
+//! and is the DTLS server; on a subscriber connection it offers and takes the role the
+//! client's answer leaves it. Datagrams are told apart by their first byte (RFC 7983).
+//! What the owner must act on comes out of one queue, [`ServerConnection::poll_event`].
 //!
 //! Rooms do not use it yet: it is the base the media path will be moved onto, tested
 //! against `rtc`'s full `RTCPeerConnection` as the client.
 
+mod negotiation;
 pub mod sdp;
 #[cfg(test)]
 mod tests;
@@ -21,9 +23,9 @@ use bytes::BytesMut;
 use rtc::crypto::RTCCryptoProvider;
 use thiserror::Error;
 
-use crate::dtls_srtp::{DtlsError, DtlsEvent, DtlsRole, DtlsSrtp, DtlsSrtpConfig, SrtpProfile};
-use crate::ice::{IceCredentials, IceLite, LivenessConfig, StunCheck};
-use sdp::{Local, OutTrack, Remote, SdpError};
+use crate::dtls_srtp::{DtlsError, DtlsEvent, DtlsSrtp, DtlsSrtpConfig, SrtpProfile};
+use crate::ice::{IceCredentials, IceEvent, IceLite, LivenessConfig, StunCheck};
+use sdp::{Remote, SdpError};
 
 #[derive(Debug, Error)]
 pub enum ConnectionError {
@@ -73,166 +75,64 @@ pub enum Refused {
     Unknown,
 }
 
+/// What the connection's owner must act on, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionEvent {
+    /// DTLS completed: keys in place, media can flow.
+    Connected(SrtpProfile),
+    /// The DTLS handshake failed for good (wrong certificate, fatal alert), or the client
+    /// closed the association: the connection is dead.
+    Failed(String),
+    /// A decision of the connection's IceLite (routes, path switch, liveness), passed through.
+    Ice(IceEvent),
+}
+
 pub struct ServerConnection {
     ice: IceLite,
     /// Set once the roles are known: at once when answering, on the answer when offering.
     dtls: Option<DtlsSrtp>,
     /// Offering side, before the first answer: what its DTLS association needs.
     pending: Option<DtlsSrtpConfig>,
+    /// DTLS failed or was closed: nothing more goes to it.
+    dead: bool,
     /// What the server's descriptions carry.
     fingerprint: String,
     candidate: SocketAddr,
     session_id: u64,
     version: u64,
-    /// The certificate the client announced first; it may not change on this connection.
-    remote_fingerprint: Option<String>,
+    /// The client's latest description; its certificate may not change on this connection.
+    remote: Option<Remote>,
     /// An offer of the server is out.
     offered: bool,
     /// The server's `a=setup` in its answers.
     setup: &'static str,
     transmits: VecDeque<(SocketAddr, BytesMut)>,
     received: VecDeque<Received>,
+    events: VecDeque<ConnectionEvent>,
 }
 
 impl ServerConnection {
-    /// Answers a client's offer (a publisher connection): the connection, and the SDP
-    /// answer to send back.
-    pub fn accept(
-        offer: &str,
-        params: Accept<'_>,
-        now: Instant,
-    ) -> Result<(Self, String), ConnectionError> {
-        let parsed = Remote::parse(offer)?;
-        let mut conn = Self::new(&params, now)?;
-        // The server takes the DTLS server role where it can (`a=setup:passive`): there
-        // it chooses the SRTP profile, GCM first. A client that offers `passive` makes it
-        // the client, which starts the handshake once it knows where to.
-        let role = match parsed.setup.as_deref() {
-            Some("passive") => DtlsRole::Client,
-            _ => DtlsRole::Server,
-        };
-        conn.setup = match role {
-            DtlsRole::Client => "active",
-            DtlsRole::Server => "passive",
-        };
-        let dtls = DtlsSrtp::new(role, params.dtls, &parsed.fingerprint, now)?;
-        conn.dtls = Some(dtls);
-        conn.remote_fingerprint = Some(parsed.fingerprint.clone());
-        let answer = conn.describe(|local| parsed.answer(local));
-        Ok((conn, answer))
-    }
-
-    /// Offers `tracks` to a client (a subscriber connection): the connection, and the
-    /// SDP offer. DTLS starts when [`Self::apply_answer`] has the client's answer.
-    pub fn offer(
-        tracks: &[OutTrack],
-        params: Accept<'_>,
-        now: Instant,
-    ) -> Result<(Self, String), ConnectionError> {
-        let mut conn = Self::new(&params, now)?;
-        conn.pending = Some(params.dtls.clone());
-        conn.offered = true;
-        let offer = conn.describe(|local| sdp::offer(tracks, local));
-        Ok((conn, offer))
-    }
-
-    /// The client's answer to the server's offer. The first one gives its certificate and
-    /// the DTLS role it took; later ones keep both.
-    pub fn apply_answer(&mut self, answer: &str, now: Instant) -> Result<(), ConnectionError> {
-        if !self.offered {
-            return Err(ConnectionError::NotNegotiated);
-        }
-        let answer = Remote::parse(answer)?;
-        self.check_fingerprint(&answer.fingerprint)?;
-        self.offered = false;
-        if let Some(config) = self.pending.take() {
-            let role = match answer.setup.as_deref() {
-                Some("active") => DtlsRole::Server,
-                Some("passive") => DtlsRole::Client,
-                other => return Err(ConnectionError::Setup(other.map(str::to_owned))),
-            };
-            self.dtls = Some(DtlsSrtp::new(role, &config, &answer.fingerprint, now)?);
-            self.flush_dtls();
-        }
-        Ok(())
-    }
-
-    /// A new offer on a subscriber connection (tracks added or stopped), on the same
-    /// DTLS association; with `restart`, under new ICE credentials.
-    pub fn reoffer(
-        &mut self,
-        tracks: &[OutTrack],
-        restart: Option<IceCredentials>,
-        now: Instant,
-    ) -> String {
-        if let Some(credentials) = restart {
-            self.ice.set_credentials(credentials, now);
-        }
-        self.offered = true;
-        self.describe(|local| sdp::offer(tracks, local))
-    }
-
-    /// A new offer from the client on a publisher connection (tracks added or removed,
-    /// or an ICE restart, for which the caller draws new credentials): the answer.
-    pub fn reanswer(
-        &mut self,
-        offer: &str,
-        restart: Option<IceCredentials>,
-        now: Instant,
-    ) -> Result<String, ConnectionError> {
-        let parsed = Remote::parse(offer)?;
-        self.check_fingerprint(&parsed.fingerprint)?;
-        if let Some(credentials) = restart {
-            self.ice.set_credentials(credentials, now);
-        }
-        Ok(self.describe(|local| parsed.answer(local)))
-    }
-
-    fn check_fingerprint(&mut self, fingerprint: &str) -> Result<(), ConnectionError> {
-        match &self.remote_fingerprint {
-            Some(known) if !known.eq_ignore_ascii_case(fingerprint) => {
-                Err(ConnectionError::FingerprintChanged)
-            }
-            Some(_) => Ok(()),
-            None => {
-                self.remote_fingerprint = Some(fingerprint.to_owned());
-                Ok(())
-            }
-        }
-    }
-
-    /// Writes a description of the server's side, the next version of the session.
-    fn describe(&mut self, write: impl FnOnce(&Local<'_>) -> String) -> String {
-        self.version += 1;
-        let credentials = self.ice.credentials().expect("set at creation");
-        write(&Local {
-            ice_ufrag: &credentials.ufrag,
-            ice_pwd: &credentials.pwd,
-            fingerprint: &self.fingerprint,
-            candidate: self.candidate,
-            session_id: self.session_id,
-            version: self.version,
-            setup: self.setup,
-        })
-    }
-
     fn new(params: &Accept<'_>, now: Instant) -> Result<Self, ConnectionError> {
         let mut ice = IceLite::new(params.liveness, params.crypto.clone(), now);
         ice.set_credentials(params.credentials.clone(), now);
-        Ok(Self {
+        let mut conn = Self {
             ice,
             dtls: None,
             pending: None,
+            dead: false,
             fingerprint: params.dtls.fingerprint()?,
             candidate: params.candidate,
             session_id: params.session_id,
             version: 1,
-            remote_fingerprint: None,
+            remote: None,
             offered: false,
             setup: "passive",
             transmits: VecDeque::new(),
             received: VecDeque::new(),
-        })
+            events: VecDeque::new(),
+        };
+        conn.pull_ice();
+        Ok(conn)
     }
 
     /// Protects one RTCP compound (reports, feedback) and queues it for the client's path.
@@ -260,6 +160,12 @@ impl ServerConnection {
         data: BytesMut,
         now: Instant,
     ) -> Result<(), Refused> {
+        let outcome = self.route(from, data, now);
+        self.pull_ice();
+        outcome
+    }
+
+    fn route(&mut self, from: SocketAddr, data: BytesMut, now: Instant) -> Result<(), Refused> {
         match data.first().copied() {
             Some(0..=3) => match self.ice.check_stun(from, &data, now) {
                 StunCheck::Request { .. } => {
@@ -273,16 +179,7 @@ impl ServerConnection {
                 StunCheck::NotRequest => Ok(()),
                 other => Err(Refused::Stun(other)),
             },
-            Some(20..=63) => {
-                let dtls = self.dtls.as_mut().ok_or(Refused::Dtls)?;
-                let event = dtls.handle_datagram(data, now).map_err(|_| Refused::Dtls)?;
-                if let Some(DtlsEvent::Established(_)) = event {
-                    self.ice.connected(now);
-                }
-                self.ice.heard(from, now);
-                self.flush_dtls();
-                Ok(())
-            }
+            Some(20..=63) => self.handle_dtls(from, data, now),
             Some(128..=191) => {
                 // RFC 5761: RTCP packet types 192–223 sit where RTP has marker + type.
                 let rtcp = data.get(1).is_some_and(|b| (192..=223).contains(b));
@@ -301,6 +198,49 @@ impl ServerConnection {
         }
     }
 
+    fn handle_dtls(
+        &mut self,
+        from: SocketAddr,
+        data: BytesMut,
+        now: Instant,
+    ) -> Result<(), Refused> {
+        if self.dead {
+            return Err(Refused::Dtls);
+        }
+        let dtls = self.dtls.as_mut().ok_or(Refused::Dtls)?;
+        let outcome = dtls.handle_datagram(data, now);
+        // Alerts the association queued (a reply to a close_notify, a fatal alert) go out
+        // whatever the outcome.
+        self.flush_dtls();
+        match outcome {
+            Ok(Some(DtlsEvent::Established(profile))) => {
+                self.pull_ice();
+                self.events.push_back(ConnectionEvent::Connected(profile));
+                self.ice.connected(now);
+            }
+            Ok(Some(DtlsEvent::Closed)) => {
+                self.fail("the client closed the DTLS association".to_owned());
+            }
+            Ok(None) => {}
+            Err(e) => {
+                if fatal(&e, self.profile().is_some()) {
+                    self.fail(e.to_string());
+                }
+                return Err(Refused::Dtls);
+            }
+        }
+        self.ice.heard(from, now);
+        Ok(())
+    }
+
+    fn fail(&mut self, why: String) {
+        if !self.dead {
+            self.dead = true;
+            self.pull_ice();
+            self.events.push_back(ConnectionEvent::Failed(why));
+        }
+    }
+
     /// DTLS records go to the path the client nominated; before it nominated one, they wait.
     fn flush_dtls(&mut self) {
         let (Some(to), Some(dtls)) = (self.ice.destination(), self.dtls.as_mut()) else {
@@ -311,17 +251,35 @@ impl ServerConnection {
         }
     }
 
+    /// Moves the IceLite's decisions into the connection's queue, keeping their order
+    /// relative to the connection's own events.
+    fn pull_ice(&mut self) {
+        while let Some(e) = self.ice.poll_event() {
+            self.events.push_back(ConnectionEvent::Ice(e));
+        }
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ConnectionError> {
         self.ice.handle_timeout(now);
-        if let Some(dtls) = self.dtls.as_mut() {
-            dtls.handle_timeout(now)?;
+        let mut outcome = Ok(());
+        if let Some(dtls) = self.dtls.as_mut().filter(|_| !self.dead)
+            && let Err(e) = dtls.handle_timeout(now)
+        {
+            // Only handshake retransmissions run on timers: this one ran out of them.
+            self.fail(e.to_string());
+            outcome = Err(e.into());
         }
         self.flush_dtls();
-        Ok(())
+        self.pull_ice();
+        outcome
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let dtls = self.dtls.as_ref().and_then(DtlsSrtp::poll_timeout);
+        let dtls = self
+            .dtls
+            .as_ref()
+            .filter(|_| !self.dead)
+            .and_then(DtlsSrtp::poll_timeout);
         [self.ice.poll_timeout(), dtls].into_iter().flatten().min()
     }
 
@@ -333,6 +291,19 @@ impl ServerConnection {
         self.received.pop_front()
     }
 
+    /// The next thing the owner must act on: DTLS up or dead, and the IceLite's decisions.
+    pub fn poll_event(&mut self) -> Option<ConnectionEvent> {
+        self.pull_ice();
+        self.events.pop_front()
+    }
+
+    /// Ends the connection from the server's side.
+    ///
+    /// Documented no-op for now: a `close_notify` would have to come from the association's
+    /// `rtc-dtls` endpoint (`Endpoint::stop`), which [`DtlsSrtp`] keeps to itself. The
+    /// client notices by ICE consent freshness instead (RFC 7675), about 30 s later.
+    pub fn close(&mut self) {}
+
     /// The negotiated SRTP profile, once DTLS completed.
     pub fn profile(&self) -> Option<SrtpProfile> {
         self.dtls.as_ref().and_then(DtlsSrtp::profile)
@@ -340,5 +311,31 @@ impl ServerConnection {
 
     pub fn ice(&self) -> &IceLite {
         &self.ice
+    }
+
+    /// The client's latest description: its offer on a publisher connection, its answer
+    /// on a subscriber connection.
+    pub fn remote(&self) -> Option<&Remote> {
+        self.remote.as_ref()
+    }
+}
+
+/// Whether a DTLS error ends the association. [`DtlsSrtp`] passes `rtc-dtls`'s errors on
+/// as text, so the handshake's fatal ones are told by it: a fatal alert either way, or a
+/// certificate that is missing or not the announced one. Anything else (a malformed or
+/// stray record) is dropped and the handshake goes on.
+fn fatal(e: &DtlsError, established: bool) -> bool {
+    match e {
+        DtlsError::Handshake(text) => {
+            let text = text.to_ascii_lowercase();
+            ["fatal", "certificate", "verify data"]
+                .iter()
+                .any(|t| text.contains(t))
+                // After the handshake, only an authenticated alert can end it (rtc-dtls
+                // drops the unauthenticated ones); a bad record is just dropped.
+                && (!established || text.contains("fatal"))
+        }
+        DtlsError::NotEstablished | DtlsError::Srtp(_) => false,
+        DtlsError::Config(_) | DtlsError::UnexpectedProfile(_) | DtlsError::Keys(_) => true,
     }
 }

@@ -1,17 +1,24 @@
 //! SDP as Chorus writes and reads it, rather than negotiated by a peer-connection stack.
-//! What the server needs from the client's description ([`Remote`]); the server's answer
-//! on a publisher connection (ICE-lite with one host candidate, the server as DTLS server,
-//! `a=setup:passive`, unless the client insists on being it; one BUNDLE, per offered m-section the one codec Chorus takes for its
-//! kind, Opus or VP8, receive-only, anything else rejected); and the server's offer on a
-//! subscriber connection (one send-only m-section per track, `a=setup:actpass`).
+//! What the server needs from the client's description ([`Remote`], read in [`remote`]);
+//! the server's answer on a publisher connection (ICE-lite with one host candidate, the
+//! server as DTLS server, `a=setup:passive`, unless the client insists on being it; one
+//! BUNDLE; per m-section the client sends on, the one codec Chorus takes for its kind,
+//! Opus or VP8, receive-only, with the header extensions and feedback Chorus uses among
+//! those offered; anything else rejected); and the server's offer on a subscriber
+//! connection (one send-only m-section per track, `a=setup:actpass`).
 
-use std::io::Cursor;
+mod remote;
+#[cfg(test)]
+mod tests;
+
 use std::net::SocketAddr;
 
-use rtc::sdp::description::common::Attribute;
 use rtc::sdp::description::media::{MediaDescription, RangedPort};
 use rtc::sdp::description::session::SessionDescription;
 use thiserror::Error;
+
+pub use remote::{AUDIO_LEVEL_URI, MID_URI, Remote, RemoteMedia};
+use remote::{value, values};
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum SdpError {
@@ -23,20 +30,6 @@ pub enum SdpError {
     NoCredentials,
     #[error("the description carries no audio or video in a codec Chorus takes")]
     NothingToReceive,
-}
-
-/// What the server needs from a client's offer or answer.
-#[derive(Debug, Clone)]
-pub struct Remote {
-    /// `sha-256 AB:CD:…`: the certificate the client's DTLS must present.
-    pub fingerprint: String,
-    pub ice_ufrag: String,
-    pub ice_pwd: String,
-    /// The accepted m-sections: (mid, kind, payload type).
-    pub media: Vec<(String, String, u8)>,
-    /// `a=setup` of the first m-section (`active`, `passive`, `actpass`), if any.
-    pub setup: Option<String>,
-    parsed: SessionDescription,
 }
 
 /// The server's side of the answer.
@@ -55,113 +48,83 @@ pub struct Local<'a> {
     pub setup: &'a str,
 }
 
-/// The codec Chorus takes for a kind of media.
-fn wanted(kind: &str) -> Option<&'static str> {
-    match kind {
-        "audio" => Some("opus"),
-        "video" => Some("vp8"),
-        _ => None,
-    }
-}
-
-fn value<'a>(attrs: &'a [Attribute], key: &str) -> Option<&'a str> {
-    attrs
-        .iter()
-        .find(|a| a.key == key)
-        .and_then(|a| a.value.as_deref())
-}
+/// The VP8 feedback Chorus takes part in: retransmission and keyframe requests. Not
+/// `transport-cc` or `goog-remb`: the server does no bandwidth estimation yet.
+const VIDEO_FEEDBACK: [&str; 3] = ["nack", "nack pli", "ccm fir"];
 
 impl Remote {
-    pub fn parse(sdp: &str) -> Result<Self, SdpError> {
-        let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
-            .map_err(|e| SdpError::Parse(e.to_string()))?;
-        let session = |key| value(&parsed.attributes, key);
-        let first = parsed.media_descriptions.first();
-        let media_attr = |key| first.and_then(|m| value(&m.attributes, key));
-        let fingerprint = session("fingerprint")
-            .or_else(|| media_attr("fingerprint"))
-            .filter(|f| f.to_ascii_lowercase().starts_with("sha-256 "))
-            .ok_or(SdpError::NoFingerprint)?
-            .to_owned();
-        let ice_ufrag = session("ice-ufrag").or_else(|| media_attr("ice-ufrag"));
-        let ice_pwd = session("ice-pwd").or_else(|| media_attr("ice-pwd"));
-        let (Some(ice_ufrag), Some(ice_pwd)) = (ice_ufrag, ice_pwd) else {
-            return Err(SdpError::NoCredentials);
-        };
-        let mut media = Vec::new();
-        for m in &parsed.media_descriptions {
-            let kind = m.media_name.media.clone();
-            let (Some(mid), Some(codec)) = (value(&m.attributes, "mid"), wanted(&kind)) else {
-                continue;
-            };
-            let pt = m
-                .attributes
-                .iter()
-                .filter(|a| a.key == "rtpmap")
-                .filter_map(|a| a.value.as_deref()?.split_once(' '))
-                .find(|(_, enc)| {
-                    enc.split('/')
-                        .next()
-                        .is_some_and(|name| name.eq_ignore_ascii_case(codec))
-                })
-                .and_then(|(pt, _)| pt.parse::<u8>().ok());
-            if let Some(pt) = pt {
-                media.push((mid.to_owned(), kind, pt));
-            }
-        }
-        if media.is_empty() {
-            return Err(SdpError::NothingToReceive);
-        }
-        Ok(Self {
-            fingerprint,
-            ice_ufrag: ice_ufrag.to_owned(),
-            ice_pwd: ice_pwd.to_owned(),
-            media,
-            setup: media_attr("setup").map(str::to_owned),
-            parsed,
-        })
-    }
-
     /// The answer: every offered m-section in order, the accepted ones receive-only
     /// with their one codec, the rest rejected.
     pub fn answer(&self, local: &Local<'_>) -> String {
-        let mids = self.media.iter().map(|(mid, _, _)| mid.as_str());
+        let mids = self.media.iter().map(|m| m.mid.as_str());
         let mut answer = session(mids, local);
         let (alg, fp) = fingerprint_parts(local);
         let candidate = candidate_line(local.candidate);
         for offered in &self.parsed.media_descriptions {
             let kind = offered.media_name.media.clone();
             let mid = value(&offered.attributes, "mid").unwrap_or_default();
-            let accepted = self.media.iter().find(|(m, _, _)| m == mid);
             let mut m = MediaDescription::new_jsep_media_description(kind, vec![]);
             m = m.with_value_attribute("mid".to_owned(), mid.to_owned());
-            match accepted {
-                Some((_, kind, pt)) => {
-                    let (_, name, clock, channels) = codec(kind);
-                    m = m
-                        .with_codec(*pt, name.to_owned(), clock, channels, String::new())
-                        .with_ice_credentials(local.ice_ufrag.to_owned(), local.ice_pwd.to_owned())
-                        .with_fingerprint(alg.to_owned(), fp.to_owned())
-                        .with_value_attribute("setup".to_owned(), local.setup.to_owned())
-                        .with_property_attribute("rtcp-mux".to_owned())
-                        .with_property_attribute("rtcp-rsize".to_owned())
-                        .with_property_attribute("recvonly".to_owned())
-                        .with_candidate(candidate.clone())
-                        .with_property_attribute("end-of-candidates".to_owned());
-                }
-                None => {
-                    m.media_name.port = RangedPort {
-                        value: 0,
-                        range: None,
-                    };
-                    m.media_name.formats = offered.media_name.formats.clone();
-                    m = m.with_property_attribute("inactive".to_owned());
+            let Some(accepted) = self.media(mid) else {
+                m.media_name.port = RangedPort {
+                    value: 0,
+                    range: None,
+                };
+                m.media_name.formats = offered.media_name.formats.clone();
+                answer = answer.with_media(m.with_property_attribute("inactive".to_owned()));
+                continue;
+            };
+            let (_, name, clock, channels) = codec(&accepted.kind);
+            let pt = accepted.payload_type;
+            m = m
+                .with_codec(pt, name.to_owned(), clock, channels, String::new())
+                .with_ice_credentials(local.ice_ufrag.to_owned(), local.ice_pwd.to_owned())
+                .with_fingerprint(alg.to_owned(), fp.to_owned())
+                .with_value_attribute("setup".to_owned(), local.setup.to_owned())
+                .with_property_attribute("rtcp-mux".to_owned())
+                .with_property_attribute("rtcp-rsize".to_owned())
+                .with_property_attribute("recvonly".to_owned());
+            // The client's ids: an answer may not renumber an extension (RFC 8285 §6).
+            let extensions = [
+                (accepted.audio_level_ext, AUDIO_LEVEL_URI),
+                (accepted.mid_ext, MID_URI),
+            ];
+            for (id, uri) in extensions {
+                if let Some(id) = id {
+                    m = m.with_value_attribute("extmap".to_owned(), format!("{id} {uri}"));
                 }
             }
+            if accepted.kind == "video" {
+                for fb in offered_feedback(offered, pt) {
+                    m = m.with_value_attribute("rtcp-fb".to_owned(), format!("{pt} {fb}"));
+                }
+            }
+            m = m
+                .with_candidate(candidate.clone())
+                .with_property_attribute("end-of-candidates".to_owned());
             answer = answer.with_media(m);
         }
         answer.marshal()
     }
+}
+
+/// The [`VIDEO_FEEDBACK`] the client offered for `pt` (or for every format, `*`).
+fn offered_feedback(offered: &MediaDescription, pt: u8) -> Vec<&'static str> {
+    let pt = pt.to_string();
+    let lines: Vec<(&str, String)> = values(&offered.attributes, "rtcp-fb")
+        .filter_map(|v| {
+            let (format, fb) = v.split_once(' ')?;
+            Some((format, fb.split_whitespace().collect::<Vec<_>>().join(" ")))
+        })
+        .collect();
+    VIDEO_FEEDBACK
+        .into_iter()
+        .filter(|want| {
+            lines
+                .iter()
+                .any(|(format, fb)| (*format == pt || *format == "*") && fb == want)
+        })
+        .collect()
 }
 
 /// A track the server sends on a subscriber connection.
@@ -179,7 +142,8 @@ pub struct OutTrack {
 }
 
 /// The server's offer on a subscriber connection: one send-only m-section per track,
-/// Opus (111) or VP8 (96), `a=setup:actpass` (the client's answer picks the DTLS roles).
+/// Opus (111) or VP8 (96, with NACK, PLI and FIR), `a=setup:actpass` (the client's answer
+/// picks the DTLS roles).
 pub fn offer(tracks: &[OutTrack], local: &Local<'_>) -> String {
     let mids = tracks.iter().filter(|t| !t.stopped).map(|t| t.mid.as_str());
     let mut offer = session(mids, local);
@@ -198,7 +162,7 @@ pub fn offer(tracks: &[OutTrack], local: &Local<'_>) -> String {
             offer = offer.with_media(m);
             continue;
         }
-        let m = m
+        let mut m = m
             .with_ice_credentials(local.ice_ufrag.to_owned(), local.ice_pwd.to_owned())
             .with_fingerprint(alg.to_owned(), fp.to_owned())
             .with_value_attribute("setup".to_owned(), "actpass".to_owned())
@@ -210,7 +174,13 @@ pub fn offer(tracks: &[OutTrack], local: &Local<'_>) -> String {
             .with_value_attribute(
                 "ssrc".to_owned(),
                 format!("{} msid:{} {}", t.ssrc, t.stream_id, t.track_id),
-            )
+            );
+        if t.kind == "video" {
+            for fb in VIDEO_FEEDBACK {
+                m = m.with_value_attribute("rtcp-fb".to_owned(), format!("{pt} {fb}"));
+            }
+        }
+        let m = m
             .with_candidate(candidate_line(local.candidate))
             .with_property_attribute("end-of-candidates".to_owned());
         offer = offer.with_media(m);

@@ -1,4 +1,9 @@
-//! The server side against `rtc`'s full peer connection as the client, in memory.
+//! The server side against `rtc`'s full peer connection as the client, in memory: the
+//! call both run in; the tests are in [`publisher`] (the server answers) and
+//! [`subscriber`] (the server offers), the SDP tables in `sdp/tests.rs`.
+
+mod publisher;
+mod subscriber;
 
 use std::time::Duration;
 
@@ -6,7 +11,6 @@ use bytes::Bytes;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -21,6 +25,8 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::*;
+use crate::dtls_srtp::DtlsSrtpConfig;
+use crate::webrtc::sdp::OutTrack;
 use crate::{host_candidate, opus_codec, sending_track, vp8_codec};
 
 const SERVER: SocketAddr =
@@ -30,15 +36,21 @@ const CLIENT: SocketAddr = SocketAddr::new(
     5000,
 );
 const SSRC: u32 = 0x1234_5678;
+const CAMERA_SSRC: u32 = 0x1234_0002;
 
 struct Call {
     client: RTCPeerConnection,
-    sender: Option<RTCRtpSenderId>,
+    /// The client's senders, in the order its tracks were added.
+    senders: Vec<RTCRtpSenderId>,
     /// RTP the client received: (payload type, sequence number, payload).
     client_rtp: Vec<(u8, u16, Bytes)>,
+    /// RTCP packets that reached the client's application.
+    client_rtcp: Vec<Box<dyn rtc::rtcp::Packet>>,
     /// Whether the client accepted each SRTCP datagram the server sent.
     client_srtcp: Vec<bool>,
     server: ServerConnection,
+    /// What the server's `poll_event` gave, in order.
+    events: Vec<ConnectionEvent>,
     client_connected: bool,
     now: Instant,
     seq: u16,
@@ -73,56 +85,95 @@ fn client(profiles: Option<Vec<SrtpProtectionProfile>>, now: Instant) -> RTCPeer
     client
 }
 
+fn credentials(ufrag: &str) -> IceCredentials {
+    IceCredentials {
+        ufrag: ufrag.into(),
+        pwd: format!("{ufrag}-password-0123456789abcdef"),
+    }
+}
+
 fn params(dtls: &DtlsSrtpConfig) -> Accept<'_> {
     Accept {
         dtls,
         liveness: LivenessConfig::default(),
         crypto: rtc::crypto::default_provider().unwrap(),
         candidate: SERVER,
-        credentials: IceCredentials {
-            ufrag: "srvufrag".into(),
-            pwd: "server-password-0123456789abcdef".into(),
-        },
+        credentials: credentials("srvufrag"),
         session_id: 42,
     }
 }
 
-/// A client publishing one microphone, answered by the server.
-fn call(profiles: Option<Vec<SrtpProtectionProfile>>) -> (Call, String) {
+/// The client's offer, set as its local description.
+fn client_offer(client: &mut RTCPeerConnection, now: Instant, restart: bool) -> String {
+    let options = restart
+        .then_some(rtc::peer_connection::configuration::RTCOfferOptions { ice_restart: true });
+    let offer = client.create_offer(options).unwrap();
+    client.set_local_description(now, offer).unwrap();
+    client.local_description().unwrap().sdp
+}
+
+/// The client's answer to `offer`, set as its local description.
+fn client_answer(client: &mut RTCPeerConnection, offer: String, now: Instant) -> String {
+    client
+        .set_remote_description(now, RTCSessionDescription::offer(offer).unwrap())
+        .unwrap();
+    let answer = client.create_answer(None).unwrap();
+    client.set_local_description(now, answer).unwrap();
+    client.local_description().unwrap().sdp
+}
+
+/// A client publishing one microphone, answered by the server: the call, the client's
+/// offer and the server's answer.
+fn call(profiles: Option<Vec<SrtpProtectionProfile>>) -> (Call, String, String) {
+    publish(profiles, &[RtpCodecKind::Audio], |offer| offer)
+}
+
+/// A client publishing a track of each of `kinds` (SSRC, then CAMERA_SSRC), its offer
+/// passed through `edit` on its way to the server.
+fn publish(
+    profiles: Option<Vec<SrtpProtectionProfile>>,
+    kinds: &[RtpCodecKind],
+    edit: impl FnOnce(String) -> String,
+) -> (Call, String, String) {
     let now = Instant::now();
     let mut client = client(profiles, now);
-    let track = sending_track(
-        "mic".into(),
-        "stream".into(),
-        "microphone".into(),
-        RtpCodecKind::Audio,
-        SSRC,
-    );
-    let sender = client.add_track(track).unwrap();
-    let offer = client.create_offer(None).unwrap();
-    client.set_local_description(now, offer).unwrap();
-    let offer = client.local_description().unwrap().sdp;
+    let senders = kinds
+        .iter()
+        .zip([SSRC, CAMERA_SSRC])
+        .map(|(&kind, ssrc)| {
+            let id = if kind == RtpCodecKind::Audio {
+                "microphone"
+            } else {
+                "camera"
+            };
+            let track = sending_track("stream".into(), id.into(), id.into(), kind, ssrc);
+            client.add_track(track).unwrap()
+        })
+        .collect();
+    let offer = edit(client_offer(&mut client, now, false));
     let dtls = DtlsSrtpConfig::generate().unwrap();
     let (server, answer) = ServerConnection::accept(&offer, params(&dtls), now).unwrap();
     client
         .set_remote_description(now, RTCSessionDescription::answer(answer.clone()).unwrap())
         .unwrap();
-    (Call::new(client, Some(sender), server, now), answer)
+    (Call::new(client, senders, server, now), offer, answer)
 }
 
 impl Call {
     fn new(
         client: RTCPeerConnection,
-        sender: Option<RTCRtpSenderId>,
+        senders: Vec<RTCRtpSenderId>,
         server: ServerConnection,
         now: Instant,
     ) -> Self {
         Self {
             client,
-            sender,
+            senders,
             client_rtp: Vec::new(),
+            client_rtcp: Vec::new(),
             client_srtcp: Vec::new(),
             server,
+            events: Vec::new(),
             client_connected: false,
             now,
             seq: 0,
@@ -164,11 +215,18 @@ impl Call {
                     }
                 }
                 while let Some(msg) = self.client.poll_read() {
-                    if let RTCMessage::RtpPacket(_, p) = msg.message {
-                        let h = &p.header;
-                        self.client_rtp
-                            .push((h.payload_type, h.sequence_number, p.payload));
+                    match msg.message {
+                        RTCMessage::RtpPacket(_, p) => {
+                            let h = &p.header;
+                            self.client_rtp
+                                .push((h.payload_type, h.sequence_number, p.payload));
+                        }
+                        RTCMessage::RtcpPacket(_, packets) => self.client_rtcp.extend(packets),
+                        _ => {}
                     }
+                }
+                while let Some(e) = self.server.poll_event() {
+                    self.events.push(e);
                 }
                 if !moved {
                     break;
@@ -176,7 +234,7 @@ impl Call {
             }
             self.now += Duration::from_millis(5);
             let _ = self.client.handle_timeout(self.now);
-            self.server.handle_timeout(self.now).unwrap();
+            let _ = self.server.handle_timeout(self.now);
         }
     }
 
@@ -188,27 +246,38 @@ impl Call {
             }
         }
         panic!(
-            "no connection: client {}, server {:?}",
+            "no connection: client {}, server {:?}, events {:?}",
             self.client_connected,
-            self.server.profile()
+            self.server.profile(),
+            self.events
         );
     }
 
-    fn send_audio(&mut self, payload: &'static [u8]) {
+    /// Sends one packet on the client's `track`-th sender: Opus on the first, else VP8.
+    fn send(&mut self, track: usize, payload: &'static [u8]) {
         self.seq = self.seq.wrapping_add(1);
+        let (payload_type, ssrc) = if track == 0 {
+            (111, SSRC)
+        } else {
+            (96, CAMERA_SSRC)
+        };
         let packet = rtc::rtp::Packet {
             header: rtc::rtp::header::Header {
                 version: 2,
-                payload_type: 111,
+                payload_type,
                 sequence_number: self.seq,
                 timestamp: u32::from(self.seq) * 960,
-                ssrc: SSRC,
+                ssrc,
                 ..Default::default()
             },
             payload: Bytes::from_static(payload),
         };
-        let mut sender = self.client.rtp_sender(self.sender.unwrap()).unwrap();
+        let mut sender = self.client.rtp_sender(self.senders[track]).unwrap();
         sender.write_rtp(self.now, packet).unwrap();
+    }
+
+    fn send_audio(&mut self, payload: &'static [u8]) {
+        self.send(0, payload);
     }
 
     fn received(&mut self) -> (Vec<BytesMut>, Vec<BytesMut>) {
@@ -221,263 +290,20 @@ impl Call {
         }
         (rtp, rtcp)
     }
-}
 
-#[test]
-fn an_rtc_client_connects_and_its_media_decrypts_with_either_profile() {
-    // (the client's SRTP offer, the profile expected)
-    let cases = [
-        (None, SrtpProfile::AeadAes128Gcm),
-        (
-            Some(vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80]),
-            SrtpProfile::Aes128CmHmacSha1_80,
-        ),
-        // Ordered as Chromium orders them: the server, as DTLS server, still takes GCM.
-        (
-            Some(vec![
-                SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-                SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-            ]),
-            SrtpProfile::AeadAes128Gcm,
-        ),
-    ];
-    for (profiles, want) in cases {
-        let (mut call, _) = call(profiles);
-        call.connect();
-        assert_eq!(call.server.profile(), Some(want));
-        assert!(call.server.ice().is_up());
-        for _ in 0..10 {
-            call.send_audio(b"opus frame");
-            call.run(4);
-        }
-        let (rtp, _) = call.received();
-        assert_eq!(rtp.len(), 10, "{want:?}: every packet decrypted");
-        for p in &rtp {
-            assert_eq!(&p[p.len() - 10..], b"opus frame", "{want:?}");
-            assert_eq!(
-                u32::from_be_bytes(p[8..12].try_into().unwrap()),
-                SSRC,
-                "{want:?}"
-            );
-        }
-        // The client's sender reports come through SRTCP.
-        call.run(1200);
-        let (_, rtcp) = call.received();
-        assert!(
-            rtcp.iter().any(|p| p[1] == 200),
-            "{want:?}: a sender report arrived"
-        );
-        // And the server's feedback reaches the client's SRTCP: a PLI about its microphone.
-        let mut pli = vec![0x81, 206, 0, 2, 0, 0, 0, 1];
-        pli.extend_from_slice(&SSRC.to_be_bytes());
-        call.server.send_rtcp(&pli).unwrap();
-        call.run(2);
-        assert_eq!(call.client_srtcp, vec![true], "{want:?}: the PLI decrypted");
+    /// How many `Connected` events the server gave so far.
+    fn connected_events(&self) -> usize {
+        let connected = |e: &&ConnectionEvent| matches!(e, ConnectionEvent::Connected(_));
+        self.events.iter().filter(connected).count()
     }
 }
 
-#[test]
-fn the_answer_is_ice_lite_dtls_server_receive_only() {
-    let (_, answer) = call(None);
-    let parsed =
-        Remote::parse(&answer).expect("the answer parses as SDP with one accepted m-section");
-    assert_eq!(
-        parsed.media,
-        vec![("0".to_owned(), "audio".to_owned(), 111)]
-    );
-    for line in [
-        "a=ice-lite",
-        "a=setup:passive",
-        "a=recvonly",
-        "a=rtcp-mux",
-        "a=group:BUNDLE 0",
-        "a=ice-ufrag:srvufrag",
-        "a=candidate:1 1 udp 2130706431 127.0.0.1 7882 typ host",
-    ] {
-        assert!(answer.contains(line), "{line} missing:\n{answer}");
-    }
-}
-
-#[test]
-fn offers_without_what_the_server_needs_are_refused() {
-    let (_, answer) = call(None);
-    let without = |needle: &str| {
-        answer
-            .lines()
-            .filter(|l| !l.starts_with(needle))
-            .collect::<Vec<_>>()
-            .join("\r\n")
-            + "\r\n"
-    };
-    let no_opus = answer.replace("opus/48000/2", "PCMU/8000");
-    let cases = [
-        (without("a=fingerprint"), SdpError::NoFingerprint),
-        (without("a=ice-pwd"), SdpError::NoCredentials),
-        (no_opus, SdpError::NothingToReceive),
-    ];
-    for (sdp, want) in cases {
-        assert_eq!(Remote::parse(&sdp).err(), Some(want.clone()), "{want:?}");
-    }
-    assert!(matches!(Remote::parse("not sdp"), Err(SdpError::Parse(_))));
-}
-
-#[test]
-fn the_server_offers_a_track_and_the_client_receives_it() {
-    let now = Instant::now();
-    let dtls = DtlsSrtpConfig::generate().unwrap();
-    let track = OutTrack {
-        mid: "0".into(),
-        kind: "audio".into(),
-        ssrc: 0xabcd_0001,
-        stream_id: "mix".into(),
-        track_id: "mix".into(),
-        stopped: false,
-    };
-    let (server, offer) =
-        ServerConnection::offer(std::slice::from_ref(&track), params(&dtls), now).unwrap();
-    let mut client = client(None, now);
-    client
-        .set_remote_description(now, RTCSessionDescription::offer(offer).unwrap())
-        .unwrap();
-    let answer = client.create_answer(None).unwrap();
-    client.set_local_description(now, answer).unwrap();
-    let answer = client.local_description().unwrap().sdp;
-    let mut call = Call::new(client, None, server, now);
-    call.server.apply_answer(&answer, now).unwrap();
-    call.connect();
-    assert_eq!(call.server.profile(), Some(SrtpProfile::AeadAes128Gcm));
-    for seq in 1..=20u16 {
-        let mut rtp = vec![0x80, 111, (seq >> 8) as u8, seq as u8, 0, 0, 0, 0];
-        rtp.extend_from_slice(&0xabcd_0001u32.to_be_bytes());
-        rtp.extend_from_slice(b"mixed audio");
-        call.server.send_rtp(&rtp).unwrap();
-        call.run(4);
-    }
-    let got: Vec<u16> = call.client_rtp.iter().map(|(_, seq, _)| *seq).collect();
-    assert_eq!(got, (1..=20).collect::<Vec<_>>(), "every packet, in order");
-    assert!(
-        call.client_rtp
-            .iter()
-            .all(|(pt, _, p)| *pt == 111 && &p[..] == b"mixed audio")
-    );
-    // An answer the connection did not ask for is refused.
-    assert!(matches!(
-        call.server.apply_answer(&answer, call.now),
-        Err(ConnectionError::NotNegotiated)
-    ));
-
-    // A camera is added and the audio stopped: one more offer, the same DTLS association.
-    let camera = OutTrack {
-        mid: "1".into(),
-        kind: "video".into(),
-        ssrc: 0xabcd_0002,
-        stream_id: "TR_cam".into(),
-        track_id: "TR_cam".into(),
-        stopped: false,
-    };
-    let stopped = OutTrack {
-        stopped: true,
-        ..track
-    };
-    let offer = call.server.reoffer(&[stopped, camera], None, call.now);
-    assert!(offer.contains("a=group:BUNDLE 1\r\n"), "{offer}");
-    let now = call.now;
-    call.client
-        .set_remote_description(now, RTCSessionDescription::offer(offer).unwrap())
-        .unwrap();
-    let answer = call.client.create_answer(None).unwrap();
-    call.client.set_local_description(now, answer).unwrap();
-    let answer = call.client.local_description().unwrap().sdp;
-    call.server.apply_answer(&answer, now).unwrap();
-    call.run(4);
-    call.client_rtp.clear();
-    for seq in 1..=5u16 {
-        let mut rtp = vec![0x80, 96, 0, seq as u8, 0, 0, 0, 0];
-        rtp.extend_from_slice(&0xabcd_0002u32.to_be_bytes());
-        rtp.extend_from_slice(&[0x10, 0, 0, 0]);
-        call.server.send_rtp(&rtp).unwrap();
-        call.run(4);
-    }
-    let video: Vec<u16> = call
-        .client_rtp
-        .iter()
-        .filter(|(pt, _, _)| *pt == 96)
-        .map(|(_, s, _)| *s)
-        .collect();
-    assert_eq!(
-        video,
-        vec![1, 2, 3, 4, 5],
-        "the added track plays on the same association"
-    );
-}
-
-#[test]
-fn a_publisher_restarts_ice_and_keeps_its_media() {
-    let (mut call, _) = call(None);
-    call.connect();
-    call.send_audio(b"before");
-    call.run(4);
-    assert_eq!(call.received().0.len(), 1);
-    let now = call.now;
-    let offer = call
-        .client
-        .create_offer(Some(RTCOfferOptions { ice_restart: true }))
-        .unwrap();
-    call.client.set_local_description(now, offer).unwrap();
-    let offer = call.client.local_description().unwrap().sdp;
-    let fresh = IceCredentials {
-        ufrag: "newufrag".into(),
-        pwd: "another-password-0123456789abcd".into(),
-    };
-    let answer = call.server.reanswer(&offer, Some(fresh), now).unwrap();
-    assert!(answer.contains("a=ice-ufrag:newufrag"), "{answer}");
-    call.client
-        .set_remote_description(now, RTCSessionDescription::answer(answer).unwrap())
-        .unwrap();
-    call.run(400);
-    assert_eq!(call.server.ice().credentials().unwrap().ufrag, "newufrag");
-    call.send_audio(b"after");
-    call.run(4);
-    let (rtp, _) = call.received();
-    assert!(
-        rtp.iter().any(|p| p.ends_with(b"after")),
-        "media after the restart"
-    );
-    // The old credentials no longer authenticate.
-    let crypto = rtc::crypto::default_provider().unwrap();
-    let stale = crate::stun::binding_request(
-        "srvufrag",
-        "cli",
-        "server-password-0123456789abcdef",
-        true,
-        crypto.crypto(),
-    );
-    assert_eq!(
-        call.server
-            .handle_datagram(CLIENT, BytesMut::from(&stale[..]), call.now),
-        Err(Refused::Stun(StunCheck::WrongUfrag))
-    );
-}
-
-#[test]
-fn a_new_certificate_on_the_same_connection_is_refused() {
-    let (mut first, _) = call(None);
-    let other = client(None, Instant::now());
-    let mut other = other;
-    let track = sending_track(
-        "mic".into(),
-        "s".into(),
-        "microphone".into(),
-        RtpCodecKind::Audio,
-        1,
-    );
-    other.add_track(track).unwrap();
-    let offer = other.create_offer(None).unwrap();
-    other.set_local_description(first.now, offer).unwrap();
-    let offer = other.local_description().unwrap().sdp;
-    assert!(matches!(
-        first.server.reanswer(&offer, None, first.now),
-        Err(ConnectionError::FingerprintChanged)
-    ));
-    first.connect();
+/// An RTP packet the server sends: version 2, `pt`, `seq`, `ssrc`, then `payload`.
+fn rtp(pt: u8, seq: u16, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&u32::from(seq).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
 }

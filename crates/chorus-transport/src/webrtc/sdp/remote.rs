@@ -1,0 +1,210 @@
+//! Reading a client's description: what the server needs from its offer (publisher side)
+//! or its answer (subscriber side).
+
+use std::io::Cursor;
+
+use rtc::sdp::description::common::Attribute;
+use rtc::sdp::description::media::MediaDescription;
+use rtc::sdp::description::session::SessionDescription;
+
+use super::SdpError;
+
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+
+/// What the server needs from a client's offer or answer.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// `sha-256 AB:CD:…`: the certificate the client's DTLS must present.
+    pub fingerprint: String,
+    pub ice_ufrag: String,
+    pub ice_pwd: String,
+    /// The m-sections the client sends media on, in a codec Chorus takes, in order.
+    pub media: Vec<RemoteMedia>,
+    /// `a=setup` of the first m-section (`active`, `passive`, `actpass`), if any.
+    pub setup: Option<String>,
+    pub(super) parsed: SessionDescription,
+}
+
+/// One m-section the client sends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteMedia {
+    pub mid: String,
+    /// `audio` or `video`.
+    pub kind: String,
+    /// The Opus or VP8 payload type the client uses.
+    pub payload_type: u8,
+    /// The client's MediaStreamTrack id: `a=msid`'s second token, else `a=ssrc:N msid:S T`'s.
+    pub track_id: Option<String>,
+    /// The media SSRCs of the `a=ssrc` lines, in order, without duplicates; the repair
+    /// SSRC of an `a=ssrc-group:FID` (RTX) or `FEC-FR` pair is left out.
+    pub ssrcs: Vec<u32>,
+    /// The `a=extmap` id of the audio level extension (RFC 6464); audio only.
+    pub audio_level_ext: Option<u8>,
+    /// The `a=extmap` id of the MID extension (RFC 8843).
+    pub mid_ext: Option<u8>,
+}
+
+/// The codec Chorus takes for a kind of media.
+fn wanted(kind: &str) -> Option<&'static str> {
+    match kind {
+        "audio" => Some("opus"),
+        "video" => Some("vp8"),
+        _ => None,
+    }
+}
+
+pub(super) fn value<'a>(attrs: &'a [Attribute], key: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|a| a.key == key)
+        .and_then(|a| a.value.as_deref())
+}
+
+pub(super) fn values<'a>(attrs: &'a [Attribute], key: &'a str) -> impl Iterator<Item = &'a str> {
+    attrs
+        .iter()
+        .filter(move |a| a.key == key)
+        .filter_map(|a| a.value.as_deref())
+}
+
+impl Remote {
+    /// A client's offer: it must send something the server takes.
+    pub fn parse(sdp: &str) -> Result<Self, SdpError> {
+        let remote = Self::parse_answer(sdp)?;
+        if remote.media.is_empty() {
+            return Err(SdpError::NothingToReceive);
+        }
+        Ok(remote)
+    }
+
+    /// A client's answer to the server's offer: it may send nothing (it answers a
+    /// send-only offer `recvonly`).
+    pub fn parse_answer(sdp: &str) -> Result<Self, SdpError> {
+        let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
+            .map_err(|e| SdpError::Parse(e.to_string()))?;
+        let session = |key| value(&parsed.attributes, key);
+        let first = parsed.media_descriptions.first();
+        let media_attr = |key| first.and_then(|m| value(&m.attributes, key));
+        let fingerprint = session("fingerprint")
+            .or_else(|| media_attr("fingerprint"))
+            .filter(|f| f.to_ascii_lowercase().starts_with("sha-256 "))
+            .ok_or(SdpError::NoFingerprint)?
+            .to_owned();
+        let ice_ufrag = session("ice-ufrag").or_else(|| media_attr("ice-ufrag"));
+        let ice_pwd = session("ice-pwd").or_else(|| media_attr("ice-pwd"));
+        let (Some(ice_ufrag), Some(ice_pwd)) = (ice_ufrag, ice_pwd) else {
+            return Err(SdpError::NoCredentials);
+        };
+        let media = parsed
+            .media_descriptions
+            .iter()
+            .filter_map(|m| read_media(m, &parsed.attributes))
+            .collect();
+        Ok(Self {
+            fingerprint,
+            ice_ufrag: ice_ufrag.to_owned(),
+            ice_pwd: ice_pwd.to_owned(),
+            media,
+            setup: media_attr("setup").map(str::to_owned),
+            parsed,
+        })
+    }
+
+    /// The accepted m-section with this mid.
+    pub fn media(&self, mid: &str) -> Option<&RemoteMedia> {
+        self.media.iter().find(|m| m.mid == mid)
+    }
+}
+
+/// An m-section's direction; the session's if it has none (RFC 4566: `sendrecv` by default).
+fn direction<'a>(m: &'a MediaDescription, session: &'a [Attribute]) -> &'a str {
+    const DIRECTIONS: [&str; 4] = ["sendrecv", "sendonly", "recvonly", "inactive"];
+    let find = |attrs: &'a [Attribute]| {
+        attrs
+            .iter()
+            .map(|a| a.key.as_str())
+            .find(|k| DIRECTIONS.contains(k))
+    };
+    find(&m.attributes)
+        .or_else(|| find(session))
+        .unwrap_or("sendrecv")
+}
+
+/// The m-section, if the client sends on it in a codec Chorus takes.
+fn read_media(m: &MediaDescription, session: &[Attribute]) -> Option<RemoteMedia> {
+    let kind = m.media_name.media.as_str();
+    let mid = value(&m.attributes, "mid")?;
+    let codec = wanted(kind)?;
+    // Port 0 rejects or stops an m-section, unless it is bundled without a port of its own.
+    let rejected = m.media_name.port.value == 0 && attribute(m, "bundle-only").is_none();
+    if rejected || !matches!(direction(m, session), "sendrecv" | "sendonly") {
+        return None;
+    }
+    let payload_type = values(&m.attributes, "rtpmap")
+        .filter_map(|v| v.split_once(' '))
+        .find(|(_, enc)| {
+            enc.split('/')
+                .next()
+                .is_some_and(|name| name.eq_ignore_ascii_case(codec))
+        })
+        .and_then(|(pt, _)| pt.parse::<u8>().ok())?;
+    let extmap = |uri| extmap_id(&m.attributes, uri).or_else(|| extmap_id(session, uri));
+    Some(RemoteMedia {
+        mid: mid.to_owned(),
+        kind: kind.to_owned(),
+        payload_type,
+        track_id: track_id(&m.attributes),
+        ssrcs: media_ssrcs(&m.attributes),
+        audio_level_ext: (kind == "audio").then(|| extmap(AUDIO_LEVEL_URI)).flatten(),
+        mid_ext: extmap(MID_URI),
+    })
+}
+
+fn attribute<'a>(m: &'a MediaDescription, key: &str) -> Option<&'a Attribute> {
+    m.attributes.iter().find(|a| a.key == key)
+}
+
+/// `a=extmap:<id>[/<direction>] <uri> [<attributes>]`: the id for `uri`.
+fn extmap_id(attrs: &[Attribute], uri: &str) -> Option<u8> {
+    values(attrs, "extmap").find_map(|v| {
+        let mut parts = v.split_whitespace();
+        let id = parts.next()?.split('/').next()?.parse().ok()?;
+        (parts.next()? == uri).then_some(id)
+    })
+}
+
+/// `a=msid:<stream> <track>`; else `a=ssrc:<n> msid:<stream> <track>` (older stacks,
+/// webrtcbin).
+fn track_id(attrs: &[Attribute]) -> Option<String> {
+    let from_msid = values(attrs, "msid").find_map(|v| v.split_whitespace().nth(1));
+    let from_ssrc = || {
+        values(attrs, "ssrc").find_map(|v| {
+            let (_, attr) = v.split_once(' ')?;
+            attr.strip_prefix("msid:")?.split_whitespace().nth(1)
+        })
+    };
+    from_msid.or_else(from_ssrc).map(str::to_owned)
+}
+
+/// The SSRCs of `a=ssrc` lines, less the repair streams their groups name.
+fn media_ssrcs(attrs: &[Attribute]) -> Vec<u32> {
+    // `FID <media> <rtx>` (RFC 4588), `FEC-FR <media> <fec>` (RFC 5956): the first is media.
+    let repair: Vec<u32> = values(attrs, "ssrc-group")
+        .filter_map(|v| {
+            let mut parts = v.split_whitespace();
+            let semantics = parts.next()?;
+            matches!(semantics, "FID" | "FEC-FR").then_some(parts.skip(1))
+        })
+        .flatten()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let mut ssrcs = Vec::new();
+    for v in values(attrs, "ssrc") {
+        let ssrc = v.split_whitespace().next().and_then(|s| s.parse().ok());
+        if let Some(ssrc) = ssrc.filter(|s| !repair.contains(s) && !ssrcs.contains(s)) {
+            ssrcs.push(ssrc);
+        }
+    }
+    ssrcs
+}

@@ -1,0 +1,332 @@
+//! The SDP tables: what is read from the offers of the clients Chorus meets (fixtures
+//! written after what Chromium, Firefox and GStreamer's webrtcbin send), and what the
+//! answer to each says back.
+
+use super::*;
+
+const CHROMIUM: &str = include_str!("fixtures/chromium.sdp");
+const FIREFOX: &str = include_str!("fixtures/firefox.sdp");
+const WEBRTCBIN: &str = include_str!("fixtures/webrtcbin.sdp");
+
+/// A fixture as it goes on the wire: CRLF line ends.
+fn wire(fixture: &str) -> String {
+    fixture.lines().map(|l| format!("{l}\r\n")).collect()
+}
+
+fn media(
+    mid: &str,
+    kind: &str,
+    payload_type: u8,
+    track_id: Option<&str>,
+    ssrcs: &[u32],
+    (audio_level_ext, mid_ext): (Option<u8>, Option<u8>),
+) -> RemoteMedia {
+    RemoteMedia {
+        mid: mid.into(),
+        kind: kind.into(),
+        payload_type,
+        track_id: track_id.map(str::to_owned),
+        ssrcs: ssrcs.to_vec(),
+        audio_level_ext,
+        mid_ext,
+    }
+}
+
+#[test]
+fn offers_of_the_clients_chorus_meets_are_read() {
+    let cases = [
+        (
+            "chromium: a=msid, FID with RTX left out, mid extension 4 and 9",
+            CHROMIUM,
+            "Xq9h",
+            Some("actpass"),
+            vec![
+                media(
+                    "0",
+                    "audio",
+                    111,
+                    Some("3a0d9a9e-1c34-4c9b-a1a8-6f0e8d2f5b01"),
+                    &[2733518341],
+                    (Some(1), Some(4)),
+                ),
+                media(
+                    "1",
+                    "video",
+                    96,
+                    Some("c4f1e2d3-5a6b-4c7d-8e9f-0a1b2c3d4e5f"),
+                    &[1434620129],
+                    (None, Some(9)),
+                ),
+            ],
+        ),
+        (
+            "firefox: {uuid} msid, FID after the ssrc lines, data channel not taken",
+            FIREFOX,
+            "8c7a1f2e",
+            Some("actpass"),
+            vec![
+                media(
+                    "0",
+                    "audio",
+                    109,
+                    Some("{8a0f6e2b-1c3d-4e5f-a6b7-c8d9e0f1a2b3}"),
+                    &[1849317293],
+                    (Some(1), Some(3)),
+                ),
+                media(
+                    "1",
+                    "video",
+                    120,
+                    Some("{e4d3c2b1-a0f9-4e8d-b7c6-a5f4e3d2c1b0}"),
+                    &[3567212883],
+                    (None, Some(3)),
+                ),
+            ],
+        ),
+        (
+            "webrtcbin: no a=msid, track from a=ssrc msid or none, recvonly not taken",
+            WEBRTCBIN,
+            "Q1b0XqzV0oJ8kHxnPz3bTdCg2m9sLf4e",
+            Some("actpass"),
+            vec![
+                media("video0", "video", 96, None, &[1811563471], (None, Some(2))),
+                media(
+                    "audio1",
+                    "audio",
+                    97,
+                    Some("webrtctransceiver1"),
+                    &[2967810045],
+                    (Some(3), None),
+                ),
+            ],
+        ),
+    ];
+    for (name, fixture, ufrag, setup, want) in cases {
+        let remote = Remote::parse(&wire(fixture)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(remote.ice_ufrag, ufrag, "{name}");
+        assert!(remote.fingerprint.starts_with("sha-256 "), "{name}");
+        assert_eq!(remote.setup.as_deref(), setup, "{name}");
+        assert_eq!(remote.media, want, "{name}");
+    }
+}
+
+#[test]
+fn directions_and_rejections_decide_what_is_taken() {
+    let base = wire(WEBRTCBIN);
+    // (change to the webrtcbin offer, the mids taken)
+    let cases: [(&str, String, &[&str]); 5] = [
+        ("as offered", base.clone(), &["video0", "audio1"]),
+        (
+            "an inactive m-section",
+            base.replacen("a=sendrecv", "a=inactive", 1),
+            &["audio1"],
+        ),
+        (
+            "no direction: sendrecv",
+            base.replacen("a=sendrecv\r\n", "", 1),
+            &["video0", "audio1"],
+        ),
+        (
+            "port 0: stopped",
+            base.replacen("m=audio 9", "m=audio 0", 1),
+            &["video0"],
+        ),
+        (
+            "port 0 but bundle-only",
+            base.replacen("m=audio 9", "m=audio 0", 1).replacen(
+                "a=mid:audio1",
+                "a=mid:audio1\r\na=bundle-only",
+                1,
+            ),
+            &["video0", "audio1"],
+        ),
+    ];
+    for (name, sdp, want) in cases {
+        let remote = Remote::parse(&sdp).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mids: Vec<&str> = remote.media.iter().map(|m| m.mid.as_str()).collect();
+        assert_eq!(mids, want, "{name}");
+    }
+    // Nothing sent: an offer is refused, an answer is read.
+    let silent = base
+        .replace("a=sendrecv", "a=recvonly")
+        .replace("a=sendonly", "a=inactive");
+    assert_eq!(
+        Remote::parse(&silent).err(),
+        Some(SdpError::NothingToReceive)
+    );
+    assert!(Remote::parse_answer(&silent).unwrap().media.is_empty());
+}
+
+fn local() -> Local<'static> {
+    Local {
+        ice_ufrag: "srvufrag",
+        ice_pwd: "server-password-0123456789abcdef",
+        fingerprint: "sha-256 AA:BB",
+        candidate: "127.0.0.1:7882".parse().unwrap(),
+        session_id: 42,
+        version: 2,
+        setup: "passive",
+    }
+}
+
+/// The m-section of `sdp` with `a=mid:<mid>`, from its `m=` line to the next.
+fn section<'a>(sdp: &'a str, mid: &str) -> &'a str {
+    sdp.split("m=")
+        .skip(1)
+        .find(|s| s.contains(&format!("a=mid:{mid}\r\n")))
+        .unwrap_or_else(|| panic!("no m-section {mid}:\n{sdp}"))
+}
+
+/// (client, its offer, mid, lines the answer's m-section has, lines it has not)
+type AnswerCase = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+#[test]
+fn the_answer_echoes_the_extensions_and_feedback_chorus_uses() {
+    let cases: [AnswerCase; 8] = [
+        (
+            "chromium",
+            CHROMIUM,
+            "0",
+            &[
+                "audio 9 UDP/TLS/RTP/SAVPF 111\r\n",
+                "a=rtpmap:111 opus/48000/2",
+                "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+                "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
+                "a=recvonly",
+            ],
+            &["a=extmap:2 ", "a=extmap:3 ", "a=rtcp-fb"],
+        ),
+        (
+            "chromium",
+            CHROMIUM,
+            "1",
+            &[
+                "a=rtpmap:96 VP8/90000",
+                "a=extmap:9 urn:ietf:params:rtp-hdrext:sdes:mid",
+                "a=rtcp-fb:96 nack\r\n",
+                "a=rtcp-fb:96 nack pli",
+                "a=rtcp-fb:96 ccm fir",
+            ],
+            &["transport-cc", "goog-remb", "ssrc-audio-level", "rtx"],
+        ),
+        (
+            "firefox",
+            FIREFOX,
+            "0",
+            &[
+                "a=rtpmap:109 opus/48000/2",
+                "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+                "a=extmap:3 urn:ietf:params:rtp-hdrext:sdes:mid",
+            ],
+            &["csrc-audio-level"],
+        ),
+        (
+            "firefox",
+            FIREFOX,
+            "1",
+            &[
+                "a=rtpmap:120 VP8/90000",
+                "a=extmap:3 urn:ietf:params:rtp-hdrext:sdes:mid",
+                "a=rtcp-fb:120 nack\r\n",
+                "a=rtcp-fb:120 nack pli",
+                "a=rtcp-fb:120 ccm fir",
+            ],
+            &["transport-cc", "goog-remb"],
+        ),
+        (
+            "firefox",
+            FIREFOX,
+            "2",
+            &["application 0 ", "a=inactive"],
+            &["a=candidate", "a=ice-ufrag"],
+        ),
+        (
+            "webrtcbin",
+            WEBRTCBIN,
+            "video0",
+            &[
+                "a=extmap:2 urn:ietf:params:rtp-hdrext:sdes:mid",
+                "a=rtcp-fb:96 nack\r\n",
+                "a=rtcp-fb:96 nack pli",
+            ],
+            &["ccm fir", "transport-cc"],
+        ),
+        (
+            "webrtcbin",
+            WEBRTCBIN,
+            "audio1",
+            &[
+                "a=rtpmap:97 opus/48000/2",
+                "a=extmap:3 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n",
+                "a=recvonly",
+            ],
+            &["sdes:mid", "a=rtcp-fb"],
+        ),
+        (
+            "webrtcbin, recvonly: nothing to receive",
+            WEBRTCBIN,
+            "video2",
+            &["video 0 UDP/TLS/RTP/SAVPF 96", "a=inactive"],
+            &["a=rtcp-fb", "a=candidate", "a=recvonly"],
+        ),
+    ];
+    for (name, fixture, mid, has, has_not) in cases {
+        let answer = Remote::parse(&wire(fixture)).unwrap().answer(&local());
+        let m = section(&answer, mid);
+        for line in has {
+            assert!(m.contains(line), "{name} {mid}: {line:?} missing:\n{m}");
+        }
+        for line in has_not {
+            assert!(!m.contains(line), "{name} {mid}: {line:?} there:\n{m}");
+        }
+    }
+}
+
+#[test]
+fn the_answer_bundles_only_what_it_takes() {
+    let cases = [
+        (CHROMIUM, "a=group:BUNDLE 0 1\r\n"),
+        (FIREFOX, "a=group:BUNDLE 0 1\r\n"),
+        (WEBRTCBIN, "a=group:BUNDLE video0 audio1\r\n"),
+    ];
+    for (fixture, bundle) in cases {
+        let answer = Remote::parse(&wire(fixture)).unwrap().answer(&local());
+        assert!(answer.contains(bundle), "{bundle:?}:\n{answer}");
+        assert!(answer.contains("a=ice-lite\r\n"), "{answer}");
+    }
+}
+
+#[test]
+fn the_offer_asks_for_video_feedback_only() {
+    let track = |mid: &str, kind: &str| OutTrack {
+        mid: mid.into(),
+        kind: kind.into(),
+        ssrc: 7,
+        stream_id: "s".into(),
+        track_id: "t".into(),
+        stopped: false,
+    };
+    let offer = offer(&[track("0", "audio"), track("1", "video")], &local());
+    let feedback = [
+        "a=rtcp-fb:96 nack\r\n",
+        "a=rtcp-fb:96 nack pli",
+        "a=rtcp-fb:96 ccm fir",
+    ];
+    // (mid, whether its m-section asks for NACK, PLI and FIR)
+    for (mid, asks) in [("0", false), ("1", true)] {
+        let m = section(&offer, mid);
+        for line in feedback {
+            assert_eq!(m.contains(line), asks, "{mid} {line:?}:\n{m}");
+        }
+        assert!(
+            !m.contains("transport-cc") && !m.contains("goog-remb"),
+            "{m}"
+        );
+    }
+}
