@@ -10,6 +10,7 @@ use chorus_protocol::{Grants, LeaveReason, ParticipantState};
 use chorus_room::io::{Command, Reply};
 use chorus_room::sim::{ClientId, Dir, RtpIn, Sim, ms, opus_loop, seq_jumps};
 use chorus_room::skips::Skip;
+use chorus_transport::TransportKind;
 
 const MIX: &str = ROOM_AUDIO_TRACK;
 
@@ -55,9 +56,8 @@ fn longest_silence(packets: &[RtpIn]) -> std::time::Duration {
     gaps.max().unwrap_or_default()
 }
 
-#[test]
-fn join_publish_subscribe_media_flows() {
-    let mut sim = Sim::new(1);
+fn join_publish_subscribe_media_flows(t: TransportKind) {
+    let mut sim = Sim::on(t, 1);
     let alice = sim.join("alice");
     let bob = sim.join("bob");
     let video = sim.publish_video(alice);
@@ -103,9 +103,8 @@ fn join_publish_subscribe_media_flows() {
     assert!(sim.rtp(alice, MIX).is_empty());
 }
 
-#[test]
-fn a_reoffer_waits_for_the_answer_in_flight() {
-    let mut sim = Sim::new(2);
+fn a_reoffer_waits_for_the_answer_in_flight(t: TransportKind) {
+    let mut sim = Sim::on(t, 2);
     let alice = sim.join("alice");
     sim.publish_video(alice);
     let bob = sim.join("bob");
@@ -137,9 +136,8 @@ fn a_reoffer_waits_for_the_answer_in_flight() {
     assert!(sim.rtp(bob, &screen).len() > 10);
 }
 
-#[test]
-fn a_republished_camera_reuses_the_subscribers_m_section() {
-    let mut sim = Sim::new(11);
+fn a_republished_camera_reuses_the_subscribers_m_section(t: TransportKind) {
+    let mut sim = Sim::on(t, 11);
     let alice = sim.join("alice");
     let bob = sim.join("bob");
     let first = sim.publish_video(alice);
@@ -156,6 +154,12 @@ fn a_republished_camera_reuses_the_subscribers_m_section() {
     let second = sim.publish_video(alice);
     sim.run_for(ms(1000));
     let offers = sim.offers(bob);
+    assert!(
+        !sim.frames(alice)
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Error { .. })),
+        "the publisher's offers without tracks are answered"
+    );
     assert_eq!(offers.len(), 3, "the track, its removal, the new one");
     assert!(!offers_track(offers[1], &first));
     assert!(offers_track(offers[2], &second));
@@ -167,9 +171,8 @@ fn a_republished_camera_reuses_the_subscribers_m_section() {
     assert!(sim.rtp(bob, &second).len() > 30);
 }
 
-#[test]
-fn a_late_joiner_gets_one_offer_with_everything() {
-    let mut sim = Sim::new(3);
+fn a_late_joiner_gets_one_offer_with_everything(t: TransportKind) {
+    let mut sim = Sim::on(t, 3);
     let alice = sim.join("alice");
     let bob = sim.join("bob");
     let a = sim.publish_video(alice);
@@ -190,9 +193,8 @@ fn a_late_joiner_gets_one_offer_with_everything() {
     assert!(sim.rtp(carol, MIX).len() > 10, "carol hears the mix");
 }
 
-#[test]
-fn leave_and_remove_tell_everyone() {
-    let mut sim = Sim::new(4);
+fn leave_and_remove_tell_everyone(t: TransportKind) {
+    let mut sim = Sim::on(t, 4);
     let alice = sim.join("alice");
     let bob = sim.join("bob");
     let carol = sim.join("carol");
@@ -225,10 +227,9 @@ fn leave_and_remove_tell_everyone() {
     assert_eq!(names, ["carol"]);
 }
 
-#[test]
-fn a_vanished_client_is_disconnected_then_removed() {
+fn a_vanished_client_is_disconnected_then_removed(t: TransportKind) {
     let wall = std::time::Instant::now();
-    let mut sim = Sim::new(5);
+    let mut sim = Sim::on(t, 5);
     let alice = sim.join("alice");
     let bob = sim.join("bob");
     // Alice's one connection carries media all the time: its silence starts when she
@@ -266,9 +267,8 @@ fn a_vanished_client_is_disconnected_then_removed() {
     eprintln!("{:?} simulated in {:?}", sim.elapsed(), wall.elapsed());
 }
 
-#[test]
-fn relay_to_mix_and_back_keeps_the_listeners_numbering() {
-    let mut sim = Sim::new(6);
+fn relay_to_mix_and_back_keeps_the_listeners_numbering(t: TransportKind) {
+    let mut sim = Sim::on(t, 6);
     let alice = sim.join("alice");
     let bob = sim.join("bob");
     let carol = sim.join("carol");
@@ -299,9 +299,8 @@ fn relay_to_mix_and_back_keeps_the_listeners_numbering() {
     assert!(longest_silence(heard) < ms(100));
 }
 
-#[test]
-fn keyframe_requests_are_throttled_to_the_publisher() {
-    let mut sim = Sim::new(7);
+fn keyframe_requests_are_throttled_to_the_publisher(t: TransportKind) {
+    let mut sim = Sim::on(t, 7);
     let alice = sim.join("alice");
     let video = sim.publish_video(alice);
     let subscribers: Vec<ClientId> = ["bob", "carol", "dave"].map(|n| sim.join(n)).into();
@@ -334,9 +333,8 @@ fn keyframe_requests_are_throttled_to_the_publisher() {
     }
 }
 
-#[test]
-fn a_server_mute_stops_forwarding_and_holds() {
-    let mut sim = Sim::new(8);
+fn a_server_mute_stops_forwarding_and_holds(t: TransportKind) {
+    let mut sim = Sim::on(t, 8);
     let alice = sim.join("alice");
     let bob = sim.join("bob");
     let video = sim.publish_video(alice);
@@ -393,9 +391,8 @@ fn a_server_mute_stops_forwarding_and_holds() {
     assert_eq!(seq_jumps(got), []);
 }
 
-#[test]
-fn permissions_take_tracks_away() {
-    let mut sim = Sim::new(9);
+fn permissions_take_tracks_away(t: TransportKind) {
+    let mut sim = Sim::on(t, 9);
     let alice = sim.join("alice");
     let bob = sim.join("bob");
     let carol = sim.join("carol");
@@ -460,10 +457,9 @@ fn coverage(packets: &[RtpIn]) -> (usize, usize) {
     (offsets.len(), span)
 }
 
-#[test]
-fn loss_on_a_downlink_is_repaired() {
+fn loss_on_a_downlink_is_repaired(t: TransportKind) {
     let run = |seed| {
-        let mut sim = Sim::new(seed);
+        let mut sim = Sim::on(t, seed);
         let alice = sim.join("alice");
         let bob = sim.join("bob");
         let video = sim.publish_video(alice);
@@ -490,3 +486,36 @@ fn loss_on_a_downlink_is_repaired() {
     let (lost, seqs) = run(10);
     assert_eq!(run(10), (lost, seqs), "the same seed, the same run");
 }
+
+/// Every scenario runs on both transports of a media connection: webrtc-rs `rtc`'s
+/// peer connection and Chorus's own.
+macro_rules! on_both_transports {
+    ($($name:ident),* $(,)?) => {
+        mod rtc {
+            $(#[test]
+            fn $name() {
+                super::$name(super::TransportKind::Rtc)
+            })*
+        }
+        mod chorus {
+            $(#[test]
+            fn $name() {
+                super::$name(super::TransportKind::Chorus)
+            })*
+        }
+    };
+}
+
+on_both_transports!(
+    join_publish_subscribe_media_flows,
+    a_reoffer_waits_for_the_answer_in_flight,
+    a_republished_camera_reuses_the_subscribers_m_section,
+    a_late_joiner_gets_one_offer_with_everything,
+    leave_and_remove_tell_everyone,
+    a_vanished_client_is_disconnected_then_removed,
+    relay_to_mix_and_back_keeps_the_listeners_numbering,
+    keyframe_requests_are_throttled_to_the_publisher,
+    a_server_mute_stops_forwarding_and_holds,
+    permissions_take_tracks_away,
+    loss_on_a_downlink_is_repaired,
+);

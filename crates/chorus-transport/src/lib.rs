@@ -29,6 +29,6 @@ pub use chorus_rtc_profile::{
 pub use counters::{MediaCounters, SendReport};
 pub use demux::{Datagram, Delivery, Demux, Route, is_control};
 pub use ice::{IceCredentials, IceEvent, IceLite, LinkState, LivenessConfig, StunCheck};
-pub use peer::{PeerError, PeerFactory, PeerRole, ServerPeer};
+pub use peer::{PeerError, PeerFactory, PeerRole, ServerPeer, TransportKind};
 pub use socket::{Egress, MediaPlane, MediaPlaneConfig, MediaPlaneError};
 pub use webrtc::{Accept, ConnectionError, ConnectionEvent, ServerConnection};

@@ -24,7 +24,9 @@ use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use thiserror::Error;
 
-use crate::ice::{IceLite, LivenessConfig};
+use crate::dtls_srtp::{DtlsError, DtlsSrtpConfig};
+use crate::ice::{IceCredentials, IceLite, LivenessConfig};
+use crate::webrtc::Accept;
 
 #[derive(Debug, Error)]
 pub enum PeerError {
@@ -32,6 +34,40 @@ pub enum PeerError {
     Certificate(String),
     #[error("cannot build peer connection: {0}")]
     Build(String),
+    #[error(transparent)]
+    Dtls(#[from] DtlsError),
+}
+
+/// Which implementation carries the server's side of each media connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TransportKind {
+    /// webrtc-rs `rtc`'s `RTCPeerConnection` (the default until Chorus's own passes
+    /// every test).
+    #[default]
+    Rtc,
+    /// Chorus's own: [`crate::webrtc::ServerConnection`].
+    Chorus,
+}
+
+impl TransportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Rtc => "rtc",
+            TransportKind::Chorus => "chorus",
+        }
+    }
+}
+
+impl std::str::FromStr for TransportKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "rtc" => Ok(TransportKind::Rtc),
+            "chorus" => Ok(TransportKind::Chorus),
+            other => Err(format!("unknown media transport {other:?} (rtc or chorus)")),
+        }
+    }
 }
 
 /// Which way media flows on a server connection.
@@ -61,6 +97,9 @@ pub struct PeerFactory {
     crypto: Arc<dyn RTCCryptoProvider>,
     /// Inbound RTCP delivered and dropped, over every connection built here.
     rtcp_counters: Arc<RtcpCounters>,
+    transport: TransportKind,
+    /// Chorus's own transport: its certificate and SRTP profiles.
+    dtls: Arc<DtlsSrtpConfig>,
 }
 
 impl PeerFactory {
@@ -79,6 +118,8 @@ impl PeerFactory {
             liveness: LivenessConfig::default(),
             crypto: provider.clone(),
             rtcp_counters: Arc::default(),
+            transport: TransportKind::default(),
+            dtls: Arc::new(DtlsSrtpConfig::generate()?),
         })
     }
 
@@ -86,6 +127,34 @@ impl PeerFactory {
     pub fn with_liveness(mut self, liveness: LivenessConfig) -> Self {
         self.liveness = liveness;
         self
+    }
+
+    /// Which transport the connections built here use.
+    pub fn with_transport(mut self, transport: TransportKind) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    pub fn transport(&self) -> TransportKind {
+        self.transport
+    }
+
+    /// What a connection of Chorus's own transport is made with, under the server's
+    /// `credentials` (drawn by its owner).
+    pub fn accept_params(&self, credentials: IceCredentials, session_id: u64) -> Accept<'_> {
+        Accept {
+            dtls: &self.dtls,
+            liveness: self.liveness,
+            crypto: self.crypto.clone(),
+            candidate: self.announce,
+            credentials,
+            session_id,
+        }
+    }
+
+    /// Paths and liveness of a connection that has none yet.
+    pub fn idle_ice(&self, now: Instant) -> IceLite {
+        IceLite::new(self.liveness, self.crypto.clone(), now)
     }
 
     pub fn announce(&self) -> SocketAddr {

@@ -9,12 +9,13 @@ use std::time::Instant;
 use chorus_core::ConnId;
 use chorus_protocol::LeaveReason;
 use chorus_protocol::signal::{PeerTarget, ServerMessage};
-use chorus_transport::{IceEvent, LinkState, PeerRole};
+use chorus_transport::{IceEvent, LinkState, PeerRole, TransportKind};
+use rand::Rng;
 
-use super::RoomCore;
+use super::{RoomCore, draw_credentials};
 use crate::io::{Output, ParticipantKey, Recipients, RouteChange};
 use crate::participants::state_from_links;
-use crate::peer::{Link, Peer, RtcLink};
+use crate::peer::{Link, OwnLink, Peer, RtcLink};
 
 /// What usually keeps a media connection from coming up, for `media_unreachable`.
 const UNREACHABLE_HINT: &str = "no ICE connectivity check and DTLS handshake completed: a \
@@ -33,8 +34,20 @@ impl RoomCore {
             PeerTarget::Publisher => PeerRole::Publisher,
             PeerTarget::Subscriber => PeerRole::Subscriber,
         };
-        let built = self.peers.build(role, now).map_err(|e| e.to_string())?;
-        let link = Link::Rtc(RtcLink::new(built.pc, built.ice));
+        let link = match self.peers.transport() {
+            TransportKind::Rtc => {
+                let built = self.peers.build(role, now).map_err(|e| e.to_string())?;
+                Link::Rtc(RtcLink::new(built.pc, built.ice))
+            }
+            TransportKind::Chorus => {
+                let credentials = draw_credentials(&mut self.rng);
+                let session_id = self.rng.random::<u64>() >> 1;
+                let offering = role == PeerRole::Subscriber;
+                let link = OwnLink::new(&self.peers, credentials, session_id, offering, now)
+                    .map_err(|e| e.to_string())?;
+                Link::Own(link)
+            }
+        };
         let conn = self.conns.next_id();
         self.conns.insert(Peer::new(conn, key, target, link));
         let p = self.participants.get_mut(key).expect("caller checked");

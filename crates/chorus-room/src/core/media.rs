@@ -138,6 +138,9 @@ impl RoomCore {
                 .hear(track.owner, seq, level, &packet.payload, now);
         }
         // Extension ids are per connection; the publisher's mean nothing downstream.
+        // Padding was stripped on the way in (a padding-only packet goes on empty, which
+        // the receiver takes as padding).
+        packet.header.padding = false;
         packet.header.extension = false;
         packet.header.extension_profile = 0;
         packet.header.extensions.clear();

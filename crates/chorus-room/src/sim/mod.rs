@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use chorus_protocol::signal::{ClientFrame, ClientMessage, PeerTarget, ServerMessage};
 use chorus_protocol::{Grants, TrackSource};
-use chorus_transport::{Datagram, Demux, PeerFactory};
+use chorus_transport::{Datagram, Demux, PeerFactory, TransportKind};
 use rtc::sansio::Protocol;
 use tokio::sync::mpsc;
 
@@ -90,8 +90,15 @@ pub struct Sim {
 impl Sim {
     /// An empty room; `seed` seeds the room's ids and every client's losses.
     pub fn new(seed: u64) -> Self {
+        Self::on(TransportKind::default(), seed)
+    }
+
+    /// An empty room whose connections use `transport`.
+    pub fn on(transport: TransportKind, seed: u64) -> Self {
         let now = Instant::now();
-        let peers = PeerFactory::new(SERVER).expect("peer factory");
+        let peers = PeerFactory::new(SERVER)
+            .expect("peer factory")
+            .with_transport(transport);
         let params = CoreParams {
             name: "sim".to_owned(),
             // The most a room takes (`RoomConfig::default_max_participants`).

@@ -28,6 +28,7 @@ pub const ENV_VARS: &[&str] = &[
     "CHORUS_MEDIA_BIND",
     "CHORUS_MEDIA_ANNOUNCE",
     "CHORUS_MEDIA_WORKERS",
+    "CHORUS_MEDIA_TRANSPORT",
     "CHORUS_API_KEY",
     "CHORUS_API_SECRET",
     "CHORUS_AUTO_CREATE_ROOMS",
@@ -86,6 +87,9 @@ impl Config {
         }
         if let Some(v) = var("CHORUS_MEDIA_WORKERS") {
             self.media.workers = parse("CHORUS_MEDIA_WORKERS", &v)?;
+        }
+        if let Some(v) = var("CHORUS_MEDIA_TRANSPORT") {
+            self.media.transport = v;
         }
         if let Some(v) = var("CHORUS_API_KEY") {
             self.api.key = v;

@@ -3,6 +3,7 @@
 
 use anyhow::bail;
 use chorus_protocol::control::MAX_PARTICIPANTS_CEILING;
+use chorus_transport::TransportKind;
 
 use super::sections::{Config, DEV_API_SECRET};
 
@@ -37,6 +38,9 @@ impl Config {
             bail!("rooms.max_rooms must be at least 1");
         }
         let m = &self.media;
+        if let Err(e) = m.transport.parse::<TransportKind>() {
+            bail!("media.transport: {e}");
+        }
         for (name, ms) in [
             ("ice_disconnected_timeout_ms", m.ice_disconnected_timeout_ms),
             ("ice_failed_timeout_ms", m.ice_failed_timeout_ms),

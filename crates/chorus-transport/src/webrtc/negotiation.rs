@@ -96,14 +96,15 @@ impl ServerConnection {
     /// A new offer from the client on a publisher connection (tracks added or removed, or
     /// an ICE restart): the answer. A client that restarts ICE puts a new ufrag in its
     /// offer; then, and only then, the server answers under `fresh()` credentials (JSEP:
-    /// both sides change theirs on a restart).
+    /// both sides change theirs on a restart). Unlike a first offer, it may send nothing
+    /// any more (every track unpublished): every m-section is then rejected.
     pub fn reanswer(
         &mut self,
         offer: &str,
         fresh: impl FnOnce() -> IceCredentials,
         now: Instant,
     ) -> Result<String, ConnectionError> {
-        let parsed = Remote::parse(offer)?;
+        let parsed = Remote::parse_answer(offer)?;
         self.check_fingerprint(&parsed.fingerprint)?;
         let restart = self
             .remote

@@ -53,10 +53,14 @@ pub struct Local<'a> {
 const VIDEO_FEEDBACK: [&str; 3] = ["nack", "nack pli", "ccm fir"];
 
 impl Remote {
-    /// The answer: every offered m-section in order, the accepted ones receive-only
-    /// with their one codec, the rest rejected.
+    /// The answer: every offered m-section in order, the accepted ones receive-only with
+    /// their one codec (`inactive` where the client sends nothing now), the rest rejected.
     pub fn answer(&self, local: &Local<'_>) -> String {
-        let mids = self.media.iter().map(|m| m.mid.as_str());
+        let live = |mid: &str| self.media(mid).or_else(|| self.idle(mid));
+        let mids = self.parsed.media_descriptions.iter().filter_map(|m| {
+            let mid = value(&m.attributes, "mid")?;
+            live(mid).map(|m| m.mid.as_str())
+        });
         let mut answer = session(mids, local);
         let (alg, fp) = fingerprint_parts(local);
         let candidate = candidate_line(local.candidate);
@@ -65,7 +69,8 @@ impl Remote {
             let mid = value(&offered.attributes, "mid").unwrap_or_default();
             let mut m = MediaDescription::new_jsep_media_description(kind, vec![]);
             m = m.with_value_attribute("mid".to_owned(), mid.to_owned());
-            let Some(accepted) = self.media(mid) else {
+            let sends = self.media(mid).is_some();
+            let Some(accepted) = live(mid) else {
                 m.media_name.port = RangedPort {
                     value: 0,
                     range: None,
@@ -83,7 +88,7 @@ impl Remote {
                 .with_value_attribute("setup".to_owned(), local.setup.to_owned())
                 .with_property_attribute("rtcp-mux".to_owned())
                 .with_property_attribute("rtcp-rsize".to_owned())
-                .with_property_attribute("recvonly".to_owned());
+                .with_property_attribute(if sends { "recvonly" } else { "inactive" }.to_owned());
             // The client's ids: an answer may not renumber an extension (RFC 8285 §6).
             let extensions = [
                 (accepted.audio_level_ext, AUDIO_LEVEL_URI),
@@ -191,9 +196,16 @@ pub fn offer(tracks: &[OutTrack], local: &Local<'_>) -> String {
 /// The session level both descriptions share: ICE-lite, one BUNDLE of `mids`.
 fn session<'a>(mids: impl Iterator<Item = &'a str>, local: &Local<'_>) -> SessionDescription {
     let mids: Vec<&str> = mids.collect();
+    // Credentials and certificate at session level too: a description whose every
+    // m-section is rejected (all tracks stopped) still carries them, as JSEP wants.
     let mut d = SessionDescription::new_jsep_session_description(false)
         .with_property_attribute("ice-lite".to_owned())
-        .with_value_attribute("group".to_owned(), format!("BUNDLE {}", mids.join(" ")));
+        .with_value_attribute("ice-ufrag".to_owned(), local.ice_ufrag.to_owned())
+        .with_value_attribute("ice-pwd".to_owned(), local.ice_pwd.to_owned())
+        .with_value_attribute("fingerprint".to_owned(), local.fingerprint.to_owned());
+    if !mids.is_empty() {
+        d = d.with_value_attribute("group".to_owned(), format!("BUNDLE {}", mids.join(" ")));
+    }
     d.origin.session_id = local.session_id;
     d.origin.session_version = local.version;
     d

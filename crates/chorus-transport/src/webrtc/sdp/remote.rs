@@ -21,6 +21,10 @@ pub struct Remote {
     pub ice_pwd: String,
     /// The m-sections the client sends media on, in a codec Chorus takes, in order.
     pub media: Vec<RemoteMedia>,
+    /// Live m-sections in a codec Chorus takes on which the client sends nothing
+    /// (`recvonly`, `inactive`: a track it stopped sending). The answer keeps them alive,
+    /// `inactive`, so the client can send on them again later.
+    pub idle: Vec<RemoteMedia>,
     /// `a=setup` of the first m-section (`active`, `passive`, `actpass`), if any.
     pub setup: Option<String>,
     pub(super) parsed: SessionDescription,
@@ -96,16 +100,20 @@ impl Remote {
         let (Some(ice_ufrag), Some(ice_pwd)) = (ice_ufrag, ice_pwd) else {
             return Err(SdpError::NoCredentials);
         };
-        let media = parsed
+        let (mut media, mut idle) = (Vec::new(), Vec::new());
+        for (m, sends) in parsed
             .media_descriptions
             .iter()
             .filter_map(|m| read_media(m, &parsed.attributes))
-            .collect();
+        {
+            if sends { media.push(m) } else { idle.push(m) }
+        }
         Ok(Self {
             fingerprint,
             ice_ufrag: ice_ufrag.to_owned(),
             ice_pwd: ice_pwd.to_owned(),
             media,
+            idle,
             setup: media_attr("setup").map(str::to_owned),
             parsed,
         })
@@ -114,6 +122,11 @@ impl Remote {
     /// The accepted m-section with this mid.
     pub fn media(&self, mid: &str) -> Option<&RemoteMedia> {
         self.media.iter().find(|m| m.mid == mid)
+    }
+
+    /// The live m-section with this mid on which the client sends nothing.
+    pub fn idle(&self, mid: &str) -> Option<&RemoteMedia> {
+        self.idle.iter().find(|m| m.mid == mid)
     }
 }
 
@@ -131,16 +144,17 @@ fn direction<'a>(m: &'a MediaDescription, session: &'a [Attribute]) -> &'a str {
         .unwrap_or("sendrecv")
 }
 
-/// The m-section, if the client sends on it in a codec Chorus takes.
-fn read_media(m: &MediaDescription, session: &[Attribute]) -> Option<RemoteMedia> {
+/// The m-section, if it is live in a codec Chorus takes, and whether the client sends on it.
+fn read_media(m: &MediaDescription, session: &[Attribute]) -> Option<(RemoteMedia, bool)> {
     let kind = m.media_name.media.as_str();
     let mid = value(&m.attributes, "mid")?;
     let codec = wanted(kind)?;
     // Port 0 rejects or stops an m-section, unless it is bundled without a port of its own.
     let rejected = m.media_name.port.value == 0 && attribute(m, "bundle-only").is_none();
-    if rejected || !matches!(direction(m, session), "sendrecv" | "sendonly") {
+    if rejected {
         return None;
     }
+    let sends = matches!(direction(m, session), "sendrecv" | "sendonly");
     let payload_type = values(&m.attributes, "rtpmap")
         .filter_map(|v| v.split_once(' '))
         .find(|(_, enc)| {
@@ -150,7 +164,7 @@ fn read_media(m: &MediaDescription, session: &[Attribute]) -> Option<RemoteMedia
         })
         .and_then(|(pt, _)| pt.parse::<u8>().ok())?;
     let extmap = |uri| extmap_id(&m.attributes, uri).or_else(|| extmap_id(session, uri));
-    Some(RemoteMedia {
+    let media = RemoteMedia {
         mid: mid.to_owned(),
         kind: kind.to_owned(),
         payload_type,
@@ -158,7 +172,8 @@ fn read_media(m: &MediaDescription, session: &[Attribute]) -> Option<RemoteMedia
         ssrcs: media_ssrcs(&m.attributes),
         audio_level_ext: (kind == "audio").then(|| extmap(AUDIO_LEVEL_URI)).flatten(),
         mid_ext: extmap(MID_URI),
-    })
+    };
+    Some((media, sends))
 }
 
 fn attribute<'a>(m: &'a MediaDescription, key: &str) -> Option<&'a Attribute> {

@@ -146,6 +146,12 @@ fn directions_and_rejections_decide_what_is_taken() {
         let mids: Vec<&str> = remote.media.iter().map(|m| m.mid.as_str()).collect();
         assert_eq!(mids, want, "{name}");
     }
+    // The inactive one stays live (idle); the stopped one (port 0) does not.
+    let inactive = Remote::parse(&base.replacen("a=sendrecv", "a=inactive", 1)).unwrap();
+    let idle: Vec<&str> = inactive.idle.iter().map(|m| m.mid.as_str()).collect();
+    assert!(idle.contains(&"video0"), "{idle:?}");
+    let stopped = Remote::parse(&base.replacen("m=audio 9", "m=audio 0", 1)).unwrap();
+    assert!(stopped.idle.iter().all(|m| m.mid != "audio1"));
     // Nothing sent: an offer is refused, an answer is read.
     let silent = base
         .replace("a=sendrecv", "a=recvonly")
@@ -269,11 +275,11 @@ fn the_answer_echoes_the_extensions_and_feedback_chorus_uses() {
             &["sdes:mid", "a=rtcp-fb"],
         ),
         (
-            "webrtcbin, recvonly: nothing to receive",
+            "webrtcbin, recvonly: nothing to receive, kept alive inactive",
             WEBRTCBIN,
             "video2",
-            &["video 0 UDP/TLS/RTP/SAVPF 96", "a=inactive"],
-            &["a=rtcp-fb", "a=candidate", "a=recvonly"],
+            &["video 9 UDP/TLS/RTP/SAVPF 96", "a=inactive", "a=candidate"],
+            &["a=recvonly"],
         ),
     ];
     for (name, fixture, mid, has, has_not) in cases {
@@ -293,7 +299,8 @@ fn the_answer_bundles_only_what_it_takes() {
     let cases = [
         (CHROMIUM, "a=group:BUNDLE 0 1\r\n"),
         (FIREFOX, "a=group:BUNDLE 0 1\r\n"),
-        (WEBRTCBIN, "a=group:BUNDLE video0 audio1\r\n"),
+        // The recvonly video2 stays live, inactive: bundled.
+        (WEBRTCBIN, "a=group:BUNDLE video0 audio1 video2\r\n"),
     ];
     for (fixture, bundle) in cases {
         let answer = Remote::parse(&wire(fixture)).unwrap().answer(&local());

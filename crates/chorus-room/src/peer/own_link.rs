@@ -1,0 +1,343 @@
+//! A connection over Chorus's own server side of WebRTC (`ServerConnection`: ICE-lite,
+//! DTLS-SRTP, SDP written here), chosen with `media.transport = "chorus"`. What `rtc`
+//! did for the room is done here or by the room: the client's tracks are found from its
+//! SDP (`a=ssrc`, `a=msid`, else the MID header extension), RTCP is read and written by
+//! `chorus_transport::rtcp`, and NACKs are answered by the room from each track's one
+//! history.
+
+mod inbound;
+mod sections;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use chorus_core::TrackId;
+use chorus_protocol::MediaKind;
+use chorus_transport::rtcp::{self, Feedback};
+use chorus_transport::webrtc::{
+    ConnectionEvent, Received, Refused, ServerConnection, sdp::RemoteMedia,
+};
+use chorus_transport::{IceCredentials, IceLite, PeerFactory, StunCheck};
+use rtc::rtp::header::Header;
+use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
+
+use super::{PeerEvent, SdpFailed};
+use crate::skips::Skip;
+use inbound::Inbound;
+use sections::Sections;
+
+/// One of the client's tracks on a publisher connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UpStream {
+    sdp_track: String,
+    video: bool,
+}
+
+pub struct OwnLink {
+    /// On a publisher connection, made by the client's first offer.
+    conn: Option<ServerConnection>,
+    factory: PeerFactory,
+    /// The server's first credentials (a publisher connection takes them at its first offer).
+    credentials: IceCredentials,
+    session_id: u64,
+    /// Stands in for the connection's paths until a publisher connection exists.
+    idle: IceLite,
+    /// Publisher side: the client's stream of each media SSRC (from its SDP, or learned
+    /// from the MID extension), and of each mid.
+    by_ssrc: HashMap<u32, UpStream>,
+    by_mid: HashMap<String, UpStream>,
+    mid_ext: Option<u8>,
+    /// Publisher side: what its streams owe it in RTCP (NACKs, reports).
+    inbound: Inbound,
+    /// Subscriber side: the m-sections of the server's offers.
+    sections: Sections,
+    events: VecDeque<PeerEvent>,
+    /// One buffer for writing RTP and RTCP before protection.
+    scratch: Vec<u8>,
+    feedback: Vec<Feedback>,
+}
+
+impl OwnLink {
+    /// A publisher connection (`offering == false`), or a subscriber connection that
+    /// will offer.
+    pub fn new(
+        factory: &PeerFactory,
+        credentials: IceCredentials,
+        session_id: u64,
+        offering: bool,
+        now: Instant,
+    ) -> Result<Self, SdpFailed> {
+        let conn = if offering {
+            let params = factory.accept_params(credentials.clone(), session_id);
+            Some(ServerConnection::offering(params, now).map_err(SdpFailed::of)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            conn,
+            factory: factory.clone(),
+            credentials,
+            session_id,
+            idle: factory.idle_ice(now),
+            by_ssrc: HashMap::new(),
+            by_mid: HashMap::new(),
+            mid_ext: None,
+            inbound: Inbound::default(),
+            sections: Sections::default(),
+            events: VecDeque::new(),
+            scratch: Vec::with_capacity(1500),
+            feedback: Vec::new(),
+        })
+    }
+
+    pub fn ice(&self) -> &IceLite {
+        self.conn.as_ref().map_or(&self.idle, ServerConnection::ice)
+    }
+
+    pub fn handle_datagram(
+        &mut self,
+        from: SocketAddr,
+        at: Instant,
+        data: BytesMut,
+    ) -> Result<(), Skip> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(Skip::NotConnected);
+        };
+        match conn.handle_datagram(from, data, at) {
+            Ok(()) => Ok(()),
+            Err(Refused::Stun(StunCheck::BadIntegrity)) => Err(Skip::StunBadIntegrity),
+            Err(Refused::Stun(_)) => Err(Skip::StunRejected),
+            // Garbage, replays and records for a closed association are the peer's
+            // problem, not ours.
+            Err(refused) => {
+                tracing::trace!(?refused, "dropped incoming datagram");
+                Ok(())
+            }
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        if let Err(e) = conn.handle_timeout(now) {
+            tracing::debug!(error = %e, "timeout handling failed");
+        }
+        if self.inbound.poll_rtcp(now, &mut self.scratch) {
+            let _ = conn.send_rtcp(&self.scratch);
+        }
+    }
+
+    pub fn drain(&mut self, now: Instant, out: &mut Vec<PeerEvent>) {
+        out.extend(self.events.drain(..));
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        while let Some(ev) = conn.poll_event() {
+            out.push(match ev {
+                ConnectionEvent::Connected(profile) => PeerEvent::Connected {
+                    srtp_profile: profile.as_str().to_owned(),
+                    dtls_cipher: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".to_owned(),
+                    dtls_role: "chorus".to_owned(),
+                },
+                ConnectionEvent::Failed(reason) => {
+                    tracing::info!(%reason, "DTLS failed");
+                    PeerEvent::Failed
+                }
+                ConnectionEvent::Ice(ev) => PeerEvent::Ice(ev),
+            });
+        }
+        while let Some(received) = conn.poll_received() {
+            match received {
+                Received::Rtp(data) => {
+                    let mut data = data.freeze();
+                    let Ok(packet) = rtc::rtp::Packet::unmarshal(&mut data) else {
+                        continue;
+                    };
+                    let streams = (&mut self.by_ssrc, &self.by_mid, self.mid_ext);
+                    let Some(up) = stream_of(streams, &packet.header) else {
+                        continue;
+                    };
+                    let h = &packet.header;
+                    self.inbound
+                        .received(h.ssrc, h.sequence_number, h.timestamp, up.video, now);
+                    let sdp_track = up.sdp_track;
+                    out.push(PeerEvent::Rtp { sdp_track, packet });
+                }
+                Received::Rtcp(data) => {
+                    self.feedback.clear();
+                    if rtcp::parse_compound(&data, &mut self.feedback).is_err() {
+                        continue;
+                    }
+                    for fb in self.feedback.drain(..) {
+                        match fb {
+                            Feedback::Pli { media_ssrc, .. } | Feedback::Fir { media_ssrc, .. } => {
+                                out.push(PeerEvent::KeyframeRequest { ssrc: media_ssrc })
+                            }
+                            Feedback::Nack {
+                                media_ssrc, lost, ..
+                            } => out.push(PeerEvent::Nack {
+                                ssrc: media_ssrc,
+                                lost,
+                            }),
+                            Feedback::SenderReport { ssrc, ntp, .. } => {
+                                self.inbound.sender_report(ssrc, ntp, now)
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
+        self.conn.as_mut()?.poll_transmit()
+    }
+
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let conn = self.conn.as_ref()?.poll_timeout();
+        conn.into_iter().chain(self.inbound.poll_timeout()).min()
+    }
+
+    /// Publisher side: answers the client's offer, and learns its tracks from it.
+    pub fn answer(
+        &mut self,
+        offer: &str,
+        fresh: impl FnOnce() -> IceCredentials,
+        now: Instant,
+    ) -> Result<String, SdpFailed> {
+        let answer = match self.conn.as_mut() {
+            Some(conn) => conn.reanswer(offer, fresh, now).map_err(SdpFailed::of)?,
+            None => {
+                let params = self
+                    .factory
+                    .accept_params(self.credentials.clone(), self.session_id);
+                let (conn, answer) =
+                    ServerConnection::accept(offer, params, now).map_err(SdpFailed::of)?;
+                self.conn = Some(conn);
+                answer
+            }
+        };
+        let media = self
+            .conn
+            .as_ref()
+            .and_then(ServerConnection::remote)
+            .map(|r| r.media.clone())
+            .unwrap_or_default();
+        for m in media {
+            self.learn(m);
+        }
+        Ok(answer)
+    }
+
+    /// One m-section of the client's offer: its SSRCs and mid lead to its track, which
+    /// the room hears of once.
+    fn learn(&mut self, m: RemoteMedia) {
+        let video = m.kind == "video";
+        let up = UpStream {
+            sdp_track: m.track_id.clone().unwrap_or_else(|| m.mid.clone()),
+            video,
+        };
+        for ssrc in &m.ssrcs {
+            self.by_ssrc.insert(*ssrc, up.clone());
+        }
+        if m.mid_ext.is_some() {
+            self.mid_ext = m.mid_ext;
+        }
+        if self.by_mid.insert(m.mid.clone(), up.clone()).as_ref() == Some(&up) {
+            return;
+        }
+        let kind = if video {
+            MediaKind::Video
+        } else {
+            MediaKind::Audio
+        };
+        self.events.push_back(PeerEvent::UpTrack {
+            sdp_track: up.sdp_track,
+            kind: Some(kind),
+            audio_level_ext: m.audio_level_ext,
+        });
+    }
+
+    pub fn add_track(&mut self, id: &TrackId, kind: MediaKind, ssrc: u32) {
+        self.sections.add(id, kind, ssrc);
+    }
+
+    pub fn remove_track(&mut self, id: &TrackId) {
+        self.sections.remove(id);
+    }
+
+    pub fn offer(
+        &mut self,
+        restart: Option<IceCredentials>,
+        now: Instant,
+    ) -> Result<String, SdpFailed> {
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| SdpFailed("not an offering connection".into()))?;
+        Ok(conn.reoffer(self.sections.offer(), restart, now))
+    }
+
+    pub fn apply_answer(&mut self, answer: &str, now: Instant) -> Result<(), SdpFailed> {
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| SdpFailed("not an offering connection".into()))?;
+        conn.apply_answer(answer, now).map_err(SdpFailed::of)?;
+        self.sections.answered();
+        Ok(())
+    }
+
+    pub fn send_rtp(&mut self, header: &Header, payload: &Bytes) -> bool {
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        let len = header.marshal_size();
+        self.scratch.clear();
+        self.scratch.resize(len, 0);
+        if header.marshal_to(&mut self.scratch).is_err() {
+            return false;
+        }
+        self.scratch.extend_from_slice(payload);
+        conn.send_rtp(&self.scratch).is_ok()
+    }
+
+    /// Publisher side: a PLI for `media_ssrc`.
+    pub fn request_keyframe(&mut self, media_ssrc: u32) -> bool {
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        self.scratch.clear();
+        rtcp::write_pli(&mut self.scratch, 0, media_ssrc);
+        conn.send_rtcp(&self.scratch).is_ok()
+    }
+
+    pub fn close(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.close();
+        }
+    }
+}
+
+/// The client's stream a packet belongs to: by SSRC as its SDP listed it, else by the
+/// MID header extension (then the SSRC is remembered).
+fn stream_of(
+    (by_ssrc, by_mid, mid_ext): (
+        &mut HashMap<u32, UpStream>,
+        &HashMap<String, UpStream>,
+        Option<u8>,
+    ),
+    header: &Header,
+) -> Option<UpStream> {
+    if let Some(up) = by_ssrc.get(&header.ssrc) {
+        return Some(up.clone());
+    }
+    let mid = header.get_extension(mid_ext?)?;
+    let up = by_mid.get(std::str::from_utf8(&mid).ok()?)?.clone();
+    by_ssrc.insert(header.ssrc, up.clone());
+    Some(up)
+}
