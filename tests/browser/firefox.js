@@ -123,7 +123,6 @@ class FirefoxPage {
         capabilities: {
           alwaysMatch: {
             browserName: 'firefox',
-            acceptInsecureCerts: true,
             'moz:firefoxOptions': { binary: FIREFOX, args: ['-headless'], prefs: PREFS },
           },
         },
