@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Browser end-to-end test: builds the server, starts it inside a private network
 # namespace that has only loopback, runs tests/browser/e2e.js against it (three headless
-# Chromium pages through the demo page), stops the server and exits with the test's code.
+# Chromium pages and one headless Firefox page, firefox-esr driven by geckodriver, in one
+# call through the demo page), stops the server and exits with the test's code.
 #
 #   scripts/browser-test.sh               the end-to-end test (tests/browser/e2e.js)
 #   scripts/browser-test.sh pair-switch   the ICE pair-switch test (tests/browser/pair-switch.js):
@@ -18,7 +19,8 @@
 #   CHORUS_STUB=1     test the page against tests/browser/stub (a Node+Chromium stand-in
 #                     for the server) instead of the real server; no cargo needed
 #
-# Needs root (or unprivileged user namespaces) for `unshare -n`, and scripts/setup.sh done.
+# Needs root (or unprivileged user namespaces) for `unshare -n`, and scripts/setup.sh done
+# (Chromium, Firefox ESR, geckodriver in ~/.cargo/bin or on PATH, tests/browser/node_modules).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,7 +28,7 @@ cd "$ROOT"
 PORT="${CHORUS_PORT:-7880}"
 TEST="${1:-e2e}"
 case "$TEST" in
-  e2e) TEST_JS=tests/browser/e2e.js; TEST_TIMEOUT=150 ;;
+  e2e) TEST_JS=tests/browser/e2e.js; TEST_TIMEOUT=180 ;;
   pair-switch) TEST_JS=tests/browser/pair-switch.js; TEST_TIMEOUT=110 ;;
   *) echo "[browser-test] unknown test \"$TEST\" (e2e or pair-switch)" >&2; exit 2 ;;
 esac

@@ -2,7 +2,8 @@
 # Installs what building and testing Chorus needs, and only what is missing.
 # Idempotent; needs root (or passwordless sudo) when something has to be installed.
 #
-#   scripts/setup.sh            everything: build deps, Chromium, Node, test packages
+#   scripts/setup.sh            everything: build deps, Chromium, Firefox ESR and geckodriver,
+#                               Node, test packages
 #   scripts/setup.sh --server   only what building and running the server needs
 set -euo pipefail
 
@@ -32,6 +33,8 @@ want libopus-dev
 if [ "$MODE" != "--server" ]; then
   # Browser end-to-end test: Debian's Chromium, unshare/ip for a private network namespace.
   want chromium
+  # The e2e test's Firefox page: Debian's Firefox ESR, driven through geckodriver (below).
+  want firefox-esr
   want iproute2
   command -v unshare >/dev/null 2>&1 || want util-linux
   if ! command -v node >/dev/null 2>&1; then
@@ -76,6 +79,16 @@ if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
 fi
 
 if [ "$MODE" != "--server" ]; then
+  # geckodriver (W3C WebDriver for Firefox) is not packaged in Debian; it builds from its
+  # crates.io source (about 3 minutes on 2 cores) into ~/.cargo/bin.
+  if command -v geckodriver >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/geckodriver" ]; then
+    log "geckodriver present"
+  else
+    log "installing geckodriver (cargo install geckodriver --locked)"
+    CARGO="$(command -v cargo || echo "$HOME/.cargo/bin/cargo")"
+    "$CARGO" install geckodriver --locked
+  fi
+
   BT="$ROOT/tests/browser"
   if [ ! -d "$BT/node_modules/playwright-core" ]; then
     log "installing browser test packages in tests/browser"

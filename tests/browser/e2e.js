@@ -1,14 +1,18 @@
 #!/usr/bin/env node
 // Browser end-to-end test of Chorus through its demo page.
 //
-// One headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core), three
-// pages join one fresh room through the form on the demo page. Each page must decode
-// video and receive audio from the other two; one mutes and unmutes (the others' tiles
-// follow); then one page leaves and the others must see it go (roster, tile,
-// participant_left event) while the remaining two keep decoding each other.
+// One headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core) with three
+// pages and one headless Firefox (Debian's firefox-esr, driven by geckodriver over
+// WebDriver, see firefox.js) with one page join one fresh room through the form on the
+// demo page. Each page must decode video and receive audio from the other three; one
+// mutes and unmutes (the others' tiles follow); then one page leaves and the others must
+// see it go (roster, tile, participant_left event) while the remaining three keep
+// decoding each other.
 //
 //   CHORUS_URL   server base URL (default http://127.0.0.1:7880)
 //   CHROMIUM     browser binary (default /usr/bin/chromium)
+//   FIREFOX      browser binary (default /usr/bin/firefox-esr)
+//   GECKODRIVER  geckodriver binary (default: on PATH, else ~/.cargo/bin/geckodriver)
 //   E2E_ARTIFACTS directory for screenshots and logs on failure (default: a new temp dir);
 //                when set, screenshots of the call are saved there on success too
 //
@@ -20,15 +24,23 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { chromium } = require('playwright-core');
+const { FirefoxPage } = require('./firefox');
 
 const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
 const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
-const WHOLE_TEST_MS = 110_000;
-const NAMES = ['Alice', 'Bob', 'Carol'];
+const WHOLE_TEST_MS = 140_000;
+// Who joins, in this order, and in which browser. Carol leaves later; Alice mutes.
+const PEOPLE = [
+  { name: 'Alice', browser: 'Chromium' },
+  { name: 'Bob', browser: 'Chromium' },
+  { name: 'Carol', browser: 'Chromium' },
+  { name: 'Dave', browser: 'Firefox' },
+];
 
 const t0 = Date.now();
-const pages = []; // { name, page, console: [], participantId }
+const pages = []; // { name, browser, page, console: [], participantId }
 let context = null;
+let firefox = null;
 let userDataDir = null;
 
 function elapsed() {
@@ -46,7 +58,15 @@ async function main() {
   // ---------------------------------------------------------------- server reachable?
   await demoPageServed(BASE);
 
-  // ---------------------------------------------------------------- browser
+  // ---------------------------------------------------------------- browsers
+  // Firefox starts (geckodriver, then the browser) while Chromium does.
+  info('launching Firefox through geckodriver');
+  const firefoxStarting = FirefoxPage.launch().then((ff) => {
+    firefox = ff;
+    info(`${ff.version} started`);
+    return ff;
+  });
+  firefoxStarting.catch(() => {}); // awaited below; its failure is reported there
   userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-e2e-profile-'));
   info(`launching ${EXE}`);
   context = await chromium.launchPersistentContext(userDataDir, {
@@ -66,21 +86,37 @@ async function main() {
     ],
   });
   context.setDefaultTimeout(15_000);
+  await firefoxStarting;
 
   const room = `e2e-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
   info(`room ${room}`);
 
   // ---------------------------------------------------------------- join through the UI
-  for (const name of NAMES) {
-    const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
-    const p = { name, page, console: [], participantId: null };
+  for (const { name, browser } of PEOPLE) {
+    let page;
+    let p;
+    if (browser === 'Firefox') {
+      page = firefox;
+      // Firefox's output (the page console included) is collected by firefox.js.
+      p = { name, browser, page, console: firefox.output, participantId: null };
+      await page.goto(`${BASE}/`);
+      // Uncaught errors and rejections, checked at the end like Chromium's pageerror.
+      await page.evaluate(() => {
+        window.__e2eErrors = [];
+        window.addEventListener('error', (e) => window.__e2eErrors.push(String(e.message)));
+        window.addEventListener('unhandledrejection', (e) => window.__e2eErrors.push(String(e.reason && e.reason.message || e.reason)));
+      });
+    } else {
+      page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
+      p = { name, browser, page, console: [], participantId: null };
+      page.on('console', (m) => {
+        p.console.push(`${m.type()}: ${m.text()}`);
+        if (p.console.length > 2000) p.console.splice(0, 500);
+      });
+      page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
+      await page.goto(`${BASE}/`, { waitUntil: 'load', timeout: 15_000 });
+    }
     pages.push(p);
-    page.on('console', (m) => {
-      p.console.push(`${m.type()}: ${m.text()}`);
-      if (p.console.length > 2000) p.console.splice(0, 500);
-    });
-    page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
-    await page.goto(`${BASE}/`, { waitUntil: 'load', timeout: 15_000 });
     await page.fill('#room', room);
     await page.fill('#name', name);
     await page.click('#join');
@@ -90,7 +126,7 @@ async function main() {
       return s && s.state === 'joined' && s.participantId ? s : null;
     });
     p.participantId = s.participantId;
-    info(`${name} joined as ${s.participantId}`);
+    info(`${name} (${browser}) joined as ${s.participantId}`);
   }
 
   // ---------------------------------------------------------------- everyone sees everyone
@@ -101,9 +137,11 @@ async function main() {
       const ids = new Set(s.roster.map((r) => r.participant_id));
       if (!others.every((o) => ids.has(o.participantId))) return false;
       for (const o of others) {
-        const tile = await p.page.$(`.tile[data-participant-id="${o.participantId}"]`);
-        if (!tile) return false;
-        const label = await tile.$eval('[data-testid="tile-name"]', (el) => el.textContent);
+        const label = await p.page.evaluate((pid) => {
+          const el = document.querySelector(`.tile[data-participant-id="${pid}"] [data-testid="tile-name"]`);
+          return el ? el.textContent : null;
+        }, o.participantId);
+        if (label === null) return false;
         if (label !== o.name) fail(`${p.name}'s tile for ${o.name} is labelled "${label}"`);
       }
       const items = await p.page.$$eval('#roster li', (els) => els.map((e) => e.dataset.participantId));
@@ -134,7 +172,7 @@ async function main() {
     const t = await p.page.evaluate(() => window.chorus.transportStats());
     for (const target of ['publisher', 'subscriber']) {
       const c = t[target] || {};
-      info(`${p.name} ${target}: srtpCipher ${c.srtpCipher}, dtlsCipher ${c.dtlsCipher}, Chromium's DTLS role ${c.dtlsRole}`);
+      info(`${p.name} (${p.browser}) ${target}: srtpCipher ${c.srtpCipher}, dtlsCipher ${c.dtlsCipher}, ${p.browser}'s DTLS role ${c.dtlsRole}`);
       if (!SRTP_PROFILES.includes(c.srtpCipher)) fail(`${p.name}'s ${target} connection reports SRTP profile "${c.srtpCipher}", not one of ${SRTP_PROFILES.join(', ')}`);
     }
   }
@@ -219,14 +257,15 @@ async function main() {
   }
 
   // ---------------------------------------------------------------- one leaves
-  const [a, b, c] = pages;
+  const c = pages.find((p) => p.name === 'Carol');
+  const stay = pages.filter((p) => p !== c);
   info(`${c.name} clicks leave`);
   await c.page.click('#leave');
   await until(() => `${c.name}'s page returns to the join form after leaving`, 10_000, async () => {
     const s = await snap(c);
     return s.state === 'left' && (await c.page.isVisible('#join-form'));
   });
-  for (const p of [a, b]) {
+  for (const p of stay) {
     await until(() => `${p.name} sees ${c.name} leave (roster, tile, participant_left)`, 10_000, async () => {
       const s = await snap(p);
       if (s.roster.some((r) => r.participant_id === c.participantId)) return false;
@@ -238,21 +277,25 @@ async function main() {
       return true;
     });
   }
-  info(`${a.name} and ${b.name} saw ${c.name} leave`);
+  info(`${stay.map((p) => p.name).join(', ')} saw ${c.name} leave`);
 
-  // The two left keep receiving each other after the server renegotiated.
-  const s0 = await Promise.all([a, b].map(stats));
+  // The ones left keep receiving each other after the server renegotiated.
+  const s0 = await Promise.all(stay.map(stats));
   await sleep(2000);
-  const s1 = await Promise.all([a, b].map(stats));
-  [[a, b], [b, a]].forEach(([p, o], i) => {
-    const f0 = ((s0[i].byParticipant[o.participantId] || {}).video || {}).framesDecoded || 0;
-    const f1 = ((s1[i].byParticipant[o.participantId] || {}).video || {}).framesDecoded || 0;
-    if (f1 - f0 < 3) fail(`after ${c.name} left, ${p.name} decoded only ${f1 - f0} frames from ${o.name} in 2 s`);
+  const s1 = await Promise.all(stay.map(stats));
+  stay.forEach((p, i) => {
+    for (const o of stay.filter((x) => x !== p)) {
+      const f0 = ((s0[i].byParticipant[o.participantId] || {}).video || {}).framesDecoded || 0;
+      const f1 = ((s1[i].byParticipant[o.participantId] || {}).video || {}).framesDecoded || 0;
+      if (f1 - f0 < 3) fail(`after ${c.name} left, ${p.name} decoded only ${f1 - f0} frames from ${o.name} in 2 s`);
+    }
   });
-  info('remaining pair still decoding');
+  info('remaining pages still decoding each other');
 
   for (const p of pages) {
-    const errs = p.console.filter((l) => l.startsWith('PAGEERROR'));
+    const errs = p.browser === 'Firefox'
+      ? await p.page.evaluate(() => window.__e2eErrors || [])
+      : p.console.filter((l) => l.startsWith('PAGEERROR'));
     if (errs.length) fail(`${p.name}'s page threw: ${errs.join(' | ')}`);
   }
 }
@@ -272,7 +315,7 @@ async function dumpArtifacts(err) {
     } catch (e) { /* ignore */ }
     fs.writeFileSync(path.join(dir, `${p.name}.console.log`), p.console.join('\n'));
     fs.writeFileSync(path.join(dir, `${p.name}.state.json`), JSON.stringify({ snapshot: s, events }, null, 2));
-    console.error(`---- ${p.name} (${p.participantId || 'not joined'}) state: ${JSON.stringify(s)}`);
+    console.error(`---- ${p.name} (${p.browser}, ${p.participantId || 'not joined'}) state: ${JSON.stringify(s)}`);
     console.error(`---- ${p.name} console (last 40 lines):\n${p.console.slice(-40).join('\n')}`);
   }
   console.error(`FAIL: ${err instanceof TestFailure ? err.message : err.stack || err}`);
@@ -280,6 +323,11 @@ async function dumpArtifacts(err) {
 }
 
 async function cleanup() {
+  if (firefox) {
+    try {
+      await Promise.race([firefox.close(), sleep(15_000)]);
+    } catch (e) { /* ignore */ }
+  }
   if (context) {
     try {
       await Promise.race([context.close(), sleep(10_000)]);

@@ -23,7 +23,9 @@ window.fromClient = async (conn, text, claims) => {
     p.pub.onconnectionstatechange = () => { if (p.pub.connectionState === 'connected') { p.state = 'connected'; for (const o of [p, ...others(p)]) send(o, { type: 'participant_state', participant_id: p.pid, state: 'connected' }); } };
     p.pub.ontrack = (e) => {
       const cid = p.pubMids.get(e.transceiver.mid);
-      const ti = p.byCid.get(cid);
+      // Firefox's msid track id is not the MediaStreamTrack id the page publishes as cid:
+      // then take the one published track of that kind that is not forwarded yet.
+      const ti = p.byCid.get(cid) || [...p.tracks.values()].find((t) => t.kind === e.track.kind && !fwd.has(t.track_id));
       if (!ti) { console.log('unknown track', cid); return; }
       const stream = new MediaStream([e.track]);
       if (e.track.kind === 'audio') { const a = document.createElement('audio'); a.autoplay = true; a.srcObject = stream; document.body.appendChild(a); a.play().catch(e => console.log('play', e.message)); }
