@@ -261,7 +261,10 @@ impl Peer {
     ) -> bool {
         match &mut self.link {
             Link::Rtc(l) => l.send_rtp(down, header, payload, now),
-            Link::Own(l) => l.send_rtp(&header, &payload),
+            Link::Own(l) => {
+                let video = header.payload_type != chorus_transport::OPUS_PT;
+                l.send_rtp(&header, &payload, video, now)
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chorus_rtc_profile::{
     AUDIO_LEVEL_URI, RtcpCounters, codecs, host_candidate, with_counted_rtcp_to_application,
@@ -100,6 +100,8 @@ pub struct PeerFactory {
     transport: TransportKind,
     /// Chorus's own transport: its certificate and SRTP profiles.
     dtls: Arc<DtlsSrtpConfig>,
+    /// The wall clock at one instant, read once: sender reports carry NTP time.
+    clock: (Instant, SystemTime),
 }
 
 impl PeerFactory {
@@ -120,6 +122,7 @@ impl PeerFactory {
             rtcp_counters: Arc::default(),
             transport: TransportKind::default(),
             dtls: Arc::new(DtlsSrtpConfig::generate()?),
+            clock: (Instant::now(), SystemTime::now()),
         })
     }
 
@@ -150,6 +153,20 @@ impl PeerFactory {
             credentials,
             session_id,
         }
+    }
+
+    /// `at` as NTP time (RFC 3550: seconds since 1900 in 32.32 fixed point).
+    pub fn ntp(&self, at: Instant) -> u64 {
+        const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+        let (origin, wall) = self.clock;
+        let wall = match at.checked_duration_since(origin) {
+            Some(after) => wall + after,
+            None => wall - origin.duration_since(at),
+        };
+        let unix = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = unix.as_secs() + NTP_UNIX_OFFSET;
+        let frac = (u64::from(unix.subsec_nanos()) << 32) / 1_000_000_000;
+        (secs << 32) | frac
     }
 
     /// Paths and liveness of a connection that has none yet.

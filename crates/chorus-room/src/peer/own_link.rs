@@ -6,6 +6,7 @@
 //! history.
 
 mod inbound;
+mod outbound;
 mod sections;
 
 use std::collections::{HashMap, VecDeque};
@@ -26,6 +27,7 @@ use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
 use super::{PeerEvent, SdpFailed};
 use crate::skips::Skip;
 use inbound::Inbound;
+use outbound::Outbound;
 use sections::Sections;
 
 /// One of the client's tracks on a publisher connection.
@@ -53,6 +55,8 @@ pub struct OwnLink {
     inbound: Inbound,
     /// Subscriber side: the m-sections of the server's offers.
     sections: Sections,
+    /// Subscriber side: what the server sends, for its sender reports.
+    outbound: Outbound,
     events: VecDeque<PeerEvent>,
     /// One buffer for writing RTP and RTCP before protection.
     scratch: Vec<u8>,
@@ -86,6 +90,7 @@ impl OwnLink {
             mid_ext: None,
             inbound: Inbound::default(),
             sections: Sections::default(),
+            outbound: Outbound::default(),
             events: VecDeque::new(),
             scratch: Vec::with_capacity(1500),
             feedback: Vec::new(),
@@ -125,7 +130,11 @@ impl OwnLink {
         if let Err(e) = conn.handle_timeout(now) {
             tracing::debug!(error = %e, "timeout handling failed");
         }
-        if self.inbound.poll_rtcp(now, &mut self.scratch) {
+        self.scratch.clear();
+        self.inbound.poll_rtcp(now, &mut self.scratch);
+        self.outbound
+            .poll_rtcp(now, self.factory.ntp(now), &mut self.scratch);
+        if !self.scratch.is_empty() {
             let _ = conn.send_rtcp(&self.scratch);
         }
     }
@@ -199,7 +208,10 @@ impl OwnLink {
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let conn = self.conn.as_ref()?.poll_timeout();
-        conn.into_iter().chain(self.inbound.poll_timeout()).min()
+        [conn, self.inbound.poll_timeout(), self.outbound.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Publisher side: answers the client's offer, and learns its tracks from it.
@@ -267,7 +279,9 @@ impl OwnLink {
     }
 
     pub fn remove_track(&mut self, id: &TrackId) {
-        self.sections.remove(id);
+        if let Some(ssrc) = self.sections.remove(id) {
+            self.outbound.forget(ssrc);
+        }
     }
 
     pub fn offer(
@@ -292,10 +306,12 @@ impl OwnLink {
         Ok(())
     }
 
-    pub fn send_rtp(&mut self, header: &Header, payload: &Bytes) -> bool {
+    pub fn send_rtp(&mut self, header: &Header, payload: &Bytes, video: bool, now: Instant) -> bool {
         let Some(conn) = self.conn.as_mut() else {
             return false;
         };
+        self.outbound
+            .sent(header.ssrc, header.timestamp, payload.len(), video, now);
         let len = header.marshal_size();
         self.scratch.clear();
         self.scratch.resize(len, 0);

@@ -50,10 +50,8 @@ impl Inbound {
         }
     }
 
-    /// Writes the RTCP due at `now` (NACKs, and a receiver report when one is due) into
-    /// `out` as one compound; false if nothing is due.
-    pub fn poll_rtcp(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
-        out.clear();
+    /// Appends the RTCP due at `now`: NACKs, and a receiver report when one is due.
+    pub fn poll_rtcp(&mut self, now: Instant, out: &mut Vec<u8>) {
         if self.next_report.is_some_and(|t| t <= now) {
             self.next_report = Some(now + REPORT_EVERY);
             let mut blocks: Vec<_> = self
@@ -78,7 +76,6 @@ impl Inbound {
                 rtcp::write_nack(out, SERVER_SSRC, *ssrc, &lost);
             }
         }
-        !out.is_empty()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {

@@ -69,26 +69,26 @@ impl Sections {
         }
     }
 
-    pub fn remove(&mut self, id: &TrackId) {
-        let Some(i) = self
+    /// Removes `id`'s track; the SSRC it was sent under.
+    pub fn remove(&mut self, id: &TrackId) -> Option<u32> {
+        let i = self
             .sections
             .iter()
-            .position(|s| s.track.as_ref() == Some(id))
-        else {
-            return;
-        };
+            .position(|s| s.track.as_ref() == Some(id))?;
         let s = &mut self.sections[i];
+        let ssrc = s.out.ssrc;
         s.track = None;
         s.out.stopped = true;
         s.state = match s.state {
             // Never offered: a section past the last offer goes; a recycled one is free again.
             State::New if i >= self.offered => {
                 self.sections.remove(i);
-                return;
+                return Some(ssrc);
             }
             State::New => State::Free,
             _ => State::Stopped,
         };
+        Some(ssrc)
     }
 
     /// The m-sections of the next offer, which is going out now.
