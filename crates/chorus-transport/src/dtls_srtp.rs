@@ -28,6 +28,9 @@ use srtp::option::{srtcp_replay_protection, srtp_replay_protection};
 use srtp::protection_profile::ProtectionProfile;
 use thiserror::Error;
 
+mod hello;
+
+use hello::{Hello, HelloAssembly};
 #[cfg(test)]
 mod tests;
 
@@ -167,11 +170,23 @@ pub enum DtlsEvent {
     Closed,
 }
 
+/// Most datagrams held while the client's hello is incomplete.
+const MAX_HELD: usize = 8;
+
+/// A server association before the client's hello is whole.
+struct PendingServer {
+    config: DtlsSrtpConfig,
+    /// The client certificate's fingerprint.
+    expected: String,
+    hello: HelloAssembly,
+    held: Vec<BytesMut>,
+}
+
 pub struct DtlsSrtp {
     endpoint: Endpoint,
     crypto: Arc<dyn RTCCryptoProvider>,
-    /// Server side, until the client's hello: the configuration and the fingerprint.
-    server: Option<(DtlsSrtpConfig, String)>,
+    /// Server side, until the client's hello is whole.
+    server: Option<PendingServer>,
     keyed: Option<Keyed>,
     closed: bool,
     transmits: VecDeque<BytesMut>,
@@ -198,7 +213,12 @@ impl DtlsSrtp {
                     .map_err(|e| DtlsError::Handshake(e.to_string()))?;
                 None
             }
-            DtlsRole::Server => Some((config.clone(), expected)),
+            DtlsRole::Server => Some(PendingServer {
+                config: config.clone(),
+                expected,
+                hello: HelloAssembly::default(),
+                held: Vec::new(),
+            }),
         };
         let mut this = Self {
             endpoint,
@@ -212,26 +232,11 @@ impl DtlsSrtp {
         Ok(this)
     }
 
-    /// As server, before the first record: the handshake that offers only the profile
-    /// Chorus prefers among those the client's hello lists. `rtc-dtls`'s server would take
-    /// the client's order, and browsers list AES-CM before GCM (Chromium does).
-    fn prepare_server(&mut self, record: &[u8]) -> Result<(), DtlsError> {
-        let Some((config, expected)) = self.server.take() else {
-            return Ok(());
-        };
-        let offered = client_hello_srtp_profiles(record).unwrap_or_default();
-        let chosen: Vec<SrtpProfile> = config
-            .profiles
-            .iter()
-            .copied()
-            .find(|p| offered.contains(&p.dtls()))
-            .map_or_else(|| config.profiles.clone(), |p| vec![p]);
-        let handshake = handshake(&config, &chosen, &expected, false)?;
-        self.endpoint.set_server_config(Some(handshake));
-        Ok(())
-    }
-
-    /// Feeds one DTLS datagram (first byte 20–63), from whichever address it came.
+    /// Feeds one DTLS datagram (first byte 20–63), from whichever address it came. As
+    /// server, the datagrams of the client's hello are held until it is whole; then the
+    /// handshake is configured to offer only the profile Chorus prefers among those the
+    /// hello lists (`rtc-dtls`'s server would take the client's order, and browsers list
+    /// AES-CM before GCM), and everything held is read.
     pub fn handle_datagram(
         &mut self,
         data: BytesMut,
@@ -240,7 +245,36 @@ impl DtlsSrtp {
         if self.closed {
             return Ok(None);
         }
-        self.prepare_server(&data)?;
+        let Some(pending) = self.server.as_mut() else {
+            return self.read(data, now);
+        };
+        let hello = pending.hello.add(&data);
+        pending.held.push(data);
+        let offered = match hello {
+            Hello::Offers(offered) => offered,
+            // A client that never completes its hello gets the client's order, not a
+            // server that holds datagrams forever.
+            Hello::Incomplete if pending.held.len() < MAX_HELD => return Ok(None),
+            Hello::Incomplete => Vec::new(),
+        };
+        let pending = self.server.take().expect("checked above");
+        let config = &pending.config;
+        let chosen: Vec<SrtpProfile> = config
+            .profiles
+            .iter()
+            .copied()
+            .find(|p| offered.contains(&p.dtls()))
+            .map_or_else(|| config.profiles.clone(), |p| vec![p]);
+        let handshake = handshake(config, &chosen, &pending.expected, false)?;
+        self.endpoint.set_server_config(Some(handshake));
+        let mut outcome = None;
+        for data in pending.held {
+            outcome = self.read(data, now)?.or(outcome);
+        }
+        Ok(outcome)
+    }
+
+    fn read(&mut self, data: BytesMut, now: Instant) -> Result<Option<DtlsEvent>, DtlsError> {
         let events = self.endpoint.read(now, ASSOCIATION, None, data);
         self.collect();
         let mut outcome = None;
@@ -397,47 +431,6 @@ fn handshake(
         .build(client, None)
         .map_err(|e| DtlsError::Config(e.to_string()))?;
     Ok(Arc::new(handshake))
-}
-
-/// The SRTP profiles a DTLS record carrying a ClientHello offers (its `use_srtp`
-/// extension, RFC 5764 §4.1.1), in the client's order; `None` if the record is not an
-/// unfragmented ClientHello. Bounds-checked throughout: the bytes are the network's.
-fn client_hello_srtp_profiles(record: &[u8]) -> Option<Vec<SrtpProtectionProfile>> {
-    let u16_at = |b: &[u8], i: usize| Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]));
-    // Record header: type 22 (handshake), version, epoch, sequence, length.
-    if *record.first()? != 22 {
-        return None;
-    }
-    let len = usize::from(u16_at(record, 11)?);
-    let body = record.get(13..13 + len)?;
-    // Handshake header: type 1 (ClientHello), length, message seq, fragment offset 0.
-    if *body.first()? != 1 || body.get(6..9)? != [0, 0, 0] {
-        return None;
-    }
-    let frag = usize::from(u16_at(body, 10)?) | (usize::from(*body.get(9)?) << 16);
-    let hello = body.get(12..12 + frag)?;
-    let mut p = 2 + 32; // version, random
-    p += 1 + usize::from(*hello.get(p)?); // session id
-    p += 1 + usize::from(*hello.get(p)?); // cookie
-    p += 2 + usize::from(u16_at(hello, p)?); // cipher suites
-    p += 1 + usize::from(*hello.get(p)?); // compression methods
-    let end = p + 2 + usize::from(u16_at(hello, p)?);
-    p += 2;
-    while p + 4 <= end {
-        let (kind, len) = (u16_at(hello, p)?, usize::from(u16_at(hello, p + 2)?));
-        let data = hello.get(p + 4..p + 4 + len)?;
-        if kind == 0x000e {
-            let n = usize::from(u16_at(data, 0)?);
-            let list = data.get(2..2 + n)?;
-            return Some(
-                list.chunks_exact(2)
-                    .map(|c| SrtpProtectionProfile::from(u16::from_be_bytes([c[0], c[1]])))
-                    .collect(),
-            );
-        }
-        p += 4 + len;
-    }
-    Some(Vec::new())
 }
 
 /// `sha-256 AB:CD:…` → `ab:cd:…`; other hash functions are refused.

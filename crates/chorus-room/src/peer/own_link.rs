@@ -208,10 +208,14 @@ impl OwnLink {
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let conn = self.conn.as_ref()?.poll_timeout();
-        [conn, self.inbound.poll_timeout(), self.outbound.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            conn,
+            self.inbound.poll_timeout(),
+            self.outbound.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Publisher side: answers the client's offer, and learns its tracks from it.
@@ -306,7 +310,13 @@ impl OwnLink {
         Ok(())
     }
 
-    pub fn send_rtp(&mut self, header: &Header, payload: &Bytes, video: bool, now: Instant) -> bool {
+    pub fn send_rtp(
+        &mut self,
+        header: &Header,
+        payload: &Bytes,
+        video: bool,
+        now: Instant,
+    ) -> bool {
         let Some(conn) = self.conn.as_mut() else {
             return false;
         };

@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use super::hello::client_hello_srtp_profiles;
 use super::*;
 
 fn config(profiles: &[SrtpProfile]) -> DtlsSrtpConfig {
@@ -292,4 +293,75 @@ fn a_client_hello_is_read_for_its_profiles_and_garbage_is_not() {
     not_hello[13] = 2;
     assert_eq!(client_hello_srtp_profiles(&not_hello), None);
     assert_eq!(client_hello_srtp_profiles(&[23, 254, 253]), None);
+}
+
+/// The client's hello cut into two handshake fragments, each in a record of its own
+/// (as a hello larger than a datagram arrives): the record header, then the handshake
+/// header with `offset` and the fragment's length, then the bytes.
+fn fragments(hello: &[u8], at: usize) -> (Vec<u8>, Vec<u8>) {
+    let body = &hello[13 + 12..];
+    let record = |n: u8, offset: usize, part: &[u8]| {
+        let mut r = hello[..11].to_vec();
+        r[10] += n; // the record sequence number: a second record is not a replay
+        r.extend_from_slice(&((12 + part.len()) as u16).to_be_bytes());
+        r.extend_from_slice(&hello[13..13 + 6]); // type, length, message sequence
+        r.extend_from_slice(&(offset as u32).to_be_bytes()[1..]);
+        r.extend_from_slice(&(part.len() as u32).to_be_bytes()[1..]);
+        r.extend_from_slice(part);
+        r
+    };
+    (record(0, 0, &body[..at]), record(1, at, &body[at..]))
+}
+
+#[test]
+fn a_hello_in_fragments_is_read_once_whole_and_gcm_is_chosen() {
+    let now = Instant::now();
+    // The client lists AES-CM first, as Chromium does.
+    let client = config(&[SrtpProfile::Aes128CmHmacSha1_80, SrtpProfile::AeadAes128Gcm]);
+    let server_config = config(&SrtpProfile::ALL);
+    let mut c = DtlsSrtp::new(
+        DtlsRole::Client,
+        &client,
+        &server_config.fingerprint().unwrap(),
+        now,
+    )
+    .unwrap();
+    let hello = c.poll_transmit().expect("the client's first flight");
+    // Cut before the extensions: `use_srtp` is only in the second fragment.
+    let (first, second) = fragments(&hello, 40);
+    let mut assembly = HelloAssembly::default();
+    assert_eq!(assembly.add(&first), Hello::Incomplete);
+    assert_eq!(
+        assembly.add(&second),
+        Hello::Offers(vec![
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm
+        ])
+    );
+    // Both fragments in one datagram read the same.
+    let both = [first.clone(), second.clone()].concat();
+    assert!(matches!(HelloAssembly::default().add(&both), Hello::Offers(p) if p.len() == 2));
+
+    // A server fed the fragments holds the first, then answers, choosing GCM.
+    let mut s = DtlsSrtp::new(
+        DtlsRole::Server,
+        &server_config,
+        &client.fingerprint().unwrap(),
+        now,
+    )
+    .unwrap();
+    s.handle_datagram(BytesMut::from(&first[..]), now).unwrap();
+    assert!(
+        s.poll_transmit().is_none(),
+        "nothing before the hello is whole"
+    );
+    s.handle_datagram(BytesMut::from(&second[..]), now).unwrap();
+    let mut now = now;
+    let (client_events, _) = run(&mut c, &mut s, &mut now, false).unwrap();
+    let established = client_events.iter().find_map(|e| match e {
+        DtlsEvent::Established(p) => Some(*p),
+        _ => None,
+    });
+    assert_eq!(established, Some(SrtpProfile::AeadAes128Gcm));
+    assert_eq!(s.profile(), Some(SrtpProfile::AeadAes128Gcm));
 }

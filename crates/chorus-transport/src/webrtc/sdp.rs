@@ -142,37 +142,35 @@ pub struct OutTrack {
     /// The media stream id and track id the client sees (`a=msid`).
     pub stream_id: String,
     pub track_id: String,
-    /// The track was removed: its m-section stays (JSEP never removes one), rejected.
-    pub stopped: bool,
+    /// No track now (it was removed): the m-section stays, inactive and bundled, until
+    /// a later track of its kind takes it over.
+    pub idle: bool,
 }
 
 /// The server's offer on a subscriber connection: one send-only m-section per track,
 /// Opus (111) or VP8 (96, with NACK, PLI and FIR), `a=setup:actpass` (the client's answer
 /// picks the DTLS roles).
 pub fn offer(tracks: &[OutTrack], local: &Local<'_>) -> String {
-    let mids = tracks.iter().filter(|t| !t.stopped).map(|t| t.mid.as_str());
+    let mids = tracks.iter().map(|t| t.mid.as_str());
     let mut offer = session(mids, local);
     let (alg, fp) = fingerprint_parts(local);
     for t in tracks {
         let (pt, name, clock, channels) = codec(&t.kind);
         let m = MediaDescription::new_jsep_media_description(t.kind.clone(), vec![])
             .with_value_attribute("mid".to_owned(), t.mid.clone())
-            .with_codec(pt, name.to_owned(), clock, channels, String::new());
-        if t.stopped {
-            let mut m = m.with_property_attribute("inactive".to_owned());
-            m.media_name.port = RangedPort {
-                value: 0,
-                range: None,
-            };
-            offer = offer.with_media(m);
-            continue;
-        }
-        let mut m = m
+            .with_codec(pt, name.to_owned(), clock, channels, String::new())
             .with_ice_credentials(local.ice_ufrag.to_owned(), local.ice_pwd.to_owned())
             .with_fingerprint(alg.to_owned(), fp.to_owned())
             .with_value_attribute("setup".to_owned(), "actpass".to_owned())
             .with_property_attribute("rtcp-mux".to_owned())
-            .with_property_attribute("rtcp-rsize".to_owned())
+            .with_property_attribute("rtcp-rsize".to_owned());
+        if t.idle {
+            // Not rejected (port 0): a rejected m-section leaves the BUNDLE, and when it
+            // was the first one Firefox tears the transport down with it.
+            offer = offer.with_media(m.with_property_attribute("inactive".to_owned()));
+            continue;
+        }
+        let mut m = m
             .with_property_attribute("sendonly".to_owned())
             .with_value_attribute("msid".to_owned(), format!("{} {}", t.stream_id, t.track_id))
             .with_value_attribute("ssrc".to_owned(), format!("{} cname:chorus", t.ssrc))

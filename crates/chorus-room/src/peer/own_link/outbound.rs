@@ -19,7 +19,14 @@ pub struct Outbound {
 
 impl Outbound {
     /// A packet of `ssrc` went out (`video`: a 90 kHz clock, else Opus's 48 kHz).
-    pub fn sent(&mut self, ssrc: u32, timestamp: u32, payload_len: usize, video: bool, now: Instant) {
+    pub fn sent(
+        &mut self,
+        ssrc: u32,
+        timestamp: u32,
+        payload_len: usize,
+        video: bool,
+        now: Instant,
+    ) {
         let clock_rate = if video { 90_000 } else { 48_000 };
         self.streams
             .entry(ssrc)

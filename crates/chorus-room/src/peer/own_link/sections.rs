@@ -1,7 +1,9 @@
 //! The m-sections of the server's offers on a subscriber connection. JSEP never removes
-//! an m-section: a removed track's is rejected (port 0) in the next offer, and once the
-//! client's answer confirmed that, a new track of the same kind may take it over under a
-//! fresh mid. A track added and removed before any offer carried it leaves no trace.
+//! an m-section. A removed track's goes idle (`inactive`, still bundled: rejecting it
+//! would take it out of the BUNDLE, and Firefox closes the transport when that was the
+//! first one); once the client's answer confirmed that, a new track of the same kind
+//! takes it over, under the same mid. A track added and removed before any offer carried
+//! it leaves no trace.
 
 use chorus_core::TrackId;
 use chorus_protocol::MediaKind;
@@ -13,11 +15,11 @@ enum State {
     New,
     /// In an offer (answered or not), carrying its track.
     Offered,
-    /// Its track was removed; the next offer rejects it.
+    /// Its track was removed; the next offer says it is idle.
     Stopped,
-    /// Rejected in the offer that is out.
-    Rejecting,
-    /// Rejected, and the client answered: free for a new track of its kind.
+    /// Idle in the offer that is out.
+    Idling,
+    /// Idle, and the client answered: free for a new track of its kind.
     Free,
 }
 
@@ -44,25 +46,30 @@ impl Sections {
             MediaKind::Audio => "audio",
             MediaKind::Video => "video",
         };
-        let out = OutTrack {
-            mid: self.next_mid.to_string(),
-            kind: kind.to_owned(),
-            ssrc,
-            // The stream id is the track id: that is how the client maps what arrives.
-            stream_id: id.to_string(),
-            track_id: id.to_string(),
-            stopped: false,
-        };
-        self.next_mid += 1;
-        let section = Section {
-            out,
-            track: Some(id.clone()),
-            state: State::New,
-        };
         let free = self
             .sections
             .iter()
             .position(|s| s.state == State::Free && s.out.kind == kind);
+        let mid = match free {
+            Some(i) => self.sections[i].out.mid.clone(),
+            None => {
+                self.next_mid += 1;
+                (self.next_mid - 1).to_string()
+            }
+        };
+        let section = Section {
+            out: OutTrack {
+                mid,
+                kind: kind.to_owned(),
+                ssrc,
+                // The stream id is the track id: that is how the client maps what arrives.
+                stream_id: id.to_string(),
+                track_id: id.to_string(),
+                idle: false,
+            },
+            track: Some(id.clone()),
+            state: State::New,
+        };
         match free {
             Some(i) => self.sections[i] = section,
             None => self.sections.push(section),
@@ -78,7 +85,7 @@ impl Sections {
         let s = &mut self.sections[i];
         let ssrc = s.out.ssrc;
         s.track = None;
-        s.out.stopped = true;
+        s.out.idle = true;
         s.state = match s.state {
             // Never offered: a section past the last offer goes; a recycled one is free again.
             State::New if i >= self.offered => {
@@ -97,7 +104,7 @@ impl Sections {
         for s in &mut self.sections {
             s.state = match s.state {
                 State::New => State::Offered,
-                State::Stopped => State::Rejecting,
+                State::Stopped => State::Idling,
                 other => other,
             };
             self.scratch.push(s.out.clone());
@@ -109,7 +116,7 @@ impl Sections {
     /// The client answered the offer that was out.
     pub fn answered(&mut self) {
         for s in &mut self.sections {
-            if s.state == State::Rejecting {
+            if s.state == State::Idling {
                 s.state = State::Free;
             }
         }
@@ -120,10 +127,11 @@ impl Sections {
 mod tests {
     use super::*;
 
-    fn mids(s: &mut Sections) -> Vec<(String, bool)> {
+    /// (mid, ssrc, idle) of each m-section of the next offer.
+    fn offer(s: &mut Sections) -> Vec<(String, u32, bool)> {
         s.offer()
             .iter()
-            .map(|t| (t.mid.clone(), t.stopped))
+            .map(|t| (t.mid.clone(), t.ssrc, t.idle))
             .collect()
     }
 
@@ -131,40 +139,39 @@ mod tests {
         TrackId::named(n)
     }
 
+    fn m(mid: &str, ssrc: u32, idle: bool) -> (String, u32, bool) {
+        (mid.to_owned(), ssrc, idle)
+    }
+
     #[test]
-    fn sections_are_rejected_then_recycled_only_after_the_answer() {
+    fn sections_idle_then_are_taken_over_only_after_the_answer() {
         let mut s = Sections::default();
         s.add(&id("a"), MediaKind::Video, 1);
         s.add(&id("b"), MediaKind::Video, 2);
-        assert_eq!(mids(&mut s), [("0".into(), false), ("1".into(), false)]);
+        assert_eq!(offer(&mut s), [m("0", 1, false), m("1", 2, false)]);
         s.answered();
-        s.remove(&id("a"));
-        // Not yet rejected in an answered offer: a new track gets a section of its own.
+        assert_eq!(s.remove(&id("a")), Some(1));
+        // Not yet idle in an answered offer: a new track gets a section of its own.
         s.add(&id("c"), MediaKind::Video, 3);
         assert_eq!(
-            mids(&mut s),
-            [("0".into(), true), ("1".into(), false), ("2".into(), false)]
+            offer(&mut s),
+            [m("0", 1, true), m("1", 2, false), m("2", 3, false)]
         );
         // Still in flight: not free yet.
         s.add(&id("d"), MediaKind::Video, 4);
         s.answered();
         s.add(&id("e"), MediaKind::Audio, 5);
         s.add(&id("f"), MediaKind::Video, 6);
-        let offer = s.offer().to_vec();
-        let got: Vec<_> = offer
-            .iter()
-            .map(|t| (t.mid.as_str(), t.ssrc, t.stopped))
-            .collect();
-        // "f" took over the free video section 0 under a fresh mid; audio never takes a
+        // "f" took over the free video section 0 under its mid; audio never takes a
         // video section.
         assert_eq!(
-            got,
+            offer(&mut s),
             [
-                ("5", 6, false),
-                ("1", 2, false),
-                ("2", 3, false),
-                ("3", 4, false),
-                ("4", 5, false)
+                m("0", 6, false),
+                m("1", 2, false),
+                m("2", 3, false),
+                m("3", 4, false),
+                m("4", 5, false)
             ]
         );
     }
@@ -174,12 +181,12 @@ mod tests {
         let mut s = Sections::default();
         s.add(&id("a"), MediaKind::Video, 1);
         s.remove(&id("a"));
-        assert!(mids(&mut s).is_empty());
+        assert!(offer(&mut s).is_empty());
         s.add(&id("b"), MediaKind::Audio, 2);
-        assert_eq!(mids(&mut s), [("1".into(), false)]);
+        assert_eq!(offer(&mut s), [m("1", 2, false)]);
         s.answered();
         s.remove(&id("b"));
-        s.remove(&id("b"));
-        assert_eq!(mids(&mut s), [("1".into(), true)]);
+        assert_eq!(s.remove(&id("b")), None);
+        assert_eq!(offer(&mut s), [m("1", 2, true)]);
     }
 }

@@ -317,7 +317,7 @@ fn the_offer_asks_for_video_feedback_only() {
         ssrc: 7,
         stream_id: "s".into(),
         track_id: "t".into(),
-        stopped: false,
+        idle: false,
     };
     let offer = offer(&[track("0", "audio"), track("1", "video")], &local());
     let feedback = [

@@ -11,7 +11,7 @@ fn track(mid: &str, kind: &str, ssrc: u32) -> OutTrack {
         ssrc,
         stream_id: format!("TR_{mid}"),
         track_id: format!("TR_{mid}"),
-        stopped: false,
+        idle: false,
     }
 }
 
@@ -63,14 +63,18 @@ fn the_server_offers_a_track_and_the_client_receives_it() {
         Err(ConnectionError::NotNegotiated)
     ));
 
-    // A camera is added and the audio stopped: one more offer, the same DTLS association.
+    // A camera is added and the audio stopped: one more offer, the same DTLS association;
+    // the idle audio m-section stays bundled, inactive.
     let camera = track("1", "video", 0xabcd_0002);
     let stopped = OutTrack {
-        stopped: true,
+        idle: true,
         ..audio
     };
     let offer = call.server.reoffer(&[stopped, camera], None, call.now);
-    assert!(offer.contains("a=group:BUNDLE 1\r\n"), "{offer}");
+    assert!(offer.contains("a=group:BUNDLE 0 1\r\n"), "{offer}");
+    let audio_section = &offer[offer.find("m=audio").unwrap()..offer.find("m=video").unwrap()];
+    assert!(audio_section.contains("a=inactive"), "{audio_section}");
+    assert!(!audio_section.contains("a=msid"), "{audio_section}");
     let now = call.now;
     let answer = client_answer(&mut call.client, offer, now);
     call.server.apply_answer(&answer, now).unwrap();
