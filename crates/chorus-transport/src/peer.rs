@@ -41,11 +41,10 @@ pub enum PeerError {
 /// Which implementation carries the server's side of each media connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum TransportKind {
-    /// webrtc-rs `rtc`'s `RTCPeerConnection` (the default until Chorus's own passes
-    /// every test).
-    #[default]
+    /// webrtc-rs `rtc`'s `RTCPeerConnection`: the fallback while Chorus's own settles.
     Rtc,
     /// Chorus's own: [`crate::webrtc::ServerConnection`].
+    #[default]
     Chorus,
 }
 

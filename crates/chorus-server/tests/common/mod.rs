@@ -46,6 +46,16 @@ pub fn test_config() -> Config {
     config
 }
 
+/// The media transport the test servers run on.
+#[allow(dead_code)]
+pub fn transport() -> chorus_transport::TransportKind {
+    test_config()
+        .media
+        .transport
+        .parse()
+        .expect("a valid transport")
+}
+
 /// `RUST_LOG=chorus_room=debug cargo test ...` shows the server's logs.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -42,7 +42,7 @@ impl Outbound {
 
     /// Appends the sender reports due at `now` (`ntp`: the wall clock then, as NTP).
     pub fn poll_rtcp(&mut self, now: Instant, ntp: u64, out: &mut Vec<u8>) {
-        if !self.next_report.is_some_and(|t| t <= now) {
+        if self.next_report.is_none_or(|t| t > now) {
             return;
         }
         self.next_report = Some(now + REPORT_EVERY);
