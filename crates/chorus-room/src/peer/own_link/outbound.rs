@@ -2,7 +2,6 @@
 //! transport (RFC 3550 §6.4.1), about once a second per stream: the client learns the
 //! streams' timing (NTP ↔ RTP timestamp) and the round trip from its answers.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chorus_core::SenderStats;
@@ -13,7 +12,9 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 pub struct Outbound {
-    streams: HashMap<u32, SenderStats>,
+    /// By SSRC: a connection sends a handful of streams, and this is looked up per
+    /// packet sent, where a scan beats hashing.
+    streams: Vec<(u32, SenderStats)>,
     next_report: Option<Instant>,
 }
 
@@ -27,17 +28,21 @@ impl Outbound {
         video: bool,
         now: Instant,
     ) {
-        let clock_rate = if video { 90_000 } else { 48_000 };
-        self.streams
-            .entry(ssrc)
-            .or_insert_with(|| SenderStats::new(clock_rate))
-            .sent(timestamp, payload_len, now);
+        let i = match self.streams.iter().position(|(s, _)| *s == ssrc) {
+            Some(i) => i,
+            None => {
+                let clock_rate = if video { 90_000 } else { 48_000 };
+                self.streams.push((ssrc, SenderStats::new(clock_rate)));
+                self.streams.len() - 1
+            }
+        };
+        self.streams[i].1.sent(timestamp, payload_len, now);
         self.next_report.get_or_insert(now + REPORT_EVERY);
     }
 
     /// A stream the connection no longer sends.
     pub fn forget(&mut self, ssrc: u32) {
-        self.streams.remove(&ssrc);
+        self.streams.retain(|(s, _)| *s != ssrc);
     }
 
     /// Appends the sender reports due at `now` (`ntp`: the wall clock then, as NTP).
@@ -46,11 +51,9 @@ impl Outbound {
             return;
         }
         self.next_report = Some(now + REPORT_EVERY);
-        let mut ssrcs: Vec<u32> = self.streams.keys().copied().collect();
-        ssrcs.sort_unstable();
-        for ssrc in ssrcs {
-            if let Some(info) = self.streams[&ssrc].report(ntp, now) {
-                rtcp::write_sender_report(out, ssrc, &info, &[]);
+        for (ssrc, stats) in &self.streams {
+            if let Some(info) = stats.report(ntp, now) {
+                rtcp::write_sender_report(out, *ssrc, &info, &[]);
             }
         }
     }
