@@ -28,6 +28,7 @@ pub use chorus_rtc_profile::{
 };
 pub use counters::{MediaCounters, SendReport};
 pub use demux::{Datagram, Delivery, Demux, Route, is_control};
+pub use dtls_srtp::protect::{MAX_RTP_OVERHEAD, ProtectError, SrtpSender};
 pub use ice::{IceCredentials, IceEvent, IceLite, LinkState, LivenessConfig, StunCheck};
 pub use peer::{PeerError, PeerFactory, PeerRole, ServerPeer, TransportKind};
 pub use socket::{Egress, MediaPlane, MediaPlaneConfig, MediaPlaneError};
