@@ -21,6 +21,8 @@ mod socket;
 pub mod stun;
 pub mod webrtc;
 
+/// The buffer type of the send and receive paths, for callers without their own `bytes`.
+pub use bytes::BytesMut;
 pub use chorus_rtc_profile::{
     AUDIO_LEVEL_URI, DropReason, OPUS_PT, RtcpCounters, VP8_PT, codecs, host_candidate, opus_codec,
     sending_track, sending_track_with_codec, vp8_codec, with_counted_rtcp_to_application,
