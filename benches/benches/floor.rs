@@ -13,6 +13,9 @@ use std::mem::{size_of, zeroed};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 
+use chorus_transport::dtls_srtp::SrtpProfile;
+use chorus_transport::dtls_srtp::protect::rtp_header;
+use chorus_transport::{BytesMut, MAX_RTP_OVERHEAD, SrtpSender};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use srtp::context::Context;
 use srtp::protection_profile::ProtectionProfile;
@@ -146,17 +149,27 @@ fn iovec(p: &[u8]) -> libc::iovec {
     }
 }
 
-/// SRTP protect of one packet, per profile. `encrypt_rtp` allocates its output, as the
-/// `rtc` send path does; the sequence number changes so each call is a fresh packet.
+/// SRTP protect of one packet, per profile. `encrypt_rtp` parses the header again and
+/// allocates its output, as the `rtc` send path does; Chorus's `SrtpSender` protects the
+/// caller's buffer in place ("in place": the caller's buffer already holds the packet and
+/// has room for the tag), or a copy of it ("copy + in place": what `DtlsSrtp::protect_rtp`
+/// does for callers that hold only a slice). The sequence number changes so each call is a
+/// fresh packet.
 fn srtp_protect(c: &mut Criterion) {
+    let provider = srtp::crypto::default_provider().expect("ring provider");
     let mut g = c.benchmark_group("floor/srtp protect 1200 B");
     g.throughput(Throughput::Elements(1));
-    for (name, profile) in [
+    for (name, profile, ours) in [
         (
             "AES-128-CM + HMAC-SHA1-80",
             ProtectionProfile::Aes128CmHmacSha1_80,
+            SrtpProfile::Aes128CmHmacSha1_80,
         ),
-        ("AEAD AES-128-GCM", ProtectionProfile::AeadAes128Gcm),
+        (
+            "AEAD AES-128-GCM",
+            ProtectionProfile::AeadAes128Gcm,
+            SrtpProfile::AeadAes128Gcm,
+        ),
     ] {
         let mut ctx = srtp(profile);
         let mut pkt = rtp_packet(0);
@@ -166,6 +179,38 @@ fn srtp_protect(c: &mut Criterion) {
                 seq = seq.wrapping_add(1);
                 set_seq(&mut pkt, seq);
                 black_box(ctx.encrypt_rtp(&pkt).expect("protect"))
+            })
+        });
+
+        let key = vec![0x11; profile.key_len()];
+        let salt = vec![0x22; profile.salt_len()];
+        let mut sender =
+            SrtpSender::new(ours, &key, &salt, provider.crypto()).expect("srtp sender");
+        let mut buf = BytesMut::with_capacity(PACKET + MAX_RTP_OVERHEAD);
+        buf.extend_from_slice(&pkt);
+        g.bench_function(format!("{name} in place"), |b| {
+            b.iter(|| {
+                seq = seq.wrapping_add(1);
+                // The caller rewrites its reused buffer: here only the header changes.
+                buf.truncate(PACKET);
+                set_seq(&mut buf, seq);
+                sender
+                    .protect_rtp(&mut buf, 12, 0x1234_5678, seq)
+                    .expect("protect");
+                black_box(&buf);
+            })
+        });
+        g.bench_function(format!("{name} copy + in place"), |b| {
+            b.iter(|| {
+                seq = seq.wrapping_add(1);
+                set_seq(&mut pkt, seq);
+                let (header_len, ssrc, seq) = rtp_header(&pkt).expect("header");
+                let mut out = BytesMut::with_capacity(pkt.len() + MAX_RTP_OVERHEAD);
+                out.extend_from_slice(&pkt);
+                sender
+                    .protect_rtp(&mut out, header_len, ssrc, seq)
+                    .expect("protect");
+                black_box(out)
             })
         });
     }

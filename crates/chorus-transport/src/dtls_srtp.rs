@@ -29,8 +29,10 @@ use srtp::protection_profile::ProtectionProfile;
 use thiserror::Error;
 
 mod hello;
+pub mod protect;
 
 use hello::{Hello, HelloAssembly};
+use protect::{ProtectError, SrtpSender};
 #[cfg(test)]
 mod tests;
 
@@ -102,6 +104,8 @@ pub enum DtlsError {
     NotEstablished,
     #[error("SRTP: {0}")]
     Srtp(String),
+    #[error("SRTP protect: {0}")]
+    Protect(#[from] ProtectError),
 }
 
 /// What every association of a server shares: its certificate, the profiles it offers,
@@ -155,7 +159,9 @@ fn sha256_hex(crypto: &dyn RTCCryptoProvider, data: &[u8]) -> Result<String, Dtl
 
 struct Keyed {
     profile: SrtpProfile,
-    /// Protects what this end sends.
+    /// Protects the RTP this end sends, in place.
+    sender: SrtpSender,
+    /// Protects the RTCP this end sends.
     local: Context,
     /// Unprotects what the peer sends.
     remote: Context,
@@ -329,8 +335,11 @@ impl DtlsSrtp {
             )
             .map_err(|e| DtlsError::Keys(e.to_string()))
         };
+        let crypto = self.crypto.crypto();
         Ok(Keyed {
             profile,
+            sender: SrtpSender::new(profile, local.0, local.1, crypto)
+                .map_err(|e| DtlsError::Keys(e.to_string()))?,
             local: context(local)?,
             remote: context(remote)?,
         })
@@ -370,11 +379,31 @@ impl DtlsSrtp {
         self.keyed.as_mut().ok_or(DtlsError::NotEstablished)
     }
 
+    /// Protects a copy of `packet`; [`Self::protect_rtp_in_place`] spares the copy.
     pub fn protect_rtp(&mut self, packet: &[u8]) -> Result<BytesMut, DtlsError> {
+        let (header_len, ssrc, seq) = protect::rtp_header(packet)?;
+        let mut buf = BytesMut::with_capacity(packet.len() + protect::MAX_RTP_OVERHEAD);
+        buf.extend_from_slice(packet);
+        self.protect_rtp_in_place(&mut buf, header_len, ssrc, seq)?;
+        Ok(buf)
+    }
+
+    /// Protects the RTP packet `buf[..]` where it lies and appends the tag (see
+    /// [`SrtpSender::protect_rtp`]); `header_len`, `ssrc` and `seq` are its header's.
+    pub fn protect_rtp_in_place(
+        &mut self,
+        buf: &mut BytesMut,
+        header_len: usize,
+        ssrc: u32,
+        seq: u16,
+    ) -> Result<(), DtlsError> {
         let k = self.keys()?;
-        k.local
-            .encrypt_rtp(packet)
-            .map_err(|e| DtlsError::Srtp(e.to_string()))
+        Ok(k.sender.protect_rtp(buf, header_len, ssrc, seq)?)
+    }
+
+    /// Bytes an RTP packet grows by when protected, once established.
+    pub fn rtp_overhead(&self) -> Option<usize> {
+        self.keyed.as_ref().map(|k| k.sender.rtp_overhead())
     }
 
     pub fn unprotect_rtp(&mut self, packet: &[u8]) -> Result<BytesMut, DtlsError> {

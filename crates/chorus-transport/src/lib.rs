@@ -21,6 +21,8 @@ mod socket;
 pub mod stun;
 pub mod webrtc;
 
+/// The buffer type of the send and receive paths, for callers without their own `bytes`.
+pub use bytes::BytesMut;
 pub use chorus_rtc_profile::{
     AUDIO_LEVEL_URI, DropReason, OPUS_PT, RtcpCounters, VP8_PT, codecs, host_candidate, opus_codec,
     sending_track, sending_track_with_codec, vp8_codec, with_counted_rtcp_to_application,
@@ -28,6 +30,7 @@ pub use chorus_rtc_profile::{
 };
 pub use counters::{MediaCounters, SendReport};
 pub use demux::{Datagram, Delivery, Demux, Route, is_control};
+pub use dtls_srtp::protect::{MAX_RTP_OVERHEAD, ProtectError, SrtpSender};
 pub use ice::{IceCredentials, IceEvent, IceLite, LinkState, LivenessConfig, StunCheck};
 pub use peer::{PeerError, PeerFactory, PeerRole, ServerPeer, TransportKind};
 pub use socket::{Egress, MediaPlane, MediaPlaneConfig, MediaPlaneError};

@@ -153,6 +153,24 @@ impl ServerConnection {
         Ok(())
     }
 
+    /// Protects the RTP packet `buf` in place and queues that very buffer: no copy. Its
+    /// header is `header_len` bytes with `ssrc` and `seq`; room for
+    /// [`MAX_RTP_OVERHEAD`](crate::dtls_srtp::protect::MAX_RTP_OVERHEAD) more bytes
+    /// spares a reallocation.
+    pub fn send_rtp_in_place(
+        &mut self,
+        mut buf: BytesMut,
+        header_len: usize,
+        ssrc: u32,
+        seq: u16,
+    ) -> Result<(), ConnectionError> {
+        let to = self.ice.destination().ok_or(ConnectionError::NoPath)?;
+        let dtls = self.dtls.as_mut().ok_or(ConnectionError::NotNegotiated)?;
+        dtls.protect_rtp_in_place(&mut buf, header_len, ssrc, seq)?;
+        self.transmits.push_back((to, buf));
+        Ok(())
+    }
+
     /// Feeds one datagram from `from`.
     pub fn handle_datagram(
         &mut self,
@@ -335,7 +353,7 @@ fn fatal(e: &DtlsError, established: bool) -> bool {
                 // drops the unauthenticated ones); a bad record is just dropped.
                 && (!established || text.contains("fatal"))
         }
-        DtlsError::NotEstablished | DtlsError::Srtp(_) => false,
+        DtlsError::NotEstablished | DtlsError::Srtp(_) | DtlsError::Protect(_) => false,
         DtlsError::Config(_) | DtlsError::UnexpectedProfile(_) | DtlsError::Keys(_) => true,
     }
 }

@@ -159,6 +159,17 @@ fn media_is_keyed_both_ways_and_replays_are_refused() {
                 "{profile:?}"
             );
         }
+        // In place, in the caller's buffer, with the room for the tag reserved.
+        let overhead = c.rtp_overhead().unwrap();
+        let mut buf = BytesMut::with_capacity(rtp(3).len() + overhead);
+        buf.extend_from_slice(&rtp(3));
+        c.protect_rtp_in_place(&mut buf, 12, 42, 3).unwrap();
+        assert_eq!(buf.len(), rtp(3).len() + overhead, "{profile:?}");
+        assert_eq!(
+            &s.unprotect_rtp(&buf).unwrap()[..],
+            &rtp(3)[..],
+            "{profile:?}"
+        );
         let again = c.protect_rtp(&rtp(7)).unwrap();
         s.unprotect_rtp(&again).unwrap();
         assert!(
