@@ -20,7 +20,7 @@ use chorus_transport::rtcp::{self, Feedback};
 use chorus_transport::webrtc::{
     ConnectionEvent, Received, Refused, ServerConnection, sdp::RemoteMedia,
 };
-use chorus_transport::{IceCredentials, IceLite, PeerFactory, StunCheck};
+use chorus_transport::{IceCredentials, IceLite, MAX_RTP_OVERHEAD, PeerFactory, StunCheck};
 use rtc::rtp::header::Header;
 use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
 
@@ -36,6 +36,9 @@ struct UpStream {
     sdp_track: String,
     video: bool,
 }
+
+/// How much send arena is allocated at a time: about 50 packets of video.
+const ARENA_CHUNK: usize = 64 * 1024;
 
 pub struct OwnLink {
     /// On a publisher connection, made by the client's first offer.
@@ -58,8 +61,10 @@ pub struct OwnLink {
     /// Subscriber side: what the server sends, for its sender reports.
     outbound: Outbound,
     events: VecDeque<PeerEvent>,
-    /// One buffer for writing RTP and RTCP before protection.
+    /// One buffer for writing RTCP before protection.
     scratch: Vec<u8>,
+    /// Where RTP to send is written and protected, packet after packet.
+    arena: BytesMut,
     feedback: Vec<Feedback>,
 }
 
@@ -93,6 +98,7 @@ impl OwnLink {
             outbound: Outbound::default(),
             events: VecDeque::new(),
             scratch: Vec::with_capacity(1500),
+            arena: BytesMut::new(),
             feedback: Vec::new(),
         })
     }
@@ -322,14 +328,22 @@ impl OwnLink {
         };
         self.outbound
             .sent(header.ssrc, header.timestamp, payload.len(), video, now);
-        let len = header.marshal_size();
-        self.scratch.clear();
-        self.scratch.resize(len, 0);
-        if header.marshal_to(&mut self.scratch).is_err() {
+        // Written once into the send arena and protected there: each packet is split off
+        // one allocation that serves many (`split` leaves the rest of it here).
+        let header_len = header.marshal_size();
+        let len = header_len + payload.len() + MAX_RTP_OVERHEAD;
+        if self.arena.capacity() < len {
+            self.arena.reserve(ARENA_CHUNK.max(len));
+        }
+        self.arena.resize(header_len, 0);
+        if header.marshal_to(&mut self.arena[..]).is_err() {
+            self.arena.clear();
             return false;
         }
-        self.scratch.extend_from_slice(payload);
-        conn.send_rtp(&self.scratch).is_ok()
+        self.arena.extend_from_slice(payload);
+        let packet = self.arena.split();
+        conn.send_rtp_in_place(packet, header_len, header.ssrc, header.sequence_number)
+            .is_ok()
     }
 
     /// Publisher side: a PLI for `media_ssrc`.
