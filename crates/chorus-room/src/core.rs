@@ -329,7 +329,7 @@ impl RoomCore {
             return;
         };
         for conn in [p.publisher, p.subscriber].into_iter().flatten() {
-            self.close_conn(conn);
+            self.close_conn(conn, now);
         }
         for id in self.tracks.of_owner(key, |_| true) {
             self.unpublish(&id, now);

@@ -277,10 +277,10 @@ impl Peer {
     }
 
     /// Says goodbye on the transport (what it sends is left for [`Self::poll_transmit`]).
-    pub fn close(&mut self) {
+    pub fn close(&mut self, now: Instant) {
         match &mut self.link {
             Link::Rtc(l) => l.close(),
-            Link::Own(l) => l.close(),
+            Link::Own(l) => l.close(now),
         }
     }
 

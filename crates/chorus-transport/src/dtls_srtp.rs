@@ -62,6 +62,8 @@ pub enum DtlsError {
     Keys(String),
     #[error("SRTP is not keyed yet: the handshake has not completed")]
     NotEstablished,
+    #[error("the DTLS association is closed")]
+    Closed,
     #[error("SRTP: {0}")]
     Srtp(String),
     #[error("SRTP protect: {0}")]
@@ -262,6 +264,17 @@ impl DtlsSrtp {
         }
     }
 
+    /// Ends the association: a `close_notify` is queued (if it was up) and nothing more
+    /// is read or protected.
+    pub fn close(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        self.endpoint.stop(now, ASSOCIATION);
+        self.collect();
+        self.closed = true;
+    }
+
     /// The next DTLS record to send.
     pub fn poll_transmit(&mut self) -> Option<BytesMut> {
         self.transmits.pop_front()
@@ -286,7 +299,11 @@ impl DtlsSrtp {
         self.keyed.as_ref().map(|k| k.profile)
     }
 
+    /// The SRTP contexts, while the association is up (not before, not after a close).
     fn keys(&mut self) -> Result<&mut Keyed, DtlsError> {
+        if self.closed {
+            return Err(DtlsError::Closed);
+        }
         self.keyed.as_mut().ok_or(DtlsError::NotEstablished)
     }
 

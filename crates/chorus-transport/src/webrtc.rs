@@ -315,12 +315,15 @@ impl ServerConnection {
         self.events.pop_front()
     }
 
-    /// Ends the connection from the server's side.
-    ///
-    /// Documented no-op for now: a `close_notify` would have to come from the association's
-    /// `rtc-dtls` endpoint (`Endpoint::stop`), which [`DtlsSrtp`] keeps to itself. The
-    /// client notices by ICE consent freshness instead (RFC 7675), about 30 s later.
-    pub fn close(&mut self) {}
+    /// Ends the connection from the server's side: a DTLS `close_notify` goes to the
+    /// client's path, so it need not wait for consent freshness (RFC 7675) to notice.
+    pub fn close(&mut self, now: Instant) {
+        if let Some(dtls) = self.dtls.as_mut() {
+            dtls.close(now);
+        }
+        self.flush_dtls();
+        self.dead = true;
+    }
 
     /// The negotiated SRTP profile, once DTLS completed.
     pub fn profile(&self) -> Option<SrtpProfile> {
@@ -354,6 +357,8 @@ fn fatal(e: &DtlsError, established: bool) -> bool {
                 && (!established || text.contains("fatal"))
         }
         DtlsError::NotEstablished | DtlsError::Srtp(_) | DtlsError::Protect(_) => false,
+        // Closed on purpose (by either side): told apart where it happens.
+        DtlsError::Closed => false,
         DtlsError::Config(_) | DtlsError::UnexpectedProfile(_) | DtlsError::Keys(_) => true,
     }
 }

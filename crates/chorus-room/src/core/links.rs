@@ -61,11 +61,11 @@ impl RoomCore {
     }
 
     /// Closes a connection: its goodbye goes out, its routes go.
-    pub(super) fn close_conn(&mut self, conn: ConnId) {
+    pub(super) fn close_conn(&mut self, conn: ConnId, now: Instant) {
         let Some(mut peer) = self.conns.remove(conn) else {
             return;
         };
-        peer.close();
+        peer.close(now);
         while let Some((to, data)) = peer.poll_transmit() {
             self.outputs.push_back(Output::Transmit { to, data });
         }

@@ -356,9 +356,9 @@ impl OwnLink {
         conn.send_rtcp(&self.scratch).is_ok()
     }
 
-    pub fn close(&mut self) {
+    pub fn close(&mut self, now: Instant) {
         if let Some(conn) = self.conn.as_mut() {
-            conn.close();
+            conn.close(now);
         }
     }
 }

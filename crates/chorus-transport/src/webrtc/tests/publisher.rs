@@ -324,3 +324,28 @@ fn a_client_that_closes_fails_the_connection_once() {
     assert_eq!(failed, 1, "{:?}", call.events);
     assert_eq!(call.connected_events(), 1);
 }
+
+#[test]
+fn a_server_that_closes_tells_the_client() {
+    let (mut call, _, _) = call(None);
+    call.connect();
+    call.server.close(call.now);
+    let mut alerts = 0;
+    let mut queued = Vec::new();
+    while let Some((to, data)) = call.server.poll_transmit() {
+        assert_eq!(to, CLIENT);
+        // Content type 21: an alert (close_notify, encrypted under the epoch's keys).
+        alerts += usize::from(data.first() == Some(&21));
+        queued.push(data);
+    }
+    assert_eq!(alerts, 1, "one close_notify");
+    // (rtc's client takes a close_notify in without changing its connection state, so
+    // that is not asserted here.)
+    drop(queued);
+    // Nothing is protected after the close.
+    assert!(
+        call.server
+            .send_rtp(&rtp(111, 1, 0x1234, &[1, 2, 3]))
+            .is_err()
+    );
+}
