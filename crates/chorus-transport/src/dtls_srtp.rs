@@ -290,7 +290,13 @@ impl DtlsSrtp {
         Ok(())
     }
 
+    /// When a handshake flight is due again. None once keyed (or closed): a completed
+    /// DTLS 1.2 handshake has no timers (a lost last flight is answered when the peer
+    /// sends its own again, RFC 6347 §4.2.4), and this is asked after every send.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.keyed.is_some() || self.closed {
+            return None;
+        }
         self.endpoint.poll_timeout(&ASSOCIATION)
     }
 
