@@ -343,6 +343,7 @@ impl Reader<'_> {
     }
 }
 
+pub mod twcc;
 mod write;
 
 pub use write::{
