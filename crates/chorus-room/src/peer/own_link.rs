@@ -16,7 +16,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use chorus_core::TrackId;
 use chorus_protocol::MediaKind;
-use chorus_transport::rtcp::{self, Feedback};
+use chorus_transport::rtcp::{self, Feedback, twcc};
 use chorus_transport::webrtc::{
     ConnectionEvent, Received, Refused, ServerConnection, sdp::RemoteMedia,
 };
@@ -54,7 +54,12 @@ pub struct OwnLink {
     by_ssrc: HashMap<u32, UpStream>,
     by_mid: HashMap<String, UpStream>,
     mid_ext: Option<u8>,
-    /// Publisher side: what its streams owe it in RTCP (NACKs, reports).
+    /// Publisher side: the transport-wide sequence number's extension, if negotiated.
+    twcc_ext: Option<u8>,
+    /// When the datagram being handled reached the media socket: what transport-wide
+    /// feedback reports (the room's own queueing is not the network's delay).
+    arrived: Option<Instant>,
+    /// Publisher side: what its streams owe it in RTCP (NACKs, reports, TWCC feedback).
     inbound: Inbound,
     /// Subscriber side: the m-sections of the server's offers.
     sections: Sections,
@@ -93,6 +98,8 @@ impl OwnLink {
             by_ssrc: HashMap::new(),
             by_mid: HashMap::new(),
             mid_ext: None,
+            twcc_ext: None,
+            arrived: None,
             inbound: Inbound::default(),
             sections: Sections::default(),
             outbound: Outbound::default(),
@@ -116,6 +123,7 @@ impl OwnLink {
         let Some(conn) = self.conn.as_mut() else {
             return Err(Skip::NotConnected);
         };
+        self.arrived = Some(at);
         match conn.handle_datagram(from, data, at) {
             Ok(()) => Ok(()),
             Err(Refused::Stun(StunCheck::BadIntegrity)) => Err(Skip::StunBadIntegrity),
@@ -178,6 +186,11 @@ impl OwnLink {
                     let h = &packet.header;
                     self.inbound
                         .received(h.ssrc, h.sequence_number, h.timestamp, up.video, now);
+                    let numbered = self.twcc_ext.and_then(|id| h.get_extension(id));
+                    if let Some(seq) = numbered.and_then(|v| twcc::read_extension(&v)) {
+                        self.inbound
+                            .numbered(h.ssrc, seq, self.arrived.unwrap_or(now));
+                    }
                     let sdp_track = up.sdp_track;
                     out.push(PeerEvent::Rtp { sdp_track, packet });
                 }
@@ -268,6 +281,9 @@ impl OwnLink {
         }
         if m.mid_ext.is_some() {
             self.mid_ext = m.mid_ext;
+        }
+        if m.twcc_ext.is_some() {
+            self.twcc_ext = m.twcc_ext;
         }
         if self.by_mid.insert(m.mid.clone(), up.clone()).as_ref() == Some(&up) {
             return;

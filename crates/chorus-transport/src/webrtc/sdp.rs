@@ -17,7 +17,7 @@ use rtc::sdp::description::media::{MediaDescription, RangedPort};
 use rtc::sdp::description::session::SessionDescription;
 use thiserror::Error;
 
-pub use remote::{AUDIO_LEVEL_URI, MID_URI, Remote, RemoteMedia};
+pub use remote::{AUDIO_LEVEL_URI, MID_URI, Remote, RemoteMedia, TWCC_URI};
 use remote::{value, values};
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -48,8 +48,9 @@ pub struct Local<'a> {
     pub setup: &'a str,
 }
 
-/// The VP8 feedback Chorus takes part in: retransmission and keyframe requests. Not
-/// `transport-cc` or `goog-remb`: the server does no bandwidth estimation yet.
+/// The VP8 feedback Chorus takes part in: retransmission and keyframe requests
+/// (`transport-cc` toward publishers is added where offered; `goog-remb` never, and the
+/// server's offers ask for no congestion feedback yet: it estimates no bandwidth).
 const VIDEO_FEEDBACK: [&str; 3] = ["nack", "nack pli", "ccm fir"];
 
 impl Remote {
@@ -93,6 +94,7 @@ impl Remote {
             let extensions = [
                 (accepted.audio_level_ext, AUDIO_LEVEL_URI),
                 (accepted.mid_ext, MID_URI),
+                (accepted.twcc_ext, TWCC_URI),
             ];
             for (id, uri) in extensions {
                 if let Some(id) = id {
@@ -103,6 +105,11 @@ impl Remote {
                 for fb in offered_feedback(offered, pt) {
                     m = m.with_value_attribute("rtcp-fb".to_owned(), format!("{pt} {fb}"));
                 }
+            }
+            // The server sends transport-wide feedback for what the client numbers, so
+            // the browser's own send-side bandwidth estimate works.
+            if accepted.twcc_ext.is_some() {
+                m = m.with_value_attribute("rtcp-fb".to_owned(), format!("{pt} transport-cc"));
             }
             m = m
                 .with_candidate(candidate.clone())

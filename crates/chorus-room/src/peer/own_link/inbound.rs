@@ -1,12 +1,14 @@
 //! What the server keeps of each stream a publisher sends on Chorus's own transport,
 //! for the RTCP it owes the publisher: the losses to NACK (video: RFC 4585, timed by
 //! `LossDetector`) and the reception reports (RFC 3550, about once a second), so the
-//! browser's own sender statistics and loss-based rate control keep working.
+//! browser's own sender statistics and loss-based rate control keep working; and the
+//! transport-wide congestion feedback (`TwccRecorder`) its delay-based estimate needs.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chorus_core::{LossConfig, LossDetector, ReceiverStats, SeqUnwrapper};
+use chorus_transport::rtcp::twcc::TwccRecorder;
 use chorus_transport::rtcp::{self, SourceReport};
 
 /// How often reception reports go to the publisher.
@@ -25,6 +27,8 @@ struct Stream {
 pub struct Inbound {
     streams: HashMap<u32, Stream>,
     next_report: Option<Instant>,
+    /// Once the client numbers its packets transport-wide.
+    twcc: Option<TwccRecorder>,
 }
 
 impl Inbound {
@@ -43,6 +47,14 @@ impl Inbound {
         self.next_report.get_or_insert(now + REPORT_EVERY);
     }
 
+    /// A packet of `ssrc` that reached the socket `at` carried transport-wide sequence
+    /// number `seq`.
+    pub fn numbered(&mut self, ssrc: u32, seq: u16, at: Instant) {
+        self.twcc
+            .get_or_insert_with(|| TwccRecorder::new(SERVER_SSRC))
+            .received(seq, ssrc, at);
+    }
+
     /// A sender report of `ssrc` with NTP time `ntp` arrived.
     pub fn sender_report(&mut self, ssrc: u32, ntp: u64, now: Instant) {
         if let Some(stream) = self.streams.get_mut(&ssrc) {
@@ -50,8 +62,12 @@ impl Inbound {
         }
     }
 
-    /// Appends the RTCP due at `now`: NACKs, and a receiver report when one is due.
+    /// Appends the RTCP due at `now`: NACKs, transport-wide feedback, and a receiver
+    /// report when one is due.
     pub fn poll_rtcp(&mut self, now: Instant, out: &mut Vec<u8>) {
+        if let Some(twcc) = self.twcc.as_mut() {
+            twcc.poll_feedback(now, out);
+        }
         if self.next_report.is_some_and(|t| t <= now) {
             self.next_report = Some(now + REPORT_EVERY);
             let mut blocks: Vec<_> = self
@@ -83,6 +99,7 @@ impl Inbound {
             .streams
             .values()
             .filter_map(|s| s.loss.as_ref()?.poll_timeout());
-        losses.chain(self.next_report).min()
+        let twcc = self.twcc.as_ref().and_then(TwccRecorder::poll_timeout);
+        losses.chain(self.next_report).chain(twcc).min()
     }
 }

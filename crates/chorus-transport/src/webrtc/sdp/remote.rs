@@ -11,6 +11,7 @@ use super::SdpError;
 
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+pub use crate::rtcp::twcc::EXTENSION_URI as TWCC_URI;
 
 /// What the server needs from a client's offer or answer.
 #[derive(Debug, Clone)]
@@ -47,6 +48,9 @@ pub struct RemoteMedia {
     pub audio_level_ext: Option<u8>,
     /// The `a=extmap` id of the MID extension (RFC 8843).
     pub mid_ext: Option<u8>,
+    /// The `a=extmap` id of the transport-wide sequence number, when the client also
+    /// asks for `transport-cc` feedback on this m-section.
+    pub twcc_ext: Option<u8>,
 }
 
 /// The codec Chorus takes for a kind of media.
@@ -172,6 +176,15 @@ fn read_media(m: &MediaDescription, session: &[Attribute]) -> Option<(RemoteMedi
         ssrcs: media_ssrcs(&m.attributes),
         audio_level_ext: (kind == "audio").then(|| extmap(AUDIO_LEVEL_URI)).flatten(),
         mid_ext: extmap(MID_URI),
+        twcc_ext: extmap(TWCC_URI).filter(|_| {
+            values(&m.attributes, "rtcp-fb").any(|v| {
+                let mut parts = v.split_whitespace();
+                let format = parts.next();
+                let fb = parts.next();
+                fb == Some("transport-cc")
+                    && format.is_some_and(|f| f == "*" || f == payload_type.to_string())
+            })
+        }),
     };
     Some((media, sends))
 }

@@ -13,6 +13,12 @@ fn wire(fixture: &str) -> String {
     fixture.lines().map(|l| format!("{l}\r\n")).collect()
 }
 
+/// `m`, with the transport-wide sequence number under extension `id`.
+fn twcc(mut m: RemoteMedia, id: u8) -> RemoteMedia {
+    m.twcc_ext = Some(id);
+    m
+}
+
 fn media(
     mid: &str,
     kind: &str,
@@ -29,6 +35,7 @@ fn media(
         ssrcs: ssrcs.to_vec(),
         audio_level_ext,
         mid_ext,
+        twcc_ext: None,
     }
 }
 
@@ -41,21 +48,27 @@ fn offers_of_the_clients_chorus_meets_are_read() {
             "Xq9h",
             Some("actpass"),
             vec![
-                media(
-                    "0",
-                    "audio",
-                    111,
-                    Some("3a0d9a9e-1c34-4c9b-a1a8-6f0e8d2f5b01"),
-                    &[2733518341],
-                    (Some(1), Some(4)),
+                twcc(
+                    media(
+                        "0",
+                        "audio",
+                        111,
+                        Some("3a0d9a9e-1c34-4c9b-a1a8-6f0e8d2f5b01"),
+                        &[2733518341],
+                        (Some(1), Some(4)),
+                    ),
+                    3,
                 ),
-                media(
-                    "1",
-                    "video",
-                    96,
-                    Some("c4f1e2d3-5a6b-4c7d-8e9f-0a1b2c3d4e5f"),
-                    &[1434620129],
-                    (None, Some(9)),
+                twcc(
+                    media(
+                        "1",
+                        "video",
+                        96,
+                        Some("c4f1e2d3-5a6b-4c7d-8e9f-0a1b2c3d4e5f"),
+                        &[1434620129],
+                        (None, Some(9)),
+                    ),
+                    3,
                 ),
             ],
         ),
@@ -73,13 +86,16 @@ fn offers_of_the_clients_chorus_meets_are_read() {
                     &[1849317293],
                     (Some(1), Some(3)),
                 ),
-                media(
-                    "1",
-                    "video",
-                    120,
-                    Some("{e4d3c2b1-a0f9-4e8d-b7c6-a5f4e3d2c1b0}"),
-                    &[3567212883],
-                    (None, Some(3)),
+                twcc(
+                    media(
+                        "1",
+                        "video",
+                        120,
+                        Some("{e4d3c2b1-a0f9-4e8d-b7c6-a5f4e3d2c1b0}"),
+                        &[3567212883],
+                        (None, Some(3)),
+                    ),
+                    7,
                 ),
             ],
         ),
@@ -206,7 +222,7 @@ fn the_answer_echoes_the_extensions_and_feedback_chorus_uses() {
                 "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
                 "a=recvonly",
             ],
-            &["a=extmap:2 ", "a=extmap:3 ", "a=rtcp-fb"],
+            &["a=extmap:2 ", "a=rtcp-fb:111 nack"],
         ),
         (
             "chromium",
@@ -218,8 +234,10 @@ fn the_answer_echoes_the_extensions_and_feedback_chorus_uses() {
                 "a=rtcp-fb:96 nack\r\n",
                 "a=rtcp-fb:96 nack pli",
                 "a=rtcp-fb:96 ccm fir",
+                "a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+                "a=rtcp-fb:96 transport-cc",
             ],
-            &["transport-cc", "goog-remb", "ssrc-audio-level", "rtx"],
+            &["goog-remb", "ssrc-audio-level", "rtx"],
         ),
         (
             "firefox",
@@ -242,8 +260,10 @@ fn the_answer_echoes_the_extensions_and_feedback_chorus_uses() {
                 "a=rtcp-fb:120 nack\r\n",
                 "a=rtcp-fb:120 nack pli",
                 "a=rtcp-fb:120 ccm fir",
+                "a=extmap:7 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+                "a=rtcp-fb:120 transport-cc",
             ],
-            &["transport-cc", "goog-remb"],
+            &["goog-remb"],
         ),
         (
             "firefox",
