@@ -10,6 +10,7 @@ mod rtc_link;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -81,9 +82,10 @@ pub enum PeerEvent {
         /// Negotiated id of the RFC 6464 audio level header extension (audio only).
         audio_level_ext: Option<u8>,
     },
-    /// Publisher side: media of one of its tracks.
+    /// Publisher side: media of one of its tracks (named as its SDP names it; shared, as
+    /// this comes with every packet).
     Rtp {
-        sdp_track: String,
+        sdp_track: Arc<str>,
         packet: rtc::rtp::Packet,
     },
     /// Subscriber side: the client asks for a keyframe of what it receives as `ssrc`.

@@ -11,6 +11,7 @@ mod sections;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -33,7 +34,7 @@ use sections::Sections;
 /// One of the client's tracks on a publisher connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct UpStream {
-    sdp_track: String,
+    sdp_track: Arc<str>,
     video: bool,
 }
 
@@ -273,7 +274,7 @@ impl OwnLink {
     fn learn(&mut self, m: RemoteMedia) {
         let video = m.kind == "video";
         let up = UpStream {
-            sdp_track: m.track_id.clone().unwrap_or_else(|| m.mid.clone()),
+            sdp_track: m.track_id.as_deref().unwrap_or(&m.mid).into(),
             video,
         };
         for ssrc in &m.ssrcs {
@@ -294,7 +295,7 @@ impl OwnLink {
             MediaKind::Audio
         };
         self.events.push_back(PeerEvent::UpTrack {
-            sdp_track: up.sdp_track,
+            sdp_track: up.sdp_track.to_string(),
             kind: Some(kind),
             audio_level_ext: m.audio_level_ext,
         });

@@ -128,6 +128,7 @@ impl RtcLink {
         while let Some(msg) = self.pc.poll_read() {
             match (target, msg.message) {
                 (PeerTarget::Publisher, RTCMessage::RtpPacket(sdp_track, packet)) => {
+                    let sdp_track = sdp_track.into();
                     out.push(PeerEvent::Rtp { sdp_track, packet })
                 }
                 (PeerTarget::Subscriber, RTCMessage::RtcpPacket(_, packets)) => {
