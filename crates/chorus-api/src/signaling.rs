@@ -34,6 +34,9 @@ pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
 const HARD_FRAME_LIMIT: usize = 1024 * 1024;
 
 /// How long a closing socket waits for the client's close frame.
+/// The WebSocket's read buffer (tungstenite's default is 128 KiB, kept for the whole
+/// session). Signaling messages are small; a larger one grows the buffer as needed.
+const READ_BUFFER: usize = 4 * 1024;
 const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Close codes of the signaling socket.
@@ -102,7 +105,8 @@ async fn rtc(
         Err(rejection) => Err(Refusal::from(TokenError::Malformed(rejection.body_text()))),
     };
     let sessions = state.sessions().clone();
-    ws.max_message_size(HARD_FRAME_LIMIT)
+    ws.read_buffer_size(READ_BUFFER)
+        .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_failed_upgrade(|e| debug!(error = %e, "signaling upgrade failed"))
         .on_upgrade(move |socket| sessions.track_future(serve(socket, state, admission)))

@@ -65,11 +65,26 @@ pub enum Repair {
     Expired,
 }
 
+/// One slot, laid out in 24 bytes (a `Sent` and an `Option<Instant>` took 40): the
+/// resend time is kept as nanoseconds after the map's first resend.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
+    source: u64,
+    resent_ns: u64,
+    timestamp: u32,
     seq: u16,
-    sent: Sent,
-    resent_at: Option<Instant>,
+    marker: bool,
+    resent: bool,
+}
+
+impl Entry {
+    fn sent(&self) -> Sent {
+        Sent {
+            source: ExtSeq(self.source),
+            timestamp: self.timestamp,
+            marker: self.marker,
+        }
+    }
 }
 
 /// One subscriber's sent sequence numbers → what they carried, for the last `capacity`.
@@ -78,6 +93,8 @@ pub struct NackMap {
     slots: Vec<Option<Entry>>,
     /// Least time between two copies of one packet.
     resend_gap: Duration,
+    /// What resend times count from: the first one (the room's clock only goes forward).
+    epoch: Option<Instant>,
 }
 
 impl NackMap {
@@ -88,6 +105,7 @@ impl NackMap {
         Self {
             slots: vec![None; capacity],
             resend_gap,
+            epoch: None,
         }
     }
 
@@ -99,9 +117,12 @@ impl NackMap {
     pub fn record(&mut self, seq: u16, sent: Sent) {
         let i = self.slot(seq);
         self.slots[i] = Some(Entry {
+            source: sent.source.0,
+            resent_ns: 0,
+            timestamp: sent.timestamp,
             seq,
-            sent,
-            resent_at: None,
+            marker: sent.marker,
+            resent: false,
         });
     }
 
@@ -112,19 +133,22 @@ impl NackMap {
         let Some(entry) = self.slots[i].as_mut().filter(|e| e.seq == seq) else {
             return Repair::Unknown;
         };
-        if history.get(entry.sent.source).is_none() {
+        if history.get(ExtSeq(entry.source)).is_none() {
             return Repair::Expired;
         }
-        if entry
-            .resent_at
-            .is_some_and(|t| now.saturating_duration_since(t) < gap)
-        {
-            return Repair::TooSoon;
+        let epoch = *self.epoch.get_or_insert(now);
+        if entry.resent {
+            let at = epoch + Duration::from_nanos(entry.resent_ns);
+            if now.saturating_duration_since(at) < gap {
+                return Repair::TooSoon;
+            }
         }
-        entry.resent_at = Some(now);
+        entry.resent = true;
+        entry.resent_ns =
+            u64::try_from(now.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX);
         Repair::Resend {
             seq,
-            sent: entry.sent,
+            sent: entry.sent(),
         }
     }
 }
@@ -158,6 +182,12 @@ mod tests {
         for (seq, want) in cases {
             assert_eq!(h.get(ExtSeq(seq)).copied(), want, "seq {seq}");
         }
+    }
+
+    #[test]
+    fn a_slot_takes_24_bytes() {
+        // 512 of them per video track per subscriber.
+        assert_eq!(std::mem::size_of::<Option<Entry>>(), 24);
     }
 
     #[test]

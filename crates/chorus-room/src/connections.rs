@@ -12,7 +12,9 @@ use crate::peer::Peer;
 use crate::timers::Timers;
 
 pub struct Connections {
-    peers: HashMap<ConnId, Peer>,
+    /// Boxed: a `Peer` is large, and the map's spare buckets (up to half of them after
+    /// a resize) would otherwise each hold one's worth of memory.
+    peers: HashMap<ConnId, Box<Peer>>,
     next_id: u64,
     /// Connections with output to send, in the order they got it.
     dirty: Vec<ConnId>,
@@ -37,25 +39,25 @@ impl Connections {
     }
 
     pub fn insert(&mut self, peer: Peer) {
-        self.peers.insert(peer.conn, peer);
+        self.peers.insert(peer.conn, Box::new(peer));
     }
 
     pub fn get(&self, conn: ConnId) -> Option<&Peer> {
-        self.peers.get(&conn)
+        self.peers.get(&conn).map(|p| &**p)
     }
 
     pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Peer> {
-        self.peers.get_mut(&conn)
+        self.peers.get_mut(&conn).map(|p| &mut **p)
     }
 
     pub fn remove(&mut self, conn: ConnId) -> Option<Peer> {
         self.timers.cancel(conn);
-        self.peers.remove(&conn)
+        self.peers.remove(&conn).map(|p| *p)
     }
 
     /// Lists `conn` for flushing (once).
     pub fn mark_dirty(&mut self, conn: ConnId) {
-        if let Some(peer) = self.peers.get_mut(&conn)
+        if let Some(peer) = self.peers.get_mut(&conn).map(|p| &mut **p)
             && peer.mark_dirty()
         {
             self.dirty.push(conn);

@@ -38,8 +38,10 @@ struct UpStream {
     video: bool,
 }
 
-/// How much send arena is allocated at a time: about 50 packets of video.
-const ARENA_CHUNK: usize = 64 * 1024;
+/// How much send arena is allocated at a time: about 12 packets of video, or many more
+/// of audio. Each subscriber connection always holds one chunk (and an older one while
+/// packets split off it are in flight), so this is memory per participant.
+const ARENA_CHUNK: usize = 16 * 1024;
 
 pub struct OwnLink {
     /// On a publisher connection, made by the client's first offer.
