@@ -234,10 +234,15 @@ fn the_answer_echoes_the_extensions_and_feedback_chorus_uses() {
                 "a=rtcp-fb:96 nack\r\n",
                 "a=rtcp-fb:96 nack pli",
                 "a=rtcp-fb:96 ccm fir",
-                "a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
-                "a=rtcp-fb:96 transport-cc",
             ],
-            &["goog-remb", "ssrc-audio-level", "rtx"],
+            // No transport-cc: see ACCEPT_TRANSPORT_CC.
+            &[
+                "transport-cc",
+                "transport-wide",
+                "goog-remb",
+                "ssrc-audio-level",
+                "rtx",
+            ],
         ),
         (
             "firefox",
@@ -260,10 +265,8 @@ fn the_answer_echoes_the_extensions_and_feedback_chorus_uses() {
                 "a=rtcp-fb:120 nack\r\n",
                 "a=rtcp-fb:120 nack pli",
                 "a=rtcp-fb:120 ccm fir",
-                "a=extmap:7 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
-                "a=rtcp-fb:120 transport-cc",
             ],
-            &["goog-remb"],
+            &["transport-cc", "goog-remb"],
         ),
         (
             "firefox",
