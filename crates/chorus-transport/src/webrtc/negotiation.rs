@@ -60,7 +60,7 @@ impl ServerConnection {
         if !self.offered {
             return Err(ConnectionError::NotNegotiated);
         }
-        let answer = Remote::parse_answer(answer)?;
+        let answer = Remote::parse_description(answer)?;
         self.check_fingerprint(&answer.fingerprint)?;
         if let Some(config) = &self.pending {
             let role = match answer.setup.as_deref() {
@@ -104,7 +104,7 @@ impl ServerConnection {
         fresh: impl FnOnce() -> IceCredentials,
         now: Instant,
     ) -> Result<String, ConnectionError> {
-        let parsed = Remote::parse_answer(offer)?;
+        let parsed = Remote::parse_description(offer)?;
         self.check_fingerprint(&parsed.fingerprint)?;
         let restart = self
             .remote

@@ -79,16 +79,16 @@ pub(super) fn values<'a>(attrs: &'a [Attribute], key: &'a str) -> impl Iterator<
 impl Remote {
     /// A client's offer: it must send something the server takes.
     pub fn parse(sdp: &str) -> Result<Self, SdpError> {
-        let remote = Self::parse_answer(sdp)?;
+        let remote = Self::parse_description(sdp)?;
         if remote.media.is_empty() {
             return Err(SdpError::NothingToReceive);
         }
         Ok(remote)
     }
 
-    /// A client's answer to the server's offer: it may send nothing (it answers a
-    /// send-only offer `recvonly`).
-    pub fn parse_answer(sdp: &str) -> Result<Self, SdpError> {
+    /// Any description of the client's: it may send nothing (an answer to the server's
+    /// send-only offer is `recvonly`; a publisher's re-offer may have stopped every track).
+    pub fn parse_description(sdp: &str) -> Result<Self, SdpError> {
         let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
             .map_err(|e| SdpError::Parse(e.to_string()))?;
         let session = |key| value(&parsed.attributes, key);

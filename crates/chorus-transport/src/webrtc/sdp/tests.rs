@@ -176,7 +176,7 @@ fn directions_and_rejections_decide_what_is_taken() {
         Remote::parse(&silent).err(),
         Some(SdpError::NothingToReceive)
     );
-    assert!(Remote::parse_answer(&silent).unwrap().media.is_empty());
+    assert!(Remote::parse_description(&silent).unwrap().media.is_empty());
 }
 
 fn local() -> Local<'static> {
