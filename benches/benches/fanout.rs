@@ -68,11 +68,20 @@ fn room(n: usize) -> (Sim, ClientId, String, Vec<ClientId>) {
     (sim, publisher, video, subs)
 }
 
-/// Feeds `datagrams` (made untimed) to the core; returns the time it took and how many
-/// datagrams the room sent.
-fn feed(sim: &mut Sim, datagrams: Vec<Datagram>) -> (Duration, usize) {
+/// Feeds `datagrams` (made untimed) to the core, its egress shards one after the other
+/// or at once (`parallel`); returns the time it took and how many datagrams the room sent.
+fn feed(sim: &mut Sim, datagrams: Vec<Datagram>, parallel: bool) -> (Duration, usize) {
     let started = Instant::now();
-    let sent = datagrams.into_iter().map(|dg| sim.feed_datagram(dg)).sum();
+    let sent = datagrams
+        .into_iter()
+        .map(|dg| {
+            if parallel {
+                sim.feed_datagram_parallel(dg)
+            } else {
+                sim.feed_datagram(dg)
+            }
+        })
+        .sum();
     (started.elapsed(), sent)
 }
 
@@ -81,17 +90,22 @@ fn fanout(c: &mut Criterion) {
     let (mut sim, publisher, video, _) = room(n);
     let mut g = c.benchmark_group(format!("fanout/1 packet to {n} subscribers"));
     g.throughput(Throughput::Elements(n as u64));
-    g.bench_function("RoomCore, datagram in to every transmit out", |b| {
-        b.iter_custom(|iters| {
-            let datagrams = (0..iters)
-                .map(|_| sim.video_datagram(publisher, &video))
-                .collect();
-            let (took, sent) = feed(&mut sim, datagrams);
-            // A bench that forwards nothing measures nothing.
-            assert_eq!(sent, n * iters as usize, "one datagram per subscriber");
-            took
-        })
-    });
+    for (name, parallel) in [
+        ("RoomCore, datagram in to every transmit out", false),
+        ("RoomCore, its egress shards at once on every core", true),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let datagrams = (0..iters)
+                    .map(|_| sim.video_datagram(publisher, &video))
+                    .collect();
+                let (took, sent) = feed(&mut sim, datagrams, parallel);
+                // A bench that forwards nothing measures nothing.
+                assert_eq!(sent, n * iters as usize, "one datagram per subscriber");
+                took
+            })
+        });
+    }
     g.finish();
 }
 
@@ -142,7 +156,7 @@ fn rtcp_compound(c: &mut Criterion) {
                         sim.rtcp_datagram(subscriber, &video, compound(recent[i % recent.len()]))
                     })
                     .collect();
-                let (took, out) = feed(&mut sim, datagrams);
+                let (took, out) = feed(&mut sim, datagrams, false);
                 handled += iters;
                 sent += out as u64;
                 took

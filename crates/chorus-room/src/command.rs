@@ -55,6 +55,9 @@ pub(crate) enum RoomCommand {
     },
     #[cfg(feature = "fault-injection")]
     Panic,
+    /// Fault injection: one of the room's egress shards panics in its next run.
+    #[cfg(feature = "fault-injection")]
+    PanicShard,
 }
 
 /// One participant's link to its room's driver.

@@ -31,6 +31,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::connections::Connections;
+use crate::forward::{EgressQueue, ShardJob};
 use crate::io::{Admitted, Command, Input, Output, ParticipantKey, Recipients, Reply};
 use crate::mixing::RoomAudio;
 use crate::participants::Participants;
@@ -54,6 +55,8 @@ pub struct CoreParams {
     pub seed: u64,
     /// The room's connection ids start here (distinct per room).
     pub first_conn_id: u64,
+    /// How many egress shards split the room's connections (one per core).
+    pub egress_shards: usize,
     /// Wall-clock time of creation, in ms since the Unix epoch (for `joined_at_ms`).
     pub created_at_ms: u64,
 }
@@ -69,6 +72,13 @@ pub struct RoomCore {
     participants: Participants,
     tracks: Tracks,
     conns: Connections,
+    /// This turn's packets, decided and waiting for the egress shards.
+    queue: EgressQueue,
+    /// The time of the latest input.
+    now: Instant,
+    /// Fault injection: the next egress run panics in a shard.
+    #[cfg(feature = "fault-injection")]
+    panic_shard: bool,
     audio: RoomAudio,
     skips: Skips,
     /// Frames and routes to hand out before transmits.
@@ -90,6 +100,36 @@ pub struct RoomCore {
     srtp_profiles: BTreeMap<String, u64>,
 }
 
+/// Runs the shards' jobs through `run`; what they found. Takes only the connections
+/// and the queue, so that `run` may hold on to the rest of the room.
+fn egress(
+    conns: &mut Connections,
+    queue: &mut EgressQueue,
+    panic: bool,
+    now: Instant,
+    run: impl FnOnce(&mut [ShardJob<'_>]),
+) -> Found {
+    let mut jobs = queue.jobs(conns.shards_mut(), now);
+    if panic && let Some(job) = jobs.last_mut() {
+        job.inject_panic();
+    }
+    run(&mut jobs);
+    let mut found = Found::default();
+    for job in jobs {
+        found.skips.absorb(&job.skips);
+        found.keyframes.extend(job.keyframes);
+    }
+    queue.clear();
+    found
+}
+
+/// What one egress run found, for the room.
+#[derive(Default)]
+struct Found {
+    skips: Skips,
+    keyframes: Vec<TrackId>,
+}
+
 impl RoomCore {
     pub fn new(params: CoreParams, now: Instant) -> Self {
         Self {
@@ -102,7 +142,11 @@ impl RoomCore {
             rng: StdRng::seed_from_u64(params.seed),
             participants: Participants::new(params.max_participants),
             tracks: Tracks::default(),
-            conns: Connections::new(params.first_conn_id),
+            conns: Connections::new(params.first_conn_id, params.egress_shards),
+            queue: EgressQueue::default(),
+            now,
+            #[cfg(feature = "fault-injection")]
+            panic_shard: false,
             audio: RoomAudio::default(),
             skips: Skips::default(),
             outputs: VecDeque::new(),
@@ -134,6 +178,7 @@ impl RoomCore {
     }
 
     pub fn handle_input(&mut self, input: Input, now: Instant) -> Option<Reply> {
+        self.now = now;
         let reply = match input {
             Input::Command(cmd) => Some(self.handle_command(cmd, now)),
             Input::Signal { participant, frame } => {
@@ -167,6 +212,17 @@ impl RoomCore {
 
     /// The next thing to do: frames and routes first, then datagrams to send.
     pub fn poll_output(&mut self) -> Option<Output> {
+        if !self.queue.is_empty() {
+            // Nobody ran the shards this turn: they run here, one after the other.
+            let panic = self.take_shard_panic();
+            let outputs = &mut self.outputs;
+            let found = egress(&mut self.conns, &mut self.queue, panic, self.now, |jobs| {
+                for job in jobs {
+                    job.run(&mut |to, data| outputs.push_back(Output::Transmit { to, data }));
+                }
+            });
+            self.egress_done(found, self.now);
+        }
         loop {
             if let Some(out) = self.outputs.pop_front() {
                 return Some(out);
@@ -186,6 +242,36 @@ impl RoomCore {
     }
 
     /// When the room must next get [`Input::Timeout`].
+    /// Runs the turn's egress: `run` gets one job per shard, to run at once on
+    /// different threads or one after the other; each makes its subscribers' copies of
+    /// the queued packets and sends what its connections have waiting. Then what the
+    /// jobs found comes back to the room (skip counts, keyframes wanted).
+    pub fn run_egress(&mut self, now: Instant, run: impl FnOnce(&mut [ShardJob<'_>])) {
+        let panic = self.take_shard_panic();
+        let found = egress(&mut self.conns, &mut self.queue, panic, now, run);
+        self.egress_done(found, now);
+    }
+
+    fn take_shard_panic(&mut self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        return std::mem::take(&mut self.panic_shard);
+        #[cfg(not(feature = "fault-injection"))]
+        false
+    }
+
+    fn egress_done(&mut self, found: Found, now: Instant) {
+        self.skips.absorb(&found.skips);
+        for id in found.keyframes {
+            self.request_keyframe(&id, now);
+        }
+    }
+
+    /// Fault injection: makes one egress shard panic in the next run.
+    #[cfg(feature = "fault-injection")]
+    pub fn panic_in_shard(&mut self) {
+        self.panic_shard = true;
+    }
+
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let empty = self.empty_since.map(|t| t + self.empty_timeout);
         [self.conns.next_timeout(), self.audio.poll_timeout(), empty]

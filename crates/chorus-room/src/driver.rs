@@ -10,12 +10,14 @@ use std::time::Instant;
 use chorus_protocol::LeaveReason;
 use chorus_protocol::signal::ServerMessage;
 use chorus_transport::{Datagram, Demux, MediaPlane, Route};
+use rayon::prelude::*;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::command::RoomCommand;
 use crate::command::{Session, SessionHandle};
 use crate::core::{CoreParams, RoomCore};
+use crate::forward::ShardJob;
 use crate::io::{Command, Input, Output, ParticipantKey, Recipients, Reply, RouteChange};
 use crate::skips::Skip;
 use chorus_room_api::JoinError;
@@ -174,6 +176,8 @@ impl Driver {
                 let _ = reply.send(());
             }
             #[cfg(feature = "fault-injection")]
+            RoomCommand::PanicShard => self.core.panic_in_shard(),
+            #[cfg(feature = "fault-injection")]
             RoomCommand::Panic => panic!(
                 "fault injection: room {} panics on request",
                 self.core.name()
@@ -211,6 +215,9 @@ impl Driver {
     /// Carries out everything the core has to do, then lets clients that could not take
     /// their frames go.
     fn flush(&mut self) {
+        let media = &self.media;
+        self.core
+            .run_egress(Instant::now(), |jobs| run_shards(media, jobs));
         loop {
             // Everything leaves in one batch: GSO runs per destination.
             let mut egress = self.media.egress();
@@ -248,6 +255,28 @@ impl Driver {
 
     fn route(&self, change: RouteChange) {
         apply_route(self.media.demux(), change, &self.inbox, &self.control);
+    }
+}
+
+/// Copies queued in one turn below which the shards run one after the other on the
+/// room's thread: waking other cores costs more than it saves on a small turn.
+const PARALLEL_COPIES: usize = 64;
+
+/// Runs the room's egress shards, each sending its own batch; on every core at once
+/// (rayon's pool) when the turn is big enough. A shard that panics makes the room panic.
+fn run_shards(media: &MediaPlane, jobs: &mut [ShardJob<'_>]) {
+    let send = |job: &mut ShardJob<'_>| {
+        let mut egress = media.egress();
+        job.run(&mut |to, data| egress.push(to, &data));
+        egress.send();
+    };
+    let copies: usize = jobs.iter().map(ShardJob::copies).sum();
+    // An injected fault runs in the pool whatever the size: it is meant to be found on
+    // another thread.
+    if jobs.len() > 1 && (copies >= PARALLEL_COPIES || jobs.iter().any(ShardJob::panics)) {
+        jobs.par_iter_mut().for_each(send);
+    } else {
+        jobs.iter_mut().for_each(send);
     }
 }
 

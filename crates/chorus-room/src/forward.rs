@@ -2,100 +2,311 @@
 //! connection of a track, rewritten for each (its SSRC, payload type, and the sequence
 //! numbers and timestamps of its forwarder), straight into the connection. A copy that
 //! does not go out is counted under its [`Skip`] reason.
+//!
+//! The room decides once per packet (numbering, keyframe, who gets it) and queues it
+//! ([`EgressQueue`]), split by the subscribers' egress shards. At the end of its turn
+//! each shard runs as a [`ShardJob`]: it makes and protects its subscribers' copies and
+//! sends what its connections have waiting. Jobs share nothing mutable, so the driver
+//! runs them on every core at once; what they found (skips, keyframes wanted) goes back
+//! to the room when they are done.
 
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chorus_core::forward::DropReason;
 use chorus_core::{ConnId, ExtSeq, ExtTimestamp, Sent, TrackId, Translation};
 use rtc::rtp::header::Header;
 
-use crate::connections::Connections;
+use crate::connections::Shard;
 use crate::io::ParticipantKey;
 use crate::negotiation::TrackPhase;
 use crate::skips::{Skip, Skips};
 
-/// One packet as read from its source, in the source's (unwrapped) numbering.
-pub struct Packet<'a> {
-    pub header: &'a Header,
+/// One packet as read from its source, in the source's (unwrapped) numbering, queued
+/// for the subscribers of a track.
+pub struct Outgoing {
+    pub header: Header,
     pub seq: ExtSeq,
     pub ts: ExtTimestamp,
     pub keyframe: bool,
+    /// The down track it goes out on (a published track, or the room audio).
+    pub down: TrackId,
+    /// The published video track to ask a keyframe of when a subscriber waits for one.
+    pub keyframes_of: Option<TrackId>,
+    pub payload: Payload,
 }
 
-/// Sends `packet` on the `down` track of each of `subscribers`; `payload_for` gives the
-/// payload for a subscriber's owner (the mix differs per talker). Returns whether any
-/// of them waits for a keyframe.
-pub fn fan_out(
-    conns: &mut Connections,
-    skips: &mut Skips,
-    subscribers: &[ConnId],
-    down: &TrackId,
-    packet: &Packet<'_>,
+/// What a copy carries.
+pub enum Payload {
+    /// The same bytes for everyone (shared, never copied).
+    Shared(Bytes),
+    /// A mix frame: everyone gets the common mix but the talkers in it, who get theirs.
+    Mix(Arc<MixPayload>),
+}
+
+pub struct MixPayload {
+    pub common: Bytes,
+    pub own: Vec<(ParticipantKey, Bytes)>,
+}
+
+impl Payload {
+    fn for_owner(&self, owner: ParticipantKey) -> &Bytes {
+        match self {
+            Payload::Shared(b) => b,
+            Payload::Mix(mix) => mix
+                .own
+                .iter()
+                .find(|(k, _)| *k == owner)
+                .map_or(&mix.common, |(_, b)| b),
+        }
+    }
+}
+
+/// The packets of one turn, and which of each shard's subscribers gets each.
+#[derive(Default)]
+pub struct EgressQueue {
+    packets: Vec<Outgoing>,
+    shards: Vec<ShardQueue>,
+}
+
+#[derive(Default)]
+pub struct ShardQueue {
+    /// (packet index, range of `subscribers`)
+    items: Vec<(usize, Range<usize>)>,
+    subscribers: Vec<ConnId>,
+    /// Where the packet being queued starts in `subscribers`.
+    open: usize,
+}
+
+impl EgressQueue {
+    /// Queues `packet` for `subscribers`, each under its shard (`conn % shards`).
+    pub fn push(&mut self, packet: Outgoing, subscribers: &[ConnId], shards: usize) {
+        self.shards
+            .resize_with(shards.max(self.shards.len()), Default::default);
+        let index = self.packets.len();
+        self.packets.push(packet);
+        for q in &mut self.shards {
+            q.open = q.subscribers.len();
+        }
+        for &conn in subscribers {
+            self.shards[(conn.0 % shards as u64) as usize]
+                .subscribers
+                .push(conn);
+        }
+        for q in &mut self.shards {
+            let end = q.subscribers.len();
+            if end > q.open {
+                q.items.push((index, q.open..end));
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.packets.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.packets.clear();
+        for q in &mut self.shards {
+            q.items.clear();
+            q.subscribers.clear();
+        }
+    }
+
+    /// One job per shard, each over its own connections and its part of the queue.
+    pub fn jobs<'a>(&'a self, shards: &'a mut [Shard], now: Instant) -> Vec<ShardJob<'a>> {
+        static NONE: ShardQueue = ShardQueue {
+            items: Vec::new(),
+            subscribers: Vec::new(),
+            open: 0,
+        };
+        shards
+            .iter_mut()
+            .enumerate()
+            .map(|(i, shard)| ShardJob {
+                shard,
+                queue: self.shards.get(i).unwrap_or(&NONE),
+                packets: &self.packets,
+                now,
+                skips: Skips::default(),
+                keyframes: Vec::new(),
+                panic: false,
+            })
+            .collect()
+    }
+}
+
+/// One shard's part of a turn's egress: it owns its connections for the duration.
+pub struct ShardJob<'a> {
+    shard: &'a mut Shard,
+    queue: &'a ShardQueue,
+    packets: &'a [Outgoing],
     now: Instant,
-    payload_for: impl Fn(ParticipantKey) -> Bytes,
+    pub skips: Skips,
+    /// Published tracks some subscriber waits for a keyframe of.
+    pub keyframes: Vec<TrackId>,
+    /// Fault injection: this job panics, to prove a shard's panic is a room's panic.
+    panic: bool,
+}
+
+impl ShardJob<'_> {
+    /// Fault injection: the job panics when it runs.
+    pub fn inject_panic(&mut self) {
+        self.panic = true;
+    }
+
+    pub fn panics(&self) -> bool {
+        self.panic
+    }
+
+    /// Copies this job has to make.
+    pub fn copies(&self) -> usize {
+        self.queue.subscribers.len()
+    }
+
+    /// Makes and protects every copy, then hands each datagram its connections have
+    /// waiting (those copies, and anything else written to them) to `send`.
+    pub fn run(&mut self, send: &mut impl FnMut(SocketAddr, BytesMut)) {
+        if self.panic {
+            panic!("fault injection: an egress shard panics on request");
+        }
+        for (index, range) in &self.queue.items {
+            let packet = &self.packets[*index];
+            let mut wants_keyframe = false;
+            for &conn in &self.queue.subscribers[range.clone()] {
+                wants_keyframe |= forward_to(self.shard, &mut self.skips, conn, packet, self.now);
+            }
+            if let Some(id) = packet.keyframes_of.as_ref().filter(|_| wants_keyframe)
+                && !self.keyframes.contains(id)
+            {
+                self.keyframes.push(id.clone());
+            }
+        }
+        self.shard.flush(send);
+    }
+}
+
+/// One copy of `packet` into `conn`; true if that subscriber waits for a keyframe.
+fn forward_to(
+    shard: &mut Shard,
+    skips: &mut Skips,
+    conn: ConnId,
+    packet: &Outgoing,
+    now: Instant,
 ) -> bool {
-    let mut wants_keyframe = false;
-    for &conn in subscribers {
-        let Some(peer) = conns.get_mut(conn) else {
-            skips.count(Skip::UnknownConnection);
-            continue;
-        };
-        if !peer.ice().is_up() {
-            skips.count(Skip::NotConnected);
-            continue;
-        }
-        let Some(dt) = peer.downtracks.get_mut(down) else {
-            skips.count(Skip::NegotiationNotLive);
-            continue;
-        };
-        if dt.phase != TrackPhase::Live {
-            skips.count(Skip::NegotiationNotLive);
-            continue;
-        }
-        let header = packet.header;
+    let Some(peer) = shard.get_mut(conn) else {
+        skips.count(Skip::UnknownConnection);
+        return false;
+    };
+    if !peer.ice().is_up() {
+        skips.count(Skip::NotConnected);
+        return false;
+    }
+    let Some(dt) = peer.downtracks.get_mut(&packet.down) else {
+        skips.count(Skip::NegotiationNotLive);
+        return false;
+    };
+    if dt.phase != TrackPhase::Live {
+        skips.count(Skip::NegotiationNotLive);
+        return false;
+    }
+    let (seq, timestamp, marker) =
         match dt
             .forwarder
-            .translate(packet.seq, packet.ts, header.marker, packet.keyframe)
+            .translate(packet.seq, packet.ts, packet.header.marker, packet.keyframe)
         {
             Translation::Forward {
                 seq,
                 timestamp,
                 marker,
-            } => {
-                let mut header = header.clone();
-                header.ssrc = dt.ssrc;
-                header.payload_type = dt.payload_type;
-                header.sequence_number = seq;
-                header.timestamp = timestamp;
-                header.marker = marker;
-                if let Some(sent) = dt.sent.as_mut() {
-                    let source = packet.seq;
-                    sent.record(
-                        seq,
-                        Sent {
-                            source,
-                            timestamp,
-                            marker,
-                        },
-                    );
-                }
-                let payload = payload_for(peer.owner);
-                if peer.send_rtp(down, header, payload, now) {
-                    skips.forwarded();
-                    if peer.mark_dirty() {
-                        conns.list_dirty(conn);
-                    }
-                } else {
-                    skips.count(Skip::WriteFailed);
-                }
-            }
+            } => (seq, timestamp, marker),
             Translation::Drop(DropReason::AwaitingKeyframe) => {
                 skips.count(Skip::AwaitingKeyframe);
-                wants_keyframe = true;
+                return true;
             }
-            Translation::Drop(DropReason::BeforeSwitch) => skips.count(Skip::BeforeSwitch),
+            Translation::Drop(DropReason::BeforeSwitch) => {
+                skips.count(Skip::BeforeSwitch);
+                return false;
+            }
+        };
+    let mut header = packet.header.clone();
+    header.ssrc = dt.ssrc;
+    header.payload_type = dt.payload_type;
+    header.sequence_number = seq;
+    header.timestamp = timestamp;
+    header.marker = marker;
+    if let Some(sent) = dt.sent.as_mut() {
+        let source = packet.seq;
+        sent.record(
+            seq,
+            Sent {
+                source,
+                timestamp,
+                marker,
+            },
+        );
+    }
+    let payload = packet.payload.for_owner(peer.owner).clone();
+    if peer.send_rtp(&packet.down, header, payload, now) {
+        skips.forwarded();
+        shard.mark_dirty(conn);
+    } else {
+        skips.count(Skip::WriteFailed);
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(n: u64) -> Outgoing {
+        Outgoing {
+            header: Header::default(),
+            seq: ExtSeq(n),
+            ts: ExtTimestamp(n),
+            keyframe: false,
+            down: TrackId::named("t"),
+            keyframes_of: None,
+            payload: Payload::Shared(Bytes::new()),
         }
     }
-    wants_keyframe
+
+    #[test]
+    fn the_queue_gives_each_shard_its_own_subscribers_of_each_packet() {
+        let mut q = EgressQueue::default();
+        let ids = |v: &[u64]| v.iter().map(|&n| ConnId(n)).collect::<Vec<_>>();
+        q.push(packet(1), &ids(&[2, 3, 4, 5]), 2);
+        q.push(packet(2), &ids(&[7]), 2);
+        q.push(packet(3), &[], 2);
+        // shard → (packet seq, its subscribers)
+        let want: [&[(u64, &[u64])]; 2] = [&[(1, &[2, 4])], &[(1, &[3, 5]), (2, &[7])]];
+        for (shard, want) in q.shards.iter().zip(want) {
+            let got: Vec<(u64, Vec<ConnId>)> = shard
+                .items
+                .iter()
+                .map(|(i, r)| (q.packets[*i].seq.0, shard.subscribers[r.clone()].to_vec()))
+                .collect();
+            let want: Vec<(u64, Vec<ConnId>)> = want.iter().map(|(s, c)| (*s, ids(c))).collect();
+            assert_eq!(got, want);
+        }
+        assert_eq!(q.packets.len(), 3);
+        q.clear();
+        assert!(q.is_empty() && q.shards.iter().all(|s| s.subscribers.is_empty()));
+    }
+
+    #[test]
+    fn a_mix_gives_each_talker_its_own_and_everyone_else_the_common_mix() {
+        let mix = Payload::Mix(Arc::new(MixPayload {
+            common: Bytes::from_static(b"all"),
+            own: vec![(ParticipantKey(7), Bytes::from_static(b"minus 7"))],
+        }));
+        assert_eq!(&mix.for_owner(ParticipantKey(7))[..], b"minus 7");
+        assert_eq!(&mix.for_owner(ParticipantKey(8))[..], b"all");
+        let shared = Payload::Shared(Bytes::from_static(b"x"));
+        assert_eq!(&shared.for_owner(ParticipantKey(7))[..], b"x");
+    }
 }

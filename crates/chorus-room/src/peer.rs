@@ -127,6 +127,24 @@ impl Peer {
         }
     }
 
+    /// A connection on Chorus's own transport that nothing has happened to yet.
+    #[cfg(test)]
+    pub fn for_tests(
+        factory: &chorus_transport::PeerFactory,
+        conn: ConnId,
+        owner: ParticipantKey,
+        target: PeerTarget,
+    ) -> Self {
+        let credentials = IceCredentials {
+            ufrag: format!("ufrag{}", conn.0),
+            pwd: "a-password-of-twenty-four-chars".to_owned(),
+        };
+        let offering = target == PeerTarget::Subscriber;
+        let link = OwnLink::new(factory, credentials, conn.0, offering, Instant::now())
+            .expect("a fresh connection");
+        Self::new(conn, owner, target, Link::Own(link))
+    }
+
     /// Whether the room answers this connection's NACKs for a track of `kind` itself
     /// (video on Chorus's own transport; `rtc` answers from a history of its own).
     pub fn answers_nacks(&self, kind: MediaKind) -> bool {

@@ -32,6 +32,8 @@ pub struct RoomConfig {
     pub max_rooms: usize,
     /// A room nobody is in for this long is closed.
     pub empty_room_timeout: std::time::Duration,
+    /// Egress shards each room's connections are split over (at least 1).
+    pub egress_shards: usize,
 }
 
 impl Default for RoomConfig {
@@ -41,6 +43,7 @@ impl Default for RoomConfig {
             default_max_participants: chorus_protocol::control::MAX_PARTICIPANTS_CEILING,
             max_rooms: 1000,
             empty_room_timeout: std::time::Duration::from_secs(300),
+            egress_shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -161,6 +164,7 @@ impl RoomRegistry {
                 seed: rand::random(),
                 // Routes of all rooms share one table: each room its own id range.
                 first_conn_id: generation << 32,
+                egress_shards: inner.config.egress_shards,
                 created_at_ms: unix_ms(),
             },
             media: inner.media.clone(),
@@ -374,6 +378,18 @@ impl RoomRegistry {
         handle
             .commands
             .send(RoomCommand::Panic)
+            .await
+            .map_err(|_| RoomError::RoomClosed)
+    }
+
+    /// Makes one of a room's egress shards panic (on a thread of the shards' pool when
+    /// the room has more than one), to prove that it fails like a room.
+    #[cfg(feature = "fault-injection")]
+    pub async fn inject_shard_panic(&self, room: &str) -> Result<(), RoomError> {
+        let handle = self.handle(room)?;
+        handle
+            .commands
+            .send(RoomCommand::PanicShard)
             .await
             .map_err(|_| RoomError::RoomClosed)
     }

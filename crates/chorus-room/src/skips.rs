@@ -99,6 +99,15 @@ impl Skips {
     }
 
     /// Packets sent again to subscribers that lost them.
+    /// Adds counts made elsewhere (an egress shard's, for one run).
+    pub fn absorb(&mut self, other: &Skips) {
+        self.forwarded += other.forwarded;
+        self.resent += other.resent;
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
+            *mine += theirs;
+        }
+    }
+
     pub fn total_resent(&self) -> u64 {
         self.resent
     }

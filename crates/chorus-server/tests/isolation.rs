@@ -1,5 +1,6 @@
 //! A room that panics closes alone: its clients are told, every other room
-//! keeps forwarding, and the failed room's name can be used again.
+//! keeps forwarding, and the failed room's name can be used again. A panic in one of
+//! a room's egress shards (on another thread) is a panic of that room.
 
 mod common;
 
@@ -43,13 +44,34 @@ impl Pair {
     }
 }
 
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Room,
+    Shard,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_room_fails_alone() {
-    let (server, registry) = TestServer::start_with_registry(test_config()).await;
+    fails_alone(Fault::Room).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_egress_shard_fails_its_room_alone() {
+    fails_alone(Fault::Shard).await;
+}
+
+async fn fails_alone(fault: Fault) {
+    let mut config = test_config();
+    // More than one shard, whatever the machine: the fault must happen on a shard thread.
+    config.rooms.egress_shards = 2;
+    let (server, registry) = TestServer::start_with_registry(config).await;
     let mut x = Pair::new(&server, "x").await;
     let y = Pair::new(&server, "y").await;
 
-    registry.inject_panic("x").await.unwrap();
+    match fault {
+        Fault::Room => registry.inject_panic("x").await.unwrap(),
+        Fault::Shard => registry.inject_shard_panic("x").await.unwrap(),
+    }
 
     // Room X's clients learn that their room failed, and their sessions end.
     for p in [&mut x.first, &mut x.second] {

@@ -2,6 +2,7 @@
 //! room-audio tracks added, removed or switched on listeners' subscriber connections;
 //! the mixer's frames go out on its 20 ms ticks; speaker changes go to everyone.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use chorus_protocol::signal::{ActiveSpeaker, ROOM_AUDIO_TRACK, ServerMessage};
 
 use super::RoomCore;
 use crate::audio::{AudioFeed, FeedChange};
-use crate::forward::{Packet, fan_out};
+use crate::forward::{MixPayload, Outgoing, Payload};
 use crate::io::{ParticipantKey, Recipients};
 use crate::mixing::source;
 
@@ -81,29 +82,19 @@ impl RoomCore {
                     conns.push(conn);
                 }
             }
-            let header = rtc::rtp::header::Header {
-                version: 2,
-                ..Default::default()
-            };
-            let packet = Packet {
-                header: &header,
+            let out = Outgoing {
+                header: rtc::rtp::header::Header {
+                    version: 2,
+                    ..Default::default()
+                },
                 seq: ExtSeq(frame.seq),
                 ts: ExtTimestamp(frame.timestamp),
                 keyframe: false,
+                down: self.room_audio.clone(),
+                keyframes_of: None,
+                payload: Payload::Mix(Arc::new(MixPayload { common, own })),
             };
-            fan_out(
-                &mut self.conns,
-                &mut self.skips,
-                &conns,
-                &self.room_audio,
-                &packet,
-                now,
-                |l| {
-                    own.iter()
-                        .find(|(k, _)| *k == l)
-                        .map_or_else(|| common.clone(), |(_, b)| b.clone())
-                },
-            );
+            self.queue.push(out, &conns, self.conns.shard_count());
         }
     }
 

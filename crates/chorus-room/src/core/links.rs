@@ -48,7 +48,7 @@ impl RoomCore {
                 Link::Own(link)
             }
         };
-        let conn = self.conns.next_id();
+        let conn = self.conns.next_id(target);
         self.conns.insert(Peer::new(conn, key, target, link));
         let p = self.participants.get_mut(key).expect("caller checked");
         match target {

@@ -12,7 +12,7 @@ use chorus_protocol::MediaKind;
 use chorus_transport::{Datagram, is_control};
 
 use super::RoomCore;
-use crate::forward::{Packet, fan_out};
+use crate::forward::{Outgoing, Payload};
 use crate::peer::PeerEvent;
 use crate::skips::{MAX_MEDIA_QUEUEING, Skip};
 use crate::tracks::UpstreamBinding;
@@ -149,26 +149,17 @@ impl RoomCore {
         }
         // Audio goes out on each listener's room-audio track (here: the relays).
         let down = if audio { &self.room_audio } else { &track.id };
-        let out = Packet {
-            header: &packet.header,
+        let out = Outgoing {
+            header: packet.header,
             seq,
             ts,
             keyframe,
+            down: down.clone(),
+            keyframes_of: (!audio).then(|| track.id.clone()),
+            payload: Payload::Shared(packet.payload),
         };
-        let payload = &packet.payload;
-        let wants_keyframe = fan_out(
-            &mut self.conns,
-            &mut self.skips,
-            &track.subscribers,
-            down,
-            &out,
-            now,
-            |_| payload.clone(),
-        );
-        if wants_keyframe {
-            let id = track.id.clone();
-            self.request_keyframe(&id, now);
-        }
+        let shards = self.conns.shard_count();
+        self.queue.push(out, &track.subscribers, shards);
     }
 
     /// Asks the publisher of a video track for a keyframe, at most once per throttle

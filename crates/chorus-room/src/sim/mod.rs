@@ -108,6 +108,8 @@ impl Sim {
             local_addr: SERVER,
             seed,
             first_conn_id: 1,
+            // Two, so that every scenario splits its room like a server does.
+            egress_shards: 2,
             created_at_ms: 1_700_000_000_000,
         };
         Self {

@@ -55,6 +55,31 @@ impl Sim {
         sent
     }
 
+    /// [`Self::feed_datagram`] with the room's egress shards run at once on rayon's
+    /// pool, as the server's driver runs them on a big turn; their datagrams are
+    /// counted and dropped.
+    pub fn feed_datagram_parallel(&mut self, dg: Datagram) -> usize {
+        use rayon::prelude::*;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        self.core.handle_input(Input::Datagram(dg), self.now);
+        let sent = AtomicUsize::new(0);
+        self.core.run_egress(self.now, |jobs| {
+            jobs.par_iter_mut().for_each(|job| {
+                let mut n = 0;
+                job.run(&mut |_, _| n += 1);
+                sent.fetch_add(n, Ordering::Relaxed);
+            })
+        });
+        let mut sent = sent.into_inner();
+        while let Some(out) = self.core.poll_output() {
+            match out {
+                Output::Transmit { .. } => sent += 1,
+                other => self.apply(other),
+            }
+        }
+        sent
+    }
+
     /// [`Self::video_datagram`] fed by [`Self::feed_datagram`]: one packet of `track`
     /// forwarded; returns how many datagrams the room sent.
     pub fn step_video(&mut self, c: ClientId, track: &str) -> usize {

@@ -32,6 +32,10 @@ impl Config {
             default_max_participants: self.rooms.default_max_participants,
             max_rooms: self.rooms.max_rooms,
             empty_room_timeout: Duration::from_secs(self.rooms.empty_timeout_secs),
+            egress_shards: match self.rooms.egress_shards {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            },
         }
     }
 

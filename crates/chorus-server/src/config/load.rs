@@ -103,6 +103,9 @@ impl Config {
         if let Some(v) = var("CHORUS_MAX_ROOMS") {
             self.rooms.max_rooms = parse("CHORUS_MAX_ROOMS", &v)?;
         }
+        if let Some(v) = var("CHORUS_EGRESS_SHARDS") {
+            self.rooms.egress_shards = parse("CHORUS_EGRESS_SHARDS", &v)?;
+        }
         if let Some(v) = var("CHORUS_DEMO") {
             self.demo.enabled = parse_bool("CHORUS_DEMO", &v)?;
         }

@@ -70,6 +70,9 @@ pub struct RoomsSection {
     pub max_rooms: usize,
     /// A room nobody is in for this long is closed.
     pub empty_timeout_secs: u64,
+    /// Egress shards per room (its subscribers' sending spread over threads); 0 = one
+    /// per CPU core.
+    pub egress_shards: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,6 +132,7 @@ impl Default for RoomsSection {
             default_max_participants: rooms.default_max_participants,
             max_rooms: rooms.max_rooms,
             empty_timeout_secs: rooms.empty_room_timeout.as_secs(),
+            egress_shards: 0,
         }
     }
 }

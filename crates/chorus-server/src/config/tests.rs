@@ -70,6 +70,9 @@ fn embedded_defaults_are_the_dev_setup() {
     let defaults = RoomConfig::default();
     assert_eq!(rooms.max_rooms, defaults.max_rooms);
     assert_eq!(rooms.empty_room_timeout, defaults.empty_room_timeout);
+    // 0 in the file: one egress shard per core.
+    assert_eq!(rooms.egress_shards, defaults.egress_shards);
+    assert!(rooms.egress_shards >= 1);
     let media = config.media_config();
     let defaults = MediaConfig::default();
     assert_eq!(media.bind, defaults.bind);
@@ -150,7 +153,7 @@ type Refusal<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
 
 #[test]
 fn refusals() {
-    let cases: [Refusal; 6] = [
+    let cases: [Refusal; 7] = [
         (
             "dev secret on a public address",
             &[("CHORUS_HTTP_BIND", "0.0.0.0:7880")],
@@ -169,6 +172,11 @@ fn refusals() {
         ),
         ("bad bool", &[("CHORUS_DEMO", "maybe")], "CHORUS_DEMO"),
         ("bad url", &[("CHORUS_PUBLIC_URL", "ftp://x")], "public_url"),
+        (
+            "too many shards",
+            &[("CHORUS_EGRESS_SHARDS", "65")],
+            "rooms.egress_shards",
+        ),
     ];
     for (name, vars, want) in cases {
         let err = Config::load(None, &env(vars), &Overrides::default()).unwrap_err();

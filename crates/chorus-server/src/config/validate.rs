@@ -7,6 +7,9 @@ use chorus_transport::TransportKind;
 
 use super::sections::{Config, DEV_API_SECRET};
 
+/// More shards than any machine Chorus runs on has cores is a typo.
+const MAX_EGRESS_SHARDS: usize = 64;
+
 /// Shortest API secret accepted, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -36,6 +39,12 @@ impl Config {
         }
         if self.rooms.max_rooms == 0 {
             bail!("rooms.max_rooms must be at least 1");
+        }
+        if self.rooms.egress_shards > MAX_EGRESS_SHARDS {
+            bail!(
+                "rooms.egress_shards must be at most {MAX_EGRESS_SHARDS} (0 = one per core), got {}",
+                self.rooms.egress_shards
+            );
         }
         let m = &self.media;
         if let Err(e) = m.transport.parse::<TransportKind>() {
