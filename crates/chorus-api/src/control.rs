@@ -565,7 +565,8 @@ mod tests {
             "send_errors": 8,
             "send_syscalls": 9,
             "gso_datagrams": 10,
-            "rtcp": {"delivered": 11, "dropped": {"no_media_ssrc": 12, "unknown_ssrc": 13}},
+            "srtp_refused": 11,
+            "rtcp": {"delivered": 12, "dropped": {"no_media_ssrc": 13, "unknown_ssrc": 14}},
         });
         assert_eq!(body_json(response).await, want);
     }

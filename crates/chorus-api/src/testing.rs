@@ -185,11 +185,12 @@ pub fn media_stats() -> MediaStats {
         send_errors: 8,
         send_syscalls: 9,
         gso_datagrams: 10,
+        srtp_refused: 11,
         rtcp: RtcpStats {
-            delivered: 11,
+            delivered: 12,
             dropped: [
-                ("no_media_ssrc".to_owned(), 12),
-                ("unknown_ssrc".to_owned(), 13),
+                ("no_media_ssrc".to_owned(), 13),
+                ("unknown_ssrc".to_owned(), 14),
             ]
             .into(),
         },

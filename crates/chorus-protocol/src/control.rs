@@ -117,6 +117,9 @@ pub struct MediaStats {
     pub send_syscalls: u64,
     /// Datagrams that left inside a UDP GSO message.
     pub gso_datagrams: u64,
+    /// SRTP/SRTCP of an established connection that did not authenticate (forged, a
+    /// replay, or damaged), dropped on the I/O thread.
+    pub srtp_refused: u64,
     pub rtcp: RtcpStats,
 }
 

@@ -289,12 +289,17 @@ pub(crate) fn apply_route(
     control: &mpsc::Sender<Datagram>,
 ) {
     match change {
-        RouteChange::AddUfrag { ufrag, conn } => demux.add_ufrag(
+        RouteChange::AddUfrag {
+            ufrag,
+            conn,
+            ingress,
+        } => demux.add_ufrag(
             ufrag,
             Route {
                 conn,
                 inbox: inbox.clone(),
                 control: control.clone(),
+                ingress,
             },
         ),
         RouteChange::RemoveUfrag { ufrag, conn } => demux.remove_ufrag(&ufrag, conn),

@@ -8,7 +8,7 @@ use chorus_core::{ConnId, ParticipantId};
 use chorus_protocol::control::RoomInfo;
 use chorus_protocol::signal::{ClientFrame, ServerMessage};
 use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
-use chorus_transport::Datagram;
+use chorus_transport::{Datagram, IngressKey};
 
 use chorus_room_api::{JoinError, JoinRequest, RoomError};
 
@@ -119,7 +119,13 @@ impl Recipients {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteChange {
     /// Binding requests naming `ufrag` go to `conn`.
-    AddUfrag { ufrag: String, conn: ConnId },
+    /// Routes `ufrag` to `conn`; its SRTP is unprotected on the I/O threads with
+    /// `ingress` once keyed.
+    AddUfrag {
+        ufrag: String,
+        conn: ConnId,
+        ingress: Option<IngressKey>,
+    },
     /// `ufrag` no longer routes to `conn` (an ICE restart replaced it).
     RemoveUfrag { ufrag: String, conn: ConnId },
     /// The connection with `ufrag` authenticated a request from `addr`: route it there.

@@ -159,17 +159,28 @@ impl Peer {
         }
     }
 
-    /// Feeds one datagram; a datagram refused on the way in is counted under its reason.
+    /// Feeds one datagram (`unprotected`: plain RTP/RTCP, unprotected by the I/O thread
+    /// with [`Self::ingress_key`]); a datagram refused on the way in is counted under its
+    /// reason.
     pub fn handle_datagram(
         &mut self,
         local: SocketAddr,
         from: SocketAddr,
         at: Instant,
         data: BytesMut,
+        unprotected: bool,
     ) -> Result<(), Skip> {
         match &mut self.link {
             Link::Rtc(l) => l.handle_datagram(local, from, at, data),
-            Link::Own(l) => l.handle_datagram(from, at, data),
+            Link::Own(l) => l.handle_datagram(from, at, data, unprotected),
+        }
+    }
+
+    /// What the I/O threads unprotect this connection's SRTP with (own transport).
+    pub fn ingress_key(&self) -> Option<chorus_transport::IngressKey> {
+        match &self.link {
+            Link::Rtc(_) => None,
+            Link::Own(l) => Some(l.ingress_key().clone()),
         }
     }
 

@@ -138,6 +138,7 @@ impl RoomRegistry {
             send_errors: get(&c.send_errors),
             send_syscalls: get(&c.send_syscalls),
             gso_datagrams: get(&c.gso_datagrams),
+            srtp_refused: get(&c.srtp_refused),
             rtcp: RtcpStats {
                 delivered: rtcp.delivered(),
                 // Every reason, zeros included, so a reader sees what can be dropped.
@@ -438,6 +439,7 @@ mod tests {
             (&c.send_errors, 8),
             (&c.send_syscalls, 9),
             (&c.gso_datagrams, 10),
+            (&c.srtp_refused, 11),
         ];
         for (counter, n) in counters {
             counter.fetch_add(n, Ordering::Relaxed);
@@ -454,8 +456,9 @@ mod tests {
             stats.send_errors,
             stats.send_syscalls,
             stats.gso_datagrams,
+            stats.srtp_refused,
         ];
-        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
         assert_eq!(stats.rtcp.delivered, 0);
         let reasons: Vec<&str> = stats.rtcp.dropped.keys().map(String::as_str).collect();
         assert_eq!(reasons, ["no_media_ssrc", "unknown_ssrc"]);

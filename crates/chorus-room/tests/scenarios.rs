@@ -519,3 +519,20 @@ on_both_transports!(
     permissions_take_tracks_away,
     loss_on_a_downlink_is_repaired,
 );
+
+/// A publisher's SRTP is unprotected where it arrives (the demultiplexer, on an I/O
+/// thread in the server), not in the room: what reaches the room is plain RTP, and the
+/// room forwards it.
+#[test]
+fn publishers_srtp_is_unprotected_before_it_reaches_the_room() {
+    let mut sim = Sim::new(1);
+    let publisher = sim.join("publisher");
+    let subscriber = sim.join("subscriber");
+    let video = sim.publish_video(publisher);
+    sim.run_for(ms(1000));
+    assert!(!sim.rtp(subscriber, &video).is_empty(), "video flows");
+    let dg = sim.video_datagram(publisher, &video);
+    assert!(dg.unprotected, "unprotected on the way in");
+    assert_eq!(dg.data[0] >> 6, 2, "plain RTP, version 2");
+    assert_eq!(sim.feed_datagram(dg), 1, "forwarded to the subscriber");
+}

@@ -17,6 +17,8 @@ pub struct MediaCounters {
     /// (counted by the connection's owner).
     pub stun_bad_integrity: AtomicU64,
     pub inbox_full: AtomicU64,
+    /// SRTP/SRTCP of a keyed connection that did not authenticate on the I/O thread.
+    pub srtp_refused: AtomicU64,
     /// Datagrams handed to the kernel.
     pub sent: AtomicU64,
     /// Datagrams refused for good (unreachable, too large, …).

@@ -9,6 +9,7 @@ use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
+use crate::ingress::{IngressError, IngressKey};
 use crate::stun;
 
 /// One received datagram, tagged with the connection it belongs to.
@@ -18,6 +19,9 @@ pub struct Datagram {
     pub from: SocketAddr,
     pub at: Instant,
     pub data: BytesMut,
+    /// SRTP/SRTCP already unprotected on the I/O thread with the connection's
+    /// [`IngressKey`]: `data` is plain RTP/RTCP, and authentic.
+    pub unprotected: bool,
 }
 
 /// Where a connection's datagrams go: handshakes and keepalives (STUN, DTLS) on their
@@ -30,6 +34,8 @@ pub struct Route {
     pub inbox: mpsc::Sender<Datagram>,
     /// STUN and DTLS.
     pub control: mpsc::Sender<Datagram>,
+    /// Unprotects the connection's SRTP here, once keyed (none: its owner does).
+    pub ingress: Option<IngressKey>,
 }
 
 /// Whether a datagram keeps a connection alive rather than carrying media: STUN
@@ -60,6 +66,9 @@ pub enum Delivery {
     InboxFull,
     /// The owner is gone; its routes were removed.
     OwnerGone,
+    /// SRTP or SRTCP of a keyed connection that did not authenticate (forged, a replay,
+    /// or damaged).
+    SrtpRefused,
 }
 
 impl Demux {
@@ -120,7 +129,16 @@ impl Demux {
             },
         };
         let conn = route.conn;
-        let queue = if is_control(&data) {
+        let control = is_control(&data);
+        let (data, unprotected) = match &route.ingress {
+            Some(key) if matches!(data.first(), Some(128..=191)) => match key.unprotect(&data) {
+                Ok(plain) => (plain, true),
+                Err(IngressError::NotKeyed) => (data, false),
+                Err(IngressError::Refused) => return Delivery::SrtpRefused,
+            },
+            _ => (data, false),
+        };
+        let queue = if control {
             &route.control
         } else {
             &route.inbox
@@ -130,6 +148,7 @@ impl Demux {
             from,
             at,
             data,
+            unprotected,
         }) {
             Ok(()) => Delivery::Delivered,
             Err(TrySendError::Full(_)) => Delivery::InboxFull,
@@ -154,6 +173,7 @@ mod tests {
             conn: ConnId(conn),
             inbox,
             control,
+            ingress: None,
         };
         (route, inbox_rx, control_rx)
     }
@@ -291,6 +311,44 @@ mod tests {
         assert_eq!(demux.routes(), (2, 0), "only the owner removes its ufrag");
         demux.remove_conn("ua", ConnId(1), [addr(1)]);
         assert_eq!(demux.routes(), (1, 0));
+    }
+
+    /// A keyed route's SRTP is unprotected on the way through; forged SRTP goes no
+    /// further; an unkeyed route and control datagrams pass as they came.
+    #[test]
+    fn srtp_is_unprotected_on_the_io_thread_once_keyed() {
+        use crate::ingress::tests::{pair, rtp};
+        let demux = Demux::default();
+        let (mut sender, key) = pair();
+        let (mut keyed, mut keyed_in, mut keyed_ctl) = route(1);
+        keyed.ingress = Some(key);
+        let (mut unkeyed, mut unkeyed_in, _) = route(2);
+        unkeyed.ingress = Some(IngressKey::default());
+        demux.add_ufrag("ua".into(), keyed);
+        demux.add_ufrag("ub".into(), unkeyed);
+        assert!(demux.confirm_addr(addr(1), "ua"));
+        assert!(demux.confirm_addr(addr(2), "ub"));
+        let now = Instant::now();
+        let mut srtp = |seq| BytesMut::from(&sender.encrypt_rtp(&rtp(seq)).unwrap()[..]);
+        let (one, two) = (srtp(1), srtp(2));
+        let mut forged = two.clone();
+        forged[12] ^= 0x55;
+
+        assert_eq!(demux.deliver(addr(1), now, one), Delivery::Delivered);
+        let dg = keyed_in.try_recv().expect("delivered");
+        assert!(dg.unprotected);
+        assert_eq!(&dg.data[..], &rtp(1)[..]);
+        assert_eq!(demux.deliver(addr(1), now, forged), Delivery::SrtpRefused);
+        assert!(keyed_in.try_recv().is_err(), "forged SRTP goes no further");
+        let dtls = BytesMut::from(&[22u8, 0xfe, 0xfd][..]);
+        assert_eq!(demux.deliver(addr(1), now, dtls), Delivery::Delivered);
+        assert!(!keyed_ctl.try_recv().expect("DTLS to control").unprotected);
+
+        let before = two.clone();
+        assert_eq!(demux.deliver(addr(2), now, two), Delivery::Delivered);
+        let dg = unkeyed_in.try_recv().expect("delivered");
+        assert!(!dg.unprotected, "not keyed yet: its owner unprotects it");
+        assert_eq!(dg.data, before);
     }
 
     #[test]

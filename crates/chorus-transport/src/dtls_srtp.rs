@@ -76,8 +76,8 @@ struct Keyed {
     sender: SrtpSender,
     /// Protects the RTCP this end sends.
     local: Context,
-    /// Unprotects what the peer sends.
-    remote: Context,
+    /// Unprotects what the peer sends, until its owner takes it ([`DtlsSrtp::take_remote`]).
+    remote: Option<Context>,
 }
 
 /// What a datagram did to the association.
@@ -254,7 +254,7 @@ impl DtlsSrtp {
             sender: SrtpSender::new(profile, local.0, local.1, crypto)
                 .map_err(|e| DtlsError::Keys(e.to_string()))?,
             local: context(local)?,
-            remote: context(remote)?,
+            remote: Some(context(remote)?),
         })
     }
 
@@ -340,9 +340,21 @@ impl DtlsSrtp {
         self.keyed.as_ref().map(|k| k.sender.rtp_overhead())
     }
 
+    /// The context that unprotects what the peer sends, for its owner to use elsewhere
+    /// (on the I/O threads); the association's own `unprotect_*` refuse from then on.
+    pub fn take_remote(&mut self) -> Option<Context> {
+        self.keyed.as_mut()?.remote.take()
+    }
+
+    fn remote(&mut self) -> Result<&mut Context, DtlsError> {
+        self.keys()?
+            .remote
+            .as_mut()
+            .ok_or(DtlsError::NotEstablished)
+    }
+
     pub fn unprotect_rtp(&mut self, packet: &[u8]) -> Result<BytesMut, DtlsError> {
-        let k = self.keys()?;
-        k.remote
+        self.remote()?
             .decrypt_rtp(packet)
             .map_err(|e| DtlsError::Srtp(e.to_string()))
     }
@@ -355,8 +367,7 @@ impl DtlsSrtp {
     }
 
     pub fn unprotect_rtcp(&mut self, packet: &[u8]) -> Result<BytesMut, DtlsError> {
-        let k = self.keys()?;
-        k.remote
+        self.remote()?
             .decrypt_rtcp(packet)
             .map_err(|e| DtlsError::Srtp(e.to_string()))
     }

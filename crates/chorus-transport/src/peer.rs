@@ -151,6 +151,7 @@ impl PeerFactory {
             candidate: self.announce,
             credentials,
             session_id,
+            ingress: crate::IngressKey::default(),
         }
     }
 

@@ -229,6 +229,7 @@ impl MediaPlane {
             unroutable_unknown_ufrag = get(&c.unroutable_unknown_ufrag),
             stun_bad_integrity = get(&c.stun_bad_integrity),
             inbox_full = get(&c.inbox_full),
+            srtp_refused = get(&c.srtp_refused),
             sent = get(&c.sent),
             send_syscalls = get(&c.send_syscalls),
             gso_datagrams = get(&c.gso_datagrams),
@@ -326,6 +327,9 @@ fn receive_loop(inner: &Inner, socket: UdpSocket) {
                     }
                     Delivery::InboxFull => {
                         c.inbox_full.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Delivery::SrtpRefused => {
+                        c.srtp_refused.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }

@@ -25,6 +25,7 @@ use thiserror::Error;
 
 use crate::dtls_srtp::{DtlsError, DtlsEvent, DtlsSrtp, DtlsSrtpConfig, SrtpProfile};
 use crate::ice::{IceCredentials, IceEvent, IceLite, LivenessConfig, StunCheck};
+use crate::ingress::{IngressKey, is_rtcp};
 use sdp::{Remote, SdpError};
 
 #[derive(Debug, Error)]
@@ -53,6 +54,9 @@ pub struct Accept<'a> {
     /// The server's ICE credentials for this connection (drawn by the caller).
     pub credentials: IceCredentials,
     pub session_id: u64,
+    /// The connection's ingress key (see [`ServerConnection::ingress_key`]); the caller may
+    /// hand it to the demultiplexer before the connection exists.
+    pub ingress: IngressKey,
 }
 
 /// Media that arrived and decrypted.
@@ -107,6 +111,9 @@ pub struct ServerConnection {
     /// The server's `a=setup` in its answers.
     setup: &'static str,
     transmits: VecDeque<(SocketAddr, BytesMut)>,
+    /// Unprotects SRTP/SRTCP from the client, here or on the I/O threads (keyed when
+    /// DTLS completes).
+    ingress: IngressKey,
     received: VecDeque<Received>,
     events: VecDeque<ConnectionEvent>,
 }
@@ -128,6 +135,7 @@ impl ServerConnection {
             offered: false,
             setup: "passive",
             transmits: VecDeque::new(),
+            ingress: params.ingress.clone(),
             received: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -199,21 +207,46 @@ impl ServerConnection {
             },
             Some(20..=63) => self.handle_dtls(from, data, now),
             Some(128..=191) => {
-                // RFC 5761: RTCP packet types 192–223 sit where RTP has marker + type.
-                let rtcp = data.get(1).is_some_and(|b| (192..=223).contains(b));
-                let dtls = self.dtls.as_mut().ok_or(Refused::Srtp)?;
-                let plain = if rtcp {
-                    dtls.unprotect_rtcp(&data).map(Received::Rtcp)
-                } else {
-                    dtls.unprotect_rtp(&data).map(Received::Rtp)
-                };
-                let plain = plain.map_err(|_| Refused::Srtp)?;
-                self.ice.heard(from, now);
-                self.received.push_back(plain);
+                if self.dead {
+                    return Err(Refused::Srtp);
+                }
+                let plain = self.ingress.unprotect(&data).map_err(|_| Refused::Srtp)?;
+                self.accept_plain(from, plain, now);
                 Ok(())
             }
             _ => Err(Refused::Unknown),
         }
+    }
+
+    /// Feeds RTP or RTCP that the I/O thread already unprotected with this connection's
+    /// [`Self::ingress_key`]: it authenticated, so it counts as the client being there.
+    pub fn handle_unprotected(
+        &mut self,
+        from: SocketAddr,
+        plain: BytesMut,
+        now: Instant,
+    ) -> Result<(), Refused> {
+        if self.dead || !matches!(plain.first(), Some(128..=191)) {
+            return Err(Refused::Srtp);
+        }
+        self.accept_plain(from, plain, now);
+        self.pull_ice();
+        Ok(())
+    }
+
+    fn accept_plain(&mut self, from: SocketAddr, plain: BytesMut, now: Instant) {
+        self.ice.heard(from, now);
+        self.received.push_back(if is_rtcp(&plain) {
+            Received::Rtcp(plain)
+        } else {
+            Received::Rtp(plain)
+        });
+    }
+
+    /// The key the demultiplexer unprotects this connection's SRTP with on the I/O
+    /// threads, once DTLS has set it.
+    pub fn ingress_key(&self) -> &IngressKey {
+        &self.ingress
     }
 
     fn handle_dtls(
@@ -232,6 +265,9 @@ impl ServerConnection {
         self.flush_dtls();
         match outcome {
             Ok(Some(DtlsEvent::Established(profile))) => {
+                if let Some(remote) = self.dtls.as_mut().and_then(DtlsSrtp::take_remote) {
+                    self.ingress.set(remote);
+                }
                 self.pull_ice();
                 self.events.push_back(ConnectionEvent::Connected(profile));
                 self.ice.connected(now);

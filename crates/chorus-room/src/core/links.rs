@@ -95,8 +95,12 @@ impl RoomCore {
             self.outputs
                 .push_back(Output::Route(RouteChange::RemoveUfrag { ufrag: old, conn }));
         }
-        self.outputs
-            .push_back(Output::Route(RouteChange::AddUfrag { ufrag: new, conn }));
+        let ingress = peer.ingress_key();
+        self.outputs.push_back(Output::Route(RouteChange::AddUfrag {
+            ufrag: new,
+            conn,
+            ingress,
+        }));
     }
 
     /// The connection's DTLS came up (and with it SRTP): logged and counted once.

@@ -29,7 +29,9 @@ impl RoomCore {
             self.skips.count(Skip::UnknownConnection);
             return;
         };
-        if let Err(skip) = peer.handle_datagram(self.local_addr, dg.from, dg.at.min(now), dg.data) {
+        let at = dg.at.min(now);
+        let handled = peer.handle_datagram(self.local_addr, dg.from, at, dg.data, dg.unprotected);
+        if let Err(skip) = handled {
             self.skips.count(skip);
             return;
         }

@@ -21,7 +21,9 @@ use chorus_transport::rtcp::{self, Feedback, twcc};
 use chorus_transport::webrtc::{
     ConnectionEvent, Received, Refused, ServerConnection, sdp::RemoteMedia,
 };
-use chorus_transport::{IceCredentials, IceLite, MAX_RTP_OVERHEAD, PeerFactory, StunCheck};
+use chorus_transport::{
+    IceCredentials, IceLite, IngressKey, MAX_RTP_OVERHEAD, PeerFactory, StunCheck,
+};
 use rtc::rtp::header::Header;
 use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
 
@@ -52,6 +54,9 @@ pub struct OwnLink {
     session_id: u64,
     /// Stands in for the connection's paths until a publisher connection exists.
     idle: IceLite,
+    /// Handed to the demultiplexer with the first route, before a publisher connection
+    /// exists, and to the connection when it is made.
+    ingress: IngressKey,
     /// Publisher side: the client's stream of each media SSRC (from its SDP, or learned
     /// from the MID extension), and of each mid.
     by_ssrc: HashMap<u32, UpStream>,
@@ -86,8 +91,10 @@ impl OwnLink {
         offering: bool,
         now: Instant,
     ) -> Result<Self, SdpFailed> {
+        let ingress = IngressKey::default();
         let conn = if offering {
-            let params = factory.accept_params(credentials.clone(), session_id);
+            let mut params = factory.accept_params(credentials.clone(), session_id);
+            params.ingress = ingress.clone();
             Some(ServerConnection::offering(params, now).map_err(SdpFailed::of)?)
         } else {
             None
@@ -98,6 +105,7 @@ impl OwnLink {
             credentials,
             session_id,
             idle: factory.idle_ice(now),
+            ingress,
             by_ssrc: HashMap::new(),
             by_mid: HashMap::new(),
             mid_ext: None,
@@ -117,17 +125,27 @@ impl OwnLink {
         self.conn.as_ref().map_or(&self.idle, ServerConnection::ice)
     }
 
+    pub fn ingress_key(&self) -> &IngressKey {
+        &self.ingress
+    }
+
     pub fn handle_datagram(
         &mut self,
         from: SocketAddr,
         at: Instant,
         data: BytesMut,
+        unprotected: bool,
     ) -> Result<(), Skip> {
         let Some(conn) = self.conn.as_mut() else {
             return Err(Skip::NotConnected);
         };
         self.arrived = Some(at);
-        match conn.handle_datagram(from, data, at) {
+        let handled = if unprotected {
+            conn.handle_unprotected(from, data, at)
+        } else {
+            conn.handle_datagram(from, data, at)
+        };
+        match handled {
             Ok(()) => Ok(()),
             Err(Refused::Stun(StunCheck::BadIntegrity)) => Err(Skip::StunBadIntegrity),
             Err(Refused::Stun(_)) => Err(Skip::StunRejected),
@@ -250,9 +268,10 @@ impl OwnLink {
         let answer = match self.conn.as_mut() {
             Some(conn) => conn.reanswer(offer, fresh, now).map_err(SdpFailed::of)?,
             None => {
-                let params = self
+                let mut params = self
                     .factory
                     .accept_params(self.credentials.clone(), self.session_id);
+                params.ingress = self.ingress.clone();
                 let (conn, answer) =
                     ServerConnection::accept(offer, params, now).map_err(SdpFailed::of)?;
                 self.conn = Some(conn);

@@ -44,7 +44,7 @@ impl SrtpProfile {
         SrtpProfile::ALL.into_iter().find(|s| s.dtls() == p)
     }
 
-    pub(super) fn srtp(self) -> ProtectionProfile {
+    pub(crate) fn srtp(self) -> ProtectionProfile {
         match self {
             SrtpProfile::AeadAes128Gcm => ProtectionProfile::AeadAes128Gcm,
             SrtpProfile::Aes128CmHmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,

@@ -100,6 +100,7 @@ fn params(dtls: &DtlsSrtpConfig) -> Accept<'_> {
         candidate: SERVER,
         credentials: credentials("srvufrag"),
         session_id: 42,
+        ingress: Default::default(),
     }
 }
 
