@@ -34,6 +34,15 @@ impl<P> PacketHistory<P> {
         self.slots[i] = Some((seq, packet));
     }
 
+    /// The packet kept whose extended number ends in the 32 bits `low`, with that number:
+    /// a subscriber's map keeps only the low bits (the history is far shorter than 2³²).
+    pub fn find_low32(&self, low: u32) -> Option<(ExtSeq, &P)> {
+        match &self.slots[(low as usize) & (self.slots.len() - 1)] {
+            Some((s, p)) if s.0 as u32 == low => Some((*s, p)),
+            _ => None,
+        }
+    }
+
     /// The packet sent as `seq`, if it is still kept.
     pub fn get(&self, seq: ExtSeq) -> Option<&P> {
         match &self.slots[self.slot(seq)] {
@@ -65,32 +74,27 @@ pub enum Repair {
     Expired,
 }
 
-/// One slot, laid out in 24 bytes (a `Sent` and an `Option<Instant>` took 40): the
-/// resend time is kept as nanoseconds after the map's first resend.
-#[derive(Debug, Clone, Copy)]
+/// One slot, laid out in 16 bytes (a `Sent` and an `Option<Instant>` took 40): the source
+/// packet by the low 32 bits of its number (the history finds the rest), the resend time
+/// in milliseconds after the map's first resend (wrapping: only gaps of well under 49
+/// days are ever compared).
+#[derive(Debug, Clone, Copy, Default)]
 struct Entry {
-    source: u64,
-    resent_ns: u64,
+    source: u32,
+    resent_ms: u32,
     timestamp: u32,
     seq: u16,
-    marker: bool,
-    resent: bool,
+    flags: u8,
 }
 
-impl Entry {
-    fn sent(&self) -> Sent {
-        Sent {
-            source: ExtSeq(self.source),
-            timestamp: self.timestamp,
-            marker: self.marker,
-        }
-    }
-}
+const RECORDED: u8 = 1;
+const MARKER: u8 = 2;
+const RESENT: u8 = 4;
 
 /// One subscriber's sent sequence numbers → what they carried, for the last `capacity`.
 #[derive(Debug, Clone)]
 pub struct NackMap {
-    slots: Vec<Option<Entry>>,
+    slots: Vec<Entry>,
     /// Least time between two copies of one packet.
     resend_gap: Duration,
     /// What resend times count from: the first one (the room's clock only goes forward).
@@ -103,7 +107,7 @@ impl NackMap {
     pub fn new(capacity: usize, resend_gap: Duration) -> Self {
         let capacity = capacity.clamp(1, 1 << 15).next_power_of_two();
         Self {
-            slots: vec![None; capacity],
+            slots: vec![Entry::default(); capacity],
             resend_gap,
             epoch: None,
         }
@@ -116,39 +120,40 @@ impl NackMap {
     /// Notes what went out as `seq`.
     pub fn record(&mut self, seq: u16, sent: Sent) {
         let i = self.slot(seq);
-        self.slots[i] = Some(Entry {
-            source: sent.source.0,
-            resent_ns: 0,
+        self.slots[i] = Entry {
+            source: sent.source.0 as u32,
+            resent_ms: 0,
             timestamp: sent.timestamp,
             seq,
-            marker: sent.marker,
-            resent: false,
-        });
+            flags: RECORDED | if sent.marker { MARKER } else { 0 },
+        };
     }
 
     /// How to answer a NACK of `seq` at `now`, given the track's history.
     pub fn repair<P>(&mut self, seq: u16, history: &PacketHistory<P>, now: Instant) -> Repair {
-        let gap = self.resend_gap;
+        let gap = self.resend_gap.as_millis();
         let i = self.slot(seq);
-        let Some(entry) = self.slots[i].as_mut().filter(|e| e.seq == seq) else {
+        let entry = &mut self.slots[i];
+        if entry.flags & RECORDED == 0 || entry.seq != seq {
             return Repair::Unknown;
-        };
-        if history.get(ExtSeq(entry.source)).is_none() {
+        }
+        let Some((source, _)) = history.find_low32(entry.source) else {
             return Repair::Expired;
-        }
+        };
         let epoch = *self.epoch.get_or_insert(now);
-        if entry.resent {
-            let at = epoch + Duration::from_nanos(entry.resent_ns);
-            if now.saturating_duration_since(at) < gap {
-                return Repair::TooSoon;
-            }
+        let now_ms = now.saturating_duration_since(epoch).as_millis() as u32;
+        if entry.flags & RESENT != 0 && u128::from(now_ms.wrapping_sub(entry.resent_ms)) < gap {
+            return Repair::TooSoon;
         }
-        entry.resent = true;
-        entry.resent_ns =
-            u64::try_from(now.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX);
+        entry.flags |= RESENT;
+        entry.resent_ms = now_ms;
         Repair::Resend {
             seq,
-            sent: entry.sent(),
+            sent: Sent {
+                source,
+                timestamp: entry.timestamp,
+                marker: entry.flags & MARKER != 0,
+            },
         }
     }
 }
@@ -185,9 +190,31 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_takes_24_bytes() {
+    fn a_map_finds_source_numbers_past_32_bits() {
+        let far = ExtSeq((3 << 32) | 7);
+        let mut history = PacketHistory::new(8);
+        history.insert(far, ());
+        assert_eq!(history.find_low32(7), Some((far, &())));
+        assert_eq!(history.find_low32(15), None, "same slot, other number");
+        let mut map = NackMap::new(8, Duration::from_millis(100));
+        let first = Sent {
+            source: far,
+            timestamp: 9,
+            marker: true,
+        };
+        map.record(3, first);
+        let now = Instant::now();
+        let want = Repair::Resend {
+            seq: 3,
+            sent: first,
+        };
+        assert_eq!(map.repair(3, &history, now), want);
+    }
+
+    #[test]
+    fn a_slot_takes_16_bytes() {
         // 512 of them per video track per subscriber.
-        assert_eq!(std::mem::size_of::<Option<Entry>>(), 24);
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
     }
 
     #[test]
