@@ -129,7 +129,22 @@ impl Demux {
             },
         };
         let conn = route.conn;
-        let control = is_control(&data);
+        let queue = if is_control(&data) {
+            &route.control
+        } else {
+            &route.inbox
+        };
+        // A place in the inbox first: what is unprotected is marked in the replay window,
+        // and a packet dropped here must stay acceptable when the client resends it.
+        let permit = match queue.try_reserve() {
+            Ok(permit) => permit,
+            Err(TrySendError::Full(())) => return Delivery::InboxFull,
+            Err(TrySendError::Closed(())) => {
+                self.by_addr.retain(|_, r| r.conn != conn);
+                self.by_ufrag.retain(|_, r| r.conn != conn);
+                return Delivery::OwnerGone;
+            }
+        };
         let (data, unprotected) = match &route.ingress {
             Some(key) if matches!(data.first(), Some(128..=191)) => match key.unprotect(&data) {
                 Ok(plain) => (plain, true),
@@ -138,26 +153,14 @@ impl Demux {
             },
             _ => (data, false),
         };
-        let queue = if control {
-            &route.control
-        } else {
-            &route.inbox
-        };
-        match queue.try_send(Datagram {
+        permit.send(Datagram {
             conn,
             from,
             at,
             data,
             unprotected,
-        }) {
-            Ok(()) => Delivery::Delivered,
-            Err(TrySendError::Full(_)) => Delivery::InboxFull,
-            Err(TrySendError::Closed(_)) => {
-                self.by_addr.retain(|_, r| r.conn != conn);
-                self.by_ufrag.retain(|_, r| r.conn != conn);
-                Delivery::OwnerGone
-            }
-        }
+        });
+        Delivery::Delivered
     }
 }
 
@@ -349,6 +352,36 @@ mod tests {
         let dg = unkeyed_in.try_recv().expect("delivered");
         assert!(!dg.unprotected, "not keyed yet: its owner unprotects it");
         assert_eq!(dg.data, before);
+    }
+
+    /// A packet dropped because the room's inbox is full was never unprotected: when
+    /// the client resends it (a NACK), it is no replay.
+    #[test]
+    fn a_packet_dropped_at_a_full_inbox_is_taken_when_resent() {
+        use crate::ingress::tests::{pair, rtp};
+        let demux = Demux::default();
+        let (mut sender, key) = pair();
+        let (inbox, mut inbox_rx) = mpsc::channel(1);
+        let (control, _control_rx) = mpsc::channel(1);
+        let route = Route {
+            conn: ConnId(1),
+            inbox,
+            control,
+            ingress: Some(key),
+        };
+        demux.add_ufrag("ua".into(), route);
+        assert!(demux.confirm_addr(addr(1), "ua"));
+        let now = Instant::now();
+        let one = BytesMut::from(&sender.encrypt_rtp(&rtp(1)).unwrap()[..]);
+        let two = BytesMut::from(&sender.encrypt_rtp(&rtp(2)).unwrap()[..]);
+        assert_eq!(demux.deliver(addr(1), now, one), Delivery::Delivered);
+        assert_eq!(
+            demux.deliver(addr(1), now, two.clone()),
+            Delivery::InboxFull
+        );
+        inbox_rx.try_recv().expect("the first");
+        assert_eq!(demux.deliver(addr(1), now, two), Delivery::Delivered);
+        assert_eq!(&inbox_rx.try_recv().expect("resent").data[..], &rtp(2)[..]);
     }
 
     #[test]
