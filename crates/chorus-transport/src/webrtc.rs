@@ -9,6 +9,7 @@
 //! Rooms do not use it yet: it is the base the media path will be moved onto, tested
 //! against `rtc`'s full `RTCPeerConnection` as the client.
 
+pub mod datachannel;
 mod negotiation;
 pub mod sdp;
 #[cfg(test)]
@@ -23,8 +24,11 @@ use bytes::BytesMut;
 use rtc::crypto::RTCCryptoProvider;
 use thiserror::Error;
 
-use crate::dtls_srtp::{DtlsError, DtlsEvent, DtlsSrtp, DtlsSrtpConfig, SrtpProfile};
+use crate::dtls_srtp::{DtlsError, DtlsEvent, DtlsRole, DtlsSrtp, DtlsSrtpConfig, SrtpProfile};
 use crate::ice::{IceCredentials, IceEvent, IceLite, LivenessConfig, StunCheck};
+pub use datachannel::{
+    ChannelEvent, ChannelId, DataChannels, DataCounters, DataError, Reliability,
+};
 use sdp::{Remote, SdpError};
 
 #[derive(Debug, Error)]
@@ -85,6 +89,8 @@ pub enum ConnectionEvent {
     Failed(String),
     /// A decision of the connection's IceLite (routes, path switch, liveness), passed through.
     Ice(IceEvent),
+    /// A data channel opened, carried a message, or closed.
+    Channel(ChannelEvent),
 }
 
 pub struct ServerConnection {
@@ -106,6 +112,12 @@ pub struct ServerConnection {
     offered: bool,
     /// The server's `a=setup` in its answers.
     setup: &'static str,
+    /// The server's DTLS role, once known; the DTLS client is the SCTP client too.
+    role: Option<DtlsRole>,
+    /// The data channels, once a description both sides agreed on carries them.
+    data: Option<DataChannels>,
+    /// A subscriber connection whose offers carry a data channel m-section.
+    offers_data: bool,
     transmits: VecDeque<(SocketAddr, BytesMut)>,
     received: VecDeque<Received>,
     events: VecDeque<ConnectionEvent>,
@@ -127,6 +139,9 @@ impl ServerConnection {
             remote: None,
             offered: false,
             setup: "passive",
+            role: None,
+            data: None,
+            offers_data: false,
             transmits: VecDeque::new(),
             received: VecDeque::new(),
             events: VecDeque::new(),
@@ -235,6 +250,9 @@ impl ServerConnection {
                 self.pull_ice();
                 self.events.push_back(ConnectionEvent::Connected(profile));
                 self.ice.connected(now);
+                if let Some(data) = self.data.as_mut() {
+                    data.start(now);
+                }
             }
             Ok(Some(DtlsEvent::Closed)) => {
                 self.fail("the client closed the DTLS association".to_owned());
@@ -248,6 +266,7 @@ impl ServerConnection {
             }
         }
         self.ice.heard(from, now);
+        self.pump_data(now);
         Ok(())
     }
 
@@ -256,7 +275,103 @@ impl ServerConnection {
             self.dead = true;
             self.pull_ice();
             self.events.push_back(ConnectionEvent::Failed(why));
+            if let Some(data) = self.data.as_mut() {
+                data.lost();
+            }
+            self.pump_data_events();
         }
+    }
+
+    /// Moves SCTP both ways through DTLS: what the client sent into the data channels,
+    /// what they send out as application data; then their events into the queue.
+    fn pump_data(&mut self, now: Instant) {
+        let Some(dtls) = self.dtls.as_mut() else {
+            return;
+        };
+        let Some(data) = self.data.as_mut() else {
+            // Not negotiated: nothing reads it.
+            while dtls.poll_application_data().is_some() {}
+            return;
+        };
+        while let Some(packet) = dtls.poll_application_data() {
+            data.handle_data(packet, now);
+        }
+        if dtls.profile().is_some() && !self.dead {
+            while let Some(packets) = data.poll_transmit(now) {
+                for packet in packets {
+                    // Fails only once DTLS is closed; SCTP retransmits what is lost.
+                    let _ = dtls.send_application_data(&packet, now);
+                }
+            }
+        }
+        self.pump_data_events();
+        self.flush_dtls();
+    }
+
+    fn pump_data_events(&mut self) {
+        if let Some(data) = self.data.as_mut() {
+            while let Some(e) = data.poll_event() {
+                self.events.push_back(ConnectionEvent::Channel(e));
+            }
+        }
+    }
+
+    /// Opens a data channel of the server's; [`ChannelEvent::Opened`] follows when the
+    /// client acknowledges it. `max_retransmits: Some(0)` makes it unreliable (each
+    /// message sent once); pair it with `ordered: false` for unreliable-unordered.
+    pub fn open_channel(
+        &mut self,
+        label: &str,
+        ordered: bool,
+        max_retransmits: Option<u16>,
+        now: Instant,
+    ) -> Result<ChannelId, DataError> {
+        let data = self.live_data()?;
+        let id = data.open(label, ordered, max_retransmits, now)?;
+        self.pump_data(now);
+        Ok(id)
+    }
+
+    /// Sends one message on an open channel: binary, or text (`binary: false`, UTF-8).
+    /// Refused, and counted, when over the advertised `a=max-message-size` or when the
+    /// connection's send buffer is full.
+    pub fn send_data(
+        &mut self,
+        id: ChannelId,
+        binary: bool,
+        message: &[u8],
+        now: Instant,
+    ) -> Result<(), DataError> {
+        self.live_data()?.send(id, binary, message, now)?;
+        self.pump_data(now);
+        Ok(())
+    }
+
+    /// Closes a channel (its stream is reset); [`ChannelEvent::Closed`] follows.
+    pub fn close_channel(&mut self, id: ChannelId, now: Instant) -> Result<(), DataError> {
+        self.live_data()?.close_channel(id, now)?;
+        self.pump_data(now);
+        Ok(())
+    }
+
+    fn live_data(&mut self) -> Result<&mut DataChannels, DataError> {
+        match self.data.as_mut() {
+            Some(data) if !self.dead => Ok(data),
+            _ => Err(DataError::NotConnected),
+        }
+    }
+
+    /// Whether the descriptions agreed on data channels.
+    pub fn has_data_channels(&self) -> bool {
+        self.data.is_some()
+    }
+
+    /// What the data channels refused or dropped so far.
+    pub fn data_counters(&self) -> DataCounters {
+        self.data
+            .as_ref()
+            .map(DataChannels::counters)
+            .unwrap_or_default()
     }
 
     /// DTLS records go to the path the client nominated; before it nominated one, they wait.
@@ -287,6 +402,10 @@ impl ServerConnection {
             self.fail(e.to_string());
             outcome = Err(e.into());
         }
+        if let Some(data) = self.data.as_mut().filter(|_| !self.dead) {
+            data.handle_timeout(now);
+        }
+        self.pump_data(now);
         self.flush_dtls();
         self.pull_ice();
         outcome
@@ -298,7 +417,15 @@ impl ServerConnection {
             .as_ref()
             .filter(|_| !self.dead)
             .and_then(DtlsSrtp::poll_timeout);
-        [self.ice.poll_timeout(), dtls].into_iter().flatten().min()
+        let data = self
+            .data
+            .as_ref()
+            .filter(|_| !self.dead)
+            .and_then(DataChannels::poll_timeout);
+        [self.ice.poll_timeout(), dtls, data]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
@@ -318,6 +445,12 @@ impl ServerConnection {
     /// Ends the connection from the server's side: a DTLS `close_notify` goes to the
     /// client's path, so it need not wait for consent freshness (RFC 7675) to notice.
     pub fn close(&mut self, now: Instant) {
+        // An SCTP ABORT first, while DTLS still carries it: the client's channels close
+        // at once rather than on its SCTP timers.
+        if let Some(data) = self.data.as_mut().filter(|_| !self.dead) {
+            data.abort();
+            self.pump_data(now);
+        }
         if let Some(dtls) = self.dtls.as_mut() {
             dtls.close(now);
         }

@@ -1,0 +1,1 @@
+//! Two data channel ends back to back.
