@@ -346,3 +346,121 @@ fn closing_the_connection_closes_its_channels() {
         Err(DataError::NotConnected)
     );
 }
+
+#[test]
+fn a_subscriber_connection_offers_a_data_channel_section_and_opens_channels_on_it() {
+    let now = Instant::now();
+    let dtls = DtlsSrtpConfig::generate().unwrap();
+    let mut server = ServerConnection::offering(params(&dtls), now).unwrap();
+    server.offer_data_channels();
+    let audio = OutTrack {
+        mid: "0".into(),
+        kind: "audio".into(),
+        ssrc: 0xabcd_0001,
+        stream_id: "s".into(),
+        track_id: "t".into(),
+        idle: false,
+    };
+    let offer = server.reoffer(std::slice::from_ref(&audio), None, now);
+    for line in [
+        "a=group:BUNDLE data 0",
+        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+        "a=setup:actpass",
+    ] {
+        assert!(offer.contains(line), "{line} missing:\n{offer}");
+    }
+    // The data section comes first and stays there when tracks change.
+    let first = offer.find("m=").map(|i| &offer[i..i + 13]);
+    assert_eq!(first, Some("m=application"));
+    let mut client = client(None, now);
+    let answer = client_answer(&mut client, offer, now);
+    server.apply_answer(&answer, now).unwrap();
+    assert!(server.has_data_channels());
+    let mut call = Call::new(client, Vec::new(), server, now);
+    call.connect();
+
+    // rtc's client answers an ICE-lite offerer `passive`: the server is the DTLS client,
+    // so the SCTP client too, and takes even stream ids.
+    call.run_until("SCTP up", |c| {
+        c.server.data.as_ref().is_some_and(|d| d.is_connected())
+    });
+    let now = call.now;
+    let id = call.server.open_channel("room", true, None, now).unwrap();
+    assert_eq!(id.0 % 2, 0, "the DTLS client's parity");
+    call.run_until("the client acknowledged", |c| c.opened().len() == 1);
+    let client_id = call.client_open()[0];
+    let now = call.now;
+    call.server
+        .send_data(id, false, b"hi subscriber", now)
+        .unwrap();
+    call.run_until("the client got it", |c| {
+        !c.client_messages(client_id).is_empty()
+    });
+    call.client_send(client_id, true, b"hi server");
+    call.run_until("the server got it", |c| !c.server_messages().is_empty());
+    assert_eq!(
+        call.server_messages(),
+        vec![(id, false, Bytes::from_static(b"hi server"))]
+    );
+
+    // A re-offer keeps the section first, and the channel goes on.
+    let now = call.now;
+    let video = OutTrack {
+        mid: "1".into(),
+        kind: "video".into(),
+        ..audio.clone()
+    };
+    let reoffer = call.server.reoffer(&[audio, video], None, now);
+    assert!(reoffer.contains("a=group:BUNDLE data 0 1"), "{reoffer}");
+    let answer = client_answer(&mut call.client, reoffer, now);
+    call.server.apply_answer(&answer, now).unwrap();
+    call.server.send_data(id, true, b"after", now).unwrap();
+    call.run_until("the message after the re-offer", |c| {
+        c.client_messages(client_id).len() == 2
+    });
+}
+
+#[test]
+fn a_subscriber_connection_without_data_channels_offers_none() {
+    let now = Instant::now();
+    let dtls = DtlsSrtpConfig::generate().unwrap();
+    let (mut server, offer) = ServerConnection::offer(&[], params(&dtls), now).unwrap();
+    assert!(!offer.contains("m=application"), "{offer}");
+    assert_eq!(
+        server.open_channel("x", true, None, now),
+        Err(DataError::NotConnected)
+    );
+}
+
+#[test]
+fn a_channel_closed_by_either_side_is_closed_on_both() {
+    let (mut call, client_ids, _) = data_call(&[("chat", reliable()), ("moves", unreliable())]);
+    let (chat, moves) = (call.server_channel("chat"), call.server_channel("moves"));
+    let closed = |c: &Call, id| {
+        c.channel_events()
+            .iter()
+            .any(|e| **e == ChannelEvent::Closed { id })
+    };
+    let client_closed = |c: &Call, id| {
+        c.client_channels
+            .iter()
+            .any(|e| matches!(e, RTCDataChannelEvent::OnClose(i) if *i == id))
+    };
+    // The client closes one: its stream is reset, the server says so.
+    call.client
+        .data_channel(client_ids[0])
+        .unwrap()
+        .close()
+        .unwrap();
+    call.run_until("closed on the server", |c| closed(c, chat));
+    let now = call.now;
+    assert_eq!(
+        call.server.send_data(chat, true, b"x", now),
+        Err(DataError::UnknownChannel(chat))
+    );
+    // The server closes the other.
+    call.server.close_channel(moves, now).unwrap();
+    call.run(1);
+    assert!(closed(&call, moves));
+    call.run_until("closed on the client", |c| client_closed(c, client_ids[1]));
+}
