@@ -143,6 +143,8 @@ pub struct DataChannels {
     endpoint: Endpoint,
     config: TransportConfig,
     association: Option<(AssociationHandle, Association)>,
+    /// The largest message taken from the client ([`MAX_MESSAGE_SIZE`]; tests change it).
+    limit: usize,
     /// The smaller of ours and the client's `a=max-message-size`.
     send_limit: usize,
     channels: BTreeMap<u16, Channel>,
@@ -157,9 +159,13 @@ impl DataChannels {
     /// is the SCTP client, RFC 8841 §10); `remote_max_message_size` is the client's
     /// `a=max-message-size` (absent: 64 KiB; 0: no limit of its own).
     pub fn new(role: DtlsRole, remote_max_message_size: Option<u32>) -> Self {
+        Self::with_limit(role, remote_max_message_size, MAX_MESSAGE_SIZE)
+    }
+
+    fn with_limit(role: DtlsRole, remote_max_message_size: Option<u32>, limit: usize) -> Self {
         let config = TransportConfig::default()
             .with_sctp_port(SCTP_PORT)
-            .with_max_message_size(MAX_MESSAGE_SIZE as u32)
+            .with_max_message_size(limit as u32)
             .with_max_receive_buffer_size(RECEIVE_WINDOW)
             .with_max_num_inbound_streams(MAX_STREAMS)
             .with_max_num_outbound_streams(MAX_STREAMS);
@@ -182,7 +188,8 @@ impl DataChannels {
             endpoint,
             config,
             association: None,
-            send_limit: remote.min(MAX_MESSAGE_SIZE),
+            limit,
+            send_limit: remote.min(limit),
             channels: BTreeMap::new(),
             next_id: if role == DtlsRole::Client { 0 } else { 1 },
             events: VecDeque::new(),
@@ -441,11 +448,7 @@ impl DataChannels {
         let mut messages = Vec::new();
         if let Ok(mut stream) = association.stream(id) {
             while let Ok(Some(chunks)) = stream.read_sctp() {
-                if chunks.len() > MAX_MESSAGE_SIZE {
-                    self.counters.received_too_large += 1;
-                    continue;
-                }
-                match chunks.to_payload(MAX_MESSAGE_SIZE) {
+                match chunks.to_payload(self.limit) {
                     Ok(payload) => messages.push((chunks.ppi, payload)),
                     Err(_) => self.counters.received_too_large += 1,
                 }

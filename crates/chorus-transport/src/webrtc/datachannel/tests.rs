@@ -1,1 +1,268 @@
-//! Two data channel ends back to back.
+//! Two data channel ends back to back, without DTLS: the one as DTLS client and the
+//! one as DTLS server, and what a peer may send that it should not.
+
+use super::*;
+use std::time::Duration;
+
+struct Pair {
+    /// The DTLS client's end (the SCTP client), and the DTLS server's.
+    client: DataChannels,
+    server: DataChannels,
+    now: Instant,
+    /// Every SCTP packet the client sent, for the mutation test.
+    sent: Vec<Bytes>,
+}
+
+/// Two ends, associated; the client's takes messages up to `client_limit`.
+fn pair(client_limit: usize) -> Pair {
+    let now = Instant::now();
+    let limit = client_limit as u32;
+    let mut pair = Pair {
+        client: DataChannels::with_limit(DtlsRole::Client, Some(limit), client_limit),
+        server: DataChannels::new(DtlsRole::Server, Some(limit)),
+        now,
+        sent: Vec::new(),
+    };
+    pair.client.start(now);
+    pair.run(20);
+    assert!(pair.client.is_connected() && pair.server.is_connected());
+    pair
+}
+
+impl Pair {
+    /// Moves packets both ways and runs timers, `steps` times 10 ms.
+    fn run(&mut self, steps: usize) {
+        for _ in 0..steps {
+            loop {
+                let mut moved = false;
+                while let Some(packets) = self.client.poll_transmit(self.now) {
+                    for p in packets {
+                        moved = true;
+                        self.sent.push(p.clone());
+                        self.server.handle_data(BytesMut::from(&p[..]), self.now);
+                    }
+                }
+                while let Some(packets) = self.server.poll_transmit(self.now) {
+                    for p in packets {
+                        moved = true;
+                        self.client.handle_data(BytesMut::from(&p[..]), self.now);
+                    }
+                }
+                if !moved {
+                    break;
+                }
+            }
+            self.now += Duration::from_millis(10);
+            self.client.handle_timeout(self.now);
+            self.server.handle_timeout(self.now);
+        }
+    }
+
+    /// Writes `data` on stream `id` of the client's end as it is, past every check of
+    /// [`DataChannels::send`]: what a misbehaving peer could send.
+    fn raw(&mut self, id: u16, ppi: Ppi, data: &[u8]) {
+        let (_, association) = self.client.association.as_mut().unwrap();
+        let mut stream = match association.stream(id) {
+            Ok(s) => s,
+            Err(_) => association.open_stream(id, ppi).unwrap(),
+        };
+        stream.write_with_ppi(self.now, data, ppi).unwrap();
+        self.run(2);
+    }
+}
+
+fn events(end: &mut DataChannels) -> Vec<ChannelEvent> {
+    std::iter::from_fn(|| end.poll_event()).collect()
+}
+
+#[test]
+fn either_end_opens_channels_of_its_parity_and_both_carry_messages() {
+    let mut p = pair(MAX_MESSAGE_SIZE);
+    let now = p.now;
+    // (the end that opens, ordered, max retransmits, the parity of its ids)
+    for (client_opens, ordered, max_retransmits, parity) in [
+        (true, true, None, 0),
+        (true, false, Some(0), 0),
+        (false, true, None, 1),
+        (false, false, Some(3), 1),
+    ] {
+        let (opener, other) = if client_opens {
+            (&mut p.client, &mut p.server)
+        } else {
+            (&mut p.server, &mut p.client)
+        };
+        let id = opener.open("c", ordered, max_retransmits, now).unwrap();
+        assert_eq!(id.0 % 2, parity);
+        let _ = other;
+        p.run(2);
+        let reliability = max_retransmits.map_or(Reliability::Reliable, |n| {
+            Reliability::MaxRetransmits(u32::from(n))
+        });
+        let opened = ChannelEvent::Opened {
+            id,
+            label: "c".into(),
+            protocol: String::new(),
+            ordered,
+            reliability,
+        };
+        assert_eq!(events(&mut p.client), vec![opened.clone()]);
+        assert_eq!(events(&mut p.server), vec![opened]);
+        p.server.send(id, true, b"down", p.now).unwrap();
+        p.client.send(id, false, b"up", p.now).unwrap();
+        p.run(2);
+        let message = |binary, data: &'static [u8]| ChannelEvent::Message {
+            id,
+            binary,
+            data: Bytes::from_static(data),
+        };
+        assert_eq!(events(&mut p.client), vec![message(true, b"down")]);
+        assert_eq!(events(&mut p.server), vec![message(false, b"up")]);
+    }
+    assert_eq!(p.server.counters(), DataCounters::default());
+}
+
+#[test]
+fn what_a_peer_should_not_send_is_dropped_and_counted() {
+    let mut p = pair(4 * MAX_MESSAGE_SIZE);
+    let id = p.client.open("c", true, None, p.now).unwrap();
+    p.run(2);
+    events(&mut p.server);
+    let open = |label: &[u8]| {
+        let open = Dcep::DataChannelOpen(DataChannelOpen {
+            channel_type: ChannelType::Reliable,
+            priority: CHANNEL_PRIORITY_NORMAL,
+            reliability_parameter: 0,
+            label: label.to_vec(),
+            protocol: Vec::new(),
+        });
+        open.marshal().unwrap().to_vec()
+    };
+    let ack = Dcep::DataChannelAck(DataChannelAck {}).marshal().unwrap();
+    // (what, stream, PPID, payload, counted as too large, counted as invalid)
+    let big = vec![7; MAX_MESSAGE_SIZE + 1];
+    let cases = [
+        ("over the limit", id.0, Ppi::Binary, big, 1, 0),
+        (
+            "on a stream never opened",
+            6,
+            Ppi::Binary,
+            b"x".to_vec(),
+            0,
+            1,
+        ),
+        (
+            "an open on the server's parity",
+            7,
+            Ppi::Dcep,
+            open(b"odd"),
+            0,
+            1,
+        ),
+        (
+            "an open of a channel already open",
+            id.0,
+            Ppi::Dcep,
+            open(b"again"),
+            0,
+            1,
+        ),
+        ("an ack of nothing", 10, Ppi::Dcep, ack.to_vec(), 0, 1),
+        (
+            "DCEP that does not parse",
+            12,
+            Ppi::Dcep,
+            vec![3, 0xff],
+            0,
+            1,
+        ),
+        (
+            "a label that is not UTF-8",
+            14,
+            Ppi::Dcep,
+            open(&[0xff, 0xfe]),
+            0,
+            1,
+        ),
+    ];
+    for (what, stream, ppi, payload, too_large, invalid) in cases {
+        let before = p.server.counters();
+        p.raw(stream, ppi, &payload);
+        let after = p.server.counters();
+        let counted = (
+            after.received_too_large - before.received_too_large,
+            after.received_invalid - before.received_invalid,
+        );
+        assert_eq!(counted, (too_large, invalid), "{what}");
+        assert_eq!(events(&mut p.server), vec![], "{what}");
+    }
+    // The channel still works.
+    p.client.send(id, true, b"fine", p.now).unwrap();
+    p.run(2);
+    assert_eq!(events(&mut p.server).len(), 1);
+}
+
+/// CRC-32C (Castagnoli), as SCTP's checksum: so mutated packets get past it.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn mutated_and_garbage_packets_do_not_panic() {
+    let mut p = pair(MAX_MESSAGE_SIZE);
+    let id = p.client.open("c", false, Some(0), p.now).unwrap();
+    p.run(2);
+    for i in 0..20u8 {
+        p.client.send(id, i % 2 == 0, &[i; 2000], p.now).unwrap();
+    }
+    p.run(5);
+    let valid = p.sent.clone();
+    assert!(valid.len() > 10);
+    // The checksum below is SCTP's: a packet's own comes out again.
+    let mut copy = valid[0].to_vec();
+    copy[8..12].fill(0);
+    assert_eq!(crc32c(&copy).to_le_bytes(), valid[0][8..12]);
+    // xorshift: the same mutations every run.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..3000 {
+        let mut packet = valid[next() as usize % valid.len()].to_vec();
+        match next() % 4 {
+            0 => packet.truncate(next() as usize % packet.len()),
+            1 => packet.extend((0..next() % 64).map(|_| next() as u8)),
+            _ => {
+                for _ in 0..1 + next() % 4 {
+                    let at = next() as usize % packet.len();
+                    packet[at] = next() as u8;
+                }
+            }
+        }
+        // Most get a checksum that holds, to reach the chunk parsers.
+        if round % 8 != 0 && packet.len() >= 12 {
+            packet[8..12].fill(0);
+            let sum = crc32c(&packet);
+            packet[8..12].copy_from_slice(&sum.to_le_bytes());
+        }
+        p.server.handle_data(BytesMut::from(&packet[..]), p.now);
+        p.client.handle_data(BytesMut::from(&packet[..]), p.now);
+        if round % 100 == 0 {
+            p.run(1);
+        }
+    }
+    p.run(50);
+}
