@@ -1,8 +1,12 @@
 //! Two data channel ends back to back, without DTLS: the one as DTLS client and the
 //! one as DTLS server, and what a peer may send that it should not.
 
-use super::*;
 use std::time::Duration;
+
+use datachannel::message::message_channel_ack::DataChannelAck;
+use datachannel::message::message_channel_open::ChannelType;
+
+use super::*;
 
 struct Pair {
     /// The DTLS client's end (the SCTP client), and the DTLS server's.
