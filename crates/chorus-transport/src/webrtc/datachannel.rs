@@ -394,13 +394,19 @@ impl DataChannels {
             .sum()
     }
 
-    /// A stream id of the server's parity that no channel uses, from `next_id` on.
+    /// A stream id of the server's parity that no channel uses, from `next_id` on; nor
+    /// a stream still being reset after its channel closed.
     fn free_id(&self) -> Option<u16> {
+        let streams = self
+            .association
+            .as_ref()
+            .map(|(_, a)| a.stream_ids())
+            .unwrap_or_default();
         let half = MAX_STREAMS / 2;
         let (start, parity) = (self.next_id / 2, self.next_id % 2);
         (0..half)
             .map(|i| (start + i) % half * 2 + parity)
-            .find(|id| !self.channels.contains_key(id))
+            .find(|id| !self.channels.contains_key(id) && !streams.contains(id))
     }
 
     /// Whether stream `id` is of the server's parity (RFC 8832 §6: the DTLS client

@@ -464,3 +464,37 @@ fn a_channel_closed_by_either_side_is_closed_on_both() {
     assert!(closed(&call, moves));
     call.run_until("closed on the client", |c| client_closed(c, client_ids[1]));
 }
+
+#[test]
+fn a_data_channel_added_by_a_re_offer_works() {
+    // The server as DTLS client, so SCTP client: it sends the INIT as soon as the
+    // re-answer agrees on data channels. (The other way round, `rtc`'s client would have
+    // to send it, and it only does when its DTLS handshake completes, not on a later
+    // offer: its limitation, which browsers do not share.)
+    let passive = |offer: String| offer.replace("a=setup:actpass", "a=setup:passive");
+    let (mut call, _, answer) = publish(None, &[RtpCodecKind::Audio], passive);
+    assert!(answer.contains("a=setup:active"), "{answer}");
+    call.connect();
+    assert!(!call.server.has_data_channels());
+    let client_id = call
+        .client
+        .create_data_channel("late", Some(reliable()))
+        .unwrap()
+        .id();
+    let now = call.now;
+    let offer = passive(client_offer(&mut call.client, now, false));
+    assert!(offer.contains("m=application"), "{offer}");
+    let answer = call
+        .server
+        .reanswer(&offer, || credentials("unused"), now)
+        .unwrap();
+    assert!(answer.contains("a=sctp-port:5000"), "{answer}");
+    call.client
+        .set_remote_description(now, RTCSessionDescription::answer(answer).unwrap())
+        .unwrap();
+    call.run_until("the late channel open", |c| {
+        c.opened().len() == 1 && c.client_open() == [client_id]
+    });
+    call.client_send(client_id, true, b"late but here");
+    call.run_until("its message", |c| !c.server_messages().is_empty());
+}
