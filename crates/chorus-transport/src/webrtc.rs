@@ -4,6 +4,8 @@
 //! the way in and protected on the way out. On a publisher connection the server answers
 //! and is the DTLS server; on a subscriber connection it offers and takes the role the
 //! client's answer leaves it. Datagrams are told apart by their first byte (RFC 7983).
+//! Data channels ([`datachannel`]: SCTP in DTLS application data, DCEP) run when the
+//! descriptions carry an `m=application` section.
 //! What the owner must act on comes out of one queue, [`ServerConnection::poll_event`].
 //!
 //! Rooms do not use it yet: it is the base the media path will be moved onto, tested

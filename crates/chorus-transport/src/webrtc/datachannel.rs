@@ -16,6 +16,7 @@
 
 mod connection;
 mod dcep;
+mod guard;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +38,7 @@ use thiserror::Error;
 
 use crate::dtls_srtp::DtlsRole;
 use dcep::{channel_type, configure};
+use guard::TsnGuard;
 
 /// The SCTP port both sides use (`a=sctp-port`); WebRTC stacks all say 5000.
 pub const SCTP_PORT: u16 = 5000;
@@ -112,7 +114,8 @@ pub struct DataCounters {
     pub send_buffer_full: u64,
     /// Messages from the client over [`MAX_MESSAGE_SIZE`], dropped.
     pub received_too_large: u64,
-    /// Messages on a stream no channel was opened on, or DCEP that did not parse.
+    /// Messages on a stream no channel was opened on, DCEP that did not parse, SCTP
+    /// packets claiming TSNs the client cannot (`datachannel/guard.rs`).
     pub received_invalid: u64,
 }
 
@@ -142,6 +145,8 @@ pub struct DataChannels {
     endpoint: Endpoint,
     config: TransportConfig,
     association: Option<(AssociationHandle, Association)>,
+    /// What the peer's packets may claim, checked before rtc-sctp reads them.
+    guard: TsnGuard,
     /// The largest message taken from the client ([`MAX_MESSAGE_SIZE`]; tests change it).
     limit: usize,
     /// The smaller of ours and the client's `a=max-message-size`.
@@ -187,6 +192,7 @@ impl DataChannels {
             endpoint,
             config,
             association: None,
+            guard: TsnGuard::default(),
             limit,
             send_limit: remote.min(limit),
             channels: BTreeMap::new(),
@@ -208,8 +214,13 @@ impl DataChannels {
         }
     }
 
-    /// One SCTP packet DTLS decrypted. Anything malformed is dropped by rtc-sctp.
+    /// One SCTP packet DTLS decrypted. What claims TSNs it cannot (see `guard.rs`) is
+    /// dropped and counted; anything else malformed is dropped by rtc-sctp.
     pub fn handle_data(&mut self, data: BytesMut, now: Instant) {
+        if !self.guard.inbound(&data) {
+            self.counters.received_invalid += 1;
+            return;
+        }
         let Some((handle, event)) = self.endpoint.handle(now, PEER, None, data.freeze()) else {
             return;
         };
@@ -246,7 +257,12 @@ impl DataChannels {
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<Bytes>> {
         let (_, association) = self.association.as_mut()?;
         match association.poll_transmit(now)?.message {
-            Payload::RawEncode(packets) => Some(packets),
+            Payload::RawEncode(packets) => {
+                for packet in &packets {
+                    self.guard.outbound(packet);
+                }
+                Some(packets)
+            }
             _ => None,
         }
     }

@@ -270,3 +270,127 @@ fn mutated_and_garbage_packets_do_not_panic() {
     }
     p.run(50);
 }
+
+#[test]
+fn a_second_association_is_refused() {
+    let mut p = pair(MAX_MESSAGE_SIZE);
+    let mut other = DataChannels::new(DtlsRole::Client, None);
+    other.start(p.now);
+    for _ in 0..5 {
+        while let Some(packets) = other.poll_transmit(p.now) {
+            for packet in packets {
+                p.server.handle_data(BytesMut::from(&packet[..]), p.now);
+            }
+        }
+        // The server answers nothing to it.
+        assert!(p.server.poll_transmit(p.now).is_none());
+        p.now += Duration::from_secs(1);
+        other.handle_timeout(p.now);
+    }
+    assert!(!other.is_connected());
+    // The first association goes on.
+    let id = p.client.open("c", true, None, p.now).unwrap();
+    p.run(2);
+    assert_eq!(events(&mut p.server).len(), 1, "{id:?} opened");
+}
+
+#[test]
+fn sacks_and_forward_tsns_claiming_tsns_the_peer_cannot_are_refused() {
+    use guard::WINDOW;
+    let mut p = pair(MAX_MESSAGE_SIZE);
+    let id = p.server.open("c", false, Some(0), p.now).unwrap();
+    p.run(2);
+    p.server.send(id, true, b"x", p.now).unwrap();
+    p.run(2);
+    let (sent, acked) = (p.server.guard.sent.unwrap(), p.server.guard.acked.unwrap());
+    // A packet of the client's own association (its ports and verification tag), with
+    // `chunk` and a checksum that holds: what a misbehaving client can send.
+    let header = p.sent.last().unwrap()[..12].to_vec();
+    let packet = |chunk: Vec<u8>| {
+        let mut packet = header.clone();
+        packet.extend(chunk);
+        packet[8..12].fill(0);
+        let sum = crc32c(&packet);
+        packet[8..12].copy_from_slice(&sum.to_le_bytes());
+        BytesMut::from(&packet[..])
+    };
+    let forward_tsn = |to: u32| {
+        let mut c = vec![192, 0, 0, 8];
+        c.extend(to.to_be_bytes());
+        c
+    };
+    let sack = |cum: u32, gaps: &[(u16, u16)]| {
+        let len = 16 + 4 * gaps.len() as u16;
+        let mut c = vec![3, 0];
+        c.extend(len.to_be_bytes());
+        c.extend(cum.to_be_bytes());
+        c.extend(RECEIVE_WINDOW.to_be_bytes());
+        c.extend((gaps.len() as u16).to_be_bytes());
+        c.extend(0u16.to_be_bytes());
+        for (start, end) in gaps {
+            c.extend(start.to_be_bytes());
+            c.extend(end.to_be_bytes());
+        }
+        c
+    };
+    // (what, the chunk, refused)
+    let cases = [
+        (
+            "forward TSN half the space ahead",
+            forward_tsn(acked.wrapping_add(i32::MAX as u32)),
+            true,
+        ),
+        (
+            "forward TSN past the window",
+            forward_tsn(acked.wrapping_add(WINDOW + 1)),
+            true,
+        ),
+        (
+            "forward TSN to what was acknowledged",
+            forward_tsn(acked),
+            false,
+        ),
+        (
+            "SACK of TSNs never sent",
+            sack(sent.wrapping_add(1 << 30), &[]),
+            true,
+        ),
+        (
+            "SACK gap block past what was sent",
+            sack(sent, &[(1, u16::MAX)]),
+            true,
+        ),
+        (
+            "SACK gap blocks out of order",
+            sack(sent.wrapping_sub(9), &[(5, 6), (2, 3)]),
+            true,
+        ),
+        (
+            "SACK gap block ending before it starts",
+            sack(sent.wrapping_sub(9), &[(5, 4)]),
+            true,
+        ),
+        ("SACK of what was sent", sack(sent, &[]), false),
+        (
+            "a chunk longer than the packet",
+            vec![3, 0, 0, 200, 0, 0, 0, 0],
+            true,
+        ),
+    ];
+    for (what, chunk, refused) in cases {
+        let before = p.server.counters().received_invalid;
+        let started = std::time::Instant::now();
+        p.server.handle_data(packet(chunk), p.now);
+        let counted = p.server.counters().received_invalid - before;
+        assert_eq!(counted, u64::from(refused), "{what}");
+        assert!(started.elapsed() < Duration::from_millis(100), "{what}");
+    }
+    // The association is fine.
+    p.server.send(id, true, b"y", p.now).unwrap();
+    p.run(2);
+    let got = events(&mut p.client);
+    assert!(
+        got.iter()
+            .any(|e| matches!(e, ChannelEvent::Message { data, .. } if data == "y"))
+    );
+}
