@@ -8,22 +8,27 @@
 //! stall the room. So:
 //! - a SACK may acknowledge only TSNs this end sent, its gap blocks in order (RFC 9260
 //!   §3.3.4) and within what it sent;
-//! - a FORWARD TSN (RFC 3758) may move at most [`WINDOW`] TSNs past what this end
-//!   acknowledged last.
+//! - a FORWARD TSN (RFC 3758), or a DATA chunk, may be at most [`WINDOW`] TSNs past
+//!   what this end acknowledged last (further, `rtc-sctp`'s gap blocks overflow: an
+//!   overflow panic in debug builds);
+//! - the error causes of an ERROR or ABORT chunk must fit in it (`rtc-sctp` slices
+//!   past the end otherwise: a panic in any build).
 //!
 //! Both ends' TSNs are read from the packets that pass: the initial TSNs in INIT and
 //! INIT ACK, this end's DATA and SACKs. Anything that does not parse is refused too
 //! (`rtc-sctp` would drop it anyway).
 
-/// How far a FORWARD TSN may move past this end's last acknowledgement: more than a
-/// peer can have in flight inside the receive window (usrsctp counts 256 bytes a chunk
-/// against it: some 1000 chunks), and at most this many steps of `rtc-sctp`'s loop.
-pub const WINDOW: u32 = 1 << 16;
+/// How far past this end's last acknowledgement a peer's TSN may be. A SACK's gap
+/// blocks are 16-bit offsets from its cumulative ack, so no peer can use TSNs further
+/// ahead and have them acknowledged; and it bounds `rtc-sctp`'s loop to this many steps.
+pub const WINDOW: u32 = 1 << 15;
 
 const DATA: u8 = 0;
 const INIT: u8 = 1;
 const INIT_ACK: u8 = 2;
 const SACK: u8 = 3;
+const ABORT: u8 = 6;
+const ERROR: u8 = 9;
 const FORWARD_TSN: u8 = 192;
 
 #[derive(Debug, Default)]
@@ -60,10 +65,11 @@ impl TsnGuard {
                 true
             }
             SACK => self.sent.is_some_and(|sent| sack_fits(chunk, sent)),
-            FORWARD_TSN => match (self.acked, u32_at(chunk, 4)) {
-                (Some(acked), Some(to)) => !after(to, acked) || to.wrapping_sub(acked) <= WINDOW,
+            DATA | FORWARD_TSN => match (self.acked, u32_at(chunk, 4)) {
+                (Some(acked), Some(tsn)) => !after(tsn, acked) || tsn.wrapping_sub(acked) <= WINDOW,
                 _ => false,
             },
+            ABORT | ERROR => causes_fit(chunk),
             _ => true,
         })
     }
@@ -88,6 +94,19 @@ fn sack_fits(chunk: &[u8], sent: u32) -> bool {
         last_end = end;
         fits
     })
+}
+
+/// The error causes of an ERROR or ABORT chunk (RFC 9260 §3.3.10), walked as `rtc-sctp`
+/// walks them: each at least its 4-byte header and within the chunk.
+fn causes_fit(chunk: &[u8]) -> bool {
+    let mut offset = 4;
+    while offset + 4 <= chunk.len() {
+        match u16_at(chunk, offset + 2).map(usize::from) {
+            Some(len) if len >= 4 && offset + len <= chunk.len() => offset += len,
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Calls `f` with each chunk's type and bytes (header included, padding not); false if

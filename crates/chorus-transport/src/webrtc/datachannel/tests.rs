@@ -333,6 +333,14 @@ fn sacks_and_forward_tsns_claiming_tsns_the_peer_cannot_are_refused() {
         }
         c
     };
+    let data = |tsn: u32| {
+        // Unordered, on the channel's stream, one byte.
+        let mut c = vec![0, 0x07, 0, 17];
+        c.extend(tsn.to_be_bytes());
+        c.extend(id.0.to_be_bytes());
+        c.extend([0, 0, 0, 0, 0, 53, b'z']);
+        c
+    };
     // (what, the chunk, refused)
     let cases = [
         (
@@ -376,6 +384,22 @@ fn sacks_and_forward_tsns_claiming_tsns_the_peer_cannot_are_refused() {
             vec![3, 0, 0, 200, 0, 0, 0, 0],
             true,
         ),
+        (
+            "DATA past the window",
+            data(acked.wrapping_add(WINDOW + 1)),
+            true,
+        ),
+        ("DATA within it", data(acked.wrapping_add(2)), false),
+        (
+            "ERROR whose cause runs past it",
+            vec![9, 0, 0, 8, 0, 1, 0, 200],
+            true,
+        ),
+        (
+            "ABORT whose cause is shorter than its header",
+            vec![6, 0, 0, 8, 0, 1, 0, 2],
+            true,
+        ),
     ];
     for (what, chunk, refused) in cases {
         let before = p.server.counters().received_invalid;
@@ -393,4 +417,10 @@ fn sacks_and_forward_tsns_claiming_tsns_the_peer_cannot_are_refused() {
         got.iter()
             .any(|e| matches!(e, ChannelEvent::Message { data, .. } if data == "y"))
     );
+    // An ERROR whose cause fits is read (rtc-sctp then ends the association, as a peer
+    // may have it do).
+    let before = p.server.counters().received_invalid;
+    p.server
+        .handle_data(packet(vec![9, 0, 0, 8, 1, 0, 0, 4]), p.now);
+    assert_eq!(p.server.counters().received_invalid, before);
 }
