@@ -295,6 +295,12 @@ impl DataChannels {
         if !self.is_connected() {
             return Err(DataError::NotConnected);
         }
+        // DCEP gives the label 16 bits of length.
+        let limit = usize::from(u16::MAX);
+        if label.len() > limit {
+            let size = label.len();
+            return Err(DataError::TooLarge { size, limit });
+        }
         let id = self.free_id().ok_or(DataError::NoStreamId)?;
         let reliability = max_retransmits.map_or(Reliability::Reliable, |n| {
             Reliability::MaxRetransmits(u32::from(n))

@@ -126,6 +126,11 @@ fn either_end_opens_channels_of_its_parity_and_both_carry_messages() {
         assert_eq!(events(&mut p.server), vec![message(false, b"up")]);
     }
     assert_eq!(p.server.counters(), DataCounters::default());
+    let long = "l".repeat(70_000);
+    assert!(matches!(
+        p.server.open(&long, true, None, p.now),
+        Err(DataError::TooLarge { size: 70_000, .. })
+    ));
 }
 
 #[test]
