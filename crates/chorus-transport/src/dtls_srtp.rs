@@ -109,6 +109,8 @@ pub struct DtlsSrtp {
     keyed: Option<Keyed>,
     closed: bool,
     transmits: VecDeque<BytesMut>,
+    /// Application data the peer sent (SCTP packets of its data channels), decrypted.
+    received: VecDeque<BytesMut>,
 }
 
 impl DtlsSrtp {
@@ -146,6 +148,7 @@ impl DtlsSrtp {
             keyed: None,
             closed: false,
             transmits: VecDeque::new(),
+            received: VecDeque::new(),
         };
         this.collect();
         Ok(this)
@@ -208,6 +211,8 @@ impl DtlsSrtp {
                     self.closed = true;
                     outcome = Some(DtlsEvent::Closed);
                 }
+                // rtc-dtls only gives it once the handshake is done, authenticated.
+                EndpointEvent::ApplicationData(data) => self.received.push_back(data),
                 _ => {}
             }
         }
@@ -278,6 +283,19 @@ impl DtlsSrtp {
     /// The next DTLS record to send.
     pub fn poll_transmit(&mut self) -> Option<BytesMut> {
         self.transmits.pop_front()
+    }
+
+    /// The next application data the peer sent, once established.
+    pub fn poll_application_data(&mut self) -> Option<BytesMut> {
+        self.received.pop_front()
+    }
+
+    /// Encrypts `data` as one application data record, queued for [`Self::poll_transmit`].
+    pub fn send_application_data(&mut self, data: &[u8], now: Instant) -> Result<(), DtlsError> {
+        self.keys()?;
+        let res = self.endpoint.write(now, ASSOCIATION, data);
+        self.collect();
+        res.map_err(|e| DtlsError::Handshake(e.to_string()))
     }
 
     /// Retransmits a handshake flight when its timer is due.

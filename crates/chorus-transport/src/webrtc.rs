@@ -4,11 +4,14 @@
 //! the way in and protected on the way out. On a publisher connection the server answers
 //! and is the DTLS server; on a subscriber connection it offers and takes the role the
 //! client's answer leaves it. Datagrams are told apart by their first byte (RFC 7983).
+//! Data channels ([`datachannel`]: SCTP in DTLS application data, DCEP) run when the
+//! descriptions carry an `m=application` section.
 //! What the owner must act on comes out of one queue, [`ServerConnection::poll_event`].
 //!
 //! Rooms do not use it yet: it is the base the media path will be moved onto, tested
 //! against `rtc`'s full `RTCPeerConnection` as the client.
 
+pub mod datachannel;
 mod negotiation;
 pub mod sdp;
 #[cfg(test)]
@@ -23,9 +26,12 @@ use bytes::BytesMut;
 use rtc::crypto::RTCCryptoProvider;
 use thiserror::Error;
 
-use crate::dtls_srtp::{DtlsError, DtlsEvent, DtlsSrtp, DtlsSrtpConfig, SrtpProfile};
+use crate::dtls_srtp::{DtlsError, DtlsEvent, DtlsRole, DtlsSrtp, DtlsSrtpConfig, SrtpProfile};
 use crate::ice::{IceCredentials, IceEvent, IceLite, LivenessConfig, StunCheck};
 use crate::ingress::{IngressKey, is_rtcp};
+pub use datachannel::{
+    ChannelEvent, ChannelId, DataChannels, DataCounters, DataError, Reliability,
+};
 use sdp::{Remote, SdpError};
 
 #[derive(Debug, Error)]
@@ -89,6 +95,8 @@ pub enum ConnectionEvent {
     Failed(String),
     /// A decision of the connection's IceLite (routes, path switch, liveness), passed through.
     Ice(IceEvent),
+    /// A data channel opened, carried a message, or closed.
+    Channel(ChannelEvent),
 }
 
 pub struct ServerConnection {
@@ -110,6 +118,12 @@ pub struct ServerConnection {
     offered: bool,
     /// The server's `a=setup` in its answers.
     setup: &'static str,
+    /// The server's DTLS role, once known; the DTLS client is the SCTP client too.
+    role: Option<DtlsRole>,
+    /// The data channels, once a description both sides agreed on carries them.
+    data: Option<DataChannels>,
+    /// A subscriber connection whose offers carry a data channel m-section.
+    offers_data: bool,
     transmits: VecDeque<(SocketAddr, BytesMut)>,
     /// Unprotects SRTP/SRTCP from the client, here or on the I/O threads (keyed when
     /// DTLS completes).
@@ -134,6 +148,9 @@ impl ServerConnection {
             remote: None,
             offered: false,
             setup: "passive",
+            role: None,
+            data: None,
+            offers_data: false,
             transmits: VecDeque::new(),
             ingress: params.ingress.clone(),
             received: VecDeque::new(),
@@ -271,6 +288,9 @@ impl ServerConnection {
                 self.pull_ice();
                 self.events.push_back(ConnectionEvent::Connected(profile));
                 self.ice.connected(now);
+                if let Some(data) = self.data.as_mut() {
+                    data.start(now);
+                }
             }
             Ok(Some(DtlsEvent::Closed)) => {
                 self.fail("the client closed the DTLS association".to_owned());
@@ -284,6 +304,7 @@ impl ServerConnection {
             }
         }
         self.ice.heard(from, now);
+        self.pump_data(now);
         Ok(())
     }
 
@@ -292,6 +313,10 @@ impl ServerConnection {
             self.dead = true;
             self.pull_ice();
             self.events.push_back(ConnectionEvent::Failed(why));
+            if let Some(data) = self.data.as_mut() {
+                data.lost();
+            }
+            self.pump_data_events();
         }
     }
 
@@ -323,6 +348,10 @@ impl ServerConnection {
             self.fail(e.to_string());
             outcome = Err(e.into());
         }
+        if let Some(data) = self.data.as_mut().filter(|_| !self.dead) {
+            data.handle_timeout(now);
+        }
+        self.pump_data(now);
         self.flush_dtls();
         self.pull_ice();
         outcome
@@ -334,7 +363,15 @@ impl ServerConnection {
             .as_ref()
             .filter(|_| !self.dead)
             .and_then(DtlsSrtp::poll_timeout);
-        [self.ice.poll_timeout(), dtls].into_iter().flatten().min()
+        let data = self
+            .data
+            .as_ref()
+            .filter(|_| !self.dead)
+            .and_then(DataChannels::poll_timeout);
+        [self.ice.poll_timeout(), dtls, data]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
@@ -354,6 +391,12 @@ impl ServerConnection {
     /// Ends the connection from the server's side: a DTLS `close_notify` goes to the
     /// client's path, so it need not wait for consent freshness (RFC 7675) to notice.
     pub fn close(&mut self, now: Instant) {
+        // An SCTP ABORT first, while DTLS still carries it: the client's channels close
+        // at once rather than on its SCTP timers.
+        if let Some(data) = self.data.as_mut().filter(|_| !self.dead) {
+            data.abort();
+            self.pump_data(now);
+        }
         if let Some(dtls) = self.dtls.as_mut() {
             dtls.close(now);
         }

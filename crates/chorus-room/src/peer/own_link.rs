@@ -191,6 +191,8 @@ impl OwnLink {
                     PeerEvent::Failed
                 }
                 ConnectionEvent::Ice(ev) => PeerEvent::Ice(ev),
+                // Data between participants is a later issue: nothing carries it yet.
+                ConnectionEvent::Channel(_) => continue,
             });
         }
         while let Some(received) = conn.poll_received() {

@@ -4,9 +4,12 @@
 use std::time::Instant;
 
 use super::sdp::{self, Local, OutTrack, Remote};
-use super::{Accept, ConnectionError, ServerConnection};
+use super::{Accept, ConnectionError, DataChannels, ServerConnection};
 use crate::dtls_srtp::{DtlsRole, DtlsSrtp};
 use crate::ice::IceCredentials;
+
+/// The mid of the data channel m-section in the server's offers.
+pub const DATA_MID: &str = "data";
 
 impl ServerConnection {
     /// Answers a client's offer (a publisher connection): the connection, and the SDP
@@ -30,6 +33,8 @@ impl ServerConnection {
             DtlsRole::Server => "passive",
         };
         conn.dtls = Some(DtlsSrtp::new(role, params.dtls, &parsed.fingerprint, now)?);
+        conn.role = Some(role);
+        conn.agree_data(&parsed, now);
         let answer = conn.describe(|local| parsed.answer(local));
         conn.remote = Some(parsed);
         Ok((conn, answer))
@@ -69,8 +74,12 @@ impl ServerConnection {
                 other => return Err(ConnectionError::Setup(other.map(str::to_owned))),
             };
             self.dtls = Some(DtlsSrtp::new(role, config, &answer.fingerprint, now)?);
+            self.role = Some(role);
             self.pending = None;
             self.flush_dtls();
+        }
+        if self.offers_data {
+            self.agree_data(&answer, now);
         }
         self.offered = false;
         self.remote = Some(answer);
@@ -90,7 +99,29 @@ impl ServerConnection {
             self.pull_ice();
         }
         self.offered = true;
-        self.describe(|local| sdp::offer(tracks, local))
+        let data = self.offers_data.then_some(DATA_MID);
+        self.describe(|local| sdp::offer_with(tracks, data, local))
+    }
+
+    /// Makes this subscriber connection's offers carry a data channel m-section (mid
+    /// `data`), for channels from the server to the client; call it before the first
+    /// offer. Channels work once the client's answer accepted it.
+    pub fn offer_data_channels(&mut self) {
+        self.offers_data = true;
+    }
+
+    /// Data channels start when a description of the client's first carries them; a
+    /// later one cannot take them away (an m-section is only ever rejected by a new
+    /// session), and a second association is never made.
+    fn agree_data(&mut self, remote: &Remote, now: Instant) {
+        let (Some(app), None, Some(role)) = (&remote.application, &self.data, self.role) else {
+            return;
+        };
+        let mut data = DataChannels::new(role, app.max_message_size);
+        if self.profile().is_some() {
+            data.start(now);
+        }
+        self.data = Some(data);
     }
 
     /// A new offer from the client on a publisher connection (tracks added or removed, or
@@ -114,8 +145,13 @@ impl ServerConnection {
             self.ice.set_credentials(fresh(), now);
             self.pull_ice();
         }
+        self.agree_data(&parsed, now);
         let answer = self.describe(|local| parsed.answer(local));
         self.remote = Some(parsed);
+        if self.data.is_some() {
+            // Added to an association that is already up: the SCTP client's INIT.
+            self.pump_data(now);
+        }
         Ok(answer)
     }
 

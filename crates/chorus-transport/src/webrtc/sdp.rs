@@ -17,7 +17,7 @@ use rtc::sdp::description::media::{MediaDescription, RangedPort};
 use rtc::sdp::description::session::SessionDescription;
 use thiserror::Error;
 
-pub use remote::{AUDIO_LEVEL_URI, MID_URI, Remote, RemoteMedia, TWCC_URI};
+pub use remote::{AUDIO_LEVEL_URI, MID_URI, Remote, RemoteApplication, RemoteMedia, TWCC_URI};
 use remote::{value, values};
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub enum SdpError {
     NoFingerprint,
     #[error("the description has no ICE credentials")]
     NoCredentials,
-    #[error("the description carries no audio or video in a codec Chorus takes")]
+    #[error("the description carries no data channel, nor audio or video in a codec Chorus takes")]
     NothingToReceive,
 }
 
@@ -65,9 +65,11 @@ impl Remote {
     /// their one codec (`inactive` where the client sends nothing now), the rest rejected.
     pub fn answer(&self, local: &Local<'_>) -> String {
         let live = |mid: &str| self.media(mid).or_else(|| self.idle(mid));
+        let data = |mid: &str| self.application.as_ref().filter(|a| a.mid == mid);
         let mids = self.parsed.media_descriptions.iter().filter_map(|m| {
             let mid = value(&m.attributes, "mid")?;
-            live(mid).map(|m| m.mid.as_str())
+            let live = live(mid).map(|m| m.mid.as_str());
+            live.or_else(|| data(mid).map(|a| a.mid.as_str()))
         });
         let mut answer = session(mids, local);
         let (alg, fp) = fingerprint_parts(local);
@@ -78,11 +80,17 @@ impl Remote {
             let mut m = MediaDescription::new_jsep_media_description(kind, vec![]);
             m = m.with_value_attribute("mid".to_owned(), mid.to_owned());
             let sends = self.media(mid).is_some();
+            if data(mid).is_some() && offered.media_name.media == "application" {
+                answer = answer.with_media(application(mid, local.setup, local));
+                continue;
+            }
             let Some(accepted) = live(mid) else {
                 m.media_name.port = RangedPort {
                     value: 0,
                     range: None,
                 };
+                // As offered (RFC 3264 §6): an application section keeps its own proto.
+                m.media_name.protos = offered.media_name.protos.clone();
                 m.media_name.formats = offered.media_name.formats.clone();
                 answer = answer.with_media(m.with_property_attribute("inactive".to_owned()));
                 continue;
@@ -165,8 +173,19 @@ pub struct OutTrack {
 /// Opus (111) or VP8 (96, with NACK, PLI and FIR), `a=setup:actpass` (the client's answer
 /// picks the DTLS roles).
 pub fn offer(tracks: &[OutTrack], local: &Local<'_>) -> String {
-    let mids = tracks.iter().map(|t| t.mid.as_str());
+    offer_with(tracks, None, local)
+}
+
+/// [`offer`], with a data channel m-section under mid `data` when given. It goes first,
+/// so it keeps its place whatever tracks come and go (m-sections never move, JSEP).
+pub fn offer_with(tracks: &[OutTrack], data: Option<&str>, local: &Local<'_>) -> String {
+    let mids = data
+        .into_iter()
+        .chain(tracks.iter().map(|t| t.mid.as_str()));
     let mut offer = session(mids, local);
+    if let Some(mid) = data {
+        offer = offer.with_media(application(mid, "actpass", local));
+    }
     let (alg, fp) = fingerprint_parts(local);
     for t in tracks {
         let (pt, name, clock, channels) = codec(&t.kind);
@@ -203,6 +222,29 @@ pub fn offer(tracks: &[OutTrack], local: &Local<'_>) -> String {
         offer = offer.with_media(m);
     }
     offer.marshal()
+}
+
+/// The data channel m-section in the server's descriptions (RFC 8841): SCTP port 5000,
+/// [`MAX_MESSAGE_SIZE`](super::datachannel::MAX_MESSAGE_SIZE) as the limit, bundled.
+fn application(mid: &str, setup: &str, local: &Local<'_>) -> MediaDescription {
+    let (alg, fp) = fingerprint_parts(local);
+    let mut m = MediaDescription::new_jsep_media_description("application".to_owned(), vec![]);
+    m.media_name.protos = ["UDP", "DTLS", "SCTP"].map(str::to_owned).to_vec();
+    m.media_name.formats = vec!["webrtc-datachannel".to_owned()];
+    m.with_value_attribute("mid".to_owned(), mid.to_owned())
+        .with_ice_credentials(local.ice_ufrag.to_owned(), local.ice_pwd.to_owned())
+        .with_fingerprint(alg.to_owned(), fp.to_owned())
+        .with_value_attribute("setup".to_owned(), setup.to_owned())
+        .with_value_attribute(
+            "sctp-port".to_owned(),
+            super::datachannel::SCTP_PORT.to_string(),
+        )
+        .with_value_attribute(
+            "max-message-size".to_owned(),
+            super::datachannel::MAX_MESSAGE_SIZE.to_string(),
+        )
+        .with_candidate(candidate_line(local.candidate))
+        .with_property_attribute("end-of-candidates".to_owned())
 }
 
 /// The session level both descriptions share: ICE-lite, one BUNDLE of `mids`.

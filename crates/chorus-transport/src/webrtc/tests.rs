@@ -2,18 +2,21 @@
 //! call both run in; the tests are in [`publisher`] (the server answers) and
 //! [`subscriber`] (the server offers), the SDP tables in `sdp/tests.rs`.
 
+mod datachannel;
 mod publisher;
 mod subscriber;
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use rtc::data_channel::{RTCDataChannelId, RTCDataChannelMessage};
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::RTCDataChannelEvent;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -52,6 +55,11 @@ struct Call {
     /// What the server's `poll_event` gave, in order.
     events: Vec<ConnectionEvent>,
     client_connected: bool,
+    /// The client's data channel events, and the messages its channels received.
+    client_channels: Vec<RTCDataChannelEvent>,
+    client_data: Vec<(RTCDataChannelId, RTCDataChannelMessage)>,
+    /// Whether the server's datagrams reach the client (false: they are lost).
+    deliver: bool,
     now: Instant,
     seq: u16,
 }
@@ -176,6 +184,9 @@ impl Call {
             server,
             events: Vec::new(),
             client_connected: false,
+            client_channels: Vec::new(),
+            client_data: Vec::new(),
+            deliver: true,
             now,
             seq: 0,
         }
@@ -193,6 +204,9 @@ impl Call {
                 }
                 while let Some((to, data)) = self.server.poll_transmit() {
                     moved = true;
+                    if !self.deliver {
+                        continue;
+                    }
                     assert_eq!(to, CLIENT, "the server answers where the client is");
                     let first = data.get(1).copied();
                     let res = self.client.handle_read(TaggedBytesMut {
@@ -211,8 +225,12 @@ impl Call {
                     }
                 }
                 while let Some(ev) = self.client.poll_event() {
-                    if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = ev {
-                        self.client_connected = s == RTCPeerConnectionState::Connected;
+                    match ev {
+                        RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => {
+                            self.client_connected = s == RTCPeerConnectionState::Connected;
+                        }
+                        RTCPeerConnectionEvent::OnDataChannel(e) => self.client_channels.push(e),
+                        _ => {}
                     }
                 }
                 while let Some(msg) = self.client.poll_read() {
@@ -223,6 +241,7 @@ impl Call {
                                 .push((h.payload_type, h.sequence_number, p.payload));
                         }
                         RTCMessage::RtcpPacket(_, packets) => self.client_rtcp.extend(packets),
+                        RTCMessage::DataChannelMessage(id, m) => self.client_data.push((id, m)),
                         _ => {}
                     }
                 }

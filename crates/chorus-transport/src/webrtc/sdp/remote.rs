@@ -26,6 +26,9 @@ pub struct Remote {
     /// (`recvonly`, `inactive`: a track it stopped sending). The answer keeps them alive,
     /// `inactive`, so the client can send on them again later.
     pub idle: Vec<RemoteMedia>,
+    /// The live data channel m-section (`m=application … UDP/DTLS/SCTP
+    /// webrtc-datachannel`), if any: the first one; others are rejected.
+    pub application: Option<RemoteApplication>,
     /// `a=setup` of the first m-section (`active`, `passive`, `actpass`), if any.
     pub setup: Option<String>,
     pub(super) parsed: SessionDescription,
@@ -51,6 +54,16 @@ pub struct RemoteMedia {
     /// The `a=extmap` id of the transport-wide sequence number, when the client also
     /// asks for `transport-cc` feedback on this m-section.
     pub twcc_ext: Option<u8>,
+}
+
+/// The client's data channel m-section (RFC 8841).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteApplication {
+    pub mid: String,
+    /// `a=sctp-port` (5000 when absent).
+    pub sctp_port: u16,
+    /// `a=max-message-size`: absent means 64 KiB, 0 no limit (RFC 8841 §6).
+    pub max_message_size: Option<u32>,
 }
 
 /// The codec Chorus takes for a kind of media.
@@ -80,7 +93,7 @@ impl Remote {
     /// A client's offer: it must send something the server takes.
     pub fn parse(sdp: &str) -> Result<Self, SdpError> {
         let remote = Self::parse_description(sdp)?;
-        if remote.media.is_empty() {
+        if remote.media.is_empty() && remote.application.is_none() {
             return Err(SdpError::NothingToReceive);
         }
         Ok(remote)
@@ -118,6 +131,7 @@ impl Remote {
             ice_pwd: ice_pwd.to_owned(),
             media,
             idle,
+            application: parsed.media_descriptions.iter().find_map(read_application),
             setup: media_attr("setup").map(str::to_owned),
             parsed,
         })
@@ -187,6 +201,24 @@ fn read_media(m: &MediaDescription, session: &[Attribute]) -> Option<(RemoteMedi
         }),
     };
     Some((media, sends))
+}
+
+/// The m-section, if it is a live data channel section in the form Chorus takes (the
+/// one of RFC 8841; the older `DTLS/SCTP 5000` with `a=sctpmap` is not).
+fn read_application(m: &MediaDescription) -> Option<RemoteApplication> {
+    let name = &m.media_name;
+    let sctp = name.media == "application"
+        && name.protos.join("/") == "UDP/DTLS/SCTP"
+        && name.formats == ["webrtc-datachannel"];
+    let rejected = name.port.value == 0 && attribute(m, "bundle-only").is_none();
+    if !sctp || rejected {
+        return None;
+    }
+    Some(RemoteApplication {
+        mid: value(&m.attributes, "mid")?.to_owned(),
+        sctp_port: value(&m.attributes, "sctp-port").map_or(Some(5000), |p| p.parse().ok())?,
+        max_message_size: value(&m.attributes, "max-message-size").and_then(|v| v.parse().ok()),
+    })
 }
 
 fn attribute<'a>(m: &'a MediaDescription, key: &str) -> Option<&'a Attribute> {

@@ -269,11 +269,17 @@ fn the_answer_echoes_the_extensions_and_feedback_chorus_uses() {
             &["transport-cc", "goog-remb"],
         ),
         (
-            "firefox",
+            "firefox, its data channel accepted",
             FIREFOX,
             "2",
-            &["application 0 ", "a=inactive"],
-            &["a=candidate", "a=ice-ufrag"],
+            &[
+                "application 9 UDP/DTLS/SCTP webrtc-datachannel",
+                "a=sctp-port:5000",
+                "a=max-message-size:65536",
+                "a=setup:passive",
+                "a=candidate",
+            ],
+            &["a=rtpmap", "a=inactive", "a=recvonly"],
         ),
         (
             "webrtcbin",
@@ -321,7 +327,7 @@ fn the_answer_echoes_the_extensions_and_feedback_chorus_uses() {
 fn the_answer_bundles_only_what_it_takes() {
     let cases = [
         (CHROMIUM, "a=group:BUNDLE 0 1\r\n"),
-        (FIREFOX, "a=group:BUNDLE 0 1\r\n"),
+        (FIREFOX, "a=group:BUNDLE 0 1 2\r\n"),
         // The recvonly video2 stays live, inactive: bundled.
         (WEBRTCBIN, "a=group:BUNDLE video0 audio1 video2\r\n"),
     ];
@@ -330,6 +336,79 @@ fn the_answer_bundles_only_what_it_takes() {
         assert!(answer.contains(bundle), "{bundle:?}:\n{answer}");
         assert!(answer.contains("a=ice-lite\r\n"), "{answer}");
     }
+}
+
+#[test]
+fn data_channel_sections_are_answered_in_rfc_8841_form_only() {
+    let firefox = wire(FIREFOX);
+    let app = |max_message_size| RemoteApplication {
+        mid: "2".into(),
+        sctp_port: 5000,
+        max_message_size,
+    };
+    // (case, the offer, what is read, a line of the answer's m-section)
+    let cases = [
+        (
+            "firefox",
+            firefox.clone(),
+            Some(app(Some(1073741823))),
+            "application 9 UDP/DTLS/SCTP",
+        ),
+        (
+            "no max-message-size: 64 KiB by default",
+            firefox.replace("a=max-message-size:1073741823\r\n", ""),
+            Some(app(None)),
+            "a=max-message-size:65536",
+        ),
+        (
+            "the older form (DTLS/SCTP 5000, sctpmap): rejected",
+            firefox.replace("UDP/DTLS/SCTP webrtc-datachannel", "DTLS/SCTP 5000"),
+            None,
+            "application 0 DTLS/SCTP 5000",
+        ),
+        (
+            "stopped by the client: rejected",
+            firefox.replace("m=application 9", "m=application 0"),
+            None,
+            "application 0 UDP/DTLS/SCTP",
+        ),
+        (
+            "another application format: rejected",
+            firefox.replace("webrtc-datachannel", "bfcp"),
+            None,
+            "application 0 UDP/DTLS/SCTP bfcp",
+        ),
+    ];
+    for (name, sdp, want, line) in cases {
+        let remote = Remote::parse(&sdp).unwrap();
+        assert_eq!(remote.application, want, "{name}");
+        let answer = remote.answer(&local());
+        let m = section(&answer, "2");
+        assert!(m.contains(line), "{name}: {line:?} missing:\n{m}");
+    }
+    // An offer of a data channel alone is answered; of nothing at all, refused.
+    let data_only = [
+        "v=0",
+        "o=- 1 1 IN IP4 0.0.0.0",
+        "s=-",
+        "t=0 0",
+        "a=fingerprint:sha-256 AB:CD",
+        "a=ice-ufrag:u",
+        "a=ice-pwd:p",
+        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+        "c=IN IP4 0.0.0.0",
+        "a=mid:0",
+        "a=sctp-port:5000",
+        "",
+    ]
+    .join("\r\n");
+    let remote = Remote::parse(&data_only).unwrap();
+    assert!(remote.answer(&local()).contains("a=group:BUNDLE 0\r\n"));
+    let nothing = data_only.replace("webrtc-datachannel", "bfcp");
+    assert_eq!(
+        Remote::parse(&nothing).err(),
+        Some(SdpError::NothingToReceive)
+    );
 }
 
 #[test]
