@@ -32,8 +32,6 @@ pub type History = PacketHistory<(Header, Bytes)>;
 /// Where a publisher's track arrives.
 #[derive(Debug, Clone)]
 pub struct UpstreamBinding {
-    /// The client's name for the track in its SDP (what keyframe requests go to).
-    pub sdp_track: String,
     /// Learned from the first RTP packet.
     pub media_ssrc: Option<u32>,
     /// Negotiated id of the RFC 6464 audio level header extension (audio only).

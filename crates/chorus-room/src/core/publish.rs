@@ -174,9 +174,8 @@ impl RoomCore {
             tracing::debug!(room = %self.name, track = %sdp_track, "unannounced track ignored");
             return;
         };
-        peer.uptracks.insert(sdp_track.clone(), id.clone());
+        peer.uptracks.insert(sdp_track, id.clone());
         let binding = UpstreamBinding {
-            sdp_track,
             media_ssrc: None,
             audio_level_ext,
         };

@@ -10,7 +10,6 @@ fn owner_id() -> ParticipantId {
 
 fn bind(tracks: &mut Tracks, id: &TrackId) {
     tracks.get_mut(id).unwrap().upstream = Some(UpstreamBinding {
-        sdp_track: "t".into(),
         media_ssrc: None,
         audio_level_ext: None,
     });
