@@ -67,7 +67,7 @@ pub enum PeerEvent {
     /// Publisher side: the client's description carries a track.
     UpTrack {
         sdp_track: String,
-        kind: Option<MediaKind>,
+        kind: MediaKind,
         /// Negotiated id of the RFC 6464 audio level header extension (audio only).
         audio_level_ext: Option<u8>,
     },

@@ -201,7 +201,7 @@ impl Tracks {
         &self,
         owner: ParticipantKey,
         sdp_track_id: &str,
-        kind: Option<MediaKind>,
+        kind: MediaKind,
     ) -> Option<TrackId> {
         let mut unbound: Vec<&PublishedTrack> = self
             .by_id
@@ -212,7 +212,7 @@ impl Tracks {
         unbound
             .iter()
             .find(|t| t.cid == sdp_track_id)
-            .or_else(|| unbound.iter().find(|t| Some(t.kind()) == kind))
+            .or_else(|| unbound.iter().find(|t| t.kind() == kind))
             .map(|t| t.id.clone())
     }
 

@@ -159,7 +159,7 @@ impl RoomCore {
         &mut self,
         key: ParticipantKey,
         sdp_track: String,
-        kind: Option<MediaKind>,
+        kind: MediaKind,
         audio_level_ext: Option<u8>,
         now: Instant,
     ) {

@@ -316,7 +316,7 @@ impl Link {
         };
         self.events.push_back(PeerEvent::UpTrack {
             sdp_track: up.sdp_track.to_string(),
-            kind: Some(kind),
+            kind,
             audio_level_ext: m.audio_level_ext,
         });
     }
