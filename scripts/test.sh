@@ -23,11 +23,6 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test"
 cargo test --workspace
 
-# The room scenarios run on both media transports in the default run; the media and
-# SRTP integration tests run once more on the fallback transport, rtc's.
-step "cargo test: media through the rtc fallback transport"
-CHORUS_MEDIA_TRANSPORT=rtc cargo test -p chorus-server --test media --test srtp
-
 step "browser end-to-end test"
 scripts/browser-test.sh
 

@@ -7,11 +7,11 @@
 //!   and connected, the publisher's camera flowing to all of them. One measured step is
 //!   one SRTP video datagram from the publisher's client (made beforehand, untimed)
 //!   fed to the core as `Input::Datagram` (SRTP unprotect and the publisher
-//!   connection's interceptors, the room's forwarding: rewrite per subscriber,
-//!   `handle_write`, interceptors, SRTP protect) and every `Output` drained: one
-//!   datagram per subscriber. Throughput is per egress packet.
+//!   connection's reception bookkeeping, the room's forwarding: rewrite per subscriber,
+//!   SRTP protect) and every `Output` drained: one datagram per subscriber. Throughput
+//!   is per egress packet.
 //! - `rtcp`: a subscriber's receiver report + NACK + PLI in one compound packet (made
-//!   beforehand) fed to the core: SRTCP unprotect, the interceptors, the room's
+//!   beforehand) fed to the core: SRTCP unprotect, RTCP parsing, the room's
 //!   keyframe-request dispatch (throttled to the publisher), and the retransmission
 //!   the NACK asks for.
 //!
@@ -22,20 +22,11 @@ use std::time::{Duration, Instant};
 
 use chorus_room::sim::{ClientId, Sim, ms};
 use chorus_transport::Datagram;
-use chorus_transport::TransportKind;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
-
-/// `FANOUT_TRANSPORT=rtc` measures the fallback transport; Chorus's own by default.
-fn transport() -> TransportKind {
-    std::env::var("FANOUT_TRANSPORT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_default()
-}
 
 fn subscribers() -> usize {
     std::env::var("FANOUT_SUBSCRIBERS")
@@ -48,7 +39,7 @@ fn subscribers() -> usize {
 /// it (a keyframe arrived).
 fn room(n: usize) -> (Sim, ClientId, String, Vec<ClientId>) {
     let started = Instant::now();
-    let mut sim = Sim::on(transport(), 1);
+    let mut sim = Sim::new(1);
     let publisher = sim.join("publisher");
     let video = sim.publish_video(publisher);
     let subs: Vec<ClientId> = (0..n).map(|i| sim.join(&format!("sub{i}"))).collect();
@@ -110,7 +101,7 @@ fn fanout(c: &mut Criterion) {
 }
 
 fn rtcp_compound(c: &mut Criterion) {
-    let mut sim = Sim::on(transport(), 2);
+    let mut sim = Sim::new(2);
     let publisher = sim.join("publisher");
     let subscriber = sim.join("subscriber");
     let video = sim.publish_video(publisher);

@@ -35,8 +35,7 @@ pub struct RoomInfo {
 pub struct ForwardingStats {
     /// Packets sent to subscribers (one per subscriber a packet reached).
     pub forwarded: u64,
-    /// Packets sent again to subscribers that NACKed them (Chorus's own transport; with
-    /// `media.transport = "rtc"` rtc answers NACKs itself and this stays 0).
+    /// Packets sent again to subscribers that NACKed them.
     #[serde(default)]
     pub resent: u64,
     /// Packets (or copies for one subscriber) not sent, by reason; every reason is

@@ -19,7 +19,6 @@ mod signal;
 mod subscribe;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chorus_core::{ConnId, ParticipantId, TrackId};
@@ -49,8 +48,6 @@ pub struct CoreParams {
     pub empty_timeout: Duration,
     /// Builds the room's connections.
     pub peers: PeerFactory,
-    /// The media port's address, as connections see it locally.
-    pub local_addr: SocketAddr,
     /// Seeds the room's random ids and SSRCs.
     pub seed: u64,
     /// The room's connection ids start here (distinct per room).
@@ -67,7 +64,6 @@ pub struct RoomCore {
     created: Instant,
     empty_timeout: Duration,
     peers: PeerFactory,
-    local_addr: SocketAddr,
     rng: StdRng,
     participants: Participants,
     tracks: Tracks,
@@ -138,7 +134,6 @@ impl RoomCore {
             created: now,
             empty_timeout: params.empty_timeout,
             peers: params.peers,
-            local_addr: params.local_addr,
             rng: StdRng::seed_from_u64(params.seed),
             participants: Participants::new(params.max_participants),
             tracks: Tracks::default(),

@@ -299,7 +299,7 @@ pub(crate) fn apply_route(
                 conn,
                 inbox: inbox.clone(),
                 control: control.clone(),
-                ingress,
+                ingress: Some(ingress),
             },
         ),
         RouteChange::RemoveUfrag { ufrag, conn } => demux.remove_ufrag(&ufrag, conn),

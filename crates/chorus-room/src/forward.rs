@@ -250,7 +250,7 @@ fn forward_to(
         );
     }
     let payload = packet.payload.for_owner(peer.owner).clone();
-    if peer.send_rtp(&packet.down, header, payload, now) {
+    if peer.send_rtp(&header, &payload, now) {
         skips.forwarded();
         shard.mark_dirty(conn);
     } else {

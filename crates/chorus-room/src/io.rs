@@ -124,7 +124,7 @@ pub enum RouteChange {
     AddUfrag {
         ufrag: String,
         conn: ConnId,
-        ingress: Option<IngressKey>,
+        ingress: IngressKey,
     },
     /// `ufrag` no longer routes to `conn` (an ICE restart replaced it).
     RemoveUfrag { ufrag: String, conn: ConnId },

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use chorus_core::{ConnId, ParticipantId};
-use chorus_protocol::signal::PeerTarget;
 use chorus_protocol::{Grants, ParticipantInfo, ParticipantState, TrackInfo};
 use chorus_transport::LinkState;
 
@@ -25,13 +24,6 @@ pub struct Participant {
 }
 
 impl Participant {
-    pub fn conn(&self, target: PeerTarget) -> Option<ConnId> {
-        match target {
-            PeerTarget::Publisher => self.publisher,
-            PeerTarget::Subscriber => self.subscriber,
-        }
-    }
-
     pub fn info(&self, tracks: Vec<TrackInfo>) -> ParticipantInfo {
         ParticipantInfo {
             participant_id: self.id.to_string(),

@@ -1,12 +1,10 @@
-//! One media connection of a participant, as the room drives it, over either transport
-//! ([`Link`]): webrtc-rs `rtc`'s `RTCPeerConnection` ([`rtc_link`]) or Chorus's own
-//! `ServerConnection` ([`own_link`], issue 9, chosen by `media.transport`). The room
-//! sees one face: datagrams and timers in, [`PeerEvent`]s out, SDP exchanged, RTP sent.
+//! One media connection of a participant, as the room drives it, over Chorus's own
+//! `ServerConnection` ([`link`]). The room sees one face: datagrams and timers in,
+//! [`PeerEvent`]s out, SDP exchanged, RTP sent.
 //! What it carries is kept here: down tracks on a subscriber connection, with their
 //! offer/answer phase; up tracks on a publisher connection.
 
-mod own_link;
-mod rtc_link;
+mod link;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,8 +21,7 @@ use rtc::rtp::header::Header;
 use crate::io::ParticipantKey;
 use crate::negotiation::{Negotiation, TrackPhase};
 use crate::skips::Skip;
-pub use own_link::OwnLink;
-pub use rtc_link::RtcLink;
+pub use link::Link;
 
 pub struct Peer {
     pub conn: ConnId,
@@ -45,22 +42,14 @@ pub struct Peer {
     pub srtp_profile: Option<String>,
 }
 
-/// The transport under a connection. `rtc`'s peer connection is large; it goes while
-/// Chorus's own transport takes over, so the size difference is left as it is.
-#[allow(clippy::large_enum_variant)]
-pub enum Link {
-    Rtc(RtcLink),
-    Own(OwnLink),
-}
-
 /// One published track as forwarded to one subscriber.
 pub struct DownTrack {
     pub ssrc: u32,
     pub payload_type: u8,
     pub forwarder: Forwarder,
     pub phase: TrackPhase,
-    /// What went out under each of its sequence numbers, to answer NACKs (own transport;
-    /// `rtc` keeps a history of its own).
+    /// What went out under each of its sequence numbers, to answer NACKs (video only:
+    /// a lost audio packet is late by the time a resend would arrive).
     pub sent: Option<NackMap>,
 }
 
@@ -78,7 +67,7 @@ pub enum PeerEvent {
     /// Publisher side: the client's description carries a track.
     UpTrack {
         sdp_track: String,
-        kind: Option<MediaKind>,
+        kind: MediaKind,
         /// Negotiated id of the RFC 6464 audio level header extension (audio only).
         audio_level_ext: Option<u8>,
     },
@@ -127,7 +116,7 @@ impl Peer {
         }
     }
 
-    /// A connection on Chorus's own transport that nothing has happened to yet.
+    /// A connection that nothing has happened to yet.
     #[cfg(test)]
     pub fn for_tests(
         factory: &chorus_transport::PeerFactory,
@@ -140,23 +129,14 @@ impl Peer {
             pwd: "a-password-of-twenty-four-chars".to_owned(),
         };
         let offering = target == PeerTarget::Subscriber;
-        let link = OwnLink::new(factory, credentials, conn.0, offering, Instant::now())
+        let link = Link::new(factory, credentials, conn.0, offering, Instant::now())
             .expect("a fresh connection");
-        Self::new(conn, owner, target, Link::Own(link))
-    }
-
-    /// Whether the room answers this connection's NACKs for a track of `kind` itself
-    /// (video on Chorus's own transport; `rtc` answers from a history of its own).
-    pub fn answers_nacks(&self, kind: MediaKind) -> bool {
-        kind == MediaKind::Video && !matches!(self.link, Link::Rtc(_))
+        Self::new(conn, owner, target, link)
     }
 
     /// Which client address media goes to, and whether the client is still there.
     pub fn ice(&self) -> &IceLite {
-        match &self.link {
-            Link::Rtc(l) => l.ice(),
-            Link::Own(l) => l.ice(),
-        }
+        self.link.ice()
     }
 
     /// Feeds one datagram (`unprotected`: plain RTP/RTCP, unprotected by the I/O thread
@@ -164,94 +144,57 @@ impl Peer {
     /// reason.
     pub fn handle_datagram(
         &mut self,
-        local: SocketAddr,
         from: SocketAddr,
         at: Instant,
         data: BytesMut,
         unprotected: bool,
     ) -> Result<(), Skip> {
-        match &mut self.link {
-            Link::Rtc(l) => l.handle_datagram(local, from, at, data),
-            Link::Own(l) => l.handle_datagram(from, at, data, unprotected),
-        }
+        self.link.handle_datagram(from, at, data, unprotected)
     }
 
-    /// What the I/O threads unprotect this connection's SRTP with (own transport).
-    pub fn ingress_key(&self) -> Option<chorus_transport::IngressKey> {
-        match &self.link {
-            Link::Rtc(_) => None,
-            Link::Own(l) => Some(l.ingress_key().clone()),
-        }
+    /// What the I/O threads unprotect this connection's SRTP with.
+    pub fn ingress_key(&self) -> chorus_transport::IngressKey {
+        self.link.ingress_key().clone()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        match &mut self.link {
-            Link::Rtc(l) => l.handle_timeout(now),
-            Link::Own(l) => l.handle_timeout(now),
-        }
+        self.link.handle_timeout(now)
     }
 
     /// Takes what the connection produced.
     pub fn drain(&mut self, now: Instant, out: &mut Vec<PeerEvent>) {
-        match &mut self.link {
-            Link::Rtc(l) => l.drain(self.target, now, out),
-            Link::Own(l) => l.drain(now, out),
-        }
+        self.link.drain(now, out)
     }
 
     /// The next datagram the connection has to send, and where to.
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
-        match &mut self.link {
-            Link::Rtc(l) => l.poll_transmit(),
-            Link::Own(l) => l.poll_transmit(),
-        }
+        self.link.poll_transmit()
     }
 
     /// The connection's next deadline.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        match &mut self.link {
-            Link::Rtc(l) => l.poll_timeout(),
-            Link::Own(l) => l.poll_timeout(),
-        }
+        self.link.poll_timeout()
     }
 
     /// Publisher side: answers the client's offer. `fresh` gives new server credentials
-    /// when the offer restarts ICE (own transport; `rtc` draws its own).
+    /// when the offer restarts ICE.
     pub fn answer(
         &mut self,
-        offer: String,
+        offer: &str,
         fresh: impl FnOnce() -> IceCredentials,
         now: Instant,
     ) -> Result<String, SdpFailed> {
-        match &mut self.link {
-            Link::Rtc(l) => l.answer(offer, now),
-            Link::Own(l) => l.answer(&offer, fresh, now),
-        }
+        self.link.answer(offer, fresh, now)
     }
 
     /// Subscriber side: adds a track the next offer carries.
-    pub fn add_track(
-        &mut self,
-        id: &TrackId,
-        kind: MediaKind,
-        label: String,
-        ssrc: u32,
-    ) -> Result<(), SdpFailed> {
-        match &mut self.link {
-            Link::Rtc(l) => l.add_track(id, kind, label, ssrc),
-            Link::Own(l) => {
-                l.add_track(id, kind, ssrc);
-                Ok(())
-            }
-        }
+    pub fn add_track(&mut self, id: &TrackId, kind: MediaKind, ssrc: u32) {
+        self.link.add_track(id, kind, ssrc)
     }
 
     /// Subscriber side: removes a track (its m-section is rejected in the next offer).
     pub fn remove_track(&mut self, id: &TrackId) {
-        match &mut self.link {
-            Link::Rtc(l) => l.remove_track(id),
-            Link::Own(l) => l.remove_track(id),
-        }
+        self.link.remove_track(id)
     }
 
     /// Subscriber side: the server's next offer.
@@ -260,68 +203,34 @@ impl Peer {
         ice_restart: Option<IceCredentials>,
         now: Instant,
     ) -> Result<String, SdpFailed> {
-        match &mut self.link {
-            Link::Rtc(l) => l.offer(ice_restart.is_some(), now),
-            Link::Own(l) => l.offer(ice_restart, now),
-        }
+        self.link.offer(ice_restart, now)
     }
 
     /// Subscriber side: the client's answer to the offer that is out.
-    pub fn apply_answer(&mut self, answer: String, now: Instant) -> Result<(), SdpFailed> {
-        match &mut self.link {
-            Link::Rtc(l) => l.apply_answer(answer, now),
-            Link::Own(l) => l.apply_answer(&answer, now),
-        }
+    pub fn apply_answer(&mut self, answer: &str, now: Instant) -> Result<(), SdpFailed> {
+        self.link.apply_answer(answer, now)
     }
 
-    /// A trickled client candidate. ICE-lite never checks them: kept for `rtc`'s
-    /// bookkeeping only.
-    pub fn add_remote_candidate(&mut self, candidate: chorus_protocol::signal::IceCandidate) {
-        if let Link::Rtc(l) = &mut self.link {
-            l.add_remote_candidate(candidate);
-        }
+    /// Sends one RTP packet; false if the transport refused it.
+    pub fn send_rtp(&mut self, header: &Header, payload: &Bytes, now: Instant) -> bool {
+        let video = header.payload_type != chorus_transport::OPUS_PT;
+        self.link.send_rtp(header, payload, video, now)
     }
 
-    /// Sends one RTP packet on the `down` track; false if the transport refused it.
-    pub fn send_rtp(
-        &mut self,
-        down: &TrackId,
-        header: Header,
-        payload: Bytes,
-        now: Instant,
-    ) -> bool {
-        match &mut self.link {
-            Link::Rtc(l) => l.send_rtp(down, header, payload, now),
-            Link::Own(l) => {
-                let video = header.payload_type != chorus_transport::OPUS_PT;
-                l.send_rtp(&header, &payload, video, now)
-            }
-        }
-    }
-
-    /// Publisher side: asks for a keyframe of the client's `sdp_track`, sent as `media_ssrc`.
-    pub fn request_keyframe(&mut self, sdp_track: &str, media_ssrc: u32, now: Instant) -> bool {
-        match &mut self.link {
-            Link::Rtc(l) => l.request_keyframe(sdp_track, media_ssrc, now),
-            Link::Own(l) => l.request_keyframe(media_ssrc),
-        }
+    /// Publisher side: asks for a keyframe of what the client sends as `media_ssrc`.
+    pub fn request_keyframe(&mut self, media_ssrc: u32) -> bool {
+        self.link.request_keyframe(media_ssrc)
     }
 
     /// Says goodbye on the transport (what it sends is left for [`Self::poll_transmit`]).
     pub fn close(&mut self, now: Instant) {
-        match &mut self.link {
-            Link::Rtc(l) => l.close(),
-            Link::Own(l) => l.close(now),
-        }
+        self.link.close(now)
     }
 
-    /// The ufrag of the server's latest description, when it differs from the one
-    /// routed: the ufrag no longer routed (if any) and the one to route.
-    pub fn sync_credentials(&mut self, now: Instant) -> Option<(Option<String>, String)> {
-        let current = match &mut self.link {
-            Link::Rtc(l) => l.sync_credentials(now)?,
-            Link::Own(l) => l.ice().credentials()?.ufrag.clone(),
-        };
+    /// The server's ufrag, when it differs from the one routed: the ufrag no longer
+    /// routed (if any) and the one to route.
+    pub fn sync_credentials(&mut self) -> Option<(Option<String>, String)> {
+        let current = self.link.ice().credentials()?.ufrag.clone();
         if self.routed_ufrag.as_deref() == Some(current.as_str()) {
             return None;
         }

@@ -161,7 +161,6 @@ impl RoomRegistry {
                 max_participants,
                 empty_timeout: inner.config.empty_room_timeout,
                 peers: inner.peers.clone(),
-                local_addr: inner.media.local_addr(),
                 seed: rand::random(),
                 // Routes of all rooms share one table: each room its own id range.
                 first_conn_id: generation << 32,

@@ -1,4 +1,4 @@
-//! The deadlines of the room's connections (rtc's retransmissions and reports, each
+//! The deadlines of the room's connections (DTLS retransmissions, RTCP reports, each
 //! connection's ICE liveness). One entry per connection counts: a later schedule
 //! supersedes the earlier, and stale heap entries are skipped when they come up.
 

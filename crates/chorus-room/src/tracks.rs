@@ -32,8 +32,6 @@ pub type History = PacketHistory<(Header, Bytes)>;
 /// Where a publisher's track arrives.
 #[derive(Debug, Clone)]
 pub struct UpstreamBinding {
-    /// The client's name for the track in its SDP (what keyframe requests go to).
-    pub sdp_track: String,
     /// Learned from the first RTP packet.
     pub media_ssrc: Option<u32>,
     /// Negotiated id of the RFC 6464 audio level header extension (audio only).
@@ -203,7 +201,7 @@ impl Tracks {
         &self,
         owner: ParticipantKey,
         sdp_track_id: &str,
-        kind: Option<MediaKind>,
+        kind: MediaKind,
     ) -> Option<TrackId> {
         let mut unbound: Vec<&PublishedTrack> = self
             .by_id
@@ -214,7 +212,7 @@ impl Tracks {
         unbound
             .iter()
             .find(|t| t.cid == sdp_track_id)
-            .or_else(|| unbound.iter().find(|t| Some(t.kind()) == kind))
+            .or_else(|| unbound.iter().find(|t| t.kind() == kind))
             .map(|t| t.id.clone())
     }
 

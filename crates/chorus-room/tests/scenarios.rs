@@ -10,7 +10,6 @@ use chorus_protocol::{Grants, LeaveReason, ParticipantState};
 use chorus_room::io::{Command, Reply};
 use chorus_room::sim::{ClientId, Dir, RtpIn, Sim, ms, opus_loop, seq_jumps};
 use chorus_room::skips::Skip;
-use chorus_transport::TransportKind;
 
 const MIX: &str = ROOM_AUDIO_TRACK;
 
@@ -56,8 +55,9 @@ fn longest_silence(packets: &[RtpIn]) -> std::time::Duration {
     gaps.max().unwrap_or_default()
 }
 
-fn join_publish_subscribe_media_flows(t: TransportKind) {
-    let mut sim = Sim::on(t, 1);
+#[test]
+fn join_publish_subscribe_media_flows() {
+    let mut sim = Sim::new(1);
     let alice = sim.join("alice");
     let bob = sim.join("bob");
     let video = sim.publish_video(alice);
@@ -103,8 +103,9 @@ fn join_publish_subscribe_media_flows(t: TransportKind) {
     assert!(sim.rtp(alice, MIX).is_empty());
 }
 
-fn a_reoffer_waits_for_the_answer_in_flight(t: TransportKind) {
-    let mut sim = Sim::on(t, 2);
+#[test]
+fn a_reoffer_waits_for_the_answer_in_flight() {
+    let mut sim = Sim::new(2);
     let alice = sim.join("alice");
     sim.publish_video(alice);
     let bob = sim.join("bob");
@@ -136,8 +137,9 @@ fn a_reoffer_waits_for_the_answer_in_flight(t: TransportKind) {
     assert!(sim.rtp(bob, &screen).len() > 10);
 }
 
-fn a_republished_camera_reuses_the_subscribers_m_section(t: TransportKind) {
-    let mut sim = Sim::on(t, 11);
+#[test]
+fn a_republished_camera_reuses_the_subscribers_m_section() {
+    let mut sim = Sim::new(11);
     let alice = sim.join("alice");
     let bob = sim.join("bob");
     let first = sim.publish_video(alice);
@@ -171,8 +173,9 @@ fn a_republished_camera_reuses_the_subscribers_m_section(t: TransportKind) {
     assert!(sim.rtp(bob, &second).len() > 30);
 }
 
-fn a_late_joiner_gets_one_offer_with_everything(t: TransportKind) {
-    let mut sim = Sim::on(t, 3);
+#[test]
+fn a_late_joiner_gets_one_offer_with_everything() {
+    let mut sim = Sim::new(3);
     let alice = sim.join("alice");
     let bob = sim.join("bob");
     let a = sim.publish_video(alice);
@@ -193,8 +196,9 @@ fn a_late_joiner_gets_one_offer_with_everything(t: TransportKind) {
     assert!(sim.rtp(carol, MIX).len() > 10, "carol hears the mix");
 }
 
-fn leave_and_remove_tell_everyone(t: TransportKind) {
-    let mut sim = Sim::on(t, 4);
+#[test]
+fn leave_and_remove_tell_everyone() {
+    let mut sim = Sim::new(4);
     let alice = sim.join("alice");
     let bob = sim.join("bob");
     let carol = sim.join("carol");
@@ -227,9 +231,10 @@ fn leave_and_remove_tell_everyone(t: TransportKind) {
     assert_eq!(names, ["carol"]);
 }
 
-fn a_vanished_client_is_disconnected_then_removed(t: TransportKind) {
+#[test]
+fn a_vanished_client_is_disconnected_then_removed() {
     let wall = std::time::Instant::now();
-    let mut sim = Sim::on(t, 5);
+    let mut sim = Sim::new(5);
     let alice = sim.join("alice");
     let bob = sim.join("bob");
     // Alice's one connection carries media all the time: its silence starts when she
@@ -267,8 +272,9 @@ fn a_vanished_client_is_disconnected_then_removed(t: TransportKind) {
     eprintln!("{:?} simulated in {:?}", sim.elapsed(), wall.elapsed());
 }
 
-fn relay_to_mix_and_back_keeps_the_listeners_numbering(t: TransportKind) {
-    let mut sim = Sim::on(t, 6);
+#[test]
+fn relay_to_mix_and_back_keeps_the_listeners_numbering() {
+    let mut sim = Sim::new(6);
     let alice = sim.join("alice");
     let bob = sim.join("bob");
     let carol = sim.join("carol");
@@ -299,8 +305,9 @@ fn relay_to_mix_and_back_keeps_the_listeners_numbering(t: TransportKind) {
     assert!(longest_silence(heard) < ms(100));
 }
 
-fn keyframe_requests_are_throttled_to_the_publisher(t: TransportKind) {
-    let mut sim = Sim::on(t, 7);
+#[test]
+fn keyframe_requests_are_throttled_to_the_publisher() {
+    let mut sim = Sim::new(7);
     let alice = sim.join("alice");
     let video = sim.publish_video(alice);
     let subscribers: Vec<ClientId> = ["bob", "carol", "dave"].map(|n| sim.join(n)).into();
@@ -333,8 +340,9 @@ fn keyframe_requests_are_throttled_to_the_publisher(t: TransportKind) {
     }
 }
 
-fn a_server_mute_stops_forwarding_and_holds(t: TransportKind) {
-    let mut sim = Sim::on(t, 8);
+#[test]
+fn a_server_mute_stops_forwarding_and_holds() {
+    let mut sim = Sim::new(8);
     let alice = sim.join("alice");
     let bob = sim.join("bob");
     let video = sim.publish_video(alice);
@@ -391,8 +399,9 @@ fn a_server_mute_stops_forwarding_and_holds(t: TransportKind) {
     assert_eq!(seq_jumps(got), []);
 }
 
-fn permissions_take_tracks_away(t: TransportKind) {
-    let mut sim = Sim::on(t, 9);
+#[test]
+fn permissions_take_tracks_away() {
+    let mut sim = Sim::new(9);
     let alice = sim.join("alice");
     let bob = sim.join("bob");
     let carol = sim.join("carol");
@@ -457,9 +466,10 @@ fn coverage(packets: &[RtpIn]) -> (usize, usize) {
     (offsets.len(), span)
 }
 
-fn loss_on_a_downlink_is_repaired(t: TransportKind) {
+#[test]
+fn loss_on_a_downlink_is_repaired() {
     let run = |seed| {
-        let mut sim = Sim::on(t, seed);
+        let mut sim = Sim::new(seed);
         let alice = sim.join("alice");
         let bob = sim.join("bob");
         let video = sim.publish_video(alice);
@@ -486,39 +496,6 @@ fn loss_on_a_downlink_is_repaired(t: TransportKind) {
     let (lost, seqs) = run(10);
     assert_eq!(run(10), (lost, seqs), "the same seed, the same run");
 }
-
-/// Every scenario runs on both transports of a media connection: webrtc-rs `rtc`'s
-/// peer connection and Chorus's own.
-macro_rules! on_both_transports {
-    ($($name:ident),* $(,)?) => {
-        mod rtc {
-            $(#[test]
-            fn $name() {
-                super::$name(super::TransportKind::Rtc)
-            })*
-        }
-        mod chorus {
-            $(#[test]
-            fn $name() {
-                super::$name(super::TransportKind::Chorus)
-            })*
-        }
-    };
-}
-
-on_both_transports!(
-    join_publish_subscribe_media_flows,
-    a_reoffer_waits_for_the_answer_in_flight,
-    a_republished_camera_reuses_the_subscribers_m_section,
-    a_late_joiner_gets_one_offer_with_everything,
-    leave_and_remove_tell_everyone,
-    a_vanished_client_is_disconnected_then_removed,
-    relay_to_mix_and_back_keeps_the_listeners_numbering,
-    keyframe_requests_are_throttled_to_the_publisher,
-    a_server_mute_stops_forwarding_and_holds,
-    permissions_take_tracks_away,
-    loss_on_a_downlink_is_repaired,
-);
 
 /// A publisher's SRTP is unprotected where it arrives (the demultiplexer, on an I/O
 /// thread in the server), not in the room: what reaches the room is plain RTP, and the

@@ -282,6 +282,12 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
              CHORUS_API_SECRET (or [api] in --config) for anything but local development"
         );
     }
+    if config.media.transport.is_some() {
+        warn!(
+            "media.transport (CHORUS_MEDIA_TRANSPORT) is obsolete: Chorus's own transport is \
+             the only one; delete the setting"
+        );
+    }
     if config.demo.enabled && !config.http.bind.ip().is_loopback() {
         warn!(
             "the demo is enabled on {}: anyone who reaches it can get a token (--no-demo)",

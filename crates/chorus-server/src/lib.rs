@@ -81,8 +81,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let sessions = state.sessions().clone();
     let app = chorus_api::router(state);
     let task = tokio::spawn(supervise(listener, app, registry, sessions, stop.clone()));
-    let transport = config.media.transport.as_str();
-    info!(%http_addr, %media_addr, %transport, "chorus is up");
+    info!(%http_addr, %media_addr, "chorus is up");
     Ok(RunningServer {
         http_addr,
         media_addr,

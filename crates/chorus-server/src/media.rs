@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use chorus_transport::{
     LivenessConfig, MediaPlane, MediaPlaneConfig, MediaPlaneError, PeerError, PeerFactory,
-    TransportKind,
 };
 
 /// Settings of the media plane.
@@ -26,8 +25,6 @@ pub struct MediaConfig {
     /// A media connection not up this long after its offer/answer (or ICE restart) is
     /// reported to the client (`media_unreachable`).
     pub ice_connect_timeout: Duration,
-    /// Which implementation carries the server's side of media connections.
-    pub transport: TransportKind,
 }
 
 impl Default for MediaConfig {
@@ -41,7 +38,6 @@ impl Default for MediaConfig {
             // 30 s of silence in all: RFC 7675's consent expiry.
             ice_failed_timeout: Duration::from_secs(20),
             ice_connect_timeout: Duration::from_secs(10),
-            transport: TransportKind::default(),
         }
     }
 }
@@ -77,9 +73,7 @@ pub fn start(config: &MediaConfig) -> Result<Media, StartError> {
     if let Some(ip) = config.announce {
         announce.set_ip(ip);
     }
-    let peers = PeerFactory::new(announce)?
-        .with_liveness(liveness(config))
-        .with_transport(config.transport);
+    let peers = PeerFactory::new(announce)?.with_liveness(liveness(config));
     Ok(Media { plane, peers })
 }
 

@@ -3,22 +3,16 @@
 //! profile each connection ended up with is the one expected, as the clients see it
 //! and as the server reports it (`forwarding.srtp_profiles` of the room).
 //!
-//! Who picks, on Chorus's own transport (`media.transport = "chorus"`): Chorus answers a
-//! publisher's offer `a=setup:passive` and is the DTLS server; on the subscriber
-//! connection it offers `actpass`, and a client that answers `active` (browsers,
-//! webrtcbin) makes it the server there too. As server it picks its own preference
-//! (GCM) among the profiles the client's hello lists.
-//!
-//! On `rtc`'s transport Chorus answers `a=setup:active` and is the DTLS client on the
-//! publisher connection, and where it is the server rtc takes the first profile of the
-//! *client's* list.
+//! Who picks: Chorus answers a publisher's offer `a=setup:passive` and is the DTLS
+//! server; on the subscriber connection it offers `actpass`, and a client that answers
+//! `active` (browsers, webrtcbin) makes it the server there too. As server it picks its
+//! own preference (GCM) among the profiles the client's hello lists.
 
 mod common;
 
 use std::collections::BTreeMap;
 
 use chorus_client::{ClientConfig, MediaProfile, SrtpProtectionProfile, TrackSource};
-use chorus_transport::TransportKind;
 use common::{FLOWING, Participant, TestServer};
 use reqwest::Method;
 
@@ -141,28 +135,16 @@ async fn a_client_with_rtcs_default_profiles_gets_gcm_on_both_connections() {
     }
 }
 
-/// Chromium's list, AES_CM first. Chorus's own transport is the DTLS server on both
-/// connections and picks GCM. On rtc's: where Chorus is the DTLS server (subscriber, the
-/// client answering `active`) rtc picks by the client's order, AES_CM; where Chorus is
-/// the client (publisher) this rtc client is the server and picks by Chorus's order,
-/// GCM (Chromium's own DTLS server, BoringSSL, picks by Chromium's order instead, so
-/// Chromium got AES_CM on both connections there).
+/// Chromium's list, AES_CM first: Chorus is the DTLS server on both connections and
+/// picks GCM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_preferring_aes_cm_gets_gcm_where_chorus_picks() {
     let dtls = Dtls {
         offered: &CHROMIUM,
         answer_active: true,
     };
-    match common::transport() {
-        TransportKind::Chorus => {
-            let reported = call("srtp-chromium-order", dtls, GCM_128, GCM_128).await;
-            assert_eq!(reported, counts(&[(GCM_128, 4)]));
-        }
-        TransportKind::Rtc => {
-            let reported = call("srtp-chromium-order", dtls, GCM_128, CM_80).await;
-            assert_eq!(reported, counts(&[(GCM_128, 2), (CM_80, 2)]));
-        }
-    }
+    let reported = call("srtp-chromium-order", dtls, GCM_128, GCM_128).await;
+    assert_eq!(reported, counts(&[(GCM_128, 4)]));
 
     // Answering `passive` (rtc's own answer to an ICE-lite offerer) leaves the choice
     // to Chorus's order on both connections.

@@ -7,9 +7,6 @@
 //! switches paths or restarts ICE: each association is therefore fed under one fixed
 //! key, [`ASSOCIATION`], whatever address a datagram came from; where records go is the
 //! caller's business (the path the client nominated last).
-//!
-//! This is the first piece of Chorus's own transport (issue 9); rooms still run on
-//! `rtc`'s `RTCPeerConnection`.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

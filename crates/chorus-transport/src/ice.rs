@@ -1,9 +1,6 @@
-//! The server's half of ICE-lite for one connection, on top of what `rtc` does: which
-//! of the client's addresses media goes to, and whether the client is still there.
-//!
-//! `rtc`'s agent keeps the first nominated pair for good and judges liveness by STUN
-//! alone, so the connection's owner runs it with its timers off and asks this instead.
-//! Sans-I/O: time comes in as an argument, decisions go out as [`IceEvent`]s.
+//! The server's half of ICE-lite for one connection: which of the client's addresses
+//! media goes to, and whether the client is still there. Sans-I/O: time comes in as an
+//! argument, decisions go out as [`IceEvent`]s.
 //!
 //! - A *path* is a client address that sent an authenticated binding request
 //!   (USERNAME and MESSAGE-INTEGRITY with our credentials). Media goes to the path the

@@ -6,9 +6,8 @@
 //! remote address. Datagrams go to the inbox of the room that owns the connection,
 //! which authenticates binding requests and confirms the addresses they came from
 //! ([`IceLite`]): media then goes to the path the client nominated last.
-//! The peer connections are webrtc-rs `rtc` sans-I/O objects that their owner
-//! drives with time passed in; [`PeerFactory`] builds them as ICE-lite servers with
-//! the profile shared with clients (`chorus-rtc-profile`, re-exported here).
+//! The connections ([`ServerConnection`]) are sans-I/O objects that their owner drives
+//! with time passed in; [`PeerFactory`] holds what they are all made with.
 
 mod counters;
 mod demux;
@@ -24,16 +23,17 @@ pub mod webrtc;
 
 /// The buffer type of the send and receive paths, for callers without their own `bytes`.
 pub use bytes::BytesMut;
+/// The profile shared with clients: what the simulation's and the tests' `rtc` clients
+/// are made with.
 pub use chorus_rtc_profile::{
-    AUDIO_LEVEL_URI, DropReason, OPUS_PT, RtcpCounters, VP8_PT, codecs, host_candidate, opus_codec,
-    sending_track, sending_track_with_codec, vp8_codec, with_counted_rtcp_to_application,
-    with_rtcp_to_application,
+    AUDIO_LEVEL_URI, DropReason, OPUS_PT, RtcpCounters, VP8_PT, host_candidate, opus_codec,
+    sending_track, vp8_codec, with_rtcp_to_application,
 };
 pub use counters::{MediaCounters, SendReport};
 pub use demux::{Datagram, Delivery, Demux, Route, is_control};
 pub use dtls_srtp::protect::{MAX_RTP_OVERHEAD, ProtectError, SrtpSender};
 pub use ice::{IceCredentials, IceEvent, IceLite, LinkState, LivenessConfig, StunCheck};
 pub use ingress::{IngressError, IngressKey};
-pub use peer::{PeerError, PeerFactory, PeerRole, ServerPeer, TransportKind};
+pub use peer::{PeerError, PeerFactory};
 pub use socket::{Egress, MediaPlane, MediaPlaneConfig, MediaPlaneError};
 pub use webrtc::{Accept, ConnectionError, ConnectionEvent, ServerConnection};

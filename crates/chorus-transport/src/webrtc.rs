@@ -8,8 +8,8 @@
 //! descriptions carry an `m=application` section.
 //! What the owner must act on comes out of one queue, [`ServerConnection::poll_event`].
 //!
-//! Rooms do not use it yet: it is the base the media path will be moved onto, tested
-//! against `rtc`'s full `RTCPeerConnection` as the client.
+//! Every room connection runs on it. Its tests run it against `rtc`'s full
+//! `RTCPeerConnection` as the client.
 
 pub mod datachannel;
 mod negotiation;

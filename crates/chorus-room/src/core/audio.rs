@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use chorus_core::{ConnId, ExtSeq, ExtTimestamp};
 use chorus_protocol::MediaKind;
-use chorus_protocol::signal::{ActiveSpeaker, ROOM_AUDIO_TRACK, ServerMessage};
+use chorus_protocol::signal::{ActiveSpeaker, ServerMessage};
 
 use super::RoomCore;
 use crate::audio::{AudioFeed, FeedChange};
@@ -44,8 +44,7 @@ impl RoomCore {
                 return;
             }
             (AudioFeed::Silent, _) => {
-                let label = ROOM_AUDIO_TRACK.to_owned();
-                self.add_downtrack(listener, &room_audio, MediaKind::Audio, label, now)
+                self.add_downtrack(listener, &room_audio, MediaKind::Audio, now)
             }
             // Same track, another source: the listener's numbering continues.
             _ => {

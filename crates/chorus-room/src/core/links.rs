@@ -1,6 +1,6 @@
 //! A participant's media connections as links: creating and closing them, routing
 //! their ICE credentials and confirmed addresses to this room (as [`RouteChange`]s for
-//! the shared demultiplexer), and acting on what rtc and each connection's `IceLite`
+//! the shared demultiplexer), and acting on what each connection's DTLS and `IceLite`
 //! decide about them (connected, silent, lost, unreachable). The participant's
 //! `connecting`/`connected`/`disconnected` state follows from its links here.
 
@@ -9,13 +9,13 @@ use std::time::Instant;
 use chorus_core::ConnId;
 use chorus_protocol::LeaveReason;
 use chorus_protocol::signal::{PeerTarget, ServerMessage};
-use chorus_transport::{IceEvent, LinkState, PeerRole, TransportKind};
+use chorus_transport::{IceEvent, LinkState};
 use rand::Rng;
 
 use super::{RoomCore, draw_credentials};
 use crate::io::{Output, ParticipantKey, Recipients, RouteChange};
 use crate::participants::state_from_links;
-use crate::peer::{Link, OwnLink, Peer, RtcLink};
+use crate::peer::{Link, Peer};
 
 /// What usually keeps a media connection from coming up, for `media_unreachable`.
 const UNREACHABLE_HINT: &str = "no ICE connectivity check and DTLS handshake completed: a \
@@ -30,24 +30,11 @@ impl RoomCore {
         target: PeerTarget,
         now: Instant,
     ) -> Result<ConnId, String> {
-        let role = match target {
-            PeerTarget::Publisher => PeerRole::Publisher,
-            PeerTarget::Subscriber => PeerRole::Subscriber,
-        };
-        let link = match self.peers.transport() {
-            TransportKind::Rtc => {
-                let built = self.peers.build(role, now).map_err(|e| e.to_string())?;
-                Link::Rtc(RtcLink::new(built.pc, built.ice))
-            }
-            TransportKind::Chorus => {
-                let credentials = draw_credentials(&mut self.rng);
-                let session_id = self.rng.random::<u64>() >> 1;
-                let offering = role == PeerRole::Subscriber;
-                let link = OwnLink::new(&self.peers, credentials, session_id, offering, now)
-                    .map_err(|e| e.to_string())?;
-                Link::Own(link)
-            }
-        };
+        let credentials = draw_credentials(&mut self.rng);
+        let session_id = self.rng.random::<u64>() >> 1;
+        let offering = target == PeerTarget::Subscriber;
+        let link = Link::new(&self.peers, credentials, session_id, offering, now)
+            .map_err(|e| e.to_string())?;
         let conn = self.conns.next_id(target);
         self.conns.insert(Peer::new(conn, key, target, link));
         let p = self.participants.get_mut(key).expect("caller checked");
@@ -83,11 +70,11 @@ impl RoomCore {
     /// Routes the ufrag of the local description just set to its connection: the first
     /// one, or a new one after an ICE restart (the old one stops routing; addresses the
     /// client already proved stay until they expire).
-    pub(super) fn route_credentials(&mut self, conn: ConnId, now: Instant) {
+    pub(super) fn route_credentials(&mut self, conn: ConnId) {
         let Some(peer) = self.conns.get_mut(conn) else {
             return;
         };
-        let Some((old, new)) = peer.sync_credentials(now) else {
+        let Some((old, new)) = peer.sync_credentials() else {
             return;
         };
         if let Some(old) = old.filter(|old| *old != new) {

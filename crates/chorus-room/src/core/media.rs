@@ -30,7 +30,7 @@ impl RoomCore {
             return;
         };
         let at = dg.at.min(now);
-        let handled = peer.handle_datagram(self.local_addr, dg.from, at, dg.data, dg.unprotected);
+        let handled = peer.handle_datagram(dg.from, at, dg.data, dg.unprotected);
         if let Err(skip) = handled {
             self.skips.count(skip);
             return;
@@ -171,7 +171,6 @@ impl RoomCore {
             return;
         };
         let Some(UpstreamBinding {
-            sdp_track,
             media_ssrc: Some(media_ssrc),
             ..
         }) = &track.upstream
@@ -186,7 +185,7 @@ impl RoomCore {
         let Some(peer) = publisher.and_then(|c| self.conns.get_mut(c)) else {
             return;
         };
-        let ok = peer.request_keyframe(sdp_track, media_ssrc, now);
+        let ok = peer.request_keyframe(media_ssrc);
         tracing::debug!(track = %id, media_ssrc, ok, "keyframe requested from publisher");
         let conn = peer.conn;
         self.conns.mark_dirty(conn);

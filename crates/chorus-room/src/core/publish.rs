@@ -159,7 +159,7 @@ impl RoomCore {
         &mut self,
         key: ParticipantKey,
         sdp_track: String,
-        kind: Option<MediaKind>,
+        kind: MediaKind,
         audio_level_ext: Option<u8>,
         now: Instant,
     ) {
@@ -174,9 +174,8 @@ impl RoomCore {
             tracing::debug!(room = %self.name, track = %sdp_track, "unannounced track ignored");
             return;
         };
-        peer.uptracks.insert(sdp_track.clone(), id.clone());
+        peer.uptracks.insert(sdp_track, id.clone());
         let binding = UpstreamBinding {
-            sdp_track,
             media_ssrc: None,
             audio_level_ext,
         };

@@ -1,7 +1,7 @@
-//! Loss repair toward subscribers on Chorus's own transport: a NACK is answered from
-//! the published track's one history, each lost packet rebuilt exactly as the
-//! subscriber's forwarder first sent it (same bytes under the same SSRC and sequence
-//! number: with AES-GCM anything else would reuse a nonce).
+//! Loss repair toward subscribers: a NACK is answered from the published track's one
+//! history, each lost packet rebuilt exactly as the subscriber's forwarder first sent it
+//! (same bytes under the same SSRC and sequence number: with AES-GCM anything else would
+//! reuse a nonce).
 
 use std::time::Instant;
 
@@ -44,9 +44,8 @@ impl RoomCore {
                 Repair::Unknown | Repair::Expired => self.skips.count(Skip::NotInHistory),
             }
         }
-        let id = id.clone();
         for (header, payload) in resends {
-            if peer.send_rtp(&id, header, payload, now) {
+            if peer.send_rtp(&header, &payload, now) {
                 self.skips.resent();
             } else {
                 self.skips.count(Skip::WriteFailed);

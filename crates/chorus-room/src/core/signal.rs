@@ -41,16 +41,9 @@ impl RoomCore {
             ClientMessage::Join {} => Err(SignalError::AlreadyJoined),
             ClientMessage::Offer { target, sdp } => self.handle_offer(key, target, sdp, now),
             ClientMessage::Answer { target, sdp } => self.handle_answer(key, target, sdp, now),
-            ClientMessage::Candidate { target, candidate } => {
-                let conn = self.participants.get(key).and_then(|p| p.conn(target));
-                if let (Some(c), Some(peer)) = (candidate, conn.and_then(|c| self.conns.get_mut(c)))
-                {
-                    // ICE-lite: the server never checks the client's candidates, so a bad
-                    // one (mDNS, TCP) is harmless.
-                    peer.add_remote_candidate(c);
-                }
-                Ok(())
-            }
+            // ICE-lite: the server never checks the client's candidates, so a bad one
+            // (mDNS, TCP) is harmless.
+            ClientMessage::Candidate { .. } => Ok(()),
             ClientMessage::Publish { cid, source, muted } => self.publish(key, cid, source, muted),
             ClientMessage::Unpublish { track_id } => {
                 let id = self
@@ -120,10 +113,10 @@ impl RoomCore {
         tracing::trace!(%sdp, "publisher offer");
         let rng = &mut self.rng;
         let sdp = peer
-            .answer(sdp, || draw_credentials(rng), now)
+            .answer(&sdp, || draw_credentials(rng), now)
             .map_err(SignalError::bad_sdp)?;
         tracing::trace!(%sdp, "publisher answer");
-        self.route_credentials(conn, now);
+        self.route_credentials(conn);
         self.send(
             Recipients::One(key),
             ServerMessage::Answer {
@@ -155,7 +148,7 @@ impl RoomCore {
             return Err(SignalError::NoOffer);
         }
         tracing::trace!(%sdp, "subscriber answer");
-        peer.apply_answer(sdp, now).map_err(SignalError::bad_sdp)?;
+        peer.apply_answer(&sdp, now).map_err(SignalError::bad_sdp)?;
         let phases = peer.downtracks.values_mut().map(|dt| &mut dt.phase);
         peer.negotiation
             .answered(phases)

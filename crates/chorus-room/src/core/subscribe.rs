@@ -29,11 +29,10 @@ impl RoomCore {
 
     /// Subscribes to a video track.
     pub(super) fn subscribe(&mut self, key: ParticipantKey, id: &TrackId, now: Instant) {
-        let Some(track) = self.tracks.get(id) else {
+        if self.tracks.get(id).is_none() {
             return;
-        };
-        let label = track.source.as_str().to_owned();
-        if let Some(conn) = self.add_downtrack(key, id, MediaKind::Video, label, now) {
+        }
+        if let Some(conn) = self.add_downtrack(key, id, MediaKind::Video, now) {
             self.tracks.add_subscriber(id, conn);
         }
     }
@@ -45,7 +44,6 @@ impl RoomCore {
         key: ParticipantKey,
         id: &TrackId,
         kind: MediaKind,
-        label: String,
         now: Instant,
     ) -> Option<ConnId> {
         let p = self.participants.get(key)?;
@@ -64,17 +62,14 @@ impl RoomCore {
         if peer.downtracks.contains_key(id) {
             return None;
         }
-        let sent = peer
-            .answers_nacks(kind)
+        // Video only: a lost audio packet is late by the time a resend would arrive.
+        let sent = (kind == MediaKind::Video)
             .then(|| NackMap::new(HISTORY_LEN, NackMap::DEFAULT_RESEND_GAP));
         let (payload_type, forwarder) = match kind {
             MediaKind::Audio => (OPUS_PT, Forwarder::audio()),
             MediaKind::Video => (VP8_PT, Forwarder::video()),
         };
-        if let Err(e) = peer.add_track(id, kind, label, ssrc) {
-            tracing::warn!(error = %e, "cannot add track to subscriber connection");
-            return None;
-        }
+        peer.add_track(id, kind, ssrc);
         peer.downtracks.insert(
             id.clone(),
             DownTrack {
@@ -123,7 +118,7 @@ impl RoomCore {
         let owner = peer.owner;
         tracing::trace!(%sdp, "subscriber offer");
         self.conns.mark_dirty(conn);
-        self.route_credentials(conn, now);
+        self.route_credentials(conn);
         self.send(
             Recipients::One(owner),
             ServerMessage::Offer {

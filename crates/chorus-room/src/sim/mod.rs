@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use chorus_protocol::signal::{ClientFrame, ClientMessage, PeerTarget, ServerMessage};
 use chorus_protocol::{Grants, TrackSource};
-use chorus_transport::{Datagram, Demux, PeerFactory, TransportKind};
+use chorus_transport::{Datagram, Demux, PeerFactory};
 use rtc::sansio::Protocol;
 use tokio::sync::mpsc;
 
@@ -90,22 +90,14 @@ pub struct Sim {
 impl Sim {
     /// An empty room; `seed` seeds the room's ids and every client's losses.
     pub fn new(seed: u64) -> Self {
-        Self::on(TransportKind::default(), seed)
-    }
-
-    /// An empty room whose connections use `transport`.
-    pub fn on(transport: TransportKind, seed: u64) -> Self {
         let now = Instant::now();
-        let peers = PeerFactory::new(SERVER)
-            .expect("peer factory")
-            .with_transport(transport);
+        let peers = PeerFactory::new(SERVER).expect("peer factory");
         let params = CoreParams {
             name: "sim".to_owned(),
             // The most a room takes (`RoomConfig::default_max_participants`).
             max_participants: 350,
             empty_timeout: Duration::from_secs(300),
             peers,
-            local_addr: SERVER,
             seed,
             first_conn_id: 1,
             // Two, so that every scenario splits its room like a server does.

@@ -10,7 +10,6 @@ fn owner_id() -> ParticipantId {
 
 fn bind(tracks: &mut Tracks, id: &TrackId) {
     tracks.get_mut(id).unwrap().upstream = Some(UpstreamBinding {
-        sdp_track: "t".into(),
         media_ssrc: None,
         audio_level_ext: None,
     });
@@ -92,11 +91,11 @@ fn an_sdp_track_binds_by_cid_then_by_kind() {
         .unwrap();
     // (owner, sdp track id, kind, expected)
     let cases = [
-        (k(1), "c", Some(MediaKind::Video), Some(cam.clone())),
-        (k(1), "c", None, Some(cam.clone())),
-        (k(1), "whatever", Some(MediaKind::Audio), Some(mic.clone())),
-        (k(1), "whatever", None, None),
-        (k(2), "c", Some(MediaKind::Video), None),
+        (k(1), "c", MediaKind::Video, Some(cam.clone())),
+        (k(1), "c", MediaKind::Audio, Some(cam.clone())),
+        (k(1), "whatever", MediaKind::Audio, Some(mic.clone())),
+        (k(1), "whatever", MediaKind::Video, Some(cam.clone())),
+        (k(2), "c", MediaKind::Video, None),
     ];
     for (owner, sdp, kind, want) in cases {
         assert_eq!(
@@ -106,10 +105,7 @@ fn an_sdp_track_binds_by_cid_then_by_kind() {
         );
     }
     bind(&mut tracks, &cam);
-    assert_eq!(
-        tracks.match_unbound(k(1), "c", Some(MediaKind::Video)),
-        None
-    );
+    assert_eq!(tracks.match_unbound(k(1), "c", MediaKind::Video), None);
     assert_eq!(tracks.videos_for(k(2)), vec![cam.clone()]);
     assert!(
         tracks.videos_for(k(1)).is_empty(),

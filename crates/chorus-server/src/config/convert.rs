@@ -21,8 +21,6 @@ impl Config {
             ice_disconnected_timeout: Duration::from_millis(self.media.ice_disconnected_timeout_ms),
             ice_failed_timeout: Duration::from_millis(self.media.ice_failed_timeout_ms),
             ice_connect_timeout: Duration::from_millis(self.media.ice_connect_timeout_ms),
-            // Checked by `validate`.
-            transport: self.media.transport.parse().unwrap_or_default(),
         }
     }
 

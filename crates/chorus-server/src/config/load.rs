@@ -89,7 +89,7 @@ impl Config {
             self.media.workers = parse("CHORUS_MEDIA_WORKERS", &v)?;
         }
         if let Some(v) = var("CHORUS_MEDIA_TRANSPORT") {
-            self.media.transport = v;
+            self.media.transport = Some(v);
         }
         if let Some(v) = var("CHORUS_API_KEY") {
             self.api.key = v;

@@ -54,9 +54,10 @@ pub struct MediaSection {
     /// A media connection not up this long after its negotiation (or ICE restart) is
     /// reported to the client as unreachable.
     pub ice_connect_timeout_ms: u64,
-    /// Which implementation carries the server's side of media connections: `rtc`
-    /// (webrtc-rs's peer connection) or `chorus` (Chorus's own, issue 9).
-    pub transport: String,
+    /// Removed: Chorus's own transport is the only one. Still read so that a file that
+    /// names it (`"chorus"`) starts, with a warning; `"rtc"` is refused by `validate`.
+    #[serde(skip_serializing)]
+    pub transport: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,7 +120,7 @@ impl Default for MediaSection {
             ice_disconnected_timeout_ms: millis(media.ice_disconnected_timeout),
             ice_failed_timeout_ms: millis(media.ice_failed_timeout),
             ice_connect_timeout_ms: millis(media.ice_connect_timeout),
-            transport: media.transport.as_str().to_owned(),
+            transport: None,
         }
     }
 }

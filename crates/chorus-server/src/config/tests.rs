@@ -194,6 +194,23 @@ fn unknown_settings_are_refused() {
     assert!(format!("{err:#}").contains("bnid"), "{err:#}");
 }
 
+/// The removed `media.transport`: naming the one transport still starts the server
+/// (it warns); naming `rtc` is refused rather than silently run on another transport.
+#[test]
+fn the_removed_transport_setting_is_accepted_only_as_chorus() {
+    let file = write_file("[media]\ntransport = \"chorus\"\n");
+    let config = Config::load(Some(file.path()), &no_env(), &Overrides::default()).unwrap();
+    assert_eq!(config.media.transport.as_deref(), Some("chorus"));
+    assert!(!config.to_toml().unwrap().contains("transport"));
+
+    let file = write_file("[media]\ntransport = \"rtc\"\n");
+    let err = Config::load(Some(file.path()), &no_env(), &Overrides::default()).unwrap_err();
+    assert!(format!("{err:#}").contains("media.transport"), "{err:#}");
+    let rtc = env(&[("CHORUS_MEDIA_TRANSPORT", "rtc")]);
+    let err = Config::load(None, &rtc, &Overrides::default()).unwrap_err();
+    assert!(format!("{err:#}").contains("removed"), "{err:#}");
+}
+
 #[test]
 fn zero_ice_timeouts_are_refused() {
     type Set = fn(&mut Config);

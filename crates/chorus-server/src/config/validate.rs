@@ -3,7 +3,6 @@
 
 use anyhow::bail;
 use chorus_protocol::control::MAX_PARTICIPANTS_CEILING;
-use chorus_transport::TransportKind;
 
 use super::sections::{Config, DEV_API_SECRET};
 
@@ -47,8 +46,11 @@ impl Config {
             );
         }
         let m = &self.media;
-        if let Err(e) = m.transport.parse::<TransportKind>() {
-            bail!("media.transport: {e}");
+        if let Some(t) = m.transport.as_deref().filter(|t| t.trim() != "chorus") {
+            bail!(
+                "media.transport (or CHORUS_MEDIA_TRANSPORT) is {t:?}: the `rtc` transport was \
+                 removed and Chorus's own is the only one; delete the setting"
+            );
         }
         for (name, ms) in [
             ("ice_disconnected_timeout_ms", m.ice_disconnected_timeout_ms),

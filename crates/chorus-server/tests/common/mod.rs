@@ -32,28 +32,13 @@ pub const FLOWING: u64 = 20;
 /// How often stats are polled.
 const POLL: Duration = Duration::from_millis(20);
 
-/// Ephemeral ports on loopback, one media thread, quiet unless `RUST_LOG` says otherwise;
-/// the media transport `CHORUS_MEDIA_TRANSPORT` names (`scripts/test.sh` runs these tests
-/// on each).
+/// Ephemeral ports on loopback, one media thread, quiet unless `RUST_LOG` says otherwise.
 pub fn test_config() -> Config {
     let mut config = Config::default();
     config.http.bind = "127.0.0.1:0".parse().unwrap();
     config.media.bind = "127.0.0.1:0".parse().unwrap();
     config.media.workers = 1;
-    if let Ok(transport) = std::env::var("CHORUS_MEDIA_TRANSPORT") {
-        config.media.transport = transport;
-    }
     config
-}
-
-/// The media transport the test servers run on.
-#[allow(dead_code)]
-pub fn transport() -> chorus_transport::TransportKind {
-    test_config()
-        .media
-        .transport
-        .parse()
-        .expect("a valid transport")
 }
 
 /// `RUST_LOG=chorus_room=debug cargo test ...` shows the server's logs.

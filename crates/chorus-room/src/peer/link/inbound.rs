@@ -1,8 +1,8 @@
-//! What the server keeps of each stream a publisher sends on Chorus's own transport,
-//! for the RTCP it owes the publisher: the losses to NACK (video: RFC 4585, timed by
-//! `LossDetector`) and the reception reports (RFC 3550, about once a second), so the
-//! browser's own sender statistics and loss-based rate control keep working; and the
-//! transport-wide congestion feedback (`TwccRecorder`) its delay-based estimate needs.
+//! What the server keeps of each stream a publisher sends, for the RTCP it owes the
+//! publisher: the losses to NACK (video: RFC 4585, timed by `LossDetector`) and the
+//! reception reports (RFC 3550, about once a second), so the browser's own sender
+//! statistics and loss-based rate control keep working; and the transport-wide
+//! congestion feedback (`TwccRecorder`) its delay-based estimate needs.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

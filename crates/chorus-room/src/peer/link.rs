@@ -1,7 +1,6 @@
 //! A connection over Chorus's own server side of WebRTC (`ServerConnection`: ICE-lite,
-//! DTLS-SRTP, SDP written here), chosen with `media.transport = "chorus"`. What `rtc`
-//! did for the room is done here or by the room: the client's tracks are found from its
-//! SDP (`a=ssrc`, `a=msid`, else the MID header extension), RTCP is read and written by
+//! DTLS-SRTP, SDP written here). The client's tracks are found from its SDP (`a=ssrc`,
+//! `a=msid`, else the MID header extension), RTCP is read and written by
 //! `chorus_transport::rtcp`, and NACKs are answered by the room from each track's one
 //! history.
 
@@ -45,7 +44,7 @@ struct UpStream {
 /// packets split off it are in flight), so this is memory per participant.
 const ARENA_CHUNK: usize = 16 * 1024;
 
-pub struct OwnLink {
+pub struct Link {
     /// On a publisher connection, made by the client's first offer.
     conn: Option<ServerConnection>,
     factory: PeerFactory,
@@ -81,7 +80,7 @@ pub struct OwnLink {
     feedback: Vec<Feedback>,
 }
 
-impl OwnLink {
+impl Link {
     /// A publisher connection (`offering == false`), or a subscriber connection that
     /// will offer.
     pub fn new(
@@ -319,7 +318,7 @@ impl OwnLink {
         };
         self.events.push_back(PeerEvent::UpTrack {
             sdp_track: up.sdp_track.to_string(),
-            kind: Some(kind),
+            kind,
             audio_level_ext: m.audio_level_ext,
         });
     }
