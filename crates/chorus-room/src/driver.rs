@@ -265,18 +265,22 @@ const PARALLEL_COPIES: usize = 64;
 /// Runs the room's egress shards, each sending its own batch; on every core at once
 /// (rayon's pool) when the turn is big enough. A shard that panics makes the room panic.
 fn run_shards(media: &MediaPlane, jobs: &mut [ShardJob<'_>]) {
-    let send = |job: &mut ShardJob<'_>| {
-        let mut egress = media.egress();
-        job.run(&mut |to, data| egress.push(to, &data));
-        egress.send();
-    };
     let copies: usize = jobs.iter().map(ShardJob::copies).sum();
     // An injected fault runs in the pool whatever the size: it is meant to be found on
     // another thread.
     if jobs.len() > 1 && (copies >= PARALLEL_COPIES || jobs.iter().any(ShardJob::panics)) {
-        jobs.par_iter_mut().for_each(send);
+        jobs.par_iter_mut().for_each(|job| {
+            let mut egress = media.egress();
+            job.run(&mut |to, data| egress.push(to, &data));
+            egress.send();
+        });
     } else {
-        jobs.iter_mut().for_each(send);
+        // One batch for all: GSO runs and `sendmmsg` calls are not split by shard.
+        let mut egress = media.egress();
+        for job in jobs {
+            job.run(&mut |to, data| egress.push(to, &data));
+        }
+        egress.send();
     }
 }
 

@@ -374,22 +374,22 @@ impl RoomRegistry {
     /// Makes a room panic, to prove that the others keep running.
     #[cfg(feature = "fault-injection")]
     pub async fn inject_panic(&self, room: &str) -> Result<(), RoomError> {
-        let handle = self.handle(room)?;
-        handle
-            .commands
-            .send(RoomCommand::Panic)
-            .await
-            .map_err(|_| RoomError::RoomClosed)
+        self.inject(room, RoomCommand::Panic).await
     }
 
     /// Makes one of a room's egress shards panic (on a thread of the shards' pool when
     /// the room has more than one), to prove that it fails like a room.
     #[cfg(feature = "fault-injection")]
     pub async fn inject_shard_panic(&self, room: &str) -> Result<(), RoomError> {
+        self.inject(room, RoomCommand::PanicShard).await
+    }
+
+    #[cfg(feature = "fault-injection")]
+    async fn inject(&self, room: &str, fault: RoomCommand) -> Result<(), RoomError> {
         let handle = self.handle(room)?;
         handle
             .commands
-            .send(RoomCommand::PanicShard)
+            .send(fault)
             .await
             .map_err(|_| RoomError::RoomClosed)
     }
