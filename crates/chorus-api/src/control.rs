@@ -566,7 +566,7 @@ mod tests {
             "send_syscalls": 9,
             "gso_datagrams": 10,
             "srtp_refused": 11,
-            "rtcp": {"delivered": 12, "dropped": {"no_media_ssrc": 13, "unknown_ssrc": 14}},
+            "rtcp": {"delivered": 12, "dropped": {"malformed": 13, "unknown_type": 14}},
         });
         assert_eq!(body_json(response).await, want);
     }

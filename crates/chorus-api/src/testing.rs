@@ -189,8 +189,8 @@ pub fn media_stats() -> MediaStats {
         rtcp: RtcpStats {
             delivered: 12,
             dropped: [
-                ("no_media_ssrc".to_owned(), 13),
-                ("unknown_ssrc".to_owned(), 14),
+                ("malformed".to_owned(), 13),
+                ("unknown_type".to_owned(), 14),
             ]
             .into(),
         },

@@ -133,11 +133,12 @@ pub struct UnroutableStats {
     pub bad_integrity: u64,
 }
 
-/// Inbound RTCP packets (compounds taken apart) that reached their track, or not.
+/// Inbound RTCP packets (compounds taken apart) read, or skipped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RtcpStats {
+    /// Packets read and acted on (or found to need nothing).
     pub delivered: u64,
-    /// Dropped packets by reason (`no_media_ssrc`, `unknown_ssrc`). A map, so that a
+    /// Skipped packets by reason (`unknown_type`, `malformed`). A map, so that a
     /// reason the server learns later appears without a new field.
     pub dropped: BTreeMap<String, u64>,
 }

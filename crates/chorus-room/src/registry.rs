@@ -8,7 +8,7 @@ use chorus_protocol::control::{
     CreateRoomRequest, MAX_PARTICIPANTS_CEILING, MediaStats, RoomInfo, RtcpStats, UnroutableStats,
 };
 use chorus_protocol::{Grants, ParticipantInfo, TrackInfo};
-use chorus_transport::{DropReason, MediaPlane, PeerFactory};
+use chorus_transport::{MediaPlane, PeerFactory};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use tokio::sync::{mpsc, oneshot};
@@ -115,16 +115,16 @@ impl RoomRegistry {
     }
 
     /// What the server's connections did with inbound RTCP: delivered, or dropped why.
-    pub fn rtcp_counters(&self) -> &chorus_transport::RtcpCounters {
-        self.inner.peers.rtcp_counters()
+    pub fn rtcp_totals(&self) -> &chorus_transport::rtcp::RtcpTotals {
+        self.inner.peers.rtcp_totals()
     }
 
-    /// A reading of [`Self::media_counters`] and [`Self::rtcp_counters`] for the
+    /// A reading of [`Self::media_counters`] and [`Self::rtcp_totals`] for the
     /// control API. The counters are read one by one, not as one snapshot.
     pub fn media_stats(&self) -> MediaStats {
         let c = self.media_counters();
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let rtcp = self.rtcp_counters();
+        let rtcp = self.rtcp_totals();
         MediaStats {
             received: get(&c.received),
             unroutable: UnroutableStats {
@@ -140,11 +140,12 @@ impl RoomRegistry {
             gso_datagrams: get(&c.gso_datagrams),
             srtp_refused: get(&c.srtp_refused),
             rtcp: RtcpStats {
-                delivered: rtcp.delivered(),
+                delivered: rtcp.read(),
                 // Every reason, zeros included, so a reader sees what can be dropped.
-                dropped: DropReason::ALL
+                dropped: rtcp
+                    .skipped()
                     .into_iter()
-                    .map(|reason| (reason.as_str().to_owned(), rtcp.dropped(reason)))
+                    .map(|(reason, n)| (reason.to_owned(), n))
                     .collect(),
             },
         }
@@ -460,7 +461,7 @@ mod tests {
         assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
         assert_eq!(stats.rtcp.delivered, 0);
         let reasons: Vec<&str> = stats.rtcp.dropped.keys().map(String::as_str).collect();
-        assert_eq!(reasons, ["no_media_ssrc", "unknown_ssrc"]);
+        assert_eq!(reasons, ["malformed", "unknown_type"]);
         registry.shutdown().await;
     }
 }

@@ -121,7 +121,7 @@ async fn supervise(
     info!("shutting down");
     // What the media plane saw over the server's life: drops show up here first.
     info!(counters = ?registry.media_counters(), "media plane totals");
-    info!(counters = ?registry.rtcp_counters(), "inbound RTCP totals");
+    info!(counters = ?registry.rtcp_totals(), "inbound RTCP totals");
     let abort_http = http.abort_handle();
     let drain = async {
         let http = async {

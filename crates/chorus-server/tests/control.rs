@@ -231,6 +231,16 @@ async fn media_counters_follow_the_traffic() {
         assert!(Instant::now() < deadline, "garbage not counted: {stats}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The clients' reports (sent every second or so) are read and counted.
+    loop {
+        let stats = media_stats(&server).await;
+        if stats["rtcp"]["delivered"].as_u64().unwrap() > 0 {
+            assert_eq!(stats["srtp_refused"], 0, "{stats}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no RTCP counted: {stats}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     server.stop().await;
 }
 

@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use chorus_rtc_profile::RtcpCounters;
 use rtc::crypto::{self, RTCCryptoProvider};
 use thiserror::Error;
 
 use crate::dtls_srtp::{DtlsError, DtlsSrtpConfig};
 use crate::ice::{IceCredentials, IceLite, LivenessConfig};
+use crate::rtcp::RtcpTotals;
 use crate::webrtc::Accept;
 
 #[derive(Debug, Error)]
@@ -30,7 +30,7 @@ pub struct PeerFactory {
     /// For checking the MESSAGE-INTEGRITY of binding requests.
     crypto: Arc<dyn RTCCryptoProvider>,
     /// Inbound RTCP delivered and dropped, over every connection built here.
-    rtcp_counters: Arc<RtcpCounters>,
+    rtcp_totals: Arc<RtcpTotals>,
     /// The certificate and SRTP profiles of every connection.
     dtls: Arc<DtlsSrtpConfig>,
     /// The wall clock at one instant, read once: sender reports carry NTP time.
@@ -45,7 +45,7 @@ impl PeerFactory {
             announce,
             liveness: LivenessConfig::default(),
             crypto,
-            rtcp_counters: Arc::default(),
+            rtcp_totals: Arc::default(),
             dtls: Arc::new(DtlsSrtpConfig::generate()?),
             clock: (Instant::now(), SystemTime::now()),
         })
@@ -94,8 +94,8 @@ impl PeerFactory {
         self.announce
     }
 
-    /// What the connections built here did with inbound RTCP.
-    pub fn rtcp_counters(&self) -> &Arc<RtcpCounters> {
-        &self.rtcp_counters
+    /// What the connections built here read of inbound RTCP.
+    pub fn rtcp_totals(&self) -> &Arc<RtcpTotals> {
+        &self.rtcp_totals
     }
 }

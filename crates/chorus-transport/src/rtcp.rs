@@ -11,6 +11,7 @@
 //! ([`RtcpError`]). Nothing here panics on any input: every read is bounds-checked.
 
 use chorus_core::reports::ReportBlock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const VERSION: u8 = 2;
 const HEADER_LEN: usize = 4;
@@ -118,6 +119,47 @@ pub struct Parsed {
     pub unknown: u32,
     /// Too short for its type, bad padding, or an unframeable tail (counted once).
     pub malformed: u32,
+}
+
+/// What the server's connections read of inbound RTCP, all of them together: packets
+/// (compounds taken apart) read, and skipped by reason. For operators (`GET /v1/media`).
+#[derive(Debug, Default)]
+pub struct RtcpTotals {
+    read: AtomicU64,
+    unknown_type: AtomicU64,
+    malformed: AtomicU64,
+}
+
+impl RtcpTotals {
+    /// Counts one compound: what [`parse_compound`] made of it (`Err`: nothing framed).
+    pub fn count(&self, parsed: &Result<Parsed, RtcpError>) {
+        let add = |c: &AtomicU64, n: u32| {
+            if n > 0 {
+                c.fetch_add(u64::from(n), Ordering::Relaxed);
+            }
+        };
+        match parsed {
+            Ok(p) => {
+                add(&self.read, p.read);
+                add(&self.unknown_type, p.unknown);
+                add(&self.malformed, p.malformed);
+            }
+            Err(_) => add(&self.malformed, 1),
+        }
+    }
+
+    pub fn read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// Every reason a packet is skipped, with its count (zeros included).
+    pub fn skipped(&self) -> [(&'static str, u64); 2] {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            ("unknown_type", get(&self.unknown_type)),
+            ("malformed", get(&self.malformed)),
+        ]
+    }
 }
 
 impl Parsed {

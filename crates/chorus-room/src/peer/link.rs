@@ -218,7 +218,9 @@ impl Link {
                 }
                 Received::Rtcp(data) => {
                     self.feedback.clear();
-                    if rtcp::parse_compound(&data, &mut self.feedback).is_err() {
+                    let parsed = rtcp::parse_compound(&data, &mut self.feedback);
+                    self.factory.rtcp_totals().count(&parsed);
+                    if parsed.is_err() {
                         continue;
                     }
                     for fb in self.feedback.drain(..) {

@@ -359,3 +359,21 @@ fn no_input_panics() {
         }
     }
 }
+
+#[test]
+fn totals_count_what_each_compound_held() {
+    let totals = RtcpTotals::default();
+    totals.count(&Ok(Parsed {
+        read: 3,
+        unknown: 1,
+        malformed: 0,
+    }));
+    totals.count(&Ok(Parsed {
+        read: 1,
+        unknown: 0,
+        malformed: 1,
+    }));
+    totals.count(&Err(RtcpError::Empty));
+    assert_eq!(totals.read(), 4);
+    assert_eq!(totals.skipped(), [("unknown_type", 1), ("malformed", 2)]);
+}
