@@ -34,6 +34,9 @@ use crate::stats::{ClientStats, PeerStats, SharedStats};
 
 /// Longest sleep of [`Engine::step`] when nothing is scheduled.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
+/// Most datagrams one [`Engine::step`] takes in before it drives the connections: a
+/// bound, so that timers and sends still run during a long burst.
+const RECV_BATCH: usize = 64;
 /// Pause after a socket error so a persistent one cannot spin the task.
 const SOCKET_ERROR_BACKOFF: Duration = Duration::from_millis(10);
 
@@ -227,10 +230,11 @@ impl Engine {
             received = self.subscriber.recv() => Some((PeerTarget::Subscriber, received)),
             _ = tokio::time::sleep_until(deadline.into()) => None,
         };
-        let now = Instant::now();
         match received {
             Some((target, Ok((len, from)))) => {
-                self.peer_mut(target).handle_received(now, len, from)
+                self.peer_mut(target)
+                    .handle_received(Instant::now(), len, from);
+                self.take_waiting();
             }
             Some((target, Err(err))) => {
                 debug!(?target, %err, "socket receive failed");
@@ -239,6 +243,30 @@ impl Engine {
             None => {}
         }
         self.drive(Instant::now());
+    }
+
+    /// Takes in the datagrams already waiting on both connections, up to
+    /// [`RECV_BATCH`], so that a burst costs one [`Engine::drive`] (timers, outputs,
+    /// sends) and one wakeup instead of one per datagram. Each keeps its own receive time.
+    fn take_waiting(&mut self) {
+        let mut taken = 1;
+        while taken < RECV_BATCH {
+            let mut any = false;
+            for target in [PeerTarget::Subscriber, PeerTarget::Publisher] {
+                let peer = self.peer_mut(target);
+                match peer.try_recv() {
+                    Some(Ok((len, from))) => {
+                        peer.handle_received(Instant::now(), len, from);
+                        (any, taken) = (true, taken + 1);
+                    }
+                    // Left for the next `step`, which backs off on it.
+                    Some(Err(_)) | None => {}
+                }
+            }
+            if !any {
+                break;
+            }
+        }
     }
 
     /// Runs timers, sends due media, processes everything both connections produced
@@ -310,7 +338,11 @@ impl Engine {
                 ssrc,
                 kind,
             } => self.on_track_opened(track_id, stream_id, receiver, ssrc, kind),
-            PeerOutput::Rtp { track_id, packet } => self.on_rtp(now, track_id, packet),
+            PeerOutput::Rtp {
+                track_id,
+                packet,
+                received_at,
+            } => self.on_rtp(received_at, track_id, packet),
             PeerOutput::Rtcp(packets) => self.on_rtcp(target, &packets),
         }
     }
