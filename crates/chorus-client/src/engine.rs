@@ -232,8 +232,7 @@ impl Engine {
         };
         match received {
             Some((target, Ok((len, from)))) => {
-                self.peer_mut(target)
-                    .handle_received(Instant::now(), len, from);
+                self.take_in(target, len, from);
                 self.take_waiting();
             }
             Some((target, Err(err))) => {
@@ -245,18 +244,29 @@ impl Engine {
         self.drive(Instant::now());
     }
 
+    /// Hands the datagram in `target`'s buffer to its connection and acts on what that
+    /// produced. The outputs are taken at once, not after the burst: taking the events
+    /// is what moves the core on (a finished DTLS handshake keys SRTP for the packets
+    /// right behind it).
+    fn take_in(&mut self, target: PeerTarget, len: usize, from: SocketAddr) {
+        let now = Instant::now();
+        self.peer_mut(target).handle_received(now, len, from);
+        while let Some(output) = self.peer_mut(target).poll_output() {
+            self.on_output(target, now, output);
+        }
+    }
+
     /// Takes in the datagrams already waiting on both connections, up to
-    /// [`RECV_BATCH`], so that a burst costs one [`Engine::drive`] (timers, outputs,
-    /// sends) and one wakeup instead of one per datagram. Each keeps its own receive time.
+    /// [`RECV_BATCH`], so that a burst costs one wakeup and one [`Engine::drive`]
+    /// (timers, media, sends) instead of one per datagram.
     fn take_waiting(&mut self) {
         let mut taken = 1;
         while taken < RECV_BATCH {
             let mut any = false;
             for target in [PeerTarget::Subscriber, PeerTarget::Publisher] {
-                let peer = self.peer_mut(target);
-                match peer.try_recv() {
+                match self.peer_mut(target).try_recv() {
                     Some(Ok((len, from))) => {
-                        peer.handle_received(Instant::now(), len, from);
+                        self.take_in(target, len, from);
                         (any, taken) = (true, taken + 1);
                     }
                     // Left for the next `step`, which backs off on it.
