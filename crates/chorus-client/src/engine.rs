@@ -264,13 +264,10 @@ impl Engine {
         while taken < RECV_BATCH {
             let mut any = false;
             for target in [PeerTarget::Subscriber, PeerTarget::Publisher] {
-                match self.peer_mut(target).try_recv() {
-                    Some(Ok((len, from))) => {
-                        self.take_in(target, len, from);
-                        (any, taken) = (true, taken + 1);
-                    }
-                    // Left for the next `step`, which backs off on it.
-                    Some(Err(_)) | None => {}
+                // A socket error is left for the next `step`, which backs off on it.
+                if let Some(Ok((len, from))) = self.peer_mut(target).try_recv() {
+                    self.take_in(target, len, from);
+                    (any, taken) = (true, taken + 1);
                 }
             }
             if !any {
