@@ -34,6 +34,9 @@ use crate::stats::{ClientStats, PeerStats, SharedStats};
 
 /// Longest sleep of [`Engine::step`] when nothing is scheduled.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
+/// Most datagrams one [`Engine::step`] takes in before it drives the connections: a
+/// bound, so that timers and sends still run during a long burst.
+const RECV_BATCH: usize = 64;
 /// Pause after a socket error so a persistent one cannot spin the task.
 const SOCKET_ERROR_BACKOFF: Duration = Duration::from_millis(10);
 
@@ -227,10 +230,10 @@ impl Engine {
             received = self.subscriber.recv() => Some((PeerTarget::Subscriber, received)),
             _ = tokio::time::sleep_until(deadline.into()) => None,
         };
-        let now = Instant::now();
         match received {
             Some((target, Ok((len, from)))) => {
-                self.peer_mut(target).handle_received(now, len, from)
+                self.take_in(target, len, from);
+                self.take_waiting();
             }
             Some((target, Err(err))) => {
                 debug!(?target, %err, "socket receive failed");
@@ -239,6 +242,38 @@ impl Engine {
             None => {}
         }
         self.drive(Instant::now());
+    }
+
+    /// Hands the datagram in `target`'s buffer to its connection and acts on what that
+    /// produced. The outputs are taken at once, not after the burst: taking the events
+    /// is what moves the core on (a finished DTLS handshake keys SRTP for the packets
+    /// right behind it).
+    fn take_in(&mut self, target: PeerTarget, len: usize, from: SocketAddr) {
+        let now = Instant::now();
+        self.peer_mut(target).handle_received(now, len, from);
+        while let Some(output) = self.peer_mut(target).poll_output() {
+            self.on_output(target, now, output);
+        }
+    }
+
+    /// Takes in the datagrams already waiting on both connections, up to
+    /// [`RECV_BATCH`], so that a burst costs one wakeup and one [`Engine::drive`]
+    /// (timers, media, sends) instead of one per datagram.
+    fn take_waiting(&mut self) {
+        let mut taken = 1;
+        while taken < RECV_BATCH {
+            let mut any = false;
+            for target in [PeerTarget::Subscriber, PeerTarget::Publisher] {
+                // A socket error is left for the next `step`, which backs off on it.
+                if let Some(Ok((len, from))) = self.peer_mut(target).try_recv() {
+                    self.take_in(target, len, from);
+                    (any, taken) = (true, taken + 1);
+                }
+            }
+            if !any {
+                break;
+            }
+        }
     }
 
     /// Runs timers, sends due media, processes everything both connections produced
@@ -310,7 +345,11 @@ impl Engine {
                 ssrc,
                 kind,
             } => self.on_track_opened(track_id, stream_id, receiver, ssrc, kind),
-            PeerOutput::Rtp { track_id, packet } => self.on_rtp(now, track_id, packet),
+            PeerOutput::Rtp {
+                track_id,
+                packet,
+                received_at,
+            } => self.on_rtp(received_at, track_id, packet),
             PeerOutput::Rtcp(packets) => self.on_rtcp(target, &packets),
         }
     }

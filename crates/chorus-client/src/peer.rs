@@ -60,6 +60,8 @@ pub(crate) enum PeerOutput {
     Rtp {
         track_id: String,
         packet: rtp::Packet,
+        /// When its datagram was read from the socket.
+        received_at: Instant,
     },
     Rtcp(Vec<Box<dyn rtcp::Packet>>),
 }
@@ -319,6 +321,24 @@ impl Peer {
         }
     }
 
+    /// A datagram already waiting on any of the connection's sockets, without waiting;
+    /// `None` when none is. Lets [`crate::Engine::step`] take in a burst before it
+    /// drives the connection once.
+    pub(crate) fn try_recv(&mut self) -> Option<io::Result<(usize, SocketAddr)>> {
+        let sockets = [
+            Some(&self.socket),
+            self.previous.as_ref(),
+            self.spare.as_ref(),
+        ];
+        for socket in sockets.into_iter().flatten() {
+            match socket.try_recv_from(&mut self.recv_buffer) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                received => return Some(received),
+            }
+        }
+        None
+    }
+
     /// Opens a second path: a new socket on the same address, checked with the server
     /// (an authenticated binding request without USE-CANDIDATE), not used yet. Returns
     /// its address.
@@ -448,7 +468,11 @@ impl Peer {
         while let Some(message) = self.pc.poll_read() {
             match message.message {
                 RTCMessage::RtpPacket(track_id, packet) => {
-                    return Some(PeerOutput::Rtp { track_id, packet });
+                    return Some(PeerOutput::Rtp {
+                        track_id,
+                        packet,
+                        received_at: message.now,
+                    });
                 }
                 RTCMessage::RtcpPacket(_, packets) => return Some(PeerOutput::Rtcp(packets)),
                 _ => {}

@@ -8,6 +8,7 @@ use chorus_protocol::signal::{ClientMessage, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::warn;
 
@@ -17,6 +18,11 @@ pub(crate) type WebSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long closing the WebSocket may take.
 pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The WebSocket's read buffer. tungstenite zeroes all of it (128 KiB by default) each
+/// time the socket is polled, and the session polls it at every datagram; signaling
+/// messages are small, and a larger one grows the buffer as needed.
+const READ_BUFFER: usize = 4 * 1024;
 
 /// The content of `joined`.
 pub(crate) struct Joined {
@@ -30,7 +36,9 @@ pub(crate) struct Joined {
 pub(crate) async fn join(
     url: String,
 ) -> Result<(WebSocket, Vec<ServerMessage>, Joined), ClientError> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
     send(&mut ws, &ClientMessage::Join {}).await?;
     let mut early = Vec::new();
     loop {

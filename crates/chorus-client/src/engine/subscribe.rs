@@ -104,8 +104,9 @@ impl Engine {
         );
     }
 
-    /// Counts a packet of a remote track and decodes it if the track's audio is decoded.
-    pub(super) fn on_rtp(&mut self, now: Instant, track_id: String, packet: rtp::Packet) {
+    /// Counts a packet of a remote track, received at `received_at`, and decodes it if
+    /// the track's audio is decoded.
+    pub(super) fn on_rtp(&mut self, received_at: Instant, track_id: String, packet: rtp::Packet) {
         let Some(subscription) = self.subscriptions.get_mut(&track_id) else {
             debug!(%track_id, "rtp for an unknown track");
             return;
@@ -114,7 +115,7 @@ impl Engine {
         let Some(inbound) = stats.inbound.get_mut(&subscription.track_id) else {
             return;
         };
-        inbound.on_rtp(now, &packet);
+        inbound.on_rtp(received_at, &packet);
         if let Some(decoder) = subscription.decoder.as_mut() {
             decoder.decode(&packet.payload, inbound.decoded.get_or_insert_default());
         }
