@@ -91,6 +91,14 @@ impl RoomRegistry {
         peers: PeerFactory,
         shutdown: CancellationToken,
     ) -> Self {
+        // The rooms' egress shards run on rayon's pool: one thread per shard, named so
+        // that an operator sees them (`top -H`). Only the first registry of a process
+        // sets it up; later ones (tests) share it.
+        let shards = config.egress_shards.max(1);
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(shards)
+            .thread_name(|i| format!("chorus-egress-{i}"))
+            .build_global();
         Self {
             inner: Arc::new(Inner {
                 rooms: DashMap::new(),

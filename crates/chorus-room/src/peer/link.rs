@@ -369,20 +369,9 @@ impl Link {
         };
         self.outbound
             .sent(header.ssrc, header.timestamp, payload.len(), video, now);
-        // Written once into the send arena and protected there: each packet is split off
-        // one allocation that serves many (`split` leaves the rest of it here).
-        let header_len = header.marshal_size();
-        let len = header_len + payload.len() + MAX_RTP_OVERHEAD;
-        if self.arena.capacity() < len {
-            self.arena.reserve(ARENA_CHUNK.max(len));
-        }
-        self.arena.resize(header_len, 0);
-        if header.marshal_to(&mut self.arena[..]).is_err() {
-            self.arena.clear();
+        let Some((packet, header_len)) = write_packet(&mut self.arena, header, payload) else {
             return false;
-        }
-        self.arena.extend_from_slice(payload);
-        let packet = self.arena.split();
+        };
         conn.send_rtp_in_place(packet, header_len, header.ssrc, header.sequence_number)
             .is_ok()
     }
@@ -404,6 +393,33 @@ impl Link {
     }
 }
 
+/// Writes an RTP packet into the send arena, split off it with room for SRTP's tag: it is
+/// protected where it lies, and one allocation serves many packets (`split` leaves the
+/// rest of the chunk in the arena). Returns the packet and its header's length.
+fn write_packet(
+    arena: &mut BytesMut,
+    header: &Header,
+    payload: &[u8],
+) -> Option<(BytesMut, usize)> {
+    let header_len = header.marshal_size();
+    let body = header_len + payload.len();
+    if arena.capacity() < body + MAX_RTP_OVERHEAD {
+        arena.reserve(ARENA_CHUNK.max(body + MAX_RTP_OVERHEAD));
+    }
+    arena.resize(header_len, 0);
+    if header.marshal_to(&mut arena[..]).is_err() {
+        arena.clear();
+        return None;
+    }
+    arena.extend_from_slice(payload);
+    // The tag's room goes with the packet: `split` hands over exactly what is written,
+    // and a packet without spare capacity would be copied anew to grow by the tag.
+    arena.resize(body + MAX_RTP_OVERHEAD, 0);
+    let mut packet = arena.split();
+    packet.truncate(body);
+    Some((packet, header_len))
+}
+
 /// The client's stream a packet belongs to: by SSRC as its SDP listed it, else by the
 /// MID header extension (then the SSRC is remembered).
 fn stream_of(
@@ -421,4 +437,40 @@ fn stream_of(
     let up = by_mid.get(std::str::from_utf8(&mid).ok()?)?.clone();
     by_ssrc.insert(header.ssrc, up.clone());
     Some(up)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packets share the arena's chunk, and each has room for its tag: protecting it
+    /// allocates nothing.
+    #[test]
+    fn packets_are_written_back_to_back_with_room_for_the_tag() {
+        let mut arena = BytesMut::new();
+        let header = Header {
+            version: 2,
+            ssrc: 7,
+            ..Default::default()
+        };
+        let payload = [0xab; 1000];
+        let (first, header_len) = write_packet(&mut arena, &header, &payload).unwrap();
+        let (second, _) = write_packet(&mut arena, &header, &payload).unwrap();
+        assert_eq!(header_len, 12);
+        for p in [&first, &second] {
+            assert_eq!(p.len(), 1012);
+            assert!(
+                p.capacity() >= p.len() + MAX_RTP_OVERHEAD,
+                "{}",
+                p.capacity()
+            );
+            assert_eq!(&p[12..], &payload[..]);
+        }
+        let gap = second.as_ptr() as usize - first.as_ptr() as usize;
+        assert_eq!(gap, 1012 + MAX_RTP_OVERHEAD, "one chunk, back to back");
+        let mut grown = first;
+        let at = grown.as_ptr();
+        grown.extend_from_slice(&[0; MAX_RTP_OVERHEAD]);
+        assert_eq!(grown.as_ptr(), at, "the tag fits where the packet lies");
+    }
 }
