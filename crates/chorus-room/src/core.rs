@@ -236,7 +236,6 @@ impl RoomCore {
         }
     }
 
-    /// When the room must next get [`Input::Timeout`].
     /// Runs the turn's egress: `run` gets one job per shard, to run at once on
     /// different threads or one after the other; each makes its subscribers' copies of
     /// the queued packets and sends what its connections have waiting. Then what the
@@ -267,6 +266,7 @@ impl RoomCore {
         self.panic_shard = true;
     }
 
+    /// When the room must next get [`Input::Timeout`].
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let empty = self.empty_since.map(|t| t + self.empty_timeout);
         [self.conns.next_timeout(), self.audio.poll_timeout(), empty]
