@@ -1,6 +1,7 @@
 //! The room's media connections, by id, split into egress shards: who owns each, which
 //! have output waiting, and when each must next be woken. A shard owns its connections
-//! outright (transport, SRTP contexts, forwarders, NACK maps, send arena), so the
+//! outright (transport, SRTP contexts, forwarders, NACK maps) and the send arena they
+//! all write their packets into, so the
 //! shards of one room can forward and send at the same time on different cores
 //! (`egress.rs`). Subscriber connections are spread evenly over the shards; a
 //! connection's shard is part of its id (`id % shards`), so finding it costs nothing.
@@ -11,6 +12,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use bytes::BytesMut;
 use chorus_core::ConnId;
 use chorus_protocol::signal::PeerTarget;
 
@@ -33,6 +35,8 @@ pub struct Shard {
     timers: Timers,
     /// How many of its connections are subscriber connections (they carry the egress).
     subscribers: usize,
+    /// Where its connections write and protect the RTP they send, packet after packet.
+    arena: BytesMut,
 }
 
 impl Connections {
@@ -85,6 +89,12 @@ impl Connections {
     pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Peer> {
         let i = self.shard_of(conn);
         self.shards[i].peers.get_mut(&conn).map(|p| &mut **p)
+    }
+
+    /// A connection with its shard's send arena, to send on.
+    pub fn peer_and_arena(&mut self, conn: ConnId) -> Option<(&mut Peer, &mut BytesMut)> {
+        let i = self.shard_of(conn);
+        self.shards[i].peer_and_arena(conn)
     }
 
     pub fn remove(&mut self, conn: ConnId) -> Option<Peer> {
@@ -140,8 +150,10 @@ impl Connections {
 }
 
 impl Shard {
-    pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Peer> {
-        self.peers.get_mut(&conn).map(|p| &mut **p)
+    /// A connection of this shard with the shard's send arena, to send on.
+    pub fn peer_and_arena(&mut self, conn: ConnId) -> Option<(&mut Peer, &mut BytesMut)> {
+        let peer = self.peers.get_mut(&conn)?;
+        Some((&mut **peer, &mut self.arena))
     }
 
     /// Lists `conn` for flushing, if [`Peer::mark_dirty`] says it is not listed yet.
@@ -165,7 +177,7 @@ impl Shard {
 
     /// Hands every datagram its connections have waiting to `send`, and files each
     /// drained connection under its next deadline.
-    pub fn flush(&mut self, send: &mut impl FnMut(std::net::SocketAddr, bytes::BytesMut)) {
+    pub fn flush(&mut self, send: &mut impl FnMut(std::net::SocketAddr, BytesMut)) {
         while let Some(conn) = self.pop_dirty() {
             let Some(peer) = self.peers.get_mut(&conn) else {
                 continue;

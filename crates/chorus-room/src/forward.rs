@@ -197,7 +197,7 @@ fn forward_to(
     packet: &Outgoing,
     now: Instant,
 ) -> bool {
-    let Some(peer) = shard.get_mut(conn) else {
+    let Some((peer, arena)) = shard.peer_and_arena(conn) else {
         skips.count(Skip::UnknownConnection);
         return false;
     };
@@ -250,7 +250,7 @@ fn forward_to(
         );
     }
     let payload = packet.payload.for_owner(peer.owner).clone();
-    if peer.send_rtp(&header, &payload, now) {
+    if peer.send_rtp(arena, &header, &payload, now) {
         skips.forwarded();
         shard.mark_dirty(conn);
     } else {

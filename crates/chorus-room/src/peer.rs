@@ -211,10 +211,17 @@ impl Peer {
         self.link.apply_answer(answer, now)
     }
 
-    /// Sends one RTP packet; false if the transport refused it.
-    pub fn send_rtp(&mut self, header: &Header, payload: &Bytes, now: Instant) -> bool {
+    /// Sends one RTP packet, written and protected in `arena` (its shard's); false if
+    /// the transport refused it.
+    pub fn send_rtp(
+        &mut self,
+        arena: &mut BytesMut,
+        header: &Header,
+        payload: &Bytes,
+        now: Instant,
+    ) -> bool {
         let video = header.payload_type != chorus_transport::OPUS_PT;
-        self.link.send_rtp(header, payload, video, now)
+        self.link.send_rtp(arena, header, payload, video, now)
     }
 
     /// Publisher side: asks for a keyframe of what the client sends as `media_ssrc`.

@@ -13,7 +13,7 @@ use crate::skips::Skip;
 impl RoomCore {
     /// `conn`'s client lost `lost` of what it receives as `ssrc`.
     pub(super) fn repair(&mut self, conn: ConnId, ssrc: u32, lost: &[u16], now: Instant) {
-        let Some(peer) = self.conns.get_mut(conn) else {
+        let Some((peer, arena)) = self.conns.peer_and_arena(conn) else {
             return;
         };
         let Some((id, dt)) = peer.downtracks.iter_mut().find(|(_, dt)| dt.ssrc == ssrc) else {
@@ -45,7 +45,7 @@ impl RoomCore {
             }
         }
         for (header, payload) in resends {
-            if peer.send_rtp(&header, &payload, now) {
+            if peer.send_rtp(arena, &header, &payload, now) {
                 self.skips.resent();
             } else {
                 self.skips.count(Skip::WriteFailed);

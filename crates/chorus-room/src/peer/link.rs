@@ -39,10 +39,10 @@ struct UpStream {
     video: bool,
 }
 
-/// How much send arena is allocated at a time: about 12 packets of video, or many more
-/// of audio. Each subscriber connection always holds one chunk (and an older one while
-/// packets split off it are in flight), so this is memory per participant.
-const ARENA_CHUNK: usize = 16 * 1024;
+/// How much send arena is allocated at a time: about 50 packets of video, or many more
+/// of audio. The arena is its egress shard's, shared by all its connections: a shard
+/// holds one chunk (and older ones while packets split off them are in flight).
+const ARENA_CHUNK: usize = 64 * 1024;
 
 pub struct Link {
     /// On a publisher connection, made by the client's first offer.
@@ -75,8 +75,6 @@ pub struct Link {
     events: VecDeque<PeerEvent>,
     /// One buffer for writing RTCP before protection.
     scratch: Vec<u8>,
-    /// Where RTP to send is written and protected, packet after packet.
-    arena: BytesMut,
     feedback: Vec<Feedback>,
 }
 
@@ -115,7 +113,6 @@ impl Link {
             outbound: Outbound::default(),
             events: VecDeque::new(),
             scratch: Vec::with_capacity(1500),
-            arena: BytesMut::new(),
             feedback: Vec::new(),
         })
     }
@@ -357,8 +354,10 @@ impl Link {
         Ok(())
     }
 
+    /// Writes the packet into `arena` (its shard's), protects it there and queues it.
     pub fn send_rtp(
         &mut self,
+        arena: &mut BytesMut,
         header: &Header,
         payload: &Bytes,
         video: bool,
@@ -369,7 +368,7 @@ impl Link {
         };
         self.outbound
             .sent(header.ssrc, header.timestamp, payload.len(), video, now);
-        let Some((packet, header_len)) = write_packet(&mut self.arena, header, payload) else {
+        let Some((packet, header_len)) = write_packet(arena, header, payload) else {
             return false;
         };
         conn.send_rtp_in_place(packet, header_len, header.ssrc, header.sequence_number)
