@@ -108,11 +108,8 @@ impl Connections {
 
     /// Lists `conn` for flushing (once).
     pub fn mark_dirty(&mut self, conn: ConnId) {
-        if let Some(peer) = self.get_mut(conn)
-            && peer.mark_dirty()
-        {
-            self.list_dirty(conn);
-        }
+        let i = self.shard_of(conn);
+        self.shards[i].mark_dirty(conn);
     }
 
     /// Lists `conn`, whose [`Peer::mark_dirty`] just said it was not listed.
@@ -121,15 +118,9 @@ impl Connections {
         self.shards[i].dirty.push(conn);
     }
 
-    /// A connection that had output listed (in no particular order); it is no longer
-    /// listed (the caller drains it and reschedules it).
-    pub fn pop_dirty(&mut self) -> Option<ConnId> {
-        self.shards.iter_mut().find_map(Shard::pop_dirty)
-    }
-
-    pub fn schedule(&mut self, conn: ConnId, at: Option<Instant>) {
-        let i = self.shard_of(conn);
-        self.shards[i].timers.schedule(conn, at);
+    /// Whether a connection is listed for flushing.
+    pub fn has_dirty(&self) -> bool {
+        self.shards.iter().any(|s| !s.dirty.is_empty())
     }
 
     pub fn next_timeout(&mut self) -> Option<Instant> {
@@ -142,10 +133,6 @@ impl Connections {
 
     pub fn shards_mut(&mut self) -> &mut [Shard] {
         &mut self.shards
-    }
-
-    pub fn shard_count(&self) -> usize {
-        self.shards.len()
     }
 }
 

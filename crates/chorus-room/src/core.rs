@@ -77,10 +77,9 @@ pub struct RoomCore {
     panic_shard: bool,
     audio: RoomAudio,
     skips: Skips,
-    /// Frames and routes to hand out before transmits.
+    /// What to hand out, in order: frames, routes, and the datagrams of egress runs made
+    /// here (after the frames and routes queued before them).
     outputs: VecDeque<Output>,
-    /// The connection `poll_output` is taking datagrams from.
-    flushing: Option<ConnId>,
     /// Buffers for what a connection produced, kept between packets.
     scratch: Vec<PeerEvent>,
     /// Participants to remove when the current input is done (their link failed).
@@ -138,14 +137,13 @@ impl RoomCore {
             participants: Participants::new(params.max_participants),
             tracks: Tracks::default(),
             conns: Connections::new(params.first_conn_id, params.egress_shards),
-            queue: EgressQueue::default(),
+            queue: EgressQueue::new(params.egress_shards),
             now,
             #[cfg(feature = "fault-injection")]
             panic_shard: false,
             audio: RoomAudio::default(),
             skips: Skips::default(),
             outputs: VecDeque::new(),
-            flushing: None,
             scratch: Vec::new(),
             doomed: Vec::new(),
             offers_due: Vec::new(),
@@ -207,8 +205,9 @@ impl RoomCore {
 
     /// The next thing to do: frames and routes first, then datagrams to send.
     pub fn poll_output(&mut self) -> Option<Output> {
-        if !self.queue.is_empty() {
-            // Nobody ran the shards this turn: they run here, one after the other.
+        if self.outputs.is_empty() && (!self.queue.is_empty() || self.conns.has_dirty()) {
+            // What no egress run sent yet (the turn's packets, if nobody ran the shards;
+            // a keyframe request, a goodbye) goes out here, shard after shard.
             let panic = self.take_shard_panic();
             let outputs = &mut self.outputs;
             let found = egress(&mut self.conns, &mut self.queue, panic, self.now, |jobs| {
@@ -218,22 +217,7 @@ impl RoomCore {
             });
             self.egress_done(found, self.now);
         }
-        loop {
-            if let Some(out) = self.outputs.pop_front() {
-                return Some(out);
-            }
-            if let Some(conn) = self.flushing {
-                if let Some(peer) = self.conns.get_mut(conn) {
-                    if let Some((to, data)) = peer.poll_transmit() {
-                        return Some(Output::Transmit { to, data });
-                    }
-                    let next = peer.poll_timeout();
-                    self.conns.schedule(conn, next);
-                }
-                self.flushing = None;
-            }
-            self.flushing = Some(self.conns.pop_dirty()?);
-        }
+        self.outputs.pop_front()
     }
 
     /// Runs the turn's egress: `run` gets one job per shard, to run at once on

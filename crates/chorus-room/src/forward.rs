@@ -66,7 +66,6 @@ impl Payload {
 }
 
 /// The packets of one turn, and which of each shard's subscribers gets each.
-#[derive(Default)]
 pub struct EgressQueue {
     packets: Vec<Outgoing>,
     shards: Vec<ShardQueue>,
@@ -82,17 +81,24 @@ pub struct ShardQueue {
 }
 
 impl EgressQueue {
+    /// A queue for a room split into `shards` (at least one), as its connections are.
+    pub fn new(shards: usize) -> Self {
+        Self {
+            packets: Vec::new(),
+            shards: (0..shards.max(1)).map(|_| ShardQueue::default()).collect(),
+        }
+    }
+
     /// Queues `packet` for `subscribers`, each under its shard (`conn % shards`).
-    pub fn push(&mut self, packet: Outgoing, subscribers: &[ConnId], shards: usize) {
-        self.shards
-            .resize_with(shards.max(self.shards.len()), Default::default);
+    pub fn push(&mut self, packet: Outgoing, subscribers: &[ConnId]) {
+        let shards = self.shards.len() as u64;
         let index = self.packets.len();
         self.packets.push(packet);
         for q in &mut self.shards {
             q.open = q.subscribers.len();
         }
         for &conn in subscribers {
-            self.shards[(conn.0 % shards as u64) as usize]
+            self.shards[(conn.0 % shards) as usize]
                 .subscribers
                 .push(conn);
         }
@@ -118,17 +124,13 @@ impl EgressQueue {
 
     /// One job per shard, each over its own connections and its part of the queue.
     pub fn jobs<'a>(&'a self, shards: &'a mut [Shard], now: Instant) -> Vec<ShardJob<'a>> {
-        static NONE: ShardQueue = ShardQueue {
-            items: Vec::new(),
-            subscribers: Vec::new(),
-            open: 0,
-        };
+        debug_assert_eq!(shards.len(), self.shards.len(), "split alike");
         shards
             .iter_mut()
-            .enumerate()
-            .map(|(i, shard)| ShardJob {
+            .zip(&self.shards)
+            .map(|(shard, queue)| ShardJob {
                 shard,
-                queue: self.shards.get(i).unwrap_or(&NONE),
+                queue,
                 packets: &self.packets,
                 now,
                 skips: Skips::default(),
@@ -277,11 +279,11 @@ mod tests {
 
     #[test]
     fn the_queue_gives_each_shard_its_own_subscribers_of_each_packet() {
-        let mut q = EgressQueue::default();
+        let mut q = EgressQueue::new(2);
         let ids = |v: &[u64]| v.iter().map(|&n| ConnId(n)).collect::<Vec<_>>();
-        q.push(packet(1), &ids(&[2, 3, 4, 5]), 2);
-        q.push(packet(2), &ids(&[7]), 2);
-        q.push(packet(3), &[], 2);
+        q.push(packet(1), &ids(&[2, 3, 4, 5]));
+        q.push(packet(2), &ids(&[7]));
+        q.push(packet(3), &[]);
         // shard → (packet seq, its subscribers)
         let want: [&[(u64, &[u64])]; 2] = [&[(1, &[2, 4])], &[(1, &[3, 5]), (2, &[7])]];
         for (shard, want) in q.shards.iter().zip(want) {

@@ -93,7 +93,7 @@ impl RoomCore {
                 keyframes_of: None,
                 payload: Payload::Mix(Arc::new(MixPayload { common, own })),
             };
-            self.queue.push(out, &conns, self.conns.shard_count());
+            self.queue.push(out, &conns);
         }
     }
 

@@ -160,8 +160,7 @@ impl RoomCore {
             keyframes_of: (!audio).then(|| track.id.clone()),
             payload: Payload::Shared(packet.payload),
         };
-        let shards = self.conns.shard_count();
-        self.queue.push(out, &track.subscribers, shards);
+        self.queue.push(out, &track.subscribers);
     }
 
     /// Asks the publisher of a video track for a keyframe, at most once per throttle

@@ -61,6 +61,21 @@ fn raw(count: u8, pt: u8, body: &[u32]) -> Vec<u8> {
     b
 }
 
+/// webrtc-rs's NACK from `S` about `M`, as (packet id, bitmask of the 16 after it) pairs.
+fn nack_pairs(pairs: &[(u16, u16)]) -> TransportLayerNack {
+    TransportLayerNack {
+        sender_ssrc: S,
+        media_ssrc: M,
+        nacks: pairs
+            .iter()
+            .map(|&(packet_id, lost_packets)| NackPair {
+                packet_id,
+                lost_packets,
+            })
+            .collect(),
+    }
+}
+
 fn pli() -> Feedback {
     Feedback::Pli {
         sender_ssrc: S,

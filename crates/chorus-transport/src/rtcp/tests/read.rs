@@ -22,17 +22,6 @@ fn webrtc_rs_packets_are_read_into_values() {
             delta: 37_000,
         }],
     };
-    let nack = |pairs: &[(u16, u16)]| TransportLayerNack {
-        sender_ssrc: S,
-        media_ssrc: M,
-        nacks: pairs
-            .iter()
-            .map(|&(packet_id, lost_packets)| NackPair {
-                packet_id,
-                lost_packets,
-            })
-            .collect(),
-    };
     let pli_box = || -> Boxed {
         Box::new(PictureLossIndication {
             sender_ssrc: S,
@@ -43,7 +32,7 @@ fn webrtc_rs_packets_are_read_into_values() {
         ("PLI", vec![pli_box()], vec![pli()]),
         (
             "NACK, two pairs, the second across the wrap",
-            vec![Box::new(nack(&[(100, 0b101), (65534, 0b111)]))],
+            vec![Box::new(nack_pairs(&[(100, 0b101), (65534, 0b111)]))],
             vec![Feedback::Nack {
                 sender_ssrc: S,
                 media_ssrc: M,
@@ -156,7 +145,7 @@ fn webrtc_rs_packets_are_read_into_values() {
                 Box::new(rr(vec![reception(M, 0, 0)])),
                 Box::new(sdes(S, b"c")),
                 pli_box(),
-                Box::new(nack(&[(9, 0)])),
+                Box::new(nack_pairs(&[(9, 0)])),
                 pli_box(),
             ],
             vec![

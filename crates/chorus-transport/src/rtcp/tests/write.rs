@@ -22,19 +22,7 @@ fn writers_round_trip_through_webrtc_rs_and_our_parser() {
         packets: 5,
         octets: 600,
     };
-    let nack_of = |pairs: &[(u16, u16)]| -> Boxed {
-        Box::new(TransportLayerNack {
-            sender_ssrc: S,
-            media_ssrc: M,
-            nacks: pairs
-                .iter()
-                .map(|&(packet_id, lost_packets)| NackPair {
-                    packet_id,
-                    lost_packets,
-                })
-                .collect(),
-        })
-    };
+    let nack_of = |pairs: &[(u16, u16)]| -> Boxed { Box::new(nack_pairs(pairs)) };
     let ours_nack = |lost: Vec<u16>| Feedback::Nack {
         sender_ssrc: S,
         media_ssrc: M,
