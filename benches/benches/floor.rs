@@ -45,53 +45,65 @@ fn srtp(profile: ProtectionProfile) -> Context {
     Context::new(&key, &salt, profile, None, None, provider.crypto()).expect("srtp context")
 }
 
-/// A sending socket and a local destination; the receiver is kept open (so no ICMP
+/// A sending socket and local destinations; each receiver is kept open (so no ICMP
 /// unreachable) but never read.
 struct Loopback {
     tx: UdpSocket,
-    _rx: UdpSocket,
+    _rx: Vec<UdpSocket>,
     dst: SocketAddr,
-    dst_raw: libc::sockaddr_in,
+    dst_raw: Vec<libc::sockaddr_in>,
 }
 
 impl Loopback {
-    fn new() -> Self {
+    /// `receivers` destinations: 1 for a subscriber's burst, several for a fan-out (one
+    /// packet to many subscribers, where neither GSO nor a receiver's batching helps).
+    fn new(receivers: usize) -> Self {
         let tx = UdpSocket::bind("127.0.0.1:0").expect("bind tx");
-        let rx = UdpSocket::bind("127.0.0.1:0").expect("bind rx");
-        let dst = rx.local_addr().expect("rx addr");
-        if std::env::var_os("FLOOR_DRAIN").is_some() {
-            let drain = rx.try_clone().expect("clone rx");
-            // Detached: it blocks in recv until the bench process exits.
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 2048];
-                while drain.recv(&mut buf).is_ok() {}
-            });
-        }
-        let SocketAddr::V4(v4) = dst else {
-            unreachable!()
-        };
-        // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
-        let mut dst_raw: libc::sockaddr_in = unsafe { zeroed() };
-        dst_raw.sin_family = libc::AF_INET as libc::sa_family_t;
-        dst_raw.sin_port = v4.port().to_be();
-        dst_raw.sin_addr.s_addr = u32::from_ne_bytes(v4.ip().octets());
+        let rx: Vec<UdpSocket> = (0..receivers)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind rx"))
+            .collect();
+        let drain = std::env::var_os("FLOOR_DRAIN").is_some();
+        let dst_raw = rx
+            .iter()
+            .map(|rx| {
+                if drain {
+                    let drain = rx.try_clone().expect("clone rx");
+                    // Detached: it blocks in recv until the bench process exits.
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 2048];
+                        while drain.recv(&mut buf).is_ok() {}
+                    });
+                }
+                let SocketAddr::V4(v4) = rx.local_addr().expect("rx addr") else {
+                    unreachable!()
+                };
+                // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
+                let mut raw: libc::sockaddr_in = unsafe { zeroed() };
+                raw.sin_family = libc::AF_INET as libc::sa_family_t;
+                raw.sin_port = v4.port().to_be();
+                raw.sin_addr.s_addr = u32::from_ne_bytes(v4.ip().octets());
+                raw
+            })
+            .collect();
         Loopback {
             tx,
+            dst: rx[0].local_addr().expect("rx addr"),
             _rx: rx,
-            dst,
             dst_raw,
         }
     }
 
-    /// One `sendmmsg` carrying one datagram per packet, all to the same destination.
+    /// One `sendmmsg` carrying one datagram per packet, the receivers taking turns.
     fn sendmmsg(&self, pkts: &[&[u8]]) {
         let mut iov: Vec<libc::iovec> = pkts.iter().map(|p| iovec(p)).collect();
         let mut msgs: Vec<libc::mmsghdr> = iov
             .iter_mut()
-            .map(|v| {
+            .enumerate()
+            .map(|(i, v)| {
+                let dst = &self.dst_raw[i % self.dst_raw.len()];
                 // SAFETY: mmsghdr is plain data; all-zero is a valid value.
                 let mut m: libc::mmsghdr = unsafe { zeroed() };
-                m.msg_hdr.msg_name = &self.dst_raw as *const _ as *mut libc::c_void;
+                m.msg_hdr.msg_name = dst as *const _ as *mut libc::c_void;
                 m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
                 m.msg_hdr.msg_iov = v;
                 m.msg_hdr.msg_iovlen = 1;
@@ -109,7 +121,7 @@ impl Loopback {
         );
     }
 
-    /// One `sendmsg` with a `UDP_SEGMENT` cmsg: the kernel splits the buffer into `seg`-byte
+    /// One `sendmsg` with a `UDP_SEGMENT` cmsg to the first receiver: the kernel splits the buffer into `seg`-byte
     /// datagrams (UDP GSO), so the per-datagram syscall and routing work is paid once.
     /// All packets must be `seg` bytes long (the last may be shorter).
     fn send_gso(&self, pkts: &[&[u8]], seg: u16) -> io::Result<()> {
@@ -120,7 +132,7 @@ impl Loopback {
         // larger than CMSG_SPACE(2); every pointer outlives the sendmsg call.
         let n = unsafe {
             let mut msg: libc::msghdr = zeroed();
-            msg.msg_name = &self.dst_raw as *const _ as *mut libc::c_void;
+            msg.msg_name = &self.dst_raw[0] as *const _ as *mut libc::c_void;
             msg.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
             msg.msg_iov = iov.as_mut_ptr();
             msg.msg_iovlen = iov.len();
@@ -219,7 +231,7 @@ fn srtp_protect(c: &mut Criterion) {
 
 /// Kernel send cost on loopback: per-datagram syscall vs batched syscall vs GSO.
 fn udp_send(c: &mut Criterion) {
-    let lo = Loopback::new();
+    let lo = Loopback::new(1);
     let pkts: Vec<Vec<u8>> = (0..BATCH as u16).map(rtp_packet).collect();
     let refs: Vec<&[u8]> = pkts.iter().map(Vec::as_slice).collect();
 
@@ -241,10 +253,13 @@ fn udp_send(c: &mut Criterion) {
     g.finish();
 }
 
-/// Protect and send 32 packets, the two realistic pairings: GCM + GSO (best case) and
-/// HMAC + sendmmsg (what a browser without GCM and a kernel without GSO would give).
+/// Protect and send 32 packets, the realistic pairings: GCM + GSO (a burst to one
+/// subscriber, the best case), GCM + sendmmsg to 32 subscribers (a fan-out: one packet, a
+/// copy each) and HMAC + sendmmsg (what a browser without GCM and a kernel without GSO
+/// would give).
 fn combined(c: &mut Criterion) {
-    let lo = Loopback::new();
+    let lo = Loopback::new(1);
+    let fanout = Loopback::new(BATCH);
     let mut plain: Vec<Vec<u8>> = (0..BATCH as u16).map(rtp_packet).collect();
     let mut seq = 0u16;
     // Protect the batch with fresh sequence numbers; outputs are owned buffers, sent in place.
@@ -279,6 +294,15 @@ fn combined(c: &mut Criterion) {
         }
         Err(e) => eprintln!("skipping GCM + GSO: kernel refused UDP_SEGMENT ({e})"),
     }
+
+    // The fan-out's floor: a copy to each of 32 subscribers, one `sendmmsg`.
+    g.bench_function("AES-128-GCM + sendmmsg to 32 subscribers", |b| {
+        b.iter(|| {
+            let out = protect(&mut gcm);
+            let refs: Vec<&[u8]> = out.iter().map(|p| &p[..]).collect();
+            fanout.sendmmsg(&refs)
+        })
+    });
 
     let mut hmac = srtp(ProtectionProfile::Aes128CmHmacSha1_80);
     g.bench_function("AES-CM + HMAC-SHA1-80 + sendmmsg x32", |b| {

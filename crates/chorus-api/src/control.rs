@@ -555,9 +555,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        // The fake's counters are 1, 2, 3, ... in declaration order.
+        // The fake's counters are 1, 2, 3, ... in declaration order (the later 15 last).
         let want = json!({
             "received": 1,
+            "receive_syscalls": 15,
             "unroutable": {"unknown_addr": 2, "unknown_ufrag": 3, "bad_integrity": 4},
             "inbox_full": 5,
             "sent": 6,

@@ -174,6 +174,7 @@ pub fn participant(identity: &str, grants: Grants) -> ParticipantInfo {
 pub fn media_stats() -> MediaStats {
     MediaStats {
         received: 1,
+        receive_syscalls: 15,
         unroutable: UnroutableStats {
             unknown_addr: 2,
             unknown_ufrag: 3,

@@ -102,6 +102,10 @@ pub struct TokenResponse {
 pub struct MediaStats {
     /// Datagrams read from the media port.
     pub received: u64,
+    /// Receive system calls; `received / receive_syscalls` is the batching. Absent from
+    /// servers older than this field: 0.
+    #[serde(default)]
+    pub receive_syscalls: u64,
     /// Received datagrams no connection would take, by cause.
     pub unroutable: UnroutableStats,
     /// Datagrams dropped because their room's inbox was full (the room is overloaded).

@@ -135,6 +135,7 @@ impl RoomRegistry {
         let rtcp = self.rtcp_totals();
         MediaStats {
             received: get(&c.received),
+            receive_syscalls: get(&c.receive_syscalls),
             unroutable: UnroutableStats {
                 unknown_addr: get(&c.unroutable_unknown_addr),
                 unknown_ufrag: get(&c.unroutable_unknown_ufrag),
@@ -448,6 +449,7 @@ mod tests {
             (&c.send_syscalls, 9),
             (&c.gso_datagrams, 10),
             (&c.srtp_refused, 11),
+            (&c.receive_syscalls, 12),
         ];
         for (counter, n) in counters {
             counter.fetch_add(n, Ordering::Relaxed);
@@ -465,8 +467,9 @@ mod tests {
             stats.send_syscalls,
             stats.gso_datagrams,
             stats.srtp_refused,
+            stats.receive_syscalls,
         ];
-        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
         assert_eq!(stats.rtcp.delivered, 0);
         let reasons: Vec<&str> = stats.rtcp.dropped.keys().map(String::as_str).collect();
         assert_eq!(reasons, ["malformed", "unknown_type"]);

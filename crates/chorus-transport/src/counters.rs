@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct MediaCounters {
     pub received: AtomicU64,
+    /// Receive system calls (`recvmmsg`): `received / receive_syscalls` is the batching.
+    pub receive_syscalls: AtomicU64,
     /// Not a binding request, from an address no connection confirmed (noise, or a
     /// client whose path expired).
     pub unroutable_unknown_addr: AtomicU64,

@@ -16,6 +16,7 @@ mod egress;
 pub mod ice;
 mod ingress;
 mod peer;
+mod receive;
 pub mod rtcp;
 mod socket;
 pub mod stun;

@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use socket2::{Domain, Protocol, Socket, Type};
 use thiserror::Error;
 
 use crate::counters::{MediaCounters, SendReport};
 use crate::demux::{Delivery, Demux};
 use crate::egress::{self, EgressBatch, MAX_QUEUED_BYTES, RawAddr};
+use crate::receive::ReceiveBatch;
 
 #[derive(Debug, Clone)]
 pub struct MediaPlaneConfig {
@@ -52,7 +52,6 @@ pub struct MediaPlane {
     inner: Arc<Inner>,
 }
 
-const RECV_BUF: usize = 1500;
 /// Arenas kept for reuse: about one per room turn running at the same time.
 const EGRESS_POOL: usize = 16;
 const SOCKET_BUFFER_BYTES: usize = 8 << 20;
@@ -225,6 +224,7 @@ impl MediaPlane {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         tracing::info!(
             received = get(&c.received),
+            receive_syscalls = get(&c.receive_syscalls),
             unroutable_unknown_addr = get(&c.unroutable_unknown_addr),
             unroutable_unknown_ufrag = get(&c.unroutable_unknown_ufrag),
             stun_bad_integrity = get(&c.stun_bad_integrity),
@@ -304,34 +304,27 @@ impl Drop for Egress<'_> {
 }
 
 fn receive_loop(inner: &Inner, socket: UdpSocket) {
-    let mut buf = BytesMut::with_capacity(64 * RECV_BUF);
+    let mut batch = ReceiveBatch::default();
+    let fd = socket.as_raw_fd();
+    let c = &inner.counters;
     while !inner.stop.load(Ordering::Relaxed) {
-        if buf.capacity() < RECV_BUF {
-            buf.reserve(64 * RECV_BUF);
-        }
-        // One allocation serves many datagrams: each is split off the front.
-        buf.resize(RECV_BUF, 0);
-        match socket.recv_from(&mut buf[..]) {
-            Ok((n, from)) => {
-                let data = buf.split_to(n);
-                buf.clear();
-                let c = &inner.counters;
-                c.received.fetch_add(1, Ordering::Relaxed);
-                match inner.demux.deliver(from, Instant::now(), data) {
-                    Delivery::Delivered | Delivery::OwnerGone => {}
-                    Delivery::UnknownAddress => {
-                        c.unroutable_unknown_addr.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Delivery::UnknownUfrag => {
-                        c.unroutable_unknown_ufrag.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Delivery::InboxFull => {
-                        c.inbox_full.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Delivery::SrtpRefused => {
-                        c.srtp_refused.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+        // One reading of the clock per burst: its datagrams arrived together.
+        let mut at = None;
+        let received = batch.receive(fd, |from, data| {
+            let at = *at.get_or_insert_with(Instant::now);
+            let counter = match inner.demux.deliver(from, at, data) {
+                Delivery::Delivered | Delivery::OwnerGone => return,
+                Delivery::UnknownAddress => &c.unroutable_unknown_addr,
+                Delivery::UnknownUfrag => &c.unroutable_unknown_ufrag,
+                Delivery::InboxFull => &c.inbox_full,
+                Delivery::SrtpRefused => &c.srtp_refused,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        match received {
+            Ok(n) => {
+                c.received.fetch_add(n as u64, Ordering::Relaxed);
+                c.receive_syscalls.fetch_add(1, Ordering::Relaxed);
             }
             Err(e)
                 if matches!(
