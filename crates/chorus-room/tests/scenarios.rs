@@ -155,8 +155,9 @@ fn a_newcomer_gets_the_roster_in_pages_before_anything_about_it() {
         [(ROSTER_PAGE, false), (ROSTER_PAGE, false), (3, true)],
         "pages"
     );
-    let tracks = roster.iter().find(|p| p.identity == "alice").unwrap();
-    assert!(tracks.tracks.iter().any(|t| t.track_id == camera));
+    // Pages carry tracks like `joined` does.
+    let listed = roster.iter().find(|p| p.identity == "alice").unwrap();
+    assert!(listed.tracks.iter().any(|t| t.track_id == camera));
     // The roster, then what happened since, is who is in the room now.
     for frame in &frames[pages.len()..] {
         assert!(!matches!(frame, ServerMessage::Roster { .. }), "late page");
