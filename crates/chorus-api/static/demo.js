@@ -196,6 +196,10 @@
 
     switch (m.type) {
       case 'joined': onJoined(s, m); break;
+      // The rest of a large roster, in pages right after `joined`.
+      case 'roster':
+        for (const p of m.participants || []) chorus.roster.set(p.participant_id, p);
+        break;
       case 'offer':
         if (m.target === 'subscriber') onSubscriberOffer(s, m.sdp);
         else log('unexpected offer for', m.target);
@@ -773,7 +777,9 @@
       });
       ws.onerror = null;
 
-      const joined = waitFor(s, (m) => m.type === 'joined' || m.type === 'error', JOIN_TIMEOUT_MS, 'joined');
+      // Joined once the roster is whole: `joined`, and its `roster` pages if it has more.
+      const rosterDone = (m) => (m.type === 'joined' && m.roster_complete !== false) || (m.type === 'roster' && m.complete);
+      const joined = waitFor(s, (m) => rosterDone(m) || m.type === 'error', JOIN_TIMEOUT_MS, 'joined');
       send({ type: 'join' });
       const j = await Promise.race([
         joined,

@@ -67,7 +67,8 @@ pub struct Client {
     stats: SharedStats,
 }
 
-/// Opens the WebSocket, sends `join` and waits for `joined`. A refusal (HTTP status,
+/// Opens the WebSocket, sends `join` and waits for `joined` and the rest of the roster
+/// (`roster` pages). A refusal (HTTP status,
 /// `error` frame or close frame instead of `joined`) is [`ClientError::Refused`].
 pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
     let (mut ws, early, joined) = timeout(CONNECT_TIMEOUT, join(config.signaling_url()))
@@ -116,7 +117,7 @@ impl Client {
         &self.room
     }
 
-    /// The other participants listed in `joined`.
+    /// The other participants in the room at the join: `joined` and its `roster` pages.
     pub fn others_at_join(&self) -> &[ParticipantInfo] {
         &self.others_at_join
     }

@@ -24,15 +24,16 @@ pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// messages are small, and a larger one grows the buffer as needed.
 const READ_BUFFER: usize = 4 * 1024;
 
-/// The content of `joined`.
+/// The content of `joined`, with the whole roster.
 pub(crate) struct Joined {
     pub(crate) room: String,
     pub(crate) participant: ParticipantInfo,
+    /// `joined.participants` and every `roster` page after it.
     pub(crate) participants: Vec<ParticipantInfo>,
 }
 
-/// Connects to `url` and joins; returns the socket, messages that came before `joined`,
-/// and `joined`.
+/// Connects to `url` and joins; returns the socket, messages that came before the
+/// roster was complete, and `joined` with the whole roster.
 pub(crate) async fn join(
     url: String,
 ) -> Result<(WebSocket, Vec<ServerMessage>, Joined), ClientError> {
@@ -41,25 +42,50 @@ pub(crate) async fn join(
         tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
     send(&mut ws, &ClientMessage::Join {}).await?;
     let mut early = Vec::new();
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerMessage>(&text) {
-                Ok(ServerMessage::Joined {
+    let (mut joined, mut complete) = loop {
+        match receive(&mut ws).await? {
+            ServerMessage::Joined {
+                room,
+                participant,
+                participants,
+                roster_complete,
+            } => {
+                let joined = Joined {
                     room,
                     participant,
                     participants,
-                }) => {
-                    let joined = Joined {
-                        room,
-                        participant,
-                        participants,
-                    };
-                    return Ok((ws, early, joined));
-                }
-                Ok(ServerMessage::Error { code, message, .. }) => {
-                    return Err(ClientError::Refused { code, message });
-                }
-                Ok(other) => early.push(other),
+                };
+                break (joined, roster_complete);
+            }
+            ServerMessage::Error { code, message, .. } => {
+                return Err(ClientError::Refused { code, message });
+            }
+            other => early.push(other),
+        }
+    };
+    // The server sends the rest of a large roster in `roster` pages right after
+    // `joined`; the join is done when the roster is whole.
+    while !complete {
+        match receive(&mut ws).await? {
+            ServerMessage::Roster {
+                participants,
+                complete: last,
+            } => {
+                joined.participants.extend(participants);
+                complete = last;
+            }
+            other => early.push(other),
+        }
+    }
+    Ok((ws, early, joined))
+}
+
+/// The next message from the server; a close is an error.
+async fn receive(ws: &mut WebSocket) -> Result<ServerMessage, ClientError> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerMessage>(&text) {
+                Ok(message) => return Ok(message),
                 Err(err) => warn!(%err, "unparsable server message"),
             },
             Some(Ok(Message::Close(Some(frame)))) => {

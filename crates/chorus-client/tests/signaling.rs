@@ -12,6 +12,7 @@ use chorus_client::{
     Client, ClientConfig, ClientError, ClientMessage, ClientStats, Engine, LeaveReason,
     MediaProfile, ServerMessage, TrackInfo, TrackSource,
 };
+use chorus_protocol::signal::{ROSTER_PAGE, joined_frames};
 use chorus_protocol::{Grants, ParticipantInfo, ParticipantState};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -36,6 +37,18 @@ fn participant() -> ParticipantInfo {
         joined_at_ms: 0,
     }
 }
+
+/// Someone else in the room, as the roster lists them.
+fn other(participant_id: &str) -> ParticipantInfo {
+    ParticipantInfo {
+        participant_id: participant_id.to_owned(),
+        identity: participant_id.to_lowercase(),
+        ..participant()
+    }
+}
+
+/// How many others the stand-in server lists for the token `crowd`.
+const CROWD: usize = 2 * ROSTER_PAGE + 1;
 
 fn track(track_id: &str, source: TrackSource) -> TrackInfo {
     TrackInfo {
@@ -165,10 +178,19 @@ async fn serve(
                         let _ = ws.close(None).await;
                         return;
                     }
+                    ClientMessage::Join {} if query.contains("access_token=crowd") => {
+                        // More than two pages, then news about someone else.
+                        let others = (0..CROWD).map(|i| other(&format!("PA_{i}"))).collect();
+                        for frame in joined_frames("room-1".to_owned(), participant(), others) {
+                            send(&mut ws, &frame).await;
+                        }
+                        Some(ServerMessage::ParticipantJoined { participant: other("PA_late") })
+                    }
                     ClientMessage::Join {} => Some(ServerMessage::Joined {
                         room: "room-1".to_owned(),
                         participant: participant(),
                         participants: vec![],
+                        roster_complete: true,
                     }),
                     ClientMessage::Publish { cid, source, .. } => {
                         published += 1;
@@ -220,6 +242,29 @@ async fn wait_client(client: &Client, mut done: impl FnMut(&ClientStats) -> bool
 
 fn inbound_packets(stats: &ClientStats, track_id: &str) -> u64 {
     stats.inbound.get(track_id).map_or(0, |t| t.packets)
+}
+
+#[tokio::test]
+async fn the_roster_at_join_includes_every_page() {
+    let server = FakeServer::start().await;
+    let mut client = server.connect("crowd").await.unwrap();
+    let ids: Vec<&str> = client
+        .others_at_join()
+        .iter()
+        .map(|p| p.participant_id.as_str())
+        .collect();
+    let want: Vec<String> = (0..CROWD).map(|i| format!("PA_{i}")).collect();
+    assert_eq!(ids, want);
+    // What follows the pages is an event, not part of the roster.
+    let late = client
+        .wait_for(LIMIT, |e| {
+            matches!(e, ServerMessage::ParticipantJoined { .. })
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(late, ServerMessage::ParticipantJoined { participant } if participant.participant_id == "PA_late")
+    );
 }
 
 #[tokio::test]

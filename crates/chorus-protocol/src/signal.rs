@@ -86,8 +86,20 @@ pub enum ServerMessage {
     Joined {
         room: String,
         participant: ParticipantInfo,
-        /// Everyone else already in the room, with their tracks.
+        /// The first page (at most [`ROSTER_PAGE`]) of everyone else already in the
+        /// room, with their tracks.
         participants: Vec<ParticipantInfo>,
+        /// Whether `participants` is the whole roster; if not, `roster` frames with the
+        /// rest follow at once. Absent (older servers) means complete.
+        #[serde(default = "complete")]
+        roster_complete: bool,
+    },
+    /// The next page of the roster that `joined` began, sent right after it and before
+    /// anything else the client hears about those participants.
+    Roster {
+        participants: Vec<ParticipantInfo>,
+        /// This is the last page.
+        complete: bool,
     },
     Offer {
         target: PeerTarget,
@@ -194,6 +206,42 @@ impl From<ClientMessage> for ClientFrame {
     }
 }
 
+/// Participants per roster page (`joined`, then `roster` frames). A WebSocket's write
+/// buffer keeps the capacity of the largest frame it ever sent, for the whole session;
+/// the whole roster in one frame (about 56 KiB at 350 participants) made that buffer
+/// the largest cost per participant on the server. A page of 10, with three tracks
+/// each, stays below 8 KiB.
+pub const ROSTER_PAGE: usize = 10;
+
+fn complete() -> bool {
+    true
+}
+
+/// What a participant joining a room is sent first: `joined` with the first page of
+/// `others`, then a `roster` frame per further page, in order; the last one is complete.
+pub fn joined_frames(
+    room: String,
+    participant: ParticipantInfo,
+    others: Vec<ParticipantInfo>,
+) -> Vec<ServerMessage> {
+    let mut others = others.into_iter();
+    let first = others.by_ref().take(ROSTER_PAGE).collect();
+    let mut frames = vec![ServerMessage::Joined {
+        room,
+        participant,
+        participants: first,
+        roster_complete: others.as_slice().is_empty(),
+    }];
+    while !others.as_slice().is_empty() {
+        let participants = others.by_ref().take(ROSTER_PAGE).collect();
+        frames.push(ServerMessage::Roster {
+            participants,
+            complete: others.as_slice().is_empty(),
+        });
+    }
+    frames
+}
+
 /// The id (and media stream id) of the one audio track every subscriber connection
 /// carries: the room's audio, mixed by the server (or relayed in a 1:1 call).
 pub const ROOM_AUDIO_TRACK: &str = "mix";
@@ -209,6 +257,7 @@ pub struct ActiveSpeaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{ParticipantState, TrackInfo, TrackSource};
 
     #[test]
     fn a_frame_carries_its_request_id_beside_the_message() {
@@ -236,6 +285,106 @@ mod tests {
             !serde_json::to_string(&error)
                 .unwrap()
                 .contains("request_id")
+        );
+    }
+
+    fn someone(n: usize, tracks: usize) -> ParticipantInfo {
+        let participant_id = format!("PA_{n:012}");
+        ParticipantInfo {
+            participant_id: participant_id.clone(),
+            identity: format!("user-{n:08}"),
+            name: format!("Participant number {n:05}"),
+            state: ParticipantState::Connected,
+            grants: Grants::default(),
+            tracks: TrackSource::ALL[..tracks]
+                .iter()
+                .map(|&source| TrackInfo {
+                    track_id: format!("TR_{n:08}_{}", source.as_str()),
+                    participant_id: participant_id.clone(),
+                    source,
+                    kind: source.kind(),
+                    muted: false,
+                })
+                .collect(),
+            joined_at_ms: 1_700_000_000_000,
+        }
+    }
+
+    fn pages(frames: &[ServerMessage]) -> Vec<(usize, bool)> {
+        frames
+            .iter()
+            .map(|f| match f {
+                ServerMessage::Joined {
+                    participants,
+                    roster_complete,
+                    ..
+                } => (participants.len(), *roster_complete),
+                ServerMessage::Roster {
+                    participants,
+                    complete,
+                } => (participants.len(), *complete),
+                other => panic!("not a roster frame: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_roster_is_split_into_pages_and_only_the_last_is_complete() {
+        let frames = |n: usize| {
+            let others = (0..n).map(|i| someone(i, 1)).collect();
+            joined_frames("r".into(), someone(999, 0), others)
+        };
+        let p = ROSTER_PAGE;
+        assert_eq!(pages(&frames(0)), [(0, true)]);
+        assert_eq!(pages(&frames(p)), [(p, true)]);
+        assert_eq!(pages(&frames(p + 1)), [(p, false), (1, true)]);
+        assert_eq!(
+            pages(&frames(2 * p + 3)),
+            [(p, false), (p, false), (3, true)]
+        );
+        assert!(matches!(frames(1)[0], ServerMessage::Joined { .. }));
+        // The pages keep the order of the roster.
+        let ids: Vec<String> = frames(3 * p)
+            .into_iter()
+            .flat_map(|f| match f {
+                ServerMessage::Joined { participants, .. }
+                | ServerMessage::Roster { participants, .. } => participants,
+                _ => Vec::new(),
+            })
+            .map(|p| p.participant_id)
+            .collect();
+        let want: Vec<String> = (0..3 * p).map(|i| someone(i, 1).participant_id).collect();
+        assert_eq!(ids, want);
+    }
+
+    #[test]
+    fn a_full_page_with_every_track_stays_below_8_kib() {
+        let others = (0..ROSTER_PAGE).map(|i| someone(i, 3)).collect();
+        let frames = joined_frames("a-room-name".into(), someone(999, 3), others);
+        let len = serde_json::to_string(&frames[0]).unwrap().len();
+        assert!(len <= 8 * 1024, "{len} bytes");
+    }
+
+    #[test]
+    fn joined_without_roster_complete_is_the_whole_roster() {
+        let json = r#"{"type":"joined","room":"r","participant":{"participant_id":"PA_1",
+            "identity":"a","name":"a","state":"connecting","grants":{},"tracks":[],
+            "joined_at_ms":1},"participants":[]}"#;
+        let msg: ServerMessage = serde_json::from_str(json).unwrap();
+        assert!(matches!(
+            msg,
+            ServerMessage::Joined {
+                roster_complete: true,
+                ..
+            }
+        ));
+        let page = r#"{"type":"roster","participants":[],"complete":true}"#;
+        assert_eq!(
+            serde_json::from_str::<ServerMessage>(page).unwrap(),
+            ServerMessage::Roster {
+                participants: Vec::new(),
+                complete: true
+            }
         );
     }
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use chorus_core::{ConnId, ParticipantId, TrackId};
 use chorus_protocol::control::{ForwardingStats, RoomInfo};
-use chorus_protocol::signal::{ROOM_AUDIO_TRACK, ServerMessage};
+use chorus_protocol::signal::{ROOM_AUDIO_TRACK, ServerMessage, joined_frames};
 use chorus_protocol::{LeaveReason, ParticipantInfo};
 use chorus_transport::{IceCredentials, PeerFactory};
 use rand::rngs::StdRng;
@@ -367,14 +367,11 @@ impl RoomCore {
             .filter(|k| *k != key)
             .filter_map(|k| self.participant_info(k))
             .collect();
-        self.send(
-            Recipients::One(key),
-            ServerMessage::Joined {
-                room: self.name.clone(),
-                participant: me.clone(),
-                participants: others,
-            },
-        );
+        // The roster in pages, queued before anything else: whatever the newcomer hears
+        // about the others afterwards applies to a roster it already has.
+        for frame in joined_frames(self.name.clone(), me.clone(), others) {
+            self.send(Recipients::One(key), frame);
+        }
         self.send(
             Recipients::AllExcept(key),
             ServerMessage::ParticipantJoined { participant: me },

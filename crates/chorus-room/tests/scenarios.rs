@@ -5,8 +5,10 @@
 use std::collections::BTreeSet;
 
 use chorus_core::KeyframeThrottle;
-use chorus_protocol::signal::{ClientMessage, PeerTarget, ROOM_AUDIO_TRACK, ServerMessage};
-use chorus_protocol::{Grants, LeaveReason, ParticipantState};
+use chorus_protocol::signal::{
+    ClientMessage, PeerTarget, ROOM_AUDIO_TRACK, ROSTER_PAGE, ServerMessage,
+};
+use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, ParticipantState};
 use chorus_room::io::{Command, Reply};
 use chorus_room::sim::{ClientId, Dir, RtpIn, Sim, ms, opus_loop, seq_jumps};
 use chorus_room::skips::Skip;
@@ -101,6 +103,77 @@ fn join_publish_subscribe_media_flows() {
     assert!(heard.iter().all(|p| sizes.contains(&p.payload_len)));
     // Nothing comes back to alice: she is the only talker and publisher.
     assert!(sim.rtp(alice, MIX).is_empty());
+}
+
+#[test]
+fn a_newcomer_gets_the_roster_in_pages_before_anything_about_it() {
+    let mut sim = Sim::new(40);
+    let quiet = Grants {
+        can_publish: false,
+        can_subscribe: false,
+        can_publish_data: false,
+        ..Grants::default()
+    };
+    let mut others: Vec<ClientId> = (0..2 * ROSTER_PAGE + 2)
+        .map(|i| sim.join_with(&format!("p{i:02}"), quiet.clone()))
+        .collect();
+    let alice = sim.join("alice");
+    let camera = sim.publish_video(alice);
+    others.push(alice);
+    let bob = sim.join("bob");
+    // Changes after the join come after the pages.
+    sim.leave(others.remove(0));
+    others.push(sim.join_with("late", quiet));
+    sim.run_for(ms(200));
+
+    let frames = sim.frames(bob);
+    let ServerMessage::Joined {
+        participants,
+        roster_complete: false,
+        ..
+    } = &frames[0]
+    else {
+        panic!("first frame: {:?}", frames[0]);
+    };
+    assert_eq!(participants.len(), ROSTER_PAGE);
+    let mut roster: Vec<ParticipantInfo> = participants.clone();
+    let mut pages = vec![(participants.len(), false)];
+    for frame in &frames[1..] {
+        let ServerMessage::Roster {
+            participants,
+            complete,
+        } = frame
+        else {
+            break;
+        };
+        roster.extend(participants.iter().cloned());
+        pages.push((participants.len(), *complete));
+    }
+    // Two full pages and the three left over, no frame above the page size.
+    assert_eq!(
+        pages,
+        [(ROSTER_PAGE, false), (ROSTER_PAGE, false), (3, true)],
+        "pages"
+    );
+    // Pages carry tracks like `joined` does.
+    let listed = roster.iter().find(|p| p.identity == "alice").unwrap();
+    assert!(listed.tracks.iter().any(|t| t.track_id == camera));
+    // The roster, then what happened since, is who is in the room now.
+    for frame in &frames[pages.len()..] {
+        assert!(!matches!(frame, ServerMessage::Roster { .. }), "late page");
+        match frame {
+            ServerMessage::ParticipantJoined { participant } => roster.push(participant.clone()),
+            ServerMessage::ParticipantLeft { participant_id, .. } => {
+                roster.retain(|p| p.participant_id != *participant_id)
+            }
+            _ => {}
+        }
+    }
+    let mut have: Vec<&str> = roster.iter().map(|p| p.participant_id.as_str()).collect();
+    let mut want: Vec<&str> = others.iter().map(|&c| sim.participant_id(c)).collect();
+    have.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(have, want);
 }
 
 #[test]
