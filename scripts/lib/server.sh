@@ -3,16 +3,17 @@
 # background with its output in "$LOG", set SERVER_PID and TAG, then:
 #   trap server_stop EXIT; server_wait_ready "$PORT" || exit 1; ...; server_print_log N
 
-# Stops the server: SIGTERM, up to 5 s to finish, then SIGKILL.
+# Stops the server: SIGINT (a stop now; SIGTERM would drain first), up to 5 s to
+# finish, then SIGKILL.
 server_stop() {
   if kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    kill -INT "$SERVER_PID" 2>/dev/null || true
     for _ in $(seq 1 50); do
       kill -0 "$SERVER_PID" 2>/dev/null || break
       sleep 0.1
     done
     if kill -0 "$SERVER_PID" 2>/dev/null; then
-      echo "$TAG server did not stop within 5 s of SIGTERM; killing it" >&2
+      echo "$TAG server did not stop within 5 s of SIGINT; killing it" >&2
       kill -KILL "$SERVER_PID" 2>/dev/null || true
     fi
   fi

@@ -14,9 +14,10 @@ use axum::{Extension, Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chorus_protocol::control::{
-    CreateRoomRequest, CreateTokenRequest, MediaStats, MuteTrackRequest, ParticipantList, RoomList,
-    TokenResponse, UpdatePermissionsRequest,
+    CreateRoomRequest, CreateTokenRequest, DrainStatus, MediaStats, MuteTrackRequest,
+    ParticipantList, RoomList, TokenResponse, UpdatePermissionsRequest,
 };
+use serde::Deserialize;
 
 use crate::error::{ApiError, JsonBody, PathParams};
 use crate::token::{DEFAULT_TTL_SECS, MAX_TTL_SECS, MintError, NewToken};
@@ -79,6 +80,7 @@ pub fn routes() -> Vec<Route> {
         ),
         route(Method::POST, "/v1/tokens", create_token),
         route(Method::GET, "/v1/media", media_stats),
+        route(Method::POST, "/v1/drain", drain),
     ]
 }
 
@@ -232,6 +234,41 @@ async fn create_token(
 
 async fn media_stats(State(state): State<ApiState>) -> Json<MediaStats> {
     Json(state.rooms().media_stats())
+}
+
+/// `POST /v1/drain`: the body, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DrainRequest {
+    /// Longest the drain may last; the configured drain timeout when absent.
+    timeout_secs: Option<u64>,
+}
+
+/// Longest drain asked for through the API: a day.
+const MAX_DRAIN_SECS: u64 = 86_400;
+
+/// An empty body is a drain with the defaults: `curl -X POST` is enough.
+async fn drain(
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<DrainStatus>), ApiError> {
+    let req: DrainRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        DrainRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()))?
+    };
+    let within = match req.timeout_secs {
+        Some(s) if s > MAX_DRAIN_SECS => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("timeout_secs must be at most {MAX_DRAIN_SECS}"),
+            ));
+        }
+        s => s.map(std::time::Duration::from_secs),
+    };
+    Ok((StatusCode::ACCEPTED, Json(state.rooms().drain(within))))
 }
 
 /// Checks a token request and fills in its defaults.

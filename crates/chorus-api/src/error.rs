@@ -61,7 +61,9 @@ impl From<RoomError> for ApiError {
             RoomError::InvalidRoomName(_) | RoomError::InvalidMaxParticipants { .. } => {
                 StatusCode::BAD_REQUEST
             }
-            RoomError::Busy | RoomError::TooManyRooms(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RoomError::Busy | RoomError::TooManyRooms(_) | RoomError::Draining => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
         Self::new(status, e.code(), e.to_string())
     }
@@ -73,7 +75,9 @@ impl From<JoinError> for ApiError {
             JoinError::RoomNotFound(_) => StatusCode::NOT_FOUND,
             JoinError::RoomFull(_) | JoinError::RoomClosed => StatusCode::CONFLICT,
             JoinError::InvalidRoomName(_) => StatusCode::BAD_REQUEST,
-            JoinError::TooManyRooms(_) | JoinError::Transport(_) => StatusCode::SERVICE_UNAVAILABLE,
+            JoinError::TooManyRooms(_) | JoinError::Transport(_) | JoinError::Draining => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
         Self::new(status, e.code(), e.to_string())
     }

@@ -9,6 +9,7 @@
 pub mod control;
 pub mod demo;
 pub mod error;
+pub mod health;
 pub mod openapi;
 pub mod signaling;
 pub mod token;
@@ -156,6 +157,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .merge(control::router(&state))
         .merge(openapi::router())
+        .merge(health::router())
         .merge(signaling::router())
         .merge(demo::router())
         .fallback(error::not_found)

@@ -1,6 +1,7 @@
 //! Test helpers: a scripted [`Rooms`] fake and request builders.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -9,7 +10,7 @@ use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chorus_protocol::control::{
-    CreateRoomRequest, MediaStats, RoomInfo, RtcpStats, UnroutableStats,
+    CreateRoomRequest, DrainStatus, MediaStats, RoomInfo, RtcpStats, UnroutableStats,
 };
 use chorus_protocol::signal::{ClientFrame, ServerMessage};
 use chorus_protocol::{
@@ -116,6 +117,8 @@ pub struct FakeRooms {
     pub join_error: Option<JoinError>,
     /// Admitted sessions are handed to the test here.
     pub joined: Option<mpsc::UnboundedSender<FakeSession>>,
+    /// Set by `drain`: since 1 000 ms, until then + the timeout asked for (30 s if none).
+    pub drain: Arc<std::sync::Mutex<Option<DrainStatus>>>,
 }
 
 struct FakeLink(mpsc::UnboundedSender<LinkEvent>);
@@ -287,5 +290,19 @@ impl Rooms for FakeRooms {
     }
     fn media_stats(&self) -> MediaStats {
         media_stats()
+    }
+    fn drain(&self, within: Option<Duration>) -> DrainStatus {
+        let ms = within.unwrap_or(Duration::from_secs(30)).as_millis() as u64;
+        *self
+            .drain
+            .lock()
+            .expect("not poisoned")
+            .get_or_insert(DrainStatus {
+                since_unix_ms: 1_000,
+                deadline_unix_ms: 1_000 + ms,
+            })
+    }
+    fn drain_status(&self) -> Option<DrainStatus> {
+        *self.drain.lock().expect("not poisoned")
     }
 }

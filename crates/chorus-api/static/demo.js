@@ -68,6 +68,7 @@
     room_closed: 'The room was closed.',
     invalid_room_name: 'Invalid room name.',
     too_many_rooms: 'The server has too many rooms.',
+    server_draining: 'The server is restarting and takes no one new; join again in a moment.',
   };
 
   const chorus = {
@@ -237,6 +238,11 @@
         }
         break;
       case 'media_unreachable': onMediaUnreachable(m); break;
+      case 'draining':
+        // A rolling restart: this server stops soon. A real app rejoins through its
+        // signaling service (another server); the demo says so.
+        showError(`The server is restarting: this call ends within ${Math.ceil(m.within_ms / 1000)} s. Join again to continue.`, 'server_draining');
+        break;
       case 'track_published': upsertTrack(m.track); break;
       case 'track_unpublished': removeTrack(m.participant_id, m.track_id); break;
       case 'track_muted': onTrackMuted(m); break;

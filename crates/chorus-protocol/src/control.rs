@@ -96,6 +96,17 @@ pub struct TokenResponse {
     pub url: String,
 }
 
+/// The server's drain (`POST /v1/drain`, SIGTERM): it takes no new rooms or participants,
+/// has told everyone, and stops when the last participant has left or at the deadline,
+/// whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainStatus {
+    /// When the drain began, Unix ms.
+    pub since_unix_ms: u64,
+    /// When the server stops at the latest, Unix ms.
+    pub deadline_unix_ms: u64,
+}
+
 /// What the media plane did since the server started (`GET /v1/media`). Every count
 /// only grows; compare two readings to see a rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -175,6 +175,12 @@ pub enum ServerMessage {
         after_ms: u64,
         hint: String,
     },
+    /// The server is draining (a rolling restart): it stops within `within_ms`, when
+    /// everyone still here leaves with `server_shutdown`. Join again (through the
+    /// signaling service, which sends the client to another server) before then.
+    Draining {
+        within_ms: u64,
+    },
     /// A request failed (`code` is stable, see docs/signaling.md). Fatal errors are
     /// followed by the socket closing.
     Error {

@@ -23,6 +23,8 @@ pub enum RoomError {
     Busy,
     #[error("too many rooms (limit {0})")]
     TooManyRooms(usize),
+    #[error("the server is draining: it takes no new rooms or participants")]
+    Draining,
 }
 
 impl RoomError {
@@ -37,6 +39,7 @@ impl RoomError {
             RoomError::RoomClosed => "room_closed",
             RoomError::Busy => "busy",
             RoomError::TooManyRooms(_) => "too_many_rooms",
+            RoomError::Draining => "server_draining",
         }
     }
 }
@@ -56,6 +59,8 @@ pub enum JoinError {
     TooManyRooms(usize),
     #[error("media transport failed: {0}")]
     Transport(String),
+    #[error("the server is draining: it takes no new rooms or participants")]
+    Draining,
 }
 
 impl JoinError {
@@ -67,6 +72,7 @@ impl JoinError {
             JoinError::InvalidRoomName(_) => "invalid_room_name",
             JoinError::TooManyRooms(_) => "too_many_rooms",
             JoinError::Transport(_) => "transport_error",
+            JoinError::Draining => "server_draining",
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use chorus_protocol::control::{CreateRoomRequest, MediaStats, RoomInfo};
+use chorus_protocol::control::{CreateRoomRequest, DrainStatus, MediaStats, RoomInfo};
 use chorus_protocol::signal::{ClientFrame, ServerMessage};
 use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
 use tokio::sync::mpsc;
@@ -62,6 +62,11 @@ pub trait Rooms: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<JoinedSession, JoinError>>;
     /// The media plane's counters since start; atomics, so no need to wait.
     fn media_stats(&self) -> MediaStats;
+    /// Starts draining the server, stopping it `within` at the latest (the configured
+    /// drain timeout when `None`); a drain under way goes on unchanged.
+    fn drain(&self, within: Option<std::time::Duration>) -> DrainStatus;
+    /// The drain under way, if any.
+    fn drain_status(&self) -> Option<DrainStatus>;
 }
 
 /// A participant admitted to a room: its event stream and its way back in.

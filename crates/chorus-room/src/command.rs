@@ -53,6 +53,10 @@ pub(crate) enum RoomCommand {
     Delete {
         reply: Reply<()>,
     },
+    /// The server drains: tell everyone it stops within this time.
+    Drain {
+        within: std::time::Duration,
+    },
     #[cfg(feature = "fault-injection")]
     Panic,
     /// Fault injection: one of the room's egress shards panics in its next run.

@@ -193,6 +193,11 @@ impl RoomCore {
                 self.handle_timeout(now);
                 None
             }
+            Input::Drain { within } => {
+                let within_ms = within.as_millis() as u64;
+                self.send(Recipients::All, ServerMessage::Draining { within_ms });
+                None
+            }
             Input::Shutdown => {
                 self.close_all(LeaveReason::ServerShutdown, now);
                 self.closed = true;

@@ -175,6 +175,9 @@ impl Driver {
                 self.call(Command::Delete);
                 let _ = reply.send(());
             }
+            RoomCommand::Drain { within } => {
+                self.input(Input::Drain { within });
+            }
             #[cfg(feature = "fault-injection")]
             RoomCommand::PanicShard => self.core.panic_in_shard(),
             #[cfg(feature = "fault-injection")]

@@ -35,6 +35,8 @@ pub enum Input {
     Datagram(Datagram),
     /// Time passed: whatever is due by `now` runs ([`crate::RoomCore::poll_timeout`]).
     Timeout,
+    /// The server drains and stops within this time: everyone is told.
+    Drain { within: std::time::Duration },
     /// The server stops: everyone leaves with `server_shutdown`.
     Shutdown,
 }

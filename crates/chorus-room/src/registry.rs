@@ -1,11 +1,12 @@
 //! Room names → room drivers, and the one media plane they all share.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chorus_protocol::control::{
-    CreateRoomRequest, MAX_PARTICIPANTS_CEILING, MediaStats, RoomInfo, RtcpStats, UnroutableStats,
+    CreateRoomRequest, DrainStatus, MAX_PARTICIPANTS_CEILING, MediaStats, RoomInfo, RtcpStats,
+    UnroutableStats,
 };
 use chorus_protocol::{Grants, ParticipantInfo, TrackInfo};
 use chorus_transport::{MediaPlane, PeerFactory};
@@ -34,6 +35,8 @@ pub struct RoomConfig {
     pub empty_room_timeout: std::time::Duration,
     /// Egress shards each room's connections are split over (at least 1).
     pub egress_shards: usize,
+    /// How long a drain lets participants stay before the server stops.
+    pub drain_timeout: Duration,
 }
 
 impl Default for RoomConfig {
@@ -44,6 +47,7 @@ impl Default for RoomConfig {
             max_rooms: 1000,
             empty_room_timeout: std::time::Duration::from_secs(300),
             egress_shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -52,6 +56,8 @@ impl Default for RoomConfig {
 const COMMANDS_PER_ROOM: usize = 1024;
 /// A room that does not answer a control request within this time is reported busy.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a drain looks whether everyone has left.
+const DRAIN_POLL: Duration = Duration::from_millis(200);
 
 #[derive(Clone)]
 struct RoomHandle {
@@ -67,6 +73,8 @@ struct Inner {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     generation: AtomicU64,
+    /// Set once, when the drain begins; never unset (the server then stops).
+    drain: OnceLock<DrainStatus>,
 }
 
 /// Routes room names to room drivers. Cheap to clone.
@@ -108,6 +116,7 @@ impl RoomRegistry {
                 shutdown,
                 tasks: TaskTracker::new(),
                 generation: AtomicU64::new(1),
+                drain: OnceLock::new(),
             }),
         }
     }
@@ -212,6 +221,9 @@ impl RoomRegistry {
     }
 
     pub async fn create_room(&self, req: CreateRoomRequest) -> Result<RoomInfo, RoomError> {
+        if self.is_draining() {
+            return Err(RoomError::Draining);
+        }
         if !valid_room_name(&req.name) {
             return Err(RoomError::InvalidRoomName(req.name));
         }
@@ -343,6 +355,9 @@ impl RoomRegistry {
 
     /// Admits a participant. The first event of the session is `joined`.
     pub async fn join(&self, room: &str, who: JoinRequest) -> Result<Session, JoinError> {
+        if self.is_draining() {
+            return Err(JoinError::Draining);
+        }
         if !valid_room_name(room) {
             return Err(JoinError::InvalidRoomName(room.to_owned()));
         }
@@ -402,6 +417,60 @@ impl RoomRegistry {
             .send(fault)
             .await
             .map_err(|_| RoomError::RoomClosed)
+    }
+
+    /// Starts the drain: no new rooms or participants from now on, every participant is
+    /// told (`draining`), and the server stops (the shutdown token fires) when the last
+    /// participant has left or `within` has passed (the configured drain timeout when
+    /// `None`). A drain under way goes on as it was.
+    pub fn drain(&self, within: Option<Duration>) -> DrainStatus {
+        let within = within.unwrap_or(self.inner.config.drain_timeout);
+        let since = unix_ms();
+        let status = DrainStatus {
+            since_unix_ms: since,
+            deadline_unix_ms: since + within.as_millis() as u64,
+        };
+        if self.inner.drain.set(status).is_err() {
+            return self.drain_status().expect("set");
+        }
+        tracing::info!(within_s = within.as_secs_f64(), "draining: no new joins");
+        for room in self.inner.rooms.iter() {
+            // A room too busy to take it now still stops with the server.
+            let _ = room.commands.try_send(RoomCommand::Drain { within });
+        }
+        let registry = self.clone();
+        self.inner.tasks.spawn(async move {
+            let deadline = tokio::time::Instant::now() + within;
+            let shutdown = registry.inner.shutdown.clone();
+            let emptied = async {
+                while registry.participants().await > 0 {
+                    tokio::time::sleep(DRAIN_POLL).await;
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = emptied => tracing::info!("drained: the last participant left"),
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::info!("drain timeout: stopping with participants still in")
+                }
+            }
+            shutdown.cancel();
+        });
+        status
+    }
+
+    pub fn drain_status(&self) -> Option<DrainStatus> {
+        self.inner.drain.get().copied()
+    }
+
+    fn is_draining(&self) -> bool {
+        self.inner.drain.get().is_some()
+    }
+
+    /// Participants in all rooms (rooms too busy to answer count as empty).
+    async fn participants(&self) -> u64 {
+        let rooms = self.list_rooms().await;
+        rooms.iter().map(|r| u64::from(r.num_participants)).sum()
     }
 
     /// Tells every participant `left{server_shutdown}` and waits for the rooms to end.

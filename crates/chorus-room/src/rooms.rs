@@ -1,7 +1,7 @@
 //! The registry and session handles as `chorus-room-api`'s traits, so that the
 //! HTTP side drives rooms without depending on this crate.
 
-use chorus_protocol::control::{CreateRoomRequest, MediaStats, RoomInfo};
+use chorus_protocol::control::{CreateRoomRequest, DrainStatus, MediaStats, RoomInfo};
 use chorus_protocol::signal::ClientFrame;
 use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
 
@@ -90,5 +90,11 @@ impl Rooms for RoomRegistry {
     }
     fn media_stats(&self) -> MediaStats {
         RoomRegistry::media_stats(self)
+    }
+    fn drain(&self, within: Option<std::time::Duration>) -> DrainStatus {
+        RoomRegistry::drain(self, within)
+    }
+    fn drain_status(&self) -> Option<DrainStatus> {
+        RoomRegistry::drain_status(self)
     }
 }

@@ -295,10 +295,10 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
         );
     }
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
     let api_key = config.api.key.clone();
     let demo = config.demo.enabled;
     let server = crate::run(config, shutdown).await?;
+    tokio::spawn(stop_on_signal(server.control()));
 
     println!("Chorus is listening on {}", server.public_url);
     println!("  signaling:   {}", server.signaling_url());
@@ -320,17 +320,33 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Cancels `shutdown` on Ctrl-C or SIGTERM; a second signal exits at once.
-async fn stop_on_signal(shutdown: CancellationToken) {
+/// SIGTERM (what a process supervisor sends for a rolling restart) drains the server;
+/// Ctrl-C (SIGINT) stops it now. A signal after that stops a drain now; one more exits
+/// at once.
+async fn stop_on_signal(server: crate::ServerControl) {
+    if signal().await == Signal::Terminate {
+        let drain = server.drain();
+        let left = drain.deadline_unix_ms.saturating_sub(drain.since_unix_ms);
+        info!(
+            within_ms = left,
+            "SIGTERM: draining (again to stop now, a third time to exit at once)"
+        );
+        signal().await;
+    }
+    info!("stopping (again to exit at once)");
+    server.shutdown();
     signal().await;
-    info!("signal received; shutting down (again to exit at once)");
-    shutdown.cancel();
-    signal().await;
-    warn!("second signal; exiting now");
+    warn!("another signal; exiting now");
     std::process::exit(130);
 }
 
-async fn signal() {
+#[derive(Debug, PartialEq, Eq)]
+enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+async fn signal() -> Signal {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
@@ -349,8 +365,8 @@ async fn signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+        _ = ctrl_c => Signal::Interrupt,
+        _ = term => Signal::Terminate,
     }
 }
 

@@ -33,15 +33,40 @@ pub struct RunningServer {
     pub media_addr: SocketAddr,
     /// Base URL handed to clients, e.g. `http://127.0.0.1:7880`.
     pub public_url: String,
+    control: ServerControl,
+    task: JoinHandle<()>,
+}
+
+/// Stops or drains a running server from elsewhere (a signal handler). Cheap to clone.
+#[derive(Clone)]
+pub struct ServerControl {
     /// Cancelled when the server is stopping, whoever asked.
     stop: CancellationToken,
-    task: JoinHandle<()>,
+    registry: RoomRegistry,
+}
+
+impl ServerControl {
+    /// Asks the server to stop (as the token given to [`run`] would).
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+    }
+
+    /// Starts a drain (as `POST /v1/drain` would): no new joins, everyone told, and the
+    /// server stops when the last participant has left or at the drain timeout.
+    pub fn drain(&self) -> chorus_protocol::control::DrainStatus {
+        self.registry.drain(None)
+    }
 }
 
 impl RunningServer {
     /// Asks the server to stop (as the token given to [`run`] would).
     pub fn shutdown(&self) {
-        self.stop.cancel();
+        self.control.shutdown();
+    }
+
+    /// A handle that stops or drains the server, for another task.
+    pub fn control(&self) -> ServerControl {
+        self.control.clone()
     }
 
     /// Waits until the server has stopped: HTTP closed, rooms ended, sessions
@@ -80,13 +105,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     );
     let sessions = state.sessions().clone();
     let app = chorus_api::router(state);
-    let task = tokio::spawn(supervise(listener, app, registry, sessions, stop.clone()));
+    let task = tokio::spawn(supervise(
+        listener,
+        app,
+        registry.clone(),
+        sessions,
+        stop.clone(),
+    ));
     info!(%http_addr, %media_addr, "chorus is up");
     Ok(RunningServer {
         http_addr,
         media_addr,
         public_url,
-        stop,
+        control: ServerControl { stop, registry },
         task,
     })
 }

@@ -34,6 +34,7 @@ impl Config {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
                 n => n,
             },
+            drain_timeout: Duration::from_secs(self.rooms.drain_timeout_secs),
         }
     }
 

@@ -106,6 +106,9 @@ impl Config {
         if let Some(v) = var("CHORUS_EGRESS_SHARDS") {
             self.rooms.egress_shards = parse("CHORUS_EGRESS_SHARDS", &v)?;
         }
+        if let Some(v) = var("CHORUS_DRAIN_TIMEOUT_SECS") {
+            self.rooms.drain_timeout_secs = parse("CHORUS_DRAIN_TIMEOUT_SECS", &v)?;
+        }
         if let Some(v) = var("CHORUS_DEMO") {
             self.demo.enabled = parse_bool("CHORUS_DEMO", &v)?;
         }

@@ -74,6 +74,9 @@ pub struct RoomsSection {
     /// Egress shards per room (its subscribers' sending spread over threads); 0 = one
     /// per CPU core.
     pub egress_shards: usize,
+    /// How long a drain (SIGTERM, `POST /v1/drain`) lets participants stay before the
+    /// server stops; 0 stops at once.
+    pub drain_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,6 +137,7 @@ impl Default for RoomsSection {
             max_rooms: rooms.max_rooms,
             empty_timeout_secs: rooms.empty_room_timeout.as_secs(),
             egress_shards: 0,
+            drain_timeout_secs: rooms.drain_timeout.as_secs(),
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::time::Duration;
 
 use chorus_room::RoomConfig;
 
@@ -70,6 +71,7 @@ fn embedded_defaults_are_the_dev_setup() {
     let defaults = RoomConfig::default();
     assert_eq!(rooms.max_rooms, defaults.max_rooms);
     assert_eq!(rooms.empty_room_timeout, defaults.empty_room_timeout);
+    assert_eq!(rooms.drain_timeout, Duration::from_secs(30));
     // 0 in the file: one egress shard per core.
     assert_eq!(rooms.egress_shards, defaults.egress_shards);
     assert!(rooms.egress_shards >= 1);
@@ -185,6 +187,20 @@ fn refusals() {
             "{name}: {err:#} does not mention {want:?}"
         );
     }
+}
+
+/// The drain timeout from the file, and the environment over the file.
+#[test]
+fn drain_timeout_from_file_and_environment() {
+    let file = write_file("[rooms]\ndrain_timeout_secs = 90\n");
+    let from_file = Config::load(Some(file.path()), &no_env(), &Overrides::default()).unwrap();
+    assert_eq!(
+        from_file.room_config().drain_timeout,
+        Duration::from_secs(90)
+    );
+    let vars = env(&[("CHORUS_DRAIN_TIMEOUT_SECS", "0")]);
+    let from_env = Config::load(Some(file.path()), &vars, &Overrides::default()).unwrap();
+    assert_eq!(from_env.room_config().drain_timeout, Duration::ZERO);
 }
 
 #[test]

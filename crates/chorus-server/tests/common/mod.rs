@@ -140,6 +140,13 @@ impl TestServer {
         }
     }
 
+    /// Waits for the server to stop by itself (a drain ending); false if it has not
+    /// within `limit`. Nothing is cancelled here.
+    pub async fn stops_by_itself(&mut self, limit: Duration) -> bool {
+        let server = self.running.take().expect("started through run");
+        tokio::time::timeout(limit, server.stopped()).await.is_ok()
+    }
+
     /// A token for `identity` in `room` with every grant.
     pub fn token(&self, room: &str, identity: &str) -> String {
         self.token_with(room, identity, Grants::default())
