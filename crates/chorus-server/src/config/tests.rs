@@ -9,7 +9,9 @@ use chorus_room::RoomConfig;
 
 use crate::media::MediaConfig;
 
-use super::{Config, DEFAULT_LOG_FILTER, DEV_API_KEY, DEV_API_SECRET, Overrides, RoomsSection};
+use super::{
+    Config, DEFAULT_LOG_FILTER, DEV_API_KEY, DEV_API_SECRET, ENV_VARS, Overrides, RoomsSection,
+};
 
 const SECRET: &str = "file-secret-0123456789abcdef0123456789";
 
@@ -201,6 +203,24 @@ fn drain_timeout_from_file_and_environment() {
     let vars = env(&[("CHORUS_DRAIN_TIMEOUT_SECS", "0")]);
     let from_env = Config::load(Some(file.path()), &vars, &Overrides::default()).unwrap();
     assert_eq!(from_env.room_config().drain_timeout, Duration::ZERO);
+}
+
+/// `ENV_VARS` lists every variable the loader reads (it missed one before this test).
+#[test]
+fn every_variable_read_is_listed() {
+    let source = include_str!("load.rs");
+    let read: Vec<&str> = source
+        .split("var(\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(read.len() >= 15, "{read:?}");
+    for name in read {
+        assert!(
+            ENV_VARS.contains(&name),
+            "{name} is read but not in ENV_VARS"
+        );
+    }
 }
 
 #[test]
