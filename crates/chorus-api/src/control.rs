@@ -592,10 +592,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        // The fake's counters are 1, 2, 3, ... in declaration order (the later 15 last).
+        // The fake's counters are 1, 2, 3, ... in declaration order (those added later, 15 on, last).
         let want = json!({
             "received": 1,
             "receive_syscalls": 15,
+            "received_bytes": 16,
+            "sent_bytes": 17,
             "unroutable": {"unknown_addr": 2, "unknown_ufrag": 3, "bad_integrity": 4},
             "inbox_full": 5,
             "sent": 6,

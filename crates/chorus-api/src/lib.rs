@@ -10,6 +10,7 @@ pub mod control;
 pub mod demo;
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod signaling;
 pub mod token;
@@ -95,6 +96,7 @@ struct Inner {
     shutdown: CancellationToken,
     sessions: TaskTracker,
     limits: Limits,
+    metrics: metrics::Metrics,
 }
 
 impl ApiState {
@@ -117,6 +119,7 @@ impl ApiState {
                 shutdown,
                 sessions: TaskTracker::new(),
                 limits: Limits::default(),
+                metrics: metrics::Metrics::default(),
             }),
         }
     }
@@ -150,6 +153,10 @@ impl ApiState {
     pub(crate) fn limits(&self) -> Limits {
         self.inner.limits
     }
+
+    pub(crate) fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
 }
 
 /// The whole HTTP surface: control API, OpenAPI document, signaling, demo.
@@ -158,11 +165,16 @@ pub fn router(state: ApiState) -> Router {
         .merge(control::router(&state))
         .merge(openapi::router())
         .merge(health::router())
+        .merge(metrics::router())
         .merge(signaling::router())
         .merge(demo::router())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_requests,
+        ))
         .with_state(state)
 }
 

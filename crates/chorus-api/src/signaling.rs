@@ -19,7 +19,7 @@ use chorus_protocol::signal::{ClientFrame, ClientMessage, ServerMessage};
 use chorus_protocol::token::AccessClaims;
 use chorus_room_api::{JoinRequest, JoinedSession};
 use serde::Deserialize;
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 use tracing::{debug, info, warn};
 
 use crate::error::ApiError;
@@ -133,6 +133,7 @@ fn admit(
 }
 
 async fn serve(mut socket: WebSocket, state: ApiState, admission: Result<AccessClaims, Refusal>) {
+    let _open = state.metrics().session_opened();
     let limits = state.limits();
     let claims = match admission {
         Ok(claims) => claims,
@@ -186,8 +187,12 @@ async fn serve(mut socket: WebSocket, state: ApiState, admission: Result<AccessC
         name,
         grants: claims.grants.clone(),
     };
+    let asked = Instant::now();
     let session = match timeout(limits.admit_timeout, state.rooms().join(&claims.room, who)).await {
-        Ok(Ok(session)) => session,
+        Ok(Ok(session)) => {
+            state.metrics().joined(asked.elapsed());
+            session
+        }
         Ok(Err(e)) => {
             info!(room = %claims.room, identity = %claims.sub, code = e.code(), "join refused: {e}");
             let r = Refusal {

@@ -17,7 +17,7 @@ use chorus_protocol::{
     Grants, LeaveReason, MediaKind, ParticipantInfo, ParticipantState, TrackInfo, TrackSource,
 };
 use chorus_room_api::{
-    BoxFuture, JoinError, JoinRequest, JoinedSession, RoomError, Rooms, SessionLink,
+    BoxFuture, JoinError, JoinRequest, JoinedSession, RoomError, Rooms, ServerMetrics, SessionLink,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -146,6 +146,7 @@ pub fn room_info(name: &str) -> RoomInfo {
             resent: 4,
             skipped: [("muted".to_owned(), 3)].into(),
             srtp_profiles: [("SRTP_AEAD_AES_128_GCM".to_owned(), 2)].into(),
+            ..Default::default()
         },
     }
 }
@@ -178,6 +179,8 @@ pub fn media_stats() -> MediaStats {
     MediaStats {
         received: 1,
         receive_syscalls: 15,
+        received_bytes: 16,
+        sent_bytes: 17,
         unroutable: UnroutableStats {
             unknown_addr: 2,
             unknown_ufrag: 3,
@@ -301,6 +304,25 @@ impl Rooms for FakeRooms {
                 since_unix_ms: 1_000,
                 deadline_unix_ms: 1_000 + ms,
             })
+    }
+    fn server_metrics(&self) -> BoxFuture<'_, ServerMetrics> {
+        let mut forwarding = room_info("demo").forwarding;
+        forwarding.forwarded = 42;
+        forwarding.skipped.insert("muted".into(), 3);
+        forwarding.feedback.plis_sent = 2;
+        let reading = ServerMetrics {
+            rooms: 1,
+            participants: 2,
+            tracks: 3,
+            forwarding,
+            media: media_stats(),
+            room_turns: chorus_room_api::Histogram {
+                buckets: vec![(0.001, 5), (f64::INFINITY, 1)],
+                sum: 0.5,
+                count: 6,
+            },
+        };
+        Box::pin(async move { reading })
     }
     fn drain_status(&self) -> Option<DrainStatus> {
         *self.drain.lock().expect("not poisoned")

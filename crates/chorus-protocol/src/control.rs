@@ -47,6 +47,41 @@ pub struct ForwardingStats {
     /// profiles seen are listed.
     #[serde(default)]
     pub srtp_profiles: BTreeMap<String, u64>,
+    /// Feedback from subscribers and what the room asked of publishers.
+    #[serde(default)]
+    pub feedback: FeedbackStats,
+    /// Room-audio frames the mixer made (50 a second while someone talks).
+    #[serde(default)]
+    pub mix_frames: u64,
+}
+
+/// RTCP feedback that went through a room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedbackStats {
+    /// Packets subscribers reported lost in NACKs.
+    pub nacked_packets: u64,
+    /// Keyframe requests (PLI or FIR) from subscribers.
+    pub keyframe_requests_received: u64,
+    /// PLIs sent to publishers (requests from many subscribers are merged, throttled).
+    pub plis_sent: u64,
+}
+
+impl ForwardingStats {
+    /// Adds `other`'s counts (rooms summed for the whole server).
+    pub fn absorb(&mut self, other: &ForwardingStats) {
+        self.forwarded += other.forwarded;
+        self.resent += other.resent;
+        for (reason, n) in &other.skipped {
+            *self.skipped.entry(reason.clone()).or_default() += n;
+        }
+        for (profile, n) in &other.srtp_profiles {
+            *self.srtp_profiles.entry(profile.clone()).or_default() += n;
+        }
+        self.feedback.nacked_packets += other.feedback.nacked_packets;
+        self.feedback.keyframe_requests_received += other.feedback.keyframe_requests_received;
+        self.feedback.plis_sent += other.feedback.plis_sent;
+        self.mix_frames += other.mix_frames;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,12 +152,18 @@ pub struct MediaStats {
     /// servers older than this field: 0.
     #[serde(default)]
     pub receive_syscalls: u64,
+    /// UDP payload bytes received (absent from older servers: 0).
+    #[serde(default)]
+    pub received_bytes: u64,
     /// Received datagrams no connection would take, by cause.
     pub unroutable: UnroutableStats,
     /// Datagrams dropped because their room's inbox was full (the room is overloaded).
     pub inbox_full: u64,
     /// Datagrams handed to the kernel.
     pub sent: u64,
+    /// Their UDP payload bytes (absent from older servers: 0).
+    #[serde(default)]
+    pub sent_bytes: u64,
     /// Datagrams dropped because the socket buffer was full.
     pub send_dropped: u64,
     /// Datagrams the kernel refused for good.

@@ -6,9 +6,11 @@
 //! on the room actors or the media stack under them.
 
 mod error;
+mod metrics;
 mod rooms;
 
 pub use error::{JoinError, RoomError};
+pub use metrics::{Histogram, ServerMetrics};
 pub use rooms::{BoxFuture, JoinRequest, JoinedSession, Rooms, SessionLink};
 
 /// Longest room name, in bytes.

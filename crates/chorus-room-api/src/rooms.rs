@@ -10,7 +10,7 @@ use chorus_protocol::signal::{ClientFrame, ServerMessage};
 use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
 use tokio::sync::mpsc;
 
-use crate::{JoinError, RoomError};
+use crate::{JoinError, RoomError, ServerMetrics};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -67,6 +67,8 @@ pub trait Rooms: Send + Sync + 'static {
     fn drain(&self, within: Option<std::time::Duration>) -> DrainStatus;
     /// The drain under way, if any.
     fn drain_status(&self) -> Option<DrainStatus>;
+    /// The server-wide figures for `/metrics` (asks every room).
+    fn server_metrics(&self) -> BoxFuture<'_, ServerMetrics>;
 }
 
 /// A participant admitted to a room: its event stream and its way back in.

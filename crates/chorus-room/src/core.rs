@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use chorus_core::{ConnId, ParticipantId, TrackId};
-use chorus_protocol::control::{ForwardingStats, RoomInfo};
+use chorus_protocol::control::{FeedbackStats, ForwardingStats, RoomInfo};
 use chorus_protocol::signal::{ROOM_AUDIO_TRACK, ServerMessage, joined_frames};
 use chorus_protocol::{LeaveReason, ParticipantInfo};
 use chorus_transport::{IceCredentials, PeerFactory};
@@ -93,6 +93,8 @@ pub struct RoomCore {
     overload: Overload,
     /// Connections whose DTLS handshake completed, by negotiated SRTP profile.
     srtp_profiles: BTreeMap<String, u64>,
+    feedback: FeedbackStats,
+    mix_frames: u64,
 }
 
 /// Runs the shards' jobs through `run`; what they found. Takes only the connections
@@ -152,6 +154,8 @@ impl RoomCore {
             room_audio: TrackId::named(ROOM_AUDIO_TRACK),
             overload: Overload::default(),
             srtp_profiles: BTreeMap::new(),
+            feedback: FeedbackStats::default(),
+            mix_frames: 0,
         }
     }
 
@@ -330,16 +334,23 @@ impl RoomCore {
             num_participants: self.participants.len() as u32,
             num_tracks: self.tracks.published_count() as u32,
             created_at_ms: self.created_at_ms,
-            forwarding: ForwardingStats {
-                forwarded: self.skips.total_forwarded(),
-                resent: self.skips.total_resent(),
-                skipped: self
-                    .skips
-                    .iter()
-                    .map(|(skip, n)| (skip.as_str().to_owned(), n))
-                    .collect(),
-                srtp_profiles: self.srtp_profiles.clone(),
-            },
+            forwarding: self.forwarding(),
+        }
+    }
+
+    /// What the room forwarded and skipped since it was created.
+    pub fn forwarding(&self) -> ForwardingStats {
+        ForwardingStats {
+            forwarded: self.skips.total_forwarded(),
+            resent: self.skips.total_resent(),
+            skipped: self
+                .skips
+                .iter()
+                .map(|(skip, n)| (skip.as_str().to_owned(), n))
+                .collect(),
+            srtp_profiles: self.srtp_profiles.clone(),
+            feedback: self.feedback,
+            mix_frames: self.mix_frames,
         }
     }
 

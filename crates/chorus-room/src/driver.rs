@@ -4,6 +4,7 @@
 //! demultiplexer). It decides nothing about the room.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -20,6 +21,7 @@ use crate::core::{CoreParams, RoomCore};
 use crate::forward::ShardJob;
 use crate::io::{Command, Input, Output, ParticipantKey, Recipients, Reply, RouteChange};
 use crate::skips::Skip;
+use crate::totals::ServerTotals;
 use chorus_room_api::JoinError;
 
 /// Frames queued for one client before it counts as stuck and is dropped.
@@ -32,6 +34,8 @@ pub(crate) struct DriverParams {
     pub media: MediaPlane,
     /// The room's own command channel, for the sessions it hands out.
     pub commands: mpsc::Sender<RoomCommand>,
+    /// Where the room's turn times go, and its counts when it closes.
+    pub totals: Arc<ServerTotals>,
 }
 
 struct Driver {
@@ -64,44 +68,68 @@ pub(crate) async fn run(
         bad_integrity: 0,
     };
     drop(params.commands);
+    let totals = params.totals;
     tracing::info!(room = %d.core.name(), "room open");
     let mut batch = Vec::with_capacity(INBOX_BATCH);
     let mut control_batch = Vec::with_capacity(INBOX_BATCH);
     while !d.core.is_closed() {
         let deadline = d.core.poll_timeout();
-        tokio::select! {
+        let woke = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => { d.input(Input::Shutdown); }
+            _ = shutdown.cancelled() => Woke::Shutdown,
             cmd = commands.recv() => match cmd {
-                Some(cmd) => d.command(cmd),
+                Some(cmd) => Woke::Command(cmd),
                 None => break,
             },
             // Handshakes and keepalives first: under overload media waits (and
             // drops at the inbox), connections stay up.
             n = control_rx.recv_many(&mut control_batch, INBOX_BATCH) => {
                 if n == 0 { break; }
-                // One reading of the clock per batch, not per datagram.
-                let now = Instant::now();
+                Woke::Control
+            }
+            n = inbox_rx.recv_many(&mut batch, INBOX_BATCH) => {
+                if n == 0 { break; }
+                Woke::Media
+            }
+            _ = sleep_until(deadline) => Woke::Timer,
+        };
+        // One reading of the clock per turn, not per datagram.
+        let now = Instant::now();
+        match woke {
+            Woke::Shutdown => {
+                d.core.handle_input(Input::Shutdown, now);
+            }
+            Woke::Command(cmd) => d.command(cmd),
+            Woke::Control => {
                 for dg in control_batch.drain(..) {
                     d.core.handle_input(Input::Datagram(dg), now);
                 }
             }
-            n = inbox_rx.recv_many(&mut batch, INBOX_BATCH) => {
-                if n == 0 { break; }
-                let now = Instant::now();
+            Woke::Media => {
                 for dg in batch.drain(..) {
                     d.core.handle_input(Input::Datagram(dg), now);
                 }
             }
-            _ = sleep_until(deadline) => {}
+            Woke::Timer => {}
         }
         // Every turn, not only when the sleep wins: under a steady stream of packets
         // the inbox is always ready, and timers (ICE, DTLS, RTCP, the mixer) must not
         // starve behind it.
         d.input(Input::Timeout);
         d.flush();
+        totals.turn(now.elapsed());
     }
+    totals.retire(&d.core.forwarding());
     tracing::info!(room = %d.core.name(), "room closed");
+}
+
+/// What woke the room for a turn.
+enum Woke {
+    Shutdown,
+    Command(RoomCommand),
+    Control,
+    Media,
+    Timer,
 }
 
 impl Driver {

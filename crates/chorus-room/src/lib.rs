@@ -21,6 +21,7 @@ pub mod signal_error;
 pub mod sim;
 pub mod skips;
 mod timers;
+mod totals;
 mod tracks;
 
 pub use chorus_room_api::{

@@ -20,7 +20,8 @@ use crate::command::RoomCommand;
 use crate::command::Session;
 use crate::core::CoreParams;
 use crate::driver::{self, DriverParams};
-use chorus_room_api::{JoinError, JoinRequest, RoomError, valid_room_name};
+use crate::totals::ServerTotals;
+use chorus_room_api::{JoinError, JoinRequest, RoomError, ServerMetrics, valid_room_name};
 
 /// Settings of rooms.
 #[derive(Debug, Clone)]
@@ -75,6 +76,7 @@ struct Inner {
     generation: AtomicU64,
     /// Set once, when the drain begins; never unset (the server then stops).
     drain: OnceLock<DrainStatus>,
+    totals: Arc<ServerTotals>,
 }
 
 /// Routes room names to room drivers. Cheap to clone.
@@ -117,6 +119,7 @@ impl RoomRegistry {
                 tasks: TaskTracker::new(),
                 generation: AtomicU64::new(1),
                 drain: OnceLock::new(),
+                totals: Arc::default(),
             }),
         }
     }
@@ -145,6 +148,7 @@ impl RoomRegistry {
         MediaStats {
             received: get(&c.received),
             receive_syscalls: get(&c.receive_syscalls),
+            received_bytes: get(&c.received_bytes),
             unroutable: UnroutableStats {
                 unknown_addr: get(&c.unroutable_unknown_addr),
                 unknown_ufrag: get(&c.unroutable_unknown_ufrag),
@@ -152,6 +156,7 @@ impl RoomRegistry {
             },
             inbox_full: get(&c.inbox_full),
             sent: get(&c.sent),
+            sent_bytes: get(&c.sent_bytes),
             send_dropped: get(&c.send_dropped),
             send_errors: get(&c.send_errors),
             send_syscalls: get(&c.send_syscalls),
@@ -188,6 +193,7 @@ impl RoomRegistry {
             },
             media: inner.media.clone(),
             commands: tx.clone(),
+            totals: inner.totals.clone(),
         };
         let actor = tokio::spawn(driver::run(params, rx, inner.shutdown.child_token()));
         let registry = Arc::downgrade(inner);
@@ -467,6 +473,24 @@ impl RoomRegistry {
         self.inner.drain.get().is_some()
     }
 
+    /// The server-wide figures for `/metrics`. A room that closes while this runs may
+    /// be counted twice in this one reading.
+    pub async fn server_metrics(&self) -> ServerMetrics {
+        let rooms = self.list_rooms().await;
+        let mut forwarding = self.inner.totals.retired();
+        for r in &rooms {
+            forwarding.absorb(&r.forwarding);
+        }
+        ServerMetrics {
+            rooms: rooms.len() as u64,
+            participants: rooms.iter().map(|r| u64::from(r.num_participants)).sum(),
+            tracks: rooms.iter().map(|r| u64::from(r.num_tracks)).sum(),
+            forwarding,
+            media: self.media_stats(),
+            room_turns: self.inner.totals.turns(),
+        }
+    }
+
     /// Participants in all rooms (rooms too busy to answer count as empty).
     async fn participants(&self) -> u64 {
         let rooms = self.list_rooms().await;
@@ -519,6 +543,8 @@ mod tests {
             (&c.gso_datagrams, 10),
             (&c.srtp_refused, 11),
             (&c.receive_syscalls, 12),
+            (&c.received_bytes, 13),
+            (&c.sent_bytes, 14),
         ];
         for (counter, n) in counters {
             counter.fetch_add(n, Ordering::Relaxed);
@@ -537,8 +563,10 @@ mod tests {
             stats.gso_datagrams,
             stats.srtp_refused,
             stats.receive_syscalls,
+            stats.received_bytes,
+            stats.sent_bytes,
         ];
-        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
         assert_eq!(stats.rtcp.delivered, 0);
         let reasons: Vec<&str> = stats.rtcp.dropped.keys().map(String::as_str).collect();
         assert_eq!(reasons, ["malformed", "unknown_type"]);

@@ -6,7 +6,7 @@ use chorus_protocol::signal::ClientFrame;
 use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
 
 use chorus_room_api::{
-    BoxFuture, JoinError, JoinRequest, JoinedSession, RoomError, Rooms, SessionLink,
+    BoxFuture, JoinError, JoinRequest, JoinedSession, RoomError, Rooms, ServerMetrics, SessionLink,
 };
 
 use crate::command::SessionHandle;
@@ -96,5 +96,8 @@ impl Rooms for RoomRegistry {
     }
     fn drain_status(&self) -> Option<DrainStatus> {
         RoomRegistry::drain_status(self)
+    }
+    fn server_metrics(&self) -> BoxFuture<'_, ServerMetrics> {
+        Box::pin(RoomRegistry::server_metrics(self))
     }
 }

@@ -71,5 +71,15 @@ async fn keyframe_requests_reach_the_publisher_in_every_rtcp_form() {
         })
         .await;
     }
+    // The room counted bob's four requests, and the PLIs it sent alice for them.
+    let (status, room) = server
+        .call(reqwest::Method::GET, "/v1/rooms/rtcp-forms", None)
+        .await;
+    assert_eq!(status, 200);
+    let feedback = &room["forwarding"]["feedback"];
+    let received = feedback["keyframe_requests_received"].as_u64().unwrap();
+    let sent = feedback["plis_sent"].as_u64().unwrap();
+    assert!(received >= forms.len() as u64, "{feedback}");
+    assert!(sent >= forms.len() as u64, "{feedback}");
     server.stop().await;
 }

@@ -21,8 +21,12 @@ pub struct MediaCounters {
     pub inbox_full: AtomicU64,
     /// SRTP/SRTCP of a keyed connection that did not authenticate on the I/O thread.
     pub srtp_refused: AtomicU64,
+    /// UDP payload bytes received.
+    pub received_bytes: AtomicU64,
     /// Datagrams handed to the kernel.
     pub sent: AtomicU64,
+    /// Their UDP payload bytes.
+    pub sent_bytes: AtomicU64,
     /// Datagrams refused for good (unreachable, too large, …).
     pub send_errors: AtomicU64,
     /// Datagrams dropped because the socket buffer was full: sends never wait.
@@ -41,6 +45,7 @@ impl MediaCounters {
             }
         };
         add(&self.sent, r.sent);
+        add(&self.sent_bytes, r.sent_bytes);
         add(&self.send_errors, r.failed);
         add(&self.send_dropped, r.dropped);
         add(&self.send_syscalls, r.syscalls);
@@ -60,11 +65,14 @@ pub struct SendReport {
     pub syscalls: u64,
     /// Datagrams that left inside a GSO message.
     pub gso_datagrams: u64,
+    /// UDP payload bytes of the datagrams sent.
+    pub sent_bytes: u64,
 }
 
 impl SendReport {
     pub(crate) fn merge(&mut self, other: &SendReport) {
         self.sent += other.sent;
+        self.sent_bytes += other.sent_bytes;
         self.dropped += other.dropped;
         self.failed += other.failed;
         self.syscalls += other.syscalls;

@@ -217,8 +217,9 @@ impl EgressBatch {
                 )
             };
             if n > 0 {
-                for run in &chunk[..n as usize] {
+                for (run, iov) in chunk[..n as usize].iter().zip(&iovs) {
                     report.sent += run.count as u64;
+                    report.sent_bytes += iov.iov_len as u64;
                     if run.is_gso() {
                         report.gso_datagrams += run.count as u64;
                     }

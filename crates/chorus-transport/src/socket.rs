@@ -176,7 +176,10 @@ impl MediaPlane {
         let c = &self.inner.counters;
         c.send_syscalls.fetch_add(1, Ordering::Relaxed);
         let counter = match rc {
-            0.. => &c.sent,
+            0.. => {
+                c.sent_bytes.fetch_add(rc as u64, Ordering::Relaxed);
+                &c.sent
+            }
             _ => match std::io::Error::last_os_error().raw_os_error() {
                 Some(libc::EAGAIN | libc::ENOBUFS) => &c.send_dropped,
                 _ => &c.send_errors,
@@ -310,8 +313,10 @@ fn receive_loop(inner: &Inner, socket: UdpSocket) {
     while !inner.stop.load(Ordering::Relaxed) {
         // One reading of the clock per burst: its datagrams arrived together.
         let mut at = None;
+        let mut bytes = 0;
         let received = batch.receive(fd, |from, data| {
             let at = *at.get_or_insert_with(Instant::now);
+            bytes += data.len() as u64;
             let counter = match inner.demux.deliver(from, at, data) {
                 Delivery::Delivered | Delivery::OwnerGone => return,
                 Delivery::UnknownAddress => &c.unroutable_unknown_addr,
@@ -324,6 +329,7 @@ fn receive_loop(inner: &Inner, socket: UdpSocket) {
         match received {
             Ok(n) => {
                 c.received.fetch_add(n as u64, Ordering::Relaxed);
+                c.received_bytes.fetch_add(bytes, Ordering::Relaxed);
                 c.receive_syscalls.fetch_add(1, Ordering::Relaxed);
             }
             Err(e)

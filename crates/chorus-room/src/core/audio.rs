@@ -68,6 +68,7 @@ impl RoomCore {
             if common_payload.is_empty() {
                 continue; // the encoder failed; counted by the mixer
             }
+            self.mix_frames += 1;
             let common = Bytes::copy_from_slice(common_payload);
             // At most K listeners (the mixed talkers) get a payload of their own.
             let mut own: Vec<(ParticipantKey, Bytes)> = Vec::new();

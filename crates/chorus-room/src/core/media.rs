@@ -75,8 +75,14 @@ impl RoomCore {
                     audio_level_ext,
                 } => self.on_upstream_track(owner, sdp_track, kind, audio_level_ext, now),
                 PeerEvent::Rtp { sdp_track, packet } => self.forward(conn, &sdp_track, packet, now),
-                PeerEvent::KeyframeRequest { ssrc } => self.keyframe_requested(conn, ssrc, now),
-                PeerEvent::Nack { ssrc, lost } => self.repair(conn, ssrc, &lost, now),
+                PeerEvent::KeyframeRequest { ssrc } => {
+                    self.feedback.keyframe_requests_received += 1;
+                    self.keyframe_requested(conn, ssrc, now)
+                }
+                PeerEvent::Nack { ssrc, lost } => {
+                    self.feedback.nacked_packets += lost.len() as u64;
+                    self.repair(conn, ssrc, &lost, now)
+                }
                 PeerEvent::Ice(ev) => self.on_ice_event(conn, ev),
             }
         }
@@ -185,6 +191,7 @@ impl RoomCore {
             return;
         };
         let ok = peer.request_keyframe(media_ssrc);
+        self.feedback.plis_sent += u64::from(ok);
         tracing::debug!(track = %id, media_ssrc, ok, "keyframe requested from publisher");
         let conn = peer.conn;
         self.conns.mark_dirty(conn);
