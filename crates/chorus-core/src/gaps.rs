@@ -6,9 +6,9 @@
 //! input numbers to a "closed" numbering in which dropped numbers do not exist,
 //! while loss (numbers never seen) still leaves its gap.
 //!
-//! Limits: a drop closes its gap only if it arrives in order (above every number
-//! seen so far); a late dropped packet leaves its hole, because numbers after it
-//! have already gone out. Only the last [`RUNS`] runs of drops are remembered;
+//! Limits: a drop closes its gap only if no later number has been forwarded yet
+//! (reordering among dropped packets is fine); otherwise it leaves its hole, because
+//! numbers after it have already gone out counting it. Only the last [`RUNS`] runs of drops are remembered;
 //! a packet older than those is refused rather than guessed.
 
 /// Runs of consecutive dropped numbers remembered, for packets arriving late.
@@ -41,7 +41,8 @@ struct Run {
 pub struct GapCloser {
     runs: [Run; RUNS],
     len: usize,
-    highest: Option<u64>,
+    /// Highest number forwarded: a drop below it cannot close its slot.
+    highest_kept: Option<u64>,
     /// Numbers below this are older than what is remembered (after evictions).
     floor: u64,
     /// Numbers removed below `floor`.
@@ -65,42 +66,84 @@ impl GapCloser {
             Some(r) => r.removed,
             None => self.floor_removed,
         };
-        self.highest = Some(self.highest.map_or(n, |h| h.max(n)));
+        self.highest_kept = Some(self.highest_kept.map_or(n, |h| h.max(n)));
         Ok(n - removed)
     }
 
-    /// `n` is dropped on purpose. Returns whether its slot was closed.
+    /// `n` is dropped on purpose. Returns whether its slot is closed.
     pub fn drop(&mut self, n: u64) -> bool {
-        if self.len > 0 && self.runs[self.len - 1].to == n + 1 {
+        if n < self.floor {
+            return false;
+        }
+        let i = self.runs[..self.len].partition_point(|r| r.from <= n);
+        if i > 0 && n < self.runs[i - 1].to {
             return true; // the same number again (another packet of a dropped frame)
         }
-        if self.highest.is_some_and(|h| n <= h) {
-            return false; // later numbers already went out with this slot counted
+        if self.highest_kept.is_some_and(|h| n <= h) {
+            return false; // a later number already went out with this slot counted
         }
-        self.highest = Some(n);
-        if self.len > 0 && self.runs[self.len - 1].to == n {
-            let last = &mut self.runs[self.len - 1];
-            last.to += 1;
-            last.removed += 1;
-            return true;
-        }
-        let removed = self.runs[..self.len]
-            .last()
-            .map_or(self.floor_removed, |r| r.removed);
-        if self.len == RUNS {
-            let oldest = self.runs[0];
-            self.floor = oldest.to;
-            self.floor_removed = oldest.removed;
-            self.runs.copy_within(1.., 0);
-            self.len -= 1;
-        }
-        self.runs[self.len] = Run {
-            from: n,
-            to: n + 1,
-            removed: removed + 1,
+        let joins_prev = i > 0 && self.runs[i - 1].to == n;
+        let joins_next = i < self.len && self.runs[i].from == n + 1;
+        // The first run whose `removed` already counts `n` after the change below.
+        let counted = match (joins_prev, joins_next) {
+            (true, true) => {
+                self.runs[i - 1].to = self.runs[i].to;
+                self.runs[i - 1].removed = self.runs[i].removed + 1;
+                self.runs.copy_within(i + 1..self.len, i);
+                self.len -= 1;
+                i
+            }
+            (true, false) => {
+                self.runs[i - 1].to += 1;
+                self.runs[i - 1].removed += 1;
+                i
+            }
+            (false, true) => {
+                self.runs[i].from = n;
+                self.runs[i].removed += 1;
+                i + 1
+            }
+            (false, false) => {
+                let Some(i) = self.make_room(i) else {
+                    return false;
+                };
+                let before = if i > 0 {
+                    self.runs[i - 1].removed
+                } else {
+                    self.floor_removed
+                };
+                self.runs.copy_within(i..self.len, i + 1);
+                self.runs[i] = Run {
+                    from: n,
+                    to: n + 1,
+                    removed: before,
+                };
+                self.len += 1;
+                i
+            }
         };
-        self.len += 1;
+        // Every run from the new one on is one further from its input numbers.
+        for r in &mut self.runs[counted..self.len] {
+            r.removed += 1;
+        }
         true
+    }
+
+    /// Room for a run at index `i`, forgetting the oldest run if full; the index it
+    /// moved to, or `None` if the new run would be the one forgotten.
+    fn make_room(&mut self, i: usize) -> Option<usize> {
+        if self.len < RUNS {
+            return Some(i);
+        }
+        if i == 0 {
+            return None;
+        }
+        let oldest = self.runs[0];
+        self.floor = oldest.to;
+        self.floor_removed = oldest.removed;
+        self.runs.copy_within(1..self.len, 0);
+        self.len -= 1;
+        Some(i - 1)
     }
 }
 
@@ -143,6 +186,29 @@ mod tests {
                     (Keep(13), Ok(12)),
                     (Keep(11), Ok(11)),
                     (Keep(12), Err(Unmapped::Dropped)),
+                ],
+            ),
+            (
+                "late drops close their slots while nothing after them went out",
+                &[
+                    (Keep(10), Ok(10)),
+                    (Drop(13), Ok(1)),
+                    (Drop(11), Ok(1)),
+                    (Drop(12), Ok(1)),
+                    (Keep(14), Ok(11)),
+                    (Keep(15), Ok(12)),
+                ],
+            ),
+            (
+                "a late drop between runs shifts the later runs",
+                &[
+                    (Keep(10), Ok(10)),
+                    (Drop(11), Ok(1)),
+                    (Drop(15), Ok(1)),
+                    (Drop(13), Ok(1)),
+                    (Keep(16), Ok(13)),
+                    (Keep(14), Ok(12)),
+                    (Keep(12), Ok(11)),
                 ],
             ),
             (
