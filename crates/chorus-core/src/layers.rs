@@ -264,10 +264,11 @@ impl LayerForwarder {
         let mut cap = current.temporal;
         if target.temporal < cap || p.keyframe {
             cap = target.temporal;
-        } else if let Some(t) = d.temporal {
-            if t.layer_sync && t.tid > cap.0 && t.tid <= target.temporal.0 {
-                cap = TemporalLayer(t.tid);
-            }
+        } else if let Some(t) = d
+            .temporal
+            .filter(|t| t.layer_sync && t.tid > cap.0 && t.tid <= target.temporal.0)
+        {
+            cap = TemporalLayer(t.tid);
         }
         self.current = Some(Layer::new(current.spatial, cap));
         cap

@@ -119,10 +119,8 @@ impl Vp8Rewrite {
         if let (Some(v), Some(i)) = (self.tl0_pic_idx, at.tl0_pic_idx) {
             payload[i] = v;
         }
-        if let (Some(v), Some(i)) = (self.key_idx, at.tid_keyidx) {
-            if at.has_keyidx {
-                payload[i] = (payload[i] & 0xE0) | (v & 0x1F);
-            }
+        if let (Some(v), Some(i), true) = (self.key_idx, at.tid_keyidx, at.has_keyidx) {
+            payload[i] = (payload[i] & 0xE0) | (v & 0x1F);
         }
         Ok(())
     }

@@ -496,9 +496,9 @@ fn random_traffic_never_reuses_an_output_number() {
             (frame / 4) as u8,
             tid,
             next(2) == 0,
-            seq % 3 == 0,
+            seq.is_multiple_of(3),
         );
-        p.keyframe = seq % 3 == 0 && tid == 0 && next(10) == 0;
+        p.keyframe = seq.is_multiple_of(3) && tid == 0 && next(10) == 0;
         let d = s.at(i, p);
         if let LayerAction::Forward { seq: o, vp8, .. } = d.action {
             let prev = seq_out.insert(o, (l, seq));
