@@ -257,4 +257,58 @@ mod tests {
         );
         assert_eq!(fwd(&mut f, 65_536, u32::MAX as u64 + 1, false), out(0, 0));
     }
+
+    #[test]
+    fn layer_switch_keeps_a_shared_clock_else_follows_the_wall_clock() {
+        // (new layer's first seq and extended ts, elapsed ticks, expected output)
+        let cases = [
+            (
+                7000,
+                99_000,
+                2970,
+                out(102, 99_000),
+                "shared clock: mapping kept",
+            ),
+            (
+                7000,
+                5_000_000,
+                2970,
+                out(102, 95_970),
+                "unrelated clock: wall clock",
+            ),
+            (
+                7000,
+                93_000,
+                100,
+                out(102, 93_001),
+                "same frame time: one tick later",
+            ),
+            (
+                7000,
+                90_000,
+                2970,
+                out(102, 95_970),
+                "kept would go backwards",
+            ),
+            (
+                7000,
+                (1 << 32) + 99_000,
+                5940,
+                out(102, 99_000),
+                "another extension cycle, same wire clock",
+            ),
+        ];
+        for (seq, ts, elapsed, want, what) in cases {
+            let mut f = Forwarder::video();
+            assert_eq!(fwd(&mut f, 100, 90_000, true), out(100, 90_000));
+            assert_eq!(fwd(&mut f, 101, 93_000, false), out(101, 93_000));
+            f.switch_layer(elapsed);
+            assert_eq!(
+                fwd(&mut f, seq, ts, false),
+                Translation::Drop(DropReason::AwaitingKeyframe),
+                "{what}"
+            );
+            assert_eq!(fwd(&mut f, seq, ts, true), want, "{what}");
+        }
+    }
 }
