@@ -163,7 +163,7 @@ pub struct LayerForwarder {
 }
 
 impl LayerForwarder {
-    /// Starts paused-until-keyframe, aiming at `max`.
+    /// Aims at `max`; nothing goes out until the first keyframe of the target layer.
     pub fn new(max: Layer) -> Self {
         Self::with_keyframe_interval(max, KeyframeThrottle::DEFAULT_INTERVAL)
     }
@@ -235,7 +235,8 @@ impl LayerForwarder {
         };
         let cap = self.temporal_cap(current, target, p);
         if let Some(d) = p.vp8.filter(|d| d.tid() > cap.0) {
-            // Close the slots so the subscriber sees no loss (in order only: gaps.rs).
+            // Close the slots so the subscriber sees no loss (unless a later packet
+            // already went out: see gaps.rs).
             self.seqs.drop(p.seq.0);
             self.vp8.drop(&d);
             return LayerAction::Drop(LayerDrop::TemporalLayerAbove);
