@@ -3,8 +3,13 @@
 
 use std::hint::black_box;
 
+use std::time::{Duration, Instant};
+
 use chorus_core::codec::vp8_is_keyframe;
-use chorus_core::{ExtSeq, ExtTimestamp, Forwarder, SeqUnwrapper};
+use chorus_core::{
+    ExtSeq, ExtTimestamp, Forwarder, Layer, LayerAction, LayerForwarder, LayerPacket, SeqUnwrapper,
+    SpatialLayer, TemporalLayer, Vp8Descriptor,
+};
 use chorus_transport::stun::binding_request_local_ufrag;
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -44,6 +49,52 @@ fn sequence_unwrap(c: &mut Criterion) {
     });
 }
 
+/// One subscriber's decision for one simulcast packet, VP8 descriptor parsed and
+/// rewritten in place. The mix: a third forwarded (and rewritten), a third dropped above
+/// the temporal cap (L1T3 capped at TL1: the TL2 half of the frames), a third of
+/// another spatial layer.
+fn layer_forwarder(c: &mut Criterion) {
+    let mut f = LayerForwarder::new(Layer::new(
+        SpatialLayer::MID,
+        TemporalLayer::new(1).unwrap(),
+    ));
+    let t0 = Instant::now();
+    // X, I L T K; 15-bit picture id; TL0PICIDX; TID/Y/KEYIDX; VP8 payload header.
+    let mut payload = [0x90u8, 0xF0, 0x80, 0x00, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a];
+    let mut n = 0u64;
+    c.bench_function("layer forwarder decision + vp8 rewrite", |b| {
+        b.iter(|| {
+            n += 1;
+            let frame = n / 2;
+            let tid = [0u8, 2, 1, 2][(frame % 4) as usize];
+            let pid = (frame % 32_768) as u16;
+            payload[2] = 0x80 | (pid >> 8) as u8;
+            payload[3] = pid as u8;
+            payload[4] = (frame / 4) as u8;
+            payload[5] = tid << 6;
+            payload[0] = if n.is_multiple_of(2) { 0x90 } else { 0x80 };
+            let layer = if n.is_multiple_of(3) {
+                SpatialLayer::LOW
+            } else {
+                SpatialLayer::MID
+            };
+            let packet = LayerPacket {
+                layer,
+                seq: ExtSeq(n),
+                timestamp: ExtTimestamp(frame * 3000),
+                marker: n % 2 == 1,
+                keyframe: n == 8, // frame 4: TL0, first packet
+                vp8: Vp8Descriptor::parse(black_box(&payload)),
+            };
+            let d = f.forward(&packet, t0 + Duration::from_micros(n * 100));
+            if let LayerAction::Forward { vp8: Some(v), .. } = d.action {
+                black_box(v.apply(&mut payload)).ok();
+            }
+            black_box(d)
+        })
+    });
+}
+
 fn parsing(c: &mut Criterion) {
     let vp8 = [0x90u8, 0xE0, 0x85, 0x01, 0x07, 0x20, 0x00, 0x9d, 0x01, 0x2a];
     c.bench_function("vp8 keyframe check", |b| {
@@ -58,5 +109,11 @@ fn parsing(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, fan_out_rewrite, sequence_unwrap, parsing);
+criterion_group!(
+    benches,
+    fan_out_rewrite,
+    sequence_unwrap,
+    layer_forwarder,
+    parsing
+);
 criterion_main!(benches);

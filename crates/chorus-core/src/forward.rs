@@ -35,8 +35,9 @@ pub struct Forwarder {
     state: Option<Offsets>,
     /// Highest output values sent, so that a new source continues after them.
     last_out: Option<(u64, u64)>,
-    /// Set by [`Forwarder::switch_source`]: the next packet starts a new mapping.
-    resync: bool,
+    /// Set by [`Forwarder::switch_source`] or [`Forwarder::switch_layer`]: the next
+    /// packet starts a new mapping, its timestamp placed as this says.
+    resync: Option<Join>,
     /// Video must start on a keyframe; audio need not.
     needs_keyframe: bool,
     /// How far the first timestamp of a new source lands after the last one sent.
@@ -51,6 +52,23 @@ struct Offsets {
     first_in: u64,
 }
 
+/// Where the first timestamp of a new source lands.
+#[derive(Debug, Clone, Copy)]
+enum Join {
+    /// One frame after the last sent (unrelated clocks).
+    FixedGap,
+    /// Another simulcast layer of the same source; `elapsed` is the wall-clock time
+    /// since the last packet sent, in RTP ticks.
+    Layer { elapsed: u64 },
+}
+
+/// Simulcast layers are one capture, and libwebrtc stamps a frame with the same RTP
+/// timestamp on every layer, so the mapping can usually stay as it is across a switch.
+/// We keep it only if the gap it gives agrees with the wall clock within this much
+/// (500 ms at 90 kHz): a publisher whose layers use unrelated offsets gets the wall-clock
+/// gap instead, so the output never jumps or runs backwards.
+const LAYER_CLOCK_TOLERANCE: u64 = 45_000;
+
 /// Output timestamps of a new source start one frame after the last sent:
 /// 1/30 s at 90 kHz for video, 20 ms at 48 kHz for Opus.
 const VIDEO_SWITCH_GAP: u64 = 3000;
@@ -62,7 +80,7 @@ impl Forwarder {
         Self {
             state: None,
             last_out: None,
-            resync: false,
+            resync: None,
             needs_keyframe: true,
             switch_gap: VIDEO_SWITCH_GAP,
         }
@@ -79,8 +97,17 @@ impl Forwarder {
 
     /// The next packet comes from a different stream; map it to continue the output.
     pub fn switch_source(&mut self, is_video: bool) {
-        self.resync = true;
+        self.resync = Some(Join::FixedGap);
         self.needs_keyframe = is_video;
+    }
+
+    /// The next packet is a keyframe of another simulcast layer of the same video
+    /// (or the same layer after a pause); `elapsed` is the time since the last packet
+    /// sent, in RTP ticks. Sequence numbers continue after the last sent; the timestamp
+    /// mapping is kept if the layers share the clock (see [`LAYER_CLOCK_TOLERANCE`]).
+    pub fn switch_layer(&mut self, elapsed: u64) {
+        self.resync = Some(Join::Layer { elapsed });
+        self.needs_keyframe = true;
     }
 
     pub fn translate(
@@ -96,13 +123,13 @@ impl Forwarder {
             }
             self.needs_keyframe = false;
         }
-        if self.resync || self.state.is_none() {
-            self.resync = false;
+        if self.resync.is_some() || self.state.is_none() {
+            let join = self.resync.take().unwrap_or(Join::FixedGap);
             let (seq_off, ts_off) = match self.last_out {
                 // Continue right after the last packet sent.
                 Some((s, t)) => (
                     (s + 1).wrapping_sub(seq.0),
-                    (t + self.switch_gap).wrapping_sub(ts.0),
+                    (t + self.timestamp_gap(join, ts, t)).wrapping_sub(ts.0),
                 ),
                 None => (0, 0),
             };
@@ -130,6 +157,24 @@ impl Forwarder {
             timestamp: out_ts as u32,
             marker,
         }
+    }
+
+    /// How far after the last timestamp sent (`last`) a new source's first one (`ts`) goes.
+    fn timestamp_gap(&self, join: Join, ts: ExtTimestamp, last: u64) -> u64 {
+        let Join::Layer { elapsed } = join else {
+            return self.switch_gap;
+        };
+        // Compared on the wire (32 bits): each layer's timestamps are extended on their
+        // own, so their extended values may differ by whole cycles.
+        let kept = self
+            .state
+            .map(|o| (ts.0.wrapping_add(o.ts) as u32).wrapping_sub(last as u32) as i32);
+        let gap = match kept {
+            Some(k) if k >= 0 && (k as u64).abs_diff(elapsed) <= LAYER_CLOCK_TOLERANCE => k as u64,
+            _ => elapsed,
+        };
+        // A new frame, never the same timestamp as the last one sent.
+        gap.max(1)
     }
 }
 
@@ -211,5 +256,59 @@ mod tests {
             out(65_535, u32::MAX)
         );
         assert_eq!(fwd(&mut f, 65_536, u32::MAX as u64 + 1, false), out(0, 0));
+    }
+
+    #[test]
+    fn layer_switch_keeps_a_shared_clock_else_follows_the_wall_clock() {
+        // (new layer's first seq and extended ts, elapsed ticks, expected output)
+        let cases = [
+            (
+                7000,
+                99_000,
+                2970,
+                out(102, 99_000),
+                "shared clock: mapping kept",
+            ),
+            (
+                7000,
+                5_000_000,
+                2970,
+                out(102, 95_970),
+                "unrelated clock: wall clock",
+            ),
+            (
+                7000,
+                93_000,
+                100,
+                out(102, 93_001),
+                "same frame time: one tick later",
+            ),
+            (
+                7000,
+                90_000,
+                2970,
+                out(102, 95_970),
+                "kept would go backwards",
+            ),
+            (
+                7000,
+                (1 << 32) + 99_000,
+                5940,
+                out(102, 99_000),
+                "another extension cycle, same wire clock",
+            ),
+        ];
+        for (seq, ts, elapsed, want, what) in cases {
+            let mut f = Forwarder::video();
+            assert_eq!(fwd(&mut f, 100, 90_000, true), out(100, 90_000));
+            assert_eq!(fwd(&mut f, 101, 93_000, false), out(101, 93_000));
+            f.switch_layer(elapsed);
+            assert_eq!(
+                fwd(&mut f, seq, ts, false),
+                Translation::Drop(DropReason::AwaitingKeyframe),
+                "{what}"
+            );
+            assert_eq!(fwd(&mut f, seq, ts, true), want, "{what}");
+        }
     }
 }

@@ -4,19 +4,27 @@
 
 pub mod codec;
 pub mod forward;
+pub mod gaps;
 pub mod ids;
 pub mod keyframe;
+pub mod layers;
 pub mod loss;
 pub mod rate;
 pub mod repair;
 pub mod reports;
 pub mod seq;
+pub mod vp8;
 
 pub use forward::{Forwarder, Translation};
 pub use ids::{ConnId, ParticipantId, TrackId};
 pub use keyframe::KeyframeThrottle;
+pub use layers::{
+    Layer, LayerAction, LayerDecision, LayerDrop, LayerForwarder, LayerPacket, SpatialLayer,
+    TemporalLayer,
+};
 pub use loss::{LossConfig, LossDetector};
 pub use rate::TokenBucket;
 pub use repair::{NackMap, PacketHistory, Repair, Sent};
 pub use reports::{ReceiverStats, ReportBlock, SenderInfo, SenderStats};
-pub use seq::{ExtSeq, ExtTimestamp, SeqUnwrapper, TimestampUnwrapper};
+pub use seq::{ExtSeq, ExtTimestamp, PictureIdUnwrapper, SeqUnwrapper, TimestampUnwrapper};
+pub use vp8::{PictureId, Vp8Descriptor, Vp8Rewrite};

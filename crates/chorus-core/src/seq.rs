@@ -46,6 +46,20 @@ impl TimestampUnwrapper {
     }
 }
 
+/// Extends VP8 picture ids (7 or 15 bits, per packet), accepting reordering within
+/// half the space. A packet of the other width is placed nearest to the highest.
+#[derive(Debug, Default, Clone)]
+pub struct PictureIdUnwrapper {
+    highest: Option<u64>,
+}
+
+impl PictureIdUnwrapper {
+    pub fn unwrap(&mut self, id: crate::vp8::PictureId) -> u64 {
+        let bits = if id.long { 15 } else { 7 };
+        unwrap_with(&mut self.highest, id.value as u64, bits)
+    }
+}
+
 /// The extended value closest to `highest` whose low `bits` equal `wire`.
 fn unwrap_with(highest: &mut Option<u64>, wire: u64, bits: u32) -> u64 {
     let span = 1u64 << bits;
@@ -91,6 +105,25 @@ mod tests {
                 .chain(input[1..].iter().map(|s| u.unwrap(*s).0 as i64 - first))
                 .collect();
             assert_eq!(&got, expected, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn picture_ids_wrap_at_their_width() {
+        use crate::vp8::PictureId;
+        // (width, input ids, extended values relative to the first)
+        let cases: &[(bool, &[u16], &[i64])] = &[
+            (false, &[126, 127, 0, 1], &[0, 1, 2, 3]),
+            (false, &[127, 1, 0], &[0, 2, 1]),
+            (true, &[32_766, 32_767, 0, 1], &[0, 1, 2, 3]),
+            (true, &[0, 32_767], &[0, -1]),
+        ];
+        for (long, input, expected) in cases {
+            let mut u = PictureIdUnwrapper::default();
+            let ids = input.iter().map(|&value| PictureId { value, long: *long });
+            let got: Vec<u64> = ids.map(|id| u.unwrap(id)).collect();
+            let rel: Vec<i64> = got.iter().map(|v| *v as i64 - got[0] as i64).collect();
+            assert_eq!(&rel, expected, "input {input:?}");
         }
     }
 

@@ -1,0 +1,335 @@
+//! Which simulcast layer one subscriber receives of one video track, and the rewriting
+//! that makes the layers it receives over time one continuous stream.
+//!
+//! A publisher sends up to three encodings of the same video (spatial layers, each its
+//! own SSRC), each possibly with temporal layers (VP8 TID). For every packet of every
+//! layer the room asks the subscriber's [`LayerForwarder`] what to do, and gets a
+//! [`LayerDecision`]: forward with these header and VP8 values, or drop for a named
+//! reason, plus possibly a keyframe request for the publisher.
+//!
+//! Three layers are kept apart: the **max** the subscriber wants (its screen), the
+//! **target** the room's allocation picks (bandwidth), capped by the max, and the
+//! **current** one being forwarded. The forwarder switches current to target only on
+//! a keyframe of the target layer, and keeps forwarding the current layer until then.
+
+#[cfg(test)]
+mod tests;
+mod vp8_numbering;
+
+use std::time::{Duration, Instant};
+
+use crate::forward::{DropReason, Forwarder, Translation};
+use crate::gaps::{GapCloser, Unmapped};
+use crate::keyframe::KeyframeThrottle;
+use crate::seq::{ExtSeq, ExtTimestamp};
+use crate::vp8::{Vp8Descriptor, Vp8Rewrite};
+use vp8_numbering::Vp8Numbering;
+
+/// A simulcast encoding, 0 (lowest resolution) to 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SpatialLayer(u8);
+
+impl SpatialLayer {
+    pub const LOW: Self = Self(0);
+    pub const MID: Self = Self(1);
+    pub const HIGH: Self = Self(2);
+    pub const COUNT: usize = 3;
+
+    /// `None` above [`SpatialLayer::HIGH`].
+    pub fn new(index: u8) -> Option<Self> {
+        (usize::from(index) < Self::COUNT).then_some(Self(index))
+    }
+
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+/// A temporal layer (VP8 TID), 0 (base frame rate) to 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TemporalLayer(u8);
+
+impl TemporalLayer {
+    pub const BASE: Self = Self(0);
+    pub const ALL: Self = Self(2);
+
+    /// `None` above [`TemporalLayer::ALL`].
+    pub fn new(tid: u8) -> Option<Self> {
+        (tid <= Self::ALL.0).then_some(Self(tid))
+    }
+
+    pub fn tid(self) -> u8 {
+        self.0
+    }
+}
+
+/// A spatial layer with the temporal layers up to and including `temporal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Layer {
+    pub spatial: SpatialLayer,
+    pub temporal: TemporalLayer,
+}
+
+impl Layer {
+    pub const BEST: Self = Self::new(SpatialLayer::HIGH, TemporalLayer::ALL);
+
+    pub const fn new(spatial: SpatialLayer, temporal: TemporalLayer) -> Self {
+        Self { spatial, temporal }
+    }
+
+    /// Each part capped by `max`.
+    pub fn capped(self, max: Layer) -> Self {
+        Self::new(
+            self.spatial.min(max.spatial),
+            self.temporal.min(max.temporal),
+        )
+    }
+}
+
+/// What the forwarder needs of one incoming packet of the track.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerPacket {
+    /// Which encoding (SSRC) it arrived on.
+    pub layer: SpatialLayer,
+    /// Extended by that layer's own unwrapper.
+    pub seq: ExtSeq,
+    pub timestamp: ExtTimestamp,
+    pub marker: bool,
+    /// First packet of a keyframe.
+    pub keyframe: bool,
+    /// VP8 only; without it there are no temporal layers and nothing to renumber.
+    pub vp8: Option<Vp8Descriptor>,
+}
+
+/// The decision for one packet and one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerDecision {
+    pub action: LayerAction,
+    /// Ask the publisher for a keyframe of this layer (already throttled).
+    pub keyframe_request: Option<SpatialLayer>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerAction {
+    /// Send with these header values, and these VP8 fields written into the payload
+    /// ([`Vp8Rewrite::apply`]).
+    Forward {
+        seq: u16,
+        timestamp: u32,
+        marker: bool,
+        vp8: Option<Vp8Rewrite>,
+    },
+    Drop(LayerDrop),
+}
+
+/// Why a packet is not sent to this subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerDrop {
+    /// The subscriber receives no layer now.
+    Paused,
+    /// Another spatial layer than the one forwarded (or switched to).
+    NotCurrentLayer,
+    /// A packet of the target layer, which starts only at its keyframe.
+    AwaitingKeyframe,
+    /// Above the temporal layer cap; its sequence number leaves no hole.
+    TemporalLayerAbove,
+    /// Of the current layer, but older than the keyframe it started at.
+    BeforeSwitch,
+    /// Its sequence number or picture id was closed when an earlier copy, or another
+    /// packet of its frame, was dropped: sending it now would duplicate a number.
+    DroppedBefore,
+    /// Older than what the forwarder remembers of the dropped numbers.
+    TooOld,
+}
+
+/// RTP clock rate of video (VP8, H.264): ticks per second.
+const VIDEO_CLOCK: u64 = 90_000;
+
+/// One subscriber's view of one simulcast video track. Sans-I/O: time is an argument.
+#[derive(Debug, Clone)]
+pub struct LayerForwarder {
+    max: Layer,
+    /// As the allocation set it; [`LayerForwarder::target`] caps it by `max`.
+    target: Option<Layer>,
+    /// What is forwarded now: its spatial layer, and the temporal cap in effect.
+    current: Option<Layer>,
+    /// Sequence and timestamp offsets across switches.
+    forwarder: Forwarder,
+    /// Closes the current layer's sequence numbers over temporal-layer drops.
+    seqs: GapCloser,
+    vp8: Vp8Numbering,
+    keyframe_requests: [KeyframeThrottle; SpatialLayer::COUNT],
+    last_sent_at: Option<Instant>,
+}
+
+impl LayerForwarder {
+    /// Aims at `max`; nothing goes out until the first keyframe of the target layer.
+    pub fn new(max: Layer) -> Self {
+        Self::with_keyframe_interval(max, KeyframeThrottle::DEFAULT_INTERVAL)
+    }
+
+    /// As [`LayerForwarder::new`], with at most one keyframe request per layer per `interval`.
+    pub fn with_keyframe_interval(max: Layer, interval: Duration) -> Self {
+        Self {
+            max,
+            target: Some(max),
+            current: None,
+            forwarder: Forwarder::video(),
+            seqs: GapCloser::default(),
+            vp8: Vp8Numbering::new(),
+            keyframe_requests: std::array::from_fn(|_| KeyframeThrottle::new(interval)),
+            last_sent_at: None,
+        }
+    }
+
+    /// The most this subscriber wants (e.g. what fits its screen).
+    pub fn set_max(&mut self, max: Layer) {
+        self.max = max;
+    }
+
+    /// The layer the allocation wants now (capped by the max); `None` pauses at once.
+    pub fn set_target(&mut self, target: Option<Layer>) {
+        self.target = target;
+        if target.is_none() {
+            self.current = None;
+        }
+    }
+
+    pub fn max(&self) -> Layer {
+        self.max
+    }
+
+    /// The layer to switch to, capped by the max; `None` when paused.
+    pub fn target(&self) -> Option<Layer> {
+        self.target.map(|t| t.capped(self.max))
+    }
+
+    /// The layer being forwarded, with the temporal cap in effect.
+    pub fn current(&self) -> Option<Layer> {
+        self.current
+    }
+
+    /// What to do with `packet` for this subscriber, arriving at `now`.
+    pub fn forward(&mut self, packet: &LayerPacket, now: Instant) -> LayerDecision {
+        let action = self.decide(packet, now);
+        LayerDecision {
+            action,
+            keyframe_request: self.keyframe_request(now),
+        }
+    }
+
+    fn decide(&mut self, p: &LayerPacket, now: Instant) -> LayerAction {
+        let Some(target) = self.target() else {
+            return LayerAction::Drop(LayerDrop::Paused);
+        };
+        let switching = self.current.map(|c| c.spatial) != Some(target.spatial);
+        if switching && p.layer == target.spatial && p.keyframe {
+            self.switch_to(target, now);
+        }
+        let current = match self.current {
+            Some(c) if c.spatial == p.layer => c,
+            _ if p.layer == target.spatial => {
+                return LayerAction::Drop(LayerDrop::AwaitingKeyframe);
+            }
+            _ => return LayerAction::Drop(LayerDrop::NotCurrentLayer),
+        };
+        let cap = self.temporal_cap(current, target, p);
+        if let Some(d) = p.vp8.filter(|d| d.tid() > cap.0) {
+            // Close the slots so the subscriber sees no loss (unless a later packet
+            // already went out: see gaps.rs).
+            self.seqs.drop(p.seq.0);
+            self.vp8.drop(&d);
+            return LayerAction::Drop(LayerDrop::TemporalLayerAbove);
+        }
+        self.rewrite(p, now)
+    }
+
+    /// Starts forwarding `target` at the keyframe that is the next packet.
+    fn switch_to(&mut self, target: Layer, now: Instant) {
+        let elapsed = self
+            .last_sent_at
+            .map_or(0, |t| ticks(now.saturating_duration_since(t)));
+        self.forwarder.switch_layer(elapsed);
+        self.seqs.reset();
+        self.vp8.switch();
+        self.current = Some(target);
+    }
+
+    /// The temporal cap for this packet of the current layer. It goes down at the start
+    /// of any frame, and up only where the higher layer can be decoded from: a frame
+    /// with the layer-sync (Y) bit, or a keyframe.
+    fn temporal_cap(&mut self, current: Layer, target: Layer, p: &LayerPacket) -> TemporalLayer {
+        let Some(d) = p.vp8.filter(Vp8Descriptor::starts_frame) else {
+            return current.temporal;
+        };
+        let mut cap = current.temporal;
+        if target.temporal < cap || p.keyframe {
+            cap = target.temporal;
+        } else if let Some(t) = d
+            .temporal
+            .filter(|t| t.layer_sync && t.tid > cap.0 && t.tid <= target.temporal.0)
+        {
+            cap = TemporalLayer(t.tid);
+        }
+        self.current = Some(Layer::new(current.spatial, cap));
+        cap
+    }
+
+    fn rewrite(&mut self, p: &LayerPacket, now: Instant) -> LayerAction {
+        let vp8 = match p.vp8.map(|d| self.vp8.forward(&d)).transpose() {
+            Ok(v) => v,
+            Err(e) => return LayerAction::Drop(unmapped(e)),
+        };
+        let seq = match self.seqs.keep(p.seq.0) {
+            Ok(s) => ExtSeq(s),
+            Err(e) => return LayerAction::Drop(unmapped(e)),
+        };
+        match self
+            .forwarder
+            .translate(seq, p.timestamp, p.marker, p.keyframe)
+        {
+            Translation::Forward {
+                seq,
+                timestamp,
+                marker,
+            } => {
+                self.last_sent_at = Some(now);
+                LayerAction::Forward {
+                    seq,
+                    timestamp,
+                    marker,
+                    vp8,
+                }
+            }
+            Translation::Drop(DropReason::BeforeSwitch) => {
+                LayerAction::Drop(LayerDrop::BeforeSwitch)
+            }
+            Translation::Drop(DropReason::AwaitingKeyframe) => {
+                LayerAction::Drop(LayerDrop::AwaitingKeyframe)
+            }
+        }
+    }
+
+    /// While the current layer is not the target, ask for the target's keyframe (also
+    /// when switching down: the lower layer's next keyframe may be seconds away).
+    fn keyframe_request(&mut self, now: Instant) -> Option<SpatialLayer> {
+        let target = self.target()?.spatial;
+        if self.current.map(|c| c.spatial) == Some(target) {
+            return None;
+        }
+        self.keyframe_requests[target.index()]
+            .should_send(now)
+            .then_some(target)
+    }
+}
+
+fn unmapped(e: Unmapped) -> LayerDrop {
+    match e {
+        Unmapped::Dropped => LayerDrop::DroppedBefore,
+        Unmapped::TooOld => LayerDrop::TooOld,
+    }
+}
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_micros() * u128::from(VIDEO_CLOCK) / 1_000_000) as u64
+}
