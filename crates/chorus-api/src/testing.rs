@@ -154,6 +154,7 @@ pub fn track(track_id: &str, muted: bool) -> TrackInfo {
         source: TrackSource::Microphone,
         kind: MediaKind::Audio,
         muted,
+        layers: Vec::new(),
     }
 }
 

@@ -17,6 +17,10 @@ use rtc::rtp::header::Header;
 
 use crate::io::ParticipantKey;
 use crate::signal_error::SignalError;
+pub use simulcast::{LayerIndex, Simulcast};
+
+pub mod layer_stats;
+pub mod simulcast;
 
 /// Longest client-chosen track id (`cid`) we keep.
 pub const MAX_CID_LEN: usize = 128;
@@ -36,6 +40,9 @@ pub struct UpstreamBinding {
     pub media_ssrc: Option<u32>,
     /// Negotiated id of the RFC 6464 audio level header extension (audio only).
     pub audio_level_ext: Option<u8>,
+    /// A simulcast video: its layers, and which one is forwarded (whose SSRC is then
+    /// `media_ssrc`).
+    pub simulcast: Option<Simulcast>,
 }
 
 #[derive(Debug)]
@@ -75,7 +82,17 @@ impl PublishedTrack {
             source: self.source,
             kind: self.kind(),
             muted: self.muted,
+            layers: self.layers(),
         }
+    }
+
+    /// The rids of the simulcast layers it arrives in, lowest quality first (none
+    /// without simulcast).
+    pub fn layers(&self) -> Vec<String> {
+        let simulcast = self.upstream.as_ref().and_then(|b| b.simulcast.as_ref());
+        simulcast.map_or_else(Vec::new, |s| {
+            s.layers().iter().map(|l| l.rid.clone()).collect()
+        })
     }
 }
 
