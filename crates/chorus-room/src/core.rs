@@ -282,7 +282,7 @@ impl RoomCore {
     fn handle_command(&mut self, cmd: Command, now: Instant) -> Reply {
         match cmd {
             Command::Join(req) => Reply::Joined(self.join(req, now)),
-            Command::Info => Reply::Info(self.info()),
+            Command::Info => Reply::Info(self.info(now)),
             Command::Participants => Reply::Participants(
                 self.participants
                     .keys()
@@ -318,7 +318,7 @@ impl RoomCore {
         }
     }
 
-    fn info(&self) -> RoomInfo {
+    fn info(&self, now: Instant) -> RoomInfo {
         RoomInfo {
             name: self.name.clone(),
             max_participants: self.participants.max(),
@@ -335,6 +335,7 @@ impl RoomCore {
                     .collect(),
                 srtp_profiles: self.srtp_profiles.clone(),
             },
+            simulcast: self.tracks.simulcast_stats(now),
         }
     }
 

@@ -6,12 +6,14 @@
 //! request throttle.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use bytes::Bytes;
 use chorus_core::{
     ConnId, KeyframeThrottle, PacketHistory, ParticipantId, SeqUnwrapper, TimestampUnwrapper,
     TrackId,
 };
+use chorus_protocol::control::SimulcastStats;
 use chorus_protocol::{Grants, MediaKind, TrackInfo, TrackSource};
 use rtc::rtp::header::Header;
 
@@ -205,6 +207,20 @@ impl Tracks {
             .collect();
         infos.sort_by(|a, b| a.track_id.cmp(&b.track_id));
         infos
+    }
+
+    /// Every bound simulcast track's layers as they arrive at `now`, by track id.
+    pub fn simulcast_stats(&self, now: Instant) -> Vec<SimulcastStats> {
+        let mut stats: Vec<SimulcastStats> = self
+            .by_id
+            .values()
+            .filter_map(|t| {
+                let s = t.upstream.as_ref()?.simulcast.as_ref()?;
+                Some(s.stats(t.id.to_string(), now))
+            })
+            .collect();
+        stats.sort_by(|a, b| a.track_id.cmp(&b.track_id));
+        stats
     }
 
     pub fn published_count(&self) -> usize {

@@ -3,9 +3,19 @@
 //! continuous stream, of the highest layer present.
 
 use chorus_protocol::TrackInfo;
+use chorus_protocol::control::SimulcastStats;
 use chorus_protocol::signal::ServerMessage;
+use chorus_room::io::{Command, Reply};
 use chorus_room::sim::{ClientId, LAYERS, Sim, ms, seq_jumps};
 use chorus_room::skips::Skip;
+
+/// What `GET /v1/rooms/{room}` says of the room's simulcast tracks.
+fn simulcast_stats(sim: &mut Sim) -> Vec<SimulcastStats> {
+    match sim.command(Command::Info) {
+        Reply::Info(info) => info.simulcast,
+        other => panic!("{other:?}"),
+    }
+}
 
 fn published(sim: &Sim, c: ClientId, track: &str) -> Option<TrackInfo> {
     sim.frames(c).iter().find_map(|m| match m {
@@ -51,7 +61,30 @@ fn three_layers_are_announced_and_the_highest_is_forwarded_as_one_stream() {
     // own name.
     let dropped = sim.skips().get(Skip::LayerNotForwarded);
     let forwarded_f = (all.len() - first_f) as u64;
-    assert!(dropped >= forwarded_f * 3 / 2, "{dropped} dropped, {forwarded_f} of f");
+    assert!(
+        dropped >= forwarded_f * 3 / 2,
+        "{dropped} dropped, {forwarded_f} of f"
+    );
+
+    // The control API has each layer's rates; f is forwarded.
+    let stats = simulcast_stats(&mut sim);
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].track_id, video);
+    assert_eq!(stats[0].forwarded.as_deref(), Some("f"));
+    let layers = &stats[0].layers;
+    let rates: Vec<u64> = layers.iter().map(|l| l.bitrate_bps).collect();
+    for (l, (rid, size)) in layers.iter().zip(LAYERS) {
+        assert_eq!(l.rid, rid);
+        assert!((25..=31).contains(&l.fps), "{l:?}");
+        // Two packets a frame at 30 fps; keyframes (four) add a little.
+        let want = (2 * size * 8 * 30) as u64;
+        assert!(
+            l.bitrate_bps >= want * 9 / 10 && l.bitrate_bps <= want * 13 / 10,
+            "{l:?}"
+        );
+        assert!(l.keyframe_age_ms.is_some() && l.ssrc.is_some() && l.packets > 50);
+    }
+    assert!(rates.windows(2).all(|w| w[0] < w[1]), "{rates:?}");
 
     // bob's keyframe request goes to f's SSRC, not to q's or h's.
     let keys =
@@ -76,6 +109,12 @@ fn three_layers_are_announced_and_the_highest_is_forwarded_as_one_stream() {
     assert!(fallen[first_h..].iter().all(|&s| s == h), "{fallen:?}");
     assert!(sim.rtp(bob, &video)[n + first_h].keyframe);
     assert!(!fallen.contains(&q));
+    let stats = simulcast_stats(&mut sim);
+    assert_eq!(stats[0].forwarded.as_deref(), Some("h"));
+    assert_eq!(
+        (stats[0].layers[2].bitrate_bps, stats[0].layers[2].fps),
+        (0, 0)
+    );
     // f resumes: back to it.
     sim.pause_layer(alice, &video, "f", false);
     let n = sim.rtp(bob, &video).len();

@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use chorus_core::{ExtSeq, ExtTimestamp, SeqUnwrapper, TimestampUnwrapper};
+use chorus_protocol::control::{LayerStats as LayerReport, SimulcastStats};
 
 use super::layer_stats::LayerStats;
 
@@ -96,6 +97,31 @@ impl Simulcast {
     /// The SSRC of the forwarded layer: where keyframe requests go.
     pub fn forwarded_ssrc(&self) -> Option<u32> {
         self.layer(self.forwarded?)?.ssrc
+    }
+
+    /// What the control API reports of it at `now`.
+    pub fn stats(&self, track_id: String, now: Instant) -> SimulcastStats {
+        let layers = self.layers.iter().enumerate().map(|(i, l)| {
+            let age = |at: Instant| now.saturating_duration_since(at).as_millis() as u64;
+            LayerReport {
+                rid: l.rid.clone(),
+                index: i as u8,
+                ssrc: l.ssrc,
+                packets: l.stats.packets,
+                bytes: l.stats.bytes,
+                bitrate_bps: l.stats.bitrate_bps(now),
+                fps: l.stats.fps(now),
+                keyframe_age_ms: l.stats.last_keyframe_at.map(age),
+            }
+        });
+        SimulcastStats {
+            track_id,
+            forwarded: self
+                .forwarded
+                .and_then(|i| self.layer(i))
+                .map(|l| l.rid.clone()),
+            layers: layers.collect(),
+        }
     }
 
     fn layer(&self, i: LayerIndex) -> Option<&Layer> {
