@@ -1,7 +1,9 @@
 //! Publisher side: which of the client's streams an incoming RTP packet belongs to. By
 //! SSRC as its SDP lists it, else by the MID header extension; on a simulcast section
 //! also by the rid extension, which names the layer (its first packets carry it; the
-//! SSRC is remembered from then on).
+//! SSRC is remembered from then on). A packet with a rid but no MID is placed when one
+//! simulcast section alone has that rid (a sender that tags its layers with rids only,
+//! as `chorus-client`'s simulcast camera does).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,16 +41,37 @@ pub fn stream_of(
     if let Some(up) = by_ssrc.get(&header.ssrc) {
         return Some(up.clone());
     }
-    let mid = header.get_extension(mid_ext?)?;
-    let section = by_mid.get(std::str::from_utf8(&mid).ok()?)?;
-    let mut up = section.stream.clone();
-    if !section.rids.is_empty() {
-        let rid = header.get_extension(section.rid_ext?)?;
-        let index = section.rids.iter().position(|r| r.as_bytes() == &rid[..])?;
-        up.layer = Some(LayerIndex(index as u8));
-    }
+    let mid = mid_ext.and_then(|id| header.get_extension(id));
+    let up = match mid {
+        Some(mid) => {
+            let section = by_mid.get(std::str::from_utf8(&mid).ok()?)?;
+            if section.rids.is_empty() {
+                section.stream.clone()
+            } else {
+                layer_of(section, header)?
+            }
+        }
+        None => {
+            let mut placed = by_mid.values().filter_map(|s| layer_of(s, header));
+            let up = placed.next()?;
+            if placed.next().is_some() {
+                return None;
+            }
+            up
+        }
+    };
     by_ssrc.insert(header.ssrc, up.clone());
     Some(up)
+}
+
+/// The layer of simulcast `section` whose rid the packet carries.
+fn layer_of(section: &UpSection, header: &Header) -> Option<UpStream> {
+    let rid = header.get_extension(section.rid_ext?)?;
+    let index = section.rids.iter().position(|r| r.as_bytes() == &rid[..])?;
+    Some(UpStream {
+        layer: Some(LayerIndex(index as u8)),
+        ..section.stream.clone()
+    })
 }
 
 #[cfg(test)]
@@ -148,12 +171,35 @@ mod tests {
                 "{name}"
             );
         }
-        // h is placed once its rid comes.
+        // h is placed once its rid comes; without a MID too, the rid being the one
+        // section's.
         let h = header(21, &[(MID, "1"), (RID, "h")]);
         assert_eq!(
             stream_of(&mut by_ssrc, &by_mid, Some(MID), &h),
             Some(up("cam", Some(1)))
         );
-        assert_eq!(by_ssrc.len(), 5);
+        let q = header(61, &[(RID, "q")]);
+        assert_eq!(
+            stream_of(&mut by_ssrc, &by_mid, None, &q),
+            Some(up("cam", Some(0)))
+        );
+        assert_eq!(by_ssrc.len(), 6);
+    }
+
+    #[test]
+    fn a_rid_without_mid_is_not_placed_when_two_sections_have_it() {
+        let section = |track: &str| UpSection {
+            stream: up(track, None),
+            rids: vec!["q".to_owned()],
+            rid_ext: Some(RID),
+        };
+        let by_mid = HashMap::from([
+            ("1".to_owned(), section("cam")),
+            ("2".to_owned(), section("screen")),
+        ]);
+        let mut by_ssrc = HashMap::new();
+        let q = header(5, &[(RID, "q")]);
+        assert_eq!(stream_of(&mut by_ssrc, &by_mid, Some(MID), &q), None);
+        assert!(by_ssrc.is_empty());
     }
 }
