@@ -34,7 +34,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::media::{Publication, Stream};
 use super::net::{Dir, Loss, SERVER};
-use super::simulcast::SimulcastSend;
+use super::simulcast::{SimulcastSend, simulcast_mid};
 use crate::io::ParticipantKey;
 use chorus_transport::webrtc::sdp::{MID_URI, RID_URI};
 
@@ -68,7 +68,7 @@ impl Pc {
 
     /// [`Self::new`], and with `simulcast` the MID, rid and repaired-rid extensions for
     /// video, as a browser offers them.
-    fn with(addr: SocketAddr, now: Instant, simulcast: bool) -> Self {
+    pub(super) fn with(addr: SocketAddr, now: Instant, simulcast: bool) -> Self {
         let mut media = MediaEngine::default();
         if simulcast {
             configure_simulcast_extension_headers(&mut media).expect("simulcast extensions");
@@ -165,7 +165,7 @@ pub(super) struct SimClient {
     /// Tracks announced so far (numbers cids and SSRCs).
     tracks_made: u32,
     /// Cameras announced to be sent in simulcast layers, by cid.
-    simulcast_cids: Vec<String>,
+    pub(super) simulcast_cids: Vec<String>,
     pub publications: Vec<Publication>,
     needs_offer: bool,
     offer_in_flight: bool,
@@ -226,19 +226,6 @@ impl SimClient {
             source,
             muted: false,
         });
-        cid
-    }
-
-    /// From now on its publisher connection offers the simulcast extensions; call it
-    /// before the first publish.
-    pub fn enable_simulcast(&mut self, now: Instant) {
-        self.publisher = Pc::with(self.publisher.addr, now, true);
-    }
-
-    /// Announces a camera sent in three simulcast layers; returns its `cid`.
-    pub fn announce_simulcast(&mut self) -> String {
-        let cid = self.announce(TrackSource::Camera);
-        self.simulcast_cids.push(cid.clone());
         cid
     }
 
@@ -550,11 +537,4 @@ impl SimClient {
         };
         sender.write_rtp(now, packet).is_ok()
     }
-}
-
-/// The mid of the (one) m-section of `sdp` that sends simulcast.
-fn simulcast_mid(sdp: &str) -> Option<String> {
-    let section = sdp.split("m=").find(|m| m.contains("a=simulcast:send"))?;
-    let line = section.lines().find_map(|l| l.strip_prefix("a=mid:"))?;
-    Some(line.trim().to_owned())
 }

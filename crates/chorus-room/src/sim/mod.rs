@@ -8,7 +8,9 @@
 //! [`Input::Datagram`]. Clients answer the server's offers (unless told to hold their
 //! answers), offer their tracks after `publish_accepted`, send media on every published
 //! track (VP8 at 30 fps, a keyframe first and on request; Opus every 20 ms with an audio
-//! level) and record every frame, RTP packet and keyframe request they get.
+//! level) and record every frame, RTP packet and keyframe request they get. A client
+//! joined with [`Sim::join_simulcast`] can publish a camera in three simulcast layers
+//! ([`Sim::publish_simulcast`], `simulcast.rs`).
 //!
 //! ```
 //! use chorus_room::sim::{Sim, ms};
@@ -152,55 +154,6 @@ impl Sim {
     /// server's track id.
     pub fn publish_video(&mut self, c: ClientId) -> String {
         self.publish(c, TrackSource::Camera)
-    }
-
-    /// Joins with every grant, its publisher connection offering simulcast extensions.
-    pub fn join_simulcast(&mut self, identity: &str) -> ClientId {
-        let id = self.join(identity);
-        self.clients[id.0].enable_simulcast(self.now);
-        id
-    }
-
-    /// Publishes a camera in three simulcast layers ([`LAYERS`]); the client must have
-    /// joined with [`Self::join_simulcast`]. Returns the server's track id.
-    pub fn publish_simulcast(&mut self, c: ClientId) -> String {
-        let cid = self.clients[c.0].announce_simulcast();
-        self.pump();
-        let client = &self.clients[c.0];
-        client
-            .publications
-            .iter()
-            .find(|p| p.cid == cid)
-            .map(|p| p.track_id.clone())
-            .unwrap_or_else(|| panic!("{} could not publish {cid}", client.identity))
-    }
-
-    /// Stops (or resumes) sending one simulcast layer of the client's track.
-    pub fn pause_layer(&mut self, c: ClientId, track: &str, rid: &str, paused: bool) {
-        let layers = self.clients[c.0]
-            .publications
-            .iter_mut()
-            .find(|p| p.track_id == track)
-            .and_then(|p| p.simulcast.as_mut())
-            .expect("a simulcast track, negotiated");
-        for l in layers.layers.iter_mut().filter(|l| l.rid == rid) {
-            l.paused = paused;
-        }
-    }
-
-    /// (rid, SSRC, keyframes sent) of each layer of the client's simulcast track.
-    pub fn layers_sent(&self, c: ClientId, track: &str) -> Vec<(&'static str, u32, u32)> {
-        let p = self.clients[c.0]
-            .publications
-            .iter()
-            .find(|p| p.track_id == track);
-        p.and_then(|p| p.simulcast.as_ref())
-            .map_or_else(Vec::new, |s| {
-                s.layers
-                    .iter()
-                    .map(|l| (l.rid, l.ssrc, l.keyframes_sent))
-                    .collect()
-            })
     }
 
     /// Publishes a microphone (Opus with audio levels).

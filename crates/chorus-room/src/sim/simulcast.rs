@@ -7,6 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+use chorus_protocol::TrackSource;
+
 use bytes::Bytes;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp;
@@ -14,7 +16,9 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 
+use super::client::{Pc, SimClient};
 use super::media::{Stream, VIDEO_FPS};
+use super::{ClientId, Sim};
 
 /// The layers: rid and payload bytes per packet.
 pub const LAYERS: [(&str, usize); 3] = [("q", 300), ("h", 600), ("f", 1000)];
@@ -139,4 +143,77 @@ fn sized_vp8_frame(keyframe: bool, size: usize) -> Vec<Bytes> {
         .into_iter()
         .map(|p| p.slice(..size.min(p.len())))
         .collect()
+}
+
+impl Sim {
+    /// Joins with every grant, its publisher connection offering simulcast extensions.
+    pub fn join_simulcast(&mut self, identity: &str) -> ClientId {
+        let id = self.join(identity);
+        self.clients[id.0].enable_simulcast(self.now);
+        id
+    }
+
+    /// Publishes a camera in three simulcast layers ([`LAYERS`]); the client must have
+    /// joined with [`Self::join_simulcast`]. Returns the server's track id.
+    pub fn publish_simulcast(&mut self, c: ClientId) -> String {
+        let cid = self.clients[c.0].announce_simulcast();
+        self.pump();
+        let client = &self.clients[c.0];
+        client
+            .publications
+            .iter()
+            .find(|p| p.cid == cid)
+            .map(|p| p.track_id.clone())
+            .unwrap_or_else(|| panic!("{} could not publish {cid}", client.identity))
+    }
+
+    /// Stops (or resumes) sending one simulcast layer of the client's track.
+    pub fn pause_layer(&mut self, c: ClientId, track: &str, rid: &str, paused: bool) {
+        let layers = self.clients[c.0]
+            .publications
+            .iter_mut()
+            .find(|p| p.track_id == track)
+            .and_then(|p| p.simulcast.as_mut())
+            .expect("a simulcast track, negotiated");
+        for l in layers.layers.iter_mut().filter(|l| l.rid == rid) {
+            l.paused = paused;
+        }
+    }
+
+    /// (rid, SSRC, keyframes sent) of each layer of the client's simulcast track.
+    pub fn layers_sent(&self, c: ClientId, track: &str) -> Vec<(&'static str, u32, u32)> {
+        let p = self.clients[c.0]
+            .publications
+            .iter()
+            .find(|p| p.track_id == track);
+        p.and_then(|p| p.simulcast.as_ref())
+            .map_or_else(Vec::new, |s| {
+                s.layers
+                    .iter()
+                    .map(|l| (l.rid, l.ssrc, l.keyframes_sent))
+                    .collect()
+            })
+    }
+}
+
+impl SimClient {
+    /// From now on its publisher connection offers the simulcast extensions; call it
+    /// before the first publish.
+    pub fn enable_simulcast(&mut self, now: Instant) {
+        self.publisher = Pc::with(self.publisher.addr, now, true);
+    }
+
+    /// Announces a camera sent in three simulcast layers; returns its `cid`.
+    pub fn announce_simulcast(&mut self) -> String {
+        let cid = self.announce(TrackSource::Camera);
+        self.simulcast_cids.push(cid.clone());
+        cid
+    }
+}
+
+/// The mid of the (one) m-section of `sdp` that sends simulcast.
+pub(super) fn simulcast_mid(sdp: &str) -> Option<String> {
+    let section = sdp.split("m=").find(|m| m.contains("a=simulcast:send"))?;
+    let line = section.lines().find_map(|l| l.strip_prefix("a=mid:"))?;
+    Some(line.trim().to_owned())
 }
