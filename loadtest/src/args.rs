@@ -136,8 +136,8 @@ pub struct Args {
     /// Video payload format of the cameras.
     #[arg(long, value_enum, default_value_t = CodecArg::Vp8)]
     pub codec: CodecArg,
-    /// Cameras send three simulcast layers (q/h/f). Not negotiated by the server yet:
-    /// the run stops with an error.
+    /// Cameras send three simulcast layers (q/h/f). The server takes simulcast, but
+    /// chorus-client does not offer it yet: the run stops with an error.
     #[arg(long)]
     pub simulcast: bool,
     /// Write a chart of the run (SVG) to this file.

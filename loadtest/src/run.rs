@@ -144,8 +144,8 @@ impl JoinState<'_> {
 pub async fn run(args: &Args) -> Result<Report> {
     if args.simulcast {
         anyhow::bail!(
-            "--simulcast: the server does not negotiate simulcast yet (the generator is \
-             chorus_client::media::SimulcastSource)"
+            "--simulcast: chorus-client does not offer simulcast yet (the server takes it; \
+             the generator is chorus_client::media::SimulcastSource)"
         );
     }
     if let Some(path) = &args.plot {

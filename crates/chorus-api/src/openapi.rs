@@ -120,7 +120,15 @@ mod tests {
             ),
             (
                 "RoomInfo",
-                serde_json::to_value(testing::room_info("r")).unwrap(),
+                serde_json::to_value(testing::room_info_with_simulcast("r")).unwrap(),
+            ),
+            (
+                "SimulcastStats",
+                serde_json::to_value(testing::simulcast_stats("TR_1")).unwrap(),
+            ),
+            (
+                "LayerStats",
+                serde_json::to_value(&testing::simulcast_stats("TR_1").layers[0]).unwrap(),
             ),
             (
                 "ForwardingStats",
@@ -143,7 +151,7 @@ mod tests {
             ),
             (
                 "TrackInfo",
-                serde_json::to_value(testing::track("TR_1", true)).unwrap(),
+                serde_json::to_value(testing::simulcast_track("TR_1")).unwrap(),
             ),
             (
                 "Grants",

@@ -148,6 +148,43 @@ pub fn room_info(name: &str) -> RoomInfo {
             srtp_profiles: [("SRTP_AEAD_AES_128_GCM".to_owned(), 2)].into(),
             ..Default::default()
         },
+        simulcast: Vec::new(),
+    }
+}
+
+/// [`room_info`] with one simulcast video.
+pub fn room_info_with_simulcast(name: &str) -> RoomInfo {
+    RoomInfo {
+        simulcast: vec![simulcast_stats("TR_1")],
+        ..room_info(name)
+    }
+}
+
+pub fn simulcast_stats(track_id: &str) -> chorus_protocol::control::SimulcastStats {
+    let layer = |rid: &str, index: u8| chorus_protocol::control::LayerStats {
+        rid: rid.into(),
+        index,
+        ssrc: Some(1000 + u32::from(index)),
+        packets: 300,
+        bytes: 90_000,
+        bitrate_bps: 150_000,
+        fps: 30,
+        keyframe_age_ms: Some(1200),
+    };
+    chorus_protocol::control::SimulcastStats {
+        track_id: track_id.into(),
+        forwarded: Some("f".into()),
+        layers: vec![layer("q", 0), layer("h", 1), layer("f", 2)],
+    }
+}
+
+/// A camera in three simulcast layers.
+pub fn simulcast_track(track_id: &str) -> TrackInfo {
+    TrackInfo {
+        source: TrackSource::Camera,
+        kind: MediaKind::Video,
+        layers: vec!["q".into(), "h".into(), "f".into()],
+        ..track(track_id, false)
     }
 }
 
@@ -158,6 +195,7 @@ pub fn track(track_id: &str, muted: bool) -> TrackInfo {
         source: TrackSource::Microphone,
         kind: MediaKind::Audio,
         muted,
+        layers: Vec::new(),
     }
 }
 

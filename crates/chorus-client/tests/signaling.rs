@@ -57,6 +57,7 @@ fn track(track_id: &str, source: TrackSource) -> TrackInfo {
         source,
         kind: source.kind(),
         muted: false,
+        layers: Vec::new(),
     }
 }
 

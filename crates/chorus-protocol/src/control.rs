@@ -28,6 +28,37 @@ pub struct RoomInfo {
     /// What the room did with media since it was created.
     #[serde(default)]
     pub forwarding: ForwardingStats,
+    /// The published simulcast tracks, as their layers arrive (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub simulcast: Vec<SimulcastStats>,
+}
+
+/// One published simulcast track: its layers as they arrive, and which one is forwarded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimulcastStats {
+    pub track_id: String,
+    /// The rid of the layer its subscribers get now (the highest arriving), if any.
+    pub forwarded: Option<String>,
+    /// Lowest quality first.
+    pub layers: Vec<LayerStats>,
+}
+
+/// One simulcast layer as it arrives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerStats {
+    pub rid: String,
+    /// Its place in `TrackInfo.layers`: 0 is the lowest quality.
+    pub index: u8,
+    /// Learned from its first packet.
+    pub ssrc: Option<u32>,
+    /// RTP packets and payload bytes received since it started.
+    pub packets: u64,
+    pub bytes: u64,
+    /// Payload bits per second, and frames per second, over the last second.
+    pub bitrate_bps: u64,
+    pub fps: u32,
+    /// How long ago its last keyframe arrived; absent before the first.
+    pub keyframe_age_ms: Option<u64>,
 }
 
 /// Media a room forwarded, and what it did not forward, by reason.

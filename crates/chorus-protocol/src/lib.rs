@@ -133,6 +133,13 @@ pub struct TrackInfo {
     pub source: TrackSource,
     pub kind: MediaKind,
     pub muted: bool,
+    /// A simulcast video's layers: the publisher's RFC 8851 rids (`q`, `h`, `f`, …),
+    /// lowest quality first, so a layer's index is its place here (0 the lowest).
+    /// Absent (empty) without simulcast, and in JSON from servers before it. Plain
+    /// strings, not objects: a roster page with every video in three layers stays
+    /// within its 8 KiB (see `signal::ROSTER_PAGE`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<String>,
 }
 
 /// Public description of a participant.

@@ -263,7 +263,27 @@ pub struct ActiveSpeaker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ParticipantState, TrackInfo, TrackSource};
+    use crate::{MediaKind, ParticipantState, TrackInfo, TrackSource};
+
+    fn three_layers() -> Vec<String> {
+        ["q", "h", "f"].map(str::to_owned).to_vec()
+    }
+
+    #[test]
+    fn track_info_lists_layers_only_for_simulcast_and_old_json_parses() {
+        let old = r#"{"type":"track_published","track":{"track_id":"TR_1",
+            "participant_id":"PA_1","source":"camera","kind":"video","muted":false}}"#;
+        let ServerMessage::TrackPublished { mut track } = serde_json::from_str(old).unwrap() else {
+            panic!("not track_published");
+        };
+        assert!(track.layers.is_empty());
+        let plain = serde_json::to_string(&track).unwrap();
+        assert!(!plain.contains("layers"), "{plain}");
+        track.layers = three_layers();
+        let json = serde_json::to_string(&track).unwrap();
+        assert!(json.ends_with(r#""layers":["q","h","f"]}"#), "{json}");
+        assert_eq!(serde_json::from_str::<TrackInfo>(&json).unwrap(), track);
+    }
 
     #[test]
     fn a_frame_carries_its_request_id_beside_the_message() {
@@ -310,6 +330,11 @@ mod tests {
                     source,
                     kind: source.kind(),
                     muted: false,
+                    // Every video in three simulcast layers: the largest a track gets.
+                    layers: match source.kind() {
+                        MediaKind::Video => three_layers(),
+                        MediaKind::Audio => Vec::new(),
+                    },
                 })
                 .collect(),
             joined_at_ms: 1_700_000_000_000,

@@ -291,7 +291,7 @@ impl RoomCore {
     fn handle_command(&mut self, cmd: Command, now: Instant) -> Reply {
         match cmd {
             Command::Join(req) => Reply::Joined(self.join(req, now)),
-            Command::Info => Reply::Info(self.info()),
+            Command::Info => Reply::Info(self.info(now)),
             Command::Participants => Reply::Participants(
                 self.participants
                     .keys()
@@ -327,7 +327,7 @@ impl RoomCore {
         }
     }
 
-    fn info(&self) -> RoomInfo {
+    fn info(&self, now: Instant) -> RoomInfo {
         RoomInfo {
             name: self.name.clone(),
             max_participants: self.participants.max(),
@@ -335,6 +335,7 @@ impl RoomCore {
             num_tracks: self.tracks.published_count() as u32,
             created_at_ms: self.created_at_ms,
             forwarding: self.forwarding(),
+            simulcast: self.tracks.simulcast_stats(now),
         }
     }
 

@@ -36,6 +36,9 @@ pub struct Outgoing {
     pub down: TrackId,
     /// The published video track to ask a keyframe of when a subscriber waits for one.
     pub keyframes_of: Option<TrackId>,
+    /// Which stream of the track it comes from: a simulcast track's changes when it
+    /// forwards another layer, and each subscriber's forwarder then switches source.
+    pub source: u32,
     pub payload: Payload,
 }
 
@@ -215,6 +218,12 @@ fn forward_to(
         skips.count(Skip::NegotiationNotLive);
         return false;
     }
+    // Told by the packet, not when the room switched: copies of the old source may be
+    // queued still, and a subscriber may have missed the first of the new one.
+    if dt.source != packet.source {
+        dt.source = packet.source;
+        dt.forwarder.switch_source(packet.keyframes_of.is_some());
+    }
     let (seq, timestamp, marker) =
         match dt
             .forwarder
@@ -273,6 +282,7 @@ mod tests {
             keyframe: false,
             down: TrackId::named("t"),
             keyframes_of: None,
+            source: 0,
             payload: Payload::Shared(Bytes::new()),
         }
     }

@@ -21,6 +21,7 @@ use rtc::rtp::header::Header;
 use crate::io::ParticipantKey;
 use crate::negotiation::{Negotiation, TrackPhase};
 use crate::skips::Skip;
+use crate::tracks::LayerIndex;
 pub use link::Link;
 
 pub struct Peer {
@@ -51,6 +52,8 @@ pub struct DownTrack {
     /// What went out under each of its sequence numbers, to answer NACKs (video only:
     /// a lost audio packet is late by the time a resend would arrive).
     pub sent: Option<NackMap>,
+    /// The track's source its forwarder last took packets from (see `Outgoing::source`).
+    pub source: u32,
 }
 
 /// What came out of a connection, in the room's terms.
@@ -70,11 +73,15 @@ pub enum PeerEvent {
         kind: MediaKind,
         /// Negotiated id of the RFC 6464 audio level header extension (audio only).
         audio_level_ext: Option<u8>,
+        /// Simulcast: the rids of its layers, lowest quality first; else empty.
+        layers: Vec<String>,
     },
     /// Publisher side: media of one of its tracks (named as its SDP names it; shared, as
     /// this comes with every packet).
     Rtp {
         sdp_track: Arc<str>,
+        /// Simulcast: the layer it belongs to.
+        layer: Option<LayerIndex>,
         packet: rtc::rtp::Packet,
     },
     /// Subscriber side: the client asks for a keyframe of what it receives as `ssrc`.

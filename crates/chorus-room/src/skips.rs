@@ -38,10 +38,13 @@ pub enum Skip {
     ResendTooSoon,
     /// A NACKed packet is no longer in the track's history (or was never sent).
     NotInHistory,
+    /// A simulcast layer other than the one forwarded (received and counted per layer):
+    /// until subscribers pick their own, one layer goes to all of them.
+    LayerNotForwarded,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 13] = [
+    pub const ALL: [Skip; 14] = [
         Skip::Stale,
         Skip::UnknownConnection,
         Skip::StunBadIntegrity,
@@ -55,6 +58,7 @@ impl Skip {
         Skip::WriteFailed,
         Skip::ResendTooSoon,
         Skip::NotInHistory,
+        Skip::LayerNotForwarded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +76,7 @@ impl Skip {
             Skip::WriteFailed => "write_failed",
             Skip::ResendTooSoon => "resend_too_soon",
             Skip::NotInHistory => "not_in_history",
+            Skip::LayerNotForwarded => "layer_not_forwarded",
         }
     }
 }

@@ -6,17 +6,23 @@
 //! request throttle.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use bytes::Bytes;
 use chorus_core::{
     ConnId, KeyframeThrottle, PacketHistory, ParticipantId, SeqUnwrapper, TimestampUnwrapper,
     TrackId,
 };
+use chorus_protocol::control::SimulcastStats;
 use chorus_protocol::{Grants, MediaKind, TrackInfo, TrackSource};
 use rtc::rtp::header::Header;
 
 use crate::io::ParticipantKey;
 use crate::signal_error::SignalError;
+pub use simulcast::{LayerIndex, Simulcast};
+
+pub mod layer_stats;
+pub mod simulcast;
 
 /// Longest client-chosen track id (`cid`) we keep.
 pub const MAX_CID_LEN: usize = 128;
@@ -36,6 +42,9 @@ pub struct UpstreamBinding {
     pub media_ssrc: Option<u32>,
     /// Negotiated id of the RFC 6464 audio level header extension (audio only).
     pub audio_level_ext: Option<u8>,
+    /// A simulcast video: its layers, and which one is forwarded (whose SSRC is then
+    /// `media_ssrc`).
+    pub simulcast: Option<Simulcast>,
 }
 
 #[derive(Debug)]
@@ -75,7 +84,17 @@ impl PublishedTrack {
             source: self.source,
             kind: self.kind(),
             muted: self.muted,
+            layers: self.layers(),
         }
+    }
+
+    /// The rids of the simulcast layers it arrives in, lowest quality first (none
+    /// without simulcast).
+    pub fn layers(&self) -> Vec<String> {
+        let simulcast = self.upstream.as_ref().and_then(|b| b.simulcast.as_ref());
+        simulcast.map_or_else(Vec::new, |s| {
+            s.layers().iter().map(|l| l.rid.clone()).collect()
+        })
     }
 }
 
@@ -188,6 +207,20 @@ impl Tracks {
             .collect();
         infos.sort_by(|a, b| a.track_id.cmp(&b.track_id));
         infos
+    }
+
+    /// Every bound simulcast track's layers as they arrive at `now`, by track id.
+    pub fn simulcast_stats(&self, now: Instant) -> Vec<SimulcastStats> {
+        let mut stats: Vec<SimulcastStats> = self
+            .by_id
+            .values()
+            .filter_map(|t| {
+                let s = t.upstream.as_ref()?.simulcast.as_ref()?;
+                Some(s.stats(t.id.to_string(), now))
+            })
+            .collect();
+        stats.sort_by(|a, b| a.track_id.cmp(&b.track_id));
+        stats
     }
 
     pub fn published_count(&self) -> usize {

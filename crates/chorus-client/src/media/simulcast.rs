@@ -84,8 +84,9 @@ pub struct LayerFrame {
 }
 
 /// A simulcast camera: three independent streams (own SSRC, sequence numbers and
-/// keyframes) of one picture sequence, each packet tagged with its rid. The server does
-/// not negotiate simulcast yet; this is the sending side, ready for it.
+/// keyframes) of one picture sequence, each packet tagged with its rid. The server takes
+/// simulcast (and places layers tagged with a rid alone); the client's publisher
+/// connection does not offer it yet: this is the sending side, ready for it.
 #[derive(Debug)]
 pub struct SimulcastSource {
     layers: Vec<(SimulcastLayer, MediaSource)>,

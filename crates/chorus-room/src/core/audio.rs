@@ -92,6 +92,7 @@ impl RoomCore {
                 keyframe: false,
                 down: self.room_audio.clone(),
                 keyframes_of: None,
+                source: 0,
                 payload: Payload::Mix(Arc::new(MixPayload { common, own })),
             };
             self.queue.push(out, &conns);

@@ -15,7 +15,7 @@ use super::RoomCore;
 use crate::forward::{Outgoing, Payload};
 use crate::peer::PeerEvent;
 use crate::skips::{MAX_MEDIA_QUEUEING, Skip};
-use crate::tracks::UpstreamBinding;
+use crate::tracks::{LayerIndex, UpstreamBinding};
 
 impl RoomCore {
     pub(super) fn handle_datagram(&mut self, dg: Datagram, now: Instant) {
@@ -73,8 +73,13 @@ impl RoomCore {
                     sdp_track,
                     kind,
                     audio_level_ext,
-                } => self.on_upstream_track(owner, sdp_track, kind, audio_level_ext, now),
-                PeerEvent::Rtp { sdp_track, packet } => self.forward(conn, &sdp_track, packet, now),
+                    layers,
+                } => self.on_upstream_track(owner, sdp_track, kind, audio_level_ext, layers, now),
+                PeerEvent::Rtp {
+                    sdp_track,
+                    layer,
+                    packet,
+                } => self.forward(conn, &sdp_track, layer, packet, now),
                 PeerEvent::KeyframeRequest { ssrc } => {
                     self.feedback.keyframe_requests_received += 1;
                     self.keyframe_requested(conn, ssrc, now)
@@ -107,6 +112,7 @@ impl RoomCore {
         &mut self,
         conn: ConnId,
         sdp_track: &str,
+        layer: Option<LayerIndex>,
         mut packet: rtc::rtp::Packet,
         now: Instant,
     ) {
@@ -118,28 +124,58 @@ impl RoomCore {
             self.skips.count(Skip::UnknownTrack);
             return;
         };
+        let audio = track.kind() == MediaKind::Audio;
+        let keyframe = !audio && vp8_is_keyframe(&packet.payload);
         let Some(binding) = track.upstream.as_mut() else {
             self.skips.count(Skip::UnknownTrack);
             return;
         };
-        if binding.media_ssrc.is_none() {
-            binding.media_ssrc = Some(packet.header.ssrc);
-            tracing::debug!(
-                track = %track.id,
-                ssrc = packet.header.ssrc,
-                payload_type = packet.header.payload_type,
-                "first packet of published track"
-            );
-        }
+        // A simulcast track's packets are numbered by its forwarded layer (the others
+        // are only counted); `source` tells subscribers when that layer changes.
+        let (mut source, mut switched_to) = (0, None);
+        let (seq, ts) = if let Some(simulcast) = binding.simulcast.as_mut() {
+            let h = &packet.header;
+            let (ssrc, len) = (h.ssrc, packet.payload.len());
+            let received = layer.and_then(|l| {
+                simulcast.received(l, ssrc, h.sequence_number, h.timestamp, len, keyframe, now)
+            });
+            switched_to = received.and_then(|r| r.switched_to);
+            if let Some(ssrc) = switched_to {
+                // Keyframe requests from subscribers go to the forwarded layer.
+                binding.media_ssrc = Some(ssrc);
+                let layer = simulcast.forwarded();
+                tracing::debug!(track = %track.id, ssrc, ?layer, "simulcast layer forwarded");
+            }
+            source = simulcast.epoch();
+            match received.and_then(|r| r.forward) {
+                Some(numbered) => numbered,
+                None => {
+                    self.skips.count(Skip::LayerNotForwarded);
+                    let id = track.id.clone();
+                    if let Some(ssrc) = switched_to {
+                        self.layer_keyframe(&id, ssrc);
+                    }
+                    return;
+                }
+            }
+        } else {
+            if binding.media_ssrc.is_none() {
+                binding.media_ssrc = Some(packet.header.ssrc);
+                tracing::debug!(
+                    track = %track.id,
+                    ssrc = packet.header.ssrc,
+                    payload_type = packet.header.payload_type,
+                    "first packet of published track"
+                );
+            }
+            let seq = track.seq.unwrap(packet.header.sequence_number);
+            (seq, track.ts.unwrap(packet.header.timestamp))
+        };
         let level_ext = binding.audio_level_ext;
-        let seq = track.seq.unwrap(packet.header.sequence_number);
-        let ts = track.ts.unwrap(packet.header.timestamp);
         if track.muted {
             self.skips.count(Skip::Muted);
             return;
         }
-        let audio = track.kind() == MediaKind::Audio;
-        let keyframe = !audio && vp8_is_keyframe(&packet.payload);
         if audio {
             let level = level_ext.and_then(|ext| audio_level(&packet, ext));
             self.audio
@@ -164,9 +200,28 @@ impl RoomCore {
             keyframe,
             down: down.clone(),
             keyframes_of: (!audio).then(|| track.id.clone()),
+            source,
             payload: Payload::Shared(packet.payload),
         };
         self.queue.push(out, &track.subscribers);
+        if let Some(ssrc) = switched_to {
+            let id = track.id.clone();
+            self.layer_keyframe(&id, ssrc);
+        }
+    }
+
+    /// A simulcast track now forwards the layer sent as `ssrc`: its subscribers wait for
+    /// a keyframe of it, asked for at once (not throttled: switches are rare).
+    fn layer_keyframe(&mut self, id: &TrackId, ssrc: u32) {
+        let owner = self.tracks.get(id).map(|t| t.owner);
+        let publisher = owner.and_then(|o| self.participants.get(o)?.publisher);
+        let Some(peer) = publisher.and_then(|c| self.conns.get_mut(c)) else {
+            return;
+        };
+        let ok = peer.request_keyframe(ssrc);
+        tracing::debug!(track = %id, ssrc, ok, "keyframe of the forwarded layer requested");
+        let conn = peer.conn;
+        self.conns.mark_dirty(conn);
     }
 
     /// Asks the publisher of a video track for a keyframe, at most once per throttle

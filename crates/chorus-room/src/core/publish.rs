@@ -12,7 +12,7 @@ use rand::Rng;
 use super::RoomCore;
 use crate::io::{ParticipantKey, Recipients};
 use crate::signal_error::SignalError;
-use crate::tracks::UpstreamBinding;
+use crate::tracks::{Simulcast, UpstreamBinding};
 use chorus_room_api::RoomError;
 
 impl RoomCore {
@@ -161,6 +161,7 @@ impl RoomCore {
         sdp_track: String,
         kind: MediaKind,
         audio_level_ext: Option<u8>,
+        layers: Vec<String>,
         now: Instant,
     ) {
         let conn = self.participants.get(key).and_then(|p| p.publisher);
@@ -175,9 +176,12 @@ impl RoomCore {
             return;
         };
         peer.uptracks.insert(sdp_track, id.clone());
+        let simulcast =
+            (kind == MediaKind::Video && !layers.is_empty()).then(|| Simulcast::new(&layers));
         let binding = UpstreamBinding {
             media_ssrc: None,
             audio_level_ext,
+            simulcast,
         };
         self.announce(&id, binding, now);
     }

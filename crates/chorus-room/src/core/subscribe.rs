@@ -78,6 +78,7 @@ impl RoomCore {
                 forwarder,
                 phase: TrackPhase::Pending,
                 sent,
+                source: 0,
             },
         );
         peer.negotiation.changed();

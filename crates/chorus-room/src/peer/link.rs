@@ -7,10 +7,10 @@
 mod inbound;
 mod outbound;
 mod sections;
+mod streams;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -31,13 +31,7 @@ use crate::skips::Skip;
 use inbound::Inbound;
 use outbound::Outbound;
 use sections::Sections;
-
-/// One of the client's tracks on a publisher connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct UpStream {
-    sdp_track: Arc<str>,
-    video: bool,
-}
+use streams::{UpSection, UpStream, stream_of};
 
 /// How much send arena is allocated at a time: about 50 packets of video, or many more
 /// of audio. The arena is its egress shard's, shared by all its connections: a shard
@@ -57,9 +51,9 @@ pub struct Link {
     /// exists, and to the connection when it is made.
     ingress: IngressKey,
     /// Publisher side: the client's stream of each media SSRC (from its SDP, or learned
-    /// from the MID extension), and of each mid.
+    /// from the MID and rid extensions), and of each mid.
     by_ssrc: HashMap<u32, UpStream>,
-    by_mid: HashMap<String, UpStream>,
+    by_mid: HashMap<String, UpSection>,
     mid_ext: Option<u8>,
     /// Publisher side: the transport-wide sequence number's extension, if negotiated.
     twcc_ext: Option<u8>,
@@ -198,8 +192,8 @@ impl Link {
                     let Ok(packet) = rtc::rtp::Packet::unmarshal(&mut data) else {
                         continue;
                     };
-                    let streams = (&mut self.by_ssrc, &self.by_mid, self.mid_ext);
-                    let Some(up) = stream_of(streams, &packet.header) else {
+                    let (by_ssrc, by_mid) = (&mut self.by_ssrc, &self.by_mid);
+                    let Some(up) = stream_of(by_ssrc, by_mid, self.mid_ext, &packet.header) else {
                         continue;
                     };
                     let h = &packet.header;
@@ -210,8 +204,11 @@ impl Link {
                         self.inbound
                             .numbered(h.ssrc, seq, self.arrived.unwrap_or(now));
                     }
-                    let sdp_track = up.sdp_track;
-                    out.push(PeerEvent::Rtp { sdp_track, packet });
+                    out.push(PeerEvent::Rtp {
+                        sdp_track: up.sdp_track,
+                        layer: up.layer,
+                        packet,
+                    });
                 }
                 Received::Rtcp(data) => {
                     self.feedback.clear();
@@ -297,9 +294,14 @@ impl Link {
         let up = UpStream {
             sdp_track: m.track_id.as_deref().unwrap_or(&m.mid).into(),
             video,
+            layer: None,
         };
-        for ssrc in &m.ssrcs {
-            self.by_ssrc.insert(*ssrc, up.clone());
+        // A simulcast section's SSRCs (Firefox lists them) say nothing of their layer:
+        // those are learned from the rid extension.
+        if m.rids.is_empty() {
+            for ssrc in &m.ssrcs {
+                self.by_ssrc.insert(*ssrc, up.clone());
+            }
         }
         if m.mid_ext.is_some() {
             self.mid_ext = m.mid_ext;
@@ -307,7 +309,12 @@ impl Link {
         if m.twcc_ext.is_some() {
             self.twcc_ext = m.twcc_ext;
         }
-        if self.by_mid.insert(m.mid.clone(), up.clone()).as_ref() == Some(&up) {
+        let section = UpSection {
+            stream: up.clone(),
+            rids: m.rids.clone(),
+            rid_ext: m.rid_ext,
+        };
+        if self.by_mid.insert(m.mid.clone(), section.clone()).as_ref() == Some(&section) {
             return;
         }
         let kind = if video {
@@ -319,6 +326,7 @@ impl Link {
             sdp_track: up.sdp_track.to_string(),
             kind,
             audio_level_ext: m.audio_level_ext,
+            layers: m.rids,
         });
     }
 
@@ -417,25 +425,6 @@ fn write_packet(
     let mut packet = arena.split();
     packet.truncate(body);
     Some((packet, header_len))
-}
-
-/// The client's stream a packet belongs to: by SSRC as its SDP listed it, else by the
-/// MID header extension (then the SSRC is remembered).
-fn stream_of(
-    (by_ssrc, by_mid, mid_ext): (
-        &mut HashMap<u32, UpStream>,
-        &HashMap<String, UpStream>,
-        Option<u8>,
-    ),
-    header: &Header,
-) -> Option<UpStream> {
-    if let Some(up) = by_ssrc.get(&header.ssrc) {
-        return Some(up.clone());
-    }
-    let mid = header.get_extension(mid_ext?)?;
-    let up = by_mid.get(std::str::from_utf8(&mid).ok()?)?.clone();
-    by_ssrc.insert(header.ssrc, up.clone());
-    Some(up)
 }
 
 #[cfg(test)]

@@ -13,7 +13,9 @@ use chorus_protocol::{MediaKind, TrackSource};
 use chorus_transport::{AUDIO_LEVEL_URI, sending_track};
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_simulcast_extension_headers, register_default_interceptors,
+};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
@@ -32,7 +34,9 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::media::{Publication, Stream};
 use super::net::{Dir, Loss, SERVER};
+use super::simulcast::{SimulcastSend, simulcast_mid};
 use crate::io::ParticipantKey;
+use chorus_transport::webrtc::sdp::{MID_URI, RID_URI};
 
 /// One RTP packet as a client received it (after SRTP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +63,16 @@ impl Pc {
     /// reports, TWCC), RTCP to the application, consent checks every 2 s and no ICE
     /// timers of its own: as `chorus-client` builds its connections.
     fn new(addr: SocketAddr, now: Instant) -> Self {
+        Self::with(addr, now, false)
+    }
+
+    /// [`Self::new`], and with `simulcast` the MID, rid and repaired-rid extensions for
+    /// video, as a browser offers them.
+    pub(super) fn with(addr: SocketAddr, now: Instant, simulcast: bool) -> Self {
         let mut media = MediaEngine::default();
+        if simulcast {
+            configure_simulcast_extension_headers(&mut media).expect("simulcast extensions");
+        }
         media
             .register_codec(chorus_transport::opus_codec(), RtpCodecKind::Audio)
             .expect("opus");
@@ -151,6 +164,8 @@ pub(super) struct SimClient {
     announced: Vec<(String, TrackSource)>,
     /// Tracks announced so far (numbers cids and SSRCs).
     tracks_made: u32,
+    /// Cameras announced to be sent in simulcast layers, by cid.
+    pub(super) simulcast_cids: Vec<String>,
     pub publications: Vec<Publication>,
     needs_offer: bool,
     offer_in_flight: bool,
@@ -181,6 +196,7 @@ impl SimClient {
             held: VecDeque::new(),
             announced: Vec::new(),
             tracks_made: 0,
+            simulcast_cids: Vec::new(),
             publications: Vec::new(),
             needs_offer: false,
             offer_in_flight: false,
@@ -282,14 +298,23 @@ impl SimClient {
             MediaKind::Audio => RtpCodecKind::Audio,
             MediaKind::Video => RtpCodecKind::Video,
         };
-        let ssrc = 0x5100_0000 + (self.index as u32) * 256 + self.tracks_made;
-        let track = sending_track(
-            track_id.clone(),
-            cid.clone(),
-            source.as_str().to_owned(),
-            kind,
-            ssrc,
-        );
+        let simulcast = self.simulcast_cids.contains(&cid);
+        let (ssrc, track) = if simulcast {
+            // Three SSRCs from here, apart from any other track's.
+            let ssrc = 0x5200_0000 + (self.index as u32) * 256 + self.tracks_made * 4;
+            let track = super::simulcast::sending_track(track_id.clone(), cid.clone(), ssrc);
+            (ssrc, track)
+        } else {
+            let ssrc = 0x5100_0000 + (self.index as u32) * 256 + self.tracks_made;
+            let track = sending_track(
+                track_id.clone(),
+                cid.clone(),
+                source.as_str().to_owned(),
+                kind,
+                ssrc,
+            );
+            (ssrc, track)
+        };
         let sender = self.publisher.pc.add_track(track).expect("add track");
         self.publications.push(Publication {
             track_id,
@@ -300,6 +325,7 @@ impl SimClient {
             stream: None,
             keyframe_due: true,
             keyframes_sent: 0,
+            simulcast: None,
         });
         self.needs_offer = true;
     }
@@ -327,6 +353,7 @@ impl SimClient {
             .pc
             .set_remote_description(now, answer)
             .expect("server answer applies");
+        let local = self.publisher.sdp();
         for p in self.publications.iter_mut().filter(|p| p.stream.is_none()) {
             let Some(mut sender) = self.publisher.pc.rtp_sender(p.sender) else {
                 continue;
@@ -349,6 +376,17 @@ impl SimClient {
                 .iter()
                 .find(|e| e.uri == AUDIO_LEVEL_URI && p.source.kind() == MediaKind::Audio)
                 .and_then(|e| u8::try_from(e.id).ok());
+            if self.simulcast_cids.contains(&p.cid) {
+                let ext = |uri: &str| {
+                    let e = params.header_extensions.iter().find(|e| e.uri == uri)?;
+                    u8::try_from(e.id).ok()
+                };
+                let (Some(mid_ext), Some(rid_ext)) = (ext(MID_URI), ext(RID_URI)) else {
+                    panic!("the answer took no simulcast extensions:\n{sdp}");
+                };
+                let mid = simulcast_mid(&local).expect("a simulcast m-section");
+                p.simulcast = Some(SimulcastSend::new(pt, p.ssrc, (mid_ext, mid), rid_ext, now));
+            }
             p.stream = Some(Stream::new(pt, level, p.ssrc, now));
         }
         self.offer(now);
@@ -430,8 +468,13 @@ impl SimClient {
                             }
                             for ssrc in ssrcs {
                                 self.plis.push(now);
-                                for p in self.publications.iter_mut().filter(|p| p.ssrc == ssrc) {
-                                    p.keyframe_due = true;
+                                for p in self.publications.iter_mut() {
+                                    if p.ssrc == ssrc {
+                                        p.keyframe_due = true;
+                                    }
+                                    if let Some(layers) = p.simulcast.as_mut() {
+                                        layers.request_keyframe(ssrc);
+                                    }
                                 }
                             }
                         }

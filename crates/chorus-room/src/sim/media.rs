@@ -37,6 +37,8 @@ pub(super) struct Publication {
     /// The next video frame is a keyframe.
     pub keyframe_due: bool,
     pub keyframes_sent: u32,
+    /// A camera in simulcast layers: they send, not `stream` (see `simulcast.rs`).
+    pub simulcast: Option<super::simulcast::SimulcastSend>,
 }
 
 /// A negotiated outgoing stream: its numbering and clock.
@@ -44,8 +46,8 @@ pub(super) struct Stream {
     pub payload_type: u8,
     pub level_ext: Option<u8>,
     seq: u16,
-    ts: u32,
-    next_at: Instant,
+    pub(super) ts: u32,
+    pub(super) next_at: Instant,
     frames: usize,
 }
 
@@ -66,6 +68,9 @@ impl Stream {
 impl Publication {
     /// The packets of every frame due by `now`.
     pub fn poll_packets(&mut self, now: Instant) -> Vec<rtp::Packet> {
+        if let Some(layers) = self.simulcast.as_mut() {
+            return layers.poll_packets(now);
+        }
         let Some(stream) = self.stream.as_mut() else {
             return Vec::new();
         };
@@ -114,7 +119,7 @@ impl Publication {
 
 impl Stream {
     /// The stream's next packet in the current frame.
-    fn packet(
+    pub(super) fn packet(
         &mut self,
         ssrc: u32,
         marker: bool,

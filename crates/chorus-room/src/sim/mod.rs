@@ -8,7 +8,9 @@
 //! [`Input::Datagram`]. Clients answer the server's offers (unless told to hold their
 //! answers), offer their tracks after `publish_accepted`, send media on every published
 //! track (VP8 at 30 fps, a keyframe first and on request; Opus every 20 ms with an audio
-//! level) and record every frame, RTP packet and keyframe request they get.
+//! level) and record every frame, RTP packet and keyframe request they get. A client
+//! joined with [`Sim::join_simulcast`] can publish a camera in three simulcast layers
+//! ([`Sim::publish_simulcast`], `simulcast.rs`).
 //!
 //! ```
 //! use chorus_room::sim::{Sim, ms};
@@ -43,6 +45,7 @@
 mod client;
 mod media;
 mod net;
+mod simulcast;
 mod step;
 
 use std::time::{Duration, Instant};
@@ -56,6 +59,7 @@ use tokio::sync::mpsc;
 pub use client::RtpIn;
 pub use media::{DELTA_PACKETS, KEYFRAME_PACKETS, TALK_DBOV, VIDEO_FPS, opus_loop, vp8_frame};
 pub use net::{Dir, SERVER};
+pub use simulcast::LAYERS;
 
 use crate::core::{CoreParams, RoomCore};
 use crate::driver::apply_route;

@@ -11,6 +11,7 @@ fn owner_id() -> ParticipantId {
 fn bind(tracks: &mut Tracks, id: &TrackId) {
     tracks.get_mut(id).unwrap().upstream = Some(UpstreamBinding {
         media_ssrc: None,
+        simulcast: None,
         audio_level_ext: None,
     });
 }

@@ -4,10 +4,12 @@
 //! server as DTLS server, `a=setup:passive`, unless the client insists on being it; one
 //! BUNDLE; per m-section the client sends on, the one codec Chorus takes for its kind,
 //! Opus or VP8, receive-only, with the header extensions and feedback Chorus uses among
-//! those offered; anything else rejected); and the server's offer on a subscriber
+//! those offered, and the simulcast layers offered, up to three; anything else
+//! rejected); and the server's offer on a subscriber
 //! connection (one send-only m-section per track, `a=setup:actpass`).
 
 mod remote;
+pub mod simulcast;
 #[cfg(test)]
 mod tests;
 
@@ -19,6 +21,7 @@ use thiserror::Error;
 
 pub use remote::{AUDIO_LEVEL_URI, MID_URI, Remote, RemoteApplication, RemoteMedia, TWCC_URI};
 use remote::{value, values};
+pub use simulcast::{MAX_LAYERS, REPAIRED_RID_URI, RID_URI};
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum SdpError {
@@ -110,6 +113,8 @@ impl Remote {
                 (accepted.audio_level_ext, AUDIO_LEVEL_URI),
                 (accepted.mid_ext, MID_URI),
                 (accepted.twcc_ext.filter(|_| ACCEPT_TRANSPORT_CC), TWCC_URI),
+                (accepted.rid_ext, RID_URI),
+                (accepted.repaired_rid_ext, REPAIRED_RID_URI),
             ];
             for (id, uri) in extensions {
                 if let Some(id) = id {
@@ -120,6 +125,14 @@ impl Remote {
                 for fb in offered_feedback(offered, pt) {
                     m = m.with_value_attribute("rtcp-fb".to_owned(), format!("{pt} {fb}"));
                 }
+            }
+            // Simulcast: every offered layer taken (RFC 8853 §5.3), in the client's order.
+            if !accepted.rids.is_empty() {
+                for rid in &accepted.rids {
+                    m = m.with_value_attribute("rid".to_owned(), format!("{rid} recv"));
+                }
+                let list = accepted.rids.join(";");
+                m = m.with_value_attribute("simulcast".to_owned(), format!("recv {list}"));
             }
             // The server sends transport-wide feedback for what the client numbers, so
             // the browser's own send-side bandwidth estimate works.

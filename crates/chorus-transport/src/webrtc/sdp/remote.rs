@@ -8,6 +8,7 @@ use rtc::sdp::description::media::MediaDescription;
 use rtc::sdp::description::session::SessionDescription;
 
 use super::SdpError;
+use super::simulcast::{REPAIRED_RID_URI, RID_URI, offered_rids};
 
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
@@ -54,6 +55,12 @@ pub struct RemoteMedia {
     /// The `a=extmap` id of the transport-wide sequence number, when the client also
     /// asks for `transport-cc` feedback on this m-section.
     pub twcc_ext: Option<u8>,
+    /// Simulcast: the rids of its layers, lowest quality first (see
+    /// [`offered_rids`](super::simulcast::offered_rids)); empty without simulcast.
+    pub rids: Vec<String>,
+    /// Simulcast only: the `a=extmap` ids of the rid and repaired-rid extensions.
+    pub rid_ext: Option<u8>,
+    pub repaired_rid_ext: Option<u8>,
 }
 
 /// The client's data channel m-section (RFC 8841).
@@ -182,6 +189,14 @@ fn read_media(m: &MediaDescription, session: &[Attribute]) -> Option<(RemoteMedi
         })
         .and_then(|(pt, _)| pt.parse::<u8>().ok())?;
     let extmap = |uri| extmap_id(&m.attributes, uri).or_else(|| extmap_id(session, uri));
+    // Without layers the rid extensions are not taken (browsers offer them anyway): a
+    // plain offer is answered as before simulcast.
+    let rids = if kind == "video" {
+        offered_rids(&m.attributes)
+    } else {
+        Vec::new()
+    };
+    let simulcast = !rids.is_empty();
     let media = RemoteMedia {
         mid: mid.to_owned(),
         kind: kind.to_owned(),
@@ -199,6 +214,9 @@ fn read_media(m: &MediaDescription, session: &[Attribute]) -> Option<(RemoteMedi
                     && format.is_some_and(|f| f == "*" || f == payload_type.to_string())
             })
         }),
+        rid_ext: extmap(RID_URI).filter(|_| simulcast),
+        repaired_rid_ext: extmap(REPAIRED_RID_URI).filter(|_| simulcast),
+        rids,
     };
     Some((media, sends))
 }

@@ -7,6 +7,9 @@ use super::*;
 const CHROMIUM: &str = include_str!("fixtures/chromium.sdp");
 const FIREFOX: &str = include_str!("fixtures/firefox.sdp");
 const WEBRTCBIN: &str = include_str!("fixtures/webrtcbin.sdp");
+/// Chromium's offer with three `sendEncodings` (rids q, h, f): no `a=ssrc` lines for
+/// the video, `a=rid` and `a=simulcast` instead.
+const CHROMIUM_SIMULCAST: &str = include_str!("fixtures/chromium-simulcast.sdp");
 
 /// A fixture as it goes on the wire: CRLF line ends.
 fn wire(fixture: &str) -> String {
@@ -36,6 +39,9 @@ fn media(
         audio_level_ext,
         mid_ext,
         twcc_ext: None,
+        rids: Vec::new(),
+        rid_ext: None,
+        repaired_rid_ext: None,
     }
 }
 
@@ -438,4 +444,63 @@ fn the_offer_asks_for_video_feedback_only() {
             "{m}"
         );
     }
+}
+
+/// The answers to the plain offers as they were before simulcast, byte for byte.
+#[test]
+fn plain_offers_are_answered_as_before_simulcast() {
+    let cases = [
+        (
+            "chromium",
+            CHROMIUM,
+            include_str!("fixtures/chromium.answer.sdp"),
+        ),
+        (
+            "firefox",
+            FIREFOX,
+            include_str!("fixtures/firefox.answer.sdp"),
+        ),
+        (
+            "webrtcbin",
+            WEBRTCBIN,
+            include_str!("fixtures/webrtcbin.answer.sdp"),
+        ),
+    ];
+    for (name, offer, before) in cases {
+        let remote = Remote::parse(&wire(offer)).unwrap();
+        assert!(remote.media.iter().all(|m| m.rids.is_empty()), "{name}");
+        assert_eq!(remote.answer(&local()), before, "{name}");
+    }
+}
+
+#[test]
+fn a_simulcast_offer_gets_its_layers_and_rid_extensions_answered() {
+    let remote = Remote::parse(&wire(CHROMIUM_SIMULCAST)).unwrap();
+    let video = remote.media("1").expect("video taken");
+    assert_eq!(video.rids, ["q", "h", "f"]);
+    assert_eq!(
+        (video.rid_ext, video.repaired_rid_ext),
+        (Some(10), Some(11))
+    );
+    assert_eq!(video.mid_ext, Some(9));
+    assert!(video.ssrcs.is_empty(), "layers are found by rid");
+    let audio = remote.media("0").unwrap();
+    assert_eq!((audio.rids.len(), audio.rid_ext), (0, None));
+
+    let answer = remote.answer(&local());
+    let m = section(&answer, "1");
+    for line in [
+        "a=recvonly",
+        "a=extmap:9 urn:ietf:params:rtp-hdrext:sdes:mid\r\n",
+        "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n",
+        "a=extmap:11 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id\r\n",
+        "a=rid:q recv\r\na=rid:h recv\r\na=rid:f recv\r\n",
+        "a=simulcast:recv q;h;f\r\n",
+    ] {
+        assert!(m.contains(line), "{line:?} missing:\n{m}");
+    }
+    assert!(!m.contains(" send"), "{m}");
+    // The audio section is answered as for the plain offer.
+    let plain = Remote::parse(&wire(CHROMIUM)).unwrap().answer(&local());
+    assert_eq!(section(&answer, "0"), section(&plain, "0"));
 }
