@@ -20,7 +20,7 @@ use chorus_protocol::token::AccessClaims;
 use chorus_room_api::{JoinRequest, JoinedSession};
 use serde::Deserialize;
 use tokio::time::{Instant, timeout};
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use crate::error::ApiError;
 use crate::token::{Keys, TokenError, check_room};
@@ -105,11 +105,18 @@ async fn rtc(
         Err(rejection) => Err(Refusal::from(TokenError::Malformed(rejection.body_text()))),
     };
     let sessions = state.sessions().clone();
+    // Every line the session logs names the room and the participant, once known.
+    let span = match &admission {
+        Ok(claims) => tracing::info_span!("session", room = %claims.room, identity = %claims.sub),
+        Err(_) => tracing::info_span!("session"),
+    };
     ws.read_buffer_size(READ_BUFFER)
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_failed_upgrade(|e| debug!(error = %e, "signaling upgrade failed"))
-        .on_upgrade(move |socket| sessions.track_future(serve(socket, state, admission)))
+        .on_upgrade(move |socket| {
+            sessions.track_future(serve(socket, state, admission).instrument(span))
+        })
 }
 
 /// Checks the token (from the query, or an `Authorization: Bearer` header for

@@ -15,6 +15,7 @@ use dashmap::mapref::entry::Entry;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::command::RoomCommand;
 use crate::command::Session;
@@ -195,7 +196,10 @@ impl RoomRegistry {
             commands: tx.clone(),
             totals: inner.totals.clone(),
         };
-        let actor = tokio::spawn(driver::run(params, rx, inner.shutdown.child_token()));
+        // Every line the room logs names it.
+        let span = tracing::info_span!("room", room = %name);
+        let actor =
+            tokio::spawn(driver::run(params, rx, inner.shutdown.child_token()).instrument(span));
         let registry = Arc::downgrade(inner);
         let room_name = name.to_owned();
         inner.tasks.spawn(async move {

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Config, DEV_API_SECRET, Overrides};
+use crate::config::{Config, DEV_API_SECRET, LogFormat, Overrides};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -255,18 +255,23 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn init_logging(filter: &str) -> anyhow::Result<()> {
+fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter =
         EnvFilter::try_new(filter).with_context(|| format!("bad log filter {filter:?}"))?;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init()
-        .map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
+        .with_writer(std::io::stderr);
+    let started = match format {
+        LogFormat::Text => logs.try_init(),
+        // The room and the participant a line is about come from the spans it is in:
+        // all of them, under `spans`.
+        LogFormat::Json => logs.json().with_span_list(true).try_init(),
+    };
+    started.map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    init_logging(&config.log.filter)?;
+    init_logging(&config.log.filter, config.log.format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use chorus_client::ClientError;
 use chorus_protocol::LeaveReason;
 use chorus_protocol::signal::ServerMessage;
+use common::binary::Binary;
 use common::{TestServer, test_config};
 
 async fn ready(server: &TestServer) -> u16 {
@@ -121,63 +122,12 @@ async fn the_drain_deadline_stops_the_server_with_participants_in() {
 /// the process exits by itself, cleanly, once the participant has left.
 #[tokio::test]
 async fn sigterm_drains_the_binary_until_the_last_participant_leaves() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-
-    use chorus_client::ClientConfig;
-    use chorus_server::config::{DEV_API_KEY, DEV_API_SECRET};
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
-        .env_clear()
-        .env("CHORUS_HTTP_BIND", "127.0.0.1:0")
-        .env("CHORUS_MEDIA_BIND", "127.0.0.1:0")
-        .env("CHORUS_MEDIA_WORKERS", "1")
-        .env("CHORUS_DRAIN_TIMEOUT_SECS", "600")
-        .env("CHORUS_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the chorus binary starts");
-    // "Chorus is listening on http://127.0.0.1:PORT"; the rest is read too, so that the
-    // server's later lines do not meet a closed pipe.
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(url) = line.strip_prefix("Chorus is listening on ") {
-                let _ = tx.send(url.to_owned());
-            }
-        }
-    });
-    let url = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
-        .await
-        .unwrap()
-        .expect("the server says where it listens");
-
-    let token: serde_json::Value = reqwest::Client::new()
-        .post(format!("{url}/v1/tokens"))
-        .basic_auth(DEV_API_KEY, Some(DEV_API_SECRET))
-        .json(&serde_json::json!({"room": "standup", "identity": "alice"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ws = url.replacen("http", "ws", 1);
-    let config = ClientConfig::new(ws, token["token"].as_str().unwrap());
-    let mut alice = chorus_client::connect(config).await.unwrap();
-    let readyz = format!("{url}/readyz");
+    let server = Binary::start(&[("CHORUS_DRAIN_TIMEOUT_SECS", "600")], false).await;
+    let mut alice = server.join("standup", "alice").await;
+    let readyz = format!("{}/readyz", server.url);
     assert_eq!(reqwest::get(&readyz).await.unwrap().status(), 200);
 
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    server.signal("TERM");
     alice
         .wait_for(
             Duration::from_secs(10),
@@ -186,25 +136,14 @@ async fn sigterm_drains_the_binary_until_the_last_participant_leaves() {
         .await
         .expect("told of the drain");
     assert_eq!(reqwest::get(&readyz).await.unwrap().status(), 503);
+    let mut server = server;
     assert!(
-        child.try_wait().unwrap().is_none(),
+        server.child.try_wait().unwrap().is_none(),
         "still serving alice while draining"
     );
 
     alice.leave().await.unwrap();
-    let exited = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(status) = child.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        None
-    })
-    .await
-    .unwrap();
-    let status = exited.expect("the server exits once alice has left");
+    let status = server.exited(Duration::from_secs(20)).await;
+    let status = status.expect("the server exits once alice has left");
     assert!(status.success(), "{status}");
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use super::sections::Config;
+use super::sections::{Config, LogFormat};
 
 /// Values given on the command line; `None` leaves the setting alone.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -37,6 +37,7 @@ pub const ENV_VARS: &[&str] = &[
     "CHORUS_DRAIN_TIMEOUT_SECS",
     "CHORUS_DEMO",
     "CHORUS_LOG",
+    "CHORUS_LOG_FORMAT",
     "RUST_LOG",
 ];
 
@@ -113,6 +114,13 @@ impl Config {
         }
         if let Some(v) = var("CHORUS_DEMO") {
             self.demo.enabled = parse_bool("CHORUS_DEMO", &v)?;
+        }
+        if let Some(v) = var("CHORUS_LOG_FORMAT") {
+            self.log.format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => bail!("CHORUS_LOG_FORMAT must be text or json, got {v:?}"),
+            };
         }
         if let Some(v) = var("CHORUS_LOG").or_else(|| var("RUST_LOG")) {
             self.log.filter = v;

@@ -102,6 +102,16 @@ pub struct DemoSection {
 pub struct LogSection {
     /// `tracing` filter, e.g. `info` or `chorus_room=debug,info`.
     pub filter: String,
+    /// Lines for people (`text`) or one JSON object per line (`json`), for a log pipeline.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for HttpSection {
@@ -166,6 +176,7 @@ impl Default for LogSection {
     fn default() -> Self {
         Self {
             filter: DEFAULT_LOG_FILTER.into(),
+            format: LogFormat::Text,
         }
     }
 }

@@ -157,7 +157,7 @@ type Refusal<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
 
 #[test]
 fn refusals() {
-    let cases: [Refusal; 7] = [
+    let cases: [Refusal; 8] = [
         (
             "dev secret on a public address",
             &[("CHORUS_HTTP_BIND", "0.0.0.0:7880")],
@@ -176,6 +176,11 @@ fn refusals() {
         ),
         ("bad bool", &[("CHORUS_DEMO", "maybe")], "CHORUS_DEMO"),
         ("bad url", &[("CHORUS_PUBLIC_URL", "ftp://x")], "public_url"),
+        (
+            "bad log format",
+            &[("CHORUS_LOG_FORMAT", "xml")],
+            "CHORUS_LOG_FORMAT",
+        ),
         (
             "too many shards",
             &[("CHORUS_EGRESS_SHARDS", "65")],
@@ -200,9 +205,14 @@ fn drain_timeout_from_file_and_environment() {
         from_file.room_config().drain_timeout,
         Duration::from_secs(90)
     );
-    let vars = env(&[("CHORUS_DRAIN_TIMEOUT_SECS", "0")]);
+    let vars = env(&[
+        ("CHORUS_DRAIN_TIMEOUT_SECS", "0"),
+        ("CHORUS_LOG_FORMAT", "json"),
+    ]);
     let from_env = Config::load(Some(file.path()), &vars, &Overrides::default()).unwrap();
     assert_eq!(from_env.room_config().drain_timeout, Duration::ZERO);
+    assert_eq!(from_env.log.format, super::LogFormat::Json);
+    assert_eq!(from_file.log.format, super::LogFormat::Text);
 }
 
 /// `ENV_VARS` lists every variable the loader reads (it missed one before this test).
