@@ -78,6 +78,7 @@ impl From<JoinError> for ApiError {
             JoinError::TooManyRooms(_) | JoinError::Transport(_) | JoinError::Draining => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            JoinError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         };
         Self::new(status, e.code(), e.to_string())
     }

@@ -39,6 +39,9 @@ pub struct ApiConfig {
     pub demo_enabled: bool,
     /// Base URL clients reach this server at, e.g. `http://127.0.0.1:7880`.
     pub public_url: String,
+    /// Origins whose pages may open the signaling WebSocket; empty: any. A request
+    /// without `Origin` (not a browser) is not checked.
+    pub allowed_origins: Vec<String>,
 }
 
 impl ApiConfig {
@@ -205,6 +208,7 @@ mod tests {
                 keys: Keys::new("k", ApiSecret::new("s")),
                 demo_enabled: false,
                 public_url: public_url.into(),
+                allowed_origins: Vec::new(),
             };
             assert_eq!(config.signaling_url(), want);
         }

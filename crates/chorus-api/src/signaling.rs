@@ -10,14 +10,14 @@ use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chorus_core::TokenBucket;
 use chorus_protocol::LeaveReason;
 use chorus_protocol::signal::{ClientFrame, ClientMessage, ServerMessage};
 use chorus_protocol::token::AccessClaims;
-use chorus_room_api::{JoinRequest, JoinedSession};
+use chorus_room_api::{JoinError, JoinRequest, JoinedSession};
 use serde::Deserialize;
 use tokio::time::{Instant, timeout};
 use tracing::{Instrument, debug, info, warn};
@@ -93,6 +93,17 @@ async fn rtc(
     query: Result<Query<RtcQuery>, QueryRejection>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    if let Some(origin) = headers.get(header::ORIGIN)
+        && !origin_allowed(&state.config().allowed_origins, origin.as_bytes())
+    {
+        debug!(origin = ?origin, "signaling refused: origin not allowed");
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "pages of this origin may not open the signaling socket",
+        )
+        .into_response();
+    }
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => {
@@ -117,6 +128,11 @@ async fn rtc(
         .on_upgrade(move |socket| {
             sessions.track_future(serve(socket, state, admission).instrument(span))
         })
+}
+
+/// Whether a page of `origin` may open the socket: any when none are configured.
+fn origin_allowed(allowed: &[String], origin: &[u8]) -> bool {
+    allowed.is_empty() || allowed.iter().any(|a| a.as_bytes() == origin)
 }
 
 /// Checks the token (from the query, or an `Authorization: Bearer` header for
@@ -202,10 +218,15 @@ async fn serve(mut socket: WebSocket, state: ApiState, admission: Result<AccessC
         }
         Ok(Err(e)) => {
             info!(room = %claims.room, identity = %claims.sub, code = e.code(), "join refused: {e}");
+            // Too many joins at once is worth another try; the other refusals are not.
+            let close = match e {
+                JoinError::RateLimited(_) => close_code::UNAVAILABLE,
+                _ => close_code::JOIN_REFUSED,
+            };
             let r = Refusal {
                 code: e.code(),
                 message: e.to_string(),
-                close: close_code::JOIN_REFUSED,
+                close,
             };
             return refuse(socket, r, limits).await;
         }

@@ -36,6 +36,7 @@ pub fn config() -> ApiConfig {
         keys: keys(),
         demo_enabled: true,
         public_url: "http://127.0.0.1:7880".into(),
+        allowed_origins: Vec::new(),
     }
 }
 

@@ -61,6 +61,8 @@ pub enum JoinError {
     Transport(String),
     #[error("the server is draining: it takes no new rooms or participants")]
     Draining,
+    #[error("too many joins a second ({0}); try again in a moment")]
+    RateLimited(&'static str),
 }
 
 impl JoinError {
@@ -73,6 +75,7 @@ impl JoinError {
             JoinError::TooManyRooms(_) => "too_many_rooms",
             JoinError::Transport(_) => "transport_error",
             JoinError::Draining => "server_draining",
+            JoinError::RateLimited(_) => "join_rate_limited",
         }
     }
 }

@@ -21,7 +21,7 @@ mod subscribe;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use chorus_core::{ConnId, ParticipantId, TrackId};
+use chorus_core::{ConnId, ParticipantId, TokenBucket, TrackId};
 use chorus_protocol::control::{FeedbackStats, ForwardingStats, RoomInfo};
 use chorus_protocol::signal::{ROOM_AUDIO_TRACK, ServerMessage, joined_frames};
 use chorus_protocol::{LeaveReason, ParticipantInfo};
@@ -56,6 +56,9 @@ pub struct CoreParams {
     pub egress_shards: usize,
     /// Wall-clock time of creation, in ms since the Unix epoch (for `joined_at_ms`).
     pub created_at_ms: u64,
+    /// Joins the room admits a second (and at once): a storm of joins must not starve
+    /// the media of those already in.
+    pub joins_per_second: u32,
 }
 
 pub struct RoomCore {
@@ -95,6 +98,7 @@ pub struct RoomCore {
     srtp_profiles: BTreeMap<String, u64>,
     feedback: FeedbackStats,
     mix_frames: u64,
+    joins: TokenBucket,
 }
 
 /// Runs the shards' jobs through `run`; what they found. Takes only the connections
@@ -156,6 +160,7 @@ impl RoomCore {
             srtp_profiles: BTreeMap::new(),
             feedback: FeedbackStats::default(),
             mix_frames: 0,
+            joins: TokenBucket::new(params.joins_per_second, params.joins_per_second),
         }
     }
 
@@ -367,6 +372,9 @@ impl RoomCore {
     fn join(&mut self, req: JoinRequest, now: Instant) -> Result<Admitted, JoinError> {
         if self.closed {
             return Err(JoinError::RoomClosed);
+        }
+        if !self.joins.allow(now) {
+            return Err(JoinError::RateLimited("room"));
         }
         if let Some(old) = self.participants.find(&req.identity) {
             self.remove_participant(old, LeaveReason::DuplicateIdentity, now);

@@ -1,9 +1,10 @@
 //! Room names → room drivers, and the one media plane they all share.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use chorus_core::TokenBucket;
 use chorus_protocol::control::{
     CreateRoomRequest, DrainStatus, MAX_PARTICIPANTS_CEILING, MediaStats, RoomInfo, RtcpStats,
     UnroutableStats,
@@ -39,6 +40,10 @@ pub struct RoomConfig {
     pub egress_shards: usize,
     /// How long a drain lets participants stay before the server stops.
     pub drain_timeout: Duration,
+    /// Joins the whole server admits a second (and at once).
+    pub joins_per_second: u32,
+    /// Joins one room admits a second (and at once).
+    pub room_joins_per_second: u32,
 }
 
 impl Default for RoomConfig {
@@ -50,6 +55,8 @@ impl Default for RoomConfig {
             empty_room_timeout: std::time::Duration::from_secs(300),
             egress_shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
             drain_timeout: Duration::from_secs(30),
+            joins_per_second: 200,
+            room_joins_per_second: 50,
         }
     }
 }
@@ -78,6 +85,7 @@ struct Inner {
     /// Set once, when the drain begins; never unset (the server then stops).
     drain: OnceLock<DrainStatus>,
     totals: Arc<ServerTotals>,
+    joins: Mutex<TokenBucket>,
 }
 
 /// Routes room names to room drivers. Cheap to clone.
@@ -113,7 +121,6 @@ impl RoomRegistry {
         Self {
             inner: Arc::new(Inner {
                 rooms: DashMap::new(),
-                config,
                 media,
                 peers,
                 shutdown,
@@ -121,6 +128,11 @@ impl RoomRegistry {
                 generation: AtomicU64::new(1),
                 drain: OnceLock::new(),
                 totals: Arc::default(),
+                joins: Mutex::new(TokenBucket::new(
+                    config.joins_per_second,
+                    config.joins_per_second,
+                )),
+                config,
             }),
         }
     }
@@ -191,6 +203,7 @@ impl RoomRegistry {
                 first_conn_id: generation << 32,
                 egress_shards: inner.config.egress_shards,
                 created_at_ms: unix_ms(),
+                joins_per_second: inner.config.room_joins_per_second,
             },
             media: inner.media.clone(),
             commands: tx.clone(),
@@ -367,6 +380,15 @@ impl RoomRegistry {
     pub async fn join(&self, room: &str, who: JoinRequest) -> Result<Session, JoinError> {
         if self.is_draining() {
             return Err(JoinError::Draining);
+        }
+        let allowed = self
+            .inner
+            .joins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allow(std::time::Instant::now());
+        if !allowed {
+            return Err(JoinError::RateLimited("server"));
         }
         if !valid_room_name(room) {
             return Err(JoinError::InvalidRoomName(room.to_owned()));

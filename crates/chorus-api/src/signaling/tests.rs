@@ -412,3 +412,41 @@ async fn a_flooding_client_is_rate_limited_and_stays_connected() {
     session.events.send(pong.clone()).await.unwrap();
     assert_eq!(next(&mut client).await, Frame::Msg(pong));
 }
+
+/// With allowed origins configured, a page of another origin is refused before the
+/// upgrade; a listed origin and a client without `Origin` (a native app) get in.
+#[tokio::test]
+async fn only_allowed_origins_open_the_socket() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let config = crate::ApiConfig {
+        allowed_origins: vec!["https://app.example.com".into()],
+        ..testing::config()
+    };
+    let state = ApiState::with_rooms(
+        std::sync::Arc::new(FakeRooms::default()),
+        config,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .with_limits(quick_limits());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = crate::router(state);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let query = format!("access_token={}", token(&claims("demo")));
+    let open = async |origin: Option<&str>| {
+        let mut req = format!("ws://{addr}/v1/rtc?{query}")
+            .into_client_request()
+            .unwrap();
+        if let Some(origin) = origin {
+            req.headers_mut().insert("origin", origin.parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(req).await {
+            Ok(_) => 101,
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status().as_u16(),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(open(Some("https://evil.example.net")).await, 403);
+    assert_eq!(open(Some("https://app.example.com")).await, 101);
+    assert_eq!(open(None).await, 101);
+}

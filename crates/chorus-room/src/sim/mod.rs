@@ -94,6 +94,11 @@ pub struct Sim {
 impl Sim {
     /// An empty room; `seed` seeds the room's ids and every client's losses.
     pub fn new(seed: u64) -> Self {
+        Self::with_join_rate(seed, crate::RoomConfig::default().room_joins_per_second)
+    }
+
+    /// An empty room that admits `joins_per_second` joins a second (and at once).
+    pub fn with_join_rate(seed: u64, joins_per_second: u32) -> Self {
         let now = Instant::now();
         let peers = PeerFactory::new(SERVER).expect("peer factory");
         let params = CoreParams {
@@ -107,6 +112,7 @@ impl Sim {
             // Two, so that every scenario splits its room like a server does.
             egress_shards: 2,
             created_at_ms: 1_700_000_000_000,
+            joins_per_second,
         };
         Self {
             core: RoomCore::new(params, now),

@@ -35,6 +35,8 @@ impl Config {
                 n => n,
             },
             drain_timeout: Duration::from_secs(self.rooms.drain_timeout_secs),
+            joins_per_second: self.rooms.max_joins_per_second,
+            room_joins_per_second: self.rooms.max_joins_per_second_per_room,
         }
     }
 
@@ -54,6 +56,7 @@ impl Config {
             keys: self.keys(),
             demo_enabled: self.demo.enabled,
             public_url,
+            allowed_origins: self.http.allowed_origins.clone(),
         }
     }
 

@@ -35,6 +35,9 @@ pub struct HttpSection {
     /// Base URL clients reach the server at; derived from the bound address when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// Origins (`https://app.example.com`) whose pages may open the signaling WebSocket;
+    /// empty: any. Clients that send no `Origin` (native apps) are not checked.
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +80,11 @@ pub struct RoomsSection {
     /// How long a drain (SIGTERM, `POST /v1/drain`) lets participants stay before the
     /// server stops; 0 stops at once.
     pub drain_timeout_secs: u64,
+    /// Joins the whole server admits a second (and in one burst); more are refused with
+    /// `join_rate_limited`.
+    pub max_joins_per_second: u32,
+    /// Joins one room admits a second (and in one burst).
+    pub max_joins_per_second_per_room: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,6 +127,7 @@ impl Default for HttpSection {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 7880)),
             public_url: None,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -148,6 +157,8 @@ impl Default for RoomsSection {
             empty_timeout_secs: rooms.empty_room_timeout.as_secs(),
             egress_shards: 0,
             drain_timeout_secs: rooms.drain_timeout.as_secs(),
+            max_joins_per_second: rooms.joins_per_second,
+            max_joins_per_second_per_room: rooms.room_joins_per_second,
         }
     }
 }

@@ -45,6 +45,22 @@ impl Config {
                 self.rooms.egress_shards
             );
         }
+        if self.rooms.max_joins_per_second == 0 || self.rooms.max_joins_per_second_per_room == 0 {
+            bail!(
+                "rooms.max_joins_per_second and rooms.max_joins_per_second_per_room must be at \
+                 least 1 (0 would refuse every join)"
+            );
+        }
+        for origin in &self.http.allowed_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || origin.trim_end_matches('/') != origin
+            {
+                bail!(
+                    "http.allowed_origins: {origin:?} is not an origin like \
+                     \"https://app.example.com\" (scheme and host, no path)"
+                );
+            }
+        }
         let m = &self.media;
         if let Some(t) = m.transport.as_deref().filter(|t| t.trim() != "chorus") {
             bail!(
