@@ -301,6 +301,17 @@ impl Collector for RoomsCollector {
             rtcp,
         )?;
 
+        let hooks = [
+            ("delivered", m.webhooks.delivered),
+            ("failed", m.webhooks.failed),
+            ("dropped", m.webhooks.dropped),
+        ];
+        let hooks = hooks
+            .into_iter()
+            .map(|(outcome, n)| ([("outcome", outcome)], n));
+        let help = "Webhook events by outcome (failed: after every retry; dropped: queue full)";
+        counters(&mut e, "webhook_events", help, hooks)?;
+
         histogram(
             &mut e,
             "room_turn_seconds",
@@ -405,6 +416,8 @@ mod tests {
             "chorus_room_turn_seconds_bucket{le=\"+Inf\"} 6",
             "chorus_room_turn_seconds_count 6",
             "chorus_signaling_sessions 0",
+            "chorus_webhook_events_total{outcome=\"delivered\"} 7",
+            "chorus_webhook_events_total{outcome=\"failed\"} 1",
             "chorus_join_duration_seconds_count 0",
             "chorus_http_requests_total{route=\"/v1/rooms/{room}\",method=\"GET\",status=\"200\"} 2",
             "chorus_http_requests_total{route=\"/v1/rooms\",method=\"GET\",status=\"401\"} 1",

@@ -360,6 +360,11 @@ impl Rooms for FakeRooms {
                 sum: 0.5,
                 count: 6,
             },
+            webhooks: chorus_room_api::WebhookStats {
+                delivered: 7,
+                failed: 1,
+                dropped: 0,
+            },
         };
         Box::pin(async move { reading })
     }

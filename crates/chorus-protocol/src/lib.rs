@@ -8,6 +8,7 @@
 pub mod control;
 pub mod signal;
 pub mod token;
+pub mod webhook;
 
 use serde::{Deserialize, Serialize};
 

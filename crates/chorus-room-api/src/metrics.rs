@@ -15,6 +15,17 @@ pub struct ServerMetrics {
     pub media: MediaStats,
     /// How long the rooms' turns took (a batch of input, timers, and the sending).
     pub room_turns: Histogram,
+    pub webhooks: WebhookStats,
+}
+
+/// Webhook deliveries, summed over URLs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookStats {
+    pub delivered: u64,
+    /// Given up after every retry.
+    pub failed: u64,
+    /// Dropped at a full queue.
+    pub dropped: u64,
 }
 
 /// A histogram's reading: per-bucket counts (not cumulative), each with its upper bound

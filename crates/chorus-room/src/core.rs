@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use chorus_core::{ConnId, ParticipantId, TokenBucket, TrackId};
 use chorus_protocol::control::{FeedbackStats, ForwardingStats, RoomInfo};
 use chorus_protocol::signal::{ROOM_AUDIO_TRACK, ServerMessage, joined_frames};
+use chorus_protocol::webhook::WebhookEvent;
 use chorus_protocol::{LeaveReason, ParticipantInfo};
 use chorus_transport::{IceCredentials, PeerFactory};
 use rand::rngs::StdRng;
@@ -397,6 +398,10 @@ impl RoomCore {
         for frame in joined_frames(self.name.clone(), me.clone(), others) {
             self.send(Recipients::One(key), frame);
         }
+        self.event(WebhookEvent::ParticipantJoined {
+            room: self.name.clone(),
+            participant: me.clone(),
+        });
         self.send(
             Recipients::AllExcept(key),
             ServerMessage::ParticipantJoined { participant: me },
@@ -427,6 +432,12 @@ impl RoomCore {
         }
         self.outputs.push_back(Output::Departed(key));
         let participant_id = p.id.to_string();
+        self.event(WebhookEvent::ParticipantLeft {
+            room: self.name.clone(),
+            participant_id: participant_id.clone(),
+            identity: p.identity.clone(),
+            reason,
+        });
         self.send(
             Recipients::All,
             ServerMessage::ParticipantLeft {
@@ -446,6 +457,10 @@ impl RoomCore {
 
     fn send(&mut self, to: Recipients, msg: ServerMessage) {
         self.outputs.push_back(Output::ToClient { to, msg });
+    }
+
+    fn event(&mut self, event: WebhookEvent) {
+        self.outputs.push_back(Output::Event(event));
     }
 }
 

@@ -23,6 +23,7 @@ use crate::io::{Command, Input, Output, ParticipantKey, Recipients, Reply, Route
 use crate::skips::Skip;
 use crate::totals::ServerTotals;
 use chorus_room_api::JoinError;
+use chorus_webhooks::Webhooks;
 
 /// Frames queued for one client before it counts as stuck and is dropped.
 const EVENTS_PER_PARTICIPANT: usize = 512;
@@ -36,6 +37,8 @@ pub(crate) struct DriverParams {
     pub commands: mpsc::Sender<RoomCommand>,
     /// Where the room's turn times go, and its counts when it closes.
     pub totals: Arc<ServerTotals>,
+    /// Where its events go (to the signaling service's webhooks).
+    pub webhooks: Webhooks,
 }
 
 struct Driver {
@@ -48,6 +51,7 @@ struct Driver {
     control: mpsc::Sender<Datagram>,
     /// Forged binding requests counted so far, to add to the media plane's counter.
     bad_integrity: u64,
+    webhooks: Webhooks,
 }
 
 /// Runs the room until it is deleted, stays empty too long, or the server shuts down.
@@ -66,6 +70,7 @@ pub(crate) async fn run(
         inbox,
         control,
         bad_integrity: 0,
+        webhooks: params.webhooks,
     };
     drop(params.commands);
     let totals = params.totals;
@@ -260,6 +265,7 @@ impl Driver {
                         self.clients.channels.remove(&key);
                     }
                     Output::Route(change) => self.route(change),
+                    Output::Event(event) => self.webhooks.send(event),
                 }
             }
             egress.send();

@@ -7,6 +7,7 @@ use bytes::BytesMut;
 use chorus_core::{ConnId, ParticipantId};
 use chorus_protocol::control::RoomInfo;
 use chorus_protocol::signal::{ClientFrame, ServerMessage};
+use chorus_protocol::webhook::WebhookEvent;
 use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
 use chorus_transport::{Datagram, IngressKey};
 
@@ -98,6 +99,8 @@ pub enum Output {
     Departed(ParticipantKey),
     /// Change how the shared demultiplexer routes datagrams to this room.
     Route(RouteChange),
+    /// Something the signaling service hears about (webhooks).
+    Event(WebhookEvent),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,7 +23,11 @@ use crate::command::Session;
 use crate::core::CoreParams;
 use crate::driver::{self, DriverParams};
 use crate::totals::ServerTotals;
-use chorus_room_api::{JoinError, JoinRequest, RoomError, ServerMetrics, valid_room_name};
+use chorus_protocol::webhook::WebhookEvent;
+use chorus_room_api::{
+    JoinError, JoinRequest, RoomError, ServerMetrics, WebhookStats, valid_room_name,
+};
+use chorus_webhooks::Webhooks;
 
 /// Settings of rooms.
 #[derive(Debug, Clone)]
@@ -86,6 +90,8 @@ struct Inner {
     drain: OnceLock<DrainStatus>,
     totals: Arc<ServerTotals>,
     joins: Mutex<TokenBucket>,
+    /// Where rooms' events go; none until the server sets it.
+    webhooks: OnceLock<Webhooks>,
 }
 
 /// Routes room names to room drivers. Cheap to clone.
@@ -128,6 +134,7 @@ impl RoomRegistry {
                 generation: AtomicU64::new(1),
                 drain: OnceLock::new(),
                 totals: Arc::default(),
+                webhooks: OnceLock::new(),
                 joins: Mutex::new(TokenBucket::new(
                     config.joins_per_second,
                     config.joins_per_second,
@@ -208,6 +215,7 @@ impl RoomRegistry {
             media: inner.media.clone(),
             commands: tx.clone(),
             totals: inner.totals.clone(),
+            webhooks: inner.webhooks.get().cloned().unwrap_or_else(Webhooks::none),
         };
         // Every line the room logs names it.
         let span = tracing::info_span!("room", room = %name);
@@ -215,6 +223,10 @@ impl RoomRegistry {
             tokio::spawn(driver::run(params, rx, inner.shutdown.child_token()).instrument(span));
         let registry = Arc::downgrade(inner);
         let room_name = name.to_owned();
+        self.event(WebhookEvent::RoomStarted {
+            room: room_name.clone(),
+        });
+        let webhooks = inner.webhooks.get().cloned();
         inner.tasks.spawn(async move {
             if let Err(e) = actor.await
                 && e.is_panic()
@@ -227,6 +239,9 @@ impl RoomRegistry {
                 inner
                     .rooms
                     .remove_if(&room_name, |_, h| h.generation == generation);
+            }
+            if let Some(hooks) = webhooks {
+                hooks.send(WebhookEvent::RoomFinished { room: room_name });
             }
         });
         RoomHandle {
@@ -451,6 +466,18 @@ impl RoomRegistry {
             .map_err(|_| RoomError::RoomClosed)
     }
 
+    /// Sends the rooms' events to `webhooks` from now on (set once, before rooms open;
+    /// false if it was set already).
+    pub fn set_webhooks(&self, webhooks: Webhooks) -> bool {
+        self.inner.webhooks.set(webhooks).is_ok()
+    }
+
+    fn event(&self, event: WebhookEvent) {
+        if let Some(hooks) = self.inner.webhooks.get() {
+            hooks.send(event);
+        }
+    }
+
     /// Starts the drain: no new rooms or participants from now on, every participant is
     /// told (`draining`), and the server stops (the shutdown token fires) when the last
     /// participant has left or `within` has passed (the configured drain timeout when
@@ -514,6 +541,19 @@ impl RoomRegistry {
             forwarding,
             media: self.media_stats(),
             room_turns: self.inner.totals.turns(),
+            webhooks: self
+                .inner
+                .webhooks
+                .get()
+                .map_or_else(Default::default, |hooks| {
+                    let c = hooks.counters();
+                    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+                    WebhookStats {
+                        delivered: get(&c.delivered),
+                        failed: get(&c.failed),
+                        dropped: get(&c.dropped),
+                    }
+                }),
         }
     }
 

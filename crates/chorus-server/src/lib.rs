@@ -97,6 +97,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let media = media::start(&config.media_config())
         .with_context(|| format!("cannot start media on {}", config.media.bind))?;
     let registry = RoomRegistry::new(config.room_config(), media.plane, media.peers, stop.clone());
+    if !config.webhooks.urls.is_empty() {
+        let hooks = chorus_webhooks::Webhooks::start(
+            config.webhook_config(),
+            &TaskTracker::new(),
+            stop.clone(),
+        );
+        registry.set_webhooks(hooks);
+    }
     let media_addr = registry.media_addr();
     let state = ApiState::new(
         registry.clone(),

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use chorus_core::TrackId;
 use chorus_protocol::signal::ServerMessage;
+use chorus_protocol::webhook::WebhookEvent;
 use chorus_protocol::{Grants, MediaKind, ParticipantInfo, TrackInfo, TrackSource};
 use rand::Rng;
 
@@ -144,10 +145,16 @@ impl RoomCore {
             peer.uptracks.retain(|_, t| t != id);
         }
         if track.published() {
+            let participant_id = track.owner_id.to_string();
+            self.event(WebhookEvent::TrackUnpublished {
+                room: self.name.clone(),
+                participant_id: participant_id.clone(),
+                track_id: id.to_string(),
+            });
             self.send(
                 Recipients::All,
                 ServerMessage::TrackUnpublished {
-                    participant_id: track.owner_id.to_string(),
+                    participant_id,
                     track_id: id.to_string(),
                 },
             );
@@ -191,6 +198,10 @@ impl RoomCore {
         let track = self.tracks.get_mut(id).expect("caller checked");
         track.upstream = Some(binding);
         let (owner, info, kind) = (track.owner, track.info(), track.kind());
+        self.event(WebhookEvent::TrackPublished {
+            room: self.name.clone(),
+            track: info.clone(),
+        });
         self.send(
             Recipients::All,
             ServerMessage::TrackPublished { track: info },

@@ -51,6 +51,7 @@ mod step;
 use std::time::{Duration, Instant};
 
 use chorus_protocol::signal::{ClientFrame, ClientMessage, PeerTarget, ServerMessage};
+use chorus_protocol::webhook::WebhookEvent;
 use chorus_protocol::{Grants, TrackSource};
 use chorus_transport::{Datagram, Demux, PeerFactory};
 use rtc::sansio::Protocol;
@@ -89,6 +90,7 @@ pub struct Sim {
     control: (mpsc::Sender<Datagram>, mpsc::Receiver<Datagram>),
     inbox: (mpsc::Sender<Datagram>, mpsc::Receiver<Datagram>),
     clients: Vec<SimClient>,
+    events: Vec<WebhookEvent>,
 }
 
 impl Sim {
@@ -123,6 +125,7 @@ impl Sim {
             control: mpsc::channel(1 << 16),
             inbox: mpsc::channel(1 << 16),
             clients: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -377,7 +380,13 @@ impl Sim {
             Output::Route(change) => {
                 apply_route(&self.demux, change, &self.inbox.0, &self.control.0)
             }
+            Output::Event(event) => self.events.push(event),
         }
+    }
+
+    /// The webhook events the room produced so far, in order.
+    pub fn events(&self) -> &[WebhookEvent] {
+        &self.events
     }
 
     // --- looking ---

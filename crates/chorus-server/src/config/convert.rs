@@ -51,6 +51,14 @@ impl Config {
     }
 
     /// `public_url` is the configured one, or [`Config::public_url_for`] the bound address.
+    pub fn webhook_config(&self) -> chorus_webhooks::WebhookConfig {
+        chorus_webhooks::WebhookConfig {
+            urls: self.webhooks.urls.clone(),
+            secret: self.api.secret.clone(),
+            queue: self.webhooks.queue,
+        }
+    }
+
     pub fn api_config(&self, public_url: String) -> ApiConfig {
         ApiConfig {
             keys: self.keys(),

@@ -38,6 +38,7 @@ pub const ENV_VARS: &[&str] = &[
     "CHORUS_DEMO",
     "CHORUS_LOG",
     "CHORUS_LOG_FORMAT",
+    "CHORUS_WEBHOOK_URLS",
     "RUST_LOG",
 ];
 
@@ -114,6 +115,14 @@ impl Config {
         }
         if let Some(v) = var("CHORUS_DEMO") {
             self.demo.enabled = parse_bool("CHORUS_DEMO", &v)?;
+        }
+        if let Some(v) = var("CHORUS_WEBHOOK_URLS") {
+            self.webhooks.urls = v
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if let Some(v) = var("CHORUS_LOG_FORMAT") {
             self.log.format = match v.as_str() {

@@ -25,6 +25,25 @@ pub struct Config {
     pub api: ApiSection,
     pub demo: DemoSection,
     pub log: LogSection,
+    pub webhooks: WebhooksSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksSection {
+    /// Where room events are POSTed, signed with the API secret (docs/webhooks.md).
+    pub urls: Vec<String>,
+    /// Events queued per URL before new ones are dropped (counted).
+    pub queue: usize,
+}
+
+impl Default for WebhooksSection {
+    fn default() -> Self {
+        Self {
+            urls: Vec::new(),
+            queue: 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -51,6 +51,14 @@ impl Config {
                  least 1 (0 would refuse every join)"
             );
         }
+        for url in &self.webhooks.urls {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("webhooks.urls: {url:?} must start with http:// or https://");
+            }
+        }
+        if self.webhooks.queue == 0 {
+            bail!("webhooks.queue must be at least 1");
+        }
         for origin in &self.http.allowed_origins {
             if !(origin.starts_with("http://") || origin.starts_with("https://"))
                 || origin.trim_end_matches('/') != origin
