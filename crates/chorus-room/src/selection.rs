@@ -104,8 +104,11 @@ pub struct LayerSelection {
     visible: bool,
     /// The VP8 numbering sent under each sequence number (slot `seq % len`), to resend
     /// the same bytes.
-    sent: Box<[Option<(u16, Option<Vp8Rewrite>)>]>,
+    sent: Box<[Option<SentVp8>]>,
 }
+
+/// A sequence number sent, and the VP8 numbering written under it (if any).
+type SentVp8 = (u16, Option<Vp8Rewrite>);
 
 impl Default for LayerSelection {
     fn default() -> Self {
@@ -183,7 +186,8 @@ mod tests {
     fn the_smallest_layer_that_covers_the_shown_size_capped_by_quality() {
         // (width, height, max quality, layers) → layer; top 1280×720, so three layers
         // are expected at 320×180, 640×360, 1280×720.
-        let table: &[(Option<u32>, Option<u32>, Option<VideoQuality>, usize, u8)] = &[
+        type Row = (Option<u32>, Option<u32>, Option<VideoQuality>, usize, u8);
+        let table: &[Row] = &[
             (None, None, None, 3, 2),
             (Some(320), Some(180), None, 3, 0),
             (Some(100), Some(100), None, 3, 0),
