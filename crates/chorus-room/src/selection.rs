@@ -130,11 +130,6 @@ impl LayerSelection {
         self.visible = visible;
     }
 
-    /// The most this subscriber takes.
-    pub fn max(&self) -> Option<SpatialLayer> {
-        self.visible.then(|| self.forwarder.max().spatial)
-    }
-
     /// What to do with one packet for this subscriber. The target is the best layer
     /// arriving within its max (or the max itself while none is: it waits for it).
     pub fn decide(&mut self, p: &LayeredPacket, now: Instant) -> LayerDecision {
