@@ -33,11 +33,12 @@ pub struct RoomInfo {
     pub simulcast: Vec<SimulcastStats>,
 }
 
-/// One published simulcast track: its layers as they arrive, and which one is forwarded.
+/// One published simulcast track: its layers as they arrive, and the highest arriving.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimulcastStats {
     pub track_id: String,
-    /// The rid of the layer its subscribers get now (the highest arriving), if any.
+    /// The rid of the highest layer arriving (what subscribers that sent no
+    /// `track_settings` get), if any.
     pub forwarded: Option<String>,
     /// Lowest quality first.
     pub layers: Vec<LayerStats>,

@@ -76,6 +76,37 @@ pub enum ClientMessage {
         #[serde(default)]
         ts: u64,
     },
+    /// How the client shows a video it receives: the server picks the simulcast layer
+    /// that fits (docs/signaling.md has the rule). Each message replaces the last one
+    /// for that track; a field left out takes its default.
+    TrackSettings {
+        track_id: String,
+        /// The size it is shown at, in CSS pixels times the device pixel ratio; absent
+        /// means no limit.
+        #[serde(default)]
+        width: Option<u32>,
+        #[serde(default)]
+        height: Option<u32>,
+        /// False: nothing of the track is sent until it is visible again.
+        #[serde(default = "visible")]
+        visible: bool,
+        /// The best quality wanted whatever the size; absent means no limit.
+        #[serde(default)]
+        max_quality: Option<VideoQuality>,
+    },
+}
+
+fn visible() -> bool {
+    true
+}
+
+/// A simulcast quality, named as clients name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoQuality {
+    Low,
+    Medium,
+    High,
 }
 
 /// Server → client.
@@ -283,6 +314,35 @@ mod tests {
         let json = serde_json::to_string(&track).unwrap();
         assert!(json.ends_with(r#""layers":["q","h","f"]}"#), "{json}");
         assert_eq!(serde_json::from_str::<TrackInfo>(&json).unwrap(), track);
+    }
+
+    #[test]
+    fn track_settings_fields_default_when_left_out() {
+        let full = r#"{"type":"track_settings","track_id":"TR_1","width":320,"height":180,
+            "visible":false,"max_quality":"medium"}"#;
+        assert_eq!(
+            serde_json::from_str::<ClientMessage>(full).unwrap(),
+            ClientMessage::TrackSettings {
+                track_id: "TR_1".into(),
+                width: Some(320),
+                height: Some(180),
+                visible: false,
+                max_quality: Some(VideoQuality::Medium),
+            }
+        );
+        let bare = r#"{"type":"track_settings","track_id":"TR_1"}"#;
+        assert_eq!(
+            serde_json::from_str::<ClientMessage>(bare).unwrap(),
+            ClientMessage::TrackSettings {
+                track_id: "TR_1".into(),
+                width: None,
+                height: None,
+                visible: true,
+                max_quality: None,
+            }
+        );
+        let bad = r#"{"type":"track_settings","track_id":"TR_1","max_quality":"ultra"}"#;
+        assert!(serde_json::from_str::<ClientMessage>(bad).is_err());
     }
 
     #[test]

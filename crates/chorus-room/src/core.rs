@@ -15,13 +15,14 @@ mod links;
 mod media;
 mod publish;
 mod repair;
+mod settings;
 mod signal;
 mod subscribe;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use chorus_core::{ConnId, ParticipantId, TokenBucket, TrackId};
+use chorus_core::{ConnId, ParticipantId, SpatialLayer, TokenBucket, TrackId};
 use chorus_protocol::control::{FeedbackStats, ForwardingStats, RoomInfo};
 use chorus_protocol::signal::{ROOM_AUDIO_TRACK, ServerMessage, joined_frames};
 use chorus_protocol::webhook::WebhookEvent;
@@ -120,6 +121,7 @@ fn egress(
     for job in jobs {
         found.skips.absorb(&job.skips);
         found.keyframes.extend(job.keyframes);
+        found.layer_keyframes.extend(job.layer_keyframes);
     }
     queue.clear();
     found
@@ -130,6 +132,7 @@ fn egress(
 struct Found {
     skips: Skips,
     keyframes: Vec<TrackId>,
+    layer_keyframes: Vec<(TrackId, SpatialLayer)>,
 }
 
 impl RoomCore {
@@ -256,6 +259,9 @@ impl RoomCore {
         self.skips.absorb(&found.skips);
         for id in found.keyframes {
             self.request_keyframe(&id, now);
+        }
+        for (id, layer) in found.layer_keyframes {
+            self.request_layer_keyframe(&id, layer, now);
         }
     }
 

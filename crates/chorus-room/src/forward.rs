@@ -9,6 +9,11 @@
 //! sends what its connections have waiting. Jobs share nothing mutable, so the driver
 //! runs them on every core at once; what they found (skips, keyframes wanted) goes back
 //! to the room when they are done.
+//!
+//! A simulcast track's packets are queued once each, every layer's, with their layer
+//! and own numbering ([`LayeredPacket`]); each subscriber's [`LayerSelection`] decides
+//! whether its copy goes out, under which numbers, and with which VP8 numbering, which
+//! is written into that subscriber's own copy in the shard's arena.
 
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -16,19 +21,24 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use chorus_core::forward::DropReason;
-use chorus_core::{ConnId, ExtSeq, ExtTimestamp, Sent, TrackId, Translation};
+use chorus_core::{ConnId, ExtSeq, ExtTimestamp, Sent, SpatialLayer, TrackId};
 use rtc::rtp::header::Header;
 
 use crate::connections::Shard;
 use crate::io::ParticipantKey;
 use crate::negotiation::TrackPhase;
+use crate::selection::LayeredPacket;
 use crate::skips::{Skip, Skips};
+use decide::{Wants, plain, select};
+
+mod decide;
 
 /// One packet as read from its source, in the source's (unwrapped) numbering, queued
 /// for the subscribers of a track.
 pub struct Outgoing {
     pub header: Header,
+    /// Where the track's history keeps it (for a simulcast track: its arrival order
+    /// among all layers' packets; else its own extended number).
     pub seq: ExtSeq,
     pub ts: ExtTimestamp,
     pub keyframe: bool,
@@ -39,6 +49,8 @@ pub struct Outgoing {
     /// Which stream of the track it comes from: a simulcast track's changes when it
     /// forwards another layer, and each subscriber's forwarder then switches source.
     pub source: u32,
+    /// A simulcast track's packet: each subscriber's layer forwarder decides.
+    pub layered: Option<LayeredPacket>,
     pub payload: Payload,
 }
 
@@ -138,6 +150,7 @@ impl EgressQueue {
                 now,
                 skips: Skips::default(),
                 keyframes: Vec::new(),
+                layer_keyframes: Vec::new(),
                 panic: false,
             })
             .collect()
@@ -153,6 +166,8 @@ pub struct ShardJob<'a> {
     pub skips: Skips,
     /// Published tracks some subscriber waits for a keyframe of.
     pub keyframes: Vec<TrackId>,
+    /// Layers of simulcast tracks some subscriber's layer forwarder asks a keyframe of.
+    pub layer_keyframes: Vec<(TrackId, SpatialLayer)>,
     /// Fault injection: this job panics, to prove a shard's panic is a room's panic.
     panic: bool,
 }
@@ -182,7 +197,20 @@ impl ShardJob<'_> {
             let packet = &self.packets[*index];
             let mut wants_keyframe = false;
             for &conn in &self.queue.subscribers[range.clone()] {
-                wants_keyframe |= forward_to(self.shard, &mut self.skips, conn, packet, self.now);
+                match forward_to(self.shard, &mut self.skips, conn, packet, self.now) {
+                    Wants::Nothing => {}
+                    Wants::Keyframe => wants_keyframe = true,
+                    Wants::LayerKeyframe(layer) => {
+                        if let Some(id) = &packet.keyframes_of
+                            && !self
+                                .layer_keyframes
+                                .iter()
+                                .any(|(i, l)| i == id && *l == layer)
+                        {
+                            self.layer_keyframes.push((id.clone(), layer));
+                        }
+                    }
+                }
             }
             if let Some(id) = packet.keyframes_of.as_ref().filter(|_| wants_keyframe)
                 && !self.keyframes.contains(id)
@@ -194,80 +222,65 @@ impl ShardJob<'_> {
     }
 }
 
-/// One copy of `packet` into `conn`; true if that subscriber waits for a keyframe.
+/// One copy of `packet` into `conn`.
 fn forward_to(
     shard: &mut Shard,
     skips: &mut Skips,
     conn: ConnId,
     packet: &Outgoing,
     now: Instant,
-) -> bool {
+) -> Wants {
     let Some((peer, arena)) = shard.peer_and_arena(conn) else {
         skips.count(Skip::UnknownConnection);
-        return false;
+        return Wants::Nothing;
     };
     if !peer.ice().is_up() {
         skips.count(Skip::NotConnected);
-        return false;
+        return Wants::Nothing;
     }
     let Some(dt) = peer.downtracks.get_mut(&packet.down) else {
         skips.count(Skip::NegotiationNotLive);
-        return false;
+        return Wants::Nothing;
     };
     if dt.phase != TrackPhase::Live {
         skips.count(Skip::NegotiationNotLive);
-        return false;
+        return Wants::Nothing;
     }
-    // Told by the packet, not when the room switched: copies of the old source may be
-    // queued still, and a subscriber may have missed the first of the new one.
-    if dt.source != packet.source {
-        dt.source = packet.source;
-        dt.forwarder.switch_source(packet.keyframes_of.is_some());
-    }
-    let (seq, timestamp, marker) =
-        match dt
-            .forwarder
-            .translate(packet.seq, packet.ts, packet.header.marker, packet.keyframe)
-        {
-            Translation::Forward {
-                seq,
-                timestamp,
-                marker,
-            } => (seq, timestamp, marker),
-            Translation::Drop(DropReason::AwaitingKeyframe) => {
-                skips.count(Skip::AwaitingKeyframe);
-                return true;
-            }
-            Translation::Drop(DropReason::BeforeSwitch) => {
-                skips.count(Skip::BeforeSwitch);
-                return false;
-            }
-        };
+    let (numbered, wants) = match &packet.layered {
+        Some(layered) => {
+            let selection = dt.layers.get_or_insert_with(Box::default);
+            select(selection, layered, now)
+        }
+        None => plain(dt, packet),
+    };
+    let Some(n) = numbered.map_err(|skip| skips.count(skip)).ok() else {
+        return wants;
+    };
     let mut header = packet.header.clone();
     header.ssrc = dt.ssrc;
     header.payload_type = dt.payload_type;
-    header.sequence_number = seq;
-    header.timestamp = timestamp;
-    header.marker = marker;
+    header.sequence_number = n.seq;
+    header.timestamp = n.timestamp;
+    header.marker = n.marker;
     if let Some(sent) = dt.sent.as_mut() {
-        let source = packet.seq;
-        sent.record(
-            seq,
-            Sent {
-                source,
-                timestamp,
-                marker,
-            },
-        );
+        let sent_as = Sent {
+            source: packet.seq,
+            timestamp: n.timestamp,
+            marker: n.marker,
+        };
+        sent.record(n.seq, sent_as);
+        if let Some(selection) = dt.layers.as_mut() {
+            selection.record(n.seq, n.vp8);
+        }
     }
     let payload = packet.payload.for_owner(peer.owner).clone();
-    if peer.send_rtp(arena, &header, &payload, now) {
+    if peer.send_rtp(arena, &header, &payload, n.vp8.as_ref(), now) {
         skips.forwarded();
         shard.mark_dirty(conn);
     } else {
         skips.count(Skip::WriteFailed);
     }
-    false
+    wants
 }
 
 #[cfg(test)]
@@ -283,6 +296,7 @@ mod tests {
             down: TrackId::named("t"),
             keyframes_of: None,
             source: 0,
+            layered: None,
             payload: Payload::Shared(Bytes::new()),
         }
     }

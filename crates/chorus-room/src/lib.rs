@@ -16,6 +16,7 @@ mod participants;
 mod peer;
 mod registry;
 mod rooms;
+mod selection;
 pub mod signal_error;
 #[cfg(feature = "sim")]
 pub mod sim;

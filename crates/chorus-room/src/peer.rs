@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use chorus_core::{ConnId, Forwarder, NackMap, TrackId};
+use chorus_core::{ConnId, Forwarder, NackMap, TrackId, Vp8Rewrite};
 use chorus_protocol::MediaKind;
 use chorus_protocol::signal::PeerTarget;
 use chorus_transport::{IceCredentials, IceEvent, IceLite};
@@ -20,6 +20,7 @@ use rtc::rtp::header::Header;
 
 use crate::io::ParticipantKey;
 use crate::negotiation::{Negotiation, TrackPhase};
+use crate::selection::LayerSelection;
 use crate::skips::Skip;
 use crate::tracks::LayerIndex;
 pub use link::Link;
@@ -54,6 +55,9 @@ pub struct DownTrack {
     pub sent: Option<NackMap>,
     /// The track's source its forwarder last took packets from (see `Outgoing::source`).
     pub source: u32,
+    /// A simulcast track: the subscriber's layer forwarder, which `forwarder` then
+    /// leaves alone (made at its first packet, or when the subscriber sets its size).
+    pub layers: Option<Box<LayerSelection>>,
 }
 
 /// What came out of a connection, in the room's terms.
@@ -225,10 +229,11 @@ impl Peer {
         arena: &mut BytesMut,
         header: &Header,
         payload: &Bytes,
+        vp8: Option<&Vp8Rewrite>,
         now: Instant,
     ) -> bool {
         let video = header.payload_type != chorus_transport::OPUS_PT;
-        self.link.send_rtp(arena, header, payload, video, now)
+        self.link.send_rtp(arena, header, payload, vp8, video, now)
     }
 
     /// Publisher side: asks for a keyframe of what the client sends as `media_ssrc`.

@@ -18,6 +18,8 @@ pub enum SignalError {
     SourceAlreadyPublished(TrackSource),
     #[error("you have no track '{0}'")]
     TrackNotFound(String),
+    #[error("you receive no video track '{0}'")]
+    NotSubscribed(String),
     #[error("the server muted this track; only the server can unmute it")]
     MutedByServer,
     #[error("no offer is waiting for an answer")]
@@ -39,6 +41,7 @@ impl SignalError {
             SignalError::BadCid { .. } => "bad_message",
             SignalError::SourceAlreadyPublished(_) => "source_already_published",
             SignalError::TrackNotFound(_) => "track_not_found",
+            SignalError::NotSubscribed(_) => "not_subscribed",
             SignalError::MutedByServer => "muted_by_server",
             SignalError::NoOffer => "no_offer",
             SignalError::NoConnection => "no_connection",

@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use chorus_core::LayerDrop;
+
 /// Longest a media datagram may wait in the inbox before it is dropped unprocessed:
 /// media that waited this long is worth less than the time to forward it (NACK and
 /// PLI repair what is lost). Handshakes and keepalives are never dropped for it.
@@ -38,13 +40,22 @@ pub enum Skip {
     ResendTooSoon,
     /// A NACKed packet is no longer in the track's history (or was never sent).
     NotInHistory,
-    /// A simulcast layer other than the one forwarded (received and counted per layer):
-    /// until subscribers pick their own, one layer goes to all of them.
+    /// A packet of a simulcast layer other than the one this subscriber receives (or
+    /// switches to); or of a layer past the third, which none receives.
     LayerNotForwarded,
+    /// The subscriber paused the video (`track_settings` with `visible: false`).
+    LayerPaused,
+    /// Above the temporal layer this subscriber receives (its number leaves no hole).
+    TemporalLayerAbove,
+    /// Its sequence number or picture id was given up when a packet was dropped; sending
+    /// it now would repeat a number.
+    LayerNumberReused,
+    /// Older than what the subscriber's layer forwarder remembers of its numbering.
+    LayerTooOld,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 14] = [
+    pub const ALL: [Skip; 18] = [
         Skip::Stale,
         Skip::UnknownConnection,
         Skip::StunBadIntegrity,
@@ -59,6 +70,10 @@ impl Skip {
         Skip::ResendTooSoon,
         Skip::NotInHistory,
         Skip::LayerNotForwarded,
+        Skip::LayerPaused,
+        Skip::TemporalLayerAbove,
+        Skip::LayerNumberReused,
+        Skip::LayerTooOld,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +92,24 @@ impl Skip {
             Skip::ResendTooSoon => "resend_too_soon",
             Skip::NotInHistory => "not_in_history",
             Skip::LayerNotForwarded => "layer_not_forwarded",
+            Skip::LayerPaused => "layer_paused",
+            Skip::TemporalLayerAbove => "temporal_layer_above",
+            Skip::LayerNumberReused => "layer_number_reused",
+            Skip::LayerTooOld => "layer_too_old",
+        }
+    }
+}
+
+impl From<LayerDrop> for Skip {
+    fn from(d: LayerDrop) -> Self {
+        match d {
+            LayerDrop::Paused => Skip::LayerPaused,
+            LayerDrop::NotCurrentLayer => Skip::LayerNotForwarded,
+            LayerDrop::AwaitingKeyframe => Skip::AwaitingKeyframe,
+            LayerDrop::TemporalLayerAbove => Skip::TemporalLayerAbove,
+            LayerDrop::BeforeSwitch => Skip::BeforeSwitch,
+            LayerDrop::DroppedBefore => Skip::LayerNumberReused,
+            LayerDrop::TooOld => Skip::LayerTooOld,
         }
     }
 }

@@ -93,6 +93,7 @@ impl RoomCore {
                 down: self.room_audio.clone(),
                 keyframes_of: None,
                 source: 0,
+                layered: None,
                 payload: Payload::Mix(Arc::new(MixPayload { common, own })),
             };
             self.queue.push(out, &conns);

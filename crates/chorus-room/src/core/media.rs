@@ -1,12 +1,12 @@
 //! Media through the room: datagrams and timers into each connection, and what comes
 //! out of it drained (`drain_peer`): peer events, ICE decisions, RTP from publishers
 //! forwarded to every subscriber of its track, and keyframe requests from subscribers
-//! passed on to the publisher as PLI, throttled per track.
+//! passed on to the publisher as PLI, throttled per track (per layer for simulcast).
 
 use std::time::Instant;
 
 use chorus_core::codec::vp8_is_keyframe;
-use chorus_core::{ConnId, TrackId};
+use chorus_core::{ConnId, LayerPacket, SpatialLayer, TrackId, Vp8Descriptor};
 use chorus_protocol::LeaveReason;
 use chorus_protocol::MediaKind;
 use chorus_transport::{Datagram, is_control};
@@ -14,6 +14,7 @@ use chorus_transport::{Datagram, is_control};
 use super::RoomCore;
 use crate::forward::{Outgoing, Payload};
 use crate::peer::PeerEvent;
+use crate::selection::LayeredPacket;
 use crate::skips::{MAX_MEDIA_QUEUEING, Skip};
 use crate::tracks::{LayerIndex, UpstreamBinding};
 
@@ -94,16 +95,20 @@ impl RoomCore {
         self.scratch = out;
     }
 
-    /// A subscriber asked for a keyframe of the stream it receives as `ssrc`.
+    /// A subscriber asked for a keyframe of the stream it receives as `ssrc`: of the
+    /// track, or of the layer it receives (or waits for) of a simulcast track.
     fn keyframe_requested(&mut self, conn: ConnId, ssrc: u32, now: Instant) {
-        let id = self.conns.get(conn).and_then(|peer| {
+        let found = self.conns.get(conn).and_then(|peer| {
             peer.downtracks
                 .iter()
                 .find(|(_, dt)| dt.ssrc == ssrc)
-                .map(|(id, _)| id.clone())
+                .map(|(id, dt)| (id.clone(), dt.layers.as_ref().map(|l| l.wanted())))
         });
-        if let Some(id) = id {
-            self.request_keyframe(&id, now);
+        match found {
+            Some((id, None)) => self.request_keyframe(&id, now),
+            Some((id, Some(Some(layer)))) => self.request_layer_keyframe(&id, layer, now),
+            // Paused: nothing to refresh.
+            Some((_, Some(None))) | None => {}
         }
     }
 
@@ -130,34 +135,39 @@ impl RoomCore {
             self.skips.count(Skip::UnknownTrack);
             return;
         };
-        // A simulcast track's packets are numbered by its forwarded layer (the others
-        // are only counted); `source` tells subscribers when that layer changes.
-        let (mut source, mut switched_to) = (0, None);
+        // Every layer of a simulcast track goes to the queue in its own numbering (each
+        // subscriber's layer forwarder picks), kept in the history in arrival order.
+        let mut layered = None;
         let (seq, ts) = if let Some(simulcast) = binding.simulcast.as_mut() {
             let h = &packet.header;
             let (ssrc, len) = (h.ssrc, packet.payload.len());
             let received = layer.and_then(|l| {
-                simulcast.received(l, ssrc, h.sequence_number, h.timestamp, len, keyframe, now)
+                let r =
+                    simulcast.received(l, ssrc, h.sequence_number, h.timestamp, len, keyframe, now);
+                Some((r?, l.spatial()?))
             });
-            switched_to = received.and_then(|r| r.switched_to);
-            if let Some(ssrc) = switched_to {
-                // Keyframe requests from subscribers go to the forwarded layer.
+            let Some((r, spatial)) = received else {
+                self.skips.count(Skip::LayerNotForwarded);
+                return;
+            };
+            if let Some(ssrc) = r.switched_to {
+                // Keyframe requests without a layer go to the highest.
                 binding.media_ssrc = Some(ssrc);
                 let layer = simulcast.forwarded();
-                tracing::debug!(track = %track.id, ssrc, ?layer, "simulcast layer forwarded");
+                tracing::debug!(track = %track.id, ssrc, ?layer, "simulcast: highest layer arriving");
             }
-            source = simulcast.epoch();
-            match received.and_then(|r| r.forward) {
-                Some(numbered) => numbered,
-                None => {
-                    self.skips.count(Skip::LayerNotForwarded);
-                    let id = track.id.clone();
-                    if let Some(ssrc) = switched_to {
-                        self.layer_keyframe(&id, ssrc);
-                    }
-                    return;
-                }
-            }
+            layered = Some(LayeredPacket {
+                packet: LayerPacket {
+                    layer: spatial,
+                    seq: r.seq,
+                    timestamp: r.ts,
+                    marker: h.marker,
+                    keyframe,
+                    vp8: Vp8Descriptor::parse(&packet.payload),
+                },
+                active: r.active,
+            });
+            (r.index, r.ts)
         } else {
             if binding.media_ssrc.is_none() {
                 binding.media_ssrc = Some(packet.header.ssrc);
@@ -200,26 +210,36 @@ impl RoomCore {
             keyframe,
             down: down.clone(),
             keyframes_of: (!audio).then(|| track.id.clone()),
-            source,
+            source: 0,
+            layered,
             payload: Payload::Shared(packet.payload),
         };
         self.queue.push(out, &track.subscribers);
-        if let Some(ssrc) = switched_to {
-            let id = track.id.clone();
-            self.layer_keyframe(&id, ssrc);
-        }
     }
 
-    /// A simulcast track now forwards the layer sent as `ssrc`: its subscribers wait for
-    /// a keyframe of it, asked for at once (not throttled: switches are rare).
-    fn layer_keyframe(&mut self, id: &TrackId, ssrc: u32) {
-        let owner = self.tracks.get(id).map(|t| t.owner);
-        let publisher = owner.and_then(|o| self.participants.get(o)?.publisher);
+    /// Asks the publisher of a simulcast track for a keyframe of one layer (a PLI to its
+    /// SSRC), at most once per throttle interval per layer however many subscribers ask.
+    pub(super) fn request_layer_keyframe(
+        &mut self,
+        id: &TrackId,
+        layer: SpatialLayer,
+        now: Instant,
+    ) {
+        let Some(track) = self.tracks.get_mut(id) else {
+            return;
+        };
+        let simulcast = track.upstream.as_mut().and_then(|b| b.simulcast.as_mut());
+        let index = LayerIndex(layer.index() as u8);
+        let Some(ssrc) = simulcast.and_then(|s| s.keyframe_due(index, now)) else {
+            return;
+        };
+        let publisher = self.participants.get(track.owner).and_then(|p| p.publisher);
         let Some(peer) = publisher.and_then(|c| self.conns.get_mut(c)) else {
             return;
         };
         let ok = peer.request_keyframe(ssrc);
-        tracing::debug!(track = %id, ssrc, ok, "keyframe of the forwarded layer requested");
+        self.feedback.plis_sent += u64::from(ok);
+        tracing::debug!(track = %id, ssrc, ?layer, ok, "keyframe of a layer requested");
         let conn = peer.conn;
         self.conns.mark_dirty(conn);
     }

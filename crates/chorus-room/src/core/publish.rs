@@ -13,7 +13,7 @@ use rand::Rng;
 use super::RoomCore;
 use crate::io::{ParticipantKey, Recipients};
 use crate::signal_error::SignalError;
-use crate::tracks::{Simulcast, UpstreamBinding};
+use crate::tracks::{History, SIMULCAST_HISTORY_LEN, Simulcast, UpstreamBinding};
 use chorus_room_api::RoomError;
 
 impl RoomCore {
@@ -196,6 +196,9 @@ impl RoomCore {
     /// The publisher's SDP now carries the track: tell everyone and subscribe them.
     fn announce(&mut self, id: &TrackId, binding: UpstreamBinding, now: Instant) {
         let track = self.tracks.get_mut(id).expect("caller checked");
+        if binding.simulcast.is_some() {
+            track.history = Some(History::new(SIMULCAST_HISTORY_LEN));
+        }
         track.upstream = Some(binding);
         let (owner, info, kind) = (track.owner, track.info(), track.kind());
         self.event(WebhookEvent::TrackPublished {

@@ -1,7 +1,9 @@
 //! Loss repair toward subscribers: a NACK is answered from the published track's one
 //! history, each lost packet rebuilt exactly as the subscriber's forwarder first sent it
 //! (same bytes under the same SSRC and sequence number: with AES-GCM anything else would
-//! reuse a nonce).
+//! reuse a nonce). A simulcast track's history holds every layer's packets as they
+//! arrived; the subscriber's layer selection remembers the VP8 numbering each of its
+//! sequence numbers went out with, written again into the resent copy.
 
 use std::time::Instant;
 
@@ -32,20 +34,30 @@ impl RoomCore {
                     let Some((header, payload)) = history.get(sent.source) else {
                         continue;
                     };
+                    let vp8 = match dt.layers.as_ref().map(|l| l.sent_as(seq)) {
+                        None => None,
+                        Some(Some(vp8)) => vp8,
+                        // Without the numbering it went out with, no resend: other
+                        // bytes under the same number must never be sent.
+                        Some(None) => {
+                            self.skips.count(Skip::NotInHistory);
+                            continue;
+                        }
+                    };
                     let mut header = header.clone();
                     header.ssrc = dt.ssrc;
                     header.payload_type = dt.payload_type;
                     header.sequence_number = seq;
                     header.timestamp = sent.timestamp;
                     header.marker = sent.marker;
-                    resends.push((header, payload.clone()));
+                    resends.push((header, payload.clone(), vp8));
                 }
                 Repair::TooSoon => self.skips.count(Skip::ResendTooSoon),
                 Repair::Unknown | Repair::Expired => self.skips.count(Skip::NotInHistory),
             }
         }
-        for (header, payload) in resends {
-            if peer.send_rtp(arena, &header, &payload, now) {
+        for (header, payload, vp8) in resends {
+            if peer.send_rtp(arena, &header, &payload, vp8.as_ref(), now) {
                 self.skips.resent();
             } else {
                 self.skips.count(Skip::WriteFailed);

@@ -11,6 +11,7 @@ use chorus_protocol::signal::{ClientFrame, ClientMessage, PeerTarget, ServerMess
 
 use super::{RoomCore, draw_credentials};
 use crate::io::{ParticipantKey, Recipients};
+use crate::selection::ViewSettings;
 use crate::signal_error::SignalError;
 
 impl RoomCore {
@@ -80,6 +81,21 @@ impl RoomCore {
             ClientMessage::Ping { ts } => {
                 self.send(Recipients::One(key), ServerMessage::Pong { ts });
                 Ok(())
+            }
+            ClientMessage::TrackSettings {
+                track_id,
+                width,
+                height,
+                visible,
+                max_quality,
+            } => {
+                let settings = ViewSettings {
+                    width,
+                    height,
+                    visible,
+                    max_quality,
+                };
+                self.track_settings(key, &track_id, settings)
             }
         }
     }

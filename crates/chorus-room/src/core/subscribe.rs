@@ -79,6 +79,7 @@ impl RoomCore {
                 phase: TrackPhase::Pending,
                 sent,
                 source: 0,
+                layers: None,
             },
         );
         peer.negotiation.changed();

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use chorus_core::TrackId;
+use chorus_core::{TrackId, Vp8Rewrite};
 use chorus_protocol::MediaKind;
 use chorus_transport::rtcp::{self, Feedback, twcc};
 use chorus_transport::webrtc::{
@@ -362,12 +362,15 @@ impl Link {
         Ok(())
     }
 
-    /// Writes the packet into `arena` (its shard's), protects it there and queues it.
+    /// Writes the packet into `arena` (its shard's), with `vp8`'s numbering written into
+    /// that copy of the payload (the shared payload is left as it is), protects it there
+    /// and queues it.
     pub fn send_rtp(
         &mut self,
         arena: &mut BytesMut,
         header: &Header,
         payload: &Bytes,
+        vp8: Option<&Vp8Rewrite>,
         video: bool,
         now: Instant,
     ) -> bool {
@@ -376,9 +379,14 @@ impl Link {
         };
         self.outbound
             .sent(header.ssrc, header.timestamp, payload.len(), video, now);
-        let Some((packet, header_len)) = write_packet(arena, header, payload) else {
+        let Some((mut packet, header_len)) = write_packet(arena, header, payload) else {
             return false;
         };
+        if let Some(rewrite) = vp8
+            && rewrite.apply(&mut packet[header_len..]).is_err()
+        {
+            return false;
+        }
         conn.send_rtp_in_place(packet, header_len, header.ssrc, header.sequence_number)
             .is_ok()
     }

@@ -49,6 +49,8 @@ pub struct RtpIn {
     pub payload_len: usize,
     /// Video whose payload starts a VP8 keyframe.
     pub keyframe: bool,
+    /// The VP8 picture id, when the payload descriptor carries one.
+    pub picture_id: Option<u16>,
 }
 
 /// One of a client's two connections.
@@ -455,6 +457,11 @@ impl SimClient {
                             marker: packet.header.marker,
                             payload_len: packet.payload.len(),
                             keyframe: video && vp8_is_keyframe(&packet.payload),
+                            picture_id: video
+                                .then(|| chorus_core::Vp8Descriptor::parse(&packet.payload))
+                                .flatten()
+                                .and_then(|d| d.picture_id)
+                                .map(|p| p.value),
                         });
                     }
                     RTCMessage::RtcpPacket(_, packets) if publisher => {

@@ -3,7 +3,8 @@
 //! `a=ssrc` lines. Each layer is its own stream (SSRC, numbering, keyframes) of the
 //! same frames, its packets a size of their own (so a receiver can tell which layer it
 //! got) and tagged with the MID and rid header extensions, as the server learns the
-//! layer from its first packets.
+//! layer from its first packets. Each layer numbers its pictures on its own (a 15-bit
+//! VP8 picture id, starting far apart), as a browser's encoders do.
 
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,8 @@ pub(super) struct Layer {
     size: usize,
     stream: Stream,
     keyframe_due: bool,
+    /// The VP8 picture id of its next frame.
+    picture_id: u16,
     pub keyframes_sent: u32,
     /// Sends nothing (as a browser stops its top layers when short of bandwidth).
     pub paused: bool,
@@ -71,12 +74,14 @@ impl SimulcastSend {
         let layers = LAYERS
             .iter()
             .zip(ssrc..)
-            .map(|(&(rid, size), ssrc)| Layer {
+            .zip([100, 9_000, 32_700])
+            .map(|((&(rid, size), ssrc), picture_id)| Layer {
                 rid,
                 ssrc,
                 size,
                 stream: Stream::new(payload_type, None, ssrc, now),
                 keyframe_due: true,
+                picture_id,
                 keyframes_sent: 0,
                 paused: false,
             })
@@ -108,7 +113,8 @@ impl SimulcastSend {
                     continue;
                 }
                 layer.keyframes_sent += u32::from(keyframe);
-                let payloads = sized_vp8_frame(keyframe, layer.size);
+                let payloads = sized_vp8_frame(keyframe, layer.size, layer.picture_id);
+                layer.picture_id = (layer.picture_id + 1) & 0x7FFF;
                 let last = payloads.len() - 1;
                 for (i, payload) in payloads.into_iter().enumerate() {
                     let mut packet = layer.stream.packet(layer.ssrc, i == last, None, payload);
@@ -137,11 +143,19 @@ impl SimulcastSend {
     }
 }
 
-/// [`super::vp8_frame`] with packets of `size` bytes.
-fn sized_vp8_frame(keyframe: bool, size: usize) -> Vec<Bytes> {
+/// [`super::vp8_frame`] with packets of `size` bytes, each descriptor extended with the
+/// 15-bit `picture_id`.
+fn sized_vp8_frame(keyframe: bool, size: usize, picture_id: u16) -> Vec<Bytes> {
+    let [hi, lo] = picture_id.to_be_bytes();
     super::vp8_frame(keyframe)
         .into_iter()
-        .map(|p| p.slice(..size.min(p.len())))
+        .map(|p| {
+            // X and I set; then M (15 bits) and the id; then the VP8 payload as it was.
+            let mut out = vec![0x80 | p[0], 0x80, 0x80 | hi, lo];
+            out.extend_from_slice(&p[1..]);
+            out.truncate(size);
+            Bytes::from(out)
+        })
         .collect()
 }
 

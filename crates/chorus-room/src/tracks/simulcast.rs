@@ -1,30 +1,36 @@
 //! Simulcast in: the layers of one published video, each its own RTP stream (own SSRC,
-//! numbering and keyframes), told apart by rid. Until subscribers pick their own layer,
-//! ONE layer goes to all of them, the highest present; the others are received, counted
-//! per layer and dropped. The forwarded layer is numbered into the track's one sequence
-//! (what the history, NACK repair and forwarders see), and a switch of layer continues
-//! that sequence past where the last layer left it.
+//! numbering and keyframes), told apart by rid. Every layer's packets are queued for
+//! the subscribers, each in its layer's own (unwrapped) numbering, and each subscriber's
+//! layer forwarder picks its layer (`selection.rs`). The track keeps all layers' packets
+//! in one history, numbered in arrival order, for NACK repair; which layers are
+//! arriving now (a browser stops its top layers when short of bandwidth), and per layer
+//! the throttle of keyframe requests.
 
 use std::time::{Duration, Instant};
 
-use chorus_core::{ExtSeq, ExtTimestamp, SeqUnwrapper, TimestampUnwrapper};
+use chorus_core::{
+    ExtSeq, ExtTimestamp, KeyframeThrottle, SeqUnwrapper, SpatialLayer, TimestampUnwrapper,
+};
 use chorus_protocol::control::{LayerStats as LayerReport, SimulcastStats};
 
 use super::layer_stats::LayerStats;
+use crate::selection::ActiveLayers;
 
 /// A layer of a simulcast track: its place in the offer's `a=simulcast` list, so 0 is
 /// the lowest quality (the smallest picture) and the last the highest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LayerIndex(pub u8);
 
+impl LayerIndex {
+    /// The spatial layer it is to subscribers' forwarders; `None` past the third.
+    pub fn spatial(self) -> Option<SpatialLayer> {
+        SpatialLayer::new(self.0)
+    }
+}
+
 /// How long a layer may go without a packet before it no longer counts as present (a
 /// browser stops sending its top layers when its bandwidth estimate falls).
 pub const LAYER_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// How far past the last number given out a newly forwarded layer's numbering starts:
-/// more than any reordering, so no packet of the new layer takes a number (and its
-/// history entry) that one of the old layer had.
-const SWITCH_SEQ_GAP: u64 = 1024;
 
 #[derive(Debug, Clone)]
 pub struct Layer {
@@ -34,29 +40,31 @@ pub struct Layer {
     pub stats: LayerStats,
     seq: SeqUnwrapper,
     ts: TimestampUnwrapper,
-    /// Added to the layer's own extended numbers to place them in the track's sequence;
-    /// set anew each time the layer starts being forwarded.
-    seq_base: Option<u64>,
+    /// Keyframe requests to this layer, however many subscribers wait for it.
+    keyframes: KeyframeThrottle,
 }
 
-/// What became of one packet of a layer.
+/// One packet of a layer, as subscribers' forwarders and the history take it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Received {
-    /// The forwarded layer's packet, in the track's numbering; `None`: not forwarded.
-    pub forward: Option<(ExtSeq, ExtTimestamp)>,
-    /// The forwarded layer changed (to the one with this SSRC): subscribers switch to it
-    /// at its next keyframe, which is asked for.
+    /// In the layer's own numbering.
+    pub seq: ExtSeq,
+    pub ts: ExtTimestamp,
+    /// Its place in the track's history: all layers' packets in arrival order.
+    pub index: ExtSeq,
+    /// The layers arriving now, this one included.
+    pub active: ActiveLayers,
+    /// The highest layer arriving changed (to the one with this SSRC).
     pub switched_to: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Simulcast {
     layers: Vec<Layer>,
+    /// The highest layer arriving: what a subscriber that set no limit receives.
     forwarded: Option<LayerIndex>,
-    /// The highest number given out in the track's sequence.
-    highest: Option<u64>,
-    /// Goes up at every switch of layer (see `Outgoing::source`).
-    epoch: u32,
+    /// The next history index.
+    next_index: u64,
 }
 
 impl Simulcast {
@@ -70,14 +78,13 @@ impl Simulcast {
                 stats: LayerStats::default(),
                 seq: SeqUnwrapper::default(),
                 ts: TimestampUnwrapper::default(),
-                seq_base: None,
+                keyframes: KeyframeThrottle::default(),
             })
             .collect();
         Self {
             layers,
             forwarded: None,
-            highest: None,
-            epoch: 0,
+            next_index: 0,
         }
     }
 
@@ -85,18 +92,22 @@ impl Simulcast {
         &self.layers
     }
 
+    /// The highest layer arriving.
     pub fn forwarded(&self) -> Option<LayerIndex> {
         self.forwarded
     }
 
-    /// How many times the forwarded layer changed.
-    pub fn epoch(&self) -> u32 {
-        self.epoch
-    }
-
-    /// The SSRC of the forwarded layer: where keyframe requests go.
+    /// The SSRC of the highest layer arriving.
     pub fn forwarded_ssrc(&self) -> Option<u32> {
         self.layer(self.forwarded?)?.ssrc
+    }
+
+    /// The SSRC to ask for a keyframe of `layer` at `now`; `None` if one was asked for
+    /// a moment ago (or the layer has not arrived yet).
+    pub fn keyframe_due(&mut self, layer: LayerIndex, now: Instant) -> Option<u32> {
+        let l = self.layers.get_mut(usize::from(layer.0))?;
+        let ssrc = l.ssrc?;
+        l.keyframes.should_send(now).then_some(ssrc)
     }
 
     /// What the control API reports of it at `now`.
@@ -146,30 +157,32 @@ impl Simulcast {
             l.ssrc = Some(ssrc);
             l.seq = SeqUnwrapper::default();
             l.ts = TimestampUnwrapper::default();
-            l.seq_base = None;
         }
         l.stats.record(now, payload_len, ts, keyframe);
-        let own_seq = l.seq.unwrap(seq).0;
-        let own_ts = l.ts.unwrap(ts);
+        let seq = l.seq.unwrap(seq);
+        let ts = l.ts.unwrap(ts);
+        let index = ExtSeq(self.next_index);
+        self.next_index += 1;
         let switched_to = self.choose(now);
-        if self.forwarded != Some(layer) {
-            return Some(Received {
-                forward: None,
-                switched_to,
-            });
-        }
-        let l = &mut self.layers[usize::from(layer.0)];
-        let next = self.highest.map_or(own_seq, |h| h + SWITCH_SEQ_GAP);
-        let base = *l.seq_base.get_or_insert(next.wrapping_sub(own_seq));
-        let track_seq = own_seq.wrapping_add(base);
-        self.highest = Some(self.highest.map_or(track_seq, |h| h.max(track_seq)));
         Some(Received {
-            forward: Some((ExtSeq(track_seq), own_ts)),
+            seq,
+            ts,
+            index,
+            active: self.active(now),
             switched_to,
         })
     }
 
-    /// Forwards the highest layer present; the SSRC of the layer it switched to, if it did.
+    /// The layers arriving at `now`.
+    fn active(&self, now: Instant) -> ActiveLayers {
+        let bits = self.layers.iter().take(SpatialLayer::COUNT).enumerate();
+        ActiveLayers(
+            bits.filter(|(_, l)| l.stats.active(now, LAYER_TIMEOUT))
+                .fold(0, |m, (i, _)| m | 1 << i),
+        )
+    }
+
+    /// Notes the highest layer arriving; the SSRC of the new one, if it changed.
     fn choose(&mut self, now: Instant) -> Option<u32> {
         let best = self
             .layers
@@ -179,12 +192,7 @@ impl Simulcast {
         if best.is_none() || best == self.forwarded {
             return None;
         }
-        if let Some(old) = self.forwarded {
-            // Numbered afresh when it is forwarded again.
-            self.layers[usize::from(old.0)].seq_base = None;
-        }
         self.forwarded = best;
-        self.epoch += 1;
         self.forwarded_ssrc()
     }
 }
@@ -198,42 +206,44 @@ mod tests {
     }
 
     #[test]
-    fn the_highest_present_layer_is_forwarded_in_one_rising_sequence() {
+    fn every_layer_is_numbered_on_its_own_and_kept_in_arrival_order() {
         let t0 = Instant::now();
         let rids = ["q", "h", "f"].map(str::to_owned);
         let mut s = Simulcast::new(&rids);
         let (q, h, f) = (LayerIndex(0), LayerIndex(1), LayerIndex(2));
-        // q first: forwarded, as the only one.
         let r = s.received(q, 10, 100, 0, 50, true, t0).unwrap();
-        assert_eq!(r.switched_to, Some(10));
+        assert_eq!(
+            (r.switched_to, r.index.0, r.active),
+            (Some(10), 0, ActiveLayers(1))
+        );
         // Numbered as a plain track would be (`SeqUnwrapper` starts a cycle up).
-        assert_eq!(r.forward.map(|(s, _)| s.0), Some(65_536 + 100));
-        // f arrives: the highest, it takes over; h after it is not forwarded.
+        assert_eq!(r.seq.0, 65_536 + 100);
+        // f arrives: the highest; h after it changes nothing of that.
         let r = s.received(f, 30, 65_535, 0, 50, true, t0 + ms(1)).unwrap();
-        assert_eq!(r.switched_to, Some(30));
-        let first_f = r.forward.unwrap().0.0;
-        assert_eq!(first_f, 65_536 + 100 + SWITCH_SEQ_GAP);
+        assert_eq!((r.switched_to, r.index.0), (Some(30), 1));
+        assert_eq!(r.seq.0, 65_536 + 65_535);
         let r = s.received(h, 20, 7, 0, 50, true, t0 + ms(2)).unwrap();
-        assert_eq!((r.forward, r.switched_to), (None, None));
-        let r = s.received(q, 10, 101, 0, 50, false, t0 + ms(3)).unwrap();
-        assert_eq!((r.forward, r.switched_to), (None, None));
-        // f goes on across its wrap, one by one.
+        assert_eq!((r.switched_to, r.index.0), (None, 2));
+        assert_eq!(r.active, ActiveLayers(0b111));
+        // f goes on across its wrap.
         let r = s.received(f, 30, 0, 3000, 50, false, t0 + ms(4)).unwrap();
-        assert_eq!(r.forward.unwrap().0.0, first_f + 1);
+        assert_eq!(r.seq.0, 2 * 65_536);
         assert_eq!(s.forwarded(), Some(f));
         assert_eq!(s.forwarded_ssrc(), Some(30));
-        // f stops: past the timeout, the next packet of h moves the track down to h,
-        // numbered on past f.
+        // f stops: past the timeout, h is the highest arriving.
         let later = t0 + LAYER_TIMEOUT + ms(10);
         let r = s.received(h, 20, 8, 3000, 50, false, later).unwrap();
-        assert_eq!(r.switched_to, Some(20));
-        assert_eq!(r.forward.unwrap().0.0, first_f + 1 + SWITCH_SEQ_GAP);
+        assert_eq!((r.switched_to, r.active), (Some(20), ActiveLayers(0b010)));
+        // Keyframe requests are throttled per layer.
+        assert_eq!(s.keyframe_due(f, later), Some(30));
+        assert_eq!(s.keyframe_due(f, later), None);
+        assert_eq!(s.keyframe_due(h, later), Some(20));
         // Unknown layers are no layers.
         assert!(
             s.received(LayerIndex(3), 40, 1, 1, 1, false, later)
                 .is_none()
         );
         let counted: Vec<u64> = s.layers().iter().map(|l| l.stats.packets).collect();
-        assert_eq!(counted, [2, 2, 2]);
+        assert_eq!(counted, [1, 2, 2]);
     }
 }

@@ -1,0 +1,47 @@
+//! What a subscriber asks of a video it receives (`track_settings`): the size it shows
+//! it at, whether it is visible, a quality cap. For a simulcast track this sets the most
+//! its layer forwarder sends (`selection.rs` has the rule); a track without layers
+//! takes the message and changes nothing (yet).
+
+use chorus_core::TrackId;
+use chorus_protocol::MediaKind;
+
+use super::RoomCore;
+use crate::io::ParticipantKey;
+use crate::selection::{ASSUMED_TOP_SIZE, ViewSettings};
+use crate::signal_error::SignalError;
+
+impl RoomCore {
+    pub(super) fn track_settings(
+        &mut self,
+        key: ParticipantKey,
+        track_id: &str,
+        settings: ViewSettings,
+    ) -> Result<(), SignalError> {
+        let not_received = || SignalError::NotSubscribed(track_id.to_owned());
+        let id = TrackId::named(track_id);
+        let track = self.tracks.get(&id).ok_or_else(not_received)?;
+        if track.kind() != MediaKind::Video {
+            return Err(not_received());
+        }
+        let layers = track
+            .upstream
+            .as_ref()
+            .and_then(|b| b.simulcast.as_ref())
+            .map(|s| s.layers().len());
+        let conn = self.participants.get(key).and_then(|p| p.subscriber);
+        let peer = conn.and_then(|c| self.conns.get_mut(c));
+        let dt = peer
+            .and_then(|p| p.downtracks.get_mut(&id))
+            .ok_or_else(not_received)?;
+        let Some(layers) = layers else {
+            return Ok(());
+        };
+        let max = settings.max_layer(layers, ASSUMED_TOP_SIZE);
+        tracing::debug!(track = %id, ?settings, ?max, "track settings");
+        dt.layers
+            .get_or_insert_with(Box::default)
+            .set_max(max, settings.visible);
+        Ok(())
+    }
+}
