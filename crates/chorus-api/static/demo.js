@@ -262,6 +262,11 @@
         if (m.ts) chorus.lastRttMs = Date.now() - m.ts;
         break;
       case 'error':
+        // A tile's settings can cross its track going away: nothing to show for it.
+        if (m.code === 'not_subscribed') {
+          log('track settings for a track no longer received', m.message);
+          break;
+        }
         showError(describeError(m.code, m.message), m.code);
         break;
       default:
@@ -1191,6 +1196,55 @@
     tile.classList.toggle('no-video', !camVideo || (cam && cam.muted));
   }
 
+  // ------------------------------------------------------ what each tile shows
+
+  /** track_id -> the last `track_settings` sent, as JSON (nothing is sent twice). */
+  const tileSettings = new Map();
+  const tileTimers = new Map();
+  const tileResize = typeof ResizeObserver === 'function' ? new ResizeObserver((es) => es.forEach((e) => tileChanged(e.target))) : null;
+  const tileVisible = typeof IntersectionObserver === 'function' ? new IntersectionObserver((es) => es.forEach((e) => tileChanged(e.target, e.isIntersecting))) : null;
+
+  /**
+   * Tells the server the size a remote video is shown at and whether it is on screen, so
+   * that it sends the simulcast layer that fits (`track_settings`, docs/signaling.md).
+   */
+  function watchTile(el) {
+    el.dataset.visible = 'true';
+    if (tileResize) tileResize.observe(el);
+    if (tileVisible) tileVisible.observe(el);
+    tileChanged(el);
+  }
+
+  function tileChanged(el, visible) {
+    if (visible !== undefined) el.dataset.visible = String(visible);
+    const trackId = el.dataset.trackId;
+    if (!trackId) return;
+    // Layouts settle over a few frames: one message per tile per change burst.
+    clearTimeout(tileTimers.get(trackId));
+    tileTimers.set(trackId, setTimeout(() => sendTileSettings(el, trackId), 250));
+  }
+
+  function sendTileSettings(el, trackId) {
+    tileTimers.delete(trackId);
+    if (!el.isConnected) {
+      tileSettings.delete(trackId);
+      if (tileResize) tileResize.unobserve(el);
+      if (tileVisible) tileVisible.unobserve(el);
+      return;
+    }
+    const dpr = window.devicePixelRatio || 1;
+    const settings = {
+      type: 'track_settings',
+      track_id: trackId,
+      width: Math.round(el.clientWidth * dpr),
+      height: Math.round(el.clientHeight * dpr),
+      visible: el.dataset.visible !== 'false' && el.clientWidth > 0,
+    };
+    const json = JSON.stringify(settings);
+    if (tileSettings.get(trackId) === json) return;
+    if (send(settings)) tileSettings.set(trackId, json);
+  }
+
   /** Keeps one <video>/<audio> element per wanted track inside `parent`. */
   function syncMedia(parent, tag, wanted, classOf) {
     const have = new Map();
@@ -1209,8 +1263,10 @@
         }
         const cls = classOf(m);
         if (cls) el.className = cls;
-        if (tag === 'video') parent.insertBefore(el, parent.firstChild);
-        else parent.appendChild(el);
+        if (tag === 'video') {
+          parent.insertBefore(el, parent.firstChild);
+          watchTile(el);
+        } else parent.appendChild(el);
       }
       if (el.srcObject !== m.stream) {
         el.srcObject = m.stream;
