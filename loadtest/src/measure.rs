@@ -437,6 +437,7 @@ mod tests {
             plis_received: 0,
             firs_received: 0,
             nacks_received: 0,
+            layers: Vec::new(),
         };
         stats.outbound.insert(track.to_owned(), out);
         stats

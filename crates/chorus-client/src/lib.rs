@@ -28,7 +28,7 @@ mod stats;
 pub mod talk;
 mod vp8;
 
-pub use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage};
+pub use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage, VideoQuality};
 pub use chorus_protocol::{LeaveReason, MediaKind, TrackInfo, TrackSource};
 pub use client::{Client, ClientConfig, connect};
 pub use engine::{Engine, NegotiationOutcome};
@@ -39,7 +39,7 @@ pub use raw::StatsHandle;
 pub use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 pub use session::PathChange;
 pub use stats::{
-    ClientStats, DecodedAudio, InboundTrackStats, OutboundTrackStats, PeerConnectionState,
-    PeerStats, SeqSet,
+    ClientStats, DecodedAudio, InboundTrackStats, OutboundLayerStats, OutboundTrackStats,
+    PeerConnectionState, PeerStats, SeqSet,
 };
 pub use talk::{AudioContent, TalkPattern, tone_energy};
