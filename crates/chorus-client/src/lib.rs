@@ -3,7 +3,8 @@
 //! A [`Client`] joins a room over the signaling WebSocket (`/v1/rtc`) and speaks real
 //! WebRTC (ICE, DTLS-SRTP) on two peer connections driven by the sans-I/O `rtc` core:
 //! the **publisher** connection (we offer) carries real Opus talk ([`talk`]) and
-//! synthetic VP8 or H.264 video with send-time stamps ([`media`], [`latency`]), the
+//! synthetic VP8 or H.264 video with send-time stamps ([`media`], [`latency`]; a camera
+//! in three simulcast layers with [`MediaProfile::simulcast`]), the
 //! **subscriber** connection (the server offers) receives the tracks of others, each in
 //! a media stream named by the server's track id.
 //!
