@@ -42,7 +42,8 @@ impl Engine {
                 "track {track_id} ({cid}) is already published"
             )));
         }
-        let ssrc = rand::random::<u32>().max(1);
+        // Room for a simulcast camera's two more SSRCs above it, none of them 0.
+        let ssrc = rand::random::<u32>().clamp(1, u32::MAX - 2);
         let simulcast = self.profile.simulcast && source == TrackSource::Camera;
         let layer_ssrcs = simulcast.then(|| [ssrc, ssrc.wrapping_add(1), ssrc.wrapping_add(2)]);
         let sender = match layer_ssrcs {
