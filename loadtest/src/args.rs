@@ -136,8 +136,9 @@ pub struct Args {
     /// Video payload format of the cameras.
     #[arg(long, value_enum, default_value_t = CodecArg::Vp8)]
     pub codec: CodecArg,
-    /// Cameras send three simulcast layers (q/h/f). The server takes simulcast, but
-    /// chorus-client does not offer it yet: the run stops with an error.
+    /// Cameras send three simulcast layers (rids q/h/f: 320x180, 640x360, 1280x720 at
+    /// 150, 500, 1500 kbit/s, at --video-fps) instead of one stream; receivers ask for
+    /// no layer, so the server forwards each the highest arriving. Chorus only.
     #[arg(long)]
     pub simulcast: bool,
     /// Write a chart of the run (SVG) to this file.
@@ -219,6 +220,7 @@ impl Args {
                 CodecArg::Vp8 => VideoCodec::Vp8,
                 CodecArg::H264 => VideoCodec::H264,
             },
+            simulcast: self.simulcast,
             audio: AudioContent::Talk(pattern),
             decode_audio: self.decode_audio,
             ..MediaProfile::default()

@@ -134,7 +134,12 @@ pub(crate) fn pair_count(
             video: false,
         },
         Some((o0, o1)) => {
-            let sent = |s: &ClientStats| s.outbound.get(track).map_or(0, |o| o.packets);
+            // A simulcast camera's receiver gets one layer: by default the highest.
+            let sent = |s: &ClientStats| {
+                s.outbound.get(track).map_or(0, |o| {
+                    o.layers.last().map_or(o.packets, |layer| layer.packets)
+                })
+            };
             let video = o1
                 .outbound
                 .get(track)
@@ -437,6 +442,7 @@ mod tests {
             plis_received: 0,
             firs_received: 0,
             nacks_received: 0,
+            layers: Vec::new(),
         };
         stats.outbound.insert(track.to_owned(), out);
         stats

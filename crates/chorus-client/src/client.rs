@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use chorus_protocol::signal::{PeerTarget, ServerMessage};
+use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage, VideoQuality};
 use chorus_protocol::{LeaveReason, ParticipantInfo, TrackInfo, TrackSource};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
@@ -217,6 +217,29 @@ impl Client {
     pub async fn set_audio(&self, content: AudioContent) -> Result<(), ClientError> {
         self.commands
             .send(Command::SetAudio(content))
+            .await
+            .map_err(|_| ClientError::Closed)
+    }
+
+    /// Tells the server how a received video is shown (`track_settings`, by server
+    /// track id): it forwards the simulcast layer that fits `width`×`height` (`None`:
+    /// no limit) up to `max_quality`, or nothing while not `visible`.
+    pub async fn track_settings(
+        &self,
+        track_id: &str,
+        size: Option<(u32, u32)>,
+        visible: bool,
+        max_quality: Option<VideoQuality>,
+    ) -> Result<(), ClientError> {
+        let message = ClientMessage::TrackSettings {
+            track_id: track_id.to_owned(),
+            width: size.map(|(width, _)| width),
+            height: size.map(|(_, height)| height),
+            visible,
+            max_quality,
+        };
+        self.commands
+            .send(Command::Send(message))
             .await
             .map_err(|_| ClientError::Closed)
     }

@@ -12,6 +12,7 @@
 //! in `publish`, with the server's tracks in `subscribe`; both add methods to
 //! [`Engine`] and import from here, nothing here imports from them.
 
+mod outgoing;
 mod publish;
 mod subscribe;
 
@@ -27,10 +28,10 @@ use tracing::debug;
 
 use crate::decode::AudioDecoder;
 use crate::error::ClientError;
-use crate::media::MediaSource;
 use crate::peer::{Peer, PeerOutput};
 use crate::profile::MediaProfile;
 use crate::stats::{ClientStats, PeerStats, SharedStats};
+use outgoing::Outgoing;
 
 /// Longest sleep of [`Engine::step`] when nothing is scheduled.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
@@ -51,9 +52,12 @@ struct Publication {
     track_id: String,
     source: TrackSource,
     sender: RTCRtpSenderId,
+    /// The stream's SSRC; a simulcast camera's lowest layer's.
     ssrc: u32,
+    /// A simulcast camera's SSRCs, lowest layer first.
+    layer_ssrcs: Option<[u32; 3]>,
     /// Set once the answer names the payload type.
-    media: Option<MediaSource>,
+    media: Option<Outgoing>,
     muted: bool,
 }
 
@@ -297,7 +301,7 @@ impl Engine {
             self.publications
                 .iter()
                 .filter_map(|p| p.media.as_ref())
-                .map(MediaSource::poll_timeout)
+                .map(Outgoing::poll_timeout)
                 .min()
         } else {
             None

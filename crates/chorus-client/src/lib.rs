@@ -3,7 +3,8 @@
 //! A [`Client`] joins a room over the signaling WebSocket (`/v1/rtc`) and speaks real
 //! WebRTC (ICE, DTLS-SRTP) on two peer connections driven by the sans-I/O `rtc` core:
 //! the **publisher** connection (we offer) carries real Opus talk ([`talk`]) and
-//! synthetic VP8 or H.264 video with send-time stamps ([`media`], [`latency`]), the
+//! synthetic VP8 or H.264 video with send-time stamps ([`media`], [`latency`]; a camera
+//! in three simulcast layers with [`MediaProfile::simulcast`]), the
 //! **subscriber** connection (the server offers) receives the tracks of others, each in
 //! a media stream named by the server's track id.
 //!
@@ -28,7 +29,7 @@ mod stats;
 pub mod talk;
 mod vp8;
 
-pub use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage};
+pub use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage, VideoQuality};
 pub use chorus_protocol::{LeaveReason, MediaKind, TrackInfo, TrackSource};
 pub use client::{Client, ClientConfig, connect};
 pub use engine::{Engine, NegotiationOutcome};
@@ -39,7 +40,7 @@ pub use raw::StatsHandle;
 pub use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 pub use session::PathChange;
 pub use stats::{
-    ClientStats, DecodedAudio, InboundTrackStats, OutboundTrackStats, PeerConnectionState,
-    PeerStats, SeqSet,
+    ClientStats, DecodedAudio, InboundTrackStats, OutboundLayerStats, OutboundTrackStats,
+    PeerConnectionState, PeerStats, SeqSet,
 };
 pub use talk::{AudioContent, TalkPattern, tone_energy};

@@ -12,7 +12,9 @@ use chorus_protocol::signal::{IceCandidate, PeerTarget};
 use chorus_protocol::{MediaKind, TrackSource};
 use chorus_rtc_profile::AUDIO_LEVEL_URI;
 use rtc::interceptor::Registry;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_simulcast_extension_headers, register_default_interceptors,
+};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
@@ -34,6 +36,8 @@ use rtc::statistics::StatsSelector;
 use rtc::{rtcp, rtp};
 use tokio::net::UdpSocket;
 use tracing::{debug, trace};
+
+mod simulcast;
 
 use crate::error::ClientError;
 use crate::profile::{Keepalive, MediaProfile, StreamParams, VideoCodec};
@@ -227,7 +231,7 @@ impl Peer {
                 label,
                 kind,
                 ssrc,
-                h264_codec().rtp_codec,
+                self.video_rtp_codec(),
             )
         } else {
             chorus_rtc_profile::sending_track(stream_id, track_id, label, kind, ssrc)
@@ -549,7 +553,7 @@ fn h264_codec() -> RTCRtpCodecParameters {
 
 /// Opus and the one video format the synthetic source sends (publisher; a server that
 /// does not take it leaves the video without a codec) or VP8 and H.264 (subscriber), the
-/// RFC 6464 audio level extension, the default interceptors (NACK, RTCP reports, TWCC
+/// RFC 6464 audio level extension (and for a simulcast publisher the MID and rid ones), the default interceptors (NACK, RTCP reports, TWCC
 /// feedback), `chorus_rtc_profile::with_rtcp_to_application`, and the SRTP protection
 /// profiles and answering DTLS role of `profile`.
 fn build_peer_connection(
@@ -574,6 +578,11 @@ fn build_peer_connection(
         RtpCodecKind::Audio,
         None,
     )?;
+    if target == PeerTarget::Publisher && profile.simulcast {
+        // MID and rid (and repaired rid), as a browser offers them for simulcast: the
+        // server tells the layers apart by them.
+        configure_simulcast_extension_headers(&mut media_engine)?;
+    }
     let registry = chorus_rtc_profile::with_rtcp_to_application(Registry::new());
     let registry = register_default_interceptors(registry, &mut media_engine)?;
     // The server judges liveness; this client's own ICE timers are off, so that a

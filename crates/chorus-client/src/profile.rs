@@ -31,6 +31,10 @@ pub struct MediaProfile {
     /// RTP payload bytes per video packet.
     pub video_packet_size: usize,
     pub video_codec: VideoCodec,
+    /// Cameras are sent in three simulcast layers (rids q/h/f, 180p/360p/720p,
+    /// [`crate::media::SIMULCAST_LAYERS`]), as a browser's `sendEncodings`; the
+    /// publisher connection then offers the MID and rid header extensions.
+    pub simulcast: bool,
     /// What the microphone sends.
     pub audio: AudioContent,
     /// Decode received audio with Opus and count what it holds
@@ -57,6 +61,7 @@ impl Default for MediaProfile {
             video_packets_per_keyframe: 6,
             video_packet_size: 1000,
             video_codec: VideoCodec::Vp8,
+            simulcast: false,
             audio: AudioContent::default(),
             decode_audio: true,
             keepalive: Keepalive::default(),

@@ -45,6 +45,8 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<(), ClientError>>,
     },
     SetAudio(AudioContent),
+    /// A message the engine has no part in (`track_settings`), sent as it is.
+    Send(ClientMessage),
     Path {
         target: PeerTarget,
         change: PathChange,
@@ -242,6 +244,7 @@ impl Session {
                 self.engine.set_audio(content);
                 None
             }
+            Command::Send(message) => Some(message),
             Command::Path {
                 target,
                 change,

@@ -61,6 +61,9 @@ pub struct InboundTrackStats {
     pub last_packet_at: Option<Instant>,
     /// VP8 keyframes seen (first packet of a keyframe).
     pub keyframes: u64,
+    /// Width and height the last VP8 keyframe's header gives: which simulcast layer
+    /// the server forwards.
+    pub frame_size: Option<(u16, u16)>,
     /// PLIs this client sent for the track.
     pub plis_sent: u64,
     /// Lowest and highest extended (64-bit) sequence number received; `None` before the
@@ -87,6 +90,7 @@ impl InboundTrackStats {
             first_packet_at: None,
             last_packet_at: None,
             keyframes: 0,
+            frame_size: None,
             plis_sent: 0,
             seq_range: None,
             received: SeqSet::default(),
@@ -115,8 +119,11 @@ impl InboundTrackStats {
         }));
         self.received.insert(extended);
         if self.kind == MediaKind::Video {
-            if parse_vp8_frame_start(&packet.payload).is_some_and(|frame| frame.keyframe) {
+            if let Some(frame) =
+                parse_vp8_frame_start(&packet.payload).filter(|frame| frame.keyframe)
+            {
                 self.keyframes += 1;
+                self.frame_size = Some((frame.width, frame.height));
             }
             if let Some(sent) = read_stamp(&packet.payload) {
                 self.latency.record(now.saturating_duration_since(sent));
@@ -285,6 +292,38 @@ pub struct OutboundTrackStats {
     pub plis_received: u64,
     pub firs_received: u64,
     pub nacks_received: u64,
+    /// A simulcast camera's layers, lowest first (`ssrc` above is the lowest's); empty
+    /// for a single stream.
+    pub layers: Vec<OutboundLayerStats>,
+}
+
+/// What one simulcast layer of an own camera sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundLayerStats {
+    pub rid: &'static str,
+    pub ssrc: u32,
+    pub packets: u64,
+    /// RTP payload bytes.
+    pub bytes: u64,
+    pub frames: u64,
+    pub keyframes: u64,
+    /// PLIs and FIR entries for this layer's SSRC.
+    pub keyframe_requests: u64,
+}
+
+impl OutboundLayerStats {
+    /// Nothing sent yet.
+    pub fn new(rid: &'static str, ssrc: u32) -> Self {
+        Self {
+            rid,
+            ssrc,
+            packets: 0,
+            bytes: 0,
+            frames: 0,
+            keyframes: 0,
+            keyframe_requests: 0,
+        }
+    }
 }
 
 impl OutboundTrackStats {
@@ -300,6 +339,7 @@ impl OutboundTrackStats {
             plis_received: 0,
             firs_received: 0,
             nacks_received: 0,
+            layers: Vec::new(),
         }
     }
 }

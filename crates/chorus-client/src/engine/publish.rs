@@ -1,6 +1,7 @@
 //! Our tracks on the publisher connection, where we are the only offerer: publishing,
-//! unpublishing and muting them, the offer/answer that adds them, sending their media,
-//! and the RTCP the server sends about them (a PLI or FIR schedules a keyframe).
+//! unpublishing and muting them, the offer/answer that adds them, sending their media
+//! (a camera in three simulcast layers with `MediaProfile::simulcast`), and the RTCP the
+//! server sends about them (a PLI or FIR schedules a keyframe of the stream it names).
 
 use std::time::Instant;
 
@@ -15,10 +16,10 @@ use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use tracing::{debug, warn};
 
-use super::{Engine, Publication, peer_stats};
+use super::{Engine, Outgoing, Publication, peer_stats};
 use crate::error::ClientError;
-use crate::media::{MediaSource, VideoShape};
-use crate::stats::{ClientStats, OutboundTrackStats};
+use crate::media::{MediaSource, SIMULCAST_LAYERS, SimulcastParams, SimulcastSource, VideoShape};
+use crate::stats::{ClientStats, OutboundLayerStats, OutboundTrackStats};
 use crate::talk::AudioContent;
 
 impl Engine {
@@ -41,21 +42,37 @@ impl Engine {
                 "track {track_id} ({cid}) is already published"
             )));
         }
-        let ssrc = rand::random::<u32>().max(1);
-        let sender = self.publisher.add_track(track_id, cid, source, ssrc)?;
+        // Room for a simulcast camera's two more SSRCs above it, none of them 0.
+        let ssrc = rand::random::<u32>().clamp(1, u32::MAX - 2);
+        let simulcast = self.profile.simulcast && source == TrackSource::Camera;
+        let layer_ssrcs = simulcast.then(|| [ssrc, ssrc.wrapping_add(1), ssrc.wrapping_add(2)]);
+        let sender = match layer_ssrcs {
+            Some(ssrcs) => {
+                self.publisher
+                    .add_simulcast_track(track_id, cid, &SIMULCAST_LAYERS, ssrcs)?
+            }
+            None => self.publisher.add_track(track_id, cid, source, ssrc)?,
+        };
         self.publications.push(Publication {
             cid: cid.to_owned(),
             track_id: track_id.to_owned(),
             source,
             sender,
             ssrc,
+            layer_ssrcs,
             media: None,
             muted: false,
         });
-        self.stats.lock().outbound.insert(
-            track_id.to_owned(),
-            OutboundTrackStats::new(source.kind(), ssrc),
-        );
+        let mut outbound = OutboundTrackStats::new(source.kind(), ssrc);
+        outbound.layers = SIMULCAST_LAYERS
+            .iter()
+            .zip(layer_ssrcs.into_iter().flatten())
+            .map(|(layer, ssrc)| OutboundLayerStats::new(layer.rid.as_str(), ssrc))
+            .collect();
+        self.stats
+            .lock()
+            .outbound
+            .insert(track_id.to_owned(), outbound);
         self.negotiation.waiting.push(cid.to_owned());
         self.negotiation.needs_offer = true;
         self.offer_if_needed(now);
@@ -183,15 +200,38 @@ impl Engine {
             .ok_or_else(|| {
                 ClientError::Protocol(format!("no codec negotiated for {}", publication.track_id))
             })?;
+        if let Some(ssrcs) = publication.layer_ssrcs {
+            let (mid_ext, rid_ext) = self
+                .publisher
+                .simulcast_tags(publication.sender, &publication.cid);
+            let rid_ext = rid_ext.ok_or_else(|| {
+                ClientError::Protocol(format!(
+                    "the answer took no rid extension for {}",
+                    publication.track_id
+                ))
+            })?;
+            let layers = SimulcastParams {
+                payload_type: params.payload_type,
+                ssrcs,
+                rid_ext: Some(rid_ext),
+            };
+            let (codec, fps) = (self.profile.video_codec, self.profile.video_fps);
+            let mut source = SimulcastSource::new(layers, codec, SIMULCAST_LAYERS, fps, now);
+            if let Some((id, mid)) = mid_ext {
+                source.set_mid(id, &mid);
+            }
+            publication.media = Some(Outgoing::Simulcast(source));
+            return Ok(());
+        }
         let video = |size| {
             let shape = VideoShape::from_profile(&self.profile, size);
             MediaSource::video(params, self.profile.video_codec, shape, now)
         };
-        publication.media = Some(match publication.source {
+        publication.media = Some(Outgoing::Single(match publication.source {
             TrackSource::Microphone => MediaSource::opus(params, &self.profile, now),
             TrackSource::Camera => video((640, 360)),
             TrackSource::ScreenShare => video((1280, 720)),
-        });
+        }));
         Ok(())
     }
 
@@ -207,7 +247,7 @@ impl Engine {
                 media.skip_until(now);
                 continue;
             }
-            while let Some(frame) = media.poll_frame(now) {
+            while let Some((rid, frame)) = media.poll_frame(now) {
                 let (mut packets, mut bytes) = (0, 0);
                 for packet in frame.packets {
                     let size = packet.payload.len() as u64;
@@ -222,6 +262,16 @@ impl Engine {
                     outbound.bytes += bytes;
                     outbound.frames += 1;
                     outbound.keyframes += u64::from(frame.keyframe);
+                    let layer = rid.and_then(|rid| {
+                        let rid = rid.as_str();
+                        outbound.layers.iter_mut().find(|l| l.rid == rid)
+                    });
+                    if let Some(layer) = layer {
+                        layer.packets += packets;
+                        layer.bytes += bytes;
+                        layer.frames += 1;
+                        layer.keyframes += u64::from(frame.keyframe);
+                    }
                 }
             }
         }
@@ -278,9 +328,18 @@ fn feedback_target<'a>(
     ssrc: u32,
     keyframe: bool,
 ) -> Option<&'a mut OutboundTrackStats> {
-    let publication = publications.iter_mut().find(|p| p.ssrc == ssrc)?;
+    let publication = publications
+        .iter_mut()
+        .find(|p| p.ssrc == ssrc || p.layer_ssrcs.is_some_and(|l| l.contains(&ssrc)))?;
     if let (true, Some(media)) = (keyframe, publication.media.as_mut()) {
-        media.request_keyframe();
+        media.request_keyframe_for(ssrc);
     }
-    stats.outbound.get_mut(&publication.track_id)
+    let outbound = stats.outbound.get_mut(&publication.track_id)?;
+    if let (true, Some(layer)) = (
+        keyframe,
+        outbound.layers.iter_mut().find(|l| l.ssrc == ssrc),
+    ) {
+        layer.keyframe_requests += 1;
+    }
+    Some(outbound)
 }

@@ -84,9 +84,9 @@ pub struct LayerFrame {
 }
 
 /// A simulcast camera: three independent streams (own SSRC, sequence numbers and
-/// keyframes) of one picture sequence, each packet tagged with its rid. The server takes
-/// simulcast (and places layers tagged with a rid alone); the client's publisher
-/// connection does not offer it yet: this is the sending side, ready for it.
+/// keyframes) of one picture sequence, each packet tagged with its rid (and MID, once
+/// [`SimulcastSource::set_mid`] named it). The engine sends it for a camera when
+/// `MediaProfile::simulcast` is set.
 #[derive(Debug)]
 pub struct SimulcastSource {
     layers: Vec<(SimulcastLayer, MediaSource)>,
@@ -146,6 +146,23 @@ impl SimulcastSource {
                 frame,
             })
         })
+    }
+
+    /// Tags every layer's packets with the MID of their m-section too, so the server
+    /// places them whatever other sections offer the same rids.
+    pub fn set_mid(&mut self, ext_id: u8, mid: &str) {
+        let mid = bytes::Bytes::copy_from_slice(mid.as_bytes());
+        for (_, source) in &mut self.layers {
+            source.set_mid(ext_id, mid.clone());
+        }
+    }
+
+    /// The layer sent on `ssrc`.
+    pub fn layer_of(&self, ssrc: u32) -> Option<Rid> {
+        self.layers
+            .iter()
+            .find(|(_, source)| source.ssrc() == ssrc)
+            .map(|(layer, _)| layer.rid)
     }
 
     /// Makes the next frame of the layer a keyframe (a PLI for its SSRC).

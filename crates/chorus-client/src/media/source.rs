@@ -33,8 +33,9 @@ pub struct MediaSource {
     clock_step: u32,
     next_frame_at: Instant,
     codec: Codec,
-    /// RFC 8852 RtpStreamId extension (id, rid) of a simulcast layer.
-    rid: Option<(u8, &'static str)>,
+    /// SDES header extensions (id, value) every packet carries: a simulcast layer's
+    /// MID and RFC 8852 rid, by which the server places it.
+    sdes: Vec<(u8, Bytes)>,
 }
 
 #[derive(Debug)]
@@ -100,7 +101,7 @@ impl MediaSource {
             clock_step,
             next_frame_at: now,
             codec,
-            rid: None,
+            sdes: Vec::new(),
         }
     }
 
@@ -157,7 +158,16 @@ impl MediaSource {
 
     /// Tags every packet with an RFC 8852 RtpStreamId header extension.
     pub(crate) fn set_rid(&mut self, ext_id: u8, rid: &'static str) {
-        self.rid = Some((ext_id, rid));
+        self.sdes.push((ext_id, Bytes::from_static(rid.as_bytes())));
+    }
+
+    /// Tags every packet with the MID header extension of its m-section.
+    pub(crate) fn set_mid(&mut self, ext_id: u8, mid: Bytes) {
+        self.sdes.push((ext_id, mid));
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.params.ssrc
     }
 
     fn header(&mut self, marker: bool) -> rtp::Header {
@@ -170,8 +180,8 @@ impl MediaSource {
             ssrc: self.params.ssrc,
             ..Default::default()
         };
-        if let Some((id, rid)) = self.rid {
-            add_extension(&mut header, id, Bytes::from_static(rid.as_bytes()));
+        for (id, value) in &self.sdes {
+            add_extension(&mut header, *id, value.clone());
         }
         self.sequence_number = self.sequence_number.wrapping_add(1);
         header
