@@ -310,6 +310,54 @@ fn sample_config_in_deploy_is_valid() {
     config.validate().unwrap();
 }
 
+/// Every TOML file under `deploy/` (the systemd sample, the Kubernetes ConfigMap) parses
+/// and is valid once the environment its deployment provides is there; every file the
+/// Kubernetes kustomization and the Dockerfile name exists.
+#[test]
+fn every_config_in_deploy_is_valid() {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let mut tomls = Vec::new();
+    let mut dirs = vec![deploy.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                tomls.push(path);
+            }
+        }
+    }
+    assert!(tomls.len() >= 2, "{tomls:?}");
+    let deployed = env(&[
+        ("CHORUS_API_SECRET", SECRET),
+        ("CHORUS_MEDIA_ANNOUNCE", "10.0.0.5"),
+    ]);
+    for path in &tomls {
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut config =
+            Config::from_toml(&text).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        config.apply_env(&deployed).unwrap();
+        config
+            .validate()
+            .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+    }
+    let k8s = deploy.join("kubernetes");
+    let kustomization = std::fs::read_to_string(k8s.join("kustomization.yaml")).unwrap();
+    let named = kustomization
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .filter(|f| f.ends_with(".yaml") || f.ends_with(".toml"));
+    for file in named {
+        assert!(k8s.join(file).exists(), "kustomization names {file}");
+    }
+    let dockerfile = std::fs::read_to_string(deploy.join("Dockerfile")).unwrap();
+    for line in dockerfile.lines().filter(|l| l.starts_with("COPY deploy/")) {
+        let source = line.split_whitespace().nth(1).unwrap();
+        assert!(deploy.join("..").join(source).exists(), "{line}");
+    }
+}
+
 #[test]
 fn public_url_derivation() {
     let config = Config::default();
