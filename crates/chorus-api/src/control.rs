@@ -598,6 +598,7 @@ mod tests {
             "receive_syscalls": 15,
             "received_bytes": 16,
             "sent_bytes": 17,
+            "rate_limited": 18,
             "unroutable": {"unknown_addr": 2, "unknown_ufrag": 3, "bad_integrity": 4},
             "inbox_full": 5,
             "sent": 6,

@@ -271,6 +271,7 @@ impl Collector for RoomsCollector {
             ("bad_integrity", u.bad_integrity),
             ("inbox_full", media.inbox_full),
             ("srtp_refused", media.srtp_refused),
+            ("rate_limited", media.rate_limited),
             ("send_buffer_full", media.send_dropped),
             ("send_error", media.send_errors),
         ];

@@ -220,6 +220,7 @@ pub fn media_stats() -> MediaStats {
         receive_syscalls: 15,
         received_bytes: 16,
         sent_bytes: 17,
+        rate_limited: 18,
         unroutable: UnroutableStats {
             unknown_addr: 2,
             unknown_ufrag: 3,

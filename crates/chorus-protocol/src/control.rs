@@ -207,6 +207,10 @@ pub struct MediaStats {
     /// SRTP/SRTCP of an established connection that did not authenticate (forged, a
     /// replay, or damaged), dropped on the I/O thread.
     pub srtp_refused: u64,
+    /// SRTP/SRTCP beyond a connection's packet rate (a flooding client), dropped on the
+    /// I/O thread before decryption (absent from older servers: 0).
+    #[serde(default)]
+    pub rate_limited: u64,
     pub rtcp: RtcpStats,
 }
 

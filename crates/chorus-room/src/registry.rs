@@ -182,6 +182,7 @@ impl RoomRegistry {
             send_syscalls: get(&c.send_syscalls),
             gso_datagrams: get(&c.gso_datagrams),
             srtp_refused: get(&c.srtp_refused),
+            rate_limited: get(&c.rate_limited),
             rtcp: RtcpStats {
                 delivered: rtcp.read(),
                 // Every reason, zeros included, so a reader sees what can be dropped.
@@ -514,6 +515,7 @@ mod tests {
             (&c.receive_syscalls, 12),
             (&c.received_bytes, 13),
             (&c.sent_bytes, 14),
+            (&c.rate_limited, 15),
         ];
         for (counter, n) in counters {
             counter.fetch_add(n, Ordering::Relaxed);
@@ -534,8 +536,9 @@ mod tests {
             stats.receive_syscalls,
             stats.received_bytes,
             stats.sent_bytes,
+            stats.rate_limited,
         ];
-        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
         assert_eq!(stats.rtcp.delivered, 0);
         let reasons: Vec<&str> = stats.rtcp.dropped.keys().map(String::as_str).collect();
         assert_eq!(reasons, ["malformed", "unknown_type"]);

@@ -21,6 +21,8 @@ pub struct MediaCounters {
     pub inbox_full: AtomicU64,
     /// SRTP/SRTCP of a keyed connection that did not authenticate on the I/O thread.
     pub srtp_refused: AtomicU64,
+    /// SRTP/SRTCP beyond a connection's packet rate (a flood), dropped undecrypted.
+    pub rate_limited: AtomicU64,
     /// UDP payload bytes received.
     pub received_bytes: AtomicU64,
     /// Datagrams handed to the kernel.

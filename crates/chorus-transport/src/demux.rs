@@ -69,6 +69,9 @@ pub enum Delivery {
     /// SRTP or SRTCP of a keyed connection that did not authenticate (forged, a replay,
     /// or damaged).
     SrtpRefused,
+    /// The connection sends more than [`crate::ingress::MAX_PACKETS_PER_SECOND`] (a
+    /// flood): dropped before decryption.
+    RateLimited,
 }
 
 impl Demux {
@@ -146,11 +149,14 @@ impl Demux {
             }
         };
         let (data, unprotected) = match &route.ingress {
-            Some(key) if matches!(data.first(), Some(128..=191)) => match key.unprotect(&data) {
-                Ok(plain) => (plain, true),
-                Err(IngressError::NotKeyed) => (data, false),
-                Err(IngressError::Refused) => return Delivery::SrtpRefused,
-            },
+            Some(key) if matches!(data.first(), Some(128..=191)) => {
+                match key.unprotect_metered(&data, at) {
+                    Ok(plain) => (plain, true),
+                    Err(IngressError::NotKeyed) => (data, false),
+                    Err(IngressError::Refused) => return Delivery::SrtpRefused,
+                    Err(IngressError::RateLimited) => return Delivery::RateLimited,
+                }
+            }
             _ => (data, false),
         };
         permit.send(Datagram {

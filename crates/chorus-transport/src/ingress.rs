@@ -10,13 +10,27 @@
 //! on one socket.
 
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use bytes::BytesMut;
+use chorus_core::TokenBucket;
 use srtp::context::Context;
+
+/// SRTP and SRTCP packets a connection may send a second, and at once, before the rest is
+/// dropped here (`rate_limited`): about ten times what a publisher of three simulcast
+/// layers and a microphone sends, so only a flood meets it, and a flooding client costs
+/// the room nothing.
+pub const MAX_PACKETS_PER_SECOND: u32 = 2_500;
 
 /// Cheap to clone: every clone is the same key.
 #[derive(Clone, Default)]
-pub struct IngressKey(Arc<OnceLock<Mutex<Context>>>);
+pub struct IngressKey(Arc<OnceLock<Mutex<Keyed>>>);
+
+struct Keyed {
+    context: Context,
+    /// Metered under the same lock as the context: no second lock per packet.
+    rate: TokenBucket,
+}
 
 impl std::fmt::Debug for IngressKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,12 +56,18 @@ pub enum IngressError {
     NotKeyed,
     /// Not authentic, a replay, or malformed.
     Refused,
+    /// Over [`MAX_PACKETS_PER_SECOND`]: dropped before decryption.
+    RateLimited,
 }
 
 impl IngressKey {
     /// Keys it, once; false if it was keyed already (the context is dropped).
     pub fn set(&self, remote: Context) -> bool {
-        self.0.set(Mutex::new(remote)).is_ok()
+        let keyed = Keyed {
+            context: remote,
+            rate: TokenBucket::new(MAX_PACKETS_PER_SECOND, MAX_PACKETS_PER_SECOND),
+        };
+        self.0.set(Mutex::new(keyed)).is_ok()
     }
 
     pub fn is_keyed(&self) -> bool {
@@ -57,10 +77,24 @@ impl IngressKey {
     /// Unprotects an SRTP or SRTCP datagram (RFC 5761: RTCP packet types 192–223 sit
     /// where RTP has its marker and payload type).
     pub fn unprotect(&self, data: &[u8]) -> Result<BytesMut, IngressError> {
-        let context = self.0.get().ok_or(IngressError::NotKeyed)?;
+        self.unprotect_inner(data, None)
+    }
+
+    /// [`Self::unprotect`], metered: a datagram arriving at `at` beyond the connection's
+    /// rate is dropped without being decrypted.
+    pub fn unprotect_metered(&self, data: &[u8], at: Instant) -> Result<BytesMut, IngressError> {
+        self.unprotect_inner(data, Some(at))
+    }
+
+    fn unprotect_inner(&self, data: &[u8], at: Option<Instant>) -> Result<BytesMut, IngressError> {
+        let keyed = self.0.get().ok_or(IngressError::NotKeyed)?;
         // A thread that panicked holding it left a context that is still whole: the
         // panic came from outside the lock's short critical sections.
-        let mut context = context.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keyed = keyed.lock().unwrap_or_else(|p| p.into_inner());
+        if at.is_some_and(|at| !keyed.rate.allow(at)) {
+            return Err(IngressError::RateLimited);
+        }
+        let context = &mut keyed.context;
         let plain = if is_rtcp(data) {
             context.decrypt_rtcp(data)
         } else {
@@ -138,5 +172,36 @@ pub(crate) mod tests {
         assert!(!unkeyed.set(pair().0), "keyed once");
         assert_ne!(unkeyed, key);
         assert_eq!(key.clone(), key);
+    }
+
+    /// A flood is cut at the connection's rate before decryption, whatever it carries;
+    /// time refills it; the unmetered path (the room's) is not counted.
+    #[test]
+    fn a_flood_is_cut_at_the_connection_rate() {
+        let (mut sender, key) = pair();
+        let t0 = Instant::now();
+        let n = MAX_PACKETS_PER_SECOND as usize;
+        let packets: Vec<_> = (0..2 * n as u16)
+            .map(|seq| sender.encrypt_rtp(&rtp(seq)).unwrap())
+            .collect();
+        let results: Vec<_> = packets
+            .iter()
+            .map(|p| key.unprotect_metered(p, t0))
+            .collect();
+        let taken = results.iter().filter(|r| r.is_ok()).count();
+        let limited = results
+            .iter()
+            .filter(|r| **r == Err(IngressError::RateLimited))
+            .count();
+        assert_eq!(
+            (taken, limited),
+            (n, n),
+            "a burst of the rate, the rest cut"
+        );
+        // Cut packets were never decrypted, so not marked in the replay window: their
+        // resends go through once the rate allows.
+        let later = t0 + std::time::Duration::from_millis(10);
+        assert!(key.unprotect_metered(&packets[n], later).is_ok());
+        assert!(key.unprotect(&packets[n + 1]).is_ok(), "unmetered");
     }
 }

@@ -233,6 +233,7 @@ impl MediaPlane {
             stun_bad_integrity = get(&c.stun_bad_integrity),
             inbox_full = get(&c.inbox_full),
             srtp_refused = get(&c.srtp_refused),
+            rate_limited = get(&c.rate_limited),
             sent = get(&c.sent),
             send_syscalls = get(&c.send_syscalls),
             gso_datagrams = get(&c.gso_datagrams),
@@ -323,6 +324,7 @@ fn receive_loop(inner: &Inner, socket: UdpSocket) {
                 Delivery::UnknownUfrag => &c.unroutable_unknown_ufrag,
                 Delivery::InboxFull => &c.inbox_full,
                 Delivery::SrtpRefused => &c.srtp_refused,
+                Delivery::RateLimited => &c.rate_limited,
             };
             counter.fetch_add(1, Ordering::Relaxed);
         });
