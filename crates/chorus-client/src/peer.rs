@@ -5,30 +5,23 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use chorus_protocol::signal::{IceCandidate, PeerTarget};
 use chorus_protocol::{MediaKind, TrackSource};
 use chorus_rtc_profile::AUDIO_LEVEL_URI;
-use rtc::interceptor::Registry;
-use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_simulcast_extension_headers, register_default_interceptors,
-};
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
 };
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::configuration::{RTCConfigurationBuilder, RTCOfferOptions};
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::{RTCIceGatheringState, RTCPeerConnectionState};
-use rtc::peer_connection::transport::{RTCDtlsRole, RTCIceCandidateInit};
-use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
-};
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -37,7 +30,11 @@ use rtc::{rtcp, rtp};
 use tokio::net::UdpSocket;
 use tracing::{debug, trace};
 
+mod build;
+mod paths;
 mod simulcast;
+
+use build::build_peer_connection;
 
 use crate::error::ClientError;
 use crate::profile::{Keepalive, MediaProfile, StreamParams, VideoCodec};
@@ -325,94 +322,6 @@ impl Peer {
         }
     }
 
-    /// A datagram already waiting on any of the connection's sockets, without waiting;
-    /// `None` when none is. Lets [`crate::Engine::step`] take in a burst before it
-    /// drives the connection once.
-    pub(crate) fn try_recv(&mut self) -> Option<io::Result<(usize, SocketAddr)>> {
-        let sockets = [
-            Some(&self.socket),
-            self.previous.as_ref(),
-            self.spare.as_ref(),
-        ];
-        for socket in sockets.into_iter().flatten() {
-            match socket.try_recv_from(&mut self.recv_buffer) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                received => return Some(received),
-            }
-        }
-        None
-    }
-
-    /// Opens a second path: a new socket on the same address, checked with the server
-    /// (an authenticated binding request without USE-CANDIDATE), not used yet. Returns
-    /// its address.
-    pub(crate) async fn add_path(&mut self) -> Result<SocketAddr, ClientError> {
-        let socket = UdpSocket::bind(SocketAddr::new(self.local_addr.ip(), 0)).await?;
-        let (request, server) = self.check(false)?;
-        socket.send_to(&request, server).await?;
-        let addr = socket.local_addr()?;
-        self.spare = Some(socket);
-        Ok(addr)
-    }
-
-    /// Nominates the path [`Peer::add_path`] opened and sends everything through it from
-    /// now on; the old path keeps receiving.
-    pub(crate) async fn switch_path(&mut self) -> Result<SocketAddr, ClientError> {
-        let spare = self
-            .spare
-            .take()
-            .ok_or_else(|| ClientError::Protocol("no second path to switch to".into()))?;
-        let (request, server) = self.check(true)?;
-        spare.send_to(&request, server).await?;
-        let addr = spare.local_addr()?;
-        self.previous = Some(std::mem::replace(&mut self.socket, spare));
-        Ok(addr)
-    }
-
-    /// Closes the path used before the last switch (its interface went away).
-    pub(crate) fn drop_previous_path(&mut self) -> Result<SocketAddr, ClientError> {
-        self.previous = None;
-        Ok(self.socket.local_addr()?)
-    }
-
-    /// Moves to a new socket and closes the old one, as when the client's network
-    /// changes; an ICE restart must follow for the server to accept the new address.
-    pub(crate) async fn change_address(&mut self) -> Result<SocketAddr, ClientError> {
-        let socket = UdpSocket::bind(SocketAddr::new(self.local_addr.ip(), 0)).await?;
-        let addr = socket.local_addr()?;
-        self.socket = socket;
-        self.previous = None;
-        self.spare = None;
-        Ok(addr)
-    }
-
-    /// A binding request to the server with the current credentials of both sides, as
-    /// a controlling agent checks (and nominates) a pair, and where it goes.
-    fn check(&self, nominate: bool) -> Result<(Vec<u8>, SocketAddr), ClientError> {
-        let credentials = |d: Option<&RTCSessionDescription>| {
-            d.and_then(|d| chorus_rtc_profile::IceCredentials::from_sdp(&d.sdp))
-        };
-        let (Some(local), Some(remote), Some(server)) = (
-            credentials(self.pc.local_description().as_ref()),
-            credentials(self.pc.remote_description()),
-            self.server,
-        ) else {
-            return Err(ClientError::Protocol(
-                "the connection is not negotiated and up yet".into(),
-            ));
-        };
-        let crypto = rtc::crypto::default_provider()
-            .map_err(|e| ClientError::Protocol(format!("no crypto provider: {e}")))?;
-        let request = chorus_rtc_profile::ice::binding_request(
-            &remote.ufrag,
-            &local.ufrag,
-            &remote.pwd,
-            nominate,
-            crypto.crypto(),
-        );
-        Ok((request, server))
-    }
-
     pub(crate) fn set_offline(&mut self, offline: bool) {
         self.offline = offline;
     }
@@ -536,74 +445,4 @@ impl Peer {
             }
         }
     }
-}
-
-/// Payload type of H.264 where Chorus's codec set has none (it negotiates VP8 only).
-const H264_PT: u8 = 102;
-
-/// Baseline H.264 in packetization mode 1, as the synthetic source produces it.
-fn h264_codec() -> RTCRtpCodecParameters {
-    let mut codec = chorus_rtc_profile::vp8_codec();
-    codec.rtp_codec.mime_type = MIME_TYPE_H264.to_owned();
-    codec.rtp_codec.sdp_fmtp_line =
-        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".to_owned();
-    codec.payload_type = H264_PT;
-    codec
-}
-
-/// Opus and the one video format the synthetic source sends (publisher; a server that
-/// does not take it leaves the video without a codec) or VP8 and H.264 (subscriber), the
-/// RFC 6464 audio level extension (and for a simulcast publisher the MID and rid ones), the default interceptors (NACK, RTCP reports, TWCC
-/// feedback), `chorus_rtc_profile::with_rtcp_to_application`, and the SRTP protection
-/// profiles and answering DTLS role of `profile`.
-fn build_peer_connection(
-    now: Instant,
-    target: PeerTarget,
-    profile: &MediaProfile,
-) -> Result<RTCPeerConnection, ClientError> {
-    let video_codec = profile.video_codec;
-    let mut media_engine = MediaEngine::default();
-    media_engine.register_codec(chorus_rtc_profile::opus_codec(), RtpCodecKind::Audio)?;
-    let sends_h264 = target == PeerTarget::Publisher && video_codec == VideoCodec::H264;
-    if !sends_h264 {
-        media_engine.register_codec(chorus_rtc_profile::vp8_codec(), RtpCodecKind::Video)?;
-    }
-    if sends_h264 || target == PeerTarget::Subscriber {
-        media_engine.register_codec(h264_codec(), RtpCodecKind::Video)?;
-    }
-    media_engine.register_header_extension(
-        RTCRtpHeaderExtensionCapability {
-            uri: AUDIO_LEVEL_URI.to_owned(),
-        },
-        RtpCodecKind::Audio,
-        None,
-    )?;
-    if target == PeerTarget::Publisher && profile.simulcast {
-        // MID and rid (and repaired rid), as a browser offers them for simulcast: the
-        // server tells the layers apart by them.
-        configure_simulcast_extension_headers(&mut media_engine)?;
-    }
-    let registry = chorus_rtc_profile::with_rtcp_to_application(Registry::new());
-    let registry = register_default_interceptors(registry, &mut media_engine)?;
-    // The server judges liveness; this client's own ICE timers are off, so that a
-    // sparse keepalive does not make it give up on its side. The connection's agent
-    // sends consent checks only in `Keepalive::Consent`.
-    let off = Some(Duration::ZERO);
-    let consent = match profile.keepalive {
-        Keepalive::Consent(every) => Some(every),
-        Keepalive::Indications(_) => off,
-    };
-    let mut setting_engine = SettingEngineBuilder::new()
-        .with_ice_timeouts(off, off, consent)
-        .with_srtp_protection_profiles(profile.srtp_profiles.clone());
-    if profile.answer_setup_active {
-        setting_engine = setting_engine.with_answering_dtls_role(RTCDtlsRole::Client);
-    }
-    let setting_engine = setting_engine.build();
-    Ok(RTCPeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_setting_engine(setting_engine)
-        .with_media_engine(media_engine)
-        .with_interceptor_registry(registry)
-        .build(now)?)
 }

@@ -9,7 +9,8 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::sdp::extmap::{SDES_MID_URI, SDES_RTP_STREAM_ID_URI};
 
-use super::{Peer, h264_codec};
+use super::Peer;
+use super::build::h264_codec;
 use crate::error::ClientError;
 use crate::media::SimulcastLayer;
 use crate::profile::VideoCodec;

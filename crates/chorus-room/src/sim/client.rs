@@ -32,9 +32,10 @@ use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodec
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use super::media::{Publication, Stream};
+use super::media::Publication;
 use super::net::{Dir, Loss, SERVER};
 use super::simulcast::{SimulcastSend, simulcast_mid};
+use super::stream::Stream;
 use crate::io::ParticipantKey;
 use chorus_transport::webrtc::sdp::{MID_URI, RID_URI};
 
@@ -543,5 +544,21 @@ impl SimClient {
             return false;
         };
         sender.write_rtp(now, packet).is_ok()
+    }
+}
+
+/// Simulcast publishing (`simulcast.rs` sends the layers).
+impl SimClient {
+    /// From now on its publisher connection offers the simulcast extensions; call it
+    /// before the first publish.
+    pub fn enable_simulcast(&mut self, now: Instant) {
+        self.publisher = Pc::with(self.publisher.addr, now, true);
+    }
+
+    /// Announces a camera sent in three simulcast layers; returns its `cid`.
+    pub fn announce_simulcast(&mut self) -> String {
+        let cid = self.announce(TrackSource::Camera);
+        self.simulcast_cids.push(cid.clone());
+        cid
     }
 }

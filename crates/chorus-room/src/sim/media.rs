@@ -9,14 +9,13 @@ use chorus_protocol::{MediaKind, TrackSource};
 use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 
-/// Video frames per second.
-pub const VIDEO_FPS: u32 = 30;
+use super::simulcast::SimulcastSend;
+use super::stream::{Stream, VIDEO_FPS};
+
 /// Packets of a VP8 keyframe and of any other frame, each this many bytes.
 pub const KEYFRAME_PACKETS: usize = 4;
 pub const DELTA_PACKETS: usize = 2;
 pub const VIDEO_PACKET_SIZE: usize = 1000;
-/// Every talker's level: loud speech (RFC 6464, -dBov).
-pub const TALK_DBOV: u8 = 20;
 
 const AUDIO_FRAME: Duration = Duration::from_millis(20);
 const OPUS_SAMPLES: usize = 960;
@@ -38,31 +37,7 @@ pub(super) struct Publication {
     pub keyframe_due: bool,
     pub keyframes_sent: u32,
     /// A camera in simulcast layers: they send, not `stream` (see `simulcast.rs`).
-    pub simulcast: Option<super::simulcast::SimulcastSend>,
-}
-
-/// A negotiated outgoing stream: its numbering and clock.
-pub(super) struct Stream {
-    pub payload_type: u8,
-    pub level_ext: Option<u8>,
-    seq: u16,
-    pub(super) ts: u32,
-    pub(super) next_at: Instant,
-    frames: usize,
-}
-
-impl Stream {
-    pub fn new(payload_type: u8, level_ext: Option<u8>, ssrc: u32, now: Instant) -> Self {
-        Self {
-            payload_type,
-            level_ext,
-            // Near the wrap, so that every scenario crosses it.
-            seq: 65_000u16.wrapping_add(ssrc as u16 % 500),
-            ts: ssrc.rotate_left(7),
-            next_at: now,
-            frames: 0,
-        }
-    }
+    pub simulcast: Option<SimulcastSend>,
 }
 
 impl Publication {
@@ -114,38 +89,6 @@ impl Publication {
         stream.ts = stream.ts.wrapping_add(90_000 / VIDEO_FPS);
         stream.frames += 1;
         Some(packet)
-    }
-}
-
-impl Stream {
-    /// The stream's next packet in the current frame.
-    pub(super) fn packet(
-        &mut self,
-        ssrc: u32,
-        marker: bool,
-        level: Option<u8>,
-        payload: Bytes,
-    ) -> rtp::Packet {
-        let mut header = rtp::header::Header {
-            version: 2,
-            marker,
-            payload_type: self.payload_type,
-            sequence_number: self.seq,
-            timestamp: self.ts,
-            ssrc,
-            ..Default::default()
-        };
-        if let Some(id) = level {
-            // RFC 6464: V bit (speech) and the level.
-            header.extension = true;
-            header.extension_profile = rtp::header::EXTENSION_PROFILE_ONE_BYTE;
-            header.extensions.push(rtp::header::Extension {
-                id,
-                payload: Bytes::copy_from_slice(&[0x80 | TALK_DBOV]),
-            });
-        }
-        self.seq = self.seq.wrapping_add(1);
-        rtp::Packet { header, payload }
     }
 }
 

@@ -47,6 +47,7 @@ mod media;
 mod net;
 mod simulcast;
 mod step;
+mod stream;
 
 use std::time::{Duration, Instant};
 
@@ -58,9 +59,10 @@ use rtc::sansio::Protocol;
 use tokio::sync::mpsc;
 
 pub use client::RtpIn;
-pub use media::{DELTA_PACKETS, KEYFRAME_PACKETS, TALK_DBOV, VIDEO_FPS, opus_loop, vp8_frame};
+pub use media::{DELTA_PACKETS, KEYFRAME_PACKETS, opus_loop, vp8_frame};
 pub use net::{Dir, SERVER};
 pub use simulcast::LAYERS;
+pub use stream::{TALK_DBOV, VIDEO_FPS};
 
 use crate::core::{CoreParams, RoomCore};
 use crate::driver::apply_route;

@@ -8,8 +8,6 @@
 
 use std::time::{Duration, Instant};
 
-use chorus_protocol::TrackSource;
-
 use bytes::Bytes;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp;
@@ -17,8 +15,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 
-use super::client::{Pc, SimClient};
-use super::media::{Stream, VIDEO_FPS};
+use super::stream::{Stream, VIDEO_FPS};
 use super::{ClientId, Sim};
 
 /// The layers: rid and payload bytes per packet.
@@ -207,21 +204,6 @@ impl Sim {
                     .map(|l| (l.rid, l.ssrc, l.keyframes_sent))
                     .collect()
             })
-    }
-}
-
-impl SimClient {
-    /// From now on its publisher connection offers the simulcast extensions; call it
-    /// before the first publish.
-    pub fn enable_simulcast(&mut self, now: Instant) {
-        self.publisher = Pc::with(self.publisher.addr, now, true);
-    }
-
-    /// Announces a camera sent in three simulcast layers; returns its `cid`.
-    pub fn announce_simulcast(&mut self) -> String {
-        let cid = self.announce(TrackSource::Camera);
-        self.simulcast_cids.push(cid.clone());
-        cid
     }
 }
 

@@ -8,6 +8,7 @@
 //! rejected); and the server's offer on a subscriber
 //! connection (one send-only m-section per track, `a=setup:actpass`).
 
+mod attributes;
 mod remote;
 pub mod simulcast;
 #[cfg(test)]
@@ -19,8 +20,8 @@ use rtc::sdp::description::media::{MediaDescription, RangedPort};
 use rtc::sdp::description::session::SessionDescription;
 use thiserror::Error;
 
+use attributes::{value, values};
 pub use remote::{AUDIO_LEVEL_URI, MID_URI, Remote, RemoteApplication, RemoteMedia, TWCC_URI};
-use remote::{value, values};
 pub use simulcast::{MAX_LAYERS, REPAIRED_RID_URI, RID_URI};
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]

@@ -8,6 +8,7 @@ use rtc::sdp::description::media::MediaDescription;
 use rtc::sdp::description::session::SessionDescription;
 
 use super::SdpError;
+use super::attributes::{value, values};
 use super::simulcast::{REPAIRED_RID_URI, RID_URI, offered_rids};
 
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
@@ -80,20 +81,6 @@ fn wanted(kind: &str) -> Option<&'static str> {
         "video" => Some("vp8"),
         _ => None,
     }
-}
-
-pub(super) fn value<'a>(attrs: &'a [Attribute], key: &str) -> Option<&'a str> {
-    attrs
-        .iter()
-        .find(|a| a.key == key)
-        .and_then(|a| a.value.as_deref())
-}
-
-pub(super) fn values<'a>(attrs: &'a [Attribute], key: &'a str) -> impl Iterator<Item = &'a str> {
-    attrs
-        .iter()
-        .filter(move |a| a.key == key)
-        .filter_map(|a| a.value.as_deref())
 }
 
 impl Remote {

@@ -4,7 +4,7 @@
 
 use rtc::sdp::description::common::Attribute;
 
-use super::remote::values;
+use super::attributes::values;
 
 /// The most layers Chorus takes from one m-section (what browsers send: q/h/f).
 pub const MAX_LAYERS: usize = 3;
