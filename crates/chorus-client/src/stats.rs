@@ -8,6 +8,7 @@ use std::time::Instant;
 use chorus_protocol::MediaKind;
 use rtc::rtp;
 
+use crate::h264;
 use crate::latency::{LatencyHistogram, read_stamp};
 use crate::talk::{SAMPLE_RATE, level_dbov};
 use crate::vp8::parse_vp8_frame_start;
@@ -59,7 +60,8 @@ pub struct InboundTrackStats {
     pub bytes: u64,
     pub first_packet_at: Option<Instant>,
     pub last_packet_at: Option<Instant>,
-    /// VP8 keyframes seen (first packet of a keyframe).
+    /// Keyframes seen: the first packet of a VP8 keyframe, or an H.264 packet (payload
+    /// type 102) that starts with an SPS (encoders send one before each IDR picture).
     pub keyframes: u64,
     /// Width and height the last VP8 keyframe's header gives: which simulcast layer
     /// the server forwards.
@@ -99,7 +101,7 @@ impl InboundTrackStats {
         }
     }
 
-    /// Counts one received packet: totals, sequence range, VP8 keyframes, latency stamp.
+    /// Counts one received packet: totals, sequence range, keyframes, latency stamp.
     pub(crate) fn on_rtp(&mut self, now: Instant, packet: &rtp::Packet) {
         self.packets += 1;
         self.bytes += packet.payload.len() as u64;
@@ -119,7 +121,10 @@ impl InboundTrackStats {
         }));
         self.received.insert(extended);
         if self.kind == MediaKind::Video {
-            if let Some(frame) =
+            if packet.header.payload_type == chorus_rtc_profile::H264_PT {
+                let nal = h264::parse_h264_payload(&packet.payload);
+                self.keyframes += u64::from(nal.is_some_and(|p| p.nal_type == h264::NAL_SPS));
+            } else if let Some(frame) =
                 parse_vp8_frame_start(&packet.payload).filter(|frame| frame.keyframe)
             {
                 self.keyframes += 1;

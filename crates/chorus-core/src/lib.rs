@@ -15,6 +15,7 @@ pub mod reports;
 pub mod seq;
 pub mod vp8;
 
+pub use codec::Codec;
 pub use forward::{Forwarder, Translation};
 pub use ids::{ConnId, ParticipantId, TrackId};
 pub use keyframe::KeyframeThrottle;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use chorus_core::Codec;
 use chorus_core::{ConnId, Forwarder, NackMap, TrackId, Vp8Rewrite};
-use chorus_protocol::MediaKind;
 use chorus_protocol::signal::PeerTarget;
 use chorus_transport::{IceCredentials, IceEvent, IceLite};
 use rtc::rtp::header::Header;
@@ -74,7 +74,8 @@ pub enum PeerEvent {
     /// Publisher side: the client's description carries a track.
     UpTrack {
         sdp_track: String,
-        kind: MediaKind,
+        /// The codec it arrives in (its kind follows).
+        codec: Codec,
         /// Negotiated id of the RFC 6464 audio level header extension (audio only).
         audio_level_ext: Option<u8>,
         /// Simulcast: the rids of its layers, lowest quality first; else empty.
@@ -199,8 +200,8 @@ impl Peer {
     }
 
     /// Subscriber side: adds a track the next offer carries.
-    pub fn add_track(&mut self, id: &TrackId, kind: MediaKind, ssrc: u32) {
-        self.link.add_track(id, kind, ssrc)
+    pub fn add_track(&mut self, id: &TrackId, codec: Codec, ssrc: u32) {
+        self.link.add_track(id, codec, ssrc)
     }
 
     /// Subscriber side: removes a track (its m-section is rejected in the next offer).

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::Bytes;
+use chorus_core::Codec;
 use chorus_core::{
     ConnId, KeyframeThrottle, PacketHistory, ParticipantId, SeqUnwrapper, TimestampUnwrapper,
     TrackId,
@@ -46,6 +47,8 @@ pub struct UpstreamBinding {
     pub media_ssrc: Option<u32>,
     /// Negotiated id of the RFC 6464 audio level header extension (audio only).
     pub audio_level_ext: Option<u8>,
+    /// What the publisher sends it in (and its subscribers receive).
+    pub codec: Codec,
     /// A simulcast video: its layers, and which one is forwarded (whose SSRC is then
     /// `media_ssrc`).
     pub simulcast: Option<Simulcast>,

@@ -2,7 +2,9 @@
 //! tracks both ends send with them.
 
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RtpCodecKind,
@@ -13,6 +15,12 @@ pub use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 /// Payload types the server offers. Answers from clients keep them.
 pub const OPUS_PT: u8 = 111;
 pub const VP8_PT: u8 = 96;
+pub const H264_PT: u8 = 102;
+
+/// The one H.264 Chorus takes and offers: constrained baseline (what every browser
+/// decodes) in packetization mode 1 (FU-A and STAP-A), level 3.1 either way.
+pub const H264_FMTP: &str =
+    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 
 fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
     RTCPFeedback {
@@ -51,6 +59,15 @@ pub fn vp8_codec() -> RTCRtpCodecParameters {
         },
         payload_type: VP8_PT,
     }
+}
+
+/// H.264 as Chorus negotiates it ([`H264_FMTP`]), with keyframe requests.
+pub fn h264_codec() -> RTCRtpCodecParameters {
+    let mut codec = vp8_codec();
+    codec.rtp_codec.mime_type = MIME_TYPE_H264.to_owned();
+    codec.rtp_codec.sdp_fmtp_line = H264_FMTP.to_owned();
+    codec.payload_type = H264_PT;
+    codec
 }
 
 /// The codecs Chorus forwards: one audio, one video, so every subscriber can take every track.

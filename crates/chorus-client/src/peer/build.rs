@@ -4,35 +4,20 @@
 use std::time::{Duration, Instant};
 
 use chorus_protocol::signal::PeerTarget;
-use chorus_rtc_profile::AUDIO_LEVEL_URI;
+use chorus_rtc_profile::{AUDIO_LEVEL_URI, h264_codec};
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_simulcast_extension_headers, register_default_interceptors,
 };
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 
 use crate::error::ClientError;
 use crate::profile::{Keepalive, MediaProfile, VideoCodec};
-
-/// Payload type of H.264 where Chorus's codec set has none (it negotiates VP8 only).
-pub(super) const H264_PT: u8 = 102;
-
-/// Baseline H.264 in packetization mode 1, as the synthetic source produces it.
-pub(super) fn h264_codec() -> RTCRtpCodecParameters {
-    let mut codec = chorus_rtc_profile::vp8_codec();
-    codec.rtp_codec.mime_type = MIME_TYPE_H264.to_owned();
-    codec.rtp_codec.sdp_fmtp_line =
-        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".to_owned();
-    codec.payload_type = H264_PT;
-    codec
-}
 
 /// Opus and the one video format the synthetic source sends (publisher; a server that
 /// does not take it leaves the video without a codec) or VP8 and H.264 (subscriber), the

@@ -10,7 +10,6 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sdp::extmap::{SDES_MID_URI, SDES_RTP_STREAM_ID_URI};
 
 use super::Peer;
-use super::build::h264_codec;
 use crate::error::ClientError;
 use crate::media::SimulcastLayer;
 use crate::profile::VideoCodec;
@@ -20,7 +19,7 @@ impl Peer {
     pub(super) fn video_rtp_codec(&self) -> RTCRtpCodec {
         match self.video_codec {
             VideoCodec::Vp8 => chorus_rtc_profile::vp8_codec().rtp_codec,
-            VideoCodec::H264 => h264_codec().rtp_codec,
+            VideoCodec::H264 => chorus_rtc_profile::h264_codec().rtp_codec,
         }
     }
 

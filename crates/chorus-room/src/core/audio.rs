@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use chorus_core::Codec;
 use chorus_core::{ConnId, ExtSeq, ExtTimestamp};
-use chorus_protocol::MediaKind;
 use chorus_protocol::signal::{ActiveSpeaker, ServerMessage};
 
 use super::RoomCore;
@@ -43,9 +43,7 @@ impl RoomCore {
                 }
                 return;
             }
-            (AudioFeed::Silent, _) => {
-                self.add_downtrack(listener, &room_audio, MediaKind::Audio, now)
-            }
+            (AudioFeed::Silent, _) => self.add_downtrack(listener, &room_audio, Codec::Opus, now),
             // Same track, another source: the listener's numbering continues.
             _ => {
                 let peer = subscriber.and_then(|c| self.conns.get_mut(c));

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use chorus_core::codec::vp8_is_keyframe;
+use chorus_core::Codec;
 use chorus_core::{ConnId, LayerPacket, SpatialLayer, TrackId, Vp8Descriptor};
 use chorus_protocol::LeaveReason;
 use chorus_protocol::MediaKind;
@@ -72,10 +72,10 @@ impl RoomCore {
                 PeerEvent::Failed => self.doomed.push((owner, LeaveReason::ConnectionLost)),
                 PeerEvent::UpTrack {
                     sdp_track,
-                    kind,
+                    codec,
                     audio_level_ext,
                     layers,
-                } => self.on_upstream_track(owner, sdp_track, kind, audio_level_ext, layers, now),
+                } => self.on_upstream_track(owner, sdp_track, codec, audio_level_ext, layers, now),
                 PeerEvent::Rtp {
                     sdp_track,
                     layer,
@@ -130,11 +130,12 @@ impl RoomCore {
             return;
         };
         let audio = track.kind() == MediaKind::Audio;
-        let keyframe = !audio && vp8_is_keyframe(&packet.payload);
         let Some(binding) = track.upstream.as_mut() else {
             self.skips.count(Skip::UnknownTrack);
             return;
         };
+        let codec = binding.codec;
+        let keyframe = codec.is_keyframe(&packet.payload);
         // Every layer of a simulcast track goes to the queue in its own numbering (each
         // subscriber's layer forwarder picks), kept in the history in arrival order.
         let mut layered = None;
@@ -163,7 +164,9 @@ impl RoomCore {
                     timestamp: r.ts,
                     marker: h.marker,
                     keyframe,
-                    vp8: Vp8Descriptor::parse(&packet.payload),
+                    vp8: (codec == Codec::Vp8)
+                        .then(|| Vp8Descriptor::parse(&packet.payload))
+                        .flatten(),
                 },
                 active: r.active,
             });

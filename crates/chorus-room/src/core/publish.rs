@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use chorus_core::Codec;
 use chorus_core::TrackId;
 use chorus_protocol::signal::ServerMessage;
 use chorus_protocol::webhook::WebhookEvent;
@@ -166,11 +167,16 @@ impl RoomCore {
         &mut self,
         key: ParticipantKey,
         sdp_track: String,
-        kind: MediaKind,
+        codec: Codec,
         audio_level_ext: Option<u8>,
         layers: Vec<String>,
         now: Instant,
     ) {
+        let kind = if codec.is_video() {
+            MediaKind::Video
+        } else {
+            MediaKind::Audio
+        };
         let conn = self.participants.get(key).and_then(|p| p.publisher);
         let Some(peer) = conn.and_then(|c| self.conns.get_mut(c)) else {
             return;
@@ -188,6 +194,7 @@ impl RoomCore {
         let binding = UpstreamBinding {
             media_ssrc: None,
             audio_level_ext,
+            codec,
             simulcast,
         };
         self.announce(&id, binding, now);

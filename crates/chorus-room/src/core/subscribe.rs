@@ -6,10 +6,10 @@
 
 use std::time::Instant;
 
+use chorus_core::Codec;
 use chorus_core::{ConnId, Forwarder, NackMap, TrackId};
-use chorus_protocol::MediaKind;
 use chorus_protocol::signal::{PeerTarget, ServerMessage};
-use chorus_transport::{OPUS_PT, VP8_PT};
+use chorus_transport::webrtc::sdp;
 use rand::Rng;
 
 use super::{RoomCore, draw_credentials};
@@ -29,10 +29,11 @@ impl RoomCore {
 
     /// Subscribes to a video track.
     pub(super) fn subscribe(&mut self, key: ParticipantKey, id: &TrackId, now: Instant) {
-        if self.tracks.get(id).is_none() {
+        let Some(track) = self.tracks.get(id) else {
             return;
-        }
-        if let Some(conn) = self.add_downtrack(key, id, MediaKind::Video, now) {
+        };
+        let codec = track.upstream.as_ref().map_or(Codec::Vp8, |b| b.codec);
+        if let Some(conn) = self.add_downtrack(key, id, codec, now) {
             self.tracks.add_subscriber(id, conn);
         }
     }
@@ -43,7 +44,7 @@ impl RoomCore {
         &mut self,
         key: ParticipantKey,
         id: &TrackId,
-        kind: MediaKind,
+        codec: Codec,
         now: Instant,
     ) -> Option<ConnId> {
         let p = self.participants.get(key)?;
@@ -63,13 +64,16 @@ impl RoomCore {
             return None;
         }
         // Video only: a lost audio packet is late by the time a resend would arrive.
-        let sent = (kind == MediaKind::Video)
+        let sent = codec
+            .is_video()
             .then(|| NackMap::new(HISTORY_LEN, NackMap::DEFAULT_RESEND_GAP));
-        let (payload_type, forwarder) = match kind {
-            MediaKind::Audio => (OPUS_PT, Forwarder::audio()),
-            MediaKind::Video => (VP8_PT, Forwarder::video()),
+        let forwarder = if codec.is_video() {
+            Forwarder::video()
+        } else {
+            Forwarder::audio()
         };
-        peer.add_track(id, kind, ssrc);
+        let payload_type = sdp::payload_type(codec);
+        peer.add_track(id, codec, ssrc);
         peer.downtracks.insert(
             id.clone(),
             DownTrack {

@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use chorus_core::Codec;
 use chorus_core::{TrackId, Vp8Rewrite};
-use chorus_protocol::MediaKind;
 use chorus_transport::rtcp::{self, Feedback, twcc};
 use chorus_transport::webrtc::{
     ConnectionEvent, Received, Refused, ServerConnection, sdp::RemoteMedia,
@@ -317,21 +317,16 @@ impl Link {
         if self.by_mid.insert(m.mid.clone(), section.clone()).as_ref() == Some(&section) {
             return;
         }
-        let kind = if video {
-            MediaKind::Video
-        } else {
-            MediaKind::Audio
-        };
         self.events.push_back(PeerEvent::UpTrack {
             sdp_track: up.sdp_track.to_string(),
-            kind,
+            codec: m.codec,
             audio_level_ext: m.audio_level_ext,
             layers: m.rids,
         });
     }
 
-    pub fn add_track(&mut self, id: &TrackId, kind: MediaKind, ssrc: u32) {
-        self.sections.add(id, kind, ssrc);
+    pub fn add_track(&mut self, id: &TrackId, codec: Codec, ssrc: u32) {
+        self.sections.add(id, codec, ssrc);
     }
 
     pub fn remove_track(&mut self, id: &TrackId) {

@@ -10,6 +10,7 @@ fn owner_id() -> ParticipantId {
 
 fn bind(tracks: &mut Tracks, id: &TrackId) {
     tracks.get_mut(id).unwrap().upstream = Some(UpstreamBinding {
+        codec: chorus_core::Codec::Vp8,
         media_ssrc: None,
         simulcast: None,
         audio_level_ext: None,

@@ -2,8 +2,8 @@
 //! What the server needs from the client's description ([`Remote`], read in [`remote`]);
 //! the server's answer on a publisher connection (ICE-lite with one host candidate, the
 //! server as DTLS server, `a=setup:passive`, unless the client insists on being it; one
-//! BUNDLE; per m-section the client sends on, the one codec Chorus takes for its kind,
-//! Opus or VP8, receive-only, with the header extensions and feedback Chorus uses among
+//! BUNDLE; per m-section the client sends on, the first codec Chorus takes that the
+//! client prefers, Opus, VP8 or constrained-baseline H.264, receive-only, with the header extensions and feedback Chorus uses among
 //! those offered, and the simulcast layers offered, up to three; anything else
 //! rejected); and the server's offer on a subscriber
 //! connection (one send-only m-section per track, `a=setup:actpass`).
@@ -19,6 +19,9 @@ use std::net::SocketAddr;
 use rtc::sdp::description::media::{MediaDescription, RangedPort};
 use rtc::sdp::description::session::SessionDescription;
 use thiserror::Error;
+
+use chorus_core::Codec;
+use chorus_rtc_profile::{H264_FMTP, H264_PT, OPUS_PT, VP8_PT};
 
 use attributes::{value, values};
 pub use remote::{AUDIO_LEVEL_URI, MID_URI, Remote, RemoteApplication, RemoteMedia, TWCC_URI};
@@ -99,10 +102,17 @@ impl Remote {
                 answer = answer.with_media(m.with_property_attribute("inactive".to_owned()));
                 continue;
             };
-            let (_, name, clock, channels) = codec(&accepted.kind);
+            let c = accepted.codec;
             let pt = accepted.payload_type;
+            let fmtp = accepted.fmtp.clone().unwrap_or_default();
             m = m
-                .with_codec(pt, name.to_owned(), clock, channels, String::new())
+                .with_codec(
+                    pt,
+                    c.sdp_name().to_owned(),
+                    c.clock_rate(),
+                    c.channels(),
+                    fmtp,
+                )
                 .with_ice_credentials(local.ice_ufrag.to_owned(), local.ice_pwd.to_owned())
                 .with_fingerprint(alg.to_owned(), fp.to_owned())
                 .with_value_attribute("setup".to_owned(), local.setup.to_owned())
@@ -174,6 +184,8 @@ pub struct OutTrack {
     pub mid: String,
     /// `audio` or `video`.
     pub kind: String,
+    /// The codec it arrives in from its publisher, which the subscriber gets unchanged.
+    pub codec: Codec,
     pub ssrc: u32,
     /// The media stream id and track id the client sees (`a=msid`).
     pub stream_id: String,
@@ -183,8 +195,9 @@ pub struct OutTrack {
     pub idle: bool,
 }
 
-/// The server's offer on a subscriber connection: one send-only m-section per track,
-/// Opus (111) or VP8 (96, with NACK, PLI and FIR), `a=setup:actpass` (the client's answer
+/// The server's offer on a subscriber connection: one send-only m-section per track in
+/// its codec, Opus (111), VP8 (96) or H.264 (102; video with NACK, PLI and FIR; see
+/// [`offered_codecs`]), `a=setup:actpass` (the client's answer
 /// picks the DTLS roles).
 pub fn offer(tracks: &[OutTrack], local: &Local<'_>) -> String {
     offer_with(tracks, None, local)
@@ -202,10 +215,15 @@ pub fn offer_with(tracks: &[OutTrack], data: Option<&str>, local: &Local<'_>) ->
     }
     let (alg, fp) = fingerprint_parts(local);
     for t in tracks {
-        let (pt, name, clock, channels) = codec(&t.kind);
-        let m = MediaDescription::new_jsep_media_description(t.kind.clone(), vec![])
-            .with_value_attribute("mid".to_owned(), t.mid.clone())
-            .with_codec(pt, name.to_owned(), clock, channels, String::new())
+        let codecs = offered_codecs(t.codec);
+        let mut m = MediaDescription::new_jsep_media_description(t.kind.clone(), vec![])
+            .with_value_attribute("mid".to_owned(), t.mid.clone());
+        for &c in codecs {
+            let fmtp = if c == Codec::H264 { H264_FMTP } else { "" };
+            let (name, clock) = (c.sdp_name().to_owned(), c.clock_rate());
+            m = m.with_codec(payload_type(c), name, clock, c.channels(), fmtp.to_owned());
+        }
+        let m = m
             .with_ice_credentials(local.ice_ufrag.to_owned(), local.ice_pwd.to_owned())
             .with_fingerprint(alg.to_owned(), fp.to_owned())
             .with_value_attribute("setup".to_owned(), "actpass".to_owned())
@@ -226,7 +244,10 @@ pub fn offer_with(tracks: &[OutTrack], data: Option<&str>, local: &Local<'_>) ->
                 format!("{} msid:{} {}", t.ssrc, t.stream_id, t.track_id),
             );
         if t.kind == "video" {
-            for fb in VIDEO_FEEDBACK {
+            for (pt, fb) in codecs
+                .iter()
+                .flat_map(|&c| VIDEO_FEEDBACK.map(|fb| (payload_type(c), fb)))
+            {
                 m = m.with_value_attribute("rtcp-fb".to_owned(), format!("{pt} {fb}"));
             }
         }
@@ -287,12 +308,25 @@ fn fingerprint_parts<'a>(local: &Local<'a>) -> (&'a str, &'a str) {
         .unwrap_or(("sha-256", local.fingerprint))
 }
 
-/// The one codec Chorus sends and takes for a kind: (payload type, name, clock, channels).
-fn codec(kind: &str) -> (u8, &'static str, u32, u16) {
-    if kind == "audio" {
-        (111, "opus", 48_000, 2)
-    } else {
-        (96, "VP8", 90_000, 0)
+/// The codecs a section of the server's offer lists for a track in `codec`: every video
+/// section lists both video codecs, the track's first (what is sent), because clients
+/// whose media engine works as pion's (webrtc-rs `rtc`, chorus-client) take the codecs
+/// of a kind from their first section only, and would drop VP8 in a later section when
+/// the first is H.264.
+fn offered_codecs(codec: Codec) -> &'static [Codec] {
+    match codec {
+        Codec::Opus => &[Codec::Opus],
+        Codec::Vp8 => &[Codec::Vp8, Codec::H264],
+        Codec::H264 => &[Codec::H264, Codec::Vp8],
+    }
+}
+
+/// The payload type the server's offers give a codec.
+pub fn payload_type(codec: Codec) -> u8 {
+    match codec {
+        Codec::Opus => OPUS_PT,
+        Codec::Vp8 => VP8_PT,
+        Codec::H264 => H264_PT,
     }
 }
 

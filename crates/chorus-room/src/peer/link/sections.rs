@@ -5,8 +5,7 @@
 //! takes it over, under the same mid. A track added and removed before any offer carried
 //! it leaves no trace.
 
-use chorus_core::TrackId;
-use chorus_protocol::MediaKind;
+use chorus_core::{Codec, TrackId};
 use chorus_transport::webrtc::sdp::OutTrack;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,11 +40,8 @@ pub struct Sections {
 }
 
 impl Sections {
-    pub fn add(&mut self, id: &TrackId, kind: MediaKind, ssrc: u32) {
-        let kind = match kind {
-            MediaKind::Audio => "audio",
-            MediaKind::Video => "video",
-        };
+    pub fn add(&mut self, id: &TrackId, codec: Codec, ssrc: u32) {
+        let kind = if codec.is_video() { "video" } else { "audio" };
         let free = self
             .sections
             .iter()
@@ -61,6 +57,7 @@ impl Sections {
             out: OutTrack {
                 mid,
                 kind: kind.to_owned(),
+                codec,
                 ssrc,
                 // The stream id is the track id: that is how the client maps what arrives.
                 stream_id: id.to_string(),
@@ -146,22 +143,22 @@ mod tests {
     #[test]
     fn sections_idle_then_are_taken_over_only_after_the_answer() {
         let mut s = Sections::default();
-        s.add(&id("a"), MediaKind::Video, 1);
-        s.add(&id("b"), MediaKind::Video, 2);
+        s.add(&id("a"), Codec::Vp8, 1);
+        s.add(&id("b"), Codec::Vp8, 2);
         assert_eq!(offer(&mut s), [m("0", 1, false), m("1", 2, false)]);
         s.answered();
         assert_eq!(s.remove(&id("a")), Some(1));
         // Not yet idle in an answered offer: a new track gets a section of its own.
-        s.add(&id("c"), MediaKind::Video, 3);
+        s.add(&id("c"), Codec::Vp8, 3);
         assert_eq!(
             offer(&mut s),
             [m("0", 1, true), m("1", 2, false), m("2", 3, false)]
         );
         // Still in flight: not free yet.
-        s.add(&id("d"), MediaKind::Video, 4);
+        s.add(&id("d"), Codec::Vp8, 4);
         s.answered();
-        s.add(&id("e"), MediaKind::Audio, 5);
-        s.add(&id("f"), MediaKind::Video, 6);
+        s.add(&id("e"), Codec::Opus, 5);
+        s.add(&id("f"), Codec::Vp8, 6);
         // "f" took over the free video section 0 under its mid; audio never takes a
         // video section.
         assert_eq!(
@@ -179,10 +176,10 @@ mod tests {
     #[test]
     fn a_track_removed_before_any_offer_leaves_no_section() {
         let mut s = Sections::default();
-        s.add(&id("a"), MediaKind::Video, 1);
+        s.add(&id("a"), Codec::Vp8, 1);
         s.remove(&id("a"));
         assert!(offer(&mut s).is_empty());
-        s.add(&id("b"), MediaKind::Audio, 2);
+        s.add(&id("b"), Codec::Opus, 2);
         assert_eq!(offer(&mut s), [m("1", 2, false)]);
         s.answered();
         s.remove(&id("b"));

@@ -7,6 +7,8 @@ use rtc::sdp::description::common::Attribute;
 use rtc::sdp::description::media::MediaDescription;
 use rtc::sdp::description::session::SessionDescription;
 
+use chorus_core::Codec;
+
 use super::SdpError;
 use super::attributes::{value, values};
 use super::simulcast::{REPAIRED_RID_URI, RID_URI, offered_rids};
@@ -42,8 +44,12 @@ pub struct RemoteMedia {
     pub mid: String,
     /// `audio` or `video`.
     pub kind: String,
-    /// The Opus or VP8 payload type the client uses.
+    /// The codec Chorus takes that the client listed first for this m-section.
+    pub codec: Codec,
+    /// Its payload type in the client's description.
     pub payload_type: u8,
+    /// H.264: its `a=fmtp` parameters there (the answer repeats them).
+    pub fmtp: Option<String>,
     /// The client's MediaStreamTrack id: `a=msid`'s second token, else `a=ssrc:N msid:S T`'s.
     pub track_id: Option<String>,
     /// The media SSRCs of the `a=ssrc` lines, in order, without duplicates; the repair
@@ -74,13 +80,50 @@ pub struct RemoteApplication {
     pub max_message_size: Option<u32>,
 }
 
-/// The codec Chorus takes for a kind of media.
-fn wanted(kind: &str) -> Option<&'static str> {
-    match kind {
-        "audio" => Some("opus"),
-        "video" => Some("vp8"),
-        _ => None,
-    }
+/// The codec Chorus takes of those an m-section lists, in the client's order of
+/// preference (the m-line's formats), with its payload type and (H.264) `a=fmtp` parameters:
+/// Opus for audio; VP8, or H.264 in packetization mode 1 and the baseline profile
+/// (see [`h264_taken`]), for video.
+fn chosen_codec(m: &MediaDescription) -> Option<(Codec, u8, Option<String>)> {
+    let kind = m.media_name.media.as_str();
+    let rtpmaps: Vec<(&str, &str)> = values(&m.attributes, "rtpmap")
+        .filter_map(|v| v.split_once(' '))
+        .collect();
+    let fmtp = |pt: &str| {
+        values(&m.attributes, "fmtp")
+            .filter_map(|v| v.split_once(' '))
+            .find(|(p, _)| *p == pt)
+            .map(|(_, params)| params.trim().to_owned())
+    };
+    m.media_name.formats.iter().find_map(|pt| {
+        let (_, encoding) = rtpmaps.iter().find(|(p, _)| p == pt)?;
+        let name = encoding.split('/').next()?;
+        let codec = match (kind, name.to_ascii_lowercase().as_str()) {
+            ("audio", "opus") => Codec::Opus,
+            ("video", "vp8") => Codec::Vp8,
+            ("video", "h264") if fmtp(pt).as_deref().is_some_and(h264_taken) => Codec::H264,
+            _ => return None,
+        };
+        let params = (codec == Codec::H264).then(|| fmtp(pt)).flatten();
+        Some((codec, pt.parse().ok()?, params))
+    })
+}
+
+/// H.264 `a=fmtp` parameters Chorus takes: packetization mode 1, and a profile-level-id
+/// of the baseline profile (profile_idc 0x42, RFC 6184 §8.1), any level and constraints:
+/// what WebRTC encoders produce under either label (Chromium's first H.264 says
+/// `42001f`) is constrained baseline, which Chorus offers subscribers as `42e01f`.
+fn h264_taken(params: &str) -> bool {
+    let param = |key: &str| {
+        params.split(';').find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim().eq_ignore_ascii_case(key).then_some(v.trim())
+        })
+    };
+    let baseline = param("profile-level-id")
+        .filter(|v| v.len() == 6)
+        .is_some_and(|v| v[..2].eq_ignore_ascii_case("42"));
+    param("packetization-mode") == Some("1") && baseline
 }
 
 impl Remote {
@@ -160,21 +203,13 @@ fn direction<'a>(m: &'a MediaDescription, session: &'a [Attribute]) -> &'a str {
 fn read_media(m: &MediaDescription, session: &[Attribute]) -> Option<(RemoteMedia, bool)> {
     let kind = m.media_name.media.as_str();
     let mid = value(&m.attributes, "mid")?;
-    let codec = wanted(kind)?;
     // Port 0 rejects or stops an m-section, unless it is bundled without a port of its own.
     let rejected = m.media_name.port.value == 0 && attribute(m, "bundle-only").is_none();
     if rejected {
         return None;
     }
     let sends = matches!(direction(m, session), "sendrecv" | "sendonly");
-    let payload_type = values(&m.attributes, "rtpmap")
-        .filter_map(|v| v.split_once(' '))
-        .find(|(_, enc)| {
-            enc.split('/')
-                .next()
-                .is_some_and(|name| name.eq_ignore_ascii_case(codec))
-        })
-        .and_then(|(pt, _)| pt.parse::<u8>().ok())?;
+    let (codec, payload_type, fmtp) = chosen_codec(m)?;
     let extmap = |uri| extmap_id(&m.attributes, uri).or_else(|| extmap_id(session, uri));
     // Without layers the rid extensions are not taken (browsers offer them anyway): a
     // plain offer is answered as before simulcast.
@@ -187,7 +222,9 @@ fn read_media(m: &MediaDescription, session: &[Attribute]) -> Option<(RemoteMedi
     let media = RemoteMedia {
         mid: mid.to_owned(),
         kind: kind.to_owned(),
+        codec,
         payload_type,
+        fmtp,
         track_id: track_id(&m.attributes),
         ssrcs: media_ssrcs(&m.attributes),
         audio_level_ext: (kind == "audio").then(|| extmap(AUDIO_LEVEL_URI)).flatten(),

@@ -356,6 +356,7 @@ fn a_subscriber_connection_offers_a_data_channel_section_and_opens_channels_on_i
     let audio = OutTrack {
         mid: "0".into(),
         kind: "audio".into(),
+        codec: chorus_core::Codec::Opus,
         ssrc: 0xabcd_0001,
         stream_id: "s".into(),
         track_id: "t".into(),
@@ -408,6 +409,7 @@ fn a_subscriber_connection_offers_a_data_channel_section_and_opens_channels_on_i
     let video = OutTrack {
         mid: "1".into(),
         kind: "video".into(),
+        codec: chorus_core::Codec::Vp8,
         ..audio.clone()
     };
     let reoffer = call.server.reoffer(&[audio, video], None, now);

@@ -8,6 +8,11 @@ fn track(mid: &str, kind: &str, ssrc: u32) -> OutTrack {
     OutTrack {
         mid: mid.into(),
         kind: kind.into(),
+        codec: if kind == "audio" {
+            chorus_core::Codec::Opus
+        } else {
+            chorus_core::Codec::Vp8
+        },
         ssrc,
         stream_id: format!("TR_{mid}"),
         track_id: format!("TR_{mid}"),
