@@ -12,6 +12,10 @@
 #                                         plain page's only address is then 127.0.0.1) and an htb
 #                                         qdisc on lo whose class 1:20 drops what a filter sends it
 #
+#   scripts/browser-test.sh codecs        H.264 next to VP8 (tests/browser/codecs.js): two Chromium
+#                                         pages, one sending H.264 (demo page ?codec=h264), each
+#                                         decoding the other in the codec it was sent in
+#
 #   CHORUS_BIN=path   use this server binary instead of building target/debug/chorus
 #   CHORUS_ARGS="..." extra arguments for the server
 #   CHORUS_PORT=7880  HTTP port the server listens on (the test uses http://127.0.0.1:$CHORUS_PORT)
@@ -30,7 +34,8 @@ TEST="${1:-e2e}"
 case "$TEST" in
   e2e) TEST_JS=tests/browser/e2e.js; TEST_TIMEOUT=180 ;;
   pair-switch) TEST_JS=tests/browser/pair-switch.js; TEST_TIMEOUT=110 ;;
-  *) echo "[browser-test] unknown test \"$TEST\" (e2e or pair-switch)" >&2; exit 2 ;;
+  codecs) TEST_JS=tests/browser/codecs.js; TEST_TIMEOUT=100 ;;
+  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch or codecs)" >&2; exit 2 ;;
 esac
 
 if [ "${CHORUS_IN_NETNS:-0}" != 1 ]; then

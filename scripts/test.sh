@@ -29,6 +29,9 @@ scripts/browser-test.sh
 step "browser ICE pair-switch test"
 scripts/browser-test.sh pair-switch
 
+step "browser H.264 and VP8 test"
+scripts/browser-test.sh codecs
+
 step "GStreamer webrtcbin interop test"
 tests/webrtcbin/run.sh
 

@@ -640,8 +640,14 @@
     chorus.localTracks[source] = { track, trackId: m.track.track_id, muted: !track.enabled };
     upsertTrack(m.track);
     s.pubPc.addTransceiver(track, { direction: 'sendonly', streams: [chorus.localStream] });
-    if (track.kind === 'video') preferCodec(s.pubPc, track, 'video/VP8');
+    if (track.kind === 'video') preferCodec(s.pubPc, track, videoCodec());
     if (track.kind === 'audio') preferCodec(s.pubPc, track, 'audio/opus');
+  }
+
+  // The video codec to send: VP8, or H.264 with `?codec=h264` in the page's address.
+  function videoCodec() {
+    const asked = new URLSearchParams(location.search).get('codec');
+    return asked && asked.toLowerCase() === 'h264' ? 'video/H264' : 'video/VP8';
   }
 
   function preferCodec(pc, track, mime) {

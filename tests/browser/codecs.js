@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+// Browser test of H.264 next to VP8 through the demo page: two headless Chromium pages
+// join one room, Alice sending her camera in H.264 (`?codec=h264`, which makes the page
+// put H.264 first with setCodecPreferences) and Bob in VP8. Each must decode the
+// other's video, in the codec it was sent in: Bob's decoder reports video/H264 for
+// Alice, Alice's video/VP8 for Bob.
+//
+// Firefox is not in this test: Firefox decodes H.264 through Cisco's OpenH264 plugin,
+// which it downloads at run time, and this machine reaches no such server.
+//
+//   CHORUS_URL   server base URL (default http://127.0.0.1:7880)
+//   CHROMIUM     browser binary (default /usr/bin/chromium)
+//   E2E_ARTIFACTS directory for screenshots and logs on failure (default: a new temp dir)
+//
+// Exit code 0 on success, 1 on failure. Run inside a private network namespace with only
+// loopback (scripts/browser-test.sh codecs does that).
+'use strict';
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { chromium } = require('playwright-core');
+const { sleep, TestFailure, fail, until, runTest, demoPageServed } = require('./lib');
+
+const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
+const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
+const PEOPLE = [
+  { name: 'Alice', query: '?codec=h264', sends: 'video/H264' },
+  { name: 'Bob', query: '', sends: 'video/VP8' },
+];
+
+const t0 = Date.now();
+const pages = []; // { name, sends, page, console: [], participantId }
+let context = null;
+let userDataDir = null;
+
+function info(...a) {
+  console.log(`[codecs ${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
+}
+const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
+const video = async (p, from) =>
+  ((await p.page.evaluate(() => window.chorus.inboundStats())).byParticipant[from.participantId] || {}).video || {};
+
+async function main() {
+  await demoPageServed(BASE);
+  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-codecs-profile-'));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: EXE,
+    headless: true,
+    timeout: 30_000,
+    permissions: ['camera', 'microphone'],
+    viewport: { width: 900, height: 600 },
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
+      '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+      '--disable-backgrounding-occluded-windows',
+    ],
+  });
+  context.setDefaultTimeout(15_000);
+  const room = `codecs-${Date.now().toString(36)}`;
+
+  for (const { name, query, sends } of PEOPLE) {
+    const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
+    const p = { name, sends, page, console: [], participantId: null };
+    page.on('console', (m) => {
+      p.console.push(`${m.type()}: ${m.text()}`);
+      if (p.console.length > 2000) p.console.splice(0, 500);
+    });
+    page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
+    await page.goto(`${BASE}/${query}`, { waitUntil: 'load', timeout: 15_000 });
+    pages.push(p);
+    await page.fill('#room', room);
+    await page.fill('#name', name);
+    await page.click('#join');
+    const s = await until(() => `${name} reaches state "joined"`, 20_000, async () => {
+      const s = await snap(p);
+      if (s && (s.state === 'failed' || s.errors.length)) fail(`${name} could not join: ${s.errors.join(' | ') || s.state}`);
+      return s && s.state === 'joined' && s.participantId ? s : null;
+    });
+    p.participantId = s.participantId;
+    info(`${name} joined as ${s.participantId}, sending ${sends}`);
+  }
+
+  // Each decodes the other, in the codec the other sends.
+  for (const p of pages) {
+    for (const o of pages.filter((x) => x !== p)) {
+      let last = null;
+      const v = await until(() => `${p.name} decodes ${o.name}'s video (last: ${JSON.stringify(last)})`, 30_000, async () => {
+        last = await video(p, o);
+        return last.framesDecoded > 0 && last.codec ? last : null;
+      }, 500);
+      const codec = String(v.codec).split(' ')[0];
+      if (codec.toLowerCase() !== o.sends.toLowerCase()) {
+        fail(`${p.name} receives ${o.name}'s video as ${v.codec}, not ${o.sends}`);
+      }
+      const before = v.framesDecoded;
+      await sleep(2000);
+      const after = (await video(p, o)).framesDecoded || 0;
+      info(`${p.name} <- ${o.name}: ${v.codec}, ${v.frameWidth}x${v.frameHeight}, ${after - before} frames in 2 s`);
+      if (after - before < 5) fail(`${p.name} decoded only ${after - before} frames of ${o.name}'s ${o.sends} in 2 s`);
+    }
+  }
+  for (const p of pages) {
+    const errs = p.console.filter((l) => l.startsWith('PAGEERROR'));
+    if (errs.length) fail(`${p.name}'s page threw: ${errs.join(' | ')}`);
+  }
+}
+
+async function dumpArtifacts(err) {
+  const dir = process.env.E2E_ARTIFACTS || fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-codecs-'));
+  fs.mkdirSync(dir, { recursive: true });
+  for (const p of pages) {
+    try {
+      await p.page.screenshot({ path: path.join(dir, `${p.name}.png`), timeout: 5000 });
+    } catch (e) { /* page may be gone */ }
+    fs.writeFileSync(path.join(dir, `${p.name}.console.log`), p.console.join('\n'));
+    console.error(`---- ${p.name} console (last 30 lines):\n${p.console.slice(-30).join('\n')}`);
+  }
+  console.error(`FAIL: ${err instanceof TestFailure ? err.message : err.stack || err}`);
+  console.error(`screenshots and logs in ${dir}`);
+}
+
+async function cleanup() {
+  if (context) {
+    try {
+      await Promise.race([context.close(), sleep(10_000)]);
+    } catch (e) { /* ignore */ }
+  }
+  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+}
+
+runTest({ main, limitMs: 90_000, info, dumpArtifacts, cleanup });
