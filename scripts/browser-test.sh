@@ -14,7 +14,8 @@
 #
 #   scripts/browser-test.sh codecs        H.264 next to VP8 (tests/browser/codecs.js): two Chromium
 #                                         pages, one sending H.264 (demo page ?codec=h264), each
-#                                         decoding the other in the codec it was sent in
+#                                         decoding the other in the codec it was sent in, and a
+#                                         Firefox page (no H.264 here) that gets only the VP8
 #
 #   CHORUS_BIN=path   use this server binary instead of building target/debug/chorus
 #   CHORUS_ARGS="..." extra arguments for the server
@@ -34,7 +35,7 @@ TEST="${1:-e2e}"
 case "$TEST" in
   e2e) TEST_JS=tests/browser/e2e.js; TEST_TIMEOUT=180 ;;
   pair-switch) TEST_JS=tests/browser/pair-switch.js; TEST_TIMEOUT=110 ;;
-  codecs) TEST_JS=tests/browser/codecs.js; TEST_TIMEOUT=100 ;;
+  codecs) TEST_JS=tests/browser/codecs.js; TEST_TIMEOUT=130 ;;
   *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch or codecs)" >&2; exit 2 ;;
 esac
 

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Browser test of H.264 next to VP8 through the demo page: two headless Chromium pages
-// join one room, Alice sending her camera in H.264 (`?codec=h264`, which makes the page
+// and a headless Firefox page join one room, Alice sending her camera in H.264 (`?codec=h264`, which makes the page
 // put H.264 first with setCodecPreferences) and Bob in VP8. Each must decode the
 // other's video, in the codec it was sent in: Bob's decoder reports video/H264 for
 // Alice, Alice's video/VP8 for Bob.
 //
-// Firefox is not in this test: Firefox decodes H.264 through Cisco's OpenH264 plugin,
-// which it downloads at run time, and this machine reaches no such server.
+// Dave joins in Firefox, which decodes H.264 only through Cisco's OpenH264 plugin that it
+// downloads at run time (this machine reaches no such server): his answer takes Alice's
+// H.264 section with VP8 only, so the server sends him nothing of it (counted as
+// `codec_not_accepted` in the room's stats) while he decodes Bob's VP8.
 //
 //   CHORUS_URL   server base URL (default http://127.0.0.1:7880)
 //   CHROMIUM     browser binary (default /usr/bin/chromium)
@@ -20,6 +22,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { chromium } = require('playwright-core');
+const { FirefoxPage } = require('./firefox');
 const { sleep, TestFailure, fail, until, runTest, demoPageServed } = require('./lib');
 
 const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
@@ -27,11 +30,15 @@ const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
 const PEOPLE = [
   { name: 'Alice', query: '?codec=h264', sends: 'video/H264' },
   { name: 'Bob', query: '', sends: 'video/VP8' },
+  { name: 'Dave', query: '', sends: 'video/VP8', browser: 'Firefox' },
 ];
+// The server's development credentials (scripts/run.sh and the test server use them).
+const API_AUTH = `Basic ${Buffer.from('devkey:devsecret-change-me-0123456789abcdef').toString('base64')}`;
 
 const t0 = Date.now();
 const pages = []; // { name, sends, page, console: [], participantId }
 let context = null;
+let firefox = null;
 let userDataDir = null;
 
 function info(...a) {
@@ -43,6 +50,8 @@ const video = async (p, from) =>
 
 async function main() {
   await demoPageServed(BASE);
+  const firefoxStarting = FirefoxPage.launch().then((ff) => (firefox = ff));
+  firefoxStarting.catch(() => {}); // awaited below; its failure is reported there
   userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-codecs-profile-'));
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: EXE,
@@ -60,17 +69,26 @@ async function main() {
     ],
   });
   context.setDefaultTimeout(15_000);
+  await firefoxStarting;
   const room = `codecs-${Date.now().toString(36)}`;
 
-  for (const { name, query, sends } of PEOPLE) {
-    const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
-    const p = { name, sends, page, console: [], participantId: null };
-    page.on('console', (m) => {
-      p.console.push(`${m.type()}: ${m.text()}`);
-      if (p.console.length > 2000) p.console.splice(0, 500);
-    });
-    page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
-    await page.goto(`${BASE}/${query}`, { waitUntil: 'load', timeout: 15_000 });
+  for (const { name, query, sends, browser } of PEOPLE) {
+    let page;
+    let p;
+    if (browser === 'Firefox') {
+      page = firefox;
+      p = { name, sends, browser, page, console: firefox.output, participantId: null };
+      await page.goto(`${BASE}/${query}`);
+    } else {
+      page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
+      p = { name, sends, browser: 'Chromium', page, console: [], participantId: null };
+      page.on('console', (m) => {
+        p.console.push(`${m.type()}: ${m.text()}`);
+        if (p.console.length > 2000) p.console.splice(0, 500);
+      });
+      page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
+      await page.goto(`${BASE}/${query}`, { waitUntil: 'load', timeout: 15_000 });
+    }
     pages.push(p);
     await page.fill('#room', room);
     await page.fill('#name', name);
@@ -84,9 +102,10 @@ async function main() {
     info(`${name} joined as ${s.participantId}, sending ${sends}`);
   }
 
-  // Each decodes the other, in the codec the other sends.
+  // Each decodes the others, in the codec each sends; Firefox all but H.264.
+  const decodes = (p, o) => !(p.browser === 'Firefox' && o.sends === 'video/H264');
   for (const p of pages) {
-    for (const o of pages.filter((x) => x !== p)) {
+    for (const o of pages.filter((x) => x !== p && decodes(p, x))) {
       let last = null;
       const v = await until(() => `${p.name} decodes ${o.name}'s video (last: ${JSON.stringify(last)})`, 30_000, async () => {
         last = await video(p, o);
@@ -103,7 +122,18 @@ async function main() {
       if (after - before < 5) fail(`${p.name} decoded only ${after - before} frames of ${o.name}'s ${o.sends} in 2 s`);
     }
   }
-  for (const p of pages) {
+  // Dave got nothing of Alice's H.264: the server held it back.
+  const [alice, dave] = [pages[0], pages[2]];
+  const held = await until(() => `the room's stats count codec_not_accepted for Dave`, 10_000, async () => {
+    const res = await fetch(`${BASE}/v1/rooms/${encodeURIComponent(room)}`, { headers: { authorization: API_AUTH } });
+    if (!res.ok) throw new Error(`GET /v1/rooms/${room}: HTTP ${res.status}`);
+    const n = (((await res.json()).forwarding || {}).skipped || {}).codec_not_accepted || 0;
+    return n > 0 ? n : null;
+  });
+  const got = await video(dave, alice);
+  info(`Dave <- Alice: ${got.packetsReceived || 0} packets, ${got.framesDecoded || 0} frames (server held back ${held})`);
+  if (got.packetsReceived > 0) fail(`Firefox received ${got.packetsReceived} packets of Alice's H.264, which it cannot decode`);
+  for (const p of pages.filter((x) => x.browser !== 'Firefox')) {
     const errs = p.console.filter((l) => l.startsWith('PAGEERROR'));
     if (errs.length) fail(`${p.name}'s page threw: ${errs.join(' | ')}`);
   }
@@ -124,6 +154,11 @@ async function dumpArtifacts(err) {
 }
 
 async function cleanup() {
+  if (firefox) {
+    try {
+      await Promise.race([firefox.close(), sleep(15_000)]);
+    } catch (e) { /* ignore */ }
+  }
   if (context) {
     try {
       await Promise.race([context.close(), sleep(10_000)]);
@@ -132,4 +167,4 @@ async function cleanup() {
   if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
 }
 
-runTest({ main, limitMs: 90_000, info, dumpArtifacts, cleanup });
+runTest({ main, limitMs: 120_000, info, dumpArtifacts, cleanup });

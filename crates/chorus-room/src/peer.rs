@@ -55,6 +55,8 @@ pub struct DownTrack {
     pub sent: Option<NackMap>,
     /// The track's source its forwarder last took packets from (see `Outgoing::source`).
     pub source: u32,
+    /// The client's answer took its m-section without its codec: nothing is sent.
+    pub codec_refused: bool,
     /// A simulcast track: the subscriber's layer forwarder, which `forwarder` then
     /// leaves alone (made at its first packet, or when the subscriber sets its size).
     pub layers: Option<Box<LayerSelection>>,
@@ -221,6 +223,12 @@ impl Peer {
     /// Subscriber side: the client's answer to the offer that is out.
     pub fn apply_answer(&mut self, answer: &str, now: Instant) -> Result<(), SdpFailed> {
         self.link.apply_answer(answer, now)
+    }
+
+    /// Subscriber side: the tracks the client's last answer took without the codec they
+    /// are sent in; it cannot decode them.
+    pub fn refused_tracks(&self) -> Vec<TrackId> {
+        self.link.refused_tracks()
     }
 
     /// Sends one RTP packet, written and protected in `arena` (its shard's); false if

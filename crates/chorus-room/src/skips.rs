@@ -52,10 +52,13 @@ pub enum Skip {
     LayerNumberReused,
     /// Older than what the subscriber's layer forwarder remembers of its numbering.
     LayerTooOld,
+    /// The subscriber's answer took the track's m-section without the track's codec
+    /// (a client without H.264): it could not decode it.
+    CodecNotAccepted,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 18] = [
+    pub const ALL: [Skip; 19] = [
         Skip::Stale,
         Skip::UnknownConnection,
         Skip::StunBadIntegrity,
@@ -74,6 +77,7 @@ impl Skip {
         Skip::TemporalLayerAbove,
         Skip::LayerNumberReused,
         Skip::LayerTooOld,
+        Skip::CodecNotAccepted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +100,7 @@ impl Skip {
             Skip::TemporalLayerAbove => "temporal_layer_above",
             Skip::LayerNumberReused => "layer_number_reused",
             Skip::LayerTooOld => "layer_too_old",
+            Skip::CodecNotAccepted => "codec_not_accepted",
         }
     }
 }

@@ -165,6 +165,13 @@ impl RoomCore {
         }
         tracing::trace!(%sdp, "subscriber answer");
         peer.apply_answer(&sdp, now).map_err(SignalError::bad_sdp)?;
+        let refused = peer.refused_tracks();
+        for (id, dt) in peer.downtracks.iter_mut() {
+            dt.codec_refused = refused.contains(id);
+        }
+        if !refused.is_empty() {
+            tracing::info!(tracks = ?refused, "the subscriber's answer took tracks without their codec");
+        }
         let phases = peer.downtracks.values_mut().map(|dt| &mut dt.phase);
         peer.negotiation
             .answered(phases)

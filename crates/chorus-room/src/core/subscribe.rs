@@ -83,6 +83,7 @@ impl RoomCore {
                 phase: TrackPhase::Pending,
                 sent,
                 source: 0,
+                codec_refused: false,
                 layers: None,
             },
         );

@@ -357,6 +357,18 @@ impl Link {
         Ok(())
     }
 
+    /// Subscriber side: the tracks the last answer took without their codec (see
+    /// [`Sections::refused`]).
+    pub fn refused_tracks(&self) -> Vec<TrackId> {
+        let Some(answer) = self.conn.as_ref().and_then(ServerConnection::remote) else {
+            return Vec::new();
+        };
+        self.sections.refused(|mid| {
+            let m = answer.media(mid).or_else(|| answer.idle(mid));
+            m.map(|m| m.codec)
+        })
+    }
+
     /// Writes the packet into `arena` (its shard's), with `vp8`'s numbering written into
     /// that copy of the payload (the shared payload is left as it is), protects it there
     /// and queues it.

@@ -118,6 +118,18 @@ impl Sections {
             }
         }
     }
+
+    /// The tracks of the offer that was out whose m-section the answer took without the
+    /// codec they are sent in (`answered`: the codec the answer took for a mid, `None`
+    /// where it rejected the section): a client without H.264 answers an H.264 track's
+    /// section with VP8 only, and could not decode what came.
+    pub fn refused(&self, answered: impl Fn(&str) -> Option<Codec>) -> Vec<TrackId> {
+        self.sections
+            .iter()
+            .filter(|s| s.state == State::Offered && answered(&s.out.mid) != Some(s.out.codec))
+            .filter_map(|s| s.track.clone())
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -185,5 +197,32 @@ mod tests {
         s.remove(&id("b"));
         assert_eq!(s.remove(&id("b")), None);
         assert_eq!(offer(&mut s), [m("1", 2, true)]);
+    }
+
+    #[test]
+    fn tracks_answered_without_their_codec_are_refused() {
+        let mut s = Sections::default();
+        s.add(&id("h264"), Codec::H264, 1);
+        s.add(&id("vp8"), Codec::Vp8, 2);
+        s.add(&id("mix"), Codec::Opus, 3);
+        s.add(&id("rejected"), Codec::Vp8, 4);
+        offer(&mut s);
+        s.answered();
+        s.add(&id("later"), Codec::H264, 5);
+        // A client without H.264: VP8 in every video section, one section rejected;
+        // "later" was not in the offer it answered.
+        let answered = |mid: &str| match mid {
+            "0" | "1" => Some(Codec::Vp8),
+            "2" => Some(Codec::Opus),
+            _ => None,
+        };
+        assert_eq!(s.refused(answered), [id("h264"), id("rejected")]);
+        let all_taken = |mid: &str| match mid {
+            "0" => Some(Codec::H264),
+            "1" | "3" => Some(Codec::Vp8),
+            "2" => Some(Codec::Opus),
+            _ => None,
+        };
+        assert!(s.refused(all_taken).is_empty());
     }
 }
