@@ -29,6 +29,9 @@ scripts/browser-test.sh
 step "browser ICE pair-switch test"
 scripts/browser-test.sh pair-switch
 
+step "browser TURN relay test (coturn)"
+scripts/browser-test.sh turn-relay
+
 step "GStreamer webrtcbin interop test"
 tests/webrtcbin/run.sh
 
