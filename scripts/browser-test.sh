@@ -11,6 +11,11 @@
 #                                         page that switches, a default route through lo (the
 #                                         plain page's only address is then 127.0.0.1) and an htb
 #                                         qdisc on lo whose class 1:20 drops what a filter sends it
+#   scripts/browser-test.sh turn-relay    the TURN test (tests/browser/turn-relay.js): coturn
+#                                         (deploy/coturn/turnserver.conf, with loopback overrides)
+#                                         on 127.0.0.1:3478 in the namespace, the server with
+#                                         [turn] pointing at it, and a Chromium page that may only
+#                                         use relays (iceTransportPolicy 'relay') beside a plain one
 #
 #   scripts/browser-test.sh codecs        H.264 next to VP8 (tests/browser/codecs.js): two Chromium
 #                                         pages, one sending H.264 (demo page ?codec=h264), each
@@ -36,8 +41,13 @@ case "$TEST" in
   e2e) TEST_JS=tests/browser/e2e.js; TEST_TIMEOUT=180 ;;
   pair-switch) TEST_JS=tests/browser/pair-switch.js; TEST_TIMEOUT=110 ;;
   codecs) TEST_JS=tests/browser/codecs.js; TEST_TIMEOUT=130 ;;
-  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch or codecs)" >&2; exit 2 ;;
+  turn-relay) TEST_JS=tests/browser/turn-relay.js; TEST_TIMEOUT=90 ;;
+  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch, codecs or turn-relay)" >&2; exit 2 ;;
 esac
+if [ "$TEST" = turn-relay ] && ! command -v turnserver >/dev/null 2>&1; then
+  echo "[browser-test] turnserver (coturn) missing: run scripts/setup.sh" >&2
+  exit 1
+fi
 
 if [ "${CHORUS_IN_NETNS:-0}" != 1 ]; then
   if [ "${CHORUS_STUB:-0}" = 1 ]; then
@@ -93,6 +103,43 @@ if [ "$TEST" = pair-switch ]; then
   tc qdisc add dev lo parent 1:20 handle 20: pfifo limit 0
 fi
 
+TURN_PID=""
+TURN_DIR=""
+TURN_URL="turn:127.0.0.1:3478?transport=udp"
+turn_stop() {
+  if [ -n "$TURN_PID" ]; then
+    kill "$TURN_PID" 2>/dev/null || true
+    wait "$TURN_PID" 2>/dev/null || true
+    TURN_PID=""
+  fi
+}
+if [ "$TEST" = turn-relay ]; then
+  # The deploy sample itself, made to fit loopback: listen and relay on 127.0.0.1, allow
+  # relaying to 127.0.0.1 (where Chorus is), no TLS (no certificate here), its files in a
+  # temp dir. Its static-auth-secret is the one Chorus is given below.
+  TURN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/chorus-coturn.XXXXXX")"
+  TURN_SECRET="$(sed -n 's/^static-auth-secret=//p' deploy/coturn/turnserver.conf)"
+  turnserver -c "$ROOT/deploy/coturn/turnserver.conf" \
+    --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 \
+    --allowed-peer-ip=127.0.0.1 --allow-loopback-peers --no-tls \
+    --verbose --log-file="$TURN_DIR/turn.log" --simple-log --no-stdout-log \
+    --pidfile="$TURN_DIR/turn.pid" --userdb="$TURN_DIR/turndb" >/dev/null 2>&1 &
+  TURN_PID=$!
+  for _ in $(seq 1 50); do
+    if (exec 3<>/dev/tcp/127.0.0.1/3478) 2>/dev/null; then break; fi
+    if ! kill -0 "$TURN_PID" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  if ! (exec 3<>/dev/tcp/127.0.0.1/3478) 2>/dev/null; then
+    echo "[browser-test] coturn did not start on 127.0.0.1:3478; its log:" >&2
+    cat "$TURN_DIR/turn.log" >&2 || true
+    turn_stop
+    exit 1
+  fi
+  echo "[browser-test] coturn on 127.0.0.1:3478 (log: $TURN_DIR/turn.log)" >&2
+  export CHORUS_TURN_URLS="$TURN_URL" CHORUS_TURN_SECRET="$TURN_SECRET"
+fi
+
 LOG="$(mktemp "${TMPDIR:-/tmp}/chorus-server.XXXXXX.log")"
 echo "[browser-test] starting $CHORUS_BIN ${CHORUS_ARGS:-} (log: $LOG)" >&2
 if [ "${CHORUS_STUB:-0}" = 1 ]; then
@@ -106,18 +153,27 @@ SERVER_PID=$!
 TAG="[browser-test]"
 # shellcheck source=lib/server.sh
 . "$ROOT/scripts/lib/server.sh"
-trap server_stop EXIT
+trap 'server_stop; turn_stop' EXIT
 server_wait_ready "$PORT" || exit 1
 
 rc=0
 CHORUS_URL="http://127.0.0.1:$PORT" PAIR_SWITCH_ADDRS="$PAIR_SWITCH_ADDRS" PAIR_SWITCH_DEV=lo \
+  TURN_URL="$TURN_URL" TURN_LOG="${TURN_DIR:+$TURN_DIR/turn.log}" \
   timeout --kill-after=10 "$TEST_TIMEOUT" node "$TEST_JS" || rc=$?
 if [ "$rc" -ne 0 ]; then
   [ "$rc" -eq 124 ] && echo "[browser-test] $TEST_JS exceeded $TEST_TIMEOUT s" >&2
   server_print_log
+  if [ -n "$TURN_DIR" ]; then
+    echo "----- coturn log ($TURN_DIR/turn.log), last 60 lines -----" >&2
+    tail -n 60 "$TURN_DIR/turn.log" >&2 || true
+  fi
 fi
 server_stop
+turn_stop
 trap - EXIT
+if [ -n "$TURN_DIR" ]; then
+  if [ "$rc" -eq 0 ]; then rm -rf "$TURN_DIR"; else echo "[browser-test] coturn log kept at $TURN_DIR/turn.log" >&2; fi
+fi
 if [ "$rc" -eq 0 ] && [ -n "${CHORUS_E2E_SHOW_LOG:-}" ]; then server_print_log; fi
 if [ "$rc" -eq 0 ] && [ -z "${CHORUS_KEEP_LOG:-}" ]; then rm -f "$LOG"; else echo "[browser-test] server log kept at $LOG" >&2; fi
 echo "[browser-test] $TEST: $([ "$rc" -eq 0 ] && echo PASS || echo "FAIL (exit $rc)")" >&2

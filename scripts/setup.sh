@@ -36,6 +36,9 @@ if [ "$MODE" != "--server" ]; then
   # The e2e test's Firefox page: Debian's Firefox ESR, driven through geckodriver (below).
   want firefox-esr
   want iproute2
+  # The TURN relay test (scripts/browser-test.sh turn-relay): Debian's coturn. Its package
+  # starts no daemon here (no init); the test runs its own turnserver in a namespace.
+  want coturn
   command -v unshare >/dev/null 2>&1 || want util-linux
   if ! command -v node >/dev/null 2>&1; then
     want nodejs

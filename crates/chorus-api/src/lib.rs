@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod signaling;
 pub mod token;
+pub mod turn;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,6 +27,7 @@ use tokio_util::task::TaskTracker;
 pub use chorus_room_api::Rooms;
 pub use error::ApiError;
 pub use token::{ApiSecret, Keys, TokenError};
+pub use turn::TurnConfig;
 
 /// Largest request body the API reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -42,6 +44,8 @@ pub struct ApiConfig {
     /// Origins whose pages may open the signaling WebSocket; empty: any. A request
     /// without `Origin` (not a browser) is not checked.
     pub allowed_origins: Vec<String>,
+    /// TURN servers handed to joining clients in `joined.ice_servers`; none when unset.
+    pub turn: Option<TurnConfig>,
 }
 
 impl ApiConfig {
@@ -209,6 +213,7 @@ mod tests {
                 demo_enabled: false,
                 public_url: public_url.into(),
                 allowed_origins: Vec::new(),
+                turn: None,
             };
             assert_eq!(config.signaling_url(), want);
         }

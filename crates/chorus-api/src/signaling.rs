@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chorus_core::TokenBucket;
 use chorus_protocol::LeaveReason;
-use chorus_protocol::signal::{ClientFrame, ClientMessage, ServerMessage};
+use chorus_protocol::signal::{ClientFrame, ClientMessage, IceServer, ServerMessage};
 use chorus_protocol::token::AccessClaims;
 use chorus_room_api::{JoinError, JoinRequest, JoinedSession};
 use serde::Deserialize;
@@ -241,7 +241,14 @@ async fn serve(mut socket: WebSocket, state: ApiState, admission: Result<AccessC
         }
     };
     debug!(room = %claims.room, identity = %claims.sub, "joined");
-    pump(socket, session, limits).await;
+    // Minted at the join, so that a credential's lifetime starts when the client needs it.
+    let ice_servers = state
+        .config()
+        .turn
+        .as_ref()
+        .map(|turn| turn.ice_servers(&claims.sub, unix_now()))
+        .unwrap_or_default();
+    pump(socket, session, ice_servers, limits).await;
     debug!(room = %claims.room, identity = %claims.sub, "signaling ended");
 }
 
@@ -298,15 +305,21 @@ enum End {
     SocketGone,
 }
 
-/// Carries frames both ways until one side ends.
-async fn pump(mut socket: WebSocket, session: JoinedSession, limits: Limits) {
+/// Carries frames both ways until one side ends. `ice_servers` go into the room's
+/// `joined` (the room knows nothing of TURN).
+async fn pump(
+    mut socket: WebSocket,
+    session: JoinedSession,
+    mut ice_servers: Vec<IceServer>,
+    limits: Limits,
+) {
     let JoinedSession { mut events, link } = session;
     let mut sent_leave = false;
     let mut rate = TokenBucket::new(limits.message_burst, limits.messages_per_second);
     let end = loop {
         tokio::select! {
             event = events.recv() => {
-                let Some(event) = event else {
+                let Some(mut event) = event else {
                     let r = Refusal {
                         code: "room_closed",
                         message: "the room stopped unexpectedly".into(),
@@ -315,6 +328,9 @@ async fn pump(mut socket: WebSocket, session: JoinedSession, limits: Limits) {
                     refuse(socket, r, limits).await;
                     break End::RoomGone;
                 };
+                if let ServerMessage::Joined { ice_servers: slot, .. } = &mut event {
+                    *slot = std::mem::take(&mut ice_servers);
+                }
                 let left = matches!(event, ServerMessage::Left { .. });
                 if send(&mut socket, &event, limits).await.is_err() {
                     break End::SocketGone;

@@ -37,6 +37,7 @@ pub fn config() -> ApiConfig {
         demo_enabled: true,
         public_url: "http://127.0.0.1:7880".into(),
         allowed_origins: Vec::new(),
+        turn: None,
     }
 }
 

@@ -275,7 +275,21 @@
     render();
   }
 
+  /**
+   * Both connections, made when `joined` arrives (with its `ice_servers`) and before the
+   * next frame is handled, so that a subscriber offer right after `joined` finds its
+   * connection.
+   */
+  function createPcs(s, iceServers) {
+    s.pubPc = chorus.pubPc = newPc(s, 'publisher', iceServers);
+    s.subPc = chorus.subPc = newPc(s, 'subscriber', iceServers);
+    s.subPc.ontrack = (e) => {
+      if (e.streams && e.streams[0] && e.transceiver && e.transceiver.mid) s.midStream.set(e.transceiver.mid, e.streams[0].id);
+    };
+  }
+
   function onJoined(s, m) {
+    if (!s.pubPc) createPcs(s, m.ice_servers || []);
     chorus.room = m.room;
     chorus.self = m.participant;
     chorus.participantId = m.participant.participant_id;
@@ -383,8 +397,19 @@
 
   // ---------------------------------------------------------------- peer connections
 
-  function newPc(s, target) {
-    const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+  /**
+   * `iceServers`: the TURN servers of `joined.ice_servers` (none when the server has none).
+   * `?relay=1` in the page's URL forces every path through them (`iceTransportPolicy:
+   * 'relay'`), as a client behind a UDP-blocking network would have to.
+   */
+  function newPc(s, target, iceServers) {
+    const relayOnly = new URLSearchParams(location.search).get('relay') === '1';
+    const pc = new RTCPeerConnection({
+      iceServers,
+      iceTransportPolicy: relayOnly ? 'relay' : 'all',
+      bundlePolicy: 'max-bundle',
+      rtcpMuxPolicy: 'require',
+    });
     pc.onicecandidate = (e) => onLocalCandidate(s, target, e.candidate);
     pc.onconnectionstatechange = () => {
       if (s !== session) return;
@@ -773,12 +798,6 @@
       if (s !== session) { stream.getTracks().forEach((t) => t.stop()); return; }
       chorus.localStream = stream;
       $('local-video').srcObject = stream;
-
-      s.pubPc = chorus.pubPc = newPc(s, 'publisher');
-      s.subPc = chorus.subPc = newPc(s, 'subscriber');
-      s.subPc.ontrack = (e) => {
-        if (e.streams && e.streams[0] && e.transceiver && e.transceiver.mid) s.midStream.set(e.transceiver.mid, e.streams[0].id);
-      };
 
       setStatus('connecting…');
       const ws = new WebSocket(signalingUrl(tok.url, tok.token));

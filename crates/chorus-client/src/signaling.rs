@@ -49,6 +49,9 @@ pub(crate) async fn join(
                 participant,
                 participants,
                 roster_complete,
+                // This client reaches the server directly; TURN is for browsers behind
+                // networks that block UDP.
+                ice_servers: _,
             } => {
                 let joined = Joined {
                     room,

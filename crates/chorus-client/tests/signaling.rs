@@ -192,6 +192,7 @@ async fn serve(
                         participant: participant(),
                         participants: vec![],
                         roster_complete: true,
+                        ice_servers: vec![],
                     }),
                     ClientMessage::Publish { cid, source, .. } => {
                         published += 1;

@@ -37,6 +37,19 @@ pub struct IceCandidate {
     pub username_fragment: Option<String>,
 }
 
+/// A STUN or TURN server as `RTCIceServer` spells it. Chorus hands out TURN servers with
+/// time-limited credentials (coturn's TURN REST API): pass them to `RTCPeerConnection`
+/// as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `turn:`, `turns:` or `stun:` URLs of one server.
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// Client → server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -124,6 +137,10 @@ pub enum ServerMessage {
         /// rest follow at once. Absent (older servers) means complete.
         #[serde(default = "complete")]
         roster_complete: bool,
+        /// STUN/TURN servers for both peer connections (`RTCConfiguration.iceServers`),
+        /// with credentials that expire; absent when the server has none configured.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// The next page of the roster that `joined` began, sent right after it and before
     /// anything else the client hears about those participants.
@@ -268,6 +285,7 @@ pub fn joined_frames(
         participant,
         participants: first,
         roster_complete: others.as_slice().is_empty(),
+        ice_servers: Vec::new(),
     }];
     while !others.as_slice().is_empty() {
         let participants = others.by_ref().take(ROSTER_PAGE).collect();
@@ -476,6 +494,34 @@ mod tests {
                 participants: Vec::new(),
                 complete: true
             }
+        );
+    }
+
+    /// `ice_servers` is left out when there are none (clients that predate it see the
+    /// frame they know) and spelled as `RTCIceServer` when there are.
+    #[test]
+    fn joined_carries_ice_servers_only_when_there_are_some() {
+        let mut frames = joined_frames("r".into(), someone(1, 0), Vec::new());
+        let plain = serde_json::to_string(&frames[0]).unwrap();
+        assert!(!plain.contains("ice_servers"), "{plain}");
+        let ServerMessage::Joined { ice_servers, .. } = &mut frames[0] else {
+            panic!("not joined");
+        };
+        ice_servers.push(IceServer {
+            urls: vec!["turn:turn.example.com:3478?transport=udp".into()],
+            username: Some("1700000000:alice".into()),
+            credential: Some("c2VjcmV0".into()),
+        });
+        let json = serde_json::to_string(&frames[0]).unwrap();
+        assert!(
+            json.ends_with(
+                r#""ice_servers":[{"urls":["turn:turn.example.com:3478?transport=udp"],"username":"1700000000:alice","credential":"c2VjcmV0"}]}"#
+            ),
+            "{json}"
+        );
+        assert_eq!(
+            serde_json::from_str::<ServerMessage>(&json).unwrap(),
+            frames[0]
         );
     }
 }

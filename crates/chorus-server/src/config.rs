@@ -17,6 +17,6 @@ mod tests;
 pub use load::{ENV_VARS, Overrides};
 pub use sections::{
     ApiSection, Config, DEFAULT_LOG_FILTER, DEV_API_KEY, DEV_API_SECRET, DemoSection, HttpSection,
-    LogFormat, LogSection, MediaSection, RoomsSection, WebhooksSection,
+    LogFormat, LogSection, MediaSection, RoomsSection, TurnSection, WebhooksSection,
 };
 pub use validate::MIN_SECRET_BYTES;

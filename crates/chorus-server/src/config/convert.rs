@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use chorus_api::{ApiConfig, ApiSecret, Keys};
+use chorus_api::{ApiConfig, ApiSecret, Keys, TurnConfig};
 use chorus_room::RoomConfig;
 
 use crate::media::MediaConfig;
@@ -65,7 +65,17 @@ impl Config {
             demo_enabled: self.demo.enabled,
             public_url,
             allowed_origins: self.http.allowed_origins.clone(),
+            turn: self.turn_config(),
         }
+    }
+
+    /// The TURN servers handed to clients; `None` when no URL is configured.
+    pub fn turn_config(&self) -> Option<TurnConfig> {
+        (!self.turn.urls.is_empty()).then(|| TurnConfig {
+            urls: self.turn.urls.clone(),
+            secret: self.turn.secret.clone(),
+            credential_ttl: Duration::from_secs(self.turn.credential_ttl_secs),
+        })
     }
 
     /// The configured public URL, or one derived from the HTTP address

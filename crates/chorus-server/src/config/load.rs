@@ -39,6 +39,9 @@ pub const ENV_VARS: &[&str] = &[
     "CHORUS_LOG",
     "CHORUS_LOG_FORMAT",
     "CHORUS_WEBHOOK_URLS",
+    "CHORUS_TURN_URLS",
+    "CHORUS_TURN_SECRET",
+    "CHORUS_TURN_CREDENTIAL_TTL_SECS",
     "RUST_LOG",
 ];
 
@@ -117,12 +120,16 @@ impl Config {
             self.demo.enabled = parse_bool("CHORUS_DEMO", &v)?;
         }
         if let Some(v) = var("CHORUS_WEBHOOK_URLS") {
-            self.webhooks.urls = v
-                .split(',')
-                .map(str::trim)
-                .filter(|u| !u.is_empty())
-                .map(str::to_owned)
-                .collect();
+            self.webhooks.urls = list(&v);
+        }
+        if let Some(v) = var("CHORUS_TURN_URLS") {
+            self.turn.urls = list(&v);
+        }
+        if let Some(v) = var("CHORUS_TURN_SECRET") {
+            self.turn.secret = v;
+        }
+        if let Some(v) = var("CHORUS_TURN_CREDENTIAL_TTL_SECS") {
+            self.turn.credential_ttl_secs = parse("CHORUS_TURN_CREDENTIAL_TTL_SECS", &v)?;
         }
         if let Some(v) = var("CHORUS_LOG_FORMAT") {
             self.log.format = match v.as_str() {
@@ -160,6 +167,16 @@ impl Config {
             self.log.filter = v.clone();
         }
     }
+}
+
+/// A comma-separated list; blank entries are left out.
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn parse_bool(name: &str, value: &str) -> anyhow::Result<bool> {

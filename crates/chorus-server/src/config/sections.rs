@@ -26,6 +26,31 @@ pub struct Config {
     pub demo: DemoSection,
     pub log: LogSection,
     pub webhooks: WebhooksSection,
+    pub turn: TurnSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TurnSection {
+    /// TURN servers (`turn:` and `turns:` URLs of one coturn deployment) handed to every
+    /// joining client in `joined.ice_servers`; empty: none.
+    pub urls: Vec<String>,
+    /// coturn's `static-auth-secret` (its `use-auth-secret` mode): credentials are made
+    /// with it and coturn checks them with it.
+    pub secret: String,
+    /// How long a credential is valid from the join. coturn checks it again at every
+    /// allocation refresh, so it has to outlast the longest call.
+    pub credential_ttl_secs: u64,
+}
+
+impl Default for TurnSection {
+    fn default() -> Self {
+        Self {
+            urls: Vec::new(),
+            secret: String::new(),
+            credential_ttl_secs: 86_400,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -234,6 +259,9 @@ impl Config {
         };
         hide(&mut config.api.secret);
         config.api.extra_keys.values_mut().for_each(hide);
+        if !config.turn.secret.is_empty() {
+            hide(&mut config.turn.secret);
+        }
         config
     }
 }

@@ -215,6 +215,86 @@ fn drain_timeout_from_file_and_environment() {
     assert_eq!(from_file.log.format, super::LogFormat::Text);
 }
 
+/// `[turn]` from the file, the environment over it, and what the API is given.
+#[test]
+fn turn_from_file_and_environment() {
+    assert_eq!(Config::default().turn_config().map(|t| t.urls), None);
+    let file = write_file(
+        "[turn]\nurls = [\"turn:turn.example.com:3478?transport=udp\"]\n\
+         secret = \"file-turn-secret\"\ncredential_ttl_secs = 600\n",
+    );
+    let from_file = Config::load(Some(file.path()), &no_env(), &Overrides::default()).unwrap();
+    let turn = from_file.turn_config().unwrap();
+    assert_eq!(turn.urls, ["turn:turn.example.com:3478?transport=udp"]);
+    assert_eq!(turn.secret, "file-turn-secret");
+    assert_eq!(turn.credential_ttl, Duration::from_secs(600));
+    let vars = env(&[
+        (
+            "CHORUS_TURN_URLS",
+            "turn:10.0.0.9:3478?transport=udp, turns:turn.example.com:443?transport=tcp,",
+        ),
+        ("CHORUS_TURN_SECRET", "env-turn-secret"),
+        ("CHORUS_TURN_CREDENTIAL_TTL_SECS", "7200"),
+    ]);
+    let from_env = Config::load(Some(file.path()), &vars, &Overrides::default()).unwrap();
+    let turn = from_env.api_config("http://x".into()).turn.unwrap();
+    assert_eq!(
+        turn.urls,
+        [
+            "turn:10.0.0.9:3478?transport=udp",
+            "turns:turn.example.com:443?transport=tcp"
+        ]
+    );
+    assert_eq!(turn.secret, "env-turn-secret");
+    assert_eq!(turn.credential_ttl, Duration::from_secs(7200));
+    let printed = from_env.redacted().to_toml().unwrap();
+    assert!(!printed.contains("env-turn-secret"), "{printed}");
+}
+
+#[test]
+fn turn_refusals() {
+    let cases: [Refusal; 5] = [
+        (
+            "a stun: URL",
+            &[
+                ("CHORUS_TURN_URLS", "stun:stun.example.com"),
+                ("CHORUS_TURN_SECRET", "s"),
+            ],
+            "turn.urls",
+        ),
+        (
+            "an http URL",
+            &[
+                ("CHORUS_TURN_URLS", "https://turn.example.com"),
+                ("CHORUS_TURN_SECRET", "s"),
+            ],
+            "turn.urls",
+        ),
+        (
+            "no host",
+            &[("CHORUS_TURN_URLS", "turn:"), ("CHORUS_TURN_SECRET", "s")],
+            "turn.urls",
+        ),
+        (
+            "no secret",
+            &[("CHORUS_TURN_URLS", "turn:turn.example.com")],
+            "turn.secret",
+        ),
+        (
+            "a credential that expires at once",
+            &[("CHORUS_TURN_CREDENTIAL_TTL_SECS", "5")],
+            "turn.credential_ttl_secs",
+        ),
+    ];
+    for (name, vars, want) in cases {
+        let err = Config::load(None, &env(vars), &Overrides::default()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains(want),
+            "{name}: {err:#} does not mention {want:?}"
+        );
+    }
+}
+
 /// `ENV_VARS` lists every variable the loader reads (it missed one before this test).
 #[test]
 fn every_variable_read_is_listed() {
@@ -229,6 +309,18 @@ fn every_variable_read_is_listed() {
         assert!(
             ENV_VARS.contains(&name),
             "{name} is read but not in ENV_VARS"
+        );
+    }
+}
+
+/// Every variable the loader reads is in docs/configuration.md.
+#[test]
+fn every_variable_is_documented() {
+    let docs = include_str!("../../../../docs/configuration.md");
+    for name in ENV_VARS {
+        assert!(
+            docs.contains(&format!("`{name}`")),
+            "{name} is not in docs/configuration.md"
         );
     }
 }

@@ -9,6 +9,9 @@ use super::sections::{Config, DEV_API_SECRET};
 /// More shards than any machine Chorus runs on has cores is a typo.
 const MAX_EGRESS_SHARDS: usize = 64;
 
+/// A shorter TURN credential could expire before the client has even allocated.
+const MIN_TURN_CREDENTIAL_TTL_SECS: u64 = 60;
+
 /// Shortest API secret accepted, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -59,6 +62,7 @@ impl Config {
         if self.webhooks.queue == 0 {
             bail!("webhooks.queue must be at least 1");
         }
+        self.validate_turn()?;
         for origin in &self.http.allowed_origins {
             if !(origin.starts_with("http://") || origin.starts_with("https://"))
                 || origin.trim_end_matches('/') != origin
@@ -84,6 +88,36 @@ impl Config {
             if ms == 0 {
                 bail!("media.{name} must be at least 1");
             }
+        }
+        Ok(())
+    }
+
+    fn validate_turn(&self) -> anyhow::Result<()> {
+        let turn = &self.turn;
+        for url in &turn.urls {
+            let Some((scheme, rest)) = url.split_once(':') else {
+                bail!("turn.urls: {url:?} is not a turn: or turns: URL");
+            };
+            if !(scheme == "turn" || scheme == "turns") || rest.is_empty() || rest.starts_with('/')
+            {
+                bail!(
+                    "turn.urls: {url:?} must be a turn: or turns: URL (RFC 7065), e.g. \
+                     \"turn:turn.example.com:3478?transport=udp\" or \
+                     \"turns:turn.example.com:443?transport=tcp\""
+                );
+            }
+        }
+        if !turn.urls.is_empty() && turn.secret.trim().is_empty() {
+            bail!(
+                "turn.secret (or CHORUS_TURN_SECRET) must be set when turn.urls is: it is \
+                 coturn's static-auth-secret, which the credentials are made with"
+            );
+        }
+        if turn.credential_ttl_secs < MIN_TURN_CREDENTIAL_TTL_SECS {
+            bail!(
+                "turn.credential_ttl_secs must be at least {MIN_TURN_CREDENTIAL_TTL_SECS}, got {}",
+                turn.credential_ttl_secs
+            );
         }
         Ok(())
     }
