@@ -31,6 +31,7 @@ scripts/browser-test.sh pair-switch
 
 step "browser H.264 and VP8 test"
 scripts/browser-test.sh codecs
+
 step "browser TURN relay test (coturn)"
 scripts/browser-test.sh turn-relay
 
