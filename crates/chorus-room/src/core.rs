@@ -11,6 +11,7 @@
 //! room audio applied) and `links` (connections, routes, liveness).
 
 mod audio;
+mod last_n;
 mod links;
 mod media;
 mod publish;
@@ -34,6 +35,7 @@ use rand::{Rng, SeedableRng};
 use crate::connections::Connections;
 use crate::forward::{EgressQueue, ShardJob};
 use crate::io::{Admitted, Command, Input, Output, ParticipantKey, Recipients, Reply};
+use crate::lastn::LastN;
 use crate::mixing::RoomAudio;
 use crate::participants::Participants;
 use crate::peer::PeerEvent;
@@ -61,6 +63,8 @@ pub struct CoreParams {
     /// Joins the room admits a second (and at once): a storm of joins must not starve
     /// the media of those already in.
     pub joins_per_second: u32,
+    /// Cameras a subscriber receives until it asks otherwise (`set_last_n`).
+    pub last_n: u32,
 }
 
 pub struct RoomCore {
@@ -101,6 +105,10 @@ pub struct RoomCore {
     feedback: FeedbackStats,
     mix_frames: u64,
     joins: TokenBucket,
+    /// Whose camera each subscriber receives.
+    last_n: LastN,
+    /// Something changed that may change it: decided when the input is done.
+    last_n_due: bool,
 }
 
 /// Runs the shards' jobs through `run`; what they found. Takes only the connections
@@ -165,6 +173,8 @@ impl RoomCore {
             feedback: FeedbackStats::default(),
             mix_frames: 0,
             joins: TokenBucket::new(params.joins_per_second, params.joins_per_second),
+            last_n: LastN::new(params.last_n),
+            last_n_due: false,
         }
     }
 
@@ -285,6 +295,8 @@ impl RoomCore {
         while let Some((key, reason)) = self.doomed.pop() {
             self.remove_participant(key, reason, now);
         }
+        // Before the offers: a camera subscribed in this input is paused before it is live.
+        self.update_last_n(now);
         // Sending an offer never makes another due: this ends.
         while let Some(conn) = self.offers_due.pop() {
             self.send_offer(conn, now);
@@ -391,6 +403,8 @@ impl RoomCore {
         let key = self
             .participants
             .admit(req, id.clone(), self.unix_ms(now))?;
+        self.last_n.joined(key);
+        self.last_n_due = true;
         let me = self.participant_info(key).expect("just admitted");
         let others = self
             .participants
@@ -432,6 +446,8 @@ impl RoomCore {
         for id in self.tracks.of_owner(key, |_| true) {
             self.unpublish(&id, now);
         }
+        self.last_n.left(key);
+        self.last_n_due = true;
         self.update_audio(now);
         if reason != LeaveReason::SignalingClosed {
             self.send(Recipients::One(key), ServerMessage::Left { reason });

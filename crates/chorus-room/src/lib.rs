@@ -10,6 +10,7 @@ mod core;
 mod driver;
 pub mod forward;
 pub mod io;
+mod lastn;
 mod mixing;
 mod negotiation;
 mod participants;
@@ -31,6 +32,7 @@ pub use chorus_room_api::{
 };
 
 pub use crate::core::{CoreParams, RoomCore};
+pub use lastn::DEFAULT_LAST_N;
 
 pub use registry::{RoomConfig, RoomRegistry};
 

@@ -52,10 +52,13 @@ pub enum Skip {
     LayerNumberReused,
     /// Older than what the subscriber's layer forwarder remembers of its numbering.
     LayerTooOld,
+    /// The publisher is not among the subscriber's last-N (pins and latest speakers):
+    /// its camera is paused for it.
+    LastNPaused,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 18] = [
+    pub const ALL: [Skip; 19] = [
         Skip::Stale,
         Skip::UnknownConnection,
         Skip::StunBadIntegrity,
@@ -74,6 +77,7 @@ impl Skip {
         Skip::TemporalLayerAbove,
         Skip::LayerNumberReused,
         Skip::LayerTooOld,
+        Skip::LastNPaused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +100,7 @@ impl Skip {
             Skip::TemporalLayerAbove => "temporal_layer_above",
             Skip::LayerNumberReused => "layer_number_reused",
             Skip::LayerTooOld => "layer_too_old",
+            Skip::LastNPaused => "last_n_paused",
         }
     }
 }

@@ -277,6 +277,18 @@ impl Tracks {
         ids
     }
 
+    /// Bound tracks of `source` and their owners, by track id.
+    pub fn published_of(&self, source: TrackSource) -> Vec<(ParticipantKey, TrackId)> {
+        let mut found: Vec<_> = self
+            .by_id
+            .values()
+            .filter(|t| t.source == source && t.published())
+            .map(|t| (t.owner, t.id.clone()))
+            .collect();
+        found.sort_by(|a, b| a.1.cmp(&b.1));
+        found
+    }
+
     /// Tracks that `conn` receives.
     pub fn subscribed_by(&self, conn: ConnId) -> Vec<TrackId> {
         let mut ids: Vec<_> = self

@@ -122,6 +122,7 @@ impl RoomCore {
             }
             _ => {}
         }
+        self.last_n_due = true;
         self.send(
             Recipients::One(key),
             ServerMessage::PermissionsChanged { grants },
@@ -133,6 +134,7 @@ impl RoomCore {
         let Some(track) = self.tracks.remove(id) else {
             return;
         };
+        self.last_n_due = true;
         if track.kind() == MediaKind::Audio {
             // Its listeners hear someone else, or nothing, on the same room-audio track.
             self.update_audio(now);
@@ -213,6 +215,7 @@ impl RoomCore {
             self.update_audio(now);
             return;
         }
+        self.last_n_due = true;
         for k in self.participants.listeners() {
             if k != owner {
                 self.subscribe(k, id, now);

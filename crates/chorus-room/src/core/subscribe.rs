@@ -80,6 +80,7 @@ impl RoomCore {
                 sent,
                 source: 0,
                 layers: None,
+                paused: false,
             },
         );
         peer.negotiation.changed();

@@ -117,6 +117,7 @@ impl Sim {
             egress_shards: 2,
             created_at_ms: 1_700_000_000_000,
             joins_per_second,
+            last_n: crate::lastn::DEFAULT_LAST_N,
         };
         Self {
             core: RoomCore::new(params, now),
