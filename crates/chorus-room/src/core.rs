@@ -12,6 +12,7 @@
 
 mod audio;
 mod last_n;
+mod layers_needed;
 mod links;
 mod media;
 mod publish;
@@ -33,6 +34,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::connections::Connections;
+use crate::dynacast::Dynacast;
 use crate::forward::{EgressQueue, ShardJob};
 use crate::io::{Admitted, Command, Input, Output, ParticipantKey, Recipients, Reply};
 use crate::lastn::LastN;
@@ -109,6 +111,12 @@ pub struct RoomCore {
     last_n: LastN,
     /// Something changed that may change it: decided when the input is done.
     last_n_due: bool,
+    /// Which simulcast layers anyone needs, told to publishers.
+    dynacast: Dynacast,
+    /// Something changed that may change them: recomputed when the input is done.
+    dynacast_due: bool,
+    /// When a layer nobody needs is next due to turn off.
+    dynacast_wake: Option<Instant>,
 }
 
 /// Runs the shards' jobs through `run`; what they found. Takes only the connections
@@ -175,6 +183,9 @@ impl RoomCore {
             joins: TokenBucket::new(params.joins_per_second, params.joins_per_second),
             last_n: LastN::new(params.last_n),
             last_n_due: false,
+            dynacast: Dynacast::default(),
+            dynacast_due: false,
+            dynacast_wake: None,
         }
     }
 
@@ -284,10 +295,15 @@ impl RoomCore {
     /// When the room must next get [`Input::Timeout`].
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let empty = self.empty_since.map(|t| t + self.empty_timeout);
-        [self.conns.next_timeout(), self.audio.poll_timeout(), empty]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.conns.next_timeout(),
+            self.audio.poll_timeout(),
+            empty,
+            self.dynacast_wake,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// After every input: removals, offers, the empty-room clock.
@@ -297,6 +313,7 @@ impl RoomCore {
         }
         // Before the offers: a camera subscribed in this input is paused before it is live.
         self.update_last_n(now);
+        self.update_dynacast(now);
         // Sending an offer never makes another due: this ends.
         while let Some(conn) = self.offers_due.pop() {
             self.send_offer(conn, now);

@@ -8,6 +8,7 @@ mod command;
 mod connections;
 mod core;
 mod driver;
+mod dynacast;
 pub mod forward;
 pub mod io;
 mod lastn;

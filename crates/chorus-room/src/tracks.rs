@@ -277,6 +277,20 @@ impl Tracks {
         ids
     }
 
+    /// Bound simulcast tracks and how many layers each has, by track id.
+    pub fn simulcast_layers(&self) -> Vec<(TrackId, usize)> {
+        let mut found: Vec<_> = self
+            .by_id
+            .values()
+            .filter_map(|t| {
+                let s = t.upstream.as_ref()?.simulcast.as_ref()?;
+                Some((t.id.clone(), s.layers().len()))
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
     /// Bound tracks of `source` and their owners, by track id.
     pub fn published_of(&self, source: TrackSource) -> Vec<(ParticipantKey, TrackId)> {
         let mut found: Vec<_> = self

@@ -78,6 +78,7 @@ impl RoomCore {
             return;
         };
         dt.paused = paused;
+        self.dynacast_due = true;
         let plain = dt.layers.is_none();
         if paused {
             if let Some(selection) = dt.layers.as_mut() {

@@ -135,6 +135,7 @@ impl RoomCore {
             return;
         };
         self.last_n_due = true;
+        self.dynacast.remove(id);
         if track.kind() == MediaKind::Audio {
             // Its listeners hear someone else, or nothing, on the same room-audio track.
             self.update_audio(now);
@@ -216,6 +217,7 @@ impl RoomCore {
             return;
         }
         self.last_n_due = true;
+        self.dynacast_due = true;
         for k in self.participants.listeners() {
             if k != owner {
                 self.subscribe(k, id, now);

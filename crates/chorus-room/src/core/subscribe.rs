@@ -85,6 +85,7 @@ impl RoomCore {
         );
         peer.negotiation.changed();
         self.offers_due.push(conn);
+        self.dynacast_due = true;
         Some(conn)
     }
 
@@ -96,6 +97,7 @@ impl RoomCore {
             peer.remove_track(id);
             peer.negotiation.changed();
             self.offers_due.push(conn);
+            self.dynacast_due = true;
         }
     }
 

@@ -223,6 +223,11 @@ impl Sim {
     }
 
     /// From now on the client keeps the server's offers unanswered.
+    /// The client applies `publisher_layers` (dynacast) to its simulcast layers.
+    pub fn apply_publisher_layers(&mut self, c: ClientId) {
+        self.clients[c.0].applies_layers = true;
+    }
+
     pub fn hold_answers(&mut self, c: ClientId) {
         self.clients[c.0].hold_answers = true;
     }
