@@ -5,6 +5,8 @@
 # call through the demo page), stops the server and exits with the test's code.
 #
 #   scripts/browser-test.sh               the end-to-end test (tests/browser/e2e.js)
+#   scripts/browser-test.sh screen        screen share and last-N on the demo page
+#                                         (tests/browser/screen.js)
 #   scripts/browser-test.sh pair-switch   the ICE pair-switch test (tests/browser/pair-switch.js):
 #                                         the namespace also gets two interfaces with addresses
 #                                         of their own (eth1 10.200.0.2, wlan1 10.201.0.2) for the
@@ -30,7 +32,8 @@ TEST="${1:-e2e}"
 case "$TEST" in
   e2e) TEST_JS=tests/browser/e2e.js; TEST_TIMEOUT=180 ;;
   pair-switch) TEST_JS=tests/browser/pair-switch.js; TEST_TIMEOUT=110 ;;
-  *) echo "[browser-test] unknown test \"$TEST\" (e2e or pair-switch)" >&2; exit 2 ;;
+  screen) TEST_JS=tests/browser/screen.js; TEST_TIMEOUT=110 ;;
+  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch or screen)" >&2; exit 2 ;;
 esac
 
 if [ "${CHORUS_IN_NETNS:-0}" != 1 ]; then
