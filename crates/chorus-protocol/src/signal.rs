@@ -104,8 +104,8 @@ pub enum ClientMessage {
     SetPins { participant_ids: Vec<String> },
 }
 
-/// The most `set_last_n` may ask for.
-pub const MAX_LAST_N: u32 = 64;
+/// The most `set_last_n` may ask for: every camera a room can have.
+pub const MAX_LAST_N: u32 = crate::control::MAX_PARTICIPANTS_CEILING;
 
 /// The most participants `set_pins` may name.
 pub const MAX_PINS: usize = 8;

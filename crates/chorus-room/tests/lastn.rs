@@ -170,7 +170,7 @@ fn pins_come_first_and_last_n_is_the_subscribers_own() {
 
     // Bad requests: an error, and nothing changes.
     let told = pauses(&sim, viewer).len();
-    sim.signal(viewer, ClientMessage::SetLastN { last_n: 65 });
+    sim.signal(viewer, ClientMessage::SetLastN { last_n: 351 });
     assert_eq!(error_code(&sim, viewer).as_deref(), Some("bad_message"));
     let unknown = vec!["PA_nobody".to_owned()];
     sim.signal(

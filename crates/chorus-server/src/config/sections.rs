@@ -105,7 +105,7 @@ pub struct RoomsSection {
     /// Joins one room admits a second (and in one burst).
     pub max_joins_per_second_per_room: u32,
     /// Cameras a subscriber receives (last-N: pins, then latest speakers) until it
-    /// sends `set_last_n`; 0–64.
+    /// sends `set_last_n`; 0–350.
     pub last_n_default: u32,
 }
 
