@@ -688,8 +688,8 @@
   }
 
   /**
-   * Shares a screen (getDisplayMedia) as the `screen_share` source, or stops sharing.
-   * The server has no source for a screen's audio yet: only its video is sent.
+   * Shares a screen (getDisplayMedia) as the `screen_share` source, with its sound as
+   * `screen_share_audio` where the browser gives one (a tab's audio), or stops sharing.
    */
   async function toggleScreen() {
     const s = session;
@@ -700,7 +700,7 @@
     }
     let stream;
     try {
-      stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true });
     } catch (e) {
       log(`screen share not started: ${e.name}: ${e.message}`);
       return;
@@ -715,6 +715,8 @@
     track.onended = () => { if (chorus.screen && chorus.screen.track === track) stopScreen(s); };
     try {
       await publishTrack(s, track, 'screen_share', stream);
+      const sound = stream.getAudioTracks()[0];
+      if (sound) await publishTrack(s, sound, 'screen_share_audio', stream);
       await negotiatePublisher(s);
     } catch (e) {
       showError(`Could not share the screen: ${e.message}`, 'publish_failed');
@@ -728,17 +730,22 @@
     chorus.screen = null;
     if (!sc) return;
     sc.stream.getTracks().forEach((t) => t.stop());
-    const lt = chorus.localTracks.screen_share;
-    delete chorus.localTracks.screen_share;
-    if (lt && lt.trackId) {
-      send({ type: 'unpublish', track_id: lt.trackId });
-      removeTrack(chorus.participantId, lt.trackId);
+    let removed = false;
+    for (const source of ['screen_share', 'screen_share_audio']) {
+      const lt = chorus.localTracks[source];
+      delete chorus.localTracks[source];
+      if (!lt) continue;
+      if (lt.trackId) {
+        send({ type: 'unpublish', track_id: lt.trackId });
+        removeTrack(chorus.participantId, lt.trackId);
+      }
+      const sender = s.pubPc && s.pubPc.getSenders().find((x) => x.track === lt.track);
+      if (sender && s === session && !s.leaving) {
+        s.pubPc.removeTrack(sender);
+        removed = true;
+      }
     }
-    const sender = s.pubPc && s.pubPc.getSenders().find((x) => x.track === sc.track);
-    if (sender && s === session && !s.leaving) {
-      s.pubPc.removeTrack(sender);
-      negotiatePublisher(s).catch(() => {});
-    }
+    if (removed) negotiatePublisher(s).catch(() => {});
     render();
   }
 

@@ -258,19 +258,23 @@ impl Tracks {
         let mut sources: Vec<_> = self
             .by_id
             .values()
-            .filter(|t| t.kind() == MediaKind::Audio && t.published())
+            .filter(|t| t.source == TrackSource::Microphone && t.published())
             .map(|t| (t.owner, t.id.clone()))
             .collect();
         sources.sort_by(|a, b| a.1.cmp(&b.1));
         sources
     }
 
-    /// Bound videos someone other than `subscriber` publishes, by id.
-    pub fn videos_for(&self, subscriber: ParticipantKey) -> Vec<TrackId> {
+    /// Bound tracks forwarded one by one (videos, screen share audio: all but the
+    /// microphones, which reach listeners in the room audio) that someone other than
+    /// `subscriber` publishes, by id.
+    pub fn forwarded_for(&self, subscriber: ParticipantKey) -> Vec<TrackId> {
         let mut ids: Vec<_> = self
             .by_id
             .values()
-            .filter(|t| t.owner != subscriber && t.published() && t.kind() == MediaKind::Video)
+            .filter(|t| {
+                t.owner != subscriber && t.published() && t.source != TrackSource::Microphone
+            })
             .map(|t| t.id.clone())
             .collect();
         ids.sort();

@@ -230,3 +230,56 @@ fn a_screen_share_is_outside_last_n_and_a_second_camera_is_refused() {
         );
     }
 }
+
+#[test]
+fn screen_share_audio_is_a_track_of_its_own_outside_the_room_audio() {
+    let mut sim = Sim::new(24);
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    let screen = sim.publish(alice, TrackSource::ScreenShare);
+    let sound = sim.publish(alice, TrackSource::ScreenShareAudio);
+    sim.run_for(ms(1500));
+
+    // bob gets the tab's sound on its own track, as it arrives (50 packets a second)…
+    let got = sim.rtp(bob, &sound);
+    assert!(got.len() > 40, "{} packets", got.len());
+    assert_eq!(seq_jumps(got), []);
+    assert!(sim.rtp(bob, &screen).len() > 20);
+    // …and not in the room audio (alice has no microphone: bob's room audio is silent),
+    // nor does it make alice a speaker.
+    assert!(
+        sim.rtp(bob, chorus_protocol::signal::ROOM_AUDIO_TRACK)
+            .is_empty()
+    );
+    let alice_id = sim.participant_id(alice).to_owned();
+    let spoke = sim.frames(bob).iter().any(|m| {
+        matches!(m, ServerMessage::ActiveSpeakers { speakers }
+            if speakers.iter().any(|s| s.participant_id == alice_id))
+    });
+    assert!(!spoke, "screen sound is not speech");
+
+    // Muted, it stops; one per participant, like every source.
+    sim.signal(
+        alice,
+        ClientMessage::Mute {
+            track_id: sound.clone(),
+            muted: true,
+        },
+    );
+    sim.run_for(ms(200));
+    let n = sim.rtp(bob, &sound).len();
+    sim.run_for(ms(500));
+    assert_eq!(sim.rtp(bob, &sound).len(), n);
+    sim.signal(
+        alice,
+        ClientMessage::Publish {
+            cid: "second-sound".into(),
+            source: TrackSource::ScreenShareAudio,
+            muted: false,
+        },
+    );
+    assert_eq!(
+        error_code(&sim, alice).as_deref(),
+        Some("source_already_published")
+    );
+}

@@ -46,9 +46,9 @@ impl RoomCore {
     ) -> Result<TrackInfo, SignalError> {
         let was_muted = self.tracks.get(id).is_some_and(|t| t.muted);
         let change = self.tracks.set_muted(id, muted, by_server)?;
-        if change.info.kind == MediaKind::Audio {
+        if change.info.source == TrackSource::Microphone {
             self.audio.set_muted(change.owner, muted);
-        } else if was_muted && !muted {
+        } else if change.info.kind == MediaKind::Video && was_muted && !muted {
             self.resume_video(id, now);
         }
         if change.announce {
@@ -136,7 +136,7 @@ impl RoomCore {
         };
         self.last_n_due = true;
         self.dynacast.remove(id);
-        if track.kind() == MediaKind::Audio {
+        if track.source == TrackSource::Microphone {
             // Its listeners hear someone else, or nothing, on the same room-audio track.
             self.update_audio(now);
         }
@@ -203,7 +203,7 @@ impl RoomCore {
             track.history = Some(History::new(SIMULCAST_HISTORY_LEN));
         }
         track.upstream = Some(binding);
-        let (owner, info, kind) = (track.owner, track.info(), track.kind());
+        let (owner, info, source) = (track.owner, track.info(), track.source);
         self.event(WebhookEvent::TrackPublished {
             room: self.name.clone(),
             track: info.clone(),
@@ -212,7 +212,7 @@ impl RoomCore {
             Recipients::All,
             ServerMessage::TrackPublished { track: info },
         );
-        if kind == MediaKind::Audio {
+        if source == TrackSource::Microphone {
             self.update_audio(now);
             return;
         }

@@ -19,20 +19,20 @@ use crate::peer::DownTrack;
 use crate::tracks::HISTORY_LEN;
 
 impl RoomCore {
-    /// Every published video, and the room audio.
+    /// Every published video (and screen share audio), and the room audio.
     pub(super) fn subscribe_to_all(&mut self, key: ParticipantKey, now: Instant) {
-        for id in self.tracks.videos_for(key) {
+        for id in self.tracks.forwarded_for(key) {
             self.subscribe(key, &id, now);
         }
         self.update_audio(now);
     }
 
-    /// Subscribes to a video track.
+    /// Subscribes to a track forwarded on its own (a video, screen share audio).
     pub(super) fn subscribe(&mut self, key: ParticipantKey, id: &TrackId, now: Instant) {
-        if self.tracks.get(id).is_none() {
+        let Some(kind) = self.tracks.get(id).map(|t| t.kind()) else {
             return;
-        }
-        if let Some(conn) = self.add_downtrack(key, id, MediaKind::Video, now) {
+        };
+        if let Some(conn) = self.add_downtrack(key, id, kind, now) {
             self.tracks.add_subscriber(id, conn);
         }
     }
