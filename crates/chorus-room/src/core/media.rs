@@ -101,7 +101,8 @@ impl RoomCore {
         let found = self.conns.get(conn).and_then(|peer| {
             peer.downtracks
                 .iter()
-                .find(|(_, dt)| dt.ssrc == ssrc)
+                // Paused by last-N: nothing to refresh (a resume asks for its own).
+                .find(|(_, dt)| dt.ssrc == ssrc && !dt.paused)
                 .map(|(id, dt)| (id.clone(), dt.layers.as_ref().map(|l| l.wanted())))
         });
         match found {
