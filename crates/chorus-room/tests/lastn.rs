@@ -26,8 +26,7 @@ fn pauses(sim: &Sim, c: ClientId) -> Vec<(String, bool)> {
         .collect()
 }
 
-/// Whether `c` got packets of `track` in the last `window` packets' time: its count now
-/// against `before`.
+/// Whether `c` got more than 10 packets of `track` since it had `before`.
 fn grew(sim: &Sim, c: ClientId, track: &str, before: usize) -> bool {
     sim.rtp(c, track).len() > before + 10
 }
