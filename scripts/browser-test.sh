@@ -5,6 +5,8 @@
 # call through the demo page), stops the server and exits with the test's code.
 #
 #   scripts/browser-test.sh               the end-to-end test (tests/browser/e2e.js)
+#   scripts/browser-test.sh screen        screen share and last-N on the demo page
+#                                         (tests/browser/screen.js)
 #   scripts/browser-test.sh pair-switch   the ICE pair-switch test (tests/browser/pair-switch.js):
 #                                         the namespace also gets two interfaces with addresses
 #                                         of their own (eth1 10.200.0.2, wlan1 10.201.0.2) for the
@@ -42,7 +44,8 @@ case "$TEST" in
   pair-switch) TEST_JS=tests/browser/pair-switch.js; TEST_TIMEOUT=110 ;;
   codecs) TEST_JS=tests/browser/codecs.js; TEST_TIMEOUT=130 ;;
   turn-relay) TEST_JS=tests/browser/turn-relay.js; TEST_TIMEOUT=90 ;;
-  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch, codecs or turn-relay)" >&2; exit 2 ;;
+  screen) TEST_JS=tests/browser/screen.js; TEST_TIMEOUT=110 ;;
+  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch, codecs, turn-relay or screen)" >&2; exit 2 ;;
 esac
 if [ "$TEST" = turn-relay ] && ! command -v turnserver >/dev/null 2>&1; then
   echo "[browser-test] turnserver (coturn) missing: run scripts/setup.sh" >&2

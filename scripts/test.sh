@@ -26,6 +26,9 @@ cargo test --workspace
 step "browser end-to-end test"
 scripts/browser-test.sh
 
+step "browser screen share and last-N test"
+scripts/browser-test.sh screen
+
 step "browser ICE pair-switch test"
 scripts/browser-test.sh pair-switch
 

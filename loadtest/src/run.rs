@@ -74,6 +74,14 @@ async fn join_one(ctx: Arc<Ctx>, index: usize, role: Role) -> Result<JoinOutcome
     let started = Instant::now();
     let client = connect(cfg).await.context("connect")?;
     let joined_at = Instant::now();
+    if role.subscribe {
+        // The harness measures fan-out: every receiver takes every camera, not the
+        // server's last-N (6 by default), or the paused ones would count as lost.
+        client
+            .set_last_n(chorus_protocol::signal::MAX_LAST_N)
+            .await
+            .context("set_last_n")?;
+    }
     let mut tracks = Vec::new();
     let mut publish_error = None;
     let sources = [

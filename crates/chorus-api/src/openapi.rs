@@ -229,7 +229,10 @@ mod tests {
             }
         }
         let enums = [
-            ("TrackSource", vec!["microphone", "camera", "screen_share"]),
+            (
+                "TrackSource",
+                vec!["microphone", "camera", "screen_share", "screen_share_audio"],
+            ),
             ("MediaKind", vec!["audio", "video"]),
             (
                 "ParticipantState",

@@ -101,6 +101,10 @@
     mediaUnreachable: {},
     /** ICE restarts this page started: { target, reason, at }. */
     iceRestarts: [],
+    /** track_id -> reason of remote videos the server paused for us (last-N). */
+    pausedVideos: new Map(),
+    /** The screen we share: { track, stream } while sharing. */
+    screen: null,
   };
   window.chorus = chorus;
 
@@ -250,6 +254,10 @@
         chorus.speakers = new Set((m.speakers || []).map((x) => x.participant_id));
         render();
         break;
+      // Last-N: the server stopped (or started again) sending one of the videos we receive.
+      case 'video_paused': chorus.pausedVideos.set(m.track_id, m.reason); break;
+      case 'video_resumed': chorus.pausedVideos.delete(m.track_id); break;
+      case 'publisher_layers': applyPublisherLayers(m); break;
       case 'permissions_changed':
         if (chorus.self) chorus.self.grants = m.grants;
         log('permissions changed', m.grants);
@@ -652,7 +660,7 @@
 
   // ---------------------------------------------------------------- publishing
 
-  async function publishTrack(s, track, source) {
+  async function publishTrack(s, track, source, stream) {
     const reply = waitFor(
       s,
       (m) => (m.type === 'publish_accepted' && m.cid === track.id) || m.type === 'error',
@@ -664,7 +672,7 @@
     if (m.type === 'error') throw new Error(`the server refused the ${source}: ${describeError(m.code, m.message)}`);
     chorus.localTracks[source] = { track, trackId: m.track.track_id, muted: !track.enabled };
     upsertTrack(m.track);
-    s.pubPc.addTransceiver(track, { direction: 'sendonly', streams: [chorus.localStream] });
+    s.pubPc.addTransceiver(track, { direction: 'sendonly', streams: [stream || chorus.localStream] });
     if (track.kind === 'video') preferCodec(s.pubPc, track, videoCodec());
     if (track.kind === 'audio') preferCodec(s.pubPc, track, 'audio/opus');
   }
@@ -688,6 +696,88 @@
     } catch (e) {
       log('setCodecPreferences failed', e.message);
     }
+  }
+
+  /**
+   * Dynacast (`publisher_layers`): turns the simulcast encodings of one of our tracks on
+   * or off as the server says nobody (or somebody) receives them.
+   */
+  function applyPublisherLayers(m) {
+    const lt = Object.values(chorus.localTracks).find((t) => t.trackId === m.track_id);
+    const sender = lt && chorus.pubPc && chorus.pubPc.getSenders().find((x) => x.track === lt.track);
+    if (!sender) return;
+    const params = sender.getParameters();
+    let changed = false;
+    for (const enc of params.encodings || []) {
+      const layer = (m.layers || []).find((l) => l.rid === enc.rid);
+      if (layer && enc.active !== layer.active) {
+        enc.active = layer.active;
+        changed = true;
+      }
+    }
+    if (changed) sender.setParameters(params).catch((e) => log('setParameters failed', e.message));
+  }
+
+  /**
+   * Shares a screen (getDisplayMedia) as the `screen_share` source, with its sound as
+   * `screen_share_audio` where the browser gives one (a tab's audio), or stops sharing.
+   */
+  async function toggleScreen() {
+    const s = session;
+    if (!s || !s.joined) return;
+    if (chorus.screen) {
+      stopScreen(s);
+      return;
+    }
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true });
+    } catch (e) {
+      log(`screen share not started: ${e.name}: ${e.message}`);
+      return;
+    }
+    const track = stream.getVideoTracks()[0];
+    if (!track || s !== session) {
+      stream.getTracks().forEach((t) => t.stop());
+      return;
+    }
+    chorus.screen = { track, stream };
+    // The browser's own "Stop sharing" button ends the track.
+    track.onended = () => { if (chorus.screen && chorus.screen.track === track) stopScreen(s); };
+    try {
+      await publishTrack(s, track, 'screen_share', stream);
+      const sound = stream.getAudioTracks()[0];
+      if (sound) await publishTrack(s, sound, 'screen_share_audio', stream);
+      await negotiatePublisher(s);
+    } catch (e) {
+      showError(`Could not share the screen: ${e.message}`, 'publish_failed');
+      stopScreen(s);
+    }
+    render();
+  }
+
+  function stopScreen(s) {
+    const sc = chorus.screen;
+    chorus.screen = null;
+    if (!sc) return;
+    sc.stream.getTracks().forEach((t) => t.stop());
+    let removed = false;
+    for (const source of ['screen_share', 'screen_share_audio']) {
+      const lt = chorus.localTracks[source];
+      delete chorus.localTracks[source];
+      if (!lt) continue;
+      if (lt.trackId) {
+        send({ type: 'unpublish', track_id: lt.trackId });
+        removeTrack(chorus.participantId, lt.trackId);
+      }
+      const sender = s.pubPc && s.pubPc.getSenders().find((x) => x.track === lt.track);
+      if (sender && s === session && !s.leaving) {
+        s.pubPc.removeTrack(sender);
+        removed = true;
+      }
+    }
+    if (removed) negotiatePublisher(s).catch(() => {});
+    render();
   }
 
   async function setMuted(source, muted) {
@@ -785,8 +875,9 @@
     Object.assign(chorus, {
       state: 'joining', room, participantId: null, identity: null, self: null,
       leftReason: null, closeCode: null, localTracks: {}, events: [], errors: [],
-      mediaUnreachable: {}, iceRestarts: [],
+      mediaUnreachable: {}, iceRestarts: [], screen: null,
     });
+    chorus.pausedVideos.clear();
     chorus.roster.clear();
     chorus.remoteTracks.clear();
     $('join').disabled = true;
@@ -911,6 +1002,8 @@
     }
     for (const pc of [s.pubPc, s.subPc]) if (pc) pc.close();
     if (chorus.localStream) chorus.localStream.getTracks().forEach((t) => t.stop());
+    if (chorus.screen) chorus.screen.stream.getTracks().forEach((t) => t.stop());
+    chorus.screen = null;
     $('local-video').srcObject = null;
     chorus.localStream = null;
     chorus.localTracks = {};
@@ -1032,11 +1125,17 @@
       iceRestarts: chorus.iceRestarts.map((r) => ({ ...r })),
       speakers: chorus.speakers ? [...chorus.speakers] : [],
       errors: chorus.errors.map((e) => `${e.code}: ${e.message}`),
+      pausedVideos: [...chorus.pausedVideos.keys()],
+      sharingScreen: !!chorus.screen,
       eventTypes: chorus.events.map((m) => m.type),
     };
   }
 
-  Object.assign(chorus, { join, leave, setMuted, inboundStats, transportStats, snapshot, parseSections });
+  /** Last-N (docs/signaling.md): how many cameras to receive, and whose first. */
+  const setLastN = (n) => send({ type: 'set_last_n', last_n: n });
+  const setPins = (participantIds) => send({ type: 'set_pins', participant_ids: participantIds });
+
+  Object.assign(chorus, { join, leave, setMuted, toggleScreen, setLastN, setPins, inboundStats, transportStats, snapshot, parseSections });
 
   // ---------------------------------------------------------------- rendering
 
@@ -1079,6 +1178,10 @@
     camBtn.textContent = cam && cam.muted ? 'Camera on' : 'Camera off';
     camBtn.setAttribute('aria-pressed', String(!!(cam && cam.muted)));
     $('leave').disabled = !session || session.leaving;
+    const shareBtn = $('share');
+    shareBtn.disabled = !session || !session.joined || !navigator.mediaDevices || !navigator.mediaDevices.getDisplayMedia;
+    shareBtn.textContent = chorus.screen ? 'Stop sharing' : 'Share screen';
+    shareBtn.setAttribute('aria-pressed', String(!!chorus.screen));
     const selfTile = $('self-tile');
     const selfMic = selfTile.querySelector('[data-testid="self-mic-state"]');
     const selfCam = selfTile.querySelector('[data-testid="self-cam-state"]');
@@ -1188,7 +1291,8 @@
       '<div class="label"><span class="name" data-testid="tile-name"></span>' +
       '<span class="badge" data-testid="mic-state"></span>' +
       '<span class="badge" data-testid="cam-state"></span>' +
-      '<span class="badge" data-testid="participant-state"></span></div>';
+      '<span class="badge" data-testid="participant-state"></span>' +
+      '<span class="badge off" data-testid="video-paused"></span></div>';
     return tile;
   }
 
@@ -1219,6 +1323,16 @@
     syncMedia(tile, 'audio', audios, () => null);
     const camVideo = videos.find((m) => m.source === 'camera');
     tile.classList.toggle('no-video', !camVideo || (cam && cam.muted));
+    // A remote screen share is shown large: its tile spans the stage, the camera small.
+    tile.classList.toggle('has-screen', videos.some((m) => m.source === 'screen_share'));
+    // Last-N: a camera the server paused for us (not torn down) is shown as paused.
+    const paused = !!(cam && chorus.pausedVideos.has(cam.track_id));
+    tile.classList.toggle('paused', paused);
+    tile.dataset.videoPaused = String(paused);
+    const pb = tile.querySelector('[data-testid="video-paused"]');
+    pb.textContent = paused ? 'paused' : '';
+    pb.style.display = paused ? '' : 'none';
+    pb.title = paused ? 'Not among the last speakers: the server pauses this video (last-N)' : '';
   }
 
   // ------------------------------------------------------ what each tile shows
@@ -1327,6 +1441,7 @@
     if (lt) setMuted('camera', !lt.muted);
   });
   $('leave').addEventListener('click', () => leave());
+  $('share').addEventListener('click', () => toggleScreen());
   window.addEventListener('pagehide', () => {
     if (session) send({ type: 'leave' });
   });

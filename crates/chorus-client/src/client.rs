@@ -244,6 +244,26 @@ impl Client {
             .map_err(|_| ClientError::Closed)
     }
 
+    /// Receives the cameras of at most `last_n` others (`set_last_n`): pins first, then
+    /// the latest speakers; the rest are paused (`video_paused` events).
+    pub async fn set_last_n(&self, last_n: u32) -> Result<(), ClientError> {
+        self.send(ClientMessage::SetLastN { last_n }).await
+    }
+
+    /// Pins these participants (by participant id), in this order; replaces the last
+    /// pins (`set_pins`).
+    pub async fn set_pins(&self, participant_ids: &[&str]) -> Result<(), ClientError> {
+        let participant_ids = participant_ids.iter().map(|s| (*s).to_owned()).collect();
+        self.send(ClientMessage::SetPins { participant_ids }).await
+    }
+
+    async fn send(&self, message: ClientMessage) -> Result<(), ClientError> {
+        self.commands
+            .send(Command::Send(message))
+            .await
+            .map_err(|_| ClientError::Closed)
+    }
+
     /// Changes the network path of one connection (see [`PathChange`]); returns the
     /// local address now in use.
     pub async fn change_path(

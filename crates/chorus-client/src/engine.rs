@@ -211,6 +211,19 @@ impl Engine {
                 target,
                 candidate: Some(candidate),
             } => self.peer_mut(*target).add_remote_candidate(candidate),
+            ServerMessage::PublisherLayers { track_id, layers } => {
+                // Dynacast, applied as a browser's setParameters would.
+                let layers: Vec<(String, bool)> =
+                    layers.iter().map(|l| (l.rid.clone(), l.active)).collect();
+                let publication = self
+                    .publications
+                    .iter_mut()
+                    .find(|p| &p.track_id == track_id);
+                if let Some(media) = publication.and_then(|p| p.media.as_mut()) {
+                    media.set_layers(&layers);
+                }
+                Ok(())
+            }
             _ => Ok(()),
         };
         if result.is_err()

@@ -331,6 +331,12 @@ impl Session {
             }
             // The server heard nothing on that connection: restart ICE there.
             ServerMessage::IceRestart { target } => self.engine.restart_ice(*target),
+            // Dynacast: applied to our simulcast camera, and passed on as an event.
+            ServerMessage::PublisherLayers { .. } => {
+                if let Err(err) = self.engine.handle_signal(now, &message) {
+                    warn!(%err, "publisher layers not applied");
+                }
+            }
             _ => {}
         }
         if self.events.try_send(message).is_err() {

@@ -19,14 +19,22 @@ pub enum TrackSource {
     Microphone,
     Camera,
     ScreenShare,
+    /// The audio a screen share captures (a browser tab's sound), where the browser
+    /// gives it: forwarded as a track of its own, not mixed into the room audio.
+    ScreenShareAudio,
 }
 
 impl TrackSource {
-    pub const ALL: [TrackSource; 3] = [Self::Microphone, Self::Camera, Self::ScreenShare];
+    pub const ALL: [TrackSource; 4] = [
+        Self::Microphone,
+        Self::Camera,
+        Self::ScreenShare,
+        Self::ScreenShareAudio,
+    ];
 
     pub fn kind(self) -> MediaKind {
         match self {
-            TrackSource::Microphone => MediaKind::Audio,
+            TrackSource::Microphone | TrackSource::ScreenShareAudio => MediaKind::Audio,
             TrackSource::Camera | TrackSource::ScreenShare => MediaKind::Video,
         }
     }
@@ -36,6 +44,7 @@ impl TrackSource {
             TrackSource::Microphone => "microphone",
             TrackSource::Camera => "camera",
             TrackSource::ScreenShare => "screen_share",
+            TrackSource::ScreenShareAudio => "screen_share_audio",
         }
     }
 }

@@ -107,7 +107,21 @@ pub enum ClientMessage {
         #[serde(default)]
         max_quality: Option<VideoQuality>,
     },
+    /// How many participants' cameras the client receives at most (last-N): those it
+    /// pins, then those who spoke last. Screen shares are always received, outside N.
+    /// `0..=`[`MAX_LAST_N`]; the room's default applies until the first one.
+    SetLastN { last_n: u32 },
+    /// The participants (by `participant_id`) whose cameras the client always receives
+    /// first, in this order; replaces the last list (empty unpins everyone). At most
+    /// [`MAX_PINS`]; they count within last-N.
+    SetPins { participant_ids: Vec<String> },
 }
+
+/// The most `set_last_n` may ask for: every camera a room can have.
+pub const MAX_LAST_N: u32 = crate::control::MAX_PARTICIPANTS_CEILING;
+
+/// The most participants `set_pins` may name.
+pub const MAX_PINS: usize = 8;
 
 fn visible() -> bool {
     true
@@ -229,6 +243,25 @@ pub enum ServerMessage {
     Draining {
         within_ms: u64,
     },
+    /// The server stopped sending a video the client receives (the track stays on its
+    /// subscriber connection, and resumes on a keyframe). Sent only when it changes.
+    VideoPaused {
+        track_id: String,
+        participant_id: String,
+        reason: PauseReason,
+    },
+    /// A paused video is sent again (from its next keyframe).
+    VideoResumed {
+        track_id: String,
+        participant_id: String,
+    },
+    /// To a publisher: which simulcast layers of its track someone receives. The client
+    /// sets `encodings[i].active` of the track's `RTCRtpSender` to each layer's `active`
+    /// (`setParameters`), the encoding matched by `rid`. Sent when it changes.
+    PublisherLayers {
+        track_id: String,
+        layers: Vec<PublisherLayer>,
+    },
     /// A request failed (`code` is stable, see docs/signaling.md). Fatal errors are
     /// followed by the socket closing.
     Error {
@@ -238,6 +271,21 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<String>,
     },
+}
+
+/// Why a video is paused for a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseReason {
+    /// The publisher is not among the subscriber's last-N (pins and latest speakers).
+    LastN,
+}
+
+/// One layer of [`ServerMessage::PublisherLayers`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublisherLayer {
+    pub rid: String,
+    pub active: bool,
 }
 
 /// One client frame as it arrives: the message, and an optional id of the client's
@@ -361,6 +409,68 @@ mod tests {
         );
         let bad = r#"{"type":"track_settings","track_id":"TR_1","max_quality":"ultra"}"#;
         assert!(serde_json::from_str::<ClientMessage>(bad).is_err());
+    }
+
+    #[test]
+    fn last_n_pins_pauses_and_publisher_layers_on_the_wire() {
+        // (JSON, message) both ways: the names docs/signaling.md gives.
+        let client = [
+            (
+                r#"{"type":"set_last_n","last_n":1}"#,
+                ClientMessage::SetLastN { last_n: 1 },
+            ),
+            (
+                r#"{"type":"set_pins","participant_ids":["PA_1","PA_2"]}"#,
+                ClientMessage::SetPins {
+                    participant_ids: vec!["PA_1".into(), "PA_2".into()],
+                },
+            ),
+        ];
+        for (json, msg) in client {
+            assert_eq!(serde_json::from_str::<ClientMessage>(json).unwrap(), msg);
+            assert_eq!(serde_json::to_string(&msg).unwrap(), json);
+        }
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"set_last_n"}"#).is_err());
+        assert!(
+            serde_json::from_str::<ClientMessage>(r#"{"type":"set_last_n","last_n":-1}"#).is_err()
+        );
+        let server = [
+            (
+                r#"{"type":"video_paused","track_id":"TR_1","participant_id":"PA_1","reason":"last_n"}"#,
+                ServerMessage::VideoPaused {
+                    track_id: "TR_1".into(),
+                    participant_id: "PA_1".into(),
+                    reason: PauseReason::LastN,
+                },
+            ),
+            (
+                r#"{"type":"video_resumed","track_id":"TR_1","participant_id":"PA_1"}"#,
+                ServerMessage::VideoResumed {
+                    track_id: "TR_1".into(),
+                    participant_id: "PA_1".into(),
+                },
+            ),
+            (
+                r#"{"type":"publisher_layers","track_id":"TR_1","layers":[{"rid":"q","active":true},{"rid":"f","active":false}]}"#,
+                ServerMessage::PublisherLayers {
+                    track_id: "TR_1".into(),
+                    layers: vec![
+                        PublisherLayer {
+                            rid: "q".into(),
+                            active: true,
+                        },
+                        PublisherLayer {
+                            rid: "f".into(),
+                            active: false,
+                        },
+                    ],
+                },
+            ),
+        ];
+        for (json, msg) in server {
+            assert_eq!(serde_json::to_string(&msg).unwrap(), json);
+            assert_eq!(serde_json::from_str::<ServerMessage>(json).unwrap(), msg);
+        }
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! room audio applied) and `links` (connections, routes, liveness).
 
 mod audio;
+mod last_n;
+mod layers_needed;
 mod links;
 mod media;
 mod publish;
@@ -32,8 +34,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::connections::Connections;
+use crate::dynacast::Dynacast;
 use crate::forward::{EgressQueue, ShardJob};
 use crate::io::{Admitted, Command, Input, Output, ParticipantKey, Recipients, Reply};
+use crate::lastn::LastN;
 use crate::mixing::RoomAudio;
 use crate::participants::Participants;
 use crate::peer::PeerEvent;
@@ -61,6 +65,8 @@ pub struct CoreParams {
     /// Joins the room admits a second (and at once): a storm of joins must not starve
     /// the media of those already in.
     pub joins_per_second: u32,
+    /// Cameras a subscriber receives until it asks otherwise (`set_last_n`).
+    pub last_n: u32,
 }
 
 pub struct RoomCore {
@@ -101,6 +107,16 @@ pub struct RoomCore {
     feedback: FeedbackStats,
     mix_frames: u64,
     joins: TokenBucket,
+    /// Whose camera each subscriber receives.
+    last_n: LastN,
+    /// Something changed that may change it: decided when the input is done.
+    last_n_due: bool,
+    /// Which simulcast layers anyone needs, told to publishers.
+    dynacast: Dynacast,
+    /// Something changed that may change them: recomputed when the input is done.
+    dynacast_due: bool,
+    /// When a layer nobody needs is next due to turn off.
+    dynacast_wake: Option<Instant>,
 }
 
 /// Runs the shards' jobs through `run`; what they found. Takes only the connections
@@ -165,6 +181,11 @@ impl RoomCore {
             feedback: FeedbackStats::default(),
             mix_frames: 0,
             joins: TokenBucket::new(params.joins_per_second, params.joins_per_second),
+            last_n: LastN::new(params.last_n),
+            last_n_due: false,
+            dynacast: Dynacast::default(),
+            dynacast_due: false,
+            dynacast_wake: None,
         }
     }
 
@@ -274,10 +295,15 @@ impl RoomCore {
     /// When the room must next get [`Input::Timeout`].
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let empty = self.empty_since.map(|t| t + self.empty_timeout);
-        [self.conns.next_timeout(), self.audio.poll_timeout(), empty]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.conns.next_timeout(),
+            self.audio.poll_timeout(),
+            empty,
+            self.dynacast_wake,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// After every input: removals, offers, the empty-room clock.
@@ -285,6 +311,9 @@ impl RoomCore {
         while let Some((key, reason)) = self.doomed.pop() {
             self.remove_participant(key, reason, now);
         }
+        // Before the offers: a camera subscribed in this input is paused before it is live.
+        self.update_last_n(now);
+        self.update_dynacast(now);
         // Sending an offer never makes another due: this ends.
         while let Some(conn) = self.offers_due.pop() {
             self.send_offer(conn, now);
@@ -391,6 +420,8 @@ impl RoomCore {
         let key = self
             .participants
             .admit(req, id.clone(), self.unix_ms(now))?;
+        self.last_n.joined(key);
+        self.last_n_due = true;
         let me = self.participant_info(key).expect("just admitted");
         let others = self
             .participants
@@ -432,6 +463,8 @@ impl RoomCore {
         for id in self.tracks.of_owner(key, |_| true) {
             self.unpublish(&id, now);
         }
+        self.last_n.left(key);
+        self.last_n_due = true;
         self.update_audio(now);
         if reason != LeaveReason::SignalingClosed {
             self.send(Recipients::One(key), ServerMessage::Left { reason });

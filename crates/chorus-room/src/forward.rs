@@ -250,6 +250,10 @@ fn forward_to(
         skips.count(Skip::CodecNotAccepted);
         return Wants::Nothing;
     }
+    if dt.paused {
+        skips.count(Skip::LastNPaused);
+        return Wants::Nothing;
+    }
     let (numbered, wants) = match &packet.layered {
         Some(layered) => {
             let selection = dt.layers.get_or_insert_with(Box::default);

@@ -8,8 +8,10 @@ mod command;
 mod connections;
 mod core;
 mod driver;
+mod dynacast;
 pub mod forward;
 pub mod io;
+mod lastn;
 mod mixing;
 mod negotiation;
 mod participants;
@@ -31,6 +33,7 @@ pub use chorus_room_api::{
 };
 
 pub use crate::core::{CoreParams, RoomCore};
+pub use lastn::DEFAULT_LAST_N;
 
 pub use registry::{RoomConfig, RoomRegistry};
 

@@ -60,6 +60,9 @@ pub struct DownTrack {
     /// A simulcast track: the subscriber's layer forwarder, which `forwarder` then
     /// leaves alone (made at its first packet, or when the subscriber sets its size).
     pub layers: Option<Box<LayerSelection>>,
+    /// Paused by last-N: nothing goes out; on resume it restarts at a keyframe,
+    /// numbered on from the last packet sent.
+    pub paused: bool,
 }
 
 /// What came out of a connection, in the room's terms.

@@ -48,6 +48,8 @@ pub struct RoomConfig {
     pub joins_per_second: u32,
     /// Joins one room admits a second (and at once).
     pub room_joins_per_second: u32,
+    /// Cameras a subscriber receives until it sends `set_last_n`.
+    pub last_n_default: u32,
 }
 
 impl Default for RoomConfig {
@@ -61,6 +63,7 @@ impl Default for RoomConfig {
             drain_timeout: Duration::from_secs(30),
             joins_per_second: 200,
             room_joins_per_second: 50,
+            last_n_default: crate::lastn::DEFAULT_LAST_N,
         }
     }
 }
@@ -212,6 +215,7 @@ impl RoomRegistry {
                 egress_shards: inner.config.egress_shards,
                 created_at_ms: unix_ms(),
                 joins_per_second: inner.config.room_joins_per_second,
+                last_n: inner.config.last_n_default,
             },
             media: inner.media.clone(),
             commands: tx.clone(),

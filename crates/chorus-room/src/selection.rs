@@ -142,6 +142,17 @@ impl LayerSelection {
         self.forwarder.forward(&p.packet, now)
     }
 
+    /// Stops at once (last-N); the next [`LayerSelection::decide`] restarts it at a
+    /// keyframe, which its forwarder then asks for.
+    pub fn pause(&mut self) {
+        self.forwarder.set_target(None);
+    }
+
+    /// The highest layer it may be sent (dynacast): its max, or none while invisible.
+    pub fn may_receive(&self) -> Option<SpatialLayer> {
+        self.visible.then(|| self.forwarder.max().spatial)
+    }
+
     /// The layer it receives, or else the one it waits for; `None` when paused.
     pub fn wanted(&self) -> Option<SpatialLayer> {
         let current = self.forwarder.current().map(|l| l.spatial);

@@ -22,6 +22,12 @@ pub enum SignalError {
     NotSubscribed(String),
     #[error("the server muted this track; only the server can unmute it")]
     MutedByServer,
+    #[error("last_n must be 0..={max}")]
+    LastNTooLarge { max: u32 },
+    #[error("at most {max} pins")]
+    TooManyPins { max: usize },
+    #[error("no participant '{0}' in the room")]
+    ParticipantNotFound(String),
     #[error("no offer is waiting for an answer")]
     NoOffer,
     #[error("there is no subscriber connection to restart")]
@@ -43,6 +49,8 @@ impl SignalError {
             SignalError::TrackNotFound(_) => "track_not_found",
             SignalError::NotSubscribed(_) => "not_subscribed",
             SignalError::MutedByServer => "muted_by_server",
+            SignalError::LastNTooLarge { .. } | SignalError::TooManyPins { .. } => "bad_message",
+            SignalError::ParticipantNotFound(_) => "participant_not_found",
             SignalError::NoOffer => "no_offer",
             SignalError::NoConnection => "no_connection",
             SignalError::BadSdp(_) => "bad_sdp",

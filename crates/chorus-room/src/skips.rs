@@ -55,10 +55,13 @@ pub enum Skip {
     /// The subscriber's answer took the track's m-section without the track's codec
     /// (a client without H.264): it could not decode it.
     CodecNotAccepted,
+    /// The publisher is not among the subscriber's last-N (pins and latest speakers):
+    /// its camera is paused for it.
+    LastNPaused,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 19] = [
+    pub const ALL: [Skip; 20] = [
         Skip::Stale,
         Skip::UnknownConnection,
         Skip::StunBadIntegrity,
@@ -78,6 +81,7 @@ impl Skip {
         Skip::LayerNumberReused,
         Skip::LayerTooOld,
         Skip::CodecNotAccepted,
+        Skip::LastNPaused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +105,7 @@ impl Skip {
             Skip::LayerNumberReused => "layer_number_reused",
             Skip::LayerTooOld => "layer_too_old",
             Skip::CodecNotAccepted => "codec_not_accepted",
+            Skip::LastNPaused => "last_n_paused",
         }
     }
 }

@@ -261,23 +261,53 @@ impl Tracks {
         let mut sources: Vec<_> = self
             .by_id
             .values()
-            .filter(|t| t.kind() == MediaKind::Audio && t.published())
+            .filter(|t| t.source == TrackSource::Microphone && t.published())
             .map(|t| (t.owner, t.id.clone()))
             .collect();
         sources.sort_by(|a, b| a.1.cmp(&b.1));
         sources
     }
 
-    /// Bound videos someone other than `subscriber` publishes, by id.
-    pub fn videos_for(&self, subscriber: ParticipantKey) -> Vec<TrackId> {
+    /// Bound tracks forwarded one by one (videos, screen share audio: all but the
+    /// microphones, which reach listeners in the room audio) that someone other than
+    /// `subscriber` publishes, by id.
+    pub fn forwarded_for(&self, subscriber: ParticipantKey) -> Vec<TrackId> {
         let mut ids: Vec<_> = self
             .by_id
             .values()
-            .filter(|t| t.owner != subscriber && t.published() && t.kind() == MediaKind::Video)
+            .filter(|t| {
+                t.owner != subscriber && t.published() && t.source != TrackSource::Microphone
+            })
             .map(|t| t.id.clone())
             .collect();
         ids.sort();
         ids
+    }
+
+    /// Bound simulcast tracks and how many layers each has, by track id.
+    pub fn simulcast_layers(&self) -> Vec<(TrackId, usize)> {
+        let mut found: Vec<_> = self
+            .by_id
+            .values()
+            .filter_map(|t| {
+                let s = t.upstream.as_ref()?.simulcast.as_ref()?;
+                Some((t.id.clone(), s.layers().len()))
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
+    /// Bound tracks of `source` and their owners, by track id.
+    pub fn published_of(&self, source: TrackSource) -> Vec<(ParticipantKey, TrackId)> {
+        let mut found: Vec<_> = self
+            .by_id
+            .values()
+            .filter(|t| t.source == source && t.published())
+            .map(|t| (t.owner, t.id.clone()))
+            .collect();
+        found.sort_by(|a, b| a.1.cmp(&b.1));
+        found
     }
 
     /// Tracks that `conn` receives.

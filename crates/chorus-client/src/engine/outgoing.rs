@@ -61,6 +61,16 @@ impl Outgoing {
         }
     }
 
+    /// Applies `publisher_layers`: each named layer of a simulcast camera started or
+    /// stopped (nothing for a single stream).
+    pub fn set_layers(&mut self, layers: &[(String, bool)]) {
+        if let Self::Simulcast(source) = self {
+            for (rid, on) in layers {
+                source.set_active(rid, *on);
+            }
+        }
+    }
+
     pub fn set_audio(&mut self, content: AudioContent) {
         if let Self::Single(media) = self {
             media.set_audio(content);

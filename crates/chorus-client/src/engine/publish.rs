@@ -228,7 +228,10 @@ impl Engine {
             MediaSource::video(params, self.profile.video_codec, shape, now)
         };
         publication.media = Some(Outgoing::Single(match publication.source {
-            TrackSource::Microphone => MediaSource::opus(params, &self.profile, now),
+            // A tab's sound: Opus like a microphone.
+            TrackSource::Microphone | TrackSource::ScreenShareAudio => {
+                MediaSource::opus(params, &self.profile, now)
+            }
             TrackSource::Camera => video((640, 360)),
             TrackSource::ScreenShare => video((1280, 720)),
         }));

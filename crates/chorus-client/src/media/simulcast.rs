@@ -90,6 +90,9 @@ pub struct LayerFrame {
 #[derive(Debug)]
 pub struct SimulcastSource {
     layers: Vec<(SimulcastLayer, MediaSource)>,
+    /// Per layer: sent (`false`: stopped, as `encodings[i].active = false` stops a
+    /// browser's encoder; dynacast).
+    active: Vec<bool>,
 }
 
 impl SimulcastSource {
@@ -126,7 +129,10 @@ impl SimulcastSource {
                 (layer, source)
             })
             .collect();
-        Self { layers }
+        Self {
+            layers,
+            active: vec![true; 3],
+        }
     }
 
     /// When the next frame of any layer is due.
@@ -140,12 +146,42 @@ impl SimulcastSource {
 
     /// The next due frame of any layer; call until `None`.
     pub fn poll_frame(&mut self, now: Instant) -> Option<LayerFrame> {
-        self.layers.iter_mut().find_map(|(layer, source)| {
-            source.poll_frame(now).map(|frame| LayerFrame {
-                rid: layer.rid,
-                frame,
+        let active = &self.active;
+        self.layers
+            .iter_mut()
+            .zip(active)
+            .find_map(|((layer, source), &on)| {
+                if !on {
+                    // Its clock runs on, so it restarts in step with the others.
+                    source.skip_until(now);
+                    return None;
+                }
+                source.poll_frame(now).map(|frame| LayerFrame {
+                    rid: layer.rid,
+                    frame,
+                })
             })
-        })
+    }
+
+    /// Starts or stops sending a layer (`publisher_layers`); a layer started again
+    /// begins with a keyframe, as a browser's encoder does.
+    pub fn set_active(&mut self, rid: &str, on: bool) {
+        for ((layer, source), active) in self.layers.iter_mut().zip(&mut self.active) {
+            if layer.rid.as_str() == rid && *active != on {
+                *active = on;
+                if on {
+                    source.request_keyframe();
+                }
+            }
+        }
+    }
+
+    /// Whether the layer is sent (not stopped by [`SimulcastSource::set_active`]).
+    pub fn is_active(&self, rid: Rid) -> bool {
+        self.layers
+            .iter()
+            .zip(&self.active)
+            .any(|((layer, _), on)| layer.rid == rid && *on)
     }
 
     /// Tags every layer's packets with the MID of their m-section too, so the server

@@ -103,6 +103,10 @@ impl RoomCore {
         let Some(change) = self.audio.poll_speakers(now) else {
             return;
         };
+        let keys: Vec<ParticipantKey> = change.iter().map(|s| ParticipantKey(s.id.0)).collect();
+        if self.last_n.spoke(&keys) {
+            self.last_n_due = true;
+        }
         let speakers = change
             .iter()
             .filter_map(|s| {

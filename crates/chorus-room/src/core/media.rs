@@ -8,7 +8,7 @@ use std::time::Instant;
 use chorus_core::Codec;
 use chorus_core::{ConnId, LayerPacket, SpatialLayer, TrackId, Vp8Descriptor};
 use chorus_protocol::LeaveReason;
-use chorus_protocol::MediaKind;
+use chorus_protocol::{MediaKind, TrackSource};
 use chorus_transport::{Datagram, is_control};
 
 use super::RoomCore;
@@ -101,7 +101,8 @@ impl RoomCore {
         let found = self.conns.get(conn).and_then(|peer| {
             peer.downtracks
                 .iter()
-                .find(|(_, dt)| dt.ssrc == ssrc)
+                // Paused by last-N: nothing to refresh (a resume asks for its own).
+                .find(|(_, dt)| dt.ssrc == ssrc && !dt.paused)
                 .map(|(id, dt)| (id.clone(), dt.layers.as_ref().map(|l| l.wanted())))
         });
         match found {
@@ -130,6 +131,8 @@ impl RoomCore {
             return;
         };
         let audio = track.kind() == MediaKind::Audio;
+        // Microphones reach listeners in the room audio; anything else on its own track.
+        let mic = track.source == TrackSource::Microphone;
         let Some(binding) = track.upstream.as_mut() else {
             self.skips.count(Skip::UnknownTrack);
             return;
@@ -189,7 +192,7 @@ impl RoomCore {
             self.skips.count(Skip::Muted);
             return;
         }
-        if audio {
+        if mic {
             let level = level_ext.and_then(|ext| audio_level(&packet, ext));
             self.audio
                 .hear(track.owner, seq, level, &packet.payload, now);
@@ -204,8 +207,8 @@ impl RoomCore {
         if let Some(history) = track.history.as_mut() {
             history.insert(seq, (packet.header.clone(), packet.payload.clone()));
         }
-        // Audio goes out on each listener's room-audio track (here: the relays).
-        let down = if audio { &self.room_audio } else { &track.id };
+        // A microphone goes out on each listener's room-audio track (here: the relays).
+        let down = if mic { &self.room_audio } else { &track.id };
         let out = Outgoing {
             header: packet.header,
             seq,

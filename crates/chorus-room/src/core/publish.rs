@@ -47,9 +47,9 @@ impl RoomCore {
     ) -> Result<TrackInfo, SignalError> {
         let was_muted = self.tracks.get(id).is_some_and(|t| t.muted);
         let change = self.tracks.set_muted(id, muted, by_server)?;
-        if change.info.kind == MediaKind::Audio {
+        if change.info.source == TrackSource::Microphone {
             self.audio.set_muted(change.owner, muted);
-        } else if was_muted && !muted {
+        } else if change.info.kind == MediaKind::Video && was_muted && !muted {
             self.resume_video(id, now);
         }
         if change.announce {
@@ -123,6 +123,7 @@ impl RoomCore {
             }
             _ => {}
         }
+        self.last_n_due = true;
         self.send(
             Recipients::One(key),
             ServerMessage::PermissionsChanged { grants },
@@ -134,7 +135,9 @@ impl RoomCore {
         let Some(track) = self.tracks.remove(id) else {
             return;
         };
-        if track.kind() == MediaKind::Audio {
+        self.last_n_due = true;
+        self.dynacast.remove(id);
+        if track.source == TrackSource::Microphone {
             // Its listeners hear someone else, or nothing, on the same room-audio track.
             self.update_audio(now);
         }
@@ -207,7 +210,7 @@ impl RoomCore {
             track.history = Some(History::new(SIMULCAST_HISTORY_LEN));
         }
         track.upstream = Some(binding);
-        let (owner, info, kind) = (track.owner, track.info(), track.kind());
+        let (owner, info, source) = (track.owner, track.info(), track.source);
         self.event(WebhookEvent::TrackPublished {
             room: self.name.clone(),
             track: info.clone(),
@@ -216,10 +219,12 @@ impl RoomCore {
             Recipients::All,
             ServerMessage::TrackPublished { track: info },
         );
-        if kind == MediaKind::Audio {
+        if source == TrackSource::Microphone {
             self.update_audio(now);
             return;
         }
+        self.last_n_due = true;
+        self.dynacast_due = true;
         for k in self.participants.listeners() {
             if k != owner {
                 self.subscribe(k, id, now);

@@ -42,6 +42,7 @@ impl RoomCore {
         dt.layers
             .get_or_insert_with(Box::default)
             .set_max(max, settings.visible);
+        self.dynacast_due = true;
         Ok(())
     }
 }

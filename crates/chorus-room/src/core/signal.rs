@@ -97,6 +97,8 @@ impl RoomCore {
                 };
                 self.track_settings(key, &track_id, settings)
             }
+            ClientMessage::SetLastN { last_n } => self.set_last_n(key, last_n),
+            ClientMessage::SetPins { participant_ids } => self.set_pins(key, &participant_ids),
         }
     }
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use chorus_core::Codec;
 use chorus_core::{ConnId, Forwarder, NackMap, TrackId};
+use chorus_protocol::MediaKind;
 use chorus_protocol::signal::{PeerTarget, ServerMessage};
 use chorus_transport::webrtc::sdp;
 use rand::Rng;
@@ -19,20 +20,24 @@ use crate::peer::DownTrack;
 use crate::tracks::HISTORY_LEN;
 
 impl RoomCore {
-    /// Every published video, and the room audio.
+    /// Every published video (and screen share audio), and the room audio.
     pub(super) fn subscribe_to_all(&mut self, key: ParticipantKey, now: Instant) {
-        for id in self.tracks.videos_for(key) {
+        for id in self.tracks.forwarded_for(key) {
             self.subscribe(key, &id, now);
         }
         self.update_audio(now);
     }
 
-    /// Subscribes to a video track.
+    /// Subscribes to a track forwarded on its own (a video, screen share audio).
     pub(super) fn subscribe(&mut self, key: ParticipantKey, id: &TrackId, now: Instant) {
         let Some(track) = self.tracks.get(id) else {
             return;
         };
-        let codec = track.upstream.as_ref().map_or(Codec::Vp8, |b| b.codec);
+        let codec = match (&track.upstream, track.kind()) {
+            (Some(b), _) => b.codec,
+            (None, MediaKind::Audio) => Codec::Opus,
+            (None, MediaKind::Video) => Codec::Vp8,
+        };
         if let Some(conn) = self.add_downtrack(key, id, codec, now) {
             self.tracks.add_subscriber(id, conn);
         }
@@ -85,10 +90,12 @@ impl RoomCore {
                 source: 0,
                 codec_refused: false,
                 layers: None,
+                paused: false,
             },
         );
         peer.negotiation.changed();
         self.offers_due.push(conn);
+        self.dynacast_due = true;
         Some(conn)
     }
 
@@ -100,6 +107,7 @@ impl RoomCore {
             peer.remove_track(id);
             peer.negotiation.changed();
             self.offers_due.push(conn);
+            self.dynacast_due = true;
         }
     }
 

@@ -162,6 +162,9 @@ pub(super) struct SimClient {
     /// Frames for the server.
     pub outbox: VecDeque<ClientFrame>,
     pub hold_answers: bool,
+    /// Applies `publisher_layers` to its simulcast layers, as a browser's
+    /// `setParameters` would (off: records them only).
+    pub applies_layers: bool,
     held: VecDeque<String>,
     /// Publishing: announced (cid, source) waiting for `publish_accepted`.
     announced: Vec<(String, TrackSource)>,
@@ -196,6 +199,7 @@ impl SimClient {
             frames: Vec::new(),
             outbox: VecDeque::new(),
             hold_answers: false,
+            applies_layers: false,
             held: VecDeque::new(),
             announced: Vec::new(),
             tracks_made: 0,
@@ -271,6 +275,19 @@ impl SimClient {
                     let (cid, source) = self.announced.remove(at);
                     self.add_publication(cid, track.track_id.clone(), source);
                     self.offer(now);
+                }
+            }
+            ServerMessage::PublisherLayers { track_id, layers } if self.applies_layers => {
+                let sending = self
+                    .publications
+                    .iter_mut()
+                    .find(|p| &p.track_id == track_id);
+                if let Some(s) = sending.and_then(|p| p.simulcast.as_mut()) {
+                    for l in &mut s.layers {
+                        if let Some(told) = layers.iter().find(|t| t.rid == l.rid) {
+                            l.paused = !told.active;
+                        }
+                    }
                 }
             }
             _ => {}

@@ -117,6 +117,7 @@ impl Sim {
             egress_shards: 2,
             created_at_ms: 1_700_000_000_000,
             joins_per_second,
+            last_n: crate::lastn::DEFAULT_LAST_N,
         };
         Self {
             core: RoomCore::new(params, now),
@@ -222,6 +223,11 @@ impl Sim {
     }
 
     /// From now on the client keeps the server's offers unanswered.
+    /// The client applies `publisher_layers` (dynacast) to its simulcast layers.
+    pub fn apply_publisher_layers(&mut self, c: ClientId) {
+        self.clients[c.0].applies_layers = true;
+    }
+
     pub fn hold_answers(&mut self, c: ClientId) {
         self.clients[c.0].hold_answers = true;
     }

@@ -108,9 +108,9 @@ fn an_sdp_track_binds_by_cid_then_by_kind() {
     }
     bind(&mut tracks, &cam);
     assert_eq!(tracks.match_unbound(k(1), "c", MediaKind::Video), None);
-    assert_eq!(tracks.videos_for(k(2)), vec![cam.clone()]);
+    assert_eq!(tracks.forwarded_for(k(2)), vec![cam.clone()]);
     assert!(
-        tracks.videos_for(k(1)).is_empty(),
+        tracks.forwarded_for(k(1)).is_empty(),
         "nobody receives their own video"
     );
     assert!(

@@ -37,6 +37,7 @@ impl Config {
             drain_timeout: Duration::from_secs(self.rooms.drain_timeout_secs),
             joins_per_second: self.rooms.max_joins_per_second,
             room_joins_per_second: self.rooms.max_joins_per_second_per_room,
+            last_n_default: self.rooms.last_n_default,
         }
     }
 

@@ -129,6 +129,9 @@ pub struct RoomsSection {
     pub max_joins_per_second: u32,
     /// Joins one room admits a second (and in one burst).
     pub max_joins_per_second_per_room: u32,
+    /// Cameras a subscriber receives (last-N: pins, then latest speakers) until it
+    /// sends `set_last_n`; 0–350.
+    pub last_n_default: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -203,6 +206,7 @@ impl Default for RoomsSection {
             drain_timeout_secs: rooms.drain_timeout.as_secs(),
             max_joins_per_second: rooms.joins_per_second,
             max_joins_per_second_per_room: rooms.room_joins_per_second,
+            last_n_default: rooms.last_n_default,
         }
     }
 }

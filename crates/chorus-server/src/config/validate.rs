@@ -3,6 +3,7 @@
 
 use anyhow::bail;
 use chorus_protocol::control::MAX_PARTICIPANTS_CEILING;
+use chorus_protocol::signal::MAX_LAST_N;
 
 use super::sections::{Config, DEV_API_SECRET};
 
@@ -52,6 +53,12 @@ impl Config {
             bail!(
                 "rooms.max_joins_per_second and rooms.max_joins_per_second_per_room must be at \
                  least 1 (0 would refuse every join)"
+            );
+        }
+        if self.rooms.last_n_default > MAX_LAST_N {
+            bail!(
+                "rooms.last_n_default must be at most {MAX_LAST_N}, got {}",
+                self.rooms.last_n_default
             );
         }
         for url in &self.webhooks.urls {
