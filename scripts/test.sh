@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then format check, clippy, unit and
-# integration tests, and the browser end-to-end test.
+# integration tests, the browser and interop tests, and the control API fuzzing.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,5 +31,8 @@ scripts/browser-test.sh pair-switch
 
 step "GStreamer webrtcbin interop test"
 tests/webrtcbin/run.sh
+
+step "control API fuzzing (schemathesis against /v1/openapi.json)"
+scripts/api-fuzz.sh
 
 step "all tests passed"

@@ -265,4 +265,45 @@ mod tests {
         let body = testing::body_json(response).await;
         assert_eq!(body, doc());
     }
+
+    /// Every place the document takes a room name describes the rule the server applies
+    /// (`valid_room_name`): schemathesis found `POST /v1/rooms` and `POST /v1/tokens`
+    /// refusing names the document allowed.
+    #[test]
+    fn room_names_are_documented_as_the_server_checks_them() {
+        let doc = doc();
+        let schemas = [
+            (
+                "CreateRoomRequest.name",
+                &doc["components"]["schemas"]["CreateRoomRequest"]["properties"]["name"],
+            ),
+            (
+                "CreateTokenRequest.room",
+                &doc["components"]["schemas"]["CreateTokenRequest"]["properties"]["room"],
+            ),
+            (
+                "parameter room",
+                &doc["components"]["parameters"]["Room"]["schema"],
+            ),
+        ];
+        let long = "a".repeat(chorus_room_api::MAX_ROOM_NAME);
+        let too_long = "a".repeat(chorus_room_api::MAX_ROOM_NAME + 1);
+        let names = [
+            "", "a", "standup", "a.b-c_D9", &long, &too_long, "a b", "a/b", "ä", "a\n", "%41",
+        ];
+        for (place, schema) in schemas {
+            let pattern = regex::Regex::new(schema["pattern"].as_str().unwrap()).unwrap();
+            let min = schema["minLength"].as_u64().unwrap() as usize;
+            let max = schema["maxLength"].as_u64().unwrap() as usize;
+            for name in names {
+                let documented =
+                    pattern.is_match(name) && (min..=max).contains(&name.chars().count());
+                assert_eq!(
+                    documented,
+                    chorus_room_api::valid_room_name(name),
+                    "{place}: {name:?}"
+                );
+            }
+        }
+    }
 }
