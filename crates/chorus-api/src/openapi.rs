@@ -306,4 +306,45 @@ mod tests {
             }
         }
     }
+
+    /// The token request's identity is documented as the server checks it: characters
+    /// (what `maxLength` counts), not bytes, and no control characters. Schemathesis
+    /// found identities the document allowed refused (a control character; and the limit
+    /// was in bytes).
+    #[test]
+    fn identities_are_documented_as_the_server_checks_them() {
+        let doc = doc();
+        let schema = &doc["components"]["schemas"]["CreateTokenRequest"]["properties"]["identity"];
+        let pattern = regex::Regex::new(schema["pattern"].as_str().unwrap()).unwrap();
+        let min = schema["minLength"].as_u64().unwrap() as usize;
+        let max = schema["maxLength"].as_u64().unwrap() as usize;
+        let max_chars = "é".repeat(crate::control::MAX_IDENTITY_CHARS);
+        let too_many = "a".repeat(crate::control::MAX_IDENTITY_CHARS + 1);
+        let identities = [
+            "",
+            "alice",
+            "Alice Smith",
+            "user/42",
+            "\u{1F600}",
+            &max_chars,
+            &too_many,
+            "a\u{7}",
+            "\u{0}",
+            "a\nb",
+            "\u{7F}",
+            "\u{85}",
+            "\u{9F}",
+            "\u{A0}",
+            "a\u{200B}",
+        ];
+        for identity in identities {
+            let documented =
+                pattern.is_match(identity) && (min..=max).contains(&identity.chars().count());
+            assert_eq!(
+                documented,
+                crate::control::check_name("identity", identity).is_ok(),
+                "{identity:?}"
+            );
+        }
+    }
 }
