@@ -11,6 +11,9 @@
 #                                         page that switches, a default route through lo (the
 #                                         plain page's only address is then 127.0.0.1) and an htb
 #                                         qdisc on lo whose class 1:20 drops what a filter sends it
+#   scripts/browser-test.sh https         the demo page over the server's built-in HTTPS
+#                                         (tests/browser/https.js): a self-signed certificate
+#                                         made with openssl, trusted by Chromium and Node only
 #
 #   CHORUS_BIN=path   use this server binary instead of building target/debug/chorus
 #   CHORUS_ARGS="..." extra arguments for the server
@@ -30,7 +33,8 @@ TEST="${1:-e2e}"
 case "$TEST" in
   e2e) TEST_JS=tests/browser/e2e.js; TEST_TIMEOUT=180 ;;
   pair-switch) TEST_JS=tests/browser/pair-switch.js; TEST_TIMEOUT=110 ;;
-  *) echo "[browser-test] unknown test \"$TEST\" (e2e or pair-switch)" >&2; exit 2 ;;
+  https) TEST_JS=tests/browser/https.js; TEST_TIMEOUT=100 ;;
+  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch or https)" >&2; exit 2 ;;
 esac
 
 if [ "${CHORUS_IN_NETNS:-0}" != 1 ]; then
@@ -87,6 +91,22 @@ if [ "$TEST" = pair-switch ]; then
   tc qdisc add dev lo parent 1:20 handle 20: pfifo limit 0
 fi
 
+SCHEME=http
+if [ "$TEST" = https ]; then
+  # A certificate for 127.0.0.1 that only this test's Chromium (by its public key's hash)
+  # and Node (NODE_EXTRA_CA_CERTS) trust; the server serves HTTPS and WSS with it.
+  TLS_DIR="$(mktemp -d)"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:localhost \
+    -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" 2>/dev/null
+  export CHORUS_TLS_CERT_FILE="$TLS_DIR/cert.pem" CHORUS_TLS_KEY_FILE="$TLS_DIR/key.pem"
+  export NODE_EXTRA_CA_CERTS="$TLS_DIR/cert.pem"
+  CHORUS_CERT_SPKI="$(openssl x509 -in "$TLS_DIR/cert.pem" -pubkey -noout \
+    | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)"
+  export CHORUS_CERT_SPKI
+  SCHEME=https
+fi
+
 LOG="$(mktemp "${TMPDIR:-/tmp}/chorus-server.XXXXXX.log")"
 echo "[browser-test] starting $CHORUS_BIN ${CHORUS_ARGS:-} (log: $LOG)" >&2
 if [ "${CHORUS_STUB:-0}" = 1 ]; then
@@ -104,7 +124,7 @@ trap server_stop EXIT
 server_wait_ready "$PORT" || exit 1
 
 rc=0
-CHORUS_URL="http://127.0.0.1:$PORT" PAIR_SWITCH_ADDRS="$PAIR_SWITCH_ADDRS" PAIR_SWITCH_DEV=lo \
+CHORUS_URL="$SCHEME://127.0.0.1:$PORT" PAIR_SWITCH_ADDRS="$PAIR_SWITCH_ADDRS" PAIR_SWITCH_DEV=lo \
   timeout --kill-after=10 "$TEST_TIMEOUT" node "$TEST_JS" || rc=$?
 if [ "$rc" -ne 0 ]; then
   [ "$rc" -eq 124 ] && echo "[browser-test] $TEST_JS exceeded $TEST_TIMEOUT s" >&2
@@ -114,5 +134,6 @@ server_stop
 trap - EXIT
 if [ "$rc" -eq 0 ] && [ -n "${CHORUS_E2E_SHOW_LOG:-}" ]; then server_print_log; fi
 if [ "$rc" -eq 0 ] && [ -z "${CHORUS_KEEP_LOG:-}" ]; then rm -f "$LOG"; else echo "[browser-test] server log kept at $LOG" >&2; fi
+if [ -n "${TLS_DIR:-}" ]; then rm -rf "$TLS_DIR"; fi
 echo "[browser-test] $TEST: $([ "$rc" -eq 0 ] && echo PASS || echo "FAIL (exit $rc)")" >&2
 exit "$rc"
