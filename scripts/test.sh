@@ -29,6 +29,9 @@ scripts/browser-test.sh
 step "browser ICE pair-switch test"
 scripts/browser-test.sh pair-switch
 
+step "browser test over the built-in HTTPS and WSS"
+scripts/browser-test.sh https
+
 step "GStreamer webrtcbin interop test"
 tests/webrtcbin/run.sh
 
