@@ -2,12 +2,14 @@
 # Control API fuzzing: schemathesis (installed by scripts/setup.sh) generates requests from
 # the live server's /v1/openapi.json, sends them with the API key, and checks every answer:
 # no server error (5xx), and status code, content type, headers and body as the document
-# says. The server runs inside a private network namespace with only loopback.
+# says. The server runs inside a private network namespace with only loopback; 80
+# participants (tests/api-fuzz/participants.py, signaling only) sit in four rooms so that the
+# participant routes meet real participants (tests/api-fuzz/schemathesis.toml).
 #
 #   scripts/api-fuzz.sh
 #
 #   CHORUS_BIN=path          use this server binary instead of building target/debug/chorus
-#   API_FUZZ_EXAMPLES=N      test cases per operation and phase (default 60: about two minutes
+#   API_FUZZ_EXAMPLES=N      test cases per operation and phase (default 100: half a minute to two
 #                            on 2 cores)
 #   API_FUZZ_SEED=N          schemathesis's random seed, to replay a run (default: a new one)
 #   SCHEMATHESIS=path        the schemathesis command (default: the venv setup.sh makes)
@@ -98,7 +100,7 @@ set +e
   --auth "devkey:devsecret-change-me-0123456789abcdef" \
   --checks all \
   --exclude-operation-id drainServer \
-  --max-examples "${API_FUZZ_EXAMPLES:-60}" \
+  --max-examples "${API_FUZZ_EXAMPLES:-100}" \
   --workers 2 \
   --request-timeout 10 \
   --generation-database :memory: \
