@@ -24,6 +24,10 @@
 #                                         decoding the other in the codec it was sent in, and a
 #                                         Firefox page (no H.264 here) that gets only the VP8
 #
+#   scripts/browser-test.sh https         the demo page over the server's built-in HTTPS
+#                                         (tests/browser/https.js): a self-signed certificate
+#                                         made with openssl, trusted by Chromium and Node only
+#
 #   CHORUS_BIN=path   use this server binary instead of building target/debug/chorus
 #   CHORUS_ARGS="..." extra arguments for the server
 #   CHORUS_PORT=7880  HTTP port the server listens on (the test uses http://127.0.0.1:$CHORUS_PORT)
@@ -45,7 +49,8 @@ case "$TEST" in
   codecs) TEST_JS=tests/browser/codecs.js; TEST_TIMEOUT=130 ;;
   turn-relay) TEST_JS=tests/browser/turn-relay.js; TEST_TIMEOUT=90 ;;
   screen) TEST_JS=tests/browser/screen.js; TEST_TIMEOUT=110 ;;
-  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch, codecs, turn-relay or screen)" >&2; exit 2 ;;
+  https) TEST_JS=tests/browser/https.js; TEST_TIMEOUT=100 ;;
+  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch, codecs, turn-relay, screen or https)" >&2; exit 2 ;;
 esac
 if [ "$TEST" = turn-relay ] && ! command -v turnserver >/dev/null 2>&1; then
   echo "[browser-test] turnserver (coturn) missing: run scripts/setup.sh" >&2
@@ -142,6 +147,21 @@ if [ "$TEST" = turn-relay ]; then
   echo "[browser-test] coturn on 127.0.0.1:3478 (log: $TURN_DIR/turn.log)" >&2
   export CHORUS_TURN_URLS="$TURN_URL" CHORUS_TURN_SECRET="$TURN_SECRET"
 fi
+SCHEME=http
+if [ "$TEST" = https ]; then
+  # A certificate for 127.0.0.1 that only this test's Chromium (by its public key's hash)
+  # and Node (NODE_EXTRA_CA_CERTS) trust; the server serves HTTPS and WSS with it.
+  TLS_DIR="$(mktemp -d)"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:localhost \
+    -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" 2>/dev/null
+  export CHORUS_TLS_CERT_FILE="$TLS_DIR/cert.pem" CHORUS_TLS_KEY_FILE="$TLS_DIR/key.pem"
+  export NODE_EXTRA_CA_CERTS="$TLS_DIR/cert.pem"
+  CHORUS_CERT_SPKI="$(openssl x509 -in "$TLS_DIR/cert.pem" -pubkey -noout \
+    | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)"
+  export CHORUS_CERT_SPKI
+  SCHEME=https
+fi
 
 LOG="$(mktemp "${TMPDIR:-/tmp}/chorus-server.XXXXXX.log")"
 echo "[browser-test] starting $CHORUS_BIN ${CHORUS_ARGS:-} (log: $LOG)" >&2
@@ -160,7 +180,7 @@ trap 'server_stop; turn_stop' EXIT
 server_wait_ready "$PORT" || exit 1
 
 rc=0
-CHORUS_URL="http://127.0.0.1:$PORT" PAIR_SWITCH_ADDRS="$PAIR_SWITCH_ADDRS" PAIR_SWITCH_DEV=lo \
+CHORUS_URL="$SCHEME://127.0.0.1:$PORT" PAIR_SWITCH_ADDRS="$PAIR_SWITCH_ADDRS" PAIR_SWITCH_DEV=lo \
   TURN_URL="$TURN_URL" TURN_LOG="${TURN_DIR:+$TURN_DIR/turn.log}" \
   timeout --kill-after=10 "$TEST_TIMEOUT" node "$TEST_JS" || rc=$?
 if [ "$rc" -ne 0 ]; then
@@ -179,5 +199,6 @@ if [ -n "$TURN_DIR" ]; then
 fi
 if [ "$rc" -eq 0 ] && [ -n "${CHORUS_E2E_SHOW_LOG:-}" ]; then server_print_log; fi
 if [ "$rc" -eq 0 ] && [ -z "${CHORUS_KEEP_LOG:-}" ]; then rm -f "$LOG"; else echo "[browser-test] server log kept at $LOG" >&2; fi
+if [ -n "${TLS_DIR:-}" ]; then rm -rf "$TLS_DIR"; fi
 echo "[browser-test] $TEST: $([ "$rc" -eq 0 ] && echo PASS || echo "FAIL (exit $rc)")" >&2
 exit "$rc"

@@ -57,6 +57,8 @@ if [ "$MODE" != "--server" ]; then
   want gstreamer1.0-plugins-good
   want gstreamer1.0-plugins-bad
   want gstreamer1.0-nice
+  # Control API fuzzing (scripts/api-fuzz.sh): schemathesis from PyPI in a venv (below).
+  want python3-venv
 fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -104,6 +106,20 @@ if [ "$MODE" != "--server" ]; then
     fi
   else
     log "browser test packages present"
+  fi
+
+  # schemathesis, pinned, in a venv of Debian's python3 (outside the repository, so that
+  # no checkout carries it); scripts/api-fuzz.sh finds it there.
+  SCHEMATHESIS_VERSION=4.32.5
+  VENV="${XDG_CACHE_HOME:-$HOME/.cache}/chorus/schemathesis-venv"
+  if "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qx "schemathesis, version $SCHEMATHESIS_VERSION"; then
+    log "schemathesis $SCHEMATHESIS_VERSION present"
+  else
+    log "installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
+    PY=/usr/bin/python3
+    [ -x "$PY" ] || PY="$(command -v python3)"
+    "$PY" -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
   fi
 fi
 log "done"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then format check, clippy, unit and
-# integration tests, and the browser end-to-end test.
+# integration tests, the browser and interop tests, and the control API fuzzing.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,7 +38,13 @@ scripts/browser-test.sh codecs
 step "browser TURN relay test (coturn)"
 scripts/browser-test.sh turn-relay
 
+step "browser test over the built-in HTTPS and WSS"
+scripts/browser-test.sh https
+
 step "GStreamer webrtcbin interop test"
 tests/webrtcbin/run.sh
+
+step "control API fuzzing (schemathesis against /v1/openapi.json)"
+scripts/api-fuzz.sh
 
 step "all tests passed"

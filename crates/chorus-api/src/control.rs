@@ -29,6 +29,8 @@ use rooms::{
 };
 use server::{drain, media_stats};
 use tokens::create_token;
+#[cfg(test)]
+pub(crate) use tokens::{MAX_IDENTITY_CHARS, check_name};
 pub(crate) use tokens::{check_room, mint_error};
 
 /// One control route: method, path (axum syntax, same as OpenAPI), handler.

@@ -161,7 +161,7 @@ impl ApiState {
         self.inner.limits
     }
 
-    pub(crate) fn metrics(&self) -> &metrics::Metrics {
+    pub fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
     }
 }

@@ -15,7 +15,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chorus_room_api::{Histogram as HistogramReading, ServerMetrics};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+    NoLabelSet,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
@@ -31,8 +34,34 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     signaling_sessions: Gauge,
     join_seconds: Histogram,
+    tls_handshake_failures: Family<TlsLabels, Counter>,
     /// The rooms' reading for the scrape under way (the latest one).
     reading: Arc<Mutex<Option<ServerMetrics>>>,
+}
+
+/// Why a client's TLS handshake (built-in HTTPS) did not finish.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum TlsHandshakeFailure {
+    /// Not finished within the time limit (a stalled or slow client).
+    Timeout,
+    /// Broken off: not TLS (plain HTTP on the HTTPS port), the client refused the
+    /// certificate, or no protocol version or cipher in common.
+    Refused,
+}
+
+impl EncodeLabelValue for TlsHandshakeFailure {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(match self {
+            Self::Timeout => "timeout",
+            Self::Refused => "refused",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TlsLabels {
+    reason: TlsHandshakeFailure,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -65,6 +94,12 @@ impl Default for Metrics {
             "From a client's join message to its admission by the room",
             join_seconds.clone(),
         );
+        let tls_handshake_failures = Family::<TlsLabels, Counter>::default();
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes of the built-in HTTPS that did not finish, by reason",
+            tls_handshake_failures.clone(),
+        );
         let reading = Arc::new(Mutex::new(None));
         registry.register_collector(Box::new(RoomsCollector(reading.clone())));
         Self {
@@ -72,6 +107,7 @@ impl Default for Metrics {
             http_requests,
             signaling_sessions,
             join_seconds,
+            tls_handshake_failures,
             reading,
         }
     }
@@ -85,6 +121,13 @@ impl Metrics {
 
     pub(crate) fn joined(&self, took: Duration) {
         self.join_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Counts a TLS handshake of the built-in HTTPS that did not finish.
+    pub fn tls_handshake_failed(&self, reason: TlsHandshakeFailure) {
+        self.tls_handshake_failures
+            .get_or_create(&TlsLabels { reason })
+            .inc();
     }
 }
 

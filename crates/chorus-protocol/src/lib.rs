@@ -58,8 +58,13 @@ pub enum MediaKind {
 
 /// What a participant may do in a room. Carried in the token and changeable
 /// through the control API while the participant is in the room.
+///
+/// Read from a JSON object only: serde's derived `Deserialize` also takes an array of the
+/// fields in order, so `{"grants": []}` used to reset a participant's grants (found by
+/// the control API fuzzing). The derive (`remote = "Self"`) gives the inherent
+/// `Grants::deserialize` that the map-only impl below calls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, remote = "Self")]
 pub struct Grants {
     /// May publish tracks at all.
     pub can_publish: bool,
@@ -79,6 +84,28 @@ impl Default for Grants {
             can_subscribe: true,
             can_publish_data: true,
         }
+    }
+}
+
+impl Serialize for Grants {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Grants::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Grants {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> serde::de::Visitor<'de> for Object {
+            type Value = Grants;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of grants")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Grants, A::Error> {
+                Grants::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_map(Object)
     }
 }
 
@@ -165,4 +192,31 @@ pub struct ParticipantInfo {
     pub tracks: Vec<TrackInfo>,
     /// Unix time of the join, in milliseconds.
     pub joined_at_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_are_read_from_an_object_only() {
+        let cases: [(&str, Option<Grants>); 5] = [
+            ("{}", Some(Grants::default())),
+            (
+                r#"{"can_publish": false, "can_publish_data": false}"#,
+                Some(Grants::subscribe_only()),
+            ),
+            ("[]", None),
+            ("[false, [], true, true]", None),
+            ("null", None),
+        ];
+        for (json, want) in cases {
+            let got = serde_json::from_str::<Grants>(json).ok();
+            assert_eq!(got, want, "{json}");
+        }
+        let grants = Grants::subscribe_only();
+        let text = serde_json::to_string(&grants).unwrap();
+        assert!(text.starts_with('{'), "{text}");
+        assert_eq!(serde_json::from_str::<Grants>(&text).unwrap(), grants);
+    }
 }

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod media;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -88,6 +89,7 @@ impl RunningServer {
 /// `shutdown` fires (or the HTTP server fails).
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
     config.validate()?;
+    let tls = config.tls_server_config()?;
     let listener = TcpListener::bind(config.http.bind)
         .await
         .with_context(|| format!("cannot bind HTTP on {}", config.http.bind))?;
@@ -112,14 +114,27 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         stop.clone(),
     );
     let sessions = state.sessions().clone();
-    let app = chorus_api::router(state);
-    let task = tokio::spawn(supervise(
-        listener,
-        app,
-        registry.clone(),
-        sessions,
-        stop.clone(),
-    ));
+    let app = chorus_api::router(state.clone());
+    let graceful = stop.clone().cancelled_owned();
+    let http = match tls {
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .await
+        }),
+        Some(tls) => {
+            let listener =
+                tls::TlsListener::new(listener, tls, tls::HANDSHAKE_TIMEOUT, move |reason| {
+                    state.metrics().tls_handshake_failed(reason)
+                })?;
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(graceful)
+                    .await
+            })
+        }
+    };
+    let task = tokio::spawn(supervise(http, registry.clone(), sessions, stop.clone()));
     info!(%http_addr, %media_addr, "chorus is up");
     Ok(RunningServer {
         http_addr,
@@ -130,21 +145,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     })
 }
 
-/// Serves until `stop`, then stops HTTP and the rooms together and waits for
+/// Watches the HTTP server (plain or TLS) until `stop`, then stops HTTP and the rooms together and waits for
 /// the signaling sessions to send their last frames, all within [`SHUTDOWN_CAP`].
 async fn supervise(
-    listener: TcpListener,
-    app: axum::Router,
+    mut http: JoinHandle<std::io::Result<()>>,
     registry: RoomRegistry,
     sessions: TaskTracker,
     stop: CancellationToken,
 ) {
-    let graceful = stop.clone().cancelled_owned();
-    let mut http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(graceful)
-            .await
-    });
     let http_ended_early = tokio::select! {
         _ = stop.cancelled() => false,
         result = &mut http => {

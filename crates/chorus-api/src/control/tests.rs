@@ -130,16 +130,44 @@ async fn create_room_is_201_and_delete_is_204() {
 #[tokio::test]
 async fn bad_bodies_are_invalid_request() {
     let app = testing::app(FakeRooms::default());
-    let cases: [(&str, Option<&str>, &str); 4] = [
-        ("not json", Some("application/json"), "{"),
-        ("wrong shape", Some("application/json"), r#"{"nom":"x"}"#),
-        ("wrong type", Some("application/json"), r#"{"name":7}"#),
-        ("no content type", None, r#"{"name":"x"}"#),
+    const ROOMS: &str = "/v1/rooms";
+    const PERMISSIONS: &str = "/v1/rooms/fake/participants/alice/permissions";
+    const MUTE: &str = "/v1/rooms/fake/participants/alice/tracks/TR_1/mute";
+    let json = Some("application/json");
+    let cases: [(&str, Method, &str, Option<&str>, &str); 8] = [
+        ("not json", Method::POST, ROOMS, json, "{"),
+        ("wrong shape", Method::POST, ROOMS, json, r#"{"nom":"x"}"#),
+        ("wrong type", Method::POST, ROOMS, json, r#"{"name":7}"#),
+        (
+            "no content type",
+            Method::POST,
+            ROOMS,
+            None,
+            r#"{"name":"x"}"#,
+        ),
+        // serde takes a struct's fields as an array too; the API must not (schemathesis
+        // found `{"grants": []}` accepted, resetting the grants).
+        (
+            "an array for a room",
+            Method::POST,
+            ROOMS,
+            json,
+            r#"["x", 5]"#,
+        ),
+        (
+            "an array for grants",
+            Method::PUT,
+            PERMISSIONS,
+            json,
+            r#"{"grants": []}"#,
+        ),
+        ("an array body", Method::PUT, PERMISSIONS, json, r#"[{}]"#),
+        ("an array for mute", Method::POST, MUTE, json, "[true]"),
     ];
-    for (name, content_type, body) in cases {
+    for (name, method, uri, content_type, body) in cases {
         let mut req = axum::http::Request::builder()
-            .method(Method::POST)
-            .uri("/v1/rooms")
+            .method(method)
+            .uri(uri)
             .header(header::AUTHORIZATION, testing::auth());
         if let Some(ct) = content_type {
             req = req.header(header::CONTENT_TYPE, ct);

@@ -11,8 +11,9 @@ use crate::error::{ApiError, JsonBody};
 use crate::token::{DEFAULT_TTL_SECS, MAX_TTL_SECS, MintError, NewToken};
 use crate::{ApiState, unix_now};
 
-/// Longest room name or identity accepted in a token request, in bytes.
-const MAX_NAME_BYTES: usize = 256;
+/// Longest identity accepted in a token request, in characters (as the OpenAPI
+/// document's `maxLength` counts them).
+pub(crate) const MAX_IDENTITY_CHARS: usize = 256;
 
 pub(super) async fn create_token(
     State(state): State<ApiState>,
@@ -62,9 +63,12 @@ pub(crate) fn check_room(value: &str) -> Result<(), ApiError> {
 }
 
 pub(crate) fn check_name(what: &str, value: &str) -> Result<(), ApiError> {
-    if value.is_empty() || value.len() > MAX_NAME_BYTES || value.chars().any(char::is_control) {
+    if value.is_empty()
+        || value.chars().count() > MAX_IDENTITY_CHARS
+        || value.chars().any(char::is_control)
+    {
         return Err(ApiError::invalid_request(format!(
-            "{what} must be 1 to {MAX_NAME_BYTES} bytes without control characters"
+            "{what} must be 1 to {MAX_IDENTITY_CHARS} characters without control characters"
         )));
     }
     Ok(())

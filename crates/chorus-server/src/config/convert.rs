@@ -79,8 +79,19 @@ impl Config {
         })
     }
 
-    /// The configured public URL, or one derived from the HTTP address
-    /// (an unspecified address becomes loopback).
+    /// The TLS settings of the HTTP server from `http.tls_cert_file` and
+    /// `http.tls_key_file`, or `None` for plain HTTP.
+    pub fn tls_server_config(
+        &self,
+    ) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, crate::tls::TlsConfigError> {
+        crate::tls::server_config(
+            self.http.tls_cert_file.as_deref(),
+            self.http.tls_key_file.as_deref(),
+        )
+    }
+
+    /// The configured public URL, or one derived from the HTTP address (an
+    /// unspecified address becomes loopback; `https://` with built-in TLS).
     pub fn public_url_for(&self, http_addr: SocketAddr) -> String {
         if let Some(url) = &self.http.public_url {
             return url.trim_end_matches('/').to_owned();
@@ -92,6 +103,11 @@ impl Config {
                 SocketAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
             });
         }
-        format!("http://{addr}")
+        let scheme = if self.http.tls_cert_file.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{addr}")
     }
 }

@@ -25,6 +25,8 @@ pub struct Overrides {
 pub const ENV_VARS: &[&str] = &[
     "CHORUS_HTTP_BIND",
     "CHORUS_PUBLIC_URL",
+    "CHORUS_TLS_CERT_FILE",
+    "CHORUS_TLS_KEY_FILE",
     "CHORUS_MEDIA_BIND",
     "CHORUS_MEDIA_ANNOUNCE",
     "CHORUS_MEDIA_WORKERS",
@@ -85,6 +87,12 @@ impl Config {
         }
         if let Some(v) = var("CHORUS_PUBLIC_URL") {
             self.http.public_url = Some(v);
+        }
+        if let Some(v) = var("CHORUS_TLS_CERT_FILE") {
+            self.http.tls_cert_file = Some(v.into());
+        }
+        if let Some(v) = var("CHORUS_TLS_KEY_FILE") {
+            self.http.tls_key_file = Some(v.into());
         }
         if let Some(v) = var("CHORUS_MEDIA_BIND") {
             self.media.bind = parse("CHORUS_MEDIA_BIND", &v)?;

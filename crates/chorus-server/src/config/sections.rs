@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chorus_room::RoomConfig;
@@ -82,6 +83,13 @@ pub struct HttpSection {
     /// Origins (`https://app.example.com`) whose pages may open the signaling WebSocket;
     /// empty: any. Clients that send no `Origin` (native apps) are not checked.
     pub allowed_origins: Vec<String>,
+    /// PEM certificate chain (leaf first); with `tls_key_file`, the HTTP server speaks
+    /// only HTTPS and WSS. Neither: plain HTTP (e.g. behind a TLS-terminating proxy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the certificate's leaf.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -175,6 +183,8 @@ impl Default for HttpSection {
             bind: SocketAddr::from(([127, 0, 0, 1], 7880)),
             public_url: None,
             allowed_origins: Vec::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }

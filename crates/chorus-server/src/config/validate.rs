@@ -34,6 +34,8 @@ impl Config {
         {
             bail!("http.public_url must start with http:// or https://, got {url:?}");
         }
+        // Read now, so that a wrong path or file stops the server before it starts.
+        self.tls_server_config()?;
         let max = self.rooms.default_max_participants;
         if max == 0 || max > MAX_PARTICIPANTS_CEILING {
             bail!(
