@@ -118,6 +118,8 @@ pub struct BandwidthEstimator {
     acked: VecDeque<(Duration, u32)>,
     acked_bytes: u64,
     acked_first: Option<Duration>,
+    /// The latest arrival acknowledged (feedback may list an earlier one after it).
+    acked_newest: Duration,
     rtt: Option<Duration>,
 }
 
@@ -140,6 +142,7 @@ impl BandwidthEstimator {
             acked: VecDeque::new(),
             acked_bytes: 0,
             acked_first: None,
+            acked_newest: Duration::ZERO,
             rtt: None,
         }
     }
@@ -239,7 +242,8 @@ impl BandwidthEstimator {
         self.acked_first.get_or_insert(arrived);
         self.acked.push_back((arrived, size));
         self.acked_bytes += u64::from(size);
-        let newest = self.acked.iter().map(|a| a.0).max().unwrap_or(arrived);
+        self.acked_newest = self.acked_newest.max(arrived);
+        let newest = self.acked_newest;
         while let Some(&(at, size)) = self.acked.front() {
             if newest.saturating_sub(at) <= ACKED_WINDOW {
                 break;
@@ -250,8 +254,8 @@ impl BandwidthEstimator {
     }
 
     fn acked_rate(&self) -> Option<f64> {
-        let newest = self.acked.back()?.0;
-        let seen = newest.saturating_sub(self.acked_first?);
+        self.acked.back()?;
+        let seen = self.acked_newest.saturating_sub(self.acked_first?);
         if seen < ACKED_MIN_SPAN {
             return None;
         }
