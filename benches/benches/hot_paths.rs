@@ -109,11 +109,44 @@ fn parsing(c: &mut Criterion) {
     });
 }
 
+/// The bandwidth estimator's share of the egress path: numbering one packet as it
+/// is sent (per copy, in the shard), and reading one packet's result from the
+/// subscriber's feedback (100 per feedback, as a browser reports a burst).
+fn bandwidth_estimator(c: &mut Criterion) {
+    use chorus_core::bwe::{BandwidthEstimator, BweConfig, PacketResult};
+    let t0 = Instant::now();
+    let mut bwe = BandwidthEstimator::new(BweConfig::default(), t0);
+    let mut sent = 0u64;
+    c.bench_function("bwe: number one sent packet", |b| {
+        b.iter(|| {
+            sent += 1;
+            black_box(bwe.on_sent(1200, t0 + Duration::from_micros(sent * 400)))
+        })
+    });
+    let mut bwe = BandwidthEstimator::new(BweConfig::default(), t0);
+    let mut n = 0u64;
+    c.bench_function("bwe: 100 packets sent, then their feedback", |b| {
+        b.iter(|| {
+            let mut results = Vec::with_capacity(100);
+            for _ in 0..100 {
+                n += 1;
+                let at = t0 + Duration::from_micros(n * 400);
+                let seq = bwe.on_sent(1200, at);
+                let arrival = Some(Duration::from_micros(n * 400 + 20_000));
+                results.push(PacketResult { seq, arrival });
+            }
+            bwe.on_feedback(&results, t0 + Duration::from_micros(n * 400 + 40_000));
+            black_box(bwe.estimate())
+        })
+    });
+}
+
 criterion_group!(
     benches,
     fan_out_rewrite,
     sequence_unwrap,
     layer_forwarder,
-    parsing
+    parsing,
+    bandwidth_estimator
 );
 criterion_main!(benches);

@@ -137,6 +137,10 @@ mod tests {
                 serde_json::to_value(testing::simulcast_stats("TR_1")).unwrap(),
             ),
             (
+                "SubscriberStats",
+                serde_json::to_value(testing::subscriber_stats("alice")).unwrap(),
+            ),
+            (
                 "LayerStats",
                 serde_json::to_value(&testing::simulcast_stats("TR_1").layers[0]).unwrap(),
             ),

@@ -151,6 +151,7 @@ pub fn room_info(name: &str) -> RoomInfo {
             ..Default::default()
         },
         simulcast: Vec::new(),
+        subscribers: Vec::new(),
     }
 }
 
@@ -158,7 +159,19 @@ pub fn room_info(name: &str) -> RoomInfo {
 pub fn room_info_with_simulcast(name: &str) -> RoomInfo {
     RoomInfo {
         simulcast: vec![simulcast_stats("TR_1")],
+        subscribers: vec![subscriber_stats("alice")],
         ..room_info(name)
+    }
+}
+
+/// A subscriber's bandwidth estimate.
+pub fn subscriber_stats(identity: &str) -> chorus_protocol::control::SubscriberStats {
+    chorus_protocol::control::SubscriberStats {
+        identity: identity.into(),
+        estimated_bitrate_bps: 2_400_000,
+        acknowledged_bitrate_bps: Some(1_900_000),
+        loss_percent: 0.5,
+        rtt_ms: 60,
     }
 }
 

@@ -2,6 +2,7 @@
 //! Every function that needs time takes it as an argument, so the same code runs
 //! under a real clock in the server and a simulated one in tests.
 
+pub mod bwe;
 pub mod codec;
 pub mod forward;
 pub mod gaps;
@@ -15,6 +16,7 @@ pub mod reports;
 pub mod seq;
 pub mod vp8;
 
+pub use bwe::{BandwidthEstimator, Bitrate, BweConfig, PacketResult, TransportSeq};
 pub use codec::Codec;
 pub use forward::{Forwarder, Translation};
 pub use ids::{ConnId, ParticipantId, TrackId};

@@ -31,6 +31,26 @@ pub struct RoomInfo {
     /// The published simulcast tracks, as their layers arrive (absent when none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub simulcast: Vec<SimulcastStats>,
+    /// The bandwidth estimated toward each subscriber whose client reports transport-wide
+    /// congestion control feedback (absent when none does).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscribers: Vec<SubscriberStats>,
+}
+
+/// The downstream bandwidth estimate of one participant's subscriber connection,
+/// from the transport-wide feedback its client sends (GCC-style: delay and loss).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriberStats {
+    pub identity: String,
+    /// What the server estimates it can send the participant, in bits per second.
+    pub estimated_bitrate_bps: u64,
+    /// What the participant acknowledged receiving over the last half second, once
+    /// measured.
+    pub acknowledged_bitrate_bps: Option<u64>,
+    /// Packets reported lost in the last loss window, in percent.
+    pub loss_percent: f64,
+    /// The round trip measured from send to feedback (the feedback interval included).
+    pub rtt_ms: u64,
 }
 
 /// One published simulcast track: its layers as they arrive, and the highest arriving.

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use chorus_core::{ConnId, ParticipantId, SpatialLayer, TokenBucket, TrackId};
-use chorus_protocol::control::{FeedbackStats, ForwardingStats, RoomInfo};
+use chorus_protocol::control::{FeedbackStats, ForwardingStats, RoomInfo, SubscriberStats};
 use chorus_protocol::signal::{ROOM_AUDIO_TRACK, ServerMessage, joined_frames};
 use chorus_protocol::webhook::WebhookEvent;
 use chorus_protocol::{LeaveReason, ParticipantInfo};
@@ -377,7 +377,31 @@ impl RoomCore {
             created_at_ms: self.created_at_ms,
             forwarding: self.forwarding(),
             simulcast: self.tracks.simulcast_stats(now),
+            subscribers: self.subscriber_stats(),
         }
+    }
+
+    /// The bandwidth estimate toward each participant's subscriber connection, where
+    /// its client reports transport-wide feedback.
+    fn subscriber_stats(&self) -> Vec<SubscriberStats> {
+        let mut stats: Vec<SubscriberStats> = self
+            .participants
+            .keys()
+            .into_iter()
+            .filter_map(|key| {
+                let p = self.participants.get(key)?;
+                let bwe = self.conns.get(p.subscriber?)?.bandwidth()?;
+                Some(SubscriberStats {
+                    identity: p.identity.clone(),
+                    estimated_bitrate_bps: bwe.estimate.bps(),
+                    acknowledged_bitrate_bps: bwe.acked.map(|a| a.bps()),
+                    loss_percent: (bwe.loss_fraction * 1000.0).round() / 10.0,
+                    rtt_ms: bwe.rtt.as_millis() as u64,
+                })
+            })
+            .collect();
+        stats.sort_by(|a, b| a.identity.cmp(&b.identity));
+        stats
     }
 
     /// What the room forwarded and skipped since it was created.

@@ -3,6 +3,7 @@
 //! everything else talks to through bounded channels. The [`RoomRegistry`] routes room
 //! names to those tasks.
 
+pub mod allocation;
 mod audio;
 mod command;
 mod connections;

@@ -248,6 +248,12 @@ impl Peer {
         self.link.send_rtp(arena, header, payload, vp8, video, now)
     }
 
+    /// Subscriber side: the bandwidth estimate toward the client, once its answer took
+    /// transport-wide congestion control.
+    pub fn bandwidth(&self) -> Option<chorus_core::bwe::BweStats> {
+        self.link.bandwidth()
+    }
+
     /// Publisher side: asks for a keyframe of what the client sends as `media_ssrc`.
     pub fn request_keyframe(&mut self, media_ssrc: u32) -> bool {
         self.link.request_keyframe(media_ssrc)

@@ -79,10 +79,12 @@ pub enum Feedback {
         bitrate_bps: u64,
         ssrcs: Vec<u32>,
     },
-    /// Transport-wide CC feedback (PT 205 FMT 15): only noted for now.
+    /// Transport-wide CC feedback (PT 205 FMT 15): every number it reports, in order,
+    /// with its arrival time on the reporter's clock (see [`twcc::read_feedback`]).
     TransportCc {
         sender_ssrc: u32,
         media_ssrc: u32,
+        packets: Vec<chorus_core::bwe::PacketResult>,
     },
     Bye {
         ssrcs: Vec<u32>,
@@ -306,10 +308,15 @@ fn decode(p: &Framed<'_>, out: &mut Vec<Feedback>) -> Result<bool, Malformed> {
                 lost,
             });
         }
-        (PT_RTPFB, FMT_TWCC) => out.push(Feedback::TransportCc {
-            sender_ssrc: r.u32(0)?,
-            media_ssrc: r.u32(4)?,
-        }),
+        (PT_RTPFB, FMT_TWCC) => {
+            let mut packets = Vec::new();
+            twcc::read_feedback(body, &mut packets).map_err(|_| Malformed)?;
+            out.push(Feedback::TransportCc {
+                sender_ssrc: r.u32(0)?,
+                media_ssrc: r.u32(4)?,
+                packets,
+            });
+        }
         (PT_PSFB, FMT_PLI) => out.push(Feedback::Pli {
             sender_ssrc: r.u32(0)?,
             media_ssrc: r.u32(4)?,

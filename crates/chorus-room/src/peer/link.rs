@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use chorus_core::Codec;
+use chorus_core::bwe::{BandwidthEstimator, BweConfig, BweStats};
 use chorus_core::{TrackId, Vp8Rewrite};
 use chorus_transport::rtcp::{self, Feedback, twcc};
 use chorus_transport::webrtc::{
@@ -66,6 +67,10 @@ pub struct Link {
     sections: Sections,
     /// Subscriber side: what the server sends, for its sender reports.
     outbound: Outbound,
+    /// Subscriber side, once its answer took transport-wide CC: the extension id every
+    /// packet sent carries its number under, and the estimator of the bandwidth toward
+    /// the client that numbers them and reads the client's feedback.
+    down_twcc: Option<(u8, Box<BandwidthEstimator>)>,
     events: VecDeque<PeerEvent>,
     /// One buffer for writing RTCP before protection.
     scratch: Vec<u8>,
@@ -105,6 +110,7 @@ impl Link {
             inbound: Inbound::default(),
             sections: Sections::default(),
             outbound: Outbound::default(),
+            down_twcc: None,
             events: VecDeque::new(),
             scratch: Vec::with_capacity(1500),
             feedback: Vec::new(),
@@ -231,6 +237,11 @@ impl Link {
                             Feedback::SenderReport { ssrc, ntp, .. } => {
                                 self.inbound.sender_report(ssrc, ntp, now)
                             }
+                            Feedback::TransportCc { packets, .. } => {
+                                if let Some((_, bwe)) = self.down_twcc.as_mut() {
+                                    bwe.on_feedback(&packets, now);
+                                }
+                            }
                             _ => {}
                         }
                     }
@@ -354,6 +365,20 @@ impl Link {
             .ok_or_else(|| SdpFailed("not an offering connection".into()))?;
         conn.apply_answer(answer, now).map_err(SdpFailed::of)?;
         self.sections.answered();
+        // The first answer that takes transport-wide CC (on any m-section: the number
+        // is the transport's) starts the estimator; later answers keep it.
+        let taken = conn.remote().and_then(|r| {
+            let sections = r.media.iter().chain(&r.idle);
+            sections.filter_map(|m| m.twcc_ext).next()
+        });
+        match (taken, self.down_twcc.as_mut()) {
+            (Some(id), Some((ext, _))) => *ext = id,
+            (Some(id), None) => {
+                let bwe = BandwidthEstimator::new(BweConfig::default(), now);
+                self.down_twcc = Some((id, Box::new(bwe)));
+            }
+            (None, _) => self.down_twcc = None,
+        }
         Ok(())
     }
 
@@ -367,6 +392,12 @@ impl Link {
             let m = answer.media(mid).or_else(|| answer.idle(mid));
             m.map(|m| m.codec)
         })
+    }
+
+    /// Subscriber side: the bandwidth estimate toward the client, once it reports
+    /// transport-wide feedback.
+    pub fn bandwidth(&self) -> Option<BweStats> {
+        self.down_twcc.as_ref().map(|(_, bwe)| bwe.stats())
     }
 
     /// Writes the packet into `arena` (its shard's), with `vp8`'s numbering written into
@@ -386,7 +417,11 @@ impl Link {
         };
         self.outbound
             .sent(header.ssrc, header.timestamp, payload.len(), video, now);
-        let Some((mut packet, header_len)) = write_packet(arena, header, payload) else {
+        let twcc = self.down_twcc.as_mut().map(|(id, bwe)| {
+            let len = header.marshal_size() + TWCC_EXTENSION_LEN + payload.len();
+            (*id, bwe.on_sent(len + SRTP_TAG_LEN, now).0)
+        });
+        let Some((mut packet, header_len)) = write_packet(arena, header, payload, twcc) else {
             return false;
         };
         if let Some(rewrite) = vp8
@@ -415,23 +450,54 @@ impl Link {
     }
 }
 
+/// A one-byte-header extension block holding the transport-wide sequence number alone:
+/// the 0xBEDE profile, a length of one word, then id and length, the number, a pad.
+const TWCC_EXTENSION_LEN: usize = 8;
+/// What SRTP adds to a packet on the wire (the AES-GCM tag, or HMAC-SHA1-80's): counted
+/// in the size the estimator is told, as the path carries it.
+const SRTP_TAG_LEN: usize = 16;
+
 /// Writes an RTP packet into the send arena, split off it with room for SRTP's tag: it is
 /// protected where it lies, and one allocation serves many packets (`split` leaves the
-/// rest of the chunk in the arena). Returns the packet and its header's length.
+/// rest of the chunk in the arena). With `twcc` (extension id, number) the packet
+/// carries the transport-wide sequence number: written straight after the fixed header
+/// when the header has no extensions (the room strips the publisher's), else added to
+/// them. Returns the packet and its header's length (extensions included).
 fn write_packet(
     arena: &mut BytesMut,
     header: &Header,
     payload: &[u8],
+    twcc: Option<(u8, u16)>,
 ) -> Option<(BytesMut, usize)> {
-    let header_len = header.marshal_size();
+    let extended;
+    let (header, block) = match twcc {
+        Some((id, seq)) if header.extension => {
+            let mut h = header.clone();
+            h.set_extension(id, Bytes::copy_from_slice(&seq.to_be_bytes()))
+                .ok()?;
+            extended = h;
+            (&extended, None)
+        }
+        Some((id, seq)) => {
+            let [hi, lo] = seq.to_be_bytes();
+            (header, Some([0xbe, 0xde, 0, 1, id << 4 | 1, hi, lo, 0]))
+        }
+        None => (header, None),
+    };
+    let fixed_len = header.marshal_size();
+    let header_len = fixed_len + block.map_or(0, |b| b.len());
     let body = header_len + payload.len();
     if arena.capacity() < body + MAX_RTP_OVERHEAD {
         arena.reserve(ARENA_CHUNK.max(body + MAX_RTP_OVERHEAD));
     }
-    arena.resize(header_len, 0);
+    arena.resize(fixed_len, 0);
     if header.marshal_to(&mut arena[..]).is_err() {
         arena.clear();
         return None;
+    }
+    if let Some(block) = block {
+        arena[0] |= 0x10; // the X bit: an extension block follows
+        arena.extend_from_slice(&block);
     }
     arena.extend_from_slice(payload);
     // The tag's room goes with the packet: `split` hands over exactly what is written,
@@ -457,8 +523,8 @@ mod tests {
             ..Default::default()
         };
         let payload = [0xab; 1000];
-        let (first, header_len) = write_packet(&mut arena, &header, &payload).unwrap();
-        let (second, _) = write_packet(&mut arena, &header, &payload).unwrap();
+        let (first, header_len) = write_packet(&mut arena, &header, &payload, None).unwrap();
+        let (second, _) = write_packet(&mut arena, &header, &payload, None).unwrap();
         assert_eq!(header_len, 12);
         for p in [&first, &second] {
             assert_eq!(p.len(), 1012);
@@ -475,5 +541,47 @@ mod tests {
         let at = grown.as_ptr();
         grown.extend_from_slice(&[0; MAX_RTP_OVERHEAD]);
         assert_eq!(grown.as_ptr(), at, "the tag fits where the packet lies");
+    }
+
+    /// The transport-wide number goes into the copy as a one-byte header extension, and
+    /// the packet reads back with it and with the publisher's extensions (if any) kept.
+    #[test]
+    fn the_transport_wide_number_is_written_into_the_header() {
+        let plain = Header {
+            version: 2,
+            ssrc: 7,
+            sequence_number: 100,
+            ..Default::default()
+        };
+        let mut with_mid = plain.clone();
+        with_mid.set_extension(1, Bytes::from_static(b"0")).unwrap();
+        let payload = [0xab; 100];
+        // (case, header, extensions expected: (id, value))
+        type Case<'a> = (&'a str, &'a Header, &'a [(u8, &'a [u8])]);
+        let cases: [Case; 2] = [
+            ("no extensions", &plain, &[(3, &[0x12, 0x34])]),
+            ("a mid already", &with_mid, &[(1, b"0"), (3, &[0x12, 0x34])]),
+        ];
+        for (name, header, want) in cases {
+            let mut arena = BytesMut::new();
+            let (packet, header_len) =
+                write_packet(&mut arena, header, &payload, Some((3, 0x1234))).unwrap();
+            let mut bytes = packet.clone().freeze();
+            let read = rtc::rtp::Packet::unmarshal(&mut bytes).unwrap();
+            assert_eq!(read.header.sequence_number, 100, "{name}");
+            for (id, value) in want {
+                assert_eq!(
+                    read.header.get_extension(*id).as_deref(),
+                    Some(*value),
+                    "{name}: extension {id}"
+                );
+            }
+            assert_eq!(&read.payload[..], &payload[..], "{name}");
+            assert_eq!(header_len, packet.len() - payload.len(), "{name}");
+            assert!(
+                packet.capacity() >= packet.len() + MAX_RTP_OVERHEAD,
+                "{name}"
+            );
+        }
     }
 }

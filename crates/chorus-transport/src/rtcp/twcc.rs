@@ -277,5 +277,8 @@ fn vector(symbols: &[Symbol], bits: u16) -> (u16, usize) {
     (chunk, symbols.len())
 }
 
+mod read;
 #[cfg(test)]
 mod tests;
+
+pub use read::{Truncated, read_feedback};

@@ -56,9 +56,17 @@ pub struct Local<'a> {
 }
 
 /// The VP8 feedback Chorus takes part in: retransmission and keyframe requests
-/// (`transport-cc` toward publishers is added where offered; `goog-remb` never, and the
-/// server's offers ask for no congestion feedback yet: it estimates no bandwidth).
+/// (`transport-cc` toward publishers is added where offered, see
+/// [`ACCEPT_TRANSPORT_CC`]; toward subscribers the server's offers ask for it on every
+/// m-section, see [`OFFER_TWCC_EXT`]; `goog-remb` never).
 const VIDEO_FEEDBACK: [&str; 3] = ["nack", "nack pli", "ccm fir"];
+
+/// The `a=extmap` id of the transport-wide sequence number in the server's offers to
+/// subscribers (one id for the whole BUNDLE). With `a=rtcp-fb:<pt> transport-cc` on
+/// every m-section, the subscriber reports what arrived when, and the server estimates
+/// the bandwidth toward it (`chorus_core::bwe`). Unlike [`ACCEPT_TRANSPORT_CC`], this
+/// does not hold the browser's own sending back: it only receives here.
+pub const OFFER_TWCC_EXT: u8 = 3;
 
 /// Whether answers accept `transport-cc` (and the transport-wide sequence number). Off
 /// for now: with it, the pair-switch browser test once saw Chromium send no video for
@@ -197,8 +205,8 @@ pub struct OutTrack {
 
 /// The server's offer on a subscriber connection: one send-only m-section per track in
 /// its codec, Opus (111), VP8 (96) or H.264 (102; video with NACK, PLI and FIR; see
-/// [`offered_codecs`]), `a=setup:actpass` (the client's answer
-/// picks the DTLS roles).
+/// [`offered_codecs`]), transport-wide CC on every one ([`OFFER_TWCC_EXT`]),
+/// `a=setup:actpass` (the client's answer picks the DTLS roles).
 pub fn offer(tracks: &[OutTrack], local: &Local<'_>) -> String {
     offer_with(tracks, None, local)
 }
@@ -251,7 +259,12 @@ pub fn offer_with(tracks: &[OutTrack], data: Option<&str>, local: &Local<'_>) ->
                 m = m.with_value_attribute("rtcp-fb".to_owned(), format!("{pt} {fb}"));
             }
         }
+        for &c in codecs {
+            let pt = payload_type(c);
+            m = m.with_value_attribute("rtcp-fb".to_owned(), format!("{pt} transport-cc"));
+        }
         let m = m
+            .with_value_attribute("extmap".to_owned(), format!("{OFFER_TWCC_EXT} {TWCC_URI}"))
             .with_candidate(candidate_line(local.candidate))
             .with_property_attribute("end-of-candidates".to_owned());
         offer = offer.with_media(m);

@@ -134,9 +134,16 @@ fn webrtc_rs_packets_are_read_into_values() {
         (
             "transport-wide CC",
             vec![Box::new(twcc)],
+            // webrtc-rs's encoding read back: reference time × 64 ms plus the delta.
             vec![Feedback::TransportCc {
                 sender_ssrc: S,
                 media_ssrc: M,
+                packets: vec![chorus_core::bwe::PacketResult {
+                    seq: chorus_core::bwe::TransportSeq(153),
+                    arrival: Some(std::time::Duration::from_micros(
+                        4_057_090 * 64_000 + 37_000,
+                    )),
+                }],
             }],
         ),
         (

@@ -428,7 +428,7 @@ fn test_codec(kind: &str) -> Codec {
 }
 
 #[test]
-fn the_offer_asks_for_video_feedback_only() {
+fn the_offer_asks_for_video_feedback_and_transport_cc_everywhere() {
     let track = |mid: &str, kind: &str| OutTrack {
         mid: mid.into(),
         kind: kind.into(),
@@ -450,11 +450,26 @@ fn the_offer_asks_for_video_feedback_only() {
         for line in feedback {
             assert_eq!(m.contains(line), asks, "{mid} {line:?}:\n{m}");
         }
-        assert!(
-            !m.contains("transport-cc") && !m.contains("goog-remb"),
-            "{m}"
-        );
+        // Transport-wide CC on both kinds, one extension id for the BUNDLE.
+        let pt = if mid == "0" { 111 } else { 96 };
+        for line in [
+            format!("a=rtcp-fb:{pt} transport-cc\r\n"),
+            format!("a=extmap:{OFFER_TWCC_EXT} {TWCC_URI}\r\n"),
+        ] {
+            assert!(m.contains(&line), "{mid} {line:?}:\n{m}");
+        }
+        assert!(!m.contains("goog-remb"), "{m}");
     }
+    // An idle m-section carries none of it.
+    let idle = OutTrack {
+        idle: true,
+        ..track("2", "video")
+    };
+    let idle_offer = super::offer(&[idle], &local());
+    assert!(
+        !section(&idle_offer, "2").contains("transport-cc"),
+        "{idle_offer}"
+    );
 }
 
 /// The answers to the plain offers as they were before simulcast, byte for byte.

@@ -1,0 +1,314 @@
+//! Downstream bandwidth estimation for one subscriber connection, from transport-wide
+//! congestion control feedback: a GCC-style delay and loss controller, sans I/O.
+//!
+//! The sender numbers every packet it sends with [`BandwidthEstimator::on_sent`] (the
+//! number goes into the transport-wide sequence number extension); the subscriber's
+//! transport feedback says which numbers arrived and when on its clock
+//! ([`BandwidthEstimator::on_feedback`]). From that:
+//! - the delay side ([`delay`]) watches the queue on the path grow or drain and drives
+//!   an AIMD rate ([`aimd`]): down to 0.85 × what got through on overuse, up otherwise;
+//! - the loss side ([`loss`]) lowers above 10 % loss and lets the rate grow below 2 %;
+//! - the estimate is the smaller of the two, within the configured bounds.
+//!
+//! Time is an argument; the estimate is a value the caller reads.
+
+mod aimd;
+mod delay;
+mod loss;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+pub use delay::Usage;
+
+/// A bitrate in bits per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Bitrate(pub u64);
+
+impl Bitrate {
+    pub const fn bps(self) -> u64 {
+        self.0
+    }
+
+    pub const fn kbps(kbps: u64) -> Self {
+        Self(kbps * 1000)
+    }
+}
+
+impl fmt::Display for Bitrate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} kbit/s", self.0 / 1000)
+    }
+}
+
+/// The 16-bit transport-wide sequence number as it travels in the header extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TransportSeq(pub u16);
+
+/// What the feedback says about one packet: when it arrived on the subscriber's clock
+/// (an arbitrary origin: only differences matter), or that it did not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketResult {
+    pub seq: TransportSeq,
+    pub arrival: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BweConfig {
+    pub start: Bitrate,
+    pub min: Bitrate,
+    pub max: Bitrate,
+}
+
+impl Default for BweConfig {
+    fn default() -> Self {
+        Self {
+            start: Bitrate::kbps(1_000),
+            min: Bitrate::kbps(100),
+            max: Bitrate::kbps(20_000),
+        }
+    }
+}
+
+/// The estimator's state, for stats and tests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BweStats {
+    pub estimate: Bitrate,
+    pub delay_based: Bitrate,
+    pub loss_based: Bitrate,
+    /// What the subscriber acknowledged over the last [`ACKED_WINDOW`].
+    pub acked: Option<Bitrate>,
+    pub loss_fraction: f64,
+    pub usage: Usage,
+    pub rtt: Duration,
+}
+
+/// Sent packets remembered for their feedback: at 20 Mbit/s of 1200-byte packets this
+/// is about four seconds.
+const HISTORY: usize = 8192;
+/// The acknowledged rate is measured over this much of the subscriber's clock.
+const ACKED_WINDOW: Duration = Duration::from_millis(500);
+/// … and not before this much of it has been seen.
+const ACKED_MIN_SPAN: Duration = Duration::from_millis(150);
+/// Before any round trip is measured.
+const INITIAL_RTT: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    /// The unwrapped number, to tell a slot's current packet from an older one.
+    seq: u64,
+    at: Instant,
+    size: u32,
+    reported: bool,
+}
+
+/// One subscriber connection's bandwidth estimator.
+#[derive(Debug, Clone)]
+pub struct BandwidthEstimator {
+    origin: Instant,
+    next_seq: u64,
+    sent: Vec<Option<Sent>>,
+    delay: delay::DelayDetector,
+    rate: aimd::RateControl,
+    loss: loss::LossControl,
+    min: f64,
+    max: f64,
+    /// Acknowledged packets on the subscriber's clock: (arrival, size).
+    acked: VecDeque<(Duration, u32)>,
+    acked_bytes: u64,
+    acked_first: Option<Duration>,
+    /// The latest arrival acknowledged (feedback may list an earlier one after it).
+    acked_newest: Duration,
+    rtt: Option<Duration>,
+}
+
+impl BandwidthEstimator {
+    pub fn new(config: BweConfig, now: Instant) -> Self {
+        let (start, min, max) = (
+            config.start.0 as f64,
+            config.min.0 as f64,
+            config.max.0 as f64,
+        );
+        Self {
+            origin: now,
+            next_seq: 0,
+            sent: vec![None; HISTORY],
+            delay: delay::DelayDetector::default(),
+            rate: aimd::RateControl::new(start, min, max),
+            loss: loss::LossControl::new(start, min, max),
+            min,
+            max,
+            acked: VecDeque::new(),
+            acked_bytes: 0,
+            acked_first: None,
+            acked_newest: Duration::ZERO,
+            rtt: None,
+        }
+    }
+
+    /// A packet of `size` bytes leaves at `now`: the number to write into it.
+    pub fn on_sent(&mut self, size: usize, now: Instant) -> TransportSeq {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.sent[seq as usize % HISTORY] = Some(Sent {
+            seq,
+            at: now,
+            size: u32::try_from(size).unwrap_or(u32::MAX),
+            reported: false,
+        });
+        TransportSeq(seq as u16)
+    }
+
+    /// One transport feedback's results, in sequence order, arriving at `now`. Numbers
+    /// never sent, too old to remember, or reported before are ignored.
+    pub fn on_feedback(&mut self, results: &[PacketResult], now: Instant) {
+        let (mut received, mut lost) = (0u32, 0u32);
+        let mut rtt: Option<Duration> = None;
+        for result in results {
+            let Some(seq) = self.unwrap(result.seq) else {
+                continue;
+            };
+            let Some(sent) = self.sent[seq as usize % HISTORY].as_mut() else {
+                continue;
+            };
+            if sent.seq != seq || sent.reported {
+                continue;
+            }
+            sent.reported = true;
+            let sent = *sent;
+            let Some(arrived) = result.arrival else {
+                lost += 1;
+                continue;
+            };
+            received += 1;
+            // The youngest packet acknowledged bounds the round trip best (it waited
+            // least for the feedback interval).
+            let flight = now.saturating_duration_since(sent.at);
+            rtt = Some(rtt.map_or(flight, |r| r.min(flight)));
+            self.on_acked(arrived, sent.size);
+            self.delay.on_arrival(delay::Arrival {
+                sent: sent.at.saturating_duration_since(self.origin),
+                arrived,
+            });
+        }
+        if received + lost == 0 {
+            return;
+        }
+        if let Some(rtt) = rtt {
+            self.rtt = Some(self.rtt.map_or(rtt, |r| (r * 7 + rtt) / 8));
+        }
+        let rtt = self.rtt.unwrap_or(INITIAL_RTT);
+        let acked = self.acked_rate();
+        if received > 0 {
+            self.rate.update(self.delay.usage(), acked, rtt, now);
+        }
+        let current = self.estimate_f64();
+        self.loss.update(received, lost, current, rtt, now);
+    }
+
+    /// The estimate: the smaller of the delay and loss sides, within the bounds.
+    pub fn estimate(&self) -> Bitrate {
+        Bitrate(self.estimate_f64() as u64)
+    }
+
+    pub fn stats(&self) -> BweStats {
+        BweStats {
+            estimate: self.estimate(),
+            delay_based: Bitrate(self.rate.rate() as u64),
+            loss_based: Bitrate(self.loss.rate() as u64),
+            acked: self.acked_rate().map(|r| Bitrate(r as u64)),
+            loss_fraction: self.loss.fraction(),
+            usage: self.delay.usage(),
+            rtt: self.rtt.unwrap_or(INITIAL_RTT),
+        }
+    }
+
+    fn estimate_f64(&self) -> f64 {
+        self.rate
+            .rate()
+            .min(self.loss.rate())
+            .clamp(self.min, self.max)
+    }
+
+    /// The 64-bit number of `seq`: the latest sent one with those low 16 bits.
+    fn unwrap(&self, seq: TransportSeq) -> Option<u64> {
+        let last = self.next_seq.checked_sub(1)?;
+        let back = u64::from((last as u16).wrapping_sub(seq.0));
+        last.checked_sub(back)
+    }
+
+    fn on_acked(&mut self, arrived: Duration, size: u32) {
+        self.acked_first.get_or_insert(arrived);
+        self.acked.push_back((arrived, size));
+        self.acked_bytes += u64::from(size);
+        self.acked_newest = self.acked_newest.max(arrived);
+        let newest = self.acked_newest;
+        while let Some(&(at, size)) = self.acked.front() {
+            if newest.saturating_sub(at) <= ACKED_WINDOW {
+                break;
+            }
+            self.acked.pop_front();
+            self.acked_bytes -= u64::from(size);
+        }
+    }
+
+    fn acked_rate(&self) -> Option<f64> {
+        self.acked.back()?;
+        let seen = self.acked_newest.saturating_sub(self.acked_first?);
+        if seen < ACKED_MIN_SPAN {
+            return None;
+        }
+        let span = seen.min(ACKED_WINDOW);
+        Some(self.acked_bytes as f64 * 8.0 / span.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_wrap_and_stale_feedback_is_ignored() {
+        let t0 = Instant::now();
+        let mut bwe = BandwidthEstimator::new(BweConfig::default(), t0);
+        let mut last = TransportSeq(0);
+        for i in 0..70_000u32 {
+            last = bwe.on_sent(1200, t0 + Duration::from_micros(u64::from(i) * 100));
+        }
+        assert_eq!(last, TransportSeq((69_999u32 % 65_536) as u16));
+        assert_eq!(bwe.unwrap(last), Some(69_999));
+        assert_eq!(
+            bwe.unwrap(TransportSeq(last.0.wrapping_sub(5))),
+            Some(69_994)
+        );
+        // A number from before the history: its slot holds a newer packet.
+        let old = TransportSeq(last.0.wrapping_sub(HISTORY as u16 + 3));
+        let before = bwe.stats();
+        bwe.on_feedback(
+            &[PacketResult {
+                seq: old,
+                arrival: None,
+            }],
+            t0 + Duration::from_secs(8),
+        );
+        assert_eq!(bwe.stats(), before);
+    }
+
+    #[test]
+    fn a_packet_is_counted_once() {
+        let t0 = Instant::now();
+        let mut bwe = BandwidthEstimator::new(BweConfig::default(), t0);
+        let seqs: Vec<_> = (0..30).map(|_| bwe.on_sent(1200, t0)).collect();
+        let lost: Vec<_> = seqs
+            .iter()
+            .map(|&seq| PacketResult { seq, arrival: None })
+            .collect();
+        bwe.on_feedback(&lost, t0 + Duration::from_millis(100));
+        let once = bwe.estimate();
+        assert!(once < BweConfig::default().start, "all lost lowers: {once}");
+        // The same report again (a duplicated RTCP packet) changes nothing.
+        bwe.on_feedback(&lost, t0 + Duration::from_secs(2));
+        assert_eq!(bwe.estimate(), once);
+    }
+}

@@ -1,0 +1,186 @@
+//! The delay-based rate: additive/multiplicative increase while the queue is steady,
+//! multiplicative decrease to [`BETA`] of what actually got through when it grows
+//! (draft-ietf-rmcat-gcc-02 §5.5).
+
+use std::time::{Duration, Instant};
+
+use super::delay::Usage;
+
+/// On overuse the rate drops to this share of the acknowledged rate.
+const BETA: f64 = 0.85;
+/// Far from the last known capacity the rate grows by this factor per second. Faster
+/// than GCC's 1.08 because Chorus does not probe yet: this is what climbs back after
+/// a cap is lifted.
+const GROWTH_PER_SECOND: f64 = 1.4;
+/// Near the last known capacity it grows by one packet of this size per response time.
+const PACKET_BITS: f64 = 1200.0 * 8.0;
+/// Added to the round trip to get the time one decision takes to show in feedback.
+const RESPONSE_EXTRA: Duration = Duration::from_millis(100);
+/// The rate never runs ahead of what got through by more than this (plus 10 kbit/s):
+/// a sender that has less to send does not earn a larger estimate.
+const MAX_AHEAD_OF_ACKED: f64 = 1.5;
+/// Past this share of the capacity seen at the last overuse, that capacity is stale.
+const CAPACITY_STALE: f64 = 1.5;
+/// Within this share of the last capacity, growth is additive.
+const NEAR_CAPACITY: f64 = 1.2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Hold,
+    Increase,
+    Decrease,
+}
+
+/// AIMD on the delay detector's verdicts. Rates in bits per second.
+#[derive(Debug, Clone)]
+pub struct RateControl {
+    rate: f64,
+    min: f64,
+    max: f64,
+    state: State,
+    last_update: Option<Instant>,
+    last_decrease: Option<Instant>,
+    /// The acknowledged rate at the last overuse: roughly the path's capacity.
+    capacity: Option<f64>,
+}
+
+impl RateControl {
+    pub fn new(start: f64, min: f64, max: f64) -> Self {
+        Self {
+            rate: start.clamp(min, max),
+            min,
+            max,
+            state: State::Increase,
+            last_update: None,
+            last_decrease: None,
+            capacity: None,
+        }
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// One verdict at `now`, with the acknowledged rate (if known) and the round trip.
+    pub fn update(&mut self, usage: Usage, acked: Option<f64>, rtt: Duration, now: Instant) {
+        let dt = self
+            .last_update
+            .replace(now)
+            .map_or(Duration::ZERO, |last| now.saturating_duration_since(last))
+            .min(Duration::from_secs(1));
+        self.state = match (usage, self.state) {
+            (Usage::Over, _) => State::Decrease,
+            (Usage::Under, _) => State::Hold,
+            (Usage::Normal, State::Hold | State::Decrease) => State::Increase,
+            (Usage::Normal, State::Increase) => State::Increase,
+        };
+        if let (Some(capacity), Some(acked)) = (self.capacity, acked)
+            && acked > capacity * CAPACITY_STALE
+        {
+            self.capacity = None;
+        }
+        let response = rtt + RESPONSE_EXTRA;
+        match self.state {
+            State::Hold => {}
+            State::Increase => {
+                let near = self.capacity.is_some_and(|c| self.rate < c * NEAR_CAPACITY);
+                let grown = if near {
+                    self.rate + PACKET_BITS * dt.as_secs_f64() / response.as_secs_f64()
+                } else {
+                    self.rate * GROWTH_PER_SECOND.powf(dt.as_secs_f64())
+                };
+                let ceiling = acked.map_or(f64::MAX, |a| a * MAX_AHEAD_OF_ACKED + 10_000.0);
+                // Growth never lowers a rate that is above the ceiling already.
+                self.rate = grown.min(ceiling).max(self.rate.min(ceiling));
+            }
+            State::Decrease => {
+                // One decrease per response time: the feedback that follows still shows
+                // the queue built before it.
+                let recent = self
+                    .last_decrease
+                    .is_some_and(|t| now.saturating_duration_since(t) < response);
+                if !recent {
+                    let base = acked.unwrap_or(self.rate);
+                    self.rate = self.rate.min(base * BETA);
+                    self.capacity = acked;
+                    self.last_decrease = Some(now);
+                }
+                self.state = State::Hold;
+            }
+        }
+        self.rate = self.rate.clamp(self.min, self.max);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RTT: Duration = Duration::from_millis(50);
+
+    #[test]
+    fn verdicts_move_the_rate() {
+        // (verdicts, acked bps, expected rate after ten updates 100 ms apart: range)
+        let cases: [(Usage, Option<f64>, f64, f64); 4] = [
+            // Normal grows multiplicatively: 1.4 in 1 s (the first update has no dt).
+            (Usage::Normal, None, 1_000_000.0 * 1.35, 1_000_000.0 * 1.4),
+            // Growth stops 50 % above what gets through.
+            (Usage::Normal, Some(500_000.0), 760_000.0, 760_000.0),
+            // Overuse: 0.85 of acked, once per response time (not ten times).
+            (
+                Usage::Over,
+                Some(800_000.0),
+                0.85 * 0.85 * 800_000.0,
+                680_000.0,
+            ),
+            (Usage::Under, None, 1_000_000.0, 1_000_000.0),
+        ];
+        for (usage, acked, low, high) in cases {
+            let t0 = Instant::now();
+            let mut c = RateControl::new(1_000_000.0, 100_000.0, 20_000_000.0);
+            for i in 0..=10 {
+                c.update(usage, acked, RTT, t0 + Duration::from_millis(i * 100));
+            }
+            assert!(
+                (low - 1.0..=high + 1.0).contains(&c.rate()),
+                "{usage:?} acked {acked:?}: {} not in {low}..{high}",
+                c.rate()
+            );
+        }
+    }
+
+    #[test]
+    fn near_the_last_capacity_growth_is_additive() {
+        let t0 = Instant::now();
+        let mut c = RateControl::new(1_000_000.0, 100_000.0, 20_000_000.0);
+        c.update(Usage::Over, Some(1_000_000.0), RTT, t0);
+        assert_eq!(c.rate(), 850_000.0);
+        for i in 1..=10 {
+            c.update(
+                Usage::Normal,
+                Some(850_000.0),
+                RTT,
+                t0 + Duration::from_millis(i * 100),
+            );
+        }
+        // One packet per 150 ms response time for 1 s: +64 kbit/s, not +40 %.
+        assert!((c.rate() - 914_000.0).abs() < 1_000.0, "{}", c.rate());
+    }
+
+    #[test]
+    fn bounds_hold() {
+        let t0 = Instant::now();
+        let mut c = RateControl::new(150_000.0, 100_000.0, 200_000.0);
+        c.update(Usage::Over, Some(10_000.0), RTT, t0);
+        assert_eq!(c.rate(), 100_000.0);
+        for i in 1..=100 {
+            c.update(
+                Usage::Normal,
+                None,
+                RTT,
+                t0 + Duration::from_millis(i * 100),
+            );
+        }
+        assert_eq!(c.rate(), 200_000.0);
+    }
+}

@@ -1,0 +1,165 @@
+//! Spending one subscriber's bandwidth estimate across the videos it receives, as a
+//! value: per video the highest simulcast layer that fits, by priority (screen share,
+//! then the dominant speaker and pinned participants, then the others).
+//!
+//! When the estimate falls, every video is lowered to its lowest layer before any is
+//! paused, and the least important are paused first: a weak link loses detail, then
+//! the videos that matter least, rather than freezing everything.
+//!
+//! Not wired yet: nothing calls [`allocate`] from the room; its result is meant as a cap
+//! on each `LayerSelection`'s max (below what `track_settings` allows).
+
+use chorus_core::SpatialLayer;
+use chorus_core::bwe::Bitrate;
+
+/// How much a video matters to this subscriber; the most important first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    ScreenShare,
+    /// The dominant speaker, or a participant the subscriber pinned.
+    Featured,
+    Other,
+}
+
+/// One video the subscriber receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoDemand {
+    pub priority: Priority,
+    /// The most it asked for (`track_settings`); `None`: it does not show the video.
+    pub max: Option<SpatialLayer>,
+    /// What each layer costs now (bits per second, from the track's layer stats),
+    /// lowest first; `None` for a layer not arriving.
+    pub layer_bitrates: [Option<u64>; SpatialLayer::COUNT],
+}
+
+/// What one video gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    Layer(SpatialLayer),
+    /// Not shown, nothing arriving, or no room left for it.
+    Paused,
+}
+
+/// Per video of `videos` (in the same order), what it gets of `estimate`. Within one
+/// priority the caller's order decides (e.g. by speaking order).
+pub fn allocate(estimate: Bitrate, videos: &[VideoDemand]) -> Vec<Allocation> {
+    let mut order: Vec<usize> = (0..videos.len()).collect();
+    order.sort_by_key(|&i| videos[i].priority); // stable: the caller's order within one
+    let mut budget = estimate.bps();
+    let mut chosen: Vec<Option<usize>> = vec![None; videos.len()];
+    // First every shown video its lowest arriving layer, most important first: what
+    // does not fit then is paused, and it is the least important.
+    for &i in &order {
+        let Some(lowest) = layers_up_to_max(&videos[i]).next() else {
+            continue;
+        };
+        let cost = videos[i].layer_bitrates[lowest].unwrap_or(0);
+        if cost <= budget {
+            budget -= cost;
+            chosen[i] = Some(lowest);
+        }
+    }
+    // Then each, most important first, as high as its max and the rest allow.
+    for &i in &order {
+        let Some(mut current) = chosen[i] else {
+            continue;
+        };
+        let cost = |layer: usize| videos[i].layer_bitrates[layer].unwrap_or(0);
+        let lowest = current;
+        for layer in layers_up_to_max(&videos[i]).filter(|&l| l > lowest) {
+            let (held, wanted) = (cost(current), cost(layer));
+            if wanted <= budget + held {
+                budget = budget + held - wanted;
+                current = layer;
+            }
+        }
+        chosen[i] = Some(current);
+    }
+    chosen
+        .into_iter()
+        .map(|c| match c.and_then(|i| SpatialLayer::new(i as u8)) {
+            Some(layer) => Allocation::Layer(layer),
+            None => Allocation::Paused,
+        })
+        .collect()
+}
+
+/// The indices of the layers arriving at or below the video's max, lowest first.
+fn layers_up_to_max(video: &VideoDemand) -> impl Iterator<Item = usize> + '_ {
+    let max = video.max.map_or(0, |m| m.index() + 1);
+    (0..max).filter(|&i| video.layer_bitrates[i].is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const Q: u64 = 150_000;
+    const H: u64 = 500_000;
+    const F: u64 = 1_500_000;
+
+    fn video(priority: Priority) -> VideoDemand {
+        VideoDemand {
+            priority,
+            max: SpatialLayer::new(2),
+            layer_bitrates: [Some(Q), Some(H), Some(F)],
+        }
+    }
+
+    fn layers(got: &[Allocation]) -> Vec<Option<usize>> {
+        got.iter()
+            .map(|a| match a {
+                Allocation::Layer(l) => Some(l.index()),
+                Allocation::Paused => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_estimate_is_spent_by_priority_lowering_before_pausing() {
+        use Priority::*;
+        // A screen share, the speaker, two others (given in this order).
+        let videos = [
+            video(Other),
+            video(Featured),
+            video(ScreenShare),
+            video(Other),
+        ];
+        // (estimate kbit/s, layer per video: other, speaker, screen, other)
+        let cases: [(u64, [Option<usize>; 4]); 7] = [
+            // Everything at the top.
+            (6_500, [Some(2), Some(2), Some(2), Some(2)]),
+            // Screen and speaker at the top, the others as high as the rest allows.
+            (3_850, [Some(1), Some(2), Some(2), Some(0)]),
+            // Less: the speaker comes down before anyone is paused.
+            (2_550, [Some(0), Some(1), Some(2), Some(0)]),
+            // Everyone at the lowest layer but the screen share.
+            (1_950, [Some(0), Some(0), Some(2), Some(0)]),
+            (600, [Some(0), Some(0), Some(0), Some(0)]),
+            // Not all four lowest layers fit: the last of the others is paused first.
+            (450, [Some(0), Some(0), Some(0), None]),
+            (100, [None, None, None, None]),
+        ];
+        for (kbps, want) in cases {
+            let got = allocate(Bitrate::kbps(kbps), &videos);
+            assert_eq!(layers(&got), want, "{kbps} kbit/s");
+        }
+    }
+
+    #[test]
+    fn what_the_subscriber_asked_and_what_arrives_bound_it() {
+        let mut capped = video(Priority::Featured);
+        capped.max = SpatialLayer::new(1);
+        let mut hidden = video(Priority::ScreenShare);
+        hidden.max = None;
+        let mut top_missing = video(Priority::Other);
+        top_missing.layer_bitrates[2] = None;
+        let mut only_top = video(Priority::Other);
+        only_top.layer_bitrates = [None, None, Some(F)];
+        let got = allocate(
+            Bitrate::kbps(20_000),
+            &[capped, hidden, top_missing, only_top],
+        );
+        assert_eq!(layers(&got), [Some(1), None, Some(1), Some(2)]);
+    }
+}
