@@ -39,7 +39,8 @@ fn subscribers() -> usize {
 /// it (a keyframe arrived).
 fn room(n: usize) -> (Sim, ClientId, String, Vec<ClientId>) {
     let started = Instant::now();
-    let mut sim = Sim::new(1);
+    // Every subscriber joins at once: no join-rate limit in the way.
+    let mut sim = Sim::with_join_rate(1, u32::MAX);
     let publisher = sim.join("publisher");
     let video = sim.publish_video(publisher);
     let subs: Vec<ClientId> = (0..n).map(|i| sim.join(&format!("sub{i}"))).collect();
