@@ -6,11 +6,21 @@
 //! paused, and the least important are paused first: a weak link loses detail, then
 //! the videos that matter least, rather than freezing everything.
 //!
-//! Not wired yet: nothing calls [`allocate`] from the room; its result is meant as a cap
-//! on each `LayerSelection`'s max (below what `track_settings` allows).
+//! The room (`core/bandwidth.rs`) runs this every [`ALLOCATION_INTERVAL`] for each
+//! subscriber with an estimate, through [`Allocator`] (hysteresis), and applies the
+//! result as a cap on each `LayerSelection`'s max and a pause of the down track.
+
+use std::time::{Duration, Instant};
 
 use chorus_core::SpatialLayer;
 use chorus_core::bwe::Bitrate;
+
+/// How often the room re-spends each subscriber's estimate.
+pub const ALLOCATION_INTERVAL: Duration = Duration::from_millis(500);
+/// Raising needs this much more than the higher layers cost (in percent over 100)...
+pub const RAISE_MARGIN_PERCENT: u64 = 15;
+/// ...and that nothing was lowered for this long.
+pub const RAISE_HOLD: Duration = Duration::from_secs(3);
 
 /// How much a video matters to this subscriber; the most important first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -33,11 +43,77 @@ pub struct VideoDemand {
 }
 
 /// What one video gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Ordered: `Paused` is below every layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Allocation {
-    Layer(SpatialLayer),
     /// Not shown, nothing arriving, or no room left for it.
     Paused,
+    Layer(SpatialLayer),
+}
+
+impl Allocation {
+    fn cost(self, video: &VideoDemand) -> u64 {
+        match self {
+            Allocation::Layer(l) => video.layer_bitrates[l.index()].unwrap_or(0),
+            Allocation::Paused => 0,
+        }
+    }
+
+    /// What it may get of `video` at most: its max, or paused if not shown.
+    fn ceiling(video: &VideoDemand) -> Allocation {
+        video.max.map_or(Allocation::Paused, Allocation::Layer)
+    }
+}
+
+/// One subscriber's allocation over time, with hysteresis so that a noisy estimate
+/// does not make layers flap (each switch up costs a keyframe):
+/// - lower only when the estimate is below what the current allocation costs (then
+///   to what [`allocate`] gives, never above the current);
+/// - raise only when nothing was lowered for [`RAISE_HOLD`], and only to what fits in
+///   the estimate less [`RAISE_MARGIN_PERCENT`] (so the higher layers cost at least
+///   that margin less than the estimate).
+///
+/// A video seen for the first time starts at its max (uncapped), like before any
+/// estimate: the first shortfall lowers it.
+#[derive(Debug, Clone, Default)]
+pub struct Allocator {
+    lowered_at: Option<Instant>,
+}
+
+impl Allocator {
+    /// The new allocation of `videos` given the `current` one (same order; `None`: a
+    /// video new to this subscriber).
+    pub fn decide(
+        &mut self,
+        estimate: Bitrate,
+        videos: &[VideoDemand],
+        current: &[Option<Allocation>],
+        now: Instant,
+    ) -> Vec<Allocation> {
+        // What it has now, within what it asks for now.
+        let held: Vec<Allocation> = videos
+            .iter()
+            .zip(current)
+            .map(|(v, c)| {
+                let ceiling = Allocation::ceiling(v);
+                c.map_or(ceiling, |c| c.min(ceiling))
+            })
+            .collect();
+        let need: u64 = held.iter().zip(videos).map(|(a, v)| a.cost(v)).sum();
+        if estimate.bps() < need {
+            self.lowered_at = Some(now);
+            let fit = allocate(estimate, videos);
+            return held.iter().zip(fit).map(|(&h, f)| h.min(f)).collect();
+        }
+        if self.lowered_at.is_some_and(|t| now < t + RAISE_HOLD) {
+            return held;
+        }
+        let spendable = estimate.bps() * 100 / (100 + RAISE_MARGIN_PERCENT);
+        let up = allocate(Bitrate(spendable), videos);
+        let raised: Vec<Allocation> = held.iter().zip(up).map(|(&h, u)| h.max(u)).collect();
+        let cost: u64 = raised.iter().zip(videos).map(|(a, v)| a.cost(v)).sum();
+        if cost <= spendable { raised } else { held }
+    }
 }
 
 /// Per video of `videos` (in the same order), what it gets of `estimate`. Within one
@@ -161,5 +237,48 @@ mod tests {
             &[capped, hidden, top_missing, only_top],
         );
         assert_eq!(layers(&got), [Some(1), None, Some(1), Some(2)]);
+    }
+
+    #[test]
+    fn lowered_at_once_raised_only_after_a_hold_and_with_a_margin() {
+        use Allocation::Layer;
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_millis(s);
+        let videos = [video(Priority::Featured), video(Priority::Other)];
+        let l = |i| Layer(SpatialLayer::new(i).unwrap());
+        let mut a = Allocator::default();
+        // New videos start at their max; enough estimate keeps them there.
+        let top = a.decide(Bitrate::kbps(3_000), &videos, &[None, None], at(0));
+        assert_eq!(top, [l(2), l(2)]);
+        let cur = |v: &[Allocation]| v.iter().copied().map(Some).collect::<Vec<_>>();
+        // (ms, estimate kbit/s, want): steps applied in turn to the result so far.
+        let steps: &[(u64, u64, [Allocation; 2])] = &[
+            // Below the 3000 needed: lowered at once, the other first.
+            (500, 2_500, [l(2), l(1)]),
+            // Plenty again, but within the hold: kept.
+            (1_000, 6_000, [l(2), l(1)]),
+            (3_400, 6_000, [l(2), l(1)]),
+            // A small dip that still covers the need (2000): nothing changes, and the
+            // hold does not restart.
+            (3_450, 2_100, [l(2), l(1)]),
+            // Past the hold: 3000 needed, 3400 is within the 15 % margin: kept.
+            (3_600, 3_400, [l(2), l(1)]),
+            // 3500 is enough (3000 × 1.15 = 3450).
+            (4_000, 3_500, [l(2), l(2)]),
+        ];
+        let mut now = top;
+        for &(t, kbps, want) in steps {
+            now = a.decide(Bitrate::kbps(kbps), &videos, &cur(&now), at(t));
+            assert_eq!(now, want, "at {t} ms, {kbps} kbit/s");
+        }
+        // Asking for less lowers at once, without touching the hold.
+        let mut small = videos.clone();
+        small[0].max = SpatialLayer::new(0);
+        let got = a.decide(Bitrate::kbps(3_500), &small, &cur(&now), at(4_100));
+        assert_eq!(got, [l(0), l(2)]);
+        // Hidden: paused.
+        small[1].max = None;
+        let got = a.decide(Bitrate::kbps(3_500), &small, &cur(&got), at(4_200));
+        assert_eq!(got, [l(0), Allocation::Paused]);
     }
 }
