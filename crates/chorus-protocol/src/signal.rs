@@ -279,6 +279,9 @@ pub enum ServerMessage {
 pub enum PauseReason {
     /// The publisher is not among the subscriber's last-N (pins and latest speakers).
     LastN,
+    /// The bandwidth estimate toward the subscriber leaves no room for it (the least
+    /// important videos are paused first, after every video was lowered).
+    Bandwidth,
 }
 
 /// One layer of [`ServerMessage::PublisherLayers`].

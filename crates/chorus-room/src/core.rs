@@ -11,6 +11,7 @@
 //! room audio applied) and `links` (connections, routes, liveness).
 
 mod audio;
+mod bandwidth;
 mod last_n;
 mod layers_needed;
 mod links;
@@ -21,7 +22,7 @@ mod settings;
 mod signal;
 mod subscribe;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use chorus_core::{ConnId, ParticipantId, SpatialLayer, TokenBucket, TrackId};
@@ -34,6 +35,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::connections::Connections;
+use crate::allocation::Allocator;
 use crate::dynacast::Dynacast;
 use crate::forward::{EgressQueue, ShardJob};
 use crate::io::{Admitted, Command, Input, Output, ParticipantKey, Recipients, Reply};
@@ -117,6 +119,10 @@ pub struct RoomCore {
     dynacast_due: bool,
     /// When a layer nobody needs is next due to turn off.
     dynacast_wake: Option<Instant>,
+    /// Each subscriber connection's bandwidth allocation (hysteresis state).
+    allocators: HashMap<ConnId, Allocator>,
+    /// When the bandwidth allocation next runs.
+    allocation_wake: Option<Instant>,
 }
 
 /// Runs the shards' jobs through `run`; what they found. Takes only the connections
@@ -186,6 +192,8 @@ impl RoomCore {
             dynacast: Dynacast::default(),
             dynacast_due: false,
             dynacast_wake: None,
+            allocators: HashMap::new(),
+            allocation_wake: None,
         }
     }
 
@@ -300,6 +308,7 @@ impl RoomCore {
             self.audio.poll_timeout(),
             empty,
             self.dynacast_wake,
+            self.allocation_wake,
         ]
         .into_iter()
         .flatten()
@@ -313,6 +322,7 @@ impl RoomCore {
         }
         // Before the offers: a camera subscribed in this input is paused before it is live.
         self.update_last_n(now);
+        self.update_allocation(now);
         self.update_dynacast(now);
         // Sending an offer never makes another due: this ends.
         while let Some(conn) = self.offers_due.pop() {

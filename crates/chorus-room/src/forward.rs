@@ -254,6 +254,10 @@ fn forward_to(
         skips.count(Skip::LastNPaused);
         return Wants::Nothing;
     }
+    if dt.bandwidth_paused {
+        skips.count(Skip::BandwidthPaused);
+        return Wants::Nothing;
+    }
     let (numbered, wants) = match &packet.layered {
         Some(layered) => {
             let selection = dt.layers.get_or_insert_with(Box::default);

@@ -63,6 +63,9 @@ pub struct DownTrack {
     /// Paused by last-N: nothing goes out; on resume it restarts at a keyframe,
     /// numbered on from the last packet sent.
     pub paused: bool,
+    /// Paused by the bandwidth allocation (`core/bandwidth.rs`): the same, counted
+    /// under its own name.
+    pub bandwidth_paused: bool,
 }
 
 /// What came out of a connection, in the room's terms.

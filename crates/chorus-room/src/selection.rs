@@ -102,6 +102,8 @@ fn oriented(a: u32, b: u32) -> (u32, u32) {
 pub struct LayerSelection {
     forwarder: LayerForwarder,
     visible: bool,
+    /// At most this layer, from the bandwidth allocation (below what was asked).
+    bandwidth_cap: Option<SpatialLayer>,
     /// The VP8 numbering sent under each sequence number (slot `seq % len`), to resend
     /// the same bytes.
     sent: Box<[Option<SentVp8>]>,
@@ -115,6 +117,7 @@ impl Default for LayerSelection {
         Self {
             forwarder: LayerForwarder::new(Layer::BEST),
             visible: true,
+            bandwidth_cap: None,
             sent: vec![None; HISTORY_LEN].into_boxed_slice(),
         }
     }
@@ -134,12 +137,25 @@ impl LayerSelection {
     /// arriving within its max (or the max itself while none is: it waits for it).
     pub fn decide(&mut self, p: &LayeredPacket, now: Instant) -> LayerDecision {
         if self.visible {
-            let max = self.forwarder.max().spatial;
+            let mut max = self.forwarder.max().spatial;
+            if let Some(cap) = self.bandwidth_cap {
+                max = max.min(cap);
+            }
             let spatial = p.active.best_up_to(max).unwrap_or(max);
             self.forwarder
                 .set_target(Some(Layer::new(spatial, TemporalLayer::ALL)));
         }
         self.forwarder.forward(&p.packet, now)
+    }
+
+    /// At most `cap` (the bandwidth allocation), whatever the max; `None`: the max.
+    /// Takes effect at the next packet (a switch up waits for a keyframe).
+    pub fn set_bandwidth_cap(&mut self, cap: Option<SpatialLayer>) {
+        self.bandwidth_cap = cap;
+    }
+
+    pub fn bandwidth_cap(&self) -> Option<SpatialLayer> {
+        self.bandwidth_cap
     }
 
     /// Stops at once (last-N); the next [`LayerSelection::decide`] restarts it at a

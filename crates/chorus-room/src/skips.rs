@@ -58,10 +58,13 @@ pub enum Skip {
     /// The publisher is not among the subscriber's last-N (pins and latest speakers):
     /// its camera is paused for it.
     LastNPaused,
+    /// The bandwidth estimate toward the subscriber leaves no room for this video: the
+    /// allocation paused it (after lowering every video to its lowest layer).
+    BandwidthPaused,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 20] = [
+    pub const ALL: [Skip; 21] = [
         Skip::Stale,
         Skip::UnknownConnection,
         Skip::StunBadIntegrity,
@@ -82,6 +85,7 @@ impl Skip {
         Skip::LayerTooOld,
         Skip::CodecNotAccepted,
         Skip::LastNPaused,
+        Skip::BandwidthPaused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +110,7 @@ impl Skip {
             Skip::LayerTooOld => "layer_too_old",
             Skip::CodecNotAccepted => "codec_not_accepted",
             Skip::LastNPaused => "last_n_paused",
+            Skip::BandwidthPaused => "bandwidth_paused",
         }
     }
 }

@@ -91,6 +91,7 @@ impl RoomCore {
                 codec_refused: false,
                 layers: None,
                 paused: false,
+                bandwidth_paused: false,
             },
         );
         peer.negotiation.changed();
