@@ -4,7 +4,8 @@
 //!
 //! When the estimate falls, every video is lowered to its lowest layer before any is
 //! paused, and the least important are paused first: a weak link loses detail, then
-//! the videos that matter least, rather than freezing everything.
+//! the videos that matter least, rather than freezing everything; and [`Allocator`]
+//! never pauses the most important shown video for bandwidth.
 //!
 //! The room (`core/bandwidth.rs`) runs this every [`ALLOCATION_INTERVAL`] for each
 //! subscriber with an estimate, through [`Allocator`] (hysteresis), and applies the

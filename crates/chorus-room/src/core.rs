@@ -34,8 +34,8 @@ use chorus_transport::{IceCredentials, PeerFactory};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::connections::Connections;
 use crate::allocation::Allocator;
+use crate::connections::Connections;
 use crate::dynacast::Dynacast;
 use crate::forward::{EgressQueue, ShardJob};
 use crate::io::{Admitted, Command, Input, Output, ParticipantKey, Recipients, Reply};

@@ -57,7 +57,10 @@ impl LastN {
     /// `owner` matters more to `viewer` than the others: pinned by it, or who spoke last.
     pub fn featured(&self, viewer: ParticipantKey, owner: ParticipantKey) -> bool {
         self.order.first() == Some(&owner)
-            || self.viewers.get(&viewer).is_some_and(|v| v.pins.contains(&owner))
+            || self
+                .viewers
+                .get(&viewer)
+                .is_some_and(|v| v.pins.contains(&owner))
     }
 
     /// A participant joined: last in the speaking order until it speaks.

@@ -21,7 +21,9 @@ use crate::io::{ParticipantKey, Recipients};
 impl RoomCore {
     /// Re-spends every subscriber's estimate when due.
     pub(super) fn update_allocation(&mut self, now: Instant) {
-        let wake = *self.allocation_wake.get_or_insert(now + ALLOCATION_INTERVAL);
+        let wake = *self
+            .allocation_wake
+            .get_or_insert(now + ALLOCATION_INTERVAL);
         if now < wake {
             return;
         }
@@ -56,8 +58,7 @@ impl RoomCore {
             let Some(track) = self.tracks.get(id) else {
                 continue;
             };
-            let Some(simulcast) = track.upstream.as_ref().and_then(|b| b.simulcast.as_ref())
-            else {
+            let Some(simulcast) = track.upstream.as_ref().and_then(|b| b.simulcast.as_ref()) else {
                 continue;
             };
             let layers = simulcast.layers();
