@@ -68,8 +68,11 @@ impl Allocation {
 
 /// One subscriber's allocation over time, with hysteresis so that a noisy estimate
 /// does not make layers flap (each switch up costs a keyframe):
-/// - lower only when the estimate is below what the current allocation costs (then
-///   to what [`allocate`] gives, never above the current);
+/// - lower only when the estimate is below what the current allocation costs and the
+///   link shows congestion (loss, or a growing queue): the estimate of a sender that
+///   just sends more (a video resumed, a layer switched up) is capped at 1.5 × what got
+///   through, which says nothing about the link; then to what [`allocate`] gives,
+///   never above the current;
 /// - raise only when nothing was lowered for [`RAISE_HOLD`], and only to what fits in
 ///   the estimate less [`RAISE_MARGIN_PERCENT`] (so the higher layers cost at least
 ///   that margin less than the estimate).
@@ -87,6 +90,7 @@ impl Allocator {
     pub fn decide(
         &mut self,
         estimate: Bitrate,
+        congested: bool,
         videos: &[VideoDemand],
         current: &[Option<Allocation>],
         now: Instant,
@@ -101,7 +105,7 @@ impl Allocator {
             })
             .collect();
         let need: u64 = held.iter().zip(videos).map(|(a, v)| a.cost(v)).sum();
-        if estimate.bps() < need {
+        if estimate.bps() < need && congested {
             self.lowered_at = Some(now);
             let fit = allocate(estimate, videos);
             let mut lowered: Vec<Allocation> =
@@ -134,7 +138,8 @@ impl Allocator {
         // it, the estimate falls below the need and the next round lowers it again
         // (at most one try per RAISE_HOLD).
         let mut probed = held.clone();
-        if need * (100 + RAISE_MARGIN_PERCENT) <= estimate.bps() * 100
+        if !congested
+            && need * (100 + RAISE_MARGIN_PERCENT) <= estimate.bps() * 100
             && let Some((i, next)) =
                 by_priority(videos).find_map(|i| Some((i, step_up(&videos[i], held[i])?)))
         {
@@ -295,44 +300,50 @@ mod tests {
         let l = |i| Layer(SpatialLayer::new(i).unwrap());
         let mut a = Allocator::default();
         // New videos start at their max; enough estimate keeps them there.
-        let top = a.decide(Bitrate::kbps(3_000), &videos, &[None, None], at(0));
+        let top = a.decide(Bitrate::kbps(3_000), true, &videos, &[None, None], at(0));
         assert_eq!(top, [l(2), l(2)]);
         let cur = |v: &[Allocation]| v.iter().copied().map(Some).collect::<Vec<_>>();
-        // (ms, estimate kbit/s, want): steps applied in turn to the result so far.
-        let steps: &[(u64, u64, [Allocation; 2])] = &[
+        // (ms, estimate kbit/s, congested, want): steps applied in turn to the result so far.
+        let steps: &[(u64, u64, bool, [Allocation; 2])] = &[
             // Below the 3000 needed: lowered at once, the other first.
-            (500, 2_500, [l(2), l(1)]),
+            (500, 2_500, true, [l(2), l(1)]),
             // Plenty again, but within the hold: kept.
-            (1_000, 6_000, [l(2), l(1)]),
-            (3_400, 6_000, [l(2), l(1)]),
+            (1_000, 6_000, false, [l(2), l(1)]),
+            (3_400, 6_000, false, [l(2), l(1)]),
             // A small dip that still covers the need (2000): nothing changes, and the
             // hold does not restart.
-            (3_450, 2_100, [l(2), l(1)]),
+            (3_450, 2_100, false, [l(2), l(1)]),
             // Past the hold: within 15 % of the need: kept.
-            (3_600, 2_200, [l(2), l(1)]),
+            (3_600, 2_200, false, [l(2), l(1)]),
             // 15 % over the need, not enough for the next layer (3000 + 15 %): a probe,
             // one step up.
-            (4_000, 2_300, [l(2), l(2)]),
+            (4_000, 2_300, false, [l(2), l(2)]),
             // Below the need: lowered at once, and a new hold.
-            (4_500, 1_000, [l(1), l(1)]),
+            (4_500, 1_000, true, [l(1), l(1)]),
             // Plenty after the hold: straight to what fits with the margin.
-            (7_500, 3_500, [l(2), l(2)]),
+            (7_500, 3_500, false, [l(2), l(2)]),
             // Too little for any lowest layer: the most important keeps flowing.
-            (8_000, 100, [l(0), Allocation::Paused]),
+            (8_000, 100, true, [l(0), Allocation::Paused]),
         ];
+        // (estimate, congested): low without congestion is only what got through.
+        let mut b = Allocator::default();
+        let low = b.decide(Bitrate::kbps(1_000), false, &videos, &cur(&top), at(0));
+        assert_eq!(low, top, "not congested: kept");
+        let low = b.decide(Bitrate::kbps(1_000), true, &videos, &cur(&top), at(0));
+        assert_eq!(low, [l(1), l(1)], "congested: lowered");
         let mut now = top.clone();
-        for &(t, kbps, want) in steps {
-            now = a.decide(Bitrate::kbps(kbps), &videos, &cur(&now), at(t));
+        for &(t, kbps, congested, want) in steps {
+            now = a.decide(Bitrate::kbps(kbps), congested, &videos, &cur(&now), at(t));
             assert_eq!(now, want, "at {t} ms, {kbps} kbit/s");
         }
         // Asking for less lowers at once, without touching the hold.
         let mut small = videos.clone();
         small[0].max = SpatialLayer::new(0);
-        let got = a.decide(Bitrate::kbps(3_500), &small, &cur(&top), at(11_100));
+        let got = a.decide(Bitrate::kbps(3_500), false, &small, &cur(&top), at(11_100));
         assert_eq!(got, [l(0), l(2)]);
         // Hidden: paused.
         small[1].max = None;
-        let got = a.decide(Bitrate::kbps(3_500), &small, &cur(&got), at(11_200));
+        let got = a.decide(Bitrate::kbps(3_500), false, &small, &cur(&got), at(11_200));
         assert_eq!(got, [l(0), Allocation::Paused]);
     }
 }

@@ -10,6 +10,7 @@
 
 use std::time::Instant;
 
+use chorus_core::bwe::Usage;
 use chorus_core::{ConnId, SpatialLayer, TrackId};
 use chorus_protocol::TrackSource;
 use chorus_protocol::signal::{PauseReason, ServerMessage};
@@ -45,9 +46,11 @@ impl RoomCore {
         let Some(peer) = self.conns.get(conn) else {
             return;
         };
-        let Some(estimate) = peer.bandwidth().map(|b| b.estimate) else {
+        let Some(bwe) = peer.bandwidth() else {
             return;
         };
+        // Loss over 2 % (what the loss controller starts to act on) or a growing queue.
+        let congested = bwe.loss_fraction > 0.02 || bwe.usage == Usage::Over;
         let mut ids: Vec<&TrackId> = peer.downtracks.keys().collect();
         ids.sort(); // the caller's order within one priority: stable
         let mut tracks = Vec::new();
@@ -93,12 +96,12 @@ impl RoomCore {
                     .and_then(|s| s.bandwidth_cap())
                     .map(Allocation::Layer)
             });
-            tracks.push((id.clone(), track.owner, max.is_some()));
+            tracks.push((id.clone(), track.owner, max));
         }
         let allocator = self.allocators.entry(conn).or_default();
-        let decided = allocator.decide(estimate, &videos, &current, now);
-        for ((id, owner, shown), allocation) in tracks.into_iter().zip(decided) {
-            self.apply_allocation(viewer, conn, id, owner, shown, allocation);
+        let decided = allocator.decide(bwe.estimate, congested, &videos, &current, now);
+        for ((id, owner, max), allocation) in tracks.into_iter().zip(decided) {
+            self.apply_allocation(viewer, conn, id, owner, max, allocation);
         }
     }
 
@@ -108,7 +111,7 @@ impl RoomCore {
         conn: ConnId,
         id: TrackId,
         owner: ParticipantKey,
-        shown: bool,
+        max: Option<SpatialLayer>,
         allocation: Allocation,
     ) {
         let Some(dt) = self
@@ -120,9 +123,12 @@ impl RoomCore {
         };
         let selection = dt.layers.get_or_insert_with(Box::default);
         // Paused because not shown (or last-N) is not a bandwidth pause.
+        let shown = max.is_some();
         let pause = shown && allocation == Allocation::Paused;
         if let Allocation::Layer(cap) = allocation {
-            selection.set_bandwidth_cap(Some(cap));
+            // At its max it is not held by bandwidth: when the subscriber asks for more
+            // (a bigger tile), it gets it at once, and only a shortfall lowers it again.
+            selection.set_bandwidth_cap(max.is_none_or(|m| cap < m).then_some(cap));
         }
         if pause == dt.bandwidth_paused {
             return;
