@@ -23,6 +23,7 @@ use tokio::time::{Instant, timeout};
 use tracing::{Instrument, debug, info, warn};
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::token::{Keys, TokenError, check_room};
 use crate::{ApiState, Limits, unix_now};
 
@@ -241,7 +242,7 @@ async fn serve(mut socket: WebSocket, state: ApiState, admission: Result<AccessC
         }
     };
     debug!(room = %claims.room, identity = %claims.sub, "joined");
-    pump(socket, session, limits).await;
+    pump(socket, session, limits, state.metrics()).await;
     debug!(room = %claims.room, identity = %claims.sub, "signaling ended");
 }
 
@@ -299,7 +300,7 @@ enum End {
 }
 
 /// Carries frames both ways until one side ends.
-async fn pump(mut socket: WebSocket, session: JoinedSession, limits: Limits) {
+async fn pump(mut socket: WebSocket, session: JoinedSession, limits: Limits, metrics: &Metrics) {
     let JoinedSession { mut events, link } = session;
     let mut sent_leave = false;
     let mut rate = TokenBucket::new(limits.message_burst, limits.messages_per_second);
@@ -315,6 +316,9 @@ async fn pump(mut socket: WebSocket, session: JoinedSession, limits: Limits) {
                     refuse(socket, r, limits).await;
                     break End::RoomGone;
                 };
+                if let ServerMessage::Error { code, .. } = &event {
+                    metrics.signaling_error(code);
+                }
                 let left = matches!(event, ServerMessage::Left { .. });
                 if send(&mut socket, &event, limits).await.is_err() {
                     break End::SocketGone;
@@ -341,6 +345,7 @@ async fn pump(mut socket: WebSocket, session: JoinedSession, limits: Limits) {
                     break End::SocketGone;
                 }
                 if !rate.allow(std::time::Instant::now()) {
+                    metrics.signaling_error("rate_limited");
                     if send_error(&mut socket, "rate_limited", "too many messages; this one was dropped", limits).await.is_err() {
                         break End::SocketGone;
                     }
@@ -370,6 +375,9 @@ async fn pump(mut socket: WebSocket, session: JoinedSession, limits: Limits) {
                     message,
                     request_id,
                 });
+                if let Some(ServerMessage::Error { code, .. }) = &error {
+                    metrics.signaling_error(code);
+                }
                 if let Some(error) = error
                     && send(&mut socket, &error, limits).await.is_err()
                 {

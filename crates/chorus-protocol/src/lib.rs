@@ -112,6 +112,9 @@ pub enum LeaveReason {
     SignalingClosed,
     /// ICE/DTLS timed out: the client vanished without saying goodbye.
     ConnectionLost,
+    /// Its media never came up (ICE and DTLS) within the setup timeout
+    /// (`media.setup_timeout_ms`) of its first connection.
+    MediaTimeout,
     /// Removed through the control API.
     RemovedByServer,
     /// The same identity joined again; the older session is replaced.
@@ -122,6 +125,35 @@ pub enum LeaveReason {
     RoomFailed,
     /// The server is shutting down.
     ServerShutdown,
+}
+
+impl LeaveReason {
+    pub const ALL: [LeaveReason; 9] = [
+        Self::ClientLeft,
+        Self::SignalingClosed,
+        Self::ConnectionLost,
+        Self::MediaTimeout,
+        Self::RemovedByServer,
+        Self::DuplicateIdentity,
+        Self::RoomDeleted,
+        Self::RoomFailed,
+        Self::ServerShutdown,
+    ];
+
+    /// The name on the wire (and in metric labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientLeft => "client_left",
+            Self::SignalingClosed => "signaling_closed",
+            Self::ConnectionLost => "connection_lost",
+            Self::MediaTimeout => "media_timeout",
+            Self::RemovedByServer => "removed_by_server",
+            Self::DuplicateIdentity => "duplicate_identity",
+            Self::RoomDeleted => "room_deleted",
+            Self::RoomFailed => "room_failed",
+            Self::ServerShutdown => "server_shutdown",
+        }
+    }
 }
 
 /// Public description of a published track.
@@ -156,4 +188,17 @@ pub struct ParticipantInfo {
     pub tracks: Vec<TrackInfo>,
     /// Unix time of the join, in milliseconds.
     pub joined_at_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LeaveReason;
+
+    #[test]
+    fn leave_reason_names_are_the_wire_names() {
+        for reason in LeaveReason::ALL {
+            let wire = serde_json::to_string(&reason).expect("serializes");
+            assert_eq!(wire, format!("\"{}\"", reason.as_str()));
+        }
+    }
 }

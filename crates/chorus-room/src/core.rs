@@ -38,6 +38,7 @@ use crate::mixing::RoomAudio;
 use crate::participants::Participants;
 use crate::peer::PeerEvent;
 use crate::skips::{Overload, Skips};
+use crate::timers::Timers;
 use crate::tracks::Tracks;
 use chorus_room_api::{JoinError, JoinRequest, RoomError};
 
@@ -61,6 +62,11 @@ pub struct CoreParams {
     /// Joins the room admits a second (and at once): a storm of joins must not starve
     /// the media of those already in.
     pub joins_per_second: u32,
+    /// A participant whose media is not up (ICE and DTLS on one of its connections)
+    /// this long after its first connection was created is removed (`media_timeout`).
+    pub media_setup_timeout: Duration,
+    /// Tracks one participant may publish (announced or bound) at once.
+    pub max_tracks_per_participant: u32,
 }
 
 pub struct RoomCore {
@@ -101,6 +107,10 @@ pub struct RoomCore {
     feedback: FeedbackStats,
     mix_frames: u64,
     joins: TokenBucket,
+    /// Each participant's media setup deadline, while its media has not come up.
+    setup: Timers<ParticipantKey>,
+    setup_timeout: Duration,
+    max_tracks: u32,
 }
 
 /// Runs the shards' jobs through `run`; what they found. Takes only the connections
@@ -165,6 +175,9 @@ impl RoomCore {
             feedback: FeedbackStats::default(),
             mix_frames: 0,
             joins: TokenBucket::new(params.joins_per_second, params.joins_per_second),
+            setup: Timers::default(),
+            setup_timeout: params.media_setup_timeout,
+            max_tracks: params.max_tracks_per_participant,
         }
     }
 
@@ -274,10 +287,15 @@ impl RoomCore {
     /// When the room must next get [`Input::Timeout`].
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let empty = self.empty_since.map(|t| t + self.empty_timeout);
-        [self.conns.next_timeout(), self.audio.poll_timeout(), empty]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.conns.next_timeout(),
+            self.audio.poll_timeout(),
+            self.setup.next(),
+            empty,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// After every input: removals, offers, the empty-room clock.
@@ -426,6 +444,7 @@ impl RoomCore {
         let Some(p) = self.participants.remove(key) else {
             return;
         };
+        self.setup.cancel(key);
         for conn in [p.publisher, p.subscriber].into_iter().flatten() {
             self.close_conn(conn, now);
         }

@@ -48,6 +48,11 @@ pub struct RoomConfig {
     pub joins_per_second: u32,
     /// Joins one room admits a second (and at once).
     pub room_joins_per_second: u32,
+    /// A participant whose media is not up this long after its first connection was
+    /// created is removed (`media_timeout`).
+    pub media_setup_timeout: Duration,
+    /// Tracks one participant may publish at once (`too_many_tracks` beyond).
+    pub max_tracks_per_participant: u32,
 }
 
 impl Default for RoomConfig {
@@ -61,6 +66,9 @@ impl Default for RoomConfig {
             drain_timeout: Duration::from_secs(30),
             joins_per_second: 200,
             room_joins_per_second: 50,
+            media_setup_timeout: Duration::from_secs(30),
+            // A camera, a screen share and their audio.
+            max_tracks_per_participant: 4,
         }
     }
 }
@@ -212,6 +220,8 @@ impl RoomRegistry {
                 egress_shards: inner.config.egress_shards,
                 created_at_ms: unix_ms(),
                 joins_per_second: inner.config.room_joins_per_second,
+                media_setup_timeout: inner.config.media_setup_timeout,
+                max_tracks_per_participant: inner.config.max_tracks_per_participant,
             },
             media: inner.media.clone(),
             commands: tx.clone(),

@@ -37,6 +37,8 @@ impl Config {
             drain_timeout: Duration::from_secs(self.rooms.drain_timeout_secs),
             joins_per_second: self.rooms.max_joins_per_second,
             room_joins_per_second: self.rooms.max_joins_per_second_per_room,
+            media_setup_timeout: Duration::from_millis(self.media.setup_timeout_ms),
+            max_tracks_per_participant: self.rooms.max_tracks_per_participant,
         }
     }
 

@@ -76,6 +76,9 @@ pub struct MediaSection {
     /// A media connection not up this long after its negotiation (or ICE restart) is
     /// reported to the client as unreachable.
     pub ice_connect_timeout_ms: u64,
+    /// A participant whose media is not up (ICE and DTLS on one of its connections) this
+    /// long after its first connection was created is removed (`media_timeout`).
+    pub setup_timeout_ms: u64,
     /// Removed: Chorus's own transport is the only one. Still read so that a file that
     /// names it (`"chorus"`) starts, with a warning; `"rtc"` is refused by `validate`.
     #[serde(skip_serializing)]
@@ -104,6 +107,9 @@ pub struct RoomsSection {
     pub max_joins_per_second: u32,
     /// Joins one room admits a second (and in one burst).
     pub max_joins_per_second_per_room: u32,
+    /// Tracks one participant may publish at once; more are refused with
+    /// `too_many_tracks`.
+    pub max_tracks_per_participant: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,6 +167,7 @@ impl Default for MediaSection {
             ice_disconnected_timeout_ms: millis(media.ice_disconnected_timeout),
             ice_failed_timeout_ms: millis(media.ice_failed_timeout),
             ice_connect_timeout_ms: millis(media.ice_connect_timeout),
+            setup_timeout_ms: millis(RoomConfig::default().media_setup_timeout),
             transport: None,
         }
     }
@@ -178,6 +185,7 @@ impl Default for RoomsSection {
             drain_timeout_secs: rooms.drain_timeout.as_secs(),
             max_joins_per_second: rooms.joins_per_second,
             max_joins_per_second_per_room: rooms.room_joins_per_second,
+            max_tracks_per_participant: rooms.max_tracks_per_participant,
         }
     }
 }
