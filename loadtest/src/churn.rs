@@ -34,6 +34,8 @@ const API_PERIOD: Duration = Duration::from_millis(200);
 /// Longest wait after the last storm for the churn room to empty (vanished
 /// participants go after the server's ICE timeout, 30 s by default).
 const DRAIN_WAIT: Duration = Duration::from_secs(60);
+/// After the churn room emptied, before the last sample.
+const SETTLE: Duration = Duration::from_secs(5);
 /// A churner that has not finished this long after its planned end is given up.
 const CHURNER_SLACK: Duration = Duration::from_secs(30);
 
@@ -71,7 +73,7 @@ pub struct ChurnReport {
     pub api_latency: Percentiles,
     pub api_failures: usize,
     /// Server RSS and live tokio tasks before the first storm and at the end (the churn
-    /// room emptied, or [`DRAIN_WAIT`] passed).
+    /// room emptied, or [`DRAIN_WAIT`] passed, and then [`SETTLE`]).
     pub rss_start_kib: u64,
     pub rss_end_kib: u64,
     pub tasks_start: u64,
@@ -185,6 +187,12 @@ pub(crate) async fn storms(
         left = room_participants(ctx, &room).await;
     }
     report.drain_secs = drain.elapsed().as_secs_f64();
+    // The sessions removed last are still closing (the server's close handshake).
+    let settled = Instant::now() + SETTLE;
+    while Instant::now() < settled {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        timeline.tick(members, PHASES[2]);
+    }
     stop.store(true, Ordering::Relaxed);
     let (latencies, failures) = poller.await.context("control API poller")?;
     report.api_latency = Percentiles::of(latencies);
