@@ -42,6 +42,7 @@ use crate::mixing::RoomAudio;
 use crate::participants::Participants;
 use crate::peer::PeerEvent;
 use crate::skips::{Overload, Skips};
+use crate::timers::Timers;
 use crate::tracks::Tracks;
 use chorus_room_api::{JoinError, JoinRequest, RoomError};
 
@@ -67,6 +68,11 @@ pub struct CoreParams {
     pub joins_per_second: u32,
     /// Cameras a subscriber receives until it asks otherwise (`set_last_n`).
     pub last_n: u32,
+    /// A participant whose media is not up (ICE and DTLS on one of its connections)
+    /// this long after its first connection was created is removed (`media_timeout`).
+    pub media_setup_timeout: Duration,
+    /// Tracks one participant may publish (announced or bound) at once.
+    pub max_tracks_per_participant: u32,
 }
 
 pub struct RoomCore {
@@ -117,6 +123,10 @@ pub struct RoomCore {
     dynacast_due: bool,
     /// When a layer nobody needs is next due to turn off.
     dynacast_wake: Option<Instant>,
+    /// Each participant's media setup deadline, while its media has not come up.
+    setup: Timers<ParticipantKey>,
+    setup_timeout: Duration,
+    max_tracks: u32,
 }
 
 /// Runs the shards' jobs through `run`; what they found. Takes only the connections
@@ -186,6 +196,9 @@ impl RoomCore {
             dynacast: Dynacast::default(),
             dynacast_due: false,
             dynacast_wake: None,
+            setup: Timers::default(),
+            setup_timeout: params.media_setup_timeout,
+            max_tracks: params.max_tracks_per_participant,
         }
     }
 
@@ -298,6 +311,7 @@ impl RoomCore {
         [
             self.conns.next_timeout(),
             self.audio.poll_timeout(),
+            self.setup.next(),
             empty,
             self.dynacast_wake,
         ]
@@ -481,6 +495,7 @@ impl RoomCore {
         let Some(p) = self.participants.remove(key) else {
             return;
         };
+        self.setup.cancel(key);
         for conn in [p.publisher, p.subscriber].into_iter().flatten() {
             self.close_conn(conn, now);
         }
