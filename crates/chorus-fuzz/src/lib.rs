@@ -26,8 +26,11 @@ pub use sdp::sdp;
 pub use signaling::signaling;
 pub use token::token;
 
+/// A target: one input, which it must take without a panic.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its fuzz target and corpus directory.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("control_api", control_api),
     ("datachannel", datachannel),
     ("demux", demux),
@@ -63,6 +66,14 @@ pub fn framed<'a>(packets: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
     out
 }
 
+/// One peer factory (and so one certificate) for every input: making one is slow.
+pub(crate) fn peers() -> &'static chorus_transport::PeerFactory {
+    static PEERS: std::sync::OnceLock<chorus_transport::PeerFactory> = std::sync::OnceLock::new();
+    PEERS.get_or_init(|| {
+        chorus_transport::PeerFactory::new(([127, 0, 0, 1], 7882).into()).expect("peer factory")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,12 +87,4 @@ mod tests {
         assert_eq!(got, vec![&[1u8, 2][..]]);
         assert_eq!(frames(&[7]).count(), 0);
     }
-}
-
-/// One peer factory (and so one certificate) for every input: making one is slow.
-pub(crate) fn peers() -> &'static chorus_transport::PeerFactory {
-    static PEERS: std::sync::OnceLock<chorus_transport::PeerFactory> = std::sync::OnceLock::new();
-    PEERS.get_or_init(|| {
-        chorus_transport::PeerFactory::new(([127, 0, 0, 1], 7882).into()).expect("peer factory")
-    })
 }

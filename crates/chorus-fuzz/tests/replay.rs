@@ -31,7 +31,10 @@ fn every_kept_input_runs_without_a_panic() {
         assert!(!corpus.is_empty(), "fuzz/corpus/{name} has seeds");
         let regressions = files(&fuzz_dir().join("regressions").join(name));
         for file in corpus.iter().chain(&regressions) {
-            let data = std::fs::read(file).expect("readable");
+            // Gone since the listing: a fuzzer running on the same corpus reduced it.
+            let Ok(data) = std::fs::read(file) else {
+                continue;
+            };
             ran += 1;
             if catch_unwind(AssertUnwindSafe(|| target(&data))).is_err() {
                 failed.push(file.display().to_string());
