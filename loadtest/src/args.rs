@@ -47,6 +47,10 @@ pub enum Scenario {
     /// 350 participants, all publish a microphone and receive all others.
     #[value(name = "audio-350")]
     Audio350,
+    /// A steady room of `--steady` (25, as `meeting-25`) measured while storms of
+    /// `--participants` (350) join and leave a second room for `--duration` seconds
+    /// (`churn.rs`).
+    Churn,
 }
 
 impl Scenario {
@@ -56,6 +60,7 @@ impl Scenario {
             Scenario::Meeting25 => "meeting-25",
             Scenario::Large350 => "large-350",
             Scenario::Audio350 => "audio-350",
+            Scenario::Churn => "churn",
         }
     }
 }
@@ -144,6 +149,27 @@ pub struct Args {
     /// Write a chart of the run (SVG) to this file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// `churn`: participants of the steady room (microphone and camera, as `meeting-25`).
+    #[arg(long, default_value_t = 25)]
+    pub steady: usize,
+    /// `churn`: how long storms keep starting, in seconds (the last one runs to its end).
+    #[arg(long, default_value_t = 60)]
+    pub duration: u64,
+    /// `churn`: every participant of a storm joins within this many seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub storm_seconds: f64,
+    /// `churn`: a participant stays between `--stay-min` and `--stay-max` seconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub stay_min: f64,
+    #[arg(long, default_value_t = 10.0)]
+    pub stay_max: f64,
+    /// `churn`: the share of participants that vanish without a goodbye (media and ICE
+    /// stop, the socket stays silent); half of the rest `leave`, half close the socket.
+    #[arg(long, default_value_t = 0.3)]
+    pub vanish_share: f64,
+    /// `churn`: seeds the join offsets, stays and goodbyes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 impl Args {
@@ -181,6 +207,7 @@ impl Args {
                 ));
                 roles
             }
+            Scenario::Churn => (0..self.steady).map(|_| publisher).collect(),
             Scenario::Meeting25 | Scenario::Large350 | Scenario::Audio350 => {
                 let (n, v) = match self.scenario {
                     Scenario::Meeting25 => (25, None),

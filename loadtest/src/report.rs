@@ -137,6 +137,10 @@ pub struct Report {
     pub timeline: Vec<measure::TimelinePoint>,
     /// Start of the window on the timeline's clock (seconds since the run started).
     pub window_at_secs: f64,
+    /// The `churn` scenario's storms, beside the steady room this report measures
+    /// (its window is the storms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub churn: Option<crate::churn::ChurnReport>,
 }
 
 impl Report {
@@ -154,15 +158,17 @@ pub(crate) fn per_packet_micros(cpu_micros: f64, packets: u64) -> f64 {
     }
 }
 
+/// `p50 … p99 … max … (n=…)`.
+pub(crate) fn ms(p: &Percentiles) -> String {
+    format!(
+        "p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  (n={})",
+        p.p50_ms, p.p99_ms, p.max_ms, p.count
+    )
+}
+
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let secs = self.window_secs.max(1e-9);
-        let ms = |p: &Percentiles| {
-            format!(
-                "p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  (n={})",
-                p.p50_ms, p.p99_ms, p.max_ms, p.count
-            )
-        };
         writeln!(
             f,
             "scenario             {} in room {} ({} participants, {} with camera, {} receiving)",
@@ -271,6 +277,9 @@ impl std::fmt::Display for Report {
         }
         for err in &self.errors {
             write!(f, "\nerror                {err}")?;
+        }
+        if let Some(churn) = &self.churn {
+            write!(f, "\n{churn}")?;
         }
         Ok(())
     }

@@ -15,22 +15,22 @@ use chorus_client::{
 use chorus_protocol::Grants;
 use tokio::task::JoinSet;
 
-use crate::args::{Args, CodecArg, Role, Target};
+use crate::args::{Args, CodecArg, Role, Scenario, Target};
 use crate::member::{JoinOutcome, Member, Snapshot};
 use crate::probe::{cpu_micros, open_files_limit, rss_kib};
 use crate::progress::{PHASES, Progress};
 use crate::report::{Percentiles, Report, per_packet_micros};
-use crate::{janus, measure, plot};
+use crate::{churn, janus, measure, plot};
 
 /// Shared by the join tasks.
-struct Ctx {
-    url: String,
-    auth: String,
-    room: String,
-    media: MediaProfile,
+pub(crate) struct Ctx {
+    pub(crate) url: String,
+    pub(crate) auth: String,
+    pub(crate) room: String,
+    pub(crate) media: MediaProfile,
     /// Participants below this index talk; the others are silent.
     talkers: usize,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
 }
 
 /// The media of participant `index`: `base`, silent unless it is one of the talkers.
@@ -42,8 +42,13 @@ pub(crate) fn participant_media(base: &MediaProfile, talkers: usize, index: usiz
     media
 }
 
-async fn token(ctx: &Ctx, identity: &str, grants: &Grants) -> Result<String> {
-    let body = serde_json::json!({ "room": ctx.room, "identity": identity, "grants": grants });
+pub(crate) async fn token(
+    ctx: &Ctx,
+    room: &str,
+    identity: &str,
+    grants: &Grants,
+) -> Result<String> {
+    let body = serde_json::json!({ "room": room, "identity": identity, "grants": grants });
     let resp: serde_json::Value = ctx
         .http
         .post(format!("{}/v1/tokens", ctx.url))
@@ -66,7 +71,7 @@ async fn join_one(ctx: Arc<Ctx>, index: usize, role: Role) -> Result<JoinOutcome
     } else {
         Grants::subscribe_only()
     };
-    let token = token(&ctx, &format!("p{index:03}"), &grants)
+    let token = token(&ctx, &ctx.room, &format!("p{index:03}"), &grants)
         .await
         .context("token")?;
     let mut cfg = ClientConfig::new(ctx.url.replacen("http", "ws", 1), token);
@@ -150,6 +155,17 @@ impl JoinState<'_> {
 
 /// Joins everyone, waits until media reaches everyone, measures a window and reports.
 pub async fn run(args: &Args) -> Result<Report> {
+    if args.scenario == Scenario::Churn && args.target != Target::Chorus {
+        anyhow::bail!("--scenario churn: against Chorus only");
+    }
+    if args.scenario == Scenario::Churn {
+        if !(0.0..=1.0).contains(&args.vanish_share) {
+            anyhow::bail!("--vanish-share is a share from 0 to 1");
+        }
+        if !(0.0 <= args.stay_min && args.stay_min <= args.stay_max) {
+            anyhow::bail!("--stay-min must be from 0 to --stay-max");
+        }
+    }
     if args.simulcast && args.target != Target::Chorus {
         anyhow::bail!("--simulcast: against Chorus only (the Janus adapter does not offer it)");
     }
@@ -334,11 +350,16 @@ async fn run_phases(
         Snapshot::take(&members),
         Instant::now(),
     );
-    let window_end = t0 + Duration::from_secs(args.seconds);
-    while Instant::now() < window_end {
-        let wake = window_end.min(Instant::now() + Duration::from_millis(250));
-        tokio::time::sleep_until(wake.into()).await;
-        timeline.tick(&members, PHASES[2]);
+    if args.scenario == Scenario::Churn {
+        // The window is the storms: the steady room's loss is measured across them.
+        report.churn = Some(churn::storms(&ctx, args, pid, &members, &mut timeline).await?);
+    } else {
+        let window_end = t0 + Duration::from_secs(args.seconds);
+        while Instant::now() < window_end {
+            let wake = window_end.min(Instant::now() + Duration::from_millis(250));
+            tokio::time::sleep_until(wake.into()).await;
+            timeline.tick(&members, PHASES[2]);
+        }
     }
     let (cpu1, s1, t1) = (
         cpu_micros(pid).context("server CPU")?,

@@ -143,4 +143,74 @@ fn scenarios_plan_the_documented_rooms() {
         a.video_publishers = Some(2);
     });
     assert_eq!(small.iter().filter(|r| r.camera).count(), 2);
+    let steady = plan(Scenario::Churn, |a| a.participants = Some(40));
+    assert_eq!(
+        steady.len(),
+        25,
+        "the steady room; --participants sizes the storms"
+    );
+    assert!(steady.iter().all(|r| r.mic && r.camera && r.subscribe));
+}
+
+/// A tiny churn run: storms of 4 beside a steady room of 2, half vanishing; the server's
+/// ICE timeouts are short, so the vanished are gone before the harness gives up waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_smoke_run_storms_and_empties_the_churn_room() {
+    let mut config = Config::default();
+    config.http.bind = "127.0.0.1:0".parse().unwrap();
+    config.media.bind = "127.0.0.1:0".parse().unwrap();
+    config.media.ice_disconnected_timeout_ms = 1_000;
+    config.media.ice_failed_timeout_ms = 1_000;
+    let shutdown = CancellationToken::new();
+    let server = chorus_server::run(config, shutdown.clone()).await.unwrap();
+
+    let mut args = Args::new(
+        format!("http://{}", server.http_addr),
+        std::process::id(),
+        Scenario::Churn,
+    );
+    args.api_key = DEV_API_KEY.to_owned();
+    args.api_secret = DEV_API_SECRET.to_owned();
+    args.steady = 2;
+    args.participants = Some(4);
+    args.duration = 1;
+    args.storm_seconds = 0.5;
+    args.stay_min = 0.2;
+    args.stay_max = 0.5;
+    args.vanish_share = 0.5;
+    args.join_timeout = 20;
+    args.media_timeout = 20;
+    args.quiet = true;
+    let report = run(&args).await.expect("the harness runs to the end");
+    println!("{report}");
+
+    assert_eq!(report.scenario, "churn");
+    assert_eq!(report.joined, 2, "errors: {:?}", report.errors);
+    let churn = report.churn.as_ref().expect("a churn report");
+    assert!(churn.storms >= 1);
+    assert_eq!(churn.joins_started, 4 * churn.storms);
+    assert_eq!(
+        churn.joins_completed, churn.joins_started,
+        "{:?}",
+        churn.errors
+    );
+    assert_eq!(
+        churn.left_with_leave + churn.closed_socket + churn.vanished,
+        churn.joins_completed
+    );
+    assert_eq!(churn.churn_room_left, 0, "the vanished were removed");
+    assert_eq!(churn.samples.len(), churn.storms + 1);
+    assert!(churn.api_latency.count > 0 && churn.api_failures == 0);
+    assert!(churn.tasks_start > 0 && churn.tasks_end > 0);
+    assert!(churn.rss_start_kib > 0 && churn.rss_end_kib > 0);
+    // The steady room was measured across the storms.
+    assert!(
+        report.expected_packets > 0 && report.loss_ratio < 0.5,
+        "{report}"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json["churn"]["api_latency"]["p99_ms"].is_number());
+
+    shutdown.cancel();
+    server.stopped().await;
 }

@@ -33,6 +33,10 @@ pub struct Metrics {
     registry: Registry,
     http_requests: Family<HttpLabels, Counter>,
     signaling_sessions: Gauge,
+    signaling_errors: Family<CodeLabels, Counter>,
+    /// Read at each scrape: the runtime's live tasks and the process's resident memory.
+    tasks: Gauge,
+    resident_bytes: Gauge,
     join_seconds: Histogram,
     tls_handshake_failures: Family<TlsLabels, Counter>,
     /// The rooms' reading for the scrape under way (the latest one).
@@ -64,6 +68,12 @@ struct TlsLabels {
     reason: TlsHandshakeFailure,
 }
 
+/// An error code of the signaling protocol (docs/signaling.md, *Errors*): a fixed set.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: String,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
     /// The route's template (`/v1/rooms/{room}`), never the path itself.
@@ -87,6 +97,24 @@ impl Default for Metrics {
             "Open signaling WebSockets",
             signaling_sessions.clone(),
         );
+        let signaling_errors = Family::<CodeLabels, Counter>::default();
+        registry.register(
+            "signaling_errors",
+            "Error frames sent to joined signaling sessions, by code",
+            signaling_errors.clone(),
+        );
+        let tasks = Gauge::default();
+        registry.register(
+            "tasks",
+            "Live tasks of the server's tokio runtime (sessions, rooms, deliveries, ...)",
+            tasks.clone(),
+        );
+        let resident_bytes = Gauge::default();
+        registry.register(
+            "resident_memory_bytes",
+            "Resident memory of the server process (Linux: /proc/self/statm)",
+            resident_bytes.clone(),
+        );
         // 1 ms to about 8 s.
         let join_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         registry.register(
@@ -106,6 +134,9 @@ impl Default for Metrics {
             registry,
             http_requests,
             signaling_sessions,
+            signaling_errors,
+            tasks,
+            resident_bytes,
             join_seconds,
             tls_handshake_failures,
             reading,
@@ -117,6 +148,14 @@ impl Metrics {
     pub(crate) fn session_opened(&self) -> SessionGuard {
         self.signaling_sessions.inc();
         SessionGuard(self.signaling_sessions.clone())
+    }
+
+    /// An `error` frame with `code` went to a joined session.
+    pub(crate) fn signaling_error(&self, code: &str) {
+        let labels = CodeLabels {
+            code: code.to_owned(),
+        };
+        self.signaling_errors.get_or_create(&labels).inc();
     }
 
     pub(crate) fn joined(&self, took: Duration) {
@@ -147,6 +186,13 @@ pub fn router() -> Router<ApiState> {
 async fn scrape(State(state): State<ApiState>) -> Response {
     let reading = state.rooms().server_metrics().await;
     let metrics = state.metrics();
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    metrics.tasks.set(tasks as i64);
+    metrics
+        .resident_bytes
+        .set(resident_bytes().unwrap_or(0) as i64);
     // The collector encodes the latest reading (two scrapes at once: either one's, both
     // fresh).
     *metrics.reading.lock().unwrap_or_else(|p| p.into_inner()) = Some(reading);
@@ -163,6 +209,14 @@ async fn scrape(State(state): State<ApiState>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// The process's resident memory: the second field of `/proc/self/statm`, in pages
+/// (4 KiB on the platforms Chorus runs on). `None` elsewhere.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }
 
 /// Counts every answered request by route template, method and status.
@@ -356,6 +410,13 @@ impl Collector for RoomsCollector {
         let help = "Webhook events by outcome (failed: after every retry; dropped: queue full)";
         counters(&mut e, "webhook_events", help, hooks)?;
 
+        let left = m
+            .departures
+            .iter()
+            .map(|(reason, n)| ([("reason", *reason)], *n));
+        let help = "Participants that left rooms, by reason (media_timeout, connection_lost, ...)";
+        counters(&mut e, "participants_left", help, left)?;
+
         histogram(
             &mut e,
             "room_turn_seconds",
@@ -441,7 +502,14 @@ mod tests {
         assert_eq!(get(&app, "/v1/rooms/other", true).await.0, 200);
         assert_eq!(get(&app, "/v1/rooms", false).await.0, 401);
         assert_eq!(get(&app, "/nowhere", false).await.0, 404);
+        // A task alive during the scrape, for `chorus_tasks` to count.
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let held = tokio::spawn(async move {
+            let _ = stopped.await;
+        });
         let (status, text) = get(&app, "/metrics", false).await;
+        drop(stop);
+        held.await.unwrap();
         assert_eq!(status, 200);
         let want = [
             "chorus_rooms 1",
@@ -462,6 +530,8 @@ mod tests {
             "chorus_signaling_sessions 0",
             "chorus_webhook_events_total{outcome=\"delivered\"} 7",
             "chorus_webhook_events_total{outcome=\"failed\"} 1",
+            "chorus_participants_left_total{reason=\"client_left\"} 4",
+            "chorus_participants_left_total{reason=\"media_timeout\"} 1",
             "chorus_join_duration_seconds_count 0",
             "chorus_http_requests_total{route=\"/v1/rooms/{room}\",method=\"GET\",status=\"200\"} 2",
             "chorus_http_requests_total{route=\"/v1/rooms\",method=\"GET\",status=\"401\"} 1",
@@ -471,5 +541,12 @@ mod tests {
         for line in want {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
+        // Read at the scrape: this runtime's tasks, this process's memory.
+        let value = |name: &str| {
+            let line = text.lines().find(|l| l.starts_with(name)).expect(name);
+            line.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
+        };
+        assert!(value("chorus_tasks ") >= 1, "{text}");
+        assert!(value("chorus_resident_memory_bytes ") > 1 << 20, "{text}");
     }
 }

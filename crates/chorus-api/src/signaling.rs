@@ -23,6 +23,7 @@ use tokio::time::{Instant, timeout};
 use tracing::{Instrument, debug, info, warn};
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::token::{Keys, TokenError, check_room};
 use crate::{ApiState, Limits, unix_now};
 
@@ -248,7 +249,7 @@ async fn serve(mut socket: WebSocket, state: ApiState, admission: Result<AccessC
         .as_ref()
         .map(|turn| turn.ice_servers(&claims.sub, unix_now()))
         .unwrap_or_default();
-    pump(socket, session, ice_servers, limits).await;
+    pump(socket, session, ice_servers, limits, state.metrics()).await;
     debug!(room = %claims.room, identity = %claims.sub, "signaling ended");
 }
 
@@ -312,6 +313,7 @@ async fn pump(
     session: JoinedSession,
     mut ice_servers: Vec<IceServer>,
     limits: Limits,
+    metrics: &Metrics,
 ) {
     let JoinedSession { mut events, link } = session;
     let mut sent_leave = false;
@@ -330,6 +332,9 @@ async fn pump(
                 };
                 if let ServerMessage::Joined { ice_servers: slot, .. } = &mut event {
                     *slot = std::mem::take(&mut ice_servers);
+                }
+                if let ServerMessage::Error { code, .. } = &event {
+                    metrics.signaling_error(code);
                 }
                 let left = matches!(event, ServerMessage::Left { .. });
                 if send(&mut socket, &event, limits).await.is_err() {
@@ -357,6 +362,7 @@ async fn pump(
                     break End::SocketGone;
                 }
                 if !rate.allow(std::time::Instant::now()) {
+                    metrics.signaling_error("rate_limited");
                     if send_error(&mut socket, "rate_limited", "too many messages; this one was dropped", limits).await.is_err() {
                         break End::SocketGone;
                     }
@@ -386,6 +392,9 @@ async fn pump(
                     message,
                     request_id,
                 });
+                if let Some(ServerMessage::Error { code, .. }) = &error {
+                    metrics.signaling_error(code);
+                }
                 if let Some(error) = error
                     && send(&mut socket, &error, limits).await.is_err()
                 {

@@ -380,6 +380,7 @@ impl Rooms for FakeRooms {
                 failed: 1,
                 dropped: 0,
             },
+            departures: vec![("client_left", 4), ("media_timeout", 1)],
         };
         Box::pin(async move { reading })
     }

@@ -48,6 +48,7 @@
     client_left: 'you left the room',
     signaling_closed: 'the signaling connection closed',
     connection_lost: 'the media connection was lost',
+    media_timeout: 'the media connection never came up (a firewall may block UDP)',
     removed_by_server: 'you were removed from the room',
     duplicate_identity: 'you joined the room again from somewhere else',
     room_deleted: 'the room was deleted',

@@ -70,9 +70,12 @@ fn unwrap_with(highest: &mut Option<u64>, wire: u64, bits: u32) -> u64 {
         return v;
     };
     let base = prev & !(span - 1);
-    // `base >= span` always holds because the first value starts one cycle up.
-    let v = [base - span, base, base + span]
+    // The first value starts one cycle up, so `base >= span` holds while the width stays
+    // the same; a VP8 picture id that turns from 7 to 15 bits can find `base` at 0 (the
+    // fuzzer did): no cycle below it then.
+    let v = [base.checked_sub(span), Some(base), base.checked_add(span)]
         .into_iter()
+        .flatten()
         .map(|c| c + wire)
         .min_by_key(|v| v.abs_diff(prev))
         .unwrap_or(base + wire);
@@ -106,6 +109,24 @@ mod tests {
                 .collect();
             assert_eq!(&got, expected, "input {input:?}");
         }
+    }
+
+    /// Found by the `rtp` fuzz target: a 7-bit picture id, then a 15-bit one, underflowed
+    /// (a panic in debug builds; a publisher chooses the width of every packet).
+    #[test]
+    fn a_long_picture_id_after_a_short_first_one_does_not_underflow() {
+        use crate::vp8::PictureId;
+        let mut u = PictureIdUnwrapper::default();
+        let first = u.unwrap(PictureId {
+            value: 5,
+            long: false,
+        });
+        let long = u.unwrap(PictureId {
+            value: 0x7000,
+            long: true,
+        });
+        assert_eq!(first, 128 + 5);
+        assert_eq!(long, 0x7000, "the nearest value with those low 15 bits");
     }
 
     #[test]

@@ -148,6 +148,9 @@ pub enum LeaveReason {
     SignalingClosed,
     /// ICE/DTLS timed out: the client vanished without saying goodbye.
     ConnectionLost,
+    /// Its media never came up (ICE and DTLS) within the setup timeout
+    /// (`media.setup_timeout_ms`) of its first connection.
+    MediaTimeout,
     /// Removed through the control API.
     RemovedByServer,
     /// The same identity joined again; the older session is replaced.
@@ -158,6 +161,35 @@ pub enum LeaveReason {
     RoomFailed,
     /// The server is shutting down.
     ServerShutdown,
+}
+
+impl LeaveReason {
+    pub const ALL: [LeaveReason; 9] = [
+        Self::ClientLeft,
+        Self::SignalingClosed,
+        Self::ConnectionLost,
+        Self::MediaTimeout,
+        Self::RemovedByServer,
+        Self::DuplicateIdentity,
+        Self::RoomDeleted,
+        Self::RoomFailed,
+        Self::ServerShutdown,
+    ];
+
+    /// The name on the wire (and in metric labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientLeft => "client_left",
+            Self::SignalingClosed => "signaling_closed",
+            Self::ConnectionLost => "connection_lost",
+            Self::MediaTimeout => "media_timeout",
+            Self::RemovedByServer => "removed_by_server",
+            Self::DuplicateIdentity => "duplicate_identity",
+            Self::RoomDeleted => "room_deleted",
+            Self::RoomFailed => "room_failed",
+            Self::ServerShutdown => "server_shutdown",
+        }
+    }
 }
 
 /// Public description of a published track.
@@ -218,5 +250,13 @@ mod tests {
         let text = serde_json::to_string(&grants).unwrap();
         assert!(text.starts_with('{'), "{text}");
         assert_eq!(serde_json::from_str::<Grants>(&text).unwrap(), grants);
+    }
+
+    #[test]
+    fn leave_reason_names_are_the_wire_names() {
+        for reason in LeaveReason::ALL {
+            let wire = serde_json::to_string(&reason).expect("serializes");
+            assert_eq!(wire, format!("\"{}\"", reason.as_str()));
+        }
     }
 }

@@ -230,8 +230,9 @@ pub enum ServerMessage {
     },
     /// The `target` connection did not come up (no ICE and DTLS) within `after_ms`, or
     /// stopped carrying anything for that long: media cannot reach the server. `hint`
-    /// says what usually causes it. The session continues; the participant is removed
-    /// with `connection_lost` if nothing arrives before the removal timeout.
+    /// says what usually causes it. The session continues; a participant whose media
+    /// never came up is removed with `media_timeout` (`media.setup_timeout_ms`), one
+    /// whose media was up with `connection_lost`.
     MediaUnreachable {
         target: PeerTarget,
         after_ms: u64,

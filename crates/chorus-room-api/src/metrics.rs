@@ -16,6 +16,8 @@ pub struct ServerMetrics {
     /// How long the rooms' turns took (a batch of input, timers, and the sending).
     pub room_turns: Histogram,
     pub webhooks: WebhookStats,
+    /// Participants that left since the server started, by reason (`client_left`, …).
+    pub departures: Vec<(&'static str, u64)>,
 }
 
 /// Webhook deliveries, summed over URLs.

@@ -44,6 +44,7 @@ use crate::mixing::RoomAudio;
 use crate::participants::Participants;
 use crate::peer::PeerEvent;
 use crate::skips::{Overload, Skips};
+use crate::timers::Timers;
 use crate::tracks::Tracks;
 use chorus_room_api::{JoinError, JoinRequest, RoomError};
 
@@ -69,6 +70,11 @@ pub struct CoreParams {
     pub joins_per_second: u32,
     /// Cameras a subscriber receives until it asks otherwise (`set_last_n`).
     pub last_n: u32,
+    /// A participant whose media is not up (ICE and DTLS on one of its connections)
+    /// this long after its first connection was created is removed (`media_timeout`).
+    pub media_setup_timeout: Duration,
+    /// Tracks one participant may publish (announced or bound) at once.
+    pub max_tracks_per_participant: u32,
 }
 
 pub struct RoomCore {
@@ -123,6 +129,10 @@ pub struct RoomCore {
     allocators: HashMap<ConnId, Allocator>,
     /// When the bandwidth allocation next runs.
     allocation_wake: Option<Instant>,
+    /// Each participant's media setup deadline, while its media has not come up.
+    setup: Timers<ParticipantKey>,
+    setup_timeout: Duration,
+    max_tracks: u32,
 }
 
 /// Runs the shards' jobs through `run`; what they found. Takes only the connections
@@ -194,6 +204,9 @@ impl RoomCore {
             dynacast_wake: None,
             allocators: HashMap::new(),
             allocation_wake: None,
+            setup: Timers::default(),
+            setup_timeout: params.media_setup_timeout,
+            max_tracks: params.max_tracks_per_participant,
         }
     }
 
@@ -306,6 +319,7 @@ impl RoomCore {
         [
             self.conns.next_timeout(),
             self.audio.poll_timeout(),
+            self.setup.next(),
             empty,
             self.dynacast_wake,
             self.allocation_wake,
@@ -491,6 +505,7 @@ impl RoomCore {
         let Some(p) = self.participants.remove(key) else {
             return;
         };
+        self.setup.cancel(key);
         for conn in [p.publisher, p.subscriber].into_iter().flatten() {
             self.close_conn(conn, now);
         }

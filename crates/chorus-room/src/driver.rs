@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use chorus_protocol::LeaveReason;
 use chorus_protocol::signal::ServerMessage;
+use chorus_protocol::webhook::WebhookEvent;
 use chorus_transport::{Datagram, Demux, MediaPlane, Route};
 use rayon::prelude::*;
 use tokio::sync::mpsc;
@@ -52,6 +53,7 @@ struct Driver {
     /// Forged binding requests counted so far, to add to the media plane's counter.
     bad_integrity: u64,
     webhooks: Webhooks,
+    totals: Arc<ServerTotals>,
 }
 
 /// Runs the room until it is deleted, stays empty too long, or the server shuts down.
@@ -71,6 +73,7 @@ pub(crate) async fn run(
         control,
         bad_integrity: 0,
         webhooks: params.webhooks,
+        totals: params.totals.clone(),
     };
     drop(params.commands);
     let totals = params.totals;
@@ -265,7 +268,12 @@ impl Driver {
                         self.clients.channels.remove(&key);
                     }
                     Output::Route(change) => self.route(change),
-                    Output::Event(event) => self.webhooks.send(event),
+                    Output::Event(event) => {
+                        if let WebhookEvent::ParticipantLeft { reason, .. } = &event {
+                            self.totals.left(*reason);
+                        }
+                        self.webhooks.send(event)
+                    }
                 }
             }
             egress.send();

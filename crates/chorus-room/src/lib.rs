@@ -39,3 +39,11 @@ pub use lastn::DEFAULT_LAST_N;
 pub use registry::{RoomConfig, RoomRegistry};
 
 pub use command::{Session, SessionHandle};
+
+/// How a publisher's RTP packet is placed on its track and simulcast layer (by SSRC,
+/// the MID header extension, the rid extension): public for the fuzz targets
+/// (`crates/chorus-fuzz`), which feed it packets from the network as they come.
+pub mod rtp_streams {
+    pub use crate::peer::link::streams::{UpSection, UpStream, stream_of};
+    pub use crate::tracks::LayerIndex;
+}

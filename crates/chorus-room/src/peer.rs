@@ -4,7 +4,7 @@
 //! What it carries is kept here: down tracks on a subscriber connection, with their
 //! offer/answer phase; up tracks on a publisher connection.
 
-mod link;
+pub(crate) mod link;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

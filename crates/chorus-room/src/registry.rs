@@ -50,6 +50,11 @@ pub struct RoomConfig {
     pub room_joins_per_second: u32,
     /// Cameras a subscriber receives until it sends `set_last_n`.
     pub last_n_default: u32,
+    /// A participant whose media is not up this long after its first connection was
+    /// created is removed (`media_timeout`).
+    pub media_setup_timeout: Duration,
+    /// Tracks one participant may publish at once (`too_many_tracks` beyond).
+    pub max_tracks_per_participant: u32,
 }
 
 impl Default for RoomConfig {
@@ -64,6 +69,9 @@ impl Default for RoomConfig {
             joins_per_second: 200,
             room_joins_per_second: 50,
             last_n_default: crate::lastn::DEFAULT_LAST_N,
+            media_setup_timeout: Duration::from_secs(30),
+            // A camera, a screen share and their audio.
+            max_tracks_per_participant: 4,
         }
     }
 }
@@ -216,6 +224,8 @@ impl RoomRegistry {
                 created_at_ms: unix_ms(),
                 joins_per_second: inner.config.room_joins_per_second,
                 last_n: inner.config.last_n_default,
+                media_setup_timeout: inner.config.media_setup_timeout,
+                max_tracks_per_participant: inner.config.max_tracks_per_participant,
             },
             media: inner.media.clone(),
             commands: tx.clone(),

@@ -16,6 +16,8 @@ pub enum SignalError {
     BadCid { max: usize },
     #[error("you already publish {}; unpublish it first", .0.as_str())]
     SourceAlreadyPublished(TrackSource),
+    #[error("you publish {max} tracks, the most a participant may; unpublish one first")]
+    TooManyTracks { max: u32 },
     #[error("you have no track '{0}'")]
     TrackNotFound(String),
     #[error("you receive no video track '{0}'")]
@@ -46,6 +48,7 @@ impl SignalError {
             SignalError::PermissionDenied(_) => "permission_denied",
             SignalError::BadCid { .. } => "bad_message",
             SignalError::SourceAlreadyPublished(_) => "source_already_published",
+            SignalError::TooManyTracks { .. } => "too_many_tracks",
             SignalError::TrackNotFound(_) => "track_not_found",
             SignalError::NotSubscribed(_) => "not_subscribed",
             SignalError::MutedByServer => "muted_by_server",

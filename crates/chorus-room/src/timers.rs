@@ -1,37 +1,48 @@
-//! The deadlines of the room's connections (DTLS retransmissions, RTCP reports, each
-//! connection's ICE liveness). One entry per connection counts: a later schedule
-//! supersedes the earlier, and stale heap entries are skipped when they come up.
+//! Deadlines by key: the room's connections (DTLS retransmissions, RTCP reports, each
+//! connection's ICE liveness), and each participant's media setup. One entry per key
+//! counts: a later schedule supersedes the earlier, and stale heap entries are skipped
+//! when they come up.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::Hash;
 use std::time::Instant;
 
 use chorus_core::ConnId;
 
-#[derive(Debug, Default)]
-pub struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, ConnId)>>,
-    /// The deadline each connection is filed under.
-    current: HashMap<ConnId, Instant>,
+#[derive(Debug)]
+pub struct Timers<K = ConnId> {
+    heap: BinaryHeap<Reverse<(Instant, K)>>,
+    /// The deadline each key is filed under.
+    current: HashMap<K, Instant>,
 }
 
-impl Timers {
-    /// Files `conn` under `at` (or under nothing), replacing what it was filed under.
-    pub fn schedule(&mut self, conn: ConnId, at: Option<Instant>) {
+impl<K> Default for Timers<K> {
+    fn default() -> Self {
+        Self {
+            heap: BinaryHeap::new(),
+            current: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Copy + Ord + Hash> Timers<K> {
+    /// Files `key` under `at` (or under nothing), replacing what it was filed under.
+    pub fn schedule(&mut self, key: K, at: Option<Instant>) {
         match at {
             Some(at) => {
-                if self.current.insert(conn, at) != Some(at) {
-                    self.heap.push(Reverse((at, conn)));
+                if self.current.insert(key, at) != Some(at) {
+                    self.heap.push(Reverse((at, key)));
                 }
             }
             None => {
-                self.current.remove(&conn);
+                self.current.remove(&key);
             }
         }
     }
 
-    pub fn cancel(&mut self, conn: ConnId) {
-        self.current.remove(&conn);
+    pub fn cancel(&mut self, key: K) {
+        self.current.remove(&key);
     }
 
     /// The earliest live deadline.
@@ -40,21 +51,21 @@ impl Timers {
         self.heap.peek().map(|Reverse((t, _))| *t)
     }
 
-    /// A connection whose deadline is due by `now`, if any; it is no longer filed.
-    pub fn pop_due(&mut self, now: Instant) -> Option<ConnId> {
+    /// A key whose deadline is due by `now`, if any; it is no longer filed.
+    pub fn pop_due(&mut self, now: Instant) -> Option<K> {
         self.skip_stale();
-        let Reverse((t, conn)) = *self.heap.peek()?;
+        let Reverse((t, key)) = *self.heap.peek()?;
         if t > now {
             return None;
         }
         self.heap.pop();
-        self.current.remove(&conn);
-        Some(conn)
+        self.current.remove(&key);
+        Some(key)
     }
 
     fn skip_stale(&mut self) {
-        while let Some(Reverse((t, conn))) = self.heap.peek() {
-            if self.current.get(conn) == Some(t) {
+        while let Some(Reverse((t, key))) = self.heap.peek() {
+            if self.current.get(key) == Some(t) {
                 return;
             }
             self.heap.pop();

@@ -1,10 +1,12 @@
 //! What the server's rooms did together, kept outside any one room: the counts of rooms
-//! that have closed (open rooms report their own), and how long room turns take.
+//! that have closed (open rooms report their own), how long room turns take, and why
+//! participants left.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use chorus_protocol::LeaveReason;
 use chorus_protocol::control::ForwardingStats;
 use chorus_room_api::Histogram;
 
@@ -18,6 +20,8 @@ const TURN_BOUNDS_US: [u64; 10] = [
 pub struct ServerTotals {
     retired: Mutex<ForwardingStats>,
     turns: TurnTimes,
+    /// Participants that left, by reason (in [`LeaveReason::ALL`]'s order).
+    left: [AtomicU64; LeaveReason::ALL.len()],
 }
 
 impl ServerTotals {
@@ -42,6 +46,21 @@ impl ServerTotals {
 
     pub fn turns(&self) -> Histogram {
         self.turns.reading()
+    }
+
+    pub fn left(&self, reason: LeaveReason) {
+        if let Some(i) = LeaveReason::ALL.iter().position(|r| *r == reason) {
+            self.left[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Participants that left since the server started, by reason.
+    pub fn departures(&self) -> Vec<(LeaveReason, u64)> {
+        LeaveReason::ALL
+            .into_iter()
+            .zip(&self.left)
+            .map(|(reason, n)| (reason, n.load(Ordering::Relaxed)))
+            .collect()
     }
 }
 
@@ -108,6 +127,20 @@ mod tests {
         assert_eq!(at(f64::INFINITY), Some(1), "60 ms");
         assert_eq!(h.count, 5);
         assert!((h.sum - 0.061_110).abs() < 1e-9, "{}", h.sum);
+    }
+
+    #[test]
+    fn departures_count_by_reason() {
+        let totals = ServerTotals::default();
+        totals.left(LeaveReason::MediaTimeout);
+        totals.left(LeaveReason::MediaTimeout);
+        totals.left(LeaveReason::ClientLeft);
+        let d = totals.departures();
+        assert_eq!(d.len(), LeaveReason::ALL.len());
+        let of = |r| d.iter().find(|(x, _)| *x == r).map(|(_, n)| *n);
+        assert_eq!(of(LeaveReason::MediaTimeout), Some(2));
+        assert_eq!(of(LeaveReason::ClientLeft), Some(1));
+        assert_eq!(of(LeaveReason::ConnectionLost), Some(0));
     }
 
     #[test]

@@ -34,3 +34,38 @@ fn joins_beyond_the_room_rate_are_refused_then_admitted() {
     assert_eq!(join(&mut sim, "d"), Ok(()));
     assert_eq!(join(&mut sim, "e"), Ok(()));
 }
+
+/// Publishing past `max_tracks_per_participant` is refused with `too_many_tracks`;
+/// after an unpublish there is room again.
+#[test]
+fn tracks_beyond_the_participant_limit_are_refused() {
+    use chorus_protocol::TrackSource;
+    use chorus_protocol::signal::{ClientMessage, ServerMessage};
+
+    let mut sim = Sim::with_config(8, |c| c.max_tracks_per_participant = 2);
+    let alice = sim.join("alice");
+    let mic = sim.publish_audio(alice);
+    sim.publish_video(alice);
+    let refused = |sim: &Sim| {
+        sim.count(alice, |m| {
+            matches!(m, ServerMessage::Error { code, request_id, .. }
+                if code == "too_many_tracks" && request_id.as_deref() == Some("screen"))
+        })
+    };
+    let screen = ClientMessage::Publish {
+        cid: "screen-1".to_owned(),
+        source: TrackSource::ScreenShare,
+        muted: false,
+    };
+    sim.request(alice, "screen", screen.clone());
+    assert_eq!(refused(&sim), 1);
+
+    sim.unpublish(alice, &mic);
+    sim.request(alice, "screen", screen);
+    assert_eq!(refused(&sim), 1, "accepted once a track went");
+    let accepted = sim.count(
+        alice,
+        |m| matches!(m, ServerMessage::PublishAccepted { cid, .. } if cid == "screen-1"),
+    );
+    assert_eq!(accepted, 1);
+}

@@ -322,13 +322,15 @@ async fn indications_and_media_keep_a_connection_alive() {
 }
 
 /// A client whose media never reaches the server hears why on its signaling socket,
-/// and is removed when the connection counts as lost.
+/// and is removed by the media setup timeout (before ICE would give the connection
+/// up), with `media_timeout`, counted in `/metrics`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_that_never_comes_up_is_reported() {
+async fn a_connection_that_never_comes_up_is_reported_then_removed() {
     let mut config = test_config();
     config.media.ice_connect_timeout_ms = 1_500;
     config.media.ice_disconnected_timeout_ms = 1_000;
-    config.media.ice_failed_timeout_ms = 2_500;
+    config.media.ice_failed_timeout_ms = 14_000;
+    config.media.setup_timeout_ms = 3_000;
     let server = TestServer::start_with(config).await;
     let url = format!(
         "{}/v1/rtc?access_token={}",
@@ -393,13 +395,26 @@ async fn a_connection_that_never_comes_up_is_reported() {
         "not before the documented time: {:?}",
         unreachable.3
     );
-    // Nothing ever arrived: lost after 1 s + 2.5 s of silence, removed.
+    // Nothing ever arrived: removed 3 s after the offer, long before ICE's 15 s.
     loop {
         if let ServerMessage::Left { reason } = next(&mut ws, &mut log).await {
-            assert_eq!(reason, LeaveReason::ConnectionLost);
+            assert_eq!(reason, LeaveReason::MediaTimeout);
             break;
         }
     }
+    let removed_after = started.elapsed();
+    assert!(
+        removed_after >= Duration::from_millis(2_900) && removed_after < Duration::from_secs(14),
+        "removed after {removed_after:?}"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", server.http_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted = "chorus_participants_left_total{reason=\"media_timeout\"} 1";
+    assert!(metrics.lines().any(|l| l == counted), "{metrics}");
     server.stop().await;
 }
 

@@ -28,7 +28,9 @@ pub mod protect;
 
 pub use config::{DtlsSrtpConfig, SrtpProfile};
 use config::{handshake, parse_fingerprint};
-use hello::{Hello, HelloAssembly};
+/// Public for the fuzz targets (`crates/chorus-fuzz`): the reading of a client's
+/// ClientHello fragments, the one part of DTLS that Chorus parses itself.
+pub use hello::{Hello, HelloAssembly};
 use protect::{ProtectError, SrtpSender};
 #[cfg(test)]
 mod tests;

@@ -2,13 +2,14 @@
 //! their ICE credentials and confirmed addresses to this room (as [`RouteChange`]s for
 //! the shared demultiplexer), and acting on what each connection's DTLS and `IceLite`
 //! decide about them (connected, silent, lost, unreachable). The participant's
-//! `connecting`/`connected`/`disconnected` state follows from its links here.
+//! `connecting`/`connected`/`disconnected` state follows from its links here, and a
+//! participant whose media never comes up is given up (`media_timeout`).
 
 use std::time::Instant;
 
 use chorus_core::ConnId;
-use chorus_protocol::LeaveReason;
 use chorus_protocol::signal::{PeerTarget, ServerMessage};
+use chorus_protocol::{LeaveReason, ParticipantState};
 use chorus_transport::{IceEvent, LinkState};
 use rand::Rng;
 
@@ -38,6 +39,14 @@ impl RoomCore {
         let conn = self.conns.next_id(target);
         self.conns.insert(Peer::new(conn, key, target, link));
         let p = self.participants.get_mut(key).expect("caller checked");
+        // Its first connection: media has something to come up on from now. (Before,
+        // e.g. a listener alone in a room, there is nothing to set up, so no clock.)
+        if p.publisher.is_none()
+            && p.subscriber.is_none()
+            && p.state == ParticipantState::Connecting
+        {
+            self.setup.schedule(key, Some(now + self.setup_timeout));
+        }
         match target {
             PeerTarget::Publisher => p.publisher = Some(conn),
             PeerTarget::Subscriber => p.subscriber = Some(conn),
@@ -150,7 +159,18 @@ impl RoomCore {
                 self.send(Recipients::One(owner), ServerMessage::IceRestart { target });
             }
             IceEvent::State(LinkState::Lost) => {
-                self.doomed.push((owner, LeaveReason::ConnectionLost));
+                // A connection that never came up is lost `lost_after` its creation: the
+                // participant's media never came up either, unless another link did.
+                let never_up = self
+                    .participants
+                    .get(owner)
+                    .is_some_and(|p| p.state == ParticipantState::Connecting);
+                let reason = if never_up {
+                    LeaveReason::MediaTimeout
+                } else {
+                    LeaveReason::ConnectionLost
+                };
+                self.doomed.push((owner, reason));
             }
             IceEvent::Unreachable { after } => {
                 tracing::info!(room = %self.name, ?target, "media connection did not come up");
@@ -162,6 +182,20 @@ impl RoomCore {
                         hint: UNREACHABLE_HINT.to_owned(),
                     },
                 );
+            }
+        }
+    }
+
+    /// Participants whose media setup deadline passed: those still `connecting` (no
+    /// connection ever up) are removed with `media_timeout`.
+    pub(super) fn reap_media_timeouts(&mut self, now: Instant) {
+        while let Some(key) = self.setup.pop_due(now) {
+            let Some(p) = self.participants.get(key) else {
+                continue;
+            };
+            if p.state == ParticipantState::Connecting {
+                tracing::info!(room = %self.name, participant = %p.id, "media did not come up: removed");
+                self.doomed.push((key, LeaveReason::MediaTimeout));
             }
         }
     }
@@ -178,6 +212,9 @@ impl RoomCore {
         let Some(state) = state_from_links(links) else {
             return;
         };
+        // Up once: liveness (`connection_lost`) looks after it from now on, across ICE
+        // restarts and silences.
+        self.setup.cancel(key);
         if self.participants.set_state(key, state).is_none() {
             return;
         }

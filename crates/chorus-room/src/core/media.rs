@@ -42,6 +42,7 @@ impl RoomCore {
     pub(super) fn handle_timeout(&mut self, now: Instant) {
         self.tick_mixer(now);
         self.poll_speakers(now);
+        self.reap_media_timeouts(now);
         while let Some(conn) = self.conns.pop_due(now) {
             if let Some(peer) = self.conns.get_mut(conn) {
                 peer.handle_timeout(now);

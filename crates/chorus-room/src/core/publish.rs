@@ -26,6 +26,10 @@ impl RoomCore {
         muted: bool,
     ) -> Result<(), SignalError> {
         let p = self.participants.get(key).expect("caller checked");
+        let max = self.max_tracks;
+        if self.tracks.of_owner(key, |_| true).len() >= max as usize {
+            return Err(SignalError::TooManyTracks { max });
+        }
         let id = TrackId::from_random(self.rng.random());
         let track = self
             .tracks

@@ -7,7 +7,7 @@
 mod inbound;
 mod outbound;
 mod sections;
-mod streams;
+pub(crate) mod streams;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

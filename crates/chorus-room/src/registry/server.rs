@@ -88,6 +88,9 @@ impl RoomRegistry {
             forwarding,
             media: self.media_stats(),
             room_turns: self.inner.totals.turns(),
+            departures: (self.inner.totals.departures().into_iter())
+                .map(|(reason, n)| (reason.as_str(), n))
+                .collect(),
             webhooks: self
                 .inner
                 .webhooks

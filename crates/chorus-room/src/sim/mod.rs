@@ -103,9 +103,14 @@ impl Sim {
 
     /// An empty room that admits `joins_per_second` joins a second (and at once).
     pub fn with_join_rate(seed: u64, joins_per_second: u32) -> Self {
+        Self::with_config(seed, |c| c.joins_per_second = joins_per_second)
+    }
+
+    /// An empty room made from the sim's defaults as `change` leaves them.
+    pub fn with_config(seed: u64, change: impl FnOnce(&mut CoreParams)) -> Self {
         let now = Instant::now();
         let peers = PeerFactory::new(SERVER).expect("peer factory");
-        let params = CoreParams {
+        let mut params = CoreParams {
             name: "sim".to_owned(),
             // The most a room takes (`RoomConfig::default_max_participants`).
             max_participants: 350,
@@ -116,9 +121,12 @@ impl Sim {
             // Two, so that every scenario splits its room like a server does.
             egress_shards: 2,
             created_at_ms: 1_700_000_000_000,
-            joins_per_second,
+            joins_per_second: crate::RoomConfig::default().room_joins_per_second,
             last_n: crate::lastn::DEFAULT_LAST_N,
+            media_setup_timeout: crate::RoomConfig::default().media_setup_timeout,
+            max_tracks_per_participant: crate::RoomConfig::default().max_tracks_per_participant,
         };
+        change(&mut params);
         Self {
             core: RoomCore::new(params, now),
             start: now,

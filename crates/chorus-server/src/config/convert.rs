@@ -38,6 +38,8 @@ impl Config {
             joins_per_second: self.rooms.max_joins_per_second,
             room_joins_per_second: self.rooms.max_joins_per_second_per_room,
             last_n_default: self.rooms.last_n_default,
+            media_setup_timeout: Duration::from_millis(self.media.setup_timeout_ms),
+            max_tracks_per_participant: self.rooms.max_tracks_per_participant,
         }
     }
 

@@ -109,6 +109,9 @@ pub struct MediaSection {
     /// A media connection not up this long after its negotiation (or ICE restart) is
     /// reported to the client as unreachable.
     pub ice_connect_timeout_ms: u64,
+    /// A participant whose media is not up (ICE and DTLS on one of its connections) this
+    /// long after its first connection was created is removed (`media_timeout`).
+    pub setup_timeout_ms: u64,
     /// Removed: Chorus's own transport is the only one. Still read so that a file that
     /// names it (`"chorus"`) starts, with a warning; `"rtc"` is refused by `validate`.
     #[serde(skip_serializing)]
@@ -140,6 +143,9 @@ pub struct RoomsSection {
     /// Cameras a subscriber receives (last-N: pins, then latest speakers) until it
     /// sends `set_last_n`; 0–350.
     pub last_n_default: u32,
+    /// Tracks one participant may publish at once; more are refused with
+    /// `too_many_tracks`.
+    pub max_tracks_per_participant: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,6 +205,7 @@ impl Default for MediaSection {
             ice_disconnected_timeout_ms: millis(media.ice_disconnected_timeout),
             ice_failed_timeout_ms: millis(media.ice_failed_timeout),
             ice_connect_timeout_ms: millis(media.ice_connect_timeout),
+            setup_timeout_ms: millis(RoomConfig::default().media_setup_timeout),
             transport: None,
         }
     }
@@ -217,6 +224,7 @@ impl Default for RoomsSection {
             max_joins_per_second: rooms.joins_per_second,
             max_joins_per_second_per_room: rooms.room_joins_per_second,
             last_n_default: rooms.last_n_default,
+            max_tracks_per_participant: rooms.max_tracks_per_participant,
         }
     }
 }

@@ -352,7 +352,7 @@ fn the_removed_transport_setting_is_accepted_only_as_chorus() {
 #[test]
 fn zero_ice_timeouts_are_refused() {
     type Set = fn(&mut Config);
-    let cases: [(&str, Set); 3] = [
+    let cases: [(&str, Set); 5] = [
         ("ice_disconnected_timeout_ms", |c| {
             c.media.ice_disconnected_timeout_ms = 0
         }),
@@ -361,6 +361,10 @@ fn zero_ice_timeouts_are_refused() {
         }),
         ("ice_connect_timeout_ms", |c| {
             c.media.ice_connect_timeout_ms = 0
+        }),
+        ("setup_timeout_ms", |c| c.media.setup_timeout_ms = 0),
+        ("max_tracks_per_participant", |c| {
+            c.rooms.max_tracks_per_participant = 0
         }),
     ];
     Config::default().validate().unwrap();

@@ -63,6 +63,11 @@ impl Config {
                 self.rooms.last_n_default
             );
         }
+        if self.rooms.max_tracks_per_participant == 0 {
+            bail!(
+                "rooms.max_tracks_per_participant must be at least 1 (0 would refuse every publish)"
+            );
+        }
         for url in &self.webhooks.urls {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 bail!("webhooks.urls: {url:?} must start with http:// or https://");
@@ -93,6 +98,7 @@ impl Config {
             ("ice_disconnected_timeout_ms", m.ice_disconnected_timeout_ms),
             ("ice_failed_timeout_ms", m.ice_failed_timeout_ms),
             ("ice_connect_timeout_ms", m.ice_connect_timeout_ms),
+            ("setup_timeout_ms", m.setup_timeout_ms),
         ] {
             if ms == 0 {
                 bail!("media.{name} must be at least 1");
