@@ -23,7 +23,7 @@ const os = require('os');
 const path = require('path');
 const { chromium } = require('playwright-core');
 const { FirefoxPage } = require('./firefox');
-const { sleep, TestFailure, fail, until, runTest, demoPageServed } = require('./lib');
+const { sleep, TestFailure, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm } = require('./lib');
 
 const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
 const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -52,23 +52,7 @@ async function main() {
   await demoPageServed(BASE);
   const firefoxStarting = FirefoxPage.launch().then((ff) => (firefox = ff));
   firefoxStarting.catch(() => {}); // awaited below; its failure is reported there
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-codecs-profile-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: EXE,
-    headless: true,
-    timeout: 30_000,
-    permissions: ['camera', 'microphone'],
-    viewport: { width: 900, height: 600 },
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
-      '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-      '--disable-backgrounding-occluded-windows',
-    ],
-  });
-  context.setDefaultTimeout(15_000);
+  ({ context, userDataDir } = await launchChromium(chromium, { exe: EXE, prefix: 'chorus-codecs-profile-', viewport: { width: 900, height: 600 } }));
   await firefoxStarting;
   const room = `codecs-${Date.now().toString(36)}`;
 
@@ -90,14 +74,7 @@ async function main() {
       await page.goto(`${BASE}/${query}`, { waitUntil: 'load', timeout: 15_000 });
     }
     pages.push(p);
-    await page.fill('#room', room);
-    await page.fill('#name', name);
-    await page.click('#join');
-    const s = await until(() => `${name} reaches state "joined"`, 20_000, async () => {
-      const s = await snap(p);
-      if (s && (s.state === 'failed' || s.errors.length)) fail(`${name} could not join: ${s.errors.join(' | ') || s.state}`);
-      return s && s.state === 'joined' && s.participantId ? s : null;
-    });
+    const s = await joinThroughForm(page, { room, name, snap: () => snap(p) });
     p.participantId = s.participantId;
     info(`${name} joined as ${s.participantId}, sending ${sends}`);
   }
@@ -159,12 +136,7 @@ async function cleanup() {
       await Promise.race([firefox.close(), sleep(15_000)]);
     } catch (e) { /* ignore */ }
   }
-  if (context) {
-    try {
-      await Promise.race([context.close(), sleep(10_000)]);
-    } catch (e) { /* ignore */ }
-  }
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+  await closeChromium(context, userDataDir);
 }
 
 runTest({ main, limitMs: 120_000, info, dumpArtifacts, cleanup });

@@ -49,7 +49,7 @@ function elapsed() {
 function info(...a) {
   console.log(`[e2e ${elapsed()}]`, ...a);
 }
-const { sleep, TestFailure, fail, until, runTest, demoPageServed } = require('./lib');
+const { sleep, TestFailure, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm } = require('./lib');
 
 const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
 const stats = (p) => p.page.evaluate(() => window.chorus.inboundStats());
@@ -67,25 +67,8 @@ async function main() {
     return ff;
   });
   firefoxStarting.catch(() => {}); // awaited below; its failure is reported there
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-e2e-profile-'));
   info(`launching ${EXE}`);
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: EXE,
-    headless: true,
-    timeout: 30_000,
-    permissions: ['camera', 'microphone'],
-    viewport: { width: 1000, height: 700 },
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
-      // Three pages share one renderer budget: keep background pages running at full speed.
-      '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-      '--disable-backgrounding-occluded-windows',
-    ],
-  });
-  context.setDefaultTimeout(15_000);
+  ({ context, userDataDir } = await launchChromium(chromium, { exe: EXE, prefix: 'chorus-e2e-profile-', viewport: { width: 1000, height: 700 } }));
   await firefoxStarting;
 
   const room = `e2e-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
@@ -117,14 +100,7 @@ async function main() {
       await page.goto(`${BASE}/`, { waitUntil: 'load', timeout: 15_000 });
     }
     pages.push(p);
-    await page.fill('#room', room);
-    await page.fill('#name', name);
-    await page.click('#join');
-    const s = await until(() => `${name} reaches state "joined"`, 20_000, async () => {
-      const s = await snap(p);
-      if (s && (s.state === 'failed' || s.errors.length)) fail(`${name} could not join: ${s.errors.join(' | ') || s.state}`);
-      return s && s.state === 'joined' && s.participantId ? s : null;
-    });
+    const s = await joinThroughForm(page, { room, name, snap: () => snap(p) });
     p.participantId = s.participantId;
     info(`${name} (${browser}) joined as ${s.participantId}`);
   }
@@ -328,12 +304,7 @@ async function cleanup() {
       await Promise.race([firefox.close(), sleep(15_000)]);
     } catch (e) { /* ignore */ }
   }
-  if (context) {
-    try {
-      await Promise.race([context.close(), sleep(10_000)]);
-    } catch (e) { /* ignore */ }
-  }
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+  await closeChromium(context, userDataDir);
 }
 
 runTest({ main, limitMs: WHOLE_TEST_MS, info, dumpArtifacts, cleanup });

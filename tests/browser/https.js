@@ -17,7 +17,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { chromium } = require('playwright-core');
-const { fail, until, runTest, demoPageServed } = require('./lib');
+const { fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm } = require('./lib');
 
 const BASE = (process.env.CHORUS_URL || 'https://127.0.0.1:7880').replace(/\/+$/, '');
 const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -34,22 +34,7 @@ async function main() {
   if (!BASE.startsWith('https://')) fail(`CHORUS_URL ${BASE} is not https://`);
   if (!SPKI) fail('CHORUS_CERT_SPKI is not set');
   await demoPageServed(BASE);
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-https-profile-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: EXE,
-    headless: true,
-    timeout: 30_000,
-    permissions: ['camera', 'microphone'],
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
-      '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-      `--ignore-certificate-errors-spki-list=${SPKI}`,
-    ],
-  });
-  context.setDefaultTimeout(15_000);
+  ({ context, userDataDir } = await launchChromium(chromium, { exe: EXE, prefix: 'chorus-https-profile-', extraArgs: [`--ignore-certificate-errors-spki-list=${SPKI}`] }));
   const room = `https-${Date.now().toString(36)}`;
   for (const name of ['Alice', 'Bob']) {
     const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
@@ -58,14 +43,7 @@ async function main() {
     await page.goto(`${BASE}/`, { waitUntil: 'load' });
     const secure = await page.evaluate(() => window.isSecureContext && location.protocol);
     if (secure !== 'https:') fail(`${name}'s page is not a secure https: context (${secure})`);
-    await page.fill('#room', room);
-    await page.fill('#name', name);
-    await page.click('#join');
-    const s = await until(() => `${name} reaches state "joined"`, 20_000, async () => {
-      const s = await snap(page);
-      if (s && (s.state === 'failed' || s.errors.length)) fail(`${name} could not join: ${s.errors.join(' | ') || s.state}`);
-      return s && s.state === 'joined' && s.participantId ? s : null;
-    });
+    const s = await joinThroughForm(page, { room, name, snap: () => snap(page) });
     p.participantId = s.participantId;
     const wss = `wss://${new URL(BASE).host}/v1/rtc`;
     if (!p.sockets.some((u) => u.startsWith(wss))) fail(`${name} signaled over ${p.sockets.join(', ') || 'nothing'}, not ${wss}`);
@@ -83,8 +61,7 @@ async function main() {
 }
 
 async function cleanup() {
-  if (context) await Promise.race([context.close(), new Promise((r) => setTimeout(r, 10_000))]);
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+  await closeChromium(context, userDataDir);
 }
 
 runTest({ main, limitMs: 90_000, info, dumpArtifacts: async (err) => info(`FAIL: ${err.message}`), cleanup });

@@ -1,6 +1,10 @@
 // Helpers shared by the browser tests: bounded polling and failures that say what failed.
 'use strict';
 
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** A failure of the test itself (as opposed to an error thrown while polling). */
@@ -66,4 +70,65 @@ function runTest({ main, limitMs, info, dumpArtifacts, cleanup }) {
   })();
 }
 
-module.exports = { sleep, TestFailure, fail, until, runTest, demoPageServed };
+/**
+ * The flags every test's Chromium runs with: headless, the fake camera, microphone and
+ * screen granted without asking, no background throttling (several pages share one
+ * renderer budget), nothing fetched from the network.
+ */
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+  '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
+  '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
+];
+
+/**
+ * Launches `exe` (playwright-core's `chromium`) on a fresh profile directory named after
+ * `prefix`, with CHROMIUM_ARGS and `extraArgs`; returns { context, userDataDir }.
+ */
+async function launchChromium(chromium, { exe, prefix, viewport = { width: 1000, height: 700 }, extraArgs = [] }) {
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: exe,
+    headless: true,
+    timeout: 30_000,
+    permissions: ['camera', 'microphone'],
+    viewport,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
+  });
+  context.setDefaultTimeout(15_000);
+  return { context, userDataDir };
+}
+
+/** Closes what launchChromium made (10 s at most) and removes its profile. */
+async function closeChromium(context, userDataDir) {
+  if (context) {
+    try {
+      await Promise.race([context.close(), sleep(10_000)]);
+    } catch (e) { /* already gone */ }
+  }
+  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+}
+
+/**
+ * Joins `room` as `name` through the demo page's form on `page` (already loaded) and
+ * waits (20 s) until `snap()` reports it joined; fails at once if the page reports an
+ * error. Returns that snapshot.
+ */
+async function joinThroughForm(page, { room, name, snap }) {
+  await page.fill('#room', room);
+  await page.fill('#name', name);
+  await page.click('#join');
+  return until(() => `${name} reaches state "joined"`, 20_000, async () => {
+    const s = await snap();
+    if (s && (s.state === 'failed' || s.errors.length)) fail(`${name} could not join: ${s.errors.join(' | ') || s.state}`);
+    return s && s.state === 'joined' && s.participantId ? s : null;
+  });
+}
+
+module.exports = {
+  sleep, TestFailure, fail, until, runTest, demoPageServed,
+  CHROMIUM_ARGS, launchChromium, closeChromium, joinThroughForm,
+};

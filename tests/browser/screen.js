@@ -17,7 +17,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { chromium } = require('playwright-core');
-const { sleep, TestFailure, fail, until, runTest, demoPageServed } = require('./lib');
+const { sleep, TestFailure, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm } = require('./lib');
 
 const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
 const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -69,24 +69,7 @@ async function decoding(viewer, owner, cls, what) {
 
 async function main() {
   await demoPageServed(BASE);
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-screen-profile-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: EXE,
-    headless: true,
-    timeout: 30_000,
-    permissions: ['camera', 'microphone'],
-    viewport: { width: 1000, height: 700 },
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      // Fake camera and microphone, and a fake screen for getDisplayMedia, granted.
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
-      '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-      '--disable-backgrounding-occluded-windows',
-    ],
-  });
-  context.setDefaultTimeout(15_000);
+  ({ context, userDataDir } = await launchChromium(chromium, { exe: EXE, prefix: 'chorus-screen-profile-', viewport: { width: 1000, height: 700 } }));
   const room = `screen-${Date.now().toString(36)}`;
   for (const name of ['Alice', 'Bob']) {
     const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
@@ -173,12 +156,7 @@ async function dumpArtifacts(err) {
 }
 
 async function cleanup() {
-  if (context) {
-    try {
-      await Promise.race([context.close(), sleep(10_000)]);
-    } catch (e) { /* ignore */ }
-  }
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+  await closeChromium(context, userDataDir);
 }
 
 runTest({ main, limitMs: WHOLE_TEST_MS, info, dumpArtifacts, cleanup });

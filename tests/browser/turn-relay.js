@@ -31,7 +31,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { chromium } = require('playwright-core');
-const { sleep, TestFailure, fail, until, runTest, demoPageServed } = require('./lib');
+const { sleep, TestFailure, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm } = require('./lib');
 
 const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
 const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -121,24 +121,8 @@ async function main() {
   await demoPageServed(BASE);
   if (!TURN_LOG) fail('TURN_LOG is not set: run this through `scripts/browser-test.sh turn-relay`');
 
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-turn-relay-'));
   info(`launching ${EXE}`);
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: EXE,
-    headless: true,
-    timeout: 30_000,
-    permissions: ['camera', 'microphone'],
-    viewport: { width: 900, height: 640 },
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
-      '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-      '--disable-backgrounding-occluded-windows',
-    ],
-  });
-  context.setDefaultTimeout(15_000);
+  ({ context, userDataDir } = await launchChromium(chromium, { exe: EXE, prefix: 'chorus-turn-relay-', viewport: { width: 900, height: 640 } }));
 
   const room = `turn-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
   info(`room ${room}`);
@@ -242,12 +226,7 @@ async function dumpArtifacts(err) {
 }
 
 async function cleanup() {
-  if (context) {
-    try {
-      await Promise.race([context.close(), sleep(10_000)]);
-    } catch (e) { /* ignore */ }
-  }
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+  await closeChromium(context, userDataDir);
 }
 
 runTest({ main, limitMs: WHOLE_TEST_MS, info, dumpArtifacts, cleanup });
