@@ -388,9 +388,9 @@ impl Link {
         let Some(answer) = self.conn.as_ref().and_then(ServerConnection::remote) else {
             return Vec::new();
         };
-        self.sections.refused(|mid| {
+        self.sections.refused(|mid, codec| {
             let m = answer.media(mid).or_else(|| answer.idle(mid));
-            m.map(|m| m.codec)
+            m.is_some_and(|m| m.codecs.contains(&codec))
         })
     }
 

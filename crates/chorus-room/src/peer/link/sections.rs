@@ -120,13 +120,13 @@ impl Sections {
     }
 
     /// The tracks of the offer that was out whose m-section the answer took without the
-    /// codec they are sent in (`answered`: the codec the answer took for a mid, `None`
-    /// where it rejected the section): a client without H.264 answers an H.264 track's
-    /// section with VP8 only, and could not decode what came.
-    pub fn refused(&self, answered: impl Fn(&str) -> Option<Codec>) -> Vec<TrackId> {
+    /// codec they are sent in (`takes(mid, codec)`: whether the answer's section lists
+    /// it; false where it rejected the section): a client without H.264 answers an H.264
+    /// track's section with VP8 only, and could not decode what came.
+    pub fn refused(&self, takes: impl Fn(&str, Codec) -> bool) -> Vec<TrackId> {
         self.sections
             .iter()
-            .filter(|s| s.state == State::Offered && answered(&s.out.mid) != Some(s.out.codec))
+            .filter(|s| s.state == State::Offered && !takes(&s.out.mid, s.out.codec))
             .filter_map(|s| s.track.clone())
             .collect()
     }
@@ -211,17 +211,17 @@ mod tests {
         s.add(&id("later"), Codec::H264, 5);
         // A client without H.264: VP8 in every video section, one section rejected;
         // "later" was not in the offer it answered.
-        let answered = |mid: &str| match mid {
-            "0" | "1" => Some(Codec::Vp8),
-            "2" => Some(Codec::Opus),
-            _ => None,
+        let answered = |mid: &str, c: Codec| match mid {
+            "0" | "1" => c == Codec::Vp8,
+            "2" => c == Codec::Opus,
+            _ => false,
         };
         assert_eq!(s.refused(answered), [id("h264"), id("rejected")]);
-        let all_taken = |mid: &str| match mid {
-            "0" => Some(Codec::H264),
-            "1" | "3" => Some(Codec::Vp8),
-            "2" => Some(Codec::Opus),
-            _ => None,
+        // Both video codecs in every video section, in any order: nothing refused.
+        let all_taken = |mid: &str, c: Codec| match mid {
+            "0" | "1" | "3" => c != Codec::Opus,
+            "2" => c == Codec::Opus,
+            _ => false,
         };
         assert!(s.refused(all_taken).is_empty());
     }

@@ -50,6 +50,9 @@ pub struct RemoteMedia {
     pub payload_type: u8,
     /// H.264: its `a=fmtp` parameters there (the answer repeats them).
     pub fmtp: Option<String>,
+    /// Every codec Chorus takes that the section lists, `codec` first: in a subscriber's
+    /// answer, what it can receive there.
+    pub codecs: Vec<Codec>,
     /// The client's MediaStreamTrack id: `a=msid`'s second token, else `a=ssrc:N msid:S T`'s.
     pub track_id: Option<String>,
     /// The media SSRCs of the `a=ssrc` lines, in order, without duplicates; the repair
@@ -85,6 +88,11 @@ pub struct RemoteApplication {
 /// Opus for audio; VP8, or H.264 in packetization mode 1 and the baseline profile
 /// (see [`h264_taken`]), for video.
 fn chosen_codec(m: &MediaDescription) -> Option<(Codec, u8, Option<String>)> {
+    taken_codecs(m).into_iter().next()
+}
+
+/// Every codec Chorus takes that an m-section lists, in its order (see [`chosen_codec`]).
+fn taken_codecs(m: &MediaDescription) -> Vec<(Codec, u8, Option<String>)> {
     let kind = m.media_name.media.as_str();
     let rtpmaps: Vec<(&str, &str)> = values(&m.attributes, "rtpmap")
         .filter_map(|v| v.split_once(' '))
@@ -95,7 +103,7 @@ fn chosen_codec(m: &MediaDescription) -> Option<(Codec, u8, Option<String>)> {
             .find(|(p, _)| *p == pt)
             .map(|(_, params)| params.trim().to_owned())
     };
-    m.media_name.formats.iter().find_map(|pt| {
+    let taken = m.media_name.formats.iter().filter_map(|pt| {
         let (_, encoding) = rtpmaps.iter().find(|(p, _)| p == pt)?;
         let name = encoding.split('/').next()?;
         let codec = match (kind, name.to_ascii_lowercase().as_str()) {
@@ -106,7 +114,8 @@ fn chosen_codec(m: &MediaDescription) -> Option<(Codec, u8, Option<String>)> {
         };
         let params = (codec == Codec::H264).then(|| fmtp(pt)).flatten();
         Some((codec, pt.parse().ok()?, params))
-    })
+    });
+    taken.collect()
 }
 
 /// H.264 `a=fmtp` parameters Chorus takes: packetization mode 1, and a profile-level-id
@@ -209,6 +218,7 @@ fn read_media(m: &MediaDescription, session: &[Attribute]) -> Option<(RemoteMedi
         return None;
     }
     let sends = matches!(direction(m, session), "sendrecv" | "sendonly");
+    let codecs: Vec<Codec> = taken_codecs(m).into_iter().map(|(c, ..)| c).collect();
     let (codec, payload_type, fmtp) = chosen_codec(m)?;
     let extmap = |uri| extmap_id(&m.attributes, uri).or_else(|| extmap_id(session, uri));
     // Without layers the rid extensions are not taken (browsers offer them anyway): a
@@ -225,6 +235,7 @@ fn read_media(m: &MediaDescription, session: &[Attribute]) -> Option<(RemoteMedi
         codec,
         payload_type,
         fmtp,
+        codecs,
         track_id: track_id(&m.attributes),
         ssrcs: media_ssrcs(&m.attributes),
         audio_level_ext: (kind == "audio").then(|| extmap(AUDIO_LEVEL_URI)).flatten(),

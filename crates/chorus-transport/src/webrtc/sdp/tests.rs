@@ -36,6 +36,7 @@ fn media(
         codec: test_codec(kind),
         payload_type,
         fmtp: None,
+        codecs: vec![test_codec(kind)],
         track_id: track_id.map(str::to_owned),
         ssrcs: ssrcs.to_vec(),
         audio_level_ext,
@@ -130,7 +131,15 @@ fn offers_of_the_clients_chorus_meets_are_read() {
         assert_eq!(remote.ice_ufrag, ufrag, "{name}");
         assert!(remote.fingerprint.starts_with("sha-256 "), "{name}");
         assert_eq!(remote.setup.as_deref(), setup, "{name}");
-        assert_eq!(remote.media, want, "{name}");
+        // Every codec taken is listed, the chosen one first (the rest: another test).
+        let media: Vec<RemoteMedia> = (remote.media.iter().cloned())
+            .map(|mut m| {
+                assert_eq!(m.codecs.first(), Some(&m.codec), "{name}");
+                m.codecs.truncate(1);
+                m
+            })
+            .collect();
+        assert_eq!(media, want, "{name}");
     }
 }
 
@@ -603,6 +612,14 @@ fn the_video_codec_is_the_first_the_client_prefers_that_chorus_takes() {
         let remote = Remote::parse(&chromium_preferring(formats, fmtp)).unwrap();
         let video = remote.media("1").expect(what);
         assert_eq!((video.codec, video.payload_type), (codec, pt), "{what}");
+        // H.264 is listed as taken only where it may be: in mode 1, baseline.
+        let both = fmtp.contains("packetization-mode=1") && fmtp.contains("=42");
+        assert_eq!(
+            video.codecs.len(),
+            if both { 2 } else { 1 },
+            "{what}: {:?}",
+            video.codecs
+        );
         let answer = remote.answer(&local());
         let section = &answer[answer.find("m=video").unwrap()..];
         assert!(
