@@ -1,7 +1,8 @@
 //! Writes the seed inputs of every target into `fuzz/corpus/TARGET/seed-*`: real
 //! datagrams, SDP and frames, made by the code that makes them for clients and tests.
-//! Run by hand (`cargo test -p chorus-fuzz --test seeds -- --ignored`) when a target's
-//! input format changes; the fuzzer grows the corpus from there.
+//! Run by hand (`cargo run -p chorus-fuzz --example write_seeds`) when a target's input
+//! format changes; the fuzzer grows the corpus from there. `cargo test` builds it, so it
+//! keeps up with the code it calls.
 
 use std::path::Path;
 use std::time::Instant;
@@ -66,9 +67,7 @@ const VP8_KEY: &[u8] = &[
 /// A delta frame, temporal layer 1.
 const VP8_DELTA: &[u8] = &[0x90, 0xe0, 0x80, 0x2b, 0x07, 0x60, 0x31, 0x00, 0x00];
 
-#[test]
-#[ignore = "writes the seed corpus; run by hand"]
-fn write_seeds() {
+fn main() {
     let crypto = rtc::crypto::default_provider().expect("crypto");
     let now = Instant::now();
 
