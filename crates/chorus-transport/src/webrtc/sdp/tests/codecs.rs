@@ -1,0 +1,118 @@
+//! Which video codec a publisher's answer takes, in the client's order.
+
+use super::*;
+
+/// Chromium's offer with its video formats reordered as `setCodecPreferences` would,
+/// and the H.264 format's parameters replaced.
+fn chromium_preferring(formats: &str, h264_fmtp: &str) -> String {
+    wire(CHROMIUM)
+        .replace(
+            "m=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99 102 103 35 36",
+            &format!("m=video 9 UDP/TLS/RTP/SAVPF {formats}"),
+        )
+        .replace(
+            "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+            &format!("a=fmtp:102 {h264_fmtp}"),
+        )
+}
+
+#[test]
+fn the_video_codec_is_the_first_the_client_prefers_that_chorus_takes() {
+    const MODE_1: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f";
+    let cases = [
+        (
+            "VP8 first",
+            "96 97 98 99 102 103 35 36",
+            MODE_1,
+            Codec::Vp8,
+            96,
+        ),
+        (
+            "H.264 first",
+            "102 103 96 97 98 99 35 36",
+            MODE_1,
+            Codec::H264,
+            102,
+        ),
+        (
+            "VP9 first, then H.264",
+            "98 99 102 103 96 97 35 36",
+            MODE_1,
+            Codec::H264,
+            102,
+        ),
+        (
+            "constrained baseline",
+            "102 96",
+            "packetization-mode=1;profile-level-id=42e01f",
+            Codec::H264,
+            102,
+        ),
+        (
+            "H.264 in packetization mode 0 is not taken",
+            "102 103 96 97",
+            "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f",
+            Codec::Vp8,
+            96,
+        ),
+        (
+            "H.264 main profile is not taken",
+            "102 103 96 97",
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f",
+            Codec::Vp8,
+            96,
+        ),
+        (
+            "H.264 without parameters is not taken",
+            "102 103 96 97",
+            "x-google-start-bitrate=800",
+            Codec::Vp8,
+            96,
+        ),
+    ];
+    for (what, formats, fmtp, codec, pt) in cases {
+        let remote = Remote::parse(&chromium_preferring(formats, fmtp)).unwrap();
+        let video = remote.media("1").expect(what);
+        assert_eq!((video.codec, video.payload_type), (codec, pt), "{what}");
+        // H.264 is listed as taken only where it may be: in mode 1, baseline.
+        let both = fmtp.contains("packetization-mode=1") && fmtp.contains("=42");
+        assert_eq!(
+            video.codecs.len(),
+            if both { 2 } else { 1 },
+            "{what}: {:?}",
+            video.codecs
+        );
+        let answer = remote.answer(&local());
+        let section = &answer[answer.find("m=video").unwrap()..];
+        assert!(
+            section.starts_with(&format!("m=video 9 UDP/TLS/RTP/SAVPF {pt}\r\n")),
+            "{what}: {section}"
+        );
+        let rtpmap = format!("a=rtpmap:{pt} {}/90000\r\n", codec.sdp_name());
+        assert!(section.contains(&rtpmap), "{what}: {section}");
+        // H.264's parameters come back as offered; VP8 has none.
+        let fmtp_line = format!("a=fmtp:{pt} {fmtp}\r\n");
+        assert_eq!(
+            section.contains(&fmtp_line),
+            codec == Codec::H264,
+            "{what}: {section}"
+        );
+        assert!(
+            section.contains(&format!("a=rtcp-fb:{pt} nack pli\r\n")),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn a_video_section_without_a_codec_chorus_takes_is_rejected() {
+    // Only H.264 in packetization mode 0 (and VP9): the video is refused, audio taken.
+    let offer = chromium_preferring(
+        "102 98",
+        "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f",
+    );
+    let remote = Remote::parse(&offer).unwrap();
+    assert!(remote.media("1").is_none());
+    let answer = remote.answer(&local());
+    assert!(answer.contains("m=video 0 "), "{answer}");
+}
