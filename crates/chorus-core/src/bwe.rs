@@ -21,6 +21,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 pub use delay::Usage;
+pub use loss::LOW_LOSS;
 
 /// A bitrate in bits per second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

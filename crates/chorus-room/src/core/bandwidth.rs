@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use chorus_core::bwe::Usage;
+use chorus_core::bwe::{LOW_LOSS, Usage};
 use chorus_core::{ConnId, SpatialLayer, TrackId};
 use chorus_protocol::TrackSource;
 use chorus_protocol::signal::{PauseReason, ServerMessage};
@@ -49,8 +49,8 @@ impl RoomCore {
         let Some(bwe) = peer.bandwidth() else {
             return;
         };
-        // Loss over 2 % (what the loss controller starts to act on) or a growing queue.
-        let congested = bwe.loss_fraction > 0.02 || bwe.usage == Usage::Over;
+        // Loss the loss controller starts to act on, or a growing queue.
+        let congested = bwe.loss_fraction > LOW_LOSS || bwe.usage == Usage::Over;
         let mut ids: Vec<&TrackId> = peer.downtracks.keys().collect();
         ids.sort(); // the caller's order within one priority: stable
         let mut tracks = Vec::new();
