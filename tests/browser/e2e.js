@@ -21,7 +21,6 @@
 'use strict';
 
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
 const { chromium } = require('playwright-core');
 const { FirefoxPage } = require('./firefox');
@@ -49,7 +48,7 @@ function elapsed() {
 function info(...a) {
   console.log(`[e2e ${elapsed()}]`, ...a);
 }
-const { sleep, TestFailure, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm } = require('./lib');
+const { sleep, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm, saveArtifacts } = require('./lib');
 
 const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
 const stats = (p) => p.page.evaluate(() => window.chorus.inboundStats());
@@ -277,25 +276,10 @@ async function main() {
 }
 
 async function dumpArtifacts(err) {
-  const dir = process.env.E2E_ARTIFACTS || fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-e2e-'));
-  fs.mkdirSync(dir, { recursive: true });
-  for (const p of pages) {
-    try {
-      await p.page.screenshot({ path: path.join(dir, `${p.name}.png`), timeout: 5000 });
-    } catch (e) { /* page may be gone */ }
-    let s = null;
-    let events = null;
-    try {
-      s = await snap(p);
-      events = await p.page.evaluate(() => window.chorus.events);
-    } catch (e) { /* ignore */ }
-    fs.writeFileSync(path.join(dir, `${p.name}.console.log`), p.console.join('\n'));
-    fs.writeFileSync(path.join(dir, `${p.name}.state.json`), JSON.stringify({ snapshot: s, events }, null, 2));
-    console.error(`---- ${p.name} (${p.browser}, ${p.participantId || 'not joined'}) state: ${JSON.stringify(s)}`);
-    console.error(`---- ${p.name} console (last 40 lines):\n${p.console.slice(-40).join('\n')}`);
-  }
-  console.error(`FAIL: ${err instanceof TestFailure ? err.message : err.stack || err}`);
-  console.error(`screenshots and logs in ${dir}`);
+  await saveArtifacts(err, {
+    test: 'e2e', pages, tail: 40,
+    state: async (p) => ({ browser: p.browser, snapshot: await snap(p), events: await p.page.evaluate(() => window.chorus.events) }),
+  });
 }
 
 async function cleanup() {

@@ -128,7 +128,37 @@ async function joinThroughForm(page, { room, name, snap }) {
   });
 }
 
+/**
+ * What a failed test leaves behind, into $E2E_ARTIFACTS (or a new temp dir named after
+ * `test`): per page a screenshot, its console, and `state(p)` when given; the console's
+ * last `tail` lines and the state on stderr too. Returns the directory.
+ */
+async function saveArtifacts(err, { test, pages, prefix = '', state, tail = 30 }) {
+  const dir = process.env.E2E_ARTIFACTS || fs.mkdtempSync(path.join(os.tmpdir(), `chorus-${test}-`));
+  fs.mkdirSync(dir, { recursive: true });
+  for (const p of pages) {
+    if (!p.page) continue;
+    const base = path.join(dir, `${prefix}${p.name}`);
+    try {
+      await p.page.screenshot({ path: `${base}.png`, timeout: 5000 });
+    } catch (e) { /* page may be gone */ }
+    fs.writeFileSync(`${base}.console.log`, p.console.join('\n'));
+    if (state) {
+      let s = null;
+      try {
+        s = await state(p);
+      } catch (e) { /* page may be gone */ }
+      fs.writeFileSync(`${base}.state.json`, JSON.stringify(s, null, 2));
+      console.error(`---- ${p.name} (${p.participantId || 'not joined'}) state: ${JSON.stringify(s)}`);
+    }
+    console.error(`---- ${p.name} console (last ${tail} lines):\n${p.console.slice(-tail).join('\n')}`);
+  }
+  console.error(`FAIL: ${err instanceof TestFailure ? err.message : err.stack || err}`);
+  console.error(`screenshots and logs in ${dir}`);
+  return dir;
+}
+
 module.exports = {
   sleep, TestFailure, fail, until, runTest, demoPageServed,
-  CHROMIUM_ARGS, launchChromium, closeChromium, joinThroughForm,
+  CHROMIUM_ARGS, launchChromium, closeChromium, joinThroughForm, saveArtifacts,
 };

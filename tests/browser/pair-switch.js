@@ -78,7 +78,7 @@ function elapsed(at = Date.now()) {
 function info(...a) {
   console.log(`[pair-switch ${elapsed()}]`, ...a);
 }
-const { sleep, TestFailure, fail, until, runTest, demoPageServed } = require('./lib');
+const { sleep, TestFailure, fail, until, runTest, demoPageServed, saveArtifacts } = require('./lib');
 
 const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
 const inbound = (p) => p.page.evaluate(() => window.chorus.inboundStats());
@@ -517,32 +517,18 @@ function writeTimeline(dir) {
 }
 
 async function dumpArtifacts(err) {
-  const dir = process.env.E2E_ARTIFACTS || fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-pair-switch-'));
-  fs.mkdirSync(dir, { recursive: true });
-  for (const p of pages) {
-    if (!p.page) continue;
-    try {
-      await p.page.screenshot({ path: path.join(dir, `pair-switch-${p.name}.png`), timeout: 5000 });
-    } catch (e) { /* page may be gone */ }
-    let s = null;
-    let events = null;
-    let tr = null;
-    try {
-      s = await snap(p);
-      events = await p.page.evaluate(() => window.chorus.events.map((m) => (m.sdp ? { ...m, sdp: `<${m.sdp.length} bytes>` } : m)));
-      tr = await transports(p);
-    } catch (e) { /* ignore */ }
-    fs.writeFileSync(path.join(dir, `pair-switch-${p.name}.console.log`), p.console.join('\n'));
-    fs.writeFileSync(path.join(dir, `pair-switch-${p.name}.state.json`), JSON.stringify({ snapshot: s, transports: tr, events }, null, 2));
-    console.error(`---- ${p.name} (${p.participantId || 'not joined'}) state: ${JSON.stringify(s)}`);
-    console.error(`---- ${p.name} console (last 30 lines):\n${p.console.slice(-30).join('\n')}`);
-  }
+  const dir = await saveArtifacts(err, {
+    test: 'pair-switch', pages, prefix: 'pair-switch-',
+    state: async (p) => ({
+      snapshot: await snap(p),
+      transports: await transports(p),
+      events: await p.page.evaluate(() => window.chorus.events.map((m) => (m.sdp ? { ...m, sdp: `<${m.sdp.length} bytes>` } : m))),
+    }),
+  });
   writeTimeline(dir);
   const tail = timeline.slice(-24).map((s) => `${s.t} ann pub ${s.ann.pub} sub ${s.ann.sub} ice ${s.ann.pubIce}/${s.ann.subIce} ` +
     `frames from Bob ${s.ann.framesFromBob}, Bob's frames from Ann ${s.bob.framesFromAnn}, tiles ${s.ann.tileOfBob}/${s.bob.tileOfAnn}`);
-  if (tail.length) console.error(`---- last samples:\n${tail.join('\n')}`);
-  console.error(`FAIL: ${err instanceof TestFailure ? err.message : err.stack || err}`);
-  console.error(`screenshots, logs and the sampled timeline in ${dir}`);
+  if (tail.length) console.error(`---- last samples (timeline in ${dir}):\n${tail.join('\n')}`);
 }
 
 async function cleanup() {

@@ -28,10 +28,8 @@
 'use strict';
 
 const fs = require('fs');
-const os = require('os');
-const path = require('path');
 const { chromium } = require('playwright-core');
-const { sleep, TestFailure, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm } = require('./lib');
+const { sleep, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm, saveArtifacts } = require('./lib');
 
 const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
 const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -203,26 +201,10 @@ async function main() {
 }
 
 async function dumpArtifacts(err) {
-  const dir = process.env.E2E_ARTIFACTS || fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-turn-relay-'));
-  fs.mkdirSync(dir, { recursive: true });
-  for (const p of pages) {
-    try {
-      await p.page.screenshot({ path: path.join(dir, `turn-relay-${p.name}.png`), timeout: 5000 });
-    } catch (e) { /* page may be gone */ }
-    let s = null;
-    let t = null;
-    try {
-      s = await snap(p);
-      t = await transports(p);
-    } catch (e) { /* ignore */ }
-    fs.writeFileSync(path.join(dir, `turn-relay-${p.name}.console.log`), p.console.join('\n'));
-    fs.writeFileSync(path.join(dir, `turn-relay-${p.name}.state.json`), JSON.stringify({ snapshot: s, transports: t }, null, 2));
-    console.error(`---- ${p.name} (${p.participantId || 'not joined'}) state: ${JSON.stringify(s)}`);
-    console.error(`---- ${p.name} transports: ${JSON.stringify(t)}`);
-    console.error(`---- ${p.name} console (last 30 lines):\n${p.console.slice(-30).join('\n')}`);
-  }
-  console.error(`FAIL: ${err instanceof TestFailure ? err.message : err.stack || err}`);
-  console.error(`screenshots and logs in ${dir}`);
+  await saveArtifacts(err, {
+    test: 'turn-relay', pages, prefix: 'turn-relay-',
+    state: async (p) => ({ snapshot: await snap(p), transports: await transports(p) }),
+  });
 }
 
 async function cleanup() {
