@@ -15,27 +15,6 @@ use chorus_room::skips::Skip;
 
 const MIX: &str = ROOM_AUDIO_TRACK;
 
-/// Why `who` left, as `c` was told (`participant_left`).
-fn left_reason(sim: &Sim, c: ClientId, who: ClientId) -> Option<LeaveReason> {
-    let id = sim.participant_id(who);
-    sim.frames(c).iter().find_map(|m| match m {
-        ServerMessage::ParticipantLeft {
-            participant_id,
-            reason,
-            ..
-        } if participant_id == id => Some(*reason),
-        _ => None,
-    })
-}
-
-/// The `left` frame `c` got about itself.
-fn own_left(sim: &Sim, c: ClientId) -> Option<LeaveReason> {
-    sim.frames(c).iter().find_map(|m| match m {
-        ServerMessage::Left { reason } => Some(*reason),
-        _ => None,
-    })
-}
-
 /// Whether `c` was told that `who` is `state`.
 fn saw_state(sim: &Sim, c: ClientId, who: ClientId, state: ParticipantState) -> bool {
     let id = sim.participant_id(who);
@@ -279,21 +258,21 @@ fn leave_and_remove_tell_everyone() {
     sim.run_for(ms(200));
 
     sim.leave(alice);
-    assert_eq!(own_left(&sim, alice), Some(LeaveReason::ClientLeft));
+    assert_eq!(sim.own_left(alice), Some(LeaveReason::ClientLeft));
     assert!(sim.departed(alice));
-    assert_eq!(left_reason(&sim, bob, alice), Some(LeaveReason::ClientLeft));
+    assert_eq!(sim.left_reason(bob, alice), Some(LeaveReason::ClientLeft));
 
     let reply = sim.command(Command::Remove {
         identity: "bob".into(),
     });
     assert!(matches!(reply, Reply::Removed(Ok(()))));
-    assert_eq!(own_left(&sim, bob), Some(LeaveReason::RemovedByServer));
+    assert_eq!(sim.own_left(bob), Some(LeaveReason::RemovedByServer));
     assert!(matches!(
         sim.frames(bob).last(),
         Some(ServerMessage::Left { .. })
     ));
     assert_eq!(
-        left_reason(&sim, carol, bob),
+        sim.left_reason(carol, bob),
         Some(LeaveReason::RemovedByServer)
     );
     sim.run_for(ms(100));
@@ -335,13 +314,13 @@ fn a_vanished_client_is_disconnected_then_removed() {
     assert_eq!(ice_restart(&sim), 1);
 
     sim.run_for(ms(19_800));
-    assert_eq!(left_reason(&sim, bob, alice), None);
+    assert_eq!(sim.left_reason(bob, alice), None);
     sim.run_for(ms(200));
     assert_eq!(
-        left_reason(&sim, bob, alice),
+        sim.left_reason(bob, alice),
         Some(LeaveReason::ConnectionLost)
     );
-    assert_eq!(own_left(&sim, alice), Some(LeaveReason::ConnectionLost));
+    assert_eq!(sim.own_left(alice), Some(LeaveReason::ConnectionLost));
     eprintln!("{:?} simulated in {:?}", sim.elapsed(), wall.elapsed());
 }
 

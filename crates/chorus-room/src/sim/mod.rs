@@ -48,6 +48,7 @@ mod net;
 mod simulcast;
 mod step;
 mod stream;
+mod told;
 
 use std::time::{Duration, Instant};
 
