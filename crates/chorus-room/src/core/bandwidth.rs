@@ -13,11 +13,11 @@ use std::time::Instant;
 use chorus_core::bwe::{LOW_LOSS, Usage};
 use chorus_core::{ConnId, SpatialLayer, TrackId};
 use chorus_protocol::TrackSource;
-use chorus_protocol::signal::{PauseReason, ServerMessage};
+use chorus_protocol::signal::PauseReason;
 
 use super::RoomCore;
 use crate::allocation::{ALLOCATION_INTERVAL, Allocation, Priority, VideoDemand};
-use crate::io::{ParticipantKey, Recipients};
+use crate::io::ParticipantKey;
 
 impl RoomCore {
     /// Re-spends every subscriber's estimate when due.
@@ -144,24 +144,6 @@ impl RoomCore {
             selection.pause();
         }
         tracing::debug!(%id, ?conn, pause, "bandwidth allocation");
-        let participant_id = self
-            .participants
-            .get(owner)
-            .map(|p| p.id.to_string())
-            .unwrap_or_default();
-        let track_id = id.to_string();
-        let msg = if pause {
-            ServerMessage::VideoPaused {
-                track_id,
-                participant_id,
-                reason: PauseReason::Bandwidth,
-            }
-        } else {
-            ServerMessage::VideoResumed {
-                track_id,
-                participant_id,
-            }
-        };
-        self.send(Recipients::One(viewer), msg);
+        self.tell_pause(viewer, &id, owner, pause.then_some(PauseReason::Bandwidth));
     }
 }

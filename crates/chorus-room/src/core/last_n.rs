@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use chorus_core::TrackId;
 use chorus_protocol::TrackSource;
 use chorus_protocol::signal::{MAX_LAST_N, MAX_PINS, PauseReason, ServerMessage};
 
@@ -98,23 +99,34 @@ impl RoomCore {
         {
             self.request_keyframe(&track, now);
         }
+        self.tell_pause(viewer, &track, owner, paused.then_some(PauseReason::LastN));
+    }
+
+    /// Tells `viewer` that `owner`'s video `track` is paused for it (`reason`), or
+    /// resumed (`None`).
+    pub(super) fn tell_pause(
+        &mut self,
+        viewer: ParticipantKey,
+        track: &TrackId,
+        owner: ParticipantKey,
+        reason: Option<PauseReason>,
+    ) {
         let participant_id = self
             .participants
             .get(owner)
             .map(|p| p.id.to_string())
             .unwrap_or_default();
         let track_id = track.to_string();
-        let msg = if paused {
-            ServerMessage::VideoPaused {
+        let msg = match reason {
+            Some(reason) => ServerMessage::VideoPaused {
                 track_id,
                 participant_id,
-                reason: PauseReason::LastN,
-            }
-        } else {
-            ServerMessage::VideoResumed {
+                reason,
+            },
+            None => ServerMessage::VideoResumed {
                 track_id,
                 participant_id,
-            }
+            },
         };
         self.send(Recipients::One(viewer), msg);
     }
