@@ -40,7 +40,7 @@ fn own_left(sim: &Sim, c: ClientId) -> Option<LeaveReason> {
 fn saw_state(sim: &Sim, c: ClientId, who: ClientId, state: ParticipantState) -> bool {
     let id = sim.participant_id(who);
     sim.frames(c).iter().any(|m| {
-        matches!(m, ServerMessage::ParticipantState { participant_id, state: s }
+        matches!(m, ServerMessage::ParticipantState { participant_id, state: s, .. }
             if participant_id == id && *s == state)
     })
 }
