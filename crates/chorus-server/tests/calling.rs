@@ -37,9 +37,10 @@ async fn the_control_api_admits_from_the_lobby_and_rejects() {
     let url = server.ws_url.clone();
     let guest = tokio::spawn(chorus_client::connect(ClientConfig::new(&url, token)));
     let waiting = host
-        .expect("guest waiting", |e| {
-            matches!(e, ServerMessage::LobbyWaiting { identity, .. } if identity == "guest")
-        })
+        .expect(
+            "guest waiting",
+            |e| matches!(e, ServerMessage::LobbyWaiting { identity, .. } if identity == "guest"),
+        )
         .await;
     let ServerMessage::LobbyWaiting { participant_id, .. } = waiting else {
         unreachable!()
@@ -51,7 +52,10 @@ async fn the_control_api_admits_from_the_lobby_and_rejects() {
     assert_eq!(body["state"], "in_lobby");
     let (_, room) = server.call(Method::GET, "/v1/rooms/lobby", None).await;
     assert_eq!(room["num_waiting"], 1);
-    assert!(!guest.is_finished(), "the guest joined before it was admitted");
+    assert!(
+        !guest.is_finished(),
+        "the guest joined before it was admitted"
+    );
 
     let path = format!("/v1/rooms/lobby/lobby/{participant_id}/admit");
     let (status, body) = server.call(Method::POST, &path, None).await;
@@ -62,16 +66,23 @@ async fn the_control_api_admits_from_the_lobby_and_rejects() {
     guest.wait_receiving(&[&mic, &cam], FLOWING).await;
     guest
         .until("the lobby frame came first", |log| {
-            matches!(log.first(), Some(ServerMessage::Lobby { num_participants: 1, .. }))
+            matches!(
+                log.first(),
+                Some(ServerMessage::Lobby {
+                    num_participants: 1,
+                    ..
+                })
+            )
         })
         .await;
+    let id = participant_id.as_str();
+    let change = |from, to| {
+        move |e: &ServerMessage| {
+            matches!(e, ServerMessage::ParticipantState { participant_id: p, previous, state, .. }
+                if p == id && *previous == Some(from) && *state == to)
+        }
+    };
     host.until("the guest in_lobby -> connecting -> connected", |log| {
-        let change = |from, to| {
-            move |e: &ServerMessage| {
-                matches!(e, ServerMessage::ParticipantState { participant_id: p, previous, state, .. }
-                    if *p == participant_id && *previous == Some(from) && *state == to)
-            }
-        };
         let admitted = position(
             log,
             change(ParticipantState::InLobby, ParticipantState::Connecting),
@@ -91,9 +102,10 @@ async fn the_control_api_admits_from_the_lobby_and_rejects() {
     // A second guest is turned away: its join fails, it was told why.
     let token = server.token("lobby", "late");
     let late = tokio::spawn(chorus_client::connect(ClientConfig::new(&url, token)));
-    host.expect("late waiting", |e| {
-        matches!(e, ServerMessage::LobbyWaiting { identity, .. } if identity == "late")
-    })
+    host.expect(
+        "late waiting",
+        |e| matches!(e, ServerMessage::LobbyWaiting { identity, .. } if identity == "late"),
+    )
     .await;
     let (status, body) = server
         .call(Method::POST, "/v1/rooms/lobby/lobby/late/reject", None)
@@ -122,7 +134,7 @@ async fn the_control_api_admits_from_the_lobby_and_rejects() {
 async fn an_invitation_rings_until_the_invitee_joins() {
     let server = TestServer::start().await;
     let mut alice = server.join("call", "alice").await;
-    let mut bob = server.join("call", "bob").await;
+    let bob = server.join("call", "bob").await;
     let (mic, _cam) = alice.publish_mic_and_camera().await;
     bob.wait_receiving(&[&mic], FLOWING).await;
     let (status, invitation) = server
@@ -153,7 +165,7 @@ async fn an_invitation_rings_until_the_invitee_joins() {
         "{list}"
     );
     // The 1:1 call becomes a group call as carol accepts by joining.
-    let mut carol = server.join("call", "carol").await;
+    let carol = server.join("call", "carol").await;
     assert_eq!(carol.id(), ringing_id);
     carol.wait_receiving(&[&mic], FLOWING).await;
     alice
