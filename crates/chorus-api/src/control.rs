@@ -17,12 +17,14 @@ use base64::engine::general_purpose::STANDARD;
 use crate::ApiState;
 use crate::error::ApiError;
 
+mod calling;
 mod rooms;
 mod server;
 #[cfg(test)]
 mod tests;
 mod tokens;
 
+use calling::{admit, cancel_invitation, decline_invitation, invite, reject};
 use rooms::{
     create_room, delete_room, list_participants, list_rooms, mute_track, participant,
     remove_participant, room_info, update_permissions,
@@ -84,6 +86,27 @@ pub fn routes() -> Vec<Route> {
             Method::PUT,
             "/v1/rooms/{room}/participants/{identity}/permissions",
             update_permissions,
+        ),
+        route(Method::POST, "/v1/rooms/{room}/invitations", invite),
+        route(
+            Method::DELETE,
+            "/v1/rooms/{room}/invitations/{invitation_id}",
+            cancel_invitation,
+        ),
+        route(
+            Method::POST,
+            "/v1/rooms/{room}/invitations/{invitation_id}/decline",
+            decline_invitation,
+        ),
+        route(
+            Method::POST,
+            "/v1/rooms/{room}/lobby/{participant}/admit",
+            admit,
+        ),
+        route(
+            Method::POST,
+            "/v1/rooms/{room}/lobby/{participant}/reject",
+            reject,
         ),
         route(Method::POST, "/v1/tokens", create_token),
         route(Method::GET, "/v1/media", media_stats),

@@ -1,6 +1,8 @@
 //! The demo page: `GET /` and `GET /demo.js`, and, only when the demo is
 //! enabled, `POST /demo/token`, which hands anyone a full-grant token for a
-//! random identity. Development only: it lets anybody who reaches the server in.
+//! random identity (with `can_admit`, unless it asks to be a `guest`), and creates the
+//! room with a lobby when asked (`lobby`). Development only: it lets anybody who
+//! reaches the server in.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -8,7 +10,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chorus_protocol::Grants;
-use chorus_protocol::control::TokenResponse;
+use chorus_protocol::control::{CreateRoomRequest, TokenResponse};
+use chorus_room_api::RoomError;
 use rand::Rng;
 use serde::Deserialize;
 
@@ -51,6 +54,12 @@ struct DemoTokenRequest {
     room: String,
     #[serde(default)]
     name: Option<String>,
+    /// Create the room with a lobby if it does not exist yet.
+    #[serde(default)]
+    lobby: bool,
+    /// A guest: no `can_admit`, so it waits in a room's lobby. Everyone else may admit.
+    #[serde(default)]
+    guest: bool,
 }
 
 async fn token(
@@ -74,11 +83,25 @@ async fn token(
         })
         .filter(|n| !n.is_empty() && !n.chars().any(char::is_control))
         .unwrap_or_else(|| identity.clone());
+    if req.lobby {
+        let create = CreateRoomRequest {
+            name: req.room.clone(),
+            max_participants: None,
+            lobby: true,
+        };
+        match state.rooms().create_room(create).await {
+            Ok(_) | Err(RoomError::RoomExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let grant = NewToken {
         room: req.room,
         identity,
         name,
-        grants: Grants::default(),
+        grants: Grants {
+            can_admit: !req.guest,
+            ..Grants::default()
+        },
         ttl_secs: DEMO_TTL_SECS,
     };
     let token = config
@@ -131,6 +154,24 @@ mod tests {
         assert_eq!(claims.room, "lobby");
         assert_eq!(claims.name, "Ann");
         assert!(claims.sub.starts_with("guest-"));
+        let admitter = Grants {
+            can_admit: true,
+            ..Grants::default()
+        };
+        assert_eq!(claims.grants, admitter);
+        // A guest may not admit; asking for a lobby room goes through the rooms.
+        let response = app
+            .clone()
+            .oneshot(demo_request(
+                json!({"room": "lobby", "guest": true, "lobby": true}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = body_json(response).await;
+        let claims = testing::keys()
+            .verify(body["token"].as_str().unwrap(), unix_now())
+            .unwrap();
         assert_eq!(claims.grants, Grants::default());
 
         let response = app

@@ -57,11 +57,17 @@ impl From<RoomError> for ApiError {
         let status = match &e {
             RoomError::RoomNotFound(_)
             | RoomError::ParticipantNotFound(_)
-            | RoomError::TrackNotFound(_) => StatusCode::NOT_FOUND,
-            RoomError::RoomExists(_) | RoomError::RoomClosed => StatusCode::CONFLICT,
-            RoomError::InvalidRoomName(_) | RoomError::InvalidMaxParticipants { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            | RoomError::TrackNotFound(_)
+            | RoomError::InvitationNotFound(_)
+            | RoomError::NotInLobby(_) => StatusCode::NOT_FOUND,
+            RoomError::RoomExists(_)
+            | RoomError::RoomClosed
+            | RoomError::AlreadyInvited(_)
+            | RoomError::AlreadyInRoom(_)
+            | RoomError::TooManyInvitations(_) => StatusCode::CONFLICT,
+            RoomError::InvalidRoomName(_)
+            | RoomError::InvalidMaxParticipants { .. }
+            | RoomError::InvalidInvitation(_) => StatusCode::BAD_REQUEST,
             RoomError::Busy | RoomError::TooManyRooms(_) | RoomError::Draining => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

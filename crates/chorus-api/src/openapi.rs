@@ -29,10 +29,10 @@ mod tests {
     use axum::body::Body;
     use axum::http::{Method, Request, StatusCode};
     use chorus_protocol::control::{
-        CreateRoomRequest, CreateTokenRequest, ErrorBody, ErrorDetail, MuteTrackRequest,
-        ParticipantList, RoomList, TokenResponse, UpdatePermissionsRequest,
+        CreateInvitationRequest, CreateRoomRequest, CreateTokenRequest, ErrorBody, ErrorDetail,
+        MuteTrackRequest, ParticipantList, RoomList, TokenResponse, UpdatePermissionsRequest,
     };
-    use chorus_protocol::{Grants, TrackSource};
+    use chorus_protocol::{Grants, LeaveReason, ParticipantState, TrackSource};
     use serde_json::Value;
     use tower::ServiceExt;
 
@@ -125,6 +125,7 @@ mod tests {
                 serde_json::to_value(CreateRoomRequest {
                     name: "r".into(),
                     max_participants: Some(3),
+                    lobby: true,
                 })
                 .unwrap(),
             ),
@@ -171,9 +172,27 @@ mod tests {
                 "Grants",
                 serde_json::to_value(Grants {
                     can_publish_sources: vec![TrackSource::Camera],
+                    can_admit: true,
                     ..Grants::default()
                 })
                 .unwrap(),
+            ),
+            (
+                "CreateInvitationRequest",
+                serde_json::to_value(CreateInvitationRequest {
+                    identity: "bob".into(),
+                    name: Some("Bob".into()),
+                    timeout_secs: Some(30),
+                })
+                .unwrap(),
+            ),
+            (
+                "InvitationInfo",
+                serde_json::to_value(testing::invitation("bob")).unwrap(),
+            ),
+            (
+                "DepartedParticipant",
+                serde_json::to_value(testing::departed("carol")).unwrap(),
             ),
             (
                 "MuteTrackRequest",
@@ -245,12 +264,25 @@ mod tests {
         let enums = [
             (
                 "TrackSource",
-                vec!["microphone", "camera", "screen_share", "screen_share_audio"],
+                ["microphone", "camera", "screen_share", "screen_share_audio"]
+                    .map(str::to_owned)
+                    .to_vec(),
             ),
-            ("MediaKind", vec!["audio", "video"]),
+            ("MediaKind", ["audio", "video"].map(str::to_owned).to_vec()),
             (
                 "ParticipantState",
-                vec!["connecting", "connected", "disconnected"],
+                ParticipantState::ALL
+                    .iter()
+                    .map(|s| serde_json::to_value(s).unwrap())
+                    .map(|v| v.as_str().unwrap().to_owned())
+                    .collect(),
+            ),
+            (
+                "LeaveReason",
+                LeaveReason::ALL
+                    .iter()
+                    .map(|r| r.as_str().to_owned())
+                    .collect(),
             ),
         ];
         for (name, values) in enums {

@@ -10,7 +10,8 @@ use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chorus_protocol::control::{
-    CreateRoomRequest, DrainStatus, MediaStats, RoomInfo, RtcpStats, UnroutableStats,
+    CreateInvitationRequest, CreateRoomRequest, DepartedParticipant, DrainStatus, InvitationEnd,
+    InvitationInfo, MediaStats, RoomInfo, RtcpStats, UnroutableStats,
 };
 use chorus_protocol::signal::{ClientFrame, ServerMessage};
 use chorus_protocol::{
@@ -143,6 +144,10 @@ pub fn room_info(name: &str) -> RoomInfo {
         num_participants: 1,
         num_tracks: 1,
         created_at_ms: 1_700_000_000_000,
+        lobby: false,
+        num_waiting: 0,
+        invitations: Vec::new(),
+        recently_left: Vec::new(),
         forwarding: chorus_protocol::control::ForwardingStats {
             forwarded: 120,
             resent: 4,
@@ -160,6 +165,8 @@ pub fn room_info_with_simulcast(name: &str) -> RoomInfo {
     RoomInfo {
         simulcast: vec![simulcast_stats("TR_1")],
         subscribers: vec![subscriber_stats("alice")],
+        invitations: vec![invitation("bob")],
+        recently_left: vec![departed("carol")],
         ..room_info(name)
     }
 }
@@ -228,6 +235,28 @@ pub fn participant(identity: &str, grants: Grants) -> ParticipantInfo {
 
 /// Media counters with a different value in every field, so a test sees each one
 /// land where it belongs.
+pub fn invitation(identity: &str) -> InvitationInfo {
+    InvitationInfo {
+        invitation_id: "IN_0000000000000001".into(),
+        identity: identity.into(),
+        name: identity.into(),
+        participant_id: "PA_000000000002".into(),
+        created_at_ms: 1_700_000_000_000,
+        expires_at_ms: 1_700_000_030_000,
+    }
+}
+
+pub fn departed(identity: &str) -> DepartedParticipant {
+    DepartedParticipant {
+        participant_id: "PA_000000000003".into(),
+        identity: identity.into(),
+        name: identity.into(),
+        state: ParticipantState::Disconnected,
+        reason: LeaveReason::NoAnswer,
+        left_at_ms: 1_700_000_040_000,
+    }
+}
+
 pub fn media_stats() -> MediaStats {
     MediaStats {
         received: 1,
@@ -344,6 +373,29 @@ impl Rooms for FakeRooms {
             (None, None) => Err(JoinError::RoomClosed),
         };
         Box::pin(async move { result })
+    }
+    fn invite<'a>(
+        &'a self,
+        _room: &'a str,
+        req: CreateInvitationRequest,
+    ) -> BoxFuture<'a, Result<InvitationInfo, RoomError>> {
+        self.answer(invitation(&req.identity))
+    }
+    fn end_invitation<'a>(
+        &'a self,
+        _room: &'a str,
+        _invitation_id: &'a str,
+        _reason: InvitationEnd,
+    ) -> BoxFuture<'a, Result<(), RoomError>> {
+        self.answer(())
+    }
+    fn decide_lobby<'a>(
+        &'a self,
+        _room: &'a str,
+        _participant: &'a str,
+        _admit: bool,
+    ) -> BoxFuture<'a, Result<(), RoomError>> {
+        self.answer(())
     }
     fn media_stats(&self) -> MediaStats {
         media_stats()

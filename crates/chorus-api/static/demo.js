@@ -24,6 +24,8 @@
   const $ = (id) => document.getElementById(id);
 
   const JOIN_TIMEOUT_MS = 10000;
+  /** How long the page waits in a lobby for someone to admit it. */
+  const LOBBY_WAIT_MS = 30 * 60 * 1000;
   const REPLY_TIMEOUT_MS = 10000;
   const PING_INTERVAL_MS = 15000;
   /** How long a connection may stay ICE `disconnected` before the page restarts ICE on it. */
@@ -54,6 +56,7 @@
     room_deleted: 'the room was deleted',
     room_failed: 'the room failed',
     server_shutdown: 'the server is shutting down',
+    lobby_rejected: 'you were not let in from the lobby',
   };
 
   const ERROR_TEXT = {
@@ -82,6 +85,14 @@
     self: null,
     /** participant_id -> ParticipantInfo of everyone else in the room. */
     roster: new Map(),
+    /** The last few who left: { who, reason, at }. */
+    departures: [],
+    /** Waiting in the lobby: { room, count }; null otherwise. */
+    lobby: null,
+    /** participant_id -> { participant_id, identity, name } waiting in the lobby (for admitters). */
+    waiting: new Map(),
+    /** Our own call state (`call_state`). */
+    callState: null,
     /** track_id -> { trackId, kind, mid, receiver, track, stream } for media on the subscriber connection. */
     remoteTracks: new Map(),
     /** source -> { track, trackId, muted } for own published tracks. */
@@ -224,12 +235,26 @@
       case 'participant_left': {
         const p = chorus.roster.get(m.participant_id);
         chorus.roster.delete(m.participant_id);
-        log(`${p ? p.name || p.identity : m.identity} left: ${m.reason}`);
+        const who = p ? p.name || p.identity : m.identity;
+        log(`${who} left: ${m.reason}`);
+        // Why people left, shown a while under the roster.
+        chorus.departures.unshift({ who, reason: m.reason, at: Date.now() });
+        chorus.departures.length = Math.min(chorus.departures.length, 5);
         break;
       }
+      // The lobby: we wait (`lobby`), or, as an admitter, see who waits.
+      case 'lobby':
+        chorus.lobby = { room: m.room, count: m.num_participants };
+        chorus.participantId = m.participant_id;
+        setStatus(`waiting in the lobby of “${m.room}” (${m.num_participants} in the room)`);
+        break;
+      case 'lobby_waiting': chorus.waiting.set(m.participant_id, m); break;
+      case 'lobby_left': chorus.waiting.delete(m.participant_id); break;
+      case 'call_state': chorus.callState = m.state; break;
       case 'participant_state': {
         const p = m.participant_id === chorus.participantId ? chorus.self : chorus.roster.get(m.participant_id);
         if (p) p.state = m.state;
+        if (p && m.reason) p.reason = m.reason;
         // The server hears us again: whatever it said was unreachable is not any more.
         if (m.participant_id === chorus.participantId && m.state === 'connected') clearUnreachable(null);
         break;
@@ -299,6 +324,7 @@
 
   function onJoined(s, m) {
     if (!s.pubPc) createPcs(s, m.ice_servers || []);
+    chorus.lobby = null;
     chorus.room = m.room;
     chorus.self = m.participant;
     chorus.participantId = m.participant.participant_id;
@@ -796,11 +822,14 @@
 
   async function fetchToken(room, name) {
     let res;
+    // A room with a lobby, and joining as a guest (without the admit grant): demo only.
+    const lobby = $('lobby-room').checked;
+    const guest = $('as-guest').checked;
     try {
       res = await fetch('/demo/token', {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ room, name }),
+        body: JSON.stringify({ room, name, lobby, guest }),
       });
     } catch (e) {
       throw new Error(`cannot reach the server for a token: ${e.message}`);
@@ -880,6 +909,9 @@
     });
     chorus.pausedVideos.clear();
     chorus.roster.clear();
+    chorus.waiting.clear();
+    chorus.lobby = null;
+    chorus.departures = [];
     chorus.remoteTracks.clear();
     $('join').disabled = true;
     setStatus('getting camera and microphone…');
@@ -907,12 +939,18 @@
 
       // Joined once the roster is whole: `joined`, and its `roster` pages if it has more.
       const rosterDone = (m) => (m.type === 'joined' && m.roster_complete !== false) || (m.type === 'roster' && m.complete);
-      const joined = waitFor(s, (m) => rosterDone(m) || m.type === 'error', JOIN_TIMEOUT_MS, 'joined');
-      send({ type: 'join' });
-      const j = await Promise.race([
-        joined,
+      const answer = (ms) => Promise.race([
+        waitFor(s, (m) => rosterDone(m) || m.type === 'error' || m.type === 'lobby', ms, 'joined'),
         s.closed.then(() => { throw new Error(closeText(chorus.closeCode, chorus.closeReasonText)); }),
       ]);
+      const joined = answer(JOIN_TIMEOUT_MS);
+      send({ type: 'join' });
+      let j = await joined;
+      // In a room's lobby `joined` comes once someone admits us, however long that takes.
+      while (j.type === 'lobby') {
+        render();
+        j = await answer(LOBBY_WAIT_MS);
+      }
       if (j.type === 'error') throw new Error(describeError(j.code, j.message));
 
       s.pingTimer = setInterval(() => send({ type: 'ping', ts: Date.now() }), PING_INTERVAL_MS);
@@ -943,7 +981,9 @@
       if (s === session) {
         const last = [...chorus.events].reverse().find((m) => m.type === 'error');
         const detail = last && !e.message.includes(last.code) ? ` — ${describeError(last.code, last.message)}` : '';
-        showError(`Could not join: ${e.message}${detail}`, last ? last.code : 'join_failed');
+        // Turned away from the lobby (or removed while waiting): say why, not how it closed.
+        if (chorus.leftReason) showError(`Could not join: ${LEAVE_REASONS[chorus.leftReason] || chorus.leftReason}.`, chorus.leftReason);
+        else showError(`Could not join: ${e.message}${detail}`, last ? last.code : 'join_failed');
         teardown(s, 'failed');
       }
     }
@@ -1160,7 +1200,7 @@
   }
 
   function renderNow() {
-    const inCall = !!session && chorus.state !== 'joining';
+    const inCall = !!session && chorus.state !== 'joining' && !chorus.lobby;
     $('call').classList.toggle('shown', inCall || chorus.state === 'leaving');
     $('join-form').style.display = session ? 'none' : '';
     document.body.dataset.state = chorus.state;
@@ -1215,6 +1255,43 @@
       roster.appendChild(li);
     }
     $('roster-count').textContent = String(people.length);
+    const gone = $('departures');
+    gone.textContent = '';
+    for (const d of chorus.departures) {
+      const li = document.createElement('li');
+      li.textContent = `${d.who} left: ${d.reason.replace(/_/g, ' ')}`;
+      gone.appendChild(li);
+    }
+
+    // The lobby: waiting in it, or admitting those who wait.
+    const waitingHere = !!chorus.lobby && !(session && session.joined);
+    $('lobby-panel').hidden = !waitingHere;
+    if (waitingHere) {
+      $('lobby-text').textContent = `Waiting in the lobby of “${chorus.lobby.room}”: ${chorus.lobby.count} in the room. Someone in the room lets you in.`;
+    }
+    const admit = $('lobby-admit');
+    admit.hidden = chorus.waiting.size === 0;
+    const list = $('lobby-list');
+    list.textContent = '';
+    for (const w of chorus.waiting.values()) {
+      const li = document.createElement('li');
+      li.dataset.testid = 'lobby-item';
+      li.dataset.participantId = w.participant_id;
+      const name = document.createElement('span');
+      name.textContent = w.name || w.identity;
+      const yes = document.createElement('button');
+      yes.type = 'button';
+      yes.textContent = 'Admit';
+      yes.dataset.testid = 'admit-button';
+      yes.onclick = () => send({ type: 'admit', participant_id: w.participant_id });
+      const no = document.createElement('button');
+      no.type = 'button';
+      no.textContent = 'Reject';
+      no.dataset.testid = 'reject-button';
+      no.onclick = () => send({ type: 'reject', participant_id: w.participant_id });
+      li.append(name, ' ', yes, ' ', no);
+      list.appendChild(li);
+    }
 
     renderUnreachable();
 

@@ -12,8 +12,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chorus_api::{ApiConfig, ApiSecret, ApiState, Keys};
 use chorus_protocol::control::{
-    CreateRoomRequest, DrainStatus, ForwardingStats, MediaStats, RoomInfo, RtcpStats,
-    UnroutableStats,
+    CreateInvitationRequest, CreateRoomRequest, DrainStatus, ForwardingStats, InvitationEnd,
+    InvitationInfo, MediaStats, RoomInfo, RtcpStats, UnroutableStats,
 };
 use chorus_protocol::{Grants, ParticipantInfo, TrackInfo};
 use chorus_room_api::{
@@ -184,6 +184,29 @@ impl Rooms for NoRooms {
         _who: JoinRequest,
     ) -> BoxFuture<'a, Result<JoinedSession, JoinError>> {
         ready(Err(JoinError::RoomNotFound(room.to_owned())))
+    }
+    fn invite<'a>(
+        &'a self,
+        room: &'a str,
+        _req: CreateInvitationRequest,
+    ) -> BoxFuture<'a, Result<InvitationInfo, RoomError>> {
+        ready(Err(RoomError::RoomNotFound(room.to_owned())))
+    }
+    fn end_invitation<'a>(
+        &'a self,
+        room: &'a str,
+        _invitation_id: &'a str,
+        _reason: InvitationEnd,
+    ) -> BoxFuture<'a, Result<(), RoomError>> {
+        ready(Err(RoomError::RoomNotFound(room.to_owned())))
+    }
+    fn decide_lobby<'a>(
+        &'a self,
+        room: &'a str,
+        _participant: &'a str,
+        _admit: bool,
+    ) -> BoxFuture<'a, Result<(), RoomError>> {
+        ready(Err(RoomError::RoomNotFound(room.to_owned())))
     }
     fn media_stats(&self) -> MediaStats {
         zero_media()

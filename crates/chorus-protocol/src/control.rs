@@ -15,6 +15,69 @@ pub struct CreateRoomRequest {
     /// At most [`MAX_PARTICIPANTS_CEILING`]; defaults to it.
     #[serde(default)]
     pub max_participants: Option<u32>,
+    /// Joiners without `can_admit` wait in a lobby until admitted.
+    #[serde(default)]
+    pub lobby: bool,
+}
+
+/// Most invitations ringing in one room at once.
+pub const MAX_INVITATIONS_PER_ROOM: usize = 16;
+/// How long an invitation rings unless told otherwise, and the most it may.
+pub const DEFAULT_INVITATION_TIMEOUT_SECS: u64 = 30;
+pub const MAX_INVITATION_TIMEOUT_SECS: u64 = 300;
+/// Participants who left that a room remembers (`RoomInfo.recently_left`), newest last.
+pub const RECENTLY_LEFT: usize = 32;
+
+/// `POST /v1/rooms/{room}/invitations`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateInvitationRequest {
+    /// Who is invited: the identity its token will carry.
+    pub identity: String,
+    /// Shown in the roster while it rings; the identity if absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// How long it rings before it ends with `no_answer`: 1 to
+    /// [`MAX_INVITATION_TIMEOUT_SECS`], default [`DEFAULT_INVITATION_TIMEOUT_SECS`].
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+/// An invitation ringing in a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationInfo {
+    /// `IN_…`, unique in the room.
+    pub invitation_id: String,
+    pub identity: String,
+    pub name: String,
+    /// The roster entry's id while it rings, and the participant's id once it joins.
+    pub participant_id: String,
+    /// Unix ms.
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+}
+
+/// How an invitation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitationEnd {
+    /// The invitee joined with its token.
+    Accepted,
+    Declined,
+    NoAnswer,
+    Cancelled,
+}
+
+/// A participant who left the room (or an invitation that ended unanswered), kept in
+/// `RoomInfo.recently_left`: its final `disconnected` state and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepartedParticipant {
+    pub participant_id: String,
+    pub identity: String,
+    pub name: String,
+    pub state: crate::ParticipantState,
+    pub reason: crate::LeaveReason,
+    /// Unix ms.
+    pub left_at_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +88,19 @@ pub struct RoomInfo {
     pub num_tracks: u32,
     /// Unix time of creation, in milliseconds.
     pub created_at_ms: u64,
+    /// Joiners without `can_admit` wait in a lobby (absent from older servers: false).
+    #[serde(default)]
+    pub lobby: bool,
+    /// Participants waiting in the lobby.
+    #[serde(default)]
+    pub num_waiting: u32,
+    /// Invitations ringing (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invitations: Vec<InvitationInfo>,
+    /// The last [`RECENTLY_LEFT`] participants who left, and invitations that ended
+    /// without a join, oldest first (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recently_left: Vec<DepartedParticipant>,
     /// What the room did with media since it was created.
     #[serde(default)]
     pub forwarding: ForwardingStats,

@@ -74,6 +74,15 @@ pub struct Grants {
     pub can_subscribe: bool,
     /// May send data messages.
     pub can_publish_data: bool,
+    /// May let participants waiting in the room's lobby in (`admit`) or turn them away
+    /// (`reject`); joins a room with a lobby without waiting. Default false (absent from
+    /// the JSON when false, as before it existed).
+    #[serde(skip_serializing_if = "is_false")]
+    pub can_admit: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for Grants {
@@ -83,6 +92,7 @@ impl Default for Grants {
             can_publish_sources: Vec::new(),
             can_subscribe: true,
             can_publish_data: true,
+            can_admit: false,
         }
     }
 }
@@ -124,17 +134,79 @@ impl Grants {
     }
 }
 
-/// Lifecycle of a participant as the server sees it.
+/// A participant's state, as the calling SDK shows it and the room sees it. Every change
+/// is a `participant_state` event with the previous state (docs/signaling.md has the
+/// table of what moves each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ParticipantState {
+    /// Not in the call yet: the state before `participant_joined` (never in a roster).
+    Idle,
+    /// Invited through the control API and not answered yet: a roster entry without a
+    /// session, until the invitee joins (then `connecting`) or the invitation ends.
+    Ringing,
+    /// Media flows before the call is answered (a phone gateway's early media).
+    /// Reserved: no participant Chorus has today takes it.
+    EarlyMedia,
+    /// Waiting in the room's lobby: no media, no roster, until admitted or rejected.
+    InLobby,
     /// Signaling is up, media transport not yet connected.
     Connecting,
     /// ICE and DTLS are up on at least one of the participant's connections, and none
     /// of them has gone silent.
     Connected,
+    /// The participant holds the call: no media to or from it.
+    OnHold,
     /// One of its connections went silent: it recovers if media resumes (e.g. after an
-    /// ICE restart), or is removed with `connection_lost`.
+    /// ICE restart), or is removed with `connection_lost`. Also the final state of
+    /// everyone who left, with the reason.
+    Disconnected,
+}
+
+impl ParticipantState {
+    pub const ALL: [ParticipantState; 8] = [
+        Self::Idle,
+        Self::Ringing,
+        Self::EarlyMedia,
+        Self::InLobby,
+        Self::Connecting,
+        Self::Connected,
+        Self::OnHold,
+        Self::Disconnected,
+    ];
+
+    /// What the participant's own client shows of its call in this state; `None` for
+    /// `idle`. `disconnected` here is a silent connection, which is reconnecting.
+    pub fn call_state(self) -> Option<CallState> {
+        match self {
+            Self::Idle => None,
+            Self::Ringing => Some(CallState::Incoming),
+            Self::EarlyMedia => Some(CallState::EarlyMedia),
+            Self::InLobby | Self::Connecting | Self::Disconnected => Some(CallState::Connecting),
+            Self::Connected => Some(CallState::Connected),
+            Self::OnHold => Some(CallState::Hold),
+        }
+    }
+}
+
+/// A client's own call, as the calling SDK shows it. The server sends `call_state` to
+/// the participant where it knows the state (docs/signaling.md: which event moves each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    /// Invited and not answered (the push the signaling service sent).
+    Incoming,
+    /// The client called someone who was not answered yet (the client's own state: it
+    /// sees the invitee `ringing` in the roster).
+    Ringing,
+    EarlyMedia,
+    /// Joined (or in the lobby) and media not up yet, or reconnecting.
+    Connecting,
+    Connected,
+    Hold,
+    /// Leaving: the server sends it just before `left`.
+    Disconnecting,
+    /// Out of the call: the client's state once the socket closed.
     Disconnected,
 }
 
@@ -161,10 +233,18 @@ pub enum LeaveReason {
     RoomFailed,
     /// The server is shutting down.
     ServerShutdown,
+    /// An invitee declined (its ringing entry leaves the roster).
+    Declined,
+    /// An invitation was not answered within its timeout.
+    NoAnswer,
+    /// An invitation was cancelled through the control API.
+    Cancelled,
+    /// A participant waiting in the lobby was turned away.
+    LobbyRejected,
 }
 
 impl LeaveReason {
-    pub const ALL: [LeaveReason; 9] = [
+    pub const ALL: [LeaveReason; 13] = [
         Self::ClientLeft,
         Self::SignalingClosed,
         Self::ConnectionLost,
@@ -174,6 +254,10 @@ impl LeaveReason {
         Self::RoomDeleted,
         Self::RoomFailed,
         Self::ServerShutdown,
+        Self::Declined,
+        Self::NoAnswer,
+        Self::Cancelled,
+        Self::LobbyRejected,
     ];
 
     /// The name on the wire (and in metric labels).
@@ -188,6 +272,10 @@ impl LeaveReason {
             Self::RoomDeleted => "room_deleted",
             Self::RoomFailed => "room_failed",
             Self::ServerShutdown => "server_shutdown",
+            Self::Declined => "declined",
+            Self::NoAnswer => "no_answer",
+            Self::Cancelled => "cancelled",
+            Self::LobbyRejected => "lobby_rejected",
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::control::{InvitationEnd, InvitationInfo};
 use crate::{LeaveReason, ParticipantInfo, TrackInfo};
 
 /// One event of a room.
@@ -36,6 +37,19 @@ pub enum WebhookEvent {
         participant_id: String,
         track_id: String,
     },
+    /// An invitation rings: the signaling service pushes it to the invitee's devices.
+    InvitationRinging {
+        room: String,
+        invitation: InvitationInfo,
+    },
+    /// An invitation stopped ringing: the invitee joined, declined, did not answer in
+    /// time, or the invitation was cancelled.
+    InvitationEnded {
+        room: String,
+        invitation_id: String,
+        identity: String,
+        reason: InvitationEnd,
+    },
 }
 
 impl WebhookEvent {
@@ -48,6 +62,8 @@ impl WebhookEvent {
             WebhookEvent::ParticipantLeft { .. } => "participant_left",
             WebhookEvent::TrackPublished { .. } => "track_published",
             WebhookEvent::TrackUnpublished { .. } => "track_unpublished",
+            WebhookEvent::InvitationRinging { .. } => "invitation_ringing",
+            WebhookEvent::InvitationEnded { .. } => "invitation_ended",
         }
     }
 }

@@ -25,6 +25,18 @@ pub enum RoomError {
     TooManyRooms(usize),
     #[error("the server is draining: it takes no new rooms or participants")]
     Draining,
+    #[error("no invitation '{0}' rings in this room")]
+    InvitationNotFound(String),
+    #[error("'{0}' is already invited to this room")]
+    AlreadyInvited(String),
+    #[error("'{0}' is already in this room")]
+    AlreadyInRoom(String),
+    #[error("too many invitations ringing in this room (limit {0})")]
+    TooManyInvitations(usize),
+    #[error("invalid invitation: {0}")]
+    InvalidInvitation(String),
+    #[error("no participant '{0}' waits in this room's lobby")]
+    NotInLobby(String),
 }
 
 impl RoomError {
@@ -40,6 +52,12 @@ impl RoomError {
             RoomError::Busy => "busy",
             RoomError::TooManyRooms(_) => "too_many_rooms",
             RoomError::Draining => "server_draining",
+            RoomError::InvitationNotFound(_) => "invitation_not_found",
+            RoomError::AlreadyInvited(_) => "already_invited",
+            RoomError::AlreadyInRoom(_) => "already_in_room",
+            RoomError::TooManyInvitations(_) => "too_many_invitations",
+            RoomError::InvalidInvitation(_) => "invalid_invitation",
+            RoomError::NotInLobby(_) => "not_in_lobby",
         }
     }
 }

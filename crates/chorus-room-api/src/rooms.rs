@@ -5,7 +5,10 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use chorus_protocol::control::{CreateRoomRequest, DrainStatus, MediaStats, RoomInfo};
+use chorus_protocol::control::{
+    CreateInvitationRequest, CreateRoomRequest, DrainStatus, InvitationEnd, InvitationInfo,
+    MediaStats, RoomInfo,
+};
 use chorus_protocol::signal::{ClientFrame, ServerMessage};
 use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
 use tokio::sync::mpsc;
@@ -60,6 +63,28 @@ pub trait Rooms: Send + Sync + 'static {
         room: &'a str,
         who: JoinRequest,
     ) -> BoxFuture<'a, Result<JoinedSession, JoinError>>;
+    /// Rings `req.identity` in the room until it joins, declines, the timeout passes or
+    /// the invitation is cancelled.
+    fn invite<'a>(
+        &'a self,
+        room: &'a str,
+        req: CreateInvitationRequest,
+    ) -> BoxFuture<'a, Result<InvitationInfo, RoomError>>;
+    /// Ends a ringing invitation as `declined` or `cancelled`.
+    fn end_invitation<'a>(
+        &'a self,
+        room: &'a str,
+        invitation_id: &'a str,
+        reason: InvitationEnd,
+    ) -> BoxFuture<'a, Result<(), RoomError>>;
+    /// Admits (or rejects, with `lobby_rejected`) a participant waiting in the lobby,
+    /// named by participant id or identity.
+    fn decide_lobby<'a>(
+        &'a self,
+        room: &'a str,
+        participant: &'a str,
+        admit: bool,
+    ) -> BoxFuture<'a, Result<(), RoomError>>;
     /// The media plane's counters since start; atomics, so no need to wait.
     fn media_stats(&self) -> MediaStats;
     /// Starts draining the server, stopping it `within` at the latest (the configured

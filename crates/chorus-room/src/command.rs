@@ -53,6 +53,11 @@ pub(crate) enum RoomCommand {
     Delete {
         reply: Reply<()>,
     },
+    /// Invitations and the lobby: a core command, answered with the core's reply.
+    Calling {
+        cmd: crate::io::Command,
+        reply: Reply<Option<crate::io::Reply>>,
+    },
     /// The server drains: tell everyone it stops within this time.
     Drain {
         within: std::time::Duration,

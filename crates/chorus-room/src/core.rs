@@ -12,6 +12,7 @@
 
 mod audio;
 mod bandwidth;
+mod calling;
 mod last_n;
 mod layers_needed;
 mod links;
@@ -26,10 +27,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use chorus_core::{ConnId, ParticipantId, SpatialLayer, TokenBucket, TrackId};
-use chorus_protocol::control::{FeedbackStats, ForwardingStats, RoomInfo, SubscriberStats};
-use chorus_protocol::signal::{ROOM_AUDIO_TRACK, ServerMessage, joined_frames};
+use chorus_protocol::control::InvitationEnd;
+use chorus_protocol::control::{
+    DepartedParticipant, FeedbackStats, ForwardingStats, RoomInfo, SubscriberStats,
+};
+use chorus_protocol::signal::{LobbyOutcome, ROOM_AUDIO_TRACK, ServerMessage, joined_frames};
 use chorus_protocol::webhook::WebhookEvent;
-use chorus_protocol::{LeaveReason, ParticipantInfo};
+use chorus_protocol::{CallState, LeaveReason, ParticipantInfo, ParticipantState};
 use chorus_transport::{IceCredentials, PeerFactory};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -38,10 +42,11 @@ use crate::allocation::Allocator;
 use crate::connections::Connections;
 use crate::dynacast::Dynacast;
 use crate::forward::{EgressQueue, ShardJob};
+use crate::invitations::Invitations;
 use crate::io::{Admitted, Command, Input, Output, ParticipantKey, Recipients, Reply};
 use crate::lastn::LastN;
 use crate::mixing::RoomAudio;
-use crate::participants::Participants;
+use crate::participants::{Participants, StateChange};
 use crate::peer::PeerEvent;
 use crate::skips::{Overload, Skips};
 use crate::timers::Timers;
@@ -75,6 +80,8 @@ pub struct CoreParams {
     pub media_setup_timeout: Duration,
     /// Tracks one participant may publish (announced or bound) at once.
     pub max_tracks_per_participant: u32,
+    /// Joiners without `can_admit` wait in a lobby until admitted.
+    pub lobby: bool,
 }
 
 pub struct RoomCore {
@@ -133,6 +140,18 @@ pub struct RoomCore {
     setup: Timers<ParticipantKey>,
     setup_timeout: Duration,
     max_tracks: u32,
+    lobby: bool,
+    invitations: Invitations,
+    /// The last who left, for the control API.
+    recently_left: VecDeque<DepartedParticipant>,
+    /// The room's count may have changed: those waiting in the lobby hear it.
+    lobby_count_due: bool,
+    /// The count they heard last.
+    lobby_count_sent: Option<u32>,
+    /// State changes the state table refused (a bug if ever not 0).
+    refused_transitions: u64,
+    /// Invitations refused (bad, duplicate, over the limit).
+    refused_invitations: u64,
 }
 
 /// Runs the shards' jobs through `run`; what they found. Takes only the connections
@@ -207,6 +226,13 @@ impl RoomCore {
             setup: Timers::default(),
             setup_timeout: params.media_setup_timeout,
             max_tracks: params.max_tracks_per_participant,
+            lobby: params.lobby,
+            invitations: Invitations::default(),
+            recently_left: VecDeque::new(),
+            lobby_count_due: false,
+            lobby_count_sent: None,
+            refused_transitions: 0,
+            refused_invitations: 0,
         }
     }
 
@@ -323,6 +349,7 @@ impl RoomCore {
             empty,
             self.dynacast_wake,
             self.allocation_wake,
+            self.invitations.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -338,11 +365,13 @@ impl RoomCore {
         self.update_last_n(now);
         self.update_allocation(now);
         self.update_dynacast(now);
+        self.update_lobby_count();
         // Sending an offer never makes another due: this ends.
         while let Some(conn) = self.offers_due.pop() {
             self.send_offer(conn, now);
         }
-        if !self.participants.is_empty() {
+        // Ringing invitations keep a room open: the invitee joins it.
+        if !self.participants.is_empty() || !self.invitations.is_empty() {
             self.empty_since = None;
             return;
         }
@@ -362,6 +391,7 @@ impl RoomCore {
                     .keys()
                     .into_iter()
                     .filter_map(|k| self.participant_info(k))
+                    .chain(self.invitations.iter().map(|i| i.roster_entry()))
                     .collect(),
             ),
             Command::Participant { identity } => Reply::Participant(
@@ -384,6 +414,17 @@ impl RoomCore {
                     .key_of(&identity)
                     .map(|k| self.update_permissions(k, grants, now)),
             ),
+            Command::Invite(req) => Reply::Invited(self.invite(req, now)),
+            Command::EndInvitation {
+                invitation_id,
+                reason,
+            } => Reply::InvitationEnded(self.end_invitation(&invitation_id, reason, now)),
+            Command::DecideLobby { participant, admit } => Reply::LobbyDecided(
+                self.participants
+                    .named(&participant)
+                    .ok_or(RoomError::NotInLobby(participant))
+                    .and_then(|k| self.decide_lobby(k, admit, now)),
+            ),
             Command::Delete => {
                 self.close_all(LeaveReason::RoomDeleted, now);
                 self.closed = true;
@@ -399,6 +440,10 @@ impl RoomCore {
             num_participants: self.participants.len() as u32,
             num_tracks: self.tracks.published_count() as u32,
             created_at_ms: self.created_at_ms,
+            lobby: self.lobby,
+            num_waiting: self.participants.waiting().len() as u32,
+            invitations: self.invitations.iter().map(|i| i.info.clone()).collect(),
+            recently_left: self.recently_left.iter().cloned().collect(),
             forwarding: self.forwarding(),
             simulcast: self.tracks.simulcast_stats(now),
             subscribers: self.subscriber_stats(),
@@ -463,20 +508,56 @@ impl RoomCore {
         if let Some(old) = self.participants.find(&req.identity) {
             self.remove_participant(old, LeaveReason::DuplicateIdentity, now);
         }
-        let can_subscribe = req.grants.can_subscribe;
-        let id = ParticipantId::from_random(self.rng.random());
+        // An invitee accepts by joining: its ringing entry becomes it, under the same
+        // id. Invited, it does not wait in the lobby.
+        let invited = self
+            .invitations
+            .find_identity(&req.identity)
+            .map(|i| i.participant_id.clone());
+        let waits = self.lobby && !req.grants.can_admit && invited.is_none();
+        let state = if waits {
+            ParticipantState::InLobby
+        } else {
+            ParticipantState::Connecting
+        };
+        let id = invited
+            .clone()
+            .unwrap_or_else(|| ParticipantId::from_random(self.rng.random()));
+        let identity = req.identity.clone();
         let key = self
             .participants
-            .admit(req, id.clone(), self.unix_ms(now))?;
+            .admit(req, id.clone(), self.unix_ms(now), state)?;
+        if waits {
+            self.enter_lobby(key);
+        } else if invited.is_some() {
+            let invitation = self.invitations.take_identity(&identity).expect("found");
+            self.invitation_ended(invitation, InvitationEnd::Accepted, None, now);
+            self.enter_room(key, Some(ParticipantState::Ringing), now);
+        } else {
+            self.enter_room(key, None, now);
+        }
+        tracing::info!(room = %self.name, participant = %id, lobby = waits, "participant joined");
+        Ok(Admitted {
+            participant: key,
+            participant_id: id,
+        })
+    }
+
+    /// `key` comes into the room (as it joins, or out of the lobby): it gets the
+    /// roster, the others get it, it subscribes. `from` is the state it had before
+    /// (`ringing` for an invitee, `in_lobby`); the change is announced.
+    fn enter_room(&mut self, key: ParticipantKey, from: Option<ParticipantState>, now: Instant) {
         self.last_n.joined(key);
         self.last_n_due = true;
+        self.lobby_count_due = true;
         let me = self.participant_info(key).expect("just admitted");
         let others = self
             .participants
-            .keys()
+            .admitted()
             .into_iter()
             .filter(|k| *k != key)
             .filter_map(|k| self.participant_info(k))
+            .chain(self.invitations.iter().map(|i| i.roster_entry()))
             .collect();
         // The roster in pages, queued before anything else: whatever the newcomer hears
         // about the others afterwards applies to a roster it already has.
@@ -487,21 +568,49 @@ impl RoomCore {
             room: self.name.clone(),
             participant: me.clone(),
         });
+        match from {
+            // An invitee: its ringing entry, which everyone has, turns into it.
+            Some(ParticipantState::Ringing) => {
+                let change = StateChange {
+                    previous: ParticipantState::Ringing,
+                    state: ParticipantState::Connecting,
+                    reason: None,
+                };
+                self.announce_state(key, change);
+            }
+            Some(_) => {}
+            None => self.send(
+                Recipients::One(key),
+                ServerMessage::CallState {
+                    previous: None,
+                    state: CallState::Connecting,
+                    reason: None,
+                },
+            ),
+        }
+        let can_subscribe = me.grants.can_subscribe;
+        let can_admit = me.grants.can_admit;
         self.send(
             Recipients::AllExcept(key),
             ServerMessage::ParticipantJoined { participant: me },
         );
+        if from == Some(ParticipantState::InLobby) {
+            self.set_participant_state(key, ParticipantState::Connecting);
+        }
+        if can_admit {
+            self.show_lobby(key);
+        }
         if can_subscribe {
             self.subscribe_to_all(key, now);
         }
-        tracing::info!(room = %self.name, participant = %id, "participant joined");
-        Ok(Admitted {
-            participant: key,
-            participant_id: id,
-        })
     }
 
     fn remove_participant(&mut self, key: ParticipantKey, reason: LeaveReason, now: Instant) {
+        let Some(was) = self.participants.get(key).map(|p| p.state) else {
+            return;
+        };
+        // Its last state, with the reason, before it is gone.
+        self.change_state(key, ParticipantState::Disconnected, Some(reason));
         let Some(p) = self.participants.remove(key) else {
             return;
         };
@@ -514,6 +623,7 @@ impl RoomCore {
         }
         self.last_n.left(key);
         self.last_n_due = true;
+        self.lobby_count_due = true;
         self.update_audio(now);
         if reason != LeaveReason::SignalingClosed {
             self.send(Recipients::One(key), ServerMessage::Left { reason });
@@ -526,14 +636,29 @@ impl RoomCore {
             identity: p.identity.clone(),
             reason,
         });
-        self.send(
-            Recipients::All,
-            ServerMessage::ParticipantLeft {
-                participant_id: participant_id.clone(),
-                identity: p.identity,
-                reason,
-            },
-        );
+        if was == ParticipantState::InLobby {
+            // Only its admitters knew it (rejected: they were told already).
+            if reason != LeaveReason::LobbyRejected {
+                self.lobby_left(participant_id.clone(), LobbyOutcome::Left);
+            }
+        } else {
+            self.send(
+                Recipients::All,
+                ServerMessage::ParticipantLeft {
+                    participant_id: participant_id.clone(),
+                    identity: p.identity.clone(),
+                    reason,
+                },
+            );
+        }
+        self.remember_departure(DepartedParticipant {
+            participant_id: participant_id.clone(),
+            identity: p.identity,
+            name: p.name,
+            state: ParticipantState::Disconnected,
+            reason,
+            left_at_ms: self.unix_ms(now),
+        });
         tracing::info!(room = %self.name, participant = %participant_id, ?reason, "participant left");
     }
 

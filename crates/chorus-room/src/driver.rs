@@ -3,7 +3,7 @@
 //! the media plane's egress, frames to clients' event channels, routes to the shared
 //! demultiplexer). It decides nothing about the room.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -207,6 +207,9 @@ impl Driver {
                     let _ = reply.send(r);
                 }
             }
+            RoomCommand::Calling { cmd, reply } => {
+                let _ = reply.send(self.call(cmd));
+            }
             RoomCommand::Delete { reply } => {
                 self.call(Command::Delete);
                 let _ = reply.send(());
@@ -266,6 +269,17 @@ impl Driver {
                     Output::ToClient { to, msg } => self.clients.send(to, msg),
                     Output::Departed(key) => {
                         self.clients.channels.remove(&key);
+                        self.clients.waiting.remove(&key);
+                    }
+                    Output::Lobby {
+                        participant,
+                        waiting,
+                    } => {
+                        if waiting {
+                            self.clients.waiting.insert(participant);
+                        } else {
+                            self.clients.waiting.remove(&participant);
+                        }
                     }
                     Output::Route(change) => self.route(change),
                     Output::Event(event) => {
@@ -366,6 +380,8 @@ pub(crate) fn apply_route(
 #[derive(Default)]
 struct Clients {
     channels: HashMap<ParticipantKey, mpsc::Sender<ServerMessage>>,
+    /// Those waiting in the lobby: frames to the room skip them.
+    waiting: HashSet<ParticipantKey>,
     /// Clients whose channel was full or closed: they leave.
     gone: Vec<ParticipantKey>,
 }
@@ -382,7 +398,8 @@ impl Clients {
             return;
         }
         for (key, tx) in &self.channels {
-            if to.includes(*key) && tx.try_send(msg.clone()).is_err() {
+            if to.includes(*key) && !self.waiting.contains(key) && tx.try_send(msg.clone()).is_err()
+            {
                 self.gone.push(*key);
             }
         }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use bytes::BytesMut;
 use chorus_core::{ConnId, ParticipantId};
-use chorus_protocol::control::RoomInfo;
+use chorus_protocol::control::{CreateInvitationRequest, InvitationEnd, InvitationInfo, RoomInfo};
 use chorus_protocol::signal::{ClientFrame, ServerMessage};
 use chorus_protocol::webhook::WebhookEvent;
 use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
@@ -63,6 +63,17 @@ pub enum Command {
         identity: String,
         grants: Grants,
     },
+    Invite(CreateInvitationRequest),
+    EndInvitation {
+        invitation_id: String,
+        reason: InvitationEnd,
+    },
+    /// Admit (or reject) a participant waiting in the lobby, by participant id or
+    /// identity.
+    DecideLobby {
+        participant: String,
+        admit: bool,
+    },
     Delete,
 }
 
@@ -76,6 +87,9 @@ pub enum Reply {
     Removed(Result<(), RoomError>),
     TrackMuted(Result<TrackInfo, RoomError>),
     PermissionsChanged(Result<ParticipantInfo, RoomError>),
+    Invited(Result<InvitationInfo, RoomError>),
+    InvitationEnded(Result<(), RoomError>),
+    LobbyDecided(Result<(), RoomError>),
     Deleted,
 }
 
@@ -101,6 +115,12 @@ pub enum Output {
     Route(RouteChange),
     /// Something the signaling service hears about (webhooks).
     Event(WebhookEvent),
+    /// The participant waits in the lobby (`waiting`), or no longer does: while it
+    /// waits, frames to `All`/`AllExcept` skip it (it has no roster).
+    Lobby {
+        participant: ParticipantKey,
+        waiting: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,6 +11,7 @@ mod core;
 mod driver;
 mod dynacast;
 pub mod forward;
+mod invitations;
 pub mod io;
 mod lastn;
 mod mixing;

@@ -24,6 +24,7 @@ use crate::core::CoreParams;
 use crate::driver::{self, DriverParams};
 use crate::totals::ServerTotals;
 
+mod calling;
 mod server;
 use chorus_protocol::webhook::WebhookEvent;
 use chorus_room_api::{JoinError, JoinRequest, RoomError, valid_room_name};
@@ -207,7 +208,7 @@ impl RoomRegistry {
     }
 
     /// Starts a room driver and a supervisor that unregisters it when it ends, panics included.
-    fn spawn_room(&self, name: &str, max_participants: u32) -> RoomHandle {
+    fn spawn_room(&self, name: &str, max_participants: u32, lobby: bool) -> RoomHandle {
         let inner = &self.inner;
         let (tx, rx) = mpsc::channel(COMMANDS_PER_ROOM);
         let generation = inner.generation.fetch_add(1, Ordering::Relaxed);
@@ -226,6 +227,7 @@ impl RoomRegistry {
                 last_n: inner.config.last_n_default,
                 media_setup_timeout: inner.config.media_setup_timeout,
                 max_tracks_per_participant: inner.config.max_tracks_per_participant,
+                lobby,
             },
             media: inner.media.clone(),
             commands: tx.clone(),
@@ -293,7 +295,7 @@ impl RoomRegistry {
         match self.inner.rooms.entry(req.name.clone()) {
             Entry::Occupied(_) => return Err(RoomError::RoomExists(req.name)),
             Entry::Vacant(v) => {
-                v.insert(self.spawn_room(&req.name, max));
+                v.insert(self.spawn_room(&req.name, max, req.lobby));
             }
         }
         self.room_info(&req.name).await
@@ -320,7 +322,7 @@ impl RoomRegistry {
     }
 
     /// Sends a request to a room and waits for its answer.
-    async fn call<T>(
+    pub(super) async fn call<T>(
         &self,
         room: &str,
         make: impl FnOnce(oneshot::Sender<T>) -> RoomCommand,
@@ -433,7 +435,8 @@ impl RoomRegistry {
                         .rooms
                         .entry(room.to_owned())
                         .or_insert_with(|| {
-                            self.spawn_room(room, self.inner.config.default_max_participants)
+                            let max = self.inner.config.default_max_participants;
+                            self.spawn_room(room, max, false)
                         })
                         .clone()
                 }

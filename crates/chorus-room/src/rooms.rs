@@ -1,7 +1,10 @@
 //! The registry and session handles as `chorus-room-api`'s traits, so that the
 //! HTTP side drives rooms without depending on this crate.
 
-use chorus_protocol::control::{CreateRoomRequest, DrainStatus, MediaStats, RoomInfo};
+use chorus_protocol::control::{
+    CreateInvitationRequest, CreateRoomRequest, DrainStatus, InvitationEnd, InvitationInfo,
+    MediaStats, RoomInfo,
+};
 use chorus_protocol::signal::ClientFrame;
 use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
 
@@ -87,6 +90,34 @@ impl Rooms for RoomRegistry {
                 link: Box::new(session.handle),
             })
         })
+    }
+    fn invite<'a>(
+        &'a self,
+        room: &'a str,
+        req: CreateInvitationRequest,
+    ) -> BoxFuture<'a, Result<InvitationInfo, RoomError>> {
+        Box::pin(RoomRegistry::invite(self, room, req))
+    }
+    fn end_invitation<'a>(
+        &'a self,
+        room: &'a str,
+        invitation_id: &'a str,
+        reason: InvitationEnd,
+    ) -> BoxFuture<'a, Result<(), RoomError>> {
+        Box::pin(RoomRegistry::end_invitation(
+            self,
+            room,
+            invitation_id,
+            reason,
+        ))
+    }
+    fn decide_lobby<'a>(
+        &'a self,
+        room: &'a str,
+        participant: &'a str,
+        admit: bool,
+    ) -> BoxFuture<'a, Result<(), RoomError>> {
+        Box::pin(RoomRegistry::decide_lobby(self, room, participant, admit))
     }
     fn media_stats(&self) -> MediaStats {
         RoomRegistry::media_stats(self)

@@ -38,6 +38,10 @@ pub enum SignalError {
     BadSdp(String),
     #[error("{0}")]
     Transport(String),
+    #[error("you wait in the lobby: no media or roster until admitted (only leave and ping)")]
+    InLobby,
+    #[error("no participant '{0}' waits in the lobby")]
+    NotInLobby(String),
 }
 
 impl SignalError {
@@ -58,6 +62,8 @@ impl SignalError {
             SignalError::NoConnection => "no_connection",
             SignalError::BadSdp(_) => "bad_sdp",
             SignalError::Transport(_) => "transport_error",
+            SignalError::InLobby => "in_lobby",
+            SignalError::NotInLobby(_) => "not_in_lobby",
         }
     }
 

@@ -19,7 +19,7 @@ const MIX: &str = ROOM_AUDIO_TRACK;
 fn saw_state(sim: &Sim, c: ClientId, who: ClientId, state: ParticipantState) -> bool {
     let id = sim.participant_id(who);
     sim.frames(c).iter().any(|m| {
-        matches!(m, ServerMessage::ParticipantState { participant_id, state: s }
+        matches!(m, ServerMessage::ParticipantState { participant_id, state: s, .. }
             if participant_id == id && *s == state)
     })
 }

@@ -30,7 +30,7 @@ async fn vanished_media_is_connection_lost() {
     .await;
     let log = a.log();
     let disconnected = position(log, |e| {
-        matches!(e, ServerMessage::ParticipantState { participant_id, state }
+        matches!(e, ServerMessage::ParticipantState { participant_id, state, .. }
             if *participant_id == dave && *state == ParticipantState::Disconnected)
     });
     let left = position(log, participant_left(&dave, LeaveReason::ConnectionLost));
@@ -50,7 +50,7 @@ async fn vanished_media_is_connection_lost() {
     assert!(
         !contains(
             log,
-            |e| matches!(e, ServerMessage::ParticipantState { participant_id, state }
+            |e| matches!(e, ServerMessage::ParticipantState { participant_id, state, .. }
             if *participant_id == alice && *state != ParticipantState::Connected)
         ),
         "alice's own state changed: {log:#?}"

@@ -70,7 +70,7 @@ async fn longest_pause(p: &Participant, streams: &[&str], span: Duration) -> (Du
 
 fn went_disconnected(log: &[ServerMessage], participant: &str) -> bool {
     contains(log, |e| {
-        matches!(e, ServerMessage::ParticipantState { participant_id, state }
+        matches!(e, ServerMessage::ParticipantState { participant_id, state, .. }
             if participant_id == participant && *state == ParticipantState::Disconnected)
     })
 }
@@ -464,7 +464,7 @@ async fn the_server_restarts_ice_on_a_silent_connection() {
     let mark = c.bob.mark();
     c.bob
         .expect_since(mark, "alice connected again", |e| {
-            matches!(e, ServerMessage::ParticipantState { participant_id, state }
+            matches!(e, ServerMessage::ParticipantState { participant_id, state, .. }
                 if *participant_id == alice && *state == ParticipantState::Connected)
         })
         .await;

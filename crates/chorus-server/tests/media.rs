@@ -47,7 +47,7 @@ async fn two_participants_receive_each_others_tracks() {
     );
     let alice = a.id();
     b.expect("alice connected", |e| {
-        matches!(e, ServerMessage::ParticipantState { participant_id, state }
+        matches!(e, ServerMessage::ParticipantState { participant_id, state, .. }
             if *participant_id == alice && *state == ParticipantState::Connected)
     })
     .await;

@@ -11,6 +11,8 @@ fn sample_path(path: &str) -> String {
     path.replace("{room}", "standup")
         .replace("{identity}", "alice")
         .replace("{track_id}", "TR_1")
+        .replace("{invitation_id}", "IN_1")
+        .replace("{participant}", "PA_1")
 }
 
 #[tokio::test]
@@ -72,7 +74,8 @@ async fn room_errors_come_back_as_json() {
         let app = testing::app(rooms);
         for r in routes().iter().filter(|r| r.path.starts_with("/v1/rooms/")) {
             let body = match r.method {
-                Method::POST => json!({"muted": true}),
+                // Bodies take no unknown field amiss: one fits every POST.
+                Method::POST => json!({"muted": true, "identity": "bob"}),
                 Method::PUT => json!({"grants": {}}),
                 _ => json!(null),
             };
@@ -332,5 +335,40 @@ fn basic_header_parsing() {
         let got = parse_basic(&header);
         let want = want.map(|(k, s)| (k.to_owned(), s.to_owned()));
         assert_eq!(got, want, "{header}");
+    }
+}
+
+/// Invitations and the lobby: the calls reach the rooms with what the path and body say,
+/// and answer 201 with the invitation, 204 for the rest.
+#[tokio::test]
+async fn invitation_and_lobby_routes_answer() {
+    let app = testing::app(FakeRooms::default());
+    let body = json!({"identity": "bob", "timeout_secs": 20});
+    let response = app
+        .clone()
+        .oneshot(request(
+            Method::POST,
+            "/v1/rooms/standup/invitations",
+            Some(body),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body = body_json(response).await;
+    assert_eq!(body["identity"], "bob");
+    assert!(body["invitation_id"].as_str().unwrap().starts_with("IN_"));
+    let cases = [
+        (Method::DELETE, "/v1/rooms/standup/invitations/IN_1"),
+        (Method::POST, "/v1/rooms/standup/invitations/IN_1/decline"),
+        (Method::POST, "/v1/rooms/standup/lobby/PA_1/admit"),
+        (Method::POST, "/v1/rooms/standup/lobby/PA_1/reject"),
+    ];
+    for (method, path) in cases {
+        let response = app
+            .clone()
+            .oneshot(request(method.clone(), path, None))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "{method} {path}");
     }
 }

@@ -70,6 +70,11 @@ pub enum ClientMessage {
     /// first, in this order; replaces the last list (empty unpins everyone). At most
     /// [`MAX_PINS`]; they count within last-N.
     SetPins { participant_ids: Vec<String> },
+    /// Lets a participant waiting in the lobby in (needs `can_admit`).
+    Admit { participant_id: String },
+    /// Turns a participant waiting in the lobby away: it leaves with `lobby_rejected`
+    /// (needs `can_admit`).
+    Reject { participant_id: String },
 }
 
 /// The most `set_last_n` may ask for: every camera a room can have.

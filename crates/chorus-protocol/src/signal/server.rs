@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{IceCandidate, IceServer, PeerTarget};
-use crate::{Grants, LeaveReason, ParticipantInfo, ParticipantState, TrackInfo};
+use crate::{CallState, Grants, LeaveReason, ParticipantInfo, ParticipantState, TrackInfo};
 
 /// Server → client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,9 +57,48 @@ pub enum ServerMessage {
         identity: String,
         reason: LeaveReason,
     },
+    /// A participant's state changed from `previous` to `state`. On leaving, the last
+    /// one says `disconnected` with the `reason` (the same as `participant_left`'s).
     ParticipantState {
         participant_id: String,
+        /// Absent from servers before it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<ParticipantState>,
         state: ParticipantState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<LeaveReason>,
+    },
+    /// To the participant only: its own call's state changed (docs/signaling.md has
+    /// what moves each). `previous` is absent for the first one of a session that
+    /// was not invited; `reason` comes with `disconnecting`.
+    CallState {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<CallState>,
+        state: CallState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<LeaveReason>,
+    },
+    /// Answer to `join` in a room with a lobby, for a participant without `can_admit`:
+    /// it waits, with no media and no roster, until admitted (then `joined` follows, as
+    /// for any join) or rejected (`left` with `lobby_rejected`). Sent again when the
+    /// number of participants in the room changes.
+    Lobby {
+        room: String,
+        participant_id: String,
+        /// Participants in the room (admitted ones; not those waiting).
+        num_participants: u32,
+    },
+    /// To participants with `can_admit`: someone waits in the lobby (one frame each,
+    /// those already waiting right after `joined`).
+    LobbyWaiting {
+        participant_id: String,
+        identity: String,
+        name: String,
+    },
+    /// To participants with `can_admit`: someone no longer waits in the lobby.
+    LobbyLeft {
+        participant_id: String,
+        outcome: LobbyOutcome,
     },
     /// A track of another participant (or the client's own, echoed) was published.
     TrackPublished {
@@ -141,6 +180,16 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<String>,
     },
+}
+
+/// How a wait in the lobby ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LobbyOutcome {
+    Admitted,
+    Rejected,
+    /// It left (or its connection did) before anyone decided.
+    Left,
 }
 
 /// Why a video is paused for a subscriber.

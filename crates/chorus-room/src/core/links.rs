@@ -215,16 +215,10 @@ impl RoomCore {
         // Up once: liveness (`connection_lost`) looks after it from now on, across ICE
         // restarts and silences.
         self.setup.cancel(key);
-        if self.participants.set_state(key, state).is_none() {
+        // Held, it stays held while its links come up (it unholds itself).
+        if p.state == ParticipantState::OnHold && state == ParticipantState::Connected {
             return;
         }
-        let participant_id = self.participants.get(key).expect("set").id.to_string();
-        self.send(
-            Recipients::All,
-            ServerMessage::ParticipantState {
-                participant_id,
-                state,
-            },
-        );
+        self.set_participant_state(key, state);
     }
 }

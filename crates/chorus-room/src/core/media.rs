@@ -43,6 +43,7 @@ impl RoomCore {
         self.tick_mixer(now);
         self.poll_speakers(now);
         self.reap_media_timeouts(now);
+        self.reap_invitations(now);
         while let Some(conn) = self.conns.pop_due(now) {
             if let Some(peer) = self.conns.get_mut(conn) {
                 peer.handle_timeout(now);

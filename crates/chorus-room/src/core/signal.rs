@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
-use chorus_protocol::LeaveReason;
 use chorus_protocol::signal::{ClientFrame, ClientMessage, PeerTarget, ServerMessage};
+use chorus_protocol::{LeaveReason, ParticipantState};
 
 use super::{RoomCore, draw_credentials};
 use crate::io::{ParticipantKey, Recipients};
@@ -20,7 +20,16 @@ impl RoomCore {
             return;
         }
         let ClientFrame { request_id, msg } = frame;
-        if let Err(e) = self.dispatch(key, msg, now) {
+        let waiting = self
+            .participants
+            .get(key)
+            .is_some_and(|p| p.state == ParticipantState::InLobby);
+        let result = if waiting {
+            self.dispatch_waiting(key, msg, now)
+        } else {
+            self.dispatch(key, msg, now)
+        };
+        if let Err(e) = result {
             self.send(
                 Recipients::One(key),
                 ServerMessage::Error {
@@ -29,6 +38,20 @@ impl RoomCore {
                     request_id,
                 },
             );
+        }
+    }
+
+    /// One waiting in the lobby may only leave or ping until it is admitted.
+    fn dispatch_waiting(
+        &mut self,
+        key: ParticipantKey,
+        msg: ClientMessage,
+        now: Instant,
+    ) -> Result<(), SignalError> {
+        match msg {
+            ClientMessage::Join {} => Err(SignalError::AlreadyJoined),
+            ClientMessage::Leave {} | ClientMessage::Ping { .. } => self.dispatch(key, msg, now),
+            _ => Err(SignalError::InLobby),
         }
     }
 
@@ -99,6 +122,12 @@ impl RoomCore {
             }
             ClientMessage::SetLastN { last_n } => self.set_last_n(key, last_n),
             ClientMessage::SetPins { participant_ids } => self.set_pins(key, &participant_ids),
+            ClientMessage::Admit { participant_id } => {
+                self.lobby_request(key, &participant_id, true, now)
+            }
+            ClientMessage::Reject { participant_id } => {
+                self.lobby_request(key, &participant_id, false, now)
+            }
         }
     }
 

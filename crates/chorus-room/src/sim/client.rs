@@ -183,6 +183,8 @@ pub(super) struct SimClient {
     pub offline: bool,
     /// The server closed its session.
     pub departed: bool,
+    /// Waits in the lobby: frames to the room skip it.
+    pub waiting: bool,
     pub up: Loss,
     pub down: Loss,
 }
@@ -212,6 +214,7 @@ impl SimClient {
             plis: Vec::new(),
             offline: false,
             departed: false,
+            waiting: false,
             up: Loss::new(seed, index, Dir::Up),
             down: Loss::new(seed, index, Dir::Down),
         }

@@ -67,7 +67,7 @@ pub use stream::{TALK_DBOV, VIDEO_FPS};
 
 use crate::core::{CoreParams, RoomCore};
 use crate::driver::apply_route;
-use crate::io::{Command, Input, Output, Reply};
+use crate::io::{Command, Input, Output, Recipients, Reply};
 use crate::skips::Skips;
 use chorus_room_api::JoinRequest;
 use client::SimClient;
@@ -126,6 +126,7 @@ impl Sim {
             last_n: crate::lastn::DEFAULT_LAST_N,
             media_setup_timeout: crate::RoomConfig::default().media_setup_timeout,
             max_tracks_per_participant: crate::RoomConfig::default().max_tracks_per_participant,
+            lobby: false,
         };
         change(&mut params);
         Self {
@@ -383,8 +384,10 @@ impl Sim {
                 pc.receive(data, self.now);
             }
             Output::ToClient { to, msg } => {
+                let broadcast = !matches!(to, Recipients::One(_));
                 for client in &mut self.clients {
-                    if !client.departed && to.includes(client.key) {
+                    if !client.departed && to.includes(client.key) && !(broadcast && client.waiting)
+                    {
                         client.on_frame(msg.clone(), self.now);
                     }
                 }
@@ -398,6 +401,14 @@ impl Sim {
                 apply_route(&self.demux, change, &self.inbox.0, &self.control.0)
             }
             Output::Event(event) => self.events.push(event),
+            Output::Lobby {
+                participant,
+                waiting,
+            } => {
+                if let Some(client) = self.clients.iter_mut().find(|c| c.key == participant) {
+                    client.waiting = waiting;
+                }
+            }
         }
     }
 
