@@ -12,6 +12,7 @@
 
 mod audio;
 mod bandwidth;
+mod data;
 mod last_n;
 mod layers_needed;
 mod links;
@@ -75,6 +76,8 @@ pub struct CoreParams {
     pub media_setup_timeout: Duration,
     /// Tracks one participant may publish (announced or bound) at once.
     pub max_tracks_per_participant: u32,
+    /// What one participant may send as data messages.
+    pub data: crate::data::DataLimits,
 }
 
 pub struct RoomCore {
@@ -133,6 +136,8 @@ pub struct RoomCore {
     setup: Timers<ParticipantKey>,
     setup_timeout: Duration,
     max_tracks: u32,
+    /// Data messages: each sender's allowance, and the counts.
+    data: data::DataRoom,
 }
 
 /// Runs the shards' jobs through `run`; what they found. Takes only the connections
@@ -207,6 +212,7 @@ impl RoomCore {
             setup: Timers::default(),
             setup_timeout: params.media_setup_timeout,
             max_tracks: params.max_tracks_per_participant,
+            data: data::DataRoom::new(params.data),
         }
     }
 
@@ -441,6 +447,8 @@ impl RoomCore {
             srtp_profiles: self.srtp_profiles.clone(),
             feedback: self.feedback,
             mix_frames: self.mix_frames,
+            data_received: self.data.received,
+            data_delivered: self.data.delivered,
         }
     }
 
@@ -506,6 +514,7 @@ impl RoomCore {
             return;
         };
         self.setup.cancel(key);
+        self.data.left(key);
         for conn in [p.publisher, p.subscriber].into_iter().flatten() {
             self.close_conn(conn, now);
         }

@@ -125,6 +125,7 @@ impl Sim {
             last_n: crate::lastn::DEFAULT_LAST_N,
             media_setup_timeout: crate::RoomConfig::default().media_setup_timeout,
             max_tracks_per_participant: crate::RoomConfig::default().max_tracks_per_participant,
+            data: crate::data::DataLimits::default(),
         };
         change(&mut params);
         Self {
