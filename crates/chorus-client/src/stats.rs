@@ -26,6 +26,8 @@ pub struct ClientStats {
     pub outbound: HashMap<String, OutboundTrackStats>,
     /// Server events dropped because nobody read them (the queue is bounded).
     pub events_dropped: u64,
+    /// Data messages delivered that the handle's queue had no room for.
+    pub data_dropped: u64,
     /// Offers or answers from the server that the WebRTC core rejected.
     pub negotiation_failures: u64,
 }

@@ -126,7 +126,10 @@ impl RoomCore {
         match self.data.of(owner).0.allow(data.len(), now) {
             Ok(()) => {}
             Err(RateRefusal::TooLarge) => {
-                let why = format!("a data message is at most {max} bytes; this one was {}", data.len());
+                let why = format!(
+                    "a data message is at most {max} bytes; this one was {}",
+                    data.len()
+                );
                 return Err((Refusal::TooLarge, why));
             }
             Err(RateRefusal::Messages | RateRefusal::Bytes) => {
@@ -165,7 +168,10 @@ impl RoomCore {
             .filter(|(_, p)| {
                 !private
                     || sent.to.contains(&p.identity)
-                    || sent.to_participants.iter().any(|id| *id == p.id.to_string())
+                    || sent
+                        .to_participants
+                        .iter()
+                        .any(|id| *id == p.id.to_string())
             })
             .map(|(k, p)| (k, p.publisher))
             .collect();

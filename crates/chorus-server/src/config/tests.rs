@@ -366,14 +366,18 @@ fn zero_ice_timeouts_are_refused() {
         ("max_tracks_per_participant", |c| {
             c.rooms.max_tracks_per_participant = 0
         }),
-        ("data_max_message_bytes", |c| c.rooms.data_max_message_bytes = 0),
+        ("data_max_message_bytes", |c| {
+            c.rooms.data_max_message_bytes = 0
+        }),
         ("data_max_message_bytes", |c| {
             c.rooms.data_max_message_bytes = 61441
         }),
         ("data_messages_per_second", |c| {
             c.rooms.data_messages_per_second = 0
         }),
-        ("data_bytes_per_second", |c| c.rooms.data_bytes_per_second = 100),
+        ("data_bytes_per_second", |c| {
+            c.rooms.data_bytes_per_second = 100
+        }),
     ];
     Config::default().validate().unwrap();
     for (name, set) in cases {

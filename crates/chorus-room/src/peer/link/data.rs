@@ -87,9 +87,7 @@ impl Channels {
         match conn.send_data(id, false, text, now) {
             Ok(()) => Ok(()),
             Err(DataError::BufferFull { .. }) => Err(DataDrop::ReceiverFull),
-            Err(DataError::UnknownChannel(_) | DataError::NotConnected) => {
-                Err(DataDrop::NoChannel)
-            }
+            Err(DataError::UnknownChannel(_) | DataError::NotConnected) => Err(DataDrop::NoChannel),
             Err(_) => Err(DataDrop::WriteFailed),
         }
     }
