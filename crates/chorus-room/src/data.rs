@@ -151,7 +151,8 @@ mod tests {
                     (0, 1000, Ok(())),
                     (0, 1, Err(RateRefusal::Bytes)),
                     (250, 500, Ok(())),
-                    (250, 1, Err(RateRefusal::Bytes)),
+                    (500, 600, Err(RateRefusal::Bytes)),
+                    (500, 500, Ok(())),
                 ],
             ),
             (
