@@ -303,6 +303,7 @@ impl Engine {
         self.publisher.handle_timeout(now);
         self.subscriber.handle_timeout(now);
         self.send_media(now);
+        self.send_synthetic_data(now);
         while let Some(output) = self.publisher.poll_output() {
             self.on_output(PeerTarget::Publisher, now, output);
         }
@@ -327,6 +328,7 @@ impl Engine {
             self.publisher.poll_timeout(),
             self.subscriber.poll_timeout(),
             media,
+            self.data_timeout(),
         ]
         .into_iter()
         .flatten()

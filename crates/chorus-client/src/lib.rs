@@ -36,7 +36,7 @@ pub use client::{Client, ClientConfig, connect};
 pub use engine::{DataReceived, Engine, NegotiationOutcome};
 pub use error::ClientError;
 pub use keyframe::KeyframeRequestForm;
-pub use profile::{Keepalive, MediaProfile, VideoCodec};
+pub use profile::{Keepalive, MediaProfile, SyntheticData, VideoCodec};
 pub use raw::StatsHandle;
 pub use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 pub use session::PathChange;

@@ -3,7 +3,7 @@
 //! server delivers on them.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use chorus_protocol::data::{DataDelivery, DataMode};
@@ -27,6 +27,9 @@ pub(super) struct DataChannels {
     channels: Option<[RTCDataChannelId; 2]>,
     open: Vec<RTCDataChannelId>,
     received: VecDeque<DataReceived>,
+    /// The synthetic messages' next number and when it is due.
+    next_seq: u64,
+    next_at: Option<Instant>,
 }
 
 impl DataChannels {
@@ -90,8 +93,44 @@ impl Engine {
             })
             .ok_or_else(|| ClientError::Protocol("the data channels are not open".to_owned()))?;
         self.publisher.send_text(now, id, text)?;
+        self.stats.lock().data_sent += 1;
         self.drive(now);
         Ok(())
+    }
+
+    /// Sends the synthetic messages due by `now` (`MediaProfile::synthetic_data`).
+    pub(super) fn send_synthetic_data(&mut self, now: Instant) {
+        let Some(synthetic) = self.profile.synthetic_data.filter(|s| s.per_second > 0) else {
+            return;
+        };
+        if !self.data_open() {
+            return;
+        }
+        let every = Duration::from_secs_f64(1.0 / f64::from(synthetic.per_second));
+        let mut due = *self.data.next_at.get_or_insert(now);
+        while due <= now {
+            let seq = self.data.next_seq;
+            self.data.next_seq += 1;
+            let text = format!(r#"{{"data":{{"seq":{seq}}}}}"#);
+            let id = self
+                .data
+                .channels
+                .map(|[reliable, lossy]| match synthetic.mode {
+                    DataMode::Reliable => reliable,
+                    DataMode::Lossy => lossy,
+                });
+            match id.map(|id| self.publisher.send_text(now, id, text)) {
+                Some(Ok(())) => self.stats.lock().data_sent += 1,
+                other => warn!(?other, "synthetic data message not sent"),
+            }
+            due += every;
+        }
+        self.data.next_at = Some(due);
+    }
+
+    /// When the next synthetic message is due.
+    pub(super) fn data_timeout(&self) -> Option<Instant> {
+        self.data.next_at.filter(|_| self.data_open())
     }
 
     /// The next message the server delivered.
@@ -112,10 +151,14 @@ impl Engine {
             false => Err("a binary message".to_owned()),
         };
         match parsed {
-            Ok(delivery) => self
-                .data
-                .received
-                .push_back(DataReceived { mode, delivery }),
+            Ok(delivery) => {
+                self.stats.lock().data_received += 1;
+                if self.profile.synthetic_data.is_none() {
+                    self.data
+                        .received
+                        .push_back(DataReceived { mode, delivery });
+                }
+            }
             Err(err) => warn!(%err, "data message not understood"),
         }
     }
