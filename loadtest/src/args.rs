@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use chorus_client::{AudioContent, MediaProfile, TalkPattern, VideoCodec};
+use chorus_client::{AudioContent, DataMode, MediaProfile, SyntheticData, TalkPattern, VideoCodec};
 
 /// Video payload format of the cameras (`--codec`).
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +146,15 @@ pub struct Args {
     /// no layer, so the server forwards each the highest arriving. Chorus only.
     #[arg(long)]
     pub simulcast: bool,
+    /// Every participant opens the data channels and sends this many data messages a
+    /// second to the room (reliable ones; unreliable with `--data-lossy`); the report
+    /// counts those sent, delivered and lost in the window. The server refuses more than
+    /// `rooms.data_messages_per_second` (50 by default). Chorus only.
+    #[arg(long, default_value_t = 0)]
+    pub data_rate: u32,
+    /// With `--data-rate`: on the unreliable channel (`_lossy`).
+    #[arg(long)]
+    pub data_lossy: bool,
     /// Write a chart of the run (SVG) to this file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
@@ -250,6 +259,14 @@ impl Args {
             simulcast: self.simulcast,
             audio: AudioContent::Talk(pattern),
             decode_audio: self.decode_audio,
+            synthetic_data: (self.data_rate > 0).then_some(SyntheticData {
+                per_second: self.data_rate,
+                mode: if self.data_lossy {
+                    DataMode::Lossy
+                } else {
+                    DataMode::Reliable
+                },
+            }),
             ..MediaProfile::default()
         }
     }

@@ -133,6 +133,13 @@ pub struct Report {
     pub audio_frames_decoded: u64,
     pub audio_frames_loud: u64,
     pub audio_decode_errors: u64,
+    /// With `--data-rate`: data messages sent in the window, the copies that should have
+    /// reached the others (each to every other member), those delivered, and the
+    /// difference (messages still in flight when the window closed count as lost).
+    pub data_sent: u64,
+    pub data_expected: u64,
+    pub data_delivered: u64,
+    pub data_lost: u64,
     /// About once a second over the whole run.
     pub timeline: Vec<measure::TimelinePoint>,
     /// Start of the window on the timeline's clock (seconds since the run started).
@@ -268,6 +275,13 @@ impl std::fmt::Display for Report {
             self.video_codec
         )?;
         write!(f, "\ntalkers              {}", self.talkers)?;
+        if self.data_sent > 0 {
+            write!(
+                f,
+                "\ndata messages        {} sent, {} of {} copies delivered, {} lost",
+                self.data_sent, self.data_delivered, self.data_expected, self.data_lost
+            )?;
+        }
         if self.audio_frames_decoded + self.audio_decode_errors > 0 {
             write!(
                 f,

@@ -66,11 +66,13 @@ pub(crate) async fn token(
 }
 
 async fn join_one(ctx: Arc<Ctx>, index: usize, role: Role) -> Result<JoinOutcome> {
-    let grants = if role.mic || role.camera {
+    let mut grants = if role.mic || role.camera {
         Grants::default()
     } else {
         Grants::subscribe_only()
     };
+    let data = ctx.media.synthetic_data.is_some();
+    grants.can_publish_data |= data;
     let token = token(&ctx, &ctx.room, &format!("p{index:03}"), &grants)
         .await
         .context("token")?;
@@ -98,6 +100,9 @@ async fn join_one(ctx: Arc<Ctx>, index: usize, role: Role) -> Result<JoinOutcome
             Ok(track) => tracks.push(track.track_id),
             Err(err) => publish_error = Some(format!("publish {source:?}: {err}")),
         }
+    }
+    if data && let Err(err) = client.open_data().await {
+        publish_error = Some(format!("data channels: {err}"));
     }
     Ok(JoinOutcome {
         member: Member {
@@ -165,6 +170,9 @@ pub async fn run(args: &Args) -> Result<Report> {
         if !(0.0 <= args.stay_min && args.stay_min <= args.stay_max) {
             anyhow::bail!("--stay-min must be from 0 to --stay-max");
         }
+    }
+    if args.data_rate > 0 && args.target != Target::Chorus {
+        anyhow::bail!("--data-rate: against Chorus only");
     }
     if args.simulcast && args.target != Target::Chorus {
         anyhow::bail!("--simulcast: against Chorus only (the Janus adapter does not offer it)");
@@ -384,6 +392,15 @@ async fn run_phases(
     let inbound =
         |s: &ClientStats, t: &str| s.inbound.get(t).map_or((0, 0), |i| (i.packets, i.bytes));
     let outbound = |s: &ClientStats, t: &str| s.outbound.get(t).map_or(0, |o| o.packets);
+    // Data messages: each one sent should reach every other member.
+    let others = s1.stats.len().saturating_sub(1) as u64;
+    for (a, b) in s0.stats.iter().zip(&s1.stats) {
+        let sent = b.data_sent.saturating_sub(a.data_sent);
+        report.data_sent += sent;
+        report.data_expected += sent * others;
+        report.data_delivered += b.data_received.saturating_sub(a.data_received);
+    }
+    report.data_lost = report.data_expected.saturating_sub(report.data_delivered);
     for (a, b) in s0.stats.iter().zip(&s1.stats) {
         for (track, now) in &b.inbound {
             let (p, by) = inbound(a, track);

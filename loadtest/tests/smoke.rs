@@ -29,6 +29,8 @@ async fn meeting_smoke_run_everyone_receives_everyone() {
     // Everyone talks nearly all the time, and listens to what the server mixed.
     args.talk_pattern = TalkArg::Monologue;
     args.decode_audio = true;
+    // And each sends 10 reliable data messages a second to the others.
+    args.data_rate = 10;
     let plot = std::env::temp_dir().join(format!("chorus-smoke-{}.svg", std::process::id()));
     args.plot = Some(plot.clone());
     let report = run(&args).await.expect("the harness runs to the end");
@@ -96,6 +98,18 @@ async fn meeting_smoke_run_everyone_receives_everyone() {
     assert!(report.video_latency.count > 100, "{report}");
     assert!(report.video_latency.p50_ms < 500.0, "{report}");
     assert!(report.video_latency.max_ms >= report.video_latency.p99_ms);
+    // 3 × 10 data messages a second over 2 s, each to the two others: delivered, but
+    // for those in flight when the window closed.
+    assert!(report.data_sent >= 40, "{report}");
+    assert_eq!(report.data_expected, 2 * report.data_sent);
+    assert!(
+        report.data_delivered <= report.data_expected + 6,
+        "{report}"
+    );
+    assert!(
+        report.data_delivered * 10 >= report.data_expected * 8,
+        "{report}"
+    );
     let histogram: u64 = report.latency_histogram.iter().map(|b| b.count).sum();
     assert_eq!(histogram, report.video_latency.count as u64);
     // A point about every second, through the window.

@@ -273,6 +273,18 @@ impl Collector for RoomsCollector {
             "Packets sent again to subscribers that NACKed them",
             f.resent,
         )?;
+        counter(
+            &mut e,
+            "data_messages_received",
+            "Data messages participants sent that rooms took (refusals: packets_skipped, data_*)",
+            f.data_received,
+        )?;
+        counter(
+            &mut e,
+            "data_messages_delivered",
+            "Copies of data messages sent to receivers",
+            f.data_delivered,
+        )?;
         let skipped = f
             .skipped
             .iter()

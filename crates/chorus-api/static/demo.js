@@ -17,6 +17,10 @@
 // silence / black frames, no renegotiation) and tells the server `mute{track_id}` so
 // the others see the state. Camera off works the same way.
 //
+// Chat: two data channels on the publisher connection, `_reliable` (the chat) and
+// `_lossy` (unused here), carrying JSON: {data, topic, to?} out, {from, topic, data}
+// in, the sender stamped by the server (docs/signaling.md, "Data messages").
+//
 // State for tests and debugging lives on `window.chorus`.
 'use strict';
 
@@ -117,6 +121,8 @@
     pausedVideos: new Map(),
     /** The screen we share: { track, stream } while sharing. */
     screen: null,
+    /** Chat lines, oldest first: { from: identity, participantId, text, private, self, at }. */
+    chat: [],
   };
   window.chorus = chorus;
 
@@ -317,10 +323,43 @@
   function createPcs(s, iceServers) {
     s.pubPc = chorus.pubPc = newPc(s, 'publisher', iceServers);
     s.subPc = chorus.subPc = newPc(s, 'subscriber', iceServers);
+    // The data channels go into the first publisher offer (made even with nothing to publish).
+    s.chat = s.pubPc.createDataChannel('_reliable');
+    s.lossy = s.pubPc.createDataChannel('_lossy', { ordered: false, maxRetransmits: 0 });
+    s.chat.onopen = () => { if (s === session) { chorus.chatOpen = true; render(); } };
+    s.chat.onclose = () => { if (s === session) { chorus.chatOpen = false; render(); } };
+    s.chat.onmessage = (e) => { if (s === session) onChatMessage(e.data); };
     s.subPc.ontrack = (e) => {
       if (e.streams && e.streams[0] && e.transceiver && e.transceiver.mid) s.midStream.set(e.transceiver.mid, e.streams[0].id);
     };
   }
+
+  function onChatMessage(text) {
+    let m;
+    try { m = JSON.parse(text); } catch (e) { log('unreadable data message'); return; }
+    if (!m || !m.from || m.topic !== 'chat' || !m.data || typeof m.data.text !== 'string') return;
+    chorus.chat.push({
+      from: m.from.identity, participantId: m.from.participant_id, text: m.data.text,
+      private: !!m.private, self: false, at: Math.round(performance.now()),
+    });
+    render();
+  }
+
+  /** Sends a chat line to the room (or to `toIdentities`); false if the chat is not open. */
+  function sendChat(text, toIdentities) {
+    const s = session;
+    if (!s || !s.chat || s.chat.readyState !== 'open' || !text) return false;
+    const msg = { topic: 'chat', data: { text } };
+    if (toIdentities && toIdentities.length) msg.to = toIdentities;
+    s.chat.send(JSON.stringify(msg));
+    chorus.chat.push({
+      from: chorus.identity, participantId: chorus.participantId, text,
+      private: !!msg.to, self: true, at: Math.round(performance.now()),
+    });
+    render();
+    return true;
+  }
+  chorus.sendChat = sendChat;
 
   function onJoined(s, m) {
     if (!s.pubPc) createPcs(s, m.ice_servers || []);
@@ -905,7 +944,7 @@
     Object.assign(chorus, {
       state: 'joining', room, participantId: null, identity: null, self: null,
       leftReason: null, closeCode: null, localTracks: {}, events: [], errors: [],
-      mediaUnreachable: {}, iceRestarts: [], screen: null,
+      mediaUnreachable: {}, iceRestarts: [], screen: null, chat: [], chatOpen: false,
     });
     chorus.pausedVideos.clear();
     chorus.roster.clear();
@@ -974,8 +1013,9 @@
         }
       }
       if (toPublish.length === 0) log('nothing to publish (no devices or no permission)');
-      // A failed negotiation is reported by enqueue(); stay in the room to receive.
-      if (Object.keys(chorus.localTracks).length) await negotiatePublisher(s).catch(() => {});
+      // A failed negotiation is reported by enqueue(); stay in the room to receive. The
+      // offer carries the chat's data channels even when there is nothing to publish.
+      await negotiatePublisher(s).catch(() => {});
       render();
     } catch (e) {
       if (s === session) {
@@ -1199,6 +1239,23 @@
     el.classList.toggle('off', !track || track.muted);
   }
 
+  function renderChat() {
+    $('chat-send').disabled = !chorus.chatOpen;
+    const list = $('chat-log');
+    if (list.children.length > chorus.chat.length) list.textContent = ''; // a new session
+    // Lines are only ever added: append what is new.
+    for (const line of chorus.chat.slice(list.children.length)) {
+      const li = document.createElement('li');
+      if (line.private) li.classList.add('private');
+      const who = document.createElement('b');
+      const p = chorus.roster.get(line.participantId);
+      who.textContent = line.self ? 'you' : (p && p.name) || line.from;
+      li.append(who, `: ${line.text}`);
+      list.append(li);
+      list.scrollTop = list.scrollHeight;
+    }
+  }
+
   function renderNow() {
     const inCall = !!session && chorus.state !== 'joining' && !chorus.lobby;
     $('call').classList.toggle('shown', inCall || chorus.state === 'leaving');
@@ -1219,6 +1276,7 @@
     camBtn.textContent = cam && cam.muted ? 'Camera on' : 'Camera off';
     camBtn.setAttribute('aria-pressed', String(!!(cam && cam.muted)));
     $('leave').disabled = !session || session.leaving;
+    renderChat();
     const shareBtn = $('share');
     shareBtn.disabled = !session || !session.joined || !navigator.mediaDevices || !navigator.mediaDevices.getDisplayMedia;
     shareBtn.textContent = chorus.screen ? 'Stop sharing' : 'Share screen';
@@ -1519,6 +1577,11 @@
     if (lt) setMuted('camera', !lt.muted);
   });
   $('leave').addEventListener('click', () => leave());
+  $('chat-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const input = $('chat-input');
+    if (sendChat(input.value.trim())) input.value = '';
+  });
   $('share').addEventListener('click', () => toggleScreen());
   window.addEventListener('pagehide', () => {
     if (session) send({ type: 'leave' });

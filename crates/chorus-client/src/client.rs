@@ -9,7 +9,7 @@ use chorus_protocol::{LeaveReason, ParticipantInfo, TrackInfo, TrackSource};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
 
-use crate::engine::Engine;
+use crate::engine::{DataReceived, Engine};
 use crate::error::ClientError;
 use crate::keyframe::KeyframeRequestForm;
 use crate::profile::MediaProfile;
@@ -17,12 +17,14 @@ use crate::session::{Command, End, PathChange, Session};
 use crate::signaling::{CLOSE_TIMEOUT, Joined, join};
 use crate::stats::{ClientStats, SharedStats};
 use crate::talk::AudioContent;
+use chorus_protocol::data::{DataMode, DataSend};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 const COMMAND_QUEUE: usize = 64;
 const EVENT_QUEUE: usize = 1024;
+const DATA_QUEUE: usize = 4096;
 
 /// Where and as whom to connect.
 #[derive(Debug, Clone)]
@@ -64,6 +66,7 @@ pub struct Client {
     commands: mpsc::Sender<Command>,
     end: oneshot::Sender<End>,
     events: mpsc::Receiver<ServerMessage>,
+    data: mpsc::Receiver<DataReceived>,
     stats: SharedStats,
 }
 
@@ -89,8 +92,17 @@ pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (end, end_rx) = oneshot::channel();
     let (event_tx, events) = mpsc::channel(EVENT_QUEUE);
+    let (data_tx, data) = mpsc::channel(DATA_QUEUE);
     let stats = engine.shared_stats();
-    let session = Session::new(ws, engine, command_rx, end_rx, event_tx, stats.clone());
+    let session = Session::new(
+        ws,
+        engine,
+        command_rx,
+        end_rx,
+        event_tx,
+        data_tx,
+        stats.clone(),
+    );
     tokio::spawn(session.run(early));
     Ok(Client {
         room,
@@ -99,6 +111,7 @@ pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
         commands,
         end,
         events,
+        data,
         stats,
     })
 }
@@ -281,6 +294,49 @@ impl Client {
             "path change",
         )
         .await
+    }
+
+    /// Opens the data channels (`_reliable`, `_lossy`) on the publisher connection and
+    /// waits until both are open: then [`Client::send_data`] works and messages of
+    /// others arrive ([`Client::next_data`]).
+    pub async fn open_data(&self) -> Result<(), ClientError> {
+        self.request(
+            |reply| Command::OpenData { reply },
+            PUBLISH_TIMEOUT,
+            "data channels open",
+        )
+        .await
+    }
+
+    /// Sends a data message: to the room, or to those `message` names.
+    pub async fn send_data(&self, mode: DataMode, message: &DataSend) -> Result<(), ClientError> {
+        let text =
+            serde_json::to_string(message).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.send_data_text(mode, text).await
+    }
+
+    /// Sends `text` on the data channel of `mode` as it is (to see what the server does
+    /// with any message).
+    pub async fn send_data_text(&self, mode: DataMode, text: String) -> Result<(), ClientError> {
+        self.request(
+            |reply| Command::SendData { mode, text, reply },
+            PUBLISH_TIMEOUT,
+            "data sent",
+        )
+        .await
+    }
+
+    /// The next data message delivered to us, in order of arrival.
+    pub async fn next_data(&mut self, limit: Duration) -> Result<DataReceived, ClientError> {
+        timeout(limit, self.data.recv())
+            .await
+            .map_err(|_| ClientError::Timeout("data message"))?
+            .ok_or(ClientError::Closed)
+    }
+
+    /// The data messages delivered and waiting, without waiting for more.
+    pub fn take_data(&mut self) -> Vec<DataReceived> {
+        std::iter::from_fn(|| self.data.try_recv().ok()).collect()
     }
 
     /// Sends `leave` and waits for `left`.

@@ -12,6 +12,7 @@
 //! in `publish`, with the server's tracks in `subscribe`; both add methods to
 //! [`Engine`] and import from here, nothing here imports from them.
 
+mod data;
 mod outgoing;
 mod publish;
 mod subscribe;
@@ -31,6 +32,7 @@ use crate::error::ClientError;
 use crate::peer::{Peer, PeerOutput};
 use crate::profile::MediaProfile;
 use crate::stats::{ClientStats, PeerStats, SharedStats};
+pub use data::DataReceived;
 use outgoing::Outgoing;
 
 /// Longest sleep of [`Engine::step`] when nothing is scheduled.
@@ -99,6 +101,7 @@ pub struct Engine {
     signals: VecDeque<ClientMessage>,
     negotiated: VecDeque<NegotiationOutcome>,
     stats: SharedStats,
+    data: data::DataChannels,
 }
 
 impl Engine {
@@ -115,6 +118,7 @@ impl Engine {
             signals: VecDeque::new(),
             negotiated: VecDeque::new(),
             stats: SharedStats::default(),
+            data: data::DataChannels::default(),
         })
     }
 
@@ -299,6 +303,7 @@ impl Engine {
         self.publisher.handle_timeout(now);
         self.subscriber.handle_timeout(now);
         self.send_media(now);
+        self.send_synthetic_data(now);
         while let Some(output) = self.publisher.poll_output() {
             self.on_output(PeerTarget::Publisher, now, output);
         }
@@ -323,6 +328,7 @@ impl Engine {
             self.publisher.poll_timeout(),
             self.subscriber.poll_timeout(),
             media,
+            self.data_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -368,6 +374,12 @@ impl Engine {
                 received_at,
             } => self.on_rtp(received_at, track_id, packet),
             PeerOutput::Rtcp(packets) => self.on_rtcp(target, &packets),
+            PeerOutput::DataOpen(id) => self.on_data_open(id),
+            PeerOutput::Data {
+                channel,
+                text,
+                data,
+            } => self.on_data(channel, text, data),
         }
     }
 }

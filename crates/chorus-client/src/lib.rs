@@ -29,13 +29,14 @@ mod stats;
 pub mod talk;
 mod vp8;
 
+pub use chorus_protocol::data::{DataDelivery, DataMode, DataSend, DataSender};
 pub use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage, VideoQuality};
 pub use chorus_protocol::{LeaveReason, MediaKind, TrackInfo, TrackSource};
 pub use client::{Client, ClientConfig, connect};
-pub use engine::{Engine, NegotiationOutcome};
+pub use engine::{DataReceived, Engine, NegotiationOutcome};
 pub use error::ClientError;
 pub use keyframe::KeyframeRequestForm;
-pub use profile::{Keepalive, MediaProfile, VideoCodec};
+pub use profile::{Keepalive, MediaProfile, SyntheticData, VideoCodec};
 pub use raw::StatsHandle;
 pub use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 pub use session::PathChange;

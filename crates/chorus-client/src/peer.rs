@@ -11,12 +11,13 @@ use bytes::BytesMut;
 use chorus_protocol::signal::{IceCandidate, PeerTarget};
 use chorus_protocol::{MediaKind, TrackSource};
 use chorus_rtc_profile::AUDIO_LEVEL_URI;
+use rtc::data_channel::{RTCDataChannelId, RTCDataChannelInit};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
 };
-use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::{RTCIceGatheringState, RTCPeerConnectionState};
@@ -65,6 +66,14 @@ pub(crate) enum PeerOutput {
         received_at: Instant,
     },
     Rtcp(Vec<Box<dyn rtcp::Packet>>),
+    /// A data channel of ours opened (the server acknowledged it).
+    DataOpen(RTCDataChannelId),
+    /// A message on a data channel: text or binary.
+    Data {
+        channel: RTCDataChannelId,
+        text: bool,
+        data: BytesMut,
+    },
 }
 
 pub(crate) struct Peer {
@@ -388,6 +397,13 @@ impl Peer {
                     });
                 }
                 RTCMessage::RtcpPacket(_, packets) => return Some(PeerOutput::Rtcp(packets)),
+                RTCMessage::DataChannelMessage(channel, message) => {
+                    return Some(PeerOutput::Data {
+                        channel,
+                        text: message.is_string,
+                        data: message.data,
+                    });
+                }
                 _ => {}
             }
         }
@@ -427,8 +443,34 @@ impl Peer {
                     kind,
                 })
             }
+            RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(id)) => {
+                Some(PeerOutput::DataOpen(id))
+            }
             _ => None,
         }
+    }
+
+    /// Creates a data channel (negotiated with the next offer).
+    pub(crate) fn create_data_channel(
+        &mut self,
+        label: &str,
+        init: RTCDataChannelInit,
+    ) -> Result<RTCDataChannelId, ClientError> {
+        Ok(self.pc.create_data_channel(label, Some(init))?.id())
+    }
+
+    /// Sends one text message on an open data channel.
+    pub(crate) fn send_text(
+        &mut self,
+        now: Instant,
+        channel: RTCDataChannelId,
+        text: String,
+    ) -> Result<(), ClientError> {
+        let mut dc = self
+            .pc
+            .data_channel(channel)
+            .ok_or_else(|| ClientError::Protocol("no such data channel".to_owned()))?;
+        Ok(dc.send_text(now, text)?)
     }
 
     /// Sends everything the connection wants to send. A full socket buffer drops the

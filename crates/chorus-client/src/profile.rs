@@ -51,6 +51,18 @@ pub struct MediaProfile {
     /// and the server the DTLS server. Off, rtc answers an ICE-lite offerer with
     /// `a=setup:passive` and the server is the DTLS client on both connections.
     pub answer_setup_active: bool,
+    /// Once the data channels are open ([`crate::Client::open_data`]), send this many
+    /// data messages a second to the room (`{"data": {"seq": n}}`), counted in
+    /// [`crate::ClientStats::data_sent`]; messages received are then only counted
+    /// ([`crate::ClientStats::data_received`]), not queued for [`crate::Client::next_data`].
+    pub synthetic_data: Option<SyntheticData>,
+}
+
+/// Data messages a client sends by itself, for load tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyntheticData {
+    pub per_second: u32,
+    pub mode: chorus_protocol::data::DataMode,
 }
 
 impl Default for MediaProfile {
@@ -67,6 +79,7 @@ impl Default for MediaProfile {
             keepalive: Keepalive::default(),
             srtp_profiles: Vec::new(),
             answer_setup_active: false,
+            synthetic_data: None,
         }
     }
 }

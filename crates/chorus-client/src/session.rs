@@ -13,12 +13,13 @@ use tokio::time::{interval_at, sleep, timeout};
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, warn};
 
-use crate::engine::Engine;
+use crate::engine::{DataReceived, Engine};
 use crate::error::ClientError;
 use crate::keyframe::KeyframeRequestForm;
 use crate::signaling::{CLOSE_TIMEOUT, WebSocket, send};
 use crate::stats::SharedStats;
 use crate::talk::AudioContent;
+use chorus_protocol::data::DataMode;
 
 const PING_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a killed client keeps its WebSocket open waiting for the server to give up.
@@ -54,6 +55,16 @@ pub(crate) enum Command {
     },
     Leave {
         reply: oneshot::Sender<Result<LeaveReason, ClientError>>,
+    },
+    /// Opens the data channels; the reply comes once both are open.
+    OpenData {
+        reply: oneshot::Sender<Result<(), ClientError>>,
+    },
+    /// One text message on a data channel.
+    SendData {
+        mode: DataMode,
+        text: String,
+        reply: oneshot::Sender<Result<(), ClientError>>,
     },
 }
 
@@ -101,6 +112,10 @@ pub(crate) struct Session {
     /// Accepted publications waiting for the publisher answer, by cid.
     negotiating: HashMap<String, (TrackInfo, oneshot::Sender<Result<TrackInfo, ClientError>>)>,
     leave: Option<oneshot::Sender<Result<LeaveReason, ClientError>>>,
+    /// Data messages delivered, to the handle.
+    data: mpsc::Sender<DataReceived>,
+    /// Waiting for both data channels to open.
+    data_opening: Option<oneshot::Sender<Result<(), ClientError>>>,
 }
 
 /// What to do after a command or frame.
@@ -119,6 +134,7 @@ impl Session {
         commands: mpsc::Receiver<Command>,
         end: oneshot::Receiver<End>,
         events: mpsc::Sender<ServerMessage>,
+        data: mpsc::Sender<DataReceived>,
         stats: SharedStats,
     ) -> Self {
         Self {
@@ -131,6 +147,8 @@ impl Session {
             announced: VecDeque::new(),
             negotiating: HashMap::new(),
             leave: None,
+            data,
+            data_opening: None,
         }
     }
 
@@ -190,6 +208,16 @@ impl Session {
         }
         while let Some(message) = self.engine.poll_signal() {
             send(&mut self.ws, &message).await?;
+        }
+        if self.engine.data_open()
+            && let Some(reply) = self.data_opening.take()
+        {
+            let _ = reply.send(Ok(()));
+        }
+        while let Some(received) = self.engine.poll_data() {
+            if self.data.try_send(received).is_err() {
+                self.stats.lock().data_dropped += 1;
+            }
         }
         Ok(())
     }
@@ -269,6 +297,19 @@ impl Session {
                 self.leave = Some(reply);
                 Some(ClientMessage::Leave {})
             }
+            Command::OpenData { reply } => {
+                match self.engine.open_data(now) {
+                    Ok(()) => self.data_opening = Some(reply),
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+                None
+            }
+            Command::SendData { mode, text, reply } => {
+                let _ = reply.send(self.engine.send_data(now, mode, text));
+                None
+            }
         };
         match message {
             Some(message) if send(&mut self.ws, &message).await.is_err() => Next::Stop,
@@ -315,8 +356,9 @@ impl Session {
             ServerMessage::PublishAccepted { cid, track } => {
                 self.on_publish_accepted(now, cid, track);
             }
-            // Errors carry no request id: one fails the oldest pending publish.
-            ServerMessage::Error { code, message, .. } => {
+            // Errors carry no request id: one fails the oldest pending publish (those
+            // about data messages are no answer to one).
+            ServerMessage::Error { code, message, .. } if !is_data_error(code) => {
                 if let Some(announced) = self.announced.pop_front() {
                     let _ = announced.reply.send(Err(ClientError::Refused {
                         code: code.clone(),
@@ -389,6 +431,11 @@ async fn linger(mut ws: WebSocket) {
         }
     }
     let _ = timeout(CLOSE_TIMEOUT, ws.close(None)).await;
+}
+
+/// The `error` codes about data messages (docs/signaling.md, "Data messages").
+fn is_data_error(code: &str) -> bool {
+    code.starts_with("data_") || code == "bad_data_message"
 }
 
 fn ping_message() -> ClientMessage {

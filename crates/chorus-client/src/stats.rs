@@ -26,6 +26,12 @@ pub struct ClientStats {
     pub outbound: HashMap<String, OutboundTrackStats>,
     /// Server events dropped because nobody read them (the queue is bounded).
     pub events_dropped: u64,
+    /// Data messages delivered that the handle's queue had no room for.
+    pub data_dropped: u64,
+    /// Data messages this client sent (on either channel).
+    pub data_sent: u64,
+    /// Data messages delivered to this client (on either channel).
+    pub data_received: u64,
     /// Offers or answers from the server that the WebRTC core rejected.
     pub negotiation_failures: u64,
 }

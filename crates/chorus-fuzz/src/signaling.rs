@@ -34,6 +34,7 @@ pub fn signaling(data: &[u8]) {
             media_setup_timeout: Duration::from_secs(30),
             max_tracks_per_participant: 4,
             lobby: false,
+            data: chorus_room::data::DataLimits::default(),
         },
         start,
     );

@@ -181,6 +181,13 @@ pub struct ForwardingStats {
     /// Room-audio frames the mixer made (50 a second while someone talks).
     #[serde(default)]
     pub mix_frames: u64,
+    /// Data messages participants sent that the room took (refusals are in `skipped`,
+    /// `data_*`).
+    #[serde(default)]
+    pub data_received: u64,
+    /// Copies of data messages sent to receivers.
+    #[serde(default)]
+    pub data_delivered: u64,
 }
 
 /// RTCP feedback that went through a room.
@@ -209,6 +216,8 @@ impl ForwardingStats {
         self.feedback.keyframe_requests_received += other.feedback.keyframe_requests_received;
         self.feedback.plis_sent += other.feedback.plis_sent;
         self.mix_frames += other.mix_frames;
+        self.data_received += other.data_received;
+        self.data_delivered += other.data_delivered;
     }
 }
 

@@ -6,6 +6,7 @@
 //! OpenAPI document describe the same shapes for people.
 
 pub mod control;
+pub mod data;
 pub mod signal;
 pub mod token;
 pub mod webhook;

@@ -13,6 +13,7 @@
 mod audio;
 mod bandwidth;
 mod calling;
+mod data;
 mod last_n;
 mod layers_needed;
 mod links;
@@ -82,6 +83,8 @@ pub struct CoreParams {
     pub max_tracks_per_participant: u32,
     /// Joiners without `can_admit` wait in a lobby until admitted.
     pub lobby: bool,
+    /// What one participant may send as data messages.
+    pub data: crate::data::DataLimits,
 }
 
 pub struct RoomCore {
@@ -152,6 +155,8 @@ pub struct RoomCore {
     refused_transitions: u64,
     /// Invitations refused (bad, duplicate, over the limit).
     refused_invitations: u64,
+    /// Data messages: each sender's allowance, and the counts.
+    data: data::DataRoom,
 }
 
 /// Runs the shards' jobs through `run`; what they found. Takes only the connections
@@ -233,6 +238,7 @@ impl RoomCore {
             lobby_count_sent: None,
             refused_transitions: 0,
             refused_invitations: 0,
+            data: data::DataRoom::new(params.data),
         }
     }
 
@@ -486,6 +492,8 @@ impl RoomCore {
             srtp_profiles: self.srtp_profiles.clone(),
             feedback: self.feedback,
             mix_frames: self.mix_frames,
+            data_received: self.data.received,
+            data_delivered: self.data.delivered,
         }
     }
 
@@ -615,6 +623,7 @@ impl RoomCore {
             return;
         };
         self.setup.cancel(key);
+        self.data.left(key);
         for conn in [p.publisher, p.subscriber].into_iter().flatten() {
             self.close_conn(conn, now);
         }

@@ -8,6 +8,7 @@ mod audio;
 mod command;
 mod connections;
 mod core;
+pub mod data;
 mod driver;
 mod dynacast;
 pub mod forward;

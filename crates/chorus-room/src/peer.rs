@@ -24,6 +24,7 @@ use crate::selection::LayerSelection;
 use crate::skips::Skip;
 use crate::tracks::LayerIndex;
 pub use link::Link;
+pub use link::data::DataDrop;
 
 pub struct Peer {
     pub conn: ConnId,
@@ -107,6 +108,13 @@ pub enum PeerEvent {
         lost: Vec<u16>,
     },
     Ice(IceEvent),
+    /// Publisher side: a message on one of the client's data channels; `mode` is `None`
+    /// on a channel of another label.
+    Data {
+        mode: Option<chorus_protocol::data::DataMode>,
+        binary: bool,
+        data: Bytes,
+    },
 }
 
 /// Why an SDP step failed.
@@ -255,6 +263,16 @@ impl Peer {
     /// transport-wide congestion control.
     pub fn bandwidth(&self) -> Option<chorus_core::bwe::BweStats> {
         self.link.bandwidth()
+    }
+
+    /// Publisher side: one text message to the client on its data channel of `mode`.
+    pub fn send_data(
+        &mut self,
+        mode: chorus_protocol::data::DataMode,
+        text: &[u8],
+        now: Instant,
+    ) -> Result<(), DataDrop> {
+        self.link.send_data(mode, text, now)
     }
 
     /// Publisher side: asks for a keyframe of what the client sends as `media_ssrc`.

@@ -56,6 +56,8 @@ pub struct RoomConfig {
     pub media_setup_timeout: Duration,
     /// Tracks one participant may publish at once (`too_many_tracks` beyond).
     pub max_tracks_per_participant: u32,
+    /// What one participant may send as data messages.
+    pub data: crate::data::DataLimits,
 }
 
 impl Default for RoomConfig {
@@ -73,6 +75,7 @@ impl Default for RoomConfig {
             media_setup_timeout: Duration::from_secs(30),
             // A camera, a screen share and their audio.
             max_tracks_per_participant: 4,
+            data: crate::data::DataLimits::default(),
         }
     }
 }
@@ -228,6 +231,7 @@ impl RoomRegistry {
                 media_setup_timeout: inner.config.media_setup_timeout,
                 max_tracks_per_participant: inner.config.max_tracks_per_participant,
                 lobby,
+                data: inner.config.data,
             },
             media: inner.media.clone(),
             commands: tx.clone(),

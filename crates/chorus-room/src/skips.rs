@@ -61,10 +61,24 @@ pub enum Skip {
     /// The bandwidth estimate toward the subscriber leaves no room for this video: the
     /// allocation paused it (after lowering every video to its lowest layer).
     BandwidthPaused,
+    /// A data message from a participant without the `can_publish_data` grant.
+    DataNotAllowed,
+    /// A data message over the size limit (`rooms.data_max_message_bytes`).
+    DataTooLarge,
+    /// A data message over its sender's rate (messages or bytes a second).
+    DataRateLimited,
+    /// A data message that is not a JSON text message as docs/signaling.md says, or
+    /// came on a channel of another label.
+    DataInvalid,
+    /// A copy of a data message for a receiver without an open channel of its mode.
+    DataNoChannel,
+    /// A copy of a data message for a receiver that does not keep up: too much waits
+    /// toward it already (unreliable: 64 KiB; reliable: 1 MiB).
+    DataReceiverFull,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 21] = [
+    pub const ALL: [Skip; 27] = [
         Skip::Stale,
         Skip::UnknownConnection,
         Skip::StunBadIntegrity,
@@ -86,6 +100,12 @@ impl Skip {
         Skip::CodecNotAccepted,
         Skip::LastNPaused,
         Skip::BandwidthPaused,
+        Skip::DataNotAllowed,
+        Skip::DataTooLarge,
+        Skip::DataRateLimited,
+        Skip::DataInvalid,
+        Skip::DataNoChannel,
+        Skip::DataReceiverFull,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,6 +131,12 @@ impl Skip {
             Skip::CodecNotAccepted => "codec_not_accepted",
             Skip::LastNPaused => "last_n_paused",
             Skip::BandwidthPaused => "bandwidth_paused",
+            Skip::DataNotAllowed => "data_not_allowed",
+            Skip::DataTooLarge => "data_too_large",
+            Skip::DataRateLimited => "data_rate_limited",
+            Skip::DataInvalid => "data_invalid",
+            Skip::DataNoChannel => "data_no_channel",
+            Skip::DataReceiverFull => "data_receiver_full",
         }
     }
 }

@@ -92,6 +92,9 @@ impl RoomCore {
                     self.repair(conn, ssrc, &lost, now)
                 }
                 PeerEvent::Ice(ev) => self.on_ice_event(conn, ev),
+                PeerEvent::Data { mode, binary, data } => {
+                    self.on_data(owner, mode, binary, data, now)
+                }
             }
         }
         self.scratch = out;

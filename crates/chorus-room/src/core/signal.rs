@@ -144,7 +144,12 @@ impl RoomCore {
             ));
         }
         let p = self.participants.get(key).expect("caller checked");
-        if !p.grants.can_publish {
+        // Without the publish grant, an offer may carry the data channels alone: what a
+        // participant needs to receive data messages (docs/signaling.md).
+        let media = sdp
+            .lines()
+            .any(|l| l.starts_with("m=audio") || l.starts_with("m=video"));
+        if !p.grants.can_publish && media {
             return Err(SignalError::PermissionDenied("publish in this room".into()));
         }
         let conn = match p.publisher {

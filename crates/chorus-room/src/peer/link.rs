@@ -4,6 +4,7 @@
 //! `chorus_transport::rtcp`, and NACKs are answered by the room from each track's one
 //! history.
 
+pub(crate) mod data;
 mod inbound;
 mod outbound;
 mod sections;
@@ -72,6 +73,8 @@ pub struct Link {
     /// the client that numbers them and reads the client's feedback.
     down_twcc: Option<(u8, Box<BandwidthEstimator>)>,
     events: VecDeque<PeerEvent>,
+    /// Publisher side: the client's data channels, by the mode their label names.
+    data: data::Channels,
     /// One buffer for writing RTCP before protection.
     scratch: Vec<u8>,
     feedback: Vec<Feedback>,
@@ -112,6 +115,7 @@ impl Link {
             outbound: Outbound::default(),
             down_twcc: None,
             events: VecDeque::new(),
+            data: data::Channels::default(),
             scratch: Vec::with_capacity(1500),
             feedback: Vec::new(),
         })
@@ -187,8 +191,10 @@ impl Link {
                     PeerEvent::Failed
                 }
                 ConnectionEvent::Ice(ev) => PeerEvent::Ice(ev),
-                // Data between participants is a later issue: nothing carries it yet.
-                ConnectionEvent::Channel(_) => continue,
+                ConnectionEvent::Channel(ev) => match self.data.on_event(ev) {
+                    Some(ev) => ev,
+                    None => continue,
+                },
             });
         }
         while let Some(received) = conn.poll_received() {
@@ -431,6 +437,17 @@ impl Link {
         }
         conn.send_rtp_in_place(packet, header_len, header.ssrc, header.sequence_number)
             .is_ok()
+    }
+
+    /// Publisher side: one text message to the client on its data channel of `mode`.
+    pub fn send_data(
+        &mut self,
+        mode: chorus_protocol::data::DataMode,
+        text: &[u8],
+        now: Instant,
+    ) -> Result<(), data::DataDrop> {
+        let conn = self.conn.as_mut().ok_or(data::DataDrop::NoChannel)?;
+        self.data.send(conn, mode, text, now)
     }
 
     /// Publisher side: a PLI for `media_ssrc`.

@@ -127,6 +127,7 @@ impl Sim {
             media_setup_timeout: crate::RoomConfig::default().media_setup_timeout,
             max_tracks_per_participant: crate::RoomConfig::default().max_tracks_per_participant,
             lobby: false,
+            data: crate::data::DataLimits::default(),
         };
         change(&mut params);
         Self {

@@ -40,6 +40,11 @@ impl Config {
             last_n_default: self.rooms.last_n_default,
             media_setup_timeout: Duration::from_millis(self.media.setup_timeout_ms),
             max_tracks_per_participant: self.rooms.max_tracks_per_participant,
+            data: chorus_room::data::DataLimits {
+                max_message_bytes: self.rooms.data_max_message_bytes,
+                messages_per_second: self.rooms.data_messages_per_second,
+                bytes_per_second: self.rooms.data_bytes_per_second,
+            },
         }
     }
 

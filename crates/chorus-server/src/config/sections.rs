@@ -146,6 +146,13 @@ pub struct RoomsSection {
     /// Tracks one participant may publish at once; more are refused with
     /// `too_many_tracks`.
     pub max_tracks_per_participant: u32,
+    /// The largest data message a participant may send, in bytes (1–61440).
+    pub data_max_message_bytes: usize,
+    /// Data messages one participant may send a second (and in one burst).
+    pub data_messages_per_second: u32,
+    /// Bytes of data messages one participant may send a second (and in one burst); at
+    /// least `data_max_message_bytes`.
+    pub data_bytes_per_second: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,6 +232,9 @@ impl Default for RoomsSection {
             max_joins_per_second_per_room: rooms.room_joins_per_second,
             last_n_default: rooms.last_n_default,
             max_tracks_per_participant: rooms.max_tracks_per_participant,
+            data_max_message_bytes: rooms.data.max_message_bytes,
+            data_messages_per_second: rooms.data.messages_per_second,
+            data_bytes_per_second: rooms.data.bytes_per_second,
         }
     }
 }

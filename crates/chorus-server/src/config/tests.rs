@@ -352,7 +352,7 @@ fn the_removed_transport_setting_is_accepted_only_as_chorus() {
 #[test]
 fn zero_ice_timeouts_are_refused() {
     type Set = fn(&mut Config);
-    let cases: [(&str, Set); 5] = [
+    let cases: [(&str, Set); 9] = [
         ("ice_disconnected_timeout_ms", |c| {
             c.media.ice_disconnected_timeout_ms = 0
         }),
@@ -365,6 +365,18 @@ fn zero_ice_timeouts_are_refused() {
         ("setup_timeout_ms", |c| c.media.setup_timeout_ms = 0),
         ("max_tracks_per_participant", |c| {
             c.rooms.max_tracks_per_participant = 0
+        }),
+        ("data_max_message_bytes", |c| {
+            c.rooms.data_max_message_bytes = 0
+        }),
+        ("data_max_message_bytes", |c| {
+            c.rooms.data_max_message_bytes = 61441
+        }),
+        ("data_messages_per_second", |c| {
+            c.rooms.data_messages_per_second = 0
+        }),
+        ("data_bytes_per_second", |c| {
+            c.rooms.data_bytes_per_second = 100
         }),
     ];
     Config::default().validate().unwrap();

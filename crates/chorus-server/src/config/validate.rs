@@ -68,6 +68,20 @@ impl Config {
                 "rooms.max_tracks_per_participant must be at least 1 (0 would refuse every publish)"
             );
         }
+        let ceiling = chorus_room::data::MAX_MESSAGE_BYTES_CEILING;
+        let data_max = self.rooms.data_max_message_bytes;
+        if data_max == 0 || data_max > ceiling {
+            bail!("rooms.data_max_message_bytes must be 1..={ceiling}, got {data_max}");
+        }
+        if self.rooms.data_messages_per_second == 0 {
+            bail!("rooms.data_messages_per_second must be at least 1");
+        }
+        if (self.rooms.data_bytes_per_second as usize) < data_max {
+            bail!(
+                "rooms.data_bytes_per_second must be at least rooms.data_max_message_bytes \
+                 ({data_max}): a message that large could never be sent"
+            );
+        }
         for url in &self.webhooks.urls {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 bail!("webhooks.urls: {url:?} must start with http:// or https://");

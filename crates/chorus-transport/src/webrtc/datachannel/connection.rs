@@ -87,6 +87,11 @@ impl ServerConnection {
         }
     }
 
+    /// Bytes waiting to be sent or acknowledged on the data channels (0 without them).
+    pub fn data_buffered(&mut self) -> usize {
+        self.data.as_mut().map_or(0, DataChannels::buffered)
+    }
+
     /// Whether the descriptions agreed on data channels.
     pub fn has_data_channels(&self) -> bool {
         self.data.is_some()
