@@ -18,6 +18,7 @@ use crate::ApiState;
 use crate::error::ApiError;
 
 mod rooms;
+mod rtp;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ use rooms::{
     create_room, delete_room, list_participants, list_rooms, mute_track, participant,
     remove_participant, room_info, update_permissions,
 };
+use rtp::{create_rtp_participant, delete_rtp_participant};
 use server::{drain, media_stats};
 use tokens::create_token;
 #[cfg(test)]
@@ -84,6 +86,16 @@ pub fn routes() -> Vec<Route> {
             Method::PUT,
             "/v1/rooms/{room}/participants/{identity}/permissions",
             update_permissions,
+        ),
+        route(
+            Method::POST,
+            "/v1/rooms/{room}/rtp_participants",
+            create_rtp_participant,
+        ),
+        route(
+            Method::DELETE,
+            "/v1/rooms/{room}/rtp_participants/{identity}",
+            delete_rtp_participant,
         ),
         route(Method::POST, "/v1/tokens", create_token),
         route(Method::GET, "/v1/media", media_stats),

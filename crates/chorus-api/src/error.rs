@@ -58,13 +58,18 @@ impl From<RoomError> for ApiError {
             RoomError::RoomNotFound(_)
             | RoomError::ParticipantNotFound(_)
             | RoomError::TrackNotFound(_) => StatusCode::NOT_FOUND,
-            RoomError::RoomExists(_) | RoomError::RoomClosed => StatusCode::CONFLICT,
-            RoomError::InvalidRoomName(_) | RoomError::InvalidMaxParticipants { .. } => {
-                StatusCode::BAD_REQUEST
-            }
-            RoomError::Busy | RoomError::TooManyRooms(_) | RoomError::Draining => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            RoomError::RoomExists(_)
+            | RoomError::RoomClosed
+            | RoomError::TooManyRtpParticipants(_)
+            | RoomError::RoomFull(_)
+            | RoomError::IdentityInUse(_) => StatusCode::CONFLICT,
+            RoomError::InvalidRoomName(_)
+            | RoomError::InvalidMaxParticipants { .. }
+            | RoomError::InvalidRtpParticipant(_) => StatusCode::BAD_REQUEST,
+            RoomError::Busy
+            | RoomError::TooManyRooms(_)
+            | RoomError::Draining
+            | RoomError::RtpSocket(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         Self::new(status, e.code(), e.to_string())
     }

@@ -51,7 +51,6 @@ pub use mixer::{
 };
 pub use speaker::{ActiveSpeaker, SpeakerConfig, SpeakerDetector};
 
-
 /// One audio source of a room (a participant's microphone track), chosen by the room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SourceId(pub u64);

@@ -15,11 +15,11 @@ use crate::endpoint::{Endpoint, EndpointStats, Gone, InboundFrame, MixAudio};
 pub struct MixFrame {
     /// The mixer's frame number.
     pub seq: u64,
-    pub audio: MixPayload,
+    pub audio: MixData,
 }
 
 #[derive(Debug, Clone)]
-pub enum MixPayload {
+pub enum MixData {
     Pcm(Arc<[i16]>),
     Opus(Arc<[u8]>),
 }
@@ -53,8 +53,8 @@ pub async fn run(
             frame = mix.recv() => {
                 let Some(frame) = frame else { break };
                 let audio = match &frame.audio {
-                    MixPayload::Pcm(pcm) => MixAudio::Pcm(pcm),
-                    MixPayload::Opus(packet) => MixAudio::Opus(packet),
+                    MixData::Pcm(pcm) => MixAudio::Pcm(pcm),
+                    MixData::Opus(packet) => MixAudio::Opus(packet),
                 };
                 if endpoint.send_mix(frame.seq, audio, &mut out)
                     && socket.send_to(&out, remote).await.is_err()

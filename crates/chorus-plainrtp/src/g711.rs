@@ -150,7 +150,10 @@ mod tests {
                 // Logarithmic: the step is about 1/16 of the magnitude's segment (at
                 // most 1024 in the top segment, 4 to 16 at the bottom).
                 let bound = (i32::from(s).abs() / 16).max(16) + 8;
-                assert!(err <= bound, "{law:?} {s} -> {back} (error {err} > {bound})");
+                assert!(
+                    err <= bound,
+                    "{law:?} {s} -> {back} (error {err} > {bound})"
+                );
             }
         }
     }

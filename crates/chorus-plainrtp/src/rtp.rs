@@ -55,9 +55,7 @@ pub fn parse(data: &[u8]) -> Result<(RtpHeader, &[u8]), RtpError> {
     };
     let mut start = HEADER_LEN + 4 * csrcs;
     if extension {
-        let words = data
-            .get(start + 2..start + 4)
-            .ok_or(RtpError::Truncated)?;
+        let words = data.get(start + 2..start + 4).ok_or(RtpError::Truncated)?;
         start += 4 + 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
     }
     if start > data.len() {
@@ -124,7 +122,11 @@ mod tests {
             ("version 1", with(0x40, &[7]), Err(RtpError::Version)),
             ("header only", base.to_vec(), Ok(&[])),
             ("one CSRC", with(0x81, &[0, 0, 0, 5, 7]), Ok(&[7])),
-            ("CSRC past the end", with(0x82, &[0, 0, 0, 5]), Err(RtpError::Truncated)),
+            (
+                "CSRC past the end",
+                with(0x82, &[0, 0, 0, 5]),
+                Err(RtpError::Truncated),
+            ),
             (
                 "extension of one word",
                 with(0x90, &[0xbe, 0xde, 0, 1, 9, 9, 9, 9, 7]),
@@ -135,10 +137,22 @@ mod tests {
                 with(0x90, &[0xbe, 0xde, 0, 9, 7]),
                 Err(RtpError::Truncated),
             ),
-            ("extension header cut", with(0x90, &[0xbe]), Err(RtpError::Truncated)),
+            (
+                "extension header cut",
+                with(0x90, &[0xbe]),
+                Err(RtpError::Truncated),
+            ),
             ("two bytes of padding", with(0xa0, &[7, 0, 2]), Ok(&[7])),
-            ("padding of zero", with(0xa0, &[7, 0]), Err(RtpError::Padding)),
-            ("padding too long", with(0xa0, &[7, 9]), Err(RtpError::Padding)),
+            (
+                "padding of zero",
+                with(0xa0, &[7, 0]),
+                Err(RtpError::Padding),
+            ),
+            (
+                "padding too long",
+                with(0xa0, &[7, 9]),
+                Err(RtpError::Padding),
+            ),
         ];
         for (name, bytes, want) in cases {
             assert_eq!(parse(&bytes).map(|(_, p)| p), want, "{name}");

@@ -161,10 +161,12 @@ pub enum LeaveReason {
     RoomFailed,
     /// The server is shutting down.
     ServerShutdown,
+    /// A plain-RTP participant sent no RTP for `plain_rtp.timeout_ms`.
+    RtpTimeout,
 }
 
 impl LeaveReason {
-    pub const ALL: [LeaveReason; 9] = [
+    pub const ALL: [LeaveReason; 10] = [
         Self::ClientLeft,
         Self::SignalingClosed,
         Self::ConnectionLost,
@@ -174,6 +176,7 @@ impl LeaveReason {
         Self::RoomDeleted,
         Self::RoomFailed,
         Self::ServerShutdown,
+        Self::RtpTimeout,
     ];
 
     /// The name on the wire (and in metric labels).
@@ -188,6 +191,7 @@ impl LeaveReason {
             Self::RoomDeleted => "room_deleted",
             Self::RoomFailed => "room_failed",
             Self::ServerShutdown => "server_shutdown",
+            Self::RtpTimeout => "rtp_timeout",
         }
     }
 }

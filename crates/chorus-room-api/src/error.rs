@@ -25,6 +25,16 @@ pub enum RoomError {
     TooManyRooms(usize),
     #[error("the server is draining: it takes no new rooms or participants")]
     Draining,
+    #[error("invalid plain-RTP participant: {0}")]
+    InvalidRtpParticipant(String),
+    #[error("too many plain-RTP participants in this room (limit {0})")]
+    TooManyRtpParticipants(u32),
+    #[error("room is full ({0} participants)")]
+    RoomFull(u32),
+    #[error("identity '{0}' is already in this room")]
+    IdentityInUse(String),
+    #[error("cannot open a UDP port for plain RTP: {0}")]
+    RtpSocket(String),
 }
 
 impl RoomError {
@@ -40,6 +50,11 @@ impl RoomError {
             RoomError::Busy => "busy",
             RoomError::TooManyRooms(_) => "too_many_rooms",
             RoomError::Draining => "server_draining",
+            RoomError::InvalidRtpParticipant(_) => "invalid_rtp_participant",
+            RoomError::TooManyRtpParticipants(_) => "too_many_rtp_participants",
+            RoomError::RoomFull(_) => "room_full",
+            RoomError::IdentityInUse(_) => "identity_in_use",
+            RoomError::RtpSocket(_) => "rtp_socket_failed",
         }
     }
 }

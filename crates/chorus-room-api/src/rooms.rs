@@ -5,7 +5,10 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use chorus_protocol::control::{CreateRoomRequest, DrainStatus, MediaStats, RoomInfo};
+use chorus_protocol::control::{
+    CreateRoomRequest, CreateRtpParticipantRequest, DrainStatus, MediaStats, RoomInfo,
+    RtpParticipantInfo,
+};
 use chorus_protocol::signal::{ClientFrame, ServerMessage};
 use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
 use tokio::sync::mpsc;
@@ -55,6 +58,12 @@ pub trait Rooms: Send + Sync + 'static {
         identity: &'a str,
         grants: Grants,
     ) -> BoxFuture<'a, Result<ParticipantInfo, RoomError>>;
+    /// A phone or bot over plain RTP joins an existing room.
+    fn create_rtp_participant<'a>(
+        &'a self,
+        room: &'a str,
+        req: CreateRtpParticipantRequest,
+    ) -> BoxFuture<'a, Result<RtpParticipantInfo, RoomError>>;
     fn join<'a>(
         &'a self,
         room: &'a str,

@@ -18,6 +18,7 @@ mod links;
 mod media;
 mod publish;
 mod repair;
+mod rtp;
 mod settings;
 mod signal;
 mod subscribe;
@@ -244,6 +245,10 @@ impl RoomCore {
                 self.handle_datagram(dg, now);
                 None
             }
+            Input::RtpFrame { participant, frame } => {
+                self.rtp_frame(participant, frame, now);
+                None
+            }
             Input::Timeout => {
                 self.handle_timeout(now);
                 None
@@ -384,6 +389,9 @@ impl RoomCore {
                     .key_of(&identity)
                     .map(|k| self.update_permissions(k, grants, now)),
             ),
+            Command::AddRtpParticipant(join) => {
+                Reply::RtpAdded(self.add_rtp_participant(join, now))
+            }
             Command::Delete => {
                 self.close_all(LeaveReason::RoomDeleted, now);
                 self.closed = true;
@@ -506,6 +514,7 @@ impl RoomCore {
             return;
         };
         self.setup.cancel(key);
+        self.audio.forget(key);
         for conn in [p.publisher, p.subscriber].into_iter().flatten() {
             self.close_conn(conn, now);
         }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use chorus_core::{ConnId, ParticipantId};
+use chorus_plainrtp::PlainCodec;
 use chorus_protocol::{Grants, ParticipantInfo, ParticipantState, TrackInfo};
 use chorus_transport::LinkState;
 
@@ -21,6 +22,8 @@ pub struct Participant {
     pub joined_at_ms: u64,
     pub publisher: Option<ConnId>,
     pub subscriber: Option<ConnId>,
+    /// A phone or bot over plain RTP (no connections): its codec.
+    pub plain: Option<PlainCodec>,
 }
 
 impl Participant {
@@ -103,6 +106,7 @@ impl Participants {
                 joined_at_ms,
                 publisher: None,
                 subscriber: None,
+                plain: None,
             },
         );
         Ok(key)
@@ -160,6 +164,11 @@ impl Participants {
             .collect();
         keys.sort();
         keys
+    }
+
+    /// The plain-RTP participants.
+    pub fn plain_count(&self) -> usize {
+        self.by_key.values().filter(|p| p.plain.is_some()).count()
     }
 
     /// Sets the state; the previous one if it changed.

@@ -55,6 +55,8 @@ pub struct RoomConfig {
     pub media_setup_timeout: Duration,
     /// Tracks one participant may publish at once (`too_many_tracks` beyond).
     pub max_tracks_per_participant: u32,
+    /// Phones and bots over plain RTP.
+    pub plain_rtp: crate::rtp::PlainRtpConfig,
 }
 
 impl Default for RoomConfig {
@@ -72,6 +74,7 @@ impl Default for RoomConfig {
             media_setup_timeout: Duration::from_secs(30),
             // A camera, a screen share and their audio.
             max_tracks_per_participant: 4,
+            plain_rtp: crate::rtp::PlainRtpConfig::default(),
         }
     }
 }
@@ -320,7 +323,11 @@ impl RoomRegistry {
     }
 
     /// Sends a request to a room and waits for its answer.
-    async fn call<T>(
+    pub(crate) fn config(&self) -> &RoomConfig {
+        &self.inner.config
+    }
+
+    pub(crate) async fn call<T>(
         &self,
         room: &str,
         make: impl FnOnce(oneshot::Sender<T>) -> RoomCommand,

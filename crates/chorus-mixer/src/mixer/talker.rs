@@ -7,8 +7,8 @@ use opus::{Channels, Decoder, Encoder};
 
 use super::codec::{FRAME_SAMPLES, MAX_OPUS_PACKET, MAX_PACKET_SAMPLES, SAMPLE_RATE, new_encoder};
 use super::config::{MixerConfig, MixerStats};
-use crate::{SourceId, SourceKind};
 use crate::jitter::{JitterQueue, Playout};
+use crate::{SourceId, SourceKind};
 
 /// A mixed talker: its decoder, queue and the encoder of its mix-minus-self.
 pub(super) struct Talker {

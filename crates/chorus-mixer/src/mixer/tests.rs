@@ -489,12 +489,37 @@ fn a_phone_pushes_samples_and_takes_its_mix_minus_self_as_samples() {
     let tail = 20 * FRAME_SAMPLES;
     // (what, samples, frequency, expected present)
     let cases: [(&str, &[i16], f64, bool); 7] = [
-        ("WebRTC hears the G.711 phone", &listener.pcm[tail..], 440.0, true),
-        ("WebRTC hears the Opus phone", &listener.pcm[tail..], 2500.0, true),
-        ("WebRTC does not hear itself", &listener.pcm[tail..], 880.0, false),
+        (
+            "WebRTC hears the G.711 phone",
+            &listener.pcm[tail..],
+            440.0,
+            true,
+        ),
+        (
+            "WebRTC hears the Opus phone",
+            &listener.pcm[tail..],
+            2500.0,
+            true,
+        ),
+        (
+            "WebRTC does not hear itself",
+            &listener.pcm[tail..],
+            880.0,
+            false,
+        ),
         ("the phone hears WebRTC", &phone_heard[tail..], 880.0, true),
-        ("the phone hears the Opus phone", &phone_heard[tail..], 2500.0, true),
-        ("the phone does not hear itself", &phone_heard[tail..], 440.0, false),
+        (
+            "the phone hears the Opus phone",
+            &phone_heard[tail..],
+            2500.0,
+            true,
+        ),
+        (
+            "the phone does not hear itself",
+            &phone_heard[tail..],
+            440.0,
+            false,
+        ),
         ("the common mix has the phone", &common[tail..], 440.0, true),
     ];
     for (what, pcm, freq, present) in cases {

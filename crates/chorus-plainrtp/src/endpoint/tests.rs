@@ -40,7 +40,12 @@ fn packets_are_taken_or_dropped_by_name() {
     let silence = [0xffu8; 160];
     // (name, source, bytes, expected)
     let cases: Vec<(&str, SocketAddr, Vec<u8>, Result<(), DropReason>)> = vec![
-        ("first packet", from, packet(0, 10, 8_000, 7, &silence), Ok(())),
+        (
+            "first packet",
+            from,
+            packet(0, 10, 8_000, 7, &silence),
+            Ok(()),
+        ),
         // Another port of the same host is the same participant.
         (
             "another port",
@@ -54,7 +59,12 @@ fn packets_are_taken_or_dropped_by_name() {
             packet(0, 12, 8_320, 7, &silence),
             Err(DropReason::WrongSource),
         ),
-        ("not RTP", from, vec![0x16, 0xfe, 0xfd], Err(DropReason::BadPacket)),
+        (
+            "not RTP",
+            from,
+            vec![0x16, 0xfe, 0xfd],
+            Err(DropReason::BadPacket),
+        ),
         (
             "comfort noise",
             from,
@@ -67,8 +77,18 @@ fn packets_are_taken_or_dropped_by_name() {
             packet(8, 12, 8_320, 7, &silence),
             Err(DropReason::WrongPayloadType),
         ),
-        ("late", from, packet(0, 9, 7_840, 7, &silence), Err(DropReason::Late)),
-        ("duplicate", from, packet(0, 11, 8_160, 7, &silence), Err(DropReason::Late)),
+        (
+            "late",
+            from,
+            packet(0, 9, 7_840, 7, &silence),
+            Err(DropReason::Late),
+        ),
+        (
+            "duplicate",
+            from,
+            packet(0, 11, 8_160, 7, &silence),
+            Err(DropReason::Late),
+        ),
         (
             "two seconds in one packet",
             from,
@@ -91,7 +111,9 @@ fn packets_are_taken_or_dropped_by_name() {
     assert_eq!(stats.dropped(DropReason::Late), 2);
     assert_eq!(stats.dropped(DropReason::TooLong), 1);
     // Four 20 ms packets taken: four frames, numbered in order.
-    let seqs: Vec<u64> = std::iter::from_fn(|| e.poll_frame()).map(|f| f.seq).collect();
+    let seqs: Vec<u64> = std::iter::from_fn(|| e.poll_frame())
+        .map(|f| f.seq)
+        .collect();
     assert_eq!(seqs, vec![0, 1, 2, 3]);
 }
 
@@ -102,7 +124,8 @@ fn odd_packet_sizes_and_gaps_become_20_ms_frames() {
     let from = addr("127.0.0.1:5555");
     // 30 ms, then a 10 ms gap, then 40 ms: 80 ms in all, four frames.
     let loud = [ulaw_encode(8_000); 240];
-    e.handle_datagram(from, &packet(0, 1, 0, 1, &loud), t0).unwrap();
+    e.handle_datagram(from, &packet(0, 1, 0, 1, &loud), t0)
+        .unwrap();
     e.handle_datagram(from, &packet(0, 2, 320, 1, &[0xff; 320]), t0)
         .unwrap();
     let frames: Vec<InboundFrame> = std::iter::from_fn(|| e.poll_frame()).collect();

@@ -66,7 +66,7 @@ pub use stream::{TALK_DBOV, VIDEO_FPS};
 
 use crate::core::{CoreParams, RoomCore};
 use crate::driver::apply_route;
-use crate::io::{Command, Input, Output, Reply};
+use crate::io::{Command, Input, Output, ParticipantKey, Reply};
 use crate::skips::Skips;
 use chorus_room_api::JoinRequest;
 use client::SimClient;
@@ -93,6 +93,8 @@ pub struct Sim {
     inbox: (mpsc::Sender<Datagram>, mpsc::Receiver<Datagram>),
     clients: Vec<SimClient>,
     events: Vec<WebhookEvent>,
+    /// Mix frames the room handed to plain-RTP participants' endpoints.
+    rtp_mix: Vec<(ParticipantKey, chorus_plainrtp::driver::MixFrame)>,
 }
 
 impl Sim {
@@ -137,6 +139,7 @@ impl Sim {
             inbox: mpsc::channel(1 << 16),
             clients: Vec::new(),
             events: Vec::new(),
+            rtp_mix: Vec::new(),
         }
     }
 
@@ -228,6 +231,17 @@ impl Sim {
         let reply = self.core.handle_input(Input::Command(cmd), self.now);
         self.pump();
         reply.expect("commands are answered")
+    }
+
+    /// Any input, as the driver would feed it (a plain-RTP participant's frames).
+    pub fn input(&mut self, input: Input) {
+        self.core.handle_input(input, self.now);
+        self.pump();
+    }
+
+    /// The mix frames handed to plain-RTP participants so far.
+    pub fn rtp_mix(&self) -> &[(ParticipantKey, chorus_plainrtp::driver::MixFrame)] {
+        &self.rtp_mix
     }
 
     /// From now on the client keeps the server's offers unanswered.
@@ -397,6 +411,7 @@ impl Sim {
                 apply_route(&self.demux, change, &self.inbox.0, &self.control.0)
             }
             Output::Event(event) => self.events.push(event),
+            Output::RtpMix { participant, frame } => self.rtp_mix.push((participant, frame)),
         }
     }
 

@@ -40,6 +40,12 @@ impl Config {
             last_n_default: self.rooms.last_n_default,
             media_setup_timeout: Duration::from_millis(self.media.setup_timeout_ms),
             max_tracks_per_participant: self.rooms.max_tracks_per_participant,
+            plain_rtp: chorus_room::PlainRtpConfig {
+                bind_ip: self.media.bind.ip(),
+                timeout: Duration::from_millis(self.plain_rtp.timeout_ms),
+                max_per_room: self.plain_rtp.max_per_room,
+                allow_public_remote: self.plain_rtp.allow_public_remote,
+            },
         }
     }
 
