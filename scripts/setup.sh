@@ -57,6 +57,9 @@ if [ "$MODE" != "--server" ]; then
   want gstreamer1.0-plugins-good
   want gstreamer1.0-plugins-bad
   want gstreamer1.0-nice
+  # The plain-RTP test (crates/chorus-server/tests/plain_rtp.rs, in `cargo test`): ffmpeg
+  # plays a phone, sending PCMU to Chorus and recording what it gets back.
+  want ffmpeg
   # Control API fuzzing (scripts/api-fuzz.sh): schemathesis from PyPI in a venv (below).
   want python3-venv
 fi

@@ -19,6 +19,7 @@ use crate::error::ApiError;
 
 mod calling;
 mod rooms;
+mod rtp;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ use rooms::{
     create_room, delete_room, list_participants, list_rooms, mute_track, participant,
     remove_participant, room_info, update_permissions,
 };
+use rtp::{create_rtp_participant, delete_rtp_participant};
 use server::{drain, media_stats};
 use tokens::create_token;
 #[cfg(test)]
@@ -107,6 +109,16 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/v1/rooms/{room}/lobby/{participant}/reject",
             reject,
+        ),
+        route(
+            Method::POST,
+            "/v1/rooms/{room}/rtp_participants",
+            create_rtp_participant,
+        ),
+        route(
+            Method::DELETE,
+            "/v1/rooms/{room}/rtp_participants/{identity}",
+            delete_rtp_participant,
         ),
         route(Method::POST, "/v1/tokens", create_token),
         route(Method::GET, "/v1/media", media_stats),

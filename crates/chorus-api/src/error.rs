@@ -64,13 +64,18 @@ impl From<RoomError> for ApiError {
             | RoomError::RoomClosed
             | RoomError::AlreadyInvited(_)
             | RoomError::AlreadyInRoom(_)
-            | RoomError::TooManyInvitations(_) => StatusCode::CONFLICT,
+            | RoomError::TooManyInvitations(_)
+            | RoomError::TooManyRtpParticipants(_)
+            | RoomError::RoomFull(_)
+            | RoomError::IdentityInUse(_) => StatusCode::CONFLICT,
             RoomError::InvalidRoomName(_)
             | RoomError::InvalidMaxParticipants { .. }
-            | RoomError::InvalidInvitation(_) => StatusCode::BAD_REQUEST,
-            RoomError::Busy | RoomError::TooManyRooms(_) | RoomError::Draining => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            | RoomError::InvalidInvitation(_)
+            | RoomError::InvalidRtpParticipant(_) => StatusCode::BAD_REQUEST,
+            RoomError::Busy
+            | RoomError::TooManyRooms(_)
+            | RoomError::Draining
+            | RoomError::RtpSocket(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         Self::new(status, e.code(), e.to_string())
     }

@@ -29,8 +29,9 @@ mod tests {
     use axum::body::Body;
     use axum::http::{Method, Request, StatusCode};
     use chorus_protocol::control::{
-        CreateInvitationRequest, CreateRoomRequest, CreateTokenRequest, ErrorBody, ErrorDetail,
-        MuteTrackRequest, ParticipantList, RoomList, TokenResponse, UpdatePermissionsRequest,
+        CreateInvitationRequest, CreateRoomRequest, CreateRtpParticipantRequest,
+        CreateTokenRequest, ErrorBody, ErrorDetail, MuteTrackRequest, ParticipantList, RoomList,
+        RtpParticipantInfo, TokenResponse, UpdatePermissionsRequest,
     };
     use chorus_protocol::{Grants, LeaveReason, ParticipantState, TrackSource};
     use serde_json::Value;
@@ -235,6 +236,29 @@ mod tests {
             (
                 "RtcpStats",
                 serde_json::to_value(testing::media_stats().rtcp).unwrap(),
+            ),
+            (
+                "CreateRtpParticipantRequest",
+                serde_json::to_value(CreateRtpParticipantRequest {
+                    identity: "phone".into(),
+                    name: Some("Phone".into()),
+                    codec: "pcmu".into(),
+                    remote_address: "127.0.0.1:4000".into(),
+                    payload_type: Some(0),
+                })
+                .unwrap(),
+            ),
+            (
+                "RtpParticipantInfo",
+                serde_json::to_value(RtpParticipantInfo {
+                    participant: participant.clone(),
+                    codec: "pcmu".into(),
+                    payload_type: 0,
+                    local_address: "127.0.0.1:40000".into(),
+                    remote_address: "127.0.0.1:4000".into(),
+                    ssrc: 7,
+                })
+                .unwrap(),
             ),
             (
                 "ErrorBody",

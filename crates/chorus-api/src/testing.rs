@@ -332,6 +332,20 @@ impl Rooms for FakeRooms {
     ) -> BoxFuture<'a, Result<(), RoomError>> {
         self.answer(())
     }
+    fn create_rtp_participant<'a>(
+        &'a self,
+        _room: &'a str,
+        req: chorus_protocol::control::CreateRtpParticipantRequest,
+    ) -> BoxFuture<'a, Result<chorus_protocol::control::RtpParticipantInfo, RoomError>> {
+        self.answer(chorus_protocol::control::RtpParticipantInfo {
+            participant: participant(&req.identity, Grants::default()),
+            codec: req.codec,
+            payload_type: req.payload_type.unwrap_or(0),
+            local_address: "127.0.0.1:40000".into(),
+            remote_address: req.remote_address,
+            ssrc: 1,
+        })
+    }
     fn mute_track<'a>(
         &'a self,
         _room: &'a str,

@@ -178,6 +178,13 @@ impl Rooms for NoRooms {
     ) -> BoxFuture<'a, Result<ParticipantInfo, RoomError>> {
         ready(Err(RoomError::RoomNotFound(room.to_owned())))
     }
+    fn create_rtp_participant<'a>(
+        &'a self,
+        room: &'a str,
+        _req: chorus_protocol::control::CreateRtpParticipantRequest,
+    ) -> BoxFuture<'a, Result<chorus_protocol::control::RtpParticipantInfo, RoomError>> {
+        ready(Err(RoomError::RoomNotFound(room.to_owned())))
+    }
     fn join<'a>(
         &'a self,
         room: &'a str,

@@ -55,6 +55,18 @@ pub use speaker::{ActiveSpeaker, SpeakerConfig, SpeakerDetector};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SourceId(pub u64);
 
+/// How a source's audio reaches the mixer and how it wants its mix-minus-self.
+/// WebRTC talkers are Opus both ways (the default); a phone on plain RTP arrives as
+/// 48 kHz samples (decoded and resampled by its endpoint) and, in G.711, takes its
+/// mix as samples to resample and encode itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceKind {
+    /// Pushed with [`Mixer::push_pcm`], 960 samples a frame; never concealed.
+    pub pcm_in: bool,
+    /// Its mix-minus-self is kept as samples ([`MixedFrame::pcm_for`]), not encoded.
+    pub pcm_out: bool,
+}
+
 /// RFC 6464 level of `samples`: their RMS in -dBov (0 = full scale, 127 = silence),
 /// the same scale clients use for the levels they send.
 pub fn audio_level(samples: &[i16]) -> u8 {

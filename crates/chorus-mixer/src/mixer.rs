@@ -20,7 +20,7 @@ pub use frame::MixedFrame;
 
 use crate::jitter::Insert;
 use crate::speaker::{ActiveSpeaker, SpeakerDetector};
-use crate::{SourceId, audio_level};
+use crate::{SourceId, SourceKind, audio_level};
 use codec::{MAX_OPUS_PACKET, MAX_PACKET_SAMPLES, clamp_i16, encode, new_encoder};
 use talker::Talker;
 
@@ -44,6 +44,10 @@ pub struct Mixer {
     next_timestamp: u64,
     common_encoder: Encoder,
     common_payload: Vec<u8>,
+    /// The common mix as samples, for listeners that take samples.
+    common_pcm: Vec<i16>,
+    /// Sources that are not Opus both ways.
+    kinds: Vec<(SourceId, SourceKind)>,
     speakers: Option<Vec<ActiveSpeaker>>,
     sum: Vec<i32>,
     mix: Vec<i16>,
@@ -90,6 +94,8 @@ impl Mixer {
             next_timestamp: 0,
             common_encoder: new_encoder(config.bitrate_bps).map_err(MixerError::Encoder)?,
             common_payload: Vec::with_capacity(MAX_OPUS_PACKET),
+            common_pcm: vec![0; FRAME_SAMPLES],
+            kinds: Vec::new(),
             speakers: None,
             sum: vec![0; FRAME_SAMPLES],
             mix: vec![0; FRAME_SAMPLES],
@@ -109,7 +115,35 @@ impl Mixer {
     }
 
     /// Forgets `id` at once (it leaves the mix now; the next frame reports the change).
+    /// A source that is not Opus both ways (see [`SourceKind`]).
+    pub fn add_source_as(&mut self, id: SourceId, kind: SourceKind) {
+        self.kinds.retain(|(k, _)| *k != id);
+        if kind != SourceKind::default() {
+            self.kinds.push((id, kind));
+        }
+        self.detector.add(id);
+    }
+
+    fn kind_of(&self, id: SourceId) -> SourceKind {
+        self.kinds
+            .iter()
+            .find(|(k, _)| *k == id)
+            .map_or_else(SourceKind::default, |(_, kind)| *kind)
+    }
+
+    /// 20 ms of a [`SourceKind::pcm_in`] source (960 samples at 48 kHz), numbered by
+    /// `seq`; its level is measured here.
+    pub fn push_pcm(&mut self, id: SourceId, seq: u64, pcm: &[i16], now: Instant) -> Pushed {
+        if !self.kind_of(id).pcm_in {
+            self.stats.unknown_source += 1;
+            return Pushed::Dropped(DropReason::UnknownSource);
+        }
+        let bytes: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
+        self.push(id, seq, Some(audio_level(pcm)), &bytes, now)
+    }
+
     pub fn remove_source(&mut self, id: SourceId) {
+        self.kinds.retain(|(k, _)| *k != id);
         self.detector.remove(id);
         self.talkers.retain(|t| t.id != id);
         self.mixed.retain(|&s| s != id);
@@ -220,6 +254,7 @@ impl Mixer {
             *m = clamp_i16(s);
         }
         let level = audio_level(&self.mix);
+        self.common_pcm.copy_from_slice(&self.mix);
         encode(
             &mut self.common_encoder,
             &self.mix,
@@ -237,7 +272,14 @@ impl Mixer {
                 };
                 *m = clamp_i16(self.sum[i] - own);
             }
-            encode(&mut t.encoder, &self.mix, &mut t.payload, &mut self.stats);
+            if t.pcm_out {
+                // Its endpoint resamples and encodes it (G.711): no Opus here.
+                t.minus.clear();
+                t.minus.extend_from_slice(&self.mix);
+                t.payload.clear();
+            } else {
+                encode(&mut t.encoder, &self.mix, &mut t.payload, &mut self.stats);
+            }
         }
 
         Some(MixedFrame {
@@ -246,6 +288,7 @@ impl Mixer {
             level,
             speakers: self.speakers.as_deref(),
             common: &self.common_payload,
+            common_pcm: &self.common_pcm,
             talkers: &self.talkers,
         })
     }
@@ -281,7 +324,8 @@ impl Mixer {
             if let Some(i) = old.iter().position(|t| t.id == s.id) {
                 self.talkers.push(old.swap_remove(i));
             } else {
-                match Talker::new(s.id, &self.config) {
+                let kind = self.kind_of(s.id);
+                match Talker::new(s.id, kind, &self.config) {
                     Ok(t) => self.talkers.push(t),
                     Err(_) => self.stats.codec_create_errors += 1,
                 }

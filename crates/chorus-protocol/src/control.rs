@@ -221,6 +221,38 @@ impl ForwardingStats {
     }
 }
 
+/// A phone or bot that joins a room over plain RTP (`POST
+/// /v1/rooms/{room}/rtp_participants`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRtpParticipantRequest {
+    pub identity: String,
+    /// Display name; the identity when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `opus`, `pcmu` or `pcma`.
+    pub codec: String,
+    /// Where Chorus sends the room's audio (`ip:port`); its RTP must come from the
+    /// same IP address.
+    pub remote_address: String,
+    /// Opus only: the dynamic payload type, 96 to 127 (111 when absent).
+    #[serde(default)]
+    pub payload_type: Option<u8>,
+}
+
+/// A plain-RTP participant as created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RtpParticipantInfo {
+    pub participant: ParticipantInfo,
+    pub codec: String,
+    pub payload_type: u8,
+    /// Where Chorus receives its RTP (`ip:port`).
+    pub local_address: String,
+    pub remote_address: String,
+    /// The SSRC of the audio Chorus sends it.
+    pub ssrc: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoomList {
     pub rooms: Vec<RoomInfo>,

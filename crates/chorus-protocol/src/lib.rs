@@ -242,10 +242,12 @@ pub enum LeaveReason {
     Cancelled,
     /// A participant waiting in the lobby was turned away.
     LobbyRejected,
+    /// A plain-RTP participant sent no RTP for `plain_rtp.timeout_ms`.
+    RtpTimeout,
 }
 
 impl LeaveReason {
-    pub const ALL: [LeaveReason; 13] = [
+    pub const ALL: [LeaveReason; 14] = [
         Self::ClientLeft,
         Self::SignalingClosed,
         Self::ConnectionLost,
@@ -259,6 +261,7 @@ impl LeaveReason {
         Self::NoAnswer,
         Self::Cancelled,
         Self::LobbyRejected,
+        Self::RtpTimeout,
     ];
 
     /// The name on the wire (and in metric labels).
@@ -277,6 +280,7 @@ impl LeaveReason {
             Self::NoAnswer => "no_answer",
             Self::Cancelled => "cancelled",
             Self::LobbyRejected => "lobby_rejected",
+            Self::RtpTimeout => "rtp_timeout",
         }
     }
 }

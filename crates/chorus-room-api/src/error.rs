@@ -37,6 +37,16 @@ pub enum RoomError {
     InvalidInvitation(String),
     #[error("no participant '{0}' waits in this room's lobby")]
     NotInLobby(String),
+    #[error("invalid plain-RTP participant: {0}")]
+    InvalidRtpParticipant(String),
+    #[error("too many plain-RTP participants in this room (limit {0})")]
+    TooManyRtpParticipants(u32),
+    #[error("room is full ({0} participants)")]
+    RoomFull(u32),
+    #[error("identity '{0}' is already in this room")]
+    IdentityInUse(String),
+    #[error("cannot open a UDP port for plain RTP: {0}")]
+    RtpSocket(String),
 }
 
 impl RoomError {
@@ -58,6 +68,11 @@ impl RoomError {
             RoomError::TooManyInvitations(_) => "too_many_invitations",
             RoomError::InvalidInvitation(_) => "invalid_invitation",
             RoomError::NotInLobby(_) => "not_in_lobby",
+            RoomError::InvalidRtpParticipant(_) => "invalid_rtp_participant",
+            RoomError::TooManyRtpParticipants(_) => "too_many_rtp_participants",
+            RoomError::RoomFull(_) => "room_full",
+            RoomError::IdentityInUse(_) => "identity_in_use",
+            RoomError::RtpSocket(_) => "rtp_socket_failed",
         }
     }
 }

@@ -6,8 +6,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use chorus_protocol::control::{
-    CreateInvitationRequest, CreateRoomRequest, DrainStatus, InvitationEnd, InvitationInfo,
-    MediaStats, RoomInfo,
+    CreateInvitationRequest, CreateRoomRequest, CreateRtpParticipantRequest, DrainStatus,
+    InvitationEnd, InvitationInfo, MediaStats, RoomInfo, RtpParticipantInfo,
 };
 use chorus_protocol::signal::{ClientFrame, ServerMessage};
 use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
@@ -58,6 +58,12 @@ pub trait Rooms: Send + Sync + 'static {
         identity: &'a str,
         grants: Grants,
     ) -> BoxFuture<'a, Result<ParticipantInfo, RoomError>>;
+    /// A phone or bot over plain RTP joins an existing room.
+    fn create_rtp_participant<'a>(
+        &'a self,
+        room: &'a str,
+        req: CreateRtpParticipantRequest,
+    ) -> BoxFuture<'a, Result<RtpParticipantInfo, RoomError>>;
     fn join<'a>(
         &'a self,
         room: &'a str,

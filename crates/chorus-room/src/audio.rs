@@ -23,13 +23,20 @@ pub(crate) enum AudioFeed {
 }
 
 /// The feed of `listener`, given every published microphone track and its owner.
+/// `mix_only` participants (phones over plain RTP) neither relay nor are relayed: a
+/// G.711 phone's packets mean nothing to a WebRTC listener, and a phone takes its audio
+/// from the mixer in its own codec.
 pub(crate) fn feed_for(
     listener: ParticipantKey,
     sources: &[(ParticipantKey, TrackId)],
+    mix_only: &[ParticipantKey],
 ) -> AudioFeed {
     let mut others = sources.iter().filter(|(owner, _)| *owner != listener);
     match (others.next(), others.next()) {
         (None, _) => AudioFeed::Silent,
+        (Some((owner, _)), None) if mix_only.contains(owner) || mix_only.contains(&listener) => {
+            AudioFeed::Mix
+        }
         (Some((_, id)), None) => AudioFeed::Relay(id.clone()),
         (Some(_), Some(_)) => AudioFeed::Mix,
     }
@@ -57,12 +64,13 @@ impl AudioRoutes {
         &mut self,
         listeners: impl IntoIterator<Item = ParticipantKey>,
         sources: &[(ParticipantKey, TrackId)],
+        mix_only: &[ParticipantKey],
     ) -> Vec<FeedChange> {
         let mut changes = Vec::new();
         let mut seen = HashSet::new();
         for listener in listeners {
             seen.insert(listener);
-            let to = feed_for(listener, sources);
+            let to = feed_for(listener, sources, mix_only);
             let from = self
                 .feeds
                 .get(&listener)
@@ -139,7 +147,11 @@ mod tests {
             (&three, 9, AudioFeed::Mix),
         ];
         for (sources, listener, want) in cases {
-            assert_eq!(feed_for(k(listener), sources), want, "listener {listener}");
+            assert_eq!(
+                feed_for(k(listener), sources, &[]),
+                want,
+                "listener {listener}"
+            );
         }
     }
 
@@ -147,12 +159,12 @@ mod tests {
     fn third_talker_switches_a_call_to_the_mix_and_back() {
         let mut routes = AudioRoutes::default();
         let two = [(k(1), t("a")), (k(2), t("b"))];
-        let changes = routes.update([k(1), k(2)], &two);
+        let changes = routes.update([k(1), k(2)], &two, &[]);
         assert_eq!(changes.len(), 2);
         assert!(!routes.mixing());
 
         let three = [(k(1), t("a")), (k(2), t("b")), (k(3), t("c"))];
-        let mut changes = routes.update([k(1), k(2), k(3)], &three);
+        let mut changes = routes.update([k(1), k(2), k(3)], &three, &[]);
         changes.sort_by_key(|c| c.listener);
         assert_eq!(
             changes,
@@ -179,7 +191,7 @@ mod tests {
         assert_eq!(mixed, vec![k(1), k(2), k(3)]);
 
         // The third leaves: back to relaying, and the leaver falls silent.
-        let mut changes = routes.update([k(1), k(2)], &two);
+        let mut changes = routes.update([k(1), k(2)], &two, &[]);
         changes.sort_by_key(|c| c.listener);
         assert_eq!(changes[0].to, AudioFeed::Relay(t("b")));
         assert_eq!(changes[1].to, AudioFeed::Relay(t("a")));
@@ -195,10 +207,36 @@ mod tests {
     }
 
     #[test]
+    fn a_phone_is_never_relayed_and_never_relays() {
+        // 7 is a phone over plain RTP.
+        let phone_and_one = [(k(1), t("a")), (k(7), t("p"))];
+        let cases: [(u64, AudioFeed); 3] = [
+            // The WebRTC listener's only other talker is the phone: the mix.
+            (1, AudioFeed::Mix),
+            // The phone's only other talker is WebRTC: the mix too (in its codec).
+            (7, AudioFeed::Mix),
+            // Someone with both others talking: the mix, as always.
+            (9, AudioFeed::Mix),
+        ];
+        for (listener, want) in cases {
+            assert_eq!(
+                feed_for(k(listener), &phone_and_one, &[k(7)]),
+                want,
+                "listener {listener}"
+            );
+        }
+        // Alone with its own voice: nothing to hear.
+        assert_eq!(
+            feed_for(k(7), &[(k(7), t("p"))], &[k(7)]),
+            AudioFeed::Silent
+        );
+    }
+
+    #[test]
     fn unchanged_feeds_are_not_reported() {
         let mut routes = AudioRoutes::default();
         let two = [(k(1), t("a")), (k(2), t("b"))];
-        routes.update([k(1), k(2)], &two);
-        assert!(routes.update([k(1), k(2)], &two).is_empty());
+        routes.update([k(1), k(2)], &two, &[]);
+        assert!(routes.update([k(1), k(2)], &two, &[]).is_empty());
     }
 }

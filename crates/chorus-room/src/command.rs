@@ -8,7 +8,7 @@ use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, TrackInfo};
 use chorus_room_api::{JoinError, JoinRequest, RoomError};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::io::ParticipantKey;
+use crate::io::{ParticipantKey, RtpAdmitted, RtpJoin};
 
 pub(crate) type Reply<T> = oneshot::Sender<T>;
 
@@ -49,6 +49,20 @@ pub(crate) enum RoomCommand {
         identity: String,
         grants: Grants,
         reply: Reply<Result<ParticipantInfo, RoomError>>,
+    },
+    /// A plain-RTP participant joins; its endpoint runs on `socket`.
+    AddRtp {
+        join: RtpJoin,
+        socket: std::net::UdpSocket,
+        remote: std::net::SocketAddr,
+        payload_type: u8,
+        timeout: std::time::Duration,
+        reply: Reply<Result<RtpAdmitted, RoomError>>,
+    },
+    /// 20 ms of a plain-RTP participant's voice.
+    RtpFrame {
+        participant: ParticipantKey,
+        frame: chorus_plainrtp::InboundFrame,
     },
     Delete {
         reply: Reply<()>,

@@ -20,6 +20,7 @@ mod links;
 mod media;
 mod publish;
 mod repair;
+mod rtp;
 mod settings;
 mod signal;
 mod subscribe;
@@ -276,6 +277,10 @@ impl RoomCore {
                 self.handle_datagram(dg, now);
                 None
             }
+            Input::RtpFrame { participant, frame } => {
+                self.rtp_frame(participant, frame, now);
+                None
+            }
             Input::Timeout => {
                 self.handle_timeout(now);
                 None
@@ -431,6 +436,9 @@ impl RoomCore {
                     .ok_or(RoomError::NotInLobby(participant))
                     .and_then(|k| self.decide_lobby(k, admit, now)),
             ),
+            Command::AddRtpParticipant(join) => {
+                Reply::RtpAdded(self.add_rtp_participant(join, now))
+            }
             Command::Delete => {
                 self.close_all(LeaveReason::RoomDeleted, now);
                 self.closed = true;
@@ -624,6 +632,7 @@ impl RoomCore {
         };
         self.setup.cancel(key);
         self.data.left(key);
+        self.audio.forget(key);
         for conn in [p.publisher, p.subscriber].into_iter().flatten() {
             self.close_conn(conn, now);
         }

@@ -20,14 +20,21 @@ use crate::command::RoomCommand;
 use crate::command::{Session, SessionHandle};
 use crate::core::{CoreParams, RoomCore};
 use crate::forward::ShardJob;
-use crate::io::{Command, Input, Output, ParticipantKey, Recipients, Reply, RouteChange};
+use crate::io::{
+    Command, Input, Output, ParticipantKey, Recipients, Reply, RouteChange, RtpAdmitted, RtpJoin,
+};
 use crate::skips::Skip;
 use crate::totals::ServerTotals;
+use chorus_plainrtp::driver::{MixFrame, ToRoom};
+use chorus_plainrtp::{Endpoint, EndpointConfig, Gone};
 use chorus_room_api::JoinError;
+use chorus_room_api::RoomError;
 use chorus_webhooks::Webhooks;
 
 /// Frames queued for one client before it counts as stuck and is dropped.
 const EVENTS_PER_PARTICIPANT: usize = 512;
+/// Mix frames queued for a plain-RTP participant's task (100 ms).
+const RTP_MIX_FRAMES: usize = 5;
 /// Datagrams taken from an inbox per wake-up.
 const INBOX_BATCH: usize = 64;
 
@@ -54,6 +61,9 @@ struct Driver {
     bad_integrity: u64,
     webhooks: Webhooks,
     totals: Arc<ServerTotals>,
+    /// Each plain-RTP participant's endpoint task, by the mix frames it is sent.
+    rtp: HashMap<ParticipantKey, mpsc::Sender<MixFrame>>,
+    shutdown: CancellationToken,
 }
 
 /// Runs the room until it is deleted, stays empty too long, or the server shuts down.
@@ -74,6 +84,8 @@ pub(crate) async fn run(
         bad_integrity: 0,
         webhooks: params.webhooks,
         totals: params.totals.clone(),
+        rtp: HashMap::new(),
+        shutdown: shutdown.clone(),
     };
     drop(params.commands);
     let totals = params.totals;
@@ -210,6 +222,19 @@ impl Driver {
             RoomCommand::Calling { cmd, reply } => {
                 let _ = reply.send(self.call(cmd));
             }
+            RoomCommand::AddRtp {
+                join,
+                socket,
+                remote,
+                payload_type,
+                timeout,
+                reply,
+            } => {
+                let _ = reply.send(self.add_rtp(join, socket, remote, payload_type, timeout));
+            }
+            RoomCommand::RtpFrame { participant, frame } => {
+                self.input(Input::RtpFrame { participant, frame });
+            }
             RoomCommand::Delete { reply } => {
                 self.call(Command::Delete);
                 let _ = reply.send(());
@@ -270,6 +295,8 @@ impl Driver {
                     Output::Departed(key) => {
                         self.clients.channels.remove(&key);
                         self.clients.waiting.remove(&key);
+                        // Its endpoint task ends when its side of the channel closes.
+                        self.rtp.remove(&key);
                     }
                     Output::Lobby {
                         participant,
@@ -279,6 +306,12 @@ impl Driver {
                             self.clients.waiting.insert(participant);
                         } else {
                             self.clients.waiting.remove(&participant);
+                        }
+                    }
+                    Output::RtpMix { participant, frame } => {
+                        // A full channel: the task is behind; this frame is lost.
+                        if let Some(tx) = self.rtp.get(&participant) {
+                            let _ = tx.try_send(frame);
                         }
                     }
                     Output::Route(change) => self.route(change),
@@ -310,6 +343,79 @@ impl Driver {
                 });
             }
         }
+    }
+
+    /// Lets a plain-RTP participant in and starts its endpoint's task on `socket`.
+    fn add_rtp(
+        &mut self,
+        join: RtpJoin,
+        socket: std::net::UdpSocket,
+        remote: std::net::SocketAddr,
+        payload_type: u8,
+        timeout: std::time::Duration,
+    ) -> Result<RtpAdmitted, RoomError> {
+        let commands = self.commands.upgrade().ok_or(RoomError::RoomClosed)?;
+        let codec = join.codec;
+        let admitted = match self.input(Input::Command(Command::AddRtpParticipant(join))) {
+            Some(Reply::RtpAdded(r)) => r?,
+            _ => return Err(RoomError::RoomClosed),
+        };
+        let key = admitted.participant;
+        let config = EndpointConfig {
+            codec,
+            payload_type,
+            remote,
+            ssrc: admitted.ssrc,
+            initial_timestamp: admitted.initial_timestamp,
+            timeout,
+        };
+        let started = Endpoint::new(config, Instant::now())
+            .map_err(|e| RoomError::RtpSocket(e.to_string()))
+            .and_then(|endpoint| {
+                let socket = tokio::net::UdpSocket::from_std(socket)
+                    .map_err(|e| RoomError::RtpSocket(e.to_string()))?;
+                Ok((endpoint, socket))
+            });
+        let (endpoint, socket) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                let reason = LeaveReason::RoomFailed;
+                self.input(Input::ClientGone {
+                    participant: key,
+                    reason,
+                });
+                self.flush();
+                return Err(e);
+            }
+        };
+        let (tx, rx) = mpsc::channel(RTP_MIX_FRAMES);
+        self.rtp.insert(key, tx);
+        // Its frames go through the command channel: 50 a second each, and a full
+        // channel (an overloaded room) drops them rather than waiting.
+        let to_room = move |event: ToRoom| match event {
+            ToRoom::Frame(frame) => !matches!(
+                commands.try_send(RoomCommand::RtpFrame {
+                    participant: key,
+                    frame,
+                }),
+                Err(mpsc::error::TrySendError::Closed(_))
+            ),
+            ToRoom::Gone(Gone::RtpTimeout) => commands
+                .try_send(RoomCommand::Close {
+                    participant: key,
+                    reason: LeaveReason::RtpTimeout,
+                })
+                .is_ok(),
+        };
+        tokio::spawn(chorus_plainrtp::driver::run(
+            socket,
+            endpoint,
+            rx,
+            to_room,
+            self.shutdown.child_token(),
+        ));
+        self.flush();
+        Ok(admitted)
     }
 
     fn route(&self, change: RouteChange) {

@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 
 use bytes::BytesMut;
 use chorus_core::{ConnId, ParticipantId};
+use chorus_plainrtp::InboundFrame;
+use chorus_plainrtp::PlainCodec;
+use chorus_plainrtp::driver::MixFrame;
 use chorus_protocol::control::{CreateInvitationRequest, InvitationEnd, InvitationInfo, RoomInfo};
 use chorus_protocol::signal::{ClientFrame, ServerMessage};
 use chorus_protocol::webhook::WebhookEvent;
@@ -34,6 +37,11 @@ pub enum Input {
     },
     /// A datagram for one of the room's media connections.
     Datagram(Datagram),
+    /// 20 ms of a plain-RTP participant's voice, decoded by its endpoint.
+    RtpFrame {
+        participant: ParticipantKey,
+        frame: InboundFrame,
+    },
     /// Time passed: whatever is due by `now` runs ([`crate::RoomCore::poll_timeout`]).
     Timeout,
     /// The server drains and stops within this time: everyone is told.
@@ -74,7 +82,28 @@ pub enum Command {
         participant: String,
         admit: bool,
     },
+    /// A phone or bot over plain RTP joins (its socket is the driver's business).
+    AddRtpParticipant(RtpJoin),
     Delete,
+}
+
+/// Who joins over plain RTP.
+#[derive(Debug, Clone)]
+pub struct RtpJoin {
+    pub identity: String,
+    pub name: String,
+    pub codec: PlainCodec,
+    /// Plain-RTP participants the room takes at most.
+    pub max_in_room: u32,
+}
+
+/// A plain-RTP participant the room let in, and what its endpoint sends with.
+#[derive(Debug, Clone)]
+pub struct RtpAdmitted {
+    pub participant: ParticipantKey,
+    pub info: ParticipantInfo,
+    pub ssrc: u32,
+    pub initial_timestamp: u32,
 }
 
 /// The answer to a [`Command`], in the same order of variants.
@@ -90,6 +119,7 @@ pub enum Reply {
     Invited(Result<InvitationInfo, RoomError>),
     InvitationEnded(Result<(), RoomError>),
     LobbyDecided(Result<(), RoomError>),
+    RtpAdded(Result<RtpAdmitted, RoomError>),
     Deleted,
 }
 
@@ -120,6 +150,11 @@ pub enum Output {
     Lobby {
         participant: ParticipantKey,
         waiting: bool,
+    },
+    /// A mix frame for a plain-RTP participant's endpoint.
+    RtpMix {
+        participant: ParticipantKey,
+        frame: MixFrame,
     },
 }
 

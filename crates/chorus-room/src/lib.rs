@@ -21,6 +21,7 @@ mod participants;
 mod peer;
 mod registry;
 mod rooms;
+mod rtp;
 mod selection;
 pub mod signal_error;
 #[cfg(feature = "sim")]
@@ -39,6 +40,7 @@ pub use crate::core::{CoreParams, RoomCore};
 pub use lastn::DEFAULT_LAST_N;
 
 pub use registry::{RoomConfig, RoomRegistry};
+pub use rtp::PlainRtpConfig;
 
 pub use command::{Session, SessionHandle};
 

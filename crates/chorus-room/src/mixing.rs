@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use chorus_core::{ExtSeq, TrackId};
 use chorus_mixer::{
-    ActiveSpeaker, MixedFrame, Mixer, MixerConfig, SourceId, SpeakerConfig, SpeakerDetector,
+    ActiveSpeaker, MixedFrame, Mixer, MixerConfig, SourceId, SourceKind, SpeakerConfig,
+    SpeakerDetector, audio_level,
 };
 
 use crate::audio::{AudioRoutes, FeedChange};
@@ -30,6 +31,10 @@ pub struct RoomAudio {
     /// Drives `active_speakers` in every room, mixed or not.
     speakers: SpeakerDetector,
     next_speaker_poll: Option<Instant>,
+    /// Participants whose audio is not Opus both ways (phones over plain RTP): mixed
+    /// only, never relayed.
+    kinds: Vec<(ParticipantKey, SourceKind)>,
+    mix_only: Vec<ParticipantKey>,
 }
 
 impl Default for RoomAudio {
@@ -41,11 +46,34 @@ impl Default for RoomAudio {
             mixer_failed: false,
             speakers: SpeakerDetector::new(SpeakerConfig::default()),
             next_speaker_poll: None,
+            kinds: Vec::new(),
+            mix_only: Vec::new(),
         }
     }
 }
 
 impl RoomAudio {
+    /// A phone over plain RTP: its audio arrives as samples, and in G.711 (`pcm_out`) it
+    /// takes its mix as samples. Set before its microphone is a source.
+    pub fn set_plain(&mut self, key: ParticipantKey, kind: SourceKind) {
+        self.kinds.retain(|(k, _)| *k != key);
+        self.kinds.push((key, kind));
+        self.mix_only = self.kinds.iter().map(|(k, _)| *k).collect();
+    }
+
+    /// The participant left (whatever it was).
+    pub fn forget(&mut self, key: ParticipantKey) {
+        self.kinds.retain(|(k, _)| *k != key);
+        self.mix_only = self.kinds.iter().map(|(k, _)| *k).collect();
+    }
+
+    pub fn kind_of(&self, key: ParticipantKey) -> SourceKind {
+        self.kinds
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or_else(SourceKind::default, |(_, kind)| *kind)
+    }
+
     /// Re-decides who hears what after talkers or listeners changed, and keeps the
     /// mixer and the detector in step with the talkers. `muted` says whether a
     /// microphone track is muted.
@@ -56,7 +84,7 @@ impl RoomAudio {
         muted: impl Fn(&TrackId) -> bool,
         now: Instant,
     ) -> Vec<FeedChange> {
-        let changes = self.routes.update(listeners, sources);
+        let changes = self.routes.update(listeners, sources, &self.mix_only);
         if !sources.is_empty() && self.next_speaker_poll.is_none() {
             self.next_speaker_poll = Some(now + SPEAKER_POLL);
         }
@@ -84,8 +112,9 @@ impl RoomAudio {
             let (id, muted) = (source(*key), muted(track));
             self.speakers.add(id);
             self.speakers.set_muted(id, muted);
+            let kind = self.kind_of(*key);
             if let Some(m) = self.mixer.as_mut() {
-                m.add_source(id);
+                m.add_source_as(id, kind);
                 m.set_muted(id, muted);
             }
         }
@@ -115,6 +144,18 @@ impl RoomAudio {
             && let Some(mixer) = self.mixer.as_mut()
         {
             mixer.push(source(talker), seq.0, level, payload, now);
+        }
+    }
+
+    /// 20 ms of a phone's voice as 48 kHz samples (its endpoint decoded and
+    /// resampled it); its level is measured here, as no RFC 6464 extension comes.
+    pub fn hear_pcm(&mut self, talker: ParticipantKey, seq: u64, pcm: &[i16], now: Instant) {
+        self.speakers
+            .observe(source(talker), Some(audio_level(pcm)), now);
+        if self.routes.mixing()
+            && let Some(mixer) = self.mixer.as_mut()
+        {
+            mixer.push_pcm(source(talker), seq, pcm, now);
         }
     }
 

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use chorus_core::{ConnId, ParticipantId};
+use chorus_plainrtp::PlainCodec;
 use chorus_protocol::{Grants, LeaveReason, ParticipantInfo, ParticipantState, TrackInfo};
 use chorus_transport::LinkState;
 
@@ -22,6 +23,8 @@ pub struct Participant {
     pub joined_at_ms: u64,
     pub publisher: Option<ConnId>,
     pub subscriber: Option<ConnId>,
+    /// A phone or bot over plain RTP (no connections): its codec.
+    pub plain: Option<PlainCodec>,
 }
 
 impl Participant {
@@ -145,6 +148,7 @@ impl Participants {
                 joined_at_ms,
                 publisher: None,
                 subscriber: None,
+                plain: None,
             },
         );
         Ok(key)
@@ -247,6 +251,11 @@ impl Participants {
             .collect();
         keys.sort();
         keys
+    }
+
+    /// The plain-RTP participants.
+    pub fn plain_count(&self) -> usize {
+        self.by_key.values().filter(|p| p.plain.is_some()).count()
     }
 
     /// Changes the participant's state: the change to announce, `None` if it was in

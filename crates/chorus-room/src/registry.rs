@@ -58,6 +58,8 @@ pub struct RoomConfig {
     pub max_tracks_per_participant: u32,
     /// What one participant may send as data messages.
     pub data: crate::data::DataLimits,
+    /// Phones and bots over plain RTP.
+    pub plain_rtp: crate::rtp::PlainRtpConfig,
 }
 
 impl Default for RoomConfig {
@@ -76,6 +78,7 @@ impl Default for RoomConfig {
             // A camera, a screen share and their audio.
             max_tracks_per_participant: 4,
             data: crate::data::DataLimits::default(),
+            plain_rtp: crate::rtp::PlainRtpConfig::default(),
         }
     }
 }
@@ -326,7 +329,11 @@ impl RoomRegistry {
     }
 
     /// Sends a request to a room and waits for its answer.
-    pub(super) async fn call<T>(
+    pub(crate) fn config(&self) -> &RoomConfig {
+        &self.inner.config
+    }
+
+    pub(crate) async fn call<T>(
         &self,
         room: &str,
         make: impl FnOnce(oneshot::Sender<T>) -> RoomCommand,

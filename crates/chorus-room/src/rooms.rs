@@ -57,6 +57,13 @@ impl Rooms for RoomRegistry {
     ) -> BoxFuture<'a, Result<(), RoomError>> {
         Box::pin(RoomRegistry::remove_participant(self, room, identity))
     }
+    fn create_rtp_participant<'a>(
+        &'a self,
+        room: &'a str,
+        req: chorus_protocol::control::CreateRtpParticipantRequest,
+    ) -> BoxFuture<'a, Result<chorus_protocol::control::RtpParticipantInfo, RoomError>> {
+        Box::pin(RoomRegistry::create_rtp_participant(self, room, req))
+    }
     fn mute_track<'a>(
         &'a self,
         room: &'a str,

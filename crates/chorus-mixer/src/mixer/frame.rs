@@ -20,6 +20,7 @@ pub struct MixedFrame<'a> {
     /// when it changed at this tick.
     pub speakers: Option<&'a [ActiveSpeaker]>,
     pub(super) common: &'a [u8],
+    pub(super) common_pcm: &'a [i16],
     pub(super) talkers: &'a [Talker],
 }
 
@@ -34,6 +35,16 @@ impl MixedFrame<'_> {
     }
 
     /// The common mix, for listeners that are not sources.
+    /// The mix as 48 kHz samples for a listener that takes samples
+    /// ([`crate::SourceKind::pcm_out`]): its own mix-minus-self while it is mixed, else
+    /// the common mix (which then does not carry its voice).
+    pub fn pcm_for(&self, listener: SourceId) -> &[i16] {
+        match self.talkers.iter().find(|t| t.id == listener) {
+            Some(t) if t.pcm_out && !t.minus.is_empty() => &t.minus,
+            _ => self.common_pcm,
+        }
+    }
+
     pub fn common(&self) -> &[u8] {
         self.common
     }

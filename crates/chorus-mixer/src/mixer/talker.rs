@@ -7,13 +7,18 @@ use opus::{Channels, Decoder, Encoder};
 
 use super::codec::{FRAME_SAMPLES, MAX_OPUS_PACKET, MAX_PACKET_SAMPLES, SAMPLE_RATE, new_encoder};
 use super::config::{MixerConfig, MixerStats};
-use crate::SourceId;
 use crate::jitter::{JitterQueue, Playout};
+use crate::{SourceId, SourceKind};
 
 /// A mixed talker: its decoder, queue and the encoder of its mix-minus-self.
 pub(super) struct Talker {
     pub(super) id: SourceId,
-    pub(super) decoder: Decoder,
+    /// `None` for a source that arrives as samples ([`SourceKind::pcm_in`]).
+    pub(super) decoder: Option<Decoder>,
+    /// Its mix-minus-self as samples instead of Opus ([`SourceKind::pcm_out`]).
+    pub(super) pcm_out: bool,
+    /// That mix-minus-self, when `pcm_out`.
+    pub(super) minus: Vec<i16>,
     pub(super) encoder: Encoder,
     pub(super) queue: JitterQueue,
     /// Decoded samples not mixed yet (a packet may carry more than 20 ms).
@@ -30,10 +35,21 @@ pub(super) struct Talker {
 }
 
 impl Talker {
-    pub(super) fn new(id: SourceId, config: &MixerConfig) -> Result<Self, opus::Error> {
+    pub(super) fn new(
+        id: SourceId,
+        kind: SourceKind,
+        config: &MixerConfig,
+    ) -> Result<Self, opus::Error> {
+        let decoder = if kind.pcm_in {
+            None
+        } else {
+            Some(Decoder::new(SAMPLE_RATE, Channels::Mono)?)
+        };
         Ok(Self {
             id,
-            decoder: Decoder::new(SAMPLE_RATE, Channels::Mono)?,
+            decoder,
+            pcm_out: kind.pcm_out,
+            minus: Vec::new(),
             encoder: new_encoder(config.bitrate_bps)?,
             queue: JitterQueue::new(config.jitter_frames),
             carry: Vec::with_capacity(MAX_PACKET_SAMPLES + FRAME_SAMPLES),
@@ -57,7 +73,7 @@ impl Talker {
         // conceals (which fills `carry`), or stops.
         while self.carry.len() < FRAME_SAMPLES {
             match self.queue.pop() {
-                Playout::Packet(packet) => match self.decoder.decode(&packet, scratch, false) {
+                Playout::Packet(packet) => match decode(self.decoder.as_mut(), &packet, scratch) {
                     Ok(n) => {
                         self.carry
                             .extend_from_slice(&scratch[..n.min(scratch.len())]);
@@ -99,10 +115,11 @@ impl Talker {
         if !self.decoded_any || self.concealed >= max_concealed {
             return false;
         }
-        match self
-            .decoder
-            .decode(&[], &mut scratch[..FRAME_SAMPLES], false)
-        {
+        // Samples cannot be concealed: the source fills its own gaps.
+        let Some(decoder) = self.decoder.as_mut() else {
+            return false;
+        };
+        match decoder.decode(&[], &mut scratch[..FRAME_SAMPLES], false) {
             Ok(n) => {
                 self.carry
                     .extend_from_slice(&scratch[..n.min(FRAME_SAMPLES)]);
@@ -114,6 +131,25 @@ impl Talker {
                 stats.decode_errors += 1;
                 false
             }
+        }
+    }
+}
+
+/// A queued packet to samples: Opus through its decoder, or little-endian 16-bit
+/// samples as they were pushed.
+fn decode(
+    decoder: Option<&mut Decoder>,
+    packet: &[u8],
+    scratch: &mut [i16],
+) -> Result<usize, opus::Error> {
+    match decoder {
+        Some(d) => d.decode(packet, scratch, false),
+        None => {
+            let n = (packet.len() / 2).min(scratch.len());
+            for (s, b) in scratch.iter_mut().zip(packet.chunks_exact(2)) {
+                *s = i16::from_le_bytes([b[0], b[1]]);
+            }
+            Ok(n)
         }
     }
 }

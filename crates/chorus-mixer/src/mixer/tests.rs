@@ -435,3 +435,99 @@ fn config_is_checked() {
         }
     }
 }
+
+/// 20 ms of a tone as samples, for a source that pushes samples.
+fn tone_pcm(freq: f64, amplitude: f64, frame: u64) -> Vec<i16> {
+    (0..FRAME_SAMPLES)
+        .map(|i| {
+            let t = (frame as usize * FRAME_SAMPLES + i) as f64 / f64::from(SAMPLE_RATE);
+            (amplitude * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16
+        })
+        .collect()
+}
+
+#[test]
+fn a_phone_pushes_samples_and_takes_its_mix_minus_self_as_samples() {
+    let t0 = Instant::now();
+    let mut mixer = Mixer::new(MixerConfig::default()).unwrap();
+    // 1: a WebRTC talker (Opus both ways); 2: a G.711 phone (samples both ways);
+    // 3: an Opus phone (samples in, Opus out).
+    mixer.add_source(SourceId(1));
+    let phone = SourceKind {
+        pcm_in: true,
+        pcm_out: true,
+    };
+    mixer.add_source_as(SourceId(2), phone);
+    mixer.add_source_as(
+        SourceId(3),
+        SourceKind {
+            pcm_in: true,
+            pcm_out: false,
+        },
+    );
+    let mut webrtc = ToneSource::new(1, 880.0, 6000.0);
+    let mut listener = Listener::new(1);
+    let (mut phone_heard, mut common) = (Vec::new(), Vec::new());
+    for n in 0..60u64 {
+        let now = t0 + T20 * n as u32;
+        let (packet, level) = webrtc.next_packet();
+        mixer.push(SourceId(1), n, Some(level), &packet, now);
+        let pushed = mixer.push_pcm(SourceId(2), n, &tone_pcm(440.0, 6000.0, n), now);
+        assert_ne!(pushed, Pushed::Dropped(DropReason::UnknownSource));
+        mixer.push_pcm(SourceId(3), n, &tone_pcm(2500.0, 6000.0, n), now);
+        let frame = mixer.tick(now).expect("a frame every 20 ms");
+        listener.receive(&frame);
+        phone_heard.extend_from_slice(frame.pcm_for(SourceId(2)));
+        common.extend_from_slice(frame.pcm_for(SourceId(99)));
+        assert_eq!(frame.pcm_for(SourceId(2)).len(), FRAME_SAMPLES);
+    }
+    // An Opus source cannot push samples.
+    assert_eq!(
+        mixer.push_pcm(SourceId(1), 99, &[0; FRAME_SAMPLES], t0),
+        Pushed::Dropped(DropReason::UnknownSource)
+    );
+    let tail = 20 * FRAME_SAMPLES;
+    // (what, samples, frequency, expected present)
+    let cases: [(&str, &[i16], f64, bool); 7] = [
+        (
+            "WebRTC hears the G.711 phone",
+            &listener.pcm[tail..],
+            440.0,
+            true,
+        ),
+        (
+            "WebRTC hears the Opus phone",
+            &listener.pcm[tail..],
+            2500.0,
+            true,
+        ),
+        (
+            "WebRTC does not hear itself",
+            &listener.pcm[tail..],
+            880.0,
+            false,
+        ),
+        ("the phone hears WebRTC", &phone_heard[tail..], 880.0, true),
+        (
+            "the phone hears the Opus phone",
+            &phone_heard[tail..],
+            2500.0,
+            true,
+        ),
+        (
+            "the phone does not hear itself",
+            &phone_heard[tail..],
+            440.0,
+            false,
+        ),
+        ("the common mix has the phone", &common[tail..], 440.0, true),
+    ];
+    for (what, pcm, freq, present) in cases {
+        let a = tone_amplitude(pcm, freq);
+        if present {
+            assert!(a > 3000.0, "{what}: {freq} Hz amplitude {a:.0}");
+        } else {
+            assert!(a < 100.0, "{what}: {freq} Hz amplitude {a:.0}");
+        }
+    }
+}

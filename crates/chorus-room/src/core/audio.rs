@@ -13,8 +13,9 @@ use chorus_protocol::signal::{ActiveSpeaker, ServerMessage};
 use super::RoomCore;
 use crate::audio::{AudioFeed, FeedChange};
 use crate::forward::{MixPayload, Outgoing, Payload};
-use crate::io::{ParticipantKey, Recipients};
+use crate::io::{Output, ParticipantKey, Recipients};
 use crate::mixing::source;
+use chorus_plainrtp::driver::{MixData, MixFrame};
 
 impl RoomCore {
     /// Re-decides who hears what after talkers or listeners changed.
@@ -31,6 +32,9 @@ impl RoomCore {
 
     fn apply_feed_change(&mut self, change: FeedChange, now: Instant) {
         let FeedChange { listener, from, to } = change;
+        if self.is_plain(listener) {
+            return; // its endpoint takes mix frames (`tick_mixer`), not a down track
+        }
         let subscriber = self.participants.get(listener).and_then(|p| p.subscriber);
         if let (AudioFeed::Relay(id), Some(conn)) = (&from, subscriber) {
             self.tracks.remove_subscriber(id, conn);
@@ -72,6 +76,23 @@ impl RoomCore {
             let mut own: Vec<(ParticipantKey, Bytes)> = Vec::new();
             let mut conns: Vec<ConnId> = Vec::with_capacity(listeners.len());
             for l in listeners {
+                if let Some(codec) = participants.get(*l).and_then(|p| p.plain) {
+                    // A phone: its own frame, to its endpoint (one copy of 960
+                    // samples, or of the Opus packet WebRTC listeners get).
+                    let audio = if codec.wants_pcm() {
+                        MixData::Pcm(Arc::from(frame.pcm_for(source(*l))))
+                    } else {
+                        MixData::Opus(Arc::from(frame.payload_for(source(*l))))
+                    };
+                    self.outputs.push_back(Output::RtpMix {
+                        participant: *l,
+                        frame: MixFrame {
+                            seq: frame.seq,
+                            audio,
+                        },
+                    });
+                    continue;
+                }
                 let payload = frame.payload_for(source(*l));
                 if !std::ptr::eq(payload, common_payload) {
                     own.push((*l, Bytes::copy_from_slice(payload)));

@@ -30,6 +30,9 @@ impl RoomCore {
 
     /// Subscribes to a track forwarded on its own (a video, screen share audio).
     pub(super) fn subscribe(&mut self, key: ParticipantKey, id: &TrackId, now: Instant) {
+        if self.is_plain(key) {
+            return; // audio only, from the mixer
+        }
         let Some(track) = self.tracks.get(id) else {
             return;
         };

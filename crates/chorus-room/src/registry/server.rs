@@ -69,7 +69,7 @@ impl RoomRegistry {
         self.inner.drain.get().copied()
     }
 
-    pub(super) fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.inner.drain.get().is_some()
     }
 

@@ -67,7 +67,7 @@ pub use stream::{TALK_DBOV, VIDEO_FPS};
 
 use crate::core::{CoreParams, RoomCore};
 use crate::driver::apply_route;
-use crate::io::{Command, Input, Output, Recipients, Reply};
+use crate::io::{Command, Input, Output, ParticipantKey, Recipients, Reply};
 use crate::skips::Skips;
 use chorus_room_api::JoinRequest;
 use client::SimClient;
@@ -94,6 +94,8 @@ pub struct Sim {
     inbox: (mpsc::Sender<Datagram>, mpsc::Receiver<Datagram>),
     clients: Vec<SimClient>,
     events: Vec<WebhookEvent>,
+    /// Mix frames the room handed to plain-RTP participants' endpoints.
+    rtp_mix: Vec<(ParticipantKey, chorus_plainrtp::driver::MixFrame)>,
 }
 
 impl Sim {
@@ -140,6 +142,7 @@ impl Sim {
             inbox: mpsc::channel(1 << 16),
             clients: Vec::new(),
             events: Vec::new(),
+            rtp_mix: Vec::new(),
         }
     }
 
@@ -231,6 +234,17 @@ impl Sim {
         let reply = self.core.handle_input(Input::Command(cmd), self.now);
         self.pump();
         reply.expect("commands are answered")
+    }
+
+    /// Any input, as the driver would feed it (a plain-RTP participant's frames).
+    pub fn input(&mut self, input: Input) {
+        self.core.handle_input(input, self.now);
+        self.pump();
+    }
+
+    /// The mix frames handed to plain-RTP participants so far.
+    pub fn rtp_mix(&self) -> &[(ParticipantKey, chorus_plainrtp::driver::MixFrame)] {
+        &self.rtp_mix
     }
 
     /// From now on the client keeps the server's offers unanswered.
@@ -410,6 +424,7 @@ impl Sim {
                     client.waiting = waiting;
                 }
             }
+            Output::RtpMix { participant, frame } => self.rtp_mix.push((participant, frame)),
         }
     }
 

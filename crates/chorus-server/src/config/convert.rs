@@ -45,6 +45,12 @@ impl Config {
                 messages_per_second: self.rooms.data_messages_per_second,
                 bytes_per_second: self.rooms.data_bytes_per_second,
             },
+            plain_rtp: chorus_room::PlainRtpConfig {
+                bind_ip: self.media.bind.ip(),
+                timeout: Duration::from_millis(self.plain_rtp.timeout_ms),
+                max_per_room: self.plain_rtp.max_per_room,
+                allow_public_remote: self.plain_rtp.allow_public_remote,
+            },
         }
     }
 

@@ -28,6 +28,33 @@ pub struct Config {
     pub log: LogSection,
     pub webhooks: WebhooksSection,
     pub turn: TurnSection,
+    pub plain_rtp: PlainRtpSection,
+}
+
+/// Phones and bots over plain RTP (`POST /v1/rooms/{room}/rtp_participants`). Their
+/// UDP ports are opened on the media bind address's IP, one per participant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlainRtpSection {
+    /// No RTP from the participant this long (from its creation, or its last good
+    /// packet) and it leaves with `rtp_timeout`.
+    pub timeout_ms: u64,
+    /// Plain-RTP participants one room takes at most (`too_many_rtp_participants`).
+    pub max_per_room: u32,
+    /// Let `remote_address` be a public address; off, only loopback and private
+    /// (RFC 1918, IPv6 unique local) addresses are taken.
+    pub allow_public_remote: bool,
+}
+
+impl Default for PlainRtpSection {
+    fn default() -> Self {
+        let d = chorus_room::PlainRtpConfig::default();
+        Self {
+            timeout_ms: millis(d.timeout),
+            max_per_room: d.max_per_room,
+            allow_public_remote: d.allow_public_remote,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

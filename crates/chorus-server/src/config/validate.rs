@@ -118,6 +118,9 @@ impl Config {
                 bail!("media.{name} must be at least 1");
             }
         }
+        if self.plain_rtp.timeout_ms == 0 {
+            bail!("plain_rtp.timeout_ms must be at least 1");
+        }
         Ok(())
     }
 
