@@ -24,8 +24,8 @@ mod tests;
 mod tokens;
 
 use rooms::{
-    create_room, delete_room, list_participants, list_rooms, mute_track, participant,
-    remove_participant, room_info, update_permissions,
+    create_room, delete_room, hold_participant, list_participants, list_rooms, mute_track,
+    participant, remove_participant, room_info, update_permissions,
 };
 use server::{drain, media_stats};
 use tokens::create_token;
@@ -74,6 +74,11 @@ pub fn routes() -> Vec<Route> {
             Method::DELETE,
             "/v1/rooms/{room}/participants/{identity}",
             remove_participant,
+        ),
+        route(
+            Method::POST,
+            "/v1/rooms/{room}/participants/{identity}/hold",
+            hold_participant,
         ),
         route(
             Method::POST,

@@ -29,8 +29,8 @@ mod tests {
     use axum::body::Body;
     use axum::http::{Method, Request, StatusCode};
     use chorus_protocol::control::{
-        CreateRoomRequest, CreateTokenRequest, ErrorBody, ErrorDetail, MuteTrackRequest,
-        ParticipantList, RoomList, TokenResponse, UpdatePermissionsRequest,
+        CreateRoomRequest, CreateTokenRequest, ErrorBody, ErrorDetail, HoldRequest,
+        MuteTrackRequest, ParticipantList, RoomList, TokenResponse, UpdatePermissionsRequest,
     };
     use chorus_protocol::{Grants, TrackSource};
     use serde_json::Value;
@@ -176,6 +176,10 @@ mod tests {
                 .unwrap(),
             ),
             (
+                "HoldRequest",
+                serde_json::to_value(HoldRequest { held: true }).unwrap(),
+            ),
+            (
                 "MuteTrackRequest",
                 serde_json::to_value(MuteTrackRequest { muted: true }).unwrap(),
             ),
@@ -250,7 +254,7 @@ mod tests {
             ("MediaKind", vec!["audio", "video"]),
             (
                 "ParticipantState",
-                vec!["connecting", "connected", "disconnected"],
+                vec!["connecting", "connected", "disconnected", "on_hold"],
             ),
         ];
         for (name, values) in enums {

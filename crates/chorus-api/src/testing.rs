@@ -300,8 +300,17 @@ impl Rooms for FakeRooms {
         &'a self,
         _room: &'a str,
         _identity: &'a str,
+        _message: Option<String>,
     ) -> BoxFuture<'a, Result<(), RoomError>> {
         self.answer(())
+    }
+    fn hold_participant<'a>(
+        &'a self,
+        _room: &'a str,
+        identity: &'a str,
+        _held: bool,
+    ) -> BoxFuture<'a, Result<ParticipantInfo, RoomError>> {
+        self.answer(participant(identity, Grants::default()))
     }
     fn mute_track<'a>(
         &'a self,

@@ -33,6 +33,8 @@ pub fn signaling(data: &[u8]) {
             last_n: 6,
             media_setup_timeout: Duration::from_secs(30),
             max_tracks_per_participant: 4,
+            removal_ban: Duration::ZERO,
+            echo: false,
         },
         start,
     );
@@ -41,6 +43,7 @@ pub fn signaling(data: &[u8]) {
             identity: identity.to_owned(),
             name: identity.to_owned(),
             grants: Grants::default(),
+            issued_at: 0,
         };
         match room.handle_input(Input::Command(Command::Join(req)), start) {
             Some(Reply::Joined(Ok(admitted))) => admitted.participant,

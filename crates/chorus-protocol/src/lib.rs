@@ -136,6 +136,9 @@ pub enum ParticipantState {
     /// One of its connections went silent: it recovers if media resumes (e.g. after an
     /// ICE restart), or is removed with `connection_lost`.
     Disconnected,
+    /// It put itself on hold (`hold`, or the control API): no media to or from it; its
+    /// connections stay up.
+    OnHold,
 }
 
 /// Why a participant left a room. Sent to the others and to the participant itself.

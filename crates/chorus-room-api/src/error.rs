@@ -63,6 +63,10 @@ pub enum JoinError {
     Draining,
     #[error("too many joins a second ({0}); try again in a moment")]
     RateLimited(&'static str),
+    #[error(
+        "you were removed from this room; a token issued after the removal{0} lets you back in"
+    )]
+    Removed(String),
 }
 
 impl JoinError {
@@ -76,6 +80,7 @@ impl JoinError {
             JoinError::Transport(_) => "transport_error",
             JoinError::Draining => "server_draining",
             JoinError::RateLimited(_) => "join_rate_limited",
+            JoinError::Removed(_) => "removed",
         }
     }
 }

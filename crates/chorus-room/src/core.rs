@@ -12,6 +12,8 @@
 
 mod audio;
 mod bandwidth;
+mod echo;
+mod hold;
 mod last_n;
 mod layers_needed;
 mod links;
@@ -37,6 +39,7 @@ use rand::{Rng, SeedableRng};
 use crate::allocation::Allocator;
 use crate::connections::Connections;
 use crate::dynacast::Dynacast;
+use crate::echo::EchoLine;
 use crate::forward::{EgressQueue, ShardJob};
 use crate::io::{Admitted, Command, Input, Output, ParticipantKey, Recipients, Reply};
 use crate::lastn::LastN;
@@ -44,6 +47,7 @@ use crate::mixing::RoomAudio;
 use crate::participants::Participants;
 use crate::peer::PeerEvent;
 use crate::skips::{Overload, Skips};
+use crate::sticky::Sticky;
 use crate::timers::Timers;
 use crate::tracks::Tracks;
 use chorus_room_api::{JoinError, JoinRequest, RoomError};
@@ -75,6 +79,12 @@ pub struct CoreParams {
     pub media_setup_timeout: Duration,
     /// Tracks one participant may publish (announced or bound) at once.
     pub max_tracks_per_participant: u32,
+    /// After a removal, even a token issued later is refused this long (0: only tokens
+    /// issued before the removal are).
+    pub removal_ban: Duration,
+    /// An echo test room: its one participant gets its own microphone back
+    /// [`crate::echo::ECHO_DELAY`] later on its room-audio track, and its own video.
+    pub echo: bool,
 }
 
 pub struct RoomCore {
@@ -133,6 +143,10 @@ pub struct RoomCore {
     setup: Timers<ParticipantKey>,
     setup_timeout: Duration,
     max_tracks: u32,
+    /// Removals and server mutes that outlive a session.
+    sticky: Sticky,
+    /// The echo room's delay line; `None` in any other room.
+    echo: Option<EchoLine>,
 }
 
 /// Runs the shards' jobs through `run`; what they found. Takes only the connections
@@ -207,6 +221,8 @@ impl RoomCore {
             setup: Timers::default(),
             setup_timeout: params.media_setup_timeout,
             max_tracks: params.max_tracks_per_participant,
+            sticky: Sticky::new(params.removal_ban),
+            echo: params.echo.then(EchoLine::default),
         }
     }
 
@@ -319,6 +335,7 @@ impl RoomCore {
         [
             self.conns.next_timeout(),
             self.audio.poll_timeout(),
+            self.echo.as_ref().and_then(EchoLine::next_due),
             self.setup.next(),
             empty,
             self.dynacast_wake,
@@ -369,10 +386,16 @@ impl RoomCore {
                     .key_of(&identity)
                     .and_then(|k| self.participant_info(k).ok_or(RoomError::RoomClosed)),
             ),
-            Command::Remove { identity } => Reply::Removed(
+            Command::Remove { identity, message } => {
+                Reply::Removed(self.participants.key_of(&identity).map(|k| {
+                    self.sticky.removed(&identity, self.unix_ms(now));
+                    self.remove_with(k, LeaveReason::RemovedByServer, message, now)
+                }))
+            }
+            Command::Hold { identity, held } => Reply::Held(
                 self.participants
                     .key_of(&identity)
-                    .map(|k| self.remove_participant(k, LeaveReason::RemovedByServer, now)),
+                    .map(|k| self.hold_by_server(k, held, now)),
             ),
             Command::MuteTrack {
                 identity,
@@ -460,6 +483,21 @@ impl RoomCore {
         if !self.joins.allow(now) {
             return Err(JoinError::RateLimited("room"));
         }
+        if let Err(r) = self
+            .sticky
+            .may_join(&req.identity, req.issued_at, self.unix_ms(now))
+        {
+            let ban = r
+                .banned_until_ms
+                .map(|until| {
+                    format!(
+                        " and after {}s",
+                        until.saturating_sub(r.removed_at_ms) / 1000
+                    )
+                })
+                .unwrap_or_default();
+            return Err(JoinError::Removed(ban));
+        }
         if let Some(old) = self.participants.find(&req.identity) {
             self.remove_participant(old, LeaveReason::DuplicateIdentity, now);
         }
@@ -502,6 +540,17 @@ impl RoomCore {
     }
 
     fn remove_participant(&mut self, key: ParticipantKey, reason: LeaveReason, now: Instant) {
+        self.remove_with(key, reason, None, now);
+    }
+
+    /// Removes `key`; `message` goes to it in its `left` frame.
+    fn remove_with(
+        &mut self,
+        key: ParticipantKey,
+        reason: LeaveReason,
+        message: Option<String>,
+        now: Instant,
+    ) {
         let Some(p) = self.participants.remove(key) else {
             return;
         };
@@ -516,7 +565,10 @@ impl RoomCore {
         self.last_n_due = true;
         self.update_audio(now);
         if reason != LeaveReason::SignalingClosed {
-            self.send(Recipients::One(key), ServerMessage::Left { reason });
+            self.send(
+                Recipients::One(key),
+                ServerMessage::Left { reason, message },
+            );
         }
         self.outputs.push_back(Output::Departed(key));
         let participant_id = p.id.to_string();

@@ -10,6 +10,7 @@ mod connections;
 mod core;
 mod driver;
 mod dynacast;
+mod echo;
 pub mod forward;
 pub mod io;
 mod lastn;
@@ -24,6 +25,7 @@ pub mod signal_error;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod skips;
+mod sticky;
 mod timers;
 mod totals;
 mod tracks;

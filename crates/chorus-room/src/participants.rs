@@ -21,6 +21,8 @@ pub struct Participant {
     pub joined_at_ms: u64,
     pub publisher: Option<ConnId>,
     pub subscriber: Option<ConnId>,
+    /// On hold: no media to or from it.
+    pub held: bool,
 }
 
 impl Participant {
@@ -103,6 +105,7 @@ impl Participants {
                 joined_at_ms,
                 publisher: None,
                 subscriber: None,
+                held: false,
             },
         );
         Ok(key)
@@ -183,6 +186,7 @@ mod tests {
             identity: identity.into(),
             name: identity.into(),
             grants: Grants::default(),
+            issued_at: 0,
         }
     }
 

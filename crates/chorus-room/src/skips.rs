@@ -61,10 +61,16 @@ pub enum Skip {
     /// The bandwidth estimate toward the subscriber leaves no room for this video: the
     /// allocation paused it (after lowering every video to its lowest layer).
     BandwidthPaused,
+    /// The publisher is on hold: nothing of its media goes to anyone (nor to the mixer).
+    PublisherOnHold,
+    /// The subscriber is on hold: nothing goes to it.
+    SubscriberOnHold,
+    /// The echo room's delay line was full: its oldest packet went.
+    EchoOverflow,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 21] = [
+    pub const ALL: [Skip; 24] = [
         Skip::Stale,
         Skip::UnknownConnection,
         Skip::StunBadIntegrity,
@@ -86,6 +92,9 @@ impl Skip {
         Skip::CodecNotAccepted,
         Skip::LastNPaused,
         Skip::BandwidthPaused,
+        Skip::PublisherOnHold,
+        Skip::SubscriberOnHold,
+        Skip::EchoOverflow,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,6 +120,9 @@ impl Skip {
             Skip::CodecNotAccepted => "codec_not_accepted",
             Skip::LastNPaused => "last_n_paused",
             Skip::BandwidthPaused => "bandwidth_paused",
+            Skip::PublisherOnHold => "publisher_on_hold",
+            Skip::SubscriberOnHold => "subscriber_on_hold",
+            Skip::EchoOverflow => "echo_overflow",
         }
     }
 }

@@ -31,7 +31,7 @@ fn left_reason(sim: &Sim, c: ClientId, who: ClientId) -> Option<LeaveReason> {
 /// The `left` frame `c` got about itself.
 fn own_left(sim: &Sim, c: ClientId) -> Option<LeaveReason> {
     sim.frames(c).iter().find_map(|m| match m {
-        ServerMessage::Left { reason } => Some(*reason),
+        ServerMessage::Left { reason, .. } => Some(*reason),
         _ => None,
     })
 }

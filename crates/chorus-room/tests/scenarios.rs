@@ -31,7 +31,7 @@ fn left_reason(sim: &Sim, c: ClientId, who: ClientId) -> Option<LeaveReason> {
 /// The `left` frame `c` got about itself.
 fn own_left(sim: &Sim, c: ClientId) -> Option<LeaveReason> {
     sim.frames(c).iter().find_map(|m| match m {
-        ServerMessage::Left { reason } => Some(*reason),
+        ServerMessage::Left { reason, .. } => Some(*reason),
         _ => None,
     })
 }
@@ -285,6 +285,7 @@ fn leave_and_remove_tell_everyone() {
 
     let reply = sim.command(Command::Remove {
         identity: "bob".into(),
+        message: None,
     });
     assert!(matches!(reply, Reply::Removed(Ok(()))));
     assert_eq!(own_left(&sim, bob), Some(LeaveReason::RemovedByServer));

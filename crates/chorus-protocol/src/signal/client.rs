@@ -70,6 +70,12 @@ pub enum ClientMessage {
     /// first, in this order; replaces the last list (empty unpins everyone). At most
     /// [`MAX_PINS`]; they count within last-N.
     SetPins { participant_ids: Vec<String> },
+    /// Puts the client on hold: the server stops forwarding its media to others and
+    /// anything to it; its connections stay up. Others see the state `on_hold`.
+    Hold {},
+    /// Ends the hold: media flows again both ways, video from a keyframe, without
+    /// renegotiation.
+    Unhold {},
 }
 
 /// The most `set_last_n` may ask for: every camera a room can have.

@@ -99,6 +99,14 @@ impl RoomCore {
             }
             ClientMessage::SetLastN { last_n } => self.set_last_n(key, last_n),
             ClientMessage::SetPins { participant_ids } => self.set_pins(key, &participant_ids),
+            ClientMessage::Hold {} => {
+                self.set_hold(key, true, now);
+                Ok(())
+            }
+            ClientMessage::Unhold {} => {
+                self.set_hold(key, false, now);
+                Ok(())
+            }
         }
     }
 

@@ -40,6 +40,8 @@ impl Config {
             last_n_default: self.rooms.last_n_default,
             media_setup_timeout: Duration::from_millis(self.media.setup_timeout_ms),
             max_tracks_per_participant: self.rooms.max_tracks_per_participant,
+            removal_ban: Duration::from_secs(self.rooms.removal_ban_secs),
+            echo_room: (!self.rooms.echo_room.is_empty()).then(|| self.rooms.echo_room.clone()),
         }
     }
 

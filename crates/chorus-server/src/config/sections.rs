@@ -146,6 +146,12 @@ pub struct RoomsSection {
     /// Tracks one participant may publish at once; more are refused with
     /// `too_many_tracks`.
     pub max_tracks_per_participant: u32,
+    /// After a removal by the control API, even a token issued later is refused this
+    /// long; 0 = only tokens issued before the removal are.
+    pub removal_ban_secs: u64,
+    /// The echo test room's name: each joiner gets a private room of its own where it
+    /// receives its own audio about a second later and its own video. Empty: none.
+    pub echo_room: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,6 +231,8 @@ impl Default for RoomsSection {
             max_joins_per_second_per_room: rooms.room_joins_per_second,
             last_n_default: rooms.last_n_default,
             max_tracks_per_participant: rooms.max_tracks_per_participant,
+            removal_ban_secs: rooms.removal_ban.as_secs(),
+            echo_room: rooms.echo_room.unwrap_or_default(),
         }
     }
 }
