@@ -38,7 +38,7 @@ pub use chorus_room_api::{
 pub use crate::core::{CoreParams, RoomCore};
 pub use lastn::DEFAULT_LAST_N;
 
-pub use registry::{RoomConfig, RoomRegistry};
+pub use registry::{DEFAULT_ECHO_ROOM, RoomConfig, RoomRegistry};
 
 pub use command::{Session, SessionHandle};
 
