@@ -58,6 +58,17 @@ fn hold_stops_media_both_ways_and_unhold_resumes_from_keyframes() {
     );
     // What was on its way lands; from then on nothing moves either way.
     sim.run_for(ms(100));
+    // She leaves the speakers at once (muted in the detector), not after its release.
+    sim.run_for(ms(150));
+    let alice_id = sim.participant_id(alice).to_owned();
+    let last_speakers = sim.frames(bob).iter().rev().find_map(|m| match m {
+        ServerMessage::ActiveSpeakers { speakers } => Some(speakers.clone()),
+        _ => None,
+    });
+    assert!(
+        last_speakers.is_some_and(|s| s.iter().all(|s| s.participant_id != alice_id)),
+        "still a speaker a moment after her hold"
+    );
     let (to_bob, to_alice, mix_to_alice) = (
         sim.rtp(bob, &alice_cam).len(),
         sim.rtp(alice, &bob_cam).len(),
@@ -85,6 +96,9 @@ fn hold_stops_media_both_ways_and_unhold_resumes_from_keyframes() {
         heard_speaking(&sim, carol, bob) > 0,
         "the others still talk"
     );
+    // Even when someone asks for her camera's keyframe.
+    sim.request_keyframe(bob, &alice_cam);
+    sim.run_for(ms(100));
     assert_eq!(sim.plis(alice).len(), plis, "no keyframe asked of her");
     // Her connections stay up: no one declares her dead, nothing is renegotiated.
     assert!(!sim.departed(alice));
