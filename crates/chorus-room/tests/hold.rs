@@ -308,3 +308,35 @@ fn a_server_mute_sticks_across_unpublish_and_rejoin() {
     sim.run_for(ms(1000));
     assert!(sim.rtp(bob, &cam4).len() > 20);
 }
+
+#[test]
+fn a_held_simulcast_camera_resumes_from_a_keyframe_both_ways() {
+    let mut sim = Sim::new(36);
+    let alice = sim.join_simulcast("alice");
+    let bob = sim.join_simulcast("bob");
+    let alice_cam = sim.publish_simulcast(alice);
+    let bob_cam = sim.publish_simulcast(bob);
+    sim.run_for(ms(1500));
+    for hold in [alice, bob] {
+        sim.signal(hold, ClientMessage::Hold {});
+        sim.run_for(ms(100));
+        let before = [
+            sim.rtp(bob, &alice_cam).len(),
+            sim.rtp(alice, &bob_cam).len(),
+        ];
+        sim.run_for(ms(1000));
+        let during = [
+            sim.rtp(bob, &alice_cam).len(),
+            sim.rtp(alice, &bob_cam).len(),
+        ];
+        assert_eq!(before, during, "nothing moves while held");
+        sim.signal(hold, ClientMessage::Unhold {});
+        sim.run_for(ms(1000));
+        for (c, track, n) in [(bob, &alice_cam, before[0]), (alice, &bob_cam, before[1])] {
+            let got = sim.rtp(c, track);
+            assert!(got.len() > n + 20, "resumes");
+            assert!(got[n].keyframe, "resumes at a keyframe");
+            assert_eq!(seq_jumps(got), [], "numbered on");
+        }
+    }
+}

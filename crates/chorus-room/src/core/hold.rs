@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use chorus_core::TrackId;
+use chorus_core::{ConnId, TrackId};
 use chorus_protocol::signal::ServerMessage;
 use chorus_protocol::{MediaKind, ParticipantInfo, ParticipantState, TrackSource};
 
@@ -40,6 +40,7 @@ impl RoomCore {
         self.audio.set_muted(key, held || mic_muted);
         if held {
             tracing::info!(room = %self.name, participant = %key.0, "participant on hold");
+            self.pause_layers(key, subscriber);
         } else {
             self.resume_after_hold(key, subscriber, mic, now);
         }
@@ -48,11 +49,33 @@ impl RoomCore {
         self.refresh_state(key);
     }
 
+    /// Stops every simulcast selection to and from `key`, as last-N does: the first
+    /// packet after the hold restarts it at a keyframe it asks for, numbered on.
+    fn pause_layers(&mut self, key: ParticipantKey, subscriber: Option<ConnId>) {
+        if let Some(peer) = subscriber.and_then(|c| self.conns.get_mut(c)) {
+            for dt in peer.downtracks.values_mut() {
+                if let Some(selection) = dt.layers.as_mut() {
+                    selection.pause();
+                }
+            }
+        }
+        for id in self.tracks.of_owner(key, |t| t.kind() == MediaKind::Video) {
+            let subscribers = self.tracks.get(&id).map(|t| t.subscribers.clone());
+            for conn in subscribers.into_iter().flatten() {
+                let peer = self.conns.get_mut(conn);
+                let dt = peer.and_then(|p| p.downtracks.get_mut(&id));
+                if let Some(selection) = dt.and_then(|dt| dt.layers.as_mut()) {
+                    selection.pause();
+                }
+            }
+        }
+    }
+
     /// Video both ways from a keyframe; the audio numbered on, as after a mute.
     fn resume_after_hold(
         &mut self,
         key: ParticipantKey,
-        subscriber: Option<chorus_core::ConnId>,
+        subscriber: Option<ConnId>,
         mic: Option<TrackId>,
         now: Instant,
     ) {
