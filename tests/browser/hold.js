@@ -2,7 +2,8 @@
 // Browser test of hold on the demo page: two headless Chromium pages (Alice, Bob) join one
 // room through the form and see each other's camera play. Alice presses "Hold": Bob sees
 // her state `on_hold`, and neither video plays on either side (the server forwards
-// nothing to or from her); nothing is renegotiated. She presses "Resume": both videos
+// nothing to or from her) for 11 s, longer than the server's silence timeout, without
+// her connections being found silent; nothing is renegotiated. She presses "Resume": both videos
 // play again (from a keyframe), still without a new offer, and she is `connected`.
 //
 //   CHORUS_URL    server base URL (default http://127.0.0.1:7880)
@@ -93,10 +94,15 @@ async function main() {
   if (still[0] > held[0] + 1) fail(`Bob kept seeing held Alice: ${held[0]} → ${still[0]} frames`);
   if (still[1] > held[1] + 1) fail(`held Alice kept seeing Bob: ${held[1]} → ${still[1]} frames`);
   info(`on hold: no video either way (${held} → ${still} frames)`);
+  // Held past the server's silence timeout (10 s): her connections stay alive on the
+  // browser's consent checks and RTCP, and the server never finds them silent.
+  await sleep(9000);
   const sAlice = await snap(alice);
   if (sAlice.pub.connection !== 'connected' || sAlice.sub.connection !== 'connected') {
     fail(`Alice's connections did not stay up: ${JSON.stringify([sAlice.pub, sAlice.sub])}`);
   }
+  if (sAlice.eventTypes.includes('ice_restart')) fail('the server found held Alice silent (ice_restart)');
+  if (sAlice.state !== 'joined') fail(`Alice is out: ${sAlice.state} (${sAlice.leftReason})`);
 
   await alice.page.click('[data-testid="hold-button"]');
   await until('Bob sees Alice connected again', 10_000, async () => {

@@ -63,9 +63,8 @@ pub enum JoinError {
     Draining,
     #[error("too many joins a second ({0}); try again in a moment")]
     RateLimited(&'static str),
-    #[error(
-        "you were removed from this room; a token issued after the removal{0} lets you back in"
-    )]
+    /// The identity was removed through the control API; what lets it back in.
+    #[error("you were removed from this room; {0}")]
     Removed(String),
 }
 

@@ -487,16 +487,14 @@ impl RoomCore {
             .sticky
             .may_join(&req.identity, req.issued_at, self.unix_ms(now))
         {
-            let ban = r
-                .banned_until_ms
-                .map(|until| {
-                    format!(
-                        " and after {}s",
-                        until.saturating_sub(r.removed_at_ms) / 1000
-                    )
-                })
-                .unwrap_or_default();
-            return Err(JoinError::Removed(ban));
+            let how = match r.banned_until_ms {
+                Some(until) => format!(
+                    "no token lets you back in for {} s after the removal, then one issued after it",
+                    until.saturating_sub(r.removed_at_ms) / 1000
+                ),
+                None => "only a token issued after the removal lets you back in".to_owned(),
+            };
+            return Err(JoinError::Removed(how));
         }
         if let Some(old) = self.participants.find(&req.identity) {
             self.remove_participant(old, LeaveReason::DuplicateIdentity, now);
