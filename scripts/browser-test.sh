@@ -7,6 +7,7 @@
 #   scripts/browser-test.sh               the end-to-end test (tests/browser/e2e.js)
 #   scripts/browser-test.sh screen        screen share and last-N on the demo page
 #                                         (tests/browser/screen.js)
+#   scripts/browser-test.sh hold          hold and resume on the demo page (tests/browser/hold.js)
 #   scripts/browser-test.sh pair-switch   the ICE pair-switch test (tests/browser/pair-switch.js):
 #                                         the namespace also gets two interfaces with addresses
 #                                         of their own (eth1 10.200.0.2, wlan1 10.201.0.2) for the
@@ -50,7 +51,8 @@ case "$TEST" in
   turn-relay) TEST_JS=tests/browser/turn-relay.js; TEST_TIMEOUT=90 ;;
   screen) TEST_JS=tests/browser/screen.js; TEST_TIMEOUT=110 ;;
   https) TEST_JS=tests/browser/https.js; TEST_TIMEOUT=100 ;;
-  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch, codecs, turn-relay, screen or https)" >&2; exit 2 ;;
+  hold) TEST_JS=tests/browser/hold.js; TEST_TIMEOUT=110 ;;
+  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch, codecs, turn-relay, screen, https or hold)" >&2; exit 2 ;;
 esac
 if [ "$TEST" = turn-relay ] && ! command -v turnserver >/dev/null 2>&1; then
   echo "[browser-test] turnserver (coturn) missing: run scripts/setup.sh" >&2

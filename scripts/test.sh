@@ -29,6 +29,9 @@ scripts/browser-test.sh
 step "browser screen share and last-N test"
 scripts/browser-test.sh screen
 
+step "browser hold test"
+scripts/browser-test.sh hold
+
 step "browser ICE pair-switch test"
 scripts/browser-test.sh pair-switch
 

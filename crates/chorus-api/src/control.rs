@@ -27,8 +27,8 @@ mod tokens;
 
 use calling::{admit, cancel_invitation, decline_invitation, invite, reject};
 use rooms::{
-    create_room, delete_room, list_participants, list_rooms, mute_track, participant,
-    remove_participant, room_info, update_permissions,
+    create_room, delete_room, hold_participant, list_participants, list_rooms, mute_track,
+    participant, remove_participant, room_info, update_permissions,
 };
 use rtp::{create_rtp_participant, delete_rtp_participant};
 use server::{drain, media_stats};
@@ -78,6 +78,11 @@ pub fn routes() -> Vec<Route> {
             Method::DELETE,
             "/v1/rooms/{room}/participants/{identity}",
             remove_participant,
+        ),
+        route(
+            Method::POST,
+            "/v1/rooms/{room}/participants/{identity}/hold",
+            hold_participant,
         ),
         route(
             Method::POST,

@@ -86,6 +86,7 @@ impl From<JoinError> for ApiError {
         let status = match &e {
             JoinError::RoomNotFound(_) => StatusCode::NOT_FOUND,
             JoinError::RoomFull(_) | JoinError::RoomClosed => StatusCode::CONFLICT,
+            JoinError::Removed(_) => StatusCode::FORBIDDEN,
             JoinError::InvalidRoomName(_) => StatusCode::BAD_REQUEST,
             JoinError::TooManyRooms(_) | JoinError::Transport(_) | JoinError::Draining => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -30,8 +30,8 @@ mod tests {
     use axum::http::{Method, Request, StatusCode};
     use chorus_protocol::control::{
         CreateInvitationRequest, CreateRoomRequest, CreateRtpParticipantRequest,
-        CreateTokenRequest, ErrorBody, ErrorDetail, MuteTrackRequest, ParticipantList, RoomList,
-        RtpParticipantInfo, TokenResponse, UpdatePermissionsRequest,
+        CreateTokenRequest, ErrorBody, ErrorDetail, HoldRequest, MuteTrackRequest, ParticipantList,
+        RoomList, RtpParticipantInfo, TokenResponse, UpdatePermissionsRequest,
     };
     use chorus_protocol::{Grants, LeaveReason, ParticipantState, TrackSource};
     use serde_json::Value;
@@ -194,6 +194,10 @@ mod tests {
             (
                 "DepartedParticipant",
                 serde_json::to_value(testing::departed("carol")).unwrap(),
+            ),
+            (
+                "HoldRequest",
+                serde_json::to_value(HoldRequest { held: true }).unwrap(),
             ),
             (
                 "MuteTrackRequest",

@@ -210,6 +210,7 @@ async fn serve(mut socket: WebSocket, state: ApiState, admission: Result<AccessC
         identity: claims.sub.clone(),
         name,
         grants: claims.grants.clone(),
+        issued_at: claims.iat.unwrap_or(claims.nbf),
     };
     let asked = Instant::now();
     let session = match timeout(limits.admit_timeout, state.rooms().join(&claims.room, who)).await {
@@ -219,6 +220,9 @@ async fn serve(mut socket: WebSocket, state: ApiState, admission: Result<AccessC
         }
         Ok(Err(e)) => {
             info!(room = %claims.room, identity = %claims.sub, code = e.code(), "join refused: {e}");
+            if matches!(e, JoinError::Removed(_)) {
+                state.metrics().signaling_error(e.code());
+            }
             // Too many joins at once is worth another try; the other refusals are not.
             let close = match e {
                 JoinError::RateLimited(_) => close_code::UNAVAILABLE,

@@ -329,6 +329,7 @@ impl Rooms for FakeRooms {
         &'a self,
         _room: &'a str,
         _identity: &'a str,
+        _message: Option<String>,
     ) -> BoxFuture<'a, Result<(), RoomError>> {
         self.answer(())
     }
@@ -345,6 +346,14 @@ impl Rooms for FakeRooms {
             remote_address: req.remote_address,
             ssrc: 1,
         })
+    }
+    fn hold_participant<'a>(
+        &'a self,
+        _room: &'a str,
+        identity: &'a str,
+        _held: bool,
+    ) -> BoxFuture<'a, Result<ParticipantInfo, RoomError>> {
+        self.answer(participant(identity, Grants::default()))
     }
     fn mute_track<'a>(
         &'a self,

@@ -118,6 +118,7 @@ impl Keys {
             room: grant.room,
             exp: now_unix + grant.ttl_secs,
             nbf: now_unix,
+            iat: Some(now_unix),
             grants: grant.grants,
         };
         self.sign(&claims)
@@ -291,6 +292,7 @@ mod tests {
             room: "standup".into(),
             exp: NOW + 600,
             nbf: NOW - 10,
+            iat: None,
             grants: Grants::default(),
         }
     }

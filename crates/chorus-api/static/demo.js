@@ -110,6 +110,8 @@
     /** Errors shown to the user: { code, message, at }. */
     errors: [],
     leftReason: null,
+    /** On hold (`hold` sent): nothing sent or received, connections kept. */
+    held: false,
     closeCode: null,
     closeReasonText: '',
     lastRttMs: null,
@@ -296,7 +298,11 @@
         break;
       case 'left':
         chorus.leftReason = m.reason;
-        if (m.reason !== 'client_left') showError(`You are out of the room: ${LEAVE_REASONS[m.reason] || m.reason}.`, m.reason);
+        if (m.reason !== 'client_left') {
+          // A removal may carry the control API's words.
+          const why = m.message ? ` "${m.message}"` : '';
+          showError(`You are out of the room: ${LEAVE_REASONS[m.reason] || m.reason}.${why}`, m.reason);
+        }
         break;
       case 'pong':
         if (m.ts) chorus.lastRttMs = Date.now() - m.ts;
@@ -846,11 +852,21 @@
     render();
   }
 
+  /** Hold: the server stops media both ways; we stop sending too (tracks disabled,
+   *  no renegotiation). Unhold: tracks as their mute says, video back from a keyframe. */
+  function setHold(held) {
+    if (!session || !session.joined || chorus.held === held) return;
+    chorus.held = held;
+    for (const lt of Object.values(chorus.localTracks)) lt.track.enabled = !held && !lt.muted;
+    send({ type: held ? 'hold' : 'unhold' });
+    render();
+  }
+
   async function setMuted(source, muted) {
     const lt = chorus.localTracks[source];
     if (!lt) return;
     lt.muted = muted;
-    lt.track.enabled = !muted;
+    lt.track.enabled = !muted && !chorus.held;
     if (lt.trackId) send({ type: 'mute', track_id: lt.trackId, muted });
     const t = chorus.self && chorus.self.tracks && chorus.self.tracks.find((x) => x.track_id === lt.trackId);
     if (t) t.muted = muted;
@@ -943,7 +959,7 @@
     session = s;
     Object.assign(chorus, {
       state: 'joining', room, participantId: null, identity: null, self: null,
-      leftReason: null, closeCode: null, localTracks: {}, events: [], errors: [],
+      leftReason: null, held: false, closeCode: null, localTracks: {}, events: [], errors: [],
       mediaUnreachable: {}, iceRestarts: [], screen: null, chat: [], chatOpen: false,
     });
     chorus.pausedVideos.clear();
@@ -1208,6 +1224,7 @@
       errors: chorus.errors.map((e) => `${e.code}: ${e.message}`),
       pausedVideos: [...chorus.pausedVideos.keys()],
       sharingScreen: !!chorus.screen,
+      held: chorus.held,
       eventTypes: chorus.events.map((m) => m.type),
     };
   }
@@ -1216,7 +1233,7 @@
   const setLastN = (n) => send({ type: 'set_last_n', last_n: n });
   const setPins = (participantIds) => send({ type: 'set_pins', participant_ids: participantIds });
 
-  Object.assign(chorus, { join, leave, setMuted, toggleScreen, setLastN, setPins, inboundStats, transportStats, snapshot, parseSections });
+  Object.assign(chorus, { join, leave, setMuted, setHold, toggleScreen, setLastN, setPins, inboundStats, transportStats, snapshot, parseSections });
 
   // ---------------------------------------------------------------- rendering
 
@@ -1277,6 +1294,10 @@
     camBtn.setAttribute('aria-pressed', String(!!(cam && cam.muted)));
     $('leave').disabled = !session || session.leaving;
     renderChat();
+    const holdBtn = $('hold');
+    holdBtn.disabled = !session || !session.joined;
+    holdBtn.textContent = chorus.held ? 'Resume' : 'Hold';
+    holdBtn.setAttribute('aria-pressed', String(chorus.held));
     const shareBtn = $('share');
     shareBtn.disabled = !session || !session.joined || !navigator.mediaDevices || !navigator.mediaDevices.getDisplayMedia;
     shareBtn.textContent = chorus.screen ? 'Stop sharing' : 'Share screen';
@@ -1582,6 +1603,7 @@
     const input = $('chat-input');
     if (sendChat(input.value.trim())) input.value = '';
   });
+  $('hold').addEventListener('click', () => setHold(!chorus.held));
   $('share').addEventListener('click', () => toggleScreen());
   window.addEventListener('pagehide', () => {
     if (session) send({ type: 'leave' });

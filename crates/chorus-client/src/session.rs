@@ -366,7 +366,7 @@ impl Session {
                     }));
                 }
             }
-            ServerMessage::Left { reason } => {
+            ServerMessage::Left { reason, .. } => {
                 if let Some(reply) = self.leave.take() {
                     let _ = reply.send(Ok(*reason));
                 }

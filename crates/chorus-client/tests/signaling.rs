@@ -205,7 +205,7 @@ async fn serve(
                         muted,
                     }),
                     ClientMessage::Leave {} => {
-                        let left = ServerMessage::Left { reason: LeaveReason::ClientLeft };
+                        let left = ServerMessage::Left { reason: LeaveReason::ClientLeft, message: None };
                         send(&mut ws, &left).await;
                         let _ = ws.close(None).await;
                         return;

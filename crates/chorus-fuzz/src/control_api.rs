@@ -158,7 +158,16 @@ impl Rooms for NoRooms {
         &'a self,
         room: &'a str,
         _identity: &'a str,
+        _message: Option<String>,
     ) -> BoxFuture<'a, Result<(), RoomError>> {
+        ready(Err(RoomError::RoomNotFound(room.to_owned())))
+    }
+    fn hold_participant<'a>(
+        &'a self,
+        room: &'a str,
+        _identity: &'a str,
+        _held: bool,
+    ) -> BoxFuture<'a, Result<ParticipantInfo, RoomError>> {
         ready(Err(RoomError::RoomNotFound(room.to_owned())))
     }
     fn mute_track<'a>(

@@ -35,6 +35,8 @@ pub fn signaling(data: &[u8]) {
             max_tracks_per_participant: 4,
             lobby: false,
             data: chorus_room::data::DataLimits::default(),
+            removal_ban: Duration::ZERO,
+            echo: false,
         },
         start,
     );
@@ -43,6 +45,7 @@ pub fn signaling(data: &[u8]) {
             identity: identity.to_owned(),
             name: identity.to_owned(),
             grants: Grants::default(),
+            issued_at: 0,
         };
         match room.handle_input(Input::Command(Command::Join(req)), start) {
             Some(Reply::Joined(Ok(admitted))) => admitted.participant,

@@ -270,6 +270,22 @@ pub struct RemoveParticipantRequest {
     pub message: Option<String>,
 }
 
+/// Longest `message` a removal may carry, in bytes.
+pub const MAX_REMOVAL_MESSAGE: usize = 256;
+
+/// The query of a removal: what the removed client reads in its `left` frame.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemoveParticipantQuery {
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Holds or resumes a participant (as its own `hold` / `unhold`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldRequest {
+    pub held: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MuteTrackRequest {
     pub muted: bool,

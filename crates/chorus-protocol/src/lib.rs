@@ -209,6 +209,9 @@ pub enum CallState {
     Disconnecting,
     /// Out of the call: the client's state once the socket closed.
     Disconnected,
+    /// It put itself on hold (`hold`, or the control API): no media to or from it; its
+    /// connections stay up.
+    OnHold,
 }
 
 /// Why a participant left a room. Sent to the others and to the participant itself.

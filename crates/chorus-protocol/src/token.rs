@@ -20,6 +20,10 @@ pub struct AccessClaims {
     /// Not before, seconds since the Unix epoch.
     #[serde(default)]
     pub nbf: u64,
+    /// Issued at, seconds since the Unix epoch; `nbf` stands in when absent. A removal
+    /// refuses tokens issued at or before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
     #[serde(default)]
     pub grants: Grants,
 }

@@ -96,6 +96,9 @@ pub enum JoinError {
     Draining,
     #[error("too many joins a second ({0}); try again in a moment")]
     RateLimited(&'static str),
+    /// The identity was removed through the control API; what lets it back in.
+    #[error("you were removed from this room; {0}")]
+    Removed(String),
 }
 
 impl JoinError {
@@ -109,6 +112,7 @@ impl JoinError {
             JoinError::Transport(_) => "transport_error",
             JoinError::Draining => "server_draining",
             JoinError::RateLimited(_) => "join_rate_limited",
+            JoinError::Removed(_) => "removed",
         }
     }
 }

@@ -23,6 +23,9 @@ pub struct JoinRequest {
     pub identity: String,
     pub name: String,
     pub grants: Grants,
+    /// When the token was issued (`iat`, else `nbf`), seconds since the Unix epoch: a
+    /// removal refuses tokens issued at or before it.
+    pub issued_at: u64,
 }
 
 /// Room management and admission, as `chorus_room::RoomRegistry` offers them.
@@ -44,7 +47,15 @@ pub trait Rooms: Send + Sync + 'static {
         &'a self,
         room: &'a str,
         identity: &'a str,
+        message: Option<String>,
     ) -> BoxFuture<'a, Result<(), RoomError>>;
+    /// Puts a participant on hold or takes it off, as its own `hold` / `unhold` do.
+    fn hold_participant<'a>(
+        &'a self,
+        room: &'a str,
+        identity: &'a str,
+        held: bool,
+    ) -> BoxFuture<'a, Result<ParticipantInfo, RoomError>>;
     fn mute_track<'a>(
         &'a self,
         room: &'a str,

@@ -37,7 +37,13 @@ pub(crate) enum RoomCommand {
     },
     Remove {
         identity: String,
+        message: Option<String>,
         reply: Reply<Result<(), RoomError>>,
+    },
+    Hold {
+        identity: String,
+        held: bool,
+        reply: Reply<Result<ParticipantInfo, RoomError>>,
     },
     MuteTrack {
         identity: String,

@@ -14,6 +14,8 @@ mod audio;
 mod bandwidth;
 mod calling;
 mod data;
+mod echo;
+mod hold;
 mod last_n;
 mod layers_needed;
 mod links;
@@ -43,6 +45,7 @@ use rand::{Rng, SeedableRng};
 use crate::allocation::Allocator;
 use crate::connections::Connections;
 use crate::dynacast::Dynacast;
+use crate::echo::EchoLine;
 use crate::forward::{EgressQueue, ShardJob};
 use crate::invitations::Invitations;
 use crate::io::{Admitted, Command, Input, Output, ParticipantKey, Recipients, Reply};
@@ -51,6 +54,7 @@ use crate::mixing::RoomAudio;
 use crate::participants::{Participants, StateChange};
 use crate::peer::PeerEvent;
 use crate::skips::{Overload, Skips};
+use crate::sticky::Sticky;
 use crate::timers::Timers;
 use crate::tracks::Tracks;
 use chorus_room_api::{JoinError, JoinRequest, RoomError};
@@ -86,6 +90,12 @@ pub struct CoreParams {
     pub lobby: bool,
     /// What one participant may send as data messages.
     pub data: crate::data::DataLimits,
+    /// After a removal, even a token issued later is refused this long (0: only tokens
+    /// issued before the removal are).
+    pub removal_ban: Duration,
+    /// An echo test room: its one participant gets its own microphone back
+    /// [`crate::echo::ECHO_DELAY`] later on its room-audio track, and its own video.
+    pub echo: bool,
 }
 
 pub struct RoomCore {
@@ -158,6 +168,10 @@ pub struct RoomCore {
     refused_invitations: u64,
     /// Data messages: each sender's allowance, and the counts.
     data: data::DataRoom,
+    /// Removals and server mutes that outlive a session.
+    sticky: Sticky,
+    /// The echo room's delay line; `None` in any other room.
+    echo: Option<EchoLine>,
 }
 
 /// Runs the shards' jobs through `run`; what they found. Takes only the connections
@@ -240,6 +254,8 @@ impl RoomCore {
             refused_transitions: 0,
             refused_invitations: 0,
             data: data::DataRoom::new(params.data),
+            sticky: Sticky::new(params.removal_ban),
+            echo: params.echo.then(EchoLine::default),
         }
     }
 
@@ -356,6 +372,7 @@ impl RoomCore {
         [
             self.conns.next_timeout(),
             self.audio.poll_timeout(),
+            self.echo.as_ref().and_then(EchoLine::next_due),
             self.setup.next(),
             empty,
             self.dynacast_wake,
@@ -410,10 +427,16 @@ impl RoomCore {
                     .key_of(&identity)
                     .and_then(|k| self.participant_info(k).ok_or(RoomError::RoomClosed)),
             ),
-            Command::Remove { identity } => Reply::Removed(
+            Command::Remove { identity, message } => {
+                Reply::Removed(self.participants.key_of(&identity).map(|k| {
+                    self.sticky.removed(&identity, self.unix_ms(now));
+                    self.remove_with(k, LeaveReason::RemovedByServer, message, now)
+                }))
+            }
+            Command::Hold { identity, held } => Reply::Held(
                 self.participants
                     .key_of(&identity)
-                    .map(|k| self.remove_participant(k, LeaveReason::RemovedByServer, now)),
+                    .map(|k| self.hold_by_server(k, held, now)),
             ),
             Command::MuteTrack {
                 identity,
@@ -521,6 +544,19 @@ impl RoomCore {
         if !self.joins.allow(now) {
             return Err(JoinError::RateLimited("room"));
         }
+        if let Err(r) = self
+            .sticky
+            .may_join(&req.identity, req.issued_at, self.unix_ms(now))
+        {
+            let how = match r.banned_until_ms {
+                Some(until) => format!(
+                    "no token lets you back in for {} s after the removal, then one issued after it",
+                    until.saturating_sub(r.removed_at_ms) / 1000
+                ),
+                None => "only a token issued after the removal lets you back in".to_owned(),
+            };
+            return Err(JoinError::Removed(how));
+        }
         if let Some(old) = self.participants.find(&req.identity) {
             self.remove_participant(old, LeaveReason::DuplicateIdentity, now);
         }
@@ -622,6 +658,17 @@ impl RoomCore {
     }
 
     fn remove_participant(&mut self, key: ParticipantKey, reason: LeaveReason, now: Instant) {
+        self.remove_with(key, reason, None, now);
+    }
+
+    /// Removes `key`; `message` goes to it in its `left` frame.
+    fn remove_with(
+        &mut self,
+        key: ParticipantKey,
+        reason: LeaveReason,
+        message: Option<String>,
+        now: Instant,
+    ) {
         let Some(was) = self.participants.get(key).map(|p| p.state) else {
             return;
         };
@@ -644,7 +691,10 @@ impl RoomCore {
         self.lobby_count_due = true;
         self.update_audio(now);
         if reason != LeaveReason::SignalingClosed {
-            self.send(Recipients::One(key), ServerMessage::Left { reason });
+            self.send(
+                Recipients::One(key),
+                ServerMessage::Left { reason, message },
+            );
         }
         self.outputs.push_back(Output::Departed(key));
         let participant_id = p.id.to_string();

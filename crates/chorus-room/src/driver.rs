@@ -189,8 +189,21 @@ impl Driver {
                     let _ = reply.send(r);
                 }
             }
-            RoomCommand::Remove { identity, reply } => {
-                if let Some(Reply::Removed(r)) = self.call(Command::Remove { identity }) {
+            RoomCommand::Remove {
+                identity,
+                message,
+                reply,
+            } => {
+                if let Some(Reply::Removed(r)) = self.call(Command::Remove { identity, message }) {
+                    let _ = reply.send(r);
+                }
+            }
+            RoomCommand::Hold {
+                identity,
+                held,
+                reply,
+            } => {
+                if let Some(Reply::Held(r)) = self.call(Command::Hold { identity, held }) {
                     let _ = reply.send(r);
                 }
             }

@@ -238,6 +238,10 @@ fn forward_to(
         skips.count(Skip::NotConnected);
         return Wants::Nothing;
     }
+    if peer.on_hold {
+        skips.count(Skip::SubscriberOnHold);
+        return Wants::Nothing;
+    }
     let Some(dt) = peer.downtracks.get_mut(&packet.down) else {
         skips.count(Skip::NegotiationNotLive);
         return Wants::Nothing;

@@ -61,6 +61,12 @@ pub enum Command {
     },
     Remove {
         identity: String,
+        /// Shown to the removed client in its `left` frame.
+        message: Option<String>,
+    },
+    Hold {
+        identity: String,
+        held: bool,
     },
     MuteTrack {
         identity: String,
@@ -114,6 +120,7 @@ pub enum Reply {
     Participants(Vec<ParticipantInfo>),
     Participant(Result<ParticipantInfo, RoomError>),
     Removed(Result<(), RoomError>),
+    Held(Result<ParticipantInfo, RoomError>),
     TrackMuted(Result<TrackInfo, RoomError>),
     PermissionsChanged(Result<ParticipantInfo, RoomError>),
     Invited(Result<InvitationInfo, RoomError>),

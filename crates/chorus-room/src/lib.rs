@@ -11,6 +11,7 @@ mod core;
 pub mod data;
 mod driver;
 mod dynacast;
+mod echo;
 pub mod forward;
 mod invitations;
 pub mod io;
@@ -27,6 +28,7 @@ pub mod signal_error;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod skips;
+mod sticky;
 mod timers;
 mod totals;
 mod tracks;
@@ -39,7 +41,7 @@ pub use chorus_room_api::{
 pub use crate::core::{CoreParams, RoomCore};
 pub use lastn::DEFAULT_LAST_N;
 
-pub use registry::{RoomConfig, RoomRegistry};
+pub use registry::{DEFAULT_ECHO_ROOM, RoomConfig, RoomRegistry};
 pub use rtp::PlainRtpConfig;
 
 pub use command::{Session, SessionHandle};

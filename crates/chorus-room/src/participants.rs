@@ -25,6 +25,8 @@ pub struct Participant {
     pub subscriber: Option<ConnId>,
     /// A phone or bot over plain RTP (no connections): its codec.
     pub plain: Option<PlainCodec>,
+    /// On hold: no media to or from it.
+    pub held: bool,
 }
 
 impl Participant {
@@ -149,6 +151,7 @@ impl Participants {
                 publisher: None,
                 subscriber: None,
                 plain: None,
+                held: false,
             },
         );
         Ok(key)
@@ -300,6 +303,7 @@ mod tests {
             identity: identity.into(),
             name: identity.into(),
             grants: Grants::default(),
+            issued_at: 0,
         }
     }
 

@@ -43,6 +43,8 @@ pub struct Peer {
     pub uptracks: HashMap<String, TrackId>,
     /// The SRTP protection profile its DTLS handshake negotiated, once it has.
     pub srtp_profile: Option<String>,
+    /// Subscriber side: its participant is on hold, so nothing is forwarded to it.
+    pub on_hold: bool,
 }
 
 /// One published track as forwarded to one subscriber.
@@ -141,6 +143,7 @@ impl Peer {
             downtracks: HashMap::new(),
             uptracks: HashMap::new(),
             srtp_profile: None,
+            on_hold: false,
         }
     }
 

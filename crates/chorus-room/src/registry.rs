@@ -60,6 +60,12 @@ pub struct RoomConfig {
     pub data: crate::data::DataLimits,
     /// Phones and bots over plain RTP.
     pub plain_rtp: crate::rtp::PlainRtpConfig,
+    /// After a removal by the control API, even a token issued later is refused this
+    /// long (zero: only tokens issued before the removal are).
+    pub removal_ban: Duration,
+    /// The echo test room's name: each join makes a private room of its own, where the
+    /// participant gets its own audio back about a second later and its own video.
+    pub echo_room: Option<String>,
 }
 
 impl Default for RoomConfig {
@@ -79,9 +85,18 @@ impl Default for RoomConfig {
             max_tracks_per_participant: 4,
             data: crate::data::DataLimits::default(),
             plain_rtp: crate::rtp::PlainRtpConfig::default(),
+            removal_ban: Duration::ZERO,
+            // The customer's SDK calls `8:echo123`; ':' is not allowed in room names.
+            echo_room: Some(DEFAULT_ECHO_ROOM.to_owned()),
         }
     }
 }
+
+/// The echo test room unless configured otherwise.
+pub const DEFAULT_ECHO_ROOM: &str = "echo123";
+
+/// An echo room nobody is in closes after this long.
+const ECHO_EMPTY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Commands queued for one room before callers wait.
 const COMMANDS_PER_ROOM: usize = 1024;
@@ -108,6 +123,8 @@ struct Inner {
     drain: OnceLock<DrainStatus>,
     totals: Arc<ServerTotals>,
     joins: Mutex<TokenBucket>,
+    /// Echo rooms made so far (each join makes one).
+    echo_rooms: AtomicU64,
     /// Where rooms' events go; none until the server sets it.
     webhooks: OnceLock<Webhooks>,
 }
@@ -150,6 +167,7 @@ impl RoomRegistry {
                 shutdown,
                 tasks: TaskTracker::new(),
                 generation: AtomicU64::new(1),
+                echo_rooms: AtomicU64::new(1),
                 drain: OnceLock::new(),
                 totals: Arc::default(),
                 webhooks: OnceLock::new(),
@@ -215,6 +233,18 @@ impl RoomRegistry {
 
     /// Starts a room driver and a supervisor that unregisters it when it ends, panics included.
     fn spawn_room(&self, name: &str, max_participants: u32, lobby: bool) -> RoomHandle {
+        self.spawn(name, name, max_participants, lobby, false)
+    }
+
+    /// Starts a room `name`, registered under `key` (its name, but for echo rooms).
+    fn spawn(
+        &self,
+        key: &str,
+        name: &str,
+        max_participants: u32,
+        lobby: bool,
+        echo: bool,
+    ) -> RoomHandle {
         let inner = &self.inner;
         let (tx, rx) = mpsc::channel(COMMANDS_PER_ROOM);
         let generation = inner.generation.fetch_add(1, Ordering::Relaxed);
@@ -222,7 +252,12 @@ impl RoomRegistry {
             core: CoreParams {
                 name: name.to_owned(),
                 max_participants,
-                empty_timeout: inner.config.empty_room_timeout,
+                // An echo room is its one participant's: it goes soon after it leaves.
+                empty_timeout: if echo {
+                    ECHO_EMPTY_TIMEOUT.min(inner.config.empty_room_timeout)
+                } else {
+                    inner.config.empty_room_timeout
+                },
                 peers: inner.peers.clone(),
                 seed: rand::random(),
                 // Routes of all rooms share one table: each room its own id range.
@@ -235,6 +270,8 @@ impl RoomRegistry {
                 max_tracks_per_participant: inner.config.max_tracks_per_participant,
                 lobby,
                 data: inner.config.data,
+                removal_ban: inner.config.removal_ban,
+                echo,
             },
             media: inner.media.clone(),
             commands: tx.clone(),
@@ -247,6 +284,7 @@ impl RoomRegistry {
             tokio::spawn(driver::run(params, rx, inner.shutdown.child_token()).instrument(span));
         let registry = Arc::downgrade(inner);
         let room_name = name.to_owned();
+        let room_key = key.to_owned();
         self.event(WebhookEvent::RoomStarted {
             room: room_name.clone(),
         });
@@ -262,7 +300,7 @@ impl RoomRegistry {
             if let Some(inner) = registry.upgrade() {
                 inner
                     .rooms
-                    .remove_if(&room_name, |_, h| h.generation == generation);
+                    .remove_if(&room_key, |_, h| h.generation == generation);
             }
             if let Some(hooks) = webhooks {
                 hooks.send(WebhookEvent::RoomFinished { room: room_name });
@@ -288,6 +326,12 @@ impl RoomRegistry {
         }
         if !valid_room_name(&req.name) {
             return Err(RoomError::InvalidRoomName(req.name));
+        }
+        if self.is_echo_room(&req.name) {
+            return Err(RoomError::InvalidRoomName(format!(
+                "{}: reserved for the echo test (rooms.echo_room)",
+                req.name
+            )));
         }
         let max = req
             .max_participants
@@ -381,10 +425,35 @@ impl RoomRegistry {
     }
 
     /// The participant receives `left` with reason `removed_by_server`.
-    pub async fn remove_participant(&self, room: &str, identity: &str) -> Result<(), RoomError> {
+    pub async fn remove_participant(
+        &self,
+        room: &str,
+        identity: &str,
+        message: Option<String>,
+    ) -> Result<(), RoomError> {
         let identity = identity.to_owned();
-        self.call(room, |reply| RoomCommand::Remove { identity, reply })
-            .await?
+        self.call(room, |reply| RoomCommand::Remove {
+            identity,
+            message,
+            reply,
+        })
+        .await?
+    }
+
+    /// Puts a participant on hold (`held`) or takes it off.
+    pub async fn hold_participant(
+        &self,
+        room: &str,
+        identity: &str,
+        held: bool,
+    ) -> Result<ParticipantInfo, RoomError> {
+        let identity = identity.to_owned();
+        self.call(room, |reply| RoomCommand::Hold {
+            identity,
+            held,
+            reply,
+        })
+        .await?
     }
 
     pub async fn mute_track(
@@ -436,6 +505,9 @@ impl RoomRegistry {
         if !valid_room_name(room) {
             return Err(JoinError::InvalidRoomName(room.to_owned()));
         }
+        if self.is_echo_room(room) {
+            return self.join_echo(room, who).await;
+        }
         // A room may close (empty timeout) between lookup and join: try once more.
         for _ in 0..2 {
             let handle = match self.inner.rooms.get(room).map(|h| h.clone()) {
@@ -470,6 +542,31 @@ impl RoomRegistry {
             }
         }
         Err(JoinError::RoomClosed)
+    }
+
+    fn is_echo_room(&self, room: &str) -> bool {
+        self.inner.config.echo_room.as_deref() == Some(room)
+    }
+
+    /// The echo room: a private room of one for every join, registered under a key no
+    /// room name can take (`echo123~7`), so that no one else can reach it.
+    async fn join_echo(&self, room: &str, who: JoinRequest) -> Result<Session, JoinError> {
+        self.check_capacity().map_err(JoinError::TooManyRooms)?;
+        let n = self.inner.echo_rooms.fetch_add(1, Ordering::Relaxed);
+        let key = format!("{room}~{n}");
+        let handle = self.spawn(&key, room, 1, false, true);
+        self.inner.rooms.insert(key, handle.clone());
+        let (tx, rx) = oneshot::channel();
+        let req = RoomCommand::Join {
+            req: who,
+            reply: tx,
+        };
+        handle
+            .commands
+            .send(req)
+            .await
+            .map_err(|_| JoinError::RoomClosed)?;
+        rx.await.map_err(|_| JoinError::RoomClosed)?
     }
 
     /// Makes a room panic, to prove that the others keep running.

@@ -54,8 +54,19 @@ impl Rooms for RoomRegistry {
         &'a self,
         room: &'a str,
         identity: &'a str,
+        message: Option<String>,
     ) -> BoxFuture<'a, Result<(), RoomError>> {
-        Box::pin(RoomRegistry::remove_participant(self, room, identity))
+        Box::pin(RoomRegistry::remove_participant(
+            self, room, identity, message,
+        ))
+    }
+    fn hold_participant<'a>(
+        &'a self,
+        room: &'a str,
+        identity: &'a str,
+        held: bool,
+    ) -> BoxFuture<'a, Result<ParticipantInfo, RoomError>> {
+        Box::pin(RoomRegistry::hold_participant(self, room, identity, held))
     }
     fn create_rtp_participant<'a>(
         &'a self,

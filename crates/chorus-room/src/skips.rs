@@ -75,10 +75,16 @@ pub enum Skip {
     /// A copy of a data message for a receiver that does not keep up: too much waits
     /// toward it already (unreliable: 64 KiB; reliable: 1 MiB).
     DataReceiverFull,
+    /// The publisher is on hold: nothing of its media goes to anyone (nor to the mixer).
+    PublisherOnHold,
+    /// The subscriber is on hold: nothing goes to it.
+    SubscriberOnHold,
+    /// The echo room's delay line was full: its oldest packet went.
+    EchoOverflow,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 27] = [
+    pub const ALL: [Skip; 30] = [
         Skip::Stale,
         Skip::UnknownConnection,
         Skip::StunBadIntegrity,
@@ -106,6 +112,9 @@ impl Skip {
         Skip::DataInvalid,
         Skip::DataNoChannel,
         Skip::DataReceiverFull,
+        Skip::PublisherOnHold,
+        Skip::SubscriberOnHold,
+        Skip::EchoOverflow,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -137,6 +146,9 @@ impl Skip {
             Skip::DataInvalid => "data_invalid",
             Skip::DataNoChannel => "data_no_channel",
             Skip::DataReceiverFull => "data_receiver_full",
+            Skip::PublisherOnHold => "publisher_on_hold",
+            Skip::SubscriberOnHold => "subscriber_on_hold",
+            Skip::EchoOverflow => "echo_overflow",
         }
     }
 }

@@ -106,7 +106,7 @@ fn left_reason(sim: &Sim, c: ClientId, participant_id: &str) -> Option<LeaveReas
 
 fn own_left(sim: &Sim, c: ClientId) -> Option<LeaveReason> {
     sim.frames(c).iter().find_map(|m| match m {
-        ServerMessage::Left { reason } => Some(*reason),
+        ServerMessage::Left { reason, .. } => Some(*reason),
         _ => None,
     })
 }

@@ -10,6 +10,7 @@ fn join(sim: &mut Sim, identity: &str) -> Result<(), JoinError> {
         identity: identity.to_owned(),
         name: identity.to_owned(),
         grants: Grants::default(),
+        issued_at: 0,
     };
     match sim.command(Command::Join(req)) {
         Reply::Joined(r) => r.map(|_| ()),

@@ -143,6 +143,7 @@ fn a_phone_leaves_with_a_reason_and_its_mix_stops() {
     talk(&mut sim, key, 0..5);
     let Reply::Removed(r) = sim.command(Command::Remove {
         identity: "phone".into(),
+        message: None,
     }) else {
         panic!()
     };

@@ -264,6 +264,7 @@ fn leave_and_remove_tell_everyone() {
 
     let reply = sim.command(Command::Remove {
         identity: "bob".into(),
+        message: None,
     });
     assert!(matches!(reply, Reply::Removed(Ok(()))));
     assert_eq!(sim.own_left(bob), Some(LeaveReason::RemovedByServer));

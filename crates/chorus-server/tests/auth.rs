@@ -20,6 +20,7 @@ fn claims(iss: &str, room: &str, exp: u64, nbf: u64) -> AccessClaims {
         room: room.to_owned(),
         exp,
         nbf,
+        iat: None,
         grants: Grants::default(),
     }
 }

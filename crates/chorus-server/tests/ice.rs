@@ -397,7 +397,7 @@ async fn a_connection_that_never_comes_up_is_reported_then_removed() {
     );
     // Nothing ever arrived: removed 3 s after the offer, long before ICE's 15 s.
     loop {
-        if let ServerMessage::Left { reason } = next(&mut ws, &mut log).await {
+        if let ServerMessage::Left { reason, .. } = next(&mut ws, &mut log).await {
             assert_eq!(reason, LeaveReason::MediaTimeout);
             break;
         }

@@ -100,7 +100,7 @@ async fn control_api_and_signaling_until_shutdown() {
     let left = loop {
         let frame = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
         match next(frame) {
-            Some(ServerMessage::Left { reason }) => break reason,
+            Some(ServerMessage::Left { reason, .. }) => break reason,
             Some(_) => continue,
             None => panic!("socket ended without left"),
         }

@@ -3,11 +3,14 @@
 //! their answer.
 
 use axum::Json;
+use axum::extract::Query;
 use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chorus_protocol::control::{
-    CreateRoomRequest, MuteTrackRequest, ParticipantList, RoomList, UpdatePermissionsRequest,
+    CreateRoomRequest, HoldRequest, MAX_REMOVAL_MESSAGE, MuteTrackRequest, ParticipantList,
+    RemoveParticipantQuery, RoomList, UpdatePermissionsRequest,
 };
 
 use crate::ApiState;
@@ -60,9 +63,33 @@ pub(super) async fn participant(
 pub(super) async fn remove_participant(
     State(state): State<ApiState>,
     PathParams((room, identity)): PathParams<(String, String)>,
+    query: Result<Query<RemoveParticipantQuery>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
-    state.rooms().remove_participant(&room, &identity).await?;
+    let Query(query) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
+    if let Some(m) = &query.message
+        && m.len() > MAX_REMOVAL_MESSAGE
+    {
+        return Err(ApiError::invalid_request(format!(
+            "message must be at most {MAX_REMOVAL_MESSAGE} bytes"
+        )));
+    }
+    state
+        .rooms()
+        .remove_participant(&room, &identity, query.message)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn hold_participant(
+    State(state): State<ApiState>,
+    PathParams((room, identity)): PathParams<(String, String)>,
+    JsonBody(req): JsonBody<HoldRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let info = state
+        .rooms()
+        .hold_participant(&room, &identity, req.held)
+        .await?;
+    Ok(Json(info))
 }
 
 pub(super) async fn mute_track(

@@ -28,6 +28,9 @@ pub(super) async fn delete_rtp_participant(
     State(state): State<ApiState>,
     PathParams((room, identity)): PathParams<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.rooms().remove_participant(&room, &identity).await?;
+    state
+        .rooms()
+        .remove_participant(&room, &identity, None)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,6 +3,7 @@ use crate::testing::{self, FakeRooms, body_json, request};
 use crate::unix_now;
 use axum::body::Body;
 use chorus_protocol::Grants;
+use chorus_protocol::control::MAX_REMOVAL_MESSAGE;
 use chorus_room_api::RoomError;
 use serde_json::json;
 use tower::ServiceExt;
@@ -75,6 +76,7 @@ async fn room_errors_come_back_as_json() {
         for r in routes().iter().filter(|r| r.path.starts_with("/v1/rooms/")) {
             let body = match r.method {
                 // Bodies take no unknown field amiss: one fits every POST.
+                Method::POST if r.path.ends_with("/hold") => json!({"held": true}),
                 Method::POST => json!({"muted": true, "identity": "bob"}),
                 Method::PUT => json!({"grants": {}}),
                 _ => json!(null),
@@ -371,4 +373,50 @@ async fn invitation_and_lobby_routes_answer() {
             .unwrap();
         assert_eq!(response.status(), StatusCode::NO_CONTENT, "{method} {path}");
     }
+}
+
+#[tokio::test]
+async fn a_removal_message_is_bounded_and_hold_answers_the_participant() {
+    let app = testing::app(FakeRooms::default());
+    let path = "/v1/rooms/standup/participants/alice";
+    let cases = [
+        (format!("{path}?message=be%20nice"), StatusCode::NO_CONTENT),
+        (path.to_owned(), StatusCode::NO_CONTENT),
+        (
+            format!("{path}?message={}", "x".repeat(MAX_REMOVAL_MESSAGE)),
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            format!("{path}?message={}", "x".repeat(MAX_REMOVAL_MESSAGE + 1)),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (uri, status) in cases {
+        let response = app
+            .clone()
+            .oneshot(request(Method::DELETE, &uri, None))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{uri}");
+    }
+    let response = app
+        .clone()
+        .oneshot(request(
+            Method::POST,
+            &format!("{path}/hold"),
+            Some(json!({"held": true})),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_json(response).await["identity"], "alice");
+    let response = app
+        .oneshot(request(
+            Method::POST,
+            &format!("{path}/hold"),
+            Some(json!({"held": "yes"})),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }

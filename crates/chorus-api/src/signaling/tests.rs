@@ -54,6 +54,7 @@ fn claims(room: &str) -> AccessClaims {
         room: room.into(),
         exp: now + 600,
         nbf: now,
+        iat: None,
         grants: Grants::subscribe_only(),
     }
 }
@@ -265,6 +266,7 @@ async fn session_carries_frames_both_ways_until_left() {
     );
     let left = ServerMessage::Left {
         reason: LeaveReason::ClientLeft,
+        message: None,
     };
     session.events.send(left.clone()).await.unwrap();
     assert_eq!(next(&mut client).await, Frame::Msg(left));
@@ -321,6 +323,7 @@ async fn removed_by_the_room_closes_normally() {
     let (mut client, mut session) = joined_room().await;
     let left = ServerMessage::Left {
         reason: LeaveReason::RemovedByServer,
+        message: Some("bye".into()),
     };
     session.events.send(left.clone()).await.unwrap();
     assert_eq!(next(&mut client).await, Frame::Msg(left));

@@ -75,6 +75,12 @@ pub enum ClientMessage {
     /// Turns a participant waiting in the lobby away: it leaves with `lobby_rejected`
     /// (needs `can_admit`).
     Reject { participant_id: String },
+    /// Puts the client on hold: the server stops forwarding its media to others and
+    /// anything to it; its connections stay up. Others see the state `on_hold`.
+    Hold {},
+    /// Ends the hold: media flows again both ways, video from a keyframe, without
+    /// renegotiation.
+    Unhold {},
 }
 
 /// The most `set_last_n` may ask for: every camera a room can have.

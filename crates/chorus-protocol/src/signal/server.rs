@@ -125,6 +125,9 @@ pub enum ServerMessage {
     /// The client is out of the room; the socket closes after this frame.
     Left {
         reason: LeaveReason,
+        /// Why, in words, when the control API removed the client with a message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     Pong {
         ts: u64,

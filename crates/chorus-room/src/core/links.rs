@@ -37,8 +37,10 @@ impl RoomCore {
         let link = Link::new(&self.peers, credentials, session_id, offering, now)
             .map_err(|e| e.to_string())?;
         let conn = self.conns.next_id(target);
-        self.conns.insert(Peer::new(conn, key, target, link));
+        let mut peer = Peer::new(conn, key, target, link);
         let p = self.participants.get_mut(key).expect("caller checked");
+        peer.on_hold = p.held && target == PeerTarget::Subscriber;
+        self.conns.insert(peer);
         // Its first connection: media has something to come up on from now. (Before,
         // e.g. a listener alone in a room, there is nothing to set up, so no clock.)
         if p.publisher.is_none()
@@ -200,7 +202,7 @@ impl RoomCore {
         }
     }
 
-    fn refresh_state(&mut self, key: ParticipantKey) {
+    pub(super) fn refresh_state(&mut self, key: ParticipantKey) {
         let Some(p) = self.participants.get(key) else {
             return;
         };
@@ -209,16 +211,19 @@ impl RoomCore {
             .flatten()
             .filter_map(|c| self.conns.get(c))
             .map(|peer| peer.ice().state());
-        let Some(state) = state_from_links(links) else {
+        let from_links = state_from_links(links);
+        if from_links.is_some() {
+            // Up once: liveness (`connection_lost`) looks after it from now on, across
+            // ICE restarts and silences.
+            self.setup.cancel(key);
+        }
+        // On hold it stays `on_hold` whatever its links do (liveness still applies).
+        // Off hold before any link came up: back to `connecting`.
+        let off_hold =
+            (p.state == ParticipantState::OnHold).then_some(ParticipantState::Connecting);
+        let Some(state) = self.held_state(key).or(from_links).or(off_hold) else {
             return;
         };
-        // Up once: liveness (`connection_lost`) looks after it from now on, across ICE
-        // restarts and silences.
-        self.setup.cancel(key);
-        // Held, it stays held while its links come up (it unholds itself).
-        if p.state == ParticipantState::OnHold && state == ParticipantState::Connected {
-            return;
-        }
         self.set_participant_state(key, state);
     }
 }

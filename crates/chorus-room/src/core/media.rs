@@ -12,6 +12,7 @@ use chorus_protocol::{MediaKind, TrackSource};
 use chorus_transport::{Datagram, is_control};
 
 use super::RoomCore;
+use crate::echo::Echoed;
 use crate::forward::{Outgoing, Payload};
 use crate::peer::PeerEvent;
 use crate::selection::LayeredPacket;
@@ -41,6 +42,7 @@ impl RoomCore {
 
     pub(super) fn handle_timeout(&mut self, now: Instant) {
         self.tick_mixer(now);
+        self.tick_echo(now);
         self.poll_speakers(now);
         self.reap_media_timeouts(now);
         self.reap_invitations(now);
@@ -197,6 +199,10 @@ impl RoomCore {
             (seq, track.ts.unwrap(packet.header.timestamp))
         };
         let level_ext = binding.audio_level_ext;
+        if self.participants.get(track.owner).is_some_and(|p| p.held) {
+            self.skips.count(Skip::PublisherOnHold);
+            return;
+        }
         if track.muted {
             self.skips.count(Skip::Muted);
             return;
@@ -215,6 +221,19 @@ impl RoomCore {
         packet.header.extensions.clear();
         if let Some(history) = track.history.as_mut() {
             history.insert(seq, (packet.header.clone(), packet.payload.clone()));
+        }
+        if mic && let Some(line) = self.echo.as_mut() {
+            let echoed = Echoed {
+                owner: track.owner,
+                header: packet.header,
+                seq,
+                ts,
+                payload: packet.payload,
+            };
+            if !line.push(echoed, now) {
+                self.skips.count(Skip::EchoOverflow);
+            }
+            return;
         }
         // A microphone goes out on each listener's room-audio track (here: the relays).
         let down = if mic { &self.room_audio } else { &track.id };
@@ -248,7 +267,12 @@ impl RoomCore {
         let Some(ssrc) = simulcast.and_then(|s| s.keyframe_due(index, now)) else {
             return;
         };
-        let publisher = self.participants.get(track.owner).and_then(|p| p.publisher);
+        // Nothing is asked of a publisher on hold.
+        let publisher = self
+            .participants
+            .get(track.owner)
+            .filter(|p| !p.held)
+            .and_then(|p| p.publisher);
         let Some(peer) = publisher.and_then(|c| self.conns.get_mut(c)) else {
             return;
         };
@@ -273,10 +297,15 @@ impl RoomCore {
             return;
         };
         let media_ssrc = *media_ssrc;
-        if track.kind() != MediaKind::Video || !track.keyframes.should_send(now) {
+        let owner = self.participants.get(track.owner);
+        // Nothing is asked of a publisher on hold (its unhold asks).
+        if track.kind() != MediaKind::Video || owner.is_none_or(|p| p.held) {
             return;
         }
-        let publisher = self.participants.get(track.owner).and_then(|p| p.publisher);
+        if !track.keyframes.should_send(now) {
+            return;
+        }
+        let publisher = owner.and_then(|p| p.publisher);
         let Some(peer) = publisher.and_then(|c| self.conns.get_mut(c)) else {
             return;
         };

@@ -31,9 +31,20 @@ impl RoomCore {
             return Err(SignalError::TooManyTracks { max });
         }
         let id = TrackId::from_random(self.rng.random());
-        let track = self
-            .tracks
-            .publish(key, &p.id, &p.grants, cid.clone(), source, muted, id)?;
+        // A source the server muted stays muted, whichever track carries it.
+        let by_server = self.sticky.is_muted(&p.identity, source);
+        let mut track = self.tracks.publish(
+            key,
+            &p.id,
+            &p.grants,
+            cid.clone(),
+            source,
+            muted || by_server,
+            id.clone(),
+        )?;
+        if by_server {
+            track = self.tracks.set_muted(&id, true, true)?.info;
+        }
         self.send(
             Recipients::One(key),
             ServerMessage::PublishAccepted { cid, track },
@@ -72,7 +83,7 @@ impl RoomCore {
     /// An unmuted video: each subscriber resumes at the next keyframe, which is asked
     /// for, numbered on from the last packet it got (what the mute held back was never
     /// sent: no loss for it to repair).
-    fn resume_video(&mut self, id: &TrackId, now: Instant) {
+    pub(super) fn resume_video(&mut self, id: &TrackId, now: Instant) {
         let Some(track) = self.tracks.get(id) else {
             return;
         };
@@ -97,8 +108,12 @@ impl RoomCore {
             .tracks
             .owned(key, track_id)
             .ok_or_else(|| RoomError::TrackNotFound(track_id.to_owned()))?;
-        self.set_muted(&id, muted, true, now)
-            .map_err(|_| RoomError::TrackNotFound(track_id.to_owned()))
+        let info = self
+            .set_muted(&id, muted, true, now)
+            .map_err(|_| RoomError::TrackNotFound(track_id.to_owned()))?;
+        // It sticks to the source: unpublishing and publishing again does not lift it.
+        self.sticky.set_muted(identity, info.source, muted);
+        Ok(info)
     }
 
     pub(super) fn update_permissions(
@@ -223,14 +238,21 @@ impl RoomCore {
             Recipients::All,
             ServerMessage::TrackPublished { track: info },
         );
+        let echo = self.echo.is_some();
         if source == TrackSource::Microphone {
             self.update_audio(now);
+            if echo {
+                // Its own voice comes back on its room-audio track.
+                let room_audio = self.room_audio.clone();
+                self.add_downtrack(owner, &room_audio, Codec::Opus, now);
+            }
             return;
         }
         self.last_n_due = true;
         self.dynacast_due = true;
         for k in self.participants.listeners() {
-            if k != owner {
+            // In the echo room, its own video comes back to it.
+            if k != owner || echo {
                 self.subscribe(k, id, now);
             }
         }

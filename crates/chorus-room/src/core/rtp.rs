@@ -48,6 +48,8 @@ impl RoomCore {
             identity: join.identity,
             name: join.name,
             grants: grants.clone(),
+            // No token: the control API that adds it is the authority.
+            issued_at: self.unix_ms(now) / 1000,
         };
         let key = self
             .participants

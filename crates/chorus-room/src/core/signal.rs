@@ -128,6 +128,14 @@ impl RoomCore {
             ClientMessage::Reject { participant_id } => {
                 self.lobby_request(key, &participant_id, false, now)
             }
+            ClientMessage::Hold {} => {
+                self.set_hold(key, true, now);
+                Ok(())
+            }
+            ClientMessage::Unhold {} => {
+                self.set_hold(key, false, now);
+                Ok(())
+            }
         }
     }
 

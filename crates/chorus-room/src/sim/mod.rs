@@ -72,6 +72,9 @@ use crate::skips::Skips;
 use chorus_room_api::JoinRequest;
 use client::SimClient;
 
+/// The room's wall-clock time of creation, Unix milliseconds.
+const CREATED_AT_MS: u64 = 1_700_000_000_000;
+
 /// How far the clock moves per step of [`Sim::run_for`].
 pub const STEP: Duration = Duration::from_millis(5);
 
@@ -123,13 +126,15 @@ impl Sim {
             first_conn_id: 1,
             // Two, so that every scenario splits its room like a server does.
             egress_shards: 2,
-            created_at_ms: 1_700_000_000_000,
+            created_at_ms: CREATED_AT_MS,
             joins_per_second: crate::RoomConfig::default().room_joins_per_second,
             last_n: crate::lastn::DEFAULT_LAST_N,
             media_setup_timeout: crate::RoomConfig::default().media_setup_timeout,
             max_tracks_per_participant: crate::RoomConfig::default().max_tracks_per_participant,
             lobby: false,
             data: crate::data::DataLimits::default(),
+            removal_ban: Duration::ZERO,
+            echo: false,
         };
         change(&mut params);
         Self {
@@ -154,12 +159,25 @@ impl Sim {
     }
 
     pub fn join_with(&mut self, identity: &str, grants: Grants) -> ClientId {
+        let issued_at = self.unix_secs();
+        self.try_join(identity, grants, issued_at)
+            .unwrap_or_else(|e| panic!("{identity} could not join: {e:?}"))
+    }
+
+    /// Joins with a token issued at `issued_at` (Unix seconds; see [`Self::unix_secs`]).
+    pub fn try_join(
+        &mut self,
+        identity: &str,
+        grants: Grants,
+        issued_at: u64,
+    ) -> Result<ClientId, chorus_room_api::JoinError> {
         let id = ClientId(self.clients.len());
         let mut client = SimClient::new(identity, id.0, self.seed, self.now);
         let req = JoinRequest {
             identity: identity.to_owned(),
             name: identity.to_owned(),
             grants,
+            issued_at,
         };
         match self
             .core
@@ -169,11 +187,17 @@ impl Sim {
                 client.key = admitted.participant;
                 client.participant_id = admitted.participant_id.to_string();
             }
-            other => panic!("{identity} could not join: {other:?}"),
+            Some(Reply::Joined(Err(e))) => return Err(e),
+            other => panic!("{identity}: unexpected answer to a join: {other:?}"),
         }
         self.clients.push(client);
         self.pump();
-        id
+        Ok(id)
+    }
+
+    /// The room's wall clock now, in Unix seconds (the room starts at 1 700 000 000).
+    pub fn unix_secs(&self) -> u64 {
+        (CREATED_AT_MS + self.elapsed().as_millis() as u64) / 1000
     }
 
     /// Publishes a camera; media flows once the publisher connection is up. Returns the

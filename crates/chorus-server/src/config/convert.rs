@@ -51,6 +51,8 @@ impl Config {
                 max_per_room: self.plain_rtp.max_per_room,
                 allow_public_remote: self.plain_rtp.allow_public_remote,
             },
+            removal_ban: Duration::from_secs(self.rooms.removal_ban_secs),
+            echo_room: (!self.rooms.echo_room.is_empty()).then(|| self.rooms.echo_room.clone()),
         }
     }
 

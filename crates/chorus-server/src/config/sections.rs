@@ -180,6 +180,12 @@ pub struct RoomsSection {
     /// Bytes of data messages one participant may send a second (and in one burst); at
     /// least `data_max_message_bytes`.
     pub data_bytes_per_second: u32,
+    /// After a removal by the control API, even a token issued later is refused this
+    /// long; 0 = only tokens issued before the removal are.
+    pub removal_ban_secs: u64,
+    /// The echo test room's name: each joiner gets a private room of its own where it
+    /// receives its own audio about a second later and its own video. Empty: none.
+    pub echo_room: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -262,6 +268,8 @@ impl Default for RoomsSection {
             data_max_message_bytes: rooms.data.max_message_bytes,
             data_messages_per_second: rooms.data.messages_per_second,
             data_bytes_per_second: rooms.data.bytes_per_second,
+            removal_ban_secs: rooms.removal_ban.as_secs(),
+            echo_room: rooms.echo_room.unwrap_or_default(),
         }
     }
 }

@@ -63,6 +63,13 @@ impl Config {
                 self.rooms.last_n_default
             );
         }
+        if !self.rooms.echo_room.is_empty() && !chorus_room::valid_room_name(&self.rooms.echo_room)
+        {
+            bail!(
+                "rooms.echo_room: {:?} is not a room name (1-64 of A-Z a-z 0-9 - _ .)",
+                self.rooms.echo_room
+            );
+        }
         if self.rooms.max_tracks_per_participant == 0 {
             bail!(
                 "rooms.max_tracks_per_participant must be at least 1 (0 would refuse every publish)"

@@ -517,7 +517,7 @@ pub fn any_participant_left(participant_id: &str) -> impl Fn(&ServerMessage) -> 
 }
 
 pub fn left(reason: LeaveReason) -> impl Fn(&ServerMessage) -> bool {
-    move |e| matches!(e, ServerMessage::Left { reason: r } if *r == reason)
+    move |e| matches!(e, ServerMessage::Left { reason: r, .. } if *r == reason)
 }
 
 pub fn error_code(code: &str) -> impl Fn(&ServerMessage) -> bool + '_ {
