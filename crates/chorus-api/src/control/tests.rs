@@ -77,6 +77,9 @@ async fn room_errors_come_back_as_json() {
             let body = match r.method {
                 // Bodies take no unknown field amiss: one fits every POST.
                 Method::POST if r.path.ends_with("/hold") => json!({"held": true}),
+                Method::POST if r.path.ends_with("/rtp_participants") => {
+                    json!({"identity": "phone", "codec": "pcmu", "remote_address": "127.0.0.1:4000"})
+                }
                 Method::POST => json!({"muted": true, "identity": "bob"}),
                 Method::PUT => json!({"grants": {}}),
                 _ => json!(null),
