@@ -231,6 +231,34 @@ async function main() {
     info('mute and unmute seen by the others, video resumed');
   }
 
+  // ---------------------------------------------------------------- the chat (data channels)
+  // Alice (Chromium) and Dave (Firefox) each type a line into the chat form; everyone
+  // else sees it, with the sender the server stamped (docs/signaling.md, "Data messages").
+  for (const p of pages) {
+    await until(() => `${p.name}'s chat opens (the _reliable data channel)`, 10_000, () =>
+      p.page.evaluate(() => window.chorus.chatOpen === true));
+  }
+  for (const sender of [pages[0], pages.find((p) => p.browser === 'Firefox')]) {
+    const text = `hello from ${sender.name} ${Math.random().toString(36).slice(2, 8)}`;
+    const identity = await sender.page.evaluate(() => window.chorus.identity);
+    await sender.page.fill('#chat-input', text);
+    await sender.page.click('#chat-send');
+    for (const p of pages.filter((x) => x !== sender)) {
+      await until(() => `${p.name} shows ${sender.name}'s chat line "${text}"`, 10_000, async () => {
+        const line = await p.page.evaluate((t) => window.chorus.chat.find((l) => l.text === t) || null, text);
+        if (!line) return false;
+        if (line.from !== identity || line.participantId !== sender.participantId) {
+          fail(`${p.name} got ${sender.name}'s line stamped ${JSON.stringify(line)}, expected ${identity} ${sender.participantId}`);
+        }
+        const shown = await p.page.$eval('#chat-log', (el) => el.textContent);
+        return shown.includes(text);
+      });
+    }
+    const own = await sender.page.evaluate((t) => window.chorus.chat.filter((l) => l.text === t), text);
+    if (own.length !== 1 || !own[0].self) fail(`${sender.name}'s own line: ${JSON.stringify(own)} (its own message must not come back)`);
+  }
+  info('chat lines from Chromium and Firefox reached everyone, stamped by the server');
+
   // ---------------------------------------------------------------- one leaves
   const c = pages.find((p) => p.name === 'Carol');
   const stay = pages.filter((p) => p !== c);
