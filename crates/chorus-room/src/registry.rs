@@ -25,6 +25,7 @@ use crate::driver::{self, DriverParams};
 use crate::totals::ServerTotals;
 
 mod calling;
+mod echo;
 mod server;
 use chorus_protocol::webhook::WebhookEvent;
 use chorus_room_api::{JoinError, JoinRequest, RoomError, valid_room_name};
@@ -542,31 +543,6 @@ impl RoomRegistry {
             }
         }
         Err(JoinError::RoomClosed)
-    }
-
-    fn is_echo_room(&self, room: &str) -> bool {
-        self.inner.config.echo_room.as_deref() == Some(room)
-    }
-
-    /// The echo room: a private room of one for every join, registered under a key no
-    /// room name can take (`echo123~7`), so that no one else can reach it.
-    async fn join_echo(&self, room: &str, who: JoinRequest) -> Result<Session, JoinError> {
-        self.check_capacity().map_err(JoinError::TooManyRooms)?;
-        let n = self.inner.echo_rooms.fetch_add(1, Ordering::Relaxed);
-        let key = format!("{room}~{n}");
-        let handle = self.spawn(&key, room, 1, false, true);
-        self.inner.rooms.insert(key, handle.clone());
-        let (tx, rx) = oneshot::channel();
-        let req = RoomCommand::Join {
-            req: who,
-            reply: tx,
-        };
-        handle
-            .commands
-            .send(req)
-            .await
-            .map_err(|_| JoinError::RoomClosed)?;
-        rx.await.map_err(|_| JoinError::RoomClosed)?
     }
 
     /// Makes a room panic, to prove that the others keep running.
