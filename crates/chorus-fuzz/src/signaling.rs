@@ -33,6 +33,7 @@ pub fn signaling(data: &[u8]) {
             last_n: 6,
             media_setup_timeout: Duration::from_secs(30),
             max_tracks_per_participant: 4,
+            lobby: false,
         },
         start,
     );
