@@ -84,6 +84,15 @@ async fn the_control_api_admits_from_the_lobby_and_rejects() {
         ServerMessage::ParticipantState { state, .. } => *state == ParticipantState::Ringing,
         _ => false,
     };
+    let me = participant_id.clone();
+    guest
+        .until("its own in_lobby -> connecting", |log| {
+            contains(log, |e| {
+                matches!(e, ServerMessage::ParticipantState { participant_id, state, .. }
+                    if *participant_id == me && *state == ParticipantState::Connecting)
+            })
+        })
+        .await;
     assert!(!contains(guest.log(), dora_heard), "{:#?}", guest.log());
     guest
         .until("the lobby frame came first", |log| {
