@@ -513,4 +513,26 @@ fn the_lobby_rejects_and_only_admitters_decide() {
         sim.frames(other).last(),
         Some(ServerMessage::Error { code, .. }) if code == "permission_denied"
     ));
+    // Grants changed while one waits take effect when it is admitted: no media before.
+    sim.publish_video(host);
+    let shy = sim.join_with(
+        "shy",
+        Grants {
+            can_subscribe: false,
+            ..Grants::default()
+        },
+    );
+    sim.command(Command::UpdatePermissions {
+        identity: "shy".into(),
+        grants: Grants::default(),
+    });
+    sim.run_for(ms(500));
+    let offers = |sim: &Sim| sim.count(shy, |m| matches!(m, ServerMessage::Offer { .. }));
+    assert_eq!(offers(&sim), 0, "{:?}", sim.frames(shy));
+    sim.command(Command::DecideLobby {
+        participant: "shy".into(),
+        admit: true,
+    });
+    sim.run_for(ms(500));
+    assert!(offers(&sim) >= 1, "admitted, it subscribes");
 }
