@@ -280,6 +280,7 @@ impl RoomCore {
                 None
             }
             Input::Shutdown => {
+                self.cancel_invitations(now);
                 self.close_all(LeaveReason::ServerShutdown, now);
                 self.closed = true;
                 None
@@ -426,6 +427,7 @@ impl RoomCore {
                     .and_then(|k| self.decide_lobby(k, admit, now)),
             ),
             Command::Delete => {
+                self.cancel_invitations(now);
                 self.close_all(LeaveReason::RoomDeleted, now);
                 self.closed = true;
                 Reply::Deleted
@@ -444,6 +446,8 @@ impl RoomCore {
             num_waiting: self.participants.waiting().len() as u32,
             invitations: self.invitations.iter().map(|i| i.info.clone()).collect(),
             recently_left: self.recently_left.iter().cloned().collect(),
+            refused_invitations: self.refused_invitations,
+            refused_state_changes: self.refused_transitions,
             forwarding: self.forwarding(),
             simulcast: self.tracks.simulcast_stats(now),
             subscribers: self.subscriber_stats(),

@@ -238,6 +238,18 @@ impl RoomCore {
         Ok(())
     }
 
+    /// The room closes: what still rings ends as `cancelled`.
+    pub(super) fn cancel_invitations(&mut self, now: Instant) {
+        let ids: Vec<String> = self
+            .invitations
+            .iter()
+            .map(|i| i.info.invitation_id.clone())
+            .collect();
+        for id in ids {
+            let _ = self.end_invitation(&id, InvitationEnd::Cancelled, now);
+        }
+    }
+
     /// Invitations whose time ran out: `no_answer`.
     pub(super) fn reap_invitations(&mut self, now: Instant) {
         while let Some(invitation) = self.invitations.pop_expired(now) {
