@@ -29,6 +29,10 @@
 #                                         (tests/browser/https.js): a self-signed certificate
 #                                         made with openssl, trusted by Chromium and Node only
 #
+#   scripts/browser-test.sh lobby         the lobby on the demo page (tests/browser/lobby.js): a host
+#                                         admits one guest from the lobby (it then decodes the host)
+#                                         and rejects another
+#
 #   CHORUS_BIN=path   use this server binary instead of building target/debug/chorus
 #   CHORUS_ARGS="..." extra arguments for the server
 #   CHORUS_PORT=7880  HTTP port the server listens on (the test uses http://127.0.0.1:$CHORUS_PORT)
@@ -52,7 +56,8 @@ case "$TEST" in
   screen) TEST_JS=tests/browser/screen.js; TEST_TIMEOUT=110 ;;
   https) TEST_JS=tests/browser/https.js; TEST_TIMEOUT=100 ;;
   hold) TEST_JS=tests/browser/hold.js; TEST_TIMEOUT=110 ;;
-  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch, codecs, turn-relay, screen, https or hold)" >&2; exit 2 ;;
+  lobby) TEST_JS=tests/browser/lobby.js; TEST_TIMEOUT=110 ;;
+  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch, codecs, turn-relay, screen, https, hold or lobby)" >&2; exit 2 ;;
 esac
 if [ "$TEST" = turn-relay ] && ! command -v turnserver >/dev/null 2>&1; then
   echo "[browser-test] turnserver (coturn) missing: run scripts/setup.sh" >&2

@@ -44,6 +44,9 @@ scripts/browser-test.sh turn-relay
 step "browser test over the built-in HTTPS and WSS"
 scripts/browser-test.sh https
 
+step "browser lobby test (admit and reject on the demo page)"
+scripts/browser-test.sh lobby
+
 step "GStreamer webrtcbin interop test"
 tests/webrtcbin/run.sh
 

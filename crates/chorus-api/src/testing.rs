@@ -148,6 +148,8 @@ pub fn room_info(name: &str) -> RoomInfo {
         num_waiting: 0,
         invitations: Vec::new(),
         recently_left: Vec::new(),
+        refused_invitations: 0,
+        refused_state_changes: 0,
         forwarding: chorus_protocol::control::ForwardingStats {
             forwarded: 120,
             resent: 4,

@@ -1343,7 +1343,7 @@
     }
 
     // The lobby: waiting in it, or admitting those who wait.
-    const waitingHere = !!chorus.lobby && !(session && session.joined);
+    const waitingHere = !!session && !!chorus.lobby && !session.joined;
     $('lobby-panel').hidden = !waitingHere;
     if (waitingHere) {
       $('lobby-text').textContent = `Waiting in the lobby of “${chorus.lobby.room}”: ${chorus.lobby.count} in the room. Someone in the room lets you in.`;

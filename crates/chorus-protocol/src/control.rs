@@ -101,6 +101,12 @@ pub struct RoomInfo {
     /// without a join, oldest first (absent when none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recently_left: Vec<DepartedParticipant>,
+    /// Invitations refused since the room was created (bad, duplicate, over the limit).
+    #[serde(default)]
+    pub refused_invitations: u64,
+    /// State changes the room's state table refused (a bug in Chorus if not 0).
+    #[serde(default)]
+    pub refused_state_changes: u64,
     /// What the room did with media since it was created.
     #[serde(default)]
     pub forwarding: ForwardingStats,

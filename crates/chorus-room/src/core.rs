@@ -35,9 +35,9 @@ use chorus_protocol::control::InvitationEnd;
 use chorus_protocol::control::{
     DepartedParticipant, FeedbackStats, ForwardingStats, RoomInfo, SubscriberStats,
 };
-use chorus_protocol::signal::{LobbyOutcome, ROOM_AUDIO_TRACK, ServerMessage, joined_frames};
+use chorus_protocol::signal::{LobbyOutcome, ROOM_AUDIO_TRACK, ServerMessage};
 use chorus_protocol::webhook::WebhookEvent;
-use chorus_protocol::{CallState, LeaveReason, ParticipantInfo, ParticipantState};
+use chorus_protocol::{LeaveReason, ParticipantInfo, ParticipantState};
 use chorus_transport::{IceCredentials, PeerFactory};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -51,7 +51,7 @@ use crate::invitations::Invitations;
 use crate::io::{Admitted, Command, Input, Output, ParticipantKey, Recipients, Reply};
 use crate::lastn::LastN;
 use crate::mixing::RoomAudio;
-use crate::participants::{Participants, StateChange};
+use crate::participants::Participants;
 use crate::peer::PeerEvent;
 use crate::skips::{Overload, Skips};
 use crate::sticky::Sticky;
@@ -307,6 +307,7 @@ impl RoomCore {
                 None
             }
             Input::Shutdown => {
+                self.cancel_invitations(now);
                 self.close_all(LeaveReason::ServerShutdown, now);
                 self.closed = true;
                 None
@@ -463,6 +464,7 @@ impl RoomCore {
                 Reply::RtpAdded(self.add_rtp_participant(join, now))
             }
             Command::Delete => {
+                self.cancel_invitations(now);
                 self.close_all(LeaveReason::RoomDeleted, now);
                 self.closed = true;
                 Reply::Deleted
@@ -481,6 +483,8 @@ impl RoomCore {
             num_waiting: self.participants.waiting().len() as u32,
             invitations: self.invitations.iter().map(|i| i.info.clone()).collect(),
             recently_left: self.recently_left.iter().cloned().collect(),
+            refused_invitations: self.refused_invitations,
+            refused_state_changes: self.refused_transitions,
             forwarding: self.forwarding(),
             simulcast: self.tracks.simulcast_stats(now),
             subscribers: self.subscriber_stats(),
@@ -593,68 +597,6 @@ impl RoomCore {
             participant: key,
             participant_id: id,
         })
-    }
-
-    /// `key` comes into the room (as it joins, or out of the lobby): it gets the
-    /// roster, the others get it, it subscribes. `from` is the state it had before
-    /// (`ringing` for an invitee, `in_lobby`); the change is announced.
-    fn enter_room(&mut self, key: ParticipantKey, from: Option<ParticipantState>, now: Instant) {
-        self.last_n.joined(key);
-        self.last_n_due = true;
-        self.lobby_count_due = true;
-        let me = self.participant_info(key).expect("just admitted");
-        let others = self
-            .participants
-            .admitted()
-            .into_iter()
-            .filter(|k| *k != key)
-            .filter_map(|k| self.participant_info(k))
-            .chain(self.invitations.iter().map(|i| i.roster_entry()))
-            .collect();
-        // The roster in pages, queued before anything else: whatever the newcomer hears
-        // about the others afterwards applies to a roster it already has.
-        for frame in joined_frames(self.name.clone(), me.clone(), others) {
-            self.send(Recipients::One(key), frame);
-        }
-        self.event(WebhookEvent::ParticipantJoined {
-            room: self.name.clone(),
-            participant: me.clone(),
-        });
-        match from {
-            // An invitee: its ringing entry, which everyone has, turns into it.
-            Some(ParticipantState::Ringing) => {
-                let change = StateChange {
-                    previous: ParticipantState::Ringing,
-                    state: ParticipantState::Connecting,
-                    reason: None,
-                };
-                self.announce_state(key, change);
-            }
-            Some(_) => {}
-            None => self.send(
-                Recipients::One(key),
-                ServerMessage::CallState {
-                    previous: None,
-                    state: CallState::Connecting,
-                    reason: None,
-                },
-            ),
-        }
-        let can_subscribe = me.grants.can_subscribe;
-        let can_admit = me.grants.can_admit;
-        self.send(
-            Recipients::AllExcept(key),
-            ServerMessage::ParticipantJoined { participant: me },
-        );
-        if from == Some(ParticipantState::InLobby) {
-            self.set_participant_state(key, ParticipantState::Connecting);
-        }
-        if can_admit {
-            self.show_lobby(key);
-        }
-        if can_subscribe {
-            self.subscribe_to_all(key, now);
-        }
     }
 
     fn remove_participant(&mut self, key: ParticipantKey, reason: LeaveReason, now: Instant) {

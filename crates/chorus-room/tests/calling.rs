@@ -225,6 +225,10 @@ fn an_invitee_rings_then_joins_as_the_same_entry() {
         panic!("info");
     };
     assert!(info.invitations.is_empty());
+    assert_eq!(
+        info.refused_invitations, 2,
+        "the two refused above are counted"
+    );
     // Bob's roster has the two others; he is in the room as anyone is.
     let roster = sim.frames(bob).iter().find_map(|m| match m {
         ServerMessage::Joined { participants, .. } => Some(participants.len()),
@@ -308,6 +312,13 @@ fn invitations_are_declined_or_cancelled() {
     // Nothing rings any more: the timeouts pass without a word.
     sim.run_for(ms(31_000));
     assert_eq!(ended(&sim).len(), 2);
+    // A room deleted while one rings cancels it.
+    invite(&mut sim, "erin", 30).unwrap();
+    sim.command(Command::Delete);
+    assert_eq!(
+        ended(&sim).last(),
+        Some(&("erin".to_owned(), InvitationEnd::Cancelled))
+    );
 }
 
 fn admitter() -> Grants {
@@ -513,4 +524,26 @@ fn the_lobby_rejects_and_only_admitters_decide() {
         sim.frames(other).last(),
         Some(ServerMessage::Error { code, .. }) if code == "permission_denied"
     ));
+    // Grants changed while one waits take effect when it is admitted: no media before.
+    sim.publish_video(host);
+    let shy = sim.join_with(
+        "shy",
+        Grants {
+            can_subscribe: false,
+            ..Grants::default()
+        },
+    );
+    sim.command(Command::UpdatePermissions {
+        identity: "shy".into(),
+        grants: Grants::default(),
+    });
+    sim.run_for(ms(500));
+    let offers = |sim: &Sim| sim.count(shy, |m| matches!(m, ServerMessage::Offer { .. }));
+    assert_eq!(offers(&sim), 0, "{:?}", sim.frames(shy));
+    sim.command(Command::DecideLobby {
+        participant: "shy".into(),
+        admit: true,
+    });
+    sim.run_for(ms(500));
+    assert!(offers(&sim) >= 1, "admitted, it subscribes");
 }

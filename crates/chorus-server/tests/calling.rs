@@ -56,6 +56,19 @@ async fn the_control_api_admits_from_the_lobby_and_rejects() {
         !guest.is_finished(),
         "the guest joined before it was admitted"
     );
+    // What the room hears meanwhile (an invitation ringing) does not reach the lobby.
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/rooms/lobby/invitations",
+            Some(json!({"identity": "dora"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    host.expect("dora ringing", |e| {
+        matches!(e, ServerMessage::ParticipantJoined { participant } if participant.identity == "dora")
+    })
+    .await;
 
     let path = format!("/v1/rooms/lobby/lobby/{participant_id}/admit");
     let (status, body) = server.call(Method::POST, &path, None).await;
@@ -64,6 +77,23 @@ async fn the_control_api_admits_from_the_lobby_and_rejects() {
     assert_eq!(client.participant_id(), participant_id);
     let mut guest = Participant::new("guest", client);
     guest.wait_receiving(&[&mic, &cam], FLOWING).await;
+    // Dora is in its roster (`joined`), but it never heard her invitation while waiting.
+    assert!(guest.others_at_join().iter().any(|p| p.identity == "dora"));
+    let dora_heard = |e: &ServerMessage| match e {
+        ServerMessage::ParticipantJoined { participant } => participant.identity == "dora",
+        ServerMessage::ParticipantState { state, .. } => *state == ParticipantState::Ringing,
+        _ => false,
+    };
+    let me = participant_id.clone();
+    guest
+        .until("its own in_lobby -> connecting", |log| {
+            contains(log, |e| {
+                matches!(e, ServerMessage::ParticipantState { participant_id, state, .. }
+                    if *participant_id == me && *state == ParticipantState::Connecting)
+            })
+        })
+        .await;
+    assert!(!contains(guest.log(), dora_heard), "{:#?}", guest.log());
     guest
         .until("the lobby frame came first", |log| {
             matches!(

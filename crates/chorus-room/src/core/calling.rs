@@ -8,7 +8,7 @@ use chorus_core::ParticipantId;
 use chorus_protocol::control::{
     CreateInvitationRequest, DepartedParticipant, InvitationEnd, InvitationInfo, RECENTLY_LEFT,
 };
-use chorus_protocol::signal::{LobbyOutcome, ServerMessage};
+use chorus_protocol::signal::{LobbyOutcome, ServerMessage, joined_frames};
 use chorus_protocol::webhook::WebhookEvent;
 use chorus_protocol::{CallState, LeaveReason, ParticipantState};
 use chorus_room_api::RoomError;
@@ -93,6 +93,73 @@ impl RoomCore {
         }
     }
 
+    /// `key` comes into the room (as it joins, or out of the lobby): it gets the
+    /// roster, the others get it, it subscribes. `from` is the state it had before
+    /// (`ringing` for an invitee, `in_lobby`); the change is announced.
+    pub(super) fn enter_room(
+        &mut self,
+        key: ParticipantKey,
+        from: Option<ParticipantState>,
+        now: Instant,
+    ) {
+        self.last_n.joined(key);
+        self.last_n_due = true;
+        self.lobby_count_due = true;
+        let me = self.participant_info(key).expect("just admitted");
+        let others = self
+            .participants
+            .admitted()
+            .into_iter()
+            .filter(|k| *k != key)
+            .filter_map(|k| self.participant_info(k))
+            .chain(self.invitations.iter().map(|i| i.roster_entry()))
+            .collect();
+        // The roster in pages, queued before anything else: whatever the newcomer hears
+        // about the others afterwards applies to a roster it already has.
+        for frame in joined_frames(self.name.clone(), me.clone(), others) {
+            self.send(Recipients::One(key), frame);
+        }
+        self.event(WebhookEvent::ParticipantJoined {
+            room: self.name.clone(),
+            participant: me.clone(),
+        });
+        match from {
+            // An invitee: its ringing entry, which everyone has, turns into it.
+            Some(ParticipantState::Ringing) => {
+                let change = StateChange {
+                    previous: ParticipantState::Ringing,
+                    state: ParticipantState::Connecting,
+                    reason: None,
+                };
+                self.announce_state(key, change);
+            }
+            Some(_) => {}
+            None => self.send(
+                Recipients::One(key),
+                ServerMessage::CallState {
+                    previous: None,
+                    state: CallState::Connecting,
+                    reason: None,
+                },
+            ),
+        }
+        let can_subscribe = me.grants.can_subscribe;
+        let can_admit = me.grants.can_admit;
+        self.send(
+            Recipients::AllExcept(key),
+            ServerMessage::ParticipantJoined { participant: me },
+        );
+        if from == Some(ParticipantState::InLobby) {
+            self.set_participant_state(key, ParticipantState::Connecting);
+        }
+        if can_admit {
+            self.show_lobby(key);
+        }
+        if can_subscribe {
+            self.subscribe_to_all(key, now);
+        }
+    }
+
     /// Remembers one who left (or an invitation that ended unanswered), bounded.
     pub(super) fn remember_departure(&mut self, departed: DepartedParticipant) {
         if self.recently_left.len() == RECENTLY_LEFT {
@@ -169,6 +236,18 @@ impl RoomCore {
         let invitation = self.invitations.take_id(invitation_id)?;
         self.invitation_ended(invitation, reason, Some(leave), now);
         Ok(())
+    }
+
+    /// The room closes: what still rings ends as `cancelled`.
+    pub(super) fn cancel_invitations(&mut self, now: Instant) {
+        let ids: Vec<String> = self
+            .invitations
+            .iter()
+            .map(|i| i.info.invitation_id.clone())
+            .collect();
+        for id in ids {
+            let _ = self.end_invitation(&id, InvitationEnd::Cancelled, now);
+        }
     }
 
     /// Invitations whose time ran out: `no_answer`.

@@ -8,7 +8,9 @@ use chorus_core::Codec;
 use chorus_core::TrackId;
 use chorus_protocol::signal::ServerMessage;
 use chorus_protocol::webhook::WebhookEvent;
-use chorus_protocol::{Grants, MediaKind, ParticipantInfo, TrackInfo, TrackSource};
+use chorus_protocol::{
+    Grants, MediaKind, ParticipantInfo, ParticipantState, TrackInfo, TrackSource,
+};
 use rand::Rng;
 
 use super::RoomCore;
@@ -126,11 +128,13 @@ impl RoomCore {
         let could_subscribe = p.grants.can_subscribe;
         p.grants = grants.clone();
         let subscriber = p.subscriber;
+        // One waiting in the lobby subscribes when admitted, with the grants it has then.
+        let waiting = p.state == ParticipantState::InLobby;
         for id in self.tracks.of_owner(key, |t| !grants.may_publish(t.source)) {
             self.unpublish(&id, now);
         }
         match (could_subscribe, grants.can_subscribe) {
-            (false, true) => self.subscribe_to_all(key, now),
+            (false, true) if !waiting => self.subscribe_to_all(key, now),
             (true, false) => {
                 if let Some(conn) = subscriber {
                     for id in self.tracks.subscribed_by(conn) {
