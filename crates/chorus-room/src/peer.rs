@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use chorus_core::Codec;
-use chorus_core::{ConnId, Forwarder, NackMap, TrackId, Vp8Rewrite};
+use chorus_core::{ConnId, Forwarder, NackMap, ResendBudget, TrackId, Vp8Rewrite};
 use chorus_protocol::signal::PeerTarget;
 use chorus_transport::{IceCredentials, IceEvent, IceLite};
 use rtc::rtp::header::Header;
@@ -42,6 +42,8 @@ pub struct Peer {
     pub uptracks: HashMap<String, TrackId>,
     /// The SRTP protection profile its DTLS handshake negotiated, once it has.
     pub srtp_profile: Option<String>,
+    /// Subscriber side: what resends may still spend of the bandwidth estimate.
+    pub resend_budget: ResendBudget,
 }
 
 /// One published track as forwarded to one subscriber.
@@ -133,6 +135,7 @@ impl Peer {
             downtracks: HashMap::new(),
             uptracks: HashMap::new(),
             srtp_profile: None,
+            resend_budget: ResendBudget::default(),
         }
     }
 

@@ -61,10 +61,14 @@ pub enum Skip {
     /// The bandwidth estimate toward the subscriber leaves no room for this video: the
     /// allocation paused it (after lowering every video to its lowest layer).
     BandwidthPaused,
+    /// A NACKed packet would go over the share of the subscriber's bandwidth estimate
+    /// that resends may take (a quarter): on a congested link, repairs must not add
+    /// to the congestion.
+    ResendOverBudget,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 21] = [
+    pub const ALL: [Skip; 22] = [
         Skip::Stale,
         Skip::UnknownConnection,
         Skip::StunBadIntegrity,
@@ -86,6 +90,7 @@ impl Skip {
         Skip::CodecNotAccepted,
         Skip::LastNPaused,
         Skip::BandwidthPaused,
+        Skip::ResendOverBudget,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,6 +116,7 @@ impl Skip {
             Skip::CodecNotAccepted => "codec_not_accepted",
             Skip::LastNPaused => "last_n_paused",
             Skip::BandwidthPaused => "bandwidth_paused",
+            Skip::ResendOverBudget => "resend_over_budget",
         }
     }
 }
