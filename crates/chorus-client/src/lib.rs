@@ -25,6 +25,7 @@ mod peer;
 mod profile;
 mod raw;
 mod session;
+pub mod shaper;
 mod signaling;
 mod stats;
 pub mod talk;
@@ -41,6 +42,7 @@ pub use profile::{Keepalive, MediaProfile, VideoCodec};
 pub use raw::StatsHandle;
 pub use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 pub use session::PathChange;
+pub use shaper::DownlinkCap;
 pub use stats::{
     ClientStats, DecodedAudio, InboundTrackStats, OutboundLayerStats, OutboundTrackStats,
     PeerConnectionState, PeerStats, SeqSet,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 
+use crate::shaper::DownlinkCap;
 use crate::talk::AudioContent;
 
 /// The video payload format a source produces.
@@ -51,6 +52,10 @@ pub struct MediaProfile {
     /// and the server the DTLS server. Off, rtc answers an ICE-lite offerer with
     /// `a=setup:passive` and the server is the DTLS client on both connections.
     pub answer_setup_active: bool,
+    /// Caps what the subscriber connection receives, inside the client: a FIFO link of
+    /// this rate and queue ([`crate::shaper`]), for load tests of adaptation without a
+    /// network namespace per participant. `None`: what arrives is taken at once.
+    pub downlink_cap: Option<DownlinkCap>,
 }
 
 impl Default for MediaProfile {
@@ -67,6 +72,7 @@ impl Default for MediaProfile {
             keepalive: Keepalive::default(),
             srtp_profiles: Vec::new(),
             answer_setup_active: false,
+            downlink_cap: None,
         }
     }
 }
