@@ -29,6 +29,8 @@ want pkg-config
 want cmake
 want build-essential
 want libopus-dev
+# `ip netns` and `tc` for the capped-link test (crates/chorus-server/tests/adapt.rs).
+want iproute2
 
 if [ "$MODE" != "--server" ]; then
   # Browser end-to-end test: Debian's Chromium, unshare/ip for a private network namespace.

@@ -179,6 +179,14 @@ pub struct Args {
     /// `churn`: seeds the join offsets, stays and goodbyes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Puts the last K receivers behind a downlink capped at `--cap-kbps` (inside the
+    /// client, see `capped.rs`); the report gives each one's received video bitrate,
+    /// layer and frame rate. With `--simulcast`, they should get a lower layer.
+    #[arg(long, default_value_t = 0)]
+    pub cap_subscribers: usize,
+    /// The cap of `--cap-subscribers`, kbit/s.
+    #[arg(long, default_value_t = 300)]
+    pub cap_kbps: u64,
 }
 
 impl Args {
@@ -234,6 +242,13 @@ impl Args {
                     .collect()
             }
         }
+    }
+
+    /// The members (by join index) behind `--cap-subscribers`.
+    pub fn capped(&self) -> Vec<usize> {
+        let plan = self.plan();
+        let receivers = (0..plan.len()).filter(|&i| plan[i].subscribe);
+        crate::capped::capped_indices(receivers, self.cap_subscribers)
     }
 
     pub(crate) fn media_profile(&self) -> MediaProfile {

@@ -26,6 +26,7 @@
 //! the server adds (plus the harness's own scheduling). See `README.md`.
 
 mod args;
+mod capped;
 mod churn;
 mod member;
 mod probe;
@@ -38,6 +39,7 @@ pub mod measure;
 pub mod plot;
 
 pub use args::{Args, CodecArg, Role, Scenario, TalkArg, Target};
+pub use capped::CappedMember;
 pub use churn::{ChurnReport, ChurnSample};
 pub use probe::rss_kib;
 pub use report::{Percentiles, Report};

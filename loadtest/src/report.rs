@@ -148,6 +148,9 @@ pub struct Report {
     /// (its window is the storms).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub churn: Option<crate::churn::ChurnReport>,
+    /// `--cap-subscribers`: each capped receiver's video in the window.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub capped: Vec<crate::capped::CappedMember>,
 }
 
 impl Report {
@@ -287,6 +290,17 @@ impl std::fmt::Display for Report {
                 f,
                 "\ndecoded audio        {} frames, {} with sound, {} refused",
                 self.audio_frames_decoded, self.audio_frames_loud, self.audio_decode_errors
+            )?;
+        }
+        for c in &self.capped {
+            write!(
+                f,
+                "\ncapped p{:03}          {} kbit/s cap: video {:.0} kbit/s, {:.1} frames/s, layer {}",
+                c.index,
+                c.cap_kbps,
+                c.video_bitrate_bps / 1e3,
+                c.frames_per_sec,
+                c.layers.join(", ")
             )?;
         }
         for err in &self.errors {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use base64::Engine as _;
 use chorus_client::{
-    AudioContent, ClientConfig, ClientStats, MediaProfile, PeerConnectionState, TrackSource,
-    connect,
+    AudioContent, ClientConfig, ClientStats, DownlinkCap, MediaProfile, PeerConnectionState,
+    TrackSource, connect,
 };
 use chorus_protocol::Grants;
 use tokio::task::JoinSet;
@@ -20,7 +20,7 @@ use crate::member::{JoinOutcome, Member, Snapshot};
 use crate::probe::{cpu_micros, open_files_limit, rss_kib};
 use crate::progress::{PHASES, Progress};
 use crate::report::{Percentiles, Report, per_packet_micros};
-use crate::{churn, janus, measure, plot};
+use crate::{capped, churn, janus, measure, plot};
 
 /// Shared by the join tasks.
 pub(crate) struct Ctx {
@@ -30,6 +30,9 @@ pub(crate) struct Ctx {
     pub(crate) media: MediaProfile,
     /// Participants below this index talk; the others are silent.
     talkers: usize,
+    /// Participants (by index) behind `--cap-subscribers`' downlink cap, and the cap.
+    capped: Vec<usize>,
+    cap_kbps: u64,
     pub(crate) http: reqwest::Client,
 }
 
@@ -78,6 +81,9 @@ async fn join_one(ctx: Arc<Ctx>, index: usize, role: Role) -> Result<JoinOutcome
         .context("token")?;
     let mut cfg = ClientConfig::new(ctx.url.replacen("http", "ws", 1), token);
     cfg.media = participant_media(&ctx.media, ctx.talkers, index);
+    if ctx.capped.contains(&index) {
+        cfg.media.downlink_cap = Some(DownlinkCap::new(ctx.cap_kbps * 1000));
+    }
     let started = Instant::now();
     let client = connect(cfg).await.context("connect")?;
     let joined_at = Instant::now();
@@ -209,6 +215,8 @@ pub async fn run(args: &Args) -> Result<Report> {
         room: room.clone(),
         media: args.media_profile(),
         talkers: args.talkers,
+        capped: args.capped(),
+        cap_kbps: args.cap_kbps,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?,
@@ -409,6 +417,14 @@ async fn run_phases(
         }
         for (track, now) in &b.outbound {
             report.ingress_packets += now.packets.saturating_sub(outbound(a, track));
+        }
+    }
+    for (pos, &index) in indices.iter().enumerate() {
+        if ctx.capped.contains(&index) {
+            let (a, b) = (&s0.stats[pos], &s1.stats[pos]);
+            report
+                .capped
+                .push(capped::measure(index, ctx.cap_kbps, a, b, secs));
         }
     }
     let up = |p: &chorus_client::PeerStats| p.state == Some(PeerConnectionState::Connected);

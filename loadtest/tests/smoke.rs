@@ -228,3 +228,44 @@ async fn churn_smoke_run_storms_and_empties_the_churn_room() {
     shutdown.cancel();
     server.stopped().await;
 }
+
+/// `--cap-subscribers`: the capped receiver of a simulcast camera ends on the low layer
+/// within its cap; the uncapped one keeps the top layer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capped_subscriber_gets_the_low_layer() {
+    let mut config = Config::default();
+    config.http.bind = "127.0.0.1:0".parse().unwrap();
+    config.media.bind = "127.0.0.1:0".parse().unwrap();
+    let shutdown = CancellationToken::new();
+    let server = chorus_server::run(config, shutdown.clone()).await.unwrap();
+
+    let mut args = Args::new(
+        format!("http://{}", server.http_addr),
+        std::process::id(),
+        Scenario::Fanout,
+    );
+    args.api_key = DEV_API_KEY.to_owned();
+    args.api_secret = DEV_API_SECRET.to_owned();
+    args.subscribers = 2;
+    args.simulcast = true;
+    args.video_fps = Some(15);
+    args.cap_subscribers = 1;
+    args.cap_kbps = 300;
+    args.seconds = 6;
+    args.quiet = true;
+    let report = run(&args).await.expect("the harness runs to the end");
+    println!("{report}");
+
+    assert_eq!(report.joined, 3, "errors: {:?}", report.errors);
+    assert_eq!(report.capped.len(), 1, "{report}");
+    let capped = &report.capped[0];
+    assert_eq!(capped.index, 2, "the last receiver");
+    assert_eq!(capped.layers, ["320x180"], "{report}");
+    assert!(
+        capped.video_bitrate_bps < 300_000.0 && capped.frames_per_sec > 5.0,
+        "{report}"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["capped"][0]["layers"][0], "320x180");
+    shutdown.cancel();
+}

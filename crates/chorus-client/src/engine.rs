@@ -300,6 +300,12 @@ impl Engine {
     /// Runs timers, sends due media, processes everything both connections produced
     /// and sends their datagrams.
     pub fn drive(&mut self, now: Instant) {
+        // One at a time, each one's outputs taken, as datagrams off the socket are.
+        while self.subscriber.take_shaped(now) {
+            while let Some(output) = self.subscriber.poll_output() {
+                self.on_output(PeerTarget::Subscriber, now, output);
+            }
+        }
         self.publisher.handle_timeout(now);
         self.subscriber.handle_timeout(now);
         self.send_media(now);

@@ -16,6 +16,7 @@ mod client;
 mod decode;
 mod engine;
 mod error;
+mod frames;
 pub mod h264;
 mod keyframe;
 pub mod latency;
@@ -24,6 +25,7 @@ mod peer;
 mod profile;
 mod raw;
 mod session;
+pub mod shaper;
 mod signaling;
 mod stats;
 pub mod talk;
@@ -35,11 +37,13 @@ pub use chorus_protocol::{LeaveReason, MediaKind, TrackInfo, TrackSource};
 pub use client::{Client, ClientConfig, connect};
 pub use engine::{DataReceived, Engine, NegotiationOutcome};
 pub use error::ClientError;
+pub use frames::VideoFrames;
 pub use keyframe::KeyframeRequestForm;
 pub use profile::{Keepalive, MediaProfile, SyntheticData, VideoCodec};
 pub use raw::StatsHandle;
 pub use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 pub use session::PathChange;
+pub use shaper::DownlinkCap;
 pub use stats::{
     ClientStats, DecodedAudio, InboundTrackStats, OutboundLayerStats, OutboundTrackStats,
     PeerConnectionState, PeerStats, SeqSet,

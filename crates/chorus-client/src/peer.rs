@@ -39,6 +39,7 @@ use build::build_peer_connection;
 
 use crate::error::ClientError;
 use crate::profile::{Keepalive, MediaProfile, StreamParams, VideoCodec};
+use crate::shaper::Shaper;
 
 /// Largest datagram read from the socket.
 const RECV_BUFFER: usize = 2048;
@@ -100,6 +101,9 @@ pub(crate) struct Peer {
     state: RTCPeerConnectionState,
     /// The video payload format this connection sends (publisher).
     video_codec: VideoCodec,
+    /// Subscriber side with [`MediaProfile::downlink_cap`]: the capped link what
+    /// arrives goes through first.
+    shaper: Option<Shaper>,
 }
 
 impl Peer {
@@ -125,6 +129,10 @@ impl Peer {
             recv_buffer: vec![0; RECV_BUFFER],
             host_candidate_added: false,
             state: RTCPeerConnectionState::New,
+            shaper: profile
+                .downlink_cap
+                .filter(|_| target == PeerTarget::Subscriber)
+                .map(Shaper::new),
         })
     }
 
@@ -339,6 +347,25 @@ impl Peer {
         let Some(datagram) = self.recv_buffer.get(..len).filter(|_| !self.offline) else {
             return;
         };
+        if let Some(shaper) = self.shaper.as_mut() {
+            shaper.offer(now, from, datagram);
+            return;
+        }
+        let datagram = BytesMut::from(datagram);
+        self.read(now, from, datagram);
+    }
+
+    /// The next datagram through the capped downlink by `now`, handed to the
+    /// connection; false when none is due. Poll the outputs after each.
+    pub(crate) fn take_shaped(&mut self, now: Instant) -> bool {
+        let Some((from, datagram)) = self.shaper.as_mut().and_then(|s| s.poll_datagram(now)) else {
+            return false;
+        };
+        self.read(now, from, BytesMut::from(&datagram[..]));
+        true
+    }
+
+    fn read(&mut self, now: Instant, from: SocketAddr, datagram: BytesMut) {
         let input = TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -347,7 +374,7 @@ impl Peer {
                 ecn: None,
                 transport_protocol: TransportProtocol::UDP,
             },
-            message: BytesMut::from(datagram),
+            message: datagram,
         };
         if let Err(err) = self.pc.handle_read(input) {
             debug!(target = ?self.target, %from, %err, "datagram rejected");
@@ -355,7 +382,8 @@ impl Peer {
     }
 
     pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
-        [self.pc.poll_timeout(), self.next_indication]
+        let shaped = self.shaper.as_ref().and_then(Shaper::poll_timeout);
+        [self.pc.poll_timeout(), self.next_indication, shaped]
             .into_iter()
             .flatten()
             .min()

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 
+use crate::shaper::DownlinkCap;
 use crate::talk::AudioContent;
 
 /// The video payload format a source produces.
@@ -56,6 +57,10 @@ pub struct MediaProfile {
     /// [`crate::ClientStats::data_sent`]; messages received are then only counted
     /// ([`crate::ClientStats::data_received`]), not queued for [`crate::Client::next_data`].
     pub synthetic_data: Option<SyntheticData>,
+    /// Caps what the subscriber connection receives, inside the client: a FIFO link of
+    /// this rate and queue ([`crate::shaper`]), for load tests of adaptation without a
+    /// network namespace per participant. `None`: what arrives is taken at once.
+    pub downlink_cap: Option<DownlinkCap>,
 }
 
 /// Data messages a client sends by itself, for load tests.
@@ -80,6 +85,7 @@ impl Default for MediaProfile {
             srtp_profiles: Vec::new(),
             answer_setup_active: false,
             synthetic_data: None,
+            downlink_cap: None,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use chorus_protocol::MediaKind;
 use rtc::rtp;
 
+use crate::frames::VideoFrames;
 use crate::h264;
 use crate::latency::{LatencyHistogram, read_stamp};
 use crate::talk::{SAMPLE_RATE, level_dbov};
@@ -85,6 +86,8 @@ pub struct InboundTrackStats {
     pub latency: LatencyHistogram,
     /// What Opus decoding found (audio tracks, when `MediaProfile::decode_audio`).
     pub decoded: Option<DecodedAudio>,
+    /// Which video frames a decoder could show (video tracks).
+    pub frames: VideoFrames,
 }
 
 impl InboundTrackStats {
@@ -104,11 +107,14 @@ impl InboundTrackStats {
             received: SeqSet::default(),
             latency: LatencyHistogram::default(),
             decoded: None,
+            frames: VideoFrames::default(),
         }
     }
 
-    /// Counts one received packet: totals, sequence range, keyframes, latency stamp.
-    pub(crate) fn on_rtp(&mut self, now: Instant, packet: &rtp::Packet) {
+    /// Counts one received packet: totals, sequence range, keyframes, frames, latency
+    /// stamp. True when the receiver should ask for a keyframe: its video is stuck on a
+    /// packet that does not come ([`VideoFrames`]).
+    pub(crate) fn on_rtp(&mut self, now: Instant, packet: &rtp::Packet) -> bool {
         self.packets += 1;
         self.bytes += packet.payload.len() as u64;
         self.first_packet_at.get_or_insert(now);
@@ -126,20 +132,31 @@ impl InboundTrackStats {
             (low.min(extended), high.max(extended))
         }));
         self.received.insert(extended);
-        if self.kind == MediaKind::Video {
-            if packet.header.payload_type == chorus_rtc_profile::H264_PT {
-                let nal = h264::parse_h264_payload(&packet.payload);
-                self.keyframes += u64::from(nal.is_some_and(|p| p.nal_type == h264::NAL_SPS));
-            } else if let Some(frame) =
-                parse_vp8_frame_start(&packet.payload).filter(|frame| frame.keyframe)
-            {
-                self.keyframes += 1;
-                self.frame_size = Some((frame.width, frame.height));
-            }
-            if let Some(sent) = read_stamp(&packet.payload) {
-                self.latency.record(now.saturating_duration_since(sent));
-            }
+        if self.kind != MediaKind::Video {
+            return false;
         }
+        let keyframe = if packet.header.payload_type == chorus_rtc_profile::H264_PT {
+            let nal = h264::parse_h264_payload(&packet.payload);
+            nal.is_some_and(|p| p.nal_type == h264::NAL_SPS)
+        } else if let Some(frame) =
+            parse_vp8_frame_start(&packet.payload).filter(|frame| frame.keyframe)
+        {
+            self.frame_size = Some((frame.width, frame.height));
+            true
+        } else {
+            false
+        };
+        self.keyframes += u64::from(keyframe);
+        if let Some(sent) = read_stamp(&packet.payload) {
+            self.latency.record(now.saturating_duration_since(sent));
+        }
+        self.frames.on_packet(
+            now,
+            extended,
+            packet.header.marker,
+            keyframe,
+            &self.received,
+        )
     }
 
     /// Packets the sender numbered from the lowest to the highest sequence number

@@ -13,6 +13,7 @@ pub mod loss;
 pub mod rate;
 pub mod repair;
 pub mod reports;
+pub mod resend_budget;
 pub mod seq;
 pub mod vp8;
 
@@ -29,5 +30,6 @@ pub use loss::{LossConfig, LossDetector};
 pub use rate::TokenBucket;
 pub use repair::{NackMap, PacketHistory, Repair, Sent};
 pub use reports::{ReceiverStats, ReportBlock, SenderInfo, SenderStats};
+pub use resend_budget::ResendBudget;
 pub use seq::{ExtSeq, ExtTimestamp, PictureIdUnwrapper, SeqUnwrapper, TimestampUnwrapper};
 pub use vp8::{PictureId, Vp8Descriptor, Vp8Rewrite};

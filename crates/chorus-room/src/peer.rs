@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use chorus_core::Codec;
-use chorus_core::{ConnId, Forwarder, NackMap, TrackId, Vp8Rewrite};
+use chorus_core::{ConnId, Forwarder, NackMap, ResendBudget, TrackId, Vp8Rewrite};
 use chorus_protocol::signal::PeerTarget;
 use chorus_transport::{IceCredentials, IceEvent, IceLite};
 use rtc::rtp::header::Header;
@@ -45,6 +45,8 @@ pub struct Peer {
     pub srtp_profile: Option<String>,
     /// Subscriber side: its participant is on hold, so nothing is forwarded to it.
     pub on_hold: bool,
+    /// Subscriber side: what resends may still spend of the bandwidth estimate.
+    pub resend_budget: ResendBudget,
 }
 
 /// One published track as forwarded to one subscriber.
@@ -144,6 +146,7 @@ impl Peer {
             uptracks: HashMap::new(),
             srtp_profile: None,
             on_hold: false,
+            resend_budget: ResendBudget::default(),
         }
     }
 

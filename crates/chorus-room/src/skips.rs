@@ -81,10 +81,14 @@ pub enum Skip {
     SubscriberOnHold,
     /// The echo room's delay line was full: its oldest packet went.
     EchoOverflow,
+    /// A NACKed packet would go over the share of the subscriber's bandwidth estimate
+    /// that resends may take (a quarter): on a congested link, repairs must not add
+    /// to the congestion.
+    ResendOverBudget,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 30] = [
+    pub const ALL: [Skip; 31] = [
         Skip::Stale,
         Skip::UnknownConnection,
         Skip::StunBadIntegrity,
@@ -115,6 +119,7 @@ impl Skip {
         Skip::PublisherOnHold,
         Skip::SubscriberOnHold,
         Skip::EchoOverflow,
+        Skip::ResendOverBudget,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -149,6 +154,7 @@ impl Skip {
             Skip::PublisherOnHold => "publisher_on_hold",
             Skip::SubscriberOnHold => "subscriber_on_hold",
             Skip::EchoOverflow => "echo_overflow",
+            Skip::ResendOverBudget => "resend_over_budget",
         }
     }
 }

@@ -115,9 +115,17 @@ impl Engine {
         let Some(inbound) = stats.inbound.get_mut(&subscription.track_id) else {
             return;
         };
-        inbound.on_rtp(received_at, &packet);
+        let stuck = inbound.on_rtp(received_at, &packet);
         if let Some(decoder) = subscription.decoder.as_mut() {
             decoder.decode(&packet.payload, inbound.decoded.get_or_insert_default());
+        }
+        drop(stats);
+        if stuck {
+            // As a browser does when its decoder waits on a packet that never came.
+            let remote_id = subscription.track_id.clone();
+            if let Err(err) = self.request_keyframe(received_at, &remote_id) {
+                debug!(%err, "keyframe request for a stuck video not sent");
+            }
         }
     }
 }

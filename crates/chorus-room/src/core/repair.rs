@@ -10,6 +10,10 @@ use std::time::Instant;
 use chorus_core::{ConnId, Repair};
 
 use super::RoomCore;
+
+/// RTP header and SRTP tag of a resend, roughly: what it costs on the link besides its
+/// payload.
+const RTP_HEADER: usize = 40;
 use crate::skips::Skip;
 
 impl RoomCore {
@@ -56,7 +60,16 @@ impl RoomCore {
                 Repair::Unknown | Repair::Expired => self.skips.count(Skip::NotInHistory),
             }
         }
+        let estimate = peer.bandwidth().map(|bwe| bwe.estimate);
         for (header, payload, vp8) in resends {
+            if let Some(estimate) = estimate
+                && !peer
+                    .resend_budget
+                    .take(RTP_HEADER + payload.len(), estimate, now)
+            {
+                self.skips.count(Skip::ResendOverBudget);
+                continue;
+            }
             if peer.send_rtp(arena, &header, &payload, vp8.as_ref(), now) {
                 self.skips.resent();
             } else {

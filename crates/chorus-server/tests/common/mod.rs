@@ -97,11 +97,25 @@ impl TestServer {
     /// The same pieces `run` puts together, assembled here so the test holds the
     /// [`RoomRegistry`] (e.g. to inject faults).
     pub async fn start_with_registry(config: Config) -> (Self, RoomRegistry) {
+        Self::assemble(config, true).await
+    }
+
+    /// With UDP GSO off, so that each datagram reaches the kernel's queues on its own,
+    /// as a router on the way sees it: a `tc` filter on this machine judges a whole
+    /// GSO run (one frame's packets) as one.
+    pub async fn start_without_gso(config: Config) -> Self {
+        Self::assemble(config, false).await.0
+    }
+
+    async fn assemble(config: Config, gso: bool) -> (Self, RoomRegistry) {
         init_logging();
         let listener = TcpListener::bind(config.http.bind).await.unwrap();
         let http_url = config.public_url_for(listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         let media = chorus_server::media::start(&config.media_config()).unwrap();
+        if !gso {
+            media.plane.disable_gso();
+        }
         let registry = RoomRegistry::new(
             config.room_config(),
             media.plane,
