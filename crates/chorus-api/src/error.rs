@@ -66,6 +66,7 @@ impl From<RoomError> for ApiError {
             RoomError::InvalidRoomName(_)
             | RoomError::InvalidMaxParticipants { .. }
             | RoomError::InvalidRtpParticipant(_) => StatusCode::BAD_REQUEST,
+            RoomError::RemoteNotAllowed(_) => StatusCode::FORBIDDEN,
             RoomError::Busy
             | RoomError::TooManyRooms(_)
             | RoomError::Draining
