@@ -133,7 +133,7 @@ pub enum Gone {
 }
 
 enum Decoding {
-    G711(crate::g711::Law, Upsampler),
+    G711(crate::g711::Law, Box<Upsampler>),
     Opus(opus::Decoder),
 }
 
@@ -172,7 +172,7 @@ impl std::fmt::Debug for Endpoint {
 impl Endpoint {
     pub fn new(config: EndpointConfig, now: Instant) -> Result<Self, EndpointError> {
         let decoding = match config.codec.law() {
-            Some(law) => Decoding::G711(law, Upsampler::default()),
+            Some(law) => Decoding::G711(law, Box::default()),
             None => Decoding::Opus(
                 opus::Decoder::new(48_000, opus::Channels::Mono).map_err(EndpointError::Opus)?,
             ),

@@ -89,7 +89,7 @@ pub(crate) fn check(
     if ip.is_ipv4() != config.bind_ip.is_ipv4() {
         return not_allowed("not of the media bind address's family");
     }
-    if !config.allow_public_remote && !(ip.is_loopback() || is_private(ip)) {
+    if !(config.allow_public_remote || ip.is_loopback() || is_private(ip)) {
         return not_allowed("loopback or private only (plain_rtp.allow_public_remote is off)");
     }
     let srtp = match &req.srtp {

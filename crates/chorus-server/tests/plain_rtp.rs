@@ -35,7 +35,7 @@ fn free_port_pair() -> u16 {
     for _ in 0..100 {
         let a = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = a.local_addr().unwrap().port();
-        if port % 2 == 0 && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
+        if port.is_multiple_of(2) && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
             return port;
         }
     }

@@ -41,7 +41,8 @@ fn packets_are_taken_or_dropped_by_name() {
     let from = addr("127.0.0.1:5555");
     let silence = [0xffu8; 160];
     // (name, source, bytes, expected)
-    let cases: Vec<(&str, SocketAddr, Vec<u8>, Result<(), DropReason>)> = vec![
+    type Case = (&'static str, SocketAddr, Vec<u8>, Result<(), DropReason>);
+    let cases: Vec<Case> = vec![
         (
             "first packet",
             from,
