@@ -72,6 +72,9 @@ async fn room_errors_come_back_as_json() {
         let app = testing::app(rooms);
         for r in routes().iter().filter(|r| r.path.starts_with("/v1/rooms/")) {
             let body = match r.method {
+                Method::POST if r.path.ends_with("/rtp_participants") => {
+                    json!({"identity": "phone", "codec": "pcmu", "remote_address": "127.0.0.1:4000"})
+                }
                 Method::POST => json!({"muted": true}),
                 Method::PUT => json!({"grants": {}}),
                 _ => json!(null),
