@@ -72,6 +72,7 @@ impl From<RoomError> for ApiError {
             | RoomError::InvalidMaxParticipants { .. }
             | RoomError::InvalidInvitation(_)
             | RoomError::InvalidRtpParticipant(_) => StatusCode::BAD_REQUEST,
+            RoomError::RemoteNotAllowed(_) => StatusCode::FORBIDDEN,
             RoomError::Busy
             | RoomError::TooManyRooms(_)
             | RoomError::Draining

@@ -249,6 +249,10 @@ mod tests {
                     codec: "pcmu".into(),
                     remote_address: "127.0.0.1:4000".into(),
                     payload_type: Some(0),
+                    srtp: Some(chorus_protocol::control::SdesParams {
+                        suite: "AES_CM_128_HMAC_SHA1_80".into(),
+                        key: "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH".into(),
+                    }),
                 })
                 .unwrap(),
             ),
@@ -261,6 +265,10 @@ mod tests {
                     local_address: "127.0.0.1:40000".into(),
                     remote_address: "127.0.0.1:4000".into(),
                     ssrc: 7,
+                    srtp: Some(chorus_protocol::control::SdesParams {
+                        suite: "AES_CM_128_HMAC_SHA1_80".into(),
+                        key: "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJ".into(),
+                    }),
                 })
                 .unwrap(),
             ),

@@ -347,6 +347,7 @@ impl Rooms for FakeRooms {
             local_address: "127.0.0.1:40000".into(),
             remote_address: req.remote_address,
             ssrc: 1,
+            srtp: req.srtp,
         })
     }
     fn hold_participant<'a>(

@@ -11,6 +11,7 @@ use chorus_core::{SeqUnwrapper, TimestampUnwrapper};
 use crate::codec::PlainCodec;
 use crate::resample::{Downsampler, FACTOR, Upsampler};
 use crate::rtp::{self, RtpHeader};
+use crate::sdes::{SdesKey, Srtp};
 
 /// Samples in one 20 ms frame at the mixer's 48 kHz.
 pub const FRAME_SAMPLES: usize = 960;
@@ -33,6 +34,17 @@ pub struct EndpointConfig {
     pub initial_timestamp: u32,
     /// No RTP this long (from creation, or since the last good packet): it leaves.
     pub timeout: Duration,
+    /// SRTP both ways: the participant's key (what it sends), then Chorus's.
+    pub srtp: Option<(SdesKey, SdesKey)>,
+}
+
+/// Why an endpoint cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("creating the Opus decoder failed")]
+    Opus(#[source] opus::Error),
+    #[error(transparent)]
+    Srtp(#[from] crate::sdes::SdesError),
 }
 
 /// A packet not taken, by name.
@@ -50,16 +62,20 @@ pub enum DropReason {
     TooLong,
     /// Opus that does not decode.
     DecodeError,
+    /// SRTP that does not authenticate (another key, forged, damaged, a replay), or
+    /// plain RTP where SRTP is expected.
+    SrtpAuth,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         Self::BadPacket,
         Self::WrongSource,
         Self::WrongPayloadType,
         Self::Late,
         Self::TooLong,
         Self::DecodeError,
+        Self::SrtpAuth,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +86,7 @@ impl DropReason {
             Self::Late => "late",
             Self::TooLong => "too_long",
             Self::DecodeError => "decode_error",
+            Self::SrtpAuth => "srtp_auth",
         }
     }
 }
@@ -81,7 +98,7 @@ pub struct EndpointStats {
     pub frames_in: u64,
     pub packets_out: u64,
     /// By [`DropReason`], in the order of [`DropReason::ALL`].
-    pub dropped: [u64; 6],
+    pub dropped: [u64; 7],
     /// Frames the room had not taken when more came (a burst over 1 s).
     pub frames_overflowed: u64,
 }
@@ -122,6 +139,7 @@ enum Decoding {
 
 pub struct Endpoint {
     config: EndpointConfig,
+    srtp: Option<Srtp>,
     decoding: Decoding,
     down: Downsampler,
     ssrc_in: Option<u32>,
@@ -152,12 +170,19 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    pub fn new(config: EndpointConfig, now: Instant) -> Result<Self, opus::Error> {
+    pub fn new(config: EndpointConfig, now: Instant) -> Result<Self, EndpointError> {
         let decoding = match config.codec.law() {
             Some(law) => Decoding::G711(law, Box::default()),
-            None => Decoding::Opus(opus::Decoder::new(48_000, opus::Channels::Mono)?),
+            None => Decoding::Opus(
+                opus::Decoder::new(48_000, opus::Channels::Mono).map_err(EndpointError::Opus)?,
+            ),
+        };
+        let srtp = match &config.srtp {
+            Some((remote, local)) => Some(Srtp::new(remote, local)?),
+            None => None,
         };
         Ok(Self {
+            srtp,
             decoding,
             down: Downsampler::default(),
             ssrc_in: None,
@@ -204,6 +229,20 @@ impl Endpoint {
         if from.ip() != self.config.remote.ip() {
             return Err(DropReason::WrongSource);
         }
+        let plain;
+        let data = match self.srtp.as_mut() {
+            Some(srtp) => {
+                // RTCP (SRTCP) is told by its clear header, before any key is tried.
+                if let Err(rtp::RtpError::Rtcp | rtp::RtpError::TooShort | rtp::RtpError::Version) =
+                    rtp::parse(data)
+                {
+                    return Err(DropReason::BadPacket);
+                }
+                plain = srtp.unprotect(data).ok_or(DropReason::SrtpAuth)?;
+                &plain[..]
+            }
+            None => data,
+        };
         let (header, payload) = rtp::parse(data).map_err(|_| DropReason::BadPacket)?;
         if header.payload_type != self.config.payload_type {
             return Err(DropReason::WrongPayloadType);
@@ -331,7 +370,10 @@ impl Endpoint {
         self.out_seq = self.out_seq.wrapping_add(1);
         self.stats.packets_out += 1;
         rtp::write(&header, &self.payload, out);
-        true
+        match self.srtp.as_mut() {
+            Some(srtp) => srtp.protect(out),
+            None => true,
+        }
     }
 
     /// When it leaves unless RTP comes.

@@ -13,9 +13,11 @@ pub mod endpoint;
 pub mod g711;
 pub mod resample;
 pub mod rtp;
+pub mod sdes;
 
 pub use codec::PlainCodec;
 pub use endpoint::{
-    DropReason, Endpoint, EndpointConfig, EndpointStats, FRAME_SAMPLES, Gone, InboundFrame,
-    MixAudio,
+    DropReason, Endpoint, EndpointConfig, EndpointError, EndpointStats, FRAME_SAMPLES, Gone,
+    InboundFrame, MixAudio,
 };
+pub use sdes::{SdesKey, Srtp};

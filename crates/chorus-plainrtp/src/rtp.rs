@@ -116,7 +116,8 @@ mod tests {
             v.extend_from_slice(tail);
             v
         };
-        let cases: Vec<(&str, Vec<u8>, Result<&[u8], RtpError>)> = vec![
+        type Case = (&'static str, Vec<u8>, Result<&'static [u8], RtpError>);
+        let cases: Vec<Case> = vec![
             ("empty", vec![], Err(RtpError::TooShort)),
             ("11 bytes", base[..11].to_vec(), Err(RtpError::TooShort)),
             ("version 1", with(0x40, &[7]), Err(RtpError::Version)),

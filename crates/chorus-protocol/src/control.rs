@@ -244,6 +244,19 @@ pub struct CreateRtpParticipantRequest {
     /// Opus only: the dynamic payload type, 96 to 127 (111 when absent).
     #[serde(default)]
     pub payload_type: Option<u8>,
+    /// SRTP both ways, keyed by SDES: the participant's key (what it sends with).
+    #[serde(default)]
+    pub srtp: Option<SdesParams>,
+}
+
+/// One side's SDES crypto attribute (RFC 4568), as SDP's `a=crypto` carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SdesParams {
+    /// `AES_CM_128_HMAC_SHA1_80`, the one suite taken.
+    pub suite: String,
+    /// Base64 of the 30-byte master key and salt (`inline:` optional; no lifetime or MKI).
+    pub key: String,
 }
 
 /// A plain-RTP participant as created.
@@ -257,6 +270,9 @@ pub struct RtpParticipantInfo {
     pub remote_address: String,
     /// The SSRC of the audio Chorus sends it.
     pub ssrc: u32,
+    /// With SRTP: Chorus's key, what it sends with (absent without SRTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srtp: Option<SdesParams>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -45,6 +45,8 @@ pub enum RoomError {
     RoomFull(u32),
     #[error("identity '{0}' is already in this room")]
     IdentityInUse(String),
+    #[error("remote_address not allowed: {0}")]
+    RemoteNotAllowed(String),
     #[error("cannot open a UDP port for plain RTP: {0}")]
     RtpSocket(String),
 }
@@ -73,6 +75,7 @@ impl RoomError {
             RoomError::RoomFull(_) => "room_full",
             RoomError::IdentityInUse(_) => "identity_in_use",
             RoomError::RtpSocket(_) => "rtp_socket_failed",
+            RoomError::RemoteNotAllowed(_) => "remote_address_not_allowed",
         }
     }
 }

@@ -63,6 +63,8 @@ pub(crate) enum RoomCommand {
         remote: std::net::SocketAddr,
         payload_type: u8,
         timeout: std::time::Duration,
+        /// The participant's SDES key and Chorus's, with SRTP.
+        srtp: Option<(chorus_plainrtp::SdesKey, chorus_plainrtp::SdesKey)>,
         reply: Reply<Result<RtpAdmitted, RoomError>>,
     },
     /// 20 ms of a plain-RTP participant's voice.

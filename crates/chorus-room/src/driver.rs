@@ -33,6 +33,15 @@ use chorus_webhooks::Webhooks;
 
 /// Frames queued for one client before it counts as stuck and is dropped.
 const EVENTS_PER_PARTICIPANT: usize = 512;
+/// Where a plain-RTP participant's endpoint sends, its payload type, its timeout and its
+/// SDES keys (the participant's, Chorus's).
+type RtpEndpointParams = (
+    std::net::SocketAddr,
+    u8,
+    std::time::Duration,
+    Option<(chorus_plainrtp::SdesKey, chorus_plainrtp::SdesKey)>,
+);
+
 /// Mix frames queued for a plain-RTP participant's task (100 ms).
 const RTP_MIX_FRAMES: usize = 5;
 /// Datagrams taken from an inbox per wake-up.
@@ -241,9 +250,11 @@ impl Driver {
                 remote,
                 payload_type,
                 timeout,
+                srtp,
                 reply,
             } => {
-                let _ = reply.send(self.add_rtp(join, socket, remote, payload_type, timeout));
+                let endpoint = (remote, payload_type, timeout, srtp);
+                let _ = reply.send(self.add_rtp(join, socket, endpoint));
             }
             RoomCommand::RtpFrame { participant, frame } => {
                 self.input(Input::RtpFrame { participant, frame });
@@ -363,9 +374,7 @@ impl Driver {
         &mut self,
         join: RtpJoin,
         socket: std::net::UdpSocket,
-        remote: std::net::SocketAddr,
-        payload_type: u8,
-        timeout: std::time::Duration,
+        (remote, payload_type, timeout, srtp): RtpEndpointParams,
     ) -> Result<RtpAdmitted, RoomError> {
         let commands = self.commands.upgrade().ok_or(RoomError::RoomClosed)?;
         let codec = join.codec;
@@ -381,6 +390,7 @@ impl Driver {
             ssrc: admitted.ssrc,
             initial_timestamp: admitted.initial_timestamp,
             timeout,
+            srtp,
         };
         let started = Endpoint::new(config, Instant::now())
             .map_err(|e| RoomError::RtpSocket(e.to_string()))

@@ -5,8 +5,8 @@
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use chorus_plainrtp::PlainCodec;
-use chorus_protocol::control::{CreateRtpParticipantRequest, RtpParticipantInfo};
+use chorus_plainrtp::{PlainCodec, SdesKey};
+use chorus_protocol::control::{CreateRtpParticipantRequest, RtpParticipantInfo, SdesParams};
 use chorus_room_api::RoomError;
 
 use crate::command::RoomCommand;
@@ -47,6 +47,8 @@ pub(crate) struct RtpSpec {
     pub codec: PlainCodec,
     pub payload_type: u8,
     pub remote: SocketAddr,
+    /// The participant's SDES key, with SRTP.
+    pub srtp: Option<SdesKey>,
 }
 
 fn invalid(message: impl Into<String>) -> RoomError {
@@ -64,44 +66,41 @@ pub(crate) fn check(
             req.codec
         ))
     })?;
-    let payload_type = match (codec.static_payload_type(), req.payload_type) {
-        (Some(pt), None) => pt,
-        (Some(pt), Some(asked)) if asked == pt => pt,
-        (Some(pt), Some(_)) => {
-            return Err(invalid(format!(
-                "{} uses payload type {pt}",
-                codec.as_str()
-            )));
-        }
-        (None, None) => DEFAULT_OPUS_PT,
-        (None, Some(asked)) if (96..=127).contains(&asked) => asked,
-        (None, Some(_)) => return Err(invalid("opus needs a dynamic payload type, 96 to 127")),
+    // Any dynamic type, for either codec (SDP may map PCMU to one); absent, the static
+    // one. The document says the same (`minimum`, `maximum`).
+    let payload_type = match req.payload_type {
+        None => codec.static_payload_type().unwrap_or(DEFAULT_OPUS_PT),
+        Some(asked) if (96..=127).contains(&asked) => asked,
+        Some(_) => return Err(invalid("payload_type must be a dynamic one, 96 to 127")),
     };
+    // IPv4 `ip:port` with a port, as the document's pattern says; then what this server
+    // allows (`403`).
     let remote: SocketAddr = req
         .remote_address
         .parse()
-        .map_err(|_| invalid("remote_address must be ip:port"))?;
+        .ok()
+        .filter(|a: &SocketAddr| a.is_ipv4() && a.port() != 0)
+        .ok_or_else(|| invalid("remote_address must be IPv4 ip:port, port 1 to 65535"))?;
+    let not_allowed = |m: &str| Err(RoomError::RemoteNotAllowed(m.to_owned()));
     let ip = remote.ip();
-    if remote.port() == 0 || ip.is_unspecified() || ip.is_multicast() {
-        return Err(invalid(
-            "remote_address must be one host's address with a port",
-        ));
+    if ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::from([255, 255, 255, 255]) {
+        return not_allowed("not one host's address");
     }
     if ip.is_ipv4() != config.bind_ip.is_ipv4() {
-        return Err(invalid(format!(
-            "remote_address must be of the media bind address's family ({})",
-            config.bind_ip
-        )));
+        return not_allowed("not of the media bind address's family");
     }
     if !(config.allow_public_remote || ip.is_loopback() || is_private(ip)) {
-        return Err(invalid(
-            "remote_address must be loopback or private (plain_rtp.allow_public_remote is off)",
-        ));
+        return not_allowed("loopback or private only (plain_rtp.allow_public_remote is off)");
     }
+    let srtp = match &req.srtp {
+        Some(p) => Some(SdesKey::parse(&p.suite, &p.key).map_err(|e| invalid(e.to_string()))?),
+        None => None,
+    };
     Ok(RtpSpec {
         codec,
         payload_type,
         remote,
+        srtp,
     })
 }
 
@@ -137,6 +136,15 @@ impl RoomRegistry {
             codec: spec.codec,
             max_in_room: config.max_per_room,
         };
+        // Chorus's own key for what it sends, fresh for each participant.
+        let srtp = spec
+            .srtp
+            .clone()
+            .map(|remote| (remote, SdesKey(rand::random())));
+        let local_key = srtp.as_ref().map(|(_, local)| SdesParams {
+            suite: chorus_plainrtp::sdes::SUITE.to_owned(),
+            key: local.to_base64(),
+        });
         let spec2 = spec.clone();
         let admitted = self
             .call(room, move |reply| RoomCommand::AddRtp {
@@ -145,6 +153,7 @@ impl RoomRegistry {
                 remote: spec2.remote,
                 payload_type: spec2.payload_type,
                 timeout: config.timeout,
+                srtp,
                 reply,
             })
             .await??;
@@ -155,6 +164,7 @@ impl RoomRegistry {
             local_address: local.to_string(),
             remote_address: spec.remote.to_string(),
             ssrc: admitted.ssrc,
+            srtp: local_key,
         })
     }
 }
@@ -170,6 +180,7 @@ mod tests {
             codec: codec.into(),
             remote_address: remote.into(),
             payload_type: pt,
+            srtp: None,
         }
     }
 
@@ -180,82 +191,141 @@ mod tests {
             allow_public_remote: true,
             ..PlainRtpConfig::default()
         };
-        let ok = |codec, pt, remote: &str| {
-            Ok(RtpSpec {
-                codec,
-                payload_type: pt,
-                remote: remote.parse().unwrap(),
-            })
-        };
-        let bad = |m: &str| Err(m.to_owned());
-        // (request, config, expected: the spec, or a word of the error)
-        let cases: Vec<(
-            CreateRtpParticipantRequest,
-            &PlainRtpConfig,
-            Result<RtpSpec, String>,
-        )> = vec![
+        // (codec, remote, payload type, config, expected: (codec, type) or an error code)
+        type Want = Result<(PlainCodec, u8), &'static str>;
+        let cases: Vec<(&str, &str, Option<u8>, &PlainRtpConfig, Want)> = vec![
             (
-                req("pcmu", "127.0.0.1:4000", None),
+                "pcmu",
+                "127.0.0.1:4000",
+                None,
                 &config,
-                ok(PlainCodec::Pcmu, 0, "127.0.0.1:4000"),
+                Ok((PlainCodec::Pcmu, 0)),
             ),
             (
-                req("pcma", "10.1.2.3:4000", Some(8)),
+                "pcma",
+                "10.1.2.3:4000",
+                None,
                 &config,
-                ok(PlainCodec::Pcma, 8, "10.1.2.3:4000"),
+                Ok((PlainCodec::Pcma, 8)),
             ),
             (
-                req("opus", "192.168.1.9:5004", None),
+                "pcmu",
+                "172.16.0.1:4000",
+                Some(100),
                 &config,
-                ok(PlainCodec::Opus, 111, "192.168.1.9:5004"),
+                Ok((PlainCodec::Pcmu, 100)),
             ),
             (
-                req("opus", "127.0.0.1:5004", Some(100)),
+                "opus",
+                "192.168.1.9:5004",
+                None,
                 &config,
-                ok(PlainCodec::Opus, 100, "127.0.0.1:5004"),
-            ),
-            (req("g729", "127.0.0.1:4000", None), &config, bad("codec")),
-            (req("PCMU", "127.0.0.1:4000", None), &config, bad("codec")),
-            (
-                req("pcmu", "127.0.0.1:4000", Some(8)),
-                &config,
-                bad("payload type 0"),
+                Ok((PlainCodec::Opus, 111)),
             ),
             (
-                req("opus", "127.0.0.1:4000", Some(0)),
+                "opus",
+                "127.0.0.1:5004",
+                Some(127),
                 &config,
-                bad("dynamic"),
-            ),
-            (req("pcmu", "127.0.0.1", None), &config, bad("ip:port")),
-            (req("pcmu", "localhost:4000", None), &config, bad("ip:port")),
-            (req("pcmu", "127.0.0.1:0", None), &config, bad("one host")),
-            (req("pcmu", "0.0.0.0:4000", None), &config, bad("one host")),
-            (
-                req("pcmu", "224.0.0.1:4000", None),
-                &config,
-                bad("one host"),
-            ),
-            (req("pcmu", "[::1]:4000", None), &config, bad("family")),
-            (
-                req("pcmu", "8.8.8.8:4000", None),
-                &config,
-                bad("allow_public_remote"),
+                Ok((PlainCodec::Opus, 127)),
             ),
             (
-                req("pcmu", "8.8.8.8:4000", None),
+                "g729",
+                "127.0.0.1:4000",
+                None,
+                &config,
+                Err("invalid_rtp_participant"),
+            ),
+            (
+                "PCMU",
+                "127.0.0.1:4000",
+                None,
+                &config,
+                Err("invalid_rtp_participant"),
+            ),
+            (
+                "pcmu",
+                "127.0.0.1:4000",
+                Some(0),
+                &config,
+                Err("invalid_rtp_participant"),
+            ),
+            (
+                "opus",
+                "127.0.0.1:4000",
+                Some(95),
+                &config,
+                Err("invalid_rtp_participant"),
+            ),
+            (
+                "pcmu",
+                "127.0.0.1",
+                None,
+                &config,
+                Err("invalid_rtp_participant"),
+            ),
+            (
+                "pcmu",
+                "localhost:4000",
+                None,
+                &config,
+                Err("invalid_rtp_participant"),
+            ),
+            (
+                "pcmu",
+                "127.0.0.1:0",
+                None,
+                &config,
+                Err("invalid_rtp_participant"),
+            ),
+            (
+                "pcmu",
+                "[::1]:4000",
+                None,
+                &config,
+                Err("invalid_rtp_participant"),
+            ),
+            (
+                "pcmu",
+                "0.0.0.0:4000",
+                None,
+                &config,
+                Err("remote_address_not_allowed"),
+            ),
+            (
+                "pcmu",
+                "224.0.0.1:4000",
+                None,
+                &config,
+                Err("remote_address_not_allowed"),
+            ),
+            (
+                "pcmu",
+                "255.255.255.255:4000",
+                None,
                 &public,
-                ok(PlainCodec::Pcmu, 0, "8.8.8.8:4000"),
+                Err("remote_address_not_allowed"),
+            ),
+            (
+                "pcmu",
+                "8.8.8.8:4000",
+                None,
+                &config,
+                Err("remote_address_not_allowed"),
+            ),
+            (
+                "pcmu",
+                "8.8.8.8:4000",
+                None,
+                &public,
+                Ok((PlainCodec::Pcmu, 0)),
             ),
         ];
-        for (r, config, want) in cases {
-            let got = check(&r, config);
-            match (got, want) {
-                (Ok(g), Ok(w)) => assert_eq!(g, w, "{r:?}"),
-                (Err(RoomError::InvalidRtpParticipant(m)), Err(w)) => {
-                    assert!(m.contains(&w), "{r:?}: {m}")
-                }
-                (got, want) => panic!("{r:?}: got {got:?}, want {want:?}"),
-            }
+        for (codec, remote, pt, config, want) in cases {
+            let got = check(&req(codec, remote, pt), config)
+                .map(|s| (s.codec, s.payload_type))
+                .map_err(|e| e.code());
+            assert_eq!(got, want, "{codec} {remote} {pt:?}");
         }
     }
 }

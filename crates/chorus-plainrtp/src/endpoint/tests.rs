@@ -1,5 +1,6 @@
 use super::*;
 use crate::g711::ulaw_encode;
+use crate::sdes::SdesKey;
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -14,6 +15,7 @@ fn endpoint(codec: PlainCodec, pt: u8, now: Instant) -> Endpoint {
             ssrc: 0x1234_5678,
             initial_timestamp: 1_000,
             timeout: Duration::from_secs(5),
+            srtp: None,
         },
         now,
     )
@@ -39,7 +41,8 @@ fn packets_are_taken_or_dropped_by_name() {
     let from = addr("127.0.0.1:5555");
     let silence = [0xffu8; 160];
     // (name, source, bytes, expected)
-    let cases: Vec<(&str, SocketAddr, Vec<u8>, Result<(), DropReason>)> = vec![
+    type Case = (&'static str, SocketAddr, Vec<u8>, Result<(), DropReason>);
+    let cases: Vec<Case> = vec![
         (
             "first packet",
             from,
@@ -193,4 +196,83 @@ fn silence_for_the_timeout_lets_it_go() {
     assert_eq!(e.poll_timeout(), t0 + 9 * s);
     assert_eq!(e.handle_timeout(t0 + 8 * s), None);
     assert_eq!(e.handle_timeout(t0 + 9 * s), Some(Gone::RtpTimeout));
+}
+
+#[test]
+fn srtp_both_ways_with_sdes_keys() {
+    let t0 = Instant::now();
+    let phone_key = SdesKey([7; 30]);
+    let chorus_key = SdesKey([9; 30]);
+    let config = |srtp| EndpointConfig {
+        codec: PlainCodec::Pcmu,
+        payload_type: 0,
+        remote: addr("127.0.0.1:4000"),
+        ssrc: 5,
+        initial_timestamp: 0,
+        timeout: Duration::from_secs(5),
+        srtp,
+    };
+    // Chorus's side and, as the phone, an endpoint keyed the other way round.
+    let mut chorus =
+        Endpoint::new(config(Some((phone_key.clone(), chorus_key.clone()))), t0).unwrap();
+    let mut phone =
+        Endpoint::new(config(Some((chorus_key.clone(), phone_key.clone()))), t0).unwrap();
+    let from = addr("127.0.0.1:4000");
+    let pcm = vec![3_000i16; FRAME_SAMPLES];
+    let mut sent = Vec::new();
+    // (name, packet from the phone, expected)
+    let mut cases: Vec<(&str, Vec<u8>, Result<(), DropReason>)> = Vec::new();
+    assert!(phone.send_mix(0, MixAudio::Pcm(&pcm), &mut sent));
+    assert_eq!(sent.len(), 12 + 160 + 10, "header, payload, 80-bit tag");
+    cases.push(("protected", sent.clone(), Ok(())));
+    cases.push(("replayed", sent.clone(), Err(DropReason::SrtpAuth)));
+    assert!(phone.send_mix(1, MixAudio::Pcm(&pcm), &mut sent));
+    let mut tampered = sent.clone();
+    tampered[20] ^= 1;
+    cases.push(("tampered", tampered, Err(DropReason::SrtpAuth)));
+    cases.push((
+        "in the clear",
+        packet(0, 9, 320, 5, &[0xff; 160]),
+        Err(DropReason::SrtpAuth),
+    ));
+    cases.push(("the next", sent.clone(), Ok(())));
+    for (name, bytes, want) in cases {
+        assert_eq!(chorus.handle_datagram(from, &bytes, t0), want, "{name}");
+    }
+    assert_eq!(chorus.stats().dropped(DropReason::SrtpAuth), 3);
+    // What Chorus sends, the phone's side decrypts.
+    let mut out = Vec::new();
+    assert!(chorus.send_mix(0, MixAudio::Pcm(&pcm), &mut out));
+    assert_eq!(phone.handle_datagram(from, &out, t0), Ok(()));
+    // Keys are read as SDP's inline: base64 of 30 bytes, suite by name.
+    let cases: [(&str, &str, bool); 5] = [
+        (
+            "AES_CM_128_HMAC_SHA1_80",
+            "inline:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH",
+            true,
+        ),
+        (
+            "AES_CM_128_HMAC_SHA1_80",
+            "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH",
+            true,
+        ),
+        (
+            "AES_CM_128_HMAC_SHA1_32",
+            "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH",
+            false,
+        ),
+        ("AES_CM_128_HMAC_SHA1_80", "BwcHBwcH", false),
+        (
+            "AES_CM_128_HMAC_SHA1_80",
+            "inline:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH|2^20",
+            false,
+        ),
+    ];
+    for (suite, key, ok) in cases {
+        assert_eq!(SdesKey::parse(suite, key).is_ok(), ok, "{suite} {key}");
+    }
+    assert_eq!(
+        phone_key.to_base64(),
+        "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH"
+    );
 }
