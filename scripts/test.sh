@@ -41,6 +41,9 @@ scripts/browser-test.sh turn-relay
 step "browser test over the built-in HTTPS and WSS"
 scripts/browser-test.sh https
 
+step "browser simulcast test (three layers, tile sizes, dynacast)"
+scripts/browser-test.sh simulcast
+
 step "GStreamer webrtcbin interop test"
 tests/webrtcbin/run.sh
 
