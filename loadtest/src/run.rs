@@ -15,11 +15,12 @@ use chorus_client::{
 use chorus_protocol::Grants;
 use tokio::task::JoinSet;
 
-use crate::args::{Args, CodecArg, Role, Scenario, Target};
+use crate::args::{Args, CodecArg, Role, Scenario, Target, ViewArg};
 use crate::member::{JoinOutcome, Member, Snapshot};
 use crate::probe::{cpu_micros, open_files_limit, rss_kib};
 use crate::progress::{PHASES, Progress};
 use crate::report::{Percentiles, Report, per_packet_micros};
+use crate::view::Tiles;
 use crate::{churn, janus, measure, plot};
 
 /// Shared by the join tasks.
@@ -153,6 +154,9 @@ impl JoinState<'_> {
     }
 }
 
+/// With `--view tiles`: how long layer switches get before the window.
+const TILES_SETTLE: Duration = Duration::from_secs(3);
+
 /// Joins everyone, waits until media reaches everyone, measures a window and reports.
 pub async fn run(args: &Args) -> Result<Report> {
     if args.scenario == Scenario::Churn && args.target != Target::Chorus {
@@ -168,6 +172,9 @@ pub async fn run(args: &Args) -> Result<Report> {
     }
     if args.simulcast && args.target != Target::Chorus {
         anyhow::bail!("--simulcast: against Chorus only (the Janus adapter does not offer it)");
+    }
+    if args.view == ViewArg::Tiles && args.target != Target::Chorus {
+        anyhow::bail!("--view tiles: against Chorus only (Janus takes no track_settings)");
     }
     if let Some(path) = &args.plot {
         plot::check_path(path)?;
@@ -244,6 +251,8 @@ async fn run_phases(
         rss_before_kib: rss_kib(pid).context("server RSS")?,
         talkers: roles.iter().take(args.talkers).filter(|r| r.mic).count(),
         video_codec: format!("{:?}", args.codec).to_lowercase(),
+        simulcast: args.simulcast,
+        view: args.view.name().to_owned(),
         ..Report::default()
     };
     // The Chorus server mixes audio; an SFU without mixing forwards every track.
@@ -327,8 +336,14 @@ async fn run_phases(
     progress.set_phase(1);
     let media_started = Instant::now();
     let media_deadline = media_started + Duration::from_secs(args.media_timeout);
+    let mut tiles =
+        (args.view == ViewArg::Tiles).then(|| Tiles::new(&members, &Snapshot::take(&members)));
     loop {
-        let complete = Snapshot::take(&members).complete(&expected);
+        let snapshot = Snapshot::take(&members);
+        if let Some(tiles) = &mut tiles {
+            tiles.update(&members, &snapshot).await;
+        }
+        let complete = snapshot.complete(&expected);
         progress.complete.store(complete, Ordering::Relaxed);
         if complete >= receivers_expecting || Instant::now() >= media_deadline {
             report.receivers_complete = complete;
@@ -340,6 +355,18 @@ async fn run_phases(
     report.media_wait_secs = media_started.elapsed().as_secs_f64();
     // Let keyframe requests and bandwidth settle before measuring.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    if let Some(tiles) = &mut tiles {
+        // Cameras that arrived last get their tile size too, and the switches to the
+        // layers asked for (each at a keyframe of the new layer) settle.
+        tiles.update(&members, &Snapshot::take(&members)).await;
+        tokio::time::sleep(TILES_SETTLE).await;
+        report.track_settings_sent = tiles.told() - tiles.failed;
+        if tiles.failed > 0 {
+            report
+                .errors
+                .push(format!("{} track_settings not sent", tiles.failed));
+        }
+    }
 
     // Window.
     progress.set_phase(2);
@@ -370,6 +397,13 @@ async fn run_phases(
     progress.set_phase(3);
     let indices: Vec<usize> = members.iter().map(|m| m.index).collect();
     timeline.finish(&indices, &s1.stats);
+    for (m, s) in members.iter().zip(&s1.stats) {
+        for inbound in s.inbound.values().filter(|_| m.subscribe) {
+            if let Some((w, h)) = inbound.frame_size {
+                *report.received_sizes.entry(format!("{w}x{h}")).or_default() += 1;
+            }
+        }
+    }
     let joined_at: Vec<Instant> = members.iter().map(|m| m.joined_at).collect();
     let tracks_of: Vec<usize> = members.iter().map(|m| m.tracks.len()).collect();
     // Dropping a client closes its signaling connection; the server removes it.
