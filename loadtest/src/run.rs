@@ -275,6 +275,7 @@ async fn run_phases(
 
     // Join phase: paced starts, one task per participant, one deadline for all.
     progress.set_phase(0);
+    let mut tiles = (args.view == ViewArg::Tiles).then(|| Tiles::new(roles));
     let rate = args.join_rate.max(0.01);
     let started = Instant::now();
     let mut set = JoinSet::new();
@@ -287,6 +288,9 @@ async fn run_phases(
                 Some(outcome) = set.join_next() => st.handle(outcome),
             }
             timeline.tick(&st.members, PHASES[0]);
+            if let Some(tiles) = &mut tiles {
+                tiles.update(&st.members, false).await;
+            }
         }
         match &janus {
             Some(janus) => set.spawn(janus.clone().join_one(i, *role)),
@@ -296,8 +300,11 @@ async fn run_phases(
     let deadline = Instant::now() + Duration::from_secs(args.join_timeout);
     while !set.is_empty() {
         timeline.tick(&st.members, PHASES[0]);
-        // Wake at least once a second for the timeline.
-        let wake = deadline.min(Instant::now() + Duration::from_secs(1));
+        if let Some(tiles) = &mut tiles {
+            tiles.update(&st.members, false).await;
+        }
+        // Wake at least four times a second for the timeline and the tiles.
+        let wake = deadline.min(Instant::now() + Duration::from_millis(250));
         match tokio::time::timeout_at(wake.into(), set.join_next()).await {
             Ok(Some(outcome)) => st.handle(outcome),
             Ok(None) => break,
@@ -336,14 +343,11 @@ async fn run_phases(
     progress.set_phase(1);
     let media_started = Instant::now();
     let media_deadline = media_started + Duration::from_secs(args.media_timeout);
-    let mut tiles =
-        (args.view == ViewArg::Tiles).then(|| Tiles::new(&members, &Snapshot::take(&members)));
     loop {
-        let snapshot = Snapshot::take(&members);
         if let Some(tiles) = &mut tiles {
-            tiles.update(&members, &snapshot).await;
+            tiles.update(&members, false).await;
         }
-        let complete = snapshot.complete(&expected);
+        let complete = Snapshot::take(&members).complete(&expected);
         progress.complete.store(complete, Ordering::Relaxed);
         if complete >= receivers_expecting || Instant::now() >= media_deadline {
             report.receivers_complete = complete;
@@ -358,9 +362,9 @@ async fn run_phases(
     if let Some(tiles) = &mut tiles {
         // Cameras that arrived last get their tile size too, and the switches to the
         // layers asked for (each at a keyframe of the new layer) settle.
-        tiles.update(&members, &Snapshot::take(&members)).await;
+        tiles.update(&members, true).await;
         tokio::time::sleep(TILES_SETTLE).await;
-        report.track_settings_sent = tiles.told() - tiles.failed;
+        report.track_settings_sent = tiles.sent();
         if tiles.failed > 0 {
             report
                 .errors
