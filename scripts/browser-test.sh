@@ -25,7 +25,8 @@
 #                                         Firefox page (no H.264 here) that gets only the VP8
 #
 #   scripts/browser-test.sh simulcast     simulcast through the demo page (tests/browser/simulcast.js):
-#                                         a page sends its 720p camera in three layers, another
+#                                         a page sends its 720p camera in three layers
+#                                         (demo page ?simulcast=1), another
 #                                         resizes its tile and receives the layer that fits;
 #                                         dynacast turns the unneeded layers off and on
 #

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Browser test of simulcast through the demo page: Alice's Chromium page publishes its
-// fake camera at 1280x720 in three simulcast layers (rids q, h, f: sendEncodings with
-// scaleResolutionDownBy 4, 2, 1); Bob's page (one stream, `?simulcast=0`) receives it.
+// fake camera at 1280x720 in three simulcast layers (`?simulcast=1`: rids q, h, f,
+// sendEncodings with scaleResolutionDownBy 4, 2, 1); Bob's page (one stream, the
+// default) receives it.
 // Bob's page resizes the <video> showing Alice (the demo page's ResizeObserver sends
 // `track_settings` with the tile's size), large, then small, then large again. It checks
 //
@@ -104,7 +105,7 @@ async function main() {
   await demoPageServed(BASE);
   ({ context, userDataDir } = await launchChromium(chromium, { exe: EXE, prefix: 'chorus-simulcast-profile-', viewport: { width: 1400, height: 900 } }));
   room = `simulcast-${Date.now().toString(36)}`;
-  for (const [name, query] of [['Alice', ''], ['Bob', '?simulcast=0']]) {
+  for (const [name, query] of [['Alice', '?simulcast=1'], ['Bob', '']]) {
     const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
     const p = { name, page, console: [], participantId: null };
     page.on('console', (m) => {
