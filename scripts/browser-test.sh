@@ -25,6 +25,12 @@
 #                                         decoding the other in the codec it was sent in, and a
 #                                         Firefox page (no H.264 here) that gets only the VP8
 #
+#   scripts/browser-test.sh simulcast     simulcast through the demo page (tests/browser/simulcast.js):
+#                                         a page sends its 720p camera in three layers
+#                                         (demo page ?simulcast=1), another
+#                                         resizes its tile and receives the layer that fits;
+#                                         dynacast turns the unneeded layers off and on
+#
 #   scripts/browser-test.sh https         the demo page over the server's built-in HTTPS
 #                                         (tests/browser/https.js): a self-signed certificate
 #                                         made with openssl, trusted by Chromium and Node only
@@ -57,7 +63,8 @@ case "$TEST" in
   https) TEST_JS=tests/browser/https.js; TEST_TIMEOUT=100 ;;
   hold) TEST_JS=tests/browser/hold.js; TEST_TIMEOUT=110 ;;
   lobby) TEST_JS=tests/browser/lobby.js; TEST_TIMEOUT=110 ;;
-  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch, codecs, turn-relay, screen, https, hold or lobby)" >&2; exit 2 ;;
+  simulcast) TEST_JS=tests/browser/simulcast.js; TEST_TIMEOUT=90 ;;
+  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch, codecs, turn-relay, screen, https, hold, lobby or simulcast)" >&2; exit 2 ;;
 esac
 if [ "$TEST" = turn-relay ] && ! command -v turnserver >/dev/null 2>&1; then
   echo "[browser-test] turnserver (coturn) missing: run scripts/setup.sh" >&2

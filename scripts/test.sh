@@ -47,6 +47,9 @@ scripts/browser-test.sh https
 step "browser lobby test (admit and reject on the demo page)"
 scripts/browser-test.sh lobby
 
+step "browser simulcast test (three layers, tile sizes, dynacast)"
+scripts/browser-test.sh simulcast
+
 step "GStreamer webrtcbin interop test"
 tests/webrtcbin/run.sh
 

@@ -95,6 +95,116 @@ fn layer_forwarder(c: &mut Criterion) {
     });
 }
 
+/// One subscriber of a tile view: six simulcast cameras (three layers each, the rates
+/// the load test sends: 150, 500 and 1500 kbit/s in 1200-byte packets at 15 fps), five
+/// shown small (layer 0) and the speaker's large (layer 2). Every packet of every layer
+/// passes the subscriber's layer forwarder for its camera (the room decides per
+/// subscriber, so the layers it does not receive are decided too), and every 500 ms
+/// (`ALLOCATION_INTERVAL`) the allocator spends the subscriber's estimate across the six.
+/// One iteration is one such interval: its packets and one allocation, so the time per
+/// element is the cost per packet of both together. The estimate alternates between
+/// enough for what is asked (3 Mbit/s) and too little (1 Mbit/s, congested), so the
+/// allocation lowers and raises.
+fn forwarder_and_allocator(c: &mut Criterion) {
+    use chorus_core::bwe::Bitrate;
+    use chorus_room::allocation::{
+        ALLOCATION_INTERVAL, Allocation, Allocator, Priority, VideoDemand,
+    };
+
+    const CAMERAS: usize = 6;
+    const FPS: u64 = 15;
+    // Packets per frame of each layer: bitrate / fps / 1200 bytes, at least one.
+    const RATES: [u64; 3] = [150_000, 500_000, 1_500_000];
+    let per_frame = RATES.map(|r| (r / FPS / 8 / 1200).max(1));
+    let frames = FPS * ALLOCATION_INTERVAL.as_millis() as u64 / 1000;
+    let per_interval = CAMERAS as u64 * frames * per_frame.iter().sum::<u64>();
+
+    let top = |speaker: bool| {
+        if speaker {
+            SpatialLayer::HIGH
+        } else {
+            SpatialLayer::LOW
+        }
+    };
+    let mut forwarders: Vec<LayerForwarder> = (0..CAMERAS)
+        .map(|i| LayerForwarder::new(Layer::new(top(i == 0), TemporalLayer::ALL)))
+        .collect();
+    for (i, f) in forwarders.iter_mut().enumerate() {
+        f.set_target(Some(Layer::new(top(i == 0), TemporalLayer::ALL)));
+    }
+    let videos: Vec<VideoDemand> = (0..CAMERAS)
+        .map(|i| VideoDemand {
+            priority: if i == 0 {
+                Priority::Featured
+            } else {
+                Priority::Other
+            },
+            max: Some(top(i == 0)),
+            layer_bitrates: RATES.map(Some),
+        })
+        .collect();
+    let mut allocator = Allocator::default();
+    let mut current: Vec<Option<Allocation>> = vec![None; CAMERAS];
+    // VP8: X, I (15-bit picture id); payload header of a keyframe or a delta frame.
+    let mut payload = [0x90u8, 0x80, 0x80, 0x00, 0x9d, 0x01, 0x2a];
+    let t0 = Instant::now();
+    let mut seq = [[0u64; 3]; CAMERAS];
+    let mut frame = 0u64;
+    let mut interval = 0u64;
+    let mut group = c.benchmark_group("forwarder + allocator");
+    group.throughput(criterion::Throughput::Elements(per_interval));
+    group.bench_function(
+        format!(
+            "tile view: 6 cameras x 3 layers, {per_interval} packets + 1 allocation per 500 ms"
+        ),
+        |b| {
+            b.iter(|| {
+                interval += 1;
+                let now = t0 + ALLOCATION_INTERVAL * interval as u32;
+                let (estimate, congested) = if interval.is_multiple_of(2) {
+                    (Bitrate(1_000_000), true)
+                } else {
+                    (Bitrate(3_000_000), false)
+                };
+                let got = allocator.decide(estimate, congested, &videos, &current, now);
+                for (cur, a) in current.iter_mut().zip(&got) {
+                    *cur = Some(*a);
+                }
+                for _ in 0..frames {
+                    frame += 1;
+                    let pid = (frame % 32_768) as u16;
+                    payload[2] = 0x80 | (pid >> 8) as u8;
+                    payload[3] = pid as u8;
+                    for (cam, f) in forwarders.iter_mut().enumerate() {
+                        for (l, &n) in per_frame.iter().enumerate() {
+                            let layer = SpatialLayer::new(l as u8).expect("three layers");
+                            for k in 0..n {
+                                seq[cam][l] += 1;
+                                payload[0] = if k == 0 { 0x90 } else { 0x80 };
+                                let packet = LayerPacket {
+                                    layer,
+                                    seq: ExtSeq(seq[cam][l]),
+                                    timestamp: ExtTimestamp(frame * 6000),
+                                    marker: k + 1 == n,
+                                    keyframe: k == 0 && frame % 150 == 1,
+                                    vp8: Vp8Descriptor::parse(black_box(&payload)),
+                                };
+                                let d = f.forward(&packet, now);
+                                if let LayerAction::Forward { vp8: Some(v), .. } = d.action {
+                                    black_box(v.apply(&mut payload)).ok();
+                                }
+                                black_box(d);
+                            }
+                        }
+                    }
+                }
+                black_box(got)
+            })
+        },
+    );
+    group.finish();
+}
+
 fn parsing(c: &mut Criterion) {
     let vp8 = [0x90u8, 0xE0, 0x85, 0x01, 0x07, 0x20, 0x00, 0x9d, 0x01, 0x2a];
     c.bench_function("vp8 keyframe check", |b| {
@@ -146,6 +256,7 @@ criterion_group!(
     fan_out_rewrite,
     sequence_unwrap,
     layer_forwarder,
+    forwarder_and_allocator,
     parsing,
     bandwidth_estimator
 );

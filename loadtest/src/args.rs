@@ -31,6 +31,27 @@ pub enum Target {
     Janus,
 }
 
+/// How receivers show the cameras (`--view`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewArg {
+    /// No `track_settings`: the server sends each receiver the highest simulcast layer
+    /// arriving.
+    Any,
+    /// A meeting's tile view: every camera in a 320x180 tile, the first camera (its
+    /// publisher is the first talker) as the speaker's view at 1280x720; each receiver
+    /// sends `track_settings` for a camera once its packets arrive. Chorus only.
+    Tiles,
+}
+
+impl ViewArg {
+    pub fn name(self) -> &'static str {
+        match self {
+            ViewArg::Any => "any",
+            ViewArg::Tiles => "tiles",
+        }
+    }
+}
+
 /// What kind of room the run builds.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
@@ -155,6 +176,11 @@ pub struct Args {
     /// With `--data-rate`: on the unreliable channel (`_lossy`).
     #[arg(long)]
     pub data_lossy: bool,
+    /// How receivers show the cameras: `tiles` asks for small tiles and one large
+    /// speaker view (with `--simulcast`, the server then forwards the low layer of every
+    /// camera but the speaker's).
+    #[arg(long, value_enum, default_value_t = ViewArg::Any)]
+    pub view: ViewArg,
     /// Write a chart of the run (SVG) to this file.
     #[arg(long)]
     pub plot: Option<PathBuf>,

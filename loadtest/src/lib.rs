@@ -33,14 +33,16 @@ mod probe;
 mod progress;
 mod report;
 mod run;
+mod view;
 
 pub mod janus;
 pub mod measure;
 pub mod plot;
 
-pub use args::{Args, CodecArg, Role, Scenario, TalkArg, Target};
+pub use args::{Args, CodecArg, Role, Scenario, TalkArg, Target, ViewArg};
 pub use capped::CappedMember;
 pub use churn::{ChurnReport, ChurnSample};
 pub use probe::rss_kib;
 pub use report::{Percentiles, Report};
 pub use run::run;
+pub use view::{SPEAKER_SIZE, TILE_SIZE};

@@ -1,5 +1,6 @@
 //! What a run found (`Report`, `Percentiles`) and how it is printed.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -123,6 +124,15 @@ pub struct Report {
     pub talkers: usize,
     /// Video payload format of the cameras.
     pub video_codec: String,
+    /// Cameras sent three simulcast layers (`--simulcast`).
+    pub simulcast: bool,
+    /// How receivers showed the cameras (`--view`: `any` or `tiles`).
+    pub view: String,
+    /// `track_settings` the receivers sent (`--view tiles`: one per receiver and camera).
+    pub track_settings_sent: usize,
+    /// At the end of the window, (receiver, camera) pairs by the size of the last
+    /// keyframe received (`"320x180"`; VP8 only): which simulcast layer the server sends.
+    pub received_sizes: BTreeMap<String, usize>,
     /// Send-to-receive time of video packets in the window, from the stamps in their
     /// payloads: what the server adds, plus the harness's own scheduling.
     pub video_latency: Percentiles,
@@ -277,6 +287,21 @@ impl std::fmt::Display for Report {
             ms(&self.video_latency),
             self.video_codec
         )?;
+        if self.simulcast || self.view == "tiles" {
+            write!(
+                f,
+                "\nvideo view           {}{}, {} track_settings sent",
+                if self.simulcast { "simulcast, " } else { "" },
+                self.view,
+                self.track_settings_sent
+            )?;
+            let sizes: Vec<String> = self
+                .received_sizes
+                .iter()
+                .map(|(size, n)| format!("{n} × {size}"))
+                .collect();
+            write!(f, "\nreceived layers      {}", sizes.join(", "))?;
+        }
         write!(f, "\ntalkers              {}", self.talkers)?;
         if self.data_sent > 0 {
             write!(

@@ -15,11 +15,12 @@ use chorus_client::{
 use chorus_protocol::Grants;
 use tokio::task::JoinSet;
 
-use crate::args::{Args, CodecArg, Role, Scenario, Target};
+use crate::args::{Args, CodecArg, Role, Scenario, Target, ViewArg};
 use crate::member::{JoinOutcome, Member, Snapshot};
 use crate::probe::{cpu_micros, open_files_limit, rss_kib};
 use crate::progress::{PHASES, Progress};
 use crate::report::{Percentiles, Report, per_packet_micros};
+use crate::view::Tiles;
 use crate::{capped, churn, janus, measure, plot};
 
 /// Shared by the join tasks.
@@ -164,6 +165,9 @@ impl JoinState<'_> {
     }
 }
 
+/// With `--view tiles`: how long layer switches get before the window.
+const TILES_SETTLE: Duration = Duration::from_secs(3);
+
 /// Joins everyone, waits until media reaches everyone, measures a window and reports.
 pub async fn run(args: &Args) -> Result<Report> {
     if args.scenario == Scenario::Churn && args.target != Target::Chorus {
@@ -182,6 +186,9 @@ pub async fn run(args: &Args) -> Result<Report> {
     }
     if args.simulcast && args.target != Target::Chorus {
         anyhow::bail!("--simulcast: against Chorus only (the Janus adapter does not offer it)");
+    }
+    if args.view == ViewArg::Tiles && args.target != Target::Chorus {
+        anyhow::bail!("--view tiles: against Chorus only (Janus takes no track_settings)");
     }
     if let Some(path) = &args.plot {
         plot::check_path(path)?;
@@ -260,6 +267,8 @@ async fn run_phases(
         rss_before_kib: rss_kib(pid).context("server RSS")?,
         talkers: roles.iter().take(args.talkers).filter(|r| r.mic).count(),
         video_codec: format!("{:?}", args.codec).to_lowercase(),
+        simulcast: args.simulcast,
+        view: args.view.name().to_owned(),
         ..Report::default()
     };
     // The Chorus server mixes audio; an SFU without mixing forwards every track.
@@ -282,6 +291,7 @@ async fn run_phases(
 
     // Join phase: paced starts, one task per participant, one deadline for all.
     progress.set_phase(0);
+    let mut tiles = (args.view == ViewArg::Tiles).then(|| Tiles::new(roles));
     let rate = args.join_rate.max(0.01);
     let started = Instant::now();
     let mut set = JoinSet::new();
@@ -294,6 +304,9 @@ async fn run_phases(
                 Some(outcome) = set.join_next() => st.handle(outcome),
             }
             timeline.tick(&st.members, PHASES[0]);
+            if let Some(tiles) = &mut tiles {
+                tiles.update(&st.members, false).await;
+            }
         }
         match &janus {
             Some(janus) => set.spawn(janus.clone().join_one(i, *role)),
@@ -303,8 +316,11 @@ async fn run_phases(
     let deadline = Instant::now() + Duration::from_secs(args.join_timeout);
     while !set.is_empty() {
         timeline.tick(&st.members, PHASES[0]);
-        // Wake at least once a second for the timeline.
-        let wake = deadline.min(Instant::now() + Duration::from_secs(1));
+        if let Some(tiles) = &mut tiles {
+            tiles.update(&st.members, false).await;
+        }
+        // Wake at least four times a second for the timeline and the tiles.
+        let wake = deadline.min(Instant::now() + Duration::from_millis(250));
         match tokio::time::timeout_at(wake.into(), set.join_next()).await {
             Ok(Some(outcome)) => st.handle(outcome),
             Ok(None) => break,
@@ -344,6 +360,9 @@ async fn run_phases(
     let media_started = Instant::now();
     let media_deadline = media_started + Duration::from_secs(args.media_timeout);
     loop {
+        if let Some(tiles) = &mut tiles {
+            tiles.update(&members, false).await;
+        }
         let complete = Snapshot::take(&members).complete(&expected);
         progress.complete.store(complete, Ordering::Relaxed);
         if complete >= receivers_expecting || Instant::now() >= media_deadline {
@@ -356,6 +375,18 @@ async fn run_phases(
     report.media_wait_secs = media_started.elapsed().as_secs_f64();
     // Let keyframe requests and bandwidth settle before measuring.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    if let Some(tiles) = &mut tiles {
+        // Cameras that arrived last get their tile size too, and the switches to the
+        // layers asked for (each at a keyframe of the new layer) settle.
+        tiles.update(&members, true).await;
+        tokio::time::sleep(TILES_SETTLE).await;
+        report.track_settings_sent = tiles.sent();
+        if tiles.failed > 0 {
+            report
+                .errors
+                .push(format!("{} track_settings not sent", tiles.failed));
+        }
+    }
 
     // Window.
     progress.set_phase(2);
@@ -386,6 +417,13 @@ async fn run_phases(
     progress.set_phase(3);
     let indices: Vec<usize> = members.iter().map(|m| m.index).collect();
     timeline.finish(&indices, &s1.stats);
+    for (m, s) in members.iter().zip(&s1.stats) {
+        for inbound in s.inbound.values().filter(|_| m.subscribe) {
+            if let Some((w, h)) = inbound.frame_size {
+                *report.received_sizes.entry(format!("{w}x{h}")).or_default() += 1;
+            }
+        }
+    }
     let joined_at: Vec<Instant> = members.iter().map(|m| m.joined_at).collect();
     let tracks_of: Vec<usize> = members.iter().map(|m| m.tracks.len()).collect();
     // Dropping a client closes its signaling connection; the server removes it.

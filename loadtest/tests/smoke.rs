@@ -2,7 +2,7 @@
 //! The CPU and RSS figures here count the clients too (same process); only that
 //! they are measured is checked, not their values.
 
-use chorus_loadtest::{Args, Scenario, TalkArg, run};
+use chorus_loadtest::{Args, Scenario, TalkArg, ViewArg, run};
 use chorus_server::config::{Config, DEV_API_KEY, DEV_API_SECRET};
 use tokio_util::sync::CancellationToken;
 
@@ -268,4 +268,49 @@ async fn capped_subscriber_gets_the_low_layer() {
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["capped"][0]["layers"][0], "320x180");
     shutdown.cancel();
+}
+
+/// `--simulcast --view tiles`: every receiver asks for 320x180 tiles and one 1280x720
+/// speaker view, and the server sends each the layer that fits, as the receivers'
+/// keyframe sizes show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tile_view_gets_the_low_layer_and_one_top_layer() {
+    let mut config = Config::default();
+    config.http.bind = "127.0.0.1:0".parse().unwrap();
+    config.media.bind = "127.0.0.1:0".parse().unwrap();
+    let shutdown = CancellationToken::new();
+    let server = chorus_server::run(config, shutdown.clone()).await.unwrap();
+
+    let mut args = Args::new(
+        format!("http://{}", server.http_addr),
+        std::process::id(),
+        Scenario::Meeting25,
+    );
+    args.api_key = DEV_API_KEY.to_owned();
+    args.api_secret = DEV_API_SECRET.to_owned();
+    args.participants = Some(4);
+    args.seconds = 2;
+    args.join_timeout = 20;
+    args.media_timeout = 20;
+    args.quiet = true;
+    args.simulcast = true;
+    args.view = ViewArg::Tiles;
+    let report = run(&args).await.expect("the harness runs to the end");
+    println!("{report}");
+
+    assert_eq!(report.joined, 4, "errors: {:?}", report.errors);
+    assert!(report.errors.is_empty(), "errors: {:?}", report.errors);
+    // Four receivers, three cameras each.
+    assert_eq!(report.track_settings_sent, 12);
+    assert_eq!(report.receivers_complete, 4);
+    // Every camera but the speaker's (participant 0's) in a small tile, for everyone: the
+    // lowest layer. The speaker's view may get the top layer, or less while the
+    // subscriber's bandwidth estimate has not climbed that far yet (the allocator steps
+    // up one layer per 3 s), so at least nine pairs are small and every pair has a size.
+    let sizes = &report.received_sizes;
+    assert_eq!(sizes.values().sum::<usize>(), 12, "{report}");
+    assert!(sizes.get("320x180").copied().unwrap_or(0) >= 9, "{report}");
+    assert!(report.loss_ratio < 0.05, "loss {}", report.loss_ratio);
+    shutdown.cancel();
+    server.stopped().await;
 }

@@ -744,9 +744,32 @@
     if (m.type === 'error') throw new Error(`the server refused the ${source}: ${describeError(m.code, m.message)}`);
     chorus.localTracks[source] = { track, trackId: m.track.track_id, muted: !track.enabled };
     upsertTrack(m.track);
-    s.pubPc.addTransceiver(track, { direction: 'sendonly', streams: [stream || chorus.localStream] });
+    const init = { direction: 'sendonly', streams: [stream || chorus.localStream] };
+    if (source === 'camera' && simulcastWanted()) init.sendEncodings = SIMULCAST_ENCODINGS;
+    s.pubPc.addTransceiver(track, init);
     if (track.kind === 'video') preferCodec(s.pubPc, track, videoCodec());
     if (track.kind === 'audio') preferCodec(s.pubPc, track, 'audio/opus');
+  }
+
+  /**
+   * The camera's simulcast layers, lowest quality first as the server expects
+   * (docs/signaling.md, "Simulcast"): a quarter, half and full of the capture size. The
+   * server forwards each subscriber the one that fits its tile (`track_settings`) and
+   * says which nobody needs (`publisher_layers`, applied by applyPublisherLayers).
+   */
+  const SIMULCAST_ENCODINGS = [
+    { rid: 'q', scaleResolutionDownBy: 4 },
+    { rid: 'h', scaleResolutionDownBy: 2 },
+    { rid: 'f' },
+  ];
+
+  // The camera goes out in three simulcast layers when the page's address says
+  // `?simulcast=1`, else as one stream. Not the default yet: with every page sending
+  // simulcast, the browser end-to-end test sees videos stop for a subscriber (the
+  // server's bandwidth allocation; docs/BENCHMARKS.md, "Simulcast with a tile view").
+  function simulcastWanted() {
+    const asked = new URLSearchParams(location.search).get('simulcast');
+    return asked === '1' || asked === 'on' || asked === 'true';
   }
 
   // The video codec to send: VP8, or H.264 with `?codec=h264` in the page's address.
@@ -922,7 +945,11 @@
     try {
       return await navigator.mediaDevices.getUserMedia({
         audio: true,
-        video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
+        // 720p where the camera has it: browsers send three simulcast layers only from
+        // about 960x540 up (fewer below), and the top layer is what a large tile shows.
+        video: simulcastWanted()
+          ? { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } }
+          : { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
       });
     } catch (e) {
       showError(`Camera/microphone unavailable (${e.name}: ${e.message}). Joining without sending media.`, 'media_unavailable');

@@ -1,0 +1,179 @@
+#!/usr/bin/env node
+// Browser test of simulcast through the demo page: Alice's Chromium page publishes its
+// fake camera at 1280x720 in three simulcast layers (`?simulcast=1`: rids q, h, f,
+// sendEncodings with scaleResolutionDownBy 4, 2, 1); Bob's page (one stream, the
+// default) receives it.
+// Bob's page resizes the <video> showing Alice (the demo page's ResizeObserver sends
+// `track_settings` with the tile's size), large, then small, then large again. It checks
+//
+// - the server lists Alice's camera with three layers, all arriving
+//   (`GET /v1/rooms/{room}`, `simulcast[].layers`);
+// - Bob's received resolution (getStats inbound-rtp frameWidth) follows the tile: a
+//   small tile (160x90) gets the lowest layer, a large one (1280x720) the top layer, at
+//   least three times as wide (four without CPU adaptation);
+// - dynacast: while Bob's tile is small, the server tells Alice that only `q` is needed
+//   (`publisher_layers`) and her page turns `h` and `f` off (RTCRtpSender encodings
+//   `active`); they come back on when the tile is large again;
+// - Bob keeps decoding Alice's video through every switch.
+//
+//   CHORUS_URL   server base URL (default http://127.0.0.1:7880)
+//   CHROMIUM     browser binary (default /usr/bin/chromium)
+//   E2E_ARTIFACTS directory for screenshots and logs on failure (default: a new temp dir)
+//
+// Exit code 0 on success, 1 on failure. Run inside a private network namespace with only
+// loopback (scripts/browser-test.sh simulcast does that).
+'use strict';
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { chromium } = require('playwright-core');
+const { sleep, TestFailure, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm } = require('./lib');
+
+const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
+const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
+// The server's development credentials (scripts/run.sh and the test server use them).
+const API_AUTH = `Basic ${Buffer.from('devkey:devsecret-change-me-0123456789abcdef').toString('base64')}`;
+const SMALL = { width: 160, height: 90 };
+const LARGE = { width: 1280, height: 720 };
+
+const t0 = Date.now();
+const pages = []; // { name, page, console: [], participantId }
+let context = null;
+let userDataDir = null;
+let room = null;
+
+function info(...a) {
+  console.log(`[simulcast ${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
+}
+const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
+
+/** What Bob receives of Alice's camera: { framesDecoded, frameWidth, frameHeight, ... }. */
+const received = async (bob, alice) =>
+  ((await bob.page.evaluate(() => window.chorus.inboundStats())).byParticipant[alice.participantId] || {}).video || {};
+
+/** The `active` flag of each of Alice's camera encodings, by rid. */
+const encodings = (alice) =>
+  alice.page.evaluate(() => {
+    const cam = window.chorus.localTracks.camera;
+    const sender = cam && window.chorus.pubPc.getSenders().find((s) => s.track === cam.track);
+    return sender ? sender.getParameters().encodings.map((e) => ({ rid: e.rid, active: e.active !== false })) : [];
+  });
+
+/** Alice's camera as the control API lists it under `simulcast`. */
+async function serverLayers(trackId) {
+  const res = await fetch(`${BASE}/v1/rooms/${encodeURIComponent(room)}`, { headers: { authorization: API_AUTH } });
+  if (!res.ok) throw new Error(`GET /v1/rooms/${room}: HTTP ${res.status}`);
+  return ((await res.json()).simulcast || []).find((s) => s.track_id === trackId) || null;
+}
+
+/** Shows Alice's video on Bob's page at `size` (CSS pixels; the page runs at DPR 1). */
+async function showAt(bob, trackId, size) {
+  const ok = await bob.page.evaluate(({ trackId, size }) => {
+    const el = document.querySelector(`video[data-track-id="${trackId}"]`);
+    if (!el) return false;
+    el.style.cssText = `position:fixed;left:0;top:0;z-index:10;width:${size.width}px;height:${size.height}px`;
+    return true;
+  }, { trackId, size });
+  if (!ok) fail(`Bob's page has no <video> for Alice's camera ${trackId}`);
+}
+
+/** Waits until Bob's received width satisfies `ok`, with frames still being decoded. */
+async function waitWidth(bob, alice, what, ms, ok) {
+  let last = {};
+  const v = await until(() => `${what} (Bob receives ${last.frameWidth}x${last.frameHeight})`, ms, async () => {
+    last = await received(bob, alice);
+    return last.frameWidth && ok(last.frameWidth) ? last : null;
+  }, 250);
+  const before = v.framesDecoded || 0;
+  await sleep(1500);
+  const after = await received(bob, alice);
+  if ((after.framesDecoded || 0) - before < 5) fail(`Bob decoded only ${(after.framesDecoded || 0) - before} frames of Alice in 1.5 s after ${what}`);
+  if (!ok(after.frameWidth)) fail(`${what}, then Bob received ${after.frameWidth}x${after.frameHeight} again`);
+  return after;
+}
+
+async function waitEncodings(alice, what, ms, want) {
+  let last = [];
+  return until(() => `${what} (Alice's encodings: ${JSON.stringify(last)})`, ms, async () => {
+    last = await encodings(alice);
+    return last.length === 3 && last.every((e) => e.active === want[e.rid]) ? last : null;
+  });
+}
+
+async function main() {
+  await demoPageServed(BASE);
+  ({ context, userDataDir } = await launchChromium(chromium, { exe: EXE, prefix: 'chorus-simulcast-profile-', viewport: { width: 1400, height: 900 } }));
+  room = `simulcast-${Date.now().toString(36)}`;
+  for (const [name, query] of [['Alice', '?simulcast=1'], ['Bob', '']]) {
+    const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
+    const p = { name, page, console: [], participantId: null };
+    page.on('console', (m) => {
+      p.console.push(`${m.type()}: ${m.text()}`);
+      if (p.console.length > 2000) p.console.splice(0, 500);
+    });
+    page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
+    await page.goto(`${BASE}/${query}`, { waitUntil: 'load', timeout: 15_000 });
+    pages.push(p);
+    const s = await joinThroughForm(page, { room, name, snap: () => snap(p) });
+    p.participantId = s.participantId;
+    info(`${name} joined as ${s.participantId}`);
+  }
+  const [alice, bob] = pages;
+  const trackId = await until('Alice publishes her camera', 15_000, () =>
+    alice.page.evaluate(() => window.chorus.localTracks.camera && window.chorus.localTracks.camera.trackId));
+  const capture = await alice.page.evaluate(() => window.chorus.localTracks.camera.track.getSettings());
+  info(`Alice's camera ${trackId}: captured at ${capture.width}x${capture.height}`);
+  await until(() => `Bob's page shows Alice's camera`, 20_000, () =>
+    bob.page.evaluate((id) => !!document.querySelector(`video[data-track-id="${id}"]`), trackId));
+
+  // Large first, so that every layer is needed and arrives.
+  await showAt(bob, trackId, LARGE);
+  let last = null;
+  const layers = await until(() => `the server sees three layers of Alice's camera arriving (last: ${JSON.stringify(last)})`, 45_000, async () => {
+    last = await serverLayers(trackId);
+    const l = (last && last.layers) || [];
+    return l.length === 3 && l.every((x) => x.packets > 0 && x.bitrate_bps > 0) ? l : null;
+  }, 500);
+  info(`server: layers ${layers.map((l) => `${l.rid} ${Math.round(l.bitrate_bps / 1000)} kbit/s ${l.fps} fps`).join(', ')}`);
+  const large = await waitWidth(bob, alice, 'a 1280x720 tile gets more than the lowest layer', 30_000, (w) => w > 400);
+  info(`large tile: Bob receives ${large.frameWidth}x${large.frameHeight}`);
+
+  await showAt(bob, trackId, SMALL);
+  const small = await waitWidth(bob, alice, 'a 160x90 tile gets the lowest layer', 15_000, (w) => w * 3 <= large.frameWidth && w <= 400);
+  info(`small tile: Bob receives ${small.frameWidth}x${small.frameHeight}`);
+  await waitEncodings(alice, 'dynacast turns off h and f while nobody needs them', 10_000, { q: true, h: false, f: false });
+  info('Alice sends only q');
+
+  await showAt(bob, trackId, LARGE);
+  await waitEncodings(alice, 'dynacast turns h and f back on', 10_000, { q: true, h: true, f: true });
+  const again = await waitWidth(bob, alice, 'the large tile gets the top layer again', 30_000, (w) => w >= 3 * small.frameWidth);
+  info(`large tile again: Bob receives ${again.frameWidth}x${again.frameHeight}`);
+
+  const sent = (await bob.page.evaluate(() => window.chorus.events.filter((m) => m.type === 'error').map((m) => m.code)));
+  if (sent.length) fail(`Bob's page got errors from the server: ${sent.join(', ')}`);
+  for (const p of pages) {
+    const errs = p.console.filter((l) => l.startsWith('PAGEERROR'));
+    if (errs.length) fail(`${p.name}'s page threw: ${errs.join(' | ')}`);
+  }
+}
+
+async function dumpArtifacts(err) {
+  const dir = process.env.E2E_ARTIFACTS || fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-simulcast-'));
+  fs.mkdirSync(dir, { recursive: true });
+  for (const p of pages) {
+    try {
+      await p.page.screenshot({ path: path.join(dir, `${p.name}.png`), timeout: 5000 });
+    } catch (e) { /* page may be gone */ }
+    fs.writeFileSync(path.join(dir, `${p.name}.console.log`), p.console.join('\n'));
+    console.error(`---- ${p.name} console (last 30 lines):\n${p.console.slice(-30).join('\n')}`);
+  }
+  console.error(`FAIL: ${err instanceof TestFailure ? err.message : err.stack || err}`);
+  console.error(`screenshots and logs in ${dir}`);
+}
+
+async function cleanup() {
+  await closeChromium(context, userDataDir);
+}
+
+runTest({ main, limitMs: 80_000, info, dumpArtifacts, cleanup });
