@@ -167,6 +167,12 @@ pub struct Args {
     /// no layer, so the server forwards each the highest arriving. Chorus only.
     #[arg(long)]
     pub simulcast: bool,
+    /// Receivers answer without transport-wide congestion control: the server then has no
+    /// bandwidth estimate for them and allocates nothing. The harness's clients share
+    /// this process's CPU, so their feedback's delays measure that CPU, not a link, and
+    /// on a loaded machine read as congestion. Chorus only.
+    #[arg(long)]
+    pub no_transport_cc: bool,
     /// Every participant opens the data channels and sends this many data messages a
     /// second to the room (reliable ones; unreliable with `--data-lossy`); the report
     /// counts those sent, delivered and lost in the window. The server refuses more than
@@ -298,6 +304,7 @@ impl Args {
                 CodecArg::H264 => VideoCodec::H264,
             },
             simulcast: self.simulcast,
+            transport_cc: !self.no_transport_cc,
             audio: AudioContent::Talk(pattern),
             decode_audio: self.decode_audio,
             synthetic_data: (self.data_rate > 0).then_some(SyntheticData {

@@ -36,6 +36,11 @@ pub struct MediaProfile {
     /// [`crate::media::SIMULCAST_LAYERS`]), as a browser's `sendEncodings`; the
     /// publisher connection then offers the MID and rid header extensions.
     pub simulcast: bool,
+    /// The subscriber connection answers the server's transport-wide congestion control
+    /// extension and sends its feedback (as browsers do). Off, the server has no
+    /// bandwidth estimate for this client and allocates nothing to it: for load tests whose
+    /// clients share one CPU, where feedback delays measure that CPU, not a link.
+    pub transport_cc: bool,
     /// What the microphone sends.
     pub audio: AudioContent,
     /// Decode received audio with Opus and count what it holds
@@ -79,6 +84,7 @@ impl Default for MediaProfile {
             video_packet_size: 1000,
             video_codec: VideoCodec::Vp8,
             simulcast: false,
+            transport_cc: true,
             audio: AudioContent::default(),
             decode_audio: true,
             keepalive: Keepalive::default(),

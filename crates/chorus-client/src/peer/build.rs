@@ -8,7 +8,8 @@ use chorus_rtc_profile::{AUDIO_LEVEL_URI, h264_codec};
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_simulcast_extension_headers, register_default_interceptors,
+    configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers,
+    register_default_interceptors,
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -52,7 +53,13 @@ pub(super) fn build_peer_connection(
         configure_simulcast_extension_headers(&mut media_engine)?;
     }
     let registry = chorus_rtc_profile::with_rtcp_to_application(Registry::new());
-    let registry = register_default_interceptors(registry, &mut media_engine)?;
+    let registry = if profile.transport_cc {
+        register_default_interceptors(registry, &mut media_engine)?
+    } else {
+        // The defaults but transport-wide CC: no extension to answer, no feedback.
+        configure_simulcast_extension_headers(&mut media_engine)?;
+        configure_rtcp_reports(configure_nack(registry, &mut media_engine))
+    };
     // The server judges liveness; this client's own ICE timers are off, so that a
     // sparse keepalive does not make it give up on its side. The connection's agent
     // sends consent checks only in `Keepalive::Consent`.
