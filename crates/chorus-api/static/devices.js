@@ -71,11 +71,22 @@
     chosen[kind] = deviceId;
     const lt = chorus.localTracks[SOURCE[kind]];
     const pc = chorus.pubPc;
-    if (!lt || !pc) return null;
-    const sender = pc.getSenders().find((x) => x.track === lt.track);
-    if (!sender) return null;
+    const sender = lt && pc && pc.getSenders().find((x) => x.track === lt.track);
+    if (!sender) {
+      if (chorus.state === 'joined') note('not sending that kind of media: the choice applies from the next join');
+      return null;
+    }
     const base = kind === 'videoinput' ? chorus.videoConstraints() : true;
-    const stream = await navigator.mediaDevices.getUserMedia({ [kind === 'videoinput' ? 'video' : 'audio']: constrain(kind, base) });
+    const constraints = { [kind === 'videoinput' ? 'video' : 'audio']: constrain(kind, base) };
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia(constraints);
+    } catch (e) {
+      // Some devices (phones) open one camera at a time: let go of the old one and retry.
+      if (e.name !== 'NotReadableError' && e.name !== 'AbortError') throw e;
+      lt.track.stop();
+      stream = await navigator.mediaDevices.getUserMedia(constraints);
+    }
     const track = stream.getTracks()[0];
     // Still the same track in the same call? (a leave, a mute or another switch meanwhile)
     if (chorus.localTracks[SOURCE[kind]] !== lt || chorus.pubPc !== pc) {
