@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Browser test of device choice on the demo page (static/devices.js): two headless Chromium
-// pages (Alice, Bob) join one room and see each other's camera play. Alice's camera and
-// microphone selects list the fake devices; she picks a camera (another one if there is
-// one, else the same one again, which still means a fresh getUserMedia track): her
-// publisher's video sender now carries a new track (replaceTrack), the old one is
+// pages (Alice, Bob) join one room, Alice sending her camera in three simulcast layers
+// (`?simulcast=1`), and Bob sees her camera play. Alice's camera and microphone selects
+// list the fake devices; she picks a camera (another one if there is one, else the same
+// one again, which still means a fresh getUserMedia track): her publisher's video sender
+// now carries a new track (replaceTrack) with the same three encodings, the old one is
 // stopped, and Bob keeps decoding her camera, without any new offer or answer. The same
 // for the microphone. Where the browser has setSinkId, choosing a speaker sets it on every
 // <audio> element.
@@ -52,11 +53,12 @@ async function playing(viewer, owner, what) {
 /** SDP exchanges so far: offers and answers the page got from the server. */
 const sdpCount = async (p) => (await snap(p)).eventTypes.filter((t) => t === 'offer' || t === 'answer').length;
 
-/** The publisher sender of `kind`: its track's id and state. */
+/** The publisher sender of `kind`: its track's id and state, and its encodings' rids. */
 function sender(p, kind) {
   return p.page.evaluate((k) => {
     const s = window.chorus.pubPc.getSenders().find((x) => x.track && x.track.kind === k);
-    return s ? { id: s.track.id, readyState: s.track.readyState } : null;
+    const rids = s ? (s.getParameters().encodings || []).map((e) => e.rid || '') : [];
+    return s ? { id: s.track.id, readyState: s.track.readyState, rids: rids.join(',') } : null;
   }, kind);
 }
 
@@ -79,10 +81,11 @@ async function switchAndCheck(alice, bob, kind, testid) {
   const before = await sender(alice, kind);
   const switchesBefore = await alice.page.evaluate(() => window.chorus.devices.switches.length);
   const { options } = await choose(alice, testid);
-  await until(`Alice's ${kind} sender gets a new track`, 10_000, async () => {
+  const after = await until(`Alice's ${kind} sender gets a new track`, 10_000, async () => {
     const now = await sender(alice, kind);
-    return now && now.id !== before.id && now.readyState === 'live';
+    return now && now.id !== before.id && now.readyState === 'live' ? now : null;
   });
+  if (after.rids !== before.rids) fail(`the ${kind} sender's encodings changed: [${before.rids}] → [${after.rids}]`);
   const sw = await alice.page.evaluate((n) => window.chorus.devices.switches.slice(n), switchesBefore);
   if (sw.length !== 1 || sw[0].oldTrackId !== before.id) fail(`unexpected switches: ${JSON.stringify(sw)}`);
   const oldState = await alice.page.evaluate((id) => {
@@ -90,7 +93,7 @@ async function switchAndCheck(alice, bob, kind, testid) {
     return t ? t.readyState : 'gone';
   }, before.id);
   if (oldState !== 'gone') fail(`the old ${kind} track is still in the local stream (${oldState})`);
-  info(`${kind}: ${options} device(s) listed, sender track ${before.id.slice(0, 8)} → ${sw[0].newTrackId.slice(0, 8)}`);
+  info(`${kind}: ${options} device(s) listed, sender track ${before.id.slice(0, 8)} → ${sw[0].newTrackId.slice(0, 8)}, encodings [${after.rids}]`);
 }
 
 async function main() {
@@ -107,11 +110,14 @@ async function main() {
     page.on('console', (m) => p.console.push(`${m.type()}: ${m.text()}`));
     page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
     pages.push(p);
-    await page.goto(`${BASE}/`, { waitUntil: 'load' });
+    // Alice sends her camera in three simulcast layers, which the switch must keep.
+    await page.goto(`${BASE}/${name === 'Alice' ? '?simulcast=1' : ''}`, { waitUntil: 'load' });
     p.participantId = (await joinThroughForm(page, { room, name, snap: () => snap(p) })).participantId;
   }
   const [alice, bob] = pages;
   await playing(bob, alice, "Bob sees Alice's camera");
+  const layers = (await sender(alice, 'video')).rids;
+  if (layers !== 'q,h,f') fail(`Alice does not send her camera in three layers: [${layers}]`);
   await until("Alice's camera select lists a device", 10_000, async () =>
     alice.page.$$eval('[data-testid="camera-select"] option', (os) => os.length > 0));
   await until('Bob is subscribed to everything', 10_000, async () => (await snap(bob)).sub.signaling === 'stable');
