@@ -39,6 +39,10 @@
 #                                         admits one guest from the lobby (it then decodes the host)
 #                                         and rejects another
 #
+#   scripts/browser-test.sh devices       device choice on the demo page (tests/browser/devices.js):
+#                                         switching camera and microphone mid-call (replaceTrack,
+#                                         no renegotiation) while the other page decodes on
+#
 #   CHORUS_BIN=path   use this server binary instead of building target/debug/chorus
 #   CHORUS_ARGS="..." extra arguments for the server
 #   CHORUS_PORT=7880  HTTP port the server listens on (the test uses http://127.0.0.1:$CHORUS_PORT)
@@ -64,7 +68,8 @@ case "$TEST" in
   hold) TEST_JS=tests/browser/hold.js; TEST_TIMEOUT=110 ;;
   lobby) TEST_JS=tests/browser/lobby.js; TEST_TIMEOUT=110 ;;
   simulcast) TEST_JS=tests/browser/simulcast.js; TEST_TIMEOUT=90 ;;
-  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch, codecs, turn-relay, screen, https, hold, lobby or simulcast)" >&2; exit 2 ;;
+  devices) TEST_JS=tests/browser/devices.js; TEST_TIMEOUT=100 ;;
+  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch, codecs, turn-relay, screen, https, hold, lobby, simulcast or devices)" >&2; exit 2 ;;
 esac
 if [ "$TEST" = turn-relay ] && ! command -v turnserver >/dev/null 2>&1; then
   echo "[browser-test] turnserver (coturn) missing: run scripts/setup.sh" >&2

@@ -32,6 +32,9 @@ scripts/browser-test.sh screen
 step "browser hold test"
 scripts/browser-test.sh hold
 
+step "browser device choice test"
+scripts/browser-test.sh devices
+
 step "browser ICE pair-switch test"
 scripts/browser-test.sh pair-switch
 

@@ -1,4 +1,4 @@
-//! The demo page: `GET /` and `GET /demo.js`, and, only when the demo is
+//! The demo page: `GET /`, `GET /demo.js` and `GET /devices.js` (device choice), and, only when the demo is
 //! enabled, `POST /demo/token`, which hands anyone a full-grant token for a
 //! random identity (with `can_admit`, unless it asks to be a `guest`), and creates the
 //! room with a lobby when asked (`lobby`). Development only: it lets anybody who
@@ -22,6 +22,7 @@ use crate::{ApiState, unix_now};
 
 const INDEX_HTML: &str = include_str!("../static/index.html");
 const DEMO_JS: &str = include_str!("../static/demo.js");
+const DEVICES_JS: &str = include_str!("../static/devices.js");
 
 /// Lifetime of a demo token, in seconds.
 const DEMO_TTL_SECS: u64 = 4 * 3600;
@@ -32,7 +33,8 @@ const MAX_DEMO_NAME_CHARS: usize = 64;
 pub fn router() -> Router<ApiState> {
     Router::new()
         .route("/", get(index))
-        .route("/demo.js", get(script))
+        .route("/demo.js", get(|| script(DEMO_JS)))
+        .route("/devices.js", get(|| script(DEVICES_JS)))
         .route("/demo/token", post(token))
 }
 
@@ -40,8 +42,8 @@ async fn index() -> Html<&'static str> {
     Html(INDEX_HTML)
 }
 
-async fn script() -> Response {
-    let mut response = DEMO_JS.into_response();
+async fn script(source: &'static str) -> Response {
+    let mut response = source.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/javascript; charset=utf-8"),
@@ -206,6 +208,7 @@ mod tests {
         for (uri, content_type) in [
             ("/", "text/html; charset=utf-8"),
             ("/demo.js", "text/javascript; charset=utf-8"),
+            ("/devices.js", "text/javascript; charset=utf-8"),
         ] {
             let response = app
                 .clone()

@@ -941,15 +941,21 @@
     return u.toString();
   }
 
+  // 720p where the camera has it: browsers send three simulcast layers only from
+  // about 960x540 up (fewer below), and the top layer is what a large tile shows.
+  function videoConstraints() {
+    return simulcastWanted()
+      ? { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } }
+      : { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } };
+  }
+
   async function getMedia() {
+    // The devices chosen on the page (devices.js), if any.
+    const pick = chorus.devices ? chorus.devices.constrain : (kind, c) => c;
     try {
       return await navigator.mediaDevices.getUserMedia({
-        audio: true,
-        // 720p where the camera has it: browsers send three simulcast layers only from
-        // about 960x540 up (fewer below), and the top layer is what a large tile shows.
-        video: simulcastWanted()
-          ? { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } }
-          : { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
+        audio: pick('audioinput', true),
+        video: pick('videoinput', videoConstraints()),
       });
     } catch (e) {
       showError(`Camera/microphone unavailable (${e.name}: ${e.message}). Joining without sending media.`, 'media_unavailable');
@@ -1260,7 +1266,7 @@
   const setLastN = (n) => send({ type: 'set_last_n', last_n: n });
   const setPins = (participantIds) => send({ type: 'set_pins', participant_ids: participantIds });
 
-  Object.assign(chorus, { join, leave, setMuted, setHold, toggleScreen, setLastN, setPins, inboundStats, transportStats, snapshot, parseSections });
+  Object.assign(chorus, { join, leave, setMuted, setHold, toggleScreen, setLastN, setPins, inboundStats, transportStats, snapshot, parseSections, videoConstraints });
 
   // ---------------------------------------------------------------- rendering
 

@@ -36,8 +36,8 @@ const server = http.createServer((req, res) => {
   if (req.method === 'GET' && (req.url === '/' || req.url.startsWith('/?'))) {
     res.writeHead(200, {'content-type': 'text/html'}); return res.end(fs.readFileSync(path.join(STATIC, 'index.html')));
   }
-  if (req.method === 'GET' && req.url === '/demo.js') {
-    res.writeHead(200, {'content-type': 'text/javascript'}); return res.end(fs.readFileSync(path.join(STATIC, 'demo.js')));
+  if (req.method === 'GET' && (req.url === '/demo.js' || req.url === '/devices.js')) {
+    res.writeHead(200, {'content-type': 'text/javascript'}); return res.end(fs.readFileSync(path.join(STATIC, req.url.slice(1))));
   }
   if (req.method === 'POST' && req.url === '/demo/token') {
     let body = ''; req.on('data', d => body += d); req.on('end', () => {
