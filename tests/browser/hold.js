@@ -13,11 +13,8 @@
 // Run inside a private network namespace (scripts/browser-test.sh hold does that).
 'use strict';
 
-const fs = require('fs');
-const os = require('os');
-const path = require('path');
 const { chromium } = require('playwright-core');
-const { sleep, TestFailure, fail, until, runTest, demoPageServed, launchChromium, closeChromium } = require('./lib');
+const { sleep, fail, until, runTest, demoPageServed, launchChromium, closeChromium, saveArtifacts } = require('./lib');
 
 const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
 const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -123,18 +120,7 @@ async function main() {
 }
 
 async function dumpArtifacts(err) {
-  const dir = process.env.E2E_ARTIFACTS || fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-hold-'));
-  fs.mkdirSync(dir, { recursive: true });
-  for (const p of pages) {
-    try {
-      await p.page.screenshot({ path: path.join(dir, `${p.name}.png`), timeout: 5000 });
-      fs.writeFileSync(path.join(dir, `${p.name}.state.json`), JSON.stringify(await snap(p), null, 2));
-    } catch (e) { /* page may be gone */ }
-    fs.writeFileSync(path.join(dir, `${p.name}.console.log`), p.console.join('\n'));
-    console.error(`---- ${p.name} console (last 30 lines):\n${p.console.slice(-30).join('\n')}`);
-  }
-  console.error(`FAIL: ${err instanceof TestFailure ? err.message : err.stack || err}`);
-  console.error(`screenshots and logs in ${dir}`);
+  await saveArtifacts(err, { test: 'hold', pages, state: snap });
 }
 
 async function cleanup() {

@@ -24,11 +24,8 @@
 // loopback (scripts/browser-test.sh simulcast does that).
 'use strict';
 
-const fs = require('fs');
-const os = require('os');
-const path = require('path');
 const { chromium } = require('playwright-core');
-const { sleep, TestFailure, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm } = require('./lib');
+const { sleep, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm, saveArtifacts } = require('./lib');
 
 const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
 const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -159,17 +156,7 @@ async function main() {
 }
 
 async function dumpArtifacts(err) {
-  const dir = process.env.E2E_ARTIFACTS || fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-simulcast-'));
-  fs.mkdirSync(dir, { recursive: true });
-  for (const p of pages) {
-    try {
-      await p.page.screenshot({ path: path.join(dir, `${p.name}.png`), timeout: 5000 });
-    } catch (e) { /* page may be gone */ }
-    fs.writeFileSync(path.join(dir, `${p.name}.console.log`), p.console.join('\n'));
-    console.error(`---- ${p.name} console (last 30 lines):\n${p.console.slice(-30).join('\n')}`);
-  }
-  console.error(`FAIL: ${err instanceof TestFailure ? err.message : err.stack || err}`);
-  console.error(`screenshots and logs in ${dir}`);
+  await saveArtifacts(err, { test: 'simulcast', pages });
 }
 
 async function cleanup() {
