@@ -18,16 +18,15 @@ use chorus_client::{ClientConfig, TrackSource, connect};
 use chorus_protocol::Grants;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
 use tokio::task::JoinSet;
 
 use crate::args::Args;
+use crate::ctx::{Ctx, participant_media, token};
+use crate::measure;
 use crate::member::Member;
 use crate::probe::rss_kib;
 use crate::progress::PHASES;
-use crate::report::Percentiles;
-use crate::run::{Ctx, participant_media, token};
-use crate::{measure, report};
+use crate::report::{ChurnReport, ChurnSample, Percentiles};
 
 /// How often the control API is timed during the storms.
 const API_PERIOD: Duration = Duration::from_millis(200);
@@ -49,52 +48,6 @@ enum Goodbye {
     /// Media and ICE stop, the socket stays open and silent (a lost network): the
     /// server notices by ICE timeout.
     Vanish,
-}
-
-/// What the storms measured; in the report as `churn`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ChurnReport {
-    pub room: String,
-    /// Storms started (each of `per_storm` participants).
-    pub storms: usize,
-    pub per_storm: usize,
-    pub storm_secs: f64,
-    pub vanish_share: f64,
-    pub joins_started: usize,
-    pub joins_completed: usize,
-    pub joins_failed: usize,
-    /// Of the completed: how they went.
-    pub left_with_leave: usize,
-    pub closed_socket: usize,
-    pub vanished: usize,
-    /// `connect` → `joined`, churn room.
-    pub join_time: Percentiles,
-    /// `GET /v1/rooms` during the storms.
-    pub api_latency: Percentiles,
-    pub api_failures: usize,
-    /// Server RSS and live tokio tasks before the first storm and at the end (the churn
-    /// room emptied, or [`DRAIN_WAIT`] passed, and then [`SETTLE`]).
-    pub rss_start_kib: u64,
-    pub rss_end_kib: u64,
-    pub tasks_start: u64,
-    pub tasks_end: u64,
-    /// Participants still in the churn room at the end (0 once everyone was reaped).
-    pub churn_room_left: u64,
-    /// After the last storm, until the churn room was empty.
-    pub drain_secs: f64,
-    /// One after each storm, and the last at the end.
-    pub samples: Vec<ChurnSample>,
-    pub errors: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ChurnSample {
-    /// Seconds since the first storm began.
-    pub at_secs: f64,
-    pub rss_kib: u64,
-    pub tasks: u64,
-    /// In the churn room when sampled.
-    pub churn_participants: u64,
 }
 
 enum Outcome {
@@ -319,67 +272,6 @@ async fn room_participants(ctx: &Ctx, room: &str) -> u64 {
     };
     let info: serde_json::Value = answer.json().await.unwrap_or_default();
     info["num_participants"].as_u64().unwrap_or(0)
-}
-
-impl std::fmt::Display for ChurnReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mib = |kib: u64| kib as f64 / 1024.0;
-        writeln!(
-            f,
-            "churn storms         {} × {} participants within {:.1} s ({:.0} % vanish)",
-            self.storms,
-            self.per_storm,
-            self.storm_secs,
-            self.vanish_share * 100.0
-        )?;
-        writeln!(
-            f,
-            "churn joins          {} of {} ({} failed); left: {} leave, {} closed socket, {} vanished",
-            self.joins_completed,
-            self.joins_started,
-            self.joins_failed,
-            self.left_with_leave,
-            self.closed_socket,
-            self.vanished
-        )?;
-        writeln!(f, "churn join time      {}", report::ms(&self.join_time))?;
-        writeln!(
-            f,
-            "control API          GET /v1/rooms {} ({} failed)",
-            report::ms(&self.api_latency),
-            self.api_failures
-        )?;
-        writeln!(
-            f,
-            "server RSS           {:.1} MiB at the start, {:.1} MiB at the end",
-            mib(self.rss_start_kib),
-            mib(self.rss_end_kib)
-        )?;
-        writeln!(
-            f,
-            "server tasks         {} at the start, {} at the end",
-            self.tasks_start, self.tasks_end
-        )?;
-        write!(
-            f,
-            "churn room at end    {} participants, {:.1} s after the last storm",
-            self.churn_room_left, self.drain_secs
-        )?;
-        for s in &self.samples {
-            write!(
-                f,
-                "\n  at {:>6.1} s         RSS {:.1} MiB, {} tasks, {} in the churn room",
-                s.at_secs,
-                mib(s.rss_kib),
-                s.tasks,
-                s.churn_participants
-            )?;
-        }
-        for e in &self.errors {
-            write!(f, "\nchurn error          {e}")?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@
 mod args;
 mod capped;
 mod churn;
+mod ctx;
 mod member;
 mod probe;
 mod progress;
@@ -41,8 +42,8 @@ pub mod plot;
 
 pub use args::{Args, CodecArg, Role, Scenario, TalkArg, Target, ViewArg};
 pub use capped::CappedMember;
-pub use churn::{ChurnReport, ChurnSample};
 pub use probe::rss_kib;
+pub use report::{ChurnReport, ChurnSample};
 pub use report::{Percentiles, Report};
 pub use run::run;
 pub use view::{SPEAKER_SIZE, TILE_SIZE};

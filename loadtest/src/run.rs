@@ -9,65 +9,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use base64::Engine as _;
 use chorus_client::{
-    AudioContent, ClientConfig, ClientStats, DownlinkCap, MediaProfile, PeerConnectionState,
-    TrackSource, connect,
+    AudioContent, ClientConfig, ClientStats, DownlinkCap, PeerConnectionState, TrackSource, connect,
 };
 use chorus_protocol::Grants;
 use tokio::task::JoinSet;
 
 use crate::args::{Args, CodecArg, Role, Scenario, Target, ViewArg};
+use crate::ctx::{Ctx, participant_media, token};
 use crate::member::{JoinOutcome, Member, Snapshot};
 use crate::probe::{cpu_micros, open_files_limit, rss_kib};
 use crate::progress::{PHASES, Progress};
 use crate::report::{Percentiles, Report, per_packet_micros};
 use crate::view::Tiles;
 use crate::{capped, churn, janus, measure, plot};
-
-/// Shared by the join tasks.
-pub(crate) struct Ctx {
-    pub(crate) url: String,
-    pub(crate) auth: String,
-    pub(crate) room: String,
-    pub(crate) media: MediaProfile,
-    /// Participants below this index talk; the others are silent.
-    talkers: usize,
-    /// Participants (by index) behind `--cap-subscribers`' downlink cap, and the cap.
-    capped: Vec<usize>,
-    cap_kbps: u64,
-    pub(crate) http: reqwest::Client,
-}
-
-/// The media of participant `index`: `base`, silent unless it is one of the talkers.
-pub(crate) fn participant_media(base: &MediaProfile, talkers: usize, index: usize) -> MediaProfile {
-    let mut media = base.clone();
-    if index >= talkers {
-        media.audio = AudioContent::Silence;
-    }
-    media
-}
-
-pub(crate) async fn token(
-    ctx: &Ctx,
-    room: &str,
-    identity: &str,
-    grants: &Grants,
-) -> Result<String> {
-    let body = serde_json::json!({ "room": room, "identity": identity, "grants": grants });
-    let resp: serde_json::Value = ctx
-        .http
-        .post(format!("{}/v1/tokens", ctx.url))
-        .header("authorization", format!("Basic {}", ctx.auth))
-        .json(&body)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    resp["token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no token in response")
-}
 
 async fn join_one(ctx: Arc<Ctx>, index: usize, role: Role) -> Result<JoinOutcome> {
     let mut grants = if role.mic || role.camera {

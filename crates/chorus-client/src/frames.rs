@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::stats::SeqSet;
+use crate::seq_set::SeqSet;
 
 /// How long the next frame may wait for a missing packet, while later ones are
 /// complete, before the receiver asks for a keyframe (browsers ask after a similar

@@ -24,6 +24,7 @@ pub mod media;
 mod peer;
 mod profile;
 mod raw;
+mod seq_set;
 mod session;
 pub mod shaper;
 mod signaling;
@@ -42,10 +43,11 @@ pub use keyframe::KeyframeRequestForm;
 pub use profile::{Keepalive, MediaProfile, SyntheticData, VideoCodec};
 pub use raw::StatsHandle;
 pub use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+pub use seq_set::SeqSet;
 pub use session::PathChange;
 pub use shaper::DownlinkCap;
 pub use stats::{
     ClientStats, DecodedAudio, InboundTrackStats, OutboundLayerStats, OutboundTrackStats,
-    PeerConnectionState, PeerStats, SeqSet,
+    PeerConnectionState, PeerStats,
 };
 pub use talk::{AudioContent, TalkPattern, tone_energy};

@@ -26,6 +26,7 @@ use crate::totals::ServerTotals;
 
 mod calling;
 mod echo;
+mod rtp;
 mod server;
 use chorus_protocol::webhook::WebhookEvent;
 use chorus_room_api::{JoinError, JoinRequest, RoomError, valid_room_name};
