@@ -20,24 +20,23 @@ mod last_n;
 mod layers_needed;
 mod links;
 mod media;
+mod membership;
 mod publish;
 mod repair;
 mod rtp;
 mod settings;
 mod signal;
+mod stats;
 mod subscribe;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use chorus_core::{ConnId, ParticipantId, SpatialLayer, TokenBucket, TrackId};
-use chorus_protocol::control::InvitationEnd;
-use chorus_protocol::control::{
-    DepartedParticipant, FeedbackStats, ForwardingStats, RoomInfo, SubscriberStats,
-};
-use chorus_protocol::signal::{LobbyOutcome, ROOM_AUDIO_TRACK, ServerMessage};
+use chorus_core::{ConnId, SpatialLayer, TokenBucket, TrackId};
+use chorus_protocol::control::{DepartedParticipant, FeedbackStats};
+use chorus_protocol::signal::{ROOM_AUDIO_TRACK, ServerMessage};
 use chorus_protocol::webhook::WebhookEvent;
-use chorus_protocol::{LeaveReason, ParticipantInfo, ParticipantState};
+use chorus_protocol::{LeaveReason, ParticipantInfo};
 use chorus_transport::{IceCredentials, PeerFactory};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -48,7 +47,7 @@ use crate::dynacast::Dynacast;
 use crate::echo::EchoLine;
 use crate::forward::{EgressQueue, ShardJob};
 use crate::invitations::Invitations;
-use crate::io::{Admitted, Command, Input, Output, ParticipantKey, Recipients, Reply};
+use crate::io::{Command, Input, Output, ParticipantKey, Recipients, Reply};
 use crate::lastn::LastN;
 use crate::mixing::RoomAudio;
 use crate::participants::Participants;
@@ -57,7 +56,7 @@ use crate::skips::{Overload, Skips};
 use crate::sticky::Sticky;
 use crate::timers::Timers;
 use crate::tracks::Tracks;
-use chorus_room_api::{JoinError, JoinRequest, RoomError};
+use chorus_room_api::RoomError;
 
 /// What a room starts from. Everything random or clock-bound is handed in.
 #[derive(Clone)]
@@ -472,66 +471,6 @@ impl RoomCore {
         }
     }
 
-    fn info(&self, now: Instant) -> RoomInfo {
-        RoomInfo {
-            name: self.name.clone(),
-            max_participants: self.participants.max(),
-            num_participants: self.participants.len() as u32,
-            num_tracks: self.tracks.published_count() as u32,
-            created_at_ms: self.created_at_ms,
-            lobby: self.lobby,
-            num_waiting: self.participants.waiting().len() as u32,
-            invitations: self.invitations.iter().map(|i| i.info.clone()).collect(),
-            recently_left: self.recently_left.iter().cloned().collect(),
-            refused_invitations: self.refused_invitations,
-            refused_state_changes: self.refused_transitions,
-            forwarding: self.forwarding(),
-            simulcast: self.tracks.simulcast_stats(now),
-            subscribers: self.subscriber_stats(),
-        }
-    }
-
-    /// The bandwidth estimate toward each participant's subscriber connection, where
-    /// its client reports transport-wide feedback.
-    fn subscriber_stats(&self) -> Vec<SubscriberStats> {
-        let mut stats: Vec<SubscriberStats> = self
-            .participants
-            .keys()
-            .into_iter()
-            .filter_map(|key| {
-                let p = self.participants.get(key)?;
-                let bwe = self.conns.get(p.subscriber?)?.bandwidth()?;
-                Some(SubscriberStats {
-                    identity: p.identity.clone(),
-                    estimated_bitrate_bps: bwe.estimate.bps(),
-                    acknowledged_bitrate_bps: bwe.acked.map(|a| a.bps()),
-                    loss_percent: (bwe.loss_fraction * 1000.0).round() / 10.0,
-                    rtt_ms: bwe.rtt.as_millis() as u64,
-                })
-            })
-            .collect();
-        stats.sort_by(|a, b| a.identity.cmp(&b.identity));
-        stats
-    }
-
-    /// What the room forwarded and skipped since it was created.
-    pub fn forwarding(&self) -> ForwardingStats {
-        ForwardingStats {
-            forwarded: self.skips.total_forwarded(),
-            resent: self.skips.total_resent(),
-            skipped: self
-                .skips
-                .iter()
-                .map(|(skip, n)| (skip.as_str().to_owned(), n))
-                .collect(),
-            srtp_profiles: self.srtp_profiles.clone(),
-            feedback: self.feedback,
-            mix_frames: self.mix_frames,
-            data_received: self.data.received,
-            data_delivered: self.data.delivered,
-        }
-    }
-
     fn participant_info(&self, key: ParticipantKey) -> Option<ParticipantInfo> {
         let p = self.participants.get(key)?;
         Some(p.info(self.tracks.infos_of(key)))
@@ -539,143 +478,6 @@ impl RoomCore {
 
     fn unix_ms(&self, now: Instant) -> u64 {
         self.created_at_ms + now.saturating_duration_since(self.created).as_millis() as u64
-    }
-
-    fn join(&mut self, req: JoinRequest, now: Instant) -> Result<Admitted, JoinError> {
-        if self.closed {
-            return Err(JoinError::RoomClosed);
-        }
-        if !self.joins.allow(now) {
-            return Err(JoinError::RateLimited("room"));
-        }
-        if let Err(r) = self
-            .sticky
-            .may_join(&req.identity, req.issued_at, self.unix_ms(now))
-        {
-            let how = match r.banned_until_ms {
-                Some(until) => format!(
-                    "no token lets you back in for {} s after the removal, then one issued after it",
-                    until.saturating_sub(r.removed_at_ms) / 1000
-                ),
-                None => "only a token issued after the removal lets you back in".to_owned(),
-            };
-            return Err(JoinError::Removed(how));
-        }
-        if let Some(old) = self.participants.find(&req.identity) {
-            self.remove_participant(old, LeaveReason::DuplicateIdentity, now);
-        }
-        // An invitee accepts by joining: its ringing entry becomes it, under the same
-        // id. Invited, it does not wait in the lobby.
-        let invited = self
-            .invitations
-            .find_identity(&req.identity)
-            .map(|i| i.participant_id.clone());
-        let waits = self.lobby && !req.grants.can_admit && invited.is_none();
-        let state = if waits {
-            ParticipantState::InLobby
-        } else {
-            ParticipantState::Connecting
-        };
-        let id = invited
-            .clone()
-            .unwrap_or_else(|| ParticipantId::from_random(self.rng.random()));
-        let identity = req.identity.clone();
-        let key = self
-            .participants
-            .admit(req, id.clone(), self.unix_ms(now), state)?;
-        if waits {
-            self.enter_lobby(key);
-        } else if invited.is_some() {
-            let invitation = self.invitations.take_identity(&identity).expect("found");
-            self.invitation_ended(invitation, InvitationEnd::Accepted, None, now);
-            self.enter_room(key, Some(ParticipantState::Ringing), now);
-        } else {
-            self.enter_room(key, None, now);
-        }
-        tracing::info!(room = %self.name, participant = %id, lobby = waits, "participant joined");
-        Ok(Admitted {
-            participant: key,
-            participant_id: id,
-        })
-    }
-
-    fn remove_participant(&mut self, key: ParticipantKey, reason: LeaveReason, now: Instant) {
-        self.remove_with(key, reason, None, now);
-    }
-
-    /// Removes `key`; `message` goes to it in its `left` frame.
-    fn remove_with(
-        &mut self,
-        key: ParticipantKey,
-        reason: LeaveReason,
-        message: Option<String>,
-        now: Instant,
-    ) {
-        let Some(was) = self.participants.get(key).map(|p| p.state) else {
-            return;
-        };
-        // Its last state, with the reason, before it is gone.
-        self.change_state(key, ParticipantState::Disconnected, Some(reason));
-        let Some(p) = self.participants.remove(key) else {
-            return;
-        };
-        self.setup.cancel(key);
-        self.data.left(key);
-        self.audio.forget(key);
-        for conn in [p.publisher, p.subscriber].into_iter().flatten() {
-            self.close_conn(conn, now);
-        }
-        for id in self.tracks.of_owner(key, |_| true) {
-            self.unpublish(&id, now);
-        }
-        self.last_n.left(key);
-        self.last_n_due = true;
-        self.lobby_count_due = true;
-        self.update_audio(now);
-        if reason != LeaveReason::SignalingClosed {
-            self.send(
-                Recipients::One(key),
-                ServerMessage::Left { reason, message },
-            );
-        }
-        self.outputs.push_back(Output::Departed(key));
-        let participant_id = p.id.to_string();
-        self.event(WebhookEvent::ParticipantLeft {
-            room: self.name.clone(),
-            participant_id: participant_id.clone(),
-            identity: p.identity.clone(),
-            reason,
-        });
-        if was == ParticipantState::InLobby {
-            // Only its admitters knew it (rejected: they were told already).
-            if reason != LeaveReason::LobbyRejected {
-                self.lobby_left(participant_id.clone(), LobbyOutcome::Left);
-            }
-        } else {
-            self.send(
-                Recipients::All,
-                ServerMessage::ParticipantLeft {
-                    participant_id: participant_id.clone(),
-                    identity: p.identity.clone(),
-                    reason,
-                },
-            );
-        }
-        self.remember_departure(DepartedParticipant {
-            participant_id: participant_id.clone(),
-            identity: p.identity,
-            name: p.name,
-            state: ParticipantState::Disconnected,
-            reason,
-            left_at_ms: self.unix_ms(now),
-        });
-        tracing::info!(room = %self.name, participant = %participant_id, ?reason, "participant left");
-    }
-
-    fn close_all(&mut self, reason: LeaveReason, now: Instant) {
-        for key in self.participants.keys() {
-            self.remove_participant(key, reason, now);
-        }
     }
 
     fn send(&mut self, to: Recipients, msg: ServerMessage) {
