@@ -6,10 +6,8 @@ use std::time::Duration;
 
 use chorus_core::TokenBucket;
 use chorus_protocol::control::{
-    CreateRoomRequest, DrainStatus, MAX_PARTICIPANTS_CEILING, MediaStats, RoomInfo, RtcpStats,
-    UnroutableStats,
+    CreateRoomRequest, DrainStatus, MAX_PARTICIPANTS_CEILING, RoomInfo,
 };
-use chorus_protocol::{Grants, ParticipantInfo, TrackInfo};
 use chorus_transport::{MediaPlane, PeerFactory};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
@@ -26,6 +24,8 @@ use crate::totals::ServerTotals;
 
 mod calling;
 mod echo;
+mod media;
+mod participants;
 mod rtp;
 mod server;
 use chorus_protocol::webhook::WebhookEvent;
@@ -179,57 +179,6 @@ impl RoomRegistry {
                 )),
                 config,
             }),
-        }
-    }
-
-    /// The UDP address media flows through.
-    pub fn media_addr(&self) -> std::net::SocketAddr {
-        self.inner.media.local_addr()
-    }
-
-    /// Counters of the media I/O threads.
-    pub fn media_counters(&self) -> &chorus_transport::MediaCounters {
-        self.inner.media.counters()
-    }
-
-    /// What the server's connections did with inbound RTCP: delivered, or dropped why.
-    pub fn rtcp_totals(&self) -> &chorus_transport::rtcp::RtcpTotals {
-        self.inner.peers.rtcp_totals()
-    }
-
-    /// A reading of [`Self::media_counters`] and [`Self::rtcp_totals`] for the
-    /// control API. The counters are read one by one, not as one snapshot.
-    pub fn media_stats(&self) -> MediaStats {
-        let c = self.media_counters();
-        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let rtcp = self.rtcp_totals();
-        MediaStats {
-            received: get(&c.received),
-            receive_syscalls: get(&c.receive_syscalls),
-            received_bytes: get(&c.received_bytes),
-            unroutable: UnroutableStats {
-                unknown_addr: get(&c.unroutable_unknown_addr),
-                unknown_ufrag: get(&c.unroutable_unknown_ufrag),
-                bad_integrity: get(&c.stun_bad_integrity),
-            },
-            inbox_full: get(&c.inbox_full),
-            sent: get(&c.sent),
-            sent_bytes: get(&c.sent_bytes),
-            send_dropped: get(&c.send_dropped),
-            send_errors: get(&c.send_errors),
-            send_syscalls: get(&c.send_syscalls),
-            gso_datagrams: get(&c.gso_datagrams),
-            srtp_refused: get(&c.srtp_refused),
-            rate_limited: get(&c.rate_limited),
-            rtcp: RtcpStats {
-                delivered: rtcp.read(),
-                // Every reason, zeros included, so a reader sees what can be dropped.
-                dropped: rtcp
-                    .skipped()
-                    .into_iter()
-                    .map(|(reason, n)| (reason.to_owned(), n))
-                    .collect(),
-            },
         }
     }
 
@@ -409,85 +358,6 @@ impl RoomRegistry {
             .await?;
         self.inner.rooms.remove(room);
         Ok(())
-    }
-
-    pub async fn list_participants(&self, room: &str) -> Result<Vec<ParticipantInfo>, RoomError> {
-        self.call(room, |reply| RoomCommand::Participants { reply })
-            .await
-    }
-
-    pub async fn participant(
-        &self,
-        room: &str,
-        identity: &str,
-    ) -> Result<ParticipantInfo, RoomError> {
-        let identity = identity.to_owned();
-        self.call(room, |reply| RoomCommand::Participant { identity, reply })
-            .await?
-    }
-
-    /// The participant receives `left` with reason `removed_by_server`.
-    pub async fn remove_participant(
-        &self,
-        room: &str,
-        identity: &str,
-        message: Option<String>,
-    ) -> Result<(), RoomError> {
-        let identity = identity.to_owned();
-        self.call(room, |reply| RoomCommand::Remove {
-            identity,
-            message,
-            reply,
-        })
-        .await?
-    }
-
-    /// Puts a participant on hold (`held`) or takes it off.
-    pub async fn hold_participant(
-        &self,
-        room: &str,
-        identity: &str,
-        held: bool,
-    ) -> Result<ParticipantInfo, RoomError> {
-        let identity = identity.to_owned();
-        self.call(room, |reply| RoomCommand::Hold {
-            identity,
-            held,
-            reply,
-        })
-        .await?
-    }
-
-    pub async fn mute_track(
-        &self,
-        room: &str,
-        identity: &str,
-        track_id: &str,
-        muted: bool,
-    ) -> Result<TrackInfo, RoomError> {
-        let (identity, track_id) = (identity.to_owned(), track_id.to_owned());
-        self.call(room, |reply| RoomCommand::MuteTrack {
-            identity,
-            track_id,
-            muted,
-            reply,
-        })
-        .await?
-    }
-
-    pub async fn update_permissions(
-        &self,
-        room: &str,
-        identity: &str,
-        grants: Grants,
-    ) -> Result<ParticipantInfo, RoomError> {
-        let identity = identity.to_owned();
-        self.call(room, |reply| RoomCommand::UpdatePermissions {
-            identity,
-            grants,
-            reply,
-        })
-        .await?
     }
 
     /// Admits a participant. The first event of the session is `joined`.
