@@ -187,6 +187,10 @@ pub struct Args {
     /// camera but the speaker's).
     #[arg(long, value_enum, default_value_t = ViewArg::Any)]
     pub view: ViewArg,
+    /// With `--view tiles`: the size of the speaker's view, `WIDTHxHEIGHT` (the top
+    /// layer fits 1280x720, the middle one 640x360).
+    #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+    pub speaker_size: (u32, u32),
     /// Write a chart of the run (SVG) to this file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
@@ -328,4 +332,29 @@ pub struct Role {
     /// Receives the tracks of the others (always true today; publish-less
     /// participants get subscribe-only grants).
     pub subscribe: bool,
+}
+
+/// `WIDTHxHEIGHT`, both above zero.
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("{s:?}: expected WIDTHxHEIGHT, e.g. 640x360"))?;
+    let dim = |d: &str| match d.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{s:?}: {d:?} is not a size above zero")),
+    };
+    Ok((dim(w)?, dim(h)?))
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_and_bad_ones_say_why() {
+        assert_eq!(parse_size("640x360"), Ok((640, 360)));
+        for bad in ["640", "0x360", "640x", "ax360", "640x-1"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -126,7 +126,7 @@ pub struct Report {
     pub video_codec: String,
     /// Cameras sent three simulcast layers (`--simulcast`).
     pub simulcast: bool,
-    /// How receivers showed the cameras (`--view`: `any` or `tiles`).
+    /// How receivers showed the cameras (`--view`: `any`, or `tiles (speaker WxH)`).
     pub view: String,
     /// `track_settings` the receivers sent (`--view tiles`: one per receiver and camera).
     pub track_settings_sent: usize,
@@ -287,7 +287,7 @@ impl std::fmt::Display for Report {
             ms(&self.video_latency),
             self.video_codec
         )?;
-        if self.simulcast || self.view == "tiles" {
+        if self.simulcast || self.view.starts_with("tiles") {
             write!(
                 f,
                 "\nvideo view           {}{}, {} track_settings sent",

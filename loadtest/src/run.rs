@@ -222,7 +222,13 @@ async fn run_phases(
         talkers: roles.iter().take(args.talkers).filter(|r| r.mic).count(),
         video_codec: format!("{:?}", args.codec).to_lowercase(),
         simulcast: args.simulcast,
-        view: args.view.name().to_owned(),
+        view: match args.view {
+            ViewArg::Tiles => format!(
+                "tiles (speaker {}x{})",
+                args.speaker_size.0, args.speaker_size.1
+            ),
+            ViewArg::Any => args.view.name().to_owned(),
+        },
         ..Report::default()
     };
     // The Chorus server mixes audio; an SFU without mixing forwards every track.
@@ -245,7 +251,7 @@ async fn run_phases(
 
     // Join phase: paced starts, one task per participant, one deadline for all.
     progress.set_phase(0);
-    let mut tiles = (args.view == ViewArg::Tiles).then(|| Tiles::new(roles));
+    let mut tiles = (args.view == ViewArg::Tiles).then(|| Tiles::new(roles, args.speaker_size));
     let rate = args.join_rate.max(0.01);
     let started = Instant::now();
     let mut set = JoinSet::new();

@@ -12,7 +12,7 @@ use crate::member::Member;
 
 /// Size of a small tile, in device pixels (the lowest of three simulcast layers fits).
 pub const TILE_SIZE: (u32, u32) = (320, 180);
-/// Size of the speaker's view (the top layer fits).
+/// Default size of the speaker's view (the top layer fits; `--speaker-size`).
 pub const SPEAKER_SIZE: (u32, u32) = (1280, 720);
 /// How often receivers look for cameras they have not sized yet.
 const PERIOD: Duration = Duration::from_millis(250);
@@ -28,6 +28,8 @@ pub(crate) struct Tiles {
     speaker: Option<usize>,
     /// Its camera's track id, once seen.
     speaker_track: Option<String>,
+    /// What the receivers show it at.
+    speaker_size: (u32, u32),
     /// Cameras planned in the room, and whether each participant (by index) has one.
     cameras: usize,
     camera_of: Vec<bool>,
@@ -39,10 +41,11 @@ pub(crate) struct Tiles {
 }
 
 impl Tiles {
-    pub(crate) fn new(roles: &[Role]) -> Self {
+    pub(crate) fn new(roles: &[Role], speaker_size: (u32, u32)) -> Self {
         Self {
             speaker: roles.iter().position(|r| r.camera),
             speaker_track: None,
+            speaker_size,
             cameras: roles.iter().filter(|r| r.camera).count(),
             camera_of: roles.iter().map(|r| r.camera).collect(),
             told: HashMap::new(),
@@ -90,7 +93,7 @@ impl Tiles {
                     continue;
                 }
                 let size = match &self.speaker_track {
-                    Some(t) if t == track => SPEAKER_SIZE,
+                    Some(t) if t == track => self.speaker_size,
                     Some(_) => TILE_SIZE,
                     // Which camera is the speaker's is not known yet: wait.
                     None => continue,
