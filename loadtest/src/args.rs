@@ -9,7 +9,7 @@ use chorus_client::{AudioContent, DataMode, MediaProfile, SyntheticData, TalkPat
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodecArg {
     Vp8,
-    /// RFC 6184; Chorus forwards VP8 only today, so no camera video arrives.
+    /// RFC 6184, packetization mode 1.
     H264,
 }
 

@@ -14,7 +14,7 @@ use chorus_client::{
 use chorus_protocol::Grants;
 use tokio::task::JoinSet;
 
-use crate::args::{Args, CodecArg, Role, Scenario, Target, ViewArg};
+use crate::args::{Args, Role, Scenario, Target, ViewArg};
 use crate::ctx::{Ctx, participant_media, token};
 use crate::member::{JoinOutcome, Member, Snapshot};
 use crate::probe::{cpu_micros, open_files_limit, rss_kib};
@@ -146,11 +146,6 @@ pub async fn run(args: &Args) -> Result<Report> {
     }
     if let Some(path) = &args.plot {
         plot::check_path(path)?;
-    }
-    if args.codec == CodecArg::H264 && args.target == Target::Chorus {
-        eprintln!(
-            "warning: Chorus forwards VP8 only; with --codec h264 no camera video will arrive"
-        );
     }
     let roles = args.plan();
     let total = roles.len();
