@@ -359,8 +359,9 @@ fn malformed_binary_messages_are_refused() {
 }
 
 /// A receiver that does not keep up (nothing reaches it: its client acknowledges
-/// nothing) loses its own copies once its bound is reached, counted and told; the
-/// sender and the other receiver get everything, in order, and are told nothing.
+/// nothing) loses its own copies once its bound is reached: 64 KiB waiting for
+/// unreliable ones, 1 MiB for reliable ones. Each is counted, the reliable ones told;
+/// the sender and the other receiver get everything, in order, and are told nothing.
 #[test]
 fn a_slow_receiver_loses_only_its_own_copies() {
     let mut sim = room(7, loose());
@@ -368,7 +369,33 @@ fn a_slow_receiver_loses_only_its_own_copies() {
     let bob = join_open(&mut sim, "bob", Grants::default());
     let carol = join_open(&mut sim, "carol", Grants::default());
     sim.set_loss(bob, chorus_room::sim::Dir::Down, 1.0);
-    // 40 × 30 KB reliable, text and binary in turn: over the 1 MiB toward bob.
+    let dropped = |sim: &Sim| sim.skips().get(Skip::DataReceiverFull) as usize;
+    let delivered = |sim: &Sim| sim.core().forwarding().data_delivered as usize;
+
+    // 20 unreliable ones of 10 KB: bob takes what fits in 64 KiB.
+    const LOSSY: usize = 20;
+    let pad = "x".repeat(10_000);
+    for seq in 0..LOSSY {
+        let message = binary(json!({"topic": pad}), format!("{seq}").as_bytes());
+        sim.send_data_binary(alice, DataMode::Lossy, &message);
+    }
+    sim.run_for(ms(1000));
+    let carol_lossy = received(&sim, carol).len();
+    let to_bob = delivered(&sim) - carol_lossy;
+    assert_eq!(carol_lossy, LOSSY, "carol keeps up");
+    assert_eq!(to_bob, 64 * 1024 / 10_100, "bob's copies until 64 KiB wait");
+    assert_eq!(
+        dropped(&sim),
+        LOSSY - to_bob,
+        "bob's dropped copies, and only his"
+    );
+    assert_eq!(
+        errors(&sim, bob, "data_dropped"),
+        0,
+        "unreliable ones are not told"
+    );
+
+    // 40 reliable ones of 30 KB, text and binary in turn: over 1 MiB.
     const N: usize = 40;
     let pad = "x".repeat(30_000);
     for seq in 0..N {
@@ -381,38 +408,24 @@ fn a_slow_receiver_loses_only_its_own_copies() {
         }
     }
     sim.run_for(ms(1000));
-    // 20 small lossy ones: bob's bound (64 KiB waiting) is long passed; carol's is not.
-    const LOSSY: usize = 20;
-    for seq in 0..LOSSY {
-        let message = binary(json!({}), format!("{seq}").as_bytes());
-        sim.send_data_binary(alice, DataMode::Lossy, &message);
-    }
-    sim.run_for(ms(1000));
     let carol_got = received(&sim, carol);
-    let reliable: Vec<String> = carol_got[..N].iter().map(|g| g.5.clone()).collect();
-    let lossy: Vec<String> = carol_got[N..].iter().map(|g| g.5.clone()).collect();
+    let reliable: Vec<String> = carol_got[LOSSY..].iter().map(|g| g.5.clone()).collect();
     assert_eq!(
         reliable,
         (0..N).map(|s| s.to_string()).collect::<Vec<_>>(),
-        "in order"
+        "all, in order"
     );
-    assert_eq!(lossy, (0..LOSSY).map(|s| s.to_string()).collect::<Vec<_>>());
-    let f = sim.core().forwarding();
-    let to_bob = f.data_delivered as usize - carol_got.len();
-    let dropped = sim.skips().get(Skip::DataReceiverFull) as usize;
+    let to_bob = delivered(&sim) - carol_got.len() - to_bob;
     assert!(
         to_bob < N,
         "bob's bound was reached ({to_bob} copies taken)"
     );
     assert!(
-        to_bob >= 1024 * 1024 / 31_000 - 1,
+        to_bob >= (1024 * 1024 - 65_536) / 30_100,
         "but not before 1 MiB ({to_bob})"
     );
-    assert_eq!(
-        dropped,
-        N + LOSSY - to_bob,
-        "bob's dropped copies, and only his"
-    );
+    // Every copy (two of each message) was delivered, or dropped as bob's.
+    assert_eq!(dropped(&sim) + delivered(&sim), 2 * (LOSSY + N));
     assert_eq!(
         errors(&sim, bob, "data_dropped"),
         1,
