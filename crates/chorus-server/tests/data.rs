@@ -347,9 +347,9 @@ async fn binary_messages_arrive_byte_for_byte_stamped_by_the_server() {
         .send_data_bytes(DataMode::Lossy, message)
         .await
         .unwrap();
-    // Not framed: a header length past the end.
+    // Not framed: a header length (200) past the end.
     alice
-        .send_data_bytes(DataMode::Reliable, vec![0, 200, b'{'])
+        .send_data_bytes(DataMode::Reliable, b"\x00\xc8{}".to_vec())
         .await
         .unwrap();
     alice
