@@ -226,21 +226,24 @@ fn the_size_limit_counts_the_whole_message_of_either_kind() {
     let bob = join_open(&mut sim, "bob", Grants::default());
     // `{"data":"xx…"}` is 11 bytes around its string; a binary message with the
     // header `{}` is 4 bytes before its payload.
-    let text = |n: usize| format!(r#"{{"data":"{}"}}"#, "x".repeat(n - 11));
+    let text = |n: usize| format!(r#"{{"data":"{}"}}"#, "x".repeat(n - 11)).into_bytes();
     let bytes = |n: usize| binary(json!({}), &vec![7; n - 4]);
     assert_eq!((text(100).len(), bytes(100).len()), (100, 100));
-    let cases: [(&str, Option<String>, Option<Vec<u8>>, bool); 4] = [
-        ("text of 100 bytes", Some(text(100)), None, true),
-        ("text of 101 bytes", Some(text(101)), None, false),
-        ("binary of 100 bytes", None, Some(bytes(100)), true),
-        ("binary of 101 bytes", None, Some(bytes(101)), false),
+    // (what, binary, the message, taken)
+    let cases = [
+        ("text of 100 bytes", false, text(100), true),
+        ("text of 101 bytes", false, text(101), false),
+        ("binary of 100 bytes", true, bytes(100), true),
+        ("binary of 101 bytes", true, bytes(101), false),
     ];
-    for (i, (what, text, bytes, taken)) in cases.into_iter().enumerate() {
+    for (i, (what, is_binary, message, taken)) in cases.into_iter().enumerate() {
         let before = sim.data_in(bob).len();
-        match (text, bytes) {
-            (Some(text), _) => sim.send_data(alice, DataMode::Reliable, &text),
-            (_, Some(bytes)) => sim.send_data_binary(alice, DataMode::Reliable, &bytes),
-            _ => unreachable!(),
+        match is_binary {
+            true => sim.send_data_binary(alice, DataMode::Reliable, &message),
+            false => {
+                let text = String::from_utf8(message).unwrap();
+                sim.send_data(alice, DataMode::Reliable, &text)
+            }
         }
         // A second apart: each refusal is told.
         sim.run_for(ms(1000));
