@@ -161,11 +161,15 @@ fn messages_reach_the_room_or_those_named_stamped_by_the_room() {
     );
 }
 
-/// Both kinds go on the receiver's channel of the sender's: lossy stays lossy.
+/// Both kinds go on the receiver's channel of the sender's: lossy stays lossy. The
+/// channels open beside media already published (a renegotiation adds them).
 #[test]
 fn lossy_messages_arrive_on_the_lossy_channel() {
     let mut sim = room(2, loose());
-    let alice = join_open(&mut sim, "alice", Grants::default());
+    let alice = sim.join("alice");
+    let camera = sim.publish_video(alice);
+    sim.run_for(ms(300));
+    sim.open_data(alice);
     let bob = join_open(&mut sim, "bob", Grants::default());
     sim.send_data(alice, DataMode::Lossy, r#"{"data": 1}"#);
     sim.send_data_binary(alice, DataMode::Lossy, &binary(json!({}), b"\x00\xff"));
@@ -185,6 +189,8 @@ fn lossy_messages_arrive_on_the_lossy_channel() {
         (header.from.identity.as_str(), &payload[..]),
         ("alice", &b"\x00\xff"[..])
     );
+    sim.run_for(ms(300));
+    assert!(sim.rtp(bob, &camera).len() > 5, "and the camera still goes");
 }
 
 /// Without `can_publish_data` neither kind reaches anyone: each refusal is counted,
