@@ -17,7 +17,7 @@ use crate::session::{Command, End, PathChange, Session};
 use crate::signaling::{CLOSE_TIMEOUT, Joined, join};
 use crate::stats::{ClientStats, SharedStats};
 use crate::talk::AudioContent;
-use chorus_protocol::data::{DataMode, DataSend};
+use chorus_protocol::data::{BinarySend, DataMode, DataSend, write_binary};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -320,6 +320,38 @@ impl Client {
     pub async fn send_data_text(&self, mode: DataMode, text: String) -> Result<(), ClientError> {
         self.request(
             |reply| Command::SendData { mode, text, reply },
+            PUBLISH_TIMEOUT,
+            "data sent",
+        )
+        .await
+    }
+
+    /// Sends a binary data message: `header` (to whom, its topic) framed before
+    /// `payload` (docs/signaling.md, "Binary messages").
+    pub async fn send_data_binary(
+        &self,
+        mode: DataMode,
+        header: &BinarySend,
+        payload: &[u8],
+    ) -> Result<(), ClientError> {
+        let message =
+            write_binary(header, payload).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.send_data_bytes(mode, message).await
+    }
+
+    /// Sends `message` on the data channel of `mode` as one binary message, as it is
+    /// (to see what the server does with any framing).
+    pub async fn send_data_bytes(
+        &self,
+        mode: DataMode,
+        message: Vec<u8>,
+    ) -> Result<(), ClientError> {
+        self.request(
+            |reply| Command::SendDataBinary {
+                mode,
+                message,
+                reply,
+            },
             PUBLISH_TIMEOUT,
             "data sent",
         )

@@ -32,7 +32,9 @@ mod stats;
 pub mod talk;
 mod vp8;
 
-pub use chorus_protocol::data::{DataDelivery, DataMode, DataSend, DataSender};
+pub use chorus_protocol::data::{
+    BinaryDelivery, BinarySend, DataDelivery, DataMode, DataSend, DataSender,
+};
 pub use chorus_protocol::signal::{ClientMessage, PeerTarget, ServerMessage, VideoQuality};
 pub use chorus_protocol::{LeaveReason, MediaKind, TrackInfo, TrackSource};
 pub use client::{Client, ClientConfig, connect};

@@ -501,6 +501,20 @@ impl Peer {
         Ok(dc.send_text(now, text)?)
     }
 
+    /// Sends one binary message on an open data channel.
+    pub(crate) fn send_binary(
+        &mut self,
+        now: Instant,
+        channel: RTCDataChannelId,
+        message: &[u8],
+    ) -> Result<(), ClientError> {
+        let mut dc = self
+            .pc
+            .data_channel(channel)
+            .ok_or_else(|| ClientError::Protocol("no such data channel".to_owned()))?;
+        Ok(dc.send(now, BytesMut::from(message))?)
+    }
+
     /// Sends everything the connection wants to send. A full socket buffer drops the
     /// datagram, as the network would.
     pub(crate) fn flush(&mut self) {

@@ -66,6 +66,12 @@ pub(crate) enum Command {
         text: String,
         reply: oneshot::Sender<Result<(), ClientError>>,
     },
+    /// One binary message on a data channel.
+    SendDataBinary {
+        mode: DataMode,
+        message: Vec<u8>,
+        reply: oneshot::Sender<Result<(), ClientError>>,
+    },
 }
 
 /// A change of one connection's network path, as real clients go through them.
@@ -308,6 +314,14 @@ impl Session {
             }
             Command::SendData { mode, text, reply } => {
                 let _ = reply.send(self.engine.send_data(now, mode, text));
+                None
+            }
+            Command::SendDataBinary {
+                mode,
+                message,
+                reply,
+            } => {
+                let _ = reply.send(self.engine.send_data_binary(now, mode, &message));
                 None
             }
         };

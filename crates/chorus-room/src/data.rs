@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 /// `error` frame (docs/signaling.md, "Data messages").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataLimits {
-    /// The largest message a client may send, in bytes (its JSON text).
+    /// The largest message a client may send, in bytes: a text message's JSON, a
+    /// binary message's length, header and payload.
     pub max_message_bytes: usize,
     /// Messages a participant may send a second, on average; a second's worth at once.
     pub messages_per_second: u32,

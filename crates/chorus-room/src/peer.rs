@@ -271,14 +271,16 @@ impl Peer {
         self.link.bandwidth()
     }
 
-    /// Publisher side: one text message to the client on its data channel of `mode`.
+    /// Publisher side: one message (text, or `binary`) to the client on its data
+    /// channel of `mode`.
     pub fn send_data(
         &mut self,
         mode: chorus_protocol::data::DataMode,
-        text: &[u8],
+        binary: bool,
+        message: &[u8],
         now: Instant,
     ) -> Result<(), DataDrop> {
-        self.link.send_data(mode, text, now)
+        self.link.send_data(mode, binary, message, now)
     }
 
     /// Publisher side: asks for a keyframe of what the client sends as `media_ssrc`.

@@ -1,13 +1,13 @@
 //! Data messages between participants (docs/signaling.md, "Data messages"), through the
 //! real server with real WebRTC clients: both modes, to the room and to named
-//! receivers, the sender stamped by the server, the grant, the size and rate limits, and
-//! a receiver that stops reading.
+//! receivers, the sender stamped by the server, the grant, the size and rate limits, a
+//! receiver that stops reading, and binary messages.
 
 mod common;
 
 use std::time::Duration;
 
-use chorus_client::{DataMode, DataReceived, DataSend, PathChange, PeerTarget};
+use chorus_client::{BinarySend, DataMode, DataReceived, DataSend, PathChange, PeerTarget};
 use chorus_protocol::Grants;
 use common::{LIMIT, Participant, TestServer, error_code, test_config};
 use serde_json::{Value, json};
@@ -317,5 +317,69 @@ async fn a_receiver_that_does_not_keep_up_never_holds_the_room_back() {
     bob.expect("data_dropped", error_code("data_dropped")).await;
     let f = forwarding_until(&server, "slow", |f| skipped(f, "data_receiver_full") > 0).await;
     assert!(skipped(&f, "data_receiver_full") >= N, "{f:#}");
+    server.stop().await;
+}
+
+/// Binary messages (docs/signaling.md, "Binary messages"): the payload arrives byte for
+/// byte on the receiver's channel of the sender's, to the room or to those named, under
+/// a header the server wrote (a `from` in the sender's header is ignored); a message
+/// not framed as documented is refused with `bad_data_message`, counted.
+#[tokio::test]
+async fn binary_messages_arrive_byte_for_byte_stamped_by_the_server() {
+    let server = TestServer::start().await;
+    let mut alice = join_open(&server, "binary", "alice", Grants::default()).await;
+    let mut bob = join_open(&server, "binary", "bob", Grants::default()).await;
+    let mut carol = join_open(&server, "binary", "carol", Grants::default()).await;
+    // Every byte value, and more than one SCTP packet's worth.
+    let payload: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+    let to_room = BinarySend {
+        topic: Some("file".into()),
+        ..BinarySend::default()
+    };
+    alice
+        .send_data_binary(DataMode::Reliable, &to_room, &payload)
+        .await
+        .unwrap();
+    // A forged sender in a header written by hand, to bob alone, unreliable.
+    let forged = json!({"to": ["bob"], "from": {"identity": "mallory", "participant_id": "PA_x"}});
+    let message = chorus_protocol::data::write_binary(&forged, b"\x00only bob").unwrap();
+    alice
+        .send_data_bytes(DataMode::Lossy, message)
+        .await
+        .unwrap();
+    // Not framed: a header length (200) past the end.
+    alice
+        .send_data_bytes(DataMode::Reliable, b"\x00\xc8{}".to_vec())
+        .await
+        .unwrap();
+    alice
+        .expect("bad_data_message", error_code("bad_data_message"))
+        .await;
+    // Bob's two come on two channels: in either order.
+    let mut bobs = receive(&mut bob, 2).await;
+    bobs.sort_by_key(|m| m.mode == DataMode::Lossy);
+    let carols = receive(&mut carol, 1).await;
+    for (who, m) in [("bob", &bobs[0]), ("carol", &carols[0])] {
+        assert_eq!(m.mode, DataMode::Reliable, "{who}");
+        assert_eq!(m.binary.as_deref(), Some(&payload[..]), "{who}");
+        assert_eq!(m.delivery.from.identity, "alice");
+        assert_eq!(m.delivery.from.participant_id, alice.id());
+        assert_eq!(m.delivery.topic.as_deref(), Some("file"));
+        assert!(!m.delivery.private);
+    }
+    let m = &bobs[1];
+    assert_eq!(m.mode, DataMode::Lossy);
+    assert_eq!(m.binary.as_deref(), Some(&b"\x00only bob"[..]));
+    assert_eq!(
+        (m.delivery.from.identity.as_str(), m.delivery.private),
+        ("alice", true)
+    );
+    let f = forwarding_until(&server, "binary", |f| skipped(f, "data_invalid") == 1).await;
+    assert_eq!(
+        (f["data_received"].clone(), f["data_delivered"].clone()),
+        (json!(2), json!(3))
+    );
+    carol.settle(Duration::from_millis(300)).await;
+    assert!(carol.take_data().is_empty(), "nothing else for carol");
     server.stop().await;
 }

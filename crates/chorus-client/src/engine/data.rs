@@ -5,8 +5,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use chorus_protocol::data::{DataDelivery, DataMode};
+use bytes::{Bytes, BytesMut};
+use chorus_protocol::data::{BinaryDelivery, DataDelivery, DataMode, read_binary};
 use rtc::data_channel::{RTCDataChannelId, RTCDataChannelInit};
 use tracing::warn;
 
@@ -17,7 +17,11 @@ use crate::error::ClientError;
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataReceived {
     pub mode: DataMode,
+    /// Who sent it, its topic, whether it was private; for a text message its `data`
+    /// too (null for a binary one).
     pub delivery: DataDelivery,
+    /// A binary message's payload, past the server's header.
+    pub binary: Option<Bytes>,
 }
 
 /// Our two channels and what arrived on them.
@@ -83,19 +87,37 @@ impl Engine {
         mode: DataMode,
         text: String,
     ) -> Result<(), ClientError> {
-        let id = self
-            .data
+        let id = self.open_channel(mode)?;
+        self.publisher.send_text(now, id, text)?;
+        self.stats.lock().data_sent += 1;
+        self.drive(now);
+        Ok(())
+    }
+
+    /// Sends one binary message on the channel of `mode` as it is (framed by
+    /// [`chorus_protocol::data::write_binary`], or anything else to see it refused).
+    pub fn send_data_binary(
+        &mut self,
+        now: Instant,
+        mode: DataMode,
+        message: &[u8],
+    ) -> Result<(), ClientError> {
+        let id = self.open_channel(mode)?;
+        self.publisher.send_binary(now, id, message)?;
+        self.stats.lock().data_sent += 1;
+        self.drive(now);
+        Ok(())
+    }
+
+    fn open_channel(&self, mode: DataMode) -> Result<RTCDataChannelId, ClientError> {
+        self.data
             .channels
             .filter(|_| self.data_open())
             .map(|[reliable, lossy]| match mode {
                 DataMode::Reliable => reliable,
                 DataMode::Lossy => lossy,
             })
-            .ok_or_else(|| ClientError::Protocol("the data channels are not open".to_owned()))?;
-        self.publisher.send_text(now, id, text)?;
-        self.stats.lock().data_sent += 1;
-        self.drive(now);
-        Ok(())
+            .ok_or_else(|| ClientError::Protocol("the data channels are not open".to_owned()))
     }
 
     /// Sends the synthetic messages due by `now` (`MediaProfile::synthetic_data`).
@@ -147,16 +169,31 @@ impl Engine {
             return;
         };
         let parsed = match text {
-            true => serde_json::from_slice::<DataDelivery>(&data).map_err(|e| e.to_string()),
-            false => Err("a binary message".to_owned()),
+            true => serde_json::from_slice::<DataDelivery>(&data)
+                .map(|delivery| (delivery, None))
+                .map_err(|e| e.to_string()),
+            false => read_binary::<Option<BinaryDelivery>>(&data)
+                .map_err(|e| e.to_string())
+                .and_then(|(header, at)| {
+                    let header = header.ok_or("a binary message without a header")?;
+                    let delivery = DataDelivery {
+                        from: header.from,
+                        topic: header.topic,
+                        data: serde_json::Value::Null,
+                        private: header.private,
+                    };
+                    Ok((delivery, Some(data.freeze().slice(at..))))
+                }),
         };
         match parsed {
-            Ok(delivery) => {
+            Ok((delivery, binary)) => {
                 self.stats.lock().data_received += 1;
                 if self.profile.synthetic_data.is_none() {
-                    self.data
-                        .received
-                        .push_back(DataReceived { mode, delivery });
+                    self.data.received.push_back(DataReceived {
+                        mode,
+                        delivery,
+                        binary,
+                    });
                 }
             }
             Err(err) => warn!(%err, "data message not understood"),

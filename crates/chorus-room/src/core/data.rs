@@ -1,7 +1,8 @@
 //! Data messages between participants: a message on a client's `_reliable` or `_lossy`
 //! channel is checked (the `can_publish_data` grant, the size and rate limits, the
-//! envelope), stamped with its sender as the room knows it, and sent on the channel of
-//! the same label of every receiver: the whole room but the sender, or those named.
+//! envelope: JSON for text, a framed header for binary), stamped with its sender as the
+//! room knows it, and sent in the same form on the channel of the same label of every
+//! receiver: the whole room but the sender, or those named.
 //! A refusal is counted and told to the sender in an `error` frame (at most one a
 //! second per code); a receiver that does not keep up loses copies, counted, and is
 //! told (`data_dropped`).
@@ -11,7 +12,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use chorus_core::ConnId;
-use chorus_protocol::data::{DataDelivery, DataMode, DataSend, DataSender};
+use chorus_protocol::data::{
+    BinaryDelivery, BinarySend, DataDelivery, DataMode, DataSend, DataSender, read_binary,
+    write_binary,
+};
 use chorus_protocol::signal::ServerMessage;
 
 use super::RoomCore;
@@ -78,6 +82,46 @@ impl Refusal {
     }
 }
 
+/// A message the room took, in the form it came in.
+enum Taken {
+    Text(DataSend),
+    /// The header, and the payload (the message past its header).
+    Binary(BinarySend, Bytes),
+}
+
+impl Taken {
+    /// Identities and participant ids it names (both empty: the room).
+    fn named(&self) -> (&[String], &[String]) {
+        match self {
+            Taken::Text(m) => (&m.to, &m.to_participants),
+            Taken::Binary(h, _) => (&h.to, &h.to_participants),
+        }
+    }
+
+    /// What each receiver gets: whether it is binary, and its bytes.
+    fn delivery(self, from: DataSender, private: bool) -> Option<(bool, Vec<u8>)> {
+        match self {
+            Taken::Text(m) => {
+                let delivery = DataDelivery {
+                    from,
+                    topic: m.topic,
+                    data: m.data,
+                    private,
+                };
+                serde_json::to_vec(&delivery).ok().map(|text| (false, text))
+            }
+            Taken::Binary(h, payload) => {
+                let header = BinaryDelivery {
+                    from,
+                    topic: h.topic,
+                    private,
+                };
+                write_binary(&header, &payload).ok().map(|m| (true, m))
+            }
+        }
+    }
+}
+
 impl RoomCore {
     /// A message on one of `owner`'s data channels (`mode`: which of ours, if any).
     pub(super) fn on_data(
@@ -88,7 +132,7 @@ impl RoomCore {
         data: Bytes,
         now: Instant,
     ) {
-        match self.take_data(owner, mode, binary, &data, now) {
+        match self.take_data(owner, mode, binary, data, now) {
             Ok((mode, sent)) => {
                 self.data.received += 1;
                 self.deliver(owner, mode, sent, now);
@@ -106,9 +150,9 @@ impl RoomCore {
         owner: ParticipantKey,
         mode: Option<DataMode>,
         binary: bool,
-        data: &[u8],
+        data: Bytes,
         now: Instant,
-    ) -> Result<(DataMode, DataSend), (Refusal, String)> {
+    ) -> Result<(DataMode, Taken), (Refusal, String)> {
         let Some(mode) = mode else {
             let why = "data messages go on the channels labelled _reliable and _lossy";
             return Err((Refusal::Invalid, why.into()));
@@ -141,16 +185,17 @@ impl RoomCore {
             }
         }
         if binary {
-            let why = "data messages are JSON text, not binary";
-            return Err((Refusal::Invalid, why.into()));
+            return read_binary::<BinarySend>(&data)
+                .map(|(header, at)| (mode, Taken::Binary(header, data.slice(at..))))
+                .map_err(|e| (Refusal::Invalid, format!("not a binary data message: {e}")));
         }
-        serde_json::from_slice::<DataSend>(data)
-            .map(|sent| (mode, sent))
+        serde_json::from_slice::<DataSend>(&data)
+            .map(|sent| (mode, Taken::Text(sent)))
             .map_err(|e| (Refusal::Invalid, format!("not a data message: {e}")))
     }
 
     /// Stamps the message with its sender and sends it to its receivers.
-    fn deliver(&mut self, owner: ParticipantKey, mode: DataMode, sent: DataSend, now: Instant) {
+    fn deliver(&mut self, owner: ParticipantKey, mode: DataMode, sent: Taken, now: Instant) {
         let Some(sender) = self.participants.get(owner) else {
             return;
         };
@@ -158,7 +203,8 @@ impl RoomCore {
             identity: sender.identity.clone(),
             participant_id: sender.id.to_string(),
         };
-        let private = !(sent.to.is_empty() && sent.to_participants.is_empty());
+        let (to, to_participants) = sent.named();
+        let private = !(to.is_empty() && to_participants.is_empty());
         let receivers: Vec<(ParticipantKey, Option<ConnId>)> = self
             .participants
             .keys()
@@ -167,27 +213,18 @@ impl RoomCore {
             .filter_map(|k| self.participants.get(k).map(|p| (k, p)))
             .filter(|(_, p)| {
                 !private
-                    || sent.to.contains(&p.identity)
-                    || sent
-                        .to_participants
-                        .iter()
-                        .any(|id| *id == p.id.to_string())
+                    || to.contains(&p.identity)
+                    || to_participants.iter().any(|id| *id == p.id.to_string())
             })
             .map(|(k, p)| (k, p.publisher))
             .collect();
-        let delivery = DataDelivery {
-            from,
-            topic: sent.topic,
-            data: sent.data,
-            private,
-        };
-        let Ok(text) = serde_json::to_vec(&delivery) else {
+        let Some((binary, message)) = sent.delivery(from, private) else {
             return;
         };
         for (key, conn) in receivers {
             let peer = conn.and_then(|c| self.conns.get_mut(c));
             let sent = match peer {
-                Some(peer) => peer.send_data(mode, &text, now),
+                Some(peer) => peer.send_data(mode, binary, &message, now),
                 None => Err(DataDrop::NoChannel),
             };
             match sent {

@@ -309,15 +309,17 @@ impl Link {
             .is_ok()
     }
 
-    /// Publisher side: one text message to the client on its data channel of `mode`.
+    /// Publisher side: one message (text, or `binary`) to the client on its data
+    /// channel of `mode`.
     pub fn send_data(
         &mut self,
         mode: chorus_protocol::data::DataMode,
-        text: &[u8],
+        binary: bool,
+        message: &[u8],
         now: Instant,
     ) -> Result<(), data::DataDrop> {
         let conn = self.conn.as_mut().ok_or(data::DataDrop::NoChannel)?;
-        self.data.send(conn, mode, text, now)
+        self.data.send(conn, mode, binary, message, now)
     }
 
     /// Publisher side: a PLI for `media_ssrc`.

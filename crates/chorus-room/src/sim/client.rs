@@ -20,7 +20,7 @@ use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
@@ -31,6 +31,11 @@ use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+mod data;
+
+pub use data::DataIn;
+pub(super) use data::SimData;
 
 use super::media::Publication;
 use super::net::{Dir, Loss, SERVER};
@@ -187,6 +192,8 @@ pub(super) struct SimClient {
     pub waiting: bool,
     pub up: Loss,
     pub down: Loss,
+    /// Its data channels, once opened (`client/data.rs`).
+    pub data: SimData,
 }
 
 impl SimClient {
@@ -217,6 +224,7 @@ impl SimClient {
             waiting: false,
             up: Loss::new(seed, index, Dir::Up),
             down: Loss::new(seed, index, Dir::Down),
+            data: SimData::default(),
         }
     }
 
@@ -461,6 +469,11 @@ impl SimClient {
                         };
                         self.remotes.insert(init.track_id, remote);
                     }
+                    RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(id))
+                        if publisher =>
+                    {
+                        self.data.opened(id)
+                    }
                     _ => {}
                 }
             }
@@ -484,6 +497,9 @@ impl SimClient {
                                 .and_then(|d| d.picture_id)
                                 .map(|p| p.value),
                         });
+                    }
+                    RTCMessage::DataChannelMessage(id, m) if publisher => {
+                        self.data.on_message(id, m, now)
                     }
                     RTCMessage::RtcpPacket(_, packets) if publisher => {
                         for p in &packets {

@@ -10,7 +10,8 @@
 //! track (VP8 at 30 fps, a keyframe first and on request; Opus every 20 ms with an audio
 //! level) and record every frame, RTP packet and keyframe request they get. A client
 //! joined with [`Sim::join_simulcast`] can publish a camera in three simulcast layers
-//! ([`Sim::publish_simulcast`], `simulcast.rs`).
+//! ([`Sim::publish_simulcast`], `simulcast.rs`). Clients open data channels and send
+//! and receive data messages through them ([`Sim::open_data`], `data.rs`).
 //!
 //! ```
 //! use chorus_room::sim::{Sim, ms};
@@ -43,6 +44,7 @@
 //! ```
 
 mod client;
+mod data;
 mod media;
 mod net;
 mod simulcast;
@@ -59,6 +61,7 @@ use chorus_transport::{Datagram, Demux, PeerFactory};
 use rtc::sansio::Protocol;
 use tokio::sync::mpsc;
 
+pub use client::DataIn;
 pub use client::RtpIn;
 pub use media::{DELTA_PACKETS, KEYFRAME_PACKETS, opus_loop, vp8_frame};
 pub use net::{Dir, SERVER};

@@ -70,21 +70,22 @@ impl Channels {
         }
     }
 
-    /// Sends one text message on the channel of `mode`. An unreliable message is
-    /// dropped once [`LOSSY_BUFFERED`] bytes wait toward the client; a reliable one
-    /// once the transport's buffer is full.
+    /// Sends one message (text, or `binary`) on the channel of `mode`. An unreliable
+    /// message is dropped once [`LOSSY_BUFFERED`] bytes wait toward the client; a
+    /// reliable one once the transport's buffer is full.
     pub fn send(
         &mut self,
         conn: &mut ServerConnection,
         mode: DataMode,
-        text: &[u8],
+        binary: bool,
+        message: &[u8],
         now: Instant,
     ) -> Result<(), DataDrop> {
         let id = (*self.slot(mode)).ok_or(DataDrop::NoChannel)?;
-        if mode == DataMode::Lossy && conn.data_buffered() + text.len() > LOSSY_BUFFERED {
+        if mode == DataMode::Lossy && conn.data_buffered() + message.len() > LOSSY_BUFFERED {
             return Err(DataDrop::ReceiverFull);
         }
-        match conn.send_data(id, false, text, now) {
+        match conn.send_data(id, binary, message, now) {
             Ok(()) => Ok(()),
             Err(DataError::BufferFull { .. }) => Err(DataDrop::ReceiverFull),
             Err(DataError::UnknownChannel(_) | DataError::NotConnected) => Err(DataDrop::NoChannel),
