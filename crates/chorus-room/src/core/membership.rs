@@ -24,10 +24,8 @@ impl RoomCore {
         if !self.joins.allow(now) {
             return Err(JoinError::RateLimited("room"));
         }
-        if let Err(r) = self
-            .sticky
-            .may_join(&req.identity, req.issued_at, self.unix_ms(now))
-        {
+        let at = self.unix_ms(now);
+        if let Err(r) = (self.removals).may_join(&self.name, &req.identity, req.issued_at, at) {
             let how = match r.banned_until_ms {
                 Some(until) => format!(
                     "no token lets you back in for {} s after the removal, then one issued after it",
