@@ -25,7 +25,10 @@ impl RoomCore {
             return Err(JoinError::RateLimited("room"));
         }
         let at = self.unix_ms(now);
-        if let Err(r) = (self.removals).may_join(&self.name, &req.identity, req.issued_at, at) {
+        if let Err(r) = self
+            .removals
+            .may_join(&self.name, &req.identity, req.issued_at, at)
+        {
             let how = match r.banned_until_ms {
                 Some(until) => format!(
                     "no token lets you back in for {} s after the removal, then one issued after it",

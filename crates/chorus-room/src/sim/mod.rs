@@ -169,6 +169,8 @@ impl Sim {
         // Each room its own connection ids, as the registry's generations give them.
         self.generation += 1;
         params.first_conn_id = self.generation << 32;
+        // Other participant ids and SSRCs than the closed room's.
+        params.seed = self.params.seed.wrapping_add(self.generation);
         self.core = RoomCore::new(params, self.now);
         self.pump();
     }
