@@ -429,6 +429,16 @@ impl Collector for RoomsCollector {
         let help = "Participants that left rooms, by reason (media_timeout, connection_lost, ...)";
         counters(&mut e, "participants_left", help, left)?;
 
+        let removals = &m.removals;
+        let help = "Removals remembered, all rooms (they outlive the rooms)";
+        gauge(&mut e, "removal_records", help, removals.records)?;
+        let dropped = [("evicted", removals.evicted), ("expired", removals.expired)];
+        let dropped = dropped
+            .into_iter()
+            .map(|(reason, n)| ([("reason", reason)], n));
+        let help = "Removal records dropped: evicted at the cap, or expired";
+        counters(&mut e, "removal_records_dropped", help, dropped)?;
+
         histogram(
             &mut e,
             "room_turn_seconds",
@@ -544,6 +554,9 @@ mod tests {
             "chorus_webhook_events_total{outcome=\"failed\"} 1",
             "chorus_participants_left_total{reason=\"client_left\"} 4",
             "chorus_participants_left_total{reason=\"media_timeout\"} 1",
+            "chorus_removal_records 2",
+            "chorus_removal_records_dropped_total{reason=\"evicted\"} 1",
+            "chorus_removal_records_dropped_total{reason=\"expired\"} 3",
             "chorus_join_duration_seconds_count 0",
             "chorus_http_requests_total{route=\"/v1/rooms/{room}\",method=\"GET\",status=\"200\"} 2",
             "chorus_http_requests_total{route=\"/v1/rooms\",method=\"GET\",status=\"401\"} 1",

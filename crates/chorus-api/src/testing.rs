@@ -459,6 +459,11 @@ impl Rooms for FakeRooms {
                 dropped: 0,
             },
             departures: vec![("client_left", 4), ("media_timeout", 1)],
+            removals: chorus_room_api::RemovalStats {
+                records: 2,
+                evicted: 1,
+                expired: 3,
+            },
         };
         Box::pin(async move { reading })
     }

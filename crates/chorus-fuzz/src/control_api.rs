@@ -247,6 +247,7 @@ impl Rooms for NoRooms {
             room_turns: Histogram::default(),
             webhooks: WebhookStats::default(),
             departures: Vec::new(),
+            removals: Default::default(),
         })
     }
 }

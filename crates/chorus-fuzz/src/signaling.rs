@@ -35,7 +35,7 @@ pub fn signaling(data: &[u8]) {
             max_tracks_per_participant: 4,
             lobby: false,
             data: chorus_room::data::DataLimits::default(),
-            removal_ban: Duration::ZERO,
+            removals: chorus_room::removals::SharedRemovals::default(),
             echo: false,
         },
         start,

@@ -10,7 +10,7 @@ mod metrics;
 mod rooms;
 
 pub use error::{JoinError, RoomError};
-pub use metrics::{Histogram, ServerMetrics, WebhookStats};
+pub use metrics::{Histogram, RemovalStats, ServerMetrics, WebhookStats};
 pub use rooms::{BoxFuture, JoinRequest, JoinedSession, Rooms, SessionLink};
 
 /// Longest room name, in bytes.

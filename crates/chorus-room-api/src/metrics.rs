@@ -18,6 +18,19 @@ pub struct ServerMetrics {
     pub webhooks: WebhookStats,
     /// Participants that left since the server started, by reason (`client_left`, …).
     pub departures: Vec<(&'static str, u64)>,
+    /// The server's removal records, which outlive the rooms.
+    pub removals: RemovalStats,
+}
+
+/// Removals the server remembers (`DELETE …/participants/{identity}`), all rooms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemovalStats {
+    /// Records kept now.
+    pub records: u64,
+    /// Dropped at the cap (`rooms.max_removal_records`) before they expired.
+    pub evicted: u64,
+    /// Dropped once they could refuse nothing any more.
+    pub expired: u64,
 }
 
 /// Webhook deliveries, summed over URLs.

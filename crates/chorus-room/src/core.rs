@@ -52,6 +52,7 @@ use crate::lastn::LastN;
 use crate::mixing::RoomAudio;
 use crate::participants::Participants;
 use crate::peer::PeerEvent;
+use crate::removals::SharedRemovals;
 use crate::skips::{Overload, Skips};
 use crate::sticky::Sticky;
 use crate::timers::Timers;
@@ -89,9 +90,9 @@ pub struct CoreParams {
     pub lobby: bool,
     /// What one participant may send as data messages.
     pub data: crate::data::DataLimits,
-    /// After a removal, even a token issued later is refused this long (0: only tokens
-    /// issued before the removal are).
-    pub removal_ban: Duration,
+    /// The server's removals, which outlive the room: asked at each join, told of
+    /// each removal.
+    pub removals: SharedRemovals,
     /// An echo test room: its one participant gets its own microphone back
     /// [`crate::echo::ECHO_DELAY`] later on its room-audio track, and its own video.
     pub echo: bool,
@@ -167,8 +168,10 @@ pub struct RoomCore {
     refused_invitations: u64,
     /// Data messages: each sender's allowance, and the counts.
     data: data::DataRoom,
-    /// Removals and server mutes that outlive a session.
+    /// Server mutes that outlive a session.
     sticky: Sticky,
+    /// The server's removals (by room and identity).
+    removals: SharedRemovals,
     /// The echo room's delay line; `None` in any other room.
     echo: Option<EchoLine>,
 }
@@ -253,7 +256,8 @@ impl RoomCore {
             refused_transitions: 0,
             refused_invitations: 0,
             data: data::DataRoom::new(params.data),
-            sticky: Sticky::new(params.removal_ban),
+            sticky: Sticky::default(),
+            removals: params.removals,
             echo: params.echo.then(EchoLine::default),
         }
     }
@@ -429,7 +433,8 @@ impl RoomCore {
             ),
             Command::Remove { identity, message } => {
                 Reply::Removed(self.participants.key_of(&identity).map(|k| {
-                    self.sticky.removed(&identity, self.unix_ms(now));
+                    let at = self.unix_ms(now);
+                    self.removals.removed(&self.name, &identity, at);
                     self.remove_with(k, LeaveReason::RemovedByServer, message, now)
                 }))
             }

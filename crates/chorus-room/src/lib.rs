@@ -21,6 +21,7 @@ mod negotiation;
 mod participants;
 mod peer;
 mod registry;
+pub mod removals;
 mod rooms;
 mod rtp;
 mod selection;

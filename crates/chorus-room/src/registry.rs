@@ -20,6 +20,7 @@ use crate::command::RoomCommand;
 use crate::command::Session;
 use crate::core::CoreParams;
 use crate::driver::{self, DriverParams};
+use crate::removals::{RemovalPolicy, SharedRemovals};
 use crate::totals::ServerTotals;
 
 mod calling;
@@ -62,9 +63,9 @@ pub struct RoomConfig {
     pub data: crate::data::DataLimits,
     /// Phones and bots over plain RTP.
     pub plain_rtp: crate::rtp::PlainRtpConfig,
-    /// After a removal by the control API, even a token issued later is refused this
-    /// long (zero: only tokens issued before the removal are).
-    pub removal_ban: Duration,
+    /// What a removal by the control API refuses, and how long the server keeps it
+    /// (rooms come and go; the records stay).
+    pub removals: RemovalPolicy,
     /// The echo test room's name: each join makes a private room of its own, where the
     /// participant gets its own audio back about a second later and its own video.
     pub echo_room: Option<String>,
@@ -87,7 +88,7 @@ impl Default for RoomConfig {
             max_tracks_per_participant: 4,
             data: crate::data::DataLimits::default(),
             plain_rtp: crate::rtp::PlainRtpConfig::default(),
-            removal_ban: Duration::ZERO,
+            removals: RemovalPolicy::default(),
             // The customer's SDK calls `8:echo123`; ':' is not allowed in room names.
             echo_room: Some(DEFAULT_ECHO_ROOM.to_owned()),
         }
@@ -129,6 +130,8 @@ struct Inner {
     echo_rooms: AtomicU64,
     /// Where rooms' events go; none until the server sets it.
     webhooks: OnceLock<Webhooks>,
+    /// Every room's removals: they outlive the rooms.
+    removals: SharedRemovals,
 }
 
 /// Routes room names to room drivers. Cheap to clone.
@@ -173,6 +176,7 @@ impl RoomRegistry {
                 drain: OnceLock::new(),
                 totals: Arc::default(),
                 webhooks: OnceLock::new(),
+                removals: SharedRemovals::new(config.removals),
                 joins: Mutex::new(TokenBucket::new(
                     config.joins_per_second,
                     config.joins_per_second,
@@ -221,7 +225,7 @@ impl RoomRegistry {
                 max_tracks_per_participant: inner.config.max_tracks_per_participant,
                 lobby,
                 data: inner.config.data,
-                removal_ban: inner.config.removal_ban,
+                removals: inner.removals.clone(),
                 echo,
             },
             media: inner.media.clone(),

@@ -64,6 +64,11 @@ pub struct PublishedTrack {
     pub muted: bool,
     /// Muted through the control API: the client cannot unmute it.
     pub muted_by_server: bool,
+    /// Its owner is on hold: nothing of it is forwarded. A copy of the participant's
+    /// `held` kept here so that each packet reads the track it already has; the room
+    /// sets it with [`Tracks::set_held`] whenever the owner's hold changes or the
+    /// owner publishes.
+    pub held: bool,
     /// Set once the publisher's SDP carries the track; then others are told and subscribed.
     pub upstream: Option<UpstreamBinding>,
     pub seq: SeqUnwrapper,
@@ -156,6 +161,7 @@ impl Tracks {
             source,
             muted,
             muted_by_server: false,
+            held: false,
             upstream: None,
             seq: SeqUnwrapper::default(),
             ts: TimestampUnwrapper::default(),
@@ -340,6 +346,13 @@ impl Tracks {
     pub fn forget_subscriber(&mut self, conn: ConnId) {
         for t in self.by_id.values_mut() {
             t.subscribers.retain(|c| *c != conn);
+        }
+    }
+
+    /// Every track of `owner` follows its hold.
+    pub fn set_held(&mut self, owner: ParticipantKey, held: bool) {
+        for t in self.by_id.values_mut().filter(|t| t.owner == owner) {
+            t.held = held;
         }
     }
 

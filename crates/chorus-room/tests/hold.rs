@@ -1,10 +1,13 @@
 //! Hold and unhold, a removal that sticks, a server mute that sticks: whole-room
 //! scenarios on the simulated clock (`chorus_room::sim`).
 
+use std::time::Duration;
+
 use chorus_protocol::signal::{ClientMessage, ROOM_AUDIO_TRACK, ServerMessage};
 use chorus_protocol::{Grants, LeaveReason, ParticipantState};
 use chorus_room::JoinError;
 use chorus_room::io::{Command, Reply};
+use chorus_room::removals::{RemovalPolicy, SharedRemovals};
 use chorus_room::sim::{ClientId, Sim, ms, seq_jumps};
 use chorus_room::skips::Skip;
 
@@ -188,6 +191,31 @@ fn the_control_api_holds_too() {
 }
 
 #[test]
+fn a_track_published_on_hold_is_held_until_the_unhold() {
+    let mut sim = Sim::new(36);
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.publish_audio(bob);
+    sim.run_for(ms(500));
+    sim.signal(alice, ClientMessage::Hold {});
+    // Her camera comes while she is on hold: announced, bound, and still held.
+    let cam = sim.publish_video(alice);
+    let held_before = sim.skips().get(Skip::PublisherOnHold);
+    sim.run_for(ms(1500));
+    assert!(
+        sim.rtp(bob, &cam).is_empty(),
+        "nothing of a camera published on hold"
+    );
+    assert!(sim.skips().get(Skip::PublisherOnHold) - held_before > 20);
+
+    sim.signal(alice, ClientMessage::Unhold {});
+    sim.run_for(ms(1000));
+    let got = sim.rtp(bob, &cam);
+    assert!(got.len() > 20, "it flows after the unhold");
+    assert!(got[0].keyframe, "from a keyframe");
+}
+
+#[test]
 fn a_removal_refuses_tokens_issued_before_it() {
     let mut sim = Sim::new(33);
     let alice = sim.join("alice");
@@ -230,7 +258,12 @@ fn a_removal_refuses_tokens_issued_before_it() {
 
 #[test]
 fn a_removal_ban_refuses_even_fresh_tokens_for_a_while() {
-    let mut sim = Sim::with_config(34, |c| c.removal_ban = std::time::Duration::from_secs(10));
+    let mut sim = Sim::with_config(34, |c| {
+        c.removals = SharedRemovals::new(RemovalPolicy {
+            ban: Duration::from_secs(10),
+            ..RemovalPolicy::default()
+        })
+    });
     sim.join("alice");
     sim.run_for(ms(500));
     sim.command(Command::Remove {
@@ -244,6 +277,68 @@ fn a_removal_ban_refuses_even_fresh_tokens_for_a_while() {
     sim.run_for(ms(6000));
     let fresh = sim.unix_secs();
     assert!(sim.try_join("alice", Grants::default(), fresh).is_ok());
+}
+
+/// The room closes (empty for its timeout) and the next join opens a new one: the
+/// removal is the server's, not the room's, and still refuses the old token.
+#[test]
+fn a_removal_outlives_the_room() {
+    let removals = SharedRemovals::default();
+    let shared = removals.clone();
+    let mut sim = Sim::with_config(37, |c| {
+        c.empty_timeout = Duration::from_secs(5);
+        c.removals = shared;
+    });
+    sim.join("alice");
+    let bob = sim.join("bob");
+    sim.run_for(ms(1500));
+    let old_token = sim.unix_secs();
+    sim.command(Command::Remove {
+        identity: "alice".into(),
+        message: None,
+    });
+    sim.leave(bob);
+    sim.run_for(Duration::from_secs(6));
+    assert!(sim.core().is_closed(), "closed once empty for its timeout");
+
+    sim.reopen();
+    let again = sim.try_join("alice", Grants::default(), old_token);
+    assert!(matches!(again, Err(JoinError::Removed(_))), "{again:?}");
+    assert_eq!(removals.counts().records, 1);
+    sim.try_join("bob", Grants::default(), old_token)
+        .expect("bob was not removed");
+    sim.run_for(ms(1000));
+    let fresh = sim.unix_secs();
+    let back = sim.try_join("alice", Grants::default(), fresh);
+    assert!(back.is_ok(), "a token issued after the removal: {back:?}");
+}
+
+/// Once every token issued before the removal has expired, the record goes.
+#[test]
+fn a_removal_is_forgotten_when_older_tokens_have_expired() {
+    let removals = SharedRemovals::new(RemovalPolicy {
+        keep: Duration::from_secs(60),
+        ..RemovalPolicy::default()
+    });
+    let shared = removals.clone();
+    let mut sim = Sim::with_config(38, |c| c.removals = shared);
+    sim.join("alice");
+    sim.run_for(ms(500));
+    let old_token = sim.unix_secs();
+    sim.command(Command::Remove {
+        identity: "alice".into(),
+        message: None,
+    });
+    sim.run_for(Duration::from_secs(59));
+    let again = sim.try_join("alice", Grants::default(), old_token);
+    assert!(matches!(again, Err(JoinError::Removed(_))), "{again:?}");
+    sim.run_for(Duration::from_secs(1));
+    // A token that old is past the longest lifetime: the server's token check refuses
+    // it, the record has nothing left to do.
+    sim.try_join("alice", Grants::default(), old_token)
+        .expect("forgotten after `keep`");
+    let counts = removals.counts();
+    assert_eq!((counts.records, counts.expired), (0, 1));
 }
 
 #[test]

@@ -24,6 +24,7 @@ impl RoomCore {
         }
         p.held = held;
         let subscriber = p.subscriber;
+        self.tracks.set_held(key, held);
         if let Some(peer) = subscriber.and_then(|c| self.conns.get_mut(c)) {
             peer.on_hold = held;
         }

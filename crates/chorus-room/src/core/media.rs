@@ -195,7 +195,7 @@ impl RoomCore {
             (seq, track.ts.unwrap(packet.header.timestamp))
         };
         let level_ext = binding.audio_level_ext;
-        if self.participants.get(track.owner).is_some_and(|p| p.held) {
+        if track.held {
             self.skips.count(Skip::PublisherOnHold);
             return;
         }

@@ -24,9 +24,10 @@ impl RoomCore {
         if !self.joins.allow(now) {
             return Err(JoinError::RateLimited("room"));
         }
+        let at = self.unix_ms(now);
         if let Err(r) = self
-            .sticky
-            .may_join(&req.identity, req.issued_at, self.unix_ms(now))
+            .removals
+            .may_join(&self.name, &req.identity, req.issued_at, at)
         {
             let how = match r.banned_until_ms {
                 Some(until) => format!(

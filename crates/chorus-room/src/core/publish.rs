@@ -47,6 +47,9 @@ impl RoomCore {
         if by_server {
             track = self.tracks.set_muted(&id, true, true)?.info;
         }
+        // Announced on hold: held like its owner's other tracks until the unhold.
+        let held = p.held;
+        self.tracks.set_held(key, held);
         self.send(
             Recipients::One(key),
             ServerMessage::PublishAccepted { cid, track },

@@ -91,6 +91,7 @@ impl RoomRegistry {
             departures: (self.inner.totals.departures().into_iter())
                 .map(|(reason, n)| (reason.as_str(), n))
                 .collect(),
+            removals: self.inner.removals.counts(),
             webhooks: self
                 .inner
                 .webhooks

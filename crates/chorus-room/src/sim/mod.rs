@@ -91,6 +91,8 @@ pub struct ClientId(pub usize);
 
 pub struct Sim {
     core: RoomCore,
+    /// What the room was made from: [`Sim::reopen`] makes the next one from it.
+    params: CoreParams,
     start: Instant,
     now: Instant,
     seed: u64,
@@ -102,6 +104,8 @@ pub struct Sim {
     events: Vec<WebhookEvent>,
     /// Mix frames the room handed to plain-RTP participants' endpoints.
     rtp_mix: Vec<(ParticipantKey, chorus_plainrtp::driver::MixFrame)>,
+    /// Rooms made so far (see [`Sim::reopen`]).
+    generation: u64,
 }
 
 impl Sim {
@@ -136,12 +140,13 @@ impl Sim {
             max_tracks_per_participant: crate::RoomConfig::default().max_tracks_per_participant,
             lobby: false,
             data: crate::data::DataLimits::default(),
-            removal_ban: Duration::ZERO,
+            removals: crate::removals::SharedRemovals::default(),
             echo: false,
         };
         change(&mut params);
         Self {
-            core: RoomCore::new(params, now),
+            core: RoomCore::new(params.clone(), now),
+            params,
             start: now,
             now,
             seed,
@@ -151,10 +156,27 @@ impl Sim {
             clients: Vec::new(),
             events: Vec::new(),
             rtp_mix: Vec::new(),
+            generation: 1,
         }
     }
 
     // --- acting ---
+
+    /// The room closed (empty for its timeout): the next join opens a new one of the
+    /// same name, as the registry does, sharing what the server keeps across rooms (its
+    /// removals). Those who were in the old one stay departed.
+    pub fn reopen(&mut self) {
+        assert!(self.core.is_closed(), "the room is still open");
+        let mut params = self.params.clone();
+        params.created_at_ms = CREATED_AT_MS + self.elapsed().as_millis() as u64;
+        // Each room its own connection ids, as the registry's generations give them.
+        self.generation += 1;
+        params.first_conn_id = self.generation << 32;
+        // Other participant ids and SSRCs than the closed room's.
+        params.seed = self.params.seed.wrapping_add(self.generation);
+        self.core = RoomCore::new(params, self.now);
+        self.pump();
+    }
 
     /// Joins with every grant.
     pub fn join(&mut self, identity: &str) -> ClientId {
@@ -435,7 +457,9 @@ impl Sim {
                 }
             }
             Output::Departed(key) => {
-                if let Some(client) = self.clients.iter_mut().find(|c| c.key == key) {
+                // Those of a closed room keep their keys: the live one is meant.
+                let live = |c: &&mut SimClient| c.key == key && !c.departed;
+                if let Some(client) = self.clients.iter_mut().find(live) {
                     client.departed = true;
                 }
             }
@@ -447,7 +471,8 @@ impl Sim {
                 participant,
                 waiting,
             } => {
-                if let Some(client) = self.clients.iter_mut().find(|c| c.key == participant) {
+                let live = |c: &&mut SimClient| c.key == participant && !c.departed;
+                if let Some(client) = self.clients.iter_mut().find(live) {
                     client.waiting = waiting;
                 }
             }

@@ -51,7 +51,11 @@ impl Config {
                 max_per_room: self.plain_rtp.max_per_room,
                 allow_public_remote: self.plain_rtp.allow_public_remote,
             },
-            removal_ban: Duration::from_secs(self.rooms.removal_ban_secs),
+            removals: chorus_room::removals::RemovalPolicy {
+                ban: Duration::from_secs(self.rooms.removal_ban_secs),
+                keep: Duration::from_secs(self.rooms.removal_record_secs),
+                cap: self.rooms.max_removal_records,
+            },
             echo_room: (!self.rooms.echo_room.is_empty()).then(|| self.rooms.echo_room.clone()),
         }
     }

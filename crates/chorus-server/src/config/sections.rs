@@ -183,6 +183,12 @@ pub struct RoomsSection {
     /// After a removal by the control API, even a token issued later is refused this
     /// long; 0 = only tokens issued before the removal are.
     pub removal_ban_secs: u64,
+    /// How long the server remembers a removal: at least the longest lifetime of the
+    /// tokens it accepts (a token issued before the removal must have expired when the
+    /// record goes). Kept across the room closing and opening again.
+    pub removal_record_secs: u64,
+    /// Most removals remembered at once (all rooms); one more evicts the oldest.
+    pub max_removal_records: usize,
     /// The echo test room's name: each joiner gets a private room of its own where it
     /// receives its own audio about a second later and its own video. Empty: none.
     pub echo_room: String,
@@ -268,7 +274,9 @@ impl Default for RoomsSection {
             data_max_message_bytes: rooms.data.max_message_bytes,
             data_messages_per_second: rooms.data.messages_per_second,
             data_bytes_per_second: rooms.data.bytes_per_second,
-            removal_ban_secs: rooms.removal_ban.as_secs(),
+            removal_ban_secs: rooms.removals.ban.as_secs(),
+            removal_record_secs: rooms.removals.keep.as_secs(),
+            max_removal_records: rooms.removals.cap,
             echo_room: rooms.echo_room.unwrap_or_default(),
         }
     }

@@ -352,7 +352,7 @@ fn the_removed_transport_setting_is_accepted_only_as_chorus() {
 #[test]
 fn zero_ice_timeouts_are_refused() {
     type Set = fn(&mut Config);
-    let cases: [(&str, Set); 9] = [
+    let cases: [(&str, Set); 11] = [
         ("ice_disconnected_timeout_ms", |c| {
             c.media.ice_disconnected_timeout_ms = 0
         }),
@@ -378,6 +378,8 @@ fn zero_ice_timeouts_are_refused() {
         ("data_bytes_per_second", |c| {
             c.rooms.data_bytes_per_second = 100
         }),
+        ("removal_record_secs", |c| c.rooms.removal_record_secs = 0),
+        ("max_removal_records", |c| c.rooms.max_removal_records = 0),
     ];
     Config::default().validate().unwrap();
     for (name, set) in cases {

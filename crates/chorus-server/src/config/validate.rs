@@ -89,6 +89,12 @@ impl Config {
                  ({data_max}): a message that large could never be sent"
             );
         }
+        if self.rooms.removal_record_secs == 0 || self.rooms.max_removal_records == 0 {
+            bail!(
+                "rooms.removal_record_secs and rooms.max_removal_records must be at least 1 \
+                 (0 would forget every removal at once)"
+            );
+        }
         for url in &self.webhooks.urls {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 bail!("webhooks.urls: {url:?} must start with http:// or https://");
