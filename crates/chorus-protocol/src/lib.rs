@@ -201,6 +201,8 @@ pub enum CallState {
     /// The client called someone who was not answered yet (the client's own state: it
     /// sees the invitee `ringing` in the roster).
     Ringing,
+    /// Media before the answer. Only plain-RTP participants are in early media, and they
+    /// have no signaling: no client is sent it.
     EarlyMedia,
     /// Joined (or in the lobby) and media not up yet, or reconnecting.
     Connecting,
