@@ -30,7 +30,7 @@ use rooms::{
     create_room, delete_room, hold_participant, list_participants, list_rooms, mute_track,
     participant, remove_participant, room_info, update_permissions,
 };
-use rtp::{create_rtp_participant, delete_rtp_participant};
+use rtp::{answer_rtp_participant, create_rtp_participant, delete_rtp_participant};
 use server::{drain, media_stats};
 use tokens::create_token;
 #[cfg(test)]
@@ -124,6 +124,11 @@ pub fn routes() -> Vec<Route> {
             Method::DELETE,
             "/v1/rooms/{room}/rtp_participants/{identity}",
             delete_rtp_participant,
+        ),
+        route(
+            Method::POST,
+            "/v1/rooms/{room}/rtp_participants/{identity}/answer",
+            answer_rtp_participant,
         ),
         route(Method::POST, "/v1/tokens", create_token),
         route(Method::GET, "/v1/media", media_stats),

@@ -67,7 +67,9 @@ impl From<RoomError> for ApiError {
             | RoomError::TooManyInvitations(_)
             | RoomError::TooManyRtpParticipants(_)
             | RoomError::RoomFull(_)
-            | RoomError::IdentityInUse(_) => StatusCode::CONFLICT,
+            | RoomError::IdentityInUse(_)
+            | RoomError::AlreadyAnswered(_)
+            | RoomError::NotAnswered(_) => StatusCode::CONFLICT,
             RoomError::InvalidRoomName(_)
             | RoomError::InvalidMaxParticipants { .. }
             | RoomError::InvalidInvitation(_)
@@ -217,6 +219,12 @@ mod tests {
             (RoomError::RoomClosed, 409, "room_closed"),
             (RoomError::Busy, 503, "busy"),
             (RoomError::TooManyRooms(10), 503, "too_many_rooms"),
+            (
+                RoomError::AlreadyAnswered("phone".into()),
+                409,
+                "already_answered",
+            ),
+            (RoomError::NotAnswered("phone".into()), 409, "not_answered"),
         ];
         for (e, status, code) in cases {
             let api = ApiError::from(e.clone());

@@ -329,6 +329,16 @@ impl Collector for RoomsCollector {
             "Room-audio frames mixed",
             f.mix_frames,
         )?;
+        let plain_dropped = f
+            .plain_rtp_dropped
+            .iter()
+            .map(|(reason, n)| ([("reason", reason.as_str())], *n));
+        counters(
+            &mut e,
+            "plain_rtp_dropped_packets",
+            "Datagrams plain-RTP participants' ports did not take, by reason",
+            plain_dropped,
+        )?;
 
         let media = &m.media;
         counter(
@@ -540,6 +550,7 @@ mod tests {
             "chorus_packets_forwarded_total 42",
             "chorus_packets_skipped_total{reason=\"muted\"} 3",
             "chorus_plis_sent_total 2",
+            "chorus_plain_rtp_dropped_packets_total{reason=\"wrong_payload_type\"} 1",
             "chorus_media_received_datagrams_total 1",
             "chorus_media_received_bytes_total 16",
             "chorus_media_sent_bytes_total 17",

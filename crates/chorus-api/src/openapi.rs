@@ -253,6 +253,7 @@ mod tests {
                         suite: "AES_CM_128_HMAC_SHA1_80".into(),
                         key: "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH".into(),
                     }),
+                    early_media: true,
                 })
                 .unwrap(),
             ),

@@ -155,6 +155,7 @@ pub fn room_info(name: &str) -> RoomInfo {
             resent: 4,
             skipped: [("muted".to_owned(), 3)].into(),
             srtp_profiles: [("SRTP_AEAD_AES_128_GCM".to_owned(), 2)].into(),
+            plain_rtp_dropped: [("wrong_payload_type".to_owned(), 1)].into(),
             ..Default::default()
         },
         simulcast: Vec::new(),
@@ -349,6 +350,13 @@ impl Rooms for FakeRooms {
             ssrc: 1,
             srtp: req.srtp,
         })
+    }
+    fn answer_rtp_participant<'a>(
+        &'a self,
+        _room: &'a str,
+        identity: &'a str,
+    ) -> BoxFuture<'a, Result<ParticipantInfo, RoomError>> {
+        self.answer(participant(identity, Grants::default()))
     }
     fn hold_participant<'a>(
         &'a self,

@@ -194,6 +194,13 @@ impl Rooms for NoRooms {
     ) -> BoxFuture<'a, Result<chorus_protocol::control::RtpParticipantInfo, RoomError>> {
         ready(Err(RoomError::RoomNotFound(room.to_owned())))
     }
+    fn answer_rtp_participant<'a>(
+        &'a self,
+        room: &'a str,
+        _identity: &'a str,
+    ) -> BoxFuture<'a, Result<ParticipantInfo, RoomError>> {
+        ready(Err(RoomError::RoomNotFound(room.to_owned())))
+    }
     fn join<'a>(
         &'a self,
         room: &'a str,

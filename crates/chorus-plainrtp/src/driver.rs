@@ -8,6 +8,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::counts::DropCounts;
 use crate::endpoint::{Endpoint, EndpointStats, Gone, InboundFrame, MixAudio};
 
 /// One frame of the room's mix, as the room hands it to the task.
@@ -33,12 +34,14 @@ pub enum ToRoom {
 
 /// Runs the participant until the room drops its side of `mix` (it was removed or
 /// the room closed), `to_room` says the room is gone (`false`), its RTP stops, or
-/// `shutdown`. Returns what happened to its packets.
+/// `shutdown`. Each datagram not taken is added to `drops` at once. Returns what
+/// happened to its packets.
 pub async fn run(
     socket: UdpSocket,
     mut endpoint: Endpoint,
     mut mix: mpsc::Receiver<MixFrame>,
     mut to_room: impl FnMut(ToRoom) -> bool + Send,
+    drops: Arc<DropCounts>,
     shutdown: CancellationToken,
 ) -> EndpointStats {
     let remote = endpoint.config().remote;
@@ -66,14 +69,16 @@ pub async fn run(
                 // An ICMP error of an earlier send (nobody listens yet) reads as an
                 // error here: nothing to do but go on.
                 let Ok((n, from)) = got else { continue };
-                if endpoint.handle_datagram(from, &buf[..n], Instant::now()).is_ok() {
-                    let mut open = true;
-                    while let Some(frame) = endpoint.poll_frame() {
-                        open &= to_room(ToRoom::Frame(frame));
-                    }
-                    if !open {
-                        break;
-                    }
+                if let Err(reason) = endpoint.handle_datagram(from, &buf[..n], Instant::now()) {
+                    drops.add(reason);
+                    continue;
+                }
+                let mut open = true;
+                while let Some(frame) = endpoint.poll_frame() {
+                    open &= to_room(ToRoom::Frame(frame));
+                }
+                if !open {
+                    break;
                 }
             }
             _ = tokio::time::sleep_until(deadline.into()) => {

@@ -5,9 +5,11 @@
 //! - [`g711`], [`resample`], [`rtp`]: the codec, the 8 ↔ 48 kHz resampler, the framing;
 //! - [`Endpoint`]: one participant, sans-I/O (datagrams and the mix in with the time,
 //!   20 ms frames for the mixer and RTP packets out, named drops counted);
-//! - [`driver::run`]: its tokio task with its own socket.
+//! - [`driver::run`]: its tokio task with its own socket, adding its drops to its
+//!   room's [`DropCounts`].
 
 pub mod codec;
+pub mod counts;
 pub mod driver;
 pub mod endpoint;
 pub mod g711;
@@ -16,6 +18,7 @@ pub mod rtp;
 pub mod sdes;
 
 pub use codec::PlainCodec;
+pub use counts::DropCounts;
 pub use endpoint::{
     DropReason, Endpoint, EndpointConfig, EndpointError, EndpointStats, FRAME_SAMPLES, Gone,
     InboundFrame, MixAudio,

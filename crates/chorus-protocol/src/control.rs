@@ -194,6 +194,11 @@ pub struct ForwardingStats {
     /// Copies of data messages sent to receivers.
     #[serde(default)]
     pub data_delivered: u64,
+    /// Datagrams plain-RTP participants' ports did not take, by reason (`bad_packet`,
+    /// `wrong_source`, `wrong_payload_type`, `late`, `too_long`, `decode_error`,
+    /// `srtp_auth`); every reason is listed, zeros included.
+    #[serde(default)]
+    pub plain_rtp_dropped: BTreeMap<String, u64>,
 }
 
 /// RTCP feedback that went through a room.
@@ -224,6 +229,9 @@ impl ForwardingStats {
         self.mix_frames += other.mix_frames;
         self.data_received += other.data_received;
         self.data_delivered += other.data_delivered;
+        for (reason, n) in &other.plain_rtp_dropped {
+            *self.plain_rtp_dropped.entry(reason.clone()).or_default() += n;
+        }
     }
 }
 
@@ -247,6 +255,11 @@ pub struct CreateRtpParticipantRequest {
     /// SRTP both ways, keyed by SDES: the participant's key (what it sends with).
     #[serde(default)]
     pub srtp: Option<SdesParams>,
+    /// The call is not answered yet (a gateway playing ringback or an announcement):
+    /// the participant is `early_media`, heard in the room, sent nothing, until
+    /// `POST …/rtp_participants/{identity}/answer`.
+    #[serde(default)]
+    pub early_media: bool,
 }
 
 /// One side's SDES crypto attribute (RFC 4568), as SDP's `a=crypto` carries it.

@@ -146,8 +146,9 @@ pub enum ParticipantState {
     /// Invited through the control API and not answered yet: a roster entry without a
     /// session, until the invitee joins (then `connecting`) or the invitation ends.
     Ringing,
-    /// Media flows before the call is answered (a phone gateway's early media).
-    /// Reserved: no participant Chorus has today takes it.
+    /// Media flows before the call is answered: a plain-RTP participant created with
+    /// `early_media` (a phone gateway's ringback or announcement), heard in the room and
+    /// sent nothing, until the control API answers it (then `connected`).
     EarlyMedia,
     /// Waiting in the room's lobby: no media, no roster, until admitted or rejected.
     InLobby,
@@ -200,6 +201,8 @@ pub enum CallState {
     /// The client called someone who was not answered yet (the client's own state: it
     /// sees the invitee `ringing` in the roster).
     Ringing,
+    /// Media before the answer. Only plain-RTP participants are in early media, and they
+    /// have no signaling: no client is sent it.
     EarlyMedia,
     /// Joined (or in the lobby) and media not up yet, or reconnecting.
     Connecting,

@@ -49,6 +49,15 @@ pub enum RoomError {
     RemoteNotAllowed(String),
     #[error("cannot open a UDP port for plain RTP: {0}")]
     RtpSocket(String),
+    /// An answer for a plain-RTP participant that is past early media (answered, or
+    /// created without `early_media`).
+    #[error(
+        "plain-RTP participant '{0}' is not in early media: it was answered already or created without early_media"
+    )]
+    AlreadyAnswered(String),
+    /// A hold of a phone whose call is not answered yet.
+    #[error("participant '{0}' is in early media: answer it before holding it")]
+    NotAnswered(String),
 }
 
 impl RoomError {
@@ -76,6 +85,8 @@ impl RoomError {
             RoomError::IdentityInUse(_) => "identity_in_use",
             RoomError::RtpSocket(_) => "rtp_socket_failed",
             RoomError::RemoteNotAllowed(_) => "remote_address_not_allowed",
+            RoomError::AlreadyAnswered(_) => "already_answered",
+            RoomError::NotAnswered(_) => "not_answered",
         }
     }
 }

@@ -75,6 +75,13 @@ pub trait Rooms: Send + Sync + 'static {
         room: &'a str,
         req: CreateRtpParticipantRequest,
     ) -> BoxFuture<'a, Result<RtpParticipantInfo, RoomError>>;
+    /// Answers a plain-RTP participant created with `early_media`: `early_media` →
+    /// `connected`, and it receives the room's mix from now on.
+    fn answer_rtp_participant<'a>(
+        &'a self,
+        room: &'a str,
+        identity: &'a str,
+    ) -> BoxFuture<'a, Result<ParticipantInfo, RoomError>>;
     fn join<'a>(
         &'a self,
         room: &'a str,

@@ -135,6 +135,9 @@ pub struct RoomCore {
     srtp_profiles: BTreeMap<String, u64>,
     feedback: FeedbackStats,
     mix_frames: u64,
+    /// What its plain-RTP participants' ports did not take: counted by their
+    /// endpoints' tasks as it happens, read for the room's stats.
+    plain_rtp_drops: std::sync::Arc<chorus_plainrtp::DropCounts>,
     joins: TokenBucket,
     /// Whose camera each subscriber receives.
     last_n: LastN,
@@ -237,6 +240,7 @@ impl RoomCore {
             srtp_profiles: BTreeMap::new(),
             feedback: FeedbackStats::default(),
             mix_frames: 0,
+            plain_rtp_drops: Default::default(),
             joins: TokenBucket::new(params.joins_per_second, params.joins_per_second),
             last_n: LastN::new(params.last_n),
             last_n_due: false,
@@ -273,6 +277,11 @@ impl RoomCore {
     }
 
     /// Packets forwarded and not forwarded, by reason.
+    /// Where its plain-RTP participants' endpoints count their drops.
+    pub fn plain_rtp_drops(&self) -> &std::sync::Arc<chorus_plainrtp::DropCounts> {
+        &self.plain_rtp_drops
+    }
+
     pub fn skips(&self) -> &Skips {
         &self.skips
     }
@@ -441,6 +450,7 @@ impl RoomCore {
             Command::Hold { identity, held } => Reply::Held(
                 self.participants
                     .key_of(&identity)
+                    .and_then(|k| self.may_hold(k, held).map(|()| k))
                     .map(|k| self.hold_by_server(k, held, now)),
             ),
             Command::MuteTrack {
@@ -467,6 +477,7 @@ impl RoomCore {
             Command::AddRtpParticipant(join) => {
                 Reply::RtpAdded(self.add_rtp_participant(join, now))
             }
+            Command::AnswerRtp { identity } => Reply::RtpAnswered(self.answer_rtp(&identity, now)),
             Command::Delete => {
                 self.cancel_invitations(now);
                 self.close_all(LeaveReason::RoomDeleted, now);

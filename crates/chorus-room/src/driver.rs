@@ -435,6 +435,7 @@ impl Driver {
             endpoint,
             rx,
             to_room,
+            self.core.plain_rtp_drops().clone(),
             self.shutdown.child_token(),
         ));
         self.flush();

@@ -90,6 +90,10 @@ pub enum Command {
     },
     /// A phone or bot over plain RTP joins (its socket is the driver's business).
     AddRtpParticipant(RtpJoin),
+    /// A plain-RTP participant in early media is answered: `connected`.
+    AnswerRtp {
+        identity: String,
+    },
     Delete,
 }
 
@@ -101,6 +105,8 @@ pub struct RtpJoin {
     pub codec: PlainCodec,
     /// Plain-RTP participants the room takes at most.
     pub max_in_room: u32,
+    /// Its call is not answered yet: it enters `early_media`, not `connecting`.
+    pub early_media: bool,
 }
 
 /// A plain-RTP participant the room let in, and what its endpoint sends with.
@@ -127,6 +133,7 @@ pub enum Reply {
     InvitationEnded(Result<(), RoomError>),
     LobbyDecided(Result<(), RoomError>),
     RtpAdded(Result<RtpAdmitted, RoomError>),
+    RtpAnswered(Result<ParticipantInfo, RoomError>),
     Deleted,
 }
 

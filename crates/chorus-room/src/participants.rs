@@ -244,12 +244,19 @@ impl Participants {
             .or_else(|| self.find(who))
     }
 
-    /// Everyone allowed to receive media, in join order (not those in the lobby).
+    /// Everyone allowed to receive media, in join order (not those in the lobby, nor
+    /// a phone in early media: nobody answered at its end yet).
     pub fn listeners(&self) -> Vec<ParticipantKey> {
         let mut keys: Vec<_> = self
             .by_key
             .iter()
-            .filter(|(_, p)| p.grants.can_subscribe && p.state != ParticipantState::InLobby)
+            .filter(|(_, p)| {
+                p.grants.can_subscribe
+                    && !matches!(
+                        p.state,
+                        ParticipantState::InLobby | ParticipantState::EarlyMedia
+                    )
+            })
             .map(|(k, _)| *k)
             .collect();
         keys.sort();

@@ -75,6 +75,13 @@ impl Rooms for RoomRegistry {
     ) -> BoxFuture<'a, Result<chorus_protocol::control::RtpParticipantInfo, RoomError>> {
         Box::pin(RoomRegistry::create_rtp_participant(self, room, req))
     }
+    fn answer_rtp_participant<'a>(
+        &'a self,
+        room: &'a str,
+        identity: &'a str,
+    ) -> BoxFuture<'a, Result<ParticipantInfo, RoomError>> {
+        Box::pin(RoomRegistry::answer_rtp_participant(self, room, identity))
+    }
     fn mute_track<'a>(
         &'a self,
         room: &'a str,

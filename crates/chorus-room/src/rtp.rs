@@ -120,6 +120,7 @@ mod tests {
             remote_address: remote.into(),
             payload_type: pt,
             srtp: None,
+            early_media: false,
         }
     }
 

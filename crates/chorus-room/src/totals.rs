@@ -149,6 +149,7 @@ mod tests {
         let mut a = ForwardingStats {
             forwarded: 10,
             skipped: [("muted".to_owned(), 2)].into(),
+            plain_rtp_dropped: [("srtp_auth".to_owned(), 3)].into(),
             ..Default::default()
         };
         a.feedback.plis_sent = 1;
@@ -157,6 +158,7 @@ mod tests {
         let sum = totals.retired();
         assert_eq!(sum.forwarded, 20);
         assert_eq!(sum.skipped["muted"], 4);
+        assert_eq!(sum.plain_rtp_dropped["srtp_auth"], 6);
         assert_eq!(sum.feedback.plis_sent, 2);
     }
 }

@@ -3,9 +3,12 @@
 //! client publishing 880 Hz hears the phone in its room audio; the phone's recording
 //! has the 880 Hz tone and not its own 440 Hz. Every packet is addressed to 127.0.0.1
 //! (ffmpeg's RTP and RTCP both go to Chorus's port, `rtcpport`). Skipped, saying so,
-//! where ffmpeg is not installed (`scripts/setup.sh` installs it).
+//! where ffmpeg is not installed (`scripts/setup.sh` installs it). A gateway's call in
+//! early media, answered, with packets it drops counted: `plain_rtp/early.rs`.
 
 mod common;
+#[path = "plain_rtp/early.rs"]
+mod early;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};

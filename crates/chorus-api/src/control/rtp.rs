@@ -1,5 +1,6 @@
 //! Phone and bot participants over plain RTP: a service creates one in a room and
-//! learns the UDP address to send its RTP to; deleting it removes it from the room.
+//! learns the UDP address to send its RTP to (in early media, if its call is not
+//! answered yet, until it answers it); deleting it removes it from the room.
 
 use axum::Json;
 use axum::extract::State;
@@ -33,4 +34,16 @@ pub(super) async fn delete_rtp_participant(
         .remove_participant(&room, &identity, None)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `early_media` → `connected`: the gateway's call was answered.
+pub(super) async fn answer_rtp_participant(
+    State(state): State<ApiState>,
+    PathParams((room, identity)): PathParams<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let info = state
+        .rooms()
+        .answer_rtp_participant(&room, &identity)
+        .await?;
+    Ok(Json(info))
 }

@@ -2,6 +2,11 @@
 //! one microphone track, heard through the mixer (their endpoint hands over 48 kHz
 //! samples), and sent their mix-minus-self ([`super::RoomCore::tick_mixer`]). They
 //! have no media connection: their socket and codec live in their endpoint's task.
+//!
+//! One whose call is not answered yet (a SIP gateway's early media: ringback, an
+//! announcement) enters `early_media`: the room hears it, it is sent nothing (nobody
+//! took the call at its end, and the room's talk is not for a line nobody answered),
+//! until the control API answers it (`connected`, and its mix starts).
 
 use std::time::Instant;
 
@@ -10,7 +15,7 @@ use chorus_mixer::SourceKind;
 use chorus_plainrtp::InboundFrame;
 use chorus_protocol::signal::ServerMessage;
 use chorus_protocol::webhook::WebhookEvent;
-use chorus_protocol::{Grants, ParticipantState, TrackSource};
+use chorus_protocol::{Grants, ParticipantInfo, ParticipantState, TrackSource};
 use chorus_room_api::{JoinError, JoinRequest, RoomError};
 use rand::Rng;
 
@@ -57,7 +62,11 @@ impl RoomCore {
                 req,
                 id.clone(),
                 self.unix_ms(now),
-                ParticipantState::Connecting,
+                if join.early_media {
+                    ParticipantState::EarlyMedia
+                } else {
+                    ParticipantState::Connecting
+                },
             )
             .map_err(|e| match e {
                 JoinError::RoomFull(n) => RoomError::RoomFull(n),
@@ -117,15 +126,51 @@ impl RoomCore {
         })
     }
 
-    /// 20 ms of a plain-RTP participant's voice. The first makes it `connected`.
+    /// 20 ms of a plain-RTP participant's voice. The first makes a `connecting` one
+    /// `connected`; one in early media stays there (only the answer moves it), one on
+    /// hold stays on hold (the mixer does not hear it).
     pub(super) fn rtp_frame(&mut self, key: ParticipantKey, frame: InboundFrame, now: Instant) {
         let Some(p) = self.participants.get(key).filter(|p| p.plain.is_some()) else {
             return;
         };
-        if p.state != ParticipantState::Connected {
+        if p.state == ParticipantState::Connecting {
             self.set_participant_state(key, ParticipantState::Connected);
         }
         self.audio.hear_pcm(key, frame.seq, &frame.pcm, now);
+    }
+
+    /// The control API answers a phone in early media: `connected` (announced with
+    /// the previous state), and from the next mix frame on it hears the room.
+    pub(super) fn answer_rtp(
+        &mut self,
+        identity: &str,
+        now: Instant,
+    ) -> Result<ParticipantInfo, RoomError> {
+        let key = self
+            .participants
+            .find(identity)
+            .filter(|k| self.is_plain(*k))
+            .ok_or_else(|| RoomError::ParticipantNotFound(identity.to_owned()))?;
+        let state = self.participants.get(key).map(|p| p.state);
+        if state != Some(ParticipantState::EarlyMedia) {
+            return Err(RoomError::AlreadyAnswered(identity.to_owned()));
+        }
+        self.set_participant_state(key, ParticipantState::Connected);
+        // A listener from now on: its mix-minus-self starts.
+        self.update_audio(now);
+        tracing::info!(room = %self.name, participant = %identity, "plain-RTP participant answered");
+        self.participant_info(key).ok_or(RoomError::RoomClosed)
+    }
+
+    /// A phone in early media is not held: SIP holds an answered call, and coming off
+    /// hold would make it `connecting` as if it had been answered.
+    pub(super) fn may_hold(&self, key: ParticipantKey, held: bool) -> Result<(), RoomError> {
+        match self.participants.get(key) {
+            Some(p) if held && p.state == ParticipantState::EarlyMedia => {
+                Err(RoomError::NotAnswered(p.identity.clone()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Whether `key` is a plain-RTP participant (no media connections).

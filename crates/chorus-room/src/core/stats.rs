@@ -64,6 +64,11 @@ impl RoomCore {
             mix_frames: self.mix_frames,
             data_received: self.data.received,
             data_delivered: self.data.delivered,
+            plain_rtp_dropped: self
+                .plain_rtp_drops
+                .reading()
+                .map(|(reason, n)| (reason.as_str().to_owned(), n))
+                .collect(),
         }
     }
 }

@@ -4,12 +4,13 @@
 use std::net::UdpSocket;
 
 use chorus_plainrtp::SdesKey;
+use chorus_protocol::ParticipantInfo;
 use chorus_protocol::control::{CreateRtpParticipantRequest, RtpParticipantInfo, SdesParams};
 use chorus_room_api::RoomError;
 
 use super::RoomRegistry;
 use crate::command::RoomCommand;
-use crate::io::RtpJoin;
+use crate::io::{Command, Reply, RtpJoin};
 use crate::rtp::check;
 
 impl RoomRegistry {
@@ -35,6 +36,7 @@ impl RoomRegistry {
             identity: req.identity,
             codec: spec.codec,
             max_in_room: config.max_per_room,
+            early_media: req.early_media,
         };
         // Chorus's own key for what it sends, fresh for each participant.
         let srtp = spec
@@ -66,5 +68,23 @@ impl RoomRegistry {
             ssrc: admitted.ssrc,
             srtp: local_key,
         })
+    }
+
+    /// Answers a plain-RTP participant in early media (`connected`).
+    pub async fn answer_rtp_participant(
+        &self,
+        room: &str,
+        identity: &str,
+    ) -> Result<ParticipantInfo, RoomError> {
+        let cmd = Command::AnswerRtp {
+            identity: identity.to_owned(),
+        };
+        match self
+            .call(room, |reply| RoomCommand::Calling { cmd, reply })
+            .await?
+        {
+            Some(Reply::RtpAnswered(r)) => r,
+            _ => Err(RoomError::RoomClosed),
+        }
     }
 }
