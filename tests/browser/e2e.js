@@ -22,11 +22,12 @@
 
 const fs = require('fs');
 const path = require('path');
-const { chromium } = require('playwright-core');
 const { FirefoxPage } = require('./firefox');
+const {
+  sleep, fail, until, BASE, CHROMIUM_EXE, snapshot: snap, openDemoPage, joinThroughForm, failOnPageErrors,
+  closeQuietly, demoTest,
+} = require('./lib');
 
-const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
-const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
 const WHOLE_TEST_MS = 140_000;
 // Who joins, in this order, and in which browser. Carol leaves later; Alice mutes.
 const PEOPLE = [
@@ -36,27 +37,13 @@ const PEOPLE = [
   { name: 'Dave', browser: 'Firefox' },
 ];
 
-const t0 = Date.now();
-const pages = []; // { name, browser, page, console: [], participantId }
-let context = null;
+const t = demoTest('e2e');
+const { info, pages } = t;
 let firefox = null;
-let userDataDir = null;
 
-function elapsed() {
-  return `${((Date.now() - t0) / 1000).toFixed(1)}s`;
-}
-function info(...a) {
-  console.log(`[e2e ${elapsed()}]`, ...a);
-}
-const { sleep, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm, saveArtifacts } = require('./lib');
-
-const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
 const stats = (p) => p.page.evaluate(() => window.chorus.inboundStats());
 
 async function main() {
-  // ---------------------------------------------------------------- server reachable?
-  await demoPageServed(BASE);
-
   // ---------------------------------------------------------------- browsers
   // Firefox starts (geckodriver, then the browser) while Chromium does.
   info('launching Firefox through geckodriver');
@@ -66,8 +53,8 @@ async function main() {
     return ff;
   });
   firefoxStarting.catch(() => {}); // awaited below; its failure is reported there
-  info(`launching ${EXE}`);
-  ({ context, userDataDir } = await launchChromium(chromium, { exe: EXE, prefix: 'chorus-e2e-profile-', viewport: { width: 1000, height: 700 } }));
+  info(`launching ${CHROMIUM_EXE}`);
+  await t.launch();
   await firefoxStarting;
 
   const room = `e2e-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
@@ -75,33 +62,23 @@ async function main() {
 
   // ---------------------------------------------------------------- join through the UI
   for (const { name, browser } of PEOPLE) {
-    let page;
     let p;
     if (browser === 'Firefox') {
-      page = firefox;
       // Firefox's output (the page console included) is collected by firefox.js.
-      p = { name, browser, page, console: firefox.output, participantId: null };
-      await page.goto(`${BASE}/`);
+      p = { name, browser, page: firefox, console: firefox.output, participantId: null };
+      pages.push(p);
+      await firefox.goto(`${BASE}/`);
       // Uncaught errors and rejections, checked at the end like Chromium's pageerror.
-      await page.evaluate(() => {
+      await firefox.evaluate(() => {
         window.__e2eErrors = [];
         window.addEventListener('error', (e) => window.__e2eErrors.push(String(e.message)));
         window.addEventListener('unhandledrejection', (e) => window.__e2eErrors.push(String(e.reason && e.reason.message || e.reason)));
       });
     } else {
-      page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
-      p = { name, browser, page, console: [], participantId: null };
-      page.on('console', (m) => {
-        p.console.push(`${m.type()}: ${m.text()}`);
-        if (p.console.length > 2000) p.console.splice(0, 500);
-      });
-      page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
-      await page.goto(`${BASE}/`, { waitUntil: 'load', timeout: 15_000 });
+      p = await openDemoPage(t.context, pages, { name, browser });
     }
-    pages.push(p);
-    const s = await joinThroughForm(page, { room, name, snap: () => snap(p) });
-    p.participantId = s.participantId;
-    info(`${name} (${browser}) joined as ${s.participantId}`);
+    await joinThroughForm(p, room);
+    info(`${name} (${browser}) joined as ${p.participantId}`);
   }
 
   // ---------------------------------------------------------------- everyone sees everyone
@@ -295,28 +272,17 @@ async function main() {
   });
   info('remaining pages still decoding each other');
 
-  for (const p of pages) {
-    const errs = p.browser === 'Firefox'
-      ? await p.page.evaluate(() => window.__e2eErrors || [])
-      : p.console.filter((l) => l.startsWith('PAGEERROR'));
+  failOnPageErrors(pages.filter((p) => p.browser !== 'Firefox'));
+  for (const p of pages.filter((x) => x.browser === 'Firefox')) {
+    const errs = await p.page.evaluate(() => window.__e2eErrors || []);
     if (errs.length) fail(`${p.name}'s page threw: ${errs.join(' | ')}`);
   }
 }
 
-async function dumpArtifacts(err) {
-  await saveArtifacts(err, {
-    test: 'e2e', pages, tail: 40,
-    state: async (p) => ({ browser: p.browser, snapshot: await snap(p), events: await p.page.evaluate(() => window.chorus.events) }),
-  });
-}
-
-async function cleanup() {
-  if (firefox) {
-    try {
-      await Promise.race([firefox.close(), sleep(15_000)]);
-    } catch (e) { /* ignore */ }
-  }
-  await closeChromium(context, userDataDir);
-}
-
-runTest({ main, limitMs: WHOLE_TEST_MS, info, dumpArtifacts, cleanup });
+t.run({
+  main,
+  limitMs: WHOLE_TEST_MS,
+  tail: 40,
+  state: async (p) => ({ browser: p.browser, snapshot: await snap(p), events: await p.page.evaluate(() => window.chorus.events) }),
+  cleanup: () => closeQuietly(firefox),
+});

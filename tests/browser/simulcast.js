@@ -24,26 +24,16 @@
 // loopback (scripts/browser-test.sh simulcast does that).
 'use strict';
 
-const { chromium } = require('playwright-core');
-const { sleep, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm, saveArtifacts } = require('./lib');
+const { sleep, fail, until, BASE, failOnPageErrors, demoTest } = require('./lib');
 
-const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
-const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
 // The server's development credentials (scripts/run.sh and the test server use them).
 const API_AUTH = `Basic ${Buffer.from('devkey:devsecret-change-me-0123456789abcdef').toString('base64')}`;
 const SMALL = { width: 160, height: 90 };
 const LARGE = { width: 1280, height: 720 };
 
-const t0 = Date.now();
-const pages = []; // { name, page, console: [], participantId }
-let context = null;
-let userDataDir = null;
+const t = demoTest('simulcast');
+const { info } = t;
 let room = null;
-
-function info(...a) {
-  console.log(`[simulcast ${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-}
-const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
 
 /** What Bob receives of Alice's camera: { framesDecoded, frameWidth, frameHeight, ... }. */
 const received = async (bob, alice) =>
@@ -99,24 +89,12 @@ async function waitEncodings(alice, what, ms, want) {
 }
 
 async function main() {
-  await demoPageServed(BASE);
-  ({ context, userDataDir } = await launchChromium(chromium, { exe: EXE, prefix: 'chorus-simulcast-profile-', viewport: { width: 1400, height: 900 } }));
+  await t.launch({ viewport: { width: 1400, height: 900 } });
   room = `simulcast-${Date.now().toString(36)}`;
-  for (const [name, query] of [['Alice', '?simulcast=1'], ['Bob', '']]) {
-    const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
-    const p = { name, page, console: [], participantId: null };
-    page.on('console', (m) => {
-      p.console.push(`${m.type()}: ${m.text()}`);
-      if (p.console.length > 2000) p.console.splice(0, 500);
-    });
-    page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
-    await page.goto(`${BASE}/${query}`, { waitUntil: 'load', timeout: 15_000 });
-    pages.push(p);
-    const s = await joinThroughForm(page, { room, name, snap: () => snap(p) });
-    p.participantId = s.participantId;
-    info(`${name} joined as ${s.participantId}`);
-  }
-  const [alice, bob] = pages;
+  const alice = await t.join('Alice', room, { query: '?simulcast=1' });
+  info(`Alice joined as ${alice.participantId}`);
+  const bob = await t.join('Bob', room);
+  info(`Bob joined as ${bob.participantId}`);
   const trackId = await until('Alice publishes her camera', 15_000, () =>
     alice.page.evaluate(() => window.chorus.localTracks.camera && window.chorus.localTracks.camera.trackId));
   const capture = await alice.page.evaluate(() => window.chorus.localTracks.camera.track.getSettings());
@@ -149,18 +127,7 @@ async function main() {
 
   const sent = (await bob.page.evaluate(() => window.chorus.events.filter((m) => m.type === 'error').map((m) => m.code)));
   if (sent.length) fail(`Bob's page got errors from the server: ${sent.join(', ')}`);
-  for (const p of pages) {
-    const errs = p.console.filter((l) => l.startsWith('PAGEERROR'));
-    if (errs.length) fail(`${p.name}'s page threw: ${errs.join(' | ')}`);
-  }
+  failOnPageErrors(t.pages);
 }
 
-async function dumpArtifacts(err) {
-  await saveArtifacts(err, { test: 'simulcast', pages });
-}
-
-async function cleanup() {
-  await closeChromium(context, userDataDir);
-}
-
-runTest({ main, limitMs: 80_000, info, dumpArtifacts, cleanup });
+t.run({ main, limitMs: 80_000 });
