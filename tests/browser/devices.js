@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Browser test of device choice on the demo page (static/devices.js): two headless Chromium
 // pages (Alice, Bob) join one room, Alice sending her camera in three simulcast layers
-// (`?simulcast=1`), and Bob sees her camera play. Alice's camera and microphone selects
+// (the page's default), and Bob sees her camera play. Alice's camera and microphone selects
 // list the fake devices; she picks a camera (another one if there is one, else the same
 // one again, which still means a fresh getUserMedia track): her publisher's video sender
 // now carries a new track (replaceTrack) with the same three encodings, the old one is
@@ -79,7 +79,7 @@ async function main() {
   await t.launch({ extraArgs: ['--use-fake-device-for-media-stream=device-count=3'] });
   const room = `devices-${Date.now().toString(36)}`;
   // Alice sends her camera in three simulcast layers, which the switch must keep.
-  const alice = await t.join('Alice', room, { query: '?simulcast=1' });
+  const alice = await t.join('Alice', room);
   const bob = await t.join('Bob', room);
   await playing(bob, alice, "Bob sees Alice's camera");
   const layers = (await sender(alice, 'video')).rids;

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Browser test of simulcast through the demo page: Alice's Chromium page publishes its
-// fake camera at 1280x720 in three simulcast layers (`?simulcast=1`: rids q, h, f,
-// sendEncodings with scaleResolutionDownBy 4, 2, 1); Bob's page (one stream, the
-// default) receives it.
+// fake camera at 1280x720 in three simulcast layers (the page's default: rids q, h, f,
+// sendEncodings with scaleResolutionDownBy 4, 2, 1); Bob's page (`?simulcast=0`: one
+// stream, one encoding) receives it.
 // Bob's page resizes the <video> showing Alice (the demo page's ResizeObserver sends
 // `track_settings` with the tile's size), large, then small, then large again. It checks
 //
@@ -39,9 +39,9 @@ let room = null;
 const received = async (bob, alice) =>
   ((await bob.page.evaluate(() => window.chorus.inboundStats())).byParticipant[alice.participantId] || {}).video || {};
 
-/** The `active` flag of each of Alice's camera encodings, by rid. */
-const encodings = (alice) =>
-  alice.page.evaluate(() => {
+/** The `active` flag of each of `p`'s camera encodings, by rid. */
+const encodings = (p) =>
+  p.page.evaluate(() => {
     const cam = window.chorus.localTracks.camera;
     const sender = cam && window.chorus.pubPc.getSenders().find((s) => s.track === cam.track);
     return sender ? sender.getParameters().encodings.map((e) => ({ rid: e.rid, active: e.active !== false })) : [];
@@ -91,10 +91,15 @@ async function waitEncodings(alice, what, ms, want) {
 async function main() {
   await t.launch({ viewport: { width: 1400, height: 900 } });
   room = `simulcast-${Date.now().toString(36)}`;
-  const alice = await t.join('Alice', room, { query: '?simulcast=1' });
+  const alice = await t.join('Alice', room);
   info(`Alice joined as ${alice.participantId}`);
-  const bob = await t.join('Bob', room);
+  const bob = await t.join('Bob', room, { query: '?simulcast=0' });
   info(`Bob joined as ${bob.participantId}`);
+  const bobSends = await until('Bob publishes his camera', 15_000, async () => {
+    const e = await encodings(bob);
+    return e.length ? e : null;
+  });
+  if (bobSends.length !== 1 || bobSends[0].rid) fail(`?simulcast=0, yet Bob sends his camera as ${JSON.stringify(bobSends)}`);
   const trackId = await until('Alice publishes her camera', 15_000, () =>
     alice.page.evaluate(() => window.chorus.localTracks.camera && window.chorus.localTracks.camera.trackId));
   const capture = await alice.page.evaluate(() => window.chorus.localTracks.camera.track.getSettings());

@@ -1,6 +1,7 @@
 // Publishing: each local track is announced (`publish`, answered by `publish_accepted`),
-// then added to the publisher connection, the camera in simulcast layers when asked,
-// in the codec asked for. Dynacast (`publisher_layers`) turns layers on and off.
+// then added to the publisher connection, the camera in three simulcast layers (unless
+// the page's address says `?simulcast=0`), in the codec asked for. Dynacast
+// (`publisher_layers`) turns layers on and off.
 
 import { chorus } from './state.js';
 import { describeError, log } from './notices.js';
@@ -21,7 +22,15 @@ export async function publishTrack(s, track, source, stream) {
   upsertTrack(m.track);
   const init = { direction: 'sendonly', streams: [stream || chorus.localStream] };
   if (source === 'camera' && simulcastWanted()) init.sendEncodings = SIMULCAST_ENCODINGS;
-  s.pubPc.addTransceiver(track, init);
+  try {
+    s.pubPc.addTransceiver(track, init);
+  } catch (e) {
+    // A browser that cannot send these layers sends the camera as one stream.
+    if (!init.sendEncodings) throw e;
+    log(`no simulcast here (${e.name}: ${e.message}): the camera goes out as one stream`);
+    delete init.sendEncodings;
+    s.pubPc.addTransceiver(track, init);
+  }
   if (track.kind === 'video') preferCodec(s.pubPc, track, videoCodec());
   if (track.kind === 'audio') preferCodec(s.pubPc, track, 'audio/opus');
 }
@@ -38,13 +47,11 @@ const SIMULCAST_ENCODINGS = [
   { rid: 'f' },
 ];
 
-// The camera goes out in three simulcast layers when the page's address says
-// `?simulcast=1`, else as one stream. Not the default yet: with every page sending
-// simulcast, the browser end-to-end test sees videos stop for a subscriber (the
-// server's bandwidth allocation; docs/BENCHMARKS.md, "Simulcast with a tile view").
+// The camera goes out in three simulcast layers, VP8 or H.264 alike (each subscriber
+// gets the one its tile needs); `?simulcast=0` in the page's address sends one stream.
 function simulcastWanted() {
   const asked = new URLSearchParams(location.search).get('simulcast');
-  return asked === '1' || asked === 'on' || asked === 'true';
+  return !(asked === '0' || asked === 'off' || asked === 'false');
 }
 
 // The video codec to send: VP8, or H.264 with `?codec=h264` in the page's address.
