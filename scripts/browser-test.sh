@@ -27,7 +27,7 @@
 #
 #   scripts/browser-test.sh simulcast     simulcast through the demo page (tests/browser/simulcast.js):
 #                                         a page sends its 720p camera in three layers
-#                                         (demo page ?simulcast=1), another
+#                                         (the demo page's default), another (?simulcast=0)
 #                                         resizes its tile and receives the layer that fits;
 #                                         dynacast turns the unneeded layers off and on
 #

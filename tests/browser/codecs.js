@@ -18,12 +18,9 @@
 // loopback (scripts/browser-test.sh codecs does that).
 'use strict';
 
-const { chromium } = require('playwright-core');
 const { FirefoxPage } = require('./firefox');
-const { sleep, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm, saveArtifacts } = require('./lib');
+const { sleep, fail, until, BASE, openDemoPage, joinThroughForm, failOnPageErrors, closeQuietly, demoTest } = require('./lib');
 
-const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
-const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
 const PEOPLE = [
   { name: 'Alice', query: '?codec=h264', sends: 'video/H264' },
   { name: 'Bob', query: '', sends: 'video/VP8' },
@@ -32,48 +29,31 @@ const PEOPLE = [
 // The server's development credentials (scripts/run.sh and the test server use them).
 const API_AUTH = `Basic ${Buffer.from('devkey:devsecret-change-me-0123456789abcdef').toString('base64')}`;
 
-const t0 = Date.now();
-const pages = []; // { name, sends, page, console: [], participantId }
-let context = null;
+const t = demoTest('codecs');
+const { info, pages } = t;
 let firefox = null;
-let userDataDir = null;
 
-function info(...a) {
-  console.log(`[codecs ${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-}
-const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
 const video = async (p, from) =>
   ((await p.page.evaluate(() => window.chorus.inboundStats())).byParticipant[from.participantId] || {}).video || {};
 
 async function main() {
-  await demoPageServed(BASE);
   const firefoxStarting = FirefoxPage.launch().then((ff) => (firefox = ff));
   firefoxStarting.catch(() => {}); // awaited below; its failure is reported there
-  ({ context, userDataDir } = await launchChromium(chromium, { exe: EXE, prefix: 'chorus-codecs-profile-', viewport: { width: 900, height: 600 } }));
+  await t.launch({ viewport: { width: 900, height: 600 } });
   await firefoxStarting;
   const room = `codecs-${Date.now().toString(36)}`;
 
   for (const { name, query, sends, browser } of PEOPLE) {
-    let page;
     let p;
     if (browser === 'Firefox') {
-      page = firefox;
-      p = { name, sends, browser, page, console: firefox.output, participantId: null };
-      await page.goto(`${BASE}/${query}`);
+      p = { name, sends, browser, page: firefox, console: firefox.output, participantId: null };
+      pages.push(p);
+      await firefox.goto(`${BASE}/${query}`);
     } else {
-      page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
-      p = { name, sends, browser: 'Chromium', page, console: [], participantId: null };
-      page.on('console', (m) => {
-        p.console.push(`${m.type()}: ${m.text()}`);
-        if (p.console.length > 2000) p.console.splice(0, 500);
-      });
-      page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
-      await page.goto(`${BASE}/${query}`, { waitUntil: 'load', timeout: 15_000 });
+      p = await openDemoPage(t.context, pages, { name, query, sends, browser: 'Chromium' });
     }
-    pages.push(p);
-    const s = await joinThroughForm(page, { room, name, snap: () => snap(p) });
-    p.participantId = s.participantId;
-    info(`${name} joined as ${s.participantId}, sending ${sends}`);
+    await joinThroughForm(p, room);
+    info(`${name} joined as ${p.participantId}, sending ${sends}`);
   }
 
   // Each decodes the others, in the codec each sends; Firefox all but H.264.
@@ -107,23 +87,7 @@ async function main() {
   const got = await video(dave, alice);
   info(`Dave <- Alice: ${got.packetsReceived || 0} packets, ${got.framesDecoded || 0} frames (server held back ${held})`);
   if (got.packetsReceived > 0) fail(`Firefox received ${got.packetsReceived} packets of Alice's H.264, which it cannot decode`);
-  for (const p of pages.filter((x) => x.browser !== 'Firefox')) {
-    const errs = p.console.filter((l) => l.startsWith('PAGEERROR'));
-    if (errs.length) fail(`${p.name}'s page threw: ${errs.join(' | ')}`);
-  }
+  failOnPageErrors(pages.filter((x) => x.browser !== 'Firefox'));
 }
 
-async function dumpArtifacts(err) {
-  await saveArtifacts(err, { test: 'codecs', pages });
-}
-
-async function cleanup() {
-  if (firefox) {
-    try {
-      await Promise.race([firefox.close(), sleep(15_000)]);
-    } catch (e) { /* ignore */ }
-  }
-  await closeChromium(context, userDataDir);
-}
-
-runTest({ main, limitMs: 120_000, info, dumpArtifacts, cleanup });
+t.run({ main, limitMs: 120_000, cleanup: () => closeQuietly(firefox) });

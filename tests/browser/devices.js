@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Browser test of device choice on the demo page (static/devices.js): two headless Chromium
 // pages (Alice, Bob) join one room, Alice sending her camera in three simulcast layers
-// (`?simulcast=1`), and Bob sees her camera play. Alice's camera and microphone selects
+// (the page's default), and Bob sees her camera play. Alice's camera and microphone selects
 // list the fake devices; she picks a camera (another one if there is one, else the same
 // one again, which still means a fresh getUserMedia track): her publisher's video sender
 // now carries a new track (replaceTrack) with the same three encodings, the old one is
@@ -16,42 +16,19 @@
 // Run inside a private network namespace (scripts/browser-test.sh devices does that).
 'use strict';
 
-const { chromium } = require('playwright-core');
 const {
-  sleep, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm, saveArtifacts,
+  sleep, fail, until, snapshot, cameraPlays, failOnPageErrors, demoTest,
 } = require('./lib');
 
-const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
-const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
 const WHOLE_TEST_MS = 80_000;
+const t = demoTest('devices');
+const { info } = t;
 
-const t0 = Date.now();
-const pages = []; // { name, page, console: [], participantId }
-let context = null;
-let userDataDir = null;
-
-function info(...a) {
-  console.log(`[devices ${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-}
-
-const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
-
-/** Frames `viewer` has shown of `owner`'s camera (null: no such video yet). */
-function framesOf(viewer, owner) {
-  return viewer.page.evaluate((pid) => {
-    const tile = document.querySelector(`.tile.remote[data-participant-id="${pid}"]`);
-    const v = tile && tile.querySelector('video.camera');
-    return v && v.videoWidth > 0 ? v.getVideoPlaybackQuality().totalVideoFrames : null;
-  }, owner.participantId);
-}
-
-async function playing(viewer, owner, what) {
-  const first = await until(`${what}: a camera video with a size`, 15_000, async () => framesOf(viewer, owner));
-  await until(`${what}: it plays on`, 10_000, async () => (await framesOf(viewer, owner)) >= first + 10);
-}
+/** Waits until `viewer` shows `owner`'s camera and it plays on (10 frames more). */
+const playing = (viewer, owner, what) => cameraPlays(viewer, owner, what, 10);
 
 /** SDP exchanges so far: offers and answers the page got from the server. */
-const sdpCount = async (p) => (await snap(p)).eventTypes.filter((t) => t === 'offer' || t === 'answer').length;
+const sdpCount = async (p) => (await snapshot(p)).eventTypes.filter((e) => e === 'offer' || e === 'answer').length;
 
 /** The publisher sender of `kind`: its track's id and state, and its encodings' rids. */
 function sender(p, kind) {
@@ -97,30 +74,19 @@ async function switchAndCheck(alice, bob, kind, testid) {
 }
 
 async function main() {
-  await demoPageServed(BASE);
   // Three fake cameras (this later switch wins over lib.js's plain one): I420, Y16 (a
   // depth camera, which Chromium does not send) and MJPEG; the test switches to the last.
-  ({ context, userDataDir } = await launchChromium(chromium, {
-    exe: EXE, prefix: 'chorus-devices-profile-', extraArgs: ['--use-fake-device-for-media-stream=device-count=3'],
-  }));
+  await t.launch({ extraArgs: ['--use-fake-device-for-media-stream=device-count=3'] });
   const room = `devices-${Date.now().toString(36)}`;
-  for (const name of ['Alice', 'Bob']) {
-    const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
-    const p = { name, page, console: [], participantId: null };
-    page.on('console', (m) => p.console.push(`${m.type()}: ${m.text()}`));
-    page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
-    pages.push(p);
-    // Alice sends her camera in three simulcast layers, which the switch must keep.
-    await page.goto(`${BASE}/${name === 'Alice' ? '?simulcast=1' : ''}`, { waitUntil: 'load' });
-    p.participantId = (await joinThroughForm(page, { room, name, snap: () => snap(p) })).participantId;
-  }
-  const [alice, bob] = pages;
+  // Alice sends her camera in three simulcast layers, which the switch must keep.
+  const alice = await t.join('Alice', room);
+  const bob = await t.join('Bob', room);
   await playing(bob, alice, "Bob sees Alice's camera");
   const layers = (await sender(alice, 'video')).rids;
   if (layers !== 'q,h,f') fail(`Alice does not send her camera in three layers: [${layers}]`);
   await until("Alice's camera select lists a device", 10_000, async () =>
     alice.page.$$eval('[data-testid="camera-select"] option', (os) => os.length > 0));
-  await until('Bob is subscribed to everything', 10_000, async () => (await snap(bob)).sub.signaling === 'stable');
+  await until('Bob is subscribed to everything', 10_000, async () => (await snapshot(bob)).sub.signaling === 'stable');
   await sleep(1000); // let the last renegotiation of the join settle before counting
   const sdpBefore = [await sdpCount(alice), await sdpCount(bob)];
 
@@ -151,18 +117,7 @@ async function main() {
     info(`speaker: not checked (setSinkId ${speaker.supported ? 'present' : 'absent'}, ${speaker.options.length} outputs)`);
   }
 
-  for (const p of pages) {
-    const errs = p.console.filter((l) => l.startsWith('PAGEERROR'));
-    if (errs.length) fail(`${p.name}'s page threw: ${errs.join(' | ')}`);
-  }
+  failOnPageErrors(t.pages);
 }
 
-async function dumpArtifacts(err) {
-  await saveArtifacts(err, { test: 'devices', pages, state: snap });
-}
-
-async function cleanup() {
-  await closeChromium(context, userDataDir);
-}
-
-runTest({ main, limitMs: WHOLE_TEST_MS, info, dumpArtifacts, cleanup });
+t.run({ main, limitMs: WHOLE_TEST_MS });

@@ -13,88 +13,43 @@
 // Run inside a private network namespace (scripts/browser-test.sh hold does that).
 'use strict';
 
-const { chromium } = require('playwright-core');
-const { sleep, fail, until, runTest, demoPageServed, launchChromium, closeChromium, saveArtifacts } = require('./lib');
+const { sleep, fail, until, snapshot, cameraFrames, cameraPlays, failOnPageErrors, demoTest } = require('./lib');
 
-const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
-const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
 const WHOLE_TEST_MS = 90_000;
+const t = demoTest('hold');
+const { info } = t;
 
-const t0 = Date.now();
-const pages = []; // { name, page, console: [], participantId }
-let context = null;
-let userDataDir = null;
-
-function info(...a) {
-  console.log(`[hold ${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-}
-
-const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
-
-/** Frames `viewer` has shown of `owner`'s camera (null: no such video yet). */
-function framesOf(viewer, owner) {
-  return viewer.page.evaluate((pid) => {
-    const tile = document.querySelector(`.tile.remote[data-participant-id="${pid}"]`);
-    const v = tile && tile.querySelector('video.camera');
-    // Frames shown: a stalled stream's currentTime runs on, this count does not.
-    return v && v.videoWidth > 0 ? v.getVideoPlaybackQuality().totalVideoFrames : null;
-  }, owner.participantId);
-}
-
-/** Waits until `viewer` shows `owner`'s camera playing on. */
-async function playing(viewer, owner, what) {
-  const first = await until(`${what}: a camera video with a size`, 15_000, async () => framesOf(viewer, owner));
-  await until(`${what}: it plays on`, 10_000, async () => (await framesOf(viewer, owner)) >= first + 5);
-}
-
-const offers = async (p) => (await snap(p)).eventTypes.filter((t) => t === 'offer').length;
+const offers = async (p) => (await snapshot(p)).eventTypes.filter((e) => e === 'offer').length;
 
 async function main() {
-  await demoPageServed(BASE);
-  ({ context, userDataDir } = await launchChromium(chromium, { exe: EXE, prefix: 'chorus-hold-profile-', viewport: { width: 1000, height: 700 } }));
+  await t.launch();
   const room = `hold-${Date.now().toString(36)}`;
-  for (const name of ['Alice', 'Bob']) {
-    const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
-    const p = { name, page, console: [], participantId: null };
-    page.on('console', (m) => p.console.push(`${m.type()}: ${m.text()}`));
-    page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
-    await page.goto(`${BASE}/`, { waitUntil: 'load' });
-    await page.fill('#room', room);
-    await page.fill('#name', name);
-    await page.click('#join');
-    const s = await until(`${name} joins`, 20_000, async () => {
-      const s = await snap(p);
-      if (s && (s.state === 'failed' || s.errors.length)) fail(`${name} could not join: ${s.errors.join(' | ')}`);
-      return s && s.state === 'joined' && s.participantId ? s : null;
-    });
-    p.participantId = s.participantId;
-    pages.push(p);
-  }
-  const [alice, bob] = pages;
-  await playing(bob, alice, "Bob sees Alice's camera");
-  await playing(alice, bob, "Alice sees Bob's camera");
+  const alice = await t.join('Alice', room);
+  const bob = await t.join('Bob', room);
+  await cameraPlays(bob, alice, "Bob sees Alice's camera");
+  await cameraPlays(alice, bob, "Alice sees Bob's camera");
   info('both cameras play');
   const offersBefore = [await offers(alice), await offers(bob)];
 
   await alice.page.click('[data-testid="hold-button"]');
   await until('Bob sees Alice on hold', 10_000, async () => {
-    const s = await snap(bob);
+    const s = await snapshot(bob);
     const a = s.roster.find((p) => p.participant_id === alice.participantId);
     return a && a.state === 'on_hold';
   });
-  if (!(await snap(alice)).held) fail('the page does not show Alice held');
+  if (!(await snapshot(alice)).held) fail('the page does not show Alice held');
   // What was on its way drains; then nothing plays either way.
   await sleep(500);
-  const held = [await framesOf(bob, alice), await framesOf(alice, bob)];
+  const held = [await cameraFrames(bob, alice), await cameraFrames(alice, bob)];
   await sleep(2000);
-  const still = [await framesOf(bob, alice), await framesOf(alice, bob)];
+  const still = [await cameraFrames(bob, alice), await cameraFrames(alice, bob)];
   if (still[0] > held[0] + 1) fail(`Bob kept seeing held Alice: ${held[0]} → ${still[0]} frames`);
   if (still[1] > held[1] + 1) fail(`held Alice kept seeing Bob: ${held[1]} → ${still[1]} frames`);
   info(`on hold: no video either way (${held} → ${still} frames)`);
   // Held past the server's silence timeout (10 s): her connections stay alive on the
   // browser's consent checks and RTCP, and the server never finds them silent.
   await sleep(9000);
-  const sAlice = await snap(alice);
+  const sAlice = await snapshot(alice);
   if (sAlice.pub.connection !== 'connected' || sAlice.sub.connection !== 'connected') {
     fail(`Alice's connections did not stay up: ${JSON.stringify([sAlice.pub, sAlice.sub])}`);
   }
@@ -103,28 +58,17 @@ async function main() {
 
   await alice.page.click('[data-testid="hold-button"]');
   await until('Bob sees Alice connected again', 10_000, async () => {
-    const s = await snap(bob);
+    const s = await snapshot(bob);
     const a = s.roster.find((p) => p.participant_id === alice.participantId);
     return a && a.state === 'connected';
   });
-  await playing(bob, alice, "Bob sees Alice's camera again");
-  await playing(alice, bob, "Alice sees Bob's camera again");
+  await cameraPlays(bob, alice, "Bob sees Alice's camera again");
+  await cameraPlays(alice, bob, "Alice sees Bob's camera again");
   const offersAfter = [await offers(alice), await offers(bob)];
   if (offersAfter.join() !== offersBefore.join()) fail(`hold renegotiated: offers ${offersBefore} → ${offersAfter}`);
   info('resumed both ways, no renegotiation');
 
-  for (const p of pages) {
-    const errs = p.console.filter((l) => l.startsWith('PAGEERROR'));
-    if (errs.length) fail(`${p.name}'s page threw: ${errs.join(' | ')}`);
-  }
+  failOnPageErrors(t.pages);
 }
 
-async function dumpArtifacts(err) {
-  await saveArtifacts(err, { test: 'hold', pages, state: snap });
-}
-
-async function cleanup() {
-  await closeChromium(context, userDataDir);
-}
-
-runTest({ main, limitMs: WHOLE_TEST_MS, info, dumpArtifacts, cleanup });
+t.run({ main, limitMs: WHOLE_TEST_MS });

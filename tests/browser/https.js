@@ -13,42 +13,25 @@
 // this inside a private network namespace.
 'use strict';
 
-const fs = require('fs');
-const os = require('os');
-const path = require('path');
-const { chromium } = require('playwright-core');
-const { fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm } = require('./lib');
+const { fail, until, BASE, joinThroughForm, demoTest } = require('./lib');
 
-const BASE = (process.env.CHORUS_URL || 'https://127.0.0.1:7880').replace(/\/+$/, '');
-const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
 const SPKI = process.env.CHORUS_CERT_SPKI || '';
-const t0 = Date.now();
-const info = (...a) => console.log(`[https ${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-const snap = (page) => page.evaluate(() => window.chorus && window.chorus.snapshot());
-
-let context = null;
-let userDataDir = null;
-const pages = []; // { name, page, sockets: [], participantId }
+const t = demoTest('https');
+const { info, pages } = t;
 
 async function main() {
   if (!BASE.startsWith('https://')) fail(`CHORUS_URL ${BASE} is not https://`);
   if (!SPKI) fail('CHORUS_CERT_SPKI is not set');
-  await demoPageServed(BASE);
-  ({ context, userDataDir } = await launchChromium(chromium, { exe: EXE, prefix: 'chorus-https-profile-', extraArgs: [`--ignore-certificate-errors-spki-list=${SPKI}`] }));
+  await t.launch({ extraArgs: [`--ignore-certificate-errors-spki-list=${SPKI}`] });
   const room = `https-${Date.now().toString(36)}`;
   for (const name of ['Alice', 'Bob']) {
-    const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
-    const p = { name, page, sockets: [], participantId: null };
-    page.on('websocket', (ws) => p.sockets.push(ws.url()));
-    await page.goto(`${BASE}/`, { waitUntil: 'load' });
-    const secure = await page.evaluate(() => window.isSecureContext && location.protocol);
+    const p = await t.open(name);
+    const secure = await p.page.evaluate(() => window.isSecureContext && location.protocol);
     if (secure !== 'https:') fail(`${name}'s page is not a secure https: context (${secure})`);
-    const s = await joinThroughForm(page, { room, name, snap: () => snap(page) });
-    p.participantId = s.participantId;
+    await joinThroughForm(p, room);
     const wss = `wss://${new URL(BASE).host}/v1/rtc`;
     if (!p.sockets.some((u) => u.startsWith(wss))) fail(`${name} signaled over ${p.sockets.join(', ') || 'nothing'}, not ${wss}`);
     info(`${name} joined as ${p.participantId} over ${wss}`);
-    pages.push(p);
   }
   for (const p of pages) {
     const other = pages.find((o) => o !== p);
@@ -60,8 +43,4 @@ async function main() {
   info('both decode each other over https and wss');
 }
 
-async function cleanup() {
-  await closeChromium(context, userDataDir);
-}
-
-runTest({ main, limitMs: 90_000, info, dumpArtifacts: async (err) => info(`FAIL: ${err.message}`), cleanup });
+t.run({ main, limitMs: 90_000 });

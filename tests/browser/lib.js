@@ -1,4 +1,5 @@
-// Helpers shared by the browser tests: bounded polling and failures that say what failed.
+// Helpers shared by the browser tests: bounded polling, failures that say what failed, and
+// the setup every test of the demo page shares (demoTest: Chromium, pages, joining).
 'use strict';
 
 const fs = require('fs');
@@ -112,20 +113,144 @@ async function closeChromium(context, userDataDir) {
   if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
 }
 
+/** The server under test (`$CHORUS_URL`) and the Chromium binary (`$CHROMIUM`). */
+const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
+const CHROMIUM_EXE = process.env.CHROMIUM || '/usr/bin/chromium';
+
+/** The demo page's own picture of itself (`window.chorus.snapshot()`); null before it loads. */
+const snapshot = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
+
 /**
- * Joins `room` as `name` through the demo page's form on `page` (already loaded) and
- * waits (20 s) until `snap()` reports it joined; fails at once if the page reports an
- * error. Returns that snapshot.
+ * Opens the demo page (`BASE/` + `query`) as `name` in `context` (the context's first,
+ * blank page if unused, else a new one), records its console and uncaught errors
+ * (`PAGEERROR: …`) in `p.console` and the WebSockets it opens in `p.sockets`, and adds it
+ * to `pages`. `extra` goes into the record.
+ * Returns the record { name, page, console, sockets, participantId: null, ...extra }.
  */
-async function joinThroughForm(page, { room, name, snap }) {
-  await page.fill('#room', room);
-  await page.fill('#name', name);
-  await page.click('#join');
-  return until(() => `${name} reaches state "joined"`, 20_000, async () => {
-    const s = await snap();
-    if (s && (s.state === 'failed' || s.errors.length)) fail(`${name} could not join: ${s.errors.join(' | ') || s.state}`);
+async function openDemoPage(context, pages, { name, query = '', ...extra }) {
+  const unused = context.pages().find((pg) => pg.url() === 'about:blank' && !pages.some((p) => p.page === pg));
+  const page = unused || await context.newPage();
+  const p = { name, page, console: [], sockets: [], participantId: null, ...extra };
+  pages.push(p);
+  page.on('websocket', (ws) => p.sockets.push(ws.url()));
+  page.on('console', (m) => {
+    p.console.push(`${m.type()}: ${m.text()}`);
+    if (p.console.length > 2000) p.console.splice(0, 500);
+  });
+  page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
+  await page.goto(`${BASE}/${query}`, { waitUntil: 'load', timeout: 15_000 });
+  return p;
+}
+
+/**
+ * Fills the demo page's form on `p.page` (loaded) to join `room` as `p.name` (`lobby`:
+ * create the room with a lobby; `guest`: join without the admit grant) and presses Join.
+ */
+async function submitJoinForm(p, room, { lobby = false, guest = false } = {}) {
+  await p.page.fill('#room', room);
+  await p.page.fill('#name', p.name);
+  if (lobby) await p.page.check('#lobby-room');
+  if (guest) await p.page.check('#as-guest');
+  await p.page.click('#join');
+}
+
+/**
+ * Waits (20 s) until `p`'s page reports it joined and sets `p.participantId`; fails at
+ * once if the page reports an error. Returns the page's snapshot.
+ */
+async function joined(p) {
+  const s = await until(() => `${p.name} reaches state "joined"`, 20_000, async () => {
+    const s = await snapshot(p);
+    if (s && (s.state === 'failed' || s.errors.length)) fail(`${p.name} could not join: ${s.errors.join(' | ') || s.state}`);
     return s && s.state === 'joined' && s.participantId ? s : null;
   });
+  p.participantId = s.participantId;
+  return s;
+}
+
+/** Joins `room` through the form on `p`'s loaded page and waits until it is in (joined()). */
+async function joinThroughForm(p, room, options) {
+  await submitJoinForm(p, room, options);
+  return joined(p);
+}
+
+/** Fails if one of `pages` (Chromium, opened by openDemoPage) threw an uncaught error. */
+function failOnPageErrors(pages) {
+  for (const p of pages) {
+    const errs = p.console.filter((l) => l.startsWith('PAGEERROR'));
+    if (errs.length) fail(`${p.name}'s page threw: ${errs.join(' | ')}`);
+  }
+}
+
+/** Frames `viewer` has shown of `owner`'s camera (null: no such video yet). */
+function cameraFrames(viewer, owner) {
+  return viewer.page.evaluate((pid) => {
+    const tile = document.querySelector(`.tile.remote[data-participant-id="${pid}"]`);
+    const v = tile && tile.querySelector('video.camera');
+    // Frames shown: a stalled stream's currentTime runs on, this count does not.
+    return v && v.videoWidth > 0 ? v.getVideoPlaybackQuality().totalVideoFrames : null;
+  }, owner.participantId);
+}
+
+/** Waits until `viewer` shows `owner`'s camera and it plays on (`frames` more frames). */
+async function cameraPlays(viewer, owner, what, frames = 5) {
+  const first = await until(`${what}: a camera video with a size`, 15_000, async () => cameraFrames(viewer, owner));
+  await until(`${what}: it plays on`, 10_000, async () => (await cameraFrames(viewer, owner)) >= first + frames);
+}
+
+/** Closes `browser` (a FirefoxPage, say), if any, giving it `ms` at most. */
+async function closeQuietly(browser, ms = 15_000) {
+  if (!browser) return;
+  try {
+    await Promise.race([browser.close(), sleep(ms)]);
+  } catch (e) { /* already gone */ }
+}
+
+/**
+ * The shared frame of a browser test of the demo page: a log prefixed with `test` and
+ * the time since start, the pages, one Chromium (launch(), after the server serves the
+ * page), pages joined through the form (open(), join()), and run(), which runs `main`
+ * under runTest, saves artifacts on failure (with `state(p)`, snapshot() by default) and
+ * closes Chromium and whatever `cleanup` closes.
+ */
+function demoTest(test) {
+  const t0 = Date.now();
+  const t = {
+    pages: [],
+    context: null,
+    userDataDir: null,
+    info: (...a) => console.log(`[${test} ${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a),
+    /** Waits for the demo page, then launches Chromium (launchChromium's options). */
+    async launch(options = {}) {
+      await demoPageServed(BASE);
+      const { chromium } = require('playwright-core');
+      ({ context: t.context, userDataDir: t.userDataDir } = await launchChromium(chromium, {
+        exe: CHROMIUM_EXE, prefix: `chorus-${test}-profile-`, ...options,
+      }));
+      return t.context;
+    },
+    /** openDemoPage in this test's Chromium. */
+    open: (name, options = {}) => openDemoPage(t.context, t.pages, { name, ...options }),
+    /** Opens the page as `name` (with `query`) and joins `room` through its form. */
+    async join(name, room, { query = '', ...options } = {}) {
+      const p = await t.open(name, { query });
+      await joinThroughForm(p, room, options);
+      return p;
+    },
+    run({ main, limitMs, state = snapshot, tail, cleanup = async () => {} }) {
+      runTest({
+        main,
+        limitMs,
+        info: t.info,
+        dumpArtifacts: (err) => saveArtifacts(err, { test, pages: t.pages, state, tail }),
+        cleanup: async () => {
+          await cleanup();
+          await closeChromium(t.context, t.userDataDir);
+        },
+      });
+    },
+  };
+  return t;
 }
 
 /**
@@ -160,5 +285,7 @@ async function saveArtifacts(err, { test, pages, prefix = '', state, tail = 30 }
 
 module.exports = {
   sleep, TestFailure, fail, until, runTest, demoPageServed,
-  CHROMIUM_ARGS, launchChromium, closeChromium, joinThroughForm, saveArtifacts,
+  CHROMIUM_ARGS, launchChromium, closeChromium, saveArtifacts,
+  BASE, CHROMIUM_EXE, snapshot, openDemoPage, submitJoinForm, joined, joinThroughForm,
+  failOnPageErrors, cameraFrames, cameraPlays, closeQuietly, demoTest,
 };

@@ -13,23 +13,11 @@
 // Run inside a private network namespace (scripts/browser-test.sh lobby does that).
 'use strict';
 
-const { chromium } = require('playwright-core');
-const { fail, until, runTest, demoPageServed, launchChromium, closeChromium, saveArtifacts } = require('./lib');
+const { fail, until, snapshot, submitJoinForm, joined, cameraPlays, failOnPageErrors, demoTest } = require('./lib');
 
-const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
-const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
 const WHOLE_TEST_MS = 90_000;
-
-const t0 = Date.now();
-const pages = []; // { name, page, console: [] }
-let context = null;
-let userDataDir = null;
-
-function info(...a) {
-  console.log(`[lobby ${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-}
-
-const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
+const t = demoTest('lobby');
+const { info } = t;
 
 /** What the page shows of the lobby: its own wait, and the list of those waiting. */
 function lobbyView(p) {
@@ -42,35 +30,18 @@ function lobbyView(p) {
   }));
 }
 
-async function open(name, room, { lobby = false, guest = false } = {}) {
-  const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
-  const p = { name, page, console: [] };
-  page.on('console', (m) => p.console.push(`${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
-  pages.push(p);
-  await page.goto(`${BASE}/`, { waitUntil: 'load' });
-  await page.fill('#room', room);
-  await page.fill('#name', name);
-  if (lobby) await page.check('#lobby-room');
-  if (guest) await page.check('#as-guest');
-  await page.click('#join');
+/** Opens the page as `name` and presses Join (into a lobby, maybe: no wait). */
+async function open(name, room, options) {
+  const p = await t.open(name);
+  await submitJoinForm(p, room, options);
   return p;
 }
 
-async function joined(p) {
-  return until(`${p.name} joins`, 20_000, async () => {
-    const s = await snap(p);
-    if (s && (s.state === 'failed' || s.errors.length)) fail(`${p.name} could not join: ${s.errors.join(' | ')}`);
-    return s && s.state === 'joined' && s.participantId ? s : null;
-  });
-}
-
 async function main() {
-  await demoPageServed(BASE);
-  ({ context, userDataDir } = await launchChromium(chromium, { exe: EXE, prefix: 'chorus-lobby-profile-' }));
+  await t.launch();
   const room = `lobby-${Date.now().toString(36)}`;
   const host = await open('Host', room, { lobby: true });
-  const hostState = await joined(host);
+  await joined(host);
   info('the host is in the room');
 
   const guest = await open('Guest', room, { guest: true });
@@ -80,7 +51,7 @@ async function main() {
   });
   if (!waiting.text.includes(room) || !waiting.text.includes('1 in the room')) fail(`lobby text: ${waiting.text}`);
   if (waiting.callShown) fail('the waiting guest sees the call');
-  const gs = await snap(guest);
+  const gs = await snapshot(guest);
   if (gs.roster.length) fail(`the waiting guest has a roster: ${JSON.stringify(gs.roster)}`);
   info(`guest: "${waiting.text}"`);
 
@@ -90,10 +61,7 @@ async function main() {
   });
   await host.page.click('[data-testid="lobby-item"] [data-testid="admit-button"]');
   await joined(guest);
-  await until('the guest decodes the host\'s camera', 20_000, async () => guest.page.evaluate((pid) => {
-    const v = document.querySelector(`.tile.remote[data-participant-id="${pid}"] video.camera`);
-    return v && v.videoWidth > 0 && v.getVideoPlaybackQuality().totalVideoFrames > 5;
-  }, hostState.participantId));
+  await cameraPlays(guest, host, "the guest decodes the host's camera");
   if ((await lobbyView(host)).list.length) fail('the admitted guest is still listed');
   info('admitted: the guest is in the call and sees the host');
 
@@ -107,18 +75,7 @@ async function main() {
   await until("the host's lobby list empties", 5_000, async () => (await lobbyView(host)).list.length === 0);
   info('rejected: Late was told, the list is empty');
 
-  for (const p of pages) {
-    const errs = p.console.filter((l) => l.startsWith('PAGEERROR'));
-    if (errs.length) fail(`${p.name}'s page threw: ${errs.join(' | ')}`);
-  }
+  failOnPageErrors(t.pages);
 }
 
-async function dumpArtifacts(err) {
-  await saveArtifacts(err, { test: 'lobby', pages, state: snap });
-}
-
-async function cleanup() {
-  await closeChromium(context, userDataDir);
-}
-
-runTest({ main, limitMs: WHOLE_TEST_MS, info, dumpArtifacts, cleanup });
+t.run({ main, limitMs: WHOLE_TEST_MS });

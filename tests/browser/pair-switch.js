@@ -78,9 +78,11 @@ function elapsed(at = Date.now()) {
 function info(...a) {
   console.log(`[pair-switch ${elapsed()}]`, ...a);
 }
-const { sleep, TestFailure, fail, until, runTest, demoPageServed, saveArtifacts } = require('./lib');
+const {
+  sleep, TestFailure, fail, until, runTest, demoPageServed, saveArtifacts, CHROMIUM_ARGS, joinThroughForm,
+  snapshot: snap,
+} = require('./lib');
 
-const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
 const inbound = (p) => p.page.evaluate(() => window.chorus.inboundStats());
 const transports = (p) => p.page.evaluate(() => window.chorus.transportStats());
 
@@ -136,14 +138,8 @@ function droppedPackets() {
 
 // ---------------------------------------------------------------- browsers
 
-const COMMON_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-  '--autoplay-policy=no-user-gesture-required',
-  '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-  '--disable-backgrounding-occluded-windows',
-];
+// Without --allow-loopback-in-peer-connection: openPage adds it for the plain page only.
+const COMMON_ARGS = CHROMIUM_ARGS.filter((a) => a !== '--allow-loopback-in-peer-connection');
 
 /**
  * One browser per page: the two need different network settings. `plain`: loopback
@@ -179,16 +175,8 @@ async function openPage(name, plain) {
 
 async function join(p, room) {
   await p.page.goto(`${BASE}/`, { waitUntil: 'load', timeout: 15_000 });
-  await p.page.fill('#room', room);
-  await p.page.fill('#name', p.name);
-  await p.page.click('#join');
-  const s = await until(() => `${p.name} reaches state "joined"`, 20_000, async () => {
-    const s = await snap(p);
-    if (s && (s.state === 'failed' || s.errors.length)) fail(`${p.name} could not join: ${s.errors.join(' | ') || s.state}`);
-    return s && s.state === 'joined' && s.participantId ? s : null;
-  });
-  p.participantId = s.participantId;
-  info(`${p.name} joined as ${s.participantId}`);
+  await joinThroughForm(p, room);
+  info(`${p.name} joined as ${p.participantId}`);
 }
 
 // ---------------------------------------------------------------- sampling

@@ -13,23 +13,11 @@
 // Run inside a private network namespace (scripts/browser-test.sh screen does that).
 'use strict';
 
-const { chromium } = require('playwright-core');
-const { sleep, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm, saveArtifacts } = require('./lib');
+const { sleep, until, snapshot, fail, failOnPageErrors, demoTest } = require('./lib');
 
-const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
-const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
 const WHOLE_TEST_MS = 90_000;
-
-const t0 = Date.now();
-const pages = []; // { name, page, console: [], participantId }
-let context = null;
-let userDataDir = null;
-
-function info(...a) {
-  console.log(`[screen ${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-}
-
-const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
+const t = demoTest('screen');
+const { info } = t;
 
 /** What `viewer` shows of `owner`'s tile: classes, paused flag, and its videos' progress. */
 function tileOf(viewer, owner) {
@@ -65,33 +53,16 @@ async function decoding(viewer, owner, cls, what) {
 }
 
 async function main() {
-  await demoPageServed(BASE);
-  ({ context, userDataDir } = await launchChromium(chromium, { exe: EXE, prefix: 'chorus-screen-profile-', viewport: { width: 1000, height: 700 } }));
+  await t.launch();
   const room = `screen-${Date.now().toString(36)}`;
-  for (const name of ['Alice', 'Bob']) {
-    const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
-    const p = { name, page, console: [], participantId: null };
-    page.on('console', (m) => p.console.push(`${m.type()}: ${m.text()}`));
-    page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
-    await page.goto(`${BASE}/`, { waitUntil: 'load' });
-    await page.fill('#room', room);
-    await page.fill('#name', name);
-    await page.click('#join');
-    const s = await until(`${name} joins`, 20_000, async () => {
-      const s = await snap(p);
-      if (s && (s.state === 'failed' || s.errors.length)) fail(`${name} could not join: ${s.errors.join(' | ')}`);
-      return s && s.state === 'joined' && s.participantId ? s : null;
-    });
-    p.participantId = s.participantId;
-    pages.push(p);
-  }
-  const [alice, bob] = pages;
+  const alice = await t.join('Alice', room);
+  const bob = await t.join('Bob', room);
   await decoding(bob, alice, 'camera', "Bob sees Alice's camera");
   info("Bob decodes Alice's camera");
 
   // Alice shares her screen: Bob's tile of her goes large and plays the screen.
   await alice.page.click('[data-testid="share-button"]');
-  await until('Alice publishes a screen share', 15_000, async () => (await snap(alice)).sharingScreen);
+  await until('Alice publishes a screen share', 15_000, async () => (await snapshot(alice)).sharingScreen);
   await until("Bob's tile of Alice goes large", 15_000, async () => {
     const t = await tileOf(bob, alice);
     return t && t.large && t.spans;
@@ -131,18 +102,7 @@ async function main() {
   });
   info('screen share stopped');
 
-  for (const p of pages) {
-    const errs = p.console.filter((l) => l.startsWith('PAGEERROR'));
-    if (errs.length) fail(`${p.name}'s page threw: ${errs.join(' | ')}`);
-  }
+  failOnPageErrors(t.pages);
 }
 
-async function dumpArtifacts(err) {
-  await saveArtifacts(err, { test: 'screen', pages, state: snap });
-}
-
-async function cleanup() {
-  await closeChromium(context, userDataDir);
-}
-
-runTest({ main, limitMs: WHOLE_TEST_MS, info, dumpArtifacts, cleanup });
+t.run({ main, limitMs: WHOLE_TEST_MS });

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Browser test of simulcast through the demo page: Alice's Chromium page publishes its
-// fake camera at 1280x720 in three simulcast layers (`?simulcast=1`: rids q, h, f,
-// sendEncodings with scaleResolutionDownBy 4, 2, 1); Bob's page (one stream, the
-// default) receives it.
+// fake camera at 1280x720 in three simulcast layers (the page's default: rids q, h, f,
+// sendEncodings with scaleResolutionDownBy 4, 2, 1); Bob's page (`?simulcast=0`: one
+// stream, one encoding) receives it.
 // Bob's page resizes the <video> showing Alice (the demo page's ResizeObserver sends
 // `track_settings` with the tile's size), large, then small, then large again. It checks
 //
@@ -24,34 +24,24 @@
 // loopback (scripts/browser-test.sh simulcast does that).
 'use strict';
 
-const { chromium } = require('playwright-core');
-const { sleep, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm, saveArtifacts } = require('./lib');
+const { sleep, fail, until, BASE, failOnPageErrors, demoTest } = require('./lib');
 
-const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
-const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
 // The server's development credentials (scripts/run.sh and the test server use them).
 const API_AUTH = `Basic ${Buffer.from('devkey:devsecret-change-me-0123456789abcdef').toString('base64')}`;
 const SMALL = { width: 160, height: 90 };
 const LARGE = { width: 1280, height: 720 };
 
-const t0 = Date.now();
-const pages = []; // { name, page, console: [], participantId }
-let context = null;
-let userDataDir = null;
+const t = demoTest('simulcast');
+const { info } = t;
 let room = null;
-
-function info(...a) {
-  console.log(`[simulcast ${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-}
-const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
 
 /** What Bob receives of Alice's camera: { framesDecoded, frameWidth, frameHeight, ... }. */
 const received = async (bob, alice) =>
   ((await bob.page.evaluate(() => window.chorus.inboundStats())).byParticipant[alice.participantId] || {}).video || {};
 
-/** The `active` flag of each of Alice's camera encodings, by rid. */
-const encodings = (alice) =>
-  alice.page.evaluate(() => {
+/** The `active` flag of each of `p`'s camera encodings, by rid. */
+const encodings = (p) =>
+  p.page.evaluate(() => {
     const cam = window.chorus.localTracks.camera;
     const sender = cam && window.chorus.pubPc.getSenders().find((s) => s.track === cam.track);
     return sender ? sender.getParameters().encodings.map((e) => ({ rid: e.rid, active: e.active !== false })) : [];
@@ -99,24 +89,17 @@ async function waitEncodings(alice, what, ms, want) {
 }
 
 async function main() {
-  await demoPageServed(BASE);
-  ({ context, userDataDir } = await launchChromium(chromium, { exe: EXE, prefix: 'chorus-simulcast-profile-', viewport: { width: 1400, height: 900 } }));
+  await t.launch({ viewport: { width: 1400, height: 900 } });
   room = `simulcast-${Date.now().toString(36)}`;
-  for (const [name, query] of [['Alice', '?simulcast=1'], ['Bob', '']]) {
-    const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
-    const p = { name, page, console: [], participantId: null };
-    page.on('console', (m) => {
-      p.console.push(`${m.type()}: ${m.text()}`);
-      if (p.console.length > 2000) p.console.splice(0, 500);
-    });
-    page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
-    await page.goto(`${BASE}/${query}`, { waitUntil: 'load', timeout: 15_000 });
-    pages.push(p);
-    const s = await joinThroughForm(page, { room, name, snap: () => snap(p) });
-    p.participantId = s.participantId;
-    info(`${name} joined as ${s.participantId}`);
-  }
-  const [alice, bob] = pages;
+  const alice = await t.join('Alice', room);
+  info(`Alice joined as ${alice.participantId}`);
+  const bob = await t.join('Bob', room, { query: '?simulcast=0' });
+  info(`Bob joined as ${bob.participantId}`);
+  const bobSends = await until('Bob publishes his camera', 15_000, async () => {
+    const e = await encodings(bob);
+    return e.length ? e : null;
+  });
+  if (bobSends.length !== 1 || bobSends[0].rid) fail(`?simulcast=0, yet Bob sends his camera as ${JSON.stringify(bobSends)}`);
   const trackId = await until('Alice publishes her camera', 15_000, () =>
     alice.page.evaluate(() => window.chorus.localTracks.camera && window.chorus.localTracks.camera.trackId));
   const capture = await alice.page.evaluate(() => window.chorus.localTracks.camera.track.getSettings());
@@ -149,18 +132,7 @@ async function main() {
 
   const sent = (await bob.page.evaluate(() => window.chorus.events.filter((m) => m.type === 'error').map((m) => m.code)));
   if (sent.length) fail(`Bob's page got errors from the server: ${sent.join(', ')}`);
-  for (const p of pages) {
-    const errs = p.console.filter((l) => l.startsWith('PAGEERROR'));
-    if (errs.length) fail(`${p.name}'s page threw: ${errs.join(' | ')}`);
-  }
+  failOnPageErrors(t.pages);
 }
 
-async function dumpArtifacts(err) {
-  await saveArtifacts(err, { test: 'simulcast', pages });
-}
-
-async function cleanup() {
-  await closeChromium(context, userDataDir);
-}
-
-runTest({ main, limitMs: 80_000, info, dumpArtifacts, cleanup });
+t.run({ main, limitMs: 80_000 });

@@ -28,49 +28,24 @@
 'use strict';
 
 const fs = require('fs');
-const { chromium } = require('playwright-core');
-const { sleep, fail, until, runTest, demoPageServed, launchChromium, closeChromium, joinThroughForm, saveArtifacts } = require('./lib');
+const { sleep, fail, until, snapshot: snap, joinThroughForm, failOnPageErrors, demoTest } = require('./lib');
 
-const BASE = (process.env.CHORUS_URL || 'http://127.0.0.1:7880').replace(/\/+$/, '');
-const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
 const TURN_URL = process.env.TURN_URL || 'turn:127.0.0.1:3478?transport=udp';
 const TURN_LOG = process.env.TURN_LOG || '';
 const WHOLE_TEST_MS = 75_000;
 const MEASURE_MS = 3000;
 
-const t0 = Date.now();
-const pages = []; // { name, relay, page, console: [], participantId }
-let context = null;
-let userDataDir = null;
+const t = demoTest('turn-relay');
+const { info, pages } = t;
 
-function info(...a) {
-  console.log(`[turn-relay ${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-}
-
-const snap = (p) => p.page.evaluate(() => window.chorus && window.chorus.snapshot());
 const stats = (p) => p.page.evaluate(() => window.chorus.inboundStats());
 const transports = (p) => p.page.evaluate(() => window.chorus.transportStats());
 
+/** Opens the page as `name` (`relay`: relay only, `?relay=1`) and joins `room`. */
 async function join(name, relay, room) {
-  const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
-  const p = { name, relay, page, console: [], participantId: null };
-  pages.push(p);
-  page.on('console', (m) => {
-    p.console.push(`${m.type()}: ${m.text()}`);
-    if (p.console.length > 2000) p.console.splice(0, 500);
-  });
-  page.on('pageerror', (e) => p.console.push(`PAGEERROR: ${e.message}`));
-  await page.goto(`${BASE}/${relay ? '?relay=1' : ''}`, { waitUntil: 'load', timeout: 15_000 });
-  await page.fill('#room', room);
-  await page.fill('#name', name);
-  await page.click('#join');
-  const s = await until(() => `${name} reaches state "joined"`, 20_000, async () => {
-    const s = await snap(p);
-    if (s && (s.state === 'failed' || s.errors.length)) fail(`${name} could not join: ${s.errors.join(' | ') || s.state}`);
-    return s && s.state === 'joined' && s.participantId ? s : null;
-  });
-  p.participantId = s.participantId;
-  info(`${name} joined as ${s.participantId}${relay ? ' (relay only)' : ''}`);
+  const p = await t.open(name, { query: relay ? '?relay=1' : '', relay });
+  await joinThroughForm(p, room);
+  info(`${name} joined as ${p.participantId}${relay ? ' (relay only)' : ''}`);
   return p;
 }
 
@@ -116,11 +91,8 @@ function turnLog() {
 }
 
 async function main() {
-  await demoPageServed(BASE);
   if (!TURN_LOG) fail('TURN_LOG is not set: run this through `scripts/browser-test.sh turn-relay`');
-
-  info(`launching ${EXE}`);
-  ({ context, userDataDir } = await launchChromium(chromium, { exe: EXE, prefix: 'chorus-turn-relay-', viewport: { width: 900, height: 640 } }));
+  await t.launch({ viewport: { width: 900, height: 640 } });
 
   const room = `turn-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
   info(`room ${room}`);
@@ -194,21 +166,11 @@ async function main() {
     if (bytes < MIN_BYTES) fail(`coturn relayed only ${bytes} bytes ${what}`);
   }
 
-  for (const p of pages) {
-    const errs = p.console.filter((l) => l.startsWith('PAGEERROR'));
-    if (errs.length) fail(`${p.name}'s page threw: ${errs.join(' | ')}`);
-  }
+  failOnPageErrors(pages);
 }
 
-async function dumpArtifacts(err) {
-  await saveArtifacts(err, {
-    test: 'turn-relay', pages, prefix: 'turn-relay-',
-    state: async (p) => ({ snapshot: await snap(p), transports: await transports(p) }),
-  });
-}
-
-async function cleanup() {
-  await closeChromium(context, userDataDir);
-}
-
-runTest({ main, limitMs: WHOLE_TEST_MS, info, dumpArtifacts, cleanup });
+t.run({
+  main,
+  limitMs: WHOLE_TEST_MS,
+  state: async (p) => ({ snapshot: await snap(p), transports: await transports(p) }),
+});

@@ -1,5 +1,5 @@
-//! The demo page: `GET /`, `GET /demo.js` and `GET /devices.js` (device choice), and, only when the demo is
-//! enabled, `POST /demo/token`, which hands anyone a full-grant token for a
+//! The demo page: `GET /` and its scripts (ES modules, `GET /demo.js` and the modules it
+//! imports, [`SCRIPTS`]), and, only when the demo is enabled, `POST /demo/token`, which hands anyone a full-grant token for a
 //! random identity (with `can_admit`, unless it asks to be a `guest`), and creates the
 //! room with a lobby when asked (`lobby`). Development only: it lets anybody who
 //! reaches the server in.
@@ -21,8 +21,36 @@ use crate::token::NewToken;
 use crate::{ApiState, unix_now};
 
 const INDEX_HTML: &str = include_str!("../static/index.html");
-const DEMO_JS: &str = include_str!("../static/demo.js");
-const DEVICES_JS: &str = include_str!("../static/devices.js");
+
+/// The page's scripts, each served at `/{name}`: `demo.js` (the entry), the modules it
+/// imports, and `devices.js`. A new module goes here and nowhere else.
+pub const SCRIPTS: &[(&str, &str)] = &[
+    ("demo.js", include_str!("../static/demo.js")),
+    ("state.js", include_str!("../static/state.js")),
+    ("notices.js", include_str!("../static/notices.js")),
+    ("session.js", include_str!("../static/session.js")),
+    ("signaling.js", include_str!("../static/signaling.js")),
+    ("frames.js", include_str!("../static/frames.js")),
+    ("connection.js", include_str!("../static/connection.js")),
+    ("negotiation.js", include_str!("../static/negotiation.js")),
+    ("candidates.js", include_str!("../static/candidates.js")),
+    ("unreachable.js", include_str!("../static/unreachable.js")),
+    ("publish.js", include_str!("../static/publish.js")),
+    ("screen.js", include_str!("../static/screen.js")),
+    ("controls.js", include_str!("../static/controls.js")),
+    ("tracks.js", include_str!("../static/tracks.js")),
+    ("roster.js", include_str!("../static/roster.js")),
+    ("lobby.js", include_str!("../static/lobby.js")),
+    ("tiles.js", include_str!("../static/tiles.js")),
+    ("subscription.js", include_str!("../static/subscription.js")),
+    ("chat.js", include_str!("../static/chat.js")),
+    ("stats.js", include_str!("../static/stats.js")),
+    ("devices.js", include_str!("../static/devices.js")),
+];
+
+/// Every static file says it may be cached only if checked again (`no-cache`): after a
+/// server upgrade a browser must never run new modules next to old ones.
+const CACHE_CONTROL: &str = "no-cache";
 
 /// Lifetime of a demo token, in seconds.
 const DEMO_TTL_SECS: u64 = 4 * 3600;
@@ -31,15 +59,15 @@ const DEMO_TTL_SECS: u64 = 4 * 3600;
 const MAX_DEMO_NAME_CHARS: usize = 64;
 
 pub fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/", get(index))
-        .route("/demo.js", get(|| script(DEMO_JS)))
-        .route("/devices.js", get(|| script(DEVICES_JS)))
-        .route("/demo/token", post(token))
+    let mut router = Router::new().route("/", get(index));
+    for &(name, source) in SCRIPTS {
+        router = router.route(&format!("/{name}"), get(move || script(source)));
+    }
+    router.route("/demo/token", post(token))
 }
 
-async fn index() -> Html<&'static str> {
-    Html(INDEX_HTML)
+async fn index() -> Response {
+    static_file(Html(INDEX_HTML).into_response())
 }
 
 async fn script(source: &'static str) -> Response {
@@ -47,6 +75,15 @@ async fn script(source: &'static str) -> Response {
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    static_file(response)
+}
+
+/// The headers every static file of the page shares.
+fn static_file(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_CONTROL),
     );
     response
 }
@@ -203,20 +240,58 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn static_files_have_their_content_types() {
+    async fn static_files_have_their_content_types_and_caching() {
         let app = testing::app(FakeRooms::default());
-        for (uri, content_type) in [
-            ("/", "text/html; charset=utf-8"),
-            ("/demo.js", "text/javascript; charset=utf-8"),
-            ("/devices.js", "text/javascript; charset=utf-8"),
-        ] {
+        let scripts = SCRIPTS
+            .iter()
+            .map(|(name, _)| (format!("/{name}"), "text/javascript; charset=utf-8"));
+        for (uri, content_type) in
+            std::iter::once(("/".to_owned(), "text/html; charset=utf-8")).chain(scripts)
+        {
             let response = app
                 .clone()
-                .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+                .oneshot(Request::get(&uri).body(Body::empty()).unwrap())
                 .await
                 .unwrap();
             assert_eq!(response.status(), StatusCode::OK, "{uri}");
-            assert_eq!(response.headers()[header::CONTENT_TYPE], content_type);
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                content_type,
+                "{uri}"
+            );
+            assert_eq!(
+                response.headers()[header::CACHE_CONTROL],
+                "no-cache",
+                "{uri}"
+            );
+        }
+    }
+
+    /// Every script the page loads and every module a script imports is served, and
+    /// every script served is loaded or imported: a module left out of [`SCRIPTS`] would
+    /// break the page only in a browser.
+    #[test]
+    fn every_imported_module_is_served() {
+        let served: Vec<&str> = SCRIPTS.iter().map(|(name, _)| *name).collect();
+        let loaded = INDEX_HTML
+            .split("<script ")
+            .skip(1)
+            .filter_map(|tag| tag.split("src=\"").nth(1)?.split('"').next());
+        let imported = SCRIPTS.iter().flat_map(|(_, source)| {
+            source
+                .lines()
+                .filter(|l| l.starts_with("import "))
+                .filter_map(|l| l.split("from './").nth(1)?.split('\'').next())
+        });
+        let wanted: Vec<&str> = loaded.chain(imported).collect();
+        for name in &wanted {
+            assert!(served.contains(name), "{name} is loaded but not served");
+        }
+        for name in &served {
+            assert!(
+                wanted.contains(name),
+                "{name} is served but nothing loads it"
+            );
         }
     }
 }

@@ -1,4 +1,4 @@
-// Chorus demo: microphone, camera and speaker choice, on top of demo.js (`window.chorus`).
+// Chorus demo: microphone, camera and speaker choice, on top of demo.js (`chorus`, state.js).
 //
 // The three <select>s list `enumerateDevices()` and are filled again on `devicechange`
 // (and after joining, when the browser has permission and gives labels). A choice made in a
@@ -7,11 +7,10 @@
 // the sender's simulcast encodings stay as they are), and the old track is stopped. The
 // speaker is every <audio> element's `setSinkId`, where the browser has it. Choices are
 // remembered for the next join (demo.js asks `chorus.devices.constrain`).
-'use strict';
+import { chorus } from './state.js';
 
 (() => {
-  const chorus = window.chorus;
-  if (!chorus || !navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return;
+  if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return;
   const $ = (id) => document.getElementById(id);
 
   const SELECTS = { audioinput: 'mic-select', videoinput: 'camera-select', audiooutput: 'speaker-select' };

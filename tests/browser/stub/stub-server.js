@@ -36,8 +36,9 @@ const server = http.createServer((req, res) => {
   if (req.method === 'GET' && (req.url === '/' || req.url.startsWith('/?'))) {
     res.writeHead(200, {'content-type': 'text/html'}); return res.end(fs.readFileSync(path.join(STATIC, 'index.html')));
   }
-  if (req.method === 'GET' && (req.url === '/demo.js' || req.url === '/devices.js')) {
-    res.writeHead(200, {'content-type': 'text/javascript'}); return res.end(fs.readFileSync(path.join(STATIC, req.url.slice(1))));
+  // The page's scripts (ES modules), as the server serves them: any static/*.js at the top.
+  if (req.method === 'GET' && /^\/[\w-]+\.js$/.test(req.url) && fs.existsSync(path.join(STATIC, req.url.slice(1)))) {
+    res.writeHead(200, {'content-type': 'text/javascript', 'cache-control': 'no-cache'}); return res.end(fs.readFileSync(path.join(STATIC, req.url.slice(1))));
   }
   if (req.method === 'POST' && req.url === '/demo/token') {
     let body = ''; req.on('data', d => body += d); req.on('end', () => {
