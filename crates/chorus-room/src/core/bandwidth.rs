@@ -16,7 +16,7 @@ use chorus_protocol::TrackSource;
 use chorus_protocol::signal::PauseReason;
 
 use super::RoomCore;
-use crate::allocation::{ALLOCATION_INTERVAL, Allocation, Priority, VideoDemand};
+use crate::allocation::{ALLOCATION_INTERVAL, Allocation, LinkState, Priority, VideoDemand};
 use crate::io::ParticipantKey;
 
 impl RoomCore {
@@ -49,8 +49,12 @@ impl RoomCore {
         let Some(bwe) = peer.bandwidth() else {
             return;
         };
-        // Loss the loss controller starts to act on, or a growing queue.
-        let congested = bwe.loss_fraction > LOW_LOSS || bwe.usage == Usage::Over;
+        let link = LinkState {
+            estimate: bwe.estimate,
+            lossy: bwe.loss_fraction > LOW_LOSS,
+            overuse: bwe.usage == Usage::Over,
+            overuses: bwe.overuses,
+        };
         let mut ids: Vec<&TrackId> = peer.downtracks.keys().collect();
         ids.sort(); // the caller's order within one priority: stable
         let mut tracks = Vec::new();
@@ -88,18 +92,17 @@ impl RoomCore {
                 max,
                 layer_bitrates,
             });
-            current.push(if dt.bandwidth_paused {
-                Some(Allocation::Paused)
-            } else {
-                dt.layers
-                    .as_ref()
-                    .and_then(|s| s.bandwidth_cap())
-                    .map(Allocation::Layer)
-            });
+            // Uncapped is at its max (and gets a bigger max at once).
+            let cap = dt.layers.as_ref().and_then(|s| s.bandwidth_cap());
+            current.push(dt.allocated.then(|| match (dt.bandwidth_paused, cap, max) {
+                (true, _, _) => Allocation::Paused,
+                (false, Some(cap), _) => Allocation::Layer(cap),
+                (false, None, max) => max.map_or(Allocation::Paused, Allocation::Layer),
+            }));
             tracks.push((id.clone(), track.owner, max));
         }
         let allocator = self.allocators.entry(conn).or_default();
-        let decided = allocator.decide(bwe.estimate, congested, &videos, &current, now);
+        let decided = allocator.decide(link, &videos, &current, now);
         for ((id, owner, max), allocation) in tracks.into_iter().zip(decided) {
             self.apply_allocation(viewer, conn, id, owner, max, allocation);
         }
@@ -121,6 +124,7 @@ impl RoomCore {
         else {
             return;
         };
+        dt.allocated = true;
         let selection = dt.layers.get_or_insert_with(Box::default);
         // Paused because not shown (or last-N) is not a bandwidth pause.
         let shown = max.is_some();

@@ -33,7 +33,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::media::Publication;
-use super::net::{Dir, Loss, SERVER};
+use super::net::{Dir, Link, Loss, SERVER};
 use super::simulcast::{SimulcastSend, simulcast_mid};
 use super::stream::Stream;
 use crate::io::ParticipantKey;
@@ -187,6 +187,8 @@ pub(super) struct SimClient {
     pub waiting: bool,
     pub up: Loss,
     pub down: Loss,
+    /// Its downlink's capacity and delay (after `down`'s losses).
+    pub downlink: Link,
 }
 
 impl SimClient {
@@ -217,6 +219,7 @@ impl SimClient {
             waiting: false,
             up: Loss::new(seed, index, Dir::Up),
             down: Loss::new(seed, index, Dir::Down),
+            downlink: Link::default(),
         }
     }
 
@@ -413,6 +416,24 @@ impl SimClient {
             p.stream = Some(Stream::new(pt, level, p.ssrc, now));
         }
         self.offer(now);
+    }
+
+    /// Its connection at `addr` (the publisher's, or else the subscriber's).
+    pub fn pc_at(&mut self, addr: SocketAddr) -> &mut Pc {
+        if self.publisher.addr == addr {
+            &mut self.publisher
+        } else {
+            &mut self.subscriber
+        }
+    }
+
+    /// What its downlink delivered by `now`, each at the instant it arrived.
+    pub fn take_arrivals(&mut self, now: Instant) {
+        while let Some((at, to, data)) = self.downlink.arrived(now) {
+            if !self.offline && !self.departed {
+                self.pc_at(to).receive(data, at);
+            }
+        }
     }
 
     pub fn handle_timeouts(&mut self, now: Instant) {
