@@ -221,6 +221,38 @@ fn a_viewer_of_24_cameras_climbs_to_its_whole_demand_within_seconds() {
     );
 }
 
+/// The same viewer behind a link capped at 5 Mbit/s: the 24 lowest layers (about
+/// 4 Mbit/s on the wire) fit, so no video is ever paused and each keeps arriving,
+/// while the allocation climbs within the cap. Started at their top layers (12
+/// Mbit/s), the link's queue would overflow and the loss pause most of them.
+#[test]
+fn a_viewer_joining_24_cameras_on_a_capped_link_pauses_none() {
+    let (mut sim, tracks) = room_of_cameras(36, 24);
+    let viewer = sim.join("viewer");
+    sim.cap_downlink(viewer, Some(5_000_000));
+    let mut halves = Vec::new();
+    for _ in 0..16 {
+        let from: Vec<usize> = tracks.iter().map(|t| sim.rtp(viewer, t).len()).collect();
+        sim.run_for(ms(500));
+        let quiet = tracks
+            .iter()
+            .zip(&from)
+            .filter(|(t, f)| sim.rtp(viewer, t).len() == **f)
+            .count();
+        halves.push((estimate(&mut sim, viewer) / 1000, quiet));
+    }
+    eprintln!(
+        "(estimate kbit/s, videos without a packet) per 500 ms: {halves:?}; {} overflowed",
+        sim.overflowed(viewer)
+    );
+    assert_eq!(bandwidth_pauses(&sim, viewer), 0, "{halves:?}");
+    // The first half second has the join's negotiation; from then on every video flows.
+    assert!(
+        halves[1..].iter().all(|&(_, quiet)| quiet == 0),
+        "{halves:?}"
+    );
+}
+
 /// What `c` received of `tracks` from `from` on, in payload bits.
 fn received_bits(sim: &Sim, c: ClientId, tracks: &[String], from: &[usize]) -> u64 {
     tracks
