@@ -118,6 +118,62 @@ fn a_falling_estimate_lowers_layers_then_pauses_and_a_recovery_raises_them() {
     assert_eq!(told(&sim, false), 1, "carol resumed");
 }
 
+/// Videos without simulcast are one layer each: under the same loss the less important
+/// is paused whole (and told so), the most important keeps flowing, and the paused one
+/// resumes from a keyframe when the loss stops.
+#[test]
+fn videos_without_layers_are_paused_whole_and_resume_from_a_keyframe() {
+    let mut sim = Sim::new(32);
+    let alice = sim.join("alice");
+    let carol = sim.join("carol");
+    let bob = sim.join("bob");
+    let a = sim.publish_video(alice);
+    let c = sim.publish_video(carol);
+    sim.run_for(ms(6000));
+    assert!(!sim.rtp(bob, &a).is_empty() && !sim.rtp(bob, &c).is_empty());
+
+    // (packets of alice's camera, of carol's) that reached bob in one second.
+    let second = |sim: &mut Sim| {
+        let from = [sim.rtp(bob, &a).len(), sim.rtp(bob, &c).len()];
+        sim.run_for(ms(1000));
+        (
+            sim.rtp(bob, &a).len() - from[0],
+            sim.rtp(bob, &c).len() - from[1],
+        )
+    };
+    let carol_told = |sim: &Sim, paused: bool| {
+        sim.count(bob, |m| match m {
+            ServerMessage::VideoPaused {
+                track_id, reason, ..
+            } => paused && *track_id == c && *reason == PauseReason::Bandwidth,
+            ServerMessage::VideoResumed { track_id, .. } => !paused && *track_id == c,
+            _ => false,
+        })
+    };
+    sim.set_loss(bob, Dir::Down, 0.3);
+    let falling: Vec<_> = (0..15).map(|_| second(&mut sim)).collect();
+    eprintln!("falling: {falling:?}, estimate {}", estimate(&mut sim, bob));
+    assert_eq!(carol_told(&sim, true), 1, "{falling:?}");
+    assert!(
+        falling.iter().all(|s| s.0 > 0),
+        "alice never paused: {falling:?}"
+    );
+    let paused_at = falling.iter().position(|s| s.1 == 0).expect("carol paused");
+    assert!(falling[paused_at..].iter().all(|s| s.1 == 0), "{falling:?}");
+    assert!(sim.skips().get(Skip::BandwidthPaused) > 0);
+
+    sim.set_loss(bob, Dir::Down, 0.0);
+    let keyframes = sim.keyframes_sent(carol, &c);
+    let rising: Vec<_> = (0..20).map(|_| second(&mut sim)).collect();
+    eprintln!("rising: {rising:?}");
+    assert_eq!(carol_told(&sim, false), 1, "{rising:?}");
+    assert!(rising.last().is_some_and(|s| s.1 > 0), "{rising:?}");
+    assert!(
+        sim.keyframes_sent(carol, &c) > keyframes,
+        "the resume waited for a keyframe, and carol was asked for one"
+    );
+}
+
 // --- The start and the climb of a subscriber of many videos ---
 
 /// A room of `n` simulcast cameras whose publishers receive nothing (so that the
