@@ -325,7 +325,7 @@ fn received_bits(sim: &Sim, c: ClientId, tracks: &[String], from: &[usize]) -> u
 
 /// A viewer of 8 cameras asking for every top layer (about 4 Mbit/s) behind a link
 /// capped at 2 Mbit/s: the allocation settles within the cap. From 15 s on, for 20 s:
-/// few layer switches (a probe now and then, lowered again), what arrives is most of
+/// few layer switches (a one-step try now and then, undone), what arrives is most of
 /// the cap, and the link's queue seldom overflows.
 #[test]
 fn on_a_capped_link_the_allocation_settles_within_the_cap() {
@@ -356,8 +356,9 @@ fn on_a_capped_link_the_allocation_settles_within_the_cap() {
             30
         )
     );
+    // A try every 6.5 s or so (`FAILED_RAISE_HOLD`), each a switch up and one down.
     let total: usize = switched.iter().sum();
-    assert!(total <= 6, "{switched:?}");
+    assert!(total <= 8, "{switched:?}");
     assert!((1_000..=2_000).contains(&kbps), "{kbps} kbit/s");
     assert!(overflowed < 200, "{overflowed}");
 }

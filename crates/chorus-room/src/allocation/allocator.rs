@@ -25,7 +25,7 @@ pub const RAISE_HOLD: Duration = Duration::from_secs(3);
 /// After a lowering that undid a raise (within [`PROBE_HOLD`] and a round of it: the
 /// link could not take it), this long instead: on a link that is full, each try is a
 /// switch up and one down (two keyframes), so they are spaced out.
-pub const FAILED_RAISE_HOLD: Duration = Duration::from_secs(8);
+pub const FAILED_RAISE_HOLD: Duration = Duration::from_secs(6);
 /// After a probe, the next raise waits this long: two rounds, time enough for the
 /// feedback of what the probe sent to show a growing queue or loss (which lowers it,
 /// and then [`FAILED_RAISE_HOLD`] applies).

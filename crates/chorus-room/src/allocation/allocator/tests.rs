@@ -178,8 +178,8 @@ fn raised_only_after_a_hold_with_a_margin_or_as_a_probe() {
             // The probe was too much: the queue grows, lowered, and the longer hold
             // of a lowering that undid a raise.
             (4_500, 2_000, Over, [l(2), l(1)]),
-            (12_400, 5_000, Clear, [l(2), l(1)]),
-            (12_500, 5_000, Clear, [l(2), l(2)]),
+            (10_400, 5_000, Clear, [l(2), l(1)]),
+            (10_500, 5_000, Clear, [l(2), l(2)]),
         ],
     );
 }
@@ -198,12 +198,12 @@ fn a_raise_the_link_cannot_take_is_undone_and_the_next_tries_are_single_steps() 
             // The queue grows: back to what the link took before (not to what 2 000
             // buys), and a long hold.
             (500, 2_000, Over, [l(0), l(0), l(0)]),
-            (8_400, 10_000, Clear, [l(0), l(0), l(0)]),
+            (6_400, 10_000, Clear, [l(0), l(0), l(0)]),
             // Then one step at a time (the margin would allow everything).
-            (8_500, 10_000, Clear, [l(1), l(0), l(0)]),
-            (9_000, 10_000, Clear, [l(1), l(0), l(0)]),
+            (6_500, 10_000, Clear, [l(1), l(0), l(0)]),
+            (7_000, 10_000, Clear, [l(1), l(0), l(0)]),
             // That one held (a probe's hold without congestion): all that fits again.
-            (9_500, 10_000, Clear, [l(2), l(2), l(2)]),
+            (7_500, 10_000, Clear, [l(2), l(2), l(2)]),
         ],
     );
 }
