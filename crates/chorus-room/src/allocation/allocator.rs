@@ -8,9 +8,10 @@
 //! several videos at once by priority (about a third more each round); when nothing
 //! more fits with the margin but the estimate is well over what is sent, it rises
 //! within the estimate itself, or one step if even that is too small for the next
-//! one, and waits [`PROBE_HOLD`] for the feedback to tell. A probe the link cannot
-//! take shows as congestion and is lowered by the next round, which then holds
-//! [`FAILED_RAISE_HOLD`] (on a full link, a try is two switches and two keyframes).
+//! one, and waits [`PROBE_HOLD`] for the feedback to tell. A raise the link cannot
+//! take shows as congestion and is undone by the next round (back to what the link
+//! took before), which then holds [`FAILED_RAISE_HOLD`] and makes the next tries one
+//! step each (on a full link, a try is two switches and two keyframes).
 
 use std::time::{Duration, Instant};
 
