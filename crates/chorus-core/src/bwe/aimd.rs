@@ -204,6 +204,31 @@ mod tests {
     }
 
     #[test]
+    fn what_got_through_is_a_floor_once_the_queue_is_steady() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // An application-limited sender that sends 3 Mbit/s against a 1 Mbit/s start:
+        // the rate is lifted to it at once, not climbed to at 40 %/s.
+        let mut c = RateControl::new(1_000_000.0, 100_000.0, 20_000_000.0);
+        c.update(Usage::Normal, Some(3_000_000.0), RTT, t0);
+        assert_eq!(c.rate(), 3_000_000.0);
+        // After an overuse, not for a second (the acknowledged window still holds what
+        // arrived before the decrease).
+        let mut c = RateControl::new(2_000_000.0, 100_000.0, 20_000_000.0);
+        c.update(Usage::Over, Some(2_000_000.0), RTT, t0);
+        assert_eq!(c.rate(), 1_700_000.0);
+        c.update(Usage::Normal, Some(2_000_000.0), RTT, at(900));
+        assert!(c.rate() < 1_800_000.0, "{}", c.rate());
+        // A second of steady queue at the same rate: that overuse was not the capacity
+        // (jitter): lifted, and the growth is multiplicative again.
+        c.update(Usage::Normal, Some(2_000_000.0), RTT, at(1_000));
+        let lifted = c.rate();
+        assert!((2_000_000.0..2_100_000.0).contains(&lifted), "{lifted}");
+        c.update(Usage::Normal, Some(2_000_000.0), RTT, at(2_000));
+        assert!((c.rate() - lifted * 1.4).abs() < 1.0, "{}", c.rate());
+    }
+
+    #[test]
     fn bounds_hold() {
         let t0 = Instant::now();
         let mut c = RateControl::new(150_000.0, 100_000.0, 200_000.0);

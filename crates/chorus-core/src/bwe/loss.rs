@@ -134,6 +134,21 @@ mod tests {
     }
 
     #[test]
+    fn what_got_through_is_a_floor_a_second_after_a_decrease() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut c = LossControl::new(1_000_000.0, 100_000.0, 20_000_000.0);
+        c.update(100, 0, 1_000_000.0, Some(3_000_000.0), Duration::ZERO, t0);
+        assert_eq!(c.rate(), 3_000_000.0, "low loss: at least what got through");
+        c.update(70, 30, 3_000_000.0, Some(3_000_000.0), Duration::ZERO, at(100));
+        assert_eq!(c.rate(), 2_550_000.0, "30 % loss lowers");
+        c.update(100, 0, 2_550_000.0, Some(5_000_000.0), Duration::ZERO, at(900));
+        assert!(c.rate() < 5_000_000.0, "{}: too soon", c.rate());
+        c.update(100, 0, 2_550_000.0, Some(5_000_000.0), Duration::ZERO, at(1_100));
+        assert_eq!(c.rate(), 5_000_000.0);
+    }
+
+    #[test]
     fn decreases_are_spaced_and_small_windows_wait() {
         let t0 = Instant::now();
         let mut c = LossControl::new(1_000_000.0, 100_000.0, 20_000_000.0);
