@@ -140,11 +140,32 @@ mod tests {
         let mut c = LossControl::new(1_000_000.0, 100_000.0, 20_000_000.0);
         c.update(100, 0, 1_000_000.0, Some(3_000_000.0), Duration::ZERO, t0);
         assert_eq!(c.rate(), 3_000_000.0, "low loss: at least what got through");
-        c.update(70, 30, 3_000_000.0, Some(3_000_000.0), Duration::ZERO, at(100));
+        c.update(
+            70,
+            30,
+            3_000_000.0,
+            Some(3_000_000.0),
+            Duration::ZERO,
+            at(100),
+        );
         assert_eq!(c.rate(), 2_550_000.0, "30 % loss lowers");
-        c.update(100, 0, 2_550_000.0, Some(5_000_000.0), Duration::ZERO, at(900));
+        c.update(
+            100,
+            0,
+            2_550_000.0,
+            Some(5_000_000.0),
+            Duration::ZERO,
+            at(900),
+        );
         assert!(c.rate() < 5_000_000.0, "{}: too soon", c.rate());
-        c.update(100, 0, 2_550_000.0, Some(5_000_000.0), Duration::ZERO, at(1_100));
+        c.update(
+            100,
+            0,
+            2_550_000.0,
+            Some(5_000_000.0),
+            Duration::ZERO,
+            at(1_100),
+        );
         assert_eq!(c.rate(), 5_000_000.0);
     }
 
