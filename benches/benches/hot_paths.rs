@@ -108,7 +108,7 @@ fn layer_forwarder(c: &mut Criterion) {
 fn forwarder_and_allocator(c: &mut Criterion) {
     use chorus_core::bwe::Bitrate;
     use chorus_room::allocation::{
-        ALLOCATION_INTERVAL, Allocation, Allocator, Priority, VideoDemand,
+        ALLOCATION_INTERVAL, Allocation, Allocator, LinkState, Priority, VideoDemand,
     };
 
     const CAMERAS: usize = 6;
@@ -161,12 +161,18 @@ fn forwarder_and_allocator(c: &mut Criterion) {
             b.iter(|| {
                 interval += 1;
                 let now = t0 + ALLOCATION_INTERVAL * interval as u32;
-                let (estimate, congested) = if interval.is_multiple_of(2) {
+                let (estimate, lossy) = if interval.is_multiple_of(2) {
                     (Bitrate(1_000_000), true)
                 } else {
                     (Bitrate(3_000_000), false)
                 };
-                let got = allocator.decide(estimate, congested, &videos, &current, now);
+                let link = LinkState {
+                    estimate,
+                    lossy,
+                    overuse: false,
+                    overuses: 0,
+                };
+                let got = allocator.decide(link, &videos, &current, now);
                 for (cur, a) in current.iter_mut().zip(&got) {
                     *cur = Some(*a);
                 }

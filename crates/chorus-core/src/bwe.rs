@@ -6,8 +6,10 @@
 //! transport feedback says which numbers arrived and when on its clock
 //! ([`BandwidthEstimator::on_feedback`]). From that:
 //! - the delay side ([`delay`]) watches the queue on the path grow or drain and drives
-//!   an AIMD rate ([`aimd`]): down to 0.85 × what got through on overuse, up otherwise;
-//! - the loss side ([`loss`]) lowers above 10 % loss and lets the rate grow below 2 %;
+//!   an AIMD rate ([`aimd`]): down to 0.85 × what got through on overuse, up otherwise,
+//!   and not below what got through once the queue has been steady for a second;
+//! - the loss side ([`loss`]) lowers above 10 % loss and lets the rate grow below 2 %
+//!   (to at least what got through, a second after its last decrease);
 //! - the estimate is the smaller of the two, within the configured bounds.
 //!
 //! Time is an argument; the estimate is a value the caller reads.
@@ -83,6 +85,9 @@ pub struct BweStats {
     pub loss_fraction: f64,
     pub usage: Usage,
     pub rtt: Duration,
+    /// How many times the delay side lowered the estimate for a growing queue so far
+    /// (a caller that looks now and then sees an overuse it missed).
+    pub overuses: u64,
 }
 
 /// Sent packets remembered for their feedback: at 20 Mbit/s of 1200-byte packets this
@@ -205,7 +210,7 @@ impl BandwidthEstimator {
             self.rate.update(self.delay.usage(), acked, rtt, now);
         }
         let current = self.estimate_f64();
-        self.loss.update(received, lost, current, rtt, now);
+        self.loss.update(received, lost, current, acked, rtt, now);
     }
 
     /// The estimate: the smaller of the delay and loss sides, within the bounds.
@@ -222,6 +227,7 @@ impl BandwidthEstimator {
             loss_fraction: self.loss.fraction(),
             usage: self.delay.usage(),
             rtt: self.rtt.unwrap_or(INITIAL_RTT),
+            overuses: self.rate.overuses(),
         }
     }
 

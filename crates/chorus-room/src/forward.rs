@@ -27,7 +27,7 @@ use rtc::rtp::header::Header;
 use crate::connections::Shard;
 use crate::io::ParticipantKey;
 use crate::negotiation::TrackPhase;
-use crate::selection::LayeredPacket;
+use crate::selection::{LayerSelection, LayeredPacket};
 use crate::skips::{Skip, Skips};
 use decide::{Wants, plain, select};
 
@@ -242,6 +242,7 @@ fn forward_to(
         skips.count(Skip::SubscriberOnHold);
         return Wants::Nothing;
     }
+    let allocated = peer.estimates_bandwidth();
     let Some(dt) = peer.downtracks.get_mut(&packet.down) else {
         skips.count(Skip::NegotiationNotLive);
         return Wants::Nothing;
@@ -264,7 +265,9 @@ fn forward_to(
     }
     let (numbered, wants) = match &packet.layered {
         Some(layered) => {
-            let selection = dt.layers.get_or_insert_with(Box::default);
+            let selection = dt
+                .layers
+                .get_or_insert_with(|| Box::new(LayerSelection::starting(allocated)));
             select(selection, layered, now)
         }
         None => plain(dt, packet),

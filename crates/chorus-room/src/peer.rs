@@ -71,6 +71,9 @@ pub struct DownTrack {
     /// Paused by the bandwidth allocation (`core/bandwidth.rs`): the same, counted
     /// under its own name.
     pub bandwidth_paused: bool,
+    /// The bandwidth allocation decided about it at least once (until then it is new
+    /// to it, and starts at its lowest layer).
+    pub allocated: bool,
 }
 
 /// What came out of a connection, in the room's terms.
@@ -269,6 +272,11 @@ impl Peer {
     /// transport-wide congestion control.
     pub fn bandwidth(&self) -> Option<chorus_core::bwe::BweStats> {
         self.link.bandwidth()
+    }
+
+    /// Subscriber side: whether it has a bandwidth estimate (and so an allocation).
+    pub fn estimates_bandwidth(&self) -> bool {
+        self.link.estimates_bandwidth()
     }
 
     /// Publisher side: one message (text, or `binary`) to the client on its data

@@ -124,6 +124,16 @@ impl Default for LayerSelection {
 }
 
 impl LayerSelection {
+    /// A new one; for a subscriber whose bandwidth is allocated (`allocated`), capped
+    /// at the lowest layer until the allocation decides, since that is where a video
+    /// new to it starts (`allocation::Allocator`): not the top layer for a moment first.
+    pub fn starting(allocated: bool) -> Self {
+        Self {
+            bandwidth_cap: allocated.then_some(SpatialLayer::LOW),
+            ..Self::default()
+        }
+    }
+
     /// At most `max` from now on; invisible pauses at once (and a keyframe restarts it).
     pub fn set_max(&mut self, max: SpatialLayer, visible: bool) {
         self.forwarder.set_max(Layer::new(max, TemporalLayer::ALL));

@@ -20,6 +20,7 @@ use rtc::rtp::header::Header;
 
 use crate::io::ParticipantKey;
 use crate::signal_error::SignalError;
+use layer_stats::LayerStats;
 pub use simulcast::{LayerIndex, Simulcast};
 
 pub mod layer_stats;
@@ -78,6 +79,9 @@ pub struct PublishedTrack {
     pub subscribers: Vec<ConnId>,
     /// Video only: what NACKs are answered from.
     pub history: Option<History>,
+    /// What arrives of a video without simulcast layers (its bitrate, for the
+    /// bandwidth allocation); a simulcast track keeps one per layer.
+    pub rate: LayerStats,
 }
 
 impl PublishedTrack {
@@ -168,6 +172,7 @@ impl Tracks {
             keyframes: KeyframeThrottle::default(),
             subscribers: Vec::new(),
             history: (source.kind() == MediaKind::Video).then(|| History::new(HISTORY_LEN)),
+            rate: LayerStats::default(),
         };
         let info = track.info();
         self.by_id.insert(id, track);

@@ -42,14 +42,15 @@ fn three_layers_are_announced_and_the_highest_is_forwarded_as_one_stream() {
     let alice = sim.join_simulcast("alice");
     let bob = sim.join("bob");
     let video = sim.publish_simulcast(alice);
-    sim.run_for(ms(1000));
+    sim.run_for(ms(2000));
 
     let info = published(&sim, bob, &video).expect("track_published");
     assert_eq!(info.layers, ["q", "h", "f"], "lowest first");
 
-    // One stream from a keyframe on, without a gap. The layers start frame by frame,
-    // q first: the stream starts on the highest one there, and moves up as the others
-    // come, each time at one of their keyframes; then f alone.
+    // One stream from a keyframe on, without a gap. The stream starts on q (the layers
+    // start frame by frame, q first, and the bandwidth allocation starts a new video at
+    // its lowest layer), and moves up at the allocation's next round, at a keyframe of
+    // the layer it moves to; then f alone.
     let got = sim.rtp(bob, &video);
     assert!(got.len() > 40, "{} packets", got.len());
     assert!(got[0].keyframe);
@@ -274,8 +275,9 @@ fn max_quality_caps_the_layer_and_unknown_tracks_are_refused() {
         *max_quality = Some(VideoQuality::Medium);
     }
     sim.signal(bob, medium);
-    sim.run_for(ms(1000));
-    // The layers start frame by frame, q first: bob may start on q, then h, never f.
+    sim.run_for(ms(2000));
+    // bob may start on q (the layers start frame by frame, q first, and the bandwidth
+    // allocation starts a new video there), then h, never f.
     let got = sizes(&sim, bob, &video, 0);
     let first_h = got.iter().position(|&s| s == h).expect("h");
     assert!(got[first_h..].iter().all(|&s| s == h), "{got:?}");
@@ -304,7 +306,8 @@ fn a_lost_simulcast_copy_is_resent_as_it_was_first_sent() {
     let video = sim.publish_simulcast(alice);
     until_published(&mut sim, bob, &video);
     sim.signal(bob, settings(&video, Some((640, 360)), true));
-    sim.run_for(ms(500));
+    // Past the allocation's start at q, on h.
+    sim.run_for(ms(1500));
     sim.set_loss(bob, Dir::Down, 0.05);
     let start = sim.rtp(bob, &video).len();
     let resent = sim.skips().total_resent();

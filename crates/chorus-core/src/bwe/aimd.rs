@@ -1,6 +1,9 @@
 //! The delay-based rate: additive/multiplicative increase while the queue is steady,
 //! multiplicative decrease to [`BETA`] of what actually got through when it grows
-//! (draft-ietf-rmcat-gcc-02 §5.5).
+//! (draft-ietf-rmcat-gcc-02 §5.5). Unlike GCC's, the rate also follows what got
+//! through up at once once the queue has been steady for [`STEADY_BEFORE_FLOOR`]:
+//! the room does not pace to the estimate, it sends what the allocation lets through,
+//! which is a measurement of the path GCC would otherwise take seconds to climb to.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,13 @@ const MAX_AHEAD_OF_ACKED: f64 = 1.5;
 const CAPACITY_STALE: f64 = 1.5;
 /// Within this share of the last capacity, growth is additive.
 const NEAR_CAPACITY: f64 = 1.2;
+/// After this long without overuse or a draining queue, what got through is a floor
+/// for the rate: the path carried it without its queue growing. An application-limited
+/// sender that sends more than the estimate (the room when a subscriber joins, or
+/// after an overuse that was only jitter) is then measured at once, not climbed to at
+/// [`GROWTH_PER_SECOND`]. Longer than the acknowledged window (500 ms), so that the
+/// floor never counts what arrived before a decrease.
+const STEADY_BEFORE_FLOOR: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -42,6 +52,10 @@ pub struct RateControl {
     last_decrease: Option<Instant>,
     /// The acknowledged rate at the last overuse: roughly the path's capacity.
     capacity: Option<f64>,
+    /// The last verdict other than [`Usage::Normal`].
+    unsteady_at: Option<Instant>,
+    /// Decreases for overuse so far.
+    overuses: u64,
 }
 
 impl RateControl {
@@ -54,11 +68,18 @@ impl RateControl {
             last_update: None,
             last_decrease: None,
             capacity: None,
+            unsteady_at: None,
+            overuses: 0,
         }
     }
 
     pub fn rate(&self) -> f64 {
         self.rate
+    }
+
+    /// How many times the rate was lowered for overuse.
+    pub fn overuses(&self) -> u64 {
+        self.overuses
     }
 
     /// One verdict at `now`, with the acknowledged rate (if known) and the round trip.
@@ -79,10 +100,24 @@ impl RateControl {
         {
             self.capacity = None;
         }
+        if usage != Usage::Normal {
+            self.unsteady_at = Some(now);
+        }
         let response = rtt + RESPONSE_EXTRA;
         match self.state {
             State::Hold => {}
             State::Increase => {
+                let steady = self
+                    .unsteady_at
+                    .is_none_or(|t| now.saturating_duration_since(t) >= STEADY_BEFORE_FLOOR);
+                if let Some(acked) = acked.filter(|&a| steady && a > self.rate) {
+                    self.rate = acked;
+                    // As much as at the last overuse went through without a queue
+                    // growing: that overuse did not mark the capacity.
+                    if self.capacity.is_some_and(|c| acked >= c) {
+                        self.capacity = None;
+                    }
+                }
                 let near = self.capacity.is_some_and(|c| self.rate < c * NEAR_CAPACITY);
                 let grown = if near {
                     self.rate + PACKET_BITS * dt.as_secs_f64() / response.as_secs_f64()
@@ -104,6 +139,7 @@ impl RateControl {
                     self.rate = self.rate.min(base * BETA);
                     self.capacity = acked;
                     self.last_decrease = Some(now);
+                    self.overuses += 1;
                 }
                 self.state = State::Hold;
             }
@@ -165,6 +201,31 @@ mod tests {
         }
         // One packet per 150 ms response time for 1 s: +64 kbit/s, not +40 %.
         assert!((c.rate() - 914_000.0).abs() < 1_000.0, "{}", c.rate());
+    }
+
+    #[test]
+    fn what_got_through_is_a_floor_once_the_queue_is_steady() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // An application-limited sender that sends 3 Mbit/s against a 1 Mbit/s start:
+        // the rate is lifted to it at once, not climbed to at 40 %/s.
+        let mut c = RateControl::new(1_000_000.0, 100_000.0, 20_000_000.0);
+        c.update(Usage::Normal, Some(3_000_000.0), RTT, t0);
+        assert_eq!(c.rate(), 3_000_000.0);
+        // After an overuse, not for a second (the acknowledged window still holds what
+        // arrived before the decrease).
+        let mut c = RateControl::new(2_000_000.0, 100_000.0, 20_000_000.0);
+        c.update(Usage::Over, Some(2_000_000.0), RTT, t0);
+        assert_eq!(c.rate(), 1_700_000.0);
+        c.update(Usage::Normal, Some(2_000_000.0), RTT, at(900));
+        assert!(c.rate() < 1_800_000.0, "{}", c.rate());
+        // A second of steady queue at the same rate: that overuse was not the capacity
+        // (jitter): lifted, and the growth is multiplicative again.
+        c.update(Usage::Normal, Some(2_000_000.0), RTT, at(1_000));
+        let lifted = c.rate();
+        assert!((2_000_000.0..2_100_000.0).contains(&lifted), "{lifted}");
+        c.update(Usage::Normal, Some(2_000_000.0), RTT, at(2_000));
+        assert!((c.rate() - lifted * 1.4).abs() < 1.0, "{}", c.rate());
     }
 
     #[test]

@@ -14,6 +14,9 @@ const MIN_PACKETS: u32 = 20;
 const GROWTH_PER_SECOND: f64 = 1.4;
 /// Lowered at most once per this plus a round trip.
 const DECREASE_INTERVAL: Duration = Duration::from_millis(300);
+/// This long after the last decrease, what got through while loss is low is a floor
+/// for the rate (as on the delay side: see `aimd.rs`).
+const STEADY_BEFORE_FLOOR: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct LossControl {
@@ -52,7 +55,16 @@ impl LossControl {
 
     /// One feedback's counts. `current` is the combined estimate (what the sender
     /// sends at): a decrease starts from it, not from a loss rate far above it.
-    pub fn update(&mut self, received: u32, lost: u32, current: f64, rtt: Duration, now: Instant) {
+    /// `acked` is what got through lately (bits per second), if known.
+    pub fn update(
+        &mut self,
+        received: u32,
+        lost: u32,
+        current: f64,
+        acked: Option<f64>,
+        rtt: Duration,
+        now: Instant,
+    ) {
         self.received += received;
         self.lost += lost;
         let total = self.received + self.lost;
@@ -70,6 +82,12 @@ impl LossControl {
             .min(Duration::from_secs(1));
         if fraction < LOW_LOSS {
             self.rate *= GROWTH_PER_SECOND.powf(dt.as_secs_f64());
+            let steady = self
+                .last_decrease
+                .is_none_or(|t| now.saturating_duration_since(t) >= STEADY_BEFORE_FLOOR);
+            if let Some(acked) = acked.filter(|_| steady) {
+                self.rate = self.rate.max(acked);
+            }
         } else if fraction > HIGH_LOSS {
             let recent = self
                 .last_decrease
@@ -101,11 +119,12 @@ mod tests {
         for (lost, want) in cases {
             let t0 = Instant::now();
             let mut c = LossControl::new(1_000_000.0, 100_000.0, 20_000_000.0);
-            c.update(100, 0, 1_000_000.0, Duration::ZERO, t0);
+            c.update(100, 0, 1_000_000.0, None, Duration::ZERO, t0);
             c.update(
                 100 - lost,
                 lost,
                 1_000_000.0,
+                None,
                 Duration::ZERO,
                 t0 + Duration::from_secs(1),
             );
@@ -115,17 +134,54 @@ mod tests {
     }
 
     #[test]
+    fn what_got_through_is_a_floor_a_second_after_a_decrease() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut c = LossControl::new(1_000_000.0, 100_000.0, 20_000_000.0);
+        c.update(100, 0, 1_000_000.0, Some(3_000_000.0), Duration::ZERO, t0);
+        assert_eq!(c.rate(), 3_000_000.0, "low loss: at least what got through");
+        c.update(
+            70,
+            30,
+            3_000_000.0,
+            Some(3_000_000.0),
+            Duration::ZERO,
+            at(100),
+        );
+        assert_eq!(c.rate(), 2_550_000.0, "30 % loss lowers");
+        c.update(
+            100,
+            0,
+            2_550_000.0,
+            Some(5_000_000.0),
+            Duration::ZERO,
+            at(900),
+        );
+        assert!(c.rate() < 5_000_000.0, "{}: too soon", c.rate());
+        c.update(
+            100,
+            0,
+            2_550_000.0,
+            Some(5_000_000.0),
+            Duration::ZERO,
+            at(1_100),
+        );
+        assert_eq!(c.rate(), 5_000_000.0);
+    }
+
+    #[test]
     fn decreases_are_spaced_and_small_windows_wait() {
         let t0 = Instant::now();
         let mut c = LossControl::new(1_000_000.0, 100_000.0, 20_000_000.0);
-        c.update(5, 5, 1_000_000.0, Duration::ZERO, t0);
+        c.update(5, 5, 1_000_000.0, None, Duration::ZERO, t0);
         assert_eq!(c.rate(), 1_000_000.0, "10 packets are no window");
-        c.update(5, 5, 1_000_000.0, Duration::ZERO, t0);
+        c.update(5, 5, 1_000_000.0, None, Duration::ZERO, t0);
         assert_eq!(c.rate(), 750_000.0);
         c.update(
             10,
             10,
             750_000.0,
+            None,
             Duration::ZERO,
             t0 + Duration::from_millis(100),
         );
@@ -134,6 +190,7 @@ mod tests {
             10,
             10,
             750_000.0,
+            None,
             Duration::ZERO,
             t0 + Duration::from_millis(400),
         );

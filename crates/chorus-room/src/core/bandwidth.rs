@@ -1,22 +1,23 @@
 //! The bandwidth allocation applied: every [`ALLOCATION_INTERVAL`], each subscriber
-//! connection with an estimate has it spent across the simulcast videos it receives
-//! ([`crate::allocation`]): the result caps each video's `LayerSelection` (below what
-//! `track_settings` allows) or pauses its down track, and the subscriber is told of a
-//! pause (`video_paused`, reason `bandwidth`) and a resume (`video_resumed`).
+//! connection with an estimate has it spent across the videos it receives
+//! ([`crate::allocation`]): the result caps each simulcast video's `LayerSelection`
+//! (below what `track_settings` allows) or pauses its down track, and the subscriber is
+//! told of a pause (`video_paused`, reason `bandwidth`) and a resume (`video_resumed`).
+//! A video without simulcast counts as one layer: it passes whole or is paused, and
+//! resumes from a keyframe.
 //!
-//! Videos without simulcast are left out (they take what they take); dynacast still
-//! counts what subscribers asked for, not what the allocation lets through, so the
-//! higher layers keep arriving for when the estimate recovers.
+//! Dynacast still counts what subscribers asked for, not what the allocation lets
+//! through, so the higher layers keep arriving for when the estimate recovers.
 
 use std::time::Instant;
 
 use chorus_core::bwe::{LOW_LOSS, Usage};
 use chorus_core::{ConnId, SpatialLayer, TrackId};
-use chorus_protocol::TrackSource;
 use chorus_protocol::signal::PauseReason;
+use chorus_protocol::{MediaKind, TrackSource};
 
 use super::RoomCore;
-use crate::allocation::{ALLOCATION_INTERVAL, Allocation, Priority, VideoDemand};
+use crate::allocation::{ALLOCATION_INTERVAL, Allocation, LinkState, Priority, VideoDemand};
 use crate::io::ParticipantKey;
 
 impl RoomCore {
@@ -49,8 +50,12 @@ impl RoomCore {
         let Some(bwe) = peer.bandwidth() else {
             return;
         };
-        // Loss the loss controller starts to act on, or a growing queue.
-        let congested = bwe.loss_fraction > LOW_LOSS || bwe.usage == Usage::Over;
+        let link = LinkState {
+            estimate: bwe.estimate,
+            lossy: bwe.loss_fraction > LOW_LOSS,
+            overuse: bwe.usage == Usage::Over,
+            overuses: bwe.overuses,
+        };
         let mut ids: Vec<&TrackId> = peer.downtracks.keys().collect();
         ids.sort(); // the caller's order within one priority: stable
         let mut tracks = Vec::new();
@@ -61,21 +66,33 @@ impl RoomCore {
             let Some(track) = self.tracks.get(id) else {
                 continue;
             };
-            let Some(simulcast) = track.upstream.as_ref().and_then(|b| b.simulcast.as_ref()) else {
+            if track.kind() != MediaKind::Video || track.upstream.is_none() {
                 continue;
+            }
+            let simulcast = track.upstream.as_ref().and_then(|b| b.simulcast.as_ref());
+            // A video without layers is one layer: it passes whole or is paused.
+            let mut layer_bitrates = [None; SpatialLayer::COUNT];
+            let top = match simulcast {
+                Some(simulcast) => {
+                    for (slot, layer) in layer_bitrates.iter_mut().zip(simulcast.layers()) {
+                        *slot = Some(layer.stats.bitrate_bps(now));
+                    }
+                    simulcast.layers().len()
+                }
+                None => {
+                    layer_bitrates[0] = Some(track.rate.bitrate_bps(now));
+                    1
+                }
             };
-            let layers = simulcast.layers();
-            let top = SpatialLayer::new(layers.len().clamp(1, SpatialLayer::COUNT) as u8 - 1);
+            for slot in &mut layer_bitrates {
+                *slot = slot.filter(|&bps| bps > 0);
+            }
+            let top = SpatialLayer::new(top.clamp(1, SpatialLayer::COUNT) as u8 - 1);
             let max = match (&dt.layers, dt.paused) {
                 (_, true) => None,
-                (None, false) => top,
-                (Some(s), false) => s.may_receive(),
+                (Some(s), false) if simulcast.is_some() => s.may_receive(),
+                _ => top,
             };
-            let mut layer_bitrates = [None; SpatialLayer::COUNT];
-            for (slot, layer) in layer_bitrates.iter_mut().zip(layers) {
-                let bps = layer.stats.bitrate_bps(now);
-                *slot = (bps > 0).then_some(bps);
-            }
             let priority = if track.source == TrackSource::ScreenShare {
                 Priority::ScreenShare
             } else if self.last_n.featured(viewer, track.owner) {
@@ -88,20 +105,24 @@ impl RoomCore {
                 max,
                 layer_bitrates,
             });
-            current.push(if dt.bandwidth_paused {
-                Some(Allocation::Paused)
-            } else {
-                dt.layers
-                    .as_ref()
-                    .and_then(|s| s.bandwidth_cap())
-                    .map(Allocation::Layer)
+            // Uncapped is at its max (and gets a bigger max at once).
+            let cap = dt.layers.as_ref().and_then(|s| s.bandwidth_cap());
+            current.push(dt.allocated.then(|| match (dt.bandwidth_paused, cap, max) {
+                (true, _, _) => Allocation::Paused,
+                (false, Some(cap), _) => Allocation::Layer(cap),
+                (false, None, max) => max.map_or(Allocation::Paused, Allocation::Layer),
+            }));
+            tracks.push(Allocated {
+                id: id.clone(),
+                owner: track.owner,
+                max,
+                layered: simulcast.is_some(),
             });
-            tracks.push((id.clone(), track.owner, max));
         }
         let allocator = self.allocators.entry(conn).or_default();
-        let decided = allocator.decide(bwe.estimate, congested, &videos, &current, now);
-        for ((id, owner, max), allocation) in tracks.into_iter().zip(decided) {
-            self.apply_allocation(viewer, conn, id, owner, max, allocation);
+        let decided = allocator.decide(link, &videos, &current, now);
+        for (video, allocation) in tracks.into_iter().zip(decided) {
+            self.apply_allocation(viewer, conn, video, allocation);
         }
     }
 
@@ -109,11 +130,15 @@ impl RoomCore {
         &mut self,
         viewer: ParticipantKey,
         conn: ConnId,
-        id: TrackId,
-        owner: ParticipantKey,
-        max: Option<SpatialLayer>,
+        video: Allocated,
         allocation: Allocation,
     ) {
+        let Allocated {
+            id,
+            owner,
+            max,
+            layered,
+        } = video;
         let Some(dt) = self
             .conns
             .get_mut(conn)
@@ -121,13 +146,14 @@ impl RoomCore {
         else {
             return;
         };
-        let selection = dt.layers.get_or_insert_with(Box::default);
+        dt.allocated = true;
         // Paused because not shown (or last-N) is not a bandwidth pause.
         let shown = max.is_some();
         let pause = shown && allocation == Allocation::Paused;
-        if let Allocation::Layer(cap) = allocation {
+        if let (Allocation::Layer(cap), true) = (allocation, layered) {
             // At its max it is not held by bandwidth: when the subscriber asks for more
             // (a bigger tile), it gets it at once, and only a shortfall lowers it again.
+            let selection = dt.layers.get_or_insert_with(Box::default);
             selection.set_bandwidth_cap(max.is_none_or(|m| cap < m).then_some(cap));
         }
         if pause == dt.bandwidth_paused {
@@ -139,11 +165,27 @@ impl RoomCore {
             return;
         }
         dt.bandwidth_paused = pause;
-        if pause {
-            // The next packet after the resume restarts it at a keyframe.
-            selection.pause();
+        if layered {
+            if pause {
+                // The next packet after the resume restarts it at a keyframe.
+                dt.layers.get_or_insert_with(Box::default).pause();
+            }
+        } else if !pause {
+            // Numbered on from the last packet sent, from the next keyframe (which the
+            // forwarder asks for while it waits).
+            dt.forwarder.switch_source(true);
         }
         tracing::debug!(%id, ?conn, pause, "bandwidth allocation");
         self.tell_pause(viewer, &id, owner, pause.then_some(PauseReason::Bandwidth));
     }
+}
+
+/// One video of a subscriber's allocation, as it is applied.
+struct Allocated {
+    id: TrackId,
+    owner: ParticipantKey,
+    /// The most the subscriber may receive of it; `None`: not shown.
+    max: Option<SpatialLayer>,
+    /// Simulcast: capped per layer; otherwise passed whole or paused.
+    layered: bool,
 }

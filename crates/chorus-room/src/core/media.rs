@@ -191,6 +191,10 @@ impl RoomCore {
                     "first packet of published track"
                 );
             }
+            if !audio {
+                let (ts, len) = (packet.header.timestamp, packet.payload.len());
+                track.rate.record(now, len, ts, keyframe);
+            }
             let seq = track.seq.unwrap(packet.header.sequence_number);
             (seq, track.ts.unwrap(packet.header.timestamp))
         };

@@ -8,7 +8,7 @@ use chorus_protocol::MediaKind;
 
 use super::RoomCore;
 use crate::io::ParticipantKey;
-use crate::selection::{ASSUMED_TOP_SIZE, ViewSettings};
+use crate::selection::{ASSUMED_TOP_SIZE, LayerSelection, ViewSettings};
 use crate::signal_error::SignalError;
 
 impl RoomCore {
@@ -31,6 +31,7 @@ impl RoomCore {
             .map(|s| s.layers().len());
         let conn = self.participants.get(key).and_then(|p| p.subscriber);
         let peer = conn.and_then(|c| self.conns.get_mut(c));
+        let allocated = peer.as_ref().is_some_and(|p| p.estimates_bandwidth());
         let dt = peer
             .and_then(|p| p.downtracks.get_mut(&id))
             .ok_or_else(not_received)?;
@@ -40,7 +41,7 @@ impl RoomCore {
         let max = settings.max_layer(layers, ASSUMED_TOP_SIZE);
         tracing::debug!(track = %id, ?settings, ?max, "track settings");
         dt.layers
-            .get_or_insert_with(Box::default)
+            .get_or_insert_with(|| Box::new(LayerSelection::starting(allocated)))
             .set_max(max, settings.visible);
         self.dynacast_due = true;
         Ok(())

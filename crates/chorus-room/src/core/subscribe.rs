@@ -95,6 +95,7 @@ impl RoomCore {
                 layers: None,
                 paused: false,
                 bandwidth_paused: false,
+                allocated: false,
             },
         );
         peer.negotiation.changed();

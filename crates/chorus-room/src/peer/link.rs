@@ -276,6 +276,11 @@ impl Link {
         self.down_twcc.as_ref().map(|(_, bwe)| bwe.stats())
     }
 
+    /// Subscriber side: whether it reports transport-wide feedback.
+    pub fn estimates_bandwidth(&self) -> bool {
+        self.down_twcc.is_some()
+    }
+
     /// Writes the packet into `arena` (its shard's), with `vp8`'s numbering written into
     /// that copy of the payload (the shared payload is left as it is), protects it there
     /// and queues it.

@@ -38,7 +38,7 @@ pub use data::DataIn;
 pub(super) use data::SimData;
 
 use super::media::Publication;
-use super::net::{Dir, Loss, SERVER};
+use super::net::{Dir, Link, Loss, SERVER};
 use super::simulcast::{SimulcastSend, simulcast_mid};
 use super::stream::Stream;
 use crate::io::ParticipantKey;
@@ -194,6 +194,8 @@ pub(super) struct SimClient {
     pub down: Loss,
     /// Its data channels, once opened (`client/data.rs`).
     pub data: SimData,
+    /// Its downlink's capacity and delay (after `down`'s losses).
+    pub downlink: Link,
 }
 
 impl SimClient {
@@ -225,6 +227,7 @@ impl SimClient {
             up: Loss::new(seed, index, Dir::Up),
             down: Loss::new(seed, index, Dir::Down),
             data: SimData::default(),
+            downlink: Link::default(),
         }
     }
 
@@ -421,6 +424,24 @@ impl SimClient {
             p.stream = Some(Stream::new(pt, level, p.ssrc, now));
         }
         self.offer(now);
+    }
+
+    /// Its connection at `addr` (the publisher's, or else the subscriber's).
+    pub fn pc_at(&mut self, addr: SocketAddr) -> &mut Pc {
+        if self.publisher.addr == addr {
+            &mut self.publisher
+        } else {
+            &mut self.subscriber
+        }
+    }
+
+    /// What its downlink delivered by `now`, each at the instant it arrived.
+    pub fn take_arrivals(&mut self, now: Instant) {
+        while let Some((at, to, data)) = self.downlink.arrived(now) {
+            if !self.offline && !self.departed {
+                self.pc_at(to).receive(data, at);
+            }
+        }
     }
 
     pub fn handle_timeouts(&mut self, now: Instant) {

@@ -350,6 +350,7 @@ impl Sim {
     fn tick(&mut self) {
         let now = self.now;
         for client in &mut self.clients {
+            client.take_arrivals(now);
             client.handle_timeouts(now);
             client.send_media(now);
         }
@@ -440,12 +441,11 @@ impl Sim {
                 if client.offline || client.departed || client.down.drops() {
                     return;
                 }
-                let pc = if client.publisher.addr == to {
-                    &mut client.publisher
-                } else {
-                    &mut client.subscriber
-                };
-                pc.receive(data, self.now);
+                if !client.downlink.direct() {
+                    client.downlink.send(self.now, to, data);
+                    return;
+                }
+                client.pc_at(to).receive(data, self.now);
             }
             Output::ToClient { to, msg } => {
                 let broadcast = !matches!(to, Recipients::One(_));

@@ -159,7 +159,16 @@ fn sized_vp8_frame(keyframe: bool, size: usize, picture_id: u16) -> Vec<Bytes> {
 impl Sim {
     /// Joins with every grant, its publisher connection offering simulcast extensions.
     pub fn join_simulcast(&mut self, identity: &str) -> ClientId {
-        let id = self.join(identity);
+        self.join_simulcast_with(identity, chorus_protocol::Grants::default())
+    }
+
+    /// [`Self::join_simulcast`] with these grants.
+    pub fn join_simulcast_with(
+        &mut self,
+        identity: &str,
+        grants: chorus_protocol::Grants,
+    ) -> ClientId {
+        let id = self.join_with(identity, grants);
         self.clients[id.0].enable_simulcast(self.now);
         id
     }
