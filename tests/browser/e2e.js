@@ -30,11 +30,8 @@ const {
 
 const WHOLE_TEST_MS = 140_000;
 // Who joins, in this order, and in which browser. Carol leaves later; Alice mutes.
-// Each sends one stream (`?simulcast=0`): with four pages sending three layers each on a
-// busy two-core machine, the server's bandwidth allocation pauses videos for longer than
-// this test waits and some subscribers stop receiving Chromium's cameras altogether
-// (issue 10, the allocator). simulcast.js, devices.js and codecs.js cover the default.
-const QUERY = '?simulcast=0';
+// Each camera goes out as the page sends it by default: three simulcast layers.
+const QUERY = '';
 const PEOPLE = [
   { name: 'Alice', browser: 'Chromium' },
   { name: 'Bob', browser: 'Chromium' },
