@@ -37,6 +37,34 @@ impl Percentiles {
 
 /// What one run measured. Packet and byte counts are RTP packets and RTP payload
 /// bytes as the clients count them.
+/// Two of the server's skip counters over the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ServerSkipped {
+    /// Copies the bandwidth allocation held back (`bandwidth_paused`).
+    pub bandwidth_paused: u64,
+    /// Datagrams dropped unprocessed because the room fell behind (`stale`).
+    pub stale: u64,
+}
+
+impl ServerSkipped {
+    /// From a room's `GET /v1/rooms/{room}` answer; `None` if it has no counters.
+    pub fn from_room(info: &serde_json::Value) -> Option<Self> {
+        let skipped = &info["forwarding"]["skipped"];
+        Some(Self {
+            bandwidth_paused: skipped["bandwidth_paused"].as_u64()?,
+            stale: skipped["stale"].as_u64()?,
+        })
+    }
+
+    /// What was counted between `self` (start) and `end`.
+    pub fn since(self, end: Self) -> Self {
+        Self {
+            bandwidth_paused: end.bandwidth_paused.saturating_sub(self.bandwidth_paused),
+            stale: end.stale.saturating_sub(self.stale),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub scenario: String,
@@ -130,6 +158,10 @@ pub struct Report {
     pub view: String,
     /// `track_settings` the receivers sent (`--view tiles`: one per receiver and camera).
     pub track_settings_sent: usize,
+    /// Copies the server chose not to send in the window, by its skip reasons
+    /// (`GET /v1/rooms/{room}`'s `forwarding.skipped`, Chorus only): why packets count
+    /// as lost without being lost on the way.
+    pub server_skipped: Option<ServerSkipped>,
     /// At the end of the window, (receiver, camera) pairs by the size of the last
     /// keyframe received (`"320x180"`; VP8 only): which simulcast layer the server sends.
     pub received_sizes: BTreeMap<String, usize>,
@@ -302,6 +334,13 @@ impl std::fmt::Display for Report {
                 .collect();
             write!(f, "\nreceived layers      {}", sizes.join(", "))?;
         }
+        if let Some(k) = &self.server_skipped {
+            write!(
+                f,
+                "\nserver skipped       {} copies paused for bandwidth, {} datagrams stale (room over its 200 ms wait), in the window",
+                k.bandwidth_paused, k.stale
+            )?;
+        }
         write!(f, "\ntalkers              {}", self.talkers)?;
         if self.data_sent > 0 {
             write!(
@@ -468,6 +507,33 @@ mod tests {
         assert!(
             text.contains("harness CPU per pkt  5.00 µs per received packet"),
             "{text}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod server_skipped_tests {
+    use super::ServerSkipped;
+
+    #[test]
+    fn read_from_the_room_and_taken_over_the_window() {
+        let start = serde_json::json!({"forwarding": {"skipped": {"stale": 5, "bandwidth_paused": 7, "muted": 1}}});
+        let end =
+            serde_json::json!({"forwarding": {"skipped": {"stale": 9, "bandwidth_paused": 20}}});
+        let (a, b) = (
+            ServerSkipped::from_room(&start).unwrap(),
+            ServerSkipped::from_room(&end).unwrap(),
+        );
+        assert_eq!(
+            a.since(b),
+            ServerSkipped {
+                bandwidth_paused: 13,
+                stale: 4
+            }
+        );
+        assert_eq!(
+            ServerSkipped::from_room(&serde_json::json!({"error": "room_not_found"})),
+            None
         );
     }
 }

@@ -19,7 +19,7 @@ use crate::ctx::{Ctx, participant_media, token};
 use crate::member::{JoinOutcome, Member, Snapshot};
 use crate::probe::{cpu_micros, open_files_limit, rss_kib};
 use crate::progress::{PHASES, Progress};
-use crate::report::{Percentiles, Report, per_packet_micros};
+use crate::report::{Percentiles, Report, ServerSkipped, per_packet_micros};
 use crate::view::Tiles;
 use crate::{capped, churn, janus, measure, plot};
 
@@ -347,6 +347,7 @@ async fn run_phases(
     progress.set_phase(2);
     report.rss_after_kib = rss_kib(pid).context("server RSS")?;
     let own0 = cpu_micros(std::process::id()).unwrap_or(0);
+    let skipped0 = server_skipped(args, &ctx).await;
     let (cpu0, s0, t0) = (
         cpu_micros(pid).context("server CPU")?,
         Snapshot::take(&members),
@@ -369,6 +370,9 @@ async fn run_phases(
         Instant::now(),
     );
     let own1 = cpu_micros(std::process::id()).unwrap_or(0);
+    report.server_skipped = skipped0
+        .zip(server_skipped(args, &ctx).await)
+        .map(|(a, b)| a.since(b));
     progress.set_phase(3);
     let indices: Vec<usize> = members.iter().map(|m| m.index).collect();
     timeline.finish(&indices, &s1.stats);
@@ -498,4 +502,21 @@ async fn run_phases(
     report.window_at_secs = (t0 - timeline.started).as_secs_f64();
     report.timeline = timeline.points;
     Ok(report)
+}
+
+/// The room's skip counters now (Chorus only; `None` if they cannot be read).
+async fn server_skipped(args: &Args, ctx: &Ctx) -> Option<ServerSkipped> {
+    if args.target != Target::Chorus {
+        return None;
+    }
+    let answer = ctx
+        .http
+        .get(format!("{}/v1/rooms/{}", ctx.url, ctx.room))
+        .header("authorization", format!("Basic {}", ctx.auth))
+        .send()
+        .await
+        .ok()?
+        .error_for_status()
+        .ok()?;
+    ServerSkipped::from_room(&answer.json().await.ok()?)
 }
