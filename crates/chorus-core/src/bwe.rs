@@ -8,13 +8,16 @@
 //! - the delay side ([`delay`]) watches the queue on the path grow or drain and drives
 //!   an AIMD rate ([`aimd`]): down to 0.85 × what got through on overuse, up otherwise;
 //! - the loss side ([`loss`]) lowers above 10 % loss and lets the rate grow below 2 %;
-//! - the estimate is the smaller of the two, within the configured bounds.
+//! - the estimate is the smaller of the two, within the configured bounds;
+//! - a probe cluster ([`probe`]) sent above the estimate that gets through raises it
+//!   at once to what got through (unless the queue is growing).
 //!
 //! Time is an argument; the estimate is a value the caller reads.
 
 mod aimd;
 mod delay;
 mod loss;
+pub mod probe;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -22,6 +25,7 @@ use std::time::{Duration, Instant};
 
 pub use delay::Usage;
 pub use loss::LOW_LOSS;
+pub use probe::{ProbeId, ProbeOutcome};
 
 /// A bitrate in bits per second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -83,6 +87,20 @@ pub struct BweStats {
     pub loss_fraction: f64,
     pub usage: Usage,
     pub rtt: Duration,
+    pub probes: ProbeCounts,
+}
+
+/// Probe clusters of one connection, for stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProbeCounts {
+    /// Clusters started.
+    pub sent: u64,
+    /// Concluded with a rate that got through.
+    pub delivered: u64,
+    /// Concluded without (too little arrived, or no feedback).
+    pub failed: u64,
+    /// Delivered ones that raised the estimate.
+    pub raised: u64,
 }
 
 /// Sent packets remembered for their feedback: at 20 Mbit/s of 1200-byte packets this
@@ -102,6 +120,7 @@ struct Sent {
     at: Instant,
     size: u32,
     reported: bool,
+    probe: Option<ProbeId>,
 }
 
 /// One subscriber connection's bandwidth estimator.
@@ -122,6 +141,8 @@ pub struct BandwidthEstimator {
     /// The latest arrival acknowledged (feedback may list an earlier one after it).
     acked_newest: Duration,
     rtt: Option<Duration>,
+    prober: probe::Prober,
+    probes: ProbeCounts,
 }
 
 impl BandwidthEstimator {
@@ -145,11 +166,36 @@ impl BandwidthEstimator {
             acked_first: None,
             acked_newest: Duration::ZERO,
             rtt: None,
+            prober: probe::Prober::default(),
+            probes: ProbeCounts::default(),
         }
+    }
+
+    /// A probe cluster starts at `now`: send its packets with
+    /// [`BandwidthEstimator::on_probe_sent`].
+    pub fn start_probe(&mut self, now: Instant) -> ProbeId {
+        self.probes.sent += 1;
+        self.prober.start(now)
+    }
+
+    /// As [`BandwidthEstimator::on_sent`], for a packet of probe cluster `probe`.
+    pub fn on_probe_sent(&mut self, probe: ProbeId, size: usize, now: Instant) -> TransportSeq {
+        let tag = self.prober.on_sent(probe).then_some(probe);
+        self.number(size, tag, now)
     }
 
     /// A packet of `size` bytes leaves at `now`: the number to write into it.
     pub fn on_sent(&mut self, size: usize, now: Instant) -> TransportSeq {
+        self.number(size, None, now)
+    }
+
+    /// Probe cluster `probe` has all its packets sent: it concludes when all are
+    /// reported.
+    pub fn end_probe(&mut self, probe: ProbeId) {
+        self.prober.close(probe);
+    }
+
+    fn number(&mut self, size: usize, probe: Option<ProbeId>, now: Instant) -> TransportSeq {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.sent[seq as usize % HISTORY] = Some(Sent {
@@ -157,6 +203,7 @@ impl BandwidthEstimator {
             at: now,
             size: u32::try_from(size).unwrap_or(u32::MAX),
             reported: false,
+            probe,
         });
         TransportSeq(seq as u16)
     }
@@ -178,6 +225,10 @@ impl BandwidthEstimator {
             }
             sent.reported = true;
             let sent = *sent;
+            if let Some(id) = sent.probe {
+                self.prober
+                    .on_result(id, sent.at, result.arrival, sent.size);
+            }
             let Some(arrived) = result.arrival else {
                 lost += 1;
                 continue;
@@ -194,6 +245,7 @@ impl BandwidthEstimator {
             });
         }
         if received + lost == 0 {
+            self.conclude_probes(now);
             return;
         }
         if let Some(rtt) = rtt {
@@ -206,6 +258,26 @@ impl BandwidthEstimator {
         }
         let current = self.estimate_f64();
         self.loss.update(received, lost, current, rtt, now);
+        self.conclude_probes(now);
+    }
+
+    /// Applies the probe clusters concluded by now: a rate that got through raises
+    /// the estimate to it, unless the queue is growing (then it is no free capacity).
+    fn conclude_probes(&mut self, now: Instant) {
+        for (_, outcome) in self.prober.conclude(now) {
+            let ProbeOutcome::Delivered(rate) = outcome else {
+                self.probes.failed += 1;
+                continue;
+            };
+            self.probes.delivered += 1;
+            let rate = rate.0 as f64;
+            if self.delay.usage() == Usage::Over || rate <= self.estimate_f64() {
+                continue;
+            }
+            self.probes.raised += 1;
+            self.rate.probed(rate, now);
+            self.loss.probed(rate);
+        }
     }
 
     /// The estimate: the smaller of the delay and loss sides, within the bounds.
@@ -222,6 +294,7 @@ impl BandwidthEstimator {
             loss_fraction: self.loss.fraction(),
             usage: self.delay.usage(),
             rtt: self.rtt.unwrap_or(INITIAL_RTT),
+            probes: self.probes,
         }
     }
 
@@ -294,6 +367,77 @@ mod tests {
             t0 + Duration::from_secs(8),
         );
         assert_eq!(bwe.stats(), before);
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// 2 s of 300 kbit/s (1200 bytes every 32 ms) over a 20 ms path, reported every
+    /// 96 ms: the estimate settles at 1.5 × that. Returns the clock after it.
+    fn media(bwe: &mut BandwidthEstimator, t0: Instant, from: Duration, len: Duration) {
+        let mut batch = Vec::new();
+        let mut at = from;
+        while at < from + len {
+            let seq = bwe.on_sent(1200, t0 + at);
+            batch.push(PacketResult {
+                seq,
+                arrival: Some(at + 20 * MS),
+            });
+            if batch.len() == 3 {
+                bwe.on_feedback(&batch, t0 + at + 40 * MS);
+                batch.clear();
+            }
+            at += 32 * MS;
+        }
+    }
+
+    #[test]
+    fn a_probe_raises_the_estimate_to_what_got_through() {
+        // (arrival gap of ten 250-byte packets sent 2 ms apart (1 Mbit/s), lost, how
+        // many get reported, the estimate after: kbit/s range, None = unchanged)
+        let cases: [(Duration, &[u64], u64, Option<(u64, u64)>); 4] = [
+            // Arrives at its pace: the estimate rises to the target at once.
+            (2 * MS, &[], 10, Some((990, 1_000))),
+            // Through a queue draining at 2/3 of it: only to what arrived.
+            (3 * MS, &[], 10, Some((660, 670))),
+            // Three of ten lost: nothing.
+            (2 * MS, &[2, 5, 8], 10, None),
+            // Only six reported yet: nothing.
+            (2 * MS, &[], 6, None),
+        ];
+        for (gap, lost, reported, want) in cases {
+            let t0 = Instant::now();
+            let mut bwe = BandwidthEstimator::new(BweConfig::default(), t0);
+            media(&mut bwe, t0, Duration::ZERO, Duration::from_secs(2));
+            let before = bwe.estimate().bps() / 1000;
+            assert!((440..=480).contains(&before), "{before}");
+            let start = Duration::from_secs(2);
+            let id = bwe.start_probe(t0 + start);
+            let results: Vec<_> = (0..10u64)
+                .map(|i| {
+                    let seq = bwe.on_probe_sent(id, 250, t0 + start + 2 * MS * i as u32);
+                    let arrival = start + 20 * MS + gap * i as u32;
+                    PacketResult {
+                        seq,
+                        arrival: (!lost.contains(&i)).then_some(arrival),
+                    }
+                })
+                .collect();
+            bwe.end_probe(id);
+            bwe.on_feedback(&results[..reported as usize], t0 + start + 80 * MS);
+            let after = bwe.estimate().bps() / 1000;
+            match want {
+                Some((low, high)) => {
+                    assert!((low..=high).contains(&after), "{gap:?}: {before} → {after}");
+                    // The media that follows (still 300 kbit/s) does not pull it back
+                    // while the sender starts using it.
+                    media(&mut bwe, t0, start + 100 * MS, Duration::from_secs(1));
+                    let later = bwe.estimate().bps() / 1000;
+                    assert!(later >= after, "{after} → {later}");
+                    assert_eq!(bwe.stats().probes.raised, 1);
+                }
+                None => assert!(after <= before + 10, "{gap:?} {lost:?}: {before} → {after}"),
+            }
+        }
     }
 
     #[test]
