@@ -394,7 +394,8 @@ mod tests {
     fn a_probe_raises_the_estimate_to_what_got_through() {
         // (arrival gap of ten 250-byte packets sent 2 ms apart (1 Mbit/s), lost, how
         // many get reported, the estimate after: kbit/s range, None = unchanged)
-        let cases: [(Duration, &[u64], u64, Option<(u64, u64)>); 4] = [
+        type Case = (Duration, &'static [u64], u64, Option<(u64, u64)>);
+        let cases: [Case; 4] = [
             // Arrives at its pace: the estimate rises to the target at once.
             (2 * MS, &[], 10, Some((990, 1_000))),
             // Through a queue draining at 2/3 of it: only to what arrived.
