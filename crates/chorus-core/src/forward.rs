@@ -110,6 +110,19 @@ impl Forwarder {
         self.needs_keyframe = true;
     }
 
+    /// Makes room for `count` packets of the sender's own (padding) right after the
+    /// last one sent: returns the first of their sequence numbers and the timestamp
+    /// they carry (the last one sent); every packet forwarded after them is numbered
+    /// `count` higher, so the subscriber sees one unbroken sequence. `None` before
+    /// anything went out.
+    pub fn insert(&mut self, count: u16) -> Option<(u16, u32)> {
+        let (seq, ts) = self.last_out?;
+        let offsets = self.state.as_mut()?;
+        offsets.seq = offsets.seq.wrapping_add(u64::from(count));
+        self.last_out = Some((seq + u64::from(count), ts));
+        Some(((seq + 1) as u16, ts as u32))
+    }
+
     pub fn translate(
         &mut self,
         seq: ExtSeq,
@@ -245,6 +258,26 @@ mod tests {
         assert_eq!(
             fwd(&mut f, 8999, 0, false),
             Translation::Drop(DropReason::BeforeSwitch)
+        );
+    }
+
+    #[test]
+    fn inserted_packets_shift_what_follows() {
+        let mut f = Forwarder::video();
+        assert_eq!(f.insert(3), None, "nothing sent yet");
+        assert_eq!(fwd(&mut f, 10, 3000, true), out(10, 3000));
+        assert_eq!(fwd(&mut f, 11, 6000, false), out(11, 6000));
+        // Three of its own after 11, on the last timestamp: 12, 13, 14.
+        assert_eq!(f.insert(3), Some((12, 6000)));
+        // The next forwarded ones follow them, a gap from loss kept.
+        assert_eq!(fwd(&mut f, 12, 9000, false), out(15, 9000));
+        assert_eq!(fwd(&mut f, 14, 9000, false), out(17, 9000));
+        // A switch continues after the highest, inserted ones included.
+        assert_eq!(f.insert(1), Some((18, 9000)));
+        f.switch_source(true);
+        assert_eq!(
+            fwd(&mut f, 500, 0, true),
+            out(19, 9000 + VIDEO_SWITCH_GAP as u32)
         );
     }
 

@@ -37,6 +37,8 @@ impl RoomCore {
             .collect();
         self.allocators
             .retain(|conn, _| subscribers.iter().any(|(_, c)| c == conn));
+        self.probes
+            .retain(|conn| subscribers.iter().any(|(_, c)| *c == conn));
         for (viewer, conn) in subscribers {
             self.allocate_for(viewer, conn, now);
         }
@@ -103,6 +105,10 @@ impl RoomCore {
         for ((id, owner, max), allocation) in tracks.into_iter().zip(decided) {
             self.apply_allocation(viewer, conn, id, owner, max, allocation);
         }
+        // More wanted than the estimate shows room for: probe before stepping up.
+        if !congested {
+            self.probe_for(conn, wanted(&videos), bwe.estimate, now);
+        }
     }
 
     fn apply_allocation(
@@ -146,4 +152,20 @@ impl RoomCore {
         tracing::debug!(%id, ?conn, pause, "bandwidth allocation");
         self.tell_pause(viewer, &id, owner, pause.then_some(PauseReason::Bandwidth));
     }
+}
+
+/// What the videos would take at the most each may receive: the bitrate of its max
+/// layer, or of the best layer below it that is arriving.
+fn wanted(videos: &[VideoDemand]) -> chorus_core::Bitrate {
+    let bps = videos
+        .iter()
+        .filter_map(|v| {
+            let max = v.max?;
+            v.layer_bitrates[..=max.index().min(SpatialLayer::COUNT - 1)]
+                .iter()
+                .rev()
+                .find_map(|b| *b)
+        })
+        .sum();
+    chorus_core::Bitrate(bps)
 }
