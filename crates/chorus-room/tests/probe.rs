@@ -67,6 +67,20 @@ fn probes_raise_the_estimate_sooner_and_the_client_takes_them_as_padding() {
     let mut all: Vec<_> = sim.rtp(bob, &video).to_vec();
     let ssrc = all.last().expect("media").ssrc;
     assert!(padding.iter().all(|p| p.ssrc == ssrc));
+    // No media packet gave its number up (a receiver would drop one of two packets
+    // under one number): the pictures from the first padding on follow each other.
+    let first = padding[0].at;
+    let pictures: Vec<u16> = all
+        .iter()
+        .filter(|p| p.at >= first)
+        .map(|p| p.picture_id.expect("VP8 picture id"))
+        .collect();
+    assert!(pictures.len() > 100);
+    let skipped: Vec<_> = pictures
+        .windows(2)
+        .filter(|w| !matches!(w[1].wrapping_sub(w[0]) & 0x7fff, 0 | 1))
+        .collect();
+    assert_eq!(skipped, [] as [&[u16]; 0]);
     // Media and padding in sequence order: one sequence without a hole or a repeat
     // from the first padding on (the loss phase left real holes before).
     let base = all[0].seq;
