@@ -8,7 +8,8 @@
 //! The cluster's result is what got through: the smaller of its send rate (bytes over
 //! the send span, the last packet sent left out) and its receive rate (bytes over the
 //! arrival span, the first packet to arrive left out), valid only when enough of it
-//! arrived ([`MIN_RECEIVED_SHARE`], [`MIN_PACKETS`]). A cluster not fully reported
+//! arrived ([`MIN_RECEIVED_SHARE`], [`MIN_PACKETS`]); when it arrived clearly slower
+//! than sent, the link limited it, and the result is a little below what arrived. A cluster not fully reported
 //! within [`CLUSTER_TIMEOUT`] gives nothing.
 
 use std::collections::VecDeque;
@@ -26,6 +27,10 @@ pub const MIN_PACKETS: u32 = 5;
 pub const MIN_RECEIVED_SHARE: f64 = 0.8;
 /// A cluster still not fully reported this long after its first packet gives nothing.
 pub const CLUSTER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Received below this share of the send rate, a cluster met the link's limit …
+const LINK_LIMITED: f64 = 0.9;
+/// … and the result is this share of what arrived.
+const BELOW_LIMIT: f64 = 0.95;
 /// Clusters followed at once (older ones are given up).
 const MAX_CLUSTERS: usize = 4;
 
@@ -76,7 +81,14 @@ impl Cluster {
         } else {
             rate(bytes - u64::from(first_arrived.2), recv_span)
         };
-        ProbeOutcome::Delivered(Bitrate(send.min(receive) as u64))
+        // Arriving clearly slower than sent: the link limits it, and its rate is the
+        // most it takes; aim a little below, as libwebrtc does.
+        let rate = if receive < LINK_LIMITED * send {
+            receive * BELOW_LIMIT
+        } else {
+            send.min(receive)
+        };
+        ProbeOutcome::Delivered(Bitrate(rate as u64))
     }
 }
 
@@ -186,8 +198,8 @@ mod tests {
         let cases: [(Duration, &[u32], Option<u64>); 5] = [
             // At its pace: the target (9 packets' bytes over 18 ms either way).
             (2 * MS, &[], Some(1_000)),
-            // Through a queue draining at half the rate: what arrived.
-            (4 * MS, &[], Some(500)),
+            // Through a queue draining at half the rate: a little below what arrived.
+            (4 * MS, &[], Some(475)),
             // All at once (a fast link): the send rate.
             (Duration::ZERO, &[], Some(1_000)),
             // One lost of ten: still enough (eight packets' bytes over 18 ms).
