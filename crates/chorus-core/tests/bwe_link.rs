@@ -381,7 +381,8 @@ fn run_limited(capacity_kbps: u64, media_kbps: u64, wanted_kbps: u64, probing: b
 fn probes_find_room_a_limited_sender_cannot_show_but_not_past_the_cap() {
     // 300 kbit/s of media, 1.5 Mbit/s wanted.
     // Uncapped (20 Mbit/s): without probes the estimate stays near 1.5 × the media;
-    // with them it reaches what is wanted within a few seconds.
+    // with them it reaches 2 × what gets through (media and probes), the most a probe
+    // may show (a sender that then sends more climbs from there).
     let plain = run_limited(20_000, 300, 1_500, false);
     let probed = run_limited(20_000, 300, 1_500, true);
     // Capped at 600 kbit/s: probes find the cap, not more.
@@ -391,7 +392,8 @@ fn probes_find_room_a_limited_sender_cannot_show_but_not_past_the_cap() {
     eprintln!("uncapped, probes:    {:?}", stats(&probed));
     eprintln!("600 kbit/s, probes:  {:?}", stats(&capped));
     assert!(stats(&plain).2 < 600_000, "{:?}", stats(&plain));
-    assert!(probed[49] >= 1_400_000, "{:?}", stats(&probed));
+    assert!(probed[29] >= 700_000, "{:?}", stats(&probed));
+    assert!(probed[49] >= 700_000, "{:?}", stats(&probed));
     // Never far past the cap (up to 5 ms of jitter on a cluster's 40 ms of arrivals
     // moves a result by 15 %), and on average at or below it; above the 460 kbit/s the
     // media alone earns (5 % for the jitter).

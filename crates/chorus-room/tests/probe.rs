@@ -4,6 +4,8 @@
 //! its estimate sooner than the media alone would. Its client takes them as padding:
 //! media and padding together are one unbroken sequence, nothing is reported lost.
 
+use std::time::Instant;
+
 use chorus_protocol::control::SubscriberStats;
 use chorus_room::io::{Command, Reply};
 use chorus_room::sim::{ClientId, Dir, Sim, ms, seq_jumps};
@@ -23,7 +25,7 @@ fn stats(sim: &mut Sim, c: ClientId) -> SubscriberStats {
 /// bob receives alice's simulcast camera; loss toward him drives his estimate to the
 /// floor and him to the low layer; then the loss stops. Returns his estimate every
 /// 500 ms after that, and the sim.
-fn recovery(probing: bool) -> (Vec<u64>, Sim, ClientId, String) {
+fn recovery(probing: bool) -> (Vec<u64>, Sim, ClientId, String, (Instant, Instant)) {
     let mut sim = Sim::new(41);
     sim.set_probing(probing);
     let alice = sim.join_simulcast("alice");
@@ -31,7 +33,11 @@ fn recovery(probing: bool) -> (Vec<u64>, Sim, ClientId, String) {
     let video = sim.publish_simulcast(alice);
     sim.run_for(ms(4000));
     sim.set_loss(bob, Dir::Down, 0.3);
-    sim.run_for(ms(8000));
+    // Two seconds in, the loss shows: the link is congested from then on.
+    sim.run_for(ms(2000));
+    let congested = sim.now();
+    sim.run_for(ms(6000));
+    let lifted = sim.now();
     sim.set_loss(bob, Dir::Down, 0.0);
     let trace = (0..24)
         .map(|_| {
@@ -39,13 +45,13 @@ fn recovery(probing: bool) -> (Vec<u64>, Sim, ClientId, String) {
             stats(&mut sim, bob).estimated_bitrate_bps
         })
         .collect();
-    (trace, sim, bob, video)
+    (trace, sim, bob, video, (congested, lifted))
 }
 
 #[test]
 fn probes_raise_the_estimate_sooner_and_the_client_takes_them_as_padding() {
-    let (without, mut plain, pbob, _) = recovery(false);
-    let (with, mut sim, bob, video) = recovery(true);
+    let (without, mut plain, pbob, _, _) = recovery(false);
+    let (with, mut sim, bob, video, (congested, lifted)) = recovery(true);
     eprintln!("without probes: {without:?}");
     eprintln!("with probes:    {with:?}");
     let s = stats(&mut sim, bob);
@@ -64,6 +70,31 @@ fn probes_raise_the_estimate_sooner_and_the_client_takes_them_as_padding() {
     // The padding went on bob's copy of alice's camera, numbered into it.
     let padding = sim.padding(bob, &video).to_vec();
     assert!(!padding.is_empty());
+    // Clusters (arrivals less than 100 ms apart): each of 5 packets or more over a
+    // few tens of milliseconds, at most one a second, none while the link is
+    // congested.
+    let mut clusters: Vec<Vec<Instant>> = Vec::new();
+    for p in &padding {
+        match clusters.last_mut() {
+            Some(c) if p.at - *c.last().expect("one") < ms(100) => c.push(p.at),
+            _ => clusters.push(vec![p.at]),
+        }
+    }
+    eprintln!(
+        "clusters: {:?}",
+        clusters
+            .iter()
+            .map(|c| (c[0] - congested, c.len()))
+            .collect::<Vec<_>>()
+    );
+    assert!(clusters.len() as u64 >= s.probes_raised);
+    for c in &clusters {
+        assert!(c.len() >= 5 && c[c.len() - 1] - c[0] <= ms(60), "{c:?}");
+        assert!(c[0] < congested || c[0] > lifted, "probed under loss");
+    }
+    for pair in clusters.windows(2) {
+        assert!(pair[1][0] - pair[0][0] >= ms(1000), "{pair:?}");
+    }
     let mut all: Vec<_> = sim.rtp(bob, &video).to_vec();
     let ssrc = all.last().expect("media").ssrc;
     assert!(padding.iter().all(|p| p.ssrc == ssrc));

@@ -148,8 +148,8 @@ impl RoomCore {
                 state.cluster = None;
                 continue;
             };
-            let mut stop = false;
-            while cluster.left > 0 && cluster.next_at <= now {
+            let mut stop = peer.on_hold;
+            while !stop && cluster.left > 0 && cluster.next_at <= now {
                 // The track's numbering makes room for this one packet: what follows
                 // is numbered after it.
                 let dt = peer.downtracks.get_mut(&cluster.track);
@@ -189,6 +189,9 @@ impl RoomCore {
 /// A simulcast video the subscriber receives now: its layer forwarder has a current
 /// layer, so padding can be numbered into it.
 fn flowing_video(peer: &mut Peer) -> Option<TrackId> {
+    if peer.on_hold || !peer.ice().is_up() {
+        return None;
+    }
     let mut ids: Vec<&TrackId> = peer.downtracks.keys().collect();
     ids.sort();
     ids.into_iter()
