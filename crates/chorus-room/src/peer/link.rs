@@ -8,6 +8,7 @@ pub(crate) mod data;
 mod inbound;
 mod negotiation;
 mod outbound;
+mod padding;
 mod sections;
 pub(crate) mod streams;
 
@@ -17,7 +18,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use chorus_core::Vp8Rewrite;
-use chorus_core::bwe::{BandwidthEstimator, BweStats, ProbeId};
+use chorus_core::bwe::{BandwidthEstimator, BweStats};
 use chorus_transport::rtcp::{self, Feedback, twcc};
 use chorus_transport::webrtc::{ConnectionEvent, Received, Refused, ServerConnection};
 use chorus_transport::{
@@ -309,48 +310,6 @@ impl Link {
             .is_ok()
     }
 
-    /// Subscriber side: starts a probe cluster on the estimator; `None` while the
-    /// client takes no transport-wide feedback (a probe would tell nothing).
-    pub fn start_probe(&mut self, now: Instant) -> Option<ProbeId> {
-        self.down_twcc.as_mut().map(|(_, bwe)| bwe.start_probe(now))
-    }
-
-    /// Subscriber side: probe cluster `probe` has all its packets sent.
-    pub fn end_probe(&mut self, probe: ProbeId) {
-        if let Some((_, bwe)) = self.down_twcc.as_mut() {
-            bwe.end_probe(probe);
-        }
-    }
-
-    /// Subscriber side: one padding-only packet of probe cluster `probe`, under
-    /// `header`'s SSRC, number and timestamp: the padding bit set and the payload all
-    /// padding ([`PADDING_LEN`] bytes, the last one their count), numbered for the
-    /// estimator and protected like any packet. Not counted in the sender report
-    /// (padding is no payload).
-    pub fn send_padding(
-        &mut self,
-        arena: &mut BytesMut,
-        header: &Header,
-        probe: ProbeId,
-        now: Instant,
-    ) -> bool {
-        let (Some(conn), Some((id, bwe))) = (self.conn.as_mut(), self.down_twcc.as_mut()) else {
-            return false;
-        };
-        let mut header = header.clone();
-        header.padding = true;
-        header.marker = false;
-        let mut payload = [0u8; PADDING_LEN];
-        payload[PADDING_LEN - 1] = PADDING_LEN as u8;
-        let len = header.marshal_size() + TWCC_EXTENSION_LEN + PADDING_LEN;
-        let twcc = (*id, bwe.on_probe_sent(probe, len + SRTP_TAG_LEN, now).0);
-        let Some((packet, header_len)) = write_packet(arena, &header, &payload, Some(twcc)) else {
-            return false;
-        };
-        conn.send_rtp_in_place(packet, header_len, header.ssrc, header.sequence_number)
-            .is_ok()
-    }
-
     /// Publisher side: one message (text, or `binary`) to the client on its data
     /// channel of `mode`.
     pub fn send_data(
@@ -384,8 +343,6 @@ impl Link {
 /// A one-byte-header extension block holding the transport-wide sequence number alone:
 /// the 0xBEDE profile, a length of one word, then id and length, the number, a pad.
 const TWCC_EXTENSION_LEN: usize = 8;
-/// A padding-only packet's payload: the most one count byte can say.
-pub const PADDING_LEN: usize = 255;
 /// What SRTP adds to a packet on the wire (the AES-GCM tag, or HMAC-SHA1-80's): counted
 /// in the size the estimator is told, as the path carries it.
 const SRTP_TAG_LEN: usize = 16;
