@@ -182,6 +182,9 @@ pub fn subscriber_stats(identity: &str) -> chorus_protocol::control::SubscriberS
         acknowledged_bitrate_bps: Some(1_900_000),
         loss_percent: 0.5,
         rtt_ms: 60,
+        probes_sent: 4,
+        probes_delivered: 3,
+        probes_raised: 2,
     }
 }
 

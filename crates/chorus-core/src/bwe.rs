@@ -10,13 +10,16 @@
 //!   and not below what got through once the queue has been steady for a second;
 //! - the loss side ([`loss`]) lowers above 10 % loss and lets the rate grow below 2 %
 //!   (to at least what got through, a second after its last decrease);
-//! - the estimate is the smaller of the two, within the configured bounds.
+//! - the estimate is the smaller of the two, within the configured bounds;
+//! - a probe cluster ([`probe`]) sent above the estimate that gets through raises it
+//!   at once to what got through (unless the queue is growing).
 //!
 //! Time is an argument; the estimate is a value the caller reads.
 
 mod aimd;
 mod delay;
 mod loss;
+pub mod probe;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -24,6 +27,7 @@ use std::time::{Duration, Instant};
 
 pub use delay::Usage;
 pub use loss::LOW_LOSS;
+pub use probe::{ProbeId, ProbeOutcome};
 
 /// A bitrate in bits per second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -88,6 +92,20 @@ pub struct BweStats {
     /// How many times the delay side lowered the estimate for a growing queue so far
     /// (a caller that looks now and then sees an overuse it missed).
     pub overuses: u64,
+    pub probes: ProbeCounts,
+}
+
+/// Probe clusters of one connection, for stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProbeCounts {
+    /// Clusters started.
+    pub sent: u64,
+    /// Concluded with a rate that got through.
+    pub delivered: u64,
+    /// Concluded without (too little arrived, or no feedback).
+    pub failed: u64,
+    /// Delivered ones that raised the estimate.
+    pub raised: u64,
 }
 
 /// Sent packets remembered for their feedback: at 20 Mbit/s of 1200-byte packets this
@@ -97,6 +115,12 @@ const HISTORY: usize = 8192;
 const ACKED_WINDOW: Duration = Duration::from_millis(500);
 /// … and not before this much of it has been seen.
 const ACKED_MIN_SPAN: Duration = Duration::from_millis(150);
+/// A probe raises the estimate to at most this many times what was acknowledged
+/// (plus 10 kbit/s): a shaper's token bucket lets a short cluster through at line rate
+/// (a `tbf` cap of 300 kbit/s with a 4 kB burst passed clusters at twice the estimate,
+/// second after second), so each probe may at most double what is known to get
+/// through, and the layers climb with it.
+const PROBE_OVER_ACKED: f64 = 2.0;
 /// Before any round trip is measured.
 const INITIAL_RTT: Duration = Duration::from_millis(100);
 
@@ -107,6 +131,7 @@ struct Sent {
     at: Instant,
     size: u32,
     reported: bool,
+    probe: Option<ProbeId>,
 }
 
 /// One subscriber connection's bandwidth estimator.
@@ -127,6 +152,8 @@ pub struct BandwidthEstimator {
     /// The latest arrival acknowledged (feedback may list an earlier one after it).
     acked_newest: Duration,
     rtt: Option<Duration>,
+    prober: probe::Prober,
+    probes: ProbeCounts,
 }
 
 impl BandwidthEstimator {
@@ -150,11 +177,36 @@ impl BandwidthEstimator {
             acked_first: None,
             acked_newest: Duration::ZERO,
             rtt: None,
+            prober: probe::Prober::default(),
+            probes: ProbeCounts::default(),
         }
+    }
+
+    /// A probe cluster starts at `now`: send its packets with
+    /// [`BandwidthEstimator::on_probe_sent`].
+    pub fn start_probe(&mut self, now: Instant) -> ProbeId {
+        self.probes.sent += 1;
+        self.prober.start(now)
+    }
+
+    /// As [`BandwidthEstimator::on_sent`], for a packet of probe cluster `probe`.
+    pub fn on_probe_sent(&mut self, probe: ProbeId, size: usize, now: Instant) -> TransportSeq {
+        let tag = self.prober.on_sent(probe).then_some(probe);
+        self.number(size, tag, now)
     }
 
     /// A packet of `size` bytes leaves at `now`: the number to write into it.
     pub fn on_sent(&mut self, size: usize, now: Instant) -> TransportSeq {
+        self.number(size, None, now)
+    }
+
+    /// Probe cluster `probe` has all its packets sent: it concludes when all are
+    /// reported.
+    pub fn end_probe(&mut self, probe: ProbeId) {
+        self.prober.close(probe);
+    }
+
+    fn number(&mut self, size: usize, probe: Option<ProbeId>, now: Instant) -> TransportSeq {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.sent[seq as usize % HISTORY] = Some(Sent {
@@ -162,6 +214,7 @@ impl BandwidthEstimator {
             at: now,
             size: u32::try_from(size).unwrap_or(u32::MAX),
             reported: false,
+            probe,
         });
         TransportSeq(seq as u16)
     }
@@ -183,6 +236,10 @@ impl BandwidthEstimator {
             }
             sent.reported = true;
             let sent = *sent;
+            if let Some(id) = sent.probe {
+                self.prober
+                    .on_result(id, sent.at, result.arrival, sent.size);
+            }
             let Some(arrived) = result.arrival else {
                 lost += 1;
                 continue;
@@ -199,6 +256,7 @@ impl BandwidthEstimator {
             });
         }
         if received + lost == 0 {
+            self.conclude_probes(now);
             return;
         }
         if let Some(rtt) = rtt {
@@ -211,6 +269,29 @@ impl BandwidthEstimator {
         }
         let current = self.estimate_f64();
         self.loss.update(received, lost, current, acked, rtt, now);
+        self.conclude_probes(now);
+    }
+
+    /// Applies the probe clusters concluded by now: a rate that got through raises
+    /// the estimate to it, unless the queue is growing (then it is no free capacity).
+    fn conclude_probes(&mut self, now: Instant) {
+        for (_, outcome) in self.prober.conclude(now) {
+            let ProbeOutcome::Delivered(rate) = outcome else {
+                self.probes.failed += 1;
+                continue;
+            };
+            self.probes.delivered += 1;
+            let ceiling = self
+                .acked_rate()
+                .map_or(f64::MAX, |a| a * PROBE_OVER_ACKED + 10_000.0);
+            let rate = (rate.0 as f64).min(ceiling);
+            if self.delay.usage() == Usage::Over || rate <= self.estimate_f64() {
+                continue;
+            }
+            self.probes.raised += 1;
+            self.rate.probed(rate, now);
+            self.loss.probed(rate);
+        }
     }
 
     /// The estimate: the smaller of the delay and loss sides, within the bounds.
@@ -228,6 +309,7 @@ impl BandwidthEstimator {
             usage: self.delay.usage(),
             rtt: self.rtt.unwrap_or(INITIAL_RTT),
             overuses: self.rate.overuses(),
+            probes: self.probes,
         }
     }
 
@@ -300,6 +382,86 @@ mod tests {
             t0 + Duration::from_secs(8),
         );
         assert_eq!(bwe.stats(), before);
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// `len` of 600 kbit/s (1200 bytes every 16 ms) over a 20 ms path, reported every
+    /// 48 ms: the estimate settles at 1.5 × that.
+    fn media(bwe: &mut BandwidthEstimator, t0: Instant, from: Duration, len: Duration) {
+        let mut batch = Vec::new();
+        let mut at = from;
+        while at < from + len {
+            let seq = bwe.on_sent(1200, t0 + at);
+            batch.push(PacketResult {
+                seq,
+                arrival: Some(at + 20 * MS),
+            });
+            if batch.len() == 3 {
+                bwe.on_feedback(&batch, t0 + at + 40 * MS);
+                batch.clear();
+            }
+            at += 16 * MS;
+        }
+    }
+
+    #[test]
+    fn a_probe_raises_the_estimate_to_what_got_through() {
+        // (ten 250-byte packets sent this far apart, arriving this far apart, lost,
+        // how many get reported, the estimate after: kbit/s range, None = unchanged)
+        type Case = (Duration, Duration, &'static [u64], u64, Option<(u64, u64)>);
+        let us = Duration::from_micros;
+        let cases: [Case; 7] = [
+            // 1 Mbit/s arriving at its pace: the estimate rises to it at once.
+            (2 * MS, 2 * MS, &[], 10, Some((990, 1_000))),
+            // Through a queue a little slower: only to what arrived.
+            (2 * MS, us(2100), &[], 10, Some((945, 955))),
+            // Through one far slower (the link limits it below the estimate): nothing.
+            (2 * MS, 3 * MS, &[], 10, None),
+            // 2 Mbit/s arriving at its pace: at most 2 × what is acknowledged.
+            (MS, MS, &[], 10, Some((1_140, 1_240))),
+            // Three of ten lost: nothing.
+            (2 * MS, 2 * MS, &[2, 5, 8], 10, None),
+            // Only six reported yet: nothing.
+            (2 * MS, 2 * MS, &[], 6, None),
+            // Sent all at once: no rate.
+            (Duration::ZERO, 2 * MS, &[], 10, None),
+        ];
+        for (spacing, gap, lost, reported, want) in cases {
+            let t0 = Instant::now();
+            let mut bwe = BandwidthEstimator::new(BweConfig::default(), t0);
+            media(&mut bwe, t0, Duration::ZERO, Duration::from_secs(2));
+            let before = bwe.estimate().bps() / 1000;
+            assert!((880..=940).contains(&before), "{before}");
+            let start = Duration::from_secs(2);
+            let id = bwe.start_probe(t0 + start);
+            let results: Vec<_> = (0..10u64)
+                .map(|i| {
+                    let seq = bwe.on_probe_sent(id, 250, t0 + start + spacing * i as u32);
+                    let arrival = start + 20 * MS + gap * i as u32;
+                    PacketResult {
+                        seq,
+                        arrival: (!lost.contains(&i)).then_some(arrival),
+                    }
+                })
+                .collect();
+            bwe.end_probe(id);
+            bwe.on_feedback(&results[..reported as usize], t0 + start + 80 * MS);
+            let after = bwe.estimate().bps() / 1000;
+            let case = format!("{spacing:?} {gap:?} {lost:?} {reported}: {before} → {after}");
+            match want {
+                Some((low, high)) => {
+                    assert!((low..=high).contains(&after), "{case}");
+                    // The media that follows (still 600 kbit/s) does not pull it back
+                    // while the sender starts using it.
+                    media(&mut bwe, t0, start + 100 * MS, Duration::from_secs(1));
+                    let later = bwe.estimate().bps() / 1000;
+                    assert!(later >= after, "{case}, then {later}");
+                    assert_eq!(bwe.stats().probes.raised, 1);
+                }
+                None => assert!(after <= before + 10, "{case}"),
+            }
+        }
     }
 
     #[test]

@@ -50,6 +50,11 @@ struct Offsets {
     ts: u64,
     /// First input sequence of the current source: anything older is dropped.
     first_in: u64,
+    /// The last padding inserted ([`Forwarder::insert`]): the input sequence of the
+    /// highest packet sent before it, and the sequence offset before it. A packet
+    /// reordered from before the padding keeps the old offset, so it does not take a
+    /// number the padding took.
+    padded_after: Option<(u64, u64)>,
 }
 
 /// Where the first timestamp of a new source lands.
@@ -110,6 +115,25 @@ impl Forwarder {
         self.needs_keyframe = true;
     }
 
+    /// Makes room for `count` packets of the sender's own (padding) right after the
+    /// last one sent: returns the first of their sequence numbers and the timestamp
+    /// they carry (the last one sent); every packet forwarded after them is numbered
+    /// `count` higher, so the subscriber sees one unbroken sequence. `None` before
+    /// anything went out.
+    pub fn insert(&mut self, count: u16) -> Option<(u16, u32)> {
+        let (seq, ts) = self.last_out?;
+        let offsets = self.state.as_mut()?;
+        // Only the last insertion is remembered: a packet from before the one ahead
+        // of it (a second or more late) is dropped as too old.
+        if let Some((earlier, _)) = offsets.padded_after {
+            offsets.first_in = offsets.first_in.max(earlier + 1);
+        }
+        offsets.padded_after = Some((seq.wrapping_sub(offsets.seq), offsets.seq));
+        offsets.seq = offsets.seq.wrapping_add(u64::from(count));
+        self.last_out = Some((seq + u64::from(count), ts));
+        Some(((seq + 1) as u16, ts as u32))
+    }
+
     pub fn translate(
         &mut self,
         seq: ExtSeq,
@@ -137,13 +161,18 @@ impl Forwarder {
                 seq: seq_off,
                 ts: ts_off,
                 first_in: seq.0,
+                padded_after: None,
             });
         }
         let o = self.state.expect("set above");
         if seq.0 < o.first_in {
             return Translation::Drop(DropReason::BeforeSwitch);
         }
-        let out_seq = seq.0.wrapping_add(o.seq);
+        let seq_offset = match o.padded_after {
+            Some((last_before, offset)) if seq.0 <= last_before => offset,
+            _ => o.seq,
+        };
+        let out_seq = seq.0.wrapping_add(seq_offset);
         let out_ts = ts.0.wrapping_add(o.ts);
         match &mut self.last_out {
             Some((s, t)) => {
@@ -245,6 +274,37 @@ mod tests {
         assert_eq!(
             fwd(&mut f, 8999, 0, false),
             Translation::Drop(DropReason::BeforeSwitch)
+        );
+    }
+
+    #[test]
+    fn inserted_packets_shift_what_follows() {
+        let mut f = Forwarder::video();
+        assert_eq!(f.insert(3), None, "nothing sent yet");
+        assert_eq!(fwd(&mut f, 10, 3000, true), out(10, 3000));
+        assert_eq!(fwd(&mut f, 12, 6000, false), out(12, 6000));
+        // Three of its own after 12, on the last timestamp: 13, 14, 15.
+        assert_eq!(f.insert(3), Some((13, 6000)));
+        // The next forwarded ones follow them, a gap from loss kept.
+        assert_eq!(fwd(&mut f, 13, 9000, false), out(16, 9000));
+        assert_eq!(fwd(&mut f, 15, 9000, false), out(18, 9000));
+        // 11, reordered from before the padding, keeps its number, not a padding's.
+        assert_eq!(fwd(&mut f, 11, 3000, false), out(11, 3000));
+        // After a second insertion (19), one from between the two still fits...
+        assert_eq!(f.insert(1), Some((19, 9000)));
+        assert_eq!(fwd(&mut f, 14, 9000, false), out(17, 9000));
+        // ...and one from before the first is too old.
+        assert_eq!(
+            fwd(&mut f, 12, 6000, false),
+            Translation::Drop(DropReason::BeforeSwitch)
+        );
+        assert_eq!(fwd(&mut f, 16, 9000, false), out(20, 9000));
+        // A switch continues after the highest, inserted ones included.
+        assert_eq!(f.insert(1), Some((21, 9000)));
+        f.switch_source(true);
+        assert_eq!(
+            fwd(&mut f, 500, 0, true),
+            out(22, 9000 + VIDEO_SWITCH_GAP as u32)
         );
     }
 

@@ -209,6 +209,13 @@ impl LayerForwarder {
         self.current
     }
 
+    /// Room for `count` padding packets after the last sent (see [`Forwarder::insert`]),
+    /// only while a layer is forwarded: the first number and the timestamp for them.
+    pub fn insert(&mut self, count: u16) -> Option<(u16, u32)> {
+        self.current?;
+        self.forwarder.insert(count)
+    }
+
     /// What to do with `packet` for this subscriber, arriving at `now`.
     pub fn forward(&mut self, packet: &LayerPacket, now: Instant) -> LayerDecision {
         let action = self.decide(packet, now);

@@ -133,6 +133,15 @@ pub struct SubscriberStats {
     pub loss_percent: f64,
     /// The round trip measured from send to feedback (the feedback interval included).
     pub rtt_ms: u64,
+    /// Bandwidth probe clusters sent to the participant (padding above the estimate).
+    #[serde(default)]
+    pub probes_sent: u64,
+    /// Probe clusters that got through (enough arrived to measure a rate).
+    #[serde(default)]
+    pub probes_delivered: u64,
+    /// Delivered probe clusters that raised the estimate.
+    #[serde(default)]
+    pub probes_raised: u64,
 }
 
 /// One published simulcast track: its layers as they arrive, and the highest arriving.

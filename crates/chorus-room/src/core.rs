@@ -21,6 +21,7 @@ mod layers_needed;
 mod links;
 mod media;
 mod membership;
+mod probe;
 mod publish;
 mod repair;
 mod rtp;
@@ -153,6 +154,8 @@ pub struct RoomCore {
     allocators: HashMap<ConnId, Allocator>,
     /// When the bandwidth allocation next runs.
     allocation_wake: Option<Instant>,
+    /// Bandwidth probes toward subscribers (`core/probe.rs`).
+    probes: probe::Probes,
     /// Each participant's media setup deadline, while its media has not come up.
     setup: Timers<ParticipantKey>,
     setup_timeout: Duration,
@@ -249,6 +252,7 @@ impl RoomCore {
             dynacast_wake: None,
             allocators: HashMap::new(),
             allocation_wake: None,
+            probes: probe::Probes::default(),
             setup: Timers::default(),
             setup_timeout: params.media_setup_timeout,
             max_tracks: params.max_tracks_per_participant,
@@ -373,6 +377,11 @@ impl RoomCore {
         }
     }
 
+    /// Bandwidth probes on or off (on by default): for tests that compare the two.
+    pub fn set_probing(&mut self, on: bool) {
+        self.probes.disabled = !on;
+    }
+
     /// Fault injection: makes one egress shard panic in the next run.
     #[cfg(feature = "fault-injection")]
     pub fn panic_in_shard(&mut self) {
@@ -390,6 +399,7 @@ impl RoomCore {
             empty,
             self.dynacast_wake,
             self.allocation_wake,
+            self.probes.next_due(),
             self.invitations.next_deadline(),
         ]
         .into_iter()
@@ -405,6 +415,7 @@ impl RoomCore {
         // Before the offers: a camera subscribed in this input is paused before it is live.
         self.update_last_n(now);
         self.update_allocation(now);
+        self.send_probes(now);
         self.update_dynacast(now);
         self.update_lobby_count();
         // Sending an offer never makes another due: this ends.

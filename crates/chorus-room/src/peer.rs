@@ -268,6 +268,27 @@ impl Peer {
         self.link.send_rtp(arena, header, payload, vp8, video, now)
     }
 
+    /// Subscriber side: starts a bandwidth probe cluster (see `core/probe.rs`).
+    pub fn start_probe(&mut self, now: Instant) -> Option<chorus_core::bwe::ProbeId> {
+        self.link.start_probe(now)
+    }
+
+    pub fn end_probe(&mut self, probe: chorus_core::bwe::ProbeId) {
+        self.link.end_probe(probe);
+    }
+
+    /// Subscriber side: one padding-only packet of a probe cluster under `header`'s
+    /// SSRC, number and timestamp; false if the transport refused it.
+    pub fn send_padding(
+        &mut self,
+        arena: &mut BytesMut,
+        header: &Header,
+        probe: chorus_core::bwe::ProbeId,
+        now: Instant,
+    ) -> bool {
+        self.link.send_padding(arena, header, probe, now)
+    }
+
     /// Subscriber side: the bandwidth estimate toward the client, once its answer took
     /// transport-wide congestion control.
     pub fn bandwidth(&self) -> Option<chorus_core::bwe::BweStats> {

@@ -185,6 +185,17 @@ impl LayerSelection {
         current.or_else(|| self.forwarder.target().map(|l| l.spatial))
     }
 
+    /// A layer is being forwarded now.
+    pub fn forwarding(&self) -> bool {
+        self.forwarder.current().is_some()
+    }
+
+    /// Room for `count` padding packets (a bandwidth probe) while a layer is
+    /// forwarded: the first sequence number and the timestamp for them.
+    pub fn insert_padding(&mut self, count: u16) -> Option<(u16, u32)> {
+        self.forwarder.insert(count)
+    }
+
     /// Notes the VP8 numbering sent as `seq`.
     pub fn record(&mut self, seq: u16, vp8: Option<Vp8Rewrite>) {
         let i = usize::from(seq) % self.sent.len();

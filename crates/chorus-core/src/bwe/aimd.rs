@@ -56,7 +56,13 @@ pub struct RateControl {
     unsteady_at: Option<Instant>,
     /// Decreases for overuse so far.
     overuses: u64,
+    /// A probe's result and until when it holds the rate up against the acked ceiling
+    /// (time for the sender to start using it).
+    probed: Option<(f64, Instant)>,
 }
+
+/// How long a probe's result stands in for the acknowledged rate's ceiling.
+const PROBE_HOLD: Duration = Duration::from_secs(3);
 
 impl RateControl {
     pub fn new(start: f64, min: f64, max: f64) -> Self {
@@ -70,6 +76,19 @@ impl RateControl {
             capacity: None,
             unsteady_at: None,
             overuses: 0,
+            probed: None,
+        }
+    }
+
+    /// A probe got `rate` through at `now`: the rate rises to it at once, and the
+    /// ceiling of 1.5 × acknowledged does not pull it back for [`PROBE_HOLD`].
+    pub fn probed(&mut self, rate: f64, now: Instant) {
+        let rate = rate.clamp(self.min, self.max);
+        if rate > self.rate {
+            self.rate = rate;
+            self.probed = Some((rate, now + PROBE_HOLD));
+            // A capacity seen below it is stale: growth is multiplicative again.
+            self.capacity = self.capacity.filter(|&c| c * CAPACITY_STALE >= rate);
         }
     }
 
@@ -124,7 +143,10 @@ impl RateControl {
                 } else {
                     self.rate * GROWTH_PER_SECOND.powf(dt.as_secs_f64())
                 };
-                let ceiling = acked.map_or(f64::MAX, |a| a * MAX_AHEAD_OF_ACKED + 10_000.0);
+                let probed = self.probed.filter(|&(_, until)| now < until).map(|p| p.0);
+                let ceiling = acked
+                    .map_or(f64::MAX, |a| a * MAX_AHEAD_OF_ACKED + 10_000.0)
+                    .max(probed.unwrap_or(0.0));
                 // Growth never lowers a rate that is above the ceiling already.
                 self.rate = grown.min(ceiling).max(self.rate.min(ceiling));
             }
@@ -140,6 +162,7 @@ impl RateControl {
                     self.capacity = acked;
                     self.last_decrease = Some(now);
                     self.overuses += 1;
+                    self.probed = None;
                 }
                 self.state = State::Hold;
             }

@@ -48,6 +48,11 @@ impl LossControl {
         self.rate
     }
 
+    /// A probe got `rate` through: the loss side does not hold the estimate below it.
+    pub fn probed(&mut self, rate: f64) {
+        self.rate = self.rate.max(rate.clamp(self.min, self.max));
+    }
+
     /// The loss share of the last complete window.
     pub fn fraction(&self) -> f64 {
         self.last_fraction

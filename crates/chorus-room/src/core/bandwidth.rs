@@ -38,6 +38,8 @@ impl RoomCore {
             .collect();
         self.allocators
             .retain(|conn, _| subscribers.iter().any(|(_, c)| c == conn));
+        self.probes
+            .retain(|conn| subscribers.iter().any(|(_, c)| *c == conn));
         for (viewer, conn) in subscribers {
             self.allocate_for(viewer, conn, now);
         }
@@ -119,10 +121,15 @@ impl RoomCore {
                 layered: simulcast.is_some(),
             });
         }
+        let congested = link.lossy || link.overuse;
         let allocator = self.allocators.entry(conn).or_default();
         let decided = allocator.decide(link, &videos, &current, now);
         for (video, allocation) in tracks.into_iter().zip(decided) {
             self.apply_allocation(viewer, conn, video, allocation);
+        }
+        // More wanted than the estimate shows room for: probe before stepping up.
+        if !congested {
+            self.probe_for(conn, wanted(&videos), bwe.estimate, now);
         }
     }
 
@@ -188,4 +195,20 @@ struct Allocated {
     max: Option<SpatialLayer>,
     /// Simulcast: capped per layer; otherwise passed whole or paused.
     layered: bool,
+}
+
+/// What the videos would take at the most each may receive: the bitrate of its max
+/// layer, or of the best layer below it that is arriving.
+fn wanted(videos: &[VideoDemand]) -> chorus_core::Bitrate {
+    let bps = videos
+        .iter()
+        .filter_map(|v| {
+            let max = v.max?;
+            v.layer_bitrates[..=max.index().min(SpatialLayer::COUNT - 1)]
+                .iter()
+                .rev()
+                .find_map(|b| *b)
+        })
+        .sum();
+    chorus_core::Bitrate(bps)
 }

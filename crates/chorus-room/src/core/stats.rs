@@ -42,6 +42,9 @@ impl RoomCore {
                     acknowledged_bitrate_bps: bwe.acked.map(|a| a.bps()),
                     loss_percent: (bwe.loss_fraction * 1000.0).round() / 10.0,
                     rtt_ms: bwe.rtt.as_millis() as u64,
+                    probes_sent: bwe.probes.sent,
+                    probes_delivered: bwe.probes.delivered,
+                    probes_raised: bwe.probes.raised,
                 })
             })
             .collect();

@@ -8,6 +8,7 @@ pub(crate) mod data;
 mod inbound;
 mod negotiation;
 mod outbound;
+mod padding;
 mod sections;
 pub(crate) mod streams;
 

@@ -182,6 +182,9 @@ pub(super) struct SimClient {
     offer_in_flight: bool,
     remotes: HashMap<String, Remote>,
     pub rtp: HashMap<String, Vec<RtpIn>>,
+    /// Padding-only packets (bandwidth probes) by track, kept apart from the media: a
+    /// receiver takes them as padding (they fill their numbers, and carry nothing).
+    pub padding: HashMap<String, Vec<RtpIn>>,
     /// Keyframe requests (PLI, FIR) that reached the publisher connection.
     pub plis: Vec<Instant>,
     /// Cut off the network: nothing goes out, nothing comes in.
@@ -220,6 +223,7 @@ impl SimClient {
             offer_in_flight: false,
             remotes: HashMap::new(),
             rtp: HashMap::new(),
+            padding: HashMap::new(),
             plis: Vec::new(),
             offline: false,
             departed: false,
@@ -504,7 +508,14 @@ impl SimClient {
                         let remote = self.remotes.get(&tag);
                         let video = remote.is_some_and(|r| r.kind == MediaKind::Video);
                         let track = remote.map_or(tag, |r| r.track.clone());
-                        self.rtp.entry(track).or_default().push(RtpIn {
+                        // The padding was stripped: nothing is left of a padding-only one.
+                        let padding = packet.header.padding && packet.payload.is_empty();
+                        let list = if padding {
+                            &mut self.padding
+                        } else {
+                            &mut self.rtp
+                        };
+                        list.entry(track).or_default().push(RtpIn {
                             at: now,
                             ssrc: packet.header.ssrc,
                             seq: packet.header.sequence_number,

@@ -12,6 +12,8 @@
 //! joined with [`Sim::join_simulcast`] can publish a camera in three simulcast layers
 //! ([`Sim::publish_simulcast`], `simulcast.rs`). Clients open data channels and send
 //! and receive data messages through them ([`Sim::open_data`], `data.rs`).
+//! The room's bandwidth probes are off unless a scenario turns them on
+//! ([`Sim::set_probing`]); clients keep padding-only packets apart ([`Sim::padding`]).
 //!
 //! ```
 //! use chorus_room::sim::{Sim, ms};
@@ -144,8 +146,12 @@ impl Sim {
             echo: false,
         };
         change(&mut params);
+        let mut core = RoomCore::new(params.clone(), now);
+        // Off unless a scenario turns it on (`tests/probe.rs`): probe padding takes
+        // sequence numbers, and the scenarios' numbering checks count media alone.
+        core.set_probing(false);
         Self {
-            core: RoomCore::new(params.clone(), now),
+            core,
             params,
             start: now,
             now,
@@ -175,6 +181,7 @@ impl Sim {
         // Other participant ids and SSRCs than the closed room's.
         params.seed = self.params.seed.wrapping_add(self.generation);
         self.core = RoomCore::new(params, self.now);
+        self.core.set_probing(false);
         self.pump();
     }
 
@@ -545,6 +552,19 @@ impl Sim {
     /// `mix` for the room audio), in order of arrival.
     pub fn rtp(&self, c: ClientId, track: &str) -> &[RtpIn] {
         self.clients[c.0].rtp.get(track).map_or(&[], Vec::as_slice)
+    }
+
+    /// The padding-only packets (bandwidth probes) the client received on `track`.
+    pub fn padding(&self, c: ClientId, track: &str) -> &[RtpIn] {
+        self.clients[c.0]
+            .padding
+            .get(track)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Bandwidth probes on or off (off by default in the simulation).
+    pub fn set_probing(&mut self, on: bool) {
+        self.core.set_probing(on);
     }
 
     /// When keyframe requests (PLI, FIR) reached the client's publisher connection.

@@ -1,0 +1,206 @@
+//! Bandwidth probes toward subscribers. While the room sends a subscriber less than its
+//! link could take, its estimate stays near 1.5 × what it acknowledges, and the
+//! allocation cannot see the room for a higher layer. So when the allocation wants
+//! more than the estimate and the link is not congested (`core/bandwidth.rs` asks),
+//! the room sends one probe cluster: padding-only RTP packets at a target rate (the
+//! wanted rate, at most [`MAX_TARGET_FACTOR`] × the estimate) over
+//! [`CLUSTER_DURATION`], paced, at most one per [`PROBE_INTERVAL`] per subscriber.
+//! What gets through raises the estimate at once (`chorus_core::bwe::probe`).
+//!
+//! The packets go on the SSRC of a video the subscriber is receiving, numbered in its
+//! sequence: its layer forwarder makes room for them, and what follows is numbered
+//! after them, so the client sees no gap (and takes them as padding).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chorus_core::bwe::ProbeId;
+use chorus_core::{Bitrate, ConnId, TrackId};
+use rtc::rtp::header::Header;
+
+use super::RoomCore;
+use crate::negotiation::TrackPhase;
+use crate::peer::Peer;
+
+/// At most one cluster per subscriber this often.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// A cluster's packets go out over about this long.
+pub const CLUSTER_DURATION: Duration = Duration::from_millis(20);
+/// A cluster aims at most this far above the estimate.
+pub const MAX_TARGET_FACTOR: u64 = 2;
+/// Packets per cluster: enough for a rate, few enough to be harmless.
+const MIN_PACKETS: u64 = 5;
+const MAX_PACKETS: u64 = 40;
+/// One padding packet on the wire: header, transport-wide number, padding, SRTP tag.
+const PACKET_WIRE_BYTES: u64 = 12 + 8 + 255 + 16;
+
+/// Every subscriber's probing.
+#[derive(Debug, Default)]
+pub(super) struct Probes {
+    /// Off in tests that compare with and without.
+    pub disabled: bool,
+    by_conn: HashMap<ConnId, ProbeState>,
+}
+
+#[derive(Debug)]
+struct ProbeState {
+    last_start: Instant,
+    cluster: Option<Cluster>,
+}
+
+/// A cluster being sent.
+#[derive(Debug)]
+struct Cluster {
+    id: ProbeId,
+    /// The video whose SSRC and numbering carry it.
+    track: TrackId,
+    left: u64,
+    /// One packet per this, at the target rate.
+    spacing: Duration,
+    next_at: Instant,
+}
+
+impl Probes {
+    /// When the next probe packet is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.by_conn
+            .values()
+            .filter_map(|s| s.cluster.as_ref().map(|c| c.next_at))
+            .min()
+    }
+
+    /// Forgets connections that are gone.
+    pub fn retain(&mut self, live: impl Fn(ConnId) -> bool) {
+        self.by_conn.retain(|c, _| live(*c));
+    }
+}
+
+impl RoomCore {
+    /// `conn`'s allocation wants `wanted`, above its `estimate`, on a link that is not
+    /// congested: starts a probe cluster, unless one went out within [`PROBE_INTERVAL`].
+    pub(super) fn probe_for(
+        &mut self,
+        conn: ConnId,
+        wanted: Bitrate,
+        estimate: Bitrate,
+        now: Instant,
+    ) {
+        if self.probes.disabled || wanted <= estimate {
+            return;
+        }
+        if let Some(state) = self.probes.by_conn.get(&conn)
+            && (state.cluster.is_some() || now < state.last_start + PROBE_INTERVAL)
+        {
+            return;
+        }
+        let Some(peer) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let Some(track) = flowing_video(peer) else {
+            return;
+        };
+        let Some(id) = peer.start_probe(now) else {
+            return;
+        };
+        let target = wanted.bps().min(estimate.bps() * MAX_TARGET_FACTOR).max(1);
+        let bytes = target * CLUSTER_DURATION.as_micros() as u64 / 8 / 1_000_000;
+        let left = bytes
+            .div_ceil(PACKET_WIRE_BYTES)
+            .clamp(MIN_PACKETS, MAX_PACKETS);
+        let spacing = Duration::from_micros(PACKET_WIRE_BYTES * 8 * 1_000_000 / target);
+        tracing::debug!(?conn, %track, target, packets = left, "bandwidth probe");
+        self.probes.by_conn.insert(
+            conn,
+            ProbeState {
+                last_start: now,
+                cluster: Some(Cluster {
+                    id,
+                    track,
+                    left,
+                    spacing,
+                    next_at: now,
+                }),
+            },
+        );
+        self.send_probes(now);
+    }
+
+    /// Sends every probe packet due by `now`.
+    pub(super) fn send_probes(&mut self, now: Instant) {
+        if self.probes.next_due().is_none_or(|t| t > now) {
+            return;
+        }
+        let due: Vec<ConnId> = self
+            .probes
+            .by_conn
+            .iter()
+            .filter(|(_, s)| s.cluster.as_ref().is_some_and(|c| c.next_at <= now))
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in due {
+            let Some(state) = self.probes.by_conn.get_mut(&conn) else {
+                continue;
+            };
+            let Some(cluster) = state.cluster.as_mut() else {
+                continue;
+            };
+            let Some((peer, arena)) = self.conns.peer_and_arena(conn) else {
+                state.cluster = None;
+                continue;
+            };
+            let mut stop = peer.on_hold;
+            while !stop && cluster.left > 0 && cluster.next_at <= now {
+                // The track's numbering makes room for this one packet: what follows
+                // is numbered after it.
+                let dt = peer.downtracks.get_mut(&cluster.track);
+                let room = dt
+                    .filter(|dt| dt.phase == TrackPhase::Live && !dt.paused && !dt.bandwidth_paused)
+                    .and_then(|dt| {
+                        let (seq, ts) = dt.layers.as_mut()?.insert_padding(1)?;
+                        Some((dt.ssrc, dt.payload_type, seq, ts))
+                    });
+                let Some((ssrc, payload_type, seq, ts)) = room else {
+                    stop = true; // the video stopped: the cluster ends short
+                    break;
+                };
+                let header = Header {
+                    version: 2,
+                    ssrc,
+                    payload_type,
+                    sequence_number: seq,
+                    timestamp: ts,
+                    ..Default::default()
+                };
+                peer.send_padding(arena, &header, cluster.id, now);
+                cluster.left -= 1;
+                cluster.next_at += cluster.spacing;
+            }
+            if cluster.left == 0 || stop {
+                peer.end_probe(cluster.id);
+                state.cluster = None;
+            }
+            if peer.mark_dirty() {
+                self.conns.list_dirty(conn);
+            }
+        }
+    }
+}
+
+/// A simulcast video the subscriber receives now: its layer forwarder has a current
+/// layer, so padding can be numbered into it.
+fn flowing_video(peer: &mut Peer) -> Option<TrackId> {
+    if peer.on_hold || !peer.ice().is_up() {
+        return None;
+    }
+    let mut ids: Vec<&TrackId> = peer.downtracks.keys().collect();
+    ids.sort();
+    ids.into_iter()
+        .find(|id| {
+            let dt = &peer.downtracks[*id];
+            dt.phase == TrackPhase::Live
+                && !dt.paused
+                && !dt.bandwidth_paused
+                && dt.layers.as_ref().is_some_and(|l| l.forwarding())
+        })
+        .cloned()
+}
