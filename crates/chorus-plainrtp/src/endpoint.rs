@@ -65,10 +65,16 @@ pub enum DropReason {
     /// SRTP that does not authenticate (another key, forged, damaged, a replay), or
     /// plain RTP where SRTP is expected.
     SrtpAuth,
+    /// A decoded frame the room had no room for (its command channel was full: the
+    /// room is overloaded). Counted by the room's driver, not the endpoint.
+    RoomBusy,
+    /// A frame of the room's mix for it that its task had not taken in time (it fell
+    /// behind). Counted by the room's driver, not the endpoint.
+    MixBehind,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 9] = [
         Self::BadPacket,
         Self::WrongSource,
         Self::WrongPayloadType,
@@ -76,6 +82,8 @@ impl DropReason {
         Self::TooLong,
         Self::DecodeError,
         Self::SrtpAuth,
+        Self::RoomBusy,
+        Self::MixBehind,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +95,8 @@ impl DropReason {
             Self::TooLong => "too_long",
             Self::DecodeError => "decode_error",
             Self::SrtpAuth => "srtp_auth",
+            Self::RoomBusy => "room_busy",
+            Self::MixBehind => "mix_behind",
         }
     }
 }
@@ -98,7 +108,7 @@ pub struct EndpointStats {
     pub frames_in: u64,
     pub packets_out: u64,
     /// By [`DropReason`], in the order of [`DropReason::ALL`].
-    pub dropped: [u64; 7],
+    pub dropped: [u64; DropReason::ALL.len()],
     /// Frames the room had not taken when more came (a burst over 1 s).
     pub frames_overflowed: u64,
 }

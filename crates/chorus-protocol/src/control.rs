@@ -205,7 +205,8 @@ pub struct ForwardingStats {
     pub data_delivered: u64,
     /// Datagrams plain-RTP participants' ports did not take, by reason (`bad_packet`,
     /// `wrong_source`, `wrong_payload_type`, `late`, `too_long`, `decode_error`,
-    /// `srtp_auth`); every reason is listed, zeros included.
+    /// `srtp_auth`), and audio frames lost between them and the room (`room_busy`,
+    /// `mix_behind`); every reason is listed, zeros included.
     #[serde(default)]
     pub plain_rtp_dropped: BTreeMap<String, u64>,
 }

@@ -335,7 +335,7 @@ impl Driver {
                     Output::RtpMix { participant, frame } => {
                         // A full channel: the task is behind; this frame is lost.
                         if let Some(tx) = self.rtp.get(&participant) {
-                            let _ = tx.try_send(frame);
+                            crate::rtp::mix_to_task(tx, frame, self.core.plain_rtp_drops());
                         }
                     }
                     Output::Route(change) => self.route(change),
@@ -415,14 +415,9 @@ impl Driver {
         self.rtp.insert(key, tx);
         // Its frames go through the command channel: 50 a second each, and a full
         // channel (an overloaded room) drops them rather than waiting.
+        let drops = self.core.plain_rtp_drops().clone();
         let to_room = move |event: ToRoom| match event {
-            ToRoom::Frame(frame) => !matches!(
-                commands.try_send(RoomCommand::RtpFrame {
-                    participant: key,
-                    frame,
-                }),
-                Err(mpsc::error::TrySendError::Closed(_))
-            ),
+            ToRoom::Frame(frame) => crate::rtp::frame_to_room(&commands, key, frame, &drops),
             ToRoom::Gone(Gone::RtpTimeout) => commands
                 .try_send(RoomCommand::Close {
                     participant: key,

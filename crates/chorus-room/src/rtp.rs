@@ -2,6 +2,10 @@
 //! the media bind address, the room asked to let the participant in. The room's
 //! driver then runs its endpoint ([`chorus_plainrtp::driver::run`]).
 
+mod handoff;
+
+pub(crate) use handoff::{frame_to_room, mix_to_task};
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
