@@ -1,150 +1,35 @@
-//! A simulated client: its two `rtc` peer connections configured as `chorus-client`
-//! configures them, and what it does by itself (answer the server's offers, offer
-//! its tracks after `publish_accepted`, send their media, record what it receives).
+//! A simulated client and its signaling: what it does by itself with the server's
+//! frames (answer its offers, offer its tracks after `publish_accepted`, hold answers
+//! when a scenario asks). Its parts: its two peer connections (`client/pc.rs`), its
+//! media in and out (`client/media.rs`), its data channels (`client/data.rs`).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::BytesMut;
-use chorus_core::codec::vp8_is_keyframe;
 use chorus_protocol::signal::{ClientFrame, ClientMessage, PeerTarget, ServerMessage};
 use chorus_protocol::{MediaKind, TrackSource};
 use chorus_transport::{AUDIO_LEVEL_URI, sending_track};
-use rtc::interceptor::Registry;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_simulcast_extension_headers, register_default_interceptors,
-};
-use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
-};
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
-use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
-use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 mod data;
+mod media;
+mod pc;
 
 pub use data::DataIn;
 pub(super) use data::SimData;
+pub use media::RtpIn;
+pub(super) use pc::Pc;
 
 use super::media::Publication;
-use super::net::{Dir, Link, Loss, SERVER};
+use super::net::{Dir, Link, Loss};
 use super::simulcast::{SimulcastSend, simulcast_mid};
 use super::stream::Stream;
 use crate::io::ParticipantKey;
 use chorus_transport::webrtc::sdp::{MID_URI, RID_URI};
-
-/// One RTP packet as a client received it (after SRTP).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RtpIn {
-    pub at: Instant,
-    pub ssrc: u32,
-    pub seq: u16,
-    pub ts: u32,
-    pub marker: bool,
-    pub payload_len: usize,
-    /// Video whose payload starts a VP8 keyframe.
-    pub keyframe: bool,
-    /// The VP8 picture id, when the payload descriptor carries one.
-    pub picture_id: Option<u16>,
-}
-
-/// One of a client's two connections.
-pub(super) struct Pc {
-    pub pc: RTCPeerConnection,
-    pub addr: SocketAddr,
-    pub connected: bool,
-}
-
-impl Pc {
-    /// Opus and VP8, the RFC 6464 audio level extension, the default interceptors (NACK,
-    /// reports, TWCC), RTCP to the application, consent checks every 2 s and no ICE
-    /// timers of its own: as `chorus-client` builds its connections.
-    fn new(addr: SocketAddr, now: Instant) -> Self {
-        Self::with(addr, now, false)
-    }
-
-    /// [`Self::new`], and with `simulcast` the MID, rid and repaired-rid extensions for
-    /// video, as a browser offers them.
-    pub(super) fn with(addr: SocketAddr, now: Instant, simulcast: bool) -> Self {
-        let mut media = MediaEngine::default();
-        if simulcast {
-            configure_simulcast_extension_headers(&mut media).expect("simulcast extensions");
-        }
-        media
-            .register_codec(chorus_transport::opus_codec(), RtpCodecKind::Audio)
-            .expect("opus");
-        media
-            .register_codec(chorus_transport::vp8_codec(), RtpCodecKind::Video)
-            .expect("vp8");
-        media
-            .register_header_extension(
-                RTCRtpHeaderExtensionCapability {
-                    uri: AUDIO_LEVEL_URI.to_owned(),
-                },
-                RtpCodecKind::Audio,
-                None,
-            )
-            .expect("audio level");
-        let registry = chorus_transport::with_rtcp_to_application(Registry::new());
-        let registry = register_default_interceptors(registry, &mut media).expect("interceptors");
-        let off = Some(Duration::ZERO);
-        let settings = SettingEngineBuilder::new()
-            .with_ice_timeouts(off, off, Some(Duration::from_secs(2)))
-            .build();
-        let mut pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_setting_engine(settings)
-            .with_media_engine(media)
-            .with_interceptor_registry(registry)
-            .build(now)
-            .expect("client peer connection");
-        pc.add_local_candidate(chorus_transport::host_candidate(addr).expect("candidate"))
-            .expect("host candidate");
-        Self {
-            pc,
-            addr,
-            connected: false,
-        }
-    }
-
-    /// Feeds a datagram from the server.
-    pub fn receive(&mut self, data: BytesMut, now: Instant) {
-        let _ = self.pc.handle_read(TaggedBytesMut {
-            now,
-            transport: TransportContext {
-                local_addr: self.addr,
-                peer_addr: SERVER,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            },
-            message: data,
-        });
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        if self.pc.poll_timeout().is_some_and(|at| at <= now) {
-            let _ = self.pc.handle_timeout(now);
-        }
-    }
-
-    fn sdp(&self) -> String {
-        self.pc
-            .local_description()
-            .map(|d| d.sdp)
-            .expect("local description just set")
-    }
-}
 
 /// A remote track on the subscriber connection, by rtc's track id.
 struct Remote {
@@ -437,181 +322,6 @@ impl SimClient {
         } else {
             &mut self.subscriber
         }
-    }
-
-    /// What its downlink delivered by `now`, each at the instant it arrived.
-    pub fn take_arrivals(&mut self, now: Instant) {
-        while let Some((at, to, data)) = self.downlink.arrived(now) {
-            if !self.offline && !self.departed {
-                self.pc_at(to).receive(data, at);
-            }
-        }
-    }
-
-    pub fn handle_timeouts(&mut self, now: Instant) {
-        self.publisher.handle_timeout(now);
-        self.subscriber.handle_timeout(now);
-    }
-
-    /// Writes the media due by `now` on the publisher connection, once it is up.
-    pub fn send_media(&mut self, now: Instant) {
-        if !self.publisher.connected || self.offline || self.departed {
-            return;
-        }
-        for p in &mut self.publications {
-            for packet in p.poll_packets(now) {
-                if let Some(mut sender) = self.publisher.pc.rtp_sender(p.sender) {
-                    let _ = sender.write_rtp(now, packet);
-                }
-            }
-        }
-    }
-
-    /// Takes what both connections produced: states, remote tracks, RTP, RTCP.
-    pub fn drain(&mut self, now: Instant) {
-        for publisher in [true, false] {
-            let pc = if publisher {
-                &mut self.publisher
-            } else {
-                &mut self.subscriber
-            };
-            while let Some(ev) = pc.pc.poll_event() {
-                match ev {
-                    RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
-                        pc.connected = state == RTCPeerConnectionState::Connected;
-                    }
-                    RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                        let kind = match pc.pc.rtp_receiver(init.receiver_id) {
-                            Some(r) if r.track().kind() == RtpCodecKind::Audio => MediaKind::Audio,
-                            _ => MediaKind::Video,
-                        };
-                        let track = init.stream_ids.first().cloned();
-                        let remote = Remote {
-                            track: track.unwrap_or_else(|| init.track_id.clone()),
-                            receiver: init.receiver_id,
-                            ssrc: init.ssrc,
-                            kind,
-                        };
-                        self.remotes.insert(init.track_id, remote);
-                    }
-                    RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(id))
-                        if publisher =>
-                    {
-                        self.data.opened(id)
-                    }
-                    _ => {}
-                }
-            }
-            while let Some(msg) = pc.pc.poll_read() {
-                match msg.message {
-                    RTCMessage::RtpPacket(tag, packet) => {
-                        let remote = self.remotes.get(&tag);
-                        let video = remote.is_some_and(|r| r.kind == MediaKind::Video);
-                        let track = remote.map_or(tag, |r| r.track.clone());
-                        // The padding was stripped: nothing is left of a padding-only one.
-                        let padding = packet.header.padding && packet.payload.is_empty();
-                        let list = if padding {
-                            &mut self.padding
-                        } else {
-                            &mut self.rtp
-                        };
-                        list.entry(track).or_default().push(RtpIn {
-                            at: now,
-                            ssrc: packet.header.ssrc,
-                            seq: packet.header.sequence_number,
-                            ts: packet.header.timestamp,
-                            marker: packet.header.marker,
-                            payload_len: packet.payload.len(),
-                            keyframe: video && vp8_is_keyframe(&packet.payload),
-                            picture_id: video
-                                .then(|| chorus_core::Vp8Descriptor::parse(&packet.payload))
-                                .flatten()
-                                .and_then(|d| d.picture_id)
-                                .map(|p| p.value),
-                        });
-                    }
-                    RTCMessage::DataChannelMessage(id, m) if publisher => {
-                        self.data.on_message(id, m, now)
-                    }
-                    RTCMessage::RtcpPacket(_, packets) if publisher => {
-                        for p in &packets {
-                            let any = p.as_any();
-                            let mut ssrcs = Vec::new();
-                            if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
-                                ssrcs.push(pli.media_ssrc);
-                            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
-                                ssrcs.extend(fir.fir.iter().map(|e| e.ssrc));
-                            }
-                            for ssrc in ssrcs {
-                                self.plis.push(now);
-                                for p in self.publications.iter_mut() {
-                                    if p.ssrc == ssrc {
-                                        p.keyframe_due = true;
-                                    }
-                                    if let Some(layers) = p.simulcast.as_mut() {
-                                        layers.request_keyframe(ssrc);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    /// Sends a PLI for the server's track `track` on the subscriber connection; false
-    /// if no media of it arrived yet.
-    pub fn request_keyframe(&mut self, track: &str, now: Instant) -> bool {
-        let Some(ssrc) = self
-            .remotes
-            .values()
-            .find(|r| r.track == track)
-            .map(|r| r.ssrc)
-        else {
-            return false;
-        };
-        let pli = PictureLossIndication {
-            sender_ssrc: 0,
-            media_ssrc: ssrc,
-        };
-        self.send_rtcp(track, vec![Box::new(pli)], now)
-    }
-
-    /// Writes `packets` as one compound packet through the receiver of the server's
-    /// track `track` on the subscriber connection; false if no media of it arrived yet.
-    pub fn send_rtcp(
-        &mut self,
-        track: &str,
-        packets: Vec<Box<dyn rtc::rtcp::Packet>>,
-        now: Instant,
-    ) -> bool {
-        let Some(remote) = self.remotes.values().find(|r| r.track == track) else {
-            return false;
-        };
-        let Some(mut receiver) = self.subscriber.pc.rtp_receiver(remote.receiver) else {
-            return false;
-        };
-        receiver.write_rtcp(now, packets).is_ok()
-    }
-
-    /// Writes one extra packet of its video track `track` now (see
-    /// `Publication::extra_video_packet`); false if it has none to send yet.
-    pub fn send_extra_video(&mut self, track: &str, now: Instant) -> bool {
-        if !self.publisher.connected || self.offline || self.departed {
-            return false;
-        }
-        let Some(p) = self.publications.iter_mut().find(|p| p.track_id == track) else {
-            return false;
-        };
-        let Some(packet) = p.extra_video_packet() else {
-            return false;
-        };
-        let Some(mut sender) = self.publisher.pc.rtp_sender(p.sender) else {
-            return false;
-        };
-        sender.write_rtp(now, packet).is_ok()
     }
 }
 

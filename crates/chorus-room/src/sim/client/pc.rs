@@ -1,0 +1,108 @@
+//! One of a simulated client's two peer connections, built as `chorus-client` builds
+//! its own: fed the server's datagrams and its timeouts.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use chorus_transport::AUDIO_LEVEL_URI;
+use rtc::interceptor::Registry;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_simulcast_extension_headers, register_default_interceptors,
+};
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use crate::sim::net::SERVER;
+
+/// One of a client's two connections.
+pub(crate) struct Pc {
+    pub pc: RTCPeerConnection,
+    pub addr: SocketAddr,
+    pub connected: bool,
+}
+
+impl Pc {
+    /// Opus and VP8, the RFC 6464 audio level extension, the default interceptors (NACK,
+    /// reports, TWCC), RTCP to the application, consent checks every 2 s and no ICE
+    /// timers of its own: as `chorus-client` builds its connections.
+    pub(super) fn new(addr: SocketAddr, now: Instant) -> Self {
+        Self::with(addr, now, false)
+    }
+
+    /// [`Self::new`], and with `simulcast` the MID, rid and repaired-rid extensions for
+    /// video, as a browser offers them.
+    pub(crate) fn with(addr: SocketAddr, now: Instant, simulcast: bool) -> Self {
+        let mut media = MediaEngine::default();
+        if simulcast {
+            configure_simulcast_extension_headers(&mut media).expect("simulcast extensions");
+        }
+        media
+            .register_codec(chorus_transport::opus_codec(), RtpCodecKind::Audio)
+            .expect("opus");
+        media
+            .register_codec(chorus_transport::vp8_codec(), RtpCodecKind::Video)
+            .expect("vp8");
+        media
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: AUDIO_LEVEL_URI.to_owned(),
+                },
+                RtpCodecKind::Audio,
+                None,
+            )
+            .expect("audio level");
+        let registry = chorus_transport::with_rtcp_to_application(Registry::new());
+        let registry = register_default_interceptors(registry, &mut media).expect("interceptors");
+        let off = Some(Duration::ZERO);
+        let settings = SettingEngineBuilder::new()
+            .with_ice_timeouts(off, off, Some(Duration::from_secs(2)))
+            .build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_setting_engine(settings)
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .expect("client peer connection");
+        pc.add_local_candidate(chorus_transport::host_candidate(addr).expect("candidate"))
+            .expect("host candidate");
+        Self {
+            pc,
+            addr,
+            connected: false,
+        }
+    }
+
+    /// Feeds a datagram from the server.
+    pub fn receive(&mut self, data: BytesMut, now: Instant) {
+        let _ = self.pc.handle_read(TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.addr,
+                peer_addr: SERVER,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: data,
+        });
+    }
+
+    pub(super) fn handle_timeout(&mut self, now: Instant) {
+        if self.pc.poll_timeout().is_some_and(|at| at <= now) {
+            let _ = self.pc.handle_timeout(now);
+        }
+    }
+
+    pub(super) fn sdp(&self) -> String {
+        self.pc
+            .local_description()
+            .map(|d| d.sdp)
+            .expect("local description just set")
+    }
+}
