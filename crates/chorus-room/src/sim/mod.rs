@@ -15,6 +15,11 @@
 //! The room's bandwidth probes are off unless a scenario turns them on
 //! ([`Sim::set_probing`]); clients keep padding-only packets apart ([`Sim::padding`]).
 //!
+//! Here: the room and its clients, joining, publishing and signaling. How a step of
+//! time moves everything is in `pump.rs`; what a scenario reads back (the clock, the
+//! room, each client's frames, RTP, keyframe requests, losses) in `observe.rs` and
+//! `told.rs`; the clients themselves in `client.rs`.
+//!
 //! ```
 //! use chorus_room::sim::{Sim, ms};
 //!
@@ -49,6 +54,8 @@ mod client;
 mod data;
 mod media;
 mod net;
+mod observe;
+mod pump;
 mod simulcast;
 mod step;
 mod stream;
@@ -56,24 +63,22 @@ mod told;
 
 use std::time::{Duration, Instant};
 
-use chorus_protocol::signal::{ClientFrame, ClientMessage, PeerTarget, ServerMessage};
+use chorus_protocol::signal::{ClientFrame, ClientMessage};
 use chorus_protocol::webhook::WebhookEvent;
 use chorus_protocol::{Grants, TrackSource};
 use chorus_transport::{Datagram, Demux, PeerFactory};
-use rtc::sansio::Protocol;
 use tokio::sync::mpsc;
 
 pub use client::DataIn;
 pub use client::RtpIn;
 pub use media::{DELTA_PACKETS, KEYFRAME_PACKETS, opus_loop, vp8_frame};
 pub use net::{Dir, SERVER};
+pub use observe::seq_jumps;
 pub use simulcast::LAYERS;
 pub use stream::{TALK_DBOV, VIDEO_FPS};
 
 use crate::core::{CoreParams, RoomCore};
-use crate::driver::apply_route;
-use crate::io::{Command, Input, Output, ParticipantKey, Recipients, Reply};
-use crate::skips::Skips;
+use crate::io::{Command, Input, ParticipantKey, Reply};
 use chorus_room_api::JoinRequest;
 use client::SimClient;
 
@@ -343,269 +348,4 @@ impl Sim {
         self.pump();
         sent
     }
-
-    /// Advances the clock by `d` in steps of [`STEP`], moving datagrams both ways and
-    /// firing every timeout due.
-    pub fn run_for(&mut self, d: Duration) {
-        let end = self.now + d;
-        while self.now < end {
-            self.now = (self.now + STEP).min(end);
-            self.tick();
-        }
-    }
-
-    fn tick(&mut self) {
-        let now = self.now;
-        for client in &mut self.clients {
-            client.take_arrivals(now);
-            client.handle_timeouts(now);
-            client.send_media(now);
-        }
-        self.pump();
-        // As the driver: whatever is due runs (and may make more due at once).
-        for _ in 0..16 {
-            if self.core.poll_timeout().is_none_or(|t| t > now) {
-                break;
-            }
-            self.core.handle_input(Input::Timeout, now);
-            self.pump();
-        }
-    }
-
-    /// Moves everything that can move at this instant, until nothing does.
-    fn pump(&mut self) {
-        for round in 0.. {
-            assert!(round < 10_000, "the simulation does not settle");
-            let mut moved = false;
-            while let Some(out) = self.core.poll_output() {
-                moved = true;
-                self.apply(out);
-            }
-            for i in 0..self.clients.len() {
-                while let Some(frame) = self.clients[i].outbox.pop_front() {
-                    moved = true;
-                    let client = &self.clients[i];
-                    if !client.departed {
-                        let participant = client.key;
-                        let input = Input::Signal { participant, frame };
-                        self.core.handle_input(input, self.now);
-                    }
-                }
-                moved |= self.uplink(i);
-            }
-            moved |= self.deliver();
-            for client in &mut self.clients {
-                client.drain(self.now);
-            }
-            if !moved {
-                return;
-            }
-        }
-    }
-
-    /// Datagrams of client `i` to the demultiplexer; true if any left.
-    fn uplink(&mut self, i: usize) -> bool {
-        let client = &mut self.clients[i];
-        let mut moved = false;
-        for pc in [&mut client.publisher, &mut client.subscriber] {
-            while let Some(msg) = pc.pc.poll_write() {
-                moved = true;
-                if client.offline || client.departed || client.up.drops() {
-                    continue;
-                }
-                // Undeliverable datagrams (no route) are lost, as on the real port.
-                let _ = self.demux.deliver(pc.addr, self.now, msg.message);
-            }
-        }
-        moved
-    }
-
-    /// What the demultiplexer delivered, into the core: handshakes first.
-    fn deliver(&mut self) -> bool {
-        let mut moved = false;
-        while let Ok(dg) = self
-            .control
-            .1
-            .try_recv()
-            .or_else(|_| self.inbox.1.try_recv())
-        {
-            moved = true;
-            self.core.handle_input(Input::Datagram(dg), self.now);
-        }
-        moved
-    }
-
-    fn apply(&mut self, out: Output) {
-        match out {
-            Output::Transmit { to, data } => {
-                let Some(client) = self
-                    .clients
-                    .iter_mut()
-                    .find(|c| c.publisher.addr == to || c.subscriber.addr == to)
-                else {
-                    return;
-                };
-                if client.offline || client.departed || client.down.drops() {
-                    return;
-                }
-                if !client.downlink.direct() {
-                    client.downlink.send(self.now, to, data);
-                    return;
-                }
-                client.pc_at(to).receive(data, self.now);
-            }
-            Output::ToClient { to, msg } => {
-                let broadcast = !matches!(to, Recipients::One(_));
-                for client in &mut self.clients {
-                    if !client.departed && to.includes(client.key) && !(broadcast && client.waiting)
-                    {
-                        client.on_frame(msg.clone(), self.now);
-                    }
-                }
-            }
-            Output::Departed(key) => {
-                // Those of a closed room keep their keys: the live one is meant.
-                let live = |c: &&mut SimClient| c.key == key && !c.departed;
-                if let Some(client) = self.clients.iter_mut().find(live) {
-                    client.departed = true;
-                }
-            }
-            Output::Route(change) => {
-                apply_route(&self.demux, change, &self.inbox.0, &self.control.0)
-            }
-            Output::Event(event) => self.events.push(event),
-            Output::Lobby {
-                participant,
-                waiting,
-            } => {
-                let live = |c: &&mut SimClient| c.key == participant && !c.departed;
-                if let Some(client) = self.clients.iter_mut().find(live) {
-                    client.waiting = waiting;
-                }
-            }
-            Output::RtpMix { participant, frame } => self.rtp_mix.push((participant, frame)),
-        }
-    }
-
-    /// The webhook events the room produced so far, in order.
-    pub fn events(&self) -> &[WebhookEvent] {
-        &self.events
-    }
-
-    // --- looking ---
-
-    pub fn now(&self) -> Instant {
-        self.now
-    }
-
-    /// Simulated time since the start.
-    pub fn elapsed(&self) -> Duration {
-        self.now - self.start
-    }
-
-    pub fn core(&self) -> &RoomCore {
-        &self.core
-    }
-
-    pub fn skips(&self) -> &Skips {
-        self.core.skips()
-    }
-
-    pub fn demux(&self) -> &Demux {
-        &self.demux
-    }
-
-    pub fn identity(&self, c: ClientId) -> &str {
-        &self.clients[c.0].identity
-    }
-
-    /// The server's id of the client's session (`PA_…`).
-    pub fn participant_id(&self, c: ClientId) -> &str {
-        &self.clients[c.0].participant_id
-    }
-
-    /// Every frame the server sent the client, in order.
-    pub fn frames(&self, c: ClientId) -> &[ServerMessage] {
-        &self.clients[c.0].frames
-    }
-
-    /// How many of the client's frames match.
-    pub fn count(&self, c: ClientId, pred: impl Fn(&ServerMessage) -> bool) -> usize {
-        self.frames(c).iter().filter(|m| pred(m)).count()
-    }
-
-    /// The server's offers on the client's subscriber connection, in order.
-    pub fn offers(&self, c: ClientId) -> Vec<&str> {
-        self.frames(c)
-            .iter()
-            .filter_map(|m| match m {
-                ServerMessage::Offer {
-                    target: PeerTarget::Subscriber,
-                    sdp,
-                } => Some(sdp.as_str()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The RTP the client received on the server's track `track` (a track id, or
-    /// `mix` for the room audio), in order of arrival.
-    pub fn rtp(&self, c: ClientId, track: &str) -> &[RtpIn] {
-        self.clients[c.0].rtp.get(track).map_or(&[], Vec::as_slice)
-    }
-
-    /// The padding-only packets (bandwidth probes) the client received on `track`.
-    pub fn padding(&self, c: ClientId, track: &str) -> &[RtpIn] {
-        self.clients[c.0]
-            .padding
-            .get(track)
-            .map_or(&[], Vec::as_slice)
-    }
-
-    /// Bandwidth probes on or off (off by default in the simulation).
-    pub fn set_probing(&mut self, on: bool) {
-        self.core.set_probing(on);
-    }
-
-    /// When keyframe requests (PLI, FIR) reached the client's publisher connection.
-    pub fn plis(&self, c: ClientId) -> &[Instant] {
-        &self.clients[c.0].plis
-    }
-
-    /// Keyframes the client sent on its track `track`.
-    pub fn keyframes_sent(&self, c: ClientId, track: &str) -> u32 {
-        let client = &self.clients[c.0];
-        let p = client.publications.iter().find(|p| p.track_id == track);
-        p.map_or(0, |p| p.keyframes_sent)
-    }
-
-    /// Whether the client's (publisher, subscriber) connections are up, as it sees them.
-    pub fn connected(&self, c: ClientId) -> (bool, bool) {
-        let client = &self.clients[c.0];
-        (client.publisher.connected, client.subscriber.connected)
-    }
-
-    /// Whether the server closed the client's session.
-    pub fn departed(&self, c: ClientId) -> bool {
-        self.clients[c.0].departed
-    }
-
-    /// Datagrams lost so far on the client's `dir`.
-    pub fn dropped(&self, c: ClientId, dir: Dir) -> u64 {
-        let client = &self.clients[c.0];
-        match dir {
-            Dir::Up => client.up.dropped,
-            Dir::Down => client.down.dropped,
-        }
-    }
-}
-
-/// Places where `packets` do not follow one another by one sequence number (wrapping),
-/// as (previous, next).
-pub fn seq_jumps(packets: &[RtpIn]) -> Vec<(u16, u16)> {
-    packets
-        .windows(2)
-        .filter(|w| w[1].seq != w[0].seq.wrapping_add(1))
-        .map(|w| (w[0].seq, w[1].seq))
-        .collect()
 }

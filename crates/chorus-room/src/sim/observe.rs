@@ -1,0 +1,138 @@
+//! Looking at the simulation: the clock, the room, and what each client got (frames,
+//! RTP and padding per track, keyframe requests, its connections, its losses).
+
+use std::time::{Duration, Instant};
+
+use chorus_protocol::signal::{PeerTarget, ServerMessage};
+use chorus_protocol::webhook::WebhookEvent;
+use chorus_transport::Demux;
+
+use super::client::RtpIn;
+use super::net::Dir;
+use super::{ClientId, Sim};
+use crate::core::RoomCore;
+use crate::skips::Skips;
+
+impl Sim {
+    /// The webhook events the room produced so far, in order.
+    pub fn events(&self) -> &[WebhookEvent] {
+        &self.events
+    }
+
+    // --- looking ---
+
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Simulated time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    pub fn core(&self) -> &RoomCore {
+        &self.core
+    }
+
+    pub fn skips(&self) -> &Skips {
+        self.core.skips()
+    }
+
+    pub fn demux(&self) -> &Demux {
+        &self.demux
+    }
+
+    pub fn identity(&self, c: ClientId) -> &str {
+        &self.clients[c.0].identity
+    }
+
+    /// The server's id of the client's session (`PA_…`).
+    pub fn participant_id(&self, c: ClientId) -> &str {
+        &self.clients[c.0].participant_id
+    }
+
+    /// Every frame the server sent the client, in order.
+    pub fn frames(&self, c: ClientId) -> &[ServerMessage] {
+        &self.clients[c.0].frames
+    }
+
+    /// How many of the client's frames match.
+    pub fn count(&self, c: ClientId, pred: impl Fn(&ServerMessage) -> bool) -> usize {
+        self.frames(c).iter().filter(|m| pred(m)).count()
+    }
+
+    /// The server's offers on the client's subscriber connection, in order.
+    pub fn offers(&self, c: ClientId) -> Vec<&str> {
+        self.frames(c)
+            .iter()
+            .filter_map(|m| match m {
+                ServerMessage::Offer {
+                    target: PeerTarget::Subscriber,
+                    sdp,
+                } => Some(sdp.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The RTP the client received on the server's track `track` (a track id, or
+    /// `mix` for the room audio), in order of arrival.
+    pub fn rtp(&self, c: ClientId, track: &str) -> &[RtpIn] {
+        self.clients[c.0].rtp.get(track).map_or(&[], Vec::as_slice)
+    }
+
+    /// The padding-only packets (bandwidth probes) the client received on `track`.
+    pub fn padding(&self, c: ClientId, track: &str) -> &[RtpIn] {
+        self.clients[c.0]
+            .padding
+            .get(track)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Bandwidth probes on or off (off by default in the simulation).
+    pub fn set_probing(&mut self, on: bool) {
+        self.core.set_probing(on);
+    }
+
+    /// When keyframe requests (PLI, FIR) reached the client's publisher connection.
+    pub fn plis(&self, c: ClientId) -> &[Instant] {
+        &self.clients[c.0].plis
+    }
+
+    /// Keyframes the client sent on its track `track`.
+    pub fn keyframes_sent(&self, c: ClientId, track: &str) -> u32 {
+        let client = &self.clients[c.0];
+        let p = client.publications.iter().find(|p| p.track_id == track);
+        p.map_or(0, |p| p.keyframes_sent)
+    }
+
+    /// Whether the client's (publisher, subscriber) connections are up, as it sees them.
+    pub fn connected(&self, c: ClientId) -> (bool, bool) {
+        let client = &self.clients[c.0];
+        (client.publisher.connected, client.subscriber.connected)
+    }
+
+    /// Whether the server closed the client's session.
+    pub fn departed(&self, c: ClientId) -> bool {
+        self.clients[c.0].departed
+    }
+
+    /// Datagrams lost so far on the client's `dir`.
+    pub fn dropped(&self, c: ClientId, dir: Dir) -> u64 {
+        let client = &self.clients[c.0];
+        match dir {
+            Dir::Up => client.up.dropped,
+            Dir::Down => client.down.dropped,
+        }
+    }
+}
+
+/// Places where `packets` do not follow one another by one sequence number (wrapping),
+/// as (previous, next).
+pub fn seq_jumps(packets: &[RtpIn]) -> Vec<(u16, u16)> {
+    packets
+        .windows(2)
+        .filter(|w| w[1].seq != w[0].seq.wrapping_add(1))
+        .map(|w| (w[0].seq, w[1].seq))
+        .collect()
+}
