@@ -177,7 +177,9 @@ mod tests {
     const H: u64 = 500_000;
     const F: u64 = 1_500_000;
 
-    fn video(priority: Priority) -> VideoDemand {
+    /// A video of three layers at [`Q`], [`H`] and [`F`], asking for the top one (also
+    /// for the allocator's tests, `allocation/allocator/tests.rs`).
+    pub(crate) fn video(priority: Priority) -> VideoDemand {
         VideoDemand {
             priority,
             max: SpatialLayer::new(2),

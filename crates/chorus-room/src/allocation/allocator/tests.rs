@@ -1,18 +1,7 @@
+use super::super::tests::video;
 use super::super::{Priority, VideoDemand};
 use super::*;
 use chorus_core::SpatialLayer;
-
-const Q: u64 = 150_000;
-const H: u64 = 500_000;
-const F: u64 = 1_500_000;
-
-fn video(priority: Priority) -> VideoDemand {
-    VideoDemand {
-        priority,
-        max: SpatialLayer::new(2),
-        layer_bitrates: [Some(Q), Some(H), Some(F)],
-    }
-}
 
 fn l(i: u8) -> Allocation {
     Allocation::Layer(SpatialLayer::new(i).unwrap())
