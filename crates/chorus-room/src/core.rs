@@ -146,8 +146,8 @@ pub struct RoomCore {
     last_n_due: bool,
     /// Which simulcast layers anyone needs, told to publishers.
     dynacast: Dynacast,
-    /// Something changed that may change them: recomputed when the input is done.
-    dynacast_due: bool,
+    /// What changed that may change them: recomputed when the input is done.
+    dynacast_due: layers_needed::DynacastDue,
     /// When a layer nobody needs is next due to turn off.
     dynacast_wake: Option<Instant>,
     /// Each subscriber connection's bandwidth allocation (hysteresis state).
@@ -248,7 +248,7 @@ impl RoomCore {
             last_n: LastN::new(params.last_n),
             last_n_due: false,
             dynacast: Dynacast::default(),
-            dynacast_due: false,
+            dynacast_due: Default::default(),
             dynacast_wake: None,
             allocators: HashMap::new(),
             allocation_wake: None,

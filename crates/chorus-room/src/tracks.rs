@@ -106,6 +106,12 @@ impl PublishedTrack {
 
     /// The rids of the simulcast layers it arrives in, lowest quality first (none
     /// without simulcast).
+    /// How many simulcast layers it has; `None` without simulcast.
+    pub fn simulcast_layer_count(&self) -> Option<usize> {
+        let simulcast = self.upstream.as_ref()?.simulcast.as_ref()?;
+        Some(simulcast.layers().len())
+    }
+
     pub fn layers(&self) -> Vec<String> {
         let simulcast = self.upstream.as_ref().and_then(|b| b.simulcast.as_ref());
         simulcast.map_or_else(Vec::new, |s| {
@@ -300,10 +306,7 @@ impl Tracks {
         let mut found: Vec<_> = self
             .by_id
             .values()
-            .filter_map(|t| {
-                let s = t.upstream.as_ref()?.simulcast.as_ref()?;
-                Some((t.id.clone(), s.layers().len()))
-            })
+            .filter_map(|t| Some((t.id.clone(), t.simulcast_layer_count()?)))
             .collect();
         found.sort_by(|a, b| a.0.cmp(&b.0));
         found

@@ -103,6 +103,33 @@ fn a_layer_nobody_needs_is_stopped_and_restarted_when_someone_does() {
 }
 
 #[test]
+fn the_top_layers_stop_when_the_last_subscriber_wanting_them_leaves() {
+    let mut sim = Sim::new(32);
+    let alice = sim.join_simulcast("alice");
+    sim.apply_publisher_layers(alice);
+    let dave = sim.join_simulcast("dave");
+    sim.apply_publisher_layers(dave);
+    let bob = sim.join("bob");
+    let carol = sim.join("carol");
+    let videos = [sim.publish_simulcast(alice), sim.publish_simulcast(dave)];
+    sim.run_for(ms(1000));
+    for video in &videos {
+        sim.signal(bob, small_tile(video));
+    }
+    sim.signal(alice, small_tile(&videos[1]));
+    sim.signal(dave, small_tile(&videos[0]));
+    // carol asks nothing (the top of both) and keeps every layer on.
+    sim.run_for(ms(4000));
+    assert!(told(&sim, alice).is_empty() && told(&sim, dave).is_empty());
+
+    // She leaves without a word about either track: bob's tiles are all that is left.
+    sim.leave(carol);
+    sim.run_for(ms(4000));
+    assert_eq!(told(&sim, alice), [[true, false, false]]);
+    assert_eq!(told(&sim, dave), [[true, false, false]]);
+}
+
+#[test]
 fn a_simulcast_camera_paused_by_last_n_keeps_its_lowest_layer_and_resumes_at_the_top() {
     let f = LAYERS[2].1;
     let mut sim = Sim::new(32);

@@ -45,7 +45,7 @@ impl RoomCore {
             self.resume_after_hold(key, subscriber, mic, now);
         }
         self.last_n_due = true;
-        self.dynacast_due = true;
+        self.dynacast_due.all();
         self.refresh_state(key);
     }
 

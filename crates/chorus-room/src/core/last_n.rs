@@ -79,7 +79,7 @@ impl RoomCore {
             return;
         };
         dt.paused = paused;
-        self.dynacast_due = true;
+        self.dynacast_due.track(&track);
         let plain = dt.layers.is_none();
         if paused {
             if let Some(selection) = dt.layers.as_mut() {

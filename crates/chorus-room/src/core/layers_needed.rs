@@ -2,22 +2,64 @@
 //! needs (a subscription, `track_settings`, a last-N pause), each simulcast track's
 //! need is recomputed over its subscribers, and what [`crate::dynacast::Dynacast`]
 //! decides to turn on or off goes to the publisher as `publisher_layers`.
+//!
+//! Only the tracks an input touched are recomputed: a `track_settings` is one
+//! subscriber's view of one track, and recomputing every track over all 350
+//! subscribers for each of them took half the room's thread while a large room's
+//! receivers sized their tiles.
 
 use std::time::Instant;
 
-use chorus_core::SpatialLayer;
+use chorus_core::{SpatialLayer, TrackId};
 use chorus_protocol::signal::{PublisherLayer, ServerMessage};
 
 use super::RoomCore;
 use crate::io::Recipients;
 
+/// Which tracks' needs an input may have changed: recomputed when it is done.
+#[derive(Debug, Default)]
+pub(crate) struct DynacastDue {
+    all: bool,
+    tracks: Vec<TrackId>,
+}
+
+impl DynacastDue {
+    /// Something that touches every track (a subscriber on hold, a new camera).
+    pub(crate) fn all(&mut self) {
+        self.all = true;
+        self.tracks.clear();
+    }
+
+    /// A change to one track's subscribers or to one subscriber's view of it.
+    pub(crate) fn track(&mut self, id: &TrackId) {
+        if !self.all && !self.tracks.contains(id) {
+            self.tracks.push(id.clone());
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.all && self.tracks.is_empty()
+    }
+}
+
 impl RoomCore {
-    /// Recomputes the needs if something changed, and tells publishers what changed
-    /// (also when only time passed: a layer's delay ran out).
+    /// Recomputes the needs of the tracks something changed, and tells publishers what
+    /// changed (also when only time passed: a layer's delay ran out).
     pub(super) fn update_dynacast(&mut self, now: Instant) {
         let due = std::mem::take(&mut self.dynacast_due);
-        if due {
-            for (id, layers) in self.tracks.simulcast_layers() {
+        if !due.is_empty() {
+            let tracks = if due.all {
+                self.tracks.simulcast_layers()
+            } else {
+                due.tracks
+                    .into_iter()
+                    .filter_map(|id| {
+                        let layers = self.tracks.get(&id)?.simulcast_layer_count()?;
+                        Some((id, layers))
+                    })
+                    .collect()
+            };
+            for (id, layers) in tracks {
                 let top = self.highest_needed(&id, layers);
                 self.dynacast.set_needed(&id, layers, top, now);
             }
@@ -48,7 +90,7 @@ impl RoomCore {
     }
 
     /// The highest layer of a track of `layers` any of its subscribers may be sent now.
-    fn highest_needed(&self, id: &chorus_core::TrackId, layers: usize) -> Option<SpatialLayer> {
+    fn highest_needed(&self, id: &TrackId, layers: usize) -> Option<SpatialLayer> {
         let track = self.tracks.get(id)?;
         let top = SpatialLayer::new(layers.clamp(1, SpatialLayer::COUNT) as u8 - 1)?;
         track

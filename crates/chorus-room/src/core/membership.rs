@@ -112,6 +112,8 @@ impl RoomCore {
         }
         self.last_n.left(key);
         self.last_n_due = true;
+        // Its subscriber connection went with every track it received.
+        self.dynacast_due.all();
         self.lobby_count_due = true;
         self.update_audio(now);
         if reason != LeaveReason::SignalingClosed {

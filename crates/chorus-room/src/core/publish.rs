@@ -256,7 +256,7 @@ impl RoomCore {
             return;
         }
         self.last_n_due = true;
-        self.dynacast_due = true;
+        self.dynacast_due.all();
         for k in self.participants.listeners() {
             // In the echo room, its own video comes back to it.
             if k != owner || echo {

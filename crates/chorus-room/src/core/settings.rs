@@ -43,7 +43,7 @@ impl RoomCore {
         dt.layers
             .get_or_insert_with(|| Box::new(LayerSelection::starting(allocated)))
             .set_max(max, settings.visible);
-        self.dynacast_due = true;
+        self.dynacast_due.track(&id);
         Ok(())
     }
 }

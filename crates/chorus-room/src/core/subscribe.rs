@@ -100,7 +100,7 @@ impl RoomCore {
         );
         peer.negotiation.changed();
         self.offers_due.push(conn);
-        self.dynacast_due = true;
+        self.dynacast_due.track(id);
         Some(conn)
     }
 
@@ -112,7 +112,7 @@ impl RoomCore {
             peer.remove_track(id);
             peer.negotiation.changed();
             self.offers_due.push(conn);
-            self.dynacast_due = true;
+            self.dynacast_due.track(id);
         }
     }
 
