@@ -10,6 +10,10 @@
 //! runs them on every core at once; what they found (skips, keyframes wanted) goes back
 //! to the room when they are done.
 //!
+//! Resends that answer a NACK are decided by the room (what, under which numbers, within
+//! the subscriber's budget) and queued as [`Resend`]s for the subscriber's shard, so
+//! that protecting them runs with the other copies, not on the room's thread.
+//!
 //! A simulcast track's packets are queued once each, every layer's, with their layer
 //! and own numbering ([`LayeredPacket`]); each subscriber's [`LayerSelection`] decides
 //! whether its copy goes out, under which numbers, and with which VP8 numbering, which
@@ -21,7 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use chorus_core::{ConnId, ExtSeq, ExtTimestamp, Sent, SpatialLayer, TrackId};
+use chorus_core::{ConnId, ExtSeq, ExtTimestamp, Sent, SpatialLayer, TrackId, Vp8Rewrite};
 use rtc::rtp::header::Header;
 
 use crate::connections::Shard;
@@ -80,6 +84,14 @@ impl Payload {
     }
 }
 
+/// A packet sent again to one subscriber, exactly as it first went out.
+pub struct Resend {
+    pub conn: ConnId,
+    pub header: Header,
+    pub payload: Bytes,
+    pub vp8: Option<Vp8Rewrite>,
+}
+
 /// The packets of one turn, and which of each shard's subscribers gets each.
 pub struct EgressQueue {
     packets: Vec<Outgoing>,
@@ -93,6 +105,8 @@ pub struct ShardQueue {
     subscribers: Vec<ConnId>,
     /// Where the packet being queued starts in `subscribers`.
     open: usize,
+    /// Resends to this shard's subscribers, sent before the turn's packets.
+    resends: Vec<Resend>,
 }
 
 impl EgressQueue {
@@ -125,8 +139,14 @@ impl EgressQueue {
         }
     }
 
+    /// Queues a resend for its subscriber's shard.
+    pub fn resend(&mut self, resend: Resend) {
+        let shard = (resend.conn.0 % self.shards.len() as u64) as usize;
+        self.shards[shard].resends.push(resend);
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.packets.is_empty()
+        self.packets.is_empty() && self.shards.iter().all(|q| q.resends.is_empty())
     }
 
     pub fn clear(&mut self) {
@@ -134,6 +154,7 @@ impl EgressQueue {
         for q in &mut self.shards {
             q.items.clear();
             q.subscribers.clear();
+            q.resends.clear();
         }
     }
 
@@ -182,9 +203,9 @@ impl ShardJob<'_> {
         self.panic
     }
 
-    /// Copies this job has to make.
+    /// Copies this job has to make (resends included).
     pub fn copies(&self) -> usize {
-        self.queue.subscribers.len()
+        self.queue.subscribers.len() + self.queue.resends.len()
     }
 
     /// Makes and protects every copy, then hands each datagram its connections have
@@ -192,6 +213,9 @@ impl ShardJob<'_> {
     pub fn run(&mut self, send: &mut impl FnMut(SocketAddr, BytesMut)) {
         if self.panic {
             panic!("fault injection: an egress shard panics on request");
+        }
+        for r in &self.queue.resends {
+            resend(self.shard, &mut self.skips, r, self.now);
         }
         for (index, range) in &self.queue.items {
             let packet = &self.packets[*index];
@@ -219,6 +243,20 @@ impl ShardJob<'_> {
             }
         }
         self.shard.flush(send);
+    }
+}
+
+/// A resend into its connection.
+fn resend(shard: &mut Shard, skips: &mut Skips, r: &Resend, now: Instant) {
+    let Some((peer, arena)) = shard.peer_and_arena(r.conn) else {
+        skips.count(Skip::UnknownConnection);
+        return;
+    };
+    if peer.send_rtp(arena, &r.header, &r.payload, r.vp8.as_ref(), now) {
+        skips.resent();
+        shard.mark_dirty(r.conn);
+    } else {
+        skips.count(Skip::WriteFailed);
     }
 }
 
@@ -341,6 +379,29 @@ mod tests {
         assert_eq!(q.packets.len(), 3);
         q.clear();
         assert!(q.is_empty() && q.shards.iter().all(|s| s.subscribers.is_empty()));
+    }
+
+    #[test]
+    fn a_resend_goes_to_its_subscribers_shard_and_keeps_the_queue_busy() {
+        let mut q = EgressQueue::new(2);
+        let resend = |conn| Resend {
+            conn: ConnId(conn),
+            header: Header::default(),
+            payload: Bytes::new(),
+            vp8: None,
+        };
+        q.resend(resend(5));
+        assert!(!q.is_empty(), "a resend alone is work for a turn");
+        q.resend(resend(4));
+        q.resend(resend(7));
+        let conns: Vec<Vec<u64>> = q
+            .shards
+            .iter()
+            .map(|s| s.resends.iter().map(|r| r.conn.0).collect())
+            .collect();
+        assert_eq!(conns, [vec![4], vec![5, 7]]);
+        q.clear();
+        assert!(q.is_empty());
     }
 
     #[test]

@@ -3,23 +3,25 @@
 //! (same bytes under the same SSRC and sequence number: with AES-GCM anything else would
 //! reuse a nonce). A simulcast track's history holds every layer's packets as they
 //! arrived; the subscriber's layer selection remembers the VP8 numbering each of its
-//! sequence numbers went out with, written again into the resent copy.
+//! sequence numbers went out with, written again into the resent copy. The room decides
+//! each resend; the subscriber's egress shard protects and sends it (`forward::Resend`).
 
 use std::time::Instant;
 
 use chorus_core::{ConnId, Repair};
 
 use super::RoomCore;
+use crate::forward::Resend;
+use crate::skips::Skip;
 
 /// RTP header and SRTP tag of a resend, roughly: what it costs on the link besides its
 /// payload.
 const RTP_HEADER: usize = 40;
-use crate::skips::Skip;
 
 impl RoomCore {
     /// `conn`'s client lost `lost` of what it receives as `ssrc`.
     pub(super) fn repair(&mut self, conn: ConnId, ssrc: u32, lost: &[u16], now: Instant) {
-        let Some((peer, arena)) = self.conns.peer_and_arena(conn) else {
+        let Some(peer) = self.conns.get_mut(conn) else {
             return;
         };
         let Some((id, dt)) = peer.downtracks.iter_mut().find(|(_, dt)| dt.ssrc == ssrc) else {
@@ -70,14 +72,13 @@ impl RoomCore {
                 self.skips.count(Skip::ResendOverBudget);
                 continue;
             }
-            if peer.send_rtp(arena, &header, &payload, vp8.as_ref(), now) {
-                self.skips.resent();
-            } else {
-                self.skips.count(Skip::WriteFailed);
-            }
-        }
-        if peer.mark_dirty() {
-            self.conns.list_dirty(conn);
+            // Protected and sent by the subscriber's egress shard with the turn's copies.
+            self.queue.resend(Resend {
+                conn,
+                header,
+                payload,
+                vp8,
+            });
         }
     }
 }
