@@ -34,6 +34,7 @@ mod probe;
 mod progress;
 mod report;
 mod run;
+mod told;
 mod view;
 
 pub mod janus;

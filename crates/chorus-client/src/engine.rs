@@ -29,7 +29,7 @@ use tracing::debug;
 
 use crate::decode::AudioDecoder;
 use crate::error::ClientError;
-use crate::peer::{Peer, PeerOutput};
+use crate::peer::{Datagram, Peer, PeerOutput};
 use crate::profile::MediaProfile;
 use crate::stats::{ClientStats, PeerStats, SharedStats};
 pub use data::DataReceived;
@@ -252,9 +252,10 @@ impl Engine {
             _ = tokio::time::sleep_until(deadline.into()) => None,
         };
         match received {
-            Some((target, Ok((len, from)))) => {
-                self.take_in(target, len, from);
+            Some((target, Ok(datagram))) => {
+                self.take_in(target, datagram);
                 self.take_waiting();
+                self.count_arrivals();
             }
             Some((target, Err(err))) => {
                 debug!(?target, %err, "socket receive failed");
@@ -269,9 +270,9 @@ impl Engine {
     /// produced. The outputs are taken at once, not after the burst: taking the events
     /// is what moves the core on (a finished DTLS handshake keys SRTP for the packets
     /// right behind it).
-    fn take_in(&mut self, target: PeerTarget, len: usize, from: SocketAddr) {
+    fn take_in(&mut self, target: PeerTarget, datagram: Datagram) {
         let now = Instant::now();
-        self.peer_mut(target).handle_received(now, len, from);
+        self.peer_mut(target).handle_received(now, datagram);
         while let Some(output) = self.peer_mut(target).poll_output() {
             self.on_output(target, now, output);
         }
@@ -286,14 +287,29 @@ impl Engine {
             let mut any = false;
             for target in [PeerTarget::Subscriber, PeerTarget::Publisher] {
                 // A socket error is left for the next `step`, which backs off on it.
-                if let Some(Ok((len, from))) = self.peer_mut(target).try_recv() {
-                    self.take_in(target, len, from);
+                if let Some(Ok(datagram)) = self.peer_mut(target).try_recv() {
+                    self.take_in(target, datagram);
                     (any, taken) = (true, taken + 1);
                 }
             }
             if !any {
                 break;
             }
+        }
+    }
+
+    /// Copies the connections' arrival counts into the stats: once per burst, not per
+    /// datagram.
+    fn count_arrivals(&mut self) {
+        let (publisher, subscriber) = (self.publisher.arrivals(), self.subscriber.arrivals());
+        let mut stats = self.stats.lock();
+        for (target, counts) in [
+            (PeerTarget::Publisher, publisher),
+            (PeerTarget::Subscriber, subscriber),
+        ] {
+            let peer = peer_stats(&mut stats, target);
+            peer.arrivals_stamped = counts.stamped;
+            peer.arrivals_unstamped = counts.unstamped;
         }
     }
 

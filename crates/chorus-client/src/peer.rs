@@ -5,7 +5,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::BytesMut;
 use chorus_protocol::signal::{IceCandidate, PeerTarget};
@@ -31,10 +31,12 @@ use rtc::{rtcp, rtp};
 use tokio::net::UdpSocket;
 use tracing::{debug, trace};
 
+mod arrival;
 mod build;
 mod paths;
 mod simulcast;
 
+pub(crate) use arrival::Datagram;
 use build::build_peer_connection;
 
 use crate::error::ClientError;
@@ -104,6 +106,18 @@ pub(crate) struct Peer {
     /// Subscriber side with [`MediaProfile::downlink_cap`]: the capped link what
     /// arrives goes through first.
     shaper: Option<Shaper>,
+    /// The latest time given to the connection: an arrival is never earlier.
+    clock: Instant,
+    /// Datagrams read with and without a kernel receive time.
+    arrivals: ArrivalCounts,
+}
+
+/// How many datagrams got their kernel receive time as arrival time, and how many
+/// fell back to the time they were read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ArrivalCounts {
+    pub(crate) stamped: u64,
+    pub(crate) unstamped: u64,
 }
 
 impl Peer {
@@ -112,11 +126,14 @@ impl Peer {
         ip: IpAddr,
         profile: &MediaProfile,
     ) -> Result<Self, ClientError> {
-        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+        let socket = bind_stamped(SocketAddr::new(ip, 0)).await?;
         let local_addr = socket.local_addr()?;
+        let now = Instant::now();
         Ok(Self {
             target,
-            pc: build_peer_connection(Instant::now(), target, profile)?,
+            pc: build_peer_connection(now, target, profile)?,
+            clock: now,
+            arrivals: ArrivalCounts::default(),
             video_codec: profile.video_codec,
             socket,
             previous: None,
@@ -319,7 +336,7 @@ impl Peer {
 
     /// Next datagram, from any of the connection's sockets; cancel-safe. Feed it to
     /// [`Peer::handle_received`].
-    pub(crate) async fn recv(&mut self) -> io::Result<(usize, SocketAddr)> {
+    pub(crate) async fn recv(&mut self) -> io::Result<Datagram> {
         async fn readable(socket: Option<&UdpSocket>) -> io::Result<&UdpSocket> {
             match socket {
                 Some(s) => s.readable().await.map(|()| s),
@@ -332,27 +349,49 @@ impl Peer {
                 s = readable(self.previous.as_ref()) => s?,
                 s = readable(self.spare.as_ref()) => s?,
             };
-            match socket.try_recv_from(&mut self.recv_buffer) {
+            match arrival::try_recv_stamped(socket, &mut self.recv_buffer) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 received => return received,
             }
         }
     }
 
+    pub(crate) fn arrivals(&self) -> ArrivalCounts {
+        self.arrivals
+    }
+
     pub(crate) fn set_offline(&mut self, offline: bool) {
         self.offline = offline;
     }
 
-    pub(crate) fn handle_received(&mut self, now: Instant, len: usize, from: SocketAddr) {
-        let Some(datagram) = self.recv_buffer.get(..len).filter(|_| !self.offline) else {
-            return;
+    /// Hands the datagram in the buffer, read at `read_at`, to the connection with its
+    /// arrival time (the kernel's stamp, or `read_at` without one), which it returns.
+    pub(crate) fn handle_received(&mut self, read_at: Instant, datagram: Datagram) -> Instant {
+        let now = match datagram.stamp {
+            Some(stamp) => {
+                self.arrivals.stamped += 1;
+                arrival::arrival_instant(stamp, read_at, SystemTime::now(), self.clock)
+            }
+            None => {
+                self.arrivals.unstamped += 1;
+                read_at
+            }
+        };
+        let from = datagram.from;
+        let Some(datagram) = self
+            .recv_buffer
+            .get(..datagram.len)
+            .filter(|_| !self.offline)
+        else {
+            return now;
         };
         if let Some(shaper) = self.shaper.as_mut() {
             shaper.offer(now, from, datagram);
-            return;
+            return now;
         }
         let datagram = BytesMut::from(datagram);
         self.read(now, from, datagram);
+        now
     }
 
     /// The next datagram through the capped downlink by `now`, handed to the
@@ -366,6 +405,7 @@ impl Peer {
     }
 
     fn read(&mut self, now: Instant, from: SocketAddr, datagram: BytesMut) {
+        self.clock = self.clock.max(now);
         let input = TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -390,6 +430,7 @@ impl Peer {
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
         if self.pc.poll_timeout().is_some_and(|at| at <= now)
             && let Err(err) = self.pc.handle_timeout(now)
         {
@@ -529,4 +570,14 @@ impl Peer {
             }
         }
     }
+}
+
+/// A socket whose datagrams carry the kernel's receive time. Without it (the option
+/// refused) every arrival falls back to the read time, which the counts show.
+async fn bind_stamped(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = UdpSocket::bind(addr).await?;
+    if let Err(err) = arrival::enable_stamps(&socket) {
+        debug!(%err, "no kernel receive times on the socket");
+    }
+    Ok(socket)
 }
