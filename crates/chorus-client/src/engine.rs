@@ -29,7 +29,7 @@ use tracing::debug;
 
 use crate::decode::AudioDecoder;
 use crate::error::ClientError;
-use crate::peer::{Datagram, Peer, PeerOutput};
+use crate::peer::{Peer, PeerOutput};
 use crate::profile::MediaProfile;
 use crate::stats::{ClientStats, PeerStats, SharedStats};
 pub use data::DataReceived;
@@ -252,8 +252,8 @@ impl Engine {
             _ = tokio::time::sleep_until(deadline.into()) => None,
         };
         match received {
-            Some((target, Ok(datagram))) => {
-                self.take_in(target, datagram);
+            Some((target, Ok(()))) => {
+                self.take_in(target);
                 self.take_waiting();
                 self.count_arrivals();
             }
@@ -266,29 +266,34 @@ impl Engine {
         self.drive(Instant::now());
     }
 
-    /// Hands the datagram in `target`'s buffer to its connection and acts on what that
-    /// produced. The outputs are taken at once, not after the burst: taking the events
-    /// is what moves the core on (a finished DTLS handshake keys SRTP for the packets
-    /// right behind it).
-    fn take_in(&mut self, target: PeerTarget, datagram: Datagram) {
+    /// Hands the next datagram `target` read to its connection and acts on what that
+    /// produced; false when none was left. The outputs are taken at once, not after the
+    /// burst: taking the events is what moves the core on (a finished DTLS handshake
+    /// keys SRTP for the packets right behind it).
+    fn take_in(&mut self, target: PeerTarget) -> bool {
         let now = Instant::now();
-        self.peer_mut(target).handle_received(now, datagram);
+        if self.peer_mut(target).handle_next(now).is_none() {
+            return false;
+        }
         while let Some(output) = self.peer_mut(target).poll_output() {
             self.on_output(target, now, output);
         }
+        true
     }
 
     /// Takes in the datagrams already waiting on both connections, up to
     /// [`RECV_BATCH`], so that a burst costs one wakeup and one [`Engine::drive`]
-    /// (timers, media, sends) instead of one per datagram.
+    /// (timers, media, sends) instead of one per datagram. Each connection reads its
+    /// socket a burst at a time (`recvmmsg`); what the bound leaves is taken next time.
     fn take_waiting(&mut self) {
         let mut taken = 1;
         while taken < RECV_BATCH {
             let mut any = false;
             for target in [PeerTarget::Subscriber, PeerTarget::Publisher] {
                 // A socket error is left for the next `step`, which backs off on it.
-                if let Some(Ok(datagram)) = self.peer_mut(target).try_recv() {
-                    self.take_in(target, datagram);
+                if let Some(Ok(())) = self.peer_mut(target).try_recv()
+                    && self.take_in(target)
+                {
                     (any, taken) = (true, taken + 1);
                 }
             }

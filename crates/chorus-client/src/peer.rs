@@ -32,19 +32,17 @@ use tokio::net::UdpSocket;
 use tracing::{debug, trace};
 
 mod arrival;
+mod batch;
 mod build;
 mod paths;
 mod simulcast;
 
-pub(crate) use arrival::Datagram;
+use batch::RecvBatch;
 use build::build_peer_connection;
 
 use crate::error::ClientError;
 use crate::profile::{Keepalive, MediaProfile, StreamParams, VideoCodec};
 use crate::shaper::Shaper;
-
-/// Largest datagram read from the socket.
-const RECV_BUFFER: usize = 2048;
 
 /// What a peer connection produced, as a value for the engine to act on.
 #[derive(Debug)]
@@ -98,7 +96,8 @@ pub(crate) struct Peer {
     server: Option<SocketAddr>,
     /// Cut off the network: nothing goes out, what comes in is lost.
     offline: bool,
-    recv_buffer: Vec<u8>,
+    /// What the last `recvmmsg` read, handed to the connection one at a time.
+    batch: RecvBatch,
     host_candidate_added: bool,
     state: RTCPeerConnectionState,
     /// The video payload format this connection sends (publisher).
@@ -143,7 +142,7 @@ impl Peer {
             next_indication: None,
             server: None,
             offline: false,
-            recv_buffer: vec![0; RECV_BUFFER],
+            batch: RecvBatch::default(),
             host_candidate_added: false,
             state: RTCPeerConnectionState::New,
             shaper: profile
@@ -334,26 +333,29 @@ impl Peer {
         Ok(rtp_receiver.write_rtcp(now, packets)?)
     }
 
-    /// Next datagram, from any of the connection's sockets; cancel-safe. Feed it to
-    /// [`Peer::handle_received`].
-    pub(crate) async fn recv(&mut self) -> io::Result<Datagram> {
+    /// Waits until datagrams were read from any of the connection's sockets (or some
+    /// of the last burst are still to be handed over); cancel-safe. Hand them to the
+    /// connection with [`Peer::handle_next`].
+    pub(crate) async fn recv(&mut self) -> io::Result<()> {
         async fn readable(socket: Option<&UdpSocket>) -> io::Result<&UdpSocket> {
             match socket {
                 Some(s) => s.readable().await.map(|()| s),
                 None => std::future::pending().await,
             }
         }
-        loop {
+        while !self.batch.pending() {
             let socket = tokio::select! {
                 s = readable(Some(&self.socket)) => s?,
                 s = readable(self.previous.as_ref()) => s?,
                 s = readable(self.spare.as_ref()) => s?,
             };
-            match arrival::try_recv_stamped(socket, &mut self.recv_buffer) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                received => return received,
+            match self.batch.try_fill(socket) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+                Ok(_) => {}
             }
         }
+        Ok(())
     }
 
     pub(crate) fn arrivals(&self) -> ArrivalCounts {
@@ -364,9 +366,11 @@ impl Peer {
         self.offline = offline;
     }
 
-    /// Hands the datagram in the buffer, read at `read_at`, to the connection with its
-    /// arrival time (the kernel's stamp, or `read_at` without one), which it returns.
-    pub(crate) fn handle_received(&mut self, read_at: Instant, datagram: Datagram) -> Instant {
+    /// Hands the next datagram read, read at `read_at`, to the connection with its
+    /// arrival time (the kernel's stamp, or `read_at` without one), which it returns;
+    /// `None` when none is left. Poll the outputs after each.
+    pub(crate) fn handle_next(&mut self, read_at: Instant) -> Option<Instant> {
+        let (datagram, bytes) = self.batch.next_datagram()?;
         let now = match datagram.stamp {
             Some(stamp) => {
                 self.arrivals.stamped += 1;
@@ -377,21 +381,16 @@ impl Peer {
                 read_at
             }
         };
-        let from = datagram.from;
-        let Some(datagram) = self
-            .recv_buffer
-            .get(..datagram.len)
-            .filter(|_| !self.offline)
-        else {
-            return now;
-        };
-        if let Some(shaper) = self.shaper.as_mut() {
-            shaper.offer(now, from, datagram);
-            return now;
+        if self.offline {
+            return Some(now);
         }
-        let datagram = BytesMut::from(datagram);
-        self.read(now, from, datagram);
-        now
+        if let Some(shaper) = self.shaper.as_mut() {
+            shaper.offer(now, datagram.from, bytes);
+            return Some(now);
+        }
+        let bytes = BytesMut::from(bytes);
+        self.read(now, datagram.from, bytes);
+        Some(now)
     }
 
     /// The next datagram through the capped downlink by `now`, handed to the

@@ -9,12 +9,11 @@
 //! wall-clock stamp into the [`Instant`] the connection takes as the packet's `now`.
 
 use std::io;
-use std::mem::{MaybeUninit, size_of};
+use std::mem::size_of;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 /// The oldest arrival taken from a stamp: a datagram does not wait in a socket longer
@@ -49,53 +48,11 @@ pub(crate) fn enable_stamps(socket: &UdpSocket) -> io::Result<()> {
     Ok(())
 }
 
-/// Reads one waiting datagram with its stamp, without waiting: `WouldBlock` when none
-/// is (and tokio's readiness is cleared, as `try_recv_from` does).
-pub(crate) fn try_recv_stamped(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Datagram> {
-    socket.try_io(Interest::READABLE, || recv_stamped(socket.as_raw_fd(), buf))
-}
-
-/// Room for one `SCM_TIMESTAMPNS` control message, aligned for `cmsghdr`.
-#[repr(C, align(8))]
-struct ControlBuffer([u8; 64]);
-
-fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<Datagram> {
-    let mut name = MaybeUninit::<libc::sockaddr_storage>::zeroed();
-    let mut control = ControlBuffer([0; 64]);
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: all-zero is a valid `msghdr`; its pointers are set just below.
-    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
-    header.msg_name = name.as_mut_ptr().cast();
-    header.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    header.msg_iov = &mut iov;
-    header.msg_iovlen = 1;
-    header.msg_control = control.0.as_mut_ptr().cast();
-    header.msg_controllen = control.0.len() as _;
-    // SAFETY: every pointer in `header` points at a live buffer of the length given.
-    let n = unsafe { libc::recvmsg(fd, &mut header, libc::MSG_DONTWAIT) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel wrote an address of `msg_namelen` bytes (zeroed before).
-    let from = unsafe { socket2::SockAddr::new(name.assume_init(), header.msg_namelen) }
-        .as_socket()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "datagram from no address"))?;
-    Ok(Datagram {
-        len: n as usize,
-        from,
-        // SAFETY: `header` is what recvmsg filled in, its control buffer still alive.
-        stamp: unsafe { stamp_of(&header) },
-    })
-}
-
 /// The `SCM_TIMESTAMPNS` control message among those `header` carries.
 ///
 /// # Safety
-/// `header` was filled in by `recvmsg`, and its control buffer is alive.
-unsafe fn stamp_of(header: &libc::msghdr) -> Option<SystemTime> {
+/// `header` was filled in by `recvmsg`/`recvmmsg`, and its control buffer is alive.
+pub(crate) unsafe fn stamp_of(header: &libc::msghdr) -> Option<SystemTime> {
     // SAFETY: walking the control messages the kernel wrote, within msg_controllen.
     unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(header);
@@ -135,6 +92,16 @@ pub(crate) fn arrival_instant(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::peer::batch::RecvBatch;
+
+    /// The one datagram waiting on `socket` and its bytes.
+    async fn read_one(socket: &UdpSocket) -> (Datagram, Vec<u8>) {
+        socket.readable().await.unwrap();
+        let mut batch = RecvBatch::default();
+        assert_eq!(batch.try_fill(socket).unwrap(), 1);
+        let (datagram, bytes) = batch.next_datagram().unwrap();
+        (datagram, bytes.to_vec())
+    }
 
     #[test]
     fn arrival_from_the_stamp_clamped() {
@@ -178,8 +145,7 @@ mod tests {
                 .send_to(b"warm", receiver.local_addr().unwrap())
                 .unwrap();
             std::thread::sleep(Duration::from_millis(20));
-            receiver.readable().await.unwrap();
-            let datagram = try_recv_stamped(&receiver, &mut [0; 8]).unwrap();
+            let (datagram, _) = read_one(&receiver).await;
             let (now, wall) = (Instant::now(), SystemTime::now());
             let stamp = datagram.stamp.expect("the kernel stamps the datagram");
             if now - arrival_instant(stamp, now, wall, now - MAX_WAIT) >= Duration::from_millis(10)
@@ -199,11 +165,9 @@ mod tests {
             .unwrap();
         std::thread::sleep(Duration::from_millis(200));
 
-        receiver.readable().await.unwrap();
-        let mut buf = [0; 64];
-        let datagram = try_recv_stamped(&receiver, &mut buf).unwrap();
+        let (datagram, bytes) = read_one(&receiver).await;
         let (now, wall) = (Instant::now(), SystemTime::now());
-        assert_eq!(&buf[..datagram.len], b"hello");
+        assert_eq!(bytes, b"hello");
         assert_eq!(datagram.from, sender.local_addr().unwrap());
         let stamp = datagram.stamp.expect("the kernel stamps the datagram");
         let arrival = arrival_instant(stamp, now, wall, now - MAX_WAIT);
@@ -213,7 +177,7 @@ mod tests {
             now - arrival
         );
         assert!(matches!(
-            try_recv_stamped(&receiver, &mut buf),
+            RecvBatch::default().try_fill(&receiver),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock
         ));
     }
@@ -236,9 +200,9 @@ mod tests {
         sender.send_to(b"not rtp", peer.local_addr()).unwrap();
         std::thread::sleep(Duration::from_millis(200));
 
-        let datagram = peer.recv().await.unwrap();
+        peer.recv().await.unwrap();
         let read_at = Instant::now();
-        let arrival = peer.handle_received(read_at, datagram);
+        let arrival = peer.handle_next(read_at).unwrap();
         assert!(
             read_at - arrival >= Duration::from_millis(150),
             "{:?}",
@@ -260,8 +224,7 @@ mod tests {
         sender
             .send_to(b"x", receiver.local_addr().unwrap())
             .unwrap();
-        receiver.readable().await.unwrap();
-        let datagram = try_recv_stamped(&receiver, &mut [0; 8]).unwrap();
+        let (datagram, _) = read_one(&receiver).await;
         assert_eq!((datagram.len, datagram.stamp), (1, None));
     }
 }

@@ -7,23 +7,29 @@ use std::net::SocketAddr;
 
 use rtc::peer_connection::sdp::RTCSessionDescription;
 
-use super::{Datagram, Peer, arrival, bind_stamped};
+use super::{Peer, bind_stamped};
 use crate::error::ClientError;
 
 impl Peer {
-    /// A datagram already waiting on any of the connection's sockets, without waiting;
-    /// `None` when none is. Lets [`crate::Engine::step`] take in a burst before it
-    /// drives the connection once.
-    pub(crate) fn try_recv(&mut self) -> Option<io::Result<Datagram>> {
+    /// Reads the datagrams already waiting on one of the connection's sockets (unless
+    /// some of the last burst are still to be handed over), without waiting; `None`
+    /// when none is. Lets [`crate::Engine::step`] take in a burst before it drives the
+    /// connection once.
+    pub(crate) fn try_recv(&mut self) -> Option<io::Result<()>> {
+        if self.batch.pending() {
+            return Some(Ok(()));
+        }
         let sockets = [
             Some(&self.socket),
             self.previous.as_ref(),
             self.spare.as_ref(),
         ];
         for socket in sockets.into_iter().flatten() {
-            match arrival::try_recv_stamped(socket, &mut self.recv_buffer) {
+            match self.batch.try_fill(socket) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                received => return Some(received),
+                Err(e) => return Some(Err(e)),
+                Ok(_) if self.batch.pending() => return Some(Ok(())),
+                Ok(_) => {}
             }
         }
         None
