@@ -180,7 +180,8 @@ pub struct Report {
     /// keyframe received (`"320x180"`; VP8 only): which simulcast layer the server sends.
     pub received_sizes: BTreeMap<String, usize>,
     /// Send-to-receive time of video packets in the window, from the stamps in their
-    /// payloads: what the server adds, plus the harness's own scheduling.
+    /// payloads to the kernel's receive time: what the server adds, plus the sending
+    /// task's scheduling.
     pub video_latency: Percentiles,
     /// The same as a histogram: buckets about 3 % wide, empty ones left out.
     pub latency_histogram: Vec<measure::LatencyBucket>,
@@ -341,7 +342,7 @@ impl std::fmt::Display for Report {
         )?;
         write!(
             f,
-            "\nvideo latency        {} ({}; includes harness scheduling)",
+            "\nvideo latency        {} ({}; kernel receive times)",
             ms(&self.video_latency),
             self.video_codec
         )?;
