@@ -51,7 +51,7 @@ pub(crate) fn enable_stamps(socket: &UdpSocket) -> io::Result<()> {
 /// The `SCM_TIMESTAMPNS` control message among those `header` carries.
 ///
 /// # Safety
-/// `header` was filled in by `recvmsg`/`recvmmsg`, and its control buffer is alive.
+/// `header` was filled in by `recvmmsg`, and its control buffer is alive.
 pub(crate) unsafe fn stamp_of(header: &libc::msghdr) -> Option<SystemTime> {
     // SAFETY: walking the control messages the kernel wrote, within msg_controllen.
     unsafe {
