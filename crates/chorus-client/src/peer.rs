@@ -3,9 +3,8 @@
 //! [`Peer`] turns the core's events and reads into [`PeerOutput`] values and sends its
 //! writes; the [`crate::Engine`] decides what to do with them.
 
-use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use chorus_protocol::signal::{IceCandidate, PeerTarget};
@@ -35,10 +34,13 @@ mod arrival;
 mod batch;
 mod build;
 mod paths;
+mod receive;
 mod simulcast;
 
 use batch::RecvBatch;
 use build::build_peer_connection;
+pub(crate) use receive::ArrivalCounts;
+use receive::bind_stamped;
 
 use crate::error::ClientError;
 use crate::profile::{Keepalive, MediaProfile, StreamParams, VideoCodec};
@@ -109,14 +111,6 @@ pub(crate) struct Peer {
     clock: Instant,
     /// Datagrams read with and without a kernel receive time.
     arrivals: ArrivalCounts,
-}
-
-/// How many datagrams got their kernel receive time as arrival time, and how many
-/// fell back to the time they were read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct ArrivalCounts {
-    pub(crate) stamped: u64,
-    pub(crate) unstamped: u64,
 }
 
 impl Peer {
@@ -333,64 +327,8 @@ impl Peer {
         Ok(rtp_receiver.write_rtcp(now, packets)?)
     }
 
-    /// Waits until datagrams were read from any of the connection's sockets (or some
-    /// of the last burst are still to be handed over); cancel-safe. Hand them to the
-    /// connection with [`Peer::handle_next`].
-    pub(crate) async fn recv(&mut self) -> io::Result<()> {
-        async fn readable(socket: Option<&UdpSocket>) -> io::Result<&UdpSocket> {
-            match socket {
-                Some(s) => s.readable().await.map(|()| s),
-                None => std::future::pending().await,
-            }
-        }
-        while !self.batch.pending() {
-            let socket = tokio::select! {
-                s = readable(Some(&self.socket)) => s?,
-                s = readable(self.previous.as_ref()) => s?,
-                s = readable(self.spare.as_ref()) => s?,
-            };
-            match self.batch.try_fill(socket) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-                Ok(_) => {}
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) fn arrivals(&self) -> ArrivalCounts {
-        self.arrivals
-    }
-
     pub(crate) fn set_offline(&mut self, offline: bool) {
         self.offline = offline;
-    }
-
-    /// Hands the next datagram read, read at `read_at`, to the connection with its
-    /// arrival time (the kernel's stamp, or `read_at` without one), which it returns;
-    /// `None` when none is left. Poll the outputs after each.
-    pub(crate) fn handle_next(&mut self, read_at: Instant) -> Option<Instant> {
-        let (datagram, bytes) = self.batch.next_datagram()?;
-        let now = match datagram.stamp {
-            Some(stamp) => {
-                self.arrivals.stamped += 1;
-                arrival::arrival_instant(stamp, read_at, SystemTime::now(), self.clock)
-            }
-            None => {
-                self.arrivals.unstamped += 1;
-                read_at
-            }
-        };
-        if self.offline {
-            return Some(now);
-        }
-        if let Some(shaper) = self.shaper.as_mut() {
-            shaper.offer(now, datagram.from, bytes);
-            return Some(now);
-        }
-        let bytes = BytesMut::from(bytes);
-        self.read(now, datagram.from, bytes);
-        Some(now)
     }
 
     /// The next datagram through the capped downlink by `now`, handed to the
@@ -569,14 +507,4 @@ impl Peer {
             }
         }
     }
-}
-
-/// A socket whose datagrams carry the kernel's receive time. Without it (the option
-/// refused) every arrival falls back to the read time, which the counts show.
-async fn bind_stamped(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = UdpSocket::bind(addr).await?;
-    if let Err(err) = arrival::enable_stamps(&socket) {
-        debug!(%err, "no kernel receive times on the socket");
-    }
-    Ok(socket)
 }
