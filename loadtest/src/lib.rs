@@ -23,7 +23,8 @@
 //!
 //! Media content: the talkers (`--talkers`) send real Opus talk, the others Opus
 //! silence; every video packet carries its send time, so receivers measure the latency
-//! the server adds (plus the harness's own scheduling). See `README.md`.
+//! the server adds (to the kernel's receive time: the receiving task's scheduling is
+//! not in it). See `README.md`.
 
 mod args;
 mod capped;
@@ -34,6 +35,7 @@ mod probe;
 mod progress;
 mod report;
 mod run;
+mod told;
 mod view;
 
 pub mod janus;

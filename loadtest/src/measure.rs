@@ -85,6 +85,8 @@ pub(crate) struct PairCount {
     /// Of them, the distinct sequence numbers that arrived (never more than `sent`).
     pub got: u64,
     pub video: bool,
+    /// `sent` is what the publisher sent: the receiver saw no new number.
+    pub from_publisher: bool,
 }
 
 /// The sequence numbers of one inbound track above `after` (`None`: from the lowest
@@ -132,6 +134,7 @@ pub(crate) fn pair_count(
             sent: numbered,
             got,
             video: false,
+            from_publisher: false,
         },
         Some((o0, o1)) => {
             // A simulcast camera's receiver gets one layer: by default the highest.
@@ -149,12 +152,14 @@ pub(crate) fn pair_count(
                     sent: numbered,
                     got,
                     video,
+                    from_publisher: false,
                 }
             } else {
                 PairCount {
                     sent: sent(o1).saturating_sub(sent(o0)),
                     got: 0,
                     video,
+                    from_publisher: true,
                 }
             }
         }
@@ -401,7 +406,7 @@ impl Timeline {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use chorus_client::{OutboundTrackStats, SeqSet};
 
     use super::*;
@@ -422,7 +427,7 @@ mod tests {
         track
     }
 
-    fn receiver(track: &str, kind: MediaKind, arrivals: &[u64]) -> ClientStats {
+    pub(crate) fn receiver(track: &str, kind: MediaKind, arrivals: &[u64]) -> ClientStats {
         let mut stats = ClientStats::default();
         stats
             .inbound
@@ -430,7 +435,7 @@ mod tests {
         stats
     }
 
-    fn publisher(track: &str, sent: u64) -> ClientStats {
+    pub(crate) fn publisher(track: &str, sent: u64) -> ClientStats {
         let mut stats = ClientStats::default();
         let out = OutboundTrackStats {
             kind: MediaKind::Video,

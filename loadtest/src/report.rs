@@ -128,6 +128,20 @@ pub struct Report {
     pub audio_loss_ratio: f64,
     /// The same, video tracks only.
     pub video_loss_ratio: f64,
+    /// The part of `expected_packets` that is video.
+    pub video_expected_packets: u64,
+    /// Video packets expected with those sent while the server had told the receiver
+    /// the video was paused (`video_paused` until `video_resumed`) left out; see
+    /// `told.rs`. Received ones are the same as for `video_loss_ratio`.
+    pub video_expected_outside_pauses: u64,
+    /// `1 - received / expected` of video outside told pauses.
+    pub video_loss_outside_pauses_ratio: f64,
+    /// Datagrams all clients read in the window whose arrival time (transport-wide CC
+    /// feedback, latency) is the kernel's receive time.
+    pub arrivals_stamped: u64,
+    /// Datagrams read in the window without a kernel receive time: their arrival time
+    /// is when the harness read them.
+    pub arrivals_unstamped: u64,
     /// Server user+system CPU time in the window.
     pub server_cpu_micros: f64,
     pub server_cpu_percent: f64,
@@ -166,7 +180,8 @@ pub struct Report {
     /// keyframe received (`"320x180"`; VP8 only): which simulcast layer the server sends.
     pub received_sizes: BTreeMap<String, usize>,
     /// Send-to-receive time of video packets in the window, from the stamps in their
-    /// payloads: what the server adds, plus the harness's own scheduling.
+    /// payloads to the kernel's receive time: what the server adds, plus the sending
+    /// task's scheduling.
     pub video_latency: Percentiles,
     /// The same as a histogram: buckets about 3 % wide, empty ones left out.
     pub latency_histogram: Vec<measure::LatencyBucket>,
@@ -288,6 +303,18 @@ impl std::fmt::Display for Report {
         )?;
         writeln!(
             f,
+            "video loss unpaused  {:.3} % (video outside told pauses: {} packets sent while a receiver was told the video was paused left out)",
+            self.video_loss_outside_pauses_ratio * 100.0,
+            self.video_expected_packets
+                .saturating_sub(self.video_expected_outside_pauses)
+        )?;
+        writeln!(
+            f,
+            "arrival times        kernel receive time for {} datagrams, read time for {}",
+            self.arrivals_stamped, self.arrivals_unstamped
+        )?;
+        writeln!(
+            f,
             "server CPU           {:.1}% of one core",
             self.server_cpu_percent
         )?;
@@ -315,7 +342,7 @@ impl std::fmt::Display for Report {
         )?;
         write!(
             f,
-            "\nvideo latency        {} ({}; includes harness scheduling)",
+            "\nvideo latency        {} ({}; kernel receive times)",
             ms(&self.video_latency),
             self.video_codec
         )?;

@@ -21,7 +21,7 @@ use crate::probe::{cpu_micros, open_files_limit, rss_kib};
 use crate::progress::{PHASES, Progress};
 use crate::report::{Percentiles, Report, ServerSkipped, per_packet_micros};
 use crate::view::Tiles;
-use crate::{capped, churn, janus, measure, plot};
+use crate::{capped, churn, janus, measure, plot, told};
 
 async fn join_one(ctx: Arc<Ctx>, index: usize, role: Role) -> Result<JoinOutcome> {
     let mut grants = if role.mic || role.camera {
@@ -437,6 +437,7 @@ async fn run_phases(
     let mut all_media = Vec::new();
     // (expected, received) for audio, video.
     let mut by_kind = [(0u64, 0u64); 2];
+    let mut outside_pauses = told::OutsidePauses::default();
     for (pos, want) in expected.iter().enumerate() {
         let (a, b) = (&s0.stats[pos], &s1.stats[pos]);
         for track in want {
@@ -446,6 +447,10 @@ async fn run_phases(
                 .get(track.as_str())
                 .map(|&o| (&s0.stats[o], &s1.stats[o]));
             let count = measure::pair_count(track, owner, (a, b));
+            if count.video {
+                let paused = told::paused_in(track, (a, t0), (b, t1));
+                outside_pauses.add(&count, paused, t1 - t0);
+            }
             report.expected_packets += count.sent;
             report.received_packets += count.got;
             let k = usize::from(count.video);
@@ -482,6 +487,16 @@ async fn run_phases(
     report.loss_ratio = loss((report.expected_packets, report.received_packets));
     report.audio_loss_ratio = loss(by_kind[0]);
     report.video_loss_ratio = loss(by_kind[1]);
+    report.video_expected_packets = by_kind[1].0;
+    report.video_expected_outside_pauses = outside_pauses.expected;
+    report.video_loss_outside_pauses_ratio = outside_pauses.loss();
+    for (a, b) in s0.stats.iter().zip(&s1.stats) {
+        for (p0, p1) in [(&a.publisher, &b.publisher), (&a.subscriber, &b.subscriber)] {
+            report.arrivals_stamped += p1.arrivals_stamped.saturating_sub(p0.arrivals_stamped);
+            report.arrivals_unstamped +=
+                p1.arrivals_unstamped.saturating_sub(p0.arrivals_unstamped);
+        }
+    }
     report.egress_packets_per_sec = report.egress_packets as f64 / secs;
     report.egress_bitrate_bps = report.egress_bytes as f64 * 8.0 / secs;
     report.cpu_per_egress_packet_micros = report.cpu_per_packet_micros();

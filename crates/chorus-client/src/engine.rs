@@ -252,9 +252,10 @@ impl Engine {
             _ = tokio::time::sleep_until(deadline.into()) => None,
         };
         match received {
-            Some((target, Ok((len, from)))) => {
-                self.take_in(target, len, from);
+            Some((target, Ok(()))) => {
+                self.take_in(target);
                 self.take_waiting();
+                self.count_arrivals();
             }
             Some((target, Err(err))) => {
                 debug!(?target, %err, "socket receive failed");
@@ -265,35 +266,55 @@ impl Engine {
         self.drive(Instant::now());
     }
 
-    /// Hands the datagram in `target`'s buffer to its connection and acts on what that
-    /// produced. The outputs are taken at once, not after the burst: taking the events
-    /// is what moves the core on (a finished DTLS handshake keys SRTP for the packets
-    /// right behind it).
-    fn take_in(&mut self, target: PeerTarget, len: usize, from: SocketAddr) {
+    /// Hands the next datagram `target` read to its connection and acts on what that
+    /// produced; false when none was left. The outputs are taken at once, not after the
+    /// burst: taking the events is what moves the core on (a finished DTLS handshake
+    /// keys SRTP for the packets right behind it).
+    fn take_in(&mut self, target: PeerTarget) -> bool {
         let now = Instant::now();
-        self.peer_mut(target).handle_received(now, len, from);
+        if self.peer_mut(target).handle_next(now).is_none() {
+            return false;
+        }
         while let Some(output) = self.peer_mut(target).poll_output() {
             self.on_output(target, now, output);
         }
+        true
     }
 
     /// Takes in the datagrams already waiting on both connections, up to
     /// [`RECV_BATCH`], so that a burst costs one wakeup and one [`Engine::drive`]
-    /// (timers, media, sends) instead of one per datagram.
+    /// (timers, media, sends) instead of one per datagram. Each connection reads its
+    /// socket a burst at a time (`recvmmsg`); what the bound leaves is taken next time.
     fn take_waiting(&mut self) {
         let mut taken = 1;
         while taken < RECV_BATCH {
             let mut any = false;
             for target in [PeerTarget::Subscriber, PeerTarget::Publisher] {
                 // A socket error is left for the next `step`, which backs off on it.
-                if let Some(Ok((len, from))) = self.peer_mut(target).try_recv() {
-                    self.take_in(target, len, from);
+                if let Some(Ok(())) = self.peer_mut(target).try_recv()
+                    && self.take_in(target)
+                {
                     (any, taken) = (true, taken + 1);
                 }
             }
             if !any {
                 break;
             }
+        }
+    }
+
+    /// Copies the connections' arrival counts into the stats: once per burst, not per
+    /// datagram.
+    fn count_arrivals(&mut self) {
+        let (publisher, subscriber) = (self.publisher.arrivals(), self.subscriber.arrivals());
+        let mut stats = self.stats.lock();
+        for (target, counts) in [
+            (PeerTarget::Publisher, publisher),
+            (PeerTarget::Subscriber, subscriber),
+        ] {
+            let peer = peer_stats(&mut stats, target);
+            peer.arrivals_stamped = counts.stamped;
+            peer.arrivals_unstamped = counts.unstamped;
         }
     }
 

@@ -2,8 +2,8 @@
 //!
 //! The SFU never touches payloads, and the publishers and subscribers of a load test
 //! run in one process, so a stamp of the sending time (µs since a process-wide epoch)
-//! read back at the receiver gives the delay the server added, plus the harness's own
-//! scheduling. The stamp sits in the last [`STAMP_LEN`] bytes of a packet, over the
+//! read back at the receiver gives the delay the server added (the receive time is the
+//! kernel's, so the receiving task's scheduling is not in it; the sender's is). The stamp sits in the last [`STAMP_LEN`] bytes of a packet, over the
 //! payload's filler, so codec headers stay where parsers look for them. It contains no
 //! zero byte, so an H.264 slice carrying it needs no emulation prevention.
 

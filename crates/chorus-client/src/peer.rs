@@ -3,7 +3,6 @@
 //! [`Peer`] turns the core's events and reads into [`PeerOutput`] values and sends its
 //! writes; the [`crate::Engine`] decides what to do with them.
 
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -31,18 +30,21 @@ use rtc::{rtcp, rtp};
 use tokio::net::UdpSocket;
 use tracing::{debug, trace};
 
+mod arrival;
+mod batch;
 mod build;
 mod paths;
+mod receive;
 mod simulcast;
 
+use batch::RecvBatch;
 use build::build_peer_connection;
+pub(crate) use receive::ArrivalCounts;
+use receive::bind_stamped;
 
 use crate::error::ClientError;
 use crate::profile::{Keepalive, MediaProfile, StreamParams, VideoCodec};
 use crate::shaper::Shaper;
-
-/// Largest datagram read from the socket.
-const RECV_BUFFER: usize = 2048;
 
 /// What a peer connection produced, as a value for the engine to act on.
 #[derive(Debug)]
@@ -96,7 +98,8 @@ pub(crate) struct Peer {
     server: Option<SocketAddr>,
     /// Cut off the network: nothing goes out, what comes in is lost.
     offline: bool,
-    recv_buffer: Vec<u8>,
+    /// What the last `recvmmsg` read, handed to the connection one at a time.
+    batch: RecvBatch,
     host_candidate_added: bool,
     state: RTCPeerConnectionState,
     /// The video payload format this connection sends (publisher).
@@ -104,6 +107,10 @@ pub(crate) struct Peer {
     /// Subscriber side with [`MediaProfile::downlink_cap`]: the capped link what
     /// arrives goes through first.
     shaper: Option<Shaper>,
+    /// The latest time given to the connection: an arrival is never earlier.
+    clock: Instant,
+    /// Datagrams read with and without a kernel receive time.
+    arrivals: ArrivalCounts,
 }
 
 impl Peer {
@@ -112,11 +119,14 @@ impl Peer {
         ip: IpAddr,
         profile: &MediaProfile,
     ) -> Result<Self, ClientError> {
-        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+        let socket = bind_stamped(SocketAddr::new(ip, 0)).await?;
         let local_addr = socket.local_addr()?;
+        let now = Instant::now();
         Ok(Self {
             target,
-            pc: build_peer_connection(Instant::now(), target, profile)?,
+            pc: build_peer_connection(now, target, profile)?,
+            clock: now,
+            arrivals: ArrivalCounts::default(),
             video_codec: profile.video_codec,
             socket,
             previous: None,
@@ -126,7 +136,7 @@ impl Peer {
             next_indication: None,
             server: None,
             offline: false,
-            recv_buffer: vec![0; RECV_BUFFER],
+            batch: RecvBatch::default(),
             host_candidate_added: false,
             state: RTCPeerConnectionState::New,
             shaper: profile
@@ -317,42 +327,8 @@ impl Peer {
         Ok(rtp_receiver.write_rtcp(now, packets)?)
     }
 
-    /// Next datagram, from any of the connection's sockets; cancel-safe. Feed it to
-    /// [`Peer::handle_received`].
-    pub(crate) async fn recv(&mut self) -> io::Result<(usize, SocketAddr)> {
-        async fn readable(socket: Option<&UdpSocket>) -> io::Result<&UdpSocket> {
-            match socket {
-                Some(s) => s.readable().await.map(|()| s),
-                None => std::future::pending().await,
-            }
-        }
-        loop {
-            let socket = tokio::select! {
-                s = readable(Some(&self.socket)) => s?,
-                s = readable(self.previous.as_ref()) => s?,
-                s = readable(self.spare.as_ref()) => s?,
-            };
-            match socket.try_recv_from(&mut self.recv_buffer) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                received => return received,
-            }
-        }
-    }
-
     pub(crate) fn set_offline(&mut self, offline: bool) {
         self.offline = offline;
-    }
-
-    pub(crate) fn handle_received(&mut self, now: Instant, len: usize, from: SocketAddr) {
-        let Some(datagram) = self.recv_buffer.get(..len).filter(|_| !self.offline) else {
-            return;
-        };
-        if let Some(shaper) = self.shaper.as_mut() {
-            shaper.offer(now, from, datagram);
-            return;
-        }
-        let datagram = BytesMut::from(datagram);
-        self.read(now, from, datagram);
     }
 
     /// The next datagram through the capped downlink by `now`, handed to the
@@ -366,6 +342,7 @@ impl Peer {
     }
 
     fn read(&mut self, now: Instant, from: SocketAddr, datagram: BytesMut) {
+        self.clock = self.clock.max(now);
         let input = TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -390,6 +367,7 @@ impl Peer {
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
         if self.pc.poll_timeout().is_some_and(|at| at <= now)
             && let Err(err) = self.pc.handle_timeout(now)
         {

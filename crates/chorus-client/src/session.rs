@@ -367,6 +367,23 @@ impl Session {
                 return;
             }
             ServerMessage::Pong { .. } => return,
+            // Counted for loss figures that leave paused videos out, and passed on.
+            ServerMessage::VideoPaused { track_id, .. } => {
+                let mut stats = self.stats.lock();
+                stats
+                    .told_paused
+                    .entry(track_id.clone())
+                    .or_default()
+                    .pause(now);
+            }
+            ServerMessage::VideoResumed { track_id, .. } => {
+                let mut stats = self.stats.lock();
+                stats
+                    .told_paused
+                    .entry(track_id.clone())
+                    .or_default()
+                    .resume(now);
+            }
             ServerMessage::PublishAccepted { cid, track } => {
                 self.on_publish_accepted(now, cid, track);
             }

@@ -11,6 +11,7 @@ use rtc::rtp;
 use crate::frames::VideoFrames;
 use crate::h264;
 use crate::latency::{LatencyHistogram, read_stamp};
+use crate::pauses::ToldPauses;
 use crate::seq_set::SeqSet;
 use crate::talk::{SAMPLE_RATE, level_dbov};
 use crate::vp8::parse_vp8_frame_start;
@@ -36,6 +37,9 @@ pub struct ClientStats {
     pub data_received: u64,
     /// Offers or answers from the server that the WebRTC core rejected.
     pub negotiation_failures: u64,
+    /// Videos the server said it paused for this client (`video_paused`), by server
+    /// track id: when, and for how long.
+    pub told_paused: HashMap<String, ToldPauses>,
 }
 
 /// One peer connection.
@@ -57,6 +61,12 @@ pub struct PeerStats {
     /// (`SRTP_AEAD_AES_128_GCM`, `SRTP_AES128_CM_HMAC_SHA1_80`); `None` before the
     /// connection is first up.
     pub srtp_profile: Option<String>,
+    /// Datagrams whose arrival time, as the connection took it (transport-wide CC
+    /// feedback, latency), is the kernel's receive time (`SO_TIMESTAMPNS`).
+    pub arrivals_stamped: u64,
+    /// Datagrams that came without a kernel receive time: their arrival time is when
+    /// the client read them.
+    pub arrivals_unstamped: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -34,6 +34,9 @@ async fn a_camera_outside_last_n_is_paused_and_resumed() {
     })
     .await;
     let paused_at = bob.wait_track_silent(&cam, QUIET).await;
+    // The client logs the told pause (the load test's loss outside pauses reads it).
+    let told = bob.stats().told_paused[&id];
+    assert!(told.since.is_some() && told.pauses == 1, "{told:?}");
 
     bob.set_pins(&[&alice.id()]).await.unwrap();
     bob.set_last_n(1).await.unwrap();
@@ -53,6 +56,8 @@ async fn a_camera_outside_last_n_is_paused_and_resumed() {
     // Numbered on across the pause: no hole the receiver would take for loss.
     let t = &stats.inbound[&id];
     assert_eq!(t.expected_packets(), t.received.len(), "{t:#?}");
+    let told = stats.told_paused[&id];
+    assert!(told.since.is_none() && told.ended >= QUIET, "{told:?}");
     assert_eq!(alice.stats().negotiation_failures, 0);
 }
 

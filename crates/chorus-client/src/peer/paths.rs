@@ -6,25 +6,30 @@ use std::io;
 use std::net::SocketAddr;
 
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use tokio::net::UdpSocket;
 
-use super::Peer;
+use super::{Peer, bind_stamped};
 use crate::error::ClientError;
 
 impl Peer {
-    /// A datagram already waiting on any of the connection's sockets, without waiting;
-    /// `None` when none is. Lets [`crate::Engine::step`] take in a burst before it
-    /// drives the connection once.
-    pub(crate) fn try_recv(&mut self) -> Option<io::Result<(usize, SocketAddr)>> {
+    /// Reads the datagrams already waiting on one of the connection's sockets (unless
+    /// some of the last burst are still to be handed over), without waiting; `None`
+    /// when none is. Lets [`crate::Engine::step`] take in a burst before it drives the
+    /// connection once.
+    pub(crate) fn try_recv(&mut self) -> Option<io::Result<()>> {
+        if self.batch.pending() {
+            return Some(Ok(()));
+        }
         let sockets = [
             Some(&self.socket),
             self.previous.as_ref(),
             self.spare.as_ref(),
         ];
         for socket in sockets.into_iter().flatten() {
-            match socket.try_recv_from(&mut self.recv_buffer) {
+            match self.batch.try_fill(socket) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                received => return Some(received),
+                Err(e) => return Some(Err(e)),
+                Ok(_) if self.batch.pending() => return Some(Ok(())),
+                Ok(_) => {}
             }
         }
         None
@@ -34,7 +39,7 @@ impl Peer {
     /// (an authenticated binding request without USE-CANDIDATE), not used yet. Returns
     /// its address.
     pub(crate) async fn add_path(&mut self) -> Result<SocketAddr, ClientError> {
-        let socket = UdpSocket::bind(SocketAddr::new(self.local_addr.ip(), 0)).await?;
+        let socket = bind_stamped(SocketAddr::new(self.local_addr.ip(), 0)).await?;
         let (request, server) = self.check(false)?;
         socket.send_to(&request, server).await?;
         let addr = socket.local_addr()?;
@@ -65,7 +70,7 @@ impl Peer {
     /// Moves to a new socket and closes the old one, as when the client's network
     /// changes; an ICE restart must follow for the server to accept the new address.
     pub(crate) async fn change_address(&mut self) -> Result<SocketAddr, ClientError> {
-        let socket = UdpSocket::bind(SocketAddr::new(self.local_addr.ip(), 0)).await?;
+        let socket = bind_stamped(SocketAddr::new(self.local_addr.ip(), 0)).await?;
         let addr = socket.local_addr()?;
         self.socket = socket;
         self.previous = None;
