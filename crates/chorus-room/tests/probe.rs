@@ -95,13 +95,13 @@ fn probes_raise_the_estimate_sooner_and_the_client_takes_them_as_padding() {
     for pair in clusters.windows(2) {
         assert!(pair[1][0] - pair[0][0] >= ms(1000), "{pair:?}");
     }
-    let mut all: Vec<_> = sim.rtp(bob, &video).to_vec();
-    let ssrc = all.last().expect("media").ssrc;
+    let media = sim.rtp(bob, &video);
+    let ssrc = media.last().expect("media").ssrc;
     assert!(padding.iter().all(|p| p.ssrc == ssrc));
     // No media packet gave its number up (a receiver would drop one of two packets
     // under one number): the pictures from the first padding on follow each other.
     let first = padding[0].at;
-    let pictures: Vec<u16> = all
+    let pictures: Vec<u16> = media
         .iter()
         .filter(|p| p.at >= first)
         .map(|p| p.picture_id.expect("VP8 picture id"))
@@ -114,8 +114,8 @@ fn probes_raise_the_estimate_sooner_and_the_client_takes_them_as_padding() {
     assert_eq!(skipped, [] as [&[u16]; 0]);
     // Media and padding in sequence order: one sequence without a hole or a repeat
     // from the first padding on (the loss phase left real holes before).
+    let mut all = sim.numbered(bob, &video);
     let base = all[0].seq;
-    all.extend(padding.iter().copied());
     all.sort_by_key(|p| p.seq.wrapping_sub(base));
     let from = all
         .iter()

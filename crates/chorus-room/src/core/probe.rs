@@ -1,15 +1,17 @@
 //! Bandwidth probes toward subscribers. While the room sends a subscriber less than its
 //! link could take, its estimate stays near 1.5 × what it acknowledges, and the
-//! allocation cannot see the room for a higher layer. So when the allocation wants
-//! more than the estimate and the link is not congested (`core/bandwidth.rs` asks),
-//! the room sends one probe cluster: padding-only RTP packets at a target rate (the
-//! wanted rate, at most [`MAX_TARGET_FACTOR`] × the estimate) over
+//! allocation cannot see the room for a higher layer. So when the allocator's next
+//! step up does not fit in the estimate, it asks for a probe (`core/bandwidth.rs`
+//! passes it on), and the room sends one probe cluster: padding-only RTP packets at a
+//! target rate (what the step needs, at most [`MAX_TARGET_FACTOR`] × the estimate) over
 //! [`CLUSTER_DURATION`], paced, at most one per [`PROBE_INTERVAL`] per subscriber.
-//! What gets through raises the estimate at once (`chorus_core::bwe::probe`).
+//! What gets through raises the estimate at once (`chorus_core::bwe::probe`), and the
+//! step is taken.
 //!
 //! The packets go on the SSRC of a video the subscriber is receiving, numbered in its
-//! sequence: its layer forwarder makes room for them, and what follows is numbered
-//! after them, so the client sees no gap (and takes them as padding).
+//! sequence: its forwarder (the layer forwarder of a simulcast video, the plain one of
+//! a video without layers) makes room for them, and what follows is numbered after
+//! them, so the client sees no gap (and takes them as padding).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -76,8 +78,9 @@ impl Probes {
 }
 
 impl RoomCore {
-    /// `conn`'s allocation wants `wanted`, above its `estimate`, on a link that is not
-    /// congested: starts a probe cluster, unless one went out within [`PROBE_INTERVAL`].
+    /// `conn`'s allocator waits for a probe at `wanted` (above its `estimate`, or at
+    /// it when the estimate was shown wrong): starts a probe cluster, unless one went
+    /// out within [`PROBE_INTERVAL`].
     pub(super) fn probe_for(
         &mut self,
         conn: ConnId,
@@ -85,7 +88,7 @@ impl RoomCore {
         estimate: Bitrate,
         now: Instant,
     ) {
-        if self.probes.disabled || wanted <= estimate {
+        if self.probes.disabled {
             return;
         }
         if let Some(state) = self.probes.by_conn.get(&conn)
@@ -156,7 +159,10 @@ impl RoomCore {
                 let room = dt
                     .filter(|dt| dt.phase == TrackPhase::Live && !dt.paused && !dt.bandwidth_paused)
                     .and_then(|dt| {
-                        let (seq, ts) = dt.layers.as_mut()?.insert_padding(1)?;
+                        let (seq, ts) = match dt.layers.as_mut() {
+                            Some(layers) => layers.insert_padding(1)?,
+                            None => dt.forwarder.insert(1)?,
+                        };
                         Some((dt.ssrc, dt.payload_type, seq, ts))
                     });
                 let Some((ssrc, payload_type, seq, ts)) = room else {
@@ -186,21 +192,29 @@ impl RoomCore {
     }
 }
 
-/// A simulcast video the subscriber receives now: its layer forwarder has a current
-/// layer, so padding can be numbered into it.
+/// A video the subscriber receives now, so that padding can be numbered into it: a
+/// simulcast one whose layer forwarder has a current layer, or one without layers
+/// whose forwarder sent something (simulcast first: their numbering is the one a
+/// layer switch renumbers anyway).
 fn flowing_video(peer: &mut Peer) -> Option<TrackId> {
     if peer.on_hold || !peer.ice().is_up() {
         return None;
     }
     let mut ids: Vec<&TrackId> = peer.downtracks.keys().collect();
     ids.sort();
-    ids.into_iter()
-        .find(|id| {
-            let dt = &peer.downtracks[*id];
-            dt.phase == TrackPhase::Live
-                && !dt.paused
-                && !dt.bandwidth_paused
-                && dt.layers.as_ref().is_some_and(|l| l.forwarding())
+    let live = |dt: &crate::peer::DownTrack| {
+        dt.phase == TrackPhase::Live && !dt.paused && !dt.bandwidth_paused
+    };
+    let layered = ids.iter().find(|id| {
+        let dt = &peer.downtracks[**id];
+        live(dt) && dt.layers.as_ref().is_some_and(|l| l.forwarding())
+    });
+    let plain = || {
+        ids.iter().find(|id| {
+            let dt = &peer.downtracks[**id];
+            // A video (only video keeps what it sent for NACKs).
+            live(dt) && dt.layers.is_none() && dt.sent.is_some() && dt.forwarder.has_sent()
         })
-        .cloned()
+    };
+    layered.or_else(plain).map(|id| (*id).clone())
 }

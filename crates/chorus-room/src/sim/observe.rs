@@ -89,7 +89,21 @@ impl Sim {
             .map_or(&[], Vec::as_slice)
     }
 
-    /// Bandwidth probes on or off (off by default in the simulation).
+    /// Every packet that carried `track`'s numbering to the client, media and padding,
+    /// in order of arrival: its numbering whole, so none counts padding before it
+    /// (and [`seq_jumps`] applies as is).
+    pub fn numbered(&self, c: ClientId, track: &str) -> Vec<RtpIn> {
+        let mut all: Vec<RtpIn> = self.rtp(c, track).to_vec();
+        all.extend_from_slice(self.padding(c, track));
+        for p in &mut all {
+            p.padding_before = 0;
+        }
+        // Stable: packets of one instant keep their order within each list.
+        all.sort_by_key(|p| p.at);
+        all
+    }
+
+    /// Bandwidth probes on or off (on by default, as in the server).
     pub fn set_probing(&mut self, on: bool) {
         self.core.set_probing(on);
     }
@@ -127,12 +141,14 @@ impl Sim {
     }
 }
 
-/// Places where `packets` do not follow one another by one sequence number (wrapping),
-/// as (previous, next).
+/// Places where `packets` (media, as [`Sim::rtp`] gives them) do not follow one
+/// another by one sequence number (wrapping), as (previous, next). Padding-only packets
+/// that arrived between two (bandwidth probes, numbered into the track) fill the
+/// numbers between them.
 pub fn seq_jumps(packets: &[RtpIn]) -> Vec<(u16, u16)> {
     packets
         .windows(2)
-        .filter(|w| w[1].seq != w[0].seq.wrapping_add(1))
+        .filter(|w| w[1].seq != w[0].seq.wrapping_add(1 + w[1].padding_before))
         .map(|w| (w[0].seq, w[1].seq))
         .collect()
 }
