@@ -152,3 +152,37 @@ pub fn seq_jumps(packets: &[RtpIn]) -> Vec<(u16, u16)> {
         .map(|w| (w[0].seq, w[1].seq))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_between_two_packets_fills_their_numbers() {
+        let at = Instant::now();
+        let packet = |seq: u16, padding_before: u16| RtpIn {
+            at,
+            ssrc: 1,
+            seq,
+            ts: 0,
+            marker: false,
+            payload_len: 100,
+            keyframe: false,
+            picture_id: None,
+            padding_before,
+        };
+        // (media packets as (seq, padding before), the jumps)
+        let cases: [(&[(u16, u16)], &[(u16, u16)]); 4] = [
+            (&[(1, 0), (2, 0), (3, 0)], &[]),
+            // Five padding packets took 3..=7.
+            (&[(1, 0), (2, 0), (8, 5)], &[]),
+            // A hole the padding does not explain (one lost), and one it overfills.
+            (&[(1, 0), (2, 0), (9, 5), (10, 1)], &[(2, 9), (9, 10)]),
+            (&[(65_534, 0), (65_535, 0), (2, 2)], &[]),
+        ];
+        for (media, want) in cases {
+            let packets: Vec<RtpIn> = media.iter().map(|&(s, p)| packet(s, p)).collect();
+            assert_eq!(seq_jumps(&packets), want, "{media:?}");
+        }
+    }
+}
