@@ -106,8 +106,7 @@ pub struct ProbeCounts {
     pub failed: u64,
     /// Delivered ones that raised the estimate.
     pub raised: u64,
-    /// What the last delivered one showed: what got through, at most 2 ×
-    /// acknowledged (a token bucket passes a short cluster at line rate).
+    /// What the last delivered one got through (before the ceiling on the raise).
     pub last_rate: Option<Bitrate>,
 }
 
@@ -284,11 +283,11 @@ impl BandwidthEstimator {
                 continue;
             };
             self.probes.delivered += 1;
+            self.probes.last_rate = Some(rate);
             let ceiling = self
                 .acked_rate()
                 .map_or(f64::MAX, |a| a * PROBE_OVER_ACKED + 10_000.0);
             let rate = (rate.0 as f64).min(ceiling);
-            self.probes.last_rate = Some(Bitrate(rate as u64));
             if self.delay.usage() == Usage::Over || rate <= self.estimate_f64() {
                 continue;
             }

@@ -146,7 +146,7 @@ pub struct SubscriberStats {
     /// probe.
     #[serde(default)]
     pub step_probes_asked: u64,
-    /// Of those, steps taken once a probe raised the estimate to cover them.
+    /// Of those, steps taken once a probe got through at the rate they need.
     #[serde(default)]
     pub step_probes_succeeded: u64,
     /// Of those, steps held back (no probe showed the room in time, or congestion).

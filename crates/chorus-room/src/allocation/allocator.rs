@@ -7,13 +7,14 @@
 //! margin, several videos at once by priority (about a third more each round). When
 //! the next step up does not fit, the allocator does not switch: it asks for a
 //! bandwidth probe ([`Decision::probe`]: padding at the rate the videos would take
-//! after the step, with the margin) and takes the step only once a probe has raised
-//! the estimate to cover it, within [`PROBE_WAIT`] (see [`probe_step`]). A probe that
-//! does not (or congestion meanwhile) holds the next one back, [`FAILED_PROBE_HOLD`]
-//! doubled with each failure in a row up to [`MAX_PROBE_HOLD`]; none of it is a
-//! visible switch. A raise the link cannot take all the same shows as congestion and
-//! is undone by the next round (back to what the link took before), which then holds
-//! [`FAILED_RAISE_HOLD`] and makes the next steps one at a time, each behind a probe.
+//! after the step, with the margin) and takes the step only once a probe cluster got
+//! through at the step's rate (what the estimate may rise to), within [`PROBE_WAIT`]
+//! (see [`probe_step`]). None that does (or congestion meanwhile) holds the next one
+//! back, [`FAILED_PROBE_HOLD`] doubled with each failure in a row up to
+//! [`MAX_PROBE_HOLD`]; none of it is a visible switch. A raise the link cannot take all
+//! the same shows as congestion and is undone by the next round (back to what the link
+//! took before), which then holds [`FAILED_RAISE_HOLD`] and makes the next steps one at
+//! a time, each behind a probe.
 
 use std::time::{Duration, Instant};
 
@@ -103,10 +104,11 @@ impl Decision {
 pub struct Allocator {
     /// Nothing is raised before this.
     hold_until: Option<Instant>,
-    /// The last raise (or probe) whose outcome is not known yet, and what the
-    /// allocation was before it.
+    /// The last raise whose outcome is not known yet, and what the allocation was
+    /// before it.
     raise: Option<(Instant, Vec<Allocation>)>,
-    /// The last raise was undone: until one holds, a raise is one step (a probe).
+    /// The last raise was undone: until one holds, a raise is one step, behind a probe
+    /// even if it fits in the estimate (which was shown wrong).
     cautious: bool,
     /// Rounds in a row that saw congestion.
     congested_rounds: u32,

@@ -3,8 +3,8 @@
 //! allocation cannot see the room for a higher layer. So when the allocator's next
 //! step up does not fit in the estimate, it asks for a probe (`core/bandwidth.rs`
 //! passes it on), and the room sends one probe cluster: padding-only RTP packets at a
-//! target rate (what the step needs, at most [`MAX_TARGET_FACTOR`] × the estimate) over
-//! [`CLUSTER_DURATION`], paced, at most one per [`PROBE_INTERVAL`] per subscriber.
+//! target rate (what the step needs, at most [`MAX_TARGET_FACTOR`] × the estimate),
+//! [`CLUSTER_PACKETS`] of them paced, at most one per [`PROBE_INTERVAL`] per subscriber.
 //! What gets through raises the estimate at once (`chorus_core::bwe::probe`), and the
 //! step is taken.
 //!
@@ -26,13 +26,13 @@ use crate::peer::Peer;
 
 /// At most one cluster per subscriber this often.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
-/// A cluster's packets go out over about this long.
-pub const CLUSTER_DURATION: Duration = Duration::from_millis(20);
+/// Packets per cluster (about 11.6 kB): several times a shaper's burst, which lets a
+/// short cluster through at line rate (a `tbf` cap of 300 kbit/s with a 4 kB burst
+/// passed 5-packet clusters at twice the cap); the rest of the cluster arrives at the
+/// shaper's rate, and the cluster shows that. At 500 kbit/s it lasts 190 ms.
+pub const CLUSTER_PACKETS: u64 = 40;
 /// A cluster aims at most this far above the estimate.
 pub const MAX_TARGET_FACTOR: u64 = 2;
-/// Packets per cluster: enough for a rate, few enough to be harmless.
-const MIN_PACKETS: u64 = 5;
-const MAX_PACKETS: u64 = 40;
 /// One padding packet on the wire: header, transport-wide number, padding, SRTP tag.
 const PACKET_WIRE_BYTES: u64 = 12 + 8 + 255 + 16;
 
@@ -106,10 +106,7 @@ impl RoomCore {
             return;
         };
         let target = wanted.bps().min(estimate.bps() * MAX_TARGET_FACTOR).max(1);
-        let bytes = target * CLUSTER_DURATION.as_micros() as u64 / 8 / 1_000_000;
-        let left = bytes
-            .div_ceil(PACKET_WIRE_BYTES)
-            .clamp(MIN_PACKETS, MAX_PACKETS);
+        let left = CLUSTER_PACKETS;
         let spacing = Duration::from_micros(PACKET_WIRE_BYTES * 8 * 1_000_000 / target);
         tracing::debug!(?conn, %track, target, packets = left, "bandwidth probe");
         self.probes.by_conn.insert(

@@ -172,7 +172,8 @@ mod tests {
             padding_before,
         };
         // (media packets as (seq, padding before), the jumps)
-        let cases: [(&[(u16, u16)], &[(u16, u16)]); 4] = [
+        type Case<'a> = (&'a [(u16, u16)], &'a [(u16, u16)]);
+        let cases: [Case; 4] = [
             (&[(1, 0), (2, 0), (3, 0)], &[]),
             // Five padding packets took 3..=7.
             (&[(1, 0), (2, 0), (8, 5)], &[]),
