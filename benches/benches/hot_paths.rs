@@ -171,9 +171,11 @@ fn forwarder_and_allocator(c: &mut Criterion) {
                     lossy,
                     overuse: false,
                     overuses: 0,
+                    probes_delivered: 0,
+                    probe_rate: None,
                 };
                 let got = allocator.decide(link, &videos, &current, now);
-                for (cur, a) in current.iter_mut().zip(&got) {
+                for (cur, a) in current.iter_mut().zip(&got.allocations) {
                     *cur = Some(*a);
                 }
                 for _ in 0..frames {

@@ -185,6 +185,9 @@ pub fn subscriber_stats(identity: &str) -> chorus_protocol::control::SubscriberS
         probes_sent: 4,
         probes_delivered: 3,
         probes_raised: 2,
+        step_probes_asked: 3,
+        step_probes_succeeded: 2,
+        step_probes_failed: 1,
     }
 }
 

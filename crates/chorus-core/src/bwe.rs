@@ -106,6 +106,8 @@ pub struct ProbeCounts {
     pub failed: u64,
     /// Delivered ones that raised the estimate.
     pub raised: u64,
+    /// What the last delivered one got through (before the ceiling on the raise).
+    pub last_rate: Option<Bitrate>,
 }
 
 /// Sent packets remembered for their feedback: at 20 Mbit/s of 1200-byte packets this
@@ -281,6 +283,7 @@ impl BandwidthEstimator {
                 continue;
             };
             self.probes.delivered += 1;
+            self.probes.last_rate = Some(rate);
             let ceiling = self
                 .acked_rate()
                 .map_or(f64::MAX, |a| a * PROBE_OVER_ACKED + 10_000.0);

@@ -115,6 +115,11 @@ impl Forwarder {
         self.needs_keyframe = true;
     }
 
+    /// Something went out: [`Forwarder::insert`] has a number to go on from.
+    pub fn has_sent(&self) -> bool {
+        self.last_out.is_some() && self.state.is_some()
+    }
+
     /// Makes room for `count` packets of the sender's own (padding) right after the
     /// last one sent: returns the first of their sequence numbers and the timestamp
     /// they carry (the last one sent); every packet forwarded after them is numbered

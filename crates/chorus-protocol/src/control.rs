@@ -142,6 +142,16 @@ pub struct SubscriberStats {
     /// Delivered probe clusters that raised the estimate.
     #[serde(default)]
     pub probes_raised: u64,
+    /// Steps up of the allocation that did not fit in the estimate and waited for a
+    /// probe.
+    #[serde(default)]
+    pub step_probes_asked: u64,
+    /// Of those, steps taken once a probe got through at the rate they need.
+    #[serde(default)]
+    pub step_probes_succeeded: u64,
+    /// Of those, steps held back (no probe showed the room in time, or congestion).
+    #[serde(default)]
+    pub step_probes_failed: u64,
 }
 
 /// One published simulcast track: its layers as they arrive, and the highest arriving.

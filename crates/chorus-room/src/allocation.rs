@@ -9,8 +9,9 @@
 //!
 //! The room (`core/bandwidth.rs`) runs this every [`ALLOCATION_INTERVAL`] for each
 //! subscriber with an estimate, through [`Allocator`] (its start, climb and hysteresis,
-//! `allocation/allocator.rs`), and applies the result as a cap on each
-//! `LayerSelection`'s max and a pause of the down track.
+//! and the probe a step up waits for, `allocation/allocator.rs`), and applies the
+//! result as a cap on each `LayerSelection`'s max and a pause of the down track, and
+//! sends the probe it asks for.
 
 use std::time::Duration;
 
@@ -20,8 +21,8 @@ use chorus_core::bwe::Bitrate;
 mod allocator;
 
 pub use allocator::{
-    Allocator, FAILED_RAISE_HOLD, LinkState, PAUSE_AFTER_ROUNDS, PROBE_HOLD, RAISE_HOLD,
-    RAISE_MARGIN_PERCENT,
+    Allocator, Decision, FAILED_PROBE_HOLD, FAILED_RAISE_HOLD, LinkState, MAX_PROBE_HOLD,
+    PAUSE_AFTER_ROUNDS, PROBE_HOLD, PROBE_WAIT, RAISE_HOLD, RAISE_MARGIN_PERCENT, StepProbeCounts,
 };
 
 /// How often the room re-spends each subscriber's estimate.

@@ -4,7 +4,8 @@
 //! (below what `track_settings` allows) or pauses its down track, and the subscriber is
 //! told of a pause (`video_paused`, reason `bandwidth`) and a resume (`video_resumed`).
 //! A video without simulcast counts as one layer: it passes whole or is paused, and
-//! resumes from a keyframe.
+//! resumes from a keyframe. A step up that does not fit in the estimate waits for a
+//! bandwidth probe the allocator asks for (`core/probe.rs` sends it).
 //!
 //! Dynacast still counts what subscribers asked for, not what the allocation lets
 //! through, so the higher layers keep arriving for when the estimate recovers.
@@ -57,6 +58,8 @@ impl RoomCore {
             lossy: bwe.loss_fraction > LOW_LOSS,
             overuse: bwe.usage == Usage::Over,
             overuses: bwe.overuses,
+            probes_delivered: bwe.probes.delivered,
+            probe_rate: bwe.probes.last_rate,
         };
         let mut ids: Vec<&TrackId> = peer.downtracks.keys().collect();
         ids.sort(); // the caller's order within one priority: stable
@@ -121,15 +124,14 @@ impl RoomCore {
                 layered: simulcast.is_some(),
             });
         }
-        let congested = link.lossy || link.overuse;
         let allocator = self.allocators.entry(conn).or_default();
         let decided = allocator.decide(link, &videos, &current, now);
-        for (video, allocation) in tracks.into_iter().zip(decided) {
+        for (video, allocation) in tracks.into_iter().zip(decided.allocations) {
             self.apply_allocation(viewer, conn, video, allocation);
         }
-        // More wanted than the estimate shows room for: probe before stepping up.
-        if !congested {
-            self.probe_for(conn, wanted(&videos), bwe.estimate, now);
+        // The next step up waits for a probe at the rate it needs.
+        if let Some(rate) = decided.probe {
+            self.probe_for(conn, rate, bwe.estimate, now);
         }
     }
 
@@ -195,20 +197,4 @@ struct Allocated {
     max: Option<SpatialLayer>,
     /// Simulcast: capped per layer; otherwise passed whole or paused.
     layered: bool,
-}
-
-/// What the videos would take at the most each may receive: the bitrate of its max
-/// layer, or of the best layer below it that is arriving.
-fn wanted(videos: &[VideoDemand]) -> chorus_core::Bitrate {
-    let bps = videos
-        .iter()
-        .filter_map(|v| {
-            let max = v.max?;
-            v.layer_bitrates[..=max.index().min(SpatialLayer::COUNT - 1)]
-                .iter()
-                .rev()
-                .find_map(|b| *b)
-        })
-        .sum();
-    chorus_core::Bitrate(bps)
 }

@@ -1,15 +1,17 @@
 //! Bandwidth probes toward subscribers. While the room sends a subscriber less than its
 //! link could take, its estimate stays near 1.5 × what it acknowledges, and the
-//! allocation cannot see the room for a higher layer. So when the allocation wants
-//! more than the estimate and the link is not congested (`core/bandwidth.rs` asks),
-//! the room sends one probe cluster: padding-only RTP packets at a target rate (the
-//! wanted rate, at most [`MAX_TARGET_FACTOR`] × the estimate) over
-//! [`CLUSTER_DURATION`], paced, at most one per [`PROBE_INTERVAL`] per subscriber.
-//! What gets through raises the estimate at once (`chorus_core::bwe::probe`).
+//! allocation cannot see the room for a higher layer. So when the allocator's next
+//! step up does not fit in the estimate, it asks for a probe (`core/bandwidth.rs`
+//! passes it on), and the room sends one probe cluster: padding-only RTP packets at a
+//! target rate (what the step needs, at most [`MAX_TARGET_FACTOR`] × the estimate),
+//! [`CLUSTER_PACKETS`] of them paced, at most one per [`PROBE_INTERVAL`] per subscriber.
+//! What gets through raises the estimate at once (`chorus_core::bwe::probe`), and the
+//! step is taken.
 //!
 //! The packets go on the SSRC of a video the subscriber is receiving, numbered in its
-//! sequence: its layer forwarder makes room for them, and what follows is numbered
-//! after them, so the client sees no gap (and takes them as padding).
+//! sequence: its forwarder (the layer forwarder of a simulcast video, the plain one of
+//! a video without layers) makes room for them, and what follows is numbered after
+//! them, so the client sees no gap (and takes them as padding).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -24,13 +26,13 @@ use crate::peer::Peer;
 
 /// At most one cluster per subscriber this often.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
-/// A cluster's packets go out over about this long.
-pub const CLUSTER_DURATION: Duration = Duration::from_millis(20);
+/// Packets per cluster (about 11.6 kB): several times a shaper's burst, which lets a
+/// short cluster through at line rate (a `tbf` cap of 300 kbit/s with a 4 kB burst
+/// passed 5-packet clusters at twice the cap); the rest of the cluster arrives at the
+/// shaper's rate, and the cluster shows that. At 500 kbit/s it lasts 190 ms.
+pub const CLUSTER_PACKETS: u64 = 40;
 /// A cluster aims at most this far above the estimate.
 pub const MAX_TARGET_FACTOR: u64 = 2;
-/// Packets per cluster: enough for a rate, few enough to be harmless.
-const MIN_PACKETS: u64 = 5;
-const MAX_PACKETS: u64 = 40;
 /// One padding packet on the wire: header, transport-wide number, padding, SRTP tag.
 const PACKET_WIRE_BYTES: u64 = 12 + 8 + 255 + 16;
 
@@ -76,8 +78,9 @@ impl Probes {
 }
 
 impl RoomCore {
-    /// `conn`'s allocation wants `wanted`, above its `estimate`, on a link that is not
-    /// congested: starts a probe cluster, unless one went out within [`PROBE_INTERVAL`].
+    /// `conn`'s allocator waits for a probe at `wanted` (above its `estimate`, or at
+    /// it when the estimate was shown wrong): starts a probe cluster, unless one went
+    /// out within [`PROBE_INTERVAL`].
     pub(super) fn probe_for(
         &mut self,
         conn: ConnId,
@@ -85,7 +88,7 @@ impl RoomCore {
         estimate: Bitrate,
         now: Instant,
     ) {
-        if self.probes.disabled || wanted <= estimate {
+        if self.probes.disabled {
             return;
         }
         if let Some(state) = self.probes.by_conn.get(&conn)
@@ -103,10 +106,7 @@ impl RoomCore {
             return;
         };
         let target = wanted.bps().min(estimate.bps() * MAX_TARGET_FACTOR).max(1);
-        let bytes = target * CLUSTER_DURATION.as_micros() as u64 / 8 / 1_000_000;
-        let left = bytes
-            .div_ceil(PACKET_WIRE_BYTES)
-            .clamp(MIN_PACKETS, MAX_PACKETS);
+        let left = CLUSTER_PACKETS;
         let spacing = Duration::from_micros(PACKET_WIRE_BYTES * 8 * 1_000_000 / target);
         tracing::debug!(?conn, %track, target, packets = left, "bandwidth probe");
         self.probes.by_conn.insert(
@@ -156,7 +156,10 @@ impl RoomCore {
                 let room = dt
                     .filter(|dt| dt.phase == TrackPhase::Live && !dt.paused && !dt.bandwidth_paused)
                     .and_then(|dt| {
-                        let (seq, ts) = dt.layers.as_mut()?.insert_padding(1)?;
+                        let (seq, ts) = match dt.layers.as_mut() {
+                            Some(layers) => layers.insert_padding(1)?,
+                            None => dt.forwarder.insert(1)?,
+                        };
                         Some((dt.ssrc, dt.payload_type, seq, ts))
                     });
                 let Some((ssrc, payload_type, seq, ts)) = room else {
@@ -186,21 +189,29 @@ impl RoomCore {
     }
 }
 
-/// A simulcast video the subscriber receives now: its layer forwarder has a current
-/// layer, so padding can be numbered into it.
+/// A video the subscriber receives now, so that padding can be numbered into it: a
+/// simulcast one whose layer forwarder has a current layer, or one without layers
+/// whose forwarder sent something (simulcast first: their numbering is the one a
+/// layer switch renumbers anyway).
 fn flowing_video(peer: &mut Peer) -> Option<TrackId> {
     if peer.on_hold || !peer.ice().is_up() {
         return None;
     }
     let mut ids: Vec<&TrackId> = peer.downtracks.keys().collect();
     ids.sort();
-    ids.into_iter()
-        .find(|id| {
-            let dt = &peer.downtracks[*id];
-            dt.phase == TrackPhase::Live
-                && !dt.paused
-                && !dt.bandwidth_paused
-                && dt.layers.as_ref().is_some_and(|l| l.forwarding())
+    let live = |dt: &crate::peer::DownTrack| {
+        dt.phase == TrackPhase::Live && !dt.paused && !dt.bandwidth_paused
+    };
+    let layered = ids.iter().find(|id| {
+        let dt = &peer.downtracks[**id];
+        live(dt) && dt.layers.as_ref().is_some_and(|l| l.forwarding())
+    });
+    let plain = || {
+        ids.iter().find(|id| {
+            let dt = &peer.downtracks[**id];
+            // A video (only video keeps what it sent for NACKs).
+            live(dt) && dt.layers.is_none() && dt.sent.is_some() && dt.forwarder.has_sent()
         })
-        .cloned()
+    };
+    layered.or_else(plain).map(|id| (*id).clone())
 }

@@ -35,7 +35,13 @@ impl RoomCore {
             .into_iter()
             .filter_map(|key| {
                 let p = self.participants.get(key)?;
-                let bwe = self.conns.get(p.subscriber?)?.bandwidth()?;
+                let conn = p.subscriber?;
+                let bwe = self.conns.get(conn)?.bandwidth()?;
+                let steps = self
+                    .allocators
+                    .get(&conn)
+                    .map(|a| a.step_probes())
+                    .unwrap_or_default();
                 Some(SubscriberStats {
                     identity: p.identity.clone(),
                     estimated_bitrate_bps: bwe.estimate.bps(),
@@ -45,6 +51,9 @@ impl RoomCore {
                     probes_sent: bwe.probes.sent,
                     probes_delivered: bwe.probes.delivered,
                     probes_raised: bwe.probes.raised,
+                    step_probes_asked: steps.asked,
+                    step_probes_succeeded: steps.succeeded,
+                    step_probes_failed: steps.failed,
                 })
             })
             .collect();

@@ -70,6 +70,8 @@ pub(super) struct SimClient {
     /// Padding-only packets (bandwidth probes) by track, kept apart from the media: a
     /// receiver takes them as padding (they fill their numbers, and carry nothing).
     pub padding: HashMap<String, Vec<RtpIn>>,
+    /// Per track, padding-only packets since its last media packet.
+    padded_since: HashMap<String, u16>,
     /// Keyframe requests (PLI, FIR) that reached the publisher connection.
     pub plis: Vec<Instant>,
     /// Cut off the network: nothing goes out, nothing comes in.
@@ -109,6 +111,7 @@ impl SimClient {
             remotes: HashMap::new(),
             rtp: HashMap::new(),
             padding: HashMap::new(),
+            padded_since: HashMap::new(),
             plis: Vec::new(),
             offline: false,
             departed: false,

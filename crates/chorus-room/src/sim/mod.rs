@@ -12,8 +12,9 @@
 //! joined with [`Sim::join_simulcast`] can publish a camera in three simulcast layers
 //! ([`Sim::publish_simulcast`], `simulcast.rs`). Clients open data channels and send
 //! and receive data messages through them ([`Sim::open_data`], `data.rs`).
-//! The room's bandwidth probes are off unless a scenario turns them on
-//! ([`Sim::set_probing`]); clients keep padding-only packets apart ([`Sim::padding`]).
+//! The room sends bandwidth probes as a server does (a scenario may turn them off,
+//! [`Sim::set_probing`]); clients keep padding-only packets apart ([`Sim::padding`]),
+//! and the numbering checks count them ([`seq_jumps`], [`Sim::numbered`]).
 //!
 //! Here: the room and its clients, joining, publishing and signaling. How a step of
 //! time moves everything is in `pump.rs`; what a scenario reads back (the clock, the
@@ -151,10 +152,7 @@ impl Sim {
             echo: false,
         };
         change(&mut params);
-        let mut core = RoomCore::new(params.clone(), now);
-        // Off unless a scenario turns it on (`tests/probe.rs`): probe padding takes
-        // sequence numbers, and the scenarios' numbering checks count media alone.
-        core.set_probing(false);
+        let core = RoomCore::new(params.clone(), now);
         Self {
             core,
             params,
@@ -186,7 +184,6 @@ impl Sim {
         // Other participant ids and SSRCs than the closed room's.
         params.seed = self.params.seed.wrapping_add(self.generation);
         self.core = RoomCore::new(params, self.now);
-        self.core.set_probing(false);
         self.pump();
     }
 

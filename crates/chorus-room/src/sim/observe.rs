@@ -89,7 +89,21 @@ impl Sim {
             .map_or(&[], Vec::as_slice)
     }
 
-    /// Bandwidth probes on or off (off by default in the simulation).
+    /// Every packet that carried `track`'s numbering to the client, media and padding,
+    /// in order of arrival: its numbering whole, so none counts padding before it
+    /// (and [`seq_jumps`] applies as is).
+    pub fn numbered(&self, c: ClientId, track: &str) -> Vec<RtpIn> {
+        let mut all: Vec<RtpIn> = self.rtp(c, track).to_vec();
+        all.extend_from_slice(self.padding(c, track));
+        for p in &mut all {
+            p.padding_before = 0;
+        }
+        // Stable: packets of one instant keep their order within each list.
+        all.sort_by_key(|p| p.at);
+        all
+    }
+
+    /// Bandwidth probes on or off (on by default, as in the server).
     pub fn set_probing(&mut self, on: bool) {
         self.core.set_probing(on);
     }
@@ -127,12 +141,49 @@ impl Sim {
     }
 }
 
-/// Places where `packets` do not follow one another by one sequence number (wrapping),
-/// as (previous, next).
+/// Places where `packets` (media, as [`Sim::rtp`] gives them) do not follow one
+/// another by one sequence number (wrapping), as (previous, next). Padding-only packets
+/// that arrived between two (bandwidth probes, numbered into the track) fill the
+/// numbers between them.
 pub fn seq_jumps(packets: &[RtpIn]) -> Vec<(u16, u16)> {
     packets
         .windows(2)
-        .filter(|w| w[1].seq != w[0].seq.wrapping_add(1))
+        .filter(|w| w[1].seq != w[0].seq.wrapping_add(1 + w[1].padding_before))
         .map(|w| (w[0].seq, w[1].seq))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_between_two_packets_fills_their_numbers() {
+        let at = Instant::now();
+        let packet = |seq: u16, padding_before: u16| RtpIn {
+            at,
+            ssrc: 1,
+            seq,
+            ts: 0,
+            marker: false,
+            payload_len: 100,
+            keyframe: false,
+            picture_id: None,
+            padding_before,
+        };
+        // (media packets as (seq, padding before), the jumps)
+        type Case<'a> = (&'a [(u16, u16)], &'a [(u16, u16)]);
+        let cases: [Case; 4] = [
+            (&[(1, 0), (2, 0), (3, 0)], &[]),
+            // Five padding packets took 3..=7.
+            (&[(1, 0), (2, 0), (8, 5)], &[]),
+            // A hole the padding does not explain (one lost), and one it overfills.
+            (&[(1, 0), (2, 0), (9, 5), (10, 1)], &[(2, 9), (9, 10)]),
+            (&[(65_534, 0), (65_535, 0), (2, 2)], &[]),
+        ];
+        for (media, want) in cases {
+            let packets: Vec<RtpIn> = media.iter().map(|&(s, p)| packet(s, p)).collect();
+            assert_eq!(seq_jumps(&packets), want, "{media:?}");
+        }
+    }
 }

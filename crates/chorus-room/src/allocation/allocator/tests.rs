@@ -20,59 +20,75 @@ enum Seen {
     Overused,
     /// Loss over 2 %.
     Lossy,
+    /// Nothing wrong, and a probe got through at the estimate given (and raised it
+    /// there) since the last round.
+    Probed,
 }
 
 /// Runs `steps` (ms, estimate kbit/s, what the link shows, expected allocation) in turn
-/// from `start`, each applied to the result so far.
+/// from `start`, each applied to the result so far. Returns the probe asked for in each
+/// step (kbit/s), and the allocator.
 fn run<const N: usize>(
     videos: &[VideoDemand],
     start: [Option<Allocation>; N],
     steps: &[(u64, u64, Seen, [Allocation; N])],
-) {
+) -> (Vec<Option<u64>>, Allocator) {
     let t0 = Instant::now();
     let mut a = Allocator::default();
-    let mut overuses = 0;
+    let (mut overuses, mut probes_delivered, mut probe_rate) = (0, 0, None);
     let mut now: Vec<Option<Allocation>> = start.to_vec();
+    let mut probes = Vec::new();
     for &(t, kbps, seen, want) in steps {
         overuses += u64::from(matches!(seen, Seen::Overused));
+        if matches!(seen, Seen::Probed) {
+            probes_delivered += 1;
+            probe_rate = Some(Bitrate::kbps(kbps));
+        }
         let link = LinkState {
             estimate: Bitrate::kbps(kbps),
             lossy: matches!(seen, Seen::Lossy),
             overuse: matches!(seen, Seen::Over),
             overuses,
+            probes_delivered,
+            probe_rate,
         };
         let got = a.decide(link, videos, &now, t0 + Duration::from_millis(t));
-        assert_eq!(got, want, "at {t} ms, {kbps} kbit/s");
-        now = got.into_iter().map(Some).collect();
+        assert_eq!(got.allocations, want, "at {t} ms, {kbps} kbit/s");
+        probes.push(got.probe.map(|p| p.bps() / 1000));
+        now = got.allocations.into_iter().map(Some).collect();
     }
+    (probes, a)
 }
 
 #[test]
 fn new_videos_start_at_their_lowest_layer_and_climb_several_at_once() {
     use Priority::*;
-    use Seen::Clear;
+    use Seen::{Clear, Probed};
     let videos = [video(Featured), video(Other), video(Other), video(Other)];
-    run(
+    let (probes, a) = run(
         &videos,
         [None; 4],
         &[
             // The start estimate (a guess): all four at their lowest (600), not paused
-            // although the estimate is short, and raised no further.
+            // although the estimate is short, and raised no further; the speaker's next
+            // step (950 in all) waits for a probe at 950 + 15 %.
             (0, 500, Clear, [l(0), l(0), l(0), l(0)]),
-            // The estimator measured what got through: with the margin (869) nothing
-            // more fits, but the estimate is well over the need and the speaker's next
-            // step (+350) fits in the estimate itself: a probe.
-            (500, 1_000, Clear, [l(1), l(0), l(0), l(0)]),
-            // Within the probe's hold: kept, whatever the estimate says.
-            (1_000, 5_000, Clear, [l(1), l(0), l(0), l(0)]),
-            // After it: as much as fits in 2 600 (3 000 less 15 %) at once: the speaker
-            // to f, one other to h.
+            // The estimator measured what got through: with the margin (869) the step
+            // still does not fit, and no probe raised the estimate: no switch.
+            (500, 1_000, Clear, [l(0), l(0), l(0), l(0)]),
+            // A probe raised it to cover the step (not with the margin): taken.
+            (1_000, 1_050, Probed, [l(1), l(0), l(0), l(0)]),
+            // Then as much as fits in 2 600 (3 000 less 15 %) at once: the speaker to
+            // f, one other to h.
             (1_500, 3_000, Clear, [l(2), l(1), l(0), l(0)]),
             // The next round raises again (the first other as high as it fits).
             (2_000, 4_000, Clear, [l(2), l(2), l(0), l(0)]),
             (2_500, 10_000, Clear, [l(2), l(2), l(2), l(2)]),
         ],
     );
+    assert_eq!(probes, [Some(1_092), Some(1_092), None, None, None, None]);
+    let counts = a.step_probes();
+    assert_eq!((counts.asked, counts.succeeded, counts.failed), (1, 1, 0));
     // A video at its max that is new: also its lowest first.
     let mut small = video(Other);
     small.max = SpatialLayer::new(0);
@@ -141,11 +157,11 @@ fn a_growing_queue_lowers_layers_then_pauses_if_it_persists_and_loss_pauses_at_o
 }
 
 #[test]
-fn raised_only_after_a_hold_with_a_margin_or_as_a_probe() {
+fn raised_only_after_a_hold_with_a_margin_or_after_a_probe() {
     use Priority::*;
     use Seen::*;
     let videos = [video(Featured), video(Other)];
-    run(
+    let (probes, a) = run(
         &videos,
         [Some(l(2)), Some(l(2))],
         &[
@@ -156,21 +172,90 @@ fn raised_only_after_a_hold_with_a_margin_or_as_a_probe() {
             (2_900, 6_000, Clear, [l(2), l(1)]),
             // A dip that still covers the need (2000): nothing changes.
             (2_950, 2_100, Clear, [l(2), l(1)]),
-            // Past the hold: less than 15 % over the need: kept (no probe either).
+            // Past the hold: the next step (3000 in all) does not fit: a probe is asked
+            // for (3450), and nothing switches while it is awaited …
             (3_100, 2_200, Clear, [l(2), l(1)]),
-            // 15 % over the need but short of the next layer even without the margin:
-            // a probe of one step.
-            (3_500, 2_300, Clear, [l(2), l(2)]),
-            // Below the need without congestion (what got through, not the link):
-            // kept.
-            (4_000, 1_000, Clear, [l(2), l(2)]),
-            // The probe was too much: the queue grows, lowered, and the longer hold
-            // of a lowering that undid a raise.
-            (4_500, 2_000, Over, [l(2), l(1)]),
-            (10_400, 5_000, Clear, [l(2), l(1)]),
-            (10_500, 5_000, Clear, [l(2), l(2)]),
+            (3_500, 2_300, Clear, [l(2), l(1)]),
+            // … even when one got through, but not at the step's rate.
+            (4_000, 2_400, Probed, [l(2), l(1)]),
+            // None did within the wait: failed, and the next waits 2 s.
+            (5_100, 2_400, Clear, [l(2), l(1)]),
+            (7_000, 2_400, Clear, [l(2), l(1)]),
+            (7_100, 2_400, Clear, [l(2), l(1)]),
+            // This one shows the room: the step.
+            (7_600, 3_100, Probed, [l(2), l(2)]),
+            // The link could not take it all the same: the queue grows, undone, and the
+            // longer hold of a lowering that undid a raise.
+            (8_100, 2_000, Over, [l(2), l(1)]),
+            (14_000, 5_000, Clear, [l(2), l(1)]),
+            // Then the step waits for a probe although it fits in the estimate with
+            // the margin: the estimate was shown to be more than the link takes.
+            (14_100, 5_000, Clear, [l(2), l(1)]),
+            (14_600, 5_000, Probed, [l(2), l(2)]),
         ],
     );
+    let (p, n) = (Some(3_450), None);
+    assert_eq!(probes, [n, n, n, n, p, p, p, n, n, p, n, n, n, p, n]);
+    let counts = a.step_probes();
+    assert_eq!((counts.asked, counts.succeeded, counts.failed), (3, 2, 1));
+}
+
+/// One video at its lowest layer (150) with an estimate of 200: the next step (500 in
+/// all) waits for a probe, and each failure holds the next one back longer (2 s, 4 s,
+/// then at most 8 s), congestion included; no round switches until a probe shows the
+/// room.
+#[test]
+fn failed_probes_hold_the_step_back_longer_each_time_without_a_switch() {
+    use Seen::*;
+    let lo = [l(0)];
+    let (probes, a) = run(
+        &[video(Priority::Featured)],
+        [Some(l(0))],
+        &[
+            (0, 200, Clear, lo),
+            (1_500, 200, Clear, lo),
+            (2_000, 200, Clear, lo), // failed: 2 s
+            (3_900, 200, Clear, lo),
+            (4_000, 200, Clear, lo),
+            (6_000, 200, Clear, lo), // failed: 4 s
+            (9_900, 200, Clear, lo),
+            (10_000, 200, Clear, lo),
+            (10_500, 200, Over, lo), // congestion: failed, 8 s
+            (18_400, 200, Clear, lo),
+            (18_500, 200, Clear, lo),
+            (19_000, 600, Probed, [l(1)]),
+        ],
+    );
+    let (p, n) = (Some(575), None);
+    assert_eq!(probes, [p, p, n, n, p, n, n, p, n, n, p, n]);
+    let counts = a.step_probes();
+    assert_eq!((counts.asked, counts.succeeded, counts.failed), (4, 1, 3));
+}
+
+/// A paused video without layers (one of 500) resumes only once a probe showed that
+/// its rate fits: an estimate that covers it without the margin is not enough alone.
+#[test]
+fn a_paused_single_layer_video_resumes_only_after_a_probe() {
+    use Seen::*;
+    let single = VideoDemand {
+        priority: Priority::Other,
+        max: SpatialLayer::new(0),
+        layer_bitrates: [Some(500_000), None, None],
+    };
+    // The other at its max: the paused one's resume is the only step.
+    let mut other = video(Priority::Featured);
+    other.max = SpatialLayer::new(0);
+    let (probes, _) = run(
+        &[other, single],
+        [Some(l(0)), Some(P)],
+        &[
+            // 150 sent; the resume would make it 650: a probe at 747.
+            (0, 400, Clear, [l(0), P]),
+            (500, 700, Clear, [l(0), P]),
+            (1_000, 700, Probed, [l(0), l(0)]),
+        ],
+    );
+    assert_eq!(probes, [Some(747), Some(747), None]);
 }
 
 #[test]
@@ -188,11 +273,13 @@ fn a_raise_the_link_cannot_take_is_undone_and_the_next_tries_are_single_steps() 
             // buys), and a long hold.
             (500, 2_000, Over, [l(0), l(0), l(0)]),
             (6_400, 10_000, Clear, [l(0), l(0), l(0)]),
-            // Then one step at a time (the margin would allow everything).
-            (6_500, 10_000, Clear, [l(1), l(0), l(0)]),
-            (7_000, 10_000, Clear, [l(1), l(0), l(0)]),
+            // Then one step at a time, each behind a probe (the margin would allow
+            // everything, but the estimate was shown wrong).
+            (6_500, 10_000, Clear, [l(0), l(0), l(0)]),
+            (7_000, 10_000, Probed, [l(1), l(0), l(0)]),
+            (7_500, 10_000, Clear, [l(1), l(0), l(0)]),
             // That one held (a probe's hold without congestion): all that fits again.
-            (7_500, 10_000, Clear, [l(2), l(2), l(2)]),
+            (8_000, 10_000, Clear, [l(2), l(2), l(2)]),
         ],
     );
 }
@@ -206,13 +293,15 @@ fn asking_for_less_lowers_at_once() {
         lossy: false,
         overuse: false,
         overuses: 0,
+        probes_delivered: 0,
+        probe_rate: None,
     };
     let mut a = Allocator::default();
     let top = [Some(l(2)), Some(l(2))];
     let mut small = videos.clone();
     small[0].max = SpatialLayer::new(0);
-    assert_eq!(a.decide(clear, &small, &top, t0), [l(0), l(2)]);
+    assert_eq!(a.decide(clear, &small, &top, t0).allocations, [l(0), l(2)]);
     // Hidden: paused (not a bandwidth pause: the room tells it apart by the max).
     small[1].max = None;
-    assert_eq!(a.decide(clear, &small, &top, t0), [l(0), P]);
+    assert_eq!(a.decide(clear, &small, &top, t0).allocations, [l(0), P]);
 }

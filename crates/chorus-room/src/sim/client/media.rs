@@ -29,6 +29,9 @@ pub struct RtpIn {
     pub keyframe: bool,
     /// The VP8 picture id, when the payload descriptor carries one.
     pub picture_id: Option<u16>,
+    /// Padding-only packets (bandwidth probes) of the same track that arrived since
+    /// the packet before this one: they took sequence numbers between the two.
+    pub padding_before: u16,
 }
 
 impl SimClient {
@@ -103,6 +106,11 @@ impl SimClient {
                         let track = remote.map_or(tag, |r| r.track.clone());
                         // The padding was stripped: nothing is left of a padding-only one.
                         let padding = packet.header.padding && packet.payload.is_empty();
+                        let padded = self.padded_since.entry(track.clone()).or_default();
+                        let padding_before = if padding { 0 } else { std::mem::take(padded) };
+                        if padding {
+                            *padded = padded.saturating_add(1);
+                        }
                         let list = if padding {
                             &mut self.padding
                         } else {
@@ -121,6 +129,7 @@ impl SimClient {
                                 .flatten()
                                 .and_then(|d| d.picture_id)
                                 .map(|p| p.value),
+                            padding_before,
                         });
                     }
                     RTCMessage::DataChannelMessage(id, m) if publisher => {
