@@ -1,0 +1,83 @@
+//! The one question every video policy answers: what becomes of this packet of a track
+//! for this subscriber. Three policies answer it, each with its own view of a packet:
+//!
+//! - [`Forwarder`]: the stream as it comes (one layer; audio too), renumbered across
+//!   source changes;
+//! - [`LayerForwarder`](crate::LayerForwarder): simulcast, one SSRC per spatial layer;
+//! - [`SvcForwarder`](crate::SvcForwarder): VP9 spatial and temporal layers in one
+//!   stream (one SSRC).
+//!
+//! The answer is the same value for all three ([`LayerDecision`]), so the room turns it
+//! into a copy in one place. Callers hold the concrete policy (or an enum of them), so
+//! dispatch is static.
+
+use std::time::Instant;
+
+use crate::forward::{DropReason, Forwarder, Translation};
+use crate::layers::{LayerAction, LayerDecision, LayerDrop, SpatialLayer};
+use crate::seq::{ExtSeq, ExtTimestamp};
+
+/// A per-(subscriber, track) video forwarder.
+pub trait VideoForwarder {
+    /// What the policy needs to know of one incoming packet.
+    type Packet;
+
+    /// What to do with `packet` for this subscriber, arriving at `now`: forward under
+    /// these header values, or drop for a named reason; and maybe a keyframe to ask
+    /// the publisher for (already throttled where the policy throttles). A policy of
+    /// one stream asks for [`SpatialLayer::LOW`]: its base layer, whose keyframe is
+    /// the whole stream's.
+    fn forward(&mut self, packet: &Self::Packet, now: Instant) -> LayerDecision;
+
+    /// Room for `count` padding packets after the last sent: the first number and
+    /// the timestamp for them; `None` while nothing is forwarded.
+    fn insert(&mut self, count: u16) -> Option<(u16, u32)>;
+}
+
+/// A packet of a stream forwarded as it comes.
+#[derive(Debug, Clone, Copy)]
+pub struct PlainPacket {
+    pub seq: ExtSeq,
+    pub timestamp: ExtTimestamp,
+    pub marker: bool,
+    pub keyframe: bool,
+}
+
+impl VideoForwarder for Forwarder {
+    type Packet = PlainPacket;
+
+    fn forward(&mut self, p: &PlainPacket, _now: Instant) -> LayerDecision {
+        let (action, keyframe_request) =
+            match self.translate(p.seq, p.timestamp, p.marker, p.keyframe) {
+                Translation::Forward {
+                    seq,
+                    timestamp,
+                    marker,
+                } => (
+                    LayerAction::Forward {
+                        seq,
+                        timestamp,
+                        marker,
+                        vp8: None,
+                    },
+                    None,
+                ),
+                // The room throttles these per track.
+                Translation::Drop(DropReason::AwaitingKeyframe) => (
+                    LayerAction::Drop(LayerDrop::AwaitingKeyframe),
+                    Some(SpatialLayer::LOW),
+                ),
+                Translation::Drop(DropReason::BeforeSwitch) => {
+                    (LayerAction::Drop(LayerDrop::BeforeSwitch), None)
+                }
+            };
+        LayerDecision {
+            action,
+            keyframe_request,
+        }
+    }
+
+    fn insert(&mut self, count: u16) -> Option<(u16, u32)> {
+        Forwarder::insert(self, count)
+    }
+}
