@@ -1,13 +1,15 @@
-//! One subscriber's share of one simulcast video: what it asked for (`track_settings`:
-//! the size it shows the video at, whether it is visible, a quality cap) turned into the
-//! most its [`LayerForwarder`] may send; the layers arriving now turned into its target;
+//! One subscriber's share of one video in layers (simulcast, or VP9 SVC in one stream):
+//! what it asked for (`track_settings`: the size it shows the video at, whether it is
+//! visible, a quality cap) turned into the most its forwarder ([`LayerForwarder`] or
+//! [`SvcForwarder`]) may send; the layers arriving now turned into its target;
 //! and the VP8 numbering each of its sequence numbers went out with, so that a resend
 //! is the same bytes (a NACK is answered from the track's one history, see repair).
 
 use std::time::Instant;
 
 use chorus_core::{
-    Layer, LayerDecision, LayerForwarder, LayerPacket, SpatialLayer, TemporalLayer, Vp8Rewrite,
+    Layer, LayerDecision, LayerForwarder, LayerPacket, SpatialLayer, SvcForwarder, SvcPacket,
+    TemporalLayer, VideoForwarder, Vp8Rewrite,
 };
 use chorus_protocol::signal::VideoQuality;
 
@@ -34,11 +36,21 @@ impl ActiveLayers {
     }
 }
 
-/// A packet of a simulcast track as queued for its subscribers (once, for all of them).
+/// A packet of a track in layers as queued for its subscribers (once, for all of them).
 #[derive(Debug, Clone, Copy)]
 pub struct LayeredPacket {
-    pub packet: LayerPacket,
+    pub packet: LayeredKind,
+    /// The spatial layers arriving now.
     pub active: ActiveLayers,
+}
+
+/// Which kind of layers, and the packet as its policy reads it.
+#[derive(Debug, Clone, Copy)]
+pub enum LayeredKind {
+    /// Simulcast: one SSRC per spatial layer.
+    Simulcast(LayerPacket),
+    /// VP9 SVC: one stream, layers told by the payload descriptor.
+    Svc(SvcPacket),
 }
 
 /// What a subscriber asked for of one video (`track_settings`).
@@ -97,11 +109,14 @@ fn oriented(a: u32, b: u32) -> (u32, u32) {
     (a.max(b), a.min(b))
 }
 
-/// One subscriber's layer forwarder for one simulcast track, and what it sent.
+/// One subscriber's layer forwarder for one track in layers, and what it sent.
 #[derive(Debug, Clone)]
 pub struct LayerSelection {
-    forwarder: LayerForwarder,
+    forwarder: Policy,
     visible: bool,
+    /// What the subscriber asked (`track_settings`), kept to pick the max again when
+    /// an SVC track's layers change (its scalability structure).
+    view: Option<ViewSettings>,
     /// At most this layer, from the bandwidth allocation (below what was asked).
     bandwidth_cap: Option<SpatialLayer>,
     /// The VP8 numbering sent under each sequence number (slot `seq % len`), to resend
@@ -115,8 +130,9 @@ type SentVp8 = (u16, Option<Vp8Rewrite>);
 impl Default for LayerSelection {
     fn default() -> Self {
         Self {
-            forwarder: LayerForwarder::new(Layer::BEST),
+            forwarder: Policy::Simulcast(LayerForwarder::new(Layer::BEST)),
             visible: true,
+            view: None,
             bandwidth_cap: None,
             sent: vec![None; HISTORY_LEN].into_boxed_slice(),
         }
@@ -143,6 +159,21 @@ impl LayerSelection {
         self.visible = visible;
     }
 
+    /// As the subscriber asked (`view`) of a track in `layers` layers whose top one is
+    /// `top` (see [`ViewSettings::max_layer`]).
+    pub fn set_view(&mut self, view: ViewSettings, layers: usize, top: (u32, u32)) {
+        self.set_max(view.max_layer(layers, top), view.visible);
+        self.view = Some(view);
+    }
+
+    /// The track's layers changed (an SVC track's new scalability structure): the max
+    /// is picked again from what the subscriber asked, if it asked.
+    pub fn layers_changed(&mut self, layers: usize, top: (u32, u32)) {
+        if let Some(view) = self.view {
+            self.set_view(view, layers, top);
+        }
+    }
+
     /// What to do with one packet for this subscriber. The target is the best layer
     /// arriving within its max (or the max itself while none is: it waits for it).
     pub fn decide(&mut self, p: &LayeredPacket, now: Instant) -> LayerDecision {
@@ -155,7 +186,17 @@ impl LayerSelection {
             self.forwarder
                 .set_target(Some(Layer::new(spatial, TemporalLayer::ALL)));
         }
-        self.forwarder.forward(&p.packet, now)
+        match (&mut self.forwarder, &p.packet) {
+            (Policy::Simulcast(f), LayeredKind::Simulcast(packet)) => f.forward(packet, now),
+            (Policy::Svc(f), LayeredKind::Svc(packet)) => f.forward(packet, now),
+            _ => {
+                // The first packet tells which kind of layers (a selection may be made
+                // by `track_settings` or the allocation before any arrives); then once
+                // more, alike.
+                self.forwarder = self.forwarder.other_kind();
+                self.decide(p, now)
+            }
+        }
     }
 
     /// At most `cap` (the bandwidth allocation), whatever the max; `None`: the max.
@@ -207,6 +248,76 @@ impl LayerSelection {
         match self.sent[usize::from(seq) % self.sent.len()] {
             Some((s, vp8)) if s == seq => Some(vp8),
             _ => None,
+        }
+    }
+}
+
+/// The per-(subscriber, track) policy of a video in layers.
+// Both sizes are fine: the selection is boxed whole in its down track, one per
+// (subscriber, track), and a box per variant would cost a pointer chase per packet.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+enum Policy {
+    Simulcast(LayerForwarder),
+    Svc(SvcForwarder),
+}
+
+impl Policy {
+    /// The other kind, aiming at the same max and target, from the next keyframe.
+    fn other_kind(&self) -> Self {
+        match self {
+            Policy::Simulcast(f) => {
+                let mut svc = SvcForwarder::new(f.max());
+                svc.set_target(f.target());
+                Policy::Svc(svc)
+            }
+            Policy::Svc(f) => {
+                let mut simulcast = LayerForwarder::new(f.max());
+                simulcast.set_target(f.target());
+                Policy::Simulcast(simulcast)
+            }
+        }
+    }
+
+    fn max(&self) -> Layer {
+        match self {
+            Policy::Simulcast(f) => f.max(),
+            Policy::Svc(f) => f.max(),
+        }
+    }
+
+    fn set_max(&mut self, max: Layer) {
+        match self {
+            Policy::Simulcast(f) => f.set_max(max),
+            Policy::Svc(f) => f.set_max(max),
+        }
+    }
+
+    fn set_target(&mut self, target: Option<Layer>) {
+        match self {
+            Policy::Simulcast(f) => f.set_target(target),
+            Policy::Svc(f) => f.set_target(target),
+        }
+    }
+
+    fn target(&self) -> Option<Layer> {
+        match self {
+            Policy::Simulcast(f) => f.target(),
+            Policy::Svc(f) => f.target(),
+        }
+    }
+
+    fn current(&self) -> Option<Layer> {
+        match self {
+            Policy::Simulcast(f) => f.current(),
+            Policy::Svc(f) => f.current(),
+        }
+    }
+
+    fn insert(&mut self, count: u16) -> Option<(u16, u32)> {
+        match self {
+            Policy::Simulcast(f) => VideoForwarder::insert(f, count),
+            Policy::Svc(f) => VideoForwarder::insert(f, count),
         }
     }
 }
@@ -277,6 +388,64 @@ mod tests {
             Some(SpatialLayer::LOW)
         );
         assert_eq!(ActiveLayers(0b100).best_up_to(SpatialLayer::MID), None);
+    }
+
+    /// One VP9 picture of three spatial layers, one packet each, from `seq`.
+    fn svc_picture(seq: u64, keyframe: bool) -> Vec<LayeredPacket> {
+        (0..3u8)
+            .map(|sid| LayeredPacket {
+                packet: LayeredKind::Svc(SvcPacket {
+                    seq: chorus_core::ExtSeq(seq + u64::from(sid)),
+                    timestamp: chorus_core::ExtTimestamp(seq * 1000),
+                    marker: sid == 2,
+                    keyframe: keyframe && sid == 0,
+                    layers: Some(chorus_core::SvcLayers {
+                        sid,
+                        tid: 0,
+                        switching_up: false,
+                        begins_frame: true,
+                        ends_frame: true,
+                    }),
+                }),
+                active: ActiveLayers(0b111),
+            })
+            .collect()
+    }
+
+    /// (seq, marker) of what goes out of `packets`.
+    fn sent(s: &mut LayerSelection, packets: &[LayeredPacket]) -> Vec<(u16, bool)> {
+        let now = Instant::now();
+        packets
+            .iter()
+            .filter_map(|p| match s.decide(p, now).action {
+                chorus_core::LayerAction::Forward { seq, marker, .. } => Some((seq, marker)),
+                chorus_core::LayerAction::Drop(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_svc_track_gets_its_spatial_layers_up_to_the_max_and_the_bandwidth_cap() {
+        // Made (by track_settings) before any packet: the first SVC packet makes it SVC.
+        let mut s = LayerSelection::default();
+        s.set_max(SpatialLayer::MID, true);
+        assert_eq!(
+            sent(&mut s, &svc_picture(10, true)),
+            [(10, false), (11, true)],
+            "up to the max, marked at its end"
+        );
+        s.set_bandwidth_cap(Some(SpatialLayer::LOW));
+        assert_eq!(sent(&mut s, &svc_picture(13, false)), [(12, true)]);
+        // Up again only at a keyframe.
+        s.set_bandwidth_cap(None);
+        assert_eq!(sent(&mut s, &svc_picture(16, false)), [(13, true)]);
+        assert_eq!(
+            sent(&mut s, &svc_picture(19, true)),
+            [(14, false), (15, true)]
+        );
+        // Invisible: nothing.
+        s.set_max(SpatialLayer::HIGH, false);
+        assert!(sent(&mut s, &svc_picture(22, true)).is_empty());
     }
 
     #[test]
