@@ -46,6 +46,8 @@ pub struct PlainPacket {
 impl VideoForwarder for Forwarder {
     type Packet = PlainPacket;
 
+    // Inlined into the room's per-copy path, which called `translate` before.
+    #[inline]
     fn forward(&mut self, p: &PlainPacket, _now: Instant) -> LayerDecision {
         let (action, keyframe_request) =
             match self.translate(p.seq, p.timestamp, p.marker, p.keyframe) {
@@ -77,6 +79,7 @@ impl VideoForwarder for Forwarder {
         }
     }
 
+    #[inline]
     fn insert(&mut self, count: u16) -> Option<(u16, u32)> {
         Forwarder::insert(self, count)
     }

@@ -449,6 +449,22 @@ mod tests {
     }
 
     #[test]
+    fn the_max_is_picked_again_when_the_layers_change() {
+        // A 1280×720 tile of an SVC track that starts in two layers up to 640×360 (a
+        // publisher short of bandwidth), then gets its third up to 1280×720.
+        let mut s = LayerSelection::default();
+        let view = settings(Some(1280), Some(720), None);
+        s.set_view(view, 2, (640, 360));
+        assert_eq!(s.may_receive(), Some(SpatialLayer::MID));
+        s.layers_changed(3, (1280, 720));
+        assert_eq!(s.may_receive(), Some(SpatialLayer::HIGH));
+        // Without settings asked, the max stays the best.
+        let mut s = LayerSelection::default();
+        s.layers_changed(1, (320, 180));
+        assert_eq!(s.may_receive(), Some(SpatialLayer::HIGH));
+    }
+
+    #[test]
     fn what_was_sent_under_a_number_is_remembered_until_overwritten() {
         let mut s = LayerSelection::default();
         let rewrite = Vp8Rewrite {
