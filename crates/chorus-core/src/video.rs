@@ -84,3 +84,59 @@ impl VideoForwarder for Forwarder {
         Forwarder::insert(self, count)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(seq: u64, keyframe: bool) -> PlainPacket {
+        PlainPacket {
+            seq: ExtSeq(seq),
+            timestamp: ExtTimestamp(seq * 3000),
+            marker: true,
+            keyframe,
+        }
+    }
+
+    /// Each policy's answers to the same question, through the trait only.
+    fn answers<F: VideoForwarder>(f: &mut F, packets: &[F::Packet]) -> Vec<LayerDecision> {
+        let now = Instant::now();
+        packets.iter().map(|p| f.forward(p, now)).collect()
+    }
+
+    #[test]
+    fn the_plain_policy_waits_for_a_keyframe_asking_for_one_then_forwards() {
+        let mut f = Forwarder::video();
+        assert_eq!(f.insert(1), None, "nothing sent yet");
+        let got = answers(
+            &mut f,
+            &[packet(7, false), packet(8, true), packet(9, false)],
+        );
+        let want = [
+            LayerDecision {
+                action: LayerAction::Drop(LayerDrop::AwaitingKeyframe),
+                keyframe_request: Some(SpatialLayer::LOW),
+            },
+            LayerDecision {
+                action: LayerAction::Forward {
+                    seq: 8,
+                    timestamp: 24_000,
+                    marker: true,
+                    vp8: None,
+                },
+                keyframe_request: None,
+            },
+            LayerDecision {
+                action: LayerAction::Forward {
+                    seq: 9,
+                    timestamp: 27_000,
+                    marker: true,
+                    vp8: None,
+                },
+                keyframe_request: None,
+            },
+        ];
+        assert_eq!(got, want);
+        assert_eq!(VideoForwarder::insert(&mut f, 2), Some((10, 27_000)));
+    }
+}
