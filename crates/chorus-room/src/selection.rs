@@ -8,12 +8,15 @@
 use std::time::Instant;
 
 use chorus_core::{
-    Layer, LayerDecision, LayerForwarder, LayerPacket, SpatialLayer, SvcForwarder, SvcPacket,
-    TemporalLayer, VideoForwarder, Vp8Rewrite,
+    Layer, LayerDecision, LayerForwarder, LayerPacket, SpatialLayer, SvcPacket, TemporalLayer,
+    VideoForwarder, Vp8Rewrite,
 };
 use chorus_protocol::signal::VideoQuality;
 
 use crate::tracks::HISTORY_LEN;
+use policy::Policy;
+
+mod policy;
 
 /// The top layer's size assumed while the track's resolution is unknown: a 720p camera.
 pub const ASSUMED_TOP_SIZE: (u32, u32) = (1280, 720);
@@ -248,76 +251,6 @@ impl LayerSelection {
         match self.sent[usize::from(seq) % self.sent.len()] {
             Some((s, vp8)) if s == seq => Some(vp8),
             _ => None,
-        }
-    }
-}
-
-/// The per-(subscriber, track) policy of a video in layers.
-// Both sizes are fine: the selection is boxed whole in its down track, one per
-// (subscriber, track), and a box per variant would cost a pointer chase per packet.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-enum Policy {
-    Simulcast(LayerForwarder),
-    Svc(SvcForwarder),
-}
-
-impl Policy {
-    /// The other kind, aiming at the same max and target, from the next keyframe.
-    fn other_kind(&self) -> Self {
-        match self {
-            Policy::Simulcast(f) => {
-                let mut svc = SvcForwarder::new(f.max());
-                svc.set_target(f.target());
-                Policy::Svc(svc)
-            }
-            Policy::Svc(f) => {
-                let mut simulcast = LayerForwarder::new(f.max());
-                simulcast.set_target(f.target());
-                Policy::Simulcast(simulcast)
-            }
-        }
-    }
-
-    fn max(&self) -> Layer {
-        match self {
-            Policy::Simulcast(f) => f.max(),
-            Policy::Svc(f) => f.max(),
-        }
-    }
-
-    fn set_max(&mut self, max: Layer) {
-        match self {
-            Policy::Simulcast(f) => f.set_max(max),
-            Policy::Svc(f) => f.set_max(max),
-        }
-    }
-
-    fn set_target(&mut self, target: Option<Layer>) {
-        match self {
-            Policy::Simulcast(f) => f.set_target(target),
-            Policy::Svc(f) => f.set_target(target),
-        }
-    }
-
-    fn target(&self) -> Option<Layer> {
-        match self {
-            Policy::Simulcast(f) => f.target(),
-            Policy::Svc(f) => f.target(),
-        }
-    }
-
-    fn current(&self) -> Option<Layer> {
-        match self {
-            Policy::Simulcast(f) => f.current(),
-            Policy::Svc(f) => f.current(),
-        }
-    }
-
-    fn insert(&mut self, count: u16) -> Option<(u16, u32)> {
-        match self {
-            Policy::Simulcast(f) => VideoForwarder::insert(f, count),
-            Policy::Svc(f) => VideoForwarder::insert(f, count),
         }
     }
 }
