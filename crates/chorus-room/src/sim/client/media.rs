@@ -25,10 +25,12 @@ pub struct RtpIn {
     pub ts: u32,
     pub marker: bool,
     pub payload_len: usize,
-    /// Video whose payload starts a VP8 keyframe.
+    /// Video whose payload starts a VP8 (or, VP9's payload type, VP9) keyframe.
     pub keyframe: bool,
     /// The VP8 picture id, when the payload descriptor carries one.
     pub picture_id: Option<u16>,
+    /// VP9 (its payload type): the layers of the packet, from its payload descriptor.
+    pub vp9: Option<chorus_core::SvcLayers>,
 }
 
 impl SimClient {
@@ -115,12 +117,21 @@ impl SimClient {
                             ts: packet.header.timestamp,
                             marker: packet.header.marker,
                             payload_len: packet.payload.len(),
-                            keyframe: video && vp8_is_keyframe(&packet.payload),
+                            keyframe: video
+                                && if packet.header.payload_type == chorus_transport::VP9_PT {
+                                    chorus_core::vp9::vp9_is_keyframe(&packet.payload)
+                                } else {
+                                    vp8_is_keyframe(&packet.payload)
+                                },
                             picture_id: video
                                 .then(|| chorus_core::Vp8Descriptor::parse(&packet.payload))
                                 .flatten()
                                 .and_then(|d| d.picture_id)
                                 .map(|p| p.value),
+                            vp9: (packet.header.payload_type == chorus_transport::VP9_PT)
+                                .then(|| chorus_core::Vp9Descriptor::parse(&packet.payload))
+                                .flatten()
+                                .map(|d| chorus_core::SvcLayers::of(&d)),
                         });
                     }
                     RTCMessage::DataChannelMessage(id, m) if publisher => {
