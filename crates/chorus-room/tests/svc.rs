@@ -41,6 +41,13 @@ fn a_tile_gets_the_spatial_layers_that_fit_it_as_one_stream() {
     let alice = sim.join_svc("alice");
     let bob = sim.join("bob");
     let video = sim.publish_svc(alice);
+    // A large tile from the start, while the camera sends two layers (up to 640×360):
+    // when its third comes, the tile gets it (the max is picked again).
+    sim.run_for(ms(700));
+    let before = sim.rtp(bob, &video);
+    assert!(!before.is_empty(), "bob receives it before the third layer");
+    assert!(before.iter().all(|p| p.vp9.unwrap().sid < 2));
+    sim.signal(bob, settings(&video, 1280, 720));
     sim.run_for(ms(3000));
 
     // The layers are told once a keyframe's structure came (the roster of a late joiner).
@@ -59,9 +66,7 @@ fn a_tile_gets_the_spatial_layers_that_fit_it_as_one_stream() {
         Some(&["s0", "s1", "s2"].map(String::from)[..])
     );
 
-    // A large tile: all three layers of every picture, once the allocation allows.
-    sim.signal(bob, settings(&video, 1280, 720));
-    sim.run_for(ms(3000));
+    // All three layers of every picture, once the allocation allows.
     let got = sim.rtp(bob, &video).to_vec();
     assert!(got.len() > 60, "{} packets", got.len());
     assert_eq!(seq_jumps(&got), [], "one stream, no gap");

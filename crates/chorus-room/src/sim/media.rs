@@ -60,7 +60,10 @@ impl Publication {
                     (vec![payload], 960, AUDIO_FRAME, stream.level_ext)
                 }
                 MediaKind::Video => {
-                    let keyframe = std::mem::take(&mut self.keyframe_due) || stream.frames == 0;
+                    // An SVC camera's third layer starts at a keyframe (see `svc.rs`).
+                    let keyframe = std::mem::take(&mut self.keyframe_due)
+                        || stream.frames == 0
+                        || (self.svc && stream.frames == super::svc::SVC_FULL_AT);
                     self.keyframes_sent += u32::from(keyframe);
                     let interval = Duration::from_secs(1) / VIDEO_FPS;
                     let frame = if self.svc {

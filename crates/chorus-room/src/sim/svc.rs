@@ -2,7 +2,9 @@
 //! layers, as Chromium sends `L3T3_KEY`: each picture is one packet per spatial layer
 //! (lowest first, a size of its own so a receiver can tell them apart), TIDs 0, 2, 1, 2
 //! in turn, the scalability structure (320×180, 640×360, 1280×720) on keyframes, and
-//! the RTP marker on the last packet of the picture.
+//! the RTP marker on the last packet of the picture. Like Chromium while its bandwidth
+//! estimate grows, it starts with the lower two layers only (up to 640×360) and adds
+//! the third at a keyframe after [`SVC_FULL_AT`] pictures.
 
 use bytes::Bytes;
 
@@ -12,11 +14,16 @@ use super::{ClientId, Sim};
 /// Payload bytes of each spatial layer's packet, lowest first.
 pub const SVC_LAYER_SIZES: [usize; 3] = [200, 400, 800];
 
+/// The picture (a keyframe) from which all three spatial layers are sent: one second.
+pub const SVC_FULL_AT: usize = 30;
+
 /// The payloads of picture `index` (RFC 9628 descriptors, non-flexible mode).
 pub(super) fn vp9_picture(keyframe: bool, index: usize) -> Vec<Bytes> {
+    let layers = if index < SVC_FULL_AT { 2 } else { 3 };
+    let sizes: [(u16, u16); 3] = [(320, 180), (640, 360), (1280, 720)];
     let tid: u8 = if keyframe { 0 } else { [0, 2, 1, 2][index % 4] };
     let picture_id = (index & 0x7fff) as u16;
-    SVC_LAYER_SIZES
+    SVC_LAYER_SIZES[..layers]
         .iter()
         .zip(0u8..)
         .map(|(&size, sid)| {
@@ -29,8 +36,8 @@ pub(super) fn vp9_picture(keyframe: bool, index: usize) -> Vec<Bytes> {
             let tl0 = (index / 4) as u8;
             let mut p = vec![first, 0x80 | hi, lo, layer, tl0];
             if ss {
-                p.push((2 << 5) | 0x10);
-                for (w, h) in [(320u16, 180u16), (640, 360), (1280, 720)] {
+                p.push(((layers as u8 - 1) << 5) | 0x10);
+                for &(w, h) in &sizes[..layers] {
                     p.extend(w.to_be_bytes());
                     p.extend(h.to_be_bytes());
                 }
@@ -80,7 +87,7 @@ mod tests {
 
     #[test]
     fn pictures_read_back_as_written() {
-        let key = super::vp9_picture(true, 0);
+        let key = super::vp9_picture(true, super::SVC_FULL_AT);
         let d: Vec<Vp9Descriptor> = key
             .iter()
             .map(|p| Vp9Descriptor::parse(p).unwrap())
@@ -92,5 +99,9 @@ mod tests {
         let l = SvcLayers::of(&Vp9Descriptor::parse(&delta[1]).unwrap());
         assert_eq!((l.sid, l.tid, l.switching_up), (1, 2, true));
         assert!(!Vp9Descriptor::parse(&delta[0]).unwrap().starts_keyframe());
+        assert_eq!(delta.len(), 2, "two layers at first");
+        let first = Vp9Descriptor::parse(&super::vp9_picture(true, 0)[0]).unwrap();
+        let ss = first.structure.unwrap();
+        assert_eq!((ss.spatial_layers, ss.resolution(1)), (2, Some((640, 360))));
     }
 }
