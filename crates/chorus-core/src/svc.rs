@@ -20,6 +20,11 @@
 //! it receives as a frame nothing it decodes refers to (the non-flexible mode's group
 //! of pictures says so). After a pause the stream resumes at a keyframe, which needs
 //! nothing before it.
+//!
+//! Limit: a picture that lacks the highest layer forwarded (an encoder dropping that
+//! layer frame alone) but has one above it goes out without a marker (the packet that
+//! would have carried it is gone by the time the gap shows); the decoder then completes
+//! it at the next picture.
 
 #[cfg(test)]
 mod tests;
