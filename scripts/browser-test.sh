@@ -31,6 +31,11 @@
 #                                         resizes its tile and receives the layer that fits;
 #                                         dynacast turns the unneeded layers off and on
 #
+#   scripts/browser-test.sh svc           VP9 SVC through the demo page (tests/browser/svc.js): a
+#                                         page sends its 720p camera as one VP9 stream in
+#                                         L3T3_KEY (?codec=vp9&svc=1), another resizes its tile
+#                                         and receives the spatial layer that fits
+#
 #   scripts/browser-test.sh https         the demo page over the server's built-in HTTPS
 #                                         (tests/browser/https.js): a self-signed certificate
 #                                         made with openssl, trusted by Chromium and Node only
@@ -68,8 +73,9 @@ case "$TEST" in
   hold) TEST_JS=tests/browser/hold.js; TEST_TIMEOUT=110 ;;
   lobby) TEST_JS=tests/browser/lobby.js; TEST_TIMEOUT=110 ;;
   simulcast) TEST_JS=tests/browser/simulcast.js; TEST_TIMEOUT=90 ;;
+  svc) TEST_JS=tests/browser/svc.js; TEST_TIMEOUT=110 ;;
   devices) TEST_JS=tests/browser/devices.js; TEST_TIMEOUT=100 ;;
-  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch, codecs, turn-relay, screen, https, hold, lobby, simulcast or devices)" >&2; exit 2 ;;
+  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch, codecs, turn-relay, screen, https, hold, lobby, simulcast, svc or devices)" >&2; exit 2 ;;
 esac
 if [ "$TEST" = turn-relay ] && ! command -v turnserver >/dev/null 2>&1; then
   echo "[browser-test] turnserver (coturn) missing: run scripts/setup.sh" >&2

@@ -53,6 +53,9 @@ scripts/browser-test.sh lobby
 step "browser simulcast test (three layers, tile sizes, dynacast)"
 scripts/browser-test.sh simulcast
 
+step "browser VP9 SVC test (L3T3_KEY, tile sizes pick the spatial layer)"
+scripts/browser-test.sh svc
+
 step "GStreamer webrtcbin interop test"
 tests/webrtcbin/run.sh
 

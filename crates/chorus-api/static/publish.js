@@ -21,7 +21,8 @@ export async function publishTrack(s, track, source, stream) {
   chorus.localTracks[source] = { track, trackId: m.track.track_id, muted: !track.enabled };
   upsertTrack(m.track);
   const init = { direction: 'sendonly', streams: [stream || chorus.localStream] };
-  if (source === 'camera' && simulcastWanted()) init.sendEncodings = SIMULCAST_ENCODINGS;
+  if (source === 'camera' && svcWanted()) init.sendEncodings = [{ scalabilityMode: 'L3T3_KEY' }];
+  else if (source === 'camera' && simulcastWanted()) init.sendEncodings = SIMULCAST_ENCODINGS;
   try {
     s.pubPc.addTransceiver(track, init);
   } catch (e) {
@@ -54,10 +55,18 @@ function simulcastWanted() {
   return !(asked === '0' || asked === 'off' || asked === 'false');
 }
 
-// The video codec to send: VP8, or H.264 with `?codec=h264` in the page's address.
+// The video codec to send: VP8, or H.264 with `?codec=h264` (VP9 with `?codec=vp9`) in
+// the page's address.
 function videoCodec() {
-  const asked = new URLSearchParams(location.search).get('codec');
-  return asked && asked.toLowerCase() === 'h264' ? 'video/H264' : 'video/VP8';
+  const asked = (new URLSearchParams(location.search).get('codec') || '').toLowerCase();
+  return { h264: 'video/H264', vp9: 'video/VP9' }[asked] || 'video/VP8';
+}
+
+// `?codec=vp9&svc=1`: the camera goes out as one VP9 stream in three spatial and three
+// temporal layers (scalabilityMode L3T3_KEY) instead of simulcast; the server forwards
+// each subscriber the layers its tile needs (docs/signaling.md, "VP9 SVC").
+function svcWanted() {
+  return videoCodec() === 'video/VP9' && new URLSearchParams(location.search).get('svc') === '1';
 }
 
 function preferCodec(pc, track, mime) {
@@ -98,7 +107,7 @@ export function applyPublisherLayers(m) {
 // 720p where the camera has it: browsers send three simulcast layers only from
 // about 960x540 up (fewer below), and the top layer is what a large tile shows.
 export function videoConstraints() {
-  return simulcastWanted()
+  return simulcastWanted() || svcWanted()
     ? { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } }
     : { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } };
 }

@@ -2,12 +2,14 @@
 //! forwarding decisions.
 
 /// A codec Chorus takes from publishers and sends to subscribers as it came: Opus for
-/// audio; VP8 or H.264 (packetization mode 1, constrained baseline) for video.
+/// audio; VP8, VP9 (profile 0, with or without spatial and temporal layers) or H.264
+/// (packetization mode 1, constrained baseline) for video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Codec {
     Opus,
     Vp8,
     H264,
+    Vp9,
 }
 
 impl Codec {
@@ -17,13 +19,14 @@ impl Codec {
             Codec::Opus => "opus",
             Codec::Vp8 => "VP8",
             Codec::H264 => "H264",
+            Codec::Vp9 => "VP9",
         }
     }
 
     pub fn clock_rate(self) -> u32 {
         match self {
             Codec::Opus => 48_000,
-            Codec::Vp8 | Codec::H264 => 90_000,
+            Codec::Vp8 | Codec::H264 | Codec::Vp9 => 90_000,
         }
     }
 
@@ -31,7 +34,7 @@ impl Codec {
     pub fn channels(self) -> u16 {
         match self {
             Codec::Opus => 2,
-            Codec::Vp8 | Codec::H264 => 0,
+            Codec::Vp8 | Codec::H264 | Codec::Vp9 => 0,
         }
     }
 
@@ -46,6 +49,7 @@ impl Codec {
             Codec::Opus => false,
             Codec::Vp8 => vp8_is_keyframe(payload),
             Codec::H264 => h264_is_keyframe(payload),
+            Codec::Vp9 => crate::vp9::vp9_is_keyframe(payload),
         }
     }
 }

@@ -140,6 +140,10 @@ pub enum LayerDrop {
     DroppedBefore,
     /// Older than what the forwarder remembers of the dropped numbers.
     TooOld,
+    /// SVC: of a spatial layer above those forwarded; its sequence number leaves no hole.
+    SpatialLayerAbove,
+    /// SVC: no readable VP9 payload descriptor, so no layer to judge it by.
+    Unreadable,
 }
 
 /// RTP clock rate of video (VP8, H.264): ticks per second.
@@ -327,6 +331,18 @@ impl LayerForwarder {
         self.keyframe_requests[target.index()]
             .should_send(now)
             .then_some(target)
+    }
+}
+
+impl crate::video::VideoForwarder for LayerForwarder {
+    type Packet = LayerPacket;
+
+    fn forward(&mut self, packet: &LayerPacket, now: Instant) -> LayerDecision {
+        LayerForwarder::forward(self, packet, now)
+    }
+
+    fn insert(&mut self, count: u16) -> Option<(u16, u32)> {
+        LayerForwarder::insert(self, count)
     }
 }
 

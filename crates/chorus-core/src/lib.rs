@@ -15,7 +15,10 @@ pub mod repair;
 pub mod reports;
 pub mod resend_budget;
 pub mod seq;
+pub mod svc;
+pub mod video;
 pub mod vp8;
+pub mod vp9;
 
 pub use bwe::{BandwidthEstimator, Bitrate, BweConfig, PacketResult, TransportSeq};
 pub use codec::Codec;
@@ -32,4 +35,7 @@ pub use repair::{NackMap, PacketHistory, Repair, Sent};
 pub use reports::{ReceiverStats, ReportBlock, SenderInfo, SenderStats};
 pub use resend_budget::ResendBudget;
 pub use seq::{ExtSeq, ExtTimestamp, PictureIdUnwrapper, SeqUnwrapper, TimestampUnwrapper};
+pub use svc::{SvcForwarder, SvcLayers, SvcPacket};
+pub use video::{PlainPacket, VideoForwarder};
 pub use vp8::{PictureId, Vp8Descriptor, Vp8Rewrite};
+pub use vp9::{Vp9Descriptor, Vp9Layers, Vp9Structure};

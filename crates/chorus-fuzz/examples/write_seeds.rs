@@ -67,6 +67,21 @@ const VP8_KEY: &[u8] = &[
 /// A delta frame, temporal layer 1.
 const VP8_DELTA: &[u8] = &[0x90, 0xe0, 0x80, 0x2b, 0x07, 0x60, 0x31, 0x00, 0x00];
 
+/// VP9 payloads (RFC 9628 descriptor, then a byte of frame): I L B V with 15-bit picture
+/// id 7, SID 0, TL0PICIDX 1, SS of three layers with sizes; SID 1 and 2 (D) ending the
+/// keyframe (E); then picture 8 at TID 2 (P, U) in its three layers.
+const VP9_SVC: [&[u8]; 6] = [
+    &[
+        0xae, 0x80, 0x07, 0x00, 0x01, 0x50, 0x01, 0x40, 0x00, 0xb4, 0x02, 0x80, 0x01, 0x68, 0x05,
+        0x00, 0x02, 0xd0, 0x00,
+    ],
+    &[0xac, 0x80, 0x07, 0x03, 0x01, 0x00],
+    &[0xac, 0x80, 0x07, 0x05, 0x01, 0x00],
+    &[0xec, 0x80, 0x08, 0x50, 0x01, 0x00],
+    &[0xec, 0x80, 0x08, 0x52, 0x01, 0x00],
+    &[0xec, 0x80, 0x08, 0x54, 0x01, 0x00],
+];
+
 fn main() {
     let crypto = rtc::crypto::default_provider().expect("crypto");
     let now = Instant::now();
@@ -141,6 +156,13 @@ fn main() {
         packets.push(rtp(101 + i as u16, *ssrc, &[], VP8_DELTA));
     }
     write("rtp", "simulcast", &framed(packets.iter().map(|p| &p[..])));
+    // VP9 in L3T3_KEY: a keyframe picture of three spatial layers (the first with the
+    // scalability structure: three layers, 320x180 to 1280x720), then a TID 2 picture.
+    let mut svc = Vec::new();
+    for (i, payload) in VP9_SVC.iter().enumerate() {
+        svc.push(rtp(400 + i as u16, 401, &[(4, b"1"), (10, b"q")], payload));
+    }
+    write("rtp", "vp9-svc", &framed(svc.iter().map(|p| &p[..])));
     let rid_only = rtp(5, 300, &[(10, b"h")], VP8_KEY);
     write("rtp", "rid-only", &framed([&rid_only[..]]));
 

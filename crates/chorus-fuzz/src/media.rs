@@ -1,7 +1,8 @@
 //! RTP from a publisher and RTCP from either side, as Chorus itself reads them once
 //! SRTP is off: the packet header (by `rtc`), which track and simulcast layer it is on
 //! (MID and rid extensions), the transport-wide sequence number, the VP8 payload
-//! descriptor, the layer forwarder and receive statistics it drives; RTCP compounds
+//! descriptor, the layer forwarder and receive statistics it drives, the VP9 payload
+//! descriptor and the SVC forwarder it drives; RTCP compounds
 //! taken apart into feedback, and NACKs answered from a packet history.
 
 use std::collections::HashMap;
@@ -13,8 +14,8 @@ use chorus_core::layers::{
     Layer, LayerAction, LayerForwarder, LayerPacket, SpatialLayer, TemporalLayer,
 };
 use chorus_core::{
-    ExtSeq, NackMap, PacketHistory, ReceiverStats, Sent, SeqUnwrapper, TimestampUnwrapper,
-    Vp8Descriptor,
+    ExtSeq, NackMap, PacketHistory, ReceiverStats, Sent, SeqUnwrapper, SvcForwarder, SvcLayers,
+    SvcPacket, TimestampUnwrapper, VideoForwarder, Vp8Descriptor, Vp9Descriptor,
 };
 use chorus_room::rtp_streams::{UpSection, UpStream, stream_of};
 use chorus_transport::rtcp::twcc::{TwccRecorder, read_extension};
@@ -64,6 +65,8 @@ pub fn rtp(data: &[u8]) {
     let by_mid = sections();
     let mut by_ssrc = HashMap::new();
     let mut subscriber = LayerForwarder::new(Layer::BEST);
+    // The same packets read as VP9 SVC (one stream) by a subscriber of its own.
+    let mut svc_subscriber = SvcForwarder::new(Layer::BEST);
     let mut seqs: [SeqUnwrapper; 3] = Default::default();
     let mut timestamps: [TimestampUnwrapper; 3] = Default::default();
     let mut stats = ReceiverStats::new(90_000);
@@ -94,17 +97,32 @@ pub fn rtp(data: &[u8]) {
         if frame.len() % 7 == 0 {
             let spatial = SpatialLayer::new((frame.len() / 7 % 4) as u8);
             let temporal = TemporalLayer::new((frame.len() % 4) as u8);
-            subscriber.set_target(
-                spatial
-                    .zip(temporal)
-                    .map(|(spatial, temporal)| Layer { spatial, temporal }),
-            );
+            let target = spatial
+                .zip(temporal)
+                .map(|(spatial, temporal)| Layer { spatial, temporal });
+            subscriber.set_target(target);
+            svc_subscriber.set_target(target);
         }
+        let vp9 = Vp9Descriptor::parse(&packet.payload);
+        if let Some(d) = vp9 {
+            assert!(d.len <= packet.payload.len(), "the descriptor is inside");
+            if let Some(ss) = d.structure {
+                let _ = ss.resolution(d.sid());
+            }
+        }
+        let svc = SvcPacket {
+            seq,
+            timestamp: timestamps[layer].unwrap(h.timestamp),
+            marker: h.marker,
+            keyframe: vp9.is_some_and(|d| d.starts_keyframe()),
+            layers: vp9.as_ref().map(SvcLayers::of),
+        };
+        let _ = svc_subscriber.forward(&svc, now);
         let vp8 = Vp8Descriptor::parse(&packet.payload);
         let lp = LayerPacket {
             layer: SpatialLayer::new(layer as u8).expect("0..=2"),
             seq,
-            timestamp: timestamps[layer].unwrap(h.timestamp),
+            timestamp: svc.timestamp,
             marker: h.marker,
             keyframe: vp8_is_keyframe(&packet.payload),
             vp8,

@@ -15,7 +15,8 @@
 //! that protecting them runs with the other copies, not on the room's thread.
 //!
 //! A simulcast track's packets are queued once each, every layer's, with their layer
-//! and own numbering ([`LayeredPacket`]); each subscriber's [`LayerSelection`] decides
+//! and own numbering ([`LayeredPacket`]), as are a VP9 track's with their spatial and
+//! temporal layer; each subscriber's [`LayerSelection`] decides
 //! whether its copy goes out, under which numbers, and with which VP8 numbering, which
 //! is written into that subscriber's own copy in the shard's arena.
 
@@ -308,7 +309,7 @@ fn forward_to(
                 .get_or_insert_with(|| Box::new(LayerSelection::starting(allocated)));
             select(selection, layered, now)
         }
-        None => plain(dt, packet),
+        None => plain(dt, packet, now),
     };
     let Some(n) = numbered.map_err(|skip| skips.count(skip)).ok() else {
         return wants;

@@ -1,17 +1,22 @@
-//! One subscriber's share of one simulcast video: what it asked for (`track_settings`:
-//! the size it shows the video at, whether it is visible, a quality cap) turned into the
-//! most its [`LayerForwarder`] may send; the layers arriving now turned into its target;
+//! One subscriber's share of one video in layers (simulcast, or VP9 SVC in one stream):
+//! what it asked for (`track_settings`: the size it shows the video at, whether it is
+//! visible, a quality cap) turned into the most its forwarder ([`LayerForwarder`] or
+//! [`SvcForwarder`]) may send; the layers arriving now turned into its target;
 //! and the VP8 numbering each of its sequence numbers went out with, so that a resend
 //! is the same bytes (a NACK is answered from the track's one history, see repair).
 
 use std::time::Instant;
 
 use chorus_core::{
-    Layer, LayerDecision, LayerForwarder, LayerPacket, SpatialLayer, TemporalLayer, Vp8Rewrite,
+    Layer, LayerDecision, LayerForwarder, LayerPacket, SpatialLayer, SvcPacket, TemporalLayer,
+    VideoForwarder, Vp8Rewrite,
 };
 use chorus_protocol::signal::VideoQuality;
 
 use crate::tracks::HISTORY_LEN;
+use policy::Policy;
+
+mod policy;
 
 /// The top layer's size assumed while the track's resolution is unknown: a 720p camera.
 pub const ASSUMED_TOP_SIZE: (u32, u32) = (1280, 720);
@@ -34,11 +39,21 @@ impl ActiveLayers {
     }
 }
 
-/// A packet of a simulcast track as queued for its subscribers (once, for all of them).
+/// A packet of a track in layers as queued for its subscribers (once, for all of them).
 #[derive(Debug, Clone, Copy)]
 pub struct LayeredPacket {
-    pub packet: LayerPacket,
+    pub packet: LayeredKind,
+    /// The spatial layers arriving now.
     pub active: ActiveLayers,
+}
+
+/// Which kind of layers, and the packet as its policy reads it.
+#[derive(Debug, Clone, Copy)]
+pub enum LayeredKind {
+    /// Simulcast: one SSRC per spatial layer.
+    Simulcast(LayerPacket),
+    /// VP9 SVC: one stream, layers told by the payload descriptor.
+    Svc(SvcPacket),
 }
 
 /// What a subscriber asked for of one video (`track_settings`).
@@ -97,11 +112,14 @@ fn oriented(a: u32, b: u32) -> (u32, u32) {
     (a.max(b), a.min(b))
 }
 
-/// One subscriber's layer forwarder for one simulcast track, and what it sent.
+/// One subscriber's layer forwarder for one track in layers, and what it sent.
 #[derive(Debug, Clone)]
 pub struct LayerSelection {
-    forwarder: LayerForwarder,
+    forwarder: Policy,
     visible: bool,
+    /// What the subscriber asked (`track_settings`), kept to pick the max again when
+    /// an SVC track's layers change (its scalability structure).
+    view: Option<ViewSettings>,
     /// At most this layer, from the bandwidth allocation (below what was asked).
     bandwidth_cap: Option<SpatialLayer>,
     /// The VP8 numbering sent under each sequence number (slot `seq % len`), to resend
@@ -115,8 +133,9 @@ type SentVp8 = (u16, Option<Vp8Rewrite>);
 impl Default for LayerSelection {
     fn default() -> Self {
         Self {
-            forwarder: LayerForwarder::new(Layer::BEST),
+            forwarder: Policy::Simulcast(LayerForwarder::new(Layer::BEST)),
             visible: true,
+            view: None,
             bandwidth_cap: None,
             sent: vec![None; HISTORY_LEN].into_boxed_slice(),
         }
@@ -143,6 +162,21 @@ impl LayerSelection {
         self.visible = visible;
     }
 
+    /// As the subscriber asked (`view`) of a track in `layers` layers whose top one is
+    /// `top` (see [`ViewSettings::max_layer`]).
+    pub fn set_view(&mut self, view: ViewSettings, layers: usize, top: (u32, u32)) {
+        self.set_max(view.max_layer(layers, top), view.visible);
+        self.view = Some(view);
+    }
+
+    /// The track's layers changed (an SVC track's new scalability structure): the max
+    /// is picked again from what the subscriber asked, if it asked.
+    pub fn layers_changed(&mut self, layers: usize, top: (u32, u32)) {
+        if let Some(view) = self.view {
+            self.set_view(view, layers, top);
+        }
+    }
+
     /// What to do with one packet for this subscriber. The target is the best layer
     /// arriving within its max (or the max itself while none is: it waits for it).
     pub fn decide(&mut self, p: &LayeredPacket, now: Instant) -> LayerDecision {
@@ -155,7 +189,17 @@ impl LayerSelection {
             self.forwarder
                 .set_target(Some(Layer::new(spatial, TemporalLayer::ALL)));
         }
-        self.forwarder.forward(&p.packet, now)
+        match (&mut self.forwarder, &p.packet) {
+            (Policy::Simulcast(f), LayeredKind::Simulcast(packet)) => f.forward(packet, now),
+            (Policy::Svc(f), LayeredKind::Svc(packet)) => f.forward(packet, now),
+            _ => {
+                // The first packet tells which kind of layers (a selection may be made
+                // by `track_settings` or the allocation before any arrives); then once
+                // more, alike.
+                self.forwarder = self.forwarder.other_kind();
+                self.decide(p, now)
+            }
+        }
     }
 
     /// At most `cap` (the bandwidth allocation), whatever the max; `None`: the max.
@@ -277,6 +321,80 @@ mod tests {
             Some(SpatialLayer::LOW)
         );
         assert_eq!(ActiveLayers(0b100).best_up_to(SpatialLayer::MID), None);
+    }
+
+    /// One VP9 picture of three spatial layers, one packet each, from `seq`.
+    fn svc_picture(seq: u64, keyframe: bool) -> Vec<LayeredPacket> {
+        (0..3u8)
+            .map(|sid| LayeredPacket {
+                packet: LayeredKind::Svc(SvcPacket {
+                    seq: chorus_core::ExtSeq(seq + u64::from(sid)),
+                    timestamp: chorus_core::ExtTimestamp(seq * 1000),
+                    marker: sid == 2,
+                    keyframe: keyframe && sid == 0,
+                    layers: Some(chorus_core::SvcLayers {
+                        sid,
+                        tid: 0,
+                        switching_up: false,
+                        begins_frame: true,
+                        ends_frame: true,
+                    }),
+                }),
+                active: ActiveLayers(0b111),
+            })
+            .collect()
+    }
+
+    /// (seq, marker) of what goes out of `packets`.
+    fn sent(s: &mut LayerSelection, packets: &[LayeredPacket]) -> Vec<(u16, bool)> {
+        let now = Instant::now();
+        packets
+            .iter()
+            .filter_map(|p| match s.decide(p, now).action {
+                chorus_core::LayerAction::Forward { seq, marker, .. } => Some((seq, marker)),
+                chorus_core::LayerAction::Drop(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_svc_track_gets_its_spatial_layers_up_to_the_max_and_the_bandwidth_cap() {
+        // Made (by track_settings) before any packet: the first SVC packet makes it SVC.
+        let mut s = LayerSelection::default();
+        s.set_max(SpatialLayer::MID, true);
+        assert_eq!(
+            sent(&mut s, &svc_picture(10, true)),
+            [(10, false), (11, true)],
+            "up to the max, marked at its end"
+        );
+        s.set_bandwidth_cap(Some(SpatialLayer::LOW));
+        assert_eq!(sent(&mut s, &svc_picture(13, false)), [(12, true)]);
+        // Up again only at a keyframe.
+        s.set_bandwidth_cap(None);
+        assert_eq!(sent(&mut s, &svc_picture(16, false)), [(13, true)]);
+        assert_eq!(
+            sent(&mut s, &svc_picture(19, true)),
+            [(14, false), (15, true)]
+        );
+        // Invisible: nothing.
+        s.set_max(SpatialLayer::HIGH, false);
+        assert!(sent(&mut s, &svc_picture(22, true)).is_empty());
+    }
+
+    #[test]
+    fn the_max_is_picked_again_when_the_layers_change() {
+        // A 1280×720 tile of an SVC track that starts in two layers up to 640×360 (a
+        // publisher short of bandwidth), then gets its third up to 1280×720.
+        let mut s = LayerSelection::default();
+        let view = settings(Some(1280), Some(720), None);
+        s.set_view(view, 2, (640, 360));
+        assert_eq!(s.may_receive(), Some(SpatialLayer::MID));
+        s.layers_changed(3, (1280, 720));
+        assert_eq!(s.may_receive(), Some(SpatialLayer::HIGH));
+        // Without settings asked, the max stays the best.
+        let mut s = LayerSelection::default();
+        s.layers_changed(1, (320, 180));
+        assert_eq!(s.may_receive(), Some(SpatialLayer::HIGH));
     }
 
     #[test]

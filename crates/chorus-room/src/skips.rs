@@ -41,7 +41,8 @@ pub enum Skip {
     /// A NACKed packet is no longer in the track's history (or was never sent).
     NotInHistory,
     /// A packet of a simulcast layer other than the one this subscriber receives (or
-    /// switches to); or of a layer past the third, which none receives.
+    /// switches to); or of a layer past the third, which none receives; or of a VP9
+    /// SVC spatial layer above those it receives (its number leaves no hole).
     LayerNotForwarded,
     /// The subscriber paused the video (`track_settings` with `visible: false`).
     LayerPaused,
@@ -85,10 +86,13 @@ pub enum Skip {
     /// that resends may take (a quarter): on a congested link, repairs must not add
     /// to the congestion.
     ResendOverBudget,
+    /// A packet of a VP9 SVC track without a readable payload descriptor (e.g. padding
+    /// from the publisher): no layer to judge it by (its number leaves no hole).
+    SvcUnreadable,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 31] = [
+    pub const ALL: [Skip; 32] = [
         Skip::Stale,
         Skip::UnknownConnection,
         Skip::StunBadIntegrity,
@@ -120,6 +124,7 @@ impl Skip {
         Skip::SubscriberOnHold,
         Skip::EchoOverflow,
         Skip::ResendOverBudget,
+        Skip::SvcUnreadable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -155,6 +160,7 @@ impl Skip {
             Skip::SubscriberOnHold => "subscriber_on_hold",
             Skip::EchoOverflow => "echo_overflow",
             Skip::ResendOverBudget => "resend_over_budget",
+            Skip::SvcUnreadable => "svc_unreadable",
         }
     }
 }
@@ -169,6 +175,8 @@ impl From<LayerDrop> for Skip {
             LayerDrop::BeforeSwitch => Skip::BeforeSwitch,
             LayerDrop::DroppedBefore => Skip::LayerNumberReused,
             LayerDrop::TooOld => Skip::LayerTooOld,
+            LayerDrop::SpatialLayerAbove => Skip::LayerNotForwarded,
+            LayerDrop::Unreadable => Skip::SvcUnreadable,
         }
     }
 }

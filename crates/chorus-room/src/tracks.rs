@@ -22,9 +22,11 @@ use crate::io::ParticipantKey;
 use crate::signal_error::SignalError;
 use layer_stats::LayerStats;
 pub use simulcast::{LayerIndex, Simulcast};
+pub use svc::SvcUpstream;
 
 pub mod layer_stats;
 pub mod simulcast;
+pub mod svc;
 
 /// Longest client-chosen track id (`cid`) we keep.
 pub const MAX_CID_LEN: usize = 128;
@@ -53,6 +55,9 @@ pub struct UpstreamBinding {
     /// A simulcast video: its layers, and which one is forwarded (whose SSRC is then
     /// `media_ssrc`).
     pub simulcast: Option<Simulcast>,
+    /// A VP9 video in one stream (spatial and temporal layers told by each packet,
+    /// possibly only one of each): what is known of its layers.
+    pub svc: Option<SvcUpstream>,
 }
 
 #[derive(Debug)]
@@ -104,19 +109,34 @@ impl PublishedTrack {
         }
     }
 
-    /// The rids of the simulcast layers it arrives in, lowest quality first (none
-    /// without simulcast).
     /// How many simulcast layers it has; `None` without simulcast.
     pub fn simulcast_layer_count(&self) -> Option<usize> {
         let simulcast = self.upstream.as_ref()?.simulcast.as_ref()?;
         Some(simulcast.layers().len())
     }
 
+    /// The rids of the simulcast layers it arrives in, lowest quality first; for a
+    /// VP9 SVC track its spatial layers (`s0`, `s1`, …); none for other tracks.
     pub fn layers(&self) -> Vec<String> {
-        let simulcast = self.upstream.as_ref().and_then(|b| b.simulcast.as_ref());
-        simulcast.map_or_else(Vec::new, |s| {
-            s.layers().iter().map(|l| l.rid.clone()).collect()
-        })
+        let Some(binding) = self.upstream.as_ref() else {
+            return Vec::new();
+        };
+        match (&binding.simulcast, &binding.svc) {
+            (Some(s), _) => s.layers().iter().map(|l| l.rid.clone()).collect(),
+            (None, Some(svc)) => svc.names(),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// How many spatial layers a subscriber may choose from (simulcast or SVC), with
+    /// the top one's size if known; `None` for a video of one layer.
+    pub fn spatial_layers(&self) -> Option<(usize, Option<(u32, u32)>)> {
+        let binding = self.upstream.as_ref()?;
+        match (&binding.simulcast, &binding.svc) {
+            (Some(s), _) => Some((s.layers().len(), None)),
+            (None, Some(svc)) => Some((svc.layer_count(), Some(svc.top_size()))),
+            (None, None) => None,
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9,
 };
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
@@ -16,6 +16,11 @@ pub use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 pub const OPUS_PT: u8 = 111;
 pub const VP8_PT: u8 = 96;
 pub const H264_PT: u8 = 102;
+pub const VP9_PT: u8 = 98;
+
+/// The one VP9 Chorus takes and offers: profile 0 (8-bit 4:2:0), with or without
+/// spatial and temporal layers in one stream.
+pub const VP9_FMTP: &str = "profile-id=0";
 
 /// The one H.264 Chorus takes and offers: constrained baseline (what every browser
 /// decodes) in packetization mode 1 (FU-A and STAP-A), level 3.1 either way.
@@ -67,6 +72,15 @@ pub fn h264_codec() -> RTCRtpCodecParameters {
     codec.rtp_codec.mime_type = MIME_TYPE_H264.to_owned();
     codec.rtp_codec.sdp_fmtp_line = H264_FMTP.to_owned();
     codec.payload_type = H264_PT;
+    codec
+}
+
+/// VP9 profile 0 as Chorus negotiates it ([`VP9_FMTP`]), with keyframe requests.
+pub fn vp9_codec() -> RTCRtpCodecParameters {
+    let mut codec = vp8_codec();
+    codec.rtp_codec.mime_type = MIME_TYPE_VP9.to_owned();
+    codec.rtp_codec.sdp_fmtp_line = VP9_FMTP.to_owned();
+    codec.payload_type = VP9_PT;
     codec
 }
 

@@ -75,16 +75,23 @@ impl RoomCore {
                 continue;
             }
             let simulcast = track.upstream.as_ref().and_then(|b| b.simulcast.as_ref());
+            let svc = track.upstream.as_ref().and_then(|b| b.svc.as_ref());
+            let layered = simulcast.is_some() || svc.is_some();
             // A video without layers is one layer: it passes whole or is paused.
             let mut layer_bitrates = [None; SpatialLayer::COUNT];
-            let top = match simulcast {
-                Some(simulcast) => {
+            let top = match (simulcast, svc) {
+                (Some(simulcast), _) => {
                     for (slot, layer) in layer_bitrates.iter_mut().zip(simulcast.layers()) {
                         *slot = Some(layer.stats.bitrate_bps(now));
                     }
                     simulcast.layers().len()
                 }
-                None => {
+                // Measured per spatial layer; a layer costs itself and those below.
+                (None, Some(svc)) => {
+                    layer_bitrates = svc.cumulative_bitrates(now);
+                    svc.layer_count()
+                }
+                (None, None) => {
                     layer_bitrates[0] = Some(track.rate.bitrate_bps(now));
                     1
                 }
@@ -95,7 +102,7 @@ impl RoomCore {
             let top = SpatialLayer::new(top.clamp(1, SpatialLayer::COUNT) as u8 - 1);
             let max = match (&dt.layers, dt.paused) {
                 (_, true) => None,
-                (Some(s), false) if simulcast.is_some() => s.may_receive(),
+                (Some(s), false) if layered => s.may_receive(),
                 _ => top,
             };
             let priority = if track.source == TrackSource::ScreenShare {
@@ -121,7 +128,7 @@ impl RoomCore {
                 id: id.clone(),
                 owner: track.owner,
                 max,
-                layered: simulcast.is_some(),
+                layered,
             });
         }
         let allocator = self.allocators.entry(conn).or_default();
@@ -195,6 +202,6 @@ struct Allocated {
     owner: ParticipantKey,
     /// The most the subscriber may receive of it; `None`: not shown.
     max: Option<SpatialLayer>,
-    /// Simulcast: capped per layer; otherwise passed whole or paused.
+    /// Simulcast or VP9 SVC: capped per layer; otherwise passed whole or paused.
     layered: bool,
 }

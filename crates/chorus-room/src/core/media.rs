@@ -6,7 +6,9 @@
 use std::time::Instant;
 
 use chorus_core::Codec;
-use chorus_core::{ConnId, LayerPacket, SpatialLayer, TrackId, Vp8Descriptor};
+use chorus_core::{
+    ConnId, LayerPacket, SpatialLayer, SvcLayers, SvcPacket, TrackId, Vp8Descriptor, Vp9Descriptor,
+};
 use chorus_protocol::LeaveReason;
 use chorus_protocol::{MediaKind, TrackSource};
 use chorus_transport::{Datagram, is_control};
@@ -15,7 +17,7 @@ use super::RoomCore;
 use crate::echo::Echoed;
 use crate::forward::{Outgoing, Payload};
 use crate::peer::PeerEvent;
-use crate::selection::LayeredPacket;
+use crate::selection::{LayeredKind, LayeredPacket};
 use crate::skips::{MAX_MEDIA_QUEUEING, Skip};
 use crate::tracks::{LayerIndex, UpstreamBinding};
 
@@ -168,7 +170,7 @@ impl RoomCore {
                 tracing::debug!(track = %track.id, ssrc, ?layer, "simulcast: highest layer arriving");
             }
             layered = Some(LayeredPacket {
-                packet: LayerPacket {
+                packet: LayeredKind::Simulcast(LayerPacket {
                     layer: spatial,
                     seq: r.seq,
                     timestamp: r.ts,
@@ -177,7 +179,7 @@ impl RoomCore {
                     vp8: (codec == Codec::Vp8)
                         .then(|| Vp8Descriptor::parse(&packet.payload))
                         .flatten(),
-                },
+                }),
                 active: r.active,
             });
             (r.index, r.ts)
@@ -196,7 +198,36 @@ impl RoomCore {
                 track.rate.record(now, len, ts, keyframe);
             }
             let seq = track.seq.unwrap(packet.header.sequence_number);
-            (seq, track.ts.unwrap(packet.header.timestamp))
+            let ts = track.ts.unwrap(packet.header.timestamp);
+            // A VP9 stream: each subscriber's SVC forwarder picks the layers it gets.
+            if let Some(svc) = binding.svc.as_mut() {
+                let h = &packet.header;
+                let d = Vp9Descriptor::parse(&packet.payload);
+                if svc.received(d.as_ref(), h.timestamp, packet.payload.len(), now) {
+                    let (layers, top) = (svc.layer_count(), svc.top_size());
+                    tracing::debug!(track = %track.id, layers, ?top, "svc: layers changed");
+                    for &conn in &track.subscribers {
+                        let dt = self
+                            .conns
+                            .get_mut(conn)
+                            .and_then(|p| p.downtracks.get_mut(&track.id));
+                        if let Some(selection) = dt.and_then(|dt| dt.layers.as_mut()) {
+                            selection.layers_changed(layers, top);
+                        }
+                    }
+                }
+                layered = Some(LayeredPacket {
+                    packet: LayeredKind::Svc(SvcPacket {
+                        seq,
+                        timestamp: ts,
+                        marker: h.marker,
+                        keyframe,
+                        layers: d.as_ref().map(SvcLayers::of),
+                    }),
+                    active: svc.active(now),
+                });
+            }
+            (seq, ts)
         };
         let level_ext = binding.audio_level_ext;
         if track.held {
@@ -252,7 +283,8 @@ impl RoomCore {
     }
 
     /// Asks the publisher of a simulcast track for a keyframe of one layer (a PLI to its
-    /// SSRC), at most once per throttle interval per layer however many subscribers ask.
+    /// SSRC), at most once per throttle interval per layer however many subscribers ask;
+    /// of a track in one stream (VP9 SVC), for the stream's keyframe.
     pub(super) fn request_layer_keyframe(
         &mut self,
         id: &TrackId,
@@ -262,6 +294,14 @@ impl RoomCore {
         let Some(track) = self.tracks.get_mut(id) else {
             return;
         };
+        if track
+            .upstream
+            .as_ref()
+            .is_some_and(|b| b.simulcast.is_none())
+        {
+            // One stream (VP9 SVC): its keyframe starts every layer.
+            return self.request_keyframe(id, now);
+        }
         let simulcast = track.upstream.as_mut().and_then(|b| b.simulcast.as_mut());
         let index = LayerIndex(layer.index() as u8);
         let Some(ssrc) = simulcast.and_then(|s| s.keyframe_due(index, now)) else {

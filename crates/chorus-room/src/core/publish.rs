@@ -16,7 +16,7 @@ use rand::Rng;
 use super::RoomCore;
 use crate::io::{ParticipantKey, Recipients};
 use crate::signal_error::SignalError;
-use crate::tracks::{History, SIMULCAST_HISTORY_LEN, Simulcast, UpstreamBinding};
+use crate::tracks::{History, SIMULCAST_HISTORY_LEN, Simulcast, SvcUpstream, UpstreamBinding};
 use chorus_room_api::RoomError;
 
 impl RoomCore {
@@ -220,11 +220,14 @@ impl RoomCore {
         peer.uptracks.insert(sdp_track, id.clone());
         let simulcast =
             (kind == MediaKind::Video && !layers.is_empty()).then(|| Simulcast::new(&layers));
+        // VP9 in one stream is read for its layers (SVC), whether or not it has any.
+        let svc = (codec == Codec::Vp9 && simulcast.is_none()).then(SvcUpstream::default);
         let binding = UpstreamBinding {
             media_ssrc: None,
             audio_level_ext,
             codec,
             simulcast,
+            svc,
         };
         self.announce(&id, binding, now);
     }

@@ -101,6 +101,7 @@ impl RoomCore {
                 audio_level_ext: None,
                 codec: Codec::Opus,
                 simulcast: None,
+                svc: None,
             });
         }
         self.last_n.joined(key);

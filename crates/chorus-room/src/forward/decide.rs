@@ -1,12 +1,14 @@
 //! What becomes of one copy, before anything is written: the header values (and VP8
 //! numbering) it goes out with, or the reason it does not, and what it asks of the
-//! publisher. A simulcast copy asks the subscriber's layer selection; any other copy
-//! the down track's forwarder.
+//! publisher. Every copy asks a per-(subscriber, track) policy behind one trait
+//! ([`VideoForwarder`], statically dispatched): a track in layers (simulcast or VP9
+//! SVC) the subscriber's layer selection; any other the down track's forwarder.
 
 use std::time::Instant;
 
-use chorus_core::forward::DropReason;
-use chorus_core::{LayerAction, SpatialLayer, Translation, Vp8Rewrite};
+use chorus_core::{
+    LayerAction, LayerDecision, PlainPacket, SpatialLayer, VideoForwarder, Vp8Rewrite,
+};
 
 use super::Outgoing;
 use crate::peer::DownTrack;
@@ -18,7 +20,8 @@ pub(super) enum Wants {
     Nothing,
     /// A keyframe of the track (its forwarder waits for one).
     Keyframe,
-    /// A keyframe of this layer of the simulcast track.
+    /// A keyframe of this layer of the track in layers (of a VP9 SVC track: of the
+    /// stream, see `request_layer_keyframe`).
     LayerKeyframe(SpatialLayer),
 }
 
@@ -30,7 +33,7 @@ pub(super) struct Numbered {
     pub vp8: Option<Vp8Rewrite>,
 }
 
-/// A simulcast copy: as the subscriber's layer forwarder decides.
+/// A copy of a track in layers: as the subscriber's layer selection decides.
 pub(super) fn select(
     selection: &mut LayerSelection,
     layered: &LayeredPacket,
@@ -40,7 +43,39 @@ pub(super) fn select(
     let wants = decision
         .keyframe_request
         .map_or(Wants::Nothing, Wants::LayerKeyframe);
-    let numbered = match decision.action {
+    (numbered(decision), wants)
+}
+
+/// A copy of a track without layers: through the down track's forwarder.
+pub(super) fn plain(
+    dt: &mut DownTrack,
+    packet: &Outgoing,
+    now: Instant,
+) -> (Result<Numbered, Skip>, Wants) {
+    // Told by the packet, not when the room switched: copies of the old source may be
+    // queued still, and a subscriber may have missed the first of the new one.
+    if dt.source != packet.source {
+        dt.source = packet.source;
+        dt.forwarder.switch_source(packet.keyframes_of.is_some());
+    }
+    let p = PlainPacket {
+        seq: packet.seq,
+        timestamp: packet.ts,
+        marker: packet.header.marker,
+        keyframe: packet.keyframe,
+    };
+    let decision = dt.forwarder.forward(&p, now);
+    // Not throttled here: the room asks the publisher at most once per interval.
+    let wants = match decision.keyframe_request {
+        Some(_) => Wants::Keyframe,
+        None => Wants::Nothing,
+    };
+    (numbered(decision), wants)
+}
+
+/// The header values of a forwarded copy, or why it is not sent.
+fn numbered(decision: LayerDecision) -> Result<Numbered, Skip> {
+    match decision.action {
         LayerAction::Forward {
             seq,
             timestamp,
@@ -53,38 +88,5 @@ pub(super) fn select(
             vp8,
         }),
         LayerAction::Drop(d) => Err(Skip::from(d)),
-    };
-    (numbered, wants)
-}
-
-/// A copy of a track without layers: through the down track's forwarder.
-pub(super) fn plain(dt: &mut DownTrack, packet: &Outgoing) -> (Result<Numbered, Skip>, Wants) {
-    // Told by the packet, not when the room switched: copies of the old source may be
-    // queued still, and a subscriber may have missed the first of the new one.
-    if dt.source != packet.source {
-        dt.source = packet.source;
-        dt.forwarder.switch_source(packet.keyframes_of.is_some());
-    }
-    match dt
-        .forwarder
-        .translate(packet.seq, packet.ts, packet.header.marker, packet.keyframe)
-    {
-        Translation::Forward {
-            seq,
-            timestamp,
-            marker,
-        } => (
-            Ok(Numbered {
-                seq,
-                timestamp,
-                marker,
-                vp8: None,
-            }),
-            Wants::Nothing,
-        ),
-        Translation::Drop(DropReason::AwaitingKeyframe) => {
-            (Err(Skip::AwaitingKeyframe), Wants::Keyframe)
-        }
-        Translation::Drop(DropReason::BeforeSwitch) => (Err(Skip::BeforeSwitch), Wants::Nothing),
     }
 }

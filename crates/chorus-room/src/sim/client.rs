@@ -9,8 +9,10 @@ use std::time::Instant;
 
 use chorus_protocol::signal::{ClientFrame, ClientMessage, PeerTarget, ServerMessage};
 use chorus_protocol::{MediaKind, TrackSource};
-use chorus_transport::{AUDIO_LEVEL_URI, sending_track};
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use chorus_transport::{AUDIO_LEVEL_URI, sending_track, sending_track_with_codec};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9,
+};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -62,6 +64,8 @@ pub(super) struct SimClient {
     tracks_made: u32,
     /// Cameras announced to be sent in simulcast layers, by cid.
     pub(super) simulcast_cids: Vec<String>,
+    /// Cameras announced to be sent in VP9 SVC layers, by cid (`svc.rs`).
+    pub(super) svc_cids: Vec<String>,
     pub publications: Vec<Publication>,
     needs_offer: bool,
     offer_in_flight: bool,
@@ -105,6 +109,7 @@ impl SimClient {
             announced: Vec::new(),
             tracks_made: 0,
             simulcast_cids: Vec::new(),
+            svc_cids: Vec::new(),
             publications: Vec::new(),
             needs_offer: false,
             offer_in_flight: false,
@@ -225,7 +230,15 @@ impl SimClient {
             MediaKind::Video => RtpCodecKind::Video,
         };
         let simulcast = self.simulcast_cids.contains(&cid);
-        let (ssrc, track) = if simulcast {
+        let svc = self.svc_cids.contains(&cid);
+        let (ssrc, track) = if svc {
+            let ssrc = 0x5300_0000 + (self.index as u32) * 256 + self.tracks_made;
+            let codec = chorus_transport::vp9_codec().rtp_codec;
+            let label = source.as_str().to_owned();
+            let track =
+                sending_track_with_codec(track_id.clone(), cid.clone(), label, kind, ssrc, codec);
+            (ssrc, track)
+        } else if simulcast {
             // Three SSRCs from here, apart from any other track's.
             let ssrc = 0x5200_0000 + (self.index as u32) * 256 + self.tracks_made * 4;
             let track = super::simulcast::sending_track(track_id.clone(), cid.clone(), ssrc);
@@ -252,6 +265,7 @@ impl SimClient {
             keyframe_due: true,
             keyframes_sent: 0,
             simulcast: None,
+            svc,
         });
         self.needs_offer = true;
     }
@@ -287,6 +301,7 @@ impl SimClient {
             let params = &sender.get_parameters().rtp_parameters;
             let mime = match p.source.kind() {
                 MediaKind::Audio => MIME_TYPE_OPUS,
+                MediaKind::Video if p.svc => MIME_TYPE_VP9,
                 MediaKind::Video => MIME_TYPE_VP8,
             };
             let Some(pt) = params

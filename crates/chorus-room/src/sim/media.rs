@@ -38,6 +38,8 @@ pub(super) struct Publication {
     pub keyframes_sent: u32,
     /// A camera in simulcast layers: they send, not `stream` (see `simulcast.rs`).
     pub simulcast: Option<SimulcastSend>,
+    /// A camera in VP9 SVC layers, one stream (see `svc.rs`).
+    pub svc: bool,
 }
 
 impl Publication {
@@ -58,10 +60,18 @@ impl Publication {
                     (vec![payload], 960, AUDIO_FRAME, stream.level_ext)
                 }
                 MediaKind::Video => {
-                    let keyframe = std::mem::take(&mut self.keyframe_due) || stream.frames == 0;
+                    // An SVC camera's third layer starts at a keyframe (see `svc.rs`).
+                    let keyframe = std::mem::take(&mut self.keyframe_due)
+                        || stream.frames == 0
+                        || (self.svc && stream.frames == super::svc::SVC_FULL_AT);
                     self.keyframes_sent += u32::from(keyframe);
                     let interval = Duration::from_secs(1) / VIDEO_FPS;
-                    (vp8_frame(keyframe), 90_000 / VIDEO_FPS, interval, None)
+                    let frame = if self.svc {
+                        super::svc::vp9_picture(keyframe, stream.frames)
+                    } else {
+                        vp8_frame(keyframe)
+                    };
+                    (frame, 90_000 / VIDEO_FPS, interval, None)
                 }
             };
             let last = payloads.len() - 1;

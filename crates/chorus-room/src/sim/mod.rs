@@ -10,7 +10,9 @@
 //! track (VP8 at 30 fps, a keyframe first and on request; Opus every 20 ms with an audio
 //! level) and record every frame, RTP packet and keyframe request they get. A client
 //! joined with [`Sim::join_simulcast`] can publish a camera in three simulcast layers
-//! ([`Sim::publish_simulcast`], `simulcast.rs`). Clients open data channels and send
+//! ([`Sim::publish_simulcast`], `simulcast.rs`); one joined with [`Sim::join_svc`] a
+//! camera in one VP9 stream of spatial and temporal layers ([`Sim::publish_svc`],
+//! `svc.rs`). Every client takes VP8 and VP9. Clients open data channels and send
 //! and receive data messages through them ([`Sim::open_data`], `data.rs`).
 //! The room sends bandwidth probes as a server does (a scenario may turn them off,
 //! [`Sim::set_probing`]); clients keep padding-only packets apart ([`Sim::padding`]),
@@ -60,6 +62,7 @@ mod pump;
 mod simulcast;
 mod step;
 mod stream;
+mod svc;
 mod told;
 
 use std::time::{Duration, Instant};
@@ -77,6 +80,7 @@ pub use net::{Dir, SERVER};
 pub use observe::seq_jumps;
 pub use simulcast::LAYERS;
 pub use stream::{TALK_DBOV, VIDEO_FPS};
+pub use svc::SVC_LAYER_SIZES;
 
 use crate::core::{CoreParams, RoomCore};
 use crate::io::{Command, Input, ParticipantKey, Reply};

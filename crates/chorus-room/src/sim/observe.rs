@@ -170,6 +170,7 @@ mod tests {
             keyframe: false,
             picture_id: None,
             padding_before,
+            vp9: None,
         };
         // (media packets as (seq, padding before), the jumps)
         type Case<'a> = (&'a [(u16, u16)], &'a [(u16, u16)]);

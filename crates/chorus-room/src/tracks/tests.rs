@@ -13,6 +13,7 @@ fn bind(tracks: &mut Tracks, id: &TrackId) {
         codec: chorus_core::Codec::Vp8,
         media_ssrc: None,
         simulcast: None,
+        svc: None,
         audio_level_ext: None,
     });
 }

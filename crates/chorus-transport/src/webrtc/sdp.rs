@@ -21,7 +21,7 @@ use rtc::sdp::description::session::SessionDescription;
 use thiserror::Error;
 
 use chorus_core::Codec;
-use chorus_rtc_profile::{H264_FMTP, H264_PT, OPUS_PT, VP8_PT};
+use chorus_rtc_profile::{H264_FMTP, H264_PT, OPUS_PT, VP8_PT, VP9_FMTP, VP9_PT};
 
 use attributes::{value, values};
 pub use remote::{AUDIO_LEVEL_URI, MID_URI, Remote, RemoteApplication, RemoteMedia, TWCC_URI};
@@ -204,7 +204,7 @@ pub struct OutTrack {
 }
 
 /// The server's offer on a subscriber connection: one send-only m-section per track in
-/// its codec, Opus (111), VP8 (96) or H.264 (102; video with NACK, PLI and FIR; see
+/// its codec, Opus (111), VP8 (96), VP9 (98, profile 0) or H.264 (102; video with NACK, PLI and FIR; see
 /// [`offered_codecs`]), transport-wide CC on every one ([`OFFER_TWCC_EXT`]),
 /// `a=setup:actpass` (the client's answer picks the DTLS roles).
 pub fn offer(tracks: &[OutTrack], local: &Local<'_>) -> String {
@@ -227,7 +227,11 @@ pub fn offer_with(tracks: &[OutTrack], data: Option<&str>, local: &Local<'_>) ->
         let mut m = MediaDescription::new_jsep_media_description(t.kind.clone(), vec![])
             .with_value_attribute("mid".to_owned(), t.mid.clone());
         for &c in codecs {
-            let fmtp = if c == Codec::H264 { H264_FMTP } else { "" };
+            let fmtp = match c {
+                Codec::H264 => H264_FMTP,
+                Codec::Vp9 => VP9_FMTP,
+                _ => "",
+            };
             let (name, clock) = (c.sdp_name().to_owned(), c.clock_rate());
             m = m.with_codec(payload_type(c), name, clock, c.channels(), fmtp.to_owned());
         }
@@ -322,15 +326,16 @@ fn fingerprint_parts<'a>(local: &Local<'a>) -> (&'a str, &'a str) {
 }
 
 /// The codecs a section of the server's offer lists for a track in `codec`: every video
-/// section lists both video codecs, the track's first (what is sent), because clients
+/// section lists every video codec, the track's first (what is sent), because clients
 /// whose media engine works as pion's (webrtc-rs `rtc`, chorus-client) take the codecs
 /// of a kind from their first section only, and would drop VP8 in a later section when
 /// the first is H.264.
 fn offered_codecs(codec: Codec) -> &'static [Codec] {
     match codec {
         Codec::Opus => &[Codec::Opus],
-        Codec::Vp8 => &[Codec::Vp8, Codec::H264],
-        Codec::H264 => &[Codec::H264, Codec::Vp8],
+        Codec::Vp8 => &[Codec::Vp8, Codec::H264, Codec::Vp9],
+        Codec::H264 => &[Codec::H264, Codec::Vp8, Codec::Vp9],
+        Codec::Vp9 => &[Codec::Vp9, Codec::Vp8, Codec::H264],
     }
 }
 
@@ -340,6 +345,7 @@ pub fn payload_type(codec: Codec) -> u8 {
         Codec::Opus => OPUS_PT,
         Codec::Vp8 => VP8_PT,
         Codec::H264 => H264_PT,
+        Codec::Vp9 => VP9_PT,
     }
 }
 

@@ -25,13 +25,15 @@ pub struct RtpIn {
     pub ts: u32,
     pub marker: bool,
     pub payload_len: usize,
-    /// Video whose payload starts a VP8 keyframe.
+    /// Video whose payload starts a VP8 (or, VP9's payload type, VP9) keyframe.
     pub keyframe: bool,
     /// The VP8 picture id, when the payload descriptor carries one.
     pub picture_id: Option<u16>,
     /// Padding-only packets (bandwidth probes) of the same track that arrived since
     /// the packet before this one: they took sequence numbers between the two.
     pub padding_before: u16,
+    /// VP9 (its payload type): the layers of the packet, from its payload descriptor.
+    pub vp9: Option<chorus_core::SvcLayers>,
 }
 
 impl SimClient {
@@ -123,13 +125,22 @@ impl SimClient {
                             ts: packet.header.timestamp,
                             marker: packet.header.marker,
                             payload_len: packet.payload.len(),
-                            keyframe: video && vp8_is_keyframe(&packet.payload),
+                            keyframe: video
+                                && if packet.header.payload_type == chorus_transport::VP9_PT {
+                                    chorus_core::vp9::vp9_is_keyframe(&packet.payload)
+                                } else {
+                                    vp8_is_keyframe(&packet.payload)
+                                },
                             picture_id: video
                                 .then(|| chorus_core::Vp8Descriptor::parse(&packet.payload))
                                 .flatten()
                                 .and_then(|d| d.picture_id)
                                 .map(|p| p.value),
                             padding_before,
+                            vp9: (packet.header.payload_type == chorus_transport::VP9_PT)
+                                .then(|| chorus_core::Vp9Descriptor::parse(&packet.payload))
+                                .flatten()
+                                .map(|d| chorus_core::SvcLayers::of(&d)),
                         });
                     }
                     RTCMessage::DataChannelMessage(id, m) if publisher => {

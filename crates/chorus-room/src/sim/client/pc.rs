@@ -38,6 +38,16 @@ impl Pc {
     /// [`Self::new`], and with `simulcast` the MID, rid and repaired-rid extensions for
     /// video, as a browser offers them.
     pub(crate) fn with(addr: SocketAddr, now: Instant, simulcast: bool) -> Self {
+        Self::with_video(addr, now, simulcast, false)
+    }
+
+    /// A publisher connection that offers VP9 only (a camera in SVC layers).
+    pub(crate) fn vp9(addr: SocketAddr, now: Instant) -> Self {
+        Self::with_video(addr, now, false, true)
+    }
+
+    /// Video in VP8, then VP9 (a subscriber takes either), or in VP9 alone (`vp9_only`).
+    fn with_video(addr: SocketAddr, now: Instant, simulcast: bool, vp9_only: bool) -> Self {
         let mut media = MediaEngine::default();
         if simulcast {
             configure_simulcast_extension_headers(&mut media).expect("simulcast extensions");
@@ -45,9 +55,14 @@ impl Pc {
         media
             .register_codec(chorus_transport::opus_codec(), RtpCodecKind::Audio)
             .expect("opus");
+        if !vp9_only {
+            media
+                .register_codec(chorus_transport::vp8_codec(), RtpCodecKind::Video)
+                .expect("vp8");
+        }
         media
-            .register_codec(chorus_transport::vp8_codec(), RtpCodecKind::Video)
-            .expect("vp8");
+            .register_codec(chorus_transport::vp9_codec(), RtpCodecKind::Video)
+            .expect("vp9");
         media
             .register_header_extension(
                 RTCRtpHeaderExtensionCapability {

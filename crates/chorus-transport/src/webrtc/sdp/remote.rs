@@ -85,8 +85,8 @@ pub struct RemoteApplication {
 
 /// The codec Chorus takes of those an m-section lists, in the client's order of
 /// preference (the m-line's formats), with its payload type and (H.264) `a=fmtp` parameters:
-/// Opus for audio; VP8, or H.264 in packetization mode 1 and the baseline profile
-/// (see [`h264_taken`]), for video.
+/// Opus for audio; VP8, VP9 profile 0 (see [`vp9_taken`]), or H.264 in packetization
+/// mode 1 and the baseline profile (see [`h264_taken`]), for video.
 fn chosen_codec(m: &MediaDescription) -> Option<(Codec, u8, Option<String>)> {
     taken_codecs(m).into_iter().next()
 }
@@ -110,9 +110,12 @@ fn taken_codecs(m: &MediaDescription) -> Vec<(Codec, u8, Option<String>)> {
             ("audio", "opus") => Codec::Opus,
             ("video", "vp8") => Codec::Vp8,
             ("video", "h264") if fmtp(pt).as_deref().is_some_and(h264_taken) => Codec::H264,
+            ("video", "vp9") if vp9_taken(fmtp(pt).as_deref()) => Codec::Vp9,
             _ => return None,
         };
-        let params = (codec == Codec::H264).then(|| fmtp(pt)).flatten();
+        let params = matches!(codec, Codec::H264 | Codec::Vp9)
+            .then(|| fmtp(pt))
+            .flatten();
         Some((codec, pt.parse().ok()?, params))
     });
     taken.collect()
@@ -123,6 +126,24 @@ fn taken_codecs(m: &MediaDescription) -> Vec<(Codec, u8, Option<String>)> {
 /// what WebRTC encoders produce under either label (Chromium's first H.264 says
 /// `42001f`) is constrained baseline, which Chorus offers subscribers as `42e01f`.
 fn h264_taken(params: &str) -> bool {
+    h264_params_taken(params)
+}
+
+/// VP9 `a=fmtp` parameters Chorus takes: profile 0 (8-bit 4:2:0, what every browser
+/// decodes), which is also what no `profile-id` means (RFC 9628 §6); not profile 2.
+fn vp9_taken(params: Option<&str>) -> bool {
+    let profile = params.and_then(|params| {
+        params.split(';').find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case("profile-id")
+                .then(|| v.trim().to_owned())
+        })
+    });
+    profile.is_none_or(|p| p == "0")
+}
+
+fn h264_params_taken(params: &str) -> bool {
     let param = |key: &str| {
         params.split(';').find_map(|p| {
             let (k, v) = p.split_once('=')?;

@@ -38,6 +38,13 @@ fn the_video_codec_is_the_first_the_client_prefers_that_chorus_takes() {
             "VP9 first, then H.264",
             "98 99 102 103 96 97 35 36",
             MODE_1,
+            Codec::Vp9,
+            98,
+        ),
+        (
+            "H.264 first, then VP9",
+            "102 103 98 99 96 97 35 36",
+            MODE_1,
             Codec::H264,
             102,
         ),
@@ -74,14 +81,14 @@ fn the_video_codec_is_the_first_the_client_prefers_that_chorus_takes() {
         let remote = Remote::parse(&chromium_preferring(formats, fmtp)).unwrap();
         let video = remote.media("1").expect(what);
         assert_eq!((video.codec, video.payload_type), (codec, pt), "{what}");
-        // H.264 is listed as taken only where it may be: in mode 1, baseline.
-        let both = fmtp.contains("packetization-mode=1") && fmtp.contains("=42");
-        assert_eq!(
-            video.codecs.len(),
-            if both { 2 } else { 1 },
-            "{what}: {:?}",
-            video.codecs
-        );
+        // H.264 is listed as taken only where it may be: in mode 1, baseline; VP9
+        // (profile 0 in this offer) wherever it is listed.
+        let h264 = fmtp.contains("packetization-mode=1") && fmtp.contains("=42");
+        let listed = |pt: &str| formats.split(' ').any(|f| f == pt);
+        let want = usize::from(listed("96"))
+            + usize::from(h264 && listed("102"))
+            + usize::from(listed("98"));
+        assert_eq!(video.codecs.len(), want, "{what}: {:?}", video.codecs);
         let answer = remote.answer(&local());
         let section = &answer[answer.find("m=video").unwrap()..];
         assert!(
@@ -90,11 +97,16 @@ fn the_video_codec_is_the_first_the_client_prefers_that_chorus_takes() {
         );
         let rtpmap = format!("a=rtpmap:{pt} {}/90000\r\n", codec.sdp_name());
         assert!(section.contains(&rtpmap), "{what}: {section}");
-        // H.264's parameters come back as offered; VP8 has none.
+        // H.264's and VP9's parameters come back as offered; VP8 has none.
         let fmtp_line = format!("a=fmtp:{pt} {fmtp}\r\n");
         assert_eq!(
             section.contains(&fmtp_line),
             codec == Codec::H264,
+            "{what}: {section}"
+        );
+        assert_eq!(
+            section.contains("a=fmtp:98 profile-id=0\r\n"),
+            codec == Codec::Vp9,
             "{what}: {section}"
         );
         assert!(
@@ -106,13 +118,37 @@ fn the_video_codec_is_the_first_the_client_prefers_that_chorus_takes() {
 
 #[test]
 fn a_video_section_without_a_codec_chorus_takes_is_rejected() {
-    // Only H.264 in packetization mode 0 (and VP9): the video is refused, audio taken.
+    // Only H.264 in packetization mode 0 (and RED): the video is refused, audio taken.
     let offer = chromium_preferring(
-        "102 98",
+        "102 35",
         "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f",
     );
     let remote = Remote::parse(&offer).unwrap();
     assert!(remote.media("1").is_none());
     let answer = remote.answer(&local());
     assert!(answer.contains("m=video 0 "), "{answer}");
+}
+
+#[test]
+fn vp9_is_taken_in_profile_0_only() {
+    // (fmtp of the VP9 format, taken)
+    let cases = [
+        (Some("profile-id=0"), true),
+        (None, true),
+        (Some("profile-id=2"), false),
+        (Some("x-google-min-bitrate=10; PROFILE-ID=1"), false),
+    ];
+    for (fmtp, taken) in cases {
+        let mut offer =
+            chromium_preferring("98 96", "packetization-mode=1;profile-level-id=42e01f");
+        let line = "a=fmtp:98 profile-id=0\r\n";
+        offer = offer.replace(
+            line,
+            &fmtp.map_or(String::new(), |f| format!("a=fmtp:98 {f}\r\n")),
+        );
+        let video = Remote::parse(&offer).unwrap();
+        let video = video.media("1").unwrap();
+        let want = if taken { Codec::Vp9 } else { Codec::Vp8 };
+        assert_eq!(video.codec, want, "{fmtp:?}");
+    }
 }

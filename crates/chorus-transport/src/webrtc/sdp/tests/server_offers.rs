@@ -60,7 +60,9 @@ fn an_h264_track_is_offered_to_subscribers_as_constrained_baseline() {
     };
     let offer = offer(&[track], &local());
     for line in [
-        "m=video 9 UDP/TLS/RTP/SAVPF 102 96\r\n",
+        "m=video 9 UDP/TLS/RTP/SAVPF 102 96 98\r\n",
+        "a=rtpmap:98 VP9/90000\r\n",
+        "a=fmtp:98 profile-id=0\r\n",
         "a=rtpmap:96 VP8/90000\r\n",
         "a=rtpmap:102 H264/90000\r\n",
         "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n",

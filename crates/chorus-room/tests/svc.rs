@@ -1,0 +1,113 @@
+//! VP9 SVC on the simulated room: a camera sent as one VP9 stream in three spatial and
+//! three temporal layers (`L3T3_KEY`) reaches each subscriber as one continuous stream
+//! of the spatial layers that fit its tile (`track_settings`): sequence numbers without
+//! a gap, the RTP marker at the end of the highest spatial layer it gets of each
+//! picture, up a layer at a keyframe only, down at the next picture.
+
+use chorus_protocol::signal::{ClientMessage, ServerMessage};
+use chorus_room::sim::{RtpIn, Sim, ms, seq_jumps};
+
+fn settings(track: &str, width: u32, height: u32) -> ClientMessage {
+    ClientMessage::TrackSettings {
+        track_id: track.to_owned(),
+        width: Some(width),
+        height: Some(height),
+        visible: true,
+        max_quality: None,
+    }
+}
+
+/// The spatial layers of each picture received (by RTP timestamp, in order).
+fn pictures(got: &[RtpIn]) -> Vec<Vec<u8>> {
+    let mut out: Vec<(u32, Vec<u8>)> = Vec::new();
+    for p in got {
+        let sid = p.vp9.expect("a VP9 descriptor").sid;
+        match out.last_mut() {
+            Some((ts, sids)) if *ts == p.ts => sids.push(sid),
+            _ => out.push((p.ts, vec![sid])),
+        }
+    }
+    out.into_iter().map(|(_, s)| s).collect()
+}
+
+/// Every picture ends with the marker on its last packet, and only there.
+fn marked_at_picture_ends(got: &[RtpIn]) -> bool {
+    got.windows(2).all(|w| w[0].marker == (w[0].ts != w[1].ts))
+}
+
+#[test]
+fn a_tile_gets_the_spatial_layers_that_fit_it_as_one_stream() {
+    let mut sim = Sim::new(21);
+    let alice = sim.join_svc("alice");
+    let bob = sim.join("bob");
+    let video = sim.publish_svc(alice);
+    // A large tile from the start, while the camera sends two layers (up to 640×360):
+    // when its third comes, the tile gets it (the max is picked again).
+    sim.run_for(ms(700));
+    let before = sim.rtp(bob, &video);
+    assert!(!before.is_empty(), "bob receives it before the third layer");
+    assert!(before.iter().all(|p| p.vp9.unwrap().sid < 2));
+    sim.signal(bob, settings(&video, 1280, 720));
+    sim.run_for(ms(3000));
+
+    // The layers are told once a keyframe's structure came (the roster of a late joiner).
+    let carol = sim.join("carol");
+    sim.run_for(ms(200));
+    let layers = sim.frames(carol).iter().find_map(|m| match m {
+        ServerMessage::Joined { participants, .. } => participants
+            .iter()
+            .flat_map(|p| &p.tracks)
+            .find(|t| t.track_id == video)
+            .map(|t| t.layers.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        layers.as_deref(),
+        Some(&["s0", "s1", "s2"].map(String::from)[..])
+    );
+
+    // All three layers of every picture, once the allocation allows.
+    let got = sim.rtp(bob, &video).to_vec();
+    assert!(got.len() > 60, "{} packets", got.len());
+    assert_eq!(seq_jumps(&got), [], "one stream, no gap");
+    assert!(marked_at_picture_ends(&got));
+    let pics = pictures(&got);
+    assert_eq!(pics.last().unwrap(), &[0, 1, 2], "{pics:?}");
+    assert!(got[0].keyframe, "starts at a keyframe");
+
+    // A small tile: the base layer alone from the next picture, marked at its end.
+    let from = got.len();
+    sim.signal(bob, settings(&video, 160, 90));
+    sim.run_for(ms(1000));
+    let small = sim.rtp(bob, &video).to_vec();
+    assert_eq!(seq_jumps(&small), []);
+    assert!(marked_at_picture_ends(&small));
+    let pics = pictures(&small[from..]);
+    let first_small = pics
+        .iter()
+        .position(|p| p == &[0])
+        .expect("down to the base");
+    assert!(first_small <= 2, "at once: {pics:?}");
+    assert!(pics[first_small..].iter().all(|p| p == &[0]), "{pics:?}");
+
+    // Large again: up only at a keyframe (asked for), all three from there.
+    let from = small.len();
+    let keyframes = sim.keyframes_sent(alice, &video);
+    sim.signal(bob, settings(&video, 1280, 720));
+    sim.run_for(ms(2000));
+    assert!(
+        sim.keyframes_sent(alice, &video) > keyframes,
+        "a keyframe was asked for"
+    );
+    let again = sim.rtp(bob, &video).to_vec();
+    assert_eq!(seq_jumps(&again), []);
+    assert!(marked_at_picture_ends(&again));
+    let tail = &again[from..];
+    let first_up = tail
+        .iter()
+        .position(|p| p.vp9.unwrap().sid > 0)
+        .expect("up again");
+    assert!(tail[first_up - 1].keyframe, "it goes up at a keyframe");
+    assert!(tail[..first_up - 1].iter().all(|p| !p.keyframe));
+    assert_eq!(pictures(tail).last().unwrap(), &[0, 1, 2]);
+}
