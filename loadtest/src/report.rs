@@ -142,6 +142,9 @@ pub struct Report {
     /// Datagrams read in the window without a kernel receive time: their arrival time
     /// is when the harness read them.
     pub arrivals_unstamped: u64,
+    /// Of the stamped, those dated later than their stamp (the client had driven the
+    /// connection past it before it read them).
+    pub arrivals_clamped: u64,
     /// Server user+system CPU time in the window.
     pub server_cpu_micros: f64,
     pub server_cpu_percent: f64,
@@ -310,8 +313,8 @@ impl std::fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "arrival times        kernel receive time for {} datagrams, read time for {}",
-            self.arrivals_stamped, self.arrivals_unstamped
+            "arrival times        kernel receive time for {} datagrams ({} of them dated later), read time for {}",
+            self.arrivals_stamped, self.arrivals_clamped, self.arrivals_unstamped
         )?;
         writeln!(
             f,

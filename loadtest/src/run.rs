@@ -495,6 +495,7 @@ async fn run_phases(
             report.arrivals_stamped += p1.arrivals_stamped.saturating_sub(p0.arrivals_stamped);
             report.arrivals_unstamped +=
                 p1.arrivals_unstamped.saturating_sub(p0.arrivals_unstamped);
+            report.arrivals_clamped += p1.arrivals_clamped.saturating_sub(p0.arrivals_clamped);
         }
     }
     report.egress_packets_per_sec = report.egress_packets as f64 / secs;

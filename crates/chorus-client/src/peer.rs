@@ -366,6 +366,11 @@ impl Peer {
             .min()
     }
 
+    /// The latest time the connection was given (an arrival or a drive).
+    pub(crate) fn clock(&self) -> Instant {
+        self.clock
+    }
+
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.clock = self.clock.max(now);
         if self.pc.poll_timeout().is_some_and(|at| at <= now)

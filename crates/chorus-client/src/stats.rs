@@ -67,6 +67,9 @@ pub struct PeerStats {
     /// Datagrams that came without a kernel receive time: their arrival time is when
     /// the client read them.
     pub arrivals_unstamped: u64,
+    /// Of the stamped, those dated later than their stamp: the connection had been
+    /// driven past it before they were read (its clock does not run backwards).
+    pub arrivals_clamped: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -75,18 +75,17 @@ pub(crate) unsafe fn stamp_of(header: &libc::msghdr) -> Option<SystemTime> {
 /// The arrival of a datagram stamped `stamp` (wall clock), read at `now` (`wall_now` on
 /// the wall clock): as long before `now` as the stamp is before `wall_now`. Never after
 /// `now`, never more than [`MAX_WAIT`] before it, and never before `floor` (the last
-/// time the connection was given: its clock does not run backwards).
+/// time the connection was given: its clock does not run backwards); and whether it
+/// was dated later than stamped to keep to `floor`.
 pub(crate) fn arrival_instant(
     stamp: SystemTime,
     now: Instant,
     wall_now: SystemTime,
     floor: Instant,
-) -> Instant {
+) -> (Instant, bool) {
     let waited = wall_now.duration_since(stamp).unwrap_or_default();
-    now.checked_sub(waited.min(MAX_WAIT))
-        .unwrap_or(now)
-        .max(floor)
-        .min(now)
+    let stamped = now.checked_sub(waited.min(MAX_WAIT)).unwrap_or(now);
+    (stamped.max(floor).min(now), stamped < floor)
 }
 
 #[cfg(test)]
@@ -109,27 +108,36 @@ mod tests {
         let wall = SystemTime::now();
         let ms = Duration::from_millis;
         let long_ago = now - ms(10_000);
-        // (stamp, floor, expected arrival)
+        // (stamp, floor, expected arrival, dated later than stamped)
         let cases = [
-            ("waited 200 ms", wall - ms(200), long_ago, now - ms(200)),
-            ("stamped now", wall, long_ago, now),
-            ("stamp in the future", wall + ms(50), long_ago, now),
+            (
+                "waited 200 ms",
+                wall - ms(200),
+                long_ago,
+                now - ms(200),
+                false,
+            ),
+            ("stamped now", wall, long_ago, now, false),
+            ("stamp in the future", wall + ms(50), long_ago, now, false),
             (
                 "waited past the bound",
                 wall - ms(60_000),
                 long_ago,
                 now - MAX_WAIT,
+                false,
             ),
             (
                 "before the floor",
                 wall - ms(500),
                 now - ms(100),
                 now - ms(100),
+                true,
             ),
-            ("floor after now", wall - ms(500), now + ms(100), now),
+            ("floor after now", wall - ms(500), now + ms(100), now, true),
         ];
-        for (name, stamp, floor, expected) in cases {
-            assert_eq!(arrival_instant(stamp, now, wall, floor), expected, "{name}");
+        for (name, stamp, floor, expected, clamped) in cases {
+            let got = arrival_instant(stamp, now, wall, floor);
+            assert_eq!(got, (expected, clamped), "{name}");
         }
     }
 
@@ -148,7 +156,8 @@ mod tests {
             let (datagram, _) = read_one(&receiver).await;
             let (now, wall) = (Instant::now(), SystemTime::now());
             let stamp = datagram.stamp.expect("the kernel stamps the datagram");
-            if now - arrival_instant(stamp, now, wall, now - MAX_WAIT) >= Duration::from_millis(10)
+            if now - arrival_instant(stamp, now, wall, now - MAX_WAIT).0
+                >= Duration::from_millis(10)
             {
                 return receiver;
             }
@@ -170,7 +179,7 @@ mod tests {
         assert_eq!(bytes, b"hello");
         assert_eq!(datagram.from, sender.local_addr().unwrap());
         let stamp = datagram.stamp.expect("the kernel stamps the datagram");
-        let arrival = arrival_instant(stamp, now, wall, now - MAX_WAIT);
+        let arrival = arrival_instant(stamp, now, wall, now - MAX_WAIT).0;
         assert!(
             now - arrival >= Duration::from_millis(150),
             "{:?}",
@@ -212,9 +221,20 @@ mod tests {
             peer.arrivals(),
             ArrivalCounts {
                 stamped: 1,
-                unstamped: 0
+                unstamped: 0,
+                clamped: 0,
             }
         );
+
+        // Driven past a waiting datagram before it is read: its arrival can only be
+        // the drive's time (the engine reads everything before it drives), counted.
+        sender.send_to(b"not rtp", peer.local_addr()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let driven = Instant::now();
+        peer.handle_timeout(driven);
+        peer.recv().await.unwrap();
+        assert_eq!(peer.handle_next(Instant::now()), Some(driven));
+        assert_eq!(peer.arrivals().clamped, 1);
     }
 
     #[tokio::test]

@@ -17,6 +17,9 @@ use super::{Peer, arrival};
 pub(crate) struct ArrivalCounts {
     pub(crate) stamped: u64,
     pub(crate) unstamped: u64,
+    /// Stamped, but dated later than the stamp: the connection had been given a later
+    /// time already (its clock does not run backwards).
+    pub(crate) clamped: u64,
 }
 
 impl Peer {
@@ -57,7 +60,10 @@ impl Peer {
         let now = match datagram.stamp {
             Some(stamp) => {
                 self.arrivals.stamped += 1;
-                arrival::arrival_instant(stamp, read_at, SystemTime::now(), self.clock)
+                let (at, clamped) =
+                    arrival::arrival_instant(stamp, read_at, SystemTime::now(), self.clock);
+                self.arrivals.clamped += u64::from(clamped);
+                at
             }
             None => {
                 self.arrivals.unstamped += 1;
