@@ -3,7 +3,6 @@
 //! layers, then the least important camera is paused, while packets keep flowing to
 //! it; when the loss stops, it climbs back.
 
-use chorus_protocol::Grants;
 use chorus_protocol::control::SubscriberStats;
 use chorus_protocol::signal::{ClientMessage, PauseReason, ServerMessage};
 use chorus_room::io::{Command, Reply};
@@ -176,24 +175,6 @@ fn videos_without_layers_are_paused_whole_and_resume_from_a_keyframe() {
 
 // --- The start and the climb of a subscriber of many videos ---
 
-/// A room of `n` simulcast cameras whose publishers receive nothing (so that the
-/// simulation prices only what the viewer gets), last-N above `n`, media flowing.
-fn room_of_cameras(seed: u64, n: usize) -> (Sim, Vec<String>) {
-    let mut sim = Sim::with_config(seed, |c| c.last_n = 50);
-    let grants = Grants {
-        can_subscribe: false,
-        ..Grants::default()
-    };
-    let tracks = (0..n)
-        .map(|i| {
-            let c = sim.join_simulcast_with(&format!("cam{i}"), grants.clone());
-            sim.publish_simulcast(c)
-        })
-        .collect();
-    sim.run_for(ms(1000));
-    (sim, tracks)
-}
-
 /// The layer of the last `n` packets `c` received of each of `tracks` (`None`: fewer
 /// than `n` since `from`, or not all of one layer).
 fn last_layers(
@@ -243,7 +224,7 @@ fn bandwidth_pauses(sim: &Sim, c: ClientId) -> usize {
 /// estimator's 1 Mbit/s start) within 6 s of the join, several videos per round.
 #[test]
 fn a_viewer_of_24_cameras_climbs_to_its_whole_demand_within_seconds() {
-    let (mut sim, tracks) = room_of_cameras(33, 24);
+    let (mut sim, tracks) = Sim::with_cameras(33, 24);
     let viewer = sim.join("viewer");
     let joined = sim.elapsed();
     let from = vec![0; tracks.len()];
@@ -283,7 +264,7 @@ fn a_viewer_of_24_cameras_climbs_to_its_whole_demand_within_seconds() {
 /// Mbit/s), the link's queue would overflow and the loss pause most of them.
 #[test]
 fn a_viewer_joining_24_cameras_on_a_capped_link_pauses_none() {
-    let (mut sim, tracks) = room_of_cameras(36, 24);
+    let (mut sim, tracks) = Sim::with_cameras(36, 24);
     let viewer = sim.join("viewer");
     sim.cap_downlink(viewer, Some(5_000_000));
     let mut halves = Vec::new();
@@ -330,7 +311,7 @@ fn received_bits(sim: &Sim, c: ClientId, tracks: &[String], from: &[usize]) -> u
 /// what arrives is most of the cap, and the link's queue seldom overflows.
 #[test]
 fn on_a_capped_link_the_allocation_settles_within_the_cap() {
-    let (mut sim, tracks) = room_of_cameras(34, 8);
+    let (mut sim, tracks) = Sim::with_cameras(34, 8);
     let viewer = sim.join("viewer");
     sim.cap_downlink(viewer, Some(2_000_000));
     sim.run_for(ms(15_000));
@@ -370,7 +351,7 @@ fn on_a_capped_link_the_allocation_settles_within_the_cap() {
 /// one keeps arriving.
 #[test]
 fn a_transient_delay_spike_pauses_no_video() {
-    let (mut sim, tracks) = room_of_cameras(35, 8);
+    let (mut sim, tracks) = Sim::with_cameras(35, 8);
     let viewer = sim.join("viewer");
     sim.run_for(ms(500));
     for t in &tracks {

@@ -3,20 +3,7 @@
 //! client answers with transport-wide feedback, and the estimate shows in the room's
 //! stats (`GET /v1/rooms/{room}`, `subscribers`).
 
-use chorus_protocol::control::SubscriberStats;
-use chorus_room::io::{Command, Reply};
-use chorus_room::sim::{ClientId, Dir, Sim, ms};
-
-fn subscriber_stats(sim: &mut Sim, c: ClientId) -> Option<SubscriberStats> {
-    let identity = sim.identity(c).to_owned();
-    match sim.command(Command::Info) {
-        Reply::Info(info) => info
-            .subscribers
-            .into_iter()
-            .find(|s| s.identity == identity),
-        other => panic!("{other:?}"),
-    }
-}
+use chorus_room::sim::{Dir, Sim, ms};
 
 #[test]
 fn a_subscribers_feedback_drives_its_estimate_and_loss_lowers_it() {
@@ -29,7 +16,7 @@ fn a_subscribers_feedback_drives_its_estimate_and_loss_lowers_it() {
 
     // bob's client took transport-wide CC and reports what arrived: the estimator
     // measured what got through and a round trip, and saw no loss.
-    let clean = subscriber_stats(&mut sim, bob).expect("bob's estimate");
+    let clean = sim.subscriber_stats(bob).expect("bob's estimate");
     let acked = clean.acknowledged_bitrate_bps.expect("acknowledged rate");
     assert!(acked > 20_000, "{clean:?}");
     assert_eq!(clean.loss_percent, 0.0, "{clean:?}");
@@ -44,7 +31,7 @@ fn a_subscribers_feedback_drives_its_estimate_and_loss_lowers_it() {
     // 30 % of what goes to bob is lost: the feedback says so, and the estimate falls.
     sim.set_loss(bob, Dir::Down, 0.3);
     sim.run_for(ms(5000));
-    let lossy = subscriber_stats(&mut sim, bob).expect("bob's estimate");
+    let lossy = sim.subscriber_stats(bob).expect("bob's estimate");
     eprintln!("lossy: {lossy:?}");
     assert!(lossy.loss_percent > 10.0, "{lossy:?}");
     assert!(
@@ -53,7 +40,7 @@ fn a_subscribers_feedback_drives_its_estimate_and_loss_lowers_it() {
     );
     // alice receives nothing (no one else publishes): nothing is numbered for her
     // that she could report, so she has an estimator but only its starting value.
-    let alice_stats = subscriber_stats(&mut sim, alice);
+    let alice_stats = sim.subscriber_stats(alice);
     assert!(
         alice_stats
             .as_ref()

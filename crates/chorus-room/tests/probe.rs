@@ -6,21 +6,7 @@
 
 use std::time::Instant;
 
-use chorus_protocol::control::SubscriberStats;
-use chorus_room::io::{Command, Reply};
 use chorus_room::sim::{ClientId, Dir, Sim, ms, seq_jumps};
-
-fn stats(sim: &mut Sim, c: ClientId) -> SubscriberStats {
-    let identity = sim.identity(c).to_owned();
-    match sim.command(Command::Info) {
-        Reply::Info(info) => info
-            .subscribers
-            .into_iter()
-            .find(|s| s.identity == identity)
-            .expect("an estimate"),
-        other => panic!("{other:?}"),
-    }
-}
 
 /// bob receives alice's simulcast camera; loss toward him drives his estimate to the
 /// floor and him to the low layer; then the loss stops. Returns his estimate every
@@ -42,7 +28,9 @@ fn recovery(probing: bool) -> (Vec<u64>, Sim, ClientId, String, (Instant, Instan
     let trace = (0..24)
         .map(|_| {
             sim.run_for(ms(500));
-            stats(&mut sim, bob).estimated_bitrate_bps
+            sim.subscriber_stats(bob)
+                .expect("an estimate")
+                .estimated_bitrate_bps
         })
         .collect();
     (trace, sim, bob, video, (congested, lifted))
@@ -54,9 +42,15 @@ fn probes_raise_the_estimate_sooner_and_the_client_takes_them_as_padding() {
     let (with, mut sim, bob, video, (congested, lifted)) = recovery(true);
     eprintln!("without probes: {without:?}");
     eprintln!("with probes:    {with:?}");
-    let s = stats(&mut sim, bob);
+    let s = sim.subscriber_stats(bob).expect("an estimate");
     eprintln!("{s:?}");
-    assert_eq!(stats(&mut plain, pbob).probes_sent, 0);
+    assert_eq!(
+        plain
+            .subscriber_stats(pbob)
+            .expect("an estimate")
+            .probes_sent,
+        0
+    );
     // Each step up waited for a probe that got through at its rate.
     assert!(s.probes_sent > 0 && s.probes_delivered > 0, "{s:?}");
     assert!(s.step_probes_succeeded > 0, "{s:?}");

@@ -3,40 +3,8 @@
 //! back off); when the cap is lifted the probes find the room and it climbs; a paused
 //! video without layers resumes only once a probe showed its rate fits.
 
-use chorus_protocol::Grants;
-use chorus_protocol::control::SubscriberStats;
 use chorus_protocol::signal::ServerMessage;
-use chorus_room::io::{Command, Reply};
-use chorus_room::sim::{ClientId, LAYERS, RtpIn, Sim, ms, seq_jumps};
-
-fn stats(sim: &mut Sim, c: ClientId) -> SubscriberStats {
-    let identity = sim.identity(c).to_owned();
-    match sim.command(Command::Info) {
-        Reply::Info(info) => info
-            .subscribers
-            .into_iter()
-            .find(|s| s.identity == identity)
-            .expect("an estimate"),
-        other => panic!("{other:?}"),
-    }
-}
-
-/// A room of `n` simulcast cameras whose publishers receive nothing, media flowing.
-fn room_of_cameras(seed: u64, n: usize) -> (Sim, Vec<String>) {
-    let mut sim = Sim::with_config(seed, |c| c.last_n = 50);
-    let grants = Grants {
-        can_subscribe: false,
-        ..Grants::default()
-    };
-    let tracks = (0..n)
-        .map(|i| {
-            let c = sim.join_simulcast_with(&format!("cam{i}"), grants.clone());
-            sim.publish_simulcast(c)
-        })
-        .collect();
-    sim.run_for(ms(1000));
-    (sim, tracks)
-}
+use chorus_room::sim::{LAYERS, RtpIn, Sim, ms, seq_jumps};
 
 fn layer(p: &RtpIn) -> Option<usize> {
     LAYERS.iter().position(|&(_, size)| size == p.payload_len)
@@ -76,14 +44,14 @@ struct Capped {
 /// A viewer of `n` cameras (asking for every top layer) behind a cap of `cap_bps`,
 /// settled for 15 s, watched for 20 s; then the cap is lifted.
 fn capped(seed: u64, n: usize, cap_bps: u64) -> Capped {
-    let (mut sim, tracks) = room_of_cameras(seed, n);
+    let (mut sim, tracks) = Sim::with_cameras(seed, n);
     let viewer = sim.join("viewer");
     sim.cap_downlink(viewer, Some(cap_bps));
     sim.run_for(ms(15_000));
     let from: Vec<usize> = tracks.iter().map(|t| sim.rtp(viewer, t).len()).collect();
-    let before = stats(&mut sim, viewer);
+    let before = sim.subscriber_stats(viewer).expect("an estimate");
     sim.run_for(ms(20_000));
-    let after = stats(&mut sim, viewer);
+    let after = sim.subscriber_stats(viewer).expect("an estimate");
     let (mut ups, mut downs) = (0, 0);
     for (t, &f) in tracks.iter().zip(&from) {
         let (u, d) = ups_and_downs(&sim.rtp(viewer, t)[f..]);
@@ -167,11 +135,11 @@ fn a_paused_video_without_layers_resumes_only_after_a_successful_probe() {
     sim.set_loss(bob, chorus_room::sim::Dir::Down, 0.0);
     let lifted = sim.now();
     let from = sim.rtp(bob, &a).len();
-    let before = stats(&mut sim, bob);
+    let before = sim.subscriber_stats(bob).expect("an estimate");
     let mut trace = Vec::new();
     let at_resume = loop {
         sim.run_for(ms(250));
-        let s = stats(&mut sim, bob);
+        let s = sim.subscriber_stats(bob).expect("an estimate");
         trace.push((
             s.estimated_bitrate_bps / 1000,
             s.step_probes_asked,

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use chorus_protocol::control::SubscriberStats;
 use chorus_protocol::signal::{PeerTarget, ServerMessage};
 use chorus_protocol::webhook::WebhookEvent;
 use chorus_transport::Demux;
@@ -11,9 +12,23 @@ use super::client::RtpIn;
 use super::net::Dir;
 use super::{ClientId, Sim};
 use crate::core::RoomCore;
+use crate::io::{Command, Reply};
 use crate::skips::Skips;
 
 impl Sim {
+    /// `c`'s downstream bandwidth estimate as the room's info gives it (`None` before
+    /// its client's first transport-wide feedback).
+    pub fn subscriber_stats(&mut self, c: ClientId) -> Option<SubscriberStats> {
+        let identity = self.identity(c).to_owned();
+        match self.command(Command::Info) {
+            Reply::Info(info) => info
+                .subscribers
+                .into_iter()
+                .find(|s| s.identity == identity),
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// The webhook events the room produced so far, in order.
     pub fn events(&self) -> &[WebhookEvent] {
         &self.events

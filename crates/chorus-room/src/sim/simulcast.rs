@@ -158,6 +158,25 @@ fn sized_vp8_frame(keyframe: bool, size: usize, picture_id: u16) -> Vec<Bytes> {
 
 impl Sim {
     /// Joins with every grant, its publisher connection offering simulcast extensions.
+    /// A room of `n` simulcast cameras whose publishers receive nothing (so that the
+    /// simulation prices only what a viewer gets), last-N above `n`, media flowing for
+    /// a second; and the cameras' track ids.
+    pub fn with_cameras(seed: u64, n: usize) -> (Sim, Vec<String>) {
+        let mut sim = Sim::with_config(seed, |c| c.last_n = 50);
+        let grants = chorus_protocol::Grants {
+            can_subscribe: false,
+            ..chorus_protocol::Grants::default()
+        };
+        let tracks = (0..n)
+            .map(|i| {
+                let c = sim.join_simulcast_with(&format!("cam{i}"), grants.clone());
+                sim.publish_simulcast(c)
+            })
+            .collect();
+        sim.run_for(super::ms(1000));
+        (sim, tracks)
+    }
+
     pub fn join_simulcast(&mut self, identity: &str) -> ClientId {
         self.join_simulcast_with(identity, chorus_protocol::Grants::default())
     }
