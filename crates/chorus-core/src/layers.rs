@@ -334,18 +334,6 @@ impl LayerForwarder {
     }
 }
 
-impl crate::video::VideoForwarder for LayerForwarder {
-    type Packet = LayerPacket;
-
-    fn forward(&mut self, packet: &LayerPacket, now: Instant) -> LayerDecision {
-        LayerForwarder::forward(self, packet, now)
-    }
-
-    fn insert(&mut self, count: u16) -> Option<(u16, u32)> {
-        LayerForwarder::insert(self, count)
-    }
-}
-
 fn unmapped(e: Unmapped) -> LayerDrop {
     match e {
         Unmapped::Dropped => LayerDrop::DroppedBefore,

@@ -14,7 +14,9 @@
 use std::time::Instant;
 
 use crate::forward::{DropReason, Forwarder, Translation};
-use crate::layers::{LayerAction, LayerDecision, LayerDrop, SpatialLayer};
+use crate::layers::{
+    LayerAction, LayerDecision, LayerDrop, LayerForwarder, LayerPacket, SpatialLayer,
+};
 use crate::seq::{ExtSeq, ExtTimestamp};
 
 /// A per-(subscriber, track) video forwarder.
@@ -82,6 +84,20 @@ impl VideoForwarder for Forwarder {
     #[inline]
     fn insert(&mut self, count: u16) -> Option<(u16, u32)> {
         Forwarder::insert(self, count)
+    }
+}
+
+// Here rather than in `layers.rs`, which the decision types come from: that module
+// then needs nothing of this one. (`svc.rs` answers through private parts of its own.)
+impl VideoForwarder for LayerForwarder {
+    type Packet = LayerPacket;
+
+    fn forward(&mut self, packet: &LayerPacket, now: Instant) -> LayerDecision {
+        LayerForwarder::forward(self, packet, now)
+    }
+
+    fn insert(&mut self, count: u16) -> Option<(u16, u32)> {
+        LayerForwarder::insert(self, count)
     }
 }
 

@@ -173,16 +173,22 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
-    /// A cluster of ten 250-byte packets paced 2 ms apart (1 Mbit/s), arriving
-    /// `arrival_gap` apart, with those in `lost` missing.
-    fn cluster(arrival_gap: Duration, lost: &[u32]) -> ProbeOutcome {
-        let t0 = Instant::now();
+    /// A prober with a closed cluster of ten packets sent, started at `t0`.
+    fn ten_sent(t0: Instant) -> (Prober, ProbeId) {
         let mut p = Prober::default();
         let id = p.start(t0);
         for _ in 0..10 {
             p.on_sent(id);
         }
         p.close(id);
+        (p, id)
+    }
+
+    /// A cluster of ten 250-byte packets paced 2 ms apart (1 Mbit/s), arriving
+    /// `arrival_gap` apart, with those in `lost` missing.
+    fn cluster(arrival_gap: Duration, lost: &[u32]) -> ProbeOutcome {
+        let t0 = Instant::now();
+        let (mut p, id) = ten_sent(t0);
         for i in 0..10u32 {
             let arrival = (!lost.contains(&i)).then(|| Duration::from_secs(5) + arrival_gap * i);
             p.on_result(id, t0 + 2 * MS * i, arrival, 250);
@@ -219,12 +225,7 @@ mod tests {
     #[test]
     fn a_cluster_without_feedback_fails_late() {
         let t0 = Instant::now();
-        let mut p = Prober::default();
-        let id = p.start(t0);
-        for _ in 0..10 {
-            p.on_sent(id);
-        }
-        p.close(id);
+        let (mut p, id) = ten_sent(t0);
         p.on_result(id, t0, Some(Duration::ZERO), 250);
         assert!(p.conclude(t0 + Duration::from_secs(1)).is_empty());
         assert_eq!(

@@ -351,6 +351,12 @@ impl SimClient {
         self.publisher = Pc::with(self.publisher.addr, now, true);
     }
 
+    /// From now on its publisher connection offers VP9 only (`svc.rs` sends the
+    /// layers); call it before the first publish.
+    pub fn enable_svc(&mut self, now: Instant) {
+        self.publisher = Pc::vp9(self.publisher.addr, now);
+    }
+
     /// Announces a camera sent in three simulcast layers; returns its `cid`.
     pub fn announce_simulcast(&mut self) -> String {
         let cid = self.announce(TrackSource::Camera);

@@ -8,7 +8,6 @@
 
 use bytes::Bytes;
 
-use super::client::SimClient;
 use super::{ClientId, Sim};
 
 /// Payload bytes of each spatial layer's packet, lowest first.
@@ -46,14 +45,6 @@ pub(super) fn vp9_picture(keyframe: bool, index: usize) -> Vec<Bytes> {
             Bytes::from(p)
         })
         .collect()
-}
-
-impl SimClient {
-    /// From now on its publisher connection offers VP9 only; call it before the first
-    /// publish.
-    pub fn enable_svc(&mut self, now: std::time::Instant) {
-        self.publisher = super::client::Pc::vp9(self.publisher.addr, now);
-    }
 }
 
 impl Sim {
