@@ -145,6 +145,9 @@ pub struct Report {
     /// Of the stamped, those dated later than their stamp (the client had driven the
     /// connection past it before it read them).
     pub arrivals_clamped: u64,
+    /// Datagrams the kernel dropped in the window on the clients' sockets, their
+    /// receive buffers full: loss the harness caused, not having read them in time.
+    pub harness_socket_drops: u64,
     /// Server user+system CPU time in the window.
     pub server_cpu_micros: f64,
     pub server_cpu_percent: f64,
@@ -315,6 +318,12 @@ impl std::fmt::Display for Report {
             f,
             "arrival times        kernel receive time for {} datagrams ({} of them dated later), read time for {}",
             self.arrivals_stamped, self.arrivals_clamped, self.arrivals_unstamped
+        )?;
+        writeln!(
+            f,
+            "harness drops        {} datagrams dropped by the kernel on the harness's full sockets (any datagram; as a share of expected packets {:.3} %)",
+            self.harness_socket_drops,
+            self.harness_socket_drops as f64 * 100.0 / self.expected_packets.max(1) as f64
         )?;
         writeln!(
             f,

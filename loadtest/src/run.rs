@@ -496,6 +496,7 @@ async fn run_phases(
             report.arrivals_unstamped +=
                 p1.arrivals_unstamped.saturating_sub(p0.arrivals_unstamped);
             report.arrivals_clamped += p1.arrivals_clamped.saturating_sub(p0.arrivals_clamped);
+            report.harness_socket_drops += p1.socket_drops.saturating_sub(p0.socket_drops);
         }
     }
     report.egress_packets_per_sec = report.egress_packets as f64 / secs;

@@ -70,6 +70,9 @@ pub struct PeerStats {
     /// Of the stamped, those dated later than their stamp: the connection had been
     /// driven past it before they were read (its clock does not run backwards).
     pub arrivals_clamped: u64,
+    /// Datagrams the kernel dropped on the connection's sockets, their receive buffers
+    /// full (`SO_RXQ_OVFL`): loss the client caused by not reading in time.
+    pub socket_drops: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -223,6 +223,7 @@ mod tests {
                 stamped: 1,
                 unstamped: 0,
                 clamped: 0,
+                socket_drops: 0,
             }
         );
 

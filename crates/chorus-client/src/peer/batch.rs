@@ -11,13 +11,15 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 use super::arrival::{Datagram, stamp_of};
+use super::drops::{SocketDrops, drops_of};
 
 /// Datagrams taken per system call at most.
 pub(crate) const BATCH: usize = 16;
 /// Largest datagram read whole; a longer one is cut to it (as `recv_from` would).
 const SLOT: usize = 2048;
 
-/// Room for one `SCM_TIMESTAMPNS` control message, aligned for `cmsghdr`.
+/// Room for an `SCM_TIMESTAMPNS` and an `SO_RXQ_OVFL` control message, aligned for
+/// `cmsghdr`.
 #[derive(Clone, Copy)]
 #[repr(C, align(8))]
 struct ControlBuffer([u8; 64]);
@@ -34,6 +36,8 @@ pub(crate) struct RecvBatch {
     /// Datagrams in the burst, and the next to hand out.
     filled: usize,
     next: usize,
+    /// What the kernel dropped on the sockets read, as their datagrams told.
+    drops: SocketDrops,
 }
 
 // SAFETY: the raw pointers in `iovecs` and `headers` are rebuilt before every call and
@@ -53,6 +57,7 @@ impl Default for RecvBatch {
                 burst: [None; BATCH],
                 filled: 0,
                 next: 0,
+                drops: SocketDrops::default(),
             }
         }
     }
@@ -69,6 +74,10 @@ impl RecvBatch {
     /// last burst was handed out: what it held is dropped.
     pub(crate) fn try_fill(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         socket.try_io(Interest::READABLE, || self.fill(socket.as_raw_fd()))
+    }
+
+    pub(crate) fn drops(&self) -> &SocketDrops {
+        &self.drops
     }
 
     /// The next datagram of the burst and its bytes.
@@ -116,6 +125,10 @@ impl RecvBatch {
         let n = n as usize;
         for i in 0..n {
             let header = &self.headers[i].msg_hdr;
+            // SAFETY: `header` is what recvmmsg filled in; its control buffer is alive.
+            if let Some(count) = unsafe { drops_of(header) } {
+                self.drops.note(fd, count);
+            }
             // SAFETY: the kernel wrote an address of `msg_namelen` bytes into the
             // zero-initialised storage.
             let from =

@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use tokio::net::UdpSocket;
 use tracing::debug;
 
-use super::{Peer, arrival};
+use super::{Peer, arrival, drops};
 
 /// How many datagrams got their kernel receive time as arrival time, and how many
 /// fell back to the time they were read.
@@ -20,6 +20,9 @@ pub(crate) struct ArrivalCounts {
     /// Stamped, but dated later than the stamp: the connection had been given a later
     /// time already (its clock does not run backwards).
     pub(crate) clamped: u64,
+    /// Datagrams the kernel dropped on the connection's sockets, their receive buffers
+    /// full: the client had not read them in time.
+    pub(crate) socket_drops: u64,
 }
 
 impl Peer {
@@ -49,7 +52,10 @@ impl Peer {
     }
 
     pub(crate) fn arrivals(&self) -> ArrivalCounts {
-        self.arrivals
+        ArrivalCounts {
+            socket_drops: self.batch.drops().total(),
+            ..self.arrivals
+        }
     }
 
     /// Hands the next datagram read, read at `read_at`, to the connection with its
@@ -83,12 +89,16 @@ impl Peer {
     }
 }
 
-/// A socket whose datagrams carry the kernel's receive time. Without it (the option
+/// A socket whose datagrams carry the kernel's receive time and its count of drops,
+/// with a receive buffer for a client that falls behind. Without stamps (the option
 /// refused) every arrival falls back to the read time, which the counts show.
 pub(super) async fn bind_stamped(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = UdpSocket::bind(addr).await?;
     if let Err(err) = arrival::enable_stamps(&socket) {
         debug!(%err, "no kernel receive times on the socket");
+    }
+    if let Err(err) = drops::enable(&socket) {
+        debug!(%err, "no drop counts on the socket");
     }
     Ok(socket)
 }
