@@ -376,7 +376,7 @@ impl std::fmt::Display for Report {
         if let Some(k) = &self.server_skipped {
             write!(
                 f,
-                "\nserver skipped       {} copies paused for bandwidth, {} datagrams stale (room over its 200 ms wait), in the window",
+                "\nserver skipped       {} copies paused for bandwidth, {} datagrams stale (room over its 1 s wait), in the window",
                 k.bandwidth_paused, k.stale
             )?;
         }

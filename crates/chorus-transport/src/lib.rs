@@ -34,7 +34,7 @@ pub use counters::{MediaCounters, SendReport};
 pub use demux::{Datagram, Delivery, Demux, Route, is_control};
 pub use dtls_srtp::protect::{MAX_RTP_OVERHEAD, ProtectError, SrtpSender};
 pub use ice::{IceCredentials, IceEvent, IceLite, LinkState, LivenessConfig, StunCheck};
-pub use ingress::{IngressError, IngressKey};
+pub use ingress::{IngressError, IngressKey, is_rtcp};
 pub use peer::{PeerError, PeerFactory};
 pub use socket::{Egress, MediaPlane, MediaPlaneConfig, MediaPlaneError};
 pub use webrtc::{Accept, ConnectionError, ConnectionEvent, ServerConnection};

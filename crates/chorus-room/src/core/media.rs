@@ -11,19 +11,19 @@ use chorus_core::{
 };
 use chorus_protocol::LeaveReason;
 use chorus_protocol::{MediaKind, TrackSource};
-use chorus_transport::{Datagram, is_control};
+use chorus_transport::Datagram;
 
 use super::RoomCore;
 use crate::echo::Echoed;
 use crate::forward::{Outgoing, Payload};
 use crate::peer::PeerEvent;
 use crate::selection::{LayeredKind, LayeredPacket};
-use crate::skips::{MAX_MEDIA_QUEUEING, Skip};
+use crate::skips::{Skip, is_stale};
 use crate::tracks::{LayerIndex, UpstreamBinding};
 
 impl RoomCore {
     pub(super) fn handle_datagram(&mut self, dg: Datagram, now: Instant) {
-        if now.saturating_duration_since(dg.at) > MAX_MEDIA_QUEUEING && !is_control(&dg.data) {
+        if is_stale(&dg.data, now.saturating_duration_since(dg.at)) {
             self.skips.count(Skip::Stale);
             let total = self.skips.get(Skip::Stale);
             self.overload.report(now, &self.name, total);
