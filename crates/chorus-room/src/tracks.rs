@@ -87,6 +87,8 @@ pub struct PublishedTrack {
     /// What arrives of a video without simulcast layers (its bitrate, for the
     /// bandwidth allocation); a simulcast track keeps one per layer.
     pub rate: LayerStats,
+    /// The `layers` everyone was last told (`track_published`, `track_updated`).
+    pub told_layers: Vec<String>,
 }
 
 impl PublishedTrack {
@@ -199,6 +201,7 @@ impl Tracks {
             subscribers: Vec::new(),
             history: (source.kind() == MediaKind::Video).then(|| History::new(HISTORY_LEN)),
             rate: LayerStats::default(),
+            told_layers: Vec::new(),
         };
         let info = track.info();
         self.by_id.insert(id, track);
@@ -251,6 +254,19 @@ impl Tracks {
             .collect();
         infos.sort_by(|a, b| a.track_id.cmp(&b.track_id));
         infos
+    }
+
+    /// The bound track's description when its layers are not those everyone was last
+    /// told (a VP9 SVC track's come with its keyframes), noted as told; `None` when
+    /// they are, so a change is told once however often it is looked at.
+    pub fn layers_to_tell(&mut self, id: &TrackId) -> Option<TrackInfo> {
+        let t = self.by_id.get_mut(id).filter(|t| t.published())?;
+        let info = t.info();
+        if info.layers == t.told_layers {
+            return None;
+        }
+        t.told_layers.clone_from(&info.layers);
+        Some(info)
     }
 
     /// Every bound simulcast track's layers as they arrive at `now`, by track id.

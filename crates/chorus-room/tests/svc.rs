@@ -2,7 +2,9 @@
 //! three temporal layers (`L3T3_KEY`) reaches each subscriber as one continuous stream
 //! of the spatial layers that fit its tile (`track_settings`): sequence numbers without
 //! a gap, the RTP marker at the end of the highest spatial layer it gets of each
-//! picture, up a layer at a keyframe only, down at the next picture.
+//! picture, up a layer at a keyframe only, down at the next picture. Everyone is told
+//! the track's layers each time they become known or change (`track_updated`), once per
+//! change.
 
 use chorus_protocol::signal::{ClientMessage, ServerMessage};
 use chorus_room::sim::{RtpIn, Sim, ms, seq_jumps};
@@ -110,4 +112,53 @@ fn a_tile_gets_the_spatial_layers_that_fit_it_as_one_stream() {
     assert!(tail[first_up - 1].keyframe, "it goes up at a keyframe");
     assert!(tail[..first_up - 1].iter().all(|p| !p.keyframe));
     assert_eq!(pictures(tail).last().unwrap(), &[0, 1, 2]);
+}
+
+/// The `layers` of `video` each `track_published` and `track_updated` told `c`, in order.
+fn layers_told(sim: &Sim, c: chorus_room::sim::ClientId, video: &str) -> Vec<Vec<String>> {
+    sim.frames(c)
+        .iter()
+        .filter_map(|m| match m {
+            ServerMessage::TrackPublished { track } | ServerMessage::TrackUpdated { track }
+                if track.track_id == video =>
+            {
+                Some(track.layers.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn everyone_is_told_the_layers_once_each_time_they_change() {
+    let mut sim = Sim::new(22);
+    let alice = sim.join_svc("alice");
+    let bob = sim.join("bob");
+    let video = sim.publish_svc(alice);
+    // The first keyframe tells two layers; the one that adds the third (a second in)
+    // tells three; keyframes asked for in between and after repeat a structure already
+    // told, and tell nothing.
+    sim.run_for(ms(500));
+    assert!(sim.request_keyframe(bob, &video));
+    sim.run_for(ms(2000));
+    assert!(sim.request_keyframe(bob, &video));
+    sim.run_for(ms(1000));
+    assert!(
+        sim.keyframes_sent(alice, &video) >= 4,
+        "keyframes repeating a structure: {}",
+        sim.keyframes_sent(alice, &video)
+    );
+    let want: Vec<Vec<String>> = vec![
+        vec![],
+        vec!["s0".into(), "s1".into()],
+        vec!["s0".into(), "s1".into(), "s2".into()],
+    ];
+    // The first is `track_published` (before any media: no layers), the others
+    // `track_updated`; the publisher is told too.
+    assert_eq!(layers_told(&sim, bob, &video), want, "to bob");
+    assert_eq!(layers_told(&sim, alice, &video), want, "to alice");
+    assert_eq!(
+        sim.count(bob, |m| matches!(m, ServerMessage::TrackUpdated { .. })),
+        2
+    );
 }

@@ -113,6 +113,13 @@ pub enum ServerMessage {
         track_id: String,
         muted: bool,
     },
+    /// A published track's description changed after `track_published`: today its
+    /// `layers` (a VP9 SVC track's spatial layers become known at its first keyframe,
+    /// and change when the encoder adds or drops one). Sent only on a change; `muted`
+    /// keeps coming in `track_muted`.
+    TrackUpdated {
+        track: TrackInfo,
+    },
     /// Who is speaking now, longest active first; sent only when the set or that order changes.
     /// An empty list means nobody is speaking.
     ActiveSpeakers {
