@@ -269,14 +269,23 @@ impl Tracks {
         Some(info)
     }
 
-    /// Every bound simulcast track's layers as they arrive at `now`, by track id.
+    /// Every bound track's layers as they arrive at `now` (simulcast, and VP9 SVC once
+    /// a packet of it arrived), by track id.
     pub fn simulcast_stats(&self, now: Instant) -> Vec<SimulcastStats> {
         let mut stats: Vec<SimulcastStats> = self
             .by_id
             .values()
             .filter_map(|t| {
-                let s = t.upstream.as_ref()?.simulcast.as_ref()?;
-                Some(s.stats(t.id.to_string(), now))
+                let b = t.upstream.as_ref()?;
+                match (&b.simulcast, &b.svc) {
+                    (Some(s), _) => Some(s.stats(t.id.to_string(), now)),
+                    // A VP9 track is read as SVC before its first packet says whether
+                    // it has layers: listed from then on.
+                    (None, Some(svc)) => b
+                        .media_ssrc
+                        .map(|ssrc| svc.stats(t.id.to_string(), Some(ssrc), now)),
+                    (None, None) => None,
+                }
             })
             .collect();
         stats.sort_by(|a, b| a.track_id.cmp(&b.track_id));

@@ -4,10 +4,12 @@
 //! a gap, the RTP marker at the end of the highest spatial layer it gets of each
 //! picture, up a layer at a keyframe only, down at the next picture. Everyone is told
 //! the track's layers each time they become known or change (`track_updated`), once per
-//! change.
+//! change; the control API lists each spatial layer's rates.
 
+use chorus_protocol::control::SimulcastStats;
 use chorus_protocol::signal::{ClientMessage, ServerMessage};
-use chorus_room::sim::{RtpIn, Sim, ms, seq_jumps};
+use chorus_room::io::{Command, Reply};
+use chorus_room::sim::{RtpIn, SVC_LAYER_SIZES, Sim, ms, seq_jumps};
 
 fn settings(track: &str, width: u32, height: u32) -> ClientMessage {
     ClientMessage::TrackSettings {
@@ -160,5 +162,56 @@ fn everyone_is_told_the_layers_once_each_time_they_change() {
     assert_eq!(
         sim.count(bob, |m| matches!(m, ServerMessage::TrackUpdated { .. })),
         2
+    );
+}
+
+/// The room's per-layer stats (control API `simulcast`) of `video`.
+fn layer_stats(sim: &mut Sim, video: &str) -> Option<SimulcastStats> {
+    match sim.command(Command::Info) {
+        Reply::Info(info) => info.simulcast.into_iter().find(|s| s.track_id == video),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_control_api_lists_each_spatial_layer_of_an_svc_track() {
+    let mut sim = Sim::new(23);
+    let alice = sim.join_svc("alice");
+    let _bob = sim.join("bob");
+    let video = sim.publish_svc(alice);
+    assert_eq!(layer_stats(&mut sim, &video), None, "nothing arrived yet");
+
+    // Two layers at first.
+    sim.run_for(ms(600));
+    let two = layer_stats(&mut sim, &video).expect("listed once media arrives");
+    assert!(two.svc);
+    let rids: Vec<&str> = two.layers.iter().map(|l| l.rid.as_str()).collect();
+    assert_eq!(rids, ["s0", "s1"]);
+    assert_eq!(two.forwarded.as_deref(), Some("s1"));
+
+    // All three, each measured on its own, on the stream's one SSRC.
+    sim.run_for(ms(2000));
+    let three = layer_stats(&mut sim, &video).unwrap();
+    assert_eq!(three.forwarded.as_deref(), Some("s2"));
+    assert_eq!(three.layers.len(), 3);
+    let ssrc = three.layers[0].ssrc;
+    assert!(ssrc.is_some());
+    for (i, l) in three.layers.iter().enumerate() {
+        assert_eq!((l.rid.clone(), l.index), (format!("s{i}"), i as u8));
+        assert_eq!(l.ssrc, ssrc, "one stream");
+        // One packet of SVC_LAYER_SIZES[i] bytes a picture, 30 pictures a second.
+        let want = SVC_LAYER_SIZES[i] as u64 * 8 * 30;
+        assert!(
+            l.bitrate_bps.abs_diff(want) <= want / 10,
+            "{}: {} bit/s, want about {want}",
+            l.rid,
+            l.bitrate_bps
+        );
+        assert!((28..=31).contains(&l.fps), "{}: {} fps", l.rid, l.fps);
+        assert!(l.keyframe_age_ms.is_some(), "{} had a keyframe", l.rid);
+    }
+    assert!(
+        three.layers[2].packets < three.layers[0].packets,
+        "s2 came later"
     );
 }

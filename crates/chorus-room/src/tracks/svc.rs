@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use chorus_core::{SpatialLayer, Vp9Descriptor};
+use chorus_protocol::control::SimulcastStats;
 
 use super::layer_stats::LayerStats;
 use super::simulcast::LAYER_TIMEOUT;
@@ -43,7 +44,10 @@ impl SvcUpstream {
             self.structure = Some((n, top));
         }
         if let Some(stats) = self.layers.get_mut(usize::from(d.sid())) {
-            stats.record(now, bytes, ts, d.starts_keyframe());
+            // Each layer frame of a keyframe picture starts without inter-picture
+            // prediction (the upper ones predicted from the lower only).
+            let keyframe = d.begins_frame && !d.inter_picture;
+            stats.record(now, bytes, ts, keyframe);
         }
         self.structure != before
     }
@@ -93,8 +97,35 @@ impl SvcUpstream {
     /// last SS said; none before one came (nothing is known yet).
     pub fn names(&self) -> Vec<String> {
         let n = self.structure.map_or(0, |(n, _)| n);
-        (0..n).map(|i| format!("s{i}")).collect()
+        (0..n).map(name).collect()
     }
+
+    /// What the control API reports of it at `now` (the stream's SSRC is `ssrc`): the
+    /// spatial layers as the last SS said, else those that arrived so far; the
+    /// highest arriving as `forwarded`.
+    pub fn stats(&self, track_id: String, ssrc: Option<u32>, now: Instant) -> SimulcastStats {
+        let seen = self
+            .layers
+            .iter()
+            .rposition(|l| l.packets > 0)
+            .map_or(0, |i| i + 1);
+        let n = self.structure.map_or(seen, |(n, _)| n);
+        let layers = self.layers.iter().take(n).enumerate();
+        let top = self.active(now).best_up_to(SpatialLayer::HIGH);
+        SimulcastStats {
+            track_id,
+            forwarded: top.map(|l| name(l.index())),
+            layers: layers
+                .map(|(i, l)| l.report(name(i), i as u8, ssrc, now))
+                .collect(),
+            svc: true,
+        }
+    }
+}
+
+/// A spatial layer's name in `TrackInfo.layers`.
+fn name(sid: usize) -> String {
+    format!("s{sid}")
 }
 
 #[cfg(test)]
@@ -143,5 +174,23 @@ mod tests {
         assert_eq!(bps, [Some(200 * 8), Some(500 * 8), None]);
         assert!(!s.received(None, 0, 1000, t0));
         assert_eq!(s.cumulative_bitrates(t0), bps, "nothing to place it by");
+
+        // Reported per spatial layer, all on the stream's SSRC; the upper layer's
+        // keyframe is the layer frame of a keyframe picture.
+        let report = s.stats("TR_1".into(), Some(9), t0);
+        assert!(report.svc);
+        assert_eq!(report.forwarded.as_deref(), Some("s1"));
+        let got: Vec<_> = report
+            .layers
+            .iter()
+            .map(|l| (l.rid.as_str(), l.index, l.ssrc, l.bytes, l.keyframe_age_ms))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("s0", 0, Some(9), 200, Some(0)),
+                ("s1", 1, Some(9), 300, Some(0))
+            ]
+        );
     }
 }
