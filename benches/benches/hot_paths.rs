@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chorus_core::codec::vp8_is_keyframe;
 use chorus_core::{
     ExtSeq, ExtTimestamp, Forwarder, Layer, LayerAction, LayerForwarder, LayerPacket, SeqUnwrapper,
-    SpatialLayer, TemporalLayer, Vp8Descriptor,
+    SpatialLayer, Targeted, TemporalLayer, Vp8Descriptor,
 };
 use chorus_transport::stun::binding_request_local_ufrag;
 use criterion::{Criterion, criterion_group, criterion_main};

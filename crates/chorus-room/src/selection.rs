@@ -8,8 +8,8 @@
 use std::time::Instant;
 
 use chorus_core::{
-    Layer, LayerDecision, LayerForwarder, LayerPacket, SpatialLayer, SvcPacket, TemporalLayer,
-    VideoForwarder, Vp8Rewrite,
+    Layer, LayerDecision, LayerForwarder, LayerPacket, SpatialLayer, SvcPacket, Targeted,
+    TemporalLayer, VideoForwarder, Vp8Rewrite,
 };
 use chorus_protocol::signal::VideoQuality;
 
