@@ -43,6 +43,10 @@ pub const SIMULCAST_HISTORY_LEN: usize = 2 * HISTORY_LEN;
 /// by all its subscribers.
 pub type History = PacketHistory<(Header, Bytes)>;
 
+/// The layers a publisher is told about (dynacast): how many, and of a VP9 SVC track
+/// the top one's size (its subscribers' views are judged against it).
+pub type PublisherLayers = (usize, Option<(u32, u32)>);
+
 /// Where a publisher's track arrives.
 #[derive(Debug, Clone)]
 pub struct UpstreamBinding {
@@ -111,10 +115,26 @@ impl PublishedTrack {
         }
     }
 
-    /// How many simulcast layers it has; `None` without simulcast.
-    pub fn simulcast_layer_count(&self) -> Option<usize> {
-        let simulcast = self.upstream.as_ref()?.simulcast.as_ref()?;
-        Some(simulcast.layers().len())
+    /// The layers its publisher is told about (dynacast): how many simulcast layers,
+    /// or the most spatial layers a VP9 SVC track's stream announced, with the top
+    /// one's size then; `None` for other tracks, and for an SVC track before its
+    /// first scalability structure.
+    pub fn publisher_layers(&self) -> Option<PublisherLayers> {
+        let binding = self.upstream.as_ref()?;
+        match (&binding.simulcast, &binding.svc) {
+            (Some(s), _) => Some((s.layers().len(), None)),
+            (None, Some(svc)) => svc.most_layers().map(|(n, top)| (n, Some(top))),
+            (None, None) => None,
+        }
+    }
+
+    /// The names of [`PublishedTrack::publisher_layers`]: the simulcast rids, or `s0`,
+    /// `s1`, … of an SVC track (its `layers` may list fewer while it sends fewer).
+    pub fn publisher_layer_names(&self) -> Vec<String> {
+        match self.publisher_layers() {
+            Some((n, Some(_))) => (0..n).map(|i| format!("s{i}")).collect(),
+            _ => self.layers(),
+        }
     }
 
     /// The rids of the simulcast layers it arrives in, lowest quality first; for a
@@ -346,12 +366,14 @@ impl Tracks {
         ids
     }
 
-    /// Bound simulcast tracks and how many layers each has, by track id.
-    pub fn simulcast_layers(&self) -> Vec<(TrackId, usize)> {
+    /// Bound tracks whose publisher is told which layers anyone needs (simulcast, and
+    /// VP9 SVC once a scalability structure came), with
+    /// [`PublishedTrack::publisher_layers`], by track id.
+    pub fn publisher_layers(&self) -> Vec<(TrackId, PublisherLayers)> {
         let mut found: Vec<_> = self
             .by_id
             .values()
-            .filter_map(|t| Some((t.id.clone(), t.simulcast_layer_count()?)))
+            .filter_map(|t| Some((t.id.clone(), t.publisher_layers()?)))
             .collect();
         found.sort_by(|a, b| a.0.cmp(&b.0));
         found

@@ -4,7 +4,8 @@
 //! a gap, the RTP marker at the end of the highest spatial layer it gets of each
 //! picture, up a layer at a keyframe only, down at the next picture. Everyone is told
 //! the track's layers each time they become known or change (`track_updated`), once per
-//! change; the control API lists each spatial layer's rates.
+//! change; the control API lists each spatial layer's rates; the publisher is told which
+//! spatial layers anyone needs (`publisher_layers`, dynacast as a hint).
 
 use chorus_protocol::control::SimulcastStats;
 use chorus_protocol::signal::{ClientMessage, ServerMessage};
@@ -213,5 +214,80 @@ fn the_control_api_lists_each_spatial_layer_of_an_svc_track() {
     assert!(
         three.layers[2].packets < three.layers[0].packets,
         "s2 came later"
+    );
+}
+
+/// Every `publisher_layers` `c` got: (rid, active) of each layer.
+fn publisher_layers(sim: &Sim, c: chorus_room::sim::ClientId) -> Vec<Vec<(String, bool)>> {
+    sim.frames(c)
+        .iter()
+        .filter_map(|m| match m {
+            ServerMessage::PublisherLayers { layers, .. } => {
+                Some(layers.iter().map(|l| (l.rid.clone(), l.active)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_publisher_hears_which_spatial_layers_anyone_needs() {
+    let mut sim = Sim::new(24);
+    let alice = sim.join_svc("alice");
+    let bob = sim.join("bob");
+    let video = sim.publish_svc(alice);
+    // Two layers, then three: bob (no settings) needs the top all along.
+    sim.run_for(ms(2000));
+    assert_eq!(
+        publisher_layers(&sim, alice),
+        Vec::<Vec<(String, bool)>>::new()
+    );
+
+    // A small tile needs s0 alone: s1 and s2 off, after the delay.
+    sim.signal(bob, settings(&video, 160, 90));
+    sim.run_for(ms(2500));
+    assert!(publisher_layers(&sim, alice).is_empty(), "not at once");
+    sim.run_for(ms(1000));
+    let told = |layers: [bool; 3]| -> Vec<(String, bool)> {
+        layers
+            .iter()
+            .enumerate()
+            .map(|(i, &on)| (format!("s{i}"), on))
+            .collect()
+    };
+    assert_eq!(publisher_layers(&sim, alice), [told([true, false, false])]);
+
+    // A large tile: all three at once (the stream still carries three: the simulated
+    // publisher does not apply the hint).
+    sim.signal(bob, settings(&video, 1280, 720));
+    sim.run_for(ms(50));
+    assert_eq!(
+        publisher_layers(&sim, alice),
+        [told([true, false, false]), told([true, true, true])]
+    );
+}
+
+#[test]
+fn a_small_tile_from_the_start_turns_off_each_upper_layer_as_it_comes() {
+    let mut sim = Sim::new(25);
+    let alice = sim.join_svc("alice");
+    let bob = sim.join("bob");
+    let video = sim.publish_svc(alice);
+    // Before the first keyframe: nothing to tell yet.
+    sim.signal(bob, settings(&video, 160, 90));
+    assert!(sim.rtp(bob, &video).is_empty(), "set before any media");
+    sim.run_for(ms(6000));
+    let told = |layers: &[bool]| -> Vec<(String, bool)> {
+        layers
+            .iter()
+            .enumerate()
+            .map(|(i, &on)| (format!("s{i}"), on))
+            .collect()
+    };
+    // s1 (of the first keyframe's two) off after the delay, while s2 (added a second
+    // in) still has its own to run; then s2.
+    assert_eq!(
+        publisher_layers(&sim, alice),
+        [told(&[true, false, true]), told(&[true, false, false])]
     );
 }

@@ -176,7 +176,10 @@ pub enum ServerMessage {
     },
     /// To a publisher: which simulcast layers of its track someone receives. The client
     /// sets `encodings[i].active` of the track's `RTCRtpSender` to each layer's `active`
-    /// (`setParameters`), the encoding matched by `rid`. Sent when it changes.
+    /// (`setParameters`), the encoding matched by `rid`. Sent when it changes. Of a VP9
+    /// SVC track the layers are its spatial layers (`s0`, `s1`, `s2`): a hint the client
+    /// may apply to the one encoding's `scalabilityMode` (as many spatial layers as are
+    /// active).
     PublisherLayers {
         track_id: String,
         layers: Vec<PublisherLayer>,

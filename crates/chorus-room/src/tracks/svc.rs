@@ -17,6 +17,9 @@ pub struct SvcUpstream {
     layers: [LayerStats; SpatialLayer::COUNT],
     /// From the last SS: spatial layers (at most three counted) and the top one's size.
     structure: Option<(usize, Option<(u32, u32)>)>,
+    /// The most spatial layers an SS announced, and the top one's size then: what the
+    /// publisher may send, told to it (dynacast) even while it sends fewer.
+    most: Option<(usize, (u32, u32))>,
 }
 
 impl SvcUpstream {
@@ -42,6 +45,9 @@ impl SvcUpstream {
                 .map(|(w, h)| (u32::from(w), u32::from(h)))
                 .filter(|&(w, h)| w > 0 && h > 0);
             self.structure = Some((n, top));
+            if self.most.is_none_or(|(most, _)| n >= most) {
+                self.most = Some((n, top.unwrap_or(ASSUMED_TOP_SIZE)));
+            }
         }
         if let Some(stats) = self.layers.get_mut(usize::from(d.sid())) {
             // Each layer frame of a keyframe picture starts without inter-picture
@@ -56,6 +62,12 @@ impl SvcUpstream {
     /// `L3T3_KEY` sends; a subscriber's target is capped by those arriving anyway).
     pub fn layer_count(&self) -> usize {
         self.structure.map_or(SpatialLayer::COUNT, |(n, _)| n)
+    }
+
+    /// The most spatial layers any SS announced, with the top one's size then (else
+    /// [`ASSUMED_TOP_SIZE`]); `None` before the first SS.
+    pub fn most_layers(&self) -> Option<(usize, (u32, u32))> {
+        self.most
     }
 
     /// The top layer's size: as the last SS said, else [`ASSUMED_TOP_SIZE`].
@@ -167,6 +179,7 @@ mod tests {
             "the same again"
         );
         assert_eq!((s.layer_count(), s.top_size()), (2, (640, 360)));
+        assert_eq!(s.most_layers(), Some((2, (640, 360))));
         assert_eq!(s.active(t0), ActiveLayers(0b011));
         assert_eq!(s.names(), ["s0", "s1"]);
         // Cumulative: layer 1 costs its bytes and layer 0's.
@@ -192,5 +205,10 @@ mod tests {
                 ("s1", 1, Some(9), 300, Some(0))
             ]
         );
+
+        // The encoder drops to one layer: the most it announced stays what it may send.
+        assert!(s.received(Some(&descriptor(0, Some((1, (320, 180))))), 0, 100, t0));
+        assert_eq!((s.layer_count(), s.names().len()), (1, 1));
+        assert_eq!(s.most_layers(), Some((2, (640, 360))));
     }
 }
