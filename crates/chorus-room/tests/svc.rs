@@ -10,7 +10,7 @@
 use chorus_protocol::control::SimulcastStats;
 use chorus_protocol::signal::{ClientMessage, ServerMessage};
 use chorus_room::io::{Command, Reply};
-use chorus_room::sim::{RtpIn, SVC_LAYER_SIZES, Sim, ms, seq_jumps};
+use chorus_room::sim::{ClientId, RtpIn, SVC_LAYER_SIZES, Sim, ms, seq_jumps};
 
 fn settings(track: &str, width: u32, height: u32) -> ClientMessage {
     ClientMessage::TrackSettings {
@@ -20,6 +20,24 @@ fn settings(track: &str, width: u32, height: u32) -> ClientMessage {
         visible: true,
         max_quality: None,
     }
+}
+
+/// A room where alice publishes a camera in VP9 SVC layers and bob receives it: the
+/// sim, alice, bob, and the track's id.
+fn svc_room(seed: u64) -> (Sim, ClientId, ClientId, String) {
+    let mut sim = Sim::new(seed);
+    let alice = sim.join_svc("alice");
+    let bob = sim.join("bob");
+    let video = sim.publish_svc(alice);
+    (sim, alice, bob, video)
+}
+
+/// (`s0`, on), (`s1`, on), … as `publisher_layers` names an SVC track's layers.
+fn layers_on(on: &[bool]) -> Vec<(String, bool)> {
+    on.iter()
+        .enumerate()
+        .map(|(i, &on)| (format!("s{i}"), on))
+        .collect()
 }
 
 /// The spatial layers of each picture received (by RTP timestamp, in order).
@@ -42,10 +60,7 @@ fn marked_at_picture_ends(got: &[RtpIn]) -> bool {
 
 #[test]
 fn a_tile_gets_the_spatial_layers_that_fit_it_as_one_stream() {
-    let mut sim = Sim::new(21);
-    let alice = sim.join_svc("alice");
-    let bob = sim.join("bob");
-    let video = sim.publish_svc(alice);
+    let (mut sim, alice, bob, video) = svc_room(21);
     // A large tile from the start, while the camera sends two layers (up to 640×360):
     // when its third comes, the tile gets it (the max is picked again).
     sim.run_for(ms(700));
@@ -118,7 +133,7 @@ fn a_tile_gets_the_spatial_layers_that_fit_it_as_one_stream() {
 }
 
 /// The `layers` of `video` each `track_published` and `track_updated` told `c`, in order.
-fn layers_told(sim: &Sim, c: chorus_room::sim::ClientId, video: &str) -> Vec<Vec<String>> {
+fn layers_told(sim: &Sim, c: ClientId, video: &str) -> Vec<Vec<String>> {
     sim.frames(c)
         .iter()
         .filter_map(|m| match m {
@@ -134,10 +149,7 @@ fn layers_told(sim: &Sim, c: chorus_room::sim::ClientId, video: &str) -> Vec<Vec
 
 #[test]
 fn everyone_is_told_the_layers_once_each_time_they_change() {
-    let mut sim = Sim::new(22);
-    let alice = sim.join_svc("alice");
-    let bob = sim.join("bob");
-    let video = sim.publish_svc(alice);
+    let (mut sim, alice, bob, video) = svc_room(22);
     // The first keyframe tells two layers; the one that adds the third (a second in)
     // tells three; keyframes asked for in between and after repeat a structure already
     // told, and tell nothing.
@@ -176,10 +188,7 @@ fn layer_stats(sim: &mut Sim, video: &str) -> Option<SimulcastStats> {
 
 #[test]
 fn the_control_api_lists_each_spatial_layer_of_an_svc_track() {
-    let mut sim = Sim::new(23);
-    let alice = sim.join_svc("alice");
-    let _bob = sim.join("bob");
-    let video = sim.publish_svc(alice);
+    let (mut sim, _alice, _bob, video) = svc_room(23);
     assert_eq!(layer_stats(&mut sim, &video), None, "nothing arrived yet");
 
     // Two layers at first.
@@ -218,7 +227,7 @@ fn the_control_api_lists_each_spatial_layer_of_an_svc_track() {
 }
 
 /// Every `publisher_layers` `c` got: (rid, active) of each layer.
-fn publisher_layers(sim: &Sim, c: chorus_room::sim::ClientId) -> Vec<Vec<(String, bool)>> {
+fn publisher_layers(sim: &Sim, c: ClientId) -> Vec<Vec<(String, bool)>> {
     sim.frames(c)
         .iter()
         .filter_map(|m| match m {
@@ -232,10 +241,7 @@ fn publisher_layers(sim: &Sim, c: chorus_room::sim::ClientId) -> Vec<Vec<(String
 
 #[test]
 fn the_publisher_hears_which_spatial_layers_anyone_needs() {
-    let mut sim = Sim::new(24);
-    let alice = sim.join_svc("alice");
-    let bob = sim.join("bob");
-    let video = sim.publish_svc(alice);
+    let (mut sim, alice, bob, video) = svc_room(24);
     // Two layers, then three: bob (no settings) needs the top all along.
     sim.run_for(ms(2000));
     assert_eq!(
@@ -248,14 +254,10 @@ fn the_publisher_hears_which_spatial_layers_anyone_needs() {
     sim.run_for(ms(2500));
     assert!(publisher_layers(&sim, alice).is_empty(), "not at once");
     sim.run_for(ms(1000));
-    let told = |layers: [bool; 3]| -> Vec<(String, bool)> {
-        layers
-            .iter()
-            .enumerate()
-            .map(|(i, &on)| (format!("s{i}"), on))
-            .collect()
-    };
-    assert_eq!(publisher_layers(&sim, alice), [told([true, false, false])]);
+    assert_eq!(
+        publisher_layers(&sim, alice),
+        [layers_on(&[true, false, false])]
+    );
 
     // A large tile: all three at once (the stream still carries three: the simulated
     // publisher does not apply the hint).
@@ -263,31 +265,27 @@ fn the_publisher_hears_which_spatial_layers_anyone_needs() {
     sim.run_for(ms(50));
     assert_eq!(
         publisher_layers(&sim, alice),
-        [told([true, false, false]), told([true, true, true])]
+        [
+            layers_on(&[true, false, false]),
+            layers_on(&[true, true, true])
+        ]
     );
 }
 
 #[test]
 fn a_small_tile_from_the_start_turns_off_each_upper_layer_as_it_comes() {
-    let mut sim = Sim::new(25);
-    let alice = sim.join_svc("alice");
-    let bob = sim.join("bob");
-    let video = sim.publish_svc(alice);
+    let (mut sim, alice, bob, video) = svc_room(25);
     // Before the first keyframe: nothing to tell yet.
     sim.signal(bob, settings(&video, 160, 90));
     assert!(sim.rtp(bob, &video).is_empty(), "set before any media");
     sim.run_for(ms(6000));
-    let told = |layers: &[bool]| -> Vec<(String, bool)> {
-        layers
-            .iter()
-            .enumerate()
-            .map(|(i, &on)| (format!("s{i}"), on))
-            .collect()
-    };
     // s1 (of the first keyframe's two) off after the delay, while s2 (added a second
     // in) still has its own to run; then s2.
     assert_eq!(
         publisher_layers(&sim, alice),
-        [told(&[true, false, true]), told(&[true, false, false])]
+        [
+            layers_on(&[true, false, true]),
+            layers_on(&[true, false, false])
+        ]
     );
 }
