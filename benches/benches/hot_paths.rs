@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use chorus_core::codec::vp8_is_keyframe;
 use chorus_core::{
     ExtSeq, ExtTimestamp, Forwarder, Layer, LayerAction, LayerForwarder, LayerPacket, SeqUnwrapper,
-    SpatialLayer, TemporalLayer, Vp8Descriptor,
+    SpatialLayer, SvcForwarder, SvcLayers, SvcPacket, Targeted, TemporalLayer, VideoForwarder,
+    Vp8Descriptor, Vp9Descriptor,
 };
 use chorus_transport::stun::binding_request_local_ufrag;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -93,6 +94,63 @@ fn layer_forwarder(c: &mut Criterion) {
             black_box(d)
         })
     });
+}
+
+/// One subscriber's decision for one packet of a VP9 SVC stream as Chromium sends
+/// `L3T3_KEY` (three spatial layers in one stream, one packet per layer frame, TIDs 0,
+/// 2, 1, 2, a keyframe with its scalability structure every 90 pictures), its payload
+/// descriptor parsed as the room does (once per packet, for all subscribers). The
+/// subscriber gets up to s1 and every temporal layer: two thirds forwarded (s1 marked
+/// at its end), a third dropped above its spatial layer, the number closed.
+fn svc_forwarder(c: &mut Criterion) {
+    let mut f = SvcForwarder::new(Layer::new(SpatialLayer::MID, TemporalLayer::ALL));
+    // I, P unless a keyframe, L, B, E, V on a keyframe's base layer; 15-bit picture id;
+    // TID/U/SID/D; TL0PICIDX; the SS (three layers, sizes); then VP9 data.
+    let payload = |keyframe: bool, sid: u8, tid: u8| -> Vec<u8> {
+        let ss = keyframe && sid == 0;
+        let first = 0xAC | u8::from(!keyframe) << 6 | u8::from(ss) << 1;
+        let layer = tid << 5 | u8::from(tid > 0) << 4 | sid << 1 | u8::from(keyframe && sid > 0);
+        let mut p = vec![first, 0x80, 0x01, layer, 0x00];
+        if ss {
+            p.push((2 << 5) | 0x10);
+            for (w, h) in [(320u16, 180u16), (640, 360), (1280, 720)] {
+                p.extend(w.to_be_bytes());
+                p.extend(h.to_be_bytes());
+            }
+        }
+        p.resize(p.len() + 32, 0x5a);
+        p
+    };
+    let keyframe: Vec<Vec<u8>> = (0..3).map(|sid| payload(true, sid, 0)).collect();
+    let deltas: Vec<Vec<Vec<u8>>> = [0, 2, 1, 2]
+        .iter()
+        .map(|&tid| (0..3).map(|sid| payload(false, sid, tid)).collect())
+        .collect();
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    c.bench_function(
+        "svc forwarder decision + vp9 descriptor (L3T3, up to s1)",
+        |b| {
+            b.iter(|| {
+                let (picture, sid) = (n / 3, (n % 3) as usize);
+                let bytes = if picture.is_multiple_of(90) {
+                    &keyframe[sid]
+                } else {
+                    &deltas[(picture % 4) as usize][sid]
+                };
+                let d = Vp9Descriptor::parse(black_box(bytes));
+                let packet = SvcPacket {
+                    seq: ExtSeq(n + 1),
+                    timestamp: ExtTimestamp(picture * 3000),
+                    marker: sid == 2,
+                    keyframe: d.as_ref().is_some_and(Vp9Descriptor::starts_keyframe),
+                    layers: d.as_ref().map(SvcLayers::of),
+                };
+                n += 1;
+                black_box(f.forward(&packet, t0 + Duration::from_micros(n * 11_111)))
+            })
+        },
+    );
 }
 
 /// One subscriber of a tile view: six simulcast cameras (three layers each, the rates
@@ -264,6 +322,7 @@ criterion_group!(
     fan_out_rewrite,
     sequence_unwrap,
     layer_forwarder,
+    svc_forwarder,
     forwarder_and_allocator,
     parsing,
     bandwidth_estimator

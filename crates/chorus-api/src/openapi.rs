@@ -136,7 +136,12 @@ mod tests {
             ),
             (
                 "SimulcastStats",
-                serde_json::to_value(testing::simulcast_stats("TR_1")).unwrap(),
+                // `svc` is written only when true.
+                serde_json::to_value(chorus_protocol::control::SimulcastStats {
+                    svc: true,
+                    ..testing::simulcast_stats("TR_1")
+                })
+                .unwrap(),
             ),
             (
                 "SubscriberStats",

@@ -206,6 +206,7 @@ pub fn simulcast_stats(track_id: &str) -> chorus_protocol::control::SimulcastSta
         track_id: track_id.into(),
         forwarded: Some("f".into()),
         layers: vec![layer("q", 0), layer("h", 1), layer("f", 2)],
+        svc: false,
     }
 }
 

@@ -71,6 +71,8 @@ export function onServerMessage(s, data) {
     case 'track_published': upsertTrack(m.track); break;
     case 'track_unpublished': removeTrack(m.participant_id, m.track_id); break;
     case 'track_muted': onTrackMuted(m); break;
+    // A track's layers became known or changed (a VP9 SVC camera's spatial layers).
+    case 'track_updated': upsertTrack(m.track); break;
     case 'active_speakers':
       chorus.speakers = new Set((m.speakers || []).map((x) => x.participant_id));
       render();

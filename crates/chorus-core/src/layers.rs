@@ -7,9 +7,9 @@
 //! [`LayerDecision`]: forward with these header and VP8 values, or drop for a named
 //! reason, plus possibly a keyframe request for the publisher.
 //!
-//! Three layers are kept apart: the **max** the subscriber wants (its screen), the
-//! **target** the room's allocation picks (bandwidth), capped by the max, and the
-//! **current** one being forwarded. The forwarder switches current to target only on
+//! Three layers are kept apart ([`LayerTargets`]): the **max** the subscriber wants
+//! (its screen), the **target** the room's allocation picks (bandwidth), capped by the
+//! max, and the **current** one being forwarded. The forwarder switches current to target only on
 //! a keyframe of the target layer, and keeps forwarding the current layer until then.
 
 #[cfg(test)]
@@ -22,6 +22,7 @@ use crate::forward::{DropReason, Forwarder, Translation};
 use crate::gaps::{GapCloser, Unmapped};
 use crate::keyframe::KeyframeThrottle;
 use crate::seq::{ExtSeq, ExtTimestamp};
+use crate::targets::{LayerTargets, Targeted};
 use crate::vp8::{Vp8Descriptor, Vp8Rewrite};
 use vp8_numbering::Vp8Numbering;
 
@@ -152,11 +153,9 @@ const VIDEO_CLOCK: u64 = 90_000;
 /// One subscriber's view of one simulcast video track. Sans-I/O: time is an argument.
 #[derive(Debug, Clone)]
 pub struct LayerForwarder {
-    max: Layer,
-    /// As the allocation set it; [`LayerForwarder::target`] caps it by `max`.
-    target: Option<Layer>,
-    /// What is forwarded now: its spatial layer, and the temporal cap in effect.
-    current: Option<Layer>,
+    /// Max, target and current: what is forwarded now is its spatial layer, and the
+    /// temporal cap in effect.
+    targets: LayerTargets,
     /// Sequence and timestamp offsets across switches.
     forwarder: Forwarder,
     /// Closes the current layer's sequence numbers over temporal-layer drops.
@@ -175,9 +174,7 @@ impl LayerForwarder {
     /// As [`LayerForwarder::new`], with at most one keyframe request per layer per `interval`.
     pub fn with_keyframe_interval(max: Layer, interval: Duration) -> Self {
         Self {
-            max,
-            target: Some(max),
-            current: None,
+            targets: LayerTargets::new(max),
             forwarder: Forwarder::video(),
             seqs: GapCloser::default(),
             vp8: Vp8Numbering::new(),
@@ -186,37 +183,10 @@ impl LayerForwarder {
         }
     }
 
-    /// The most this subscriber wants (e.g. what fits its screen).
-    pub fn set_max(&mut self, max: Layer) {
-        self.max = max;
-    }
-
-    /// The layer the allocation wants now (capped by the max); `None` pauses at once.
-    pub fn set_target(&mut self, target: Option<Layer>) {
-        self.target = target;
-        if target.is_none() {
-            self.current = None;
-        }
-    }
-
-    pub fn max(&self) -> Layer {
-        self.max
-    }
-
-    /// The layer to switch to, capped by the max; `None` when paused.
-    pub fn target(&self) -> Option<Layer> {
-        self.target.map(|t| t.capped(self.max))
-    }
-
-    /// The layer being forwarded, with the temporal cap in effect.
-    pub fn current(&self) -> Option<Layer> {
-        self.current
-    }
-
     /// Room for `count` padding packets after the last sent (see [`Forwarder::insert`]),
     /// only while a layer is forwarded: the first number and the timestamp for them.
     pub fn insert(&mut self, count: u16) -> Option<(u16, u32)> {
-        self.current?;
+        self.current()?;
         self.forwarder.insert(count)
     }
 
@@ -233,11 +203,11 @@ impl LayerForwarder {
         let Some(target) = self.target() else {
             return LayerAction::Drop(LayerDrop::Paused);
         };
-        let switching = self.current.map(|c| c.spatial) != Some(target.spatial);
+        let switching = self.current().map(|c| c.spatial) != Some(target.spatial);
         if switching && p.layer == target.spatial && p.keyframe {
             self.switch_to(target, now);
         }
-        let current = match self.current {
+        let current = match self.current() {
             Some(c) if c.spatial == p.layer => c,
             _ if p.layer == target.spatial => {
                 return LayerAction::Drop(LayerDrop::AwaitingKeyframe);
@@ -263,7 +233,7 @@ impl LayerForwarder {
         self.forwarder.switch_layer(elapsed);
         self.seqs.reset();
         self.vp8.switch();
-        self.current = Some(target);
+        self.targets.set_current(target);
     }
 
     /// The temporal cap for this packet of the current layer. It goes down at the start
@@ -282,7 +252,7 @@ impl LayerForwarder {
         {
             cap = TemporalLayer(t.tid);
         }
-        self.current = Some(Layer::new(current.spatial, cap));
+        self.targets.set_current(Layer::new(current.spatial, cap));
         cap
     }
 
@@ -325,12 +295,22 @@ impl LayerForwarder {
     /// when switching down: the lower layer's next keyframe may be seconds away).
     fn keyframe_request(&mut self, now: Instant) -> Option<SpatialLayer> {
         let target = self.target()?.spatial;
-        if self.current.map(|c| c.spatial) == Some(target) {
+        if self.current().map(|c| c.spatial) == Some(target) {
             return None;
         }
         self.keyframe_requests[target.index()]
             .should_send(now)
             .then_some(target)
+    }
+}
+
+impl Targeted for LayerForwarder {
+    fn targets(&self) -> &LayerTargets {
+        &self.targets
+    }
+
+    fn targets_mut(&mut self) -> &mut LayerTargets {
+        &mut self.targets
     }
 }
 

@@ -36,6 +36,7 @@ use crate::gaps::{GapCloser, Unmapped};
 use crate::keyframe::KeyframeThrottle;
 use crate::layers::{Layer, LayerAction, LayerDecision, LayerDrop, SpatialLayer, TemporalLayer};
 use crate::seq::{ExtSeq, ExtTimestamp};
+use crate::targets::{LayerTargets, Targeted};
 use crate::video::VideoForwarder;
 use crate::vp9::Vp9Descriptor;
 
@@ -87,11 +88,9 @@ const VIDEO_CLOCK: u64 = 90_000;
 /// One subscriber's view of one VP9 SVC track. Sans-I/O: time is an argument.
 #[derive(Debug, Clone)]
 pub struct SvcForwarder {
-    max: Layer,
-    /// As set; [`SvcForwarder::target`] caps it by `max`.
-    target: Option<Layer>,
-    /// The layers forwarded now; changes at the start of a picture only.
-    current: Option<Layer>,
+    /// Max, target and current: the layers forwarded now change at the start of a
+    /// picture only.
+    targets: LayerTargets,
     /// Sequence and timestamp offsets across pauses.
     forwarder: Forwarder,
     /// Closes the sequence numbers of the layers dropped.
@@ -109,41 +108,12 @@ impl SvcForwarder {
     /// As [`SvcForwarder::new`], with at most one keyframe request per `interval`.
     pub fn with_keyframe_interval(max: Layer, interval: Duration) -> Self {
         Self {
-            max,
-            target: Some(max),
-            current: None,
+            targets: LayerTargets::new(max),
             forwarder: Forwarder::video(),
             seqs: GapCloser::default(),
             keyframe_requests: KeyframeThrottle::new(interval),
             last_sent_at: None,
         }
-    }
-
-    /// The most this subscriber wants (e.g. what fits its tile).
-    pub fn set_max(&mut self, max: Layer) {
-        self.max = max;
-    }
-
-    /// The layers the allocation wants now (capped by the max); `None` pauses at once.
-    pub fn set_target(&mut self, target: Option<Layer>) {
-        self.target = target;
-        if target.is_none() {
-            self.current = None;
-        }
-    }
-
-    pub fn max(&self) -> Layer {
-        self.max
-    }
-
-    /// The layers to switch to, capped by the max; `None` when paused.
-    pub fn target(&self) -> Option<Layer> {
-        self.target.map(|t| t.capped(self.max))
-    }
-
-    /// The layers forwarded now.
-    pub fn current(&self) -> Option<Layer> {
-        self.current
     }
 
     fn decide(&mut self, p: &SvcPacket, now: Instant) -> LayerAction {
@@ -157,7 +127,7 @@ impl SvcForwarder {
         if l.starts_picture() {
             self.next_picture(target, &l, p.keyframe, now);
         }
-        let Some(current) = self.current else {
+        let Some(current) = self.current() else {
             return LayerAction::Drop(LayerDrop::AwaitingKeyframe);
         };
         if usize::from(l.sid) > current.spatial.index() {
@@ -176,7 +146,7 @@ impl SvcForwarder {
 
     /// At the start of a picture: the layers forwarded from it on.
     fn next_picture(&mut self, target: Layer, l: &SvcLayers, keyframe: bool, now: Instant) {
-        let Some(current) = self.current else {
+        let Some(current) = self.current() else {
             if keyframe {
                 self.start(target, now);
             }
@@ -193,7 +163,7 @@ impl SvcForwarder {
         } else if l.switching_up && l.tid > temporal.tid() && l.tid <= target.temporal.tid() {
             temporal = TemporalLayer::new(l.tid).unwrap_or(temporal);
         }
-        self.current = Some(Layer::new(spatial, temporal));
+        self.targets.set_current(Layer::new(spatial, temporal));
     }
 
     /// Starts (or resumes after a pause) at the keyframe that is the next packet.
@@ -203,12 +173,12 @@ impl SvcForwarder {
             .map_or(0, |t| ticks(now.saturating_duration_since(t)));
         self.forwarder.switch_layer(elapsed);
         self.seqs.reset();
-        self.current = Some(target);
+        self.targets.set_current(target);
     }
 
     /// A packet dropped on purpose: its number leaves no hole (see gaps.rs).
     fn close(&mut self, seq: ExtSeq) {
-        if self.current.is_some() {
+        if self.current().is_some() {
             self.seqs.drop(seq.0);
         }
     }
@@ -249,12 +219,22 @@ impl SvcForwarder {
     /// stream start at its keyframes, so the request is for the stream's).
     fn keyframe_request(&mut self, now: Instant) -> Option<SpatialLayer> {
         let target = self.target()?;
-        if self.current.is_some_and(|c| c.spatial >= target.spatial) {
+        if self.current().is_some_and(|c| c.spatial >= target.spatial) {
             return None;
         }
         self.keyframe_requests
             .should_send(now)
             .then_some(SpatialLayer::LOW)
+    }
+}
+
+impl Targeted for SvcForwarder {
+    fn targets(&self) -> &LayerTargets {
+        &self.targets
+    }
+
+    fn targets_mut(&mut self) -> &mut LayerTargets {
+        &mut self.targets
     }
 }
 
@@ -270,7 +250,7 @@ impl VideoForwarder for SvcForwarder {
     }
 
     fn insert(&mut self, count: u16) -> Option<(u16, u32)> {
-        self.current?;
+        self.current()?;
         self.forwarder.insert(count)
     }
 }

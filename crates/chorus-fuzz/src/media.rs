@@ -15,7 +15,7 @@ use chorus_core::layers::{
 };
 use chorus_core::{
     ExtSeq, NackMap, PacketHistory, ReceiverStats, Sent, SeqUnwrapper, SvcForwarder, SvcLayers,
-    SvcPacket, TimestampUnwrapper, VideoForwarder, Vp8Descriptor, Vp9Descriptor,
+    SvcPacket, Targeted, TimestampUnwrapper, VideoForwarder, Vp8Descriptor, Vp9Descriptor,
 };
 use chorus_room::rtp_streams::{UpSection, UpStream, stream_of};
 use chorus_transport::rtcp::twcc::{TwccRecorder, read_extension};

@@ -154,7 +154,8 @@ pub struct SubscriberStats {
     pub step_probes_failed: u64,
 }
 
-/// One published simulcast track: its layers as they arrive, and the highest arriving.
+/// One published video in layers (simulcast, or VP9 SVC): its layers as they arrive,
+/// and the highest arriving.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimulcastStats {
     pub track_id: String,
@@ -163,11 +164,16 @@ pub struct SimulcastStats {
     pub forwarded: Option<String>,
     /// Lowest quality first.
     pub layers: Vec<LayerStats>,
+    /// A VP9 SVC track: its layers are the spatial layers of one stream (`s0`, `s1`,
+    /// …, all on one SSRC). Absent (false) for simulcast.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub svc: bool,
 }
 
-/// One simulcast layer as it arrives.
+/// One simulcast layer (or VP9 SVC spatial layer) as it arrives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerStats {
+    /// The simulcast rid; of a VP9 SVC spatial layer, `s` and its SID.
     pub rid: String,
     /// Its place in `TrackInfo.layers`: 0 is the lowest quality.
     pub index: u8,

@@ -144,6 +144,8 @@ pub struct RoomCore {
     last_n: LastN,
     /// Something changed that may change it: decided when the input is done.
     last_n_due: bool,
+    /// Tracks whose layers may have changed in this input: told when it is done.
+    layers_due: Vec<TrackId>,
     /// Which simulcast layers anyone needs, told to publishers.
     dynacast: Dynacast,
     /// What changed that may change them: recomputed when the input is done.
@@ -247,6 +249,7 @@ impl RoomCore {
             joins: TokenBucket::new(params.joins_per_second, params.joins_per_second),
             last_n: LastN::new(params.last_n),
             last_n_due: false,
+            layers_due: Vec::new(),
             dynacast: Dynacast::default(),
             dynacast_due: Default::default(),
             dynacast_wake: None,
@@ -412,6 +415,7 @@ impl RoomCore {
         while let Some((key, reason)) = self.doomed.pop() {
             self.remove_participant(key, reason, now);
         }
+        self.tell_layers();
         // Before the offers: a camera subscribed in this input is paused before it is live.
         self.update_last_n(now);
         self.update_allocation(now);

@@ -1,8 +1,10 @@
 //! Dynacast: which simulcast layers of each published track anyone needs, told to the
-//! publisher (`publisher_layers`) so that its encoder stops the others. A subscriber
-//! needs the layers up to the most it may be sent (its max from `track_settings`),
-//! none while it has the track invisible or paused by last-N: the layers below the max
-//! stay needed, since the subscriber falls back to them when the one above stops.
+//! publisher (`publisher_layers`) so that its encoder stops the others; of a VP9 SVC
+//! track its spatial layers, a hint the client may apply to its `scalabilityMode`. A
+//! subscriber needs the layers up to the most it may be sent (its max from
+//! `track_settings`), none while it has the track invisible or paused by last-N: the
+//! layers below the max stay needed, since the subscriber falls back to them when the
+//! one above stops.
 //!
 //! A layer nobody needs is turned off only after [`OFF_AFTER`] (a tile shrinking for a
 //! moment, a speaker flickering in and out of last-N, must not restart an encoder); a
@@ -63,6 +65,10 @@ impl Dynacast {
                 told: vec![true; layers],
                 unneeded_since: vec![None; layers],
             });
+        // A VP9 SVC stream may announce more layers than it did (they are on: it
+        // sends them).
+        t.told.resize(layers, true);
+        t.unneeded_since.resize(layers, None);
         t.top = top;
         for (i, since) in t.unneeded_since.iter_mut().enumerate() {
             if needed(i, top) {
@@ -166,5 +172,24 @@ mod tests {
 
         d.remove(&id);
         assert_eq!(poll(&mut d, 30_000), Vec::<Vec<bool>>::new());
+    }
+
+    #[test]
+    fn layers_announced_later_are_on_until_unneeded() {
+        // A VP9 SVC stream of two spatial layers, then three.
+        let t0 = Instant::now();
+        let id = TrackId::named("svc");
+        let mut d = Dynacast::default();
+        d.set_needed(&id, 2, layer(1), t0);
+        assert!(d.poll(t0).is_empty());
+        d.set_needed(&id, 3, layer(2), t0);
+        assert!(d.poll(t0).is_empty(), "the third is on: it is sent");
+        d.set_needed(&id, 3, layer(0), t0);
+        let off: Vec<_> = d
+            .poll(t0 + OFF_AFTER)
+            .into_iter()
+            .map(|c| c.active)
+            .collect();
+        assert_eq!(off, [[true, false, false]]);
     }
 }

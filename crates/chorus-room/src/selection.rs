@@ -8,8 +8,8 @@
 use std::time::Instant;
 
 use chorus_core::{
-    Layer, LayerDecision, LayerForwarder, LayerPacket, SpatialLayer, SvcPacket, TemporalLayer,
-    VideoForwarder, Vp8Rewrite,
+    Layer, LayerDecision, LayerForwarder, LayerPacket, SpatialLayer, SvcPacket, Targeted,
+    TemporalLayer, VideoForwarder, Vp8Rewrite,
 };
 use chorus_protocol::signal::VideoQuality;
 
@@ -223,6 +223,16 @@ impl LayerSelection {
         self.visible.then(|| self.forwarder.max().spatial)
     }
 
+    /// As [`LayerSelection::may_receive`], of a VP9 SVC track the publisher may send
+    /// in `layers` spatial layers up to `top`: what the subscriber asked picks among
+    /// all of them, whatever the stream carries now.
+    pub fn may_receive_of(&self, layers: usize, top: (u32, u32)) -> Option<SpatialLayer> {
+        match self.view {
+            Some(view) => self.visible.then(|| view.max_layer(layers, top)),
+            None => self.may_receive(),
+        }
+    }
+
     /// The layer it receives, or else the one it waits for; `None` when paused.
     pub fn wanted(&self) -> Option<SpatialLayer> {
         let current = self.forwarder.current().map(|l| l.spatial);
@@ -389,12 +399,26 @@ mod tests {
         let view = settings(Some(1280), Some(720), None);
         s.set_view(view, 2, (640, 360));
         assert_eq!(s.may_receive(), Some(SpatialLayer::MID));
+        // Dynacast judges it against all the layers the publisher may send: it needs
+        // the third, which the stream does not carry now.
+        assert_eq!(s.may_receive_of(3, (1280, 720)), Some(SpatialLayer::HIGH));
         s.layers_changed(3, (1280, 720));
         assert_eq!(s.may_receive(), Some(SpatialLayer::HIGH));
         // Without settings asked, the max stays the best.
         let mut s = LayerSelection::default();
         s.layers_changed(1, (320, 180));
         assert_eq!(s.may_receive(), Some(SpatialLayer::HIGH));
+        assert_eq!(s.may_receive_of(3, (1280, 720)), Some(SpatialLayer::HIGH));
+        // Invisible: nothing, however many layers.
+        s.set_view(
+            ViewSettings {
+                visible: false,
+                ..view
+            },
+            3,
+            (1280, 720),
+        );
+        assert_eq!(s.may_receive_of(3, (1280, 720)), None);
     }
 
     #[test]

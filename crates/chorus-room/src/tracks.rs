@@ -43,6 +43,10 @@ pub const SIMULCAST_HISTORY_LEN: usize = 2 * HISTORY_LEN;
 /// by all its subscribers.
 pub type History = PacketHistory<(Header, Bytes)>;
 
+/// The layers a publisher is told about (dynacast): how many, and of a VP9 SVC track
+/// the top one's size (its subscribers' views are judged against it).
+pub type PublisherLayers = (usize, Option<(u32, u32)>);
+
 /// Where a publisher's track arrives.
 #[derive(Debug, Clone)]
 pub struct UpstreamBinding {
@@ -87,6 +91,8 @@ pub struct PublishedTrack {
     /// What arrives of a video without simulcast layers (its bitrate, for the
     /// bandwidth allocation); a simulcast track keeps one per layer.
     pub rate: LayerStats,
+    /// The `layers` everyone was last told (`track_published`, `track_updated`).
+    pub told_layers: Vec<String>,
 }
 
 impl PublishedTrack {
@@ -109,10 +115,26 @@ impl PublishedTrack {
         }
     }
 
-    /// How many simulcast layers it has; `None` without simulcast.
-    pub fn simulcast_layer_count(&self) -> Option<usize> {
-        let simulcast = self.upstream.as_ref()?.simulcast.as_ref()?;
-        Some(simulcast.layers().len())
+    /// The layers its publisher is told about (dynacast): how many simulcast layers,
+    /// or the most spatial layers a VP9 SVC track's stream announced, with the top
+    /// one's size then; `None` for other tracks, and for an SVC track before its
+    /// first scalability structure.
+    pub fn publisher_layers(&self) -> Option<PublisherLayers> {
+        let binding = self.upstream.as_ref()?;
+        match (&binding.simulcast, &binding.svc) {
+            (Some(s), _) => Some((s.layers().len(), None)),
+            (None, Some(svc)) => svc.most_layers().map(|(n, top)| (n, Some(top))),
+            (None, None) => None,
+        }
+    }
+
+    /// The names of [`PublishedTrack::publisher_layers`]: the simulcast rids, or `s0`,
+    /// `s1`, … of an SVC track (its `layers` may list fewer while it sends fewer).
+    pub fn publisher_layer_names(&self) -> Vec<String> {
+        match self.publisher_layers() {
+            Some((n, Some(_))) => (0..n).map(|i| format!("s{i}")).collect(),
+            _ => self.layers(),
+        }
     }
 
     /// The rids of the simulcast layers it arrives in, lowest quality first; for a
@@ -199,6 +221,7 @@ impl Tracks {
             subscribers: Vec::new(),
             history: (source.kind() == MediaKind::Video).then(|| History::new(HISTORY_LEN)),
             rate: LayerStats::default(),
+            told_layers: Vec::new(),
         };
         let info = track.info();
         self.by_id.insert(id, track);
@@ -253,14 +276,36 @@ impl Tracks {
         infos
     }
 
-    /// Every bound simulcast track's layers as they arrive at `now`, by track id.
+    /// The bound track's description when its layers are not those everyone was last
+    /// told (a VP9 SVC track's come with its keyframes), noted as told; `None` when
+    /// they are, so a change is told once however often it is looked at.
+    pub fn layers_to_tell(&mut self, id: &TrackId) -> Option<TrackInfo> {
+        let t = self.by_id.get_mut(id).filter(|t| t.published())?;
+        let info = t.info();
+        if info.layers == t.told_layers {
+            return None;
+        }
+        t.told_layers.clone_from(&info.layers);
+        Some(info)
+    }
+
+    /// Every bound track's layers as they arrive at `now` (simulcast, and VP9 SVC once
+    /// a packet of it arrived), by track id.
     pub fn simulcast_stats(&self, now: Instant) -> Vec<SimulcastStats> {
         let mut stats: Vec<SimulcastStats> = self
             .by_id
             .values()
             .filter_map(|t| {
-                let s = t.upstream.as_ref()?.simulcast.as_ref()?;
-                Some(s.stats(t.id.to_string(), now))
+                let b = t.upstream.as_ref()?;
+                match (&b.simulcast, &b.svc) {
+                    (Some(s), _) => Some(s.stats(t.id.to_string(), now)),
+                    // A VP9 track is read as SVC before its first packet says whether
+                    // it has layers: listed from then on.
+                    (None, Some(svc)) => b
+                        .media_ssrc
+                        .map(|ssrc| svc.stats(t.id.to_string(), Some(ssrc), now)),
+                    (None, None) => None,
+                }
             })
             .collect();
         stats.sort_by(|a, b| a.track_id.cmp(&b.track_id));
@@ -321,12 +366,14 @@ impl Tracks {
         ids
     }
 
-    /// Bound simulcast tracks and how many layers each has, by track id.
-    pub fn simulcast_layers(&self) -> Vec<(TrackId, usize)> {
+    /// Bound tracks whose publisher is told which layers anyone needs (simulcast, and
+    /// VP9 SVC once a scalability structure came), with
+    /// [`PublishedTrack::publisher_layers`], by track id.
+    pub fn publisher_layers(&self) -> Vec<(TrackId, PublisherLayers)> {
         let mut found: Vec<_> = self
             .by_id
             .values()
-            .filter_map(|t| Some((t.id.clone(), t.simulcast_layer_count()?)))
+            .filter_map(|t| Some((t.id.clone(), t.publisher_layers()?)))
             .collect();
         found.sort_by(|a, b| a.0.cmp(&b.0));
         found

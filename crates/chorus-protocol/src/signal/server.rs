@@ -113,6 +113,13 @@ pub enum ServerMessage {
         track_id: String,
         muted: bool,
     },
+    /// A published track's description changed after `track_published`: today its
+    /// `layers` (a VP9 SVC track's spatial layers become known at its first keyframe,
+    /// and change when the encoder adds or drops one). Sent only on a change; `muted`
+    /// keeps coming in `track_muted`.
+    TrackUpdated {
+        track: TrackInfo,
+    },
     /// Who is speaking now, longest active first; sent only when the set or that order changes.
     /// An empty list means nobody is speaking.
     ActiveSpeakers {
@@ -169,7 +176,10 @@ pub enum ServerMessage {
     },
     /// To a publisher: which simulcast layers of its track someone receives. The client
     /// sets `encodings[i].active` of the track's `RTCRtpSender` to each layer's `active`
-    /// (`setParameters`), the encoding matched by `rid`. Sent when it changes.
+    /// (`setParameters`), the encoding matched by `rid`. Sent when it changes. Of a VP9
+    /// SVC track the layers are its spatial layers (`s0`, `s1`, `s2`): a hint the client
+    /// may apply to the one encoding's `scalabilityMode` (as many spatial layers as are
+    /// active).
     PublisherLayers {
         track_id: String,
         layers: Vec<PublisherLayer>,

@@ -22,6 +22,18 @@ fn track_info_lists_layers_only_for_simulcast_and_old_json_parses() {
 }
 
 #[test]
+fn track_updated_carries_the_whole_track_info() {
+    // As docs/signaling.md shows it.
+    let json = r#"{"type":"track_updated","track":{"track_id":"TR_7g2k1x0c9d3ab","participant_id":"PA_4kq2m8c1z0x9a","source":"camera","kind":"video","muted":false,"layers":["s0","s1","s2"]}}"#;
+    let msg: ServerMessage = serde_json::from_str(json).unwrap();
+    let ServerMessage::TrackUpdated { track } = &msg else {
+        panic!("not track_updated: {msg:?}");
+    };
+    assert_eq!(track.layers, ["s0", "s1", "s2"]);
+    assert_eq!(serde_json::to_string(&msg).unwrap(), json);
+}
+
+#[test]
 fn track_settings_fields_default_when_left_out() {
     let full = r#"{"type":"track_settings","track_id":"TR_1","width":320,"height":180,
         "visible":false,"max_quality":"medium"}"#;

@@ -1,6 +1,7 @@
-//! Dynacast applied: after an input that may change which simulcast layers anyone
-//! needs (a subscription, `track_settings`, a last-N pause), each simulcast track's
-//! need is recomputed over its subscribers, and what [`crate::dynacast::Dynacast`]
+//! Dynacast applied: after an input that may change which layers anyone needs (a
+//! subscription, `track_settings`, a last-N pause, an SVC stream announcing more
+//! layers), each such track's need (simulcast, VP9 SVC) is recomputed over its
+//! subscribers, and what [`crate::dynacast::Dynacast`]
 //! decides to turn on or off goes to the publisher as `publisher_layers`.
 //!
 //! Only the tracks an input touched are recomputed: a `track_settings` is one
@@ -49,18 +50,18 @@ impl RoomCore {
         let due = std::mem::take(&mut self.dynacast_due);
         if !due.is_empty() {
             let tracks = if due.all {
-                self.tracks.simulcast_layers()
+                self.tracks.publisher_layers()
             } else {
                 due.tracks
                     .into_iter()
                     .filter_map(|id| {
-                        let layers = self.tracks.get(&id)?.simulcast_layer_count()?;
+                        let layers = self.tracks.get(&id)?.publisher_layers()?;
                         Some((id, layers))
                     })
                     .collect()
             };
-            for (id, layers) in tracks {
-                let top = self.highest_needed(&id, layers);
+            for (id, (layers, svc_top)) in tracks {
+                let top = self.highest_needed(&id, layers, svc_top);
                 self.dynacast.set_needed(&id, layers, top, now);
             }
         } else if self.dynacast_wake.is_none_or(|t| now < t) {
@@ -71,7 +72,7 @@ impl RoomCore {
                 continue;
             };
             let layers = track
-                .layers()
+                .publisher_layer_names()
                 .into_iter()
                 .zip(&change.active)
                 .map(|(rid, &active)| PublisherLayer { rid, active })
@@ -89,8 +90,16 @@ impl RoomCore {
         self.dynacast_wake = self.dynacast.next_timeout();
     }
 
-    /// The highest layer of a track of `layers` any of its subscribers may be sent now.
-    fn highest_needed(&self, id: &TrackId, layers: usize) -> Option<SpatialLayer> {
+    /// The highest layer of a track of `layers` any of its subscribers may be sent now;
+    /// of a VP9 SVC track whose top layer is `svc_top`, as each subscriber's view picks
+    /// among all `layers` (those the stream carries now may be fewer: the publisher
+    /// applied what it was told, and must hear when more are needed again).
+    fn highest_needed(
+        &self,
+        id: &TrackId,
+        layers: usize,
+        svc_top: Option<(u32, u32)>,
+    ) -> Option<SpatialLayer> {
         let track = self.tracks.get(id)?;
         let top = SpatialLayer::new(layers.clamp(1, SpatialLayer::COUNT) as u8 - 1)?;
         track
@@ -101,7 +110,10 @@ impl RoomCore {
                 (_, true) => None,
                 // No settings yet: the best there is.
                 (None, false) => Some(top),
-                (Some(selection), false) => selection.may_receive(),
+                (Some(selection), false) => match svc_top {
+                    Some(top) => selection.may_receive_of(layers, top),
+                    None => selection.may_receive(),
+                },
             })
             .map(|l| l.min(top))
             .max()

@@ -206,6 +206,8 @@ impl RoomCore {
                 if svc.received(d.as_ref(), h.timestamp, packet.payload.len(), now) {
                     let (layers, top) = (svc.layer_count(), svc.top_size());
                     tracing::debug!(track = %track.id, layers, ?top, "svc: layers changed");
+                    self.layers_due.push(track.id.clone());
+                    self.dynacast_due.track(&track.id);
                     for &conn in &track.subscribers {
                         let dt = self
                             .conns

@@ -191,6 +191,17 @@ impl RoomCore {
         }
     }
 
+    /// Tells everyone the new layers of the tracks whose layers may have changed in
+    /// this input (`track_updated`), those that did change only.
+    pub(super) fn tell_layers(&mut self) {
+        for id in std::mem::take(&mut self.layers_due) {
+            if let Some(track) = self.tracks.layers_to_tell(&id) {
+                tracing::debug!(room = %self.name, track = %id, layers = ?track.layers, "layers told");
+                self.send(Recipients::All, ServerMessage::TrackUpdated { track });
+            }
+        }
+    }
+
     /// A track appeared in a publisher's SDP: bind it to what the client announced.
     pub(super) fn on_upstream_track(
         &mut self,
@@ -240,6 +251,7 @@ impl RoomCore {
         }
         track.upstream = Some(binding);
         let (owner, info, source) = (track.owner, track.info(), track.source);
+        track.told_layers.clone_from(&info.layers);
         self.event(WebhookEvent::TrackPublished {
             room: self.name.clone(),
             track: info.clone(),

@@ -1,7 +1,7 @@
 //! The policy a layer selection holds: simulcast or VP9 SVC, each the core's forwarder
 //! of that kind, asked through the same calls.
 
-use chorus_core::{Layer, LayerForwarder, SvcForwarder, VideoForwarder};
+use chorus_core::{LayerForwarder, LayerTargets, SvcForwarder, Targeted, VideoForwarder};
 
 // Both sizes are fine: the selection is boxed whole in its down track, one per
 // (subscriber, track), and a box per variant would cost a pointer chase per packet.
@@ -30,45 +30,27 @@ impl Policy {
         }
     }
 
-    pub(super) fn max(&self) -> Layer {
-        match self {
-            Policy::Simulcast(f) => f.max(),
-            Policy::Svc(f) => f.max(),
-        }
-    }
-
-    pub(super) fn set_max(&mut self, max: Layer) {
-        match self {
-            Policy::Simulcast(f) => f.set_max(max),
-            Policy::Svc(f) => f.set_max(max),
-        }
-    }
-
-    pub(super) fn set_target(&mut self, target: Option<Layer>) {
-        match self {
-            Policy::Simulcast(f) => f.set_target(target),
-            Policy::Svc(f) => f.set_target(target),
-        }
-    }
-
-    pub(super) fn target(&self) -> Option<Layer> {
-        match self {
-            Policy::Simulcast(f) => f.target(),
-            Policy::Svc(f) => f.target(),
-        }
-    }
-
-    pub(super) fn current(&self) -> Option<Layer> {
-        match self {
-            Policy::Simulcast(f) => f.current(),
-            Policy::Svc(f) => f.current(),
-        }
-    }
-
     pub(super) fn insert(&mut self, count: u16) -> Option<(u16, u32)> {
         match self {
             Policy::Simulcast(f) => VideoForwarder::insert(f, count),
             Policy::Svc(f) => VideoForwarder::insert(f, count),
+        }
+    }
+}
+
+// Max, target and current are kept alike by both kinds.
+impl Targeted for Policy {
+    fn targets(&self) -> &LayerTargets {
+        match self {
+            Policy::Simulcast(f) => f.targets(),
+            Policy::Svc(f) => f.targets(),
+        }
+    }
+
+    fn targets_mut(&mut self) -> &mut LayerTargets {
+        match self {
+            Policy::Simulcast(f) => f.targets_mut(),
+            Policy::Svc(f) => f.targets_mut(),
         }
     }
 }

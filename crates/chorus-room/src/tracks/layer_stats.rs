@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use chorus_protocol::control::LayerStats as LayerReport;
+
 /// The window rates are measured over, in buckets: old traffic leaves it a bucket at a
 /// time, so a rate never holds on to a layer that stopped.
 const BUCKET: Duration = Duration::from_millis(100);
@@ -60,6 +62,22 @@ impl LayerStats {
     pub fn fps(&self, now: Instant) -> u32 {
         let frames: u32 = self.in_window(now).map(|b| b.frames).sum();
         (u128::from(frames) * 1000 / WINDOW.as_millis()) as u32
+    }
+
+    /// What the control API reports of the layer named `rid`, `index` in its track's
+    /// `layers`, arriving on `ssrc`, at `now`.
+    pub fn report(&self, rid: String, index: u8, ssrc: Option<u32>, now: Instant) -> LayerReport {
+        let age = |at: Instant| now.saturating_duration_since(at).as_millis() as u64;
+        LayerReport {
+            rid,
+            index,
+            ssrc,
+            packets: self.packets,
+            bytes: self.bytes,
+            bitrate_bps: self.bitrate_bps(now),
+            fps: self.fps(now),
+            keyframe_age_ms: self.last_keyframe_at.map(age),
+        }
     }
 
     /// Whether a packet came within `timeout` of `now`.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chorus_core::{
     ExtSeq, ExtTimestamp, KeyframeThrottle, SeqUnwrapper, SpatialLayer, TimestampUnwrapper,
 };
-use chorus_protocol::control::{LayerStats as LayerReport, SimulcastStats};
+use chorus_protocol::control::SimulcastStats;
 
 use super::layer_stats::LayerStats;
 use crate::selection::ActiveLayers;
@@ -112,19 +112,11 @@ impl Simulcast {
 
     /// What the control API reports of it at `now`.
     pub fn stats(&self, track_id: String, now: Instant) -> SimulcastStats {
-        let layers = self.layers.iter().enumerate().map(|(i, l)| {
-            let age = |at: Instant| now.saturating_duration_since(at).as_millis() as u64;
-            LayerReport {
-                rid: l.rid.clone(),
-                index: i as u8,
-                ssrc: l.ssrc,
-                packets: l.stats.packets,
-                bytes: l.stats.bytes,
-                bitrate_bps: l.stats.bitrate_bps(now),
-                fps: l.stats.fps(now),
-                keyframe_age_ms: l.stats.last_keyframe_at.map(age),
-            }
-        });
+        let layers = self
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| l.stats.report(l.rid.clone(), i as u8, l.ssrc, now));
         SimulcastStats {
             track_id,
             forwarded: self
@@ -132,6 +124,7 @@ impl Simulcast {
                 .and_then(|i| self.layer(i))
                 .map(|l| l.rid.clone()),
             layers: layers.collect(),
+            svc: false,
         }
     }
 

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use chorus_core::{SpatialLayer, Vp9Descriptor};
+use chorus_protocol::control::SimulcastStats;
 
 use super::layer_stats::LayerStats;
 use super::simulcast::LAYER_TIMEOUT;
@@ -16,6 +17,9 @@ pub struct SvcUpstream {
     layers: [LayerStats; SpatialLayer::COUNT],
     /// From the last SS: spatial layers (at most three counted) and the top one's size.
     structure: Option<(usize, Option<(u32, u32)>)>,
+    /// The most spatial layers an SS announced, and the top one's size then: what the
+    /// publisher may send, told to it (dynacast) even while it sends fewer.
+    most: Option<(usize, (u32, u32))>,
 }
 
 impl SvcUpstream {
@@ -41,9 +45,15 @@ impl SvcUpstream {
                 .map(|(w, h)| (u32::from(w), u32::from(h)))
                 .filter(|&(w, h)| w > 0 && h > 0);
             self.structure = Some((n, top));
+            if self.most.is_none_or(|(most, _)| n >= most) {
+                self.most = Some((n, top.unwrap_or(ASSUMED_TOP_SIZE)));
+            }
         }
         if let Some(stats) = self.layers.get_mut(usize::from(d.sid())) {
-            stats.record(now, bytes, ts, d.starts_keyframe());
+            // Each layer frame of a keyframe picture starts without inter-picture
+            // prediction (the upper ones predicted from the lower only).
+            let keyframe = d.begins_frame && !d.inter_picture;
+            stats.record(now, bytes, ts, keyframe);
         }
         self.structure != before
     }
@@ -52,6 +62,12 @@ impl SvcUpstream {
     /// `L3T3_KEY` sends; a subscriber's target is capped by those arriving anyway).
     pub fn layer_count(&self) -> usize {
         self.structure.map_or(SpatialLayer::COUNT, |(n, _)| n)
+    }
+
+    /// The most spatial layers any SS announced, with the top one's size then (else
+    /// [`ASSUMED_TOP_SIZE`]); `None` before the first SS.
+    pub fn most_layers(&self) -> Option<(usize, (u32, u32))> {
+        self.most
     }
 
     /// The top layer's size: as the last SS said, else [`ASSUMED_TOP_SIZE`].
@@ -93,8 +109,35 @@ impl SvcUpstream {
     /// last SS said; none before one came (nothing is known yet).
     pub fn names(&self) -> Vec<String> {
         let n = self.structure.map_or(0, |(n, _)| n);
-        (0..n).map(|i| format!("s{i}")).collect()
+        (0..n).map(name).collect()
     }
+
+    /// What the control API reports of it at `now` (the stream's SSRC is `ssrc`): the
+    /// spatial layers as the last SS said, else those that arrived so far; the
+    /// highest arriving as `forwarded`.
+    pub fn stats(&self, track_id: String, ssrc: Option<u32>, now: Instant) -> SimulcastStats {
+        let seen = self
+            .layers
+            .iter()
+            .rposition(|l| l.packets > 0)
+            .map_or(0, |i| i + 1);
+        let n = self.structure.map_or(seen, |(n, _)| n);
+        let layers = self.layers.iter().take(n).enumerate();
+        let top = self.active(now).best_up_to(SpatialLayer::HIGH);
+        SimulcastStats {
+            track_id,
+            forwarded: top.map(|l| name(l.index())),
+            layers: layers
+                .map(|(i, l)| l.report(name(i), i as u8, ssrc, now))
+                .collect(),
+            svc: true,
+        }
+    }
+}
+
+/// A spatial layer's name in `TrackInfo.layers`.
+fn name(sid: usize) -> String {
+    format!("s{sid}")
 }
 
 #[cfg(test)]
@@ -136,6 +179,7 @@ mod tests {
             "the same again"
         );
         assert_eq!((s.layer_count(), s.top_size()), (2, (640, 360)));
+        assert_eq!(s.most_layers(), Some((2, (640, 360))));
         assert_eq!(s.active(t0), ActiveLayers(0b011));
         assert_eq!(s.names(), ["s0", "s1"]);
         // Cumulative: layer 1 costs its bytes and layer 0's.
@@ -143,5 +187,28 @@ mod tests {
         assert_eq!(bps, [Some(200 * 8), Some(500 * 8), None]);
         assert!(!s.received(None, 0, 1000, t0));
         assert_eq!(s.cumulative_bitrates(t0), bps, "nothing to place it by");
+
+        // Reported per spatial layer, all on the stream's SSRC; the upper layer's
+        // keyframe is the layer frame of a keyframe picture.
+        let report = s.stats("TR_1".into(), Some(9), t0);
+        assert!(report.svc);
+        assert_eq!(report.forwarded.as_deref(), Some("s1"));
+        let got: Vec<_> = report
+            .layers
+            .iter()
+            .map(|l| (l.rid.as_str(), l.index, l.ssrc, l.bytes, l.keyframe_age_ms))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("s0", 0, Some(9), 200, Some(0)),
+                ("s1", 1, Some(9), 300, Some(0))
+            ]
+        );
+
+        // The encoder drops to one layer: the most it announced stays what it may send.
+        assert!(s.received(Some(&descriptor(0, Some((1, (320, 180))))), 0, 100, t0));
+        assert_eq!((s.layer_count(), s.names().len()), (1, 1));
+        assert_eq!(s.most_layers(), Some((2, (640, 360))));
     }
 }
