@@ -175,8 +175,9 @@ fn a_receiver_sizes_pictures_by_the_layers_it_gets() {
             })
             .collect()
     };
-    // (what, pictures as (keyframe, tid), spatial layers forwarded, expected size, keyframes)
-    let rows: [(&str, &[(bool, u8)], usize, Option<(u16, u16)>, usize); 4] = [
+    /// What, pictures as (keyframe, tid), spatial layers forwarded, expected size, keyframes.
+    type Row<'a> = (&'a str, &'a [(bool, u8)], usize, Option<(u16, u16)>, usize);
+    let rows: [Row; 4] = [
         (
             "speaker view",
             &[(true, 0), (false, 2), (false, 1)],
