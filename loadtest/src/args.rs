@@ -167,6 +167,13 @@ pub struct Args {
     /// no layer, so the server forwards each the highest arriving. Chorus only.
     #[arg(long)]
     pub simulcast: bool,
+    /// Cameras send VP9 (whatever `--codec` says) with three spatial and three temporal
+    /// layers in one stream, as Chromium's `L3T3_KEY`: 320x180, 640x360, 1280x720 at
+    /// about 150, 450, 1200 kbit/s, temporal layers 0-2-1-2 at --video-fps. The server
+    /// forwards each receiver the spatial layers up to the one that fits its view.
+    /// Chorus only.
+    #[arg(long, conflicts_with = "simulcast")]
+    pub svc: bool,
     /// Receivers answer without transport-wide congestion control: the server then has no
     /// bandwidth estimate for them and allocates nothing. The harness's clients share
     /// this process's CPU, so their feedback's delays measure that CPU, not a link, and
@@ -183,8 +190,8 @@ pub struct Args {
     #[arg(long)]
     pub data_lossy: bool,
     /// How receivers show the cameras: `tiles` asks for small tiles and one large
-    /// speaker view (with `--simulcast`, the server then forwards the low layer of every
-    /// camera but the speaker's).
+    /// speaker view (with `--simulcast` or `--svc`, the server then forwards the low
+    /// layer of every camera but the speaker's).
     #[arg(long, value_enum, default_value_t = ViewArg::Any)]
     pub view: ViewArg,
     /// With `--view tiles`: the size of the speaker's view, `WIDTHxHEIGHT` (the top
@@ -308,6 +315,7 @@ impl Args {
                 CodecArg::H264 => VideoCodec::H264,
             },
             simulcast: self.simulcast,
+            svc: self.svc,
             transport_cc: !self.no_transport_cc,
             audio: AudioContent::Talk(pattern),
             decode_audio: self.decode_audio,

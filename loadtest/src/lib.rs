@@ -48,4 +48,4 @@ pub use probe::rss_kib;
 pub use report::{ChurnReport, ChurnSample};
 pub use report::{Percentiles, Report};
 pub use run::run;
-pub use view::{SPEAKER_SIZE, TILE_SIZE};
+pub use view::{SPEAKER_SIZE, TILE_SIZE, ViewBitrates};

@@ -174,6 +174,8 @@ pub struct Report {
     pub video_codec: String,
     /// Cameras sent three simulcast layers (`--simulcast`).
     pub simulcast: bool,
+    /// Cameras sent VP9 in L3T3_KEY spatial and temporal layers, one stream (`--svc`).
+    pub svc: bool,
     /// How receivers showed the cameras (`--view`: `any`, or `tiles (speaker WxH)`).
     pub view: String,
     /// `track_settings` the receivers sent (`--view tiles`: one per receiver and camera).
@@ -183,8 +185,11 @@ pub struct Report {
     /// as lost without being lost on the way.
     pub server_skipped: Option<ServerSkipped>,
     /// At the end of the window, (receiver, camera) pairs by the size of the last
-    /// keyframe received (`"320x180"`; VP8 only): which simulcast layer the server sends.
+    /// keyframe received (`"320x180"`; VP8, and of VP9 the highest spatial layer of the
+    /// last picture): which simulcast or SVC layer the server sends.
     pub received_sizes: BTreeMap<String, usize>,
+    /// `--view tiles`: received video per tile and per speaker view in the window.
+    pub view_bitrates: Option<crate::view::ViewBitrates>,
     /// Send-to-receive time of video packets in the window, from the stamps in their
     /// payloads to the kernel's receive time: what the server adds, plus the sending
     /// task's scheduling.
@@ -358,13 +363,16 @@ impl std::fmt::Display for Report {
             ms(&self.video_latency),
             self.video_codec
         )?;
-        if self.simulcast || self.view.starts_with("tiles") {
+        if self.simulcast || self.svc || self.view.starts_with("tiles") {
+            let layering = match (self.simulcast, self.svc) {
+                (true, _) => "simulcast, ",
+                (_, true) => "svc L3T3_KEY, ",
+                _ => "",
+            };
             write!(
                 f,
-                "\nvideo view           {}{}, {} track_settings sent",
-                if self.simulcast { "simulcast, " } else { "" },
-                self.view,
-                self.track_settings_sent
+                "\nvideo view           {layering}{}, {} track_settings sent",
+                self.view, self.track_settings_sent
             )?;
             let sizes: Vec<String> = self
                 .received_sizes
@@ -372,6 +380,9 @@ impl std::fmt::Display for Report {
                 .map(|(size, n)| format!("{n} × {size}"))
                 .collect();
             write!(f, "\nreceived layers      {}", sizes.join(", "))?;
+        }
+        if let Some(views) = &self.view_bitrates {
+            write!(f, "\nview bitrates        {views}")?;
         }
         if let Some(k) = &self.server_skipped {
             write!(

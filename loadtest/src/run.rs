@@ -141,6 +141,9 @@ pub async fn run(args: &Args) -> Result<Report> {
     if args.simulcast && args.target != Target::Chorus {
         anyhow::bail!("--simulcast: against Chorus only (the Janus adapter does not offer it)");
     }
+    if args.svc && args.target != Target::Chorus {
+        anyhow::bail!("--svc: against Chorus only (the Janus adapter offers VP8 only)");
+    }
     if args.view == ViewArg::Tiles && args.target != Target::Chorus {
         anyhow::bail!("--view tiles: against Chorus only (Janus takes no track_settings)");
     }
@@ -215,8 +218,12 @@ async fn run_phases(
         receivers: roles.iter().filter(|r| r.subscribe).count(),
         rss_before_kib: rss_kib(pid).context("server RSS")?,
         talkers: roles.iter().take(args.talkers).filter(|r| r.mic).count(),
-        video_codec: format!("{:?}", args.codec).to_lowercase(),
+        video_codec: match args.svc {
+            true => "vp9".to_owned(),
+            false => format!("{:?}", args.codec).to_lowercase(),
+        },
         simulcast: args.simulcast,
+        svc: args.svc,
         view: match args.view {
             ViewArg::Tiles => format!(
                 "tiles (speaker {}x{})",
@@ -383,12 +390,13 @@ async fn run_phases(
             }
         }
     }
+    let secs = (t1 - t0).as_secs_f64();
+    report.view_bitrates = tiles.map(|t| t.bitrates(&members, &s0.stats, &s1.stats, secs));
     let joined_at: Vec<Instant> = members.iter().map(|m| m.joined_at).collect();
     let tracks_of: Vec<usize> = members.iter().map(|m| m.tracks.len()).collect();
     // Dropping a client closes its signaling connection; the server removes it.
     drop(members);
 
-    let secs = (t1 - t0).as_secs_f64();
     report.window_secs = secs;
     report.server_cpu_micros = cpu1.saturating_sub(cpu0) as f64;
     report.server_cpu_percent = report.server_cpu_micros / secs / 1e4;

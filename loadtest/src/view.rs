@@ -3,9 +3,11 @@
 //! view: every camera in a small tile and the speaker's large.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::time::{Duration, Instant};
 
-use chorus_client::MediaKind;
+use chorus_client::{ClientStats, MediaKind};
+use serde::Serialize;
 
 use crate::args::Role;
 use crate::member::Member;
@@ -112,5 +114,86 @@ impl Tiles {
     /// `track_settings` sent.
     pub(crate) fn sent(&self) -> usize {
         self.told.values().map(HashSet::len).sum::<usize>() - self.failed
+    }
+}
+
+impl Tiles {
+    /// What each view received between two snapshots (`s0`, `s1`, by position in
+    /// `members`) `secs` apart: every receiver's cameras, the speaker's apart.
+    pub(crate) fn bitrates(
+        &self,
+        members: &[Member],
+        s0: &[ClientStats],
+        s1: &[ClientStats],
+        secs: f64,
+    ) -> ViewBitrates {
+        let (mut tiles, mut speakers) = (Mean::default(), Mean::default());
+        for ((m, a), b) in members.iter().zip(s0).zip(s1) {
+            if !m.subscribe {
+                continue;
+            }
+            for (track, now) in b.inbound.iter().filter(|(_, i)| i.kind == MediaKind::Video) {
+                let before = a.inbound.get(track).map_or(0, |i| i.bytes);
+                let bps = now.bytes.saturating_sub(before) as f64 * 8.0 / secs.max(1e-3);
+                match &self.speaker_track {
+                    Some(t) if t == track => speakers.add(bps),
+                    _ => tiles.add(bps),
+                }
+            }
+        }
+        ViewBitrates {
+            tiles: tiles.n,
+            tile_bps: tiles.mean(),
+            speakers: speakers.n,
+            speaker_bps: speakers.mean(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Mean {
+    n: usize,
+    sum: f64,
+}
+
+impl Mean {
+    fn add(&mut self, x: f64) {
+        self.n += 1;
+        self.sum += x;
+    }
+
+    fn mean(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            self.sum / self.n as f64
+        }
+    }
+}
+
+/// Received video per view in the window (`--view tiles`): what a small tile and the
+/// speaker's large view cost a receiver, which the layers the server picks for each
+/// decide (in the report as `view_bitrates`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ViewBitrates {
+    /// (receiver, camera) pairs shown in a tile, and their mean video bitrate (RTP
+    /// payload bits per second).
+    pub tiles: usize,
+    pub tile_bps: f64,
+    /// Pairs showing the speaker's camera, and their mean.
+    pub speakers: usize,
+    pub speaker_bps: f64,
+}
+
+impl fmt::Display for ViewBitrates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tile {:.0} kbit/s (mean of {}), speaker view {:.0} kbit/s (mean of {})",
+            self.tile_bps / 1e3,
+            self.tiles,
+            self.speaker_bps / 1e3,
+            self.speakers
+        )
     }
 }

@@ -3,8 +3,9 @@
 //! A [`Client`] joins a room over the signaling WebSocket (`/v1/rtc`) and speaks real
 //! WebRTC (ICE, DTLS-SRTP) on two peer connections driven by the sans-I/O `rtc` core:
 //! the **publisher** connection (we offer) carries real Opus talk ([`talk`]) and
-//! synthetic VP8 or H.264 video with send-time stamps ([`media`], [`latency`]; a camera
-//! in three simulcast layers with [`MediaProfile::simulcast`]), the
+//! synthetic VP8, H.264 or VP9 video with send-time stamps ([`media`], [`latency`]; a
+//! camera in three simulcast layers with [`MediaProfile::simulcast`], or in VP9 spatial
+//! and temporal layers in one stream with [`MediaProfile::svc`]), the
 //! **subscriber** connection (the server offers) receives the tracks of others, each in
 //! a media stream named by the server's track id.
 //!
@@ -32,6 +33,7 @@ mod signaling;
 mod stats;
 pub mod talk;
 mod vp8;
+mod vp9;
 
 pub use chorus_protocol::data::{
     BinaryDelivery, BinarySend, DataDelivery, DataMode, DataSend, DataSender,

@@ -14,7 +14,7 @@ use rtc::data_channel::{RTCDataChannelId, RTCDataChannelInit};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9,
 };
 use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
@@ -128,7 +128,7 @@ impl Peer {
             pc: build_peer_connection(now, target, profile)?,
             clock: now,
             arrivals: ArrivalCounts::default(),
-            video_codec: profile.video_codec,
+            video_codec: profile.sent_video_codec(),
             socket,
             previous: None,
             spare: None,
@@ -249,7 +249,7 @@ impl Peer {
             track_id.to_owned(),
             source.as_str().to_owned(),
         );
-        let track = if kind == RtpCodecKind::Video && self.video_codec == VideoCodec::H264 {
+        let track = if kind == RtpCodecKind::Video && self.video_codec != VideoCodec::Vp8 {
             chorus_rtc_profile::sending_track_with_codec(
                 stream_id,
                 track_id,
@@ -280,6 +280,7 @@ impl Peer {
             MediaKind::Video => match self.video_codec {
                 VideoCodec::Vp8 => MIME_TYPE_VP8,
                 VideoCodec::H264 => MIME_TYPE_H264,
+                VideoCodec::Vp9 => MIME_TYPE_VP9,
             },
         };
         let mut rtp_sender = self.pc.rtp_sender(sender)?;

@@ -18,6 +18,9 @@ pub enum VideoCodec {
     Vp8,
     /// RFC 6184, packetization-mode 1, baseline profile (`42e01f`).
     H264,
+    /// RFC 9628, profile 0, one spatial and temporal layer per stream (L1T1); a camera in
+    /// three of each with [`MediaProfile::svc`].
+    Vp9,
 }
 
 /// Shape of the synthetic media a client sends.
@@ -36,6 +39,12 @@ pub struct MediaProfile {
     /// [`crate::media::SIMULCAST_LAYERS`]), as a browser's `sendEncodings`; the
     /// publisher connection then offers the MID and rid header extensions.
     pub simulcast: bool,
+    /// Cameras are sent in VP9 with three spatial and three temporal layers in one
+    /// stream (one SSRC), as Chromium's `scalabilityMode: 'L3T3_KEY'`: 180p/360p/720p at
+    /// about 150/450/1200 kbit/s ([`crate::media::SVC_LAYERS`]). The publisher connection
+    /// then offers VP9 for every video, whatever `video_codec` says (see
+    /// [`MediaProfile::sent_video_codec`]); it takes precedence over `simulcast`.
+    pub svc: bool,
     /// The subscriber connection answers the server's transport-wide congestion control
     /// extension and sends its feedback (as browsers do). Off, the server has no
     /// bandwidth estimate for this client and allocates nothing to it: for load tests whose
@@ -68,6 +77,18 @@ pub struct MediaProfile {
     pub downlink_cap: Option<DownlinkCap>,
 }
 
+impl MediaProfile {
+    /// The codec the publisher connection offers and sends video in: VP9 for
+    /// [`MediaProfile::svc`], else `video_codec`.
+    pub fn sent_video_codec(&self) -> VideoCodec {
+        if self.svc {
+            VideoCodec::Vp9
+        } else {
+            self.video_codec
+        }
+    }
+}
+
 /// Data messages a client sends by itself, for load tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyntheticData {
@@ -84,6 +105,7 @@ impl Default for MediaProfile {
             video_packet_size: 1000,
             video_codec: VideoCodec::Vp8,
             simulcast: false,
+            svc: false,
             transport_cc: true,
             audio: AudioContent::default(),
             decode_audio: true,

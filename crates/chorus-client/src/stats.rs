@@ -15,6 +15,7 @@ use crate::pauses::ToldPauses;
 use crate::seq_set::SeqSet;
 use crate::talk::{SAMPLE_RATE, level_dbov};
 use crate::vp8::parse_vp8_frame_start;
+use crate::vp9::Vp9Reception;
 pub use rtc::peer_connection::state::RTCPeerConnectionState as PeerConnectionState;
 
 /// Snapshot of everything the client counted.
@@ -84,12 +85,17 @@ pub struct InboundTrackStats {
     pub bytes: u64,
     pub first_packet_at: Option<Instant>,
     pub last_packet_at: Option<Instant>,
-    /// Keyframes seen: the first packet of a VP8 keyframe, or an H.264 packet (payload
-    /// type 102) that starts with an SPS (encoders send one before each IDR picture).
+    /// Keyframes seen: the first packet of a VP8 or VP9 keyframe, or an H.264 packet
+    /// (payload type 102) that starts with an SPS (encoders send one before each IDR
+    /// picture).
     pub keyframes: u64,
     /// Width and height the last VP8 keyframe's header gives: which simulcast layer
-    /// the server forwards.
+    /// the server forwards. Of VP9 (payload type 98): the size the last scalability
+    /// structure gives the highest spatial layer of the last picture received, which
+    /// SVC layers the server forwards.
     pub frame_size: Option<(u16, u16)>,
+    /// What VP9 descriptors told so far (VP9 only).
+    vp9: Option<Vp9Reception>,
     /// PLIs this client sent for the track.
     pub plis_sent: u64,
     /// Lowest and highest extended (64-bit) sequence number received; `None` before the
@@ -119,6 +125,7 @@ impl InboundTrackStats {
             last_packet_at: None,
             keyframes: 0,
             frame_size: None,
+            vp9: None,
             plis_sent: 0,
             seq_range: None,
             received: SeqSet::default(),
@@ -155,6 +162,11 @@ impl InboundTrackStats {
         let keyframe = if packet.header.payload_type == chorus_rtc_profile::H264_PT {
             let nal = h264::parse_h264_payload(&packet.payload);
             nal.is_some_and(|p| p.nal_type == h264::NAL_SPS)
+        } else if packet.header.payload_type == chorus_rtc_profile::VP9_PT {
+            let vp9 = self.vp9.get_or_insert_with(Default::default);
+            let (keyframe, size) = vp9.on_payload(&packet.payload, packet.header.marker);
+            self.frame_size = size.or(self.frame_size);
+            keyframe
         } else if let Some(frame) =
             parse_vp8_frame_start(&packet.payload).filter(|frame| frame.keyframe)
         {

@@ -1,6 +1,7 @@
 //! Our tracks on the publisher connection, where we are the only offerer: publishing,
 //! unpublishing and muting them, the offer/answer that adds them, sending their media
-//! (a camera in three simulcast layers with `MediaProfile::simulcast`), and the RTCP the
+//! (a camera in three simulcast layers with `MediaProfile::simulcast`, or in VP9 SVC layers
+//! in one stream with `MediaProfile::svc`), and the RTCP the
 //! server sends about them (a PLI or FIR schedules a keyframe of the stream it names).
 
 use std::time::Instant;
@@ -18,7 +19,9 @@ use tracing::{debug, warn};
 
 use super::{Engine, Outgoing, Publication, peer_stats};
 use crate::error::ClientError;
-use crate::media::{MediaSource, SIMULCAST_LAYERS, SimulcastParams, SimulcastSource, VideoShape};
+use crate::media::{
+    MediaSource, SIMULCAST_LAYERS, SVC_LAYERS, SimulcastParams, SimulcastSource, VideoShape,
+};
 use crate::stats::{ClientStats, OutboundLayerStats, OutboundTrackStats};
 use crate::talk::AudioContent;
 
@@ -44,7 +47,9 @@ impl Engine {
         }
         // Room for a simulcast camera's two more SSRCs above it, none of them 0.
         let ssrc = rand::random::<u32>().clamp(1, u32::MAX - 2);
-        let simulcast = self.profile.simulcast && source == TrackSource::Camera;
+        // An SVC camera is one stream, its layers told by its VP9 payload descriptors.
+        let simulcast =
+            self.profile.simulcast && !self.profile.svc && source == TrackSource::Camera;
         let layer_ssrcs = simulcast.then(|| [ssrc, ssrc.wrapping_add(1), ssrc.wrapping_add(2)]);
         let sender = match layer_ssrcs {
             Some(ssrcs) => {
@@ -225,12 +230,15 @@ impl Engine {
         }
         let video = |size| {
             let shape = VideoShape::from_profile(&self.profile, size);
-            MediaSource::video(params, self.profile.video_codec, shape, now)
+            MediaSource::video(params, self.profile.sent_video_codec(), shape, now)
         };
         publication.media = Some(Outgoing::Single(match publication.source {
             // A tab's sound: Opus like a microphone.
             TrackSource::Microphone | TrackSource::ScreenShareAudio => {
                 MediaSource::opus(params, &self.profile, now)
+            }
+            TrackSource::Camera if self.profile.svc => {
+                MediaSource::vp9_svc(params, &SVC_LAYERS, self.profile.video_fps, now)
             }
             TrackSource::Camera => video((640, 360)),
             TrackSource::ScreenShare => video((1280, 720)),

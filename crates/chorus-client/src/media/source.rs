@@ -8,6 +8,7 @@ use bytes::Bytes;
 use rtc::rtp;
 
 use super::audio::{AudioSource, OPUS_FRAME, OPUS_SAMPLES_PER_FRAME};
+use super::svc::SvcLayer;
 use super::video::{VIDEO_CLOCK_RATE, VideoEncoder, VideoShape};
 use crate::latency;
 use crate::profile::{MediaProfile, StreamParams, VideoCodec};
@@ -73,8 +74,18 @@ impl MediaSource {
 
     /// A video stream of `codec` and `shape`.
     pub fn video(params: StreamParams, codec: VideoCodec, shape: VideoShape, now: Instant) -> Self {
-        let fps = shape.fps.clamp(1, 120);
-        let encoder = VideoEncoder::new(codec, shape);
+        Self::with_encoder(params, shape.fps, VideoEncoder::new(codec, shape), now)
+    }
+
+    /// A VP9 camera sending `layers` (lowest first, e.g. [`super::SVC_LAYERS`]) in one
+    /// stream, as Chromium's `scalabilityMode: 'L3T3_KEY'`: each frame is a picture of
+    /// every spatial layer, temporal layers 0-2-1-2.
+    pub fn vp9_svc(params: StreamParams, layers: &[SvcLayer], fps: u32, now: Instant) -> Self {
+        Self::with_encoder(params, fps, VideoEncoder::vp9_svc(layers, fps), now)
+    }
+
+    fn with_encoder(params: StreamParams, fps: u32, encoder: VideoEncoder, now: Instant) -> Self {
+        let fps = fps.clamp(1, 120);
         // Fix the stamps' epoch before the first one is taken.
         latency::epoch();
         Self::new(
@@ -352,7 +363,7 @@ mod tests {
     #[test]
     fn every_video_packet_carries_its_send_time() {
         let t0 = Instant::now();
-        for codec in [VideoCodec::Vp8, VideoCodec::H264] {
+        for codec in [VideoCodec::Vp8, VideoCodec::H264, VideoCodec::Vp9] {
             let shape = VideoShape::from_profile(&MediaProfile::default(), (640, 360));
             let mut source = MediaSource::video(params(), codec, shape, t0);
             let key = source.poll_frame(t0).expect("keyframe");

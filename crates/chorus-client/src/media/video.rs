@@ -1,10 +1,11 @@
-//! The synthetic video encoder: frame sizes, keyframes on request, and VP8 or H.264
-//! payloads with a send-time stamp in every packet ([`crate::latency`]).
+//! The synthetic video encoder: frame sizes, keyframes on request, and VP8, H.264 or VP9
+//! payloads (VP9 in `svc`) with a send-time stamp in every packet ([`crate::latency`]).
 
 use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::svc::{SvcLayer, Vp9Encoder};
 use crate::h264::{self, H264Frame};
 use crate::latency;
 use crate::profile::{MediaProfile, VideoCodec};
@@ -45,6 +46,7 @@ impl VideoShape {
 enum VideoFormat {
     Vp8 { picture_id: u16, tl0_pic_idx: u8 },
     H264,
+    Vp9(Vp9Encoder),
 }
 
 /// Frame sizes and numbering of a synthetic video stream.
@@ -65,7 +67,7 @@ impl VideoEncoder {
     /// A stream of `codec` and `shape` whose first frame is a keyframe.
     pub(super) fn new(codec: VideoCodec, shape: VideoShape) -> Self {
         let min_packet = match codec {
-            VideoCodec::Vp8 => VP8_MIN_PACKET,
+            VideoCodec::Vp8 | VideoCodec::Vp9 => VP8_MIN_PACKET,
             VideoCodec::H264 => h264::MIN_PACKET,
         };
         let format = match codec {
@@ -74,6 +76,7 @@ impl VideoEncoder {
                 tl0_pic_idx: rand::random(),
             },
             VideoCodec::H264 => VideoFormat::H264,
+            VideoCodec::Vp9 => VideoFormat::Vp9(Vp9Encoder::single(&shape)),
         };
         VideoEncoder {
             format,
@@ -83,6 +86,22 @@ impl VideoEncoder {
             delta_bytes: shape.delta_bytes,
             key_bytes: shape.key_bytes,
             max_packet: shape.max_packet.max(min_packet),
+        }
+    }
+
+    /// A VP9 camera sending `layers` (lowest first) in one stream as `L3T3_KEY`, whose
+    /// first picture is a keyframe.
+    pub(super) fn vp9_svc(layers: &[SvcLayer], fps: u32) -> Self {
+        let top = layers.last().map_or((0, 0), |l| (l.width, l.height));
+        VideoEncoder {
+            format: VideoFormat::Vp9(Vp9Encoder::svc(layers, fps)),
+            width: top.0,
+            height: top.1,
+            keyframe_due: true,
+            // The layers' sizes are the VP9 encoder's.
+            delta_bytes: 0,
+            key_bytes: 0,
+            max_packet: 0,
         }
     }
 
@@ -119,6 +138,7 @@ impl VideoEncoder {
                 let size = bytes.div_ceil(count).max(VP8_MIN_PACKET);
                 vp8_payloads(&frame, count, size, Some(&stamp))
             }
+            VideoFormat::Vp9(encoder) => encoder.encode(keyframe, &stamp),
             VideoFormat::H264 => {
                 let frame = H264Frame {
                     keyframe,

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chorus_protocol::signal::PeerTarget;
-use chorus_rtc_profile::{AUDIO_LEVEL_URI, h264_codec};
+use chorus_rtc_profile::{AUDIO_LEVEL_URI, h264_codec, vp9_codec};
 use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slot};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
@@ -22,7 +22,7 @@ use crate::error::ClientError;
 use crate::profile::{Keepalive, MediaProfile, VideoCodec};
 
 /// Opus and the one video format the synthetic source sends (publisher; a server that
-/// does not take it leaves the video without a codec) or VP8 and H.264 (subscriber), the
+/// does not take it leaves the video without a codec) or VP8, H.264 and VP9 (subscriber), the
 /// RFC 6464 audio level extension (and for a simulcast publisher the MID and rid ones), the default interceptors (NACK giving up as a browser does, RTCP reports, TWCC
 /// feedback), `chorus_rtc_profile::with_rtcp_to_application`, and the SRTP protection
 /// profiles and answering DTLS role of `profile`.
@@ -31,15 +31,19 @@ pub(super) fn build_peer_connection(
     target: PeerTarget,
     profile: &MediaProfile,
 ) -> Result<RTCPeerConnection, ClientError> {
-    let video_codec = profile.video_codec;
     let mut media_engine = MediaEngine::default();
     media_engine.register_codec(chorus_rtc_profile::opus_codec(), RtpCodecKind::Audio)?;
-    let sends_h264 = target == PeerTarget::Publisher && video_codec == VideoCodec::H264;
-    if !sends_h264 {
-        media_engine.register_codec(chorus_rtc_profile::vp8_codec(), RtpCodecKind::Video)?;
-    }
-    if sends_h264 || target == PeerTarget::Subscriber {
-        media_engine.register_codec(h264_codec(), RtpCodecKind::Video)?;
+    let video_codecs = match target {
+        PeerTarget::Publisher => vec![profile.sent_video_codec()],
+        PeerTarget::Subscriber => vec![VideoCodec::Vp8, VideoCodec::H264, VideoCodec::Vp9],
+    };
+    for codec in video_codecs {
+        let codec = match codec {
+            VideoCodec::Vp8 => chorus_rtc_profile::vp8_codec(),
+            VideoCodec::H264 => h264_codec(),
+            VideoCodec::Vp9 => vp9_codec(),
+        };
+        media_engine.register_codec(codec, RtpCodecKind::Video)?;
     }
     media_engine.register_header_extension(
         RTCRtpHeaderExtensionCapability {

@@ -20,6 +20,7 @@ impl Peer {
         match self.video_codec {
             VideoCodec::Vp8 => chorus_rtc_profile::vp8_codec().rtp_codec,
             VideoCodec::H264 => chorus_rtc_profile::h264_codec().rtp_codec,
+            VideoCodec::Vp9 => chorus_rtc_profile::vp9_codec().rtp_codec,
         }
     }
 
