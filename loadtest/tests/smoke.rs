@@ -2,30 +2,17 @@
 //! The CPU and RSS figures here count the clients too (same process); only that
 //! they are measured is checked, not their values.
 
+mod common;
+
 use chorus_loadtest::{Args, Scenario, TalkArg, ViewArg, run};
-use chorus_server::config::{Config, DEV_API_KEY, DEV_API_SECRET};
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meeting_smoke_run_everyone_receives_everyone() {
-    let mut config = Config::default();
-    config.http.bind = "127.0.0.1:0".parse().unwrap();
-    config.media.bind = "127.0.0.1:0".parse().unwrap();
-    let shutdown = CancellationToken::new();
-    let server = chorus_server::run(config, shutdown.clone()).await.unwrap();
+    let (server, shutdown) = common::start(common::local_config()).await;
 
-    let mut args = Args::new(
-        format!("http://{}", server.http_addr),
-        std::process::id(),
-        Scenario::Meeting25,
-    );
-    args.api_key = DEV_API_KEY.to_owned();
-    args.api_secret = DEV_API_SECRET.to_owned();
+    let mut args = common::args(&server, Scenario::Meeting25);
     args.participants = Some(3);
     args.seconds = 2;
-    args.join_timeout = 20;
-    args.media_timeout = 20;
-    args.quiet = true;
     // Everyone talks nearly all the time, and listens to what the server mixed.
     args.talk_pattern = TalkArg::Monologue;
     args.decode_audio = true;
@@ -128,8 +115,7 @@ async fn meeting_smoke_run_everyone_receives_everyone() {
     assert_eq!(json["joined"], 3);
     assert!(json["timeline"].as_array().is_some_and(|t| !t.is_empty()));
 
-    shutdown.cancel();
-    server.stopped().await;
+    common::stop(server, shutdown).await;
 }
 
 #[test]
@@ -170,21 +156,12 @@ fn scenarios_plan_the_documented_rooms() {
 /// ICE timeouts are short, so the vanished are gone before the harness gives up waiting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn churn_smoke_run_storms_and_empties_the_churn_room() {
-    let mut config = Config::default();
-    config.http.bind = "127.0.0.1:0".parse().unwrap();
-    config.media.bind = "127.0.0.1:0".parse().unwrap();
+    let mut config = common::local_config();
     config.media.ice_disconnected_timeout_ms = 1_000;
     config.media.ice_failed_timeout_ms = 1_000;
-    let shutdown = CancellationToken::new();
-    let server = chorus_server::run(config, shutdown.clone()).await.unwrap();
+    let (server, shutdown) = common::start(config).await;
 
-    let mut args = Args::new(
-        format!("http://{}", server.http_addr),
-        std::process::id(),
-        Scenario::Churn,
-    );
-    args.api_key = DEV_API_KEY.to_owned();
-    args.api_secret = DEV_API_SECRET.to_owned();
+    let mut args = common::args(&server, Scenario::Churn);
     args.steady = 2;
     args.participants = Some(4);
     args.duration = 1;
@@ -192,9 +169,6 @@ async fn churn_smoke_run_storms_and_empties_the_churn_room() {
     args.stay_min = 0.2;
     args.stay_max = 0.5;
     args.vanish_share = 0.5;
-    args.join_timeout = 20;
-    args.media_timeout = 20;
-    args.quiet = true;
     let report = run(&args).await.expect("the harness runs to the end");
     println!("{report}");
 
@@ -225,34 +199,22 @@ async fn churn_smoke_run_storms_and_empties_the_churn_room() {
     let json = serde_json::to_value(&report).unwrap();
     assert!(json["churn"]["api_latency"]["p99_ms"].is_number());
 
-    shutdown.cancel();
-    server.stopped().await;
+    common::stop(server, shutdown).await;
 }
 
 /// `--cap-subscribers`: the capped receiver of a simulcast camera ends on the low layer
 /// within its cap; the uncapped one keeps the top layer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capped_subscriber_gets_the_low_layer() {
-    let mut config = Config::default();
-    config.http.bind = "127.0.0.1:0".parse().unwrap();
-    config.media.bind = "127.0.0.1:0".parse().unwrap();
-    let shutdown = CancellationToken::new();
-    let server = chorus_server::run(config, shutdown.clone()).await.unwrap();
+    let (server, shutdown) = common::start(common::local_config()).await;
 
-    let mut args = Args::new(
-        format!("http://{}", server.http_addr),
-        std::process::id(),
-        Scenario::Fanout,
-    );
-    args.api_key = DEV_API_KEY.to_owned();
-    args.api_secret = DEV_API_SECRET.to_owned();
+    let mut args = common::args(&server, Scenario::Fanout);
     args.subscribers = 2;
     args.simulcast = true;
     args.video_fps = Some(15);
     args.cap_subscribers = 1;
     args.cap_kbps = 300;
     args.seconds = 6;
-    args.quiet = true;
     let report = run(&args).await.expect("the harness runs to the end");
     println!("{report}");
 
@@ -267,7 +229,7 @@ async fn capped_subscriber_gets_the_low_layer() {
     );
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["capped"][0]["layers"][0], "320x180");
-    shutdown.cancel();
+    common::stop(server, shutdown).await;
 }
 
 /// `--simulcast --view tiles`: every receiver asks for 320x180 tiles and one 1280x720
@@ -275,24 +237,11 @@ async fn capped_subscriber_gets_the_low_layer() {
 /// keyframe sizes show.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tile_view_gets_the_low_layer_and_one_top_layer() {
-    let mut config = Config::default();
-    config.http.bind = "127.0.0.1:0".parse().unwrap();
-    config.media.bind = "127.0.0.1:0".parse().unwrap();
-    let shutdown = CancellationToken::new();
-    let server = chorus_server::run(config, shutdown.clone()).await.unwrap();
+    let (server, shutdown) = common::start(common::local_config()).await;
 
-    let mut args = Args::new(
-        format!("http://{}", server.http_addr),
-        std::process::id(),
-        Scenario::Meeting25,
-    );
-    args.api_key = DEV_API_KEY.to_owned();
-    args.api_secret = DEV_API_SECRET.to_owned();
+    let mut args = common::args(&server, Scenario::Meeting25);
     args.participants = Some(4);
     args.seconds = 2;
-    args.join_timeout = 20;
-    args.media_timeout = 20;
-    args.quiet = true;
     args.simulcast = true;
     args.view = ViewArg::Tiles;
     let report = run(&args).await.expect("the harness runs to the end");
@@ -311,6 +260,5 @@ async fn tile_view_gets_the_low_layer_and_one_top_layer() {
     assert_eq!(sizes.values().sum::<usize>(), 12, "{report}");
     assert!(sizes.get("320x180").copied().unwrap_or(0) >= 9, "{report}");
     assert!(report.loss_ratio < 0.05, "loss {}", report.loss_ratio);
-    shutdown.cancel();
-    server.stopped().await;
+    common::stop(server, shutdown).await;
 }

@@ -2,33 +2,20 @@
 //! `L3T3_KEY` layers on one SSRC, and each receiver gets the spatial layers that fit how
 //! it shows each camera.
 
-use chorus_loadtest::{Args, Scenario, ViewArg, run};
-use chorus_server::config::{Config, DEV_API_KEY, DEV_API_SECRET};
-use tokio_util::sync::CancellationToken;
+mod common;
+
+use chorus_loadtest::{Scenario, ViewArg, run};
 
 /// Four participants, each receiving three VP9 SVC cameras: the two in tiles as the base
 /// spatial layer (320x180), the speaker's (participant 0's) with more layers and more
 /// bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn svc_cameras_reach_tiles_as_the_base_layer_and_the_speaker_view_larger() {
-    let mut config = Config::default();
-    config.http.bind = "127.0.0.1:0".parse().unwrap();
-    config.media.bind = "127.0.0.1:0".parse().unwrap();
-    let shutdown = CancellationToken::new();
-    let server = chorus_server::run(config, shutdown.clone()).await.unwrap();
+    let (server, shutdown) = common::start(common::local_config()).await;
 
-    let mut args = Args::new(
-        format!("http://{}", server.http_addr),
-        std::process::id(),
-        Scenario::Meeting25,
-    );
-    args.api_key = DEV_API_KEY.to_owned();
-    args.api_secret = DEV_API_SECRET.to_owned();
+    let mut args = common::args(&server, Scenario::Meeting25);
     args.participants = Some(4);
     args.seconds = 3;
-    args.join_timeout = 20;
-    args.media_timeout = 20;
-    args.quiet = true;
     args.svc = true;
     args.view = ViewArg::Tiles;
     let report = run(&args).await.expect("the harness runs to the end");
@@ -55,6 +42,5 @@ async fn svc_cameras_reach_tiles_as_the_base_layer_and_the_speaker_view_larger()
     );
     assert!(views.speaker_bps > 1.5 * views.tile_bps, "{report}");
     assert!(report.loss_ratio < 0.05, "loss {}", report.loss_ratio);
-    shutdown.cancel();
-    server.stopped().await;
+    common::stop(server, shutdown).await;
 }

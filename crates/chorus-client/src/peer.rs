@@ -33,6 +33,7 @@ use tracing::{debug, trace};
 mod arrival;
 mod batch;
 mod build;
+mod cmsg;
 mod drops;
 mod paths;
 mod receive;

@@ -9,12 +9,12 @@
 //! wall-clock stamp into the [`Instant`] the connection takes as the packet's `now`.
 
 use std::io;
-use std::mem::size_of;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::UdpSocket;
+
+use super::cmsg::{control_message, enable_option};
 
 /// The oldest arrival taken from a stamp: a datagram does not wait in a socket longer
 /// unless the clock stepped, and then the stamp is not to be trusted either.
@@ -31,21 +31,7 @@ pub(crate) struct Datagram {
 
 /// Asks the kernel to stamp every datagram the socket receives.
 pub(crate) fn enable_stamps(socket: &UdpSocket) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket descriptor and an option value of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&on as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    enable_option(socket, libc::SO_TIMESTAMPNS)
 }
 
 /// The `SCM_TIMESTAMPNS` control message among those `header` carries.
@@ -53,23 +39,13 @@ pub(crate) fn enable_stamps(socket: &UdpSocket) -> io::Result<()> {
 /// # Safety
 /// `header` was filled in by `recvmmsg`, and its control buffer is alive.
 pub(crate) unsafe fn stamp_of(header: &libc::msghdr) -> Option<SystemTime> {
-    // SAFETY: walking the control messages the kernel wrote, within msg_controllen.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(header);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
-            {
-                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
-                let since_epoch = Duration::new(
-                    u64::try_from(ts.tv_sec).ok()?,
-                    u32::try_from(ts.tv_nsec).ok()?,
-                );
-                return SystemTime::UNIX_EPOCH.checked_add(since_epoch);
-            }
-            cmsg = libc::CMSG_NXTHDR(header, cmsg);
-        }
-    }
-    None
+    // SAFETY: the caller's promise; this message carries a timespec.
+    let ts: libc::timespec = unsafe { control_message(header, libc::SCM_TIMESTAMPNS) }?;
+    let since_epoch = Duration::new(
+        u64::try_from(ts.tv_sec).ok()?,
+        u32::try_from(ts.tv_nsec).ok()?,
+    );
+    SystemTime::UNIX_EPOCH.checked_add(since_epoch)
 }
 
 /// The arrival of a datagram stamped `stamp` (wall clock), read at `now` (`wall_now` on

@@ -6,10 +6,11 @@
 //! drops; [`SocketDrops`] keeps the latest per socket.
 
 use std::io;
-use std::mem::size_of;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 
 use tokio::net::UdpSocket;
+
+use super::cmsg::{control_message, enable_option};
 
 /// A socket's receive buffer: room for about a second of a subscriber's video (a few
 /// hundred datagrams) while its task waits for a core. The kernel caps it at
@@ -20,21 +21,7 @@ pub(crate) const RECEIVE_BUFFER: usize = 1 << 20;
 /// socket so far, and sizes the socket's receive buffer.
 pub(crate) fn enable(socket: &UdpSocket) -> io::Result<()> {
     socket2::SockRef::from(socket).set_recv_buffer_size(RECEIVE_BUFFER)?;
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket descriptor and an option value of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RXQ_OVFL,
-            (&on as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    enable_option(socket, libc::SO_RXQ_OVFL)
 }
 
 /// The socket's drop count among the control messages `header` carries.
@@ -42,19 +29,8 @@ pub(crate) fn enable(socket: &UdpSocket) -> io::Result<()> {
 /// # Safety
 /// `header` was filled in by `recvmmsg`, and its control buffer is alive.
 pub(crate) unsafe fn drops_of(header: &libc::msghdr) -> Option<u32> {
-    // SAFETY: walking the control messages the kernel wrote, within msg_controllen.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(header);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SO_RXQ_OVFL {
-                return Some(std::ptr::read_unaligned(
-                    libc::CMSG_DATA(cmsg).cast::<u32>(),
-                ));
-            }
-            cmsg = libc::CMSG_NXTHDR(header, cmsg);
-        }
-    }
-    None
+    // SAFETY: the caller's promise; this message carries a u32.
+    unsafe { control_message(header, libc::SO_RXQ_OVFL) }
 }
 
 /// The latest drop count seen on each socket a connection read from.
