@@ -11,6 +11,8 @@ use std::fmt;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use bytes::{BufMut, BytesMut};
+
 /// Bytes a stamp occupies at the end of a payload.
 pub const STAMP_LEN: usize = 12;
 const MAGIC: [u8; 4] = *b"CHts";
@@ -33,6 +35,19 @@ pub fn stamp(at: Instant) -> [u8; STAMP_LEN] {
         *byte = 0x80 | ((micros >> (7 * (7 - i))) & 0x7f) as u8;
     }
     out
+}
+
+/// Fills `payload` up to `size` bytes, the last [`STAMP_LEN`] of them `stamp` when
+/// there is one and room for it.
+pub fn fill_stamped(payload: &mut BytesMut, size: usize, stamp: Option<&[u8; STAMP_LEN]>) {
+    let filler = size.saturating_sub(payload.len());
+    match stamp {
+        Some(stamp) if filler >= STAMP_LEN => {
+            payload.put_bytes(0x55, filler - STAMP_LEN);
+            payload.put_slice(stamp);
+        }
+        _ => payload.put_bytes(0x55, filler),
+    }
 }
 
 /// The sending time stamped at the end of `payload`, if it carries a stamp.

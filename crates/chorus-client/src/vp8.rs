@@ -6,7 +6,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::latency::STAMP_LEN;
+use crate::latency::{STAMP_LEN, fill_stamped};
 
 /// Size of the payload descriptor written by [`vp8_descriptor`].
 const VP8_DESCRIPTOR_LEN: usize = 6;
@@ -67,14 +67,7 @@ pub(crate) fn vp8_payloads(
                     payload.put_u16_le(frame.height & 0x3fff);
                 }
             }
-            let filler = packet_size.saturating_sub(payload.len());
-            match stamp {
-                Some(stamp) if filler >= STAMP_LEN => {
-                    payload.put_bytes(0x55, filler - STAMP_LEN);
-                    payload.put_slice(stamp);
-                }
-                _ => payload.put_bytes(0x55, filler),
-            }
+            fill_stamped(&mut payload, packet_size, stamp);
             payload.freeze()
         })
         .collect()

@@ -11,7 +11,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use chorus_core::vp9::{Vp9Descriptor, Vp9Structure};
 
-use crate::latency::STAMP_LEN;
+use crate::latency::{STAMP_LEN, fill_stamped};
 
 /// Bits of the descriptor's first byte (F, flexible mode, stays clear).
 const I: u8 = 0x80;
@@ -187,14 +187,7 @@ pub fn vp9_layer_payloads(
             let mut payload = BytesMut::with_capacity(size);
             let ss = ss.filter(|_| i == 0);
             frame.descriptor(i == 0, i + 1 == count, ss, &mut payload);
-            let filler = size.saturating_sub(payload.len());
-            match stamp {
-                Some(stamp) if filler >= STAMP_LEN => {
-                    payload.put_bytes(0x55, filler - STAMP_LEN);
-                    payload.put_slice(stamp);
-                }
-                _ => payload.put_bytes(0x55, filler),
-            }
+            fill_stamped(&mut payload, size, stamp);
             payload.freeze()
         })
         .collect()
