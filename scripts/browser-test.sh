@@ -34,7 +34,8 @@
 #   scripts/browser-test.sh svc           VP9 SVC through the demo page (tests/browser/svc.js): a
 #                                         page sends its 720p camera as one VP9 stream in
 #                                         L3T3_KEY (?codec=vp9&svc=1), another resizes its tile
-#                                         and receives the spatial layer that fits
+#                                         and receives the spatial layer that fits;
+#                                         dynacast makes the sender drop to L1T3 and back
 #
 #   scripts/browser-test.sh https         the demo page over the server's built-in HTTPS
 #                                         (tests/browser/https.js): a self-signed certificate

@@ -10,7 +10,13 @@
 //   (`GET /v1/rooms/{room}/participants`, `tracks[].layers`);
 // - Bob receives VP9, and his received resolution (inbound-rtp frameWidth) follows the
 //   tile: a small tile (160x90) gets the lowest spatial layer, a large one (1280x720)
-//   the top one, at least three times as wide; Bob keeps decoding through every switch.
+//   the top one, at least three times as wide; Bob keeps decoding through every switch;
+// - dynacast's hint is applied: with Bob's tile small, the server tells Alice only `s0`
+//   is needed (`publisher_layers`) and her page sends L1T3 at a quarter of the size
+//   (her sender's getParameters().encodings[0], outbound-rtp frameWidth <= 320); the
+//   server then lists one layer (`s0`); with the tile large again she is back to
+//   L3T3_KEY and Bob receives 1280 wide;
+// - the page's table of hint -> settings (publish.js svcSettings).
 //
 //   CHORUS_URL, CHROMIUM, E2E_ARTIFACTS as in simulcast.js.
 //
@@ -31,20 +37,56 @@ let room = null;
 const received = async (bob, alice) =>
   ((await bob.page.evaluate(() => window.chorus.inboundStats())).byParticipant[alice.participantId] || {}).video || {};
 
-/** What Alice's camera goes out as: { codec, scalabilityMode, frameWidth }. */
+/**
+ * What Alice's camera goes out as: { codec, scalabilityMode, frameWidth } from
+ * outbound-rtp, and what her sender is set to: { mode, scale } from getParameters().
+ */
 const sending = (alice) =>
   alice.page.evaluate(async () => {
     const cam = window.chorus.localTracks.camera;
     const sender = cam && window.chorus.pubPc.getSenders().find((s) => s.track === cam.track);
     if (!sender) return null;
+    const enc = sender.getParameters().encodings[0] || {};
+    const set = { mode: enc.scalabilityMode, scale: enc.scaleResolutionDownBy };
     const report = await sender.getStats();
     for (const st of report.values()) {
       if (st.type !== 'outbound-rtp') continue;
       const codec = st.codecId && report.get(st.codecId);
-      return { codec: codec && codec.mimeType, scalabilityMode: st.scalabilityMode, frameWidth: st.frameWidth };
+      return { codec: codec && codec.mimeType, scalabilityMode: st.scalabilityMode, frameWidth: st.frameWidth, ...set };
     }
     return null;
   });
+
+// publisher_layers' active flags -> what the page sets (publish.js svcSettings).
+const SVC_TABLE = [
+  { active: [true, true, true], want: { scalabilityMode: 'L3T3_KEY', scaleResolutionDownBy: 1 } },
+  { active: [true, true, false], want: { scalabilityMode: 'L2T3_KEY', scaleResolutionDownBy: 2 } },
+  { active: [true, false, false], want: { scalabilityMode: 'L1T3', scaleResolutionDownBy: 4 } },
+  { active: [false, false, false], want: { scalabilityMode: 'L1T3', scaleResolutionDownBy: 4 } },
+  { active: [true, true], want: { scalabilityMode: 'L3T3_KEY', scaleResolutionDownBy: 1 } },
+  { active: [true, false], want: { scalabilityMode: 'L1T3', scaleResolutionDownBy: 2 } },
+];
+
+async function checkSvcTable(page) {
+  const got = await page.evaluate(async (table) => {
+    const { svcSettings } = await import('/publish.js');
+    return table.map((row) => svcSettings(row.active.map((active, i) => ({ rid: `s${i}`, active }))));
+  }, SVC_TABLE);
+  SVC_TABLE.forEach((row, i) => {
+    if (JSON.stringify(got[i]) !== JSON.stringify(row.want)) {
+      fail(`svcSettings(${JSON.stringify(row.active)}) = ${JSON.stringify(got[i])}, want ${JSON.stringify(row.want)}`);
+    }
+  });
+}
+
+/** Waits until Alice's sender is set to `mode` and her encoder sends what `ok` accepts. */
+async function waitSending(alice, mode, what, ms, ok) {
+  let out = null;
+  return until(() => `${what} (Alice's sender: ${JSON.stringify(out)})`, ms, async () => {
+    out = await sending(alice);
+    return out && out.mode === mode && out.scalabilityMode === mode && ok(out.frameWidth) ? out : null;
+  }, 250);
+}
 
 async function serverLayers(trackId) {
   const res = await fetch(`${BASE}/v1/rooms/${encodeURIComponent(room)}/participants`, { headers: { authorization: API_AUTH } });
@@ -116,10 +158,28 @@ async function main() {
   await showAt(bob, trackId, SMALL);
   const small = await waitWidth(bob, alice, 'a 160x90 tile gets the lowest spatial layer', 15_000, (w) => w * 3 <= large.frameWidth && w <= 400);
   info(`small tile: Bob receives ${small.frameWidth}x${small.frameHeight}`);
+  // Dynacast turns s1 and s2 off 3 s after nobody needs them; the page then sends one
+  // layer at a quarter of the size.
+  const t0 = Date.now();
+  const one = await waitSending(alice, 'L1T3', 'with only a small tile, Alice sends L1T3 at most 320 wide', 15_000, (w) => w > 0 && w <= 320);
+  info(`small tile: Alice sends ${one.scalabilityMode} ${one.frameWidth} wide (scaled down by ${one.scale}) after ${Date.now() - t0} ms`);
+  await until(() => `the server lists Alice's camera in one spatial layer (got ${JSON.stringify(layers)})`, 10_000, async () => {
+    layers = await serverLayers(trackId);
+    return JSON.stringify(layers) === '["s0"]';
+  }, 250);
+  const lone = await waitWidth(bob, alice, 'Bob receives Alice\'s one layer', 10_000, (w) => w <= 320);
+  info(`server: layers ${layers.join(', ')}; Bob receives ${lone.frameWidth}x${lone.frameHeight}`);
 
   await showAt(bob, trackId, LARGE);
-  const again = await waitWidth(bob, alice, 'the large tile gets the top layer again', 30_000, (w) => w >= 3 * small.frameWidth);
-  info(`large tile again: Bob receives ${again.frameWidth}x${again.frameHeight}`);
+  const t1 = Date.now();
+  const three = await waitSending(alice, 'L3T3_KEY', 'with the tile large again, Alice sends L3T3_KEY 1280 wide', 15_000, (w) => w >= 1280);
+  info(`large tile again: Alice sends ${three.scalabilityMode} ${three.frameWidth} wide after ${Date.now() - t1} ms`);
+  const again = await waitWidth(bob, alice, 'the large tile gets 1280x720 again', 30_000, (w) => w >= 1280);
+  info(`large tile again: Bob receives ${again.frameWidth}x${again.frameHeight} after ${Date.now() - t1} ms`);
+
+  await checkSvcTable(alice.page);
+  const refused = await alice.page.evaluate(() => document.getElementById('log-lines').textContent.includes('browser refused scalabilityMode'));
+  if (refused) fail(`Alice's page says the browser refused a scalabilityMode`);
 
   const errors = await bob.page.evaluate(() => window.chorus.events.filter((m) => m.type === 'error').map((m) => m.code));
   if (errors.length) fail(`Bob's page got errors from the server: ${errors.join(', ')}`);

@@ -1,7 +1,8 @@
 // Publishing: each local track is announced (`publish`, answered by `publish_accepted`),
 // then added to the publisher connection, the camera in three simulcast layers (unless
 // the page's address says `?simulcast=0`), in the codec asked for. Dynacast
-// (`publisher_layers`) turns layers on and off.
+// (`publisher_layers`) turns layers on and off (of a VP9 SVC camera: fewer spatial layers
+// through its scalabilityMode).
 
 import { chorus } from './state.js';
 import { describeError, log } from './notices.js';
@@ -21,7 +22,7 @@ export async function publishTrack(s, track, source, stream) {
   chorus.localTracks[source] = { track, trackId: m.track.track_id, muted: !track.enabled };
   upsertTrack(m.track);
   const init = { direction: 'sendonly', streams: [stream || chorus.localStream] };
-  if (source === 'camera' && svcWanted()) init.sendEncodings = [{ scalabilityMode: 'L3T3_KEY' }];
+  if (source === 'camera' && svcWanted()) init.sendEncodings = [{ scalabilityMode: SVC_MODE }];
   else if (source === 'camera' && simulcastWanted()) init.sendEncodings = SIMULCAST_ENCODINGS;
   try {
     s.pubPc.addTransceiver(track, init);
@@ -35,6 +36,9 @@ export async function publishTrack(s, track, source, stream) {
   if (track.kind === 'video') preferCodec(s.pubPc, track, videoCodec());
   if (track.kind === 'audio') preferCodec(s.pubPc, track, 'audio/opus');
 }
+
+// What a VP9 SVC camera (`?codec=vp9&svc=1`) sends while every layer is needed.
+const SVC_MODE = 'L3T3_KEY';
 
 /**
  * The camera's simulcast layers, lowest quality first as the server expects
@@ -86,22 +90,79 @@ function preferCodec(pc, track, mime) {
 
 /**
  * Dynacast (`publisher_layers`): turns the simulcast encodings of one of our tracks on
- * or off as the server says nobody (or somebody) receives them.
+ * or off as the server says nobody (or somebody) receives them; of our VP9 SVC camera
+ * (one encoding, layers `s0`, `s1`, `s2`) it applies the hint through scalabilityMode.
  */
 export function applyPublisherLayers(m) {
   const lt = Object.values(chorus.localTracks).find((t) => t.trackId === m.track_id);
   const sender = lt && chorus.pubPc && chorus.pubPc.getSenders().find((x) => x.track === lt.track);
   if (!sender) return;
+  const layers = m.layers || [];
+  if (svcWanted() && layers.length && layers.every((l) => /^s\d$/.test(l.rid))) {
+    applySvcHint(sender, layers);
+    return;
+  }
   const params = sender.getParameters();
   let changed = false;
   for (const enc of params.encodings || []) {
-    const layer = (m.layers || []).find((l) => l.rid === enc.rid);
+    const layer = layers.find((l) => l.rid === enc.rid);
     if (layer && enc.active !== layer.active) {
       enc.active = layer.active;
       changed = true;
     }
   }
   if (changed) sender.setParameters(params).catch((e) => log('setParameters failed', e.message));
+}
+
+/**
+ * The SVC hint: send only the lowest k spatial layers (k = how many the server says are
+ * active), all when all are. Fewer layers means fewer in the mode *and* the input scaled
+ * down: L1T3 alone would send its one layer at the full 1280x720, which is the top
+ * layer's size, not the lowest's. Layer i of n is the capture size / 2^(n-1-i), so the
+ * lowest k of n are the capture size / 2^(n-k) in k layers.
+ */
+export function svcSettings(layers) {
+  const n = Math.min(layers.length, 3);
+  let k = 0;
+  layers.slice(0, n).forEach((l, i) => { if (l.active) k = i + 1; });
+  k = Math.max(k, 1); // the server never turns the lowest off; never send nothing
+  if (k >= n) return { scalabilityMode: SVC_MODE, scaleResolutionDownBy: 1 };
+  return { scalabilityMode: k === 1 ? 'L1T3' : `L${k}T3_KEY`, scaleResolutionDownBy: 2 ** (n - k) };
+}
+
+// One setParameters at a time per sender (another before the first settles is refused
+// as a stale transaction), the latest hint wins; a refusal is logged once per page.
+const svcHints = new WeakMap();
+let svcRefusalLogged = false;
+
+function applySvcHint(sender, layers) {
+  const want = svcSettings(layers);
+  const st = svcHints.get(sender) || { want: null, busy: false };
+  svcHints.set(sender, st);
+  st.want = want;
+  if (st.busy) return;
+  st.busy = true;
+  (async () => {
+    while (st.want) {
+      const w = st.want;
+      st.want = null;
+      try {
+        const params = sender.getParameters();
+        const enc = (params.encodings || [])[0];
+        if (!enc || (enc.scalabilityMode === w.scalabilityMode && (enc.scaleResolutionDownBy || 1) === w.scaleResolutionDownBy)) continue;
+        enc.scalabilityMode = w.scalabilityMode;
+        enc.scaleResolutionDownBy = w.scaleResolutionDownBy;
+        await sender.setParameters(params);
+        log(`dynacast: the camera now goes out in ${w.scalabilityMode} at 1/${w.scaleResolutionDownBy} of its size`);
+      } catch (e) {
+        // A browser that cannot change the mode keeps sending every layer: the server
+        // forwards each subscriber what it needs all the same.
+        if (!svcRefusalLogged) log(`dynacast: the browser refused scalabilityMode ${w.scalabilityMode} (${e.name}: ${e.message}); the camera keeps its layers`);
+        svcRefusalLogged = true;
+      }
+    }
+    st.busy = false;
+  })();
 }
 
 // 720p where the camera has it: browsers send three simulcast layers only from
