@@ -62,11 +62,24 @@ impl Outgoing {
     }
 
     /// Applies `publisher_layers`: each named layer of a simulcast camera started or
-    /// stopped (nothing for a single stream).
+    /// stopped; a VP9 SVC camera sends the spatial layers up to the highest active one
+    /// (`s0`, `s1`, …), as the demo page does with `scalabilityMode`.
     pub fn set_layers(&mut self, layers: &[(String, bool)]) {
-        if let Self::Simulcast(source) = self {
-            for (rid, on) in layers {
-                source.set_active(rid, *on);
+        match self {
+            Self::Simulcast(source) => {
+                for (rid, on) in layers {
+                    source.set_active(rid, *on);
+                }
+            }
+            Self::Single(media) => {
+                let spatial = layers
+                    .iter()
+                    .filter(|(name, on)| *on && name.starts_with('s'))
+                    .filter_map(|(name, _)| name[1..].parse::<usize>().ok())
+                    .max();
+                if let Some(top) = spatial {
+                    media.send_spatial_layers(top + 1);
+                }
             }
         }
     }

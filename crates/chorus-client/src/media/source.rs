@@ -156,6 +156,13 @@ impl MediaSource {
     }
 
     /// Sends `content` from the next frame on. No-op for video.
+    /// Of a VP9 SVC camera: sends its lowest `count` spatial layers (dynacast's hint).
+    pub fn send_spatial_layers(&mut self, count: usize) {
+        if let Codec::Video(encoder) = &mut self.codec {
+            encoder.send_spatial_layers(count);
+        }
+    }
+
     pub fn set_audio(&mut self, content: AudioContent) {
         if let Codec::Audio(source) = &mut self.codec {
             *source = AudioSource::new(content);

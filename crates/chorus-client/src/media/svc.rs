@@ -53,7 +53,10 @@ const T3_WEIGHTS: [f64; 3] = [1.6, 1.0, 0.7];
 /// The picture numbering and layer frame sizes of one VP9 stream.
 #[derive(Debug)]
 pub(super) struct Vp9Encoder {
+    /// Every spatial layer the camera can send.
     ss: Vp9Scalability,
+    /// How many of them it sends (dynacast's hint), lowest first.
+    sending: usize,
     /// Per spatial layer, lowest first: mean payload bytes of a delta layer frame.
     delta_bytes: Vec<usize>,
     /// Per spatial layer: payload bytes of a keyframe's layer frame.
@@ -102,6 +105,7 @@ impl Vp9Encoder {
         max_packet: usize,
     ) -> Self {
         Self {
+            sending: ss.sizes.len(),
             ss,
             delta_bytes,
             key_bytes,
@@ -112,9 +116,18 @@ impl Vp9Encoder {
         }
     }
 
-    /// The payloads of the next picture, every spatial layer's frame in turn, lowest
-    /// first (the caller sets the RTP marker on the last); a keyframe restarts the
-    /// temporal pattern and carries the SS in its first packet.
+    /// Sends the lowest `count` spatial layers from now on (at least one, at most all),
+    /// as a browser does once told `L{count}T3_KEY` with the input scaled down: the
+    /// stream restarts with a keyframe whose SS lists just those. True when that
+    /// changed what it sends (the caller makes the next picture a keyframe).
+    pub(super) fn send_layers(&mut self, count: usize) -> bool {
+        let count = count.clamp(1, self.ss.sizes.len());
+        std::mem::replace(&mut self.sending, count) != count
+    }
+
+    /// The payloads of the next picture, the frame of every spatial layer it sends in
+    /// turn, lowest first (the caller sets the RTP marker on the last); a keyframe
+    /// restarts the temporal pattern and carries the SS in its first packet.
     pub(super) fn encode(&mut self, keyframe: bool, stamp: &[u8; STAMP_LEN]) -> Vec<Bytes> {
         if keyframe {
             self.position = 0;
@@ -129,7 +142,12 @@ impl Vp9Encoder {
         } else {
             T3_WEIGHTS[usize::from(entry.tid).min(2)]
         };
-        let top = self.delta_bytes.len() - 1;
+        let top = self.sending - 1;
+        // A keyframe's SS lists the layers sent.
+        let ss = keyframe.then(|| Vp9Scalability {
+            sizes: self.ss.sizes[..self.sending].to_vec(),
+            group: self.ss.group.clone(),
+        });
         let mut payloads = Vec::new();
         for sid in 0..=top {
             let frame = Vp9LayerFrame {
@@ -146,7 +164,7 @@ impl Vp9Encoder {
             } else {
                 (self.delta_bytes[sid] as f64 * weight).round() as usize
             };
-            let ss = (keyframe && sid == 0).then_some(&self.ss);
+            let ss = ss.as_ref().filter(|_| sid == 0);
             payloads.extend(vp9_layer_payloads(
                 &frame,
                 ss,
@@ -224,6 +242,59 @@ mod tests {
                 layer.width,
                 layer.height
             );
+        }
+    }
+
+    /// Dynacast's hint: told to send fewer spatial layers the camera restarts with a
+    /// keyframe of just those (its SS lists them), and all again when told so; told
+    /// what it already sends, it goes on without a keyframe.
+    #[test]
+    fn an_svc_camera_sends_the_spatial_layers_it_is_told() {
+        let t0 = Instant::now();
+        let params = StreamParams {
+            ssrc: 5,
+            payload_type: 98,
+            audio_level_ext: None,
+        };
+        let mut source = MediaSource::vp9_svc(params, &SVC_LAYERS, 15, t0);
+        let mut now = t0;
+        // The next picture: whether it is a keyframe, the layers it carries, and the
+        // layers its SS lists (0 without one).
+        let mut next = |source: &mut MediaSource| {
+            let frame = loop {
+                if let Some(frame) = source.poll_frame(now) {
+                    break frame;
+                }
+                now = source.poll_timeout();
+            };
+            let mut sids = Vec::new();
+            let mut listed = 0;
+            for packet in &frame.packets {
+                let d = Vp9Descriptor::parse(&packet.payload).unwrap();
+                if !sids.contains(&d.sid()) {
+                    sids.push(d.sid());
+                }
+                if let Some(ss) = &d.structure {
+                    listed = ss.spatial_layers;
+                    assert_eq!(ss.resolution(0), Some((320, 180)));
+                }
+            }
+            (frame.keyframe, sids, listed)
+        };
+        assert_eq!(next(&mut source), (true, vec![0, 1, 2], 3), "the first");
+        assert_eq!(next(&mut source), (false, vec![0, 1, 2], 0));
+        // (layers told, the next picture)
+        let cases: [(usize, (bool, Vec<u8>, u8)); 6] = [
+            (1, (true, vec![0], 1)),
+            (1, (false, vec![0], 0)),
+            (2, (true, vec![0, 1], 2)),
+            (9, (true, vec![0, 1, 2], 3)),
+            (3, (false, vec![0, 1, 2], 0)),
+            (0, (true, vec![0], 1)),
+        ];
+        for (told, want) in cases {
+            source.send_spatial_layers(told);
+            assert_eq!(next(&mut source), want, "told {told}");
         }
     }
 }

@@ -110,6 +110,16 @@ impl VideoEncoder {
         self.keyframe_due = true;
     }
 
+    /// Of a VP9 SVC camera: sends its lowest `count` spatial layers from the next
+    /// picture on, a keyframe when that changes what it sends. Nothing for others.
+    pub(super) fn send_spatial_layers(&mut self, count: usize) {
+        if let VideoFormat::Vp9(encoder) = &mut self.format
+            && encoder.send_layers(count)
+        {
+            self.keyframe_due = true;
+        }
+    }
+
     /// The payloads of the next frame, stamped with `now`, and whether it is a keyframe.
     pub(super) fn encode(&mut self, now: Instant) -> (Vec<Bytes>, bool) {
         let keyframe = std::mem::take(&mut self.keyframe_due);
