@@ -147,6 +147,8 @@ pub struct Report {
     /// Of the stamped, those dated later than their stamp (the client had driven the
     /// connection past it before it read them).
     pub arrivals_clamped: u64,
+    /// How much later than their stamps those were dated, in all (µs).
+    pub arrivals_clamped_micros: u64,
     /// Datagrams the kernel dropped in the window on the clients' sockets, their
     /// receive buffers full: loss the harness caused, not having read them in time.
     pub harness_socket_drops: u64,

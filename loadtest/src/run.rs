@@ -504,6 +504,9 @@ async fn run_phases(
             report.arrivals_unstamped +=
                 p1.arrivals_unstamped.saturating_sub(p0.arrivals_unstamped);
             report.arrivals_clamped += p1.arrivals_clamped.saturating_sub(p0.arrivals_clamped);
+            report.arrivals_clamped_micros += p1
+                .arrivals_clamped_micros
+                .saturating_sub(p0.arrivals_clamped_micros);
             report.harness_socket_drops += p1.socket_drops.saturating_sub(p0.socket_drops);
         }
     }

@@ -329,6 +329,7 @@ impl Engine {
             peer.arrivals_stamped = counts.stamped;
             peer.arrivals_unstamped = counts.unstamped;
             peer.arrivals_clamped = counts.clamped;
+            peer.arrivals_clamped_micros = counts.clamped_micros;
             peer.socket_drops = counts.socket_drops;
         }
     }

@@ -71,6 +71,8 @@ pub struct PeerStats {
     /// Of the stamped, those dated later than their stamp: the connection had been
     /// driven past it before they were read (its clock does not run backwards).
     pub arrivals_clamped: u64,
+    /// How much later than their stamps those were dated, in all (µs).
+    pub arrivals_clamped_micros: u64,
     /// Datagrams the kernel dropped on the connection's sockets, their receive buffers
     /// full (`SO_RXQ_OVFL`): loss the client caused by not reading in time.
     pub socket_drops: u64,

@@ -87,8 +87,11 @@ impl std::fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "arrival times        kernel receive time for {} datagrams ({} of them dated later), read time for {}",
-            self.arrivals_stamped, self.arrivals_clamped, self.arrivals_unstamped
+            "arrival times        kernel receive time for {} datagrams ({} of them dated later, by {:.1} µs on average), read time for {}",
+            self.arrivals_stamped,
+            self.arrivals_clamped,
+            self.arrivals_clamped_micros as f64 / self.arrivals_clamped.max(1) as f64,
+            self.arrivals_unstamped
         )?;
         writeln!(
             f,

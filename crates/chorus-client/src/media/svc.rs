@@ -284,8 +284,8 @@ mod tests {
         assert_eq!(next(&mut source), (true, vec![0, 1, 2], 3), "the first");
         assert_eq!(next(&mut source), (false, vec![0, 1, 2], 0));
         // (layers told, the next picture)
-        let cases: [(usize, (bool, Vec<u8>, u8)); 6] = [
-            (1, (true, vec![0], 1)),
+        let cases = [
+            (1, (true, vec![0u8], 1u8)),
             (1, (false, vec![0], 0)),
             (2, (true, vec![0, 1], 2)),
             (9, (true, vec![0, 1, 2], 3)),

@@ -51,17 +51,18 @@ pub(crate) unsafe fn stamp_of(header: &libc::msghdr) -> Option<SystemTime> {
 /// The arrival of a datagram stamped `stamp` (wall clock), read at `now` (`wall_now` on
 /// the wall clock): as long before `now` as the stamp is before `wall_now`. Never after
 /// `now`, never more than [`MAX_WAIT`] before it, and never before `floor` (the last
-/// time the connection was given: its clock does not run backwards); and whether it
-/// was dated later than stamped to keep to `floor`.
+/// time the connection was given: its clock does not run backwards); and how much
+/// later than stamped it was dated to keep to `floor` (zero when it was not).
 pub(crate) fn arrival_instant(
     stamp: SystemTime,
     now: Instant,
     wall_now: SystemTime,
     floor: Instant,
-) -> (Instant, bool) {
+) -> (Instant, Duration) {
     let waited = wall_now.duration_since(stamp).unwrap_or_default();
     let stamped = now.checked_sub(waited.min(MAX_WAIT)).unwrap_or(now);
-    (stamped.max(floor).min(now), stamped < floor)
+    let dated = stamped.max(floor).min(now);
+    (dated, dated.saturating_duration_since(stamped))
 }
 
 #[cfg(test)]
@@ -84,36 +85,42 @@ mod tests {
         let wall = SystemTime::now();
         let ms = Duration::from_millis;
         let long_ago = now - ms(10_000);
-        // (stamp, floor, expected arrival, dated later than stamped)
+        // (stamp, floor, expected arrival, how much later than stamped)
         let cases = [
             (
                 "waited 200 ms",
                 wall - ms(200),
                 long_ago,
                 now - ms(200),
-                false,
+                ms(0),
             ),
-            ("stamped now", wall, long_ago, now, false),
-            ("stamp in the future", wall + ms(50), long_ago, now, false),
+            ("stamped now", wall, long_ago, now, ms(0)),
+            ("stamp in the future", wall + ms(50), long_ago, now, ms(0)),
             (
                 "waited past the bound",
                 wall - ms(60_000),
                 long_ago,
                 now - MAX_WAIT,
-                false,
+                ms(0),
             ),
             (
                 "before the floor",
                 wall - ms(500),
                 now - ms(100),
                 now - ms(100),
-                true,
+                ms(400),
             ),
-            ("floor after now", wall - ms(500), now + ms(100), now, true),
+            (
+                "floor after now",
+                wall - ms(500),
+                now + ms(100),
+                now,
+                ms(500),
+            ),
         ];
-        for (name, stamp, floor, expected, clamped) in cases {
+        for (name, stamp, floor, expected, later) in cases {
             let got = arrival_instant(stamp, now, wall, floor);
-            assert_eq!(got, (expected, clamped), "{name}");
+            assert_eq!(got, (expected, later), "{name}");
         }
     }
 
@@ -199,6 +206,7 @@ mod tests {
                 stamped: 1,
                 unstamped: 0,
                 clamped: 0,
+                clamped_micros: 0,
                 socket_drops: 0,
             }
         );

@@ -20,6 +20,8 @@ pub(crate) struct ArrivalCounts {
     /// Stamped, but dated later than the stamp: the connection had been given a later
     /// time already (its clock does not run backwards).
     pub(crate) clamped: u64,
+    /// How much later than their stamps those were dated, in all.
+    pub(crate) clamped_micros: u64,
     /// Datagrams the kernel dropped on the connection's sockets, their receive buffers
     /// full: the client had not read them in time.
     pub(crate) socket_drops: u64,
@@ -66,9 +68,12 @@ impl Peer {
         let now = match datagram.stamp {
             Some(stamp) => {
                 self.arrivals.stamped += 1;
-                let (at, clamped) =
+                let (at, later) =
                     arrival::arrival_instant(stamp, read_at, SystemTime::now(), self.clock);
-                self.arrivals.clamped += u64::from(clamped);
+                if !later.is_zero() {
+                    self.arrivals.clamped += 1;
+                    self.arrivals.clamped_micros += later.as_micros() as u64;
+                }
                 at
             }
             None => {
