@@ -22,70 +22,9 @@ use crate::forward::{DropReason, Forwarder, Translation};
 use crate::gaps::{GapCloser, Unmapped};
 use crate::keyframe::KeyframeThrottle;
 use crate::seq::{ExtSeq, ExtTimestamp};
-use crate::targets::{LayerTargets, Targeted};
+use crate::targets::{Layer, LayerTargets, SpatialLayer, Targeted, TemporalLayer};
 use crate::vp8::{Vp8Descriptor, Vp8Rewrite};
 use vp8_numbering::Vp8Numbering;
-
-/// A simulcast encoding, 0 (lowest resolution) to 2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SpatialLayer(u8);
-
-impl SpatialLayer {
-    pub const LOW: Self = Self(0);
-    pub const MID: Self = Self(1);
-    pub const HIGH: Self = Self(2);
-    pub const COUNT: usize = 3;
-
-    /// `None` above [`SpatialLayer::HIGH`].
-    pub fn new(index: u8) -> Option<Self> {
-        (usize::from(index) < Self::COUNT).then_some(Self(index))
-    }
-
-    pub fn index(self) -> usize {
-        usize::from(self.0)
-    }
-}
-
-/// A temporal layer (VP8 TID), 0 (base frame rate) to 2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TemporalLayer(u8);
-
-impl TemporalLayer {
-    pub const BASE: Self = Self(0);
-    pub const ALL: Self = Self(2);
-
-    /// `None` above [`TemporalLayer::ALL`].
-    pub fn new(tid: u8) -> Option<Self> {
-        (tid <= Self::ALL.0).then_some(Self(tid))
-    }
-
-    pub fn tid(self) -> u8 {
-        self.0
-    }
-}
-
-/// A spatial layer with the temporal layers up to and including `temporal`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Layer {
-    pub spatial: SpatialLayer,
-    pub temporal: TemporalLayer,
-}
-
-impl Layer {
-    pub const BEST: Self = Self::new(SpatialLayer::HIGH, TemporalLayer::ALL);
-
-    pub const fn new(spatial: SpatialLayer, temporal: TemporalLayer) -> Self {
-        Self { spatial, temporal }
-    }
-
-    /// Each part capped by `max`.
-    pub fn capped(self, max: Layer) -> Self {
-        Self::new(
-            self.spatial.min(max.spatial),
-            self.temporal.min(max.temporal),
-        )
-    }
-}
 
 /// What the forwarder needs of one incoming packet of the track.
 #[derive(Debug, Clone, Copy)]

@@ -26,10 +26,7 @@ pub use codec::Codec;
 pub use forward::{Forwarder, Translation};
 pub use ids::{ConnId, ParticipantId, TrackId};
 pub use keyframe::KeyframeThrottle;
-pub use layers::{
-    Layer, LayerAction, LayerDecision, LayerDrop, LayerForwarder, LayerPacket, SpatialLayer,
-    TemporalLayer,
-};
+pub use layers::{LayerAction, LayerDecision, LayerDrop, LayerForwarder, LayerPacket};
 pub use loss::{LossConfig, LossDetector};
 pub use rate::TokenBucket;
 pub use repair::{NackMap, PacketHistory, Repair, Sent};
@@ -37,7 +34,7 @@ pub use reports::{ReceiverStats, ReportBlock, SenderInfo, SenderStats};
 pub use resend_budget::ResendBudget;
 pub use seq::{ExtSeq, ExtTimestamp, PictureIdUnwrapper, SeqUnwrapper, TimestampUnwrapper};
 pub use svc::{SvcForwarder, SvcLayers, SvcPacket};
-pub use targets::{LayerTargets, Targeted};
+pub use targets::{Layer, LayerTargets, SpatialLayer, Targeted, TemporalLayer};
 pub use video::{PlainPacket, VideoForwarder};
 pub use vp8::{PictureId, Vp8Descriptor, Vp8Rewrite};
 pub use vp9::{Vp9Descriptor, Vp9Layers, Vp9Structure};

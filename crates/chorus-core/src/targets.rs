@@ -7,8 +7,71 @@
 //!   pauses at once;
 //! - the **current** layers forwarded, which only the forwarder moves (toward the
 //!   target, where its stream allows: a keyframe, a switching point).
+//!
+//! And the names of layers they are told in ([`Layer`]: a spatial layer with the temporal
+//! layers up to one).
 
-use crate::layers::Layer;
+/// A spatial layer (a simulcast encoding, or a VP9 SVC spatial layer), 0 (lowest
+/// resolution) to 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SpatialLayer(u8);
+
+impl SpatialLayer {
+    pub const LOW: Self = Self(0);
+    pub const MID: Self = Self(1);
+    pub const HIGH: Self = Self(2);
+    pub const COUNT: usize = 3;
+
+    /// `None` above [`SpatialLayer::HIGH`].
+    pub fn new(index: u8) -> Option<Self> {
+        (usize::from(index) < Self::COUNT).then_some(Self(index))
+    }
+
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+/// A temporal layer (VP8 or VP9 TID), 0 (base frame rate) to 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TemporalLayer(pub(crate) u8);
+
+impl TemporalLayer {
+    pub const BASE: Self = Self(0);
+    pub const ALL: Self = Self(2);
+
+    /// `None` above [`TemporalLayer::ALL`].
+    pub fn new(tid: u8) -> Option<Self> {
+        (tid <= Self::ALL.0).then_some(Self(tid))
+    }
+
+    pub fn tid(self) -> u8 {
+        self.0
+    }
+}
+
+/// A spatial layer with the temporal layers up to and including `temporal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Layer {
+    pub spatial: SpatialLayer,
+    pub temporal: TemporalLayer,
+}
+
+impl Layer {
+    pub const BEST: Self = Self::new(SpatialLayer::HIGH, TemporalLayer::ALL);
+
+    pub const fn new(spatial: SpatialLayer, temporal: TemporalLayer) -> Self {
+        Self { spatial, temporal }
+    }
+
+    /// Each part capped by `max`.
+    pub fn capped(self, max: Layer) -> Self {
+        Self::new(
+            self.spatial.min(max.spatial),
+            self.temporal.min(max.temporal),
+        )
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct LayerTargets {
@@ -92,7 +155,6 @@ pub trait Targeted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::{SpatialLayer, TemporalLayer};
 
     #[test]
     fn the_target_is_capped_by_the_max_and_none_pauses() {

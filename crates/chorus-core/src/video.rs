@@ -14,10 +14,9 @@
 use std::time::Instant;
 
 use crate::forward::{DropReason, Forwarder, Translation};
-use crate::layers::{
-    LayerAction, LayerDecision, LayerDrop, LayerForwarder, LayerPacket, SpatialLayer,
-};
+use crate::layers::{LayerAction, LayerDecision, LayerDrop, LayerForwarder, LayerPacket};
 use crate::seq::{ExtSeq, ExtTimestamp};
+use crate::targets::SpatialLayer;
 
 /// A per-(subscriber, track) video forwarder.
 pub trait VideoForwarder {

@@ -5,7 +5,6 @@
 
 use bytes::Bytes;
 
-use super::video::VideoShape;
 use crate::latency::STAMP_LEN;
 use crate::vp9::{Vp9LayerFrame, Vp9Scalability, vp9_layer_payloads};
 
@@ -88,17 +87,9 @@ impl Vp9Encoder {
         )
     }
 
-    /// One spatial and one temporal layer of `shape`'s sizes (L1T1).
-    pub(super) fn single(shape: &VideoShape) -> Self {
-        Self::new(
-            Vp9Scalability::single((shape.width, shape.height)),
-            vec![shape.key_bytes],
-            vec![shape.delta_bytes],
-            shape.max_packet,
-        )
-    }
-
-    fn new(
+    /// The spatial layers `ss` lists, their keyframe and mean delta layer frame sizes
+    /// (bytes, lowest first), in packets of at most `max_packet`.
+    pub(super) fn new(
         ss: Vp9Scalability,
         key_bytes: Vec<usize>,
         delta_bytes: Vec<usize>,

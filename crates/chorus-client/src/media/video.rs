@@ -10,6 +10,7 @@ use crate::h264::{self, H264Frame};
 use crate::latency;
 use crate::profile::{MediaProfile, VideoCodec};
 use crate::vp8::{VP8_MIN_PACKET, Vp8Frame, vp8_payloads};
+use crate::vp9::Vp9Scalability;
 
 pub(super) const VIDEO_CLOCK_RATE: u32 = 90_000;
 
@@ -76,7 +77,13 @@ impl VideoEncoder {
                 tl0_pic_idx: rand::random(),
             },
             VideoCodec::H264 => VideoFormat::H264,
-            VideoCodec::Vp9 => VideoFormat::Vp9(Vp9Encoder::single(&shape)),
+            // One spatial and one temporal layer (L1T1).
+            VideoCodec::Vp9 => VideoFormat::Vp9(Vp9Encoder::new(
+                Vp9Scalability::single((shape.width, shape.height)),
+                vec![shape.key_bytes],
+                vec![shape.delta_bytes],
+                shape.max_packet,
+            )),
         };
         VideoEncoder {
             format,
