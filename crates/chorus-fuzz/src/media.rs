@@ -10,13 +10,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chorus_core::codec::vp8_is_keyframe;
-use chorus_core::layers::{
-    Layer, LayerAction, LayerForwarder, LayerPacket, SpatialLayer, TemporalLayer,
-};
 use chorus_core::{
     ExtSeq, NackMap, PacketHistory, ReceiverStats, Sent, SeqUnwrapper, SvcForwarder, SvcLayers,
     SvcPacket, Targeted, TimestampUnwrapper, VideoForwarder, Vp8Descriptor, Vp9Descriptor,
 };
+use chorus_core::{Layer, LayerAction, LayerForwarder, LayerPacket, SpatialLayer, TemporalLayer};
 use chorus_room::rtp_streams::{UpSection, UpStream, stream_of};
 use chorus_transport::rtcp::twcc::{TwccRecorder, read_extension};
 use chorus_transport::rtcp::{Feedback, RtcpTotals, parse_compound};
