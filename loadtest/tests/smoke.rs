@@ -4,7 +4,7 @@
 
 mod common;
 
-use chorus_loadtest::{Args, Scenario, TalkArg, ViewArg, run};
+use chorus_loadtest::{Args, CodecArg, Scenario, TalkArg, ViewArg, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meeting_smoke_run_everyone_receives_everyone() {
@@ -259,6 +259,37 @@ async fn tile_view_gets_the_low_layer_and_one_top_layer() {
     let sizes = &report.received_sizes;
     assert_eq!(sizes.values().sum::<usize>(), 12, "{report}");
     assert!(sizes.get("320x180").copied().unwrap_or(0) >= 9, "{report}");
+    assert!(report.loss_ratio < 0.05, "loss {}", report.loss_ratio);
+    common::stop(server, shutdown).await;
+}
+
+/// H.264 in simulcast layers (`--codec h264 --simulcast --view tiles`): the tiles get the
+/// low layer and the speaker's view more, as with VP8 (the harness reads no size from
+/// H.264, so the bitrates tell).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_simulcast_tiles_get_the_low_layer() {
+    let (server, shutdown) = common::start(common::local_config()).await;
+
+    let mut args = common::args(&server, Scenario::Meeting25);
+    args.participants = Some(4);
+    args.seconds = 3;
+    args.codec = CodecArg::H264;
+    args.simulcast = true;
+    args.view = ViewArg::Tiles;
+    let report = run(&args).await.expect("the harness runs to the end");
+    println!("{report}");
+
+    assert_eq!(report.joined, 4, "errors: {:?}", report.errors);
+    assert_eq!(report.video_codec, "h264");
+    assert_eq!(report.receivers_complete, 4, "{report}");
+    let views = report.view_bitrates.as_ref().expect("a tile view");
+    assert_eq!((views.tiles, views.speakers), (9, 3), "{report}");
+    // The low layer is 150 kbit/s; the speaker's view climbs to 500 or 1500.
+    assert!(
+        views.tile_bps > 50_000.0 && views.tile_bps < 300_000.0,
+        "{report}"
+    );
+    assert!(views.speaker_bps > 2.0 * views.tile_bps, "{report}");
     assert!(report.loss_ratio < 0.05, "loss {}", report.loss_ratio);
     common::stop(server, shutdown).await;
 }
