@@ -40,6 +40,8 @@ pub(super) struct Publication {
     pub simulcast: Option<SimulcastSend>,
     /// A camera in VP9 SVC layers, one stream (see `svc.rs`).
     pub svc: bool,
+    /// A camera in AV1 (see `av1.rs`).
+    pub av1: bool,
 }
 
 impl Publication {
@@ -68,6 +70,8 @@ impl Publication {
                     let interval = Duration::from_secs(1) / VIDEO_FPS;
                     let frame = if self.svc {
                         super::svc::vp9_picture(keyframe, stream.frames)
+                    } else if self.av1 {
+                        super::av1::av1_frame(keyframe)
                     } else {
                         vp8_frame(keyframe)
                     };
@@ -94,7 +98,12 @@ impl Publication {
         if self.source.kind() != MediaKind::Video || stream.frames == 0 {
             return None;
         }
-        let payload = vp8_frame(false).swap_remove(0);
+        let mut frame = if self.av1 {
+            super::av1::av1_frame(false)
+        } else {
+            vp8_frame(false)
+        };
+        let payload = frame.swap_remove(0);
         let packet = stream.packet(self.ssrc, true, None, payload);
         stream.ts = stream.ts.wrapping_add(90_000 / VIDEO_FPS);
         stream.frames += 1;
