@@ -1,12 +1,14 @@
 //! AV1 on the simulated room: a camera sent in AV1 as one stream (no layers) reaches
 //! its subscribers as VP8 would: in the publisher's payload type, negotiated in the
 //! server's offer (AV1 first in the section, the other video codecs after it), from a
-//! keyframe (found by the N bit of the AV1 aggregation header) and without a gap; a late
+//! keyframe (found by the N bit of the AV1 aggregation header) and without a gap, its
+//! dependency descriptors (taken in the publisher's answer) stripped; a late
 //! joiner's forwarder waits for a keyframe, which the room asks the publisher for.
 
 use chorus_protocol::signal::ServerMessage;
 use chorus_room::sim::{ClientId, KEYFRAME_PACKETS, Sim, ms, seq_jumps};
 use chorus_transport::AV1_PT;
+use chorus_transport::webrtc::sdp::DD_URI;
 
 /// The last SDP offer `c` received from the server.
 fn last_offer(sim: &Sim, c: ClientId) -> String {
@@ -17,6 +19,15 @@ fn last_offer(sim: &Sim, c: ClientId) -> String {
     offers.expect("an offer")
 }
 
+/// The last SDP answer `c` received from the server.
+fn last_answer(sim: &Sim, c: ClientId) -> String {
+    let answers = sim.frames(c).iter().rev().find_map(|m| match m {
+        ServerMessage::Answer { sdp, .. } => Some(sdp.clone()),
+        _ => None,
+    });
+    answers.expect("an answer")
+}
+
 #[test]
 fn an_av1_camera_is_forwarded_whole_from_a_keyframe() {
     let mut sim = Sim::new(45);
@@ -25,6 +36,11 @@ fn an_av1_camera_is_forwarded_whole_from_a_keyframe() {
     let video = sim.publish_video(alice);
     sim.run_for(ms(1500));
 
+    // The publisher's descriptors (the keyframe's in a two-byte header extension) are
+    // negotiated, arrive, and are read past.
+    let answer = last_answer(&sim, alice);
+    assert!(answer.contains("a=extmap-allow-mixed\r\n"), "{answer}");
+    assert!(answer.contains(DD_URI), "{answer}");
     let offer = last_offer(&sim, bob);
     assert!(
         offer.contains("m=video 9 UDP/TLS/RTP/SAVPF 45 96 102 98\r\n"),

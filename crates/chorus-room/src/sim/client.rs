@@ -341,7 +341,15 @@ impl SimClient {
                 let mid = simulcast_mid(&local).expect("a simulcast m-section");
                 p.simulcast = Some(SimulcastSend::new(pt, p.ssrc, (mid_ext, mid), rid_ext, now));
             }
-            p.stream = Some(Stream::new(pt, level, p.ssrc, now));
+            let mut stream = Stream::new(pt, level, p.ssrc, now);
+            if p.av1 {
+                let dd = params
+                    .header_extensions
+                    .iter()
+                    .find(|e| e.uri == chorus_transport::webrtc::sdp::DD_URI);
+                stream.dd_ext = dd.and_then(|e| u8::try_from(e.id).ok());
+            }
+            p.stream = Some(stream);
         }
         self.offer(now);
     }

@@ -55,6 +55,7 @@ impl Publication {
         };
         let mut out = Vec::new();
         while stream.next_at <= now {
+            let mut keyframe = false;
             let (payloads, clock, interval, level) = match self.source.kind() {
                 MediaKind::Audio => {
                     let frames = opus_loop();
@@ -63,7 +64,7 @@ impl Publication {
                 }
                 MediaKind::Video => {
                     // An SVC camera's third layer starts at a keyframe (see `svc.rs`).
-                    let keyframe = std::mem::take(&mut self.keyframe_due)
+                    keyframe = std::mem::take(&mut self.keyframe_due)
                         || stream.frames == 0
                         || (self.svc && stream.frames == super::svc::SVC_FULL_AT);
                     self.keyframes_sent += u32::from(keyframe);
@@ -80,7 +81,12 @@ impl Publication {
             };
             let last = payloads.len() - 1;
             for (i, payload) in payloads.into_iter().enumerate() {
-                out.push(stream.packet(self.ssrc, i == last, level, payload));
+                let mut packet = stream.packet(self.ssrc, i == last, level, payload);
+                if let Some(id) = stream.dd_ext.filter(|_| self.av1) {
+                    let dd = super::av1::dependency_descriptor(keyframe, stream.frames, i, last);
+                    super::av1::add_extension(&mut packet, id, dd);
+                }
+                out.push(packet);
             }
             stream.ts = stream.ts.wrapping_add(clock);
             stream.next_at += interval;

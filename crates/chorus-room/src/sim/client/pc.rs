@@ -66,6 +66,10 @@ impl Pc {
         media
             .register_codec(chorus_transport::opus_codec(), RtpCodecKind::Audio)
             .expect("opus");
+        // An AV1 publisher offers the dependency descriptor too (`av1.rs` sends it).
+        let av1 = only
+            .as_ref()
+            .is_some_and(|c| c.payload_type == chorus_transport::AV1_PT);
         let video = only.map_or_else(
             || {
                 vec![
@@ -90,6 +94,14 @@ impl Pc {
                 None,
             )
             .expect("audio level");
+        if av1 {
+            let dd = RTCRtpHeaderExtensionCapability {
+                uri: chorus_transport::webrtc::sdp::DD_URI.to_owned(),
+            };
+            media
+                .register_header_extension(dd, RtpCodecKind::Video, None)
+                .expect("dependency descriptor");
+        }
         let registry = chorus_transport::with_rtcp_to_application(Registry::new());
         let registry = register_default_interceptors(registry, &mut media).expect("interceptors");
         let off = Some(Duration::ZERO);
