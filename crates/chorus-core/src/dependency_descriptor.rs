@@ -63,8 +63,10 @@ pub struct Dtis(u64);
 impl Dtis {
     /// The indication for decode target `dt` (`NotPresent` past the last).
     pub fn get(self, dt: usize) -> Dti {
-        match (self.0 >> (2 * dt.min(31))) & 0b11 {
-            _ if dt >= MAX_DECODE_TARGETS => Dti::NotPresent,
+        if dt >= MAX_DECODE_TARGETS {
+            return Dti::NotPresent;
+        }
+        match (self.0 >> (2 * dt)) & 0b11 {
             0 => Dti::NotPresent,
             1 => Dti::Discardable,
             2 => Dti::Switch,

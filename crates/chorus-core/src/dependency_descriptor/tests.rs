@@ -89,6 +89,10 @@ fn an_l1t3_structure_is_read_whole() {
         }
     );
     assert_eq!([0, 1, 2].map(|dt| frame.dtis.get(dt)), [Dti::Switch; 3]);
+    assert_eq!(
+        [3, 31, 32, 99].map(|dt| frame.dtis.get(dt)),
+        [Dti::NotPresent; 4]
+    );
     let s = reader.structure().unwrap();
     assert_eq!(
         (s.template_id_offset, s.decode_targets, s.chains),
