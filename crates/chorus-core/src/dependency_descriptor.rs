@@ -17,7 +17,7 @@
 //! ```
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use thiserror::Error;
 
@@ -157,6 +157,14 @@ pub struct DdFrame {
     /// The decode targets the encoder produces now, one bit each (lowest first), when
     /// the packet says (a new structure means all of its targets).
     pub active_decode_targets: Option<u32>,
+}
+
+impl DdFrame {
+    /// The first packet of a keyframe: of the base spatial layer's frame, with the
+    /// structure the templates of the frames after it refer to.
+    pub fn starts_keyframe(&self) -> bool {
+        self.new_structure && self.start_of_frame && self.spatial_id == 0
+    }
 }
 
 /// Reads the descriptors of one stream, remembering the structure of the last packet

@@ -4,7 +4,7 @@
 use super::*;
 
 /// Bytes from a string of `0`/`1` (anything else is for reading), zero padded.
-fn bits(s: &str) -> Vec<u8> {
+pub(crate) fn bits(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(|b| matches!(b, b'0' | b'1')).collect();
     digits
         .chunks(8)
@@ -34,7 +34,7 @@ fn l1t3_keyframe() -> Vec<u8> {
 /// L3T3 (full SVC): nine decode targets (S×3 + T), three chains (one per spatial
 /// layer), twelve templates with ids from 62 (wrapping), 320x180 to 1280x720; the
 /// packet also says only S0 and S1 are active.
-fn l3t3_keyframe() -> Vec<u8> {
+pub(crate) fn l3t3_keyframe() -> Vec<u8> {
     bits(concat!(
         "1 0 111110 1111111111111111",           // S, template 62, frame 65535
         "1 1 0 0 0",                             // structure, active decode targets
