@@ -1,4 +1,6 @@
-//! Which spatial and temporal layers of a VP9 SVC stream one subscriber receives.
+//! Which spatial and temporal layers of a VP9 SVC stream one subscriber receives; of
+//! an AV1 one too, its packets placed by their dependency descriptors
+//! ([`SvcLayers::of_dd`]) rather than by VP9 payload descriptors.
 //!
 //! A publisher sending VP9 with `scalabilityMode: 'L3T3_KEY'` sends one stream (one
 //! SSRC, one sequence): each picture is a superframe of up to three layer frames, one

@@ -5,13 +5,16 @@
 //! across packets. Where the answer took it, each packet carries a dependency descriptor
 //! (the spec's appendix A): the keyframe's first with the template structure of L1T3 (20
 //! bytes: a two-byte header extension), the others 3 bytes naming the T0 delta template.
-//! The room forwards AV1 as it comes, finds keyframes by the N bit, and strips the
-//! descriptor as every extension.
+//! The room reads the descriptors (one spatial layer: every subscriber gets it all),
+//! finds keyframes by the N bit, and strips the descriptor as every extension. With
+//! [`Sim::publish_svc`] the camera sends L3T3 instead (`svc_picture`): three spatial
+//! layers of one packet each, the structure of `dependency_descriptor/tests.rs`.
 
 use bytes::Bytes;
 use rtc::rtp;
 
 use super::media::{DELTA_PACKETS, KEYFRAME_PACKETS, VIDEO_PACKET_SIZE};
+use super::svc::SVC_LAYER_SIZES;
 use super::{ClientId, Sim};
 
 /// OBU headers (type << 3, has_size_field): a sequence header first on keyframes, else a
@@ -84,6 +87,55 @@ pub(super) fn add_extension(packet: &mut rtp::Packet, id: u8, data: Bytes) {
         .push(rtp::header::Extension { id, payload: data });
 }
 
+/// AV1 in L3T3 (three spatial, three temporal layers in one stream): the structure of
+/// `dependency_descriptor/tests.rs` after the mandatory fields (flags: the structure
+/// alone): nine decode targets, three chains, twelve templates from id 62 (per spatial
+/// layer a keyframe template, then T0, T1, T2), 320x180 to 1280x720.
+const L3T3_STRUCTURE: [u8; 77] = [
+    0x87, 0xc8, 0x16, 0x16, 0x17, 0xaa, 0xaa, 0xbf, 0xff, 0xf1, 0xcf, 0x3c, 0x10, 0xc3, 0x02, 0xaa,
+    0x80, 0xff, 0xf0, 0x07, 0x3c, 0x00, 0x43, 0x00, 0x0a, 0x80, 0x03, 0xf0, 0x00, 0x1c, 0x00, 0x01,
+    0x6d, 0x54, 0x90, 0x6e, 0x0a, 0xc1, 0x28, 0x20, 0xdc, 0x15, 0x82, 0x50, 0x31, 0x57, 0xe0, 0x01,
+    0x97, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x10, 0x13, 0xf0, 0x0b, 0x30, 0x27, 0xf0, 0x16, 0x70, 0x4f, 0xf0, 0x2c, 0xf0,
+];
+
+/// The TID of picture `index` (a keyframe's is 0).
+fn svc_tid(keyframe: bool, index: usize) -> u8 {
+    if keyframe { 0 } else { [0, 2, 1, 2][index % 4] }
+}
+
+/// The payloads of picture `index` of an AV1 L3T3 camera: one packet per spatial
+/// layer, lowest first, of [`SVC_LAYER_SIZES`] bytes (so a receiver tells them apart),
+/// N on the keyframe's first.
+pub(super) fn svc_picture(keyframe: bool) -> Vec<Bytes> {
+    SVC_LAYER_SIZES
+        .iter()
+        .enumerate()
+        .map(|(sid, &size)| {
+            let n = u8::from(keyframe && sid == 0) << 3;
+            let mut p = vec![0x10 | n, OBU_FRAME];
+            p.resize(size, 0xa1);
+            Bytes::from(p)
+        })
+        .collect()
+}
+
+/// The dependency descriptor of spatial layer `sid` of picture `index` (one packet, so
+/// start and end of its frame): the template of its layer (a keyframe's, or of its
+/// TID), frame numbers counting layer frames; the structure on the keyframe's first.
+pub(super) fn svc_descriptor(keyframe: bool, index: usize, sid: usize) -> Bytes {
+    let tid = svc_tid(keyframe, index);
+    let template = 4 * sid as u8 + if keyframe { 0 } else { 1 + tid };
+    let id = (template + 62) % 64;
+    let number = (index * 3 + sid) as u16;
+    let mut dd = vec![0xc0 | id];
+    dd.extend(number.to_be_bytes());
+    if keyframe && sid == 0 {
+        dd.extend(L3T3_STRUCTURE);
+    }
+    Bytes::from(dd)
+}
+
 impl Sim {
     /// Joins with every grant, its publisher connection offering AV1 only: its cameras
     /// ([`Sim::publish_video`]) send AV1.
@@ -98,6 +150,39 @@ impl Sim {
 #[cfg(test)]
 mod tests {
     use chorus_core::Codec;
+
+    #[test]
+    fn svc_descriptors_read_back_as_written() {
+        let mut reader = chorus_core::DependencyDescriptorReader::default();
+        // (keyframe, picture, sid, tid)
+        let cases = [
+            (true, 0, 0, 0),
+            (true, 0, 2, 0),
+            (false, 1, 1, 2),
+            (false, 2, 2, 1),
+        ];
+        for (keyframe, index, sid, tid) in cases {
+            let dd = super::svc_descriptor(keyframe, index, sid);
+            let f = reader.read(&dd).unwrap();
+            assert_eq!(
+                (f.spatial_id, f.temporal_id),
+                (sid as u8, tid),
+                "{index} {sid}"
+            );
+            assert_eq!(f.starts_keyframe(), keyframe && sid == 0);
+        }
+        let s = reader.structure().unwrap();
+        assert_eq!(s.resolutions.as_ref().unwrap()[2], (1280, 720));
+        let key = super::svc_picture(true);
+        assert_eq!(
+            key.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [200, 400, 800]
+        );
+        assert!(
+            chorus_core::Codec::Av1.is_keyframe(&key[0])
+                && !chorus_core::Codec::Av1.is_keyframe(&key[1])
+        );
+    }
 
     #[test]
     fn descriptors_read_back_as_written() {

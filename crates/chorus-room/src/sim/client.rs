@@ -313,8 +313,8 @@ impl SimClient {
             let params = &sender.get_parameters().rtp_parameters;
             let mime = match p.source.kind() {
                 MediaKind::Audio => MIME_TYPE_OPUS,
-                MediaKind::Video if p.svc => MIME_TYPE_VP9,
                 MediaKind::Video if p.av1 => MIME_TYPE_AV1,
+                MediaKind::Video if p.svc => MIME_TYPE_VP9,
                 MediaKind::Video => MIME_TYPE_VP8,
             };
             let Some(pt) = params

@@ -69,7 +69,9 @@ impl Publication {
                         || (self.svc && stream.frames == super::svc::SVC_FULL_AT);
                     self.keyframes_sent += u32::from(keyframe);
                     let interval = Duration::from_secs(1) / VIDEO_FPS;
-                    let frame = if self.svc {
+                    let frame = if self.svc && self.av1 {
+                        super::av1::svc_picture(keyframe)
+                    } else if self.svc {
                         super::svc::vp9_picture(keyframe, stream.frames)
                     } else if self.av1 {
                         super::av1::av1_frame(keyframe)
@@ -83,7 +85,11 @@ impl Publication {
             for (i, payload) in payloads.into_iter().enumerate() {
                 let mut packet = stream.packet(self.ssrc, i == last, level, payload);
                 if let Some(id) = stream.dd_ext.filter(|_| self.av1) {
-                    let dd = super::av1::dependency_descriptor(keyframe, stream.frames, i, last);
+                    let dd = if self.svc {
+                        super::av1::svc_descriptor(keyframe, stream.frames, i)
+                    } else {
+                        super::av1::dependency_descriptor(keyframe, stream.frames, i, last)
+                    };
                     super::av1::add_extension(&mut packet, id, dd);
                 }
                 out.push(packet);

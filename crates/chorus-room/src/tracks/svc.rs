@@ -1,10 +1,12 @@
-//! What is known of a VP9 SVC track as it arrives (one stream, spatial layers told by
+//! What is known of an SVC track as it arrives (one stream, spatial layers told by
 //! each packet's SID): each spatial layer's bitrate, which layers arrive, and the
-//! layers and top size its last scalability structure (SS, on keyframes) gave.
+//! layers and top size its last structure gave: of VP9, the scalability structure (SS)
+//! in the payload descriptor of keyframes; of AV1, the template dependency structure in
+//! the dependency descriptor (a header extension) of keyframes.
 
 use std::time::Instant;
 
-use chorus_core::{SpatialLayer, Vp9Descriptor};
+use chorus_core::{DependencyDescriptorReader, SpatialLayer, SvcLayers, Vp9Descriptor};
 use chorus_protocol::control::SimulcastStats;
 
 use super::layer_stats::LayerStats;
@@ -20,9 +22,72 @@ pub struct SvcUpstream {
     /// The most spatial layers an SS announced, and the top one's size then: what the
     /// publisher may send, told to it (dynacast) even while it sends fewer.
     most: Option<(usize, (u32, u32))>,
+    /// AV1: its dependency descriptors; `None` for VP9.
+    descriptors: Option<Descriptors>,
+}
+
+/// An AV1 stream's dependency descriptors, read in order (a packet's template is in the
+/// structure of the last keyframe).
+#[derive(Debug, Clone)]
+struct Descriptors {
+    /// The header extension's negotiated id.
+    ext: u8,
+    reader: DependencyDescriptorReader,
+    /// RTP timestamp of the last keyframe picture: each of its layer frames is its
+    /// layer's keyframe (the upper ones predicted from the lower only).
+    keyframe_ts: Option<u32>,
 }
 
 impl SvcUpstream {
+    /// An AV1 stream whose layers its dependency descriptors (extension `ext`) tell.
+    pub fn av1(ext: u8) -> Self {
+        Self {
+            descriptors: Some(Descriptors {
+                ext,
+                reader: DependencyDescriptorReader::default(),
+                keyframe_ts: None,
+            }),
+            ..Self::default()
+        }
+    }
+
+    /// AV1: the id of the extension its layers are read from.
+    pub fn dd_ext(&self) -> Option<u8> {
+        self.descriptors.as_ref().map(|d| d.ext)
+    }
+
+    /// An AV1 packet of `bytes` payload with RTP timestamp `ts` and dependency
+    /// descriptor `data` (if it carries one) arrived at `now`: where it sits in the
+    /// layers (`None` if the descriptor is missing or does not read: no structure yet,
+    /// malformed), and whether it changed the layers there are or their size.
+    pub fn received_dd(
+        &mut self,
+        data: Option<&[u8]>,
+        ts: u32,
+        bytes: usize,
+        now: Instant,
+    ) -> (Option<SvcLayers>, bool) {
+        let Some(dd) = self.descriptors.as_mut() else {
+            return (None, false);
+        };
+        let Some(frame) = data.and_then(|data| dd.reader.read(data).ok()) else {
+            return (None, false);
+        };
+        let structure = dd.reader.structure().expect("a descriptor read has one");
+        let layers = SvcLayers::of_dd(&frame, structure);
+        let new = frame.new_structure.then(|| {
+            let n = usize::from(structure.spatial_layers()).clamp(1, SpatialLayer::COUNT);
+            let top = structure.resolutions.as_ref().and_then(|r| r.get(n - 1));
+            (n, top.map(|&(w, h)| (u32::from(w), u32::from(h))))
+        });
+        if frame.starts_keyframe() {
+            dd.keyframe_ts = Some(ts);
+        }
+        let keyframe = frame.start_of_frame && dd.keyframe_ts == Some(ts);
+        let changed = self.record(frame.spatial_id, keyframe, new, ts, bytes, now);
+        (Some(layers), changed)
+    }
+
     /// A packet of `bytes` payload with RTP timestamp `ts` and descriptor `d` (if one
     /// could be read) arrived at `now`. Whether it changed the layers there are or
     /// their size (a publisher starts with fewer spatial layers while its bandwidth
@@ -37,22 +102,38 @@ impl SvcUpstream {
         let Some(d) = d else {
             return false;
         };
-        let before = self.structure;
-        if let Some(ss) = d.structure {
+        let structure = d.structure.map(|ss| {
             let n = usize::from(ss.spatial_layers).min(SpatialLayer::COUNT);
-            let top = ss
-                .resolution(n as u8 - 1)
-                .map(|(w, h)| (u32::from(w), u32::from(h)))
-                .filter(|&(w, h)| w > 0 && h > 0);
+            let top = ss.resolution(n as u8 - 1);
+            (n, top.map(|(w, h)| (u32::from(w), u32::from(h))))
+        });
+        // Each layer frame of a keyframe picture starts without inter-picture
+        // prediction (the upper ones predicted from the lower only).
+        let keyframe = d.begins_frame && !d.inter_picture;
+        self.record(d.sid(), keyframe, structure, ts, bytes, now)
+    }
+
+    /// A packet of spatial layer `sid` (the first of a keyframe's layer frame if
+    /// `keyframe`), with the structure it carries (spatial layers, top size): whether
+    /// the structure changed.
+    fn record(
+        &mut self,
+        sid: u8,
+        keyframe: bool,
+        structure: Option<(usize, Option<(u32, u32)>)>,
+        ts: u32,
+        bytes: usize,
+        now: Instant,
+    ) -> bool {
+        let before = self.structure;
+        if let Some((n, top)) = structure {
+            let top = top.filter(|&(w, h)| w > 0 && h > 0);
             self.structure = Some((n, top));
             if self.most.is_none_or(|(most, _)| n >= most) {
                 self.most = Some((n, top.unwrap_or(ASSUMED_TOP_SIZE)));
             }
         }
-        if let Some(stats) = self.layers.get_mut(usize::from(d.sid())) {
-            // Each layer frame of a keyframe picture starts without inter-picture
-            // prediction (the upper ones predicted from the lower only).
-            let keyframe = d.begins_frame && !d.inter_picture;
+        if let Some(stats) = self.layers.get_mut(usize::from(sid)) {
             stats.record(now, bytes, ts, keyframe);
         }
         self.structure != before
