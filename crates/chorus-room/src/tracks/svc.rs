@@ -75,8 +75,17 @@ impl SvcUpstream {
         };
         let structure = dd.reader.structure().expect("a descriptor read has one");
         let layers = SvcLayers::of_dd(&frame, structure);
-        let new = frame.new_structure.then(|| {
-            let n = usize::from(structure.spatial_layers()).clamp(1, SpatialLayer::COUNT);
+        // The spatial layers sent: those of the decode targets the encoder produces
+        // (told with a new structure, and whenever they change: an encoder turning its
+        // top layer off keeps the structure and says so here).
+        let new = frame.active_decode_targets.map(|active| {
+            let targets = structure.decode_target_layers.iter().enumerate();
+            let top_sid = targets
+                .filter(|(dt, _)| active & (1 << dt) != 0)
+                .map(|(_, &(sid, _))| sid)
+                .max()
+                .unwrap_or(0);
+            let n = (usize::from(top_sid) + 1).min(SpatialLayer::COUNT);
             let top = structure.resolutions.as_ref().and_then(|r| r.get(n - 1));
             (n, top.map(|&(w, h)| (u32::from(w), u32::from(h))))
         });
@@ -225,6 +234,51 @@ fn name(sid: usize) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// Bytes from `0`/`1` digits (anything else for reading), zero padded.
+    fn bits(s: &str) -> Vec<u8> {
+        let digits: Vec<u8> = s.bytes().filter(|b| matches!(b, b'0' | b'1')).collect();
+        let byte = |c: &[u8]| c.iter().fold(0u8, |a, d| (a << 1) | (d - b'0')) << (8 - c.len());
+        digits.chunks(8).map(byte).collect()
+    }
+
+    #[test]
+    fn av1_layers_and_size_come_from_the_structure_and_the_active_targets() {
+        let t0 = Instant::now();
+        let mut s = SvcUpstream::av1(7);
+        assert_eq!(s.dd_ext(), Some(7));
+        // L2T1: decode targets S0 and S0+S1, two templates, no chains, 320x180 and
+        // 640x360; the keyframe's first packet.
+        let key = bits(concat!(
+            "1 1 000000 0000000000000000 1 0 0 0 0", // template 0, frame 0, structure
+            "000000 00001 10 11",                    // offset 0, 2 targets; S0T0 | S1T0
+            "10 10 00 10  0 0  0",                   // DTIs S S, - S; no fdiffs; no chains
+            "1 0000000100111111 0000000010110011 0000001001111111 0000000101100111",
+        ));
+        assert_eq!(s.received_dd(None, 0, 100, t0), (None, false), "none yet");
+        let (layers, changed) = s.received_dd(Some(&key), 0, 100, t0);
+        assert!(changed);
+        assert_eq!(layers.map(|l| (l.sid, l.begins_frame)), Some((0, true)));
+        assert_eq!((s.layer_count(), s.top_size()), (2, (640, 360)));
+        assert_eq!(s.names(), ["s0", "s1"]);
+        // Its upper layer frame (template 1): a keyframe of layer 1 too, same picture.
+        let upper = bits("1 1 000001 0000000000000001");
+        let (layers, changed) = s.received_dd(Some(&upper), 0, 300, t0);
+        assert_eq!((layers.map(|l| l.sid), changed), (Some(1), false));
+        let report = s.stats("TR_1".into(), Some(9), t0);
+        let ages: Vec<_> = report.layers.iter().map(|l| l.keyframe_age_ms).collect();
+        assert_eq!(ages, [Some(0), Some(0)]);
+        // The encoder turns S1 off: only decode target 0 active.
+        let active = bits("1 1 000000 0000000000000010 0 1 0 0 0 01");
+        let (_, changed) = s.received_dd(Some(&active), 3000, 100, t0);
+        assert!(changed);
+        assert_eq!((s.layer_count(), s.top_size()), (1, (320, 180)));
+        assert_eq!(s.most_layers(), Some((2, (640, 360))), "what it may send");
+        // Malformed: no layers, nothing changes.
+        let unknown = bits("1 1 000101 0000000000000011");
+        assert_eq!(s.received_dd(Some(&unknown), 6000, 100, t0), (None, false));
+        assert_eq!(SvcUpstream::default().dd_ext(), None, "VP9");
+    }
 
     fn descriptor(sid: u8, structure: Option<(u8, (u16, u16))>) -> Vp9Descriptor {
         let mut bytes = vec![0x28 | u8::from(structure.is_some()) << 1, sid << 1, 0];
