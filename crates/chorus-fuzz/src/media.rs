@@ -70,6 +70,8 @@ pub fn rtp(data: &[u8]) {
     let mut subscriber = LayerForwarder::new(Layer::BEST);
     // The same packets read as VP9 SVC (one stream) by a subscriber of its own.
     let mut svc_subscriber = SvcForwarder::new(Layer::BEST);
+    // And placed by their AV1 dependency descriptors, by another.
+    let mut av1_subscriber = SvcForwarder::new(Layer::BEST);
     let mut seqs: [SeqUnwrapper; 3] = Default::default();
     let mut timestamps: [TimestampUnwrapper; 3] = Default::default();
     let mut stats = ReceiverStats::new(90_000);
@@ -95,8 +97,10 @@ pub fn rtp(data: &[u8]) {
         let dd_data = h
             .get_extension(DD_EXT)
             .unwrap_or_else(|| packet.payload.clone());
+        let mut av1 = None;
         if let Ok(f) = dd.read(&dd_data) {
             let s = dd.structure().expect("a frame read has a structure");
+            av1 = Some((SvcLayers::of_dd(&f, s), f.starts_keyframe()));
             assert!(f.spatial_id < s.spatial_layers(), "its template is in it");
             let all = u64::MAX >> (64 - s.decode_targets);
             let active = f.active_decode_targets.map_or(0, u64::from);
@@ -119,6 +123,7 @@ pub fn rtp(data: &[u8]) {
                 .map(|(spatial, temporal)| Layer { spatial, temporal });
             subscriber.set_target(target);
             svc_subscriber.set_target(target);
+            av1_subscriber.set_target(target);
         }
         let vp9 = Vp9Descriptor::parse(&packet.payload);
         if let Some(d) = vp9 {
@@ -135,6 +140,12 @@ pub fn rtp(data: &[u8]) {
             layers: vp9.as_ref().map(SvcLayers::of),
         };
         let _ = svc_subscriber.forward(&svc, now);
+        let av1 = SvcPacket {
+            keyframe: av1.is_some_and(|(_, key)| key),
+            layers: av1.map(|(layers, _)| layers),
+            ..svc
+        };
+        let _ = av1_subscriber.forward(&av1, now);
         let vp8 = Vp8Descriptor::parse(&packet.payload);
         let lp = LayerPacket {
             layer: SpatialLayer::new(layer as u8).expect("0..=2"),
