@@ -2,14 +2,15 @@
 //! forwarding decisions.
 
 /// A codec Chorus takes from publishers and sends to subscribers as it came: Opus for
-/// audio; VP8, VP9 (profile 0, with or without spatial and temporal layers) or H.264
-/// (packetization mode 1, constrained baseline) for video.
+/// audio; VP8, VP9 (profile 0, with or without spatial and temporal layers), H.264
+/// (packetization mode 1, constrained baseline) or AV1 (main profile) for video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Codec {
     Opus,
     Vp8,
     H264,
     Vp9,
+    Av1,
 }
 
 impl Codec {
@@ -20,13 +21,14 @@ impl Codec {
             Codec::Vp8 => "VP8",
             Codec::H264 => "H264",
             Codec::Vp9 => "VP9",
+            Codec::Av1 => "AV1",
         }
     }
 
     pub fn clock_rate(self) -> u32 {
         match self {
             Codec::Opus => 48_000,
-            Codec::Vp8 | Codec::H264 | Codec::Vp9 => 90_000,
+            Codec::Vp8 | Codec::H264 | Codec::Vp9 | Codec::Av1 => 90_000,
         }
     }
 
@@ -34,7 +36,7 @@ impl Codec {
     pub fn channels(self) -> u16 {
         match self {
             Codec::Opus => 2,
-            Codec::Vp8 | Codec::H264 | Codec::Vp9 => 0,
+            Codec::Vp8 | Codec::H264 | Codec::Vp9 | Codec::Av1 => 0,
         }
     }
 
@@ -50,6 +52,7 @@ impl Codec {
             Codec::Vp8 => vp8_is_keyframe(payload),
             Codec::H264 => h264_is_keyframe(payload),
             Codec::Vp9 => crate::vp9::vp9_is_keyframe(payload),
+            Codec::Av1 => av1_is_keyframe(payload),
         }
     }
 }
@@ -95,6 +98,18 @@ pub fn h264_is_keyframe(payload: &[u8]) -> bool {
             .is_some_and(|&fu| fu & 0x80 != 0 && fu & 0x1F == nal::IDR),
         t => starts(t),
     }
+}
+
+/// Whether an AV1 RTP payload starts a keyframe: the N bit of its aggregation header
+/// (`Z|Y|W W|N|-|-|-`, the AV1 RTP spec §4.4), which the sender sets on the first packet
+/// of a coded video sequence, that is of a keyframe with its sequence header; and Z
+/// clear, the packet starting with an OBU of its own. (A keyframe's dependency
+/// descriptor carries the template structure too, but payloads are all every track
+/// has: the descriptor is an extension that may not be negotiated.) Malformed input is "no".
+pub fn av1_is_keyframe(payload: &[u8]) -> bool {
+    payload
+        .first()
+        .is_some_and(|&h| h & 0x08 != 0 && h & 0x80 == 0)
 }
 
 /// Whether a VP8 RTP payload (RFC 7741) starts a keyframe. Malformed input is "no".
@@ -162,6 +177,35 @@ mod tests {
         for (payload, want, what) in cases {
             assert_eq!(vp8_is_keyframe(payload), *want, "{what}");
         }
+    }
+
+    #[test]
+    fn av1_keyframe_table() {
+        let cases: &[(&[u8], bool, &str)] = &[
+            (
+                &[0x18, 0x0a, 0x0b],
+                true,
+                "W=1, N: a new coded video sequence",
+            ),
+            (&[0x08, 0x0a], true, "W=0 (length fields), N"),
+            (&[0x10, 0x32], false, "W=1, no N: a delta frame"),
+            (&[0x98, 0x32], false, "Z: continues an OBU, whatever N says"),
+            (
+                &[0x50, 0x32],
+                false,
+                "Y: the last OBU goes on in the next packet",
+            ),
+            (&[], false, "empty"),
+        ];
+        for (payload, want, what) in cases {
+            assert_eq!(av1_is_keyframe(payload), *want, "{what}");
+            assert_eq!(Codec::Av1.is_keyframe(payload), *want, "{what}");
+        }
+        assert_eq!(Codec::Av1.sdp_name(), "AV1");
+        assert_eq!(
+            (Codec::Av1.clock_rate(), Codec::Av1.channels()),
+            (90_000, 0)
+        );
     }
 
     #[test]

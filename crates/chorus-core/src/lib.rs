@@ -4,6 +4,7 @@
 
 pub mod bwe;
 pub mod codec;
+pub mod dependency_descriptor;
 pub mod forward;
 pub mod gaps;
 pub mod ids;
@@ -23,6 +24,9 @@ pub mod vp9;
 
 pub use bwe::{BandwidthEstimator, Bitrate, BweConfig, PacketResult, TransportSeq};
 pub use codec::Codec;
+pub use dependency_descriptor::{
+    DdError, DdFrame, DependencyDescriptorReader, Dti, TemplateStructure,
+};
 pub use forward::{Forwarder, Translation};
 pub use ids::{ConnId, ParticipantId, TrackId};
 pub use keyframe::KeyframeThrottle;

@@ -1,4 +1,6 @@
-//! Which spatial and temporal layers of a VP9 SVC stream one subscriber receives.
+//! Which spatial and temporal layers of a VP9 SVC stream one subscriber receives; of
+//! an AV1 one too, its packets placed by their dependency descriptors
+//! ([`SvcLayers::of_dd`]) rather than by VP9 payload descriptors.
 //!
 //! A publisher sending VP9 with `scalabilityMode: 'L3T3_KEY'` sends one stream (one
 //! SSRC, one sequence): each picture is a superframe of up to three layer frames, one
@@ -27,10 +29,13 @@
 //! it at the next picture.
 
 #[cfg(test)]
+mod dd_tests;
+#[cfg(test)]
 mod tests;
 
 use std::time::{Duration, Instant};
 
+use crate::dependency_descriptor::{DdFrame, Dti, TemplateStructure};
 use crate::forward::{DropReason, Forwarder, Translation};
 use crate::gaps::{GapCloser, Unmapped};
 use crate::keyframe::KeyframeThrottle;
@@ -62,6 +67,28 @@ impl SvcLayers {
             switching_up: d.layers.is_some_and(|l| l.switching_up),
             begins_frame: d.begins_frame,
             ends_frame: d.ends_frame,
+        }
+    }
+
+    /// Where an AV1 packet sits, from its dependency descriptor and the structure its
+    /// template is in (the last keyframe's): the SID and TID of its template; begins
+    /// and ends of its frame; a switching up point where the frame is a switch (`S`)
+    /// for every decode target of its temporal layer that it is part of, so that a
+    /// subscriber starting that layer there lacks no frame it refers to.
+    pub fn of_dd(frame: &DdFrame, structure: &TemplateStructure) -> Self {
+        let targets = structure.decode_target_layers.iter().enumerate();
+        let mut of_its_layer = targets
+            .filter(|(_, (_, tid))| *tid == frame.temporal_id)
+            .map(|(dt, _)| frame.dtis.get(dt))
+            .filter(|&dti| dti != Dti::NotPresent)
+            .peekable();
+        let switching_up = of_its_layer.peek().is_some() && of_its_layer.all(|d| d == Dti::Switch);
+        Self {
+            sid: frame.spatial_id,
+            tid: frame.temporal_id,
+            switching_up,
+            begins_frame: frame.start_of_frame,
+            ends_frame: frame.end_of_frame,
         }
     }
 

@@ -15,7 +15,7 @@ use chorus_transport::rtcp::{
 };
 use chorus_transport::stun;
 use chorus_transport::webrtc::DataChannels;
-use rtc::rtp::header::{EXTENSION_PROFILE_ONE_BYTE, Extension, Header};
+use rtc::rtp::header::{EXTENSION_PROFILE_ONE_BYTE, EXTENSION_PROFILE_TWO_BYTE, Extension, Header};
 use rtc::rtp::packet::Packet;
 use rtc::shared::marshal::Marshal;
 
@@ -44,7 +44,13 @@ fn rtp(seq: u16, ssrc: u32, extensions: &[(u8, &[u8])], payload: &[u8]) -> Vec<u
             ssrc,
             marker: true,
             extension: !extensions.is_empty(),
-            extension_profile: EXTENSION_PROFILE_ONE_BYTE,
+            // One-byte headers carry up to 16 bytes (a dependency descriptor with its
+            // structure is longer).
+            extension_profile: if extensions.iter().any(|(_, v)| v.len() > 16) {
+                EXTENSION_PROFILE_TWO_BYTE
+            } else {
+                EXTENSION_PROFILE_ONE_BYTE
+            },
             extensions: extensions
                 .iter()
                 .map(|(id, v)| Extension {
@@ -80,6 +86,23 @@ const VP9_SVC: [&[u8]; 6] = [
     &[0xec, 0x80, 0x08, 0x50, 0x01, 0x00],
     &[0xec, 0x80, 0x08, 0x52, 0x01, 0x00],
     &[0xec, 0x80, 0x08, 0x54, 0x01, 0x00],
+];
+
+/// AV1 in L1T3 (payload: aggregation header, W=1, N on the keyframe; a byte of OBU) with
+/// dependency descriptors (the spec's appendix A): a keyframe carrying the structure
+/// (three decode targets, five templates, one chain, 640x360), then a T2 frame's last
+/// packet and a T1 frame (templates 3 and 2). As `dependency_descriptor/tests.rs` spells
+/// them bit by bit.
+const AV1_L1T3: [(&[u8], &[u8]); 3] = [
+    (
+        &[
+            0xc0, 0x00, 0x01, 0x80, 0x02, 0x14, 0xea, 0xa8, 0x70, 0x41, 0x4d, 0x14, 0x10, 0x20,
+            0x84, 0x27, 0x02, 0x7f, 0x01, 0x67,
+        ],
+        &[0x18, 0x0a],
+    ),
+    (&[0x43, 0x00, 0x02], &[0x10, 0x32]),
+    (&[0xc2, 0x00, 0x03], &[0x10, 0x32]),
 ];
 
 fn main() {
@@ -163,6 +186,13 @@ fn main() {
         svc.push(rtp(400 + i as u16, 401, &[(4, b"1"), (10, b"q")], payload));
     }
     write("rtp", "vp9-svc", &framed(svc.iter().map(|p| &p[..])));
+    let mut av1 = Vec::new();
+    for (i, (dd, payload)) in AV1_L1T3.iter().enumerate() {
+        // 12: the dependency descriptor's id in the target (`DD_EXT`).
+        let exts: [(u8, &[u8]); 3] = [(4, b"1"), (10, b"q"), (12, dd)];
+        av1.push(rtp(500 + i as u16, 501, &exts, payload));
+    }
+    write("rtp", "av1-dd", &framed(av1.iter().map(|p| &p[..])));
     let rid_only = rtp(5, 300, &[(10, b"h")], VP8_KEY);
     write("rtp", "rid-only", &framed([&rid_only[..]]));
 

@@ -2,7 +2,7 @@
 //! SRTP is off: the packet header (by `rtc`), which track and simulcast layer it is on
 //! (MID and rid extensions), the transport-wide sequence number, the VP8 payload
 //! descriptor, the layer forwarder and receive statistics it drives, the VP9 payload
-//! descriptor and the SVC forwarder it drives; RTCP compounds
+//! descriptor and the SVC forwarder it drives, the AV1 dependency descriptor; RTCP compounds
 //! taken apart into feedback, and NACKs answered from a packet history.
 
 use std::collections::HashMap;
@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chorus_core::codec::vp8_is_keyframe;
 use chorus_core::{
-    ExtSeq, NackMap, PacketHistory, ReceiverStats, Sent, SeqUnwrapper, SvcForwarder, SvcLayers,
-    SvcPacket, Targeted, TimestampUnwrapper, VideoForwarder, Vp8Descriptor, Vp9Descriptor,
+    DependencyDescriptorReader, ExtSeq, NackMap, PacketHistory, ReceiverStats, Sent, SeqUnwrapper,
+    SvcForwarder, SvcLayers, SvcPacket, Targeted, TimestampUnwrapper, VideoForwarder,
+    Vp8Descriptor, Vp9Descriptor,
 };
 use chorus_core::{Layer, LayerAction, LayerForwarder, LayerPacket, SpatialLayer, TemporalLayer};
 use chorus_room::rtp_streams::{UpSection, UpStream, stream_of};
@@ -28,6 +29,8 @@ pub const MID_EXT: u8 = 4;
 pub const RID_EXT: u8 = 10;
 pub const TWCC_EXT: u8 = 3;
 pub const AUDIO_LEVEL_EXT: u8 = 1;
+/// The AV1 dependency descriptor (two-byte header extensions when it carries a structure).
+pub const DD_EXT: u8 = 12;
 
 fn sections() -> HashMap<String, UpSection> {
     let stream = |track: &str, video| UpStream {
@@ -65,11 +68,16 @@ pub fn rtp(data: &[u8]) {
     let mut subscriber = LayerForwarder::new(Layer::BEST);
     // The same packets read as VP9 SVC (one stream) by a subscriber of its own.
     let mut svc_subscriber = SvcForwarder::new(Layer::BEST);
+    // And placed by their AV1 dependency descriptors, by another.
+    let mut av1_subscriber = SvcForwarder::new(Layer::BEST);
     let mut seqs: [SeqUnwrapper; 3] = Default::default();
     let mut timestamps: [TimestampUnwrapper; 3] = Default::default();
     let mut stats = ReceiverStats::new(90_000);
     let mut twcc = TwccRecorder::new(1);
     let mut feedback = Vec::new();
+    // The dependency descriptors of the stream (one reader: the structure of the last
+    // keyframe is remembered across packets).
+    let mut dd = DependencyDescriptorReader::default();
     for (i, frame) in frames(data).enumerate() {
         let now = start + Duration::from_millis(20 * i as u64);
         let mut raw = Bytes::copy_from_slice(frame);
@@ -83,6 +91,19 @@ pub fn rtp(data: &[u8]) {
         let _level = h
             .get_extension(AUDIO_LEVEL_EXT)
             .and_then(|v| v.first().map(|b| b & 0x7f));
+        // The extension when there is one; else the payload, read as a descriptor too.
+        let dd_data = h
+            .get_extension(DD_EXT)
+            .unwrap_or_else(|| packet.payload.clone());
+        let mut av1 = None;
+        if let Ok(f) = dd.read(&dd_data) {
+            let s = dd.structure().expect("a frame read has a structure");
+            av1 = Some((SvcLayers::of_dd(&f, s), f.starts_keyframe()));
+            assert!(f.spatial_id < s.spatial_layers(), "its template is in it");
+            let all = u64::MAX >> (64 - s.decode_targets);
+            let active = f.active_decode_targets.map_or(0, u64::from);
+            assert!(active <= all, "one bit per decode target");
+        }
         let Some(up) = stream_of(&mut by_ssrc, &by_mid, Some(MID_EXT), h) else {
             continue;
         };
@@ -100,6 +121,7 @@ pub fn rtp(data: &[u8]) {
                 .map(|(spatial, temporal)| Layer { spatial, temporal });
             subscriber.set_target(target);
             svc_subscriber.set_target(target);
+            av1_subscriber.set_target(target);
         }
         let vp9 = Vp9Descriptor::parse(&packet.payload);
         if let Some(d) = vp9 {
@@ -116,6 +138,12 @@ pub fn rtp(data: &[u8]) {
             layers: vp9.as_ref().map(SvcLayers::of),
         };
         let _ = svc_subscriber.forward(&svc, now);
+        let av1 = SvcPacket {
+            keyframe: av1.is_some_and(|(_, key)| key),
+            layers: av1.map(|(layers, _)| layers),
+            ..svc
+        };
+        let _ = av1_subscriber.forward(&av1, now);
         let vp8 = Vp8Descriptor::parse(&packet.payload);
         let lp = LayerPacket {
             layer: SpatialLayer::new(layer as u8).expect("0..=2"),

@@ -96,6 +96,8 @@ pub enum PeerEvent {
         audio_level_ext: Option<u8>,
         /// Simulcast: the rids of its layers, lowest quality first; else empty.
         layers: Vec<String>,
+        /// AV1: negotiated id of the dependency descriptor header extension.
+        dd_ext: Option<u8>,
     },
     /// Publisher side: media of one of its tracks (named as its SDP names it; shared, as
     /// this comes with every packet).

@@ -101,7 +101,8 @@ pub enum Skip {
     /// to the congestion.
     ResendOverBudget,
     /// A packet of a VP9 SVC track without a readable payload descriptor (e.g. padding
-    /// from the publisher): no layer to judge it by (its number leaves no hole).
+    /// from the publisher), or of an AV1 SVC track without a readable dependency
+    /// descriptor: no layer to judge it by (its number leaves no hole).
     SvcUnreadable,
 }
 

@@ -59,8 +59,9 @@ pub struct UpstreamBinding {
     /// A simulcast video: its layers, and which one is forwarded (whose SSRC is then
     /// `media_ssrc`).
     pub simulcast: Option<Simulcast>,
-    /// A VP9 video in one stream (spatial and temporal layers told by each packet,
-    /// possibly only one of each): what is known of its layers.
+    /// A VP9 video in one stream, or an AV1 one with dependency descriptors (spatial and
+    /// temporal layers told by each packet, possibly only one of each): what is known
+    /// of its layers.
     pub svc: Option<SvcUpstream>,
 }
 

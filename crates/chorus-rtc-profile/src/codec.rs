@@ -3,7 +3,7 @@
 
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9,
+    MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9,
 };
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
@@ -17,6 +17,12 @@ pub const OPUS_PT: u8 = 111;
 pub const VP8_PT: u8 = 96;
 pub const H264_PT: u8 = 102;
 pub const VP9_PT: u8 = 98;
+/// Chromium's own AV1 payload type (free among the ones above).
+pub const AV1_PT: u8 = 45;
+
+/// The one AV1 Chorus takes and offers: the main profile (8- and 10-bit 4:2:0, what
+/// browsers decode), level 3.1 (`level-idx=5`), main tier, as Chromium offers it.
+pub const AV1_FMTP: &str = "level-idx=5;profile=0;tier=0";
 
 /// The one VP9 Chorus takes and offers: profile 0 (8-bit 4:2:0), with or without
 /// spatial and temporal layers in one stream.
@@ -81,6 +87,15 @@ pub fn vp9_codec() -> RTCRtpCodecParameters {
     codec.rtp_codec.mime_type = MIME_TYPE_VP9.to_owned();
     codec.rtp_codec.sdp_fmtp_line = VP9_FMTP.to_owned();
     codec.payload_type = VP9_PT;
+    codec
+}
+
+/// AV1 main profile as Chorus negotiates it ([`AV1_FMTP`]), with keyframe requests.
+pub fn av1_codec() -> RTCRtpCodecParameters {
+    let mut codec = vp8_codec();
+    codec.rtp_codec.mime_type = MIME_TYPE_AV1.to_owned();
+    codec.rtp_codec.sdp_fmtp_line = AV1_FMTP.to_owned();
+    codec.payload_type = AV1_PT;
     codec
 }
 

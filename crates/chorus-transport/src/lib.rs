@@ -27,8 +27,8 @@ pub use bytes::BytesMut;
 /// The profile shared with clients: what the simulation's and the tests' `rtc` clients
 /// are made with.
 pub use chorus_rtc_profile::{
-    AUDIO_LEVEL_URI, OPUS_PT, VP8_PT, VP9_PT, host_candidate, opus_codec, sending_track,
-    sending_track_with_codec, vp8_codec, vp9_codec, with_rtcp_to_application,
+    AUDIO_LEVEL_URI, AV1_PT, OPUS_PT, VP8_PT, VP9_PT, av1_codec, host_candidate, opus_codec,
+    sending_track, sending_track_with_codec, vp8_codec, vp9_codec, with_rtcp_to_application,
 };
 pub use counters::{MediaCounters, SendReport};
 pub use demux::{Datagram, Delivery, Demux, Route, is_control};

@@ -81,7 +81,11 @@ impl RoomCore {
                     codec,
                     audio_level_ext,
                     layers,
-                } => self.on_upstream_track(owner, sdp_track, codec, audio_level_ext, layers, now),
+                    dd_ext,
+                } => {
+                    let exts = (audio_level_ext, dd_ext);
+                    self.on_upstream_track(owner, sdp_track, codec, exts, layers, now)
+                }
                 PeerEvent::Rtp {
                     sdp_track,
                     layer,
@@ -199,11 +203,23 @@ impl RoomCore {
             }
             let seq = track.seq.unwrap(packet.header.sequence_number);
             let ts = track.ts.unwrap(packet.header.timestamp);
-            // A VP9 stream: each subscriber's SVC forwarder picks the layers it gets.
+            // A VP9 stream, or an AV1 one with dependency descriptors: each
+            // subscriber's SVC forwarder picks the layers it gets.
             if let Some(svc) = binding.svc.as_mut() {
                 let h = &packet.header;
-                let d = Vp9Descriptor::parse(&packet.payload);
-                if svc.received(d.as_ref(), h.timestamp, packet.payload.len(), now) {
+                let len = packet.payload.len();
+                let (layers, changed) = match svc.dd_ext() {
+                    Some(ext) => {
+                        let dd = h.get_extension(ext);
+                        svc.received_dd(dd.as_deref(), h.timestamp, len, now)
+                    }
+                    None => {
+                        let d = Vp9Descriptor::parse(&packet.payload);
+                        let changed = svc.received(d.as_ref(), h.timestamp, len, now);
+                        (d.as_ref().map(SvcLayers::of), changed)
+                    }
+                };
+                if changed {
                     let (layers, top) = (svc.layer_count(), svc.top_size());
                     tracing::debug!(track = %track.id, layers, ?top, "svc: layers changed");
                     self.layers_due.push(track.id.clone());
@@ -224,7 +240,7 @@ impl RoomCore {
                         timestamp: ts,
                         marker: h.marker,
                         keyframe,
-                        layers: d.as_ref().map(SvcLayers::of),
+                        layers,
                     }),
                     active: svc.active(now),
                 });

@@ -208,7 +208,7 @@ impl RoomCore {
         key: ParticipantKey,
         sdp_track: String,
         codec: Codec,
-        audio_level_ext: Option<u8>,
+        (audio_level_ext, dd_ext): (Option<u8>, Option<u8>),
         layers: Vec<String>,
         now: Instant,
     ) {
@@ -231,8 +231,14 @@ impl RoomCore {
         peer.uptracks.insert(sdp_track, id.clone());
         let simulcast =
             (kind == MediaKind::Video && !layers.is_empty()).then(|| Simulcast::new(&layers));
-        // VP9 in one stream is read for its layers (SVC), whether or not it has any.
-        let svc = (codec == Codec::Vp9 && simulcast.is_none()).then(SvcUpstream::default);
+        // VP9 in one stream is read for its layers (SVC), whether or not it has any; so
+        // is AV1, where its dependency descriptors tell them (else it goes whole).
+        let svc = match codec {
+            Codec::Vp9 => Some(SvcUpstream::default()),
+            Codec::Av1 => dd_ext.map(SvcUpstream::av1),
+            _ => None,
+        }
+        .filter(|_| simulcast.is_none());
         let binding = UpstreamBinding {
             media_ssrc: None,
             audio_level_ext,

@@ -11,7 +11,7 @@ use chorus_protocol::signal::{ClientFrame, ClientMessage, PeerTarget, ServerMess
 use chorus_protocol::{MediaKind, TrackSource};
 use chorus_transport::{AUDIO_LEVEL_URI, sending_track, sending_track_with_codec};
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9,
+    MIME_TYPE_AV1, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9,
 };
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
@@ -66,6 +66,8 @@ pub(super) struct SimClient {
     pub(super) simulcast_cids: Vec<String>,
     /// Cameras announced to be sent in VP9 SVC layers, by cid (`svc.rs`).
     pub(super) svc_cids: Vec<String>,
+    /// Its cameras are sent in AV1 (`av1.rs`).
+    pub(super) av1: bool,
     pub publications: Vec<Publication>,
     needs_offer: bool,
     offer_in_flight: bool,
@@ -110,6 +112,7 @@ impl SimClient {
             tracks_made: 0,
             simulcast_cids: Vec::new(),
             svc_cids: Vec::new(),
+            av1: false,
             publications: Vec::new(),
             needs_offer: false,
             offer_in_flight: false,
@@ -231,7 +234,15 @@ impl SimClient {
         };
         let simulcast = self.simulcast_cids.contains(&cid);
         let svc = self.svc_cids.contains(&cid);
-        let (ssrc, track) = if svc {
+        let av1 = self.av1 && kind == RtpCodecKind::Video;
+        let (ssrc, track) = if av1 {
+            let ssrc = 0x5400_0000 + (self.index as u32) * 256 + self.tracks_made;
+            let codec = chorus_transport::av1_codec().rtp_codec;
+            let label = source.as_str().to_owned();
+            let track =
+                sending_track_with_codec(track_id.clone(), cid.clone(), label, kind, ssrc, codec);
+            (ssrc, track)
+        } else if svc {
             let ssrc = 0x5300_0000 + (self.index as u32) * 256 + self.tracks_made;
             let codec = chorus_transport::vp9_codec().rtp_codec;
             let label = source.as_str().to_owned();
@@ -266,6 +277,7 @@ impl SimClient {
             keyframes_sent: 0,
             simulcast: None,
             svc,
+            av1,
         });
         self.needs_offer = true;
     }
@@ -301,6 +313,7 @@ impl SimClient {
             let params = &sender.get_parameters().rtp_parameters;
             let mime = match p.source.kind() {
                 MediaKind::Audio => MIME_TYPE_OPUS,
+                MediaKind::Video if p.av1 => MIME_TYPE_AV1,
                 MediaKind::Video if p.svc => MIME_TYPE_VP9,
                 MediaKind::Video => MIME_TYPE_VP8,
             };
@@ -328,7 +341,15 @@ impl SimClient {
                 let mid = simulcast_mid(&local).expect("a simulcast m-section");
                 p.simulcast = Some(SimulcastSend::new(pt, p.ssrc, (mid_ext, mid), rid_ext, now));
             }
-            p.stream = Some(Stream::new(pt, level, p.ssrc, now));
+            let mut stream = Stream::new(pt, level, p.ssrc, now);
+            if p.av1 {
+                let dd = params
+                    .header_extensions
+                    .iter()
+                    .find(|e| e.uri == chorus_transport::webrtc::sdp::DD_URI);
+                stream.dd_ext = dd.and_then(|e| u8::try_from(e.id).ok());
+            }
+            p.stream = Some(stream);
         }
         self.offer(now);
     }
@@ -355,6 +376,13 @@ impl SimClient {
     /// layers); call it before the first publish.
     pub fn enable_svc(&mut self, now: Instant) {
         self.publisher = Pc::vp9(self.publisher.addr, now);
+    }
+
+    /// From now on its publisher connection offers AV1 only, and its cameras send AV1
+    /// (`av1.rs`); call it before the first publish.
+    pub fn enable_av1(&mut self, now: Instant) {
+        self.publisher = Pc::av1(self.publisher.addr, now);
+        self.av1 = true;
     }
 
     /// Announces a camera sent in three simulcast layers; returns its `cid`.

@@ -40,6 +40,8 @@ pub(super) struct Publication {
     pub simulcast: Option<SimulcastSend>,
     /// A camera in VP9 SVC layers, one stream (see `svc.rs`).
     pub svc: bool,
+    /// A camera in AV1 (see `av1.rs`).
+    pub av1: bool,
 }
 
 impl Publication {
@@ -53,6 +55,7 @@ impl Publication {
         };
         let mut out = Vec::new();
         while stream.next_at <= now {
+            let mut keyframe = false;
             let (payloads, clock, interval, level) = match self.source.kind() {
                 MediaKind::Audio => {
                     let frames = opus_loop();
@@ -61,13 +64,17 @@ impl Publication {
                 }
                 MediaKind::Video => {
                     // An SVC camera's third layer starts at a keyframe (see `svc.rs`).
-                    let keyframe = std::mem::take(&mut self.keyframe_due)
+                    keyframe = std::mem::take(&mut self.keyframe_due)
                         || stream.frames == 0
                         || (self.svc && stream.frames == super::svc::SVC_FULL_AT);
                     self.keyframes_sent += u32::from(keyframe);
                     let interval = Duration::from_secs(1) / VIDEO_FPS;
-                    let frame = if self.svc {
+                    let frame = if self.svc && self.av1 {
+                        super::av1::svc_picture(keyframe)
+                    } else if self.svc {
                         super::svc::vp9_picture(keyframe, stream.frames)
+                    } else if self.av1 {
+                        super::av1::av1_frame(keyframe)
                     } else {
                         vp8_frame(keyframe)
                     };
@@ -76,7 +83,16 @@ impl Publication {
             };
             let last = payloads.len() - 1;
             for (i, payload) in payloads.into_iter().enumerate() {
-                out.push(stream.packet(self.ssrc, i == last, level, payload));
+                let mut packet = stream.packet(self.ssrc, i == last, level, payload);
+                if let Some(id) = stream.dd_ext.filter(|_| self.av1) {
+                    let dd = if self.svc {
+                        super::av1::svc_descriptor(keyframe, stream.frames, i)
+                    } else {
+                        super::av1::dependency_descriptor(keyframe, stream.frames, i, last)
+                    };
+                    super::av1::add_extension(&mut packet, id, dd);
+                }
+                out.push(packet);
             }
             stream.ts = stream.ts.wrapping_add(clock);
             stream.next_at += interval;
@@ -94,7 +110,12 @@ impl Publication {
         if self.source.kind() != MediaKind::Video || stream.frames == 0 {
             return None;
         }
-        let payload = vp8_frame(false).swap_remove(0);
+        let mut frame = if self.av1 {
+            super::av1::av1_frame(false)
+        } else {
+            vp8_frame(false)
+        };
+        let payload = frame.swap_remove(0);
         let packet = stream.packet(self.ssrc, true, None, payload);
         stream.ts = stream.ts.wrapping_add(90_000 / VIDEO_FPS);
         stream.frames += 1;

@@ -12,7 +12,8 @@
 //! joined with [`Sim::join_simulcast`] can publish a camera in three simulcast layers
 //! ([`Sim::publish_simulcast`], `simulcast.rs`); one joined with [`Sim::join_svc`] a
 //! camera in one VP9 stream of spatial and temporal layers ([`Sim::publish_svc`],
-//! `svc.rs`). Every client takes VP8 and VP9. Clients open data channels and send
+//! `svc.rs`); one joined with [`Sim::join_av1`] cameras in AV1 (`av1.rs`). Every
+//! client takes VP8, VP9 and AV1. Clients open data channels and send
 //! and receive data messages through them ([`Sim::open_data`], `data.rs`).
 //! The room sends bandwidth probes as a server does (a scenario may turn them off,
 //! [`Sim::set_probing`]); clients keep padding-only packets apart ([`Sim::padding`]),
@@ -53,6 +54,7 @@
 //! assert_eq!(sim.step_video(alice, &video), 2);
 //! ```
 
+mod av1;
 mod client;
 mod data;
 mod media;

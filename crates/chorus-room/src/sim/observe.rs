@@ -186,6 +186,7 @@ mod tests {
             picture_id: None,
             padding_before,
             vp9: None,
+            payload_type: 96,
         };
         // (media packets as (seq, padding before), the jumps)
         type Case<'a> = (&'a [(u16, u16)], &'a [(u16, u16)]);

@@ -15,6 +15,8 @@ pub const TALK_DBOV: u8 = 20;
 pub(super) struct Stream {
     pub payload_type: u8,
     pub level_ext: Option<u8>,
+    /// AV1: the dependency descriptor's extension id, if the answer took it.
+    pub dd_ext: Option<u8>,
     seq: u16,
     pub(super) ts: u32,
     pub(super) next_at: Instant,
@@ -26,6 +28,7 @@ impl Stream {
         Self {
             payload_type,
             level_ext,
+            dd_ext: None,
             // Near the wrap, so that every scenario crosses it.
             seq: 65_000u16.wrapping_add(ssrc as u16 % 500),
             ts: ssrc.rotate_left(7),

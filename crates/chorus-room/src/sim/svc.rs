@@ -57,7 +57,8 @@ impl Sim {
     }
 
     /// Publishes a camera in VP9 SVC layers; the client must have joined with
-    /// [`Self::join_svc`]. Returns the server's track id.
+    /// [`Self::join_svc`] (or [`Self::join_av1`]: then AV1 L3T3 with dependency
+    /// descriptors, `av1.rs`). Returns the server's track id.
     pub fn publish_svc(&mut self, c: ClientId) -> String {
         let cid = self.clients[c.0].announce(chorus_protocol::TrackSource::Camera);
         self.clients[c.0].svc_cids.push(cid.clone());

@@ -3,8 +3,9 @@
 //! the server's answer on a publisher connection (ICE-lite with one host candidate, the
 //! server as DTLS server, `a=setup:passive`, unless the client insists on being it; one
 //! BUNDLE; per m-section the client sends on, the first codec Chorus takes that the
-//! client prefers, Opus, VP8 or constrained-baseline H.264, receive-only, with the header extensions and feedback Chorus uses among
-//! those offered, and the simulcast layers offered, up to three; anything else
+//! client prefers, Opus, VP8, constrained-baseline H.264, VP9 profile 0 or AV1 main
+//! profile, receive-only, with the header extensions and feedback Chorus uses among
+//! those offered (on AV1 sections the dependency descriptor, and `extmap-allow-mixed`), and the simulcast layers offered, up to three; anything else
 //! rejected); and the server's offer on a subscriber
 //! connection (one send-only m-section per track, `a=setup:actpass`).
 
@@ -21,10 +22,12 @@ use rtc::sdp::description::session::SessionDescription;
 use thiserror::Error;
 
 use chorus_core::Codec;
-use chorus_rtc_profile::{H264_FMTP, H264_PT, OPUS_PT, VP8_PT, VP9_FMTP, VP9_PT};
+use chorus_rtc_profile::{AV1_FMTP, AV1_PT, H264_FMTP, H264_PT, OPUS_PT, VP8_PT, VP9_FMTP, VP9_PT};
 
 use attributes::{value, values};
-pub use remote::{AUDIO_LEVEL_URI, MID_URI, Remote, RemoteApplication, RemoteMedia, TWCC_URI};
+pub use remote::{
+    AUDIO_LEVEL_URI, DD_URI, MID_URI, Remote, RemoteApplication, RemoteMedia, TWCC_URI,
+};
 pub use simulcast::{MAX_LAYERS, REPAIRED_RID_URI, RID_URI};
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -87,6 +90,16 @@ impl Remote {
             live.or_else(|| data(mid).map(|a| a.mid.as_str()))
         });
         let mut answer = session(mids, local);
+        // A dependency descriptor with its structure is longer than a one-byte header
+        // extension holds (16 bytes): the client may use two-byte headers (RFC 8285 §6).
+        let dd = self
+            .media
+            .iter()
+            .chain(&self.idle)
+            .any(|m| m.dd_ext.is_some());
+        if dd && self.allows_mixed_extensions() {
+            answer = answer.with_property_attribute("extmap-allow-mixed".to_owned());
+        }
         let (alg, fp) = fingerprint_parts(local);
         let candidate = candidate_line(local.candidate);
         for offered in &self.parsed.media_descriptions {
@@ -134,6 +147,7 @@ impl Remote {
                 (accepted.twcc_ext.filter(|_| ACCEPT_TRANSPORT_CC), TWCC_URI),
                 (accepted.rid_ext, RID_URI),
                 (accepted.repaired_rid_ext, REPAIRED_RID_URI),
+                (accepted.dd_ext, DD_URI),
             ];
             for (id, uri) in extensions {
                 if let Some(id) = id {
@@ -204,7 +218,7 @@ pub struct OutTrack {
 }
 
 /// The server's offer on a subscriber connection: one send-only m-section per track in
-/// its codec, Opus (111), VP8 (96), VP9 (98, profile 0) or H.264 (102; video with NACK, PLI and FIR; see
+/// its codec, Opus (111), VP8 (96), VP9 (98, profile 0), H.264 (102) or AV1 (45, main profile; video with NACK, PLI and FIR; see
 /// [`offered_codecs`]), transport-wide CC on every one ([`OFFER_TWCC_EXT`]),
 /// `a=setup:actpass` (the client's answer picks the DTLS roles).
 pub fn offer(tracks: &[OutTrack], local: &Local<'_>) -> String {
@@ -230,6 +244,7 @@ pub fn offer_with(tracks: &[OutTrack], data: Option<&str>, local: &Local<'_>) ->
             let fmtp = match c {
                 Codec::H264 => H264_FMTP,
                 Codec::Vp9 => VP9_FMTP,
+                Codec::Av1 => AV1_FMTP,
                 _ => "",
             };
             let (name, clock) = (c.sdp_name().to_owned(), c.clock_rate());
@@ -333,9 +348,10 @@ fn fingerprint_parts<'a>(local: &Local<'a>) -> (&'a str, &'a str) {
 fn offered_codecs(codec: Codec) -> &'static [Codec] {
     match codec {
         Codec::Opus => &[Codec::Opus],
-        Codec::Vp8 => &[Codec::Vp8, Codec::H264, Codec::Vp9],
-        Codec::H264 => &[Codec::H264, Codec::Vp8, Codec::Vp9],
-        Codec::Vp9 => &[Codec::Vp9, Codec::Vp8, Codec::H264],
+        Codec::Vp8 => &[Codec::Vp8, Codec::H264, Codec::Vp9, Codec::Av1],
+        Codec::H264 => &[Codec::H264, Codec::Vp8, Codec::Vp9, Codec::Av1],
+        Codec::Vp9 => &[Codec::Vp9, Codec::Vp8, Codec::H264, Codec::Av1],
+        Codec::Av1 => &[Codec::Av1, Codec::Vp8, Codec::H264, Codec::Vp9],
     }
 }
 
@@ -346,6 +362,7 @@ pub fn payload_type(codec: Codec) -> u8 {
         Codec::Vp8 => VP8_PT,
         Codec::H264 => H264_PT,
         Codec::Vp9 => VP9_PT,
+        Codec::Av1 => AV1_PT,
     }
 }
 

@@ -79,6 +79,7 @@ impl Link {
             codec: m.codec,
             audio_level_ext: m.audio_level_ext,
             layers: m.rids,
+            dd_ext: m.dd_ext,
         });
     }
 

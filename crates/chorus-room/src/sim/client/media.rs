@@ -25,7 +25,7 @@ pub struct RtpIn {
     pub ts: u32,
     pub marker: bool,
     pub payload_len: usize,
-    /// Video whose payload starts a VP8 (or, VP9's payload type, VP9) keyframe.
+    /// Video whose payload starts a VP8 (or, by its payload type, VP9 or AV1) keyframe.
     pub keyframe: bool,
     /// The VP8 picture id, when the payload descriptor carries one.
     pub picture_id: Option<u16>,
@@ -34,6 +34,7 @@ pub struct RtpIn {
     pub padding_before: u16,
     /// VP9 (its payload type): the layers of the packet, from its payload descriptor.
     pub vp9: Option<chorus_core::SvcLayers>,
+    pub payload_type: u8,
 }
 
 impl SimClient {
@@ -126,10 +127,14 @@ impl SimClient {
                             marker: packet.header.marker,
                             payload_len: packet.payload.len(),
                             keyframe: video
-                                && if packet.header.payload_type == chorus_transport::VP9_PT {
-                                    chorus_core::vp9::vp9_is_keyframe(&packet.payload)
-                                } else {
-                                    vp8_is_keyframe(&packet.payload)
+                                && match packet.header.payload_type {
+                                    chorus_transport::VP9_PT => {
+                                        chorus_core::vp9::vp9_is_keyframe(&packet.payload)
+                                    }
+                                    chorus_transport::AV1_PT => {
+                                        chorus_core::codec::av1_is_keyframe(&packet.payload)
+                                    }
+                                    _ => vp8_is_keyframe(&packet.payload),
                                 },
                             picture_id: video
                                 .then(|| chorus_core::Vp8Descriptor::parse(&packet.payload))
@@ -141,6 +146,7 @@ impl SimClient {
                                 .then(|| chorus_core::Vp9Descriptor::parse(&packet.payload))
                                 .flatten()
                                 .map(|d| chorus_core::SvcLayers::of(&d)),
+                            payload_type: packet.header.payload_type,
                         });
                     }
                     RTCMessage::DataChannelMessage(id, m) if publisher => {

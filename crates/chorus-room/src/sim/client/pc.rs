@@ -14,6 +14,7 @@ use rtc::peer_connection::configuration::interceptor_registry::{
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -38,16 +39,26 @@ impl Pc {
     /// [`Self::new`], and with `simulcast` the MID, rid and repaired-rid extensions for
     /// video, as a browser offers them.
     pub(crate) fn with(addr: SocketAddr, now: Instant, simulcast: bool) -> Self {
-        Self::with_video(addr, now, simulcast, false)
+        Self::with_video(addr, now, simulcast, None)
     }
 
     /// A publisher connection that offers VP9 only (a camera in SVC layers).
     pub(crate) fn vp9(addr: SocketAddr, now: Instant) -> Self {
-        Self::with_video(addr, now, false, true)
+        Self::with_video(addr, now, false, Some(chorus_transport::vp9_codec()))
     }
 
-    /// Video in VP8, then VP9 (a subscriber takes either), or in VP9 alone (`vp9_only`).
-    fn with_video(addr: SocketAddr, now: Instant, simulcast: bool, vp9_only: bool) -> Self {
+    /// A publisher connection that offers AV1 only (`av1.rs`).
+    pub(crate) fn av1(addr: SocketAddr, now: Instant) -> Self {
+        Self::with_video(addr, now, false, Some(chorus_transport::av1_codec()))
+    }
+
+    /// Video in VP8, then VP9, then AV1 (a subscriber takes any), or in `only` alone.
+    fn with_video(
+        addr: SocketAddr,
+        now: Instant,
+        simulcast: bool,
+        only: Option<RTCRtpCodecParameters>,
+    ) -> Self {
         let mut media = MediaEngine::default();
         if simulcast {
             configure_simulcast_extension_headers(&mut media).expect("simulcast extensions");
@@ -55,14 +66,25 @@ impl Pc {
         media
             .register_codec(chorus_transport::opus_codec(), RtpCodecKind::Audio)
             .expect("opus");
-        if !vp9_only {
+        // An AV1 publisher offers the dependency descriptor too (`av1.rs` sends it).
+        let av1 = only
+            .as_ref()
+            .is_some_and(|c| c.payload_type == chorus_transport::AV1_PT);
+        let video = only.map_or_else(
+            || {
+                vec![
+                    chorus_transport::vp8_codec(),
+                    chorus_transport::vp9_codec(),
+                    chorus_transport::av1_codec(),
+                ]
+            },
+            |codec| vec![codec],
+        );
+        for codec in video {
             media
-                .register_codec(chorus_transport::vp8_codec(), RtpCodecKind::Video)
-                .expect("vp8");
+                .register_codec(codec, RtpCodecKind::Video)
+                .expect("video codec");
         }
-        media
-            .register_codec(chorus_transport::vp9_codec(), RtpCodecKind::Video)
-            .expect("vp9");
         media
             .register_header_extension(
                 RTCRtpHeaderExtensionCapability {
@@ -72,6 +94,14 @@ impl Pc {
                 None,
             )
             .expect("audio level");
+        if av1 {
+            let dd = RTCRtpHeaderExtensionCapability {
+                uri: chorus_transport::webrtc::sdp::DD_URI.to_owned(),
+            };
+            media
+                .register_header_extension(dd, RtpCodecKind::Video, None)
+                .expect("dependency descriptor");
+        }
         let registry = chorus_transport::with_rtcp_to_application(Registry::new());
         let registry = register_default_interceptors(registry, &mut media).expect("interceptors");
         let off = Some(Duration::ZERO);

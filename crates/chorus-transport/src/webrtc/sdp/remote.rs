@@ -16,6 +16,9 @@ use super::simulcast::{REPAIRED_RID_URI, RID_URI, offered_rids};
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub use crate::rtcp::twcc::EXTENSION_URI as TWCC_URI;
+/// The AV1 RTP dependency descriptor (the AV1 RTP spec, appendix A).
+pub const DD_URI: &str =
+    "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension";
 
 /// What the server needs from a client's offer or answer.
 #[derive(Debug, Clone)]
@@ -71,6 +74,8 @@ pub struct RemoteMedia {
     /// Simulcast only: the `a=extmap` ids of the rid and repaired-rid extensions.
     pub rid_ext: Option<u8>,
     pub repaired_rid_ext: Option<u8>,
+    /// AV1 only: the `a=extmap` id of the dependency descriptor.
+    pub dd_ext: Option<u8>,
 }
 
 /// The client's data channel m-section (RFC 8841).
@@ -85,8 +90,9 @@ pub struct RemoteApplication {
 
 /// The codec Chorus takes of those an m-section lists, in the client's order of
 /// preference (the m-line's formats), with its payload type and (H.264) `a=fmtp` parameters:
-/// Opus for audio; VP8, VP9 profile 0 (see [`vp9_taken`]), or H.264 in packetization
-/// mode 1 and the baseline profile (see [`h264_taken`]), for video.
+/// Opus for audio; VP8, VP9 profile 0 (see [`vp9_taken`]), H.264 in packetization
+/// mode 1 and the baseline profile (see [`h264_taken`]), or AV1 in the main profile
+/// (see [`av1_taken`]), for video.
 fn chosen_codec(m: &MediaDescription) -> Option<(Codec, u8, Option<String>)> {
     taken_codecs(m).into_iter().next()
 }
@@ -111,9 +117,10 @@ fn taken_codecs(m: &MediaDescription) -> Vec<(Codec, u8, Option<String>)> {
             ("video", "vp8") => Codec::Vp8,
             ("video", "h264") if fmtp(pt).as_deref().is_some_and(h264_taken) => Codec::H264,
             ("video", "vp9") if vp9_taken(fmtp(pt).as_deref()) => Codec::Vp9,
+            ("video", "av1") if av1_taken(fmtp(pt).as_deref()) => Codec::Av1,
             _ => return None,
         };
-        let params = matches!(codec, Codec::H264 | Codec::Vp9)
+        let params = matches!(codec, Codec::H264 | Codec::Vp9 | Codec::Av1)
             .then(|| fmtp(pt))
             .flatten();
         Some((codec, pt.parse().ok()?, params))
@@ -132,15 +139,24 @@ fn h264_taken(params: &str) -> bool {
 /// VP9 `a=fmtp` parameters Chorus takes: profile 0 (8-bit 4:2:0, what every browser
 /// decodes), which is also what no `profile-id` means (RFC 9628 §6); not profile 2.
 fn vp9_taken(params: Option<&str>) -> bool {
-    let profile = params.and_then(|params| {
-        params.split(';').find_map(|p| {
-            let (k, v) = p.split_once('=')?;
-            k.trim()
-                .eq_ignore_ascii_case("profile-id")
-                .then(|| v.trim().to_owned())
-        })
-    });
-    profile.is_none_or(|p| p == "0")
+    fmtp_param(params, "profile-id").is_none_or(|p| p == "0")
+}
+
+/// AV1 `a=fmtp` parameters Chorus takes: the main profile (`profile=0`, 8- and 10-bit
+/// 4:2:0, what browsers decode), which is also what no `profile` means (AV1 RTP spec
+/// §7.2); not high (1) or professional (2).
+fn av1_taken(params: Option<&str>) -> bool {
+    fmtp_param(params, "profile").is_none_or(|p| p == "0")
+}
+
+/// The value of `key` in `a=fmtp` parameters (`k=v;k=v`, keys in any case).
+fn fmtp_param(params: Option<&str>, key: &str) -> Option<String> {
+    params?.split(';').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case(key)
+            .then(|| v.trim().to_owned())
+    })
 }
 
 fn h264_params_taken(params: &str) -> bool {
@@ -202,6 +218,18 @@ impl Remote {
             setup: media_attr("setup").map(str::to_owned),
             parsed,
         })
+    }
+
+    /// Whether the client may mix one- and two-byte header extensions
+    /// (`a=extmap-allow-mixed`, at session level or on a media section).
+    pub fn allows_mixed_extensions(&self) -> bool {
+        let has = |attrs: &[Attribute]| attrs.iter().any(|a| a.key == "extmap-allow-mixed");
+        has(&self.parsed.attributes)
+            || self
+                .parsed
+                .media_descriptions
+                .iter()
+                .any(|m| has(&m.attributes))
     }
 
     /// The accepted m-section with this mid.
@@ -272,6 +300,9 @@ fn read_media(m: &MediaDescription, session: &[Attribute]) -> Option<(RemoteMedi
         }),
         rid_ext: extmap(RID_URI).filter(|_| simulcast),
         repaired_rid_ext: extmap(REPAIRED_RID_URI).filter(|_| simulcast),
+        // Taken for AV1 only: others have their layers in their payload descriptors,
+        // and would carry it for nothing.
+        dd_ext: extmap(DD_URI).filter(|_| codec == Codec::Av1),
         rids,
     };
     Some((media, sends))

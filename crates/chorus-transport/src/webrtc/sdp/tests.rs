@@ -50,6 +50,7 @@ fn media(
         rids: Vec::new(),
         rid_ext: None,
         repaired_rid_ext: None,
+        dd_ext: None,
     }
 }
 

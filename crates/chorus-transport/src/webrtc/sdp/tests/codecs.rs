@@ -152,3 +152,57 @@ fn vp9_is_taken_in_profile_0_only() {
         assert_eq!(video.codec, want, "{fmtp:?}");
     }
 }
+
+/// Chromium's offer with AV1 (45, `fmtp`) first or after VP8, and the dependency
+/// descriptor offered as extension 12.
+fn chromium_with_av1(formats: &str, av1_fmtp: &str) -> String {
+    chromium_preferring(formats, "packetization-mode=1;profile-level-id=42e01f").replace(
+        "a=rtpmap:96 VP8/90000\r\n",
+        &format!(
+            "a=rtpmap:96 VP8/90000\r\na=rtpmap:45 AV1/90000\r\na=rtcp-fb:45 nack pli\r\n\
+             a=fmtp:45 {av1_fmtp}\r\na=extmap:12 {DD_URI}\r\n"
+        ),
+    )
+}
+
+#[test]
+fn av1_is_taken_in_the_main_profile_with_its_dependency_descriptor() {
+    // (formats, AV1's fmtp, codec taken, DD extension taken)
+    let cases = [
+        ("45 96 98", "level-idx=5;profile=0;tier=0", Codec::Av1, true),
+        ("45 96 98", "level-idx=5;tier=0", Codec::Av1, true),
+        (
+            "45 96 98",
+            "level-idx=5;profile=1;tier=0",
+            Codec::Vp8,
+            false,
+        ),
+        (
+            "96 45 98",
+            "level-idx=5;profile=0;tier=0",
+            Codec::Vp8,
+            false,
+        ),
+    ];
+    for (formats, fmtp, codec, dd) in cases {
+        let remote = Remote::parse(&chromium_with_av1(formats, fmtp)).unwrap();
+        let video = remote.media("1").unwrap();
+        let what = format!("{formats} {fmtp}");
+        assert_eq!(video.codec, codec, "{what}");
+        assert_eq!(video.dd_ext, dd.then_some(12), "{what}");
+        let listed = video.codecs.contains(&Codec::Av1);
+        assert_eq!(listed, !fmtp.contains("profile=1"), "{what}");
+        let answer = remote.answer(&local());
+        let section = &answer[answer.find("m=video").unwrap()..];
+        let lines = [
+            "a=rtpmap:45 AV1/90000\r\n".to_owned(),
+            format!("a=fmtp:45 {fmtp}\r\n"),
+            format!("a=extmap:12 {DD_URI}\r\n"),
+            "a=extmap-allow-mixed\r\n".to_owned(),
+        ];
+        for line in lines {
+            assert_eq!(answer.contains(&line), dd, "{what}: {line}");
+        }
+        assert!(section.contains("a=rtcp-fb:"), "{what}");
+    }
+}

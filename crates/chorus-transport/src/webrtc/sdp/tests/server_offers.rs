@@ -60,7 +60,9 @@ fn an_h264_track_is_offered_to_subscribers_as_constrained_baseline() {
     };
     let offer = offer(&[track], &local());
     for line in [
-        "m=video 9 UDP/TLS/RTP/SAVPF 102 96 98\r\n",
+        "m=video 9 UDP/TLS/RTP/SAVPF 102 96 98 45\r\n",
+        "a=rtpmap:45 AV1/90000\r\n",
+        "a=fmtp:45 level-idx=5;profile=0;tier=0\r\n",
         "a=rtpmap:98 VP9/90000\r\n",
         "a=fmtp:98 profile-id=0\r\n",
         "a=rtpmap:96 VP8/90000\r\n",

@@ -1,0 +1,148 @@
+//! AV1 on the simulated room: a camera sent in AV1 as one stream of one layer (its
+//! descriptors name only T0 frames) reaches its subscribers whole, as VP8 would: in the
+//! publisher's payload type, negotiated in the
+//! server's offer (AV1 first in the section, the other video codecs after it), from a
+//! keyframe (found by the N bit of the AV1 aggregation header) and without a gap, its
+//! dependency descriptors (taken in the publisher's answer) stripped; a late
+//! joiner's forwarder waits for a keyframe, which the room asks the publisher for.
+//! Sent in layers (L3T3) with dependency descriptors, it reaches each subscriber as the
+//! spatial layers that fit its tile, as VP9 SVC does (`svc.rs`).
+
+use chorus_protocol::signal::{ClientMessage, ServerMessage};
+use chorus_room::sim::{ClientId, KEYFRAME_PACKETS, RtpIn, SVC_LAYER_SIZES, Sim, ms, seq_jumps};
+use chorus_transport::AV1_PT;
+use chorus_transport::webrtc::sdp::DD_URI;
+
+/// The last SDP offer `c` received from the server.
+fn last_offer(sim: &Sim, c: ClientId) -> String {
+    let offers = sim.frames(c).iter().rev().find_map(|m| match m {
+        ServerMessage::Offer { sdp, .. } => Some(sdp.clone()),
+        _ => None,
+    });
+    offers.expect("an offer")
+}
+
+/// The last SDP answer `c` received from the server.
+fn last_answer(sim: &Sim, c: ClientId) -> String {
+    let answers = sim.frames(c).iter().rev().find_map(|m| match m {
+        ServerMessage::Answer { sdp, .. } => Some(sdp.clone()),
+        _ => None,
+    });
+    answers.expect("an answer")
+}
+
+#[test]
+fn an_av1_camera_is_forwarded_whole_from_a_keyframe() {
+    let mut sim = Sim::new(45);
+    let alice = sim.join_av1("alice");
+    let bob = sim.join("bob");
+    let video = sim.publish_video(alice);
+    sim.run_for(ms(1500));
+
+    // The publisher's descriptors (the keyframe's in a two-byte header extension) are
+    // negotiated, arrive, and are read past.
+    let answer = last_answer(&sim, alice);
+    assert!(answer.contains("a=extmap-allow-mixed\r\n"), "{answer}");
+    assert!(answer.contains(DD_URI), "{answer}");
+    let offer = last_offer(&sim, bob);
+    assert!(
+        offer.contains("m=video 9 UDP/TLS/RTP/SAVPF 45 96 102 98\r\n"),
+        "{offer}"
+    );
+    assert!(offer.contains("a=fmtp:45 level-idx=5;profile=0;tier=0\r\n"));
+    let got = sim.rtp(bob, &video);
+    assert!(got.len() > 40, "bob receives alice's camera: {}", got.len());
+    assert!(got.iter().all(|p| p.payload_type == AV1_PT));
+    assert!(got[0].keyframe, "from a keyframe");
+    assert_eq!(seq_jumps(got), [], "no gap");
+
+    // A late joiner: the room asks alice for a keyframe, carol starts with it.
+    let sent = sim.keyframes_sent(alice, &video);
+    let carol = sim.join("carol");
+    sim.run_for(ms(1000));
+    let got = sim.rtp(carol, &video);
+    assert!(got.len() > 20, "carol receives it: {}", got.len());
+    assert!(got[0].keyframe, "from a keyframe");
+    assert_eq!(got.iter().filter(|p| p.keyframe).count(), 1);
+    assert!(sim.keyframes_sent(alice, &video) > sent, "asked for one");
+    // A keyframe's packets arrive whole: every packet of it, then delta frames.
+    let first_delta = got.iter().position(|p| p.ts != got[0].ts).unwrap();
+    assert_eq!(first_delta, KEYFRAME_PACKETS);
+}
+
+fn settings(track: &str, width: u32, height: u32) -> ClientMessage {
+    ClientMessage::TrackSettings {
+        track_id: track.to_owned(),
+        width: Some(width),
+        height: Some(height),
+        visible: true,
+        max_quality: None,
+    }
+}
+
+/// The spatial layers of each picture received (by RTP timestamp, in order), each
+/// packet's told by its size (the descriptors are not forwarded).
+fn pictures(got: &[RtpIn]) -> Vec<Vec<usize>> {
+    let mut out: Vec<(u32, Vec<usize>)> = Vec::new();
+    for p in got {
+        let sid = SVC_LAYER_SIZES
+            .iter()
+            .position(|&s| s == p.payload_len)
+            .expect("a layer's size");
+        match out.last_mut() {
+            Some((ts, sids)) if *ts == p.ts => sids.push(sid),
+            _ => out.push((p.ts, vec![sid])),
+        }
+    }
+    out.into_iter().map(|(_, s)| s).collect()
+}
+
+/// Every picture ends with the marker on its last packet, and only there.
+fn marked_at_picture_ends(got: &[RtpIn]) -> bool {
+    got.windows(2).all(|w| w[0].marker == (w[0].ts != w[1].ts))
+}
+
+#[test]
+fn an_av1_svc_camera_reaches_each_tile_as_the_spatial_layers_that_fit_it() {
+    let mut sim = Sim::new(46);
+    let alice = sim.join_av1("alice");
+    let bob = sim.join("bob");
+    let carol = sim.join("carol");
+    let video = sim.publish_svc(alice);
+    sim.signal(bob, settings(&video, 160, 90));
+    sim.signal(carol, settings(&video, 1280, 720));
+    sim.run_for(ms(3000));
+
+    // Its layers are told from the keyframe's structure, as a VP9 SVC track's.
+    let told = sim.frames(carol).iter().rev().find_map(|m| match m {
+        ServerMessage::TrackPublished { track } | ServerMessage::TrackUpdated { track }
+            if track.track_id == video =>
+        {
+            Some(track.layers.clone())
+        }
+        _ => None,
+    });
+    assert_eq!(told.unwrap(), ["s0", "s1", "s2"]);
+
+    // A small tile: the base layer alone, every picture marked at its end.
+    let small = sim.rtp(bob, &video);
+    assert!(small.len() > 40, "{} packets", small.len());
+    assert!(small[0].keyframe, "from a keyframe");
+    assert_eq!(seq_jumps(small), [], "one stream, no gap");
+    assert!(marked_at_picture_ends(small));
+    assert!(pictures(small).iter().all(|p| p == &[0]));
+
+    // A large one: all three of every picture once the allocation allows.
+    let large = sim.rtp(carol, &video);
+    assert_eq!(seq_jumps(large), []);
+    assert!(marked_at_picture_ends(large));
+    let pics = pictures(large);
+    assert_eq!(pics.last().unwrap(), &[0, 1, 2], "{pics:?}");
+    // Pictures of TID 0, 2, 1, 2 in turn: all temporal layers go to both.
+    assert!(
+        large.len() > 2 * small.len(),
+        "{} {}",
+        large.len(),
+        small.len()
+    );
+}
