@@ -13,7 +13,7 @@
 use bytes::Bytes;
 use rtc::rtp;
 
-use super::media::{DELTA_PACKETS, KEYFRAME_PACKETS, VIDEO_PACKET_SIZE};
+use super::stream::{DELTA_PACKETS, KEYFRAME_PACKETS, VIDEO_PACKET_SIZE};
 use super::svc::SVC_LAYER_SIZES;
 use super::{ClientId, Sim};
 

@@ -10,12 +10,7 @@ use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 
 use super::simulcast::SimulcastSend;
-use super::stream::{Stream, VIDEO_FPS};
-
-/// Packets of a VP8 keyframe and of any other frame, each this many bytes.
-pub const KEYFRAME_PACKETS: usize = 4;
-pub const DELTA_PACKETS: usize = 2;
-pub const VIDEO_PACKET_SIZE: usize = 1000;
+use super::stream::{DELTA_PACKETS, KEYFRAME_PACKETS, Stream, VIDEO_FPS, VIDEO_PACKET_SIZE};
 
 const AUDIO_FRAME: Duration = Duration::from_millis(20);
 const OPUS_SAMPLES: usize = 960;

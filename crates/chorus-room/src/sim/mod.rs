@@ -77,10 +77,11 @@ use tokio::sync::mpsc;
 
 pub use client::DataIn;
 pub use client::RtpIn;
-pub use media::{DELTA_PACKETS, KEYFRAME_PACKETS, opus_loop, vp8_frame};
+pub use media::{opus_loop, vp8_frame};
 pub use net::{Dir, SERVER};
 pub use observe::seq_jumps;
 pub use simulcast::LAYERS;
+pub use stream::{DELTA_PACKETS, KEYFRAME_PACKETS};
 pub use stream::{TALK_DBOV, VIDEO_FPS};
 pub use svc::SVC_LAYER_SIZES;
 

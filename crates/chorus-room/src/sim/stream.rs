@@ -8,6 +8,12 @@ use rtc::rtp;
 
 /// Video frames per second.
 pub const VIDEO_FPS: u32 = 30;
+
+/// Packets of a keyframe and of any other frame of the sim's cameras (VP8, AV1), each
+/// this many bytes.
+pub const KEYFRAME_PACKETS: usize = 4;
+pub const DELTA_PACKETS: usize = 2;
+pub const VIDEO_PACKET_SIZE: usize = 1000;
 /// Every talker's level: loud speech (RFC 6464, -dBov).
 pub const TALK_DBOV: u8 = 20;
 
