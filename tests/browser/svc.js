@@ -12,77 +12,22 @@
 //   tile: a small tile (160x90) gets the lowest spatial layer, a large one (1280x720)
 //   the top one, at least three times as wide; Bob keeps decoding through every switch.
 //
-//   CHORUS_URL, CHROMIUM, E2E_ARTIFACTS as in simulcast.js.
+//   CHORUS_URL, CHROMIUM, E2E_ARTIFACTS as in simulcast.js. The helpers are layers.js's,
+//   shared with av1.js.
 //
 // Exit code 0 on success, 1 on failure. Run inside a private network namespace with only
 // loopback (scripts/browser-test.sh svc does that).
 'use strict';
 
-const { sleep, fail, until, BASE, failOnPageErrors, demoTest } = require('./lib');
-
-const API_AUTH = `Basic ${Buffer.from('devkey:devsecret-change-me-0123456789abcdef').toString('base64')}`;
-const SMALL = { width: 160, height: 90 };
-const LARGE = { width: 1280, height: 720 };
+const { fail, until, failOnPageErrors, demoTest } = require('./lib');
+const { SMALL, LARGE, sending, serverLayers, showAt, waitWidth } = require('./layers');
 
 const t = demoTest('svc');
 const { info } = t;
-let room = null;
-
-const received = async (bob, alice) =>
-  ((await bob.page.evaluate(() => window.chorus.inboundStats())).byParticipant[alice.participantId] || {}).video || {};
-
-/** What Alice's camera goes out as: { codec, scalabilityMode, frameWidth }. */
-const sending = (alice) =>
-  alice.page.evaluate(async () => {
-    const cam = window.chorus.localTracks.camera;
-    const sender = cam && window.chorus.pubPc.getSenders().find((s) => s.track === cam.track);
-    if (!sender) return null;
-    const report = await sender.getStats();
-    for (const st of report.values()) {
-      if (st.type !== 'outbound-rtp') continue;
-      const codec = st.codecId && report.get(st.codecId);
-      return { codec: codec && codec.mimeType, scalabilityMode: st.scalabilityMode, frameWidth: st.frameWidth };
-    }
-    return null;
-  });
-
-async function serverLayers(trackId) {
-  const res = await fetch(`${BASE}/v1/rooms/${encodeURIComponent(room)}/participants`, { headers: { authorization: API_AUTH } });
-  if (!res.ok) throw new Error(`GET /v1/rooms/${room}/participants: HTTP ${res.status}`);
-  for (const p of (await res.json()).participants || []) {
-    const track = (p.tracks || []).find((x) => x.track_id === trackId);
-    if (track) return track.layers || [];
-  }
-  return null;
-}
-
-async function showAt(bob, trackId, size) {
-  const ok = await bob.page.evaluate(({ trackId, size }) => {
-    const el = document.querySelector(`video[data-track-id="${trackId}"]`);
-    if (!el) return false;
-    el.style.cssText = `position:fixed;left:0;top:0;z-index:10;width:${size.width}px;height:${size.height}px`;
-    return true;
-  }, { trackId, size });
-  if (!ok) fail(`Bob's page has no <video> for Alice's camera ${trackId}`);
-}
-
-async function waitWidth(bob, alice, what, ms, ok) {
-  let last = {};
-  const v = await until(() => `${what} (Bob receives ${last.frameWidth}x${last.frameHeight})`, ms, async () => {
-    last = await received(bob, alice);
-    return last.frameWidth && ok(last.frameWidth) ? last : null;
-  }, 250);
-  const before = v.framesDecoded || 0;
-  await sleep(1500);
-  const after = await received(bob, alice);
-  if ((after.framesDecoded || 0) - before < 5) fail(`Bob decoded only ${(after.framesDecoded || 0) - before} frames of Alice in 1.5 s after ${what}`);
-  if (!ok(after.frameWidth)) fail(`${what}, then Bob received ${after.frameWidth}x${after.frameHeight} again`);
-  return after;
-}
 
 async function main() {
   await t.launch({ viewport: { width: 1400, height: 900 } });
-  room = `svc-${Date.now().toString(36)}`;
+  const room = `svc-${Date.now().toString(36)}`;
   const alice = await t.join('Alice', room, { query: '?codec=vp9&svc=1' });
   info(`Alice joined as ${alice.participantId}`);
   const bob = await t.join('Bob', room, { query: '?simulcast=0' });
@@ -105,7 +50,7 @@ async function main() {
   await showAt(bob, trackId, LARGE);
   let layers = null;
   await until(() => `the server lists Alice's camera in three spatial layers (got ${JSON.stringify(layers)})`, 30_000, async () => {
-    layers = await serverLayers(trackId);
+    layers = await serverLayers(room, trackId);
     return JSON.stringify(layers) === '["s0","s1","s2"]';
   }, 500);
   info(`server: layers ${layers.join(', ')}`);
