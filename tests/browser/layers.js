@@ -1,4 +1,4 @@
-// Helpers shared by the tests of one stream in layers (svc.js: VP9 SVC, av1.js: AV1 SVC):
+// Helpers shared by the tests of a video in layers (simulcast.js, svc.js: VP9 SVC, av1.js: AV1 SVC):
 // what Alice's camera goes out as, the layers the server lists for it, showing it on Bob's
 // page at a given size and waiting until what Bob receives fits that size.
 'use strict';
