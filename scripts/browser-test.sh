@@ -37,6 +37,12 @@
 #                                         and receives the spatial layer that fits;
 #                                         dynacast makes the sender drop to L1T3 and back
 #
+#   scripts/browser-test.sh av1           AV1 SVC through the demo page (tests/browser/av1.js): a
+#                                         page sends its 720p camera as one AV1 stream in
+#                                         L3T3_KEY (?codec=av1&svc=1), the server reads its
+#                                         layers, another page decodes the base layer at
+#                                         every tile size (docs/signaling.md, "AV1")
+#
 #   scripts/browser-test.sh https         the demo page over the server's built-in HTTPS
 #                                         (tests/browser/https.js): a self-signed certificate
 #                                         made with openssl, trusted by Chromium and Node only
@@ -75,8 +81,9 @@ case "$TEST" in
   lobby) TEST_JS=tests/browser/lobby.js; TEST_TIMEOUT=110 ;;
   simulcast) TEST_JS=tests/browser/simulcast.js; TEST_TIMEOUT=90 ;;
   svc) TEST_JS=tests/browser/svc.js; TEST_TIMEOUT=110 ;;
+  av1) TEST_JS=tests/browser/av1.js; TEST_TIMEOUT=110 ;;
   devices) TEST_JS=tests/browser/devices.js; TEST_TIMEOUT=100 ;;
-  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch, codecs, turn-relay, screen, https, hold, lobby, simulcast, svc or devices)" >&2; exit 2 ;;
+  *) echo "[browser-test] unknown test \"$TEST\" (e2e, pair-switch, codecs, turn-relay, screen, https, hold, lobby, simulcast, svc, av1 or devices)" >&2; exit 2 ;;
 esac
 if [ "$TEST" = turn-relay ] && ! command -v turnserver >/dev/null 2>&1; then
   echo "[browser-test] turnserver (coturn) missing: run scripts/setup.sh" >&2

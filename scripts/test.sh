@@ -56,6 +56,9 @@ scripts/browser-test.sh simulcast
 step "browser VP9 SVC test (L3T3_KEY, tile sizes pick the spatial layer)"
 scripts/browser-test.sh svc
 
+step "browser AV1 SVC test (L3T3_KEY, descriptor read, base layer decoded at every tile size)"
+scripts/browser-test.sh av1
+
 step "GStreamer webrtcbin interop test"
 tests/webrtcbin/run.sh
 

@@ -24,20 +24,12 @@
 // loopback (scripts/browser-test.sh simulcast does that).
 'use strict';
 
-const { sleep, fail, until, BASE, failOnPageErrors, demoTest } = require('./lib');
-
-// The server's development credentials (scripts/run.sh and the test server use them).
-const API_AUTH = `Basic ${Buffer.from('devkey:devsecret-change-me-0123456789abcdef').toString('base64')}`;
-const SMALL = { width: 160, height: 90 };
-const LARGE = { width: 1280, height: 720 };
+const { fail, until, BASE, failOnPageErrors, demoTest } = require('./lib');
+const { API_AUTH, SMALL, LARGE, showAt, waitWidth } = require('./layers');
 
 const t = demoTest('simulcast');
 const { info } = t;
 let room = null;
-
-/** What Bob receives of Alice's camera: { framesDecoded, frameWidth, frameHeight, ... }. */
-const received = async (bob, alice) =>
-  ((await bob.page.evaluate(() => window.chorus.inboundStats())).byParticipant[alice.participantId] || {}).video || {};
 
 /** The `active` flag of each of `p`'s camera encodings, by rid. */
 const encodings = (p) =>
@@ -54,32 +46,7 @@ async function serverLayers(trackId) {
   return ((await res.json()).simulcast || []).find((s) => s.track_id === trackId) || null;
 }
 
-/** Shows Alice's video on Bob's page at `size` (CSS pixels; the page runs at DPR 1). */
-async function showAt(bob, trackId, size) {
-  const ok = await bob.page.evaluate(({ trackId, size }) => {
-    const el = document.querySelector(`video[data-track-id="${trackId}"]`);
-    if (!el) return false;
-    el.style.cssText = `position:fixed;left:0;top:0;z-index:10;width:${size.width}px;height:${size.height}px`;
-    return true;
-  }, { trackId, size });
-  if (!ok) fail(`Bob's page has no <video> for Alice's camera ${trackId}`);
-}
-
-/** Waits until Bob's received width satisfies `ok`, with frames still being decoded. */
-async function waitWidth(bob, alice, what, ms, ok) {
-  let last = {};
-  const v = await until(() => `${what} (Bob receives ${last.frameWidth}x${last.frameHeight})`, ms, async () => {
-    last = await received(bob, alice);
-    return last.frameWidth && ok(last.frameWidth) ? last : null;
-  }, 250);
-  const before = v.framesDecoded || 0;
-  await sleep(1500);
-  const after = await received(bob, alice);
-  if ((after.framesDecoded || 0) - before < 5) fail(`Bob decoded only ${(after.framesDecoded || 0) - before} frames of Alice in 1.5 s after ${what}`);
-  if (!ok(after.frameWidth)) fail(`${what}, then Bob received ${after.frameWidth}x${after.frameHeight} again`);
-  return after;
-}
-
+/** Waits until Alice's encodings are active as `want` says (by rid). */
 async function waitEncodings(alice, what, ms, want) {
   let last = [];
   return until(() => `${what} (Alice's encodings: ${JSON.stringify(last)})`, ms, async () => {

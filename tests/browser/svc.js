@@ -18,44 +18,18 @@
 //   L3T3_KEY and Bob receives 1280 wide;
 // - the page's table of hint -> settings (publish.js svcSettings).
 //
-//   CHORUS_URL, CHROMIUM, E2E_ARTIFACTS as in simulcast.js.
+//   CHORUS_URL, CHROMIUM, E2E_ARTIFACTS as in simulcast.js. The helpers are layers.js's,
+//   shared with av1.js.
 //
 // Exit code 0 on success, 1 on failure. Run inside a private network namespace with only
 // loopback (scripts/browser-test.sh svc does that).
 'use strict';
 
-const { sleep, fail, until, BASE, failOnPageErrors, demoTest } = require('./lib');
-
-const API_AUTH = `Basic ${Buffer.from('devkey:devsecret-change-me-0123456789abcdef').toString('base64')}`;
-const SMALL = { width: 160, height: 90 };
-const LARGE = { width: 1280, height: 720 };
+const { fail, until, failOnPageErrors, demoTest } = require('./lib');
+const { SMALL, LARGE, sending, serverLayers, showAt, waitWidth } = require('./layers');
 
 const t = demoTest('svc');
 const { info } = t;
-let room = null;
-
-const received = async (bob, alice) =>
-  ((await bob.page.evaluate(() => window.chorus.inboundStats())).byParticipant[alice.participantId] || {}).video || {};
-
-/**
- * What Alice's camera goes out as: { codec, scalabilityMode, frameWidth } from
- * outbound-rtp, and what her sender is set to: { mode, scale } from getParameters().
- */
-const sending = (alice) =>
-  alice.page.evaluate(async () => {
-    const cam = window.chorus.localTracks.camera;
-    const sender = cam && window.chorus.pubPc.getSenders().find((s) => s.track === cam.track);
-    if (!sender) return null;
-    const enc = sender.getParameters().encodings[0] || {};
-    const set = { mode: enc.scalabilityMode, scale: enc.scaleResolutionDownBy };
-    const report = await sender.getStats();
-    for (const st of report.values()) {
-      if (st.type !== 'outbound-rtp') continue;
-      const codec = st.codecId && report.get(st.codecId);
-      return { codec: codec && codec.mimeType, scalabilityMode: st.scalabilityMode, frameWidth: st.frameWidth, ...set };
-    }
-    return null;
-  });
 
 // publisher_layers' active flags -> what the page sets (publish.js svcSettings).
 const SVC_TABLE = [
@@ -88,43 +62,9 @@ async function waitSending(alice, mode, what, ms, ok) {
   }, 250);
 }
 
-async function serverLayers(trackId) {
-  const res = await fetch(`${BASE}/v1/rooms/${encodeURIComponent(room)}/participants`, { headers: { authorization: API_AUTH } });
-  if (!res.ok) throw new Error(`GET /v1/rooms/${room}/participants: HTTP ${res.status}`);
-  for (const p of (await res.json()).participants || []) {
-    const track = (p.tracks || []).find((x) => x.track_id === trackId);
-    if (track) return track.layers || [];
-  }
-  return null;
-}
-
-async function showAt(bob, trackId, size) {
-  const ok = await bob.page.evaluate(({ trackId, size }) => {
-    const el = document.querySelector(`video[data-track-id="${trackId}"]`);
-    if (!el) return false;
-    el.style.cssText = `position:fixed;left:0;top:0;z-index:10;width:${size.width}px;height:${size.height}px`;
-    return true;
-  }, { trackId, size });
-  if (!ok) fail(`Bob's page has no <video> for Alice's camera ${trackId}`);
-}
-
-async function waitWidth(bob, alice, what, ms, ok) {
-  let last = {};
-  const v = await until(() => `${what} (Bob receives ${last.frameWidth}x${last.frameHeight})`, ms, async () => {
-    last = await received(bob, alice);
-    return last.frameWidth && ok(last.frameWidth) ? last : null;
-  }, 250);
-  const before = v.framesDecoded || 0;
-  await sleep(1500);
-  const after = await received(bob, alice);
-  if ((after.framesDecoded || 0) - before < 5) fail(`Bob decoded only ${(after.framesDecoded || 0) - before} frames of Alice in 1.5 s after ${what}`);
-  if (!ok(after.frameWidth)) fail(`${what}, then Bob received ${after.frameWidth}x${after.frameHeight} again`);
-  return after;
-}
-
 async function main() {
   await t.launch({ viewport: { width: 1400, height: 900 } });
-  room = `svc-${Date.now().toString(36)}`;
+  const room = `svc-${Date.now().toString(36)}`;
   const alice = await t.join('Alice', room, { query: '?codec=vp9&svc=1' });
   info(`Alice joined as ${alice.participantId}`);
   const bob = await t.join('Bob', room, { query: '?simulcast=0' });
@@ -147,7 +87,7 @@ async function main() {
   await showAt(bob, trackId, LARGE);
   let layers = null;
   await until(() => `the server lists Alice's camera in three spatial layers (got ${JSON.stringify(layers)})`, 30_000, async () => {
-    layers = await serverLayers(trackId);
+    layers = await serverLayers(room, trackId);
     return JSON.stringify(layers) === '["s0","s1","s2"]';
   }, 500);
   info(`server: layers ${layers.join(', ')}`);
@@ -164,7 +104,7 @@ async function main() {
   const one = await waitSending(alice, 'L1T3', 'with only a small tile, Alice sends L1T3 at most 320 wide', 15_000, (w) => w > 0 && w <= 320);
   info(`small tile: Alice sends ${one.scalabilityMode} ${one.frameWidth} wide (scaled down by ${one.scale}) after ${Date.now() - t0} ms`);
   await until(() => `the server lists Alice's camera in one spatial layer (got ${JSON.stringify(layers)})`, 10_000, async () => {
-    layers = await serverLayers(trackId);
+    layers = await serverLayers(room, trackId);
     return JSON.stringify(layers) === '["s0"]';
   }, 250);
   const lone = await waitWidth(bob, alice, 'Bob receives Alice\'s one layer', 10_000, (w) => w <= 320);

@@ -59,18 +59,19 @@ function simulcastWanted() {
   return !(asked === '0' || asked === 'off' || asked === 'false');
 }
 
-// The video codec to send: VP8, or H.264 with `?codec=h264` (VP9 with `?codec=vp9`) in
-// the page's address.
+// The video codec to send: VP8, or H.264 with `?codec=h264` (VP9 with `?codec=vp9`, AV1
+// with `?codec=av1`) in the page's address.
 function videoCodec() {
   const asked = (new URLSearchParams(location.search).get('codec') || '').toLowerCase();
-  return { h264: 'video/H264', vp9: 'video/VP9' }[asked] || 'video/VP8';
+  return { h264: 'video/H264', vp9: 'video/VP9', av1: 'video/AV1' }[asked] || 'video/VP8';
 }
 
-// `?codec=vp9&svc=1`: the camera goes out as one VP9 stream in three spatial and three
-// temporal layers (scalabilityMode L3T3_KEY) instead of simulcast; the server forwards
-// each subscriber the layers its tile needs (docs/signaling.md, "VP9 SVC").
+// `?codec=vp9&svc=1` (or `?codec=av1&svc=1`): the camera goes out as one stream in three
+// spatial and three temporal layers (scalabilityMode L3T3_KEY) instead of simulcast
+// (docs/signaling.md, "VP9 SVC" and "AV1").
 function svcWanted() {
-  return videoCodec() === 'video/VP9' && new URLSearchParams(location.search).get('svc') === '1';
+  const layered = videoCodec() === 'video/VP9' || videoCodec() === 'video/AV1';
+  return layered && new URLSearchParams(location.search).get('svc') === '1';
 }
 
 function preferCodec(pc, track, mime) {

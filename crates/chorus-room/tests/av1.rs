@@ -102,8 +102,11 @@ fn marked_at_picture_ends(got: &[RtpIn]) -> bool {
     got.windows(2).all(|w| w[0].marker == (w[0].ts != w[1].ts))
 }
 
+/// Without the dependency descriptor (not forwarded) Chromium decodes one spatial layer
+/// of AV1 only (tests/browser/av1.js): every tile, small or large, gets the base layer
+/// alone, while the layers are still read and told.
 #[test]
-fn an_av1_svc_camera_reaches_each_tile_as_the_spatial_layers_that_fit_it() {
+fn an_av1_svc_camera_reaches_every_tile_as_its_base_layer_alone() {
     let mut sim = Sim::new(46);
     let alice = sim.join_av1("alice");
     let bob = sim.join("bob");
@@ -124,25 +127,21 @@ fn an_av1_svc_camera_reaches_each_tile_as_the_spatial_layers_that_fit_it() {
     });
     assert_eq!(told.unwrap(), ["s0", "s1", "s2"]);
 
-    // A small tile: the base layer alone, every picture marked at its end.
-    let small = sim.rtp(bob, &video);
-    assert!(small.len() > 40, "{} packets", small.len());
-    assert!(small[0].keyframe, "from a keyframe");
-    assert_eq!(seq_jumps(small), [], "one stream, no gap");
-    assert!(marked_at_picture_ends(small));
-    assert!(pictures(small).iter().all(|p| p == &[0]));
-
-    // A large one: all three of every picture once the allocation allows.
+    // Small tile and large alike: the base layer alone, from a keyframe, one stream
+    // without a gap, every picture marked at its end, all temporal layers.
+    let small = sim.rtp(bob, &video).to_vec();
     let large = sim.rtp(carol, &video);
-    assert_eq!(seq_jumps(large), []);
-    assert!(marked_at_picture_ends(large));
-    let pics = pictures(large);
-    assert_eq!(pics.last().unwrap(), &[0, 1, 2], "{pics:?}");
-    // Pictures of TID 0, 2, 1, 2 in turn: all temporal layers go to both.
+    for (tile, got) in [("small", &small[..]), ("large", large)] {
+        assert!(got.len() > 40, "{tile}: {} packets", got.len());
+        assert!(got[0].keyframe, "{tile}: from a keyframe");
+        assert_eq!(seq_jumps(got), [], "{tile}: one stream, no gap");
+        assert!(marked_at_picture_ends(got), "{tile}");
+        let pics = pictures(got);
+        assert!(pics.iter().all(|p| p == &[0]), "{tile}: {pics:?}");
+    }
+    let (s, l) = (small.len() as i64, large.len() as i64);
     assert!(
-        large.len() > 2 * small.len(),
-        "{} {}",
-        large.len(),
-        small.len()
+        (s - l).abs() * 10 < s,
+        "the same layers: {s} and {l} packets"
     );
 }

@@ -242,7 +242,8 @@ impl RoomCore {
                         keyframe,
                         layers,
                     }),
-                    active: svc.active(now),
+                    // AV1: the base layer alone (see `forwardable`).
+                    active: svc.forwardable(now),
                 });
             }
             (seq, ts)

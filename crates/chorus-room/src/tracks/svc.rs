@@ -167,6 +167,19 @@ impl SvcUpstream {
             .unwrap_or(ASSUMED_TOP_SIZE)
     }
 
+    /// The spatial layers subscribers may be sent at `now`: those arriving of VP9; of
+    /// AV1 the base layer alone. The dependency descriptor is not forwarded, and without
+    /// it Chromium (156) decodes one spatial layer only: given two or three it stops at
+    /// the first picture with more than one (framesDecoded stalls, a PLI every ~200 ms,
+    /// no keyframe decoded again), and given them all from the start it decodes nothing
+    /// (tests/browser/av1.js). Its layers are still read, measured and told.
+    pub fn forwardable(&self, now: Instant) -> ActiveLayers {
+        match self.descriptors {
+            Some(_) => ActiveLayers(1),
+            None => self.active(now),
+        }
+    }
+
     /// The layers arriving: those of the last SS (the keyframe that carries it comes
     /// before its upper layers, and a subscriber should aim at them from it on), else
     /// those seen in the last second.
@@ -204,7 +217,7 @@ impl SvcUpstream {
 
     /// What the control API reports of it at `now` (the stream's SSRC is `ssrc`): the
     /// spatial layers as the last SS said, else those that arrived so far; the
-    /// highest arriving as `forwarded`.
+    /// highest subscribers may be sent as `forwarded`.
     pub fn stats(&self, track_id: String, ssrc: Option<u32>, now: Instant) -> SimulcastStats {
         let seen = self
             .layers
@@ -213,7 +226,7 @@ impl SvcUpstream {
             .map_or(0, |i| i + 1);
         let n = self.structure.map_or(seen, |(n, _)| n);
         let layers = self.layers.iter().take(n).enumerate();
-        let top = self.active(now).best_up_to(SpatialLayer::HIGH);
+        let top = self.forwardable(now).best_up_to(SpatialLayer::HIGH);
         SimulcastStats {
             track_id,
             forwarded: top.map(|l| name(l.index())),
@@ -268,6 +281,10 @@ mod tests {
         let report = s.stats("TR_1".into(), Some(9), t0);
         let ages: Vec<_> = report.layers.iter().map(|l| l.keyframe_age_ms).collect();
         assert_eq!(ages, [Some(0), Some(0)]);
+        // Both arrive, the base layer alone goes to subscribers (no descriptor for them).
+        assert_eq!(s.active(t0), ActiveLayers(0b11));
+        assert_eq!(s.forwardable(t0), ActiveLayers(0b01));
+        assert_eq!(report.forwarded.as_deref(), Some("s0"));
         // The encoder turns S1 off: only decode target 0 active.
         let active = bits("1 1 000000 0000000000000010 0 1 0 0 0 01");
         let (_, changed) = s.received_dd(Some(&active), 3000, 100, t0);
