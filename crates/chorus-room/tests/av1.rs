@@ -144,4 +144,20 @@ fn an_av1_svc_camera_reaches_every_tile_as_its_base_layer_alone() {
         (s - l).abs() * 10 < s,
         "the same layers: {s} and {l} packets"
     );
+
+    // Nobody can be sent the upper layers, so dynacast tells the publisher to stop them
+    // (after its delay), though carol's tile is large.
+    sim.run_for(ms(1000));
+    let hints: Vec<Vec<(String, bool)>> = sim
+        .frames(alice)
+        .iter()
+        .filter_map(|m| match m {
+            ServerMessage::PublisherLayers { layers, .. } => {
+                Some(layers.iter().map(|l| (l.rid.clone(), l.active)).collect())
+            }
+            _ => None,
+        })
+        .collect();
+    let base = [("s0", true), ("s1", false), ("s2", false)].map(|(r, on)| (r.to_owned(), on));
+    assert_eq!(hints, [base.to_vec()]);
 }

@@ -93,7 +93,8 @@ impl RoomCore {
     /// The highest layer of a track of `layers` any of its subscribers may be sent now;
     /// of a VP9 SVC track whose top layer is `svc_top`, as each subscriber's view picks
     /// among all `layers` (those the stream carries now may be fewer: the publisher
-    /// applied what it was told, and must hear when more are needed again).
+    /// applied what it was told, and must hear when more are needed again); of an AV1
+    /// one in layers, the base layer at most (the only one forwarded).
     fn highest_needed(
         &self,
         id: &TrackId,
@@ -101,7 +102,16 @@ impl RoomCore {
         svc_top: Option<(u32, u32)>,
     ) -> Option<SpatialLayer> {
         let track = self.tracks.get(id)?;
-        let top = SpatialLayer::new(layers.clamp(1, SpatialLayer::COUNT) as u8 - 1)?;
+        let base_only = track
+            .upstream
+            .as_ref()
+            .and_then(|b| b.svc.as_ref())
+            .is_some_and(|svc| svc.base_only());
+        let top = if base_only {
+            SpatialLayer::LOW
+        } else {
+            SpatialLayer::new(layers.clamp(1, SpatialLayer::COUNT) as u8 - 1)?
+        };
         track
             .subscribers
             .iter()

@@ -174,10 +174,17 @@ impl SvcUpstream {
     /// no keyframe decoded again), and given them all from the start it decodes nothing
     /// (tests/browser/av1.js). Its layers are still read, measured and told.
     pub fn forwardable(&self, now: Instant) -> ActiveLayers {
-        match self.descriptors {
-            Some(_) => ActiveLayers(1),
-            None => self.active(now),
+        if self.base_only() {
+            ActiveLayers(1)
+        } else {
+            self.active(now)
         }
+    }
+
+    /// Whether subscribers get its base layer alone (AV1: see [`Self::forwardable`]),
+    /// whatever they ask for: the upper layers are nobody's to need.
+    pub fn base_only(&self) -> bool {
+        self.descriptors.is_some()
     }
 
     /// The layers arriving: those of the last SS (the keyframe that carries it comes
