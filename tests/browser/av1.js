@@ -8,13 +8,15 @@
 // - the server's answer to Alice takes the AV1 dependency descriptor (and
 //   extmap-allow-mixed): Chromium sends AV1 in layers only where it is negotiated;
 // - Alice's Chromium sends AV1 in L3T3_KEY (outbound-rtp codec and `scalabilityMode`);
-// - the server reads the layers from the descriptors: it lists Alice's camera with
-//   `s0`, `s1`, `s2` (`GET /v1/rooms/{room}/participants`, `tracks[].layers`);
 // - Bob decodes AV1 at every tile size, and what he gets is the base spatial layer
 //   (320x180 here) whatever the size: the server does not forward the descriptor, and
 //   without it Chromium decodes only one spatial layer (docs/signaling.md, "AV1"; given
 //   more it stalls, given all it decodes nothing), so the server sends every subscriber
-//   the base layer alone; decoding keeps pace with the frames received throughout.
+//   the base layer alone; decoding keeps pace with the frames received throughout;
+// - since nobody can be sent more, dynacast tells Alice only `s0` is needed, even while
+//   Bob's tile is large: her page sends L1T3 at most 320 wide, and the server, reading
+//   the layers from the descriptors, lists her camera with `s0` alone
+//   (`GET /v1/rooms/{room}/participants`, `tracks[].layers`).
 //
 //   CHORUS_URL, CHROMIUM, E2E_ARTIFACTS as in simulcast.js; helpers from layers.js.
 //
@@ -23,7 +25,7 @@
 'use strict';
 
 const { fail, until, failOnPageErrors, demoTest } = require('./lib');
-const { SMALL, LARGE, received, sending, serverLayers, showAt, waitWidth } = require('./layers');
+const { SMALL, LARGE, received, sending, serverLayers, showAt, waitSending, waitWidth } = require('./layers');
 
 const DD_URI = 'https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension';
 // The base layer of a 1280x720 L3T3 camera is 320x180; anything wider is an upper layer.
@@ -66,18 +68,20 @@ async function main() {
     bob.page.evaluate((id) => !!document.querySelector(`video[data-track-id="${id}"]`), trackId));
 
   await showAt(bob, trackId, LARGE);
-  let layers = null;
-  await until(() => `the server lists Alice's camera in three spatial layers (got ${JSON.stringify(layers)})`, 30_000, async () => {
-    layers = await serverLayers(room, trackId);
-    return JSON.stringify(layers) === '["s0","s1","s2"]';
-  }, 500);
-  out = await sending(alice);
-  info(`server: layers ${layers.join(', ')}; Alice sends ${out.frameWidth} wide`);
-
   const base = (w) => w <= BASE_MAX_WIDTH;
   const large = await waitWidth(bob, alice, 'a 1280x720 tile gets the base layer, decoding', 15_000, base);
   info(`large tile: Bob receives ${large.frameWidth}x${large.frameHeight} in ${large.codec}`);
   if (!/av1/i.test(large.codec || '')) fail(`Bob receives Alice's camera in ${large.codec}, not AV1`);
+  // Dynacast: s1 and s2 are nobody's to receive, so Alice's page drops them (3 s after
+  // the server first saw them), though Bob's tile is large.
+  const one = await waitSending(alice, 'L1T3', 'with the base layer all anyone gets, Alice sends L1T3 at most 320 wide', 25_000, (w) => w > 0 && w <= 320);
+  info(`Alice sends ${one.scalabilityMode} ${one.frameWidth} wide (scaled down by ${one.scale})`);
+  let layers = null;
+  await until(() => `the server lists Alice's camera in one spatial layer (got ${JSON.stringify(layers)})`, 10_000, async () => {
+    layers = await serverLayers(room, trackId);
+    return JSON.stringify(layers) === '["s0"]';
+  }, 250);
+  info(`server: layers ${layers.join(', ')}`);
 
   await showAt(bob, trackId, SMALL);
   const small = await waitWidth(bob, alice, 'a 160x90 tile gets the base layer, decoding', 15_000, base);

@@ -78,4 +78,13 @@ async function waitWidth(viewer, owner, what, ms, ok) {
   return after;
 }
 
-module.exports = { API_AUTH, SMALL, LARGE, received, sending, serverLayers, showAt, waitWidth };
+/** Waits until `p`'s camera sender is set to `mode` and its encoder sends what `ok` accepts. */
+async function waitSending(p, mode, what, ms, ok) {
+  let out = null;
+  return until(() => `${what} (${p.name}'s sender: ${JSON.stringify(out)})`, ms, async () => {
+    out = await sending(p);
+    return out && out.mode === mode && out.scalabilityMode === mode && ok(out.frameWidth) ? out : null;
+  }, 250);
+}
+
+module.exports = { API_AUTH, SMALL, LARGE, received, sending, serverLayers, showAt, waitSending, waitWidth };

@@ -39,6 +39,7 @@ export async function publishTrack(s, track, source, stream) {
 
 // What a VP9 SVC camera (`?codec=vp9&svc=1`) sends while every layer is needed.
 const SVC_MODE = 'L3T3_KEY';
+const SVC_LAYERS = 3;
 
 /**
  * The camera's simulcast layers, lowest quality first as the server expects
@@ -116,19 +117,21 @@ export function applyPublisherLayers(m) {
 }
 
 /**
- * The SVC hint: send only the lowest k spatial layers (k = how many the server says are
- * active), all when all are. Fewer layers means fewer in the mode *and* the input scaled
- * down: L1T3 alone would send its one layer at the full 1280x720, which is the top
- * layer's size, not the lowest's. Layer i of n is the capture size / 2^(n-1-i), so the
- * lowest k of n are the capture size / 2^(n-k) in k layers.
+ * The SVC hint: send only the lowest k spatial layers (k = up to the highest the server
+ * says is active), all when all it names are. Fewer layers means fewer in the mode *and*
+ * the input scaled down: L1T3 alone would send its one layer at the full 1280x720, which
+ * is the top layer's size, not the lowest's. Layer i of the camera's L3T3_KEY is the
+ * capture size / 2^(2-i), so its lowest k are the capture size / 2^(3-k) in k layers;
+ * the server may name fewer than three (those the stream carried so far: the encoder
+ * drops the top ones while its bandwidth estimate climbs), the sizes stay the same.
  */
 export function svcSettings(layers) {
-  const n = Math.min(layers.length, 3);
+  const named = Math.min(layers.length, SVC_LAYERS);
   let k = 0;
-  layers.slice(0, n).forEach((l, i) => { if (l.active) k = i + 1; });
+  layers.slice(0, named).forEach((l, i) => { if (l.active) k = i + 1; });
   k = Math.max(k, 1); // the server never turns the lowest off; never send nothing
-  if (k >= n) return { scalabilityMode: SVC_MODE, scaleResolutionDownBy: 1 };
-  return { scalabilityMode: k === 1 ? 'L1T3' : `L${k}T3_KEY`, scaleResolutionDownBy: 2 ** (n - k) };
+  if (k >= named) return { scalabilityMode: SVC_MODE, scaleResolutionDownBy: 1 };
+  return { scalabilityMode: k === 1 ? 'L1T3' : `L${k}T3_KEY`, scaleResolutionDownBy: 2 ** (SVC_LAYERS - k) };
 }
 
 // One setParameters at a time per sender (another before the first settles is refused
