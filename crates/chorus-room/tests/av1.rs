@@ -8,10 +8,24 @@
 //! Sent in layers (L3T3) with dependency descriptors, it reaches each subscriber as the
 //! spatial layers that fit its tile, as VP9 SVC does (`svc.rs`).
 
-use chorus_protocol::signal::{ClientMessage, ServerMessage};
+use chorus_protocol::signal::ServerMessage;
 use chorus_room::sim::{ClientId, KEYFRAME_PACKETS, RtpIn, SVC_LAYER_SIZES, Sim, ms, seq_jumps};
 use chorus_transport::AV1_PT;
 use chorus_transport::webrtc::sdp::DD_URI;
+
+mod layered;
+use layered::{layers_on, marked_at_picture_ends, publisher_layers, settings};
+
+/// The spatial layers of each picture received, each packet's told by its size (the
+/// descriptors are not forwarded).
+fn pictures_of(got: &[RtpIn]) -> Vec<Vec<usize>> {
+    layered::pictures(got, |p| {
+        SVC_LAYER_SIZES
+            .iter()
+            .position(|&s| s == p.payload_len)
+            .expect("a layer's size")
+    })
+}
 
 /// The last SDP offer `c` received from the server.
 fn last_offer(sim: &Sim, c: ClientId) -> String {
@@ -70,38 +84,6 @@ fn an_av1_camera_is_forwarded_whole_from_a_keyframe() {
     assert_eq!(first_delta, KEYFRAME_PACKETS);
 }
 
-fn settings(track: &str, width: u32, height: u32) -> ClientMessage {
-    ClientMessage::TrackSettings {
-        track_id: track.to_owned(),
-        width: Some(width),
-        height: Some(height),
-        visible: true,
-        max_quality: None,
-    }
-}
-
-/// The spatial layers of each picture received (by RTP timestamp, in order), each
-/// packet's told by its size (the descriptors are not forwarded).
-fn pictures(got: &[RtpIn]) -> Vec<Vec<usize>> {
-    let mut out: Vec<(u32, Vec<usize>)> = Vec::new();
-    for p in got {
-        let sid = SVC_LAYER_SIZES
-            .iter()
-            .position(|&s| s == p.payload_len)
-            .expect("a layer's size");
-        match out.last_mut() {
-            Some((ts, sids)) if *ts == p.ts => sids.push(sid),
-            _ => out.push((p.ts, vec![sid])),
-        }
-    }
-    out.into_iter().map(|(_, s)| s).collect()
-}
-
-/// Every picture ends with the marker on its last packet, and only there.
-fn marked_at_picture_ends(got: &[RtpIn]) -> bool {
-    got.windows(2).all(|w| w[0].marker == (w[0].ts != w[1].ts))
-}
-
 /// Without the dependency descriptor (not forwarded) Chromium decodes one spatial layer
 /// of AV1 only (tests/browser/av1.js): every tile, small or large, gets the base layer
 /// alone, while the layers are still read and told.
@@ -136,7 +118,7 @@ fn an_av1_svc_camera_reaches_every_tile_as_its_base_layer_alone() {
         assert!(got[0].keyframe, "{tile}: from a keyframe");
         assert_eq!(seq_jumps(got), [], "{tile}: one stream, no gap");
         assert!(marked_at_picture_ends(got), "{tile}");
-        let pics = pictures(got);
+        let pics = pictures_of(got);
         assert!(pics.iter().all(|p| p == &[0]), "{tile}: {pics:?}");
     }
     let (s, l) = (small.len() as i64, large.len() as i64);
@@ -148,16 +130,8 @@ fn an_av1_svc_camera_reaches_every_tile_as_its_base_layer_alone() {
     // Nobody can be sent the upper layers, so dynacast tells the publisher to stop them
     // (after its delay), though carol's tile is large.
     sim.run_for(ms(1000));
-    let hints: Vec<Vec<(String, bool)>> = sim
-        .frames(alice)
-        .iter()
-        .filter_map(|m| match m {
-            ServerMessage::PublisherLayers { layers, .. } => {
-                Some(layers.iter().map(|l| (l.rid.clone(), l.active)).collect())
-            }
-            _ => None,
-        })
-        .collect();
-    let base = [("s0", true), ("s1", false), ("s2", false)].map(|(r, on)| (r.to_owned(), on));
-    assert_eq!(hints, [base.to_vec()]);
+    assert_eq!(
+        publisher_layers(&sim, alice),
+        [layers_on(&[true, false, false])]
+    );
 }

@@ -8,18 +8,16 @@
 //! spatial layers anyone needs (`publisher_layers`, dynacast as a hint).
 
 use chorus_protocol::control::SimulcastStats;
-use chorus_protocol::signal::{ClientMessage, ServerMessage};
+use chorus_protocol::signal::ServerMessage;
 use chorus_room::io::{Command, Reply};
 use chorus_room::sim::{ClientId, RtpIn, SVC_LAYER_SIZES, Sim, ms, seq_jumps};
 
-fn settings(track: &str, width: u32, height: u32) -> ClientMessage {
-    ClientMessage::TrackSettings {
-        track_id: track.to_owned(),
-        width: Some(width),
-        height: Some(height),
-        visible: true,
-        max_quality: None,
-    }
+mod layered;
+use layered::{layers_on, marked_at_picture_ends, publisher_layers, settings};
+
+/// The spatial layers of each picture received, told by the VP9 descriptors.
+fn pictures_of(got: &[RtpIn]) -> Vec<Vec<u8>> {
+    layered::pictures(got, |p| p.vp9.expect("a VP9 descriptor").sid)
 }
 
 /// A room where alice publishes a camera in VP9 SVC layers and bob receives it: the
@@ -30,32 +28,6 @@ fn svc_room(seed: u64) -> (Sim, ClientId, ClientId, String) {
     let bob = sim.join("bob");
     let video = sim.publish_svc(alice);
     (sim, alice, bob, video)
-}
-
-/// (`s0`, on), (`s1`, on), … as `publisher_layers` names an SVC track's layers.
-fn layers_on(on: &[bool]) -> Vec<(String, bool)> {
-    on.iter()
-        .enumerate()
-        .map(|(i, &on)| (format!("s{i}"), on))
-        .collect()
-}
-
-/// The spatial layers of each picture received (by RTP timestamp, in order).
-fn pictures(got: &[RtpIn]) -> Vec<Vec<u8>> {
-    let mut out: Vec<(u32, Vec<u8>)> = Vec::new();
-    for p in got {
-        let sid = p.vp9.expect("a VP9 descriptor").sid;
-        match out.last_mut() {
-            Some((ts, sids)) if *ts == p.ts => sids.push(sid),
-            _ => out.push((p.ts, vec![sid])),
-        }
-    }
-    out.into_iter().map(|(_, s)| s).collect()
-}
-
-/// Every picture ends with the marker on its last packet, and only there.
-fn marked_at_picture_ends(got: &[RtpIn]) -> bool {
-    got.windows(2).all(|w| w[0].marker == (w[0].ts != w[1].ts))
 }
 
 #[test]
@@ -91,7 +63,7 @@ fn a_tile_gets_the_spatial_layers_that_fit_it_as_one_stream() {
     assert!(got.len() > 60, "{} packets", got.len());
     assert_eq!(seq_jumps(&got), [], "one stream, no gap");
     assert!(marked_at_picture_ends(&got));
-    let pics = pictures(&got);
+    let pics = pictures_of(&got);
     assert_eq!(pics.last().unwrap(), &[0, 1, 2], "{pics:?}");
     assert!(got[0].keyframe, "starts at a keyframe");
 
@@ -102,7 +74,7 @@ fn a_tile_gets_the_spatial_layers_that_fit_it_as_one_stream() {
     let small = sim.rtp(bob, &video).to_vec();
     assert_eq!(seq_jumps(&small), []);
     assert!(marked_at_picture_ends(&small));
-    let pics = pictures(&small[from..]);
+    let pics = pictures_of(&small[from..]);
     let first_small = pics
         .iter()
         .position(|p| p == &[0])
@@ -129,7 +101,7 @@ fn a_tile_gets_the_spatial_layers_that_fit_it_as_one_stream() {
         .expect("up again");
     assert!(tail[first_up - 1].keyframe, "it goes up at a keyframe");
     assert!(tail[..first_up - 1].iter().all(|p| !p.keyframe));
-    assert_eq!(pictures(tail).last().unwrap(), &[0, 1, 2]);
+    assert_eq!(pictures_of(tail).last().unwrap(), &[0, 1, 2]);
 }
 
 /// The `layers` of `video` each `track_published` and `track_updated` told `c`, in order.
@@ -224,19 +196,6 @@ fn the_control_api_lists_each_spatial_layer_of_an_svc_track() {
         three.layers[2].packets < three.layers[0].packets,
         "s2 came later"
     );
-}
-
-/// Every `publisher_layers` `c` got: (rid, active) of each layer.
-fn publisher_layers(sim: &Sim, c: ClientId) -> Vec<Vec<(String, bool)>> {
-    sim.frames(c)
-        .iter()
-        .filter_map(|m| match m {
-            ServerMessage::PublisherLayers { layers, .. } => {
-                Some(layers.iter().map(|l| (l.rid.clone(), l.active)).collect())
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]
