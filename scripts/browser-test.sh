@@ -127,6 +127,9 @@ if [ "$TEST" = pair-switch ]; then
   for pair in "eth1 $ETH_ADDR" "wlan1 $WLAN_ADDR"; do
     read -r dev addr <<<"$pair"
     ip link add "$dev" type veth peer name "${dev}p"
+    # No IPv6 on them: a link-local address would come a second or two after the link
+    # is up, once Chromium runs, and it fails the page's loads with ERR_NETWORK_CHANGED.
+    sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1" "net.ipv6.conf.${dev}p.disable_ipv6=1" || true
     ip addr add "$addr/24" dev "$dev"
     ip link set "$dev" up
     ip link set "${dev}p" up

@@ -174,7 +174,15 @@ async function openPage(name, plain) {
 }
 
 async function join(p, room) {
-  await p.page.goto(`${BASE}/`, { waitUntil: 'load', timeout: 15_000 });
+  // A network change while the page loads (Chromium noticing an interface come up)
+  // fails its modules with ERR_NETWORK_CHANGED: load it again, a few times at most.
+  for (let attempt = 1; ; attempt++) {
+    await p.page.goto(`${BASE}/`, { waitUntil: 'load', timeout: 15_000 });
+    if (await p.page.evaluate(() => typeof window.chorus === 'object' && window.chorus !== null)) break;
+    if (attempt === 3) fail(`${p.name}'s demo page did not start in ${attempt} loads`);
+    info(`${p.name}'s demo page did not start (load ${attempt}); loading it again`);
+    await sleep(1000);
+  }
   await joinThroughForm(p, room);
   info(`${p.name} joined as ${p.participantId}`);
 }
