@@ -13,7 +13,7 @@
 use bytes::Bytes;
 use rtc::rtp;
 
-use super::stream::{DELTA_PACKETS, KEYFRAME_PACKETS, VIDEO_PACKET_SIZE};
+use super::stream::{VIDEO_PACKET_SIZE, frame_packets};
 use super::svc::SVC_LAYER_SIZES;
 use super::{ClientId, Sim};
 
@@ -24,11 +24,7 @@ const OBU_FRAME: u8 = 6 << 3 | 0x02;
 
 /// The payloads of one AV1 frame.
 pub(super) fn av1_frame(keyframe: bool) -> Vec<Bytes> {
-    let count = if keyframe {
-        KEYFRAME_PACKETS
-    } else {
-        DELTA_PACKETS
-    };
+    let count = frame_packets(keyframe);
     (0..count)
         .map(|i| {
             let z = u8::from(i > 0) << 7; // continues the previous packet's OBU

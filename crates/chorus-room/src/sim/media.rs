@@ -10,7 +10,7 @@ use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 
 use super::simulcast::SimulcastSend;
-use super::stream::{DELTA_PACKETS, KEYFRAME_PACKETS, Stream, VIDEO_FPS, VIDEO_PACKET_SIZE};
+use super::stream::{Stream, VIDEO_FPS, VIDEO_PACKET_SIZE, frame_packets};
 
 const AUDIO_FRAME: Duration = Duration::from_millis(20);
 const OPUS_SAMPLES: usize = 960;
@@ -121,11 +121,7 @@ impl Publication {
 /// The payloads of one VP8 frame (RFC 7741): the first starts partition 0 and says
 /// whether the frame is a keyframe (`chorus_core::codec::vp8_is_keyframe` agrees).
 pub fn vp8_frame(keyframe: bool) -> Vec<Bytes> {
-    let count = if keyframe {
-        KEYFRAME_PACKETS
-    } else {
-        DELTA_PACKETS
-    };
+    let count = frame_packets(keyframe);
     (0..count)
         .map(|i| {
             let mut p = vec![0x5a; VIDEO_PACKET_SIZE];

@@ -254,6 +254,11 @@ impl Sim {
 
     pub fn publish(&mut self, c: ClientId, source: TrackSource) -> String {
         let cid = self.clients[c.0].announce(source);
+        self.published(c, &cid)
+    }
+
+    /// Runs the room until `c`'s track announced as `cid` is published; its track id.
+    pub(crate) fn published(&mut self, c: ClientId, cid: &str) -> String {
         self.pump();
         let client = &self.clients[c.0];
         client

@@ -196,14 +196,7 @@ impl Sim {
     /// joined with [`Self::join_simulcast`]. Returns the server's track id.
     pub fn publish_simulcast(&mut self, c: ClientId) -> String {
         let cid = self.clients[c.0].announce_simulcast();
-        self.pump();
-        let client = &self.clients[c.0];
-        client
-            .publications
-            .iter()
-            .find(|p| p.cid == cid)
-            .map(|p| p.track_id.clone())
-            .unwrap_or_else(|| panic!("{} could not publish {cid}", client.identity))
+        self.published(c, &cid)
     }
 
     /// Stops (or resumes) sending one simulcast layer of the client's track.

@@ -14,6 +14,15 @@ pub const VIDEO_FPS: u32 = 30;
 pub const KEYFRAME_PACKETS: usize = 4;
 pub const DELTA_PACKETS: usize = 2;
 pub const VIDEO_PACKET_SIZE: usize = 1000;
+
+/// Packets of a keyframe, or of any other frame.
+pub(super) fn frame_packets(keyframe: bool) -> usize {
+    if keyframe {
+        KEYFRAME_PACKETS
+    } else {
+        DELTA_PACKETS
+    }
+}
 /// Every talker's level: loud speech (RFC 6464, -dBov).
 pub const TALK_DBOV: u8 = 20;
 

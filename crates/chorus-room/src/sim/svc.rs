@@ -62,14 +62,7 @@ impl Sim {
     pub fn publish_svc(&mut self, c: ClientId) -> String {
         let cid = self.clients[c.0].announce(chorus_protocol::TrackSource::Camera);
         self.clients[c.0].svc_cids.push(cid.clone());
-        self.pump();
-        let client = &self.clients[c.0];
-        client
-            .publications
-            .iter()
-            .find(|p| p.cid == cid)
-            .map(|p| p.track_id.clone())
-            .unwrap_or_else(|| panic!("{} could not publish {cid}", client.identity))
+        self.published(c, &cid)
     }
 }
 
